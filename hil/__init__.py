@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rig: EV emulator, CSMS emulator, scenarios, fault injection."""

@@ -1,0 +1,3 @@
+from pnc_bridge.cli import main
+
+raise SystemExit(main())
