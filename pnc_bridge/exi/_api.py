@@ -23,8 +23,10 @@ _codecs: dict[str, ModuleType] = {}
 
 #: EXI header of every ISO 15118 message: distinguishing bits 10, no options, version 1
 EXI_HEADER = 0x80
-#: hard cap on one message (the largest V2G message, CertificateInstallationRes, is ~6 kB)
-MAX_MESSAGE_BYTES = 65536
+#: default cap on one message. Real messages stay below 10 kB (CertificateInstallationRes
+#: ~6 kB), but schema-maximal ones (ServiceDetailRes with 255 x 16 parameters) are larger;
+#: memory use is bounded by the input size either way. The V2GTP layer caps payloads too.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class UnknownSchemaError(ValueError):
@@ -42,7 +44,7 @@ def codec(schema: str) -> ModuleType:
     return mod
 
 
-def decode(schema: str, data: bytes, *, strict: bool = True):
+def decode(schema: str, data: bytes, *, strict: bool = True, max_size: int = MAX_MESSAGE_BYTES):
     """Decode one EXI document (the V2GTP payload, EXI header included) of ``schema``
     into its typed message (``V2G_Message`` for DIN/ISO 15118-2, the message itself for
     ISO 15118-20 and the handshake).
@@ -54,8 +56,8 @@ def decode(schema: str, data: bytes, *, strict: bool = True):
     mod = codec(schema)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("data must be bytes")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise ExiDecodeError(0, f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+    if len(data) > max_size:
+        raise ExiDecodeError(0, f"message of {len(data)} bytes exceeds the {max_size}-byte limit")
     r = Reader(data, strict)
     if not data:
         raise ExiDecodeError(0, "empty input")

@@ -151,7 +151,7 @@ def _e1(w, o):
             _bad("SupportedAppProtocolRes.response_code", v, "a member of _apphand.ResponseCode")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.schema_id
     if v is not None:
         t = _C13.get(s)
@@ -162,7 +162,7 @@ def _e1(w, o):
             _bad("SupportedAppProtocolRes.schema_id", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C14.get(s)
     if t is None:
         _order("SupportedAppProtocolRes", s, _C11)
@@ -282,7 +282,7 @@ def _e2(w, o):
             _bad("AppProtocol.protocol_namespace", v, "a str of length 0..100")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.version_number_major
     if v is not None:
         t = _C23.get(s)
@@ -293,7 +293,7 @@ def _e2(w, o):
             _bad("AppProtocol.version_number_major", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.version_number_minor
     if v is not None:
         t = _C24.get(s)
@@ -304,7 +304,7 @@ def _e2(w, o):
             _bad("AppProtocol.version_number_minor", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.schema_id
     if v is not None:
         t = _C25.get(s)
@@ -315,7 +315,7 @@ def _e2(w, o):
             _bad("AppProtocol.schema_id", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.priority
     if v is not None:
         t = _C26.get(s)
@@ -326,7 +326,7 @@ def _e2(w, o):
             _bad("AppProtocol.priority", v, "an integer in 1..20")
         w.bits(v - 1, 5)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     t = _C27.get(s)
     if t is None:
         _order("AppProtocol", s, _C21)
@@ -339,7 +339,7 @@ _C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH'
 _C1 = ('SE_ANY', 'CH')
 _C2 = ('SE_ANY', 'CH')
 _C3 = {0: 'AppProtocol', 1: 'AppProtocol, end of element', 2: 'end of element'}
-_C4 = {0: (0, 1), 1: (0, 2)}
+_C4 = {0: (0, 1, 1), 1: (0, 2, -1)}
 _C5 = {1: (1, 2, -1), 2: (0, 1, -1)}
 _C6 = (_apphand.ResponseCode.OK_SuccessfulNegotiation, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation, _apphand.ResponseCode.Failed_NoNegotiation, )
 _C7 = {_apphand.ResponseCode.OK_SuccessfulNegotiation: 0, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation: 1, _apphand.ResponseCode.Failed_NoNegotiation: 2}
@@ -347,8 +347,8 @@ _C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH'
 _C9 = ('SE_ANY', 'CH')
 _C10 = ('SE_ANY', 'CH')
 _C11 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
-_C12 = {0: (0, 1)}
-_C13 = {1: (0, 2)}
+_C12 = {0: (0, 1, 1)}
+_C13 = {1: (0, 2, 2)}
 _C14 = {1: (1, 2, -1), 2: (0, 1, -1)}
 _C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
@@ -357,11 +357,11 @@ _C18 = ('EE', 'SE_ANY', 'CH')
 _C19 = ('EE', 'SE_ANY', 'CH')
 _C20 = ('SE_ANY', 'CH')
 _C21 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
-_C22 = {0: (0, 1)}
-_C23 = {1: (0, 1)}
-_C24 = {2: (0, 1)}
-_C25 = {3: (0, 1)}
-_C26 = {4: (0, 1)}
+_C22 = {0: (0, 1, 1)}
+_C23 = {1: (0, 1, 2)}
+_C24 = {2: (0, 1, 3)}
+_C25 = {3: (0, 1, 4)}
+_C26 = {4: (0, 1, 5)}
 _C27 = {5: (0, 1, -1)}
 
 def _decode_document(r):
@@ -381,3 +381,8 @@ ROOTS = {
     _apphand.SupportedAppProtocolRes: [('supportedAppProtocolRes', 1, _e1)],
 }
 ROOT_NAMES = ('supportedAppProtocolReq', 'supportedAppProtocolRes', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq'): _apphand.SupportedAppProtocolReq,
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes'): _apphand.SupportedAppProtocolRes,
+}

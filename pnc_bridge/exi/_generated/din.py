@@ -110,7 +110,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.e_amount
     if v is not None:
         t = _C8.get(s)
@@ -120,7 +120,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_max_voltage
     if v is not None:
         t = _C9.get(s)
@@ -130,7 +130,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_max_current
     if v is not None:
         t = _C10.get(s)
@@ -140,7 +140,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_min_current
     if v is not None:
         t = _C11.get(s)
@@ -150,7 +150,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 5
+        s = t[2]
     t = _C12.get(s)
     if t is None:
         _order("AC_EVChargeParameter", s, _C6)
@@ -227,7 +227,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_max_voltage
     if v is not None:
         t = _C20.get(s)
@@ -237,7 +237,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.evse_max_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_max_current
     if v is not None:
         t = _C21.get(s)
@@ -247,7 +247,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_min_current
     if v is not None:
         t = _C22.get(s)
@@ -257,7 +257,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.evse_min_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     t = _C23.get(s)
     if t is None:
         _order("AC_EVSEChargeParameter", s, _C18)
@@ -360,7 +360,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.power_switch_closed", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.rcd
     if v is not None:
         t = _C33.get(s)
@@ -371,7 +371,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.rcd", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.notification_max_delay
     if v is not None:
         t = _C34.get(s)
@@ -382,7 +382,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_notification
     if v is not None:
         t = _C35.get(s)
@@ -394,7 +394,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     t = _C36.get(s)
     if t is None:
         _order("AC_EVSEStatus", s, _C31)
@@ -461,7 +461,7 @@ def _e4(w, o):
             _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     t = _C44.get(s)
     if t is None:
         _order("CableCheckReq", s, _C42)
@@ -543,7 +543,7 @@ def _e5(w, o):
             _bad("CableCheckRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
         t = _C55.get(s)
@@ -553,7 +553,7 @@ def _e5(w, o):
             _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C56.get(s)
@@ -565,7 +565,7 @@ def _e5(w, o):
             _bad("CableCheckRes.evse_processing", v, "a member of _din.EVSEProcessing")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C57.get(s)
     if t is None:
         _order("CableCheckRes", s, _C53)
@@ -719,7 +719,7 @@ def _d7(r):
     o = _new(_din.CertificateInstallationReq)
     o.id = f0
     o.oem_provisioning_cert = f1
-    o.list_of_root_certificate_i_ds = f2
+    o.list_of_root_certificate_ids = f2
     o.dh_params = f3
     return o
 
@@ -746,17 +746,17 @@ def _e7(w, o):
             _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..1200")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
-    v = o.list_of_root_certificate_i_ds
+        s = t[2]
+    v = o.list_of_root_certificate_ids
     if v is not None:
         t = _C73.get(s)
         if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_i_ds", s, _C70)
+            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C70)
         if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_i_ds", v, "a ListOfRootCertificateIDs")
+            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 2
+        s = t[2]
     v = o.dh_params
     if v is not None:
         t = _C74.get(s)
@@ -767,7 +767,7 @@ def _e7(w, o):
             _bad("CertificateInstallationReq.dh_params", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C75.get(s)
     if t is None:
         _order("CertificateInstallationReq", s, _C70)
@@ -901,7 +901,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
         t = _C86.get(s)
@@ -911,7 +911,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 2
+        s = t[2]
     v = o.contract_signature_encrypted_private_key
     if v is not None:
         t = _C87.get(s)
@@ -922,7 +922,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.dh_params
     if v is not None:
         t = _C88.get(s)
@@ -933,7 +933,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.dh_params", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.contract_id
     if v is not None:
         t = _C89.get(s)
@@ -944,7 +944,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.contract_id", v, "a str of length 0..24")
         w.string(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     t = _C90.get(s)
     if t is None:
         _order("CertificateInstallationRes", s, _C83)
@@ -1029,7 +1029,7 @@ def _d9(r):
     o.id = f0
     o.contract_signature_cert_chain = f1
     o.contract_id = f2
-    o.list_of_root_certificate_i_ds = f3
+    o.list_of_root_certificate_ids = f3
     o.dh_params = f4
     return o
 
@@ -1055,7 +1055,7 @@ def _e9(w, o):
             _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 1
+        s = t[2]
     v = o.contract_id
     if v is not None:
         t = _C100.get(s)
@@ -1066,17 +1066,17 @@ def _e9(w, o):
             _bad("CertificateUpdateReq.contract_id", v, "a str of length 0..24")
         w.string(v)
         w.bits(0, 1)
-        s = 2
-    v = o.list_of_root_certificate_i_ds
+        s = t[2]
+    v = o.list_of_root_certificate_ids
     if v is not None:
         t = _C101.get(s)
         if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_i_ds", s, _C97)
+            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C97)
         if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_i_ds", v, "a ListOfRootCertificateIDs")
+            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 3
+        s = t[2]
     v = o.dh_params
     if v is not None:
         t = _C102.get(s)
@@ -1087,7 +1087,7 @@ def _e9(w, o):
             _bad("CertificateUpdateReq.dh_params", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     t = _C103.get(s)
     if t is None:
         _order("CertificateUpdateReq", s, _C97)
@@ -1239,7 +1239,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
         t = _C115.get(s)
@@ -1249,7 +1249,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 2
+        s = t[2]
     v = o.contract_signature_encrypted_private_key
     if v is not None:
         t = _C116.get(s)
@@ -1260,7 +1260,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.dh_params
     if v is not None:
         t = _C117.get(s)
@@ -1271,7 +1271,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.dh_params", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.contract_id
     if v is not None:
         t = _C118.get(s)
@@ -1282,7 +1282,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.contract_id", v, "a str of length 0..24")
         w.string(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.retry_counter
     if v is not None:
         t = _C119.get(s)
@@ -1293,7 +1293,7 @@ def _e10(w, o):
             _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     t = _C120.get(s)
     if t is None:
         _order("CertificateUpdateRes", s, _C112)
@@ -1364,7 +1364,7 @@ def _e11(w, o):
             _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v, "a member of _din.EVRequestedEnergyTransfer")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_charge_parameter
     if v is not None:
         d = _C131.get(v.__class__)
@@ -1375,7 +1375,7 @@ def _e11(w, o):
             _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C126)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
+        s = t[2]
     t = _C132.get(s)
     if t is None:
         _order("ChargeParameterDiscoveryReq", s, _C126)
@@ -1477,7 +1477,7 @@ def _e12(w, o):
             _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C140.get(s)
@@ -1489,7 +1489,7 @@ def _e12(w, o):
             _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _din.EVSEProcessing")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.sa_schedules
     if v is not None:
         d = _C143.get(v.__class__)
@@ -1500,7 +1500,7 @@ def _e12(w, o):
             _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C138)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
+        s = t[2]
     v = o.evse_charge_parameter
     if v is not None:
         d = _C147.get(v.__class__)
@@ -1511,7 +1511,7 @@ def _e12(w, o):
             _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C138)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 4
+        s = t[2]
     t = _C148.get(s)
     if t is None:
         _order("ChargeParameterDiscoveryRes", s, _C138)
@@ -1690,7 +1690,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evseid
     if v is not None:
         t = _C162.get(s)
@@ -1701,7 +1701,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.evseid", v, "bytes of length 0..32")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
         t = _C163.get(s)
@@ -1712,7 +1712,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_max_current
     if v is not None:
         t = _C164.get(s)
@@ -1722,7 +1722,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C165.get(s)
@@ -1732,7 +1732,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e81(w, v)
-        s = 5
+        s = t[2]
     v = o.receipt_required
     if v is not None:
         t = _C166.get(s)
@@ -1743,7 +1743,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.receipt_required", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.ac_evse_status
     if v is not None:
         t = _C167.get(s)
@@ -1753,7 +1753,7 @@ def _e14(w, o):
             _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 7
+        s = t[2]
     t = _C168.get(s)
     if t is None:
         _order("ChargingStatusRes", s, _C160)
@@ -1836,7 +1836,7 @@ def _e15(w, o):
             _bad("ContractAuthenticationReq.gen_challenge", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     t = _C175.get(s)
     if t is None:
         _order("ContractAuthenticationReq", s, _C172)
@@ -1907,7 +1907,7 @@ def _e16(w, o):
             _bad("ContractAuthenticationRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C181.get(s)
@@ -1919,7 +1919,7 @@ def _e16(w, o):
             _bad("ContractAuthenticationRes.evse_processing", v, "a member of _din.EVSEProcessing")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C182.get(s)
     if t is None:
         _order("ContractAuthenticationRes", s, _C179)
@@ -2129,8 +2129,8 @@ def _d17(r):
     o.ev_maximum_power_limit = f4
     o.bulk_charging_complete = f5
     o.charging_complete = f6
-    o.remaining_time_to_full_so_c = f7
-    o.remaining_time_to_bulk_so_c = f8
+    o.remaining_time_to_full_soc = f7
+    o.remaining_time_to_bulk_soc = f8
     o.ev_target_voltage = f9
     return o
 
@@ -2146,7 +2146,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
         t = _C196.get(s)
@@ -2156,7 +2156,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_voltage_limit
     if v is not None:
         t = _C197.get(s)
@@ -2166,7 +2166,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_current_limit
     if v is not None:
         t = _C198.get(s)
@@ -2176,7 +2176,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_power_limit
     if v is not None:
         t = _C199.get(s)
@@ -2186,7 +2186,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 5
+        s = t[2]
     v = o.bulk_charging_complete
     if v is not None:
         t = _C200.get(s)
@@ -2197,7 +2197,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.charging_complete
     if v is not None:
         t = _C201.get(s)
@@ -2208,27 +2208,27 @@ def _e17(w, o):
             _bad("CurrentDemandReq.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
-    v = o.remaining_time_to_full_so_c
+        s = t[2]
+    v = o.remaining_time_to_full_soc
     if v is not None:
         t = _C202.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_so_c", s, _C194)
+            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C194)
         if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_so_c", v, "a PhysicalValue")
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 8
-    v = o.remaining_time_to_bulk_so_c
+        s = t[2]
+    v = o.remaining_time_to_bulk_soc
     if v is not None:
         t = _C203.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_so_c", s, _C194)
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C194)
         if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_so_c", v, "a PhysicalValue")
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
         t = _C204.get(s)
@@ -2238,7 +2238,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 10
+        s = t[2]
     t = _C205.get(s)
     if t is None:
         _order("CurrentDemandReq", s, _C194)
@@ -2421,7 +2421,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
         t = _C219.get(s)
@@ -2431,7 +2431,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
         t = _C220.get(s)
@@ -2441,7 +2441,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_present_current
     if v is not None:
         t = _C221.get(s)
@@ -2451,7 +2451,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_current_limit_achieved
     if v is not None:
         t = _C222.get(s)
@@ -2462,7 +2462,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.evse_voltage_limit_achieved
     if v is not None:
         t = _C223.get(s)
@@ -2473,7 +2473,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.evse_power_limit_achieved
     if v is not None:
         t = _C224.get(s)
@@ -2484,7 +2484,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.evse_maximum_voltage_limit
     if v is not None:
         t = _C225.get(s)
@@ -2494,7 +2494,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_maximum_current_limit
     if v is not None:
         t = _C226.get(s)
@@ -2504,7 +2504,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_maximum_power_limit
     if v is not None:
         t = _C227.get(s)
@@ -2514,7 +2514,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 10
+        s = t[2]
     t = _C228.get(s)
     if t is None:
         _order("CurrentDemandRes", s, _C217)
@@ -2713,7 +2713,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_current_limit
     if v is not None:
         t = _C240.get(s)
@@ -2723,7 +2723,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_power_limit
     if v is not None:
         t = _C241.get(s)
@@ -2733,7 +2733,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_voltage_limit
     if v is not None:
         t = _C242.get(s)
@@ -2743,7 +2743,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_energy_capacity
     if v is not None:
         t = _C243.get(s)
@@ -2753,7 +2753,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_energy_request
     if v is not None:
         t = _C244.get(s)
@@ -2763,7 +2763,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 6
+        s = t[2]
     v = o.full_soc
     if v is not None:
         t = _C245.get(s)
@@ -2774,7 +2774,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.bulk_soc
     if v is not None:
         t = _C246.get(s)
@@ -2785,7 +2785,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     t = _C247.get(s)
     if t is None:
         _order("DC_EVChargeParameter", s, _C238)
@@ -2869,7 +2869,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.bulk_charging_complete
     if v is not None:
         t = _C254.get(s)
@@ -2880,7 +2880,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.charging_complete
     if v is not None:
         t = _C255.get(s)
@@ -2891,7 +2891,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C256.get(s)
     if t is None:
         _order("DC_EVPowerDeliveryParameter", s, _C252)
@@ -3031,7 +3031,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_maximum_current_limit
     if v is not None:
         t = _C269.get(s)
@@ -3041,7 +3041,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_power_limit
     if v is not None:
         t = _C270.get(s)
@@ -3051,7 +3051,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_maximum_voltage_limit
     if v is not None:
         t = _C271.get(s)
@@ -3061,7 +3061,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_minimum_current_limit
     if v is not None:
         t = _C272.get(s)
@@ -3071,7 +3071,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_voltage_limit
     if v is not None:
         t = _C273.get(s)
@@ -3081,7 +3081,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_current_regulation_tolerance
     if v is not None:
         t = _C274.get(s)
@@ -3091,7 +3091,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_peak_current_ripple
     if v is not None:
         t = _C275.get(s)
@@ -3101,7 +3101,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_energy_to_be_delivered
     if v is not None:
         t = _C276.get(s)
@@ -3111,7 +3111,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 9
+        s = t[2]
     t = _C277.get(s)
     if t is None:
         _order("DC_EVSEChargeParameter", s, _C267)
@@ -3230,7 +3230,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _din.IsolationLevel")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_status_code
     if v is not None:
         t = _C289.get(s)
@@ -3242,7 +3242,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_status_code", v, "a member of _din.DC_EVSEStatusCode")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.notification_max_delay
     if v is not None:
         t = _C290.get(s)
@@ -3253,7 +3253,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_notification
     if v is not None:
         t = _C291.get(s)
@@ -3265,7 +3265,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     t = _C292.get(s)
     if t is None:
         _order("DC_EVSEStatus", s, _C287)
@@ -3414,7 +3414,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.ev_ready", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_cabin_conditioning
     if v is not None:
         t = _C303.get(s)
@@ -3425,7 +3425,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.ev_cabin_conditioning", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evress_conditioning
     if v is not None:
         t = _C304.get(s)
@@ -3436,7 +3436,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.evress_conditioning", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_error_code
     if v is not None:
         t = _C305.get(s)
@@ -3448,7 +3448,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.ev_error_code", v, "a member of _din.DC_EVErrorCode")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evresssoc
     if v is not None:
         t = _C306.get(s)
@@ -3459,7 +3459,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     t = _C307.get(s)
     if t is None:
         _order("DC_EVStatus", s, _C301)
@@ -3641,7 +3641,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C318.get(s)
@@ -3652,7 +3652,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C319.get(s)
@@ -3663,7 +3663,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C320.get(s)
@@ -3674,7 +3674,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C321.get(s)
@@ -3685,7 +3685,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C322.get(s)
@@ -3696,7 +3696,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C323.get(s)
@@ -3707,7 +3707,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C324.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C316)
@@ -3945,7 +3945,7 @@ def _e31(w, o):
             _order("Entry.time_interval", s, _C349)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     t = _C353.get(s)
     if t is None:
         _order("Entry", s, _C349)
@@ -4739,7 +4739,7 @@ def _e33(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e24(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C382.get(s)
@@ -4749,7 +4749,7 @@ def _e33(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 2
+        s = t[2]
     t = _C383.get(s)
     if t is None:
         _order("KeyValue", s, _C380)
@@ -4944,7 +4944,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
         t = _C399.get(s)
@@ -4955,7 +4955,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C400.get(s)
@@ -4965,7 +4965,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e81(w, v)
-        s = 3
+        s = t[2]
     t = _C401.get(s)
     if t is None:
         _order("MeteringReceiptReq", s, _C396)
@@ -5030,7 +5030,7 @@ def _e36(w, o):
             _bad("MeteringReceiptRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ac_evse_status
     if v is not None:
         t = _C407.get(s)
@@ -5040,7 +5040,7 @@ def _e36(w, o):
             _bad("MeteringReceiptRes.ac_evse_status", v, "a AC_EVSEStatus")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 2
+        s = t[2]
     t = _C408.get(s)
     if t is None:
         _order("MeteringReceiptRes", s, _C405)
@@ -5192,7 +5192,6 @@ def _d38(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -5282,7 +5281,6 @@ def _d38(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e38(w, o):
@@ -5298,7 +5296,7 @@ def _e38(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C428.get(s)
@@ -5309,19 +5307,8 @@ def _e38(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C429.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C430.get(s)
+        s = t[2]
+    t = _C429.get(s)
     if t is None:
         _order("PGPData", s, _C426)
     if t[1]:
@@ -5341,7 +5328,7 @@ def _d39(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C431, "PMaxScheduleEntryType")
+            _escape(r, 3, _C430, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -5357,7 +5344,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "PMax")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C432, "PMaxScheduleEntryType")
+            _escape(r, 2, _C431, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5365,7 +5352,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C433, "PMaxScheduleEntryType")
+            _escape(r, 1, _C432, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_din.PMaxScheduleEntry)
@@ -5378,29 +5365,29 @@ def _e39(w, o):
     s = 0
     v = o.time_interval
     if v is not None:
-        d = _C437.get(v.__class__)
+        d = _C436.get(v.__class__)
         if d is None:
             _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
         t = d[0].get(s)
         if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C434)
+            _order("PMaxScheduleEntry.time_interval", s, _C433)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     v = o.p_max
     if v is not None:
-        t = _C438.get(s)
+        t = _C437.get(s)
         if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C434)
+            _order("PMaxScheduleEntry.p_max", s, _C433)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("PMaxScheduleEntry.p_max", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C439.get(s)
+        s = t[2]
+    t = _C438.get(s)
     if t is None:
-        _order("PMaxScheduleEntry", s, _C434)
+        _order("PMaxScheduleEntry", s, _C433)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5420,7 +5407,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C440, "PaymentDetailsReqType")
+            _escape(r, 3, _C439, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5429,7 +5416,7 @@ def _d40(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C441, "PaymentDetailsReqType")
+            _escape(r, 2, _C440, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5437,7 +5424,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C442, "PaymentDetailsReqType")
+            _escape(r, 1, _C441, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsReq)
@@ -5450,28 +5437,28 @@ def _e40(w, o):
     s = 0
     v = o.contract_id
     if v is not None:
-        t = _C444.get(s)
+        t = _C443.get(s)
         if t is None:
-            _order("PaymentDetailsReq.contract_id", s, _C443)
+            _order("PaymentDetailsReq.contract_id", s, _C442)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 24:
             _bad("PaymentDetailsReq.contract_id", v, "a str of length 0..24")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
-        t = _C445.get(s)
+        t = _C444.get(s)
         if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C443)
+            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C442)
         if v.__class__ is not _din.CertificateChain:
             _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 2
-    t = _C446.get(s)
+        s = t[2]
+    t = _C445.get(s)
     if t is None:
-        _order("PaymentDetailsReq", s, _C443)
+        _order("PaymentDetailsReq", s, _C442)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5495,7 +5482,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C447, "PaymentDetailsResType")
+            _escape(r, 3, _C446, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -5509,7 +5496,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C448, "PaymentDetailsResType")
+            _escape(r, 2, _C447, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -5525,7 +5512,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C449, "PaymentDetailsResType")
+            _escape(r, 2, _C448, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -5533,7 +5520,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C450, "PaymentDetailsResType")
+            _escape(r, 1, _C449, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsRes)
@@ -5547,41 +5534,41 @@ def _e41(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C452.get(s)
+        t = _C451.get(s)
         if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C451)
+            _order("PaymentDetailsRes.response_code", s, _C450)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("PaymentDetailsRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.gen_challenge
     if v is not None:
-        t = _C453.get(s)
+        t = _C452.get(s)
         if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C451)
+            _order("PaymentDetailsRes.gen_challenge", s, _C450)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("PaymentDetailsRes.gen_challenge", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.date_time_now
     if v is not None:
-        t = _C454.get(s)
+        t = _C453.get(s)
         if t is None:
-            _order("PaymentDetailsRes.date_time_now", s, _C451)
+            _order("PaymentDetailsRes.date_time_now", s, _C450)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("PaymentDetailsRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C455.get(s)
+        s = t[2]
+    t = _C454.get(s)
     if t is None:
-        _order("PaymentDetailsRes", s, _C451)
+        _order("PaymentDetailsRes", s, _C450)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5602,7 +5589,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C456, "PowerDeliveryReqType")
+            _escape(r, 3, _C455, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5619,7 +5606,7 @@ def _d42(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C457, "PowerDeliveryReqType")
+            _escape(r, 1, _C456, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5633,7 +5620,7 @@ def _d42(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C458, "PowerDeliveryReqType")
+            _escape(r, 1, _C457, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5641,7 +5628,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C459, "PowerDeliveryReqType")
+            _escape(r, 1, _C458, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryReq)
@@ -5655,39 +5642,39 @@ def _e42(w, o):
     s = 0
     v = o.ready_to_charge_state
     if v is not None:
-        t = _C461.get(s)
+        t = _C460.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ready_to_charge_state", s, _C460)
+            _order("PowerDeliveryReq.ready_to_charge_state", s, _C459)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("PowerDeliveryReq.ready_to_charge_state", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charging_profile
     if v is not None:
-        t = _C462.get(s)
+        t = _C461.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C460)
+            _order("PowerDeliveryReq.charging_profile", s, _C459)
         if v.__class__ is not _din.ChargingProfile:
             _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_power_delivery_parameter
     if v is not None:
-        d = _C465.get(v.__class__)
+        d = _C464.get(v.__class__)
         if d is None:
             _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
         t = d[0].get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C460)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C459)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
-    t = _C466.get(s)
+        s = t[2]
+    t = _C465.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C460)
+        _order("PowerDeliveryReq", s, _C459)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5710,7 +5697,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C467, "PowerDeliveryResType")
+            _escape(r, 3, _C466, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -5725,7 +5712,7 @@ def _d43(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C468, "PowerDeliveryResType")
+            _escape(r, 2, _C467, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5733,7 +5720,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C469, "PowerDeliveryResType")
+            _escape(r, 1, _C468, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryRes)
@@ -5746,30 +5733,30 @@ def _e43(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C471.get(s)
+        t = _C470.get(s)
         if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C470)
+            _order("PowerDeliveryRes.response_code", s, _C469)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("PowerDeliveryRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_status
     if v is not None:
-        d = _C475.get(v.__class__)
+        d = _C474.get(v.__class__)
         if d is None:
             _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
         t = d[0].get(s)
         if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C470)
+            _order("PowerDeliveryRes.evse_status", s, _C469)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
-    t = _C476.get(s)
+        s = t[2]
+    t = _C475.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C470)
+        _order("PowerDeliveryRes", s, _C469)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5785,7 +5772,7 @@ def _d44(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C477, "PreChargeReqType")
+            _escape(r, 3, _C476, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5794,7 +5781,7 @@ def _d44(r):
             f1 = _d78(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C478, "PreChargeReqType")
+            _escape(r, 2, _C477, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5803,7 +5790,7 @@ def _d44(r):
             f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C479, "PreChargeReqType")
+            _escape(r, 2, _C478, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5811,7 +5798,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C480, "PreChargeReqType")
+            _escape(r, 1, _C479, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_din.PreChargeReq)
@@ -5825,37 +5812,37 @@ def _e44(w, o):
     s = 0
     v = o.dc_ev_status
     if v is not None:
-        t = _C482.get(s)
+        t = _C481.get(s)
         if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C481)
+            _order("PreChargeReq.dc_ev_status", s, _C480)
         if v.__class__ is not _din.DC_EVStatus:
             _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
-        t = _C483.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C481)
+            _order("PreChargeReq.ev_target_voltage", s, _C480)
         if v.__class__ is not _din.PhysicalValue:
             _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
-        t = _C484.get(s)
+        t = _C483.get(s)
         if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C481)
+            _order("PreChargeReq.ev_target_current", s, _C480)
         if v.__class__ is not _din.PhysicalValue:
             _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
-    t = _C485.get(s)
+        s = t[2]
+    t = _C484.get(s)
     if t is None:
-        _order("PreChargeReq", s, _C481)
+        _order("PreChargeReq", s, _C480)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5879,7 +5866,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C486, "PreChargeResType")
+            _escape(r, 3, _C485, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -5888,7 +5875,7 @@ def _d45(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C487, "PreChargeResType")
+            _escape(r, 2, _C486, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
@@ -5897,7 +5884,7 @@ def _d45(r):
             f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C488, "PreChargeResType")
+            _escape(r, 2, _C487, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -5905,7 +5892,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C489, "PreChargeResType")
+            _escape(r, 1, _C488, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_din.PreChargeRes)
@@ -5919,39 +5906,39 @@ def _e45(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C491.get(s)
+        t = _C490.get(s)
         if t is None:
-            _order("PreChargeRes.response_code", s, _C490)
+            _order("PreChargeRes.response_code", s, _C489)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("PreChargeRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
-        t = _C492.get(s)
+        t = _C491.get(s)
         if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C490)
+            _order("PreChargeRes.dc_evse_status", s, _C489)
         if v.__class__ is not _din.DC_EVSEStatus:
             _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
-        t = _C493.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C490)
+            _order("PreChargeRes.evse_present_voltage", s, _C489)
         if v.__class__ is not _din.PhysicalValue:
             _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
-    t = _C494.get(s)
+        s = t[2]
+    t = _C493.get(s)
     if t is None:
-        _order("PreChargeRes", s, _C490)
+        _order("PreChargeRes", s, _C489)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5971,7 +5958,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C495, "RSAKeyValueType")
+            _escape(r, 3, _C494, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5985,7 +5972,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C496, "RSAKeyValueType")
+            _escape(r, 2, _C495, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5993,7 +5980,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C497, "RSAKeyValueType")
+            _escape(r, 1, _C496, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6006,29 +5993,29 @@ def _e46(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C499.get(s)
+        t = _C498.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C498)
+            _order("RSAKeyValue.modulus", s, _C497)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C500.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C498)
+            _order("RSAKeyValue.exponent", s, _C497)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C501.get(s)
+        s = t[2]
+    t = _C500.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C498)
+        _order("RSAKeyValue", s, _C497)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6059,7 +6046,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C502, "ReferenceType")
+            _escape(r, 3, _C501, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6077,7 +6064,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C503, "ReferenceType")
+            _escape(r, 3, _C502, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6092,7 +6079,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C504, "ReferenceType")
+            _escape(r, 3, _C503, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6104,7 +6091,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C505, "ReferenceType")
+            _escape(r, 3, _C504, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6113,7 +6100,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C506, "ReferenceType")
+            _escape(r, 2, _C505, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6127,7 +6114,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C507, "ReferenceType")
+            _escape(r, 2, _C506, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6135,7 +6122,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C508, "ReferenceType")
+            _escape(r, 1, _C507, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6152,9 +6139,9 @@ def _e47(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C510.get(s)
+        t = _C509.get(s)
         if t is None:
-            _order("Reference.id", s, _C509)
+            _order("Reference.id", s, _C508)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6162,9 +6149,9 @@ def _e47(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C511.get(s)
+        t = _C510.get(s)
         if t is None:
-            _order("Reference.type", s, _C509)
+            _order("Reference.type", s, _C508)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6172,9 +6159,9 @@ def _e47(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C512.get(s)
+        t = _C511.get(s)
         if t is None:
-            _order("Reference.uri", s, _C509)
+            _order("Reference.uri", s, _C508)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6182,38 +6169,38 @@ def _e47(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C513.get(s)
+        t = _C512.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C509)
+            _order("Reference.transforms", s, _C508)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e73(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C514.get(s)
+        t = _C513.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C509)
+            _order("Reference.digest_method", s, _C508)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e25(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C515.get(s)
+        t = _C514.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C509)
+            _order("Reference.digest_value", s, _C508)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C516.get(s)
+        s = t[2]
+    t = _C515.get(s)
     if t is None:
-        _order("Reference", s, _C509)
+        _order("Reference", s, _C508)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6235,7 +6222,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "start")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C517, "RelativeTimeIntervalType")
+            _escape(r, 3, _C516, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -6253,7 +6240,7 @@ def _d48(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C518, "RelativeTimeIntervalType")
+            _escape(r, 1, _C517, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6261,7 +6248,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C519, "RelativeTimeIntervalType")
+            _escape(r, 1, _C518, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_din.RelativeTimeInterval)
@@ -6274,29 +6261,29 @@ def _e48(w, o):
     s = 0
     v = o.start
     if v is not None:
-        t = _C521.get(s)
+        t = _C520.get(s)
         if t is None:
-            _order("RelativeTimeInterval.start", s, _C520)
+            _order("RelativeTimeInterval.start", s, _C519)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("RelativeTimeInterval.start", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.duration
     if v is not None:
-        t = _C522.get(s)
+        t = _C521.get(s)
         if t is None:
-            _order("RelativeTimeInterval.duration", s, _C520)
+            _order("RelativeTimeInterval.duration", s, _C519)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("RelativeTimeInterval.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
-    t = _C523.get(s)
+        s = t[2]
+    t = _C522.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C520)
+        _order("RelativeTimeInterval", s, _C519)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6320,7 +6307,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C524, "RetrievalMethodType")
+            _escape(r, 3, _C523, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6334,7 +6321,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C525, "RetrievalMethodType")
+            _escape(r, 2, _C524, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6345,7 +6332,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C526, "RetrievalMethodType")
+            _escape(r, 2, _C525, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6353,7 +6340,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C527, "RetrievalMethodType")
+            _escape(r, 1, _C526, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6367,9 +6354,9 @@ def _e49(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C529.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C528)
+            _order("RetrievalMethod.type", s, _C527)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6377,9 +6364,9 @@ def _e49(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C530.get(s)
+        t = _C529.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C528)
+            _order("RetrievalMethod.uri", s, _C527)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6387,17 +6374,17 @@ def _e49(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C531.get(s)
+        t = _C530.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C528)
+            _order("RetrievalMethod.transforms", s, _C527)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e73(w, v)
-        s = 1
-    t = _C532.get(s)
+        s = t[2]
+    t = _C531.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C528)
+        _order("RetrievalMethod", s, _C527)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6414,7 +6401,7 @@ def _d50(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C533, "SAScheduleListType")
+            _escape(r, 3, _C532, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -6429,7 +6416,7 @@ def _d50(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C534, "SAScheduleListType")
+                _escape(r, 1, _C533, "SAScheduleListType")
             else:
                 r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleList)
@@ -6445,17 +6432,17 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C536.get(s)
+        t = _C535.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C535)
+            _order("SAScheduleList.sa_schedule_tuple", s, _C534)
         if v.__class__ is not _din.SAScheduleTuple:
             _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
         w.bits(t[0], t[1])
         _e83(w, v)
         s = 1
-    t = _C537.get(s)
+    t = _C536.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C535)
+        _order("SAScheduleList", s, _C534)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6467,7 +6454,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C538, "SASchedulesType")
+            _escape(r, 3, _C537, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_din.SASchedules)
@@ -6476,9 +6463,9 @@ def _d51(r):
 def _e51(w, o):
     """din.SASchedules -> SASchedulesType"""
     s = 0
-    t = _C540.get(s)
+    t = _C539.get(s)
     if t is None:
-        _order("SASchedules", s, _C539)
+        _order("SASchedules", s, _C538)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6499,7 +6486,7 @@ def _d52(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C541, "SPKIDataType")
+                _escape(r, 3, _C540, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6518,7 +6505,7 @@ def _d52(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C542, "SPKIDataType")
+                _escape(r, 1, _C541, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6535,7 +6522,7 @@ def _d52(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C543, "SPKIDataType")
+                _escape(r, 1, _C542, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6553,18 +6540,18 @@ def _e52(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C545.get(s)
+        t = _C544.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C544)
+            _order("SPKIData.spki_sexp", s, _C543)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C546.get(s)
+    t = _C545.get(s)
     if t is None:
-        _order("SPKIData", s, _C544)
+        _order("SPKIData", s, _C543)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6584,7 +6571,7 @@ def _d53(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C547, "SalesTariffEntryType")
+            _escape(r, 3, _C546, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -6598,7 +6585,7 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C548, "SalesTariffEntryType")
+            _escape(r, 2, _C547, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -6611,7 +6598,7 @@ def _d53(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C549, "SalesTariffEntryType")
+            _escape(r, 1, _C548, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -6626,7 +6613,7 @@ def _d53(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C550, "SalesTariffEntryType")
+                _escape(r, 1, _C549, "SalesTariffEntryType")
             else:
                 r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_din.SalesTariffEntry)
@@ -6640,43 +6627,43 @@ def _e53(w, o):
     s = 0
     v = o.time_interval
     if v is not None:
-        d = _C554.get(v.__class__)
+        d = _C553.get(v.__class__)
         if d is None:
             _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
         t = d[0].get(s)
         if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C551)
+            _order("SalesTariffEntry.time_interval", s, _C550)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     v = o.e_price_level
     if v is not None:
-        t = _C555.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C551)
+            _order("SalesTariffEntry.e_price_level", s, _C550)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C556.get(s)
+        t = _C555.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C551)
+            _order("SalesTariffEntry.consumption_cost", s, _C550)
         if v.__class__ is not _din.ConsumptionCost:
             _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
         w.bits(t[0], t[1])
         _e84(w, v)
         s = 3
-    t = _C557.get(s)
+    t = _C556.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C551)
+        _order("SalesTariffEntry", s, _C550)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6692,7 +6679,7 @@ def _d54(r):
             f0 = _d85(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C558, "ServiceChargeType")
+            _escape(r, 3, _C557, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 1:
@@ -6706,7 +6693,7 @@ def _d54(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C559, "ServiceChargeType")
+            _escape(r, 2, _C558, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 2:
@@ -6718,12 +6705,12 @@ def _d54(r):
                 f2 = r.bits(4)
                 if f2 >= 10:
                     r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
-                f2 = _C560[f2]
+                f2 = _C559[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C562, "ServiceChargeType")
+            _escape(r, 2, _C561, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 3:
@@ -6731,7 +6718,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C563, "ServiceChargeType")
+            _escape(r, 1, _C562, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     o = _new(_din.ServiceCharge)
@@ -6745,40 +6732,40 @@ def _e54(w, o):
     s = 0
     v = o.service_tag
     if v is not None:
-        t = _C565.get(s)
+        t = _C564.get(s)
         if t is None:
-            _order("ServiceCharge.service_tag", s, _C564)
+            _order("ServiceCharge.service_tag", s, _C563)
         if v.__class__ is not _din.ServiceTag:
             _bad("ServiceCharge.service_tag", v, "a ServiceTag")
         w.bits(t[0], t[1])
         _e85(w, v)
-        s = 1
+        s = t[2]
     v = o.free_service
     if v is not None:
-        t = _C566.get(s)
+        t = _C565.get(s)
         if t is None:
-            _order("ServiceCharge.free_service", s, _C564)
+            _order("ServiceCharge.free_service", s, _C563)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("ServiceCharge.free_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.energy_transfer_type
     if v is not None:
-        t = _C567.get(s)
+        t = _C566.get(s)
         if t is None:
-            _order("ServiceCharge.energy_transfer_type", s, _C564)
+            _order("ServiceCharge.energy_transfer_type", s, _C563)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C561.get(v)
+        i = _C560.get(v)
         if i is None:
             _bad("ServiceCharge.energy_transfer_type", v, "a member of _din.EVSESupportedEnergyTransfer")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 3
-    t = _C568.get(s)
+        s = t[2]
+    t = _C567.get(s)
     if t is None:
-        _order("ServiceCharge", s, _C564)
+        _order("ServiceCharge", s, _C563)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6799,7 +6786,7 @@ def _d55(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C569, "ServiceDetailReqType")
+            _escape(r, 3, _C568, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6807,7 +6794,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C570, "ServiceDetailReqType")
+            _escape(r, 1, _C569, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailReq)
@@ -6819,18 +6806,18 @@ def _e55(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C572.get(s)
+        t = _C571.get(s)
         if t is None:
-            _order("ServiceDetailReq.service_id", s, _C571)
+            _order("ServiceDetailReq.service_id", s, _C570)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
-    t = _C573.get(s)
+        s = t[2]
+    t = _C572.get(s)
     if t is None:
-        _order("ServiceDetailReq", s, _C571)
+        _order("ServiceDetailReq", s, _C570)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6854,7 +6841,7 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C574, "ServiceDetailResType")
+            _escape(r, 3, _C573, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -6870,7 +6857,7 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C575, "ServiceDetailResType")
+            _escape(r, 2, _C574, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -6881,7 +6868,7 @@ def _d56(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C576, "ServiceDetailResType")
+            _escape(r, 1, _C575, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -6889,7 +6876,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C577, "ServiceDetailResType")
+            _escape(r, 1, _C576, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailRes)
@@ -6903,40 +6890,40 @@ def _e56(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C579.get(s)
+        t = _C578.get(s)
         if t is None:
-            _order("ServiceDetailRes.response_code", s, _C578)
+            _order("ServiceDetailRes.response_code", s, _C577)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("ServiceDetailRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_id
     if v is not None:
-        t = _C580.get(s)
+        t = _C579.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_id", s, _C578)
+            _order("ServiceDetailRes.service_id", s, _C577)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_parameter_list
     if v is not None:
-        t = _C581.get(s)
+        t = _C580.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C578)
+            _order("ServiceDetailRes.service_parameter_list", s, _C577)
         if v.__class__ is not _din.ServiceParameterList:
             _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
         w.bits(t[0], t[1])
         _e86(w, v)
-        s = 3
-    t = _C582.get(s)
+        s = t[2]
+    t = _C581.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C578)
+        _order("ServiceDetailRes", s, _C577)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6960,14 +6947,14 @@ def _d57(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C583[f1]
+                f1 = _C582[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C585, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C584, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6977,14 +6964,14 @@ def _d57(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C583[f1]
+                f1 = _C582[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C586, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C585, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6992,7 +6979,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C587, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C586, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryReq)
@@ -7005,30 +6992,30 @@ def _e57(w, o):
     s = 0
     v = o.service_scope
     if v is not None:
-        t = _C589.get(s)
+        t = _C588.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C588)
+            _order("ServiceDiscoveryReq.service_scope", s, _C587)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_category
     if v is not None:
-        t = _C590.get(s)
+        t = _C589.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C588)
+            _order("ServiceDiscoveryReq.service_category", s, _C587)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C584.get(v)
+        i = _C583.get(v)
         if i is None:
             _bad("ServiceDiscoveryReq.service_category", v, "a member of _din.ServiceCategory")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
-    t = _C591.get(s)
+        s = t[2]
+    t = _C590.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C588)
+        _order("ServiceDiscoveryReq", s, _C587)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7053,7 +7040,7 @@ def _d58(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C592, "ServiceDiscoveryResType")
+            _escape(r, 3, _C591, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -7062,7 +7049,7 @@ def _d58(r):
             f1 = _d87(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C593, "ServiceDiscoveryResType")
+            _escape(r, 2, _C592, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -7071,7 +7058,7 @@ def _d58(r):
             f2 = _d54(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C594, "ServiceDiscoveryResType")
+            _escape(r, 2, _C593, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -7082,7 +7069,7 @@ def _d58(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C595, "ServiceDiscoveryResType")
+            _escape(r, 1, _C594, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7090,7 +7077,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C596, "ServiceDiscoveryResType")
+            _escape(r, 1, _C595, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryRes)
@@ -7105,49 +7092,49 @@ def _e58(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C598.get(s)
+        t = _C597.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C597)
+            _order("ServiceDiscoveryRes.response_code", s, _C596)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("ServiceDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.payment_options
     if v is not None:
-        t = _C599.get(s)
+        t = _C598.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.payment_options", s, _C597)
+            _order("ServiceDiscoveryRes.payment_options", s, _C596)
         if v.__class__ is not _din.PaymentOptions:
             _bad("ServiceDiscoveryRes.payment_options", v, "a PaymentOptions")
         w.bits(t[0], t[1])
         _e87(w, v)
-        s = 2
+        s = t[2]
     v = o.charge_service
     if v is not None:
-        t = _C600.get(s)
+        t = _C599.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C597)
+            _order("ServiceDiscoveryRes.charge_service", s, _C596)
         if v.__class__ is not _din.ServiceCharge:
             _bad("ServiceDiscoveryRes.charge_service", v, "a ServiceCharge")
         w.bits(t[0], t[1])
         _e54(w, v)
-        s = 3
+        s = t[2]
     v = o.service_list
     if v is not None:
-        t = _C601.get(s)
+        t = _C600.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C597)
+            _order("ServiceDiscoveryRes.service_list", s, _C596)
         if v.__class__ is not _din.ServiceTagList:
             _bad("ServiceDiscoveryRes.service_list", v, "a ServiceTagList")
         w.bits(t[0], t[1])
         _e88(w, v)
-        s = 4
-    t = _C602.get(s)
+        s = t[2]
+    t = _C601.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C597)
+        _order("ServiceDiscoveryRes", s, _C596)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7163,12 +7150,12 @@ def _d59(r):
                 f0 = _simple_escape(r, None, "SelectedPaymentOption")
             else:
                 f0 = r.bits(1)
-                f0 = _C603[f0]
+                f0 = _C602[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C605, "ServicePaymentSelectionReqType")
+            _escape(r, 3, _C604, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7177,7 +7164,7 @@ def _d59(r):
             f1 = _d89(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C606, "ServicePaymentSelectionReqType")
+            _escape(r, 2, _C605, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7185,7 +7172,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C607, "ServicePaymentSelectionReqType")
+            _escape(r, 1, _C606, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionReq)
@@ -7198,29 +7185,29 @@ def _e59(w, o):
     s = 0
     v = o.selected_payment_option
     if v is not None:
-        t = _C609.get(s)
+        t = _C608.get(s)
         if t is None:
-            _order("ServicePaymentSelectionReq.selected_payment_option", s, _C608)
+            _order("ServicePaymentSelectionReq.selected_payment_option", s, _C607)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C604.get(v)
+        i = _C603.get(v)
         if i is None:
             _bad("ServicePaymentSelectionReq.selected_payment_option", v, "a member of _din.PaymentOption")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.selected_service_list
     if v is not None:
-        t = _C610.get(s)
+        t = _C609.get(s)
         if t is None:
-            _order("ServicePaymentSelectionReq.selected_service_list", s, _C608)
+            _order("ServicePaymentSelectionReq.selected_service_list", s, _C607)
         if v.__class__ is not _din.SelectedServiceList:
             _bad("ServicePaymentSelectionReq.selected_service_list", v, "a SelectedServiceList")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 2
-    t = _C611.get(s)
+        s = t[2]
+    t = _C610.get(s)
     if t is None:
-        _order("ServicePaymentSelectionReq", s, _C608)
+        _order("ServicePaymentSelectionReq", s, _C607)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7242,7 +7229,7 @@ def _d60(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C612, "ServicePaymentSelectionResType")
+            _escape(r, 3, _C611, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -7250,7 +7237,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C613, "ServicePaymentSelectionResType")
+            _escape(r, 1, _C612, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionRes)
@@ -7262,19 +7249,19 @@ def _e60(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C615.get(s)
+        t = _C614.get(s)
         if t is None:
-            _order("ServicePaymentSelectionRes.response_code", s, _C614)
+            _order("ServicePaymentSelectionRes.response_code", s, _C613)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("ServicePaymentSelectionRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
-    t = _C616.get(s)
+        s = t[2]
+    t = _C615.get(s)
     if t is None:
-        _order("ServicePaymentSelectionRes", s, _C614)
+        _order("ServicePaymentSelectionRes", s, _C613)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7293,7 +7280,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C617, "SessionSetupReqType")
+            _escape(r, 3, _C616, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7301,7 +7288,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C618, "SessionSetupReqType")
+            _escape(r, 1, _C617, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupReq)
@@ -7313,18 +7300,18 @@ def _e61(w, o):
     s = 0
     v = o.evccid
     if v is not None:
-        t = _C620.get(s)
+        t = _C619.get(s)
         if t is None:
-            _order("SessionSetupReq.evccid", s, _C619)
+            _order("SessionSetupReq.evccid", s, _C618)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
             _bad("SessionSetupReq.evccid", v, "bytes of length 0..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
-    t = _C621.get(s)
+        s = t[2]
+    t = _C620.get(s)
     if t is None:
-        _order("SessionSetupReq", s, _C619)
+        _order("SessionSetupReq", s, _C618)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7348,7 +7335,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C622, "SessionSetupResType")
+            _escape(r, 3, _C621, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -7362,7 +7349,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C623, "SessionSetupResType")
+            _escape(r, 2, _C622, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -7380,7 +7367,7 @@ def _d62(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C624, "SessionSetupResType")
+            _escape(r, 1, _C623, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7388,7 +7375,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C625, "SessionSetupResType")
+            _escape(r, 1, _C624, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupRes)
@@ -7402,41 +7389,41 @@ def _e62(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C627.get(s)
+        t = _C626.get(s)
         if t is None:
-            _order("SessionSetupRes.response_code", s, _C626)
+            _order("SessionSetupRes.response_code", s, _C625)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("SessionSetupRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evseid
     if v is not None:
-        t = _C628.get(s)
+        t = _C627.get(s)
         if t is None:
-            _order("SessionSetupRes.evseid", s, _C626)
+            _order("SessionSetupRes.evseid", s, _C625)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
             _bad("SessionSetupRes.evseid", v, "bytes of length 0..32")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.date_time_now
     if v is not None:
-        t = _C629.get(s)
+        t = _C628.get(s)
         if t is None:
-            _order("SessionSetupRes.date_time_now", s, _C626)
+            _order("SessionSetupRes.date_time_now", s, _C625)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("SessionSetupRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C630.get(s)
+        s = t[2]
+    t = _C629.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C626)
+        _order("SessionSetupRes", s, _C625)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7448,7 +7435,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C631, "SessionStopType")
+            _escape(r, 3, _C630, "SessionStopType")
         else:
             r.fail("SessionStopType: event code %d out of range" % ec)
     o = _new(_din.SessionStop)
@@ -7457,9 +7444,9 @@ def _d63(r):
 def _e63(w, o):
     """din.SessionStop -> SessionStopType"""
     s = 0
-    t = _C633.get(s)
+    t = _C632.get(s)
     if t is None:
-        _order("SessionStop", s, _C632)
+        _order("SessionStop", s, _C631)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7481,7 +7468,7 @@ def _d64(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C634, "SessionStopResType")
+            _escape(r, 3, _C633, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -7489,7 +7476,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C635, "SessionStopResType")
+            _escape(r, 1, _C634, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_din.SessionStopRes)
@@ -7501,19 +7488,19 @@ def _e64(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C637.get(s)
+        t = _C636.get(s)
         if t is None:
-            _order("SessionStopRes.response_code", s, _C636)
+            _order("SessionStopRes.response_code", s, _C635)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("SessionStopRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
-    t = _C638.get(s)
+        s = t[2]
+    t = _C637.get(s)
     if t is None:
-        _order("SessionStopRes", s, _C636)
+        _order("SessionStopRes", s, _C635)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7535,7 +7522,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C639, "SignatureType")
+            _escape(r, 3, _C638, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7544,7 +7531,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C640, "SignatureType")
+            _escape(r, 3, _C639, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7553,7 +7540,7 @@ def _d65(r):
             f2 = _d69(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C641, "SignatureType")
+            _escape(r, 2, _C640, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7569,7 +7556,7 @@ def _d65(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C642, "SignatureType")
+            _escape(r, 1, _C641, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7582,7 +7569,7 @@ def _d65(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C643, "SignatureType")
+            _escape(r, 1, _C642, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7597,7 +7584,7 @@ def _d65(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C644, "SignatureType")
+                _escape(r, 1, _C643, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7613,9 +7600,9 @@ def _e65(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C646.get(s)
+        t = _C645.get(s)
         if t is None:
-            _order("Signature.id", s, _C645)
+            _order("Signature.id", s, _C644)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7623,51 +7610,51 @@ def _e65(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C647.get(s)
+        t = _C646.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C645)
+            _order("Signature.signed_info", s, _C644)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e70(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C648.get(s)
+        t = _C647.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C645)
+            _order("Signature.signature_value", s, _C644)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e69(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C649.get(s)
+        t = _C648.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C645)
+            _order("Signature.key_info", s, _C644)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e32(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C650.get(s)
+        t = _C649.get(s)
         if t is None:
-            _order("Signature.object", s, _C645)
+            _order("Signature.object", s, _C644)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e37(w, v)
         s = 4
-    t = _C651.get(s)
+    t = _C650.get(s)
     if t is None:
-        _order("Signature", s, _C645)
+        _order("Signature", s, _C644)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7683,7 +7670,7 @@ def _d66(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C652, "SignatureMethodType")
+            _escape(r, 3, _C651, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7703,7 +7690,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C653, "SignatureMethodType")
+            _escape(r, 2, _C652, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7723,7 +7710,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C654, "SignatureMethodType")
+            _escape(r, 1, _C653, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7735,7 +7722,7 @@ def _d66(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C655, "SignatureMethodType")
+            _escape(r, 1, _C654, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7749,7 +7736,7 @@ def _d66(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C656, "SignatureMethodType")
+                _escape(r, 1, _C655, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7762,9 +7749,9 @@ def _e66(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C658.get(s)
+        t = _C657.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C657)
+            _order("SignatureMethod.algorithm", s, _C656)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7772,18 +7759,18 @@ def _e66(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C659.get(s)
+        t = _C658.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C657)
+            _order("SignatureMethod.hmac_output_length", s, _C656)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C660.get(s)
+        s = t[2]
+    t = _C659.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C657)
+        _order("SignatureMethod", s, _C656)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7804,7 +7791,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C661, "SignaturePropertiesType")
+            _escape(r, 3, _C660, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7815,7 +7802,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C662, "SignaturePropertiesType")
+            _escape(r, 3, _C661, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7830,7 +7817,7 @@ def _d67(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C663, "SignaturePropertiesType")
+                _escape(r, 1, _C662, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7843,9 +7830,9 @@ def _e67(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C665.get(s)
+        t = _C664.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C664)
+            _order("SignatureProperties.id", s, _C663)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7857,17 +7844,17 @@ def _e67(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C666.get(s)
+        t = _C665.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C664)
+            _order("SignatureProperties.signature_property", s, _C663)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e68(w, v)
         s = 1
-    t = _C667.get(s)
+    t = _C666.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C664)
+        _order("SignatureProperties", s, _C663)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7885,7 +7872,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C668, "SignaturePropertyType")
+            _escape(r, 3, _C667, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7894,7 +7881,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C669, "SignaturePropertyType")
+            _escape(r, 3, _C668, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7904,7 +7891,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C670, "SignaturePropertyType")
+            _escape(r, 3, _C669, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7914,7 +7901,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C671, "SignaturePropertyType")
+            _escape(r, 2, _C670, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -7926,7 +7913,7 @@ def _d68(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C672, "SignaturePropertyType")
+            _escape(r, 1, _C671, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -7939,9 +7926,9 @@ def _e68(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C674.get(s)
+        t = _C673.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C673)
+            _order("SignatureProperty.id", s, _C672)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7949,17 +7936,17 @@ def _e68(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C675.get(s)
+        t = _C674.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C673)
+            _order("SignatureProperty.target", s, _C672)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C676.get(s)
+    t = _C675.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C673)
+        _order("SignatureProperty", s, _C672)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7977,7 +7964,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C677, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C676, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7987,7 +7974,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C678, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C677, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7996,7 +7983,7 @@ def _d69(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C679, "SignatureValueType")
+            _escape(r, 1, _C678, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8009,26 +7996,26 @@ def _e69(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C681.get(s)
+        t = _C680.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C680)
+            _order("SignatureValue.id", s, _C679)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C682.get(s)
+    t = _C681.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C680)
+        _order("SignatureValue.value", s, _C679)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C683.get(s)
+    t = _C682.get(s)
     if t is None:
-        _order("SignatureValue", s, _C680)
+        _order("SignatureValue", s, _C679)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8049,7 +8036,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C684, "SignedInfoType")
+            _escape(r, 3, _C683, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8058,7 +8045,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C685, "SignedInfoType")
+            _escape(r, 3, _C684, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8067,7 +8054,7 @@ def _d70(r):
             f2 = _d66(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C686, "SignedInfoType")
+            _escape(r, 2, _C685, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8078,7 +8065,7 @@ def _d70(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C687, "SignedInfoType")
+            _escape(r, 2, _C686, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8093,7 +8080,7 @@ def _d70(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C688, "SignedInfoType")
+                _escape(r, 1, _C687, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8108,9 +8095,9 @@ def _e70(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C690.get(s)
+        t = _C689.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C689)
+            _order("SignedInfo.id", s, _C688)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8118,41 +8105,41 @@ def _e70(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C691.get(s)
+        t = _C690.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C689)
+            _order("SignedInfo.canonicalization_method", s, _C688)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e6(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C692.get(s)
+        t = _C691.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C689)
+            _order("SignedInfo.signature_method", s, _C688)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e66(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C693.get(s)
+        t = _C692.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C689)
+            _order("SignedInfo.reference", s, _C688)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e47(w, v)
         s = 3
-    t = _C694.get(s)
+    t = _C693.get(s)
     if t is None:
-        _order("SignedInfo", s, _C689)
+        _order("SignedInfo", s, _C688)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8164,7 +8151,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C695, "IntervalType")
+            _escape(r, 3, _C694, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_din.Interval)
@@ -8173,9 +8160,9 @@ def _d71(r):
 def _e71(w, o):
     """din.Interval -> IntervalType"""
     s = 0
-    t = _C697.get(s)
+    t = _C696.get(s)
     if t is None:
-        _order("Interval", s, _C696)
+        _order("Interval", s, _C695)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8191,7 +8178,7 @@ def _d72(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C698, "TransformType")
+                _escape(r, 3, _C697, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8212,7 +8199,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C699, "TransformType")
+                _escape(r, 2, _C698, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8233,7 +8220,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C700, "TransformType")
+                _escape(r, 1, _C699, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8254,7 +8241,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C701, "TransformType")
+                _escape(r, 1, _C700, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8275,7 +8262,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C702, "TransformType")
+                _escape(r, 1, _C701, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8288,9 +8275,9 @@ def _e72(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C704.get(s)
+        t = _C703.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C703)
+            _order("Transform.algorithm", s, _C702)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8304,18 +8291,18 @@ def _e72(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C705.get(s)
+        t = _C704.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C703)
+            _order("Transform.x_path", s, _C702)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C706.get(s)
+    t = _C705.get(s)
     if t is None:
-        _order("Transform", s, _C703)
+        _order("Transform", s, _C702)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8332,7 +8319,7 @@ def _d73(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C707, "TransformsType")
+            _escape(r, 3, _C706, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8347,7 +8334,7 @@ def _d73(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C708, "TransformsType")
+                _escape(r, 1, _C707, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8363,17 +8350,17 @@ def _e73(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C710.get(s)
+        t = _C709.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C709)
+            _order("Transforms.transform", s, _C708)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e72(w, v)
         s = 1
-    t = _C711.get(s)
+    t = _C710.get(s)
     if t is None:
-        _order("Transforms", s, _C709)
+        _order("Transforms", s, _C708)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8388,7 +8375,7 @@ def _d74(r):
             f0 = _d90(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C712, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C711, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -8397,7 +8384,7 @@ def _d74(r):
             f1 = _d91(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C713, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C712, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8405,7 +8392,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C714, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C713, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_din.V2G_Message)
@@ -8418,27 +8405,27 @@ def _e74(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C716.get(s)
+        t = _C715.get(s)
         if t is None:
-            _order("V2G_Message.header", s, _C715)
+            _order("V2G_Message.header", s, _C714)
         if v.__class__ is not _din.MessageHeader:
             _bad("V2G_Message.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e90(w, v)
-        s = 1
+        s = t[2]
     v = o.body
     if v is not None:
-        t = _C717.get(s)
+        t = _C716.get(s)
         if t is None:
-            _order("V2G_Message.body", s, _C715)
+            _order("V2G_Message.body", s, _C714)
         if v.__class__ is not _din.Body:
             _bad("V2G_Message.body", v, "a Body")
         w.bits(t[0], t[1])
         _e91(w, v)
-        s = 2
-    t = _C718.get(s)
+        s = t[2]
+    t = _C717.get(s)
     if t is None:
-        _order("V2G_Message", s, _C715)
+        _order("V2G_Message", s, _C714)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8452,7 +8439,7 @@ def _d75(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C719, "WeldingDetectionReqType")
+            _escape(r, 3, _C718, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8460,7 +8447,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C720, "WeldingDetectionReqType")
+            _escape(r, 1, _C719, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionReq)
@@ -8472,17 +8459,17 @@ def _e75(w, o):
     s = 0
     v = o.dc_ev_status
     if v is not None:
-        t = _C722.get(s)
+        t = _C721.get(s)
         if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C721)
+            _order("WeldingDetectionReq.dc_ev_status", s, _C720)
         if v.__class__ is not _din.DC_EVStatus:
             _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
-    t = _C723.get(s)
+        s = t[2]
+    t = _C722.get(s)
     if t is None:
-        _order("WeldingDetectionReq", s, _C721)
+        _order("WeldingDetectionReq", s, _C720)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8506,7 +8493,7 @@ def _d76(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C724, "WeldingDetectionResType")
+            _escape(r, 3, _C723, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -8515,7 +8502,7 @@ def _d76(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C725, "WeldingDetectionResType")
+            _escape(r, 2, _C724, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -8524,7 +8511,7 @@ def _d76(r):
             f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C726, "WeldingDetectionResType")
+            _escape(r, 2, _C725, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8532,7 +8519,7 @@ def _d76(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C727, "WeldingDetectionResType")
+            _escape(r, 1, _C726, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionRes)
@@ -8546,39 +8533,39 @@ def _e76(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C729.get(s)
+        t = _C728.get(s)
         if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C728)
+            _order("WeldingDetectionRes.response_code", s, _C727)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C46.get(v)
         if i is None:
             _bad("WeldingDetectionRes.response_code", v, "a member of _din.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
-        t = _C730.get(s)
+        t = _C729.get(s)
         if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C728)
+            _order("WeldingDetectionRes.dc_evse_status", s, _C727)
         if v.__class__ is not _din.DC_EVSEStatus:
             _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
-        t = _C731.get(s)
+        t = _C730.get(s)
         if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C728)
+            _order("WeldingDetectionRes.evse_present_voltage", s, _C727)
         if v.__class__ is not _din.PhysicalValue:
             _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
-    t = _C732.get(s)
+        s = t[2]
+    t = _C731.get(s)
     if t is None:
-        _order("WeldingDetectionRes", s, _C728)
+        _order("WeldingDetectionRes", s, _C727)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8636,7 +8623,7 @@ def _d77(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C733, "X509DataType")
+                _escape(r, 3, _C732, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -8686,7 +8673,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C734, "X509DataType")
+                _escape(r, 1, _C733, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -8736,7 +8723,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C735, "X509DataType")
+                _escape(r, 1, _C734, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -8786,7 +8773,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C736, "X509DataType")
+                _escape(r, 1, _C735, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -8836,7 +8823,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C737, "X509DataType")
+                _escape(r, 1, _C736, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -8886,7 +8873,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C738, "X509DataType")
+                _escape(r, 1, _C737, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -8936,7 +8923,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C739, "X509DataType")
+                _escape(r, 1, _C738, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -8958,9 +8945,9 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C741.get(s)
+        t = _C740.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C740)
+            _order("X509Data.x509_issuer_serial", s, _C739)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -8974,9 +8961,9 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C742.get(s)
+        t = _C741.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C740)
+            _order("X509Data.x509ski", s, _C739)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -8991,9 +8978,9 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C743.get(s)
+        t = _C742.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C740)
+            _order("X509Data.x509_subject_name", s, _C739)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -9008,9 +8995,9 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C744.get(s)
+        t = _C743.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C740)
+            _order("X509Data.x509_certificate", s, _C739)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -9025,18 +9012,18 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C745.get(s)
+        t = _C744.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C740)
+            _order("X509Data.x509crl", s, _C739)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C746.get(s)
+    t = _C745.get(s)
     if t is None:
-        _order("X509Data", s, _C740)
+        _order("X509Data", s, _C739)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9059,7 +9046,7 @@ def _d78(r):
                     _escape(r, 1, _EV_ELEM_EE, "Multiplier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C747, "PhysicalValueType")
+            _escape(r, 3, _C746, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 1:
@@ -9071,7 +9058,7 @@ def _d78(r):
                 f1 = r.bits(4)
                 if f1 >= 10:
                     r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C748[f1]
+                f1 = _C747[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Unit")
             s = 2
@@ -9086,7 +9073,7 @@ def _d78(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C750, "PhysicalValueType")
+            _escape(r, 2, _C749, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 2:
@@ -9102,7 +9089,7 @@ def _d78(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C751, "PhysicalValueType")
+            _escape(r, 2, _C750, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
@@ -9110,7 +9097,7 @@ def _d78(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C752, "PhysicalValueType")
+            _escape(r, 1, _C751, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     o = _new(_din.PhysicalValue)
@@ -9124,41 +9111,41 @@ def _e78(w, o):
     s = 0
     v = o.multiplier
     if v is not None:
-        t = _C754.get(s)
+        t = _C753.get(s)
         if t is None:
-            _order("PhysicalValue.multiplier", s, _C753)
+            _order("PhysicalValue.multiplier", s, _C752)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -3 <= v <= 3:
             _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
         w.bits(v - -3, 3)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.unit
     if v is not None:
-        t = _C755.get(s)
+        t = _C754.get(s)
         if t is None:
-            _order("PhysicalValue.unit", s, _C753)
+            _order("PhysicalValue.unit", s, _C752)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C749.get(v)
+        i = _C748.get(v)
         if i is None:
             _bad("PhysicalValue.unit", v, "a member of _din.UnitSymbol")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C756.get(s)
+        t = _C755.get(s)
         if t is None:
-            _order("PhysicalValue.value", s, _C753)
+            _order("PhysicalValue.value", s, _C752)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("PhysicalValue.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C757.get(s)
+        s = t[2]
+    t = _C756.get(s)
     if t is None:
-        _order("PhysicalValue", s, _C753)
+        _order("PhysicalValue", s, _C752)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9180,7 +9167,7 @@ def _d79(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C758, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C757, "ListOfRootCertificateIDsType")
         else:
             r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
@@ -9200,7 +9187,7 @@ def _d79(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C759, "ListOfRootCertificateIDsType")
+                _escape(r, 1, _C758, "ListOfRootCertificateIDsType")
             else:
                 r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     o = _new(_din.ListOfRootCertificateIDs)
@@ -9216,18 +9203,18 @@ def _e79(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C761.get(s)
+        t = _C760.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C760)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C759)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 40:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a str of length 0..40")
         w.string(v)
         w.bits(0, 1)
         s = 1
-    t = _C762.get(s)
+    t = _C761.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C760)
+        _order("ListOfRootCertificateIDs", s, _C759)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9247,7 +9234,7 @@ def _d80(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C763, "CertificateChainType")
+            _escape(r, 3, _C762, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -9258,7 +9245,7 @@ def _d80(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C764, "CertificateChainType")
+            _escape(r, 1, _C763, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -9266,7 +9253,7 @@ def _d80(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C765, "CertificateChainType")
+            _escape(r, 1, _C764, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_din.CertificateChain)
@@ -9279,28 +9266,28 @@ def _e80(w, o):
     s = 0
     v = o.certificate
     if v is not None:
-        t = _C767.get(s)
+        t = _C766.get(s)
         if t is None:
-            _order("CertificateChain.certificate", s, _C766)
+            _order("CertificateChain.certificate", s, _C765)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
             _bad("CertificateChain.certificate", v, "bytes of length 0..1200")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sub_certificates
     if v is not None:
-        t = _C768.get(s)
+        t = _C767.get(s)
         if t is None:
-            _order("CertificateChain.sub_certificates", s, _C766)
+            _order("CertificateChain.sub_certificates", s, _C765)
         if v.__class__ is not _din.SubCertificates:
             _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
         w.bits(t[0], t[1])
         _e93(w, v)
-        s = 2
-    t = _C769.get(s)
+        s = t[2]
+    t = _C768.get(s)
     if t is None:
-        _order("CertificateChain", s, _C766)
+        _order("CertificateChain", s, _C765)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9323,7 +9310,7 @@ def _d81(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C770, "MeterInfoType")
+            _escape(r, 3, _C769, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -9362,7 +9349,7 @@ def _d81(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C771, "MeterInfoType")
+            _escape(r, 1, _C770, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9398,7 +9385,7 @@ def _d81(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C772, "MeterInfoType")
+            _escape(r, 1, _C771, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9426,7 +9413,7 @@ def _d81(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C773, "MeterInfoType")
+            _escape(r, 1, _C772, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9444,7 +9431,7 @@ def _d81(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C774, "MeterInfoType")
+            _escape(r, 1, _C773, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9452,7 +9439,7 @@ def _d81(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C775, "MeterInfoType")
+            _escape(r, 1, _C774, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_din.MeterInfo)
@@ -9468,61 +9455,61 @@ def _e81(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C777.get(s)
+        t = _C776.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C776)
+            _order("MeterInfo.meter_id", s, _C775)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.meter_reading
     if v is not None:
-        t = _C778.get(s)
+        t = _C777.get(s)
         if t is None:
-            _order("MeterInfo.meter_reading", s, _C776)
+            _order("MeterInfo.meter_reading", s, _C775)
         if v.__class__ is not _din.PhysicalValue:
             _bad("MeterInfo.meter_reading", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     v = o.sig_meter_reading
     if v is not None:
-        t = _C779.get(s)
+        t = _C778.get(s)
         if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C776)
+            _order("MeterInfo.sig_meter_reading", s, _C775)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
             _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..32")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C780.get(s)
+        t = _C779.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C776)
+            _order("MeterInfo.meter_status", s, _C775)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.t_meter
     if v is not None:
-        t = _C781.get(s)
+        t = _C780.get(s)
         if t is None:
-            _order("MeterInfo.t_meter", s, _C776)
+            _order("MeterInfo.t_meter", s, _C775)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 5
-    t = _C782.get(s)
+        s = t[2]
+    t = _C781.get(s)
     if t is None:
-        _order("MeterInfo", s, _C776)
+        _order("MeterInfo", s, _C775)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9545,7 +9532,7 @@ def _d82(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C783, "ChargingProfileType")
+            _escape(r, 3, _C782, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -9556,7 +9543,7 @@ def _d82(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C784, "ChargingProfileType")
+            _escape(r, 2, _C783, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 2:
@@ -9571,7 +9558,7 @@ def _d82(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C785, "ChargingProfileType")
+                _escape(r, 1, _C784, "ChargingProfileType")
             else:
                 r.fail("ChargingProfileType: event code %d out of range" % ec)
     o = _new(_din.ChargingProfile)
@@ -9584,32 +9571,32 @@ def _e82(w, o):
     s = 0
     v = o.sa_schedule_tuple_id
     if v is not None:
-        t = _C787.get(s)
+        t = _C786.get(s)
         if t is None:
-            _order("ChargingProfile.sa_schedule_tuple_id", s, _C786)
+            _order("ChargingProfile.sa_schedule_tuple_id", s, _C785)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("ChargingProfile.sa_schedule_tuple_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.profile_entry
     if items.__class__ is not list:
         _bad("ChargingProfile.profile_entry", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C788.get(s)
+        t = _C787.get(s)
         if t is None:
-            _order("ChargingProfile.profile_entry", s, _C786)
+            _order("ChargingProfile.profile_entry", s, _C785)
         if v.__class__ is not _din.ProfileEntry:
             _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
         w.bits(t[0], t[1])
         _e94(w, v)
         s = 2
-    t = _C789.get(s)
+    t = _C788.get(s)
     if t is None:
-        _order("ChargingProfile", s, _C786)
+        _order("ChargingProfile", s, _C785)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9632,7 +9619,7 @@ def _d83(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C790, "SAScheduleTupleType")
+            _escape(r, 3, _C789, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -9641,7 +9628,7 @@ def _d83(r):
             f1 = _d95(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C791, "SAScheduleTupleType")
+            _escape(r, 2, _C790, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -9652,7 +9639,7 @@ def _d83(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C792, "SAScheduleTupleType")
+            _escape(r, 1, _C791, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -9660,7 +9647,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C793, "SAScheduleTupleType")
+            _escape(r, 1, _C792, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleTuple)
@@ -9674,38 +9661,38 @@ def _e83(w, o):
     s = 0
     v = o.sa_schedule_tuple_id
     if v is not None:
-        t = _C795.get(s)
+        t = _C794.get(s)
         if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C794)
+            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C793)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.p_max_schedule
     if v is not None:
-        t = _C796.get(s)
+        t = _C795.get(s)
         if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C794)
+            _order("SAScheduleTuple.p_max_schedule", s, _C793)
         if v.__class__ is not _din.PMaxSchedule:
             _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
         w.bits(t[0], t[1])
         _e95(w, v)
-        s = 2
+        s = t[2]
     v = o.sales_tariff
     if v is not None:
-        t = _C797.get(s)
+        t = _C796.get(s)
         if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C794)
+            _order("SAScheduleTuple.sales_tariff", s, _C793)
         if v.__class__ is not _din.SalesTariff:
             _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
         w.bits(t[0], t[1])
         _e96(w, v)
-        s = 3
-    t = _C798.get(s)
+        s = t[2]
+    t = _C797.get(s)
     if t is None:
-        _order("SAScheduleTuple", s, _C794)
+        _order("SAScheduleTuple", s, _C793)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9728,7 +9715,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "startValue")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C799, "ConsumptionCostType")
+            _escape(r, 3, _C798, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 1:
@@ -9741,7 +9728,7 @@ def _d84(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C800, "ConsumptionCostType")
+            _escape(r, 1, _C799, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 2:
@@ -9756,7 +9743,7 @@ def _d84(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C801, "ConsumptionCostType")
+                _escape(r, 1, _C800, "ConsumptionCostType")
             else:
                 r.fail("ConsumptionCostType: event code %d out of range" % ec)
     o = _new(_din.ConsumptionCost)
@@ -9769,32 +9756,32 @@ def _e84(w, o):
     s = 0
     v = o.start_value
     if v is not None:
-        t = _C803.get(s)
+        t = _C802.get(s)
         if t is None:
-            _order("ConsumptionCost.start_value", s, _C802)
+            _order("ConsumptionCost.start_value", s, _C801)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("ConsumptionCost.start_value", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.cost
     if items.__class__ is not list:
         _bad("ConsumptionCost.cost", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C804.get(s)
+        t = _C803.get(s)
         if t is None:
-            _order("ConsumptionCost.cost", s, _C802)
+            _order("ConsumptionCost.cost", s, _C801)
         if v.__class__ is not _din.Cost:
             _bad("ConsumptionCost.cost", v, "a Cost")
         w.bits(t[0], t[1])
         _e97(w, v)
         s = 2
-    t = _C805.get(s)
+    t = _C804.get(s)
     if t is None:
-        _order("ConsumptionCost", s, _C802)
+        _order("ConsumptionCost", s, _C801)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9818,7 +9805,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C806, "ServiceTagType")
+            _escape(r, 3, _C805, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 1:
@@ -9836,12 +9823,12 @@ def _d85(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C583[f2]
+                f2 = _C582[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C807, "ServiceTagType")
+            _escape(r, 2, _C806, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 2:
@@ -9851,12 +9838,12 @@ def _d85(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C583[f2]
+                f2 = _C582[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C808, "ServiceTagType")
+            _escape(r, 2, _C807, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 3:
@@ -9872,7 +9859,7 @@ def _d85(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C809, "ServiceTagType")
+            _escape(r, 1, _C808, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 4:
@@ -9880,7 +9867,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C810, "ServiceTagType")
+            _escape(r, 1, _C809, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     o = _new(_din.ServiceTag)
@@ -9895,52 +9882,52 @@ def _e85(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C812.get(s)
+        t = _C811.get(s)
         if t is None:
-            _order("ServiceTag.service_id", s, _C811)
+            _order("ServiceTag.service_id", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceTag.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_name
     if v is not None:
-        t = _C813.get(s)
+        t = _C812.get(s)
         if t is None:
-            _order("ServiceTag.service_name", s, _C811)
+            _order("ServiceTag.service_name", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("ServiceTag.service_name", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_category
     if v is not None:
-        t = _C814.get(s)
+        t = _C813.get(s)
         if t is None:
-            _order("ServiceTag.service_category", s, _C811)
+            _order("ServiceTag.service_category", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C584.get(v)
+        i = _C583.get(v)
         if i is None:
             _bad("ServiceTag.service_category", v, "a member of _din.ServiceCategory")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.service_scope
     if v is not None:
-        t = _C815.get(s)
+        t = _C814.get(s)
         if t is None:
-            _order("ServiceTag.service_scope", s, _C811)
+            _order("ServiceTag.service_scope", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("ServiceTag.service_scope", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 4
-    t = _C816.get(s)
+        s = t[2]
+    t = _C815.get(s)
     if t is None:
-        _order("ServiceTag", s, _C811)
+        _order("ServiceTag", s, _C810)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9957,7 +9944,7 @@ def _d86(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C817, "ServiceParameterListType")
+            _escape(r, 3, _C816, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
@@ -9972,7 +9959,7 @@ def _d86(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C818, "ServiceParameterListType")
+                _escape(r, 1, _C817, "ServiceParameterListType")
             else:
                 r.fail("ServiceParameterListType: event code %d out of range" % ec)
     o = _new(_din.ServiceParameterList)
@@ -9988,17 +9975,17 @@ def _e86(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C820.get(s)
+        t = _C819.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C819)
+            _order("ServiceParameterList.parameter_set", s, _C818)
         if v.__class__ is not _din.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
         w.bits(t[0], t[1])
         _e98(w, v)
         s = 1
-    t = _C821.get(s)
+    t = _C820.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C819)
+        _order("ServiceParameterList", s, _C818)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10014,14 +10001,14 @@ def _d87(r):
                 v = _simple_escape(r, None, "PaymentOption")
             else:
                 v = r.bits(1)
-                v = _C603[v]
+                v = _C602[v]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C822, "PaymentOptionsType")
+            _escape(r, 3, _C821, "PaymentOptionsType")
         else:
             r.fail("PaymentOptionsType: event code %d out of range" % ec)
     if s == 1:
@@ -10032,7 +10019,7 @@ def _d87(r):
                     v = _simple_escape(r, None, "PaymentOption")
                 else:
                     v = r.bits(1)
-                    v = _C603[v]
+                    v = _C602[v]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
@@ -10042,7 +10029,7 @@ def _d87(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C823, "PaymentOptionsType")
+                _escape(r, 1, _C822, "PaymentOptionsType")
             else:
                 r.fail("PaymentOptionsType: event code %d out of range" % ec)
     o = _new(_din.PaymentOptions)
@@ -10058,19 +10045,19 @@ def _e87(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C825.get(s)
+        t = _C824.get(s)
         if t is None:
-            _order("PaymentOptions.payment_option", s, _C824)
+            _order("PaymentOptions.payment_option", s, _C823)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C604.get(v)
+        i = _C603.get(v)
         if i is None:
             _bad("PaymentOptions.payment_option", v, "a member of _din.PaymentOption")
         w.bits(i, 1)
         w.bits(0, 1)
         s = 1
-    t = _C826.get(s)
+    t = _C825.get(s)
     if t is None:
-        _order("PaymentOptions", s, _C824)
+        _order("PaymentOptions", s, _C823)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10087,7 +10074,7 @@ def _d88(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C827, "ServiceTagListType")
+            _escape(r, 3, _C826, "ServiceTagListType")
         else:
             r.fail("ServiceTagListType: event code %d out of range" % ec)
     if s == 1:
@@ -10102,7 +10089,7 @@ def _d88(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C828, "ServiceTagListType")
+                _escape(r, 1, _C827, "ServiceTagListType")
             else:
                 r.fail("ServiceTagListType: event code %d out of range" % ec)
     o = _new(_din.ServiceTagList)
@@ -10118,17 +10105,17 @@ def _e88(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C830.get(s)
+        t = _C829.get(s)
         if t is None:
-            _order("ServiceTagList.service", s, _C829)
+            _order("ServiceTagList.service", s, _C828)
         if v.__class__ is not _din.Service:
             _bad("ServiceTagList.service", v, "a Service")
         w.bits(t[0], t[1])
         _e99(w, v)
         s = 1
-    t = _C831.get(s)
+    t = _C830.get(s)
     if t is None:
-        _order("ServiceTagList", s, _C829)
+        _order("ServiceTagList", s, _C828)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10145,7 +10132,7 @@ def _d89(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C832, "SelectedServiceListType")
+            _escape(r, 3, _C831, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -10160,7 +10147,7 @@ def _d89(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C833, "SelectedServiceListType")
+                _escape(r, 1, _C832, "SelectedServiceListType")
             else:
                 r.fail("SelectedServiceListType: event code %d out of range" % ec)
     o = _new(_din.SelectedServiceList)
@@ -10176,17 +10163,17 @@ def _e89(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C835.get(s)
+        t = _C834.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C834)
+            _order("SelectedServiceList.selected_service", s, _C833)
         if v.__class__ is not _din.SelectedService:
             _bad("SelectedServiceList.selected_service", v, "a SelectedService")
         w.bits(t[0], t[1])
         _e100(w, v)
         s = 1
-    t = _C836.get(s)
+    t = _C835.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C834)
+        _order("SelectedServiceList", s, _C833)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10207,7 +10194,7 @@ def _d90(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C837, "MessageHeaderType")
+            _escape(r, 3, _C836, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10221,7 +10208,7 @@ def _d90(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C838, "MessageHeaderType")
+            _escape(r, 1, _C837, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10232,7 +10219,7 @@ def _d90(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C839, "MessageHeaderType")
+            _escape(r, 1, _C838, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10240,7 +10227,7 @@ def _d90(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C840, "MessageHeaderType")
+            _escape(r, 1, _C839, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_din.MessageHeader)
@@ -10254,38 +10241,38 @@ def _e90(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C842.get(s)
+        t = _C841.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C841)
+            _order("MessageHeader.session_id", s, _C840)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 0..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.notification
     if v is not None:
-        t = _C843.get(s)
+        t = _C842.get(s)
         if t is None:
-            _order("MessageHeader.notification", s, _C841)
+            _order("MessageHeader.notification", s, _C840)
         if v.__class__ is not _din.Notification:
             _bad("MessageHeader.notification", v, "a Notification")
         w.bits(t[0], t[1])
         _e101(w, v)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C844.get(s)
+        t = _C843.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C841)
+            _order("MessageHeader.signature", s, _C840)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e65(w, v)
-        s = 3
-    t = _C845.get(s)
+        s = t[2]
+    t = _C844.get(s)
     if t is None:
-        _order("MessageHeader", s, _C841)
+        _order("MessageHeader", s, _C840)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10403,7 +10390,7 @@ def _d91(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C846, "BodyType")
+            _escape(r, 3, _C845, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10411,7 +10398,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C847, "BodyType")
+            _escape(r, 1, _C846, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_din.Body)
@@ -10423,18 +10410,18 @@ def _e91(w, o):
     s = 0
     v = o.body_element
     if v is not None:
-        d = _C884.get(v.__class__)
+        d = _C883.get(v.__class__)
         if d is None:
             _bad("Body.body_element", v, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
         t = d[0].get(s)
         if t is None:
-            _order("Body.body_element", s, _C848)
+            _order("Body.body_element", s, _C847)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
-    t = _C885.get(s)
+        s = t[2]
+    t = _C884.get(s)
     if t is None:
-        _order("Body", s, _C848)
+        _order("Body", s, _C847)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10454,7 +10441,7 @@ def _d92(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C886, "X509IssuerSerialType")
+            _escape(r, 3, _C885, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -10468,7 +10455,7 @@ def _d92(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C887, "X509IssuerSerialType")
+            _escape(r, 2, _C886, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -10476,7 +10463,7 @@ def _d92(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C888, "X509IssuerSerialType")
+            _escape(r, 1, _C887, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -10489,29 +10476,29 @@ def _e92(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C890.get(s)
+        t = _C889.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C889)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C888)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C891.get(s)
+        t = _C890.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C889)
+            _order("X509IssuerSerial.x509_serial_number", s, _C888)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C892.get(s)
+        s = t[2]
+    t = _C891.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C889)
+        _order("X509IssuerSerial", s, _C888)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10533,7 +10520,7 @@ def _d93(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C893, "SubCertificatesType")
+            _escape(r, 3, _C892, "SubCertificatesType")
         else:
             r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -10553,7 +10540,7 @@ def _d93(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C894, "SubCertificatesType")
+                _escape(r, 1, _C893, "SubCertificatesType")
             else:
                 r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_din.SubCertificates)
@@ -10569,18 +10556,18 @@ def _e93(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C896.get(s)
+        t = _C895.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C895)
+            _order("SubCertificates.certificate", s, _C894)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
             _bad("SubCertificates.certificate", v, "bytes of length 0..1200")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C897.get(s)
+    t = _C896.get(s)
     if t is None:
-        _order("SubCertificates", s, _C895)
+        _order("SubCertificates", s, _C894)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10602,7 +10589,7 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C898, "ProfileEntryType")
+            _escape(r, 3, _C897, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -10618,7 +10605,7 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C899, "ProfileEntryType")
+            _escape(r, 2, _C898, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -10626,7 +10613,7 @@ def _d94(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C900, "ProfileEntryType")
+            _escape(r, 1, _C899, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     o = _new(_din.ProfileEntry)
@@ -10639,29 +10626,29 @@ def _e94(w, o):
     s = 0
     v = o.charging_profile_entry_start
     if v is not None:
-        t = _C902.get(s)
+        t = _C901.get(s)
         if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C901)
+            _order("ProfileEntry.charging_profile_entry_start", s, _C900)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charging_profile_entry_max_power
     if v is not None:
-        t = _C903.get(s)
+        t = _C902.get(s)
         if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C901)
+            _order("ProfileEntry.charging_profile_entry_max_power", s, _C900)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("ProfileEntry.charging_profile_entry_max_power", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C904.get(s)
+        s = t[2]
+    t = _C903.get(s)
     if t is None:
-        _order("ProfileEntry", s, _C901)
+        _order("ProfileEntry", s, _C900)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10684,7 +10671,7 @@ def _d95(r):
                     _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C905, "PMaxScheduleType")
+            _escape(r, 3, _C904, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10695,7 +10682,7 @@ def _d95(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C906, "PMaxScheduleType")
+            _escape(r, 2, _C905, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10710,7 +10697,7 @@ def _d95(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C907, "PMaxScheduleType")
+                _escape(r, 1, _C906, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     o = _new(_din.PMaxSchedule)
@@ -10723,32 +10710,32 @@ def _e95(w, o):
     s = 0
     v = o.p_max_schedule_id
     if v is not None:
-        t = _C909.get(s)
+        t = _C908.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_id", s, _C908)
+            _order("PMaxSchedule.p_max_schedule_id", s, _C907)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("PMaxSchedule.p_max_schedule_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.p_max_schedule_entry
     if items.__class__ is not list:
         _bad("PMaxSchedule.p_max_schedule_entry", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C910.get(s)
+        t = _C909.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C908)
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C907)
         if v.__class__ is not _din.PMaxScheduleEntry:
             _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
         _e39(w, v)
         s = 2
-    t = _C911.get(s)
+    t = _C910.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C908)
+        _order("PMaxSchedule", s, _C907)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10767,7 +10754,7 @@ def _d96(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C912, "SalesTariffType")
+            _escape(r, 3, _C911, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
@@ -10783,7 +10770,7 @@ def _d96(r):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C913, "SalesTariffType")
+            _escape(r, 3, _C912, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
@@ -10805,7 +10792,7 @@ def _d96(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C914, "SalesTariffType")
+            _escape(r, 2, _C913, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 3:
@@ -10819,7 +10806,7 @@ def _d96(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C915, "SalesTariffType")
+            _escape(r, 2, _C914, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 4:
@@ -10830,7 +10817,7 @@ def _d96(r):
             s = 5
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C916, "SalesTariffType")
+            _escape(r, 2, _C915, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 5:
@@ -10845,7 +10832,7 @@ def _d96(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C917, "SalesTariffType")
+                _escape(r, 1, _C916, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     o = _new(_din.SalesTariff)
@@ -10861,9 +10848,9 @@ def _e96(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C919.get(s)
+        t = _C918.get(s)
         if t is None:
-            _order("SalesTariff.id", s, _C918)
+            _order("SalesTariff.id", s, _C917)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -10871,54 +10858,54 @@ def _e96(w, o):
         w.string(v)
     v = o.sales_tariff_id
     if v is not None:
-        t = _C920.get(s)
+        t = _C919.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C918)
+            _order("SalesTariff.sales_tariff_id", s, _C917)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("SalesTariff.sales_tariff_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sales_tariff_description
     if v is not None:
-        t = _C921.get(s)
+        t = _C920.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C918)
+            _order("SalesTariff.sales_tariff_description", s, _C917)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.num_e_price_levels
     if v is not None:
-        t = _C922.get(s)
+        t = _C921.get(s)
         if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C918)
+            _order("SalesTariff.num_e_price_levels", s, _C917)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     items = o.sales_tariff_entry
     if items.__class__ is not list:
         _bad("SalesTariff.sales_tariff_entry", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C923.get(s)
+        t = _C922.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C918)
+            _order("SalesTariff.sales_tariff_entry", s, _C917)
         if v.__class__ is not _din.SalesTariffEntry:
             _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
         w.bits(t[0], t[1])
         _e53(w, v)
         s = 4
-    t = _C924.get(s)
+    t = _C923.get(s)
     if t is None:
-        _order("SalesTariff", s, _C918)
+        _order("SalesTariff", s, _C917)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10937,12 +10924,12 @@ def _d97(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C925[f0]
+                f0 = _C924[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "costKind")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C927, "CostType")
+            _escape(r, 3, _C926, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 1:
@@ -10958,7 +10945,7 @@ def _d97(r):
                     _escape(r, 1, _EV_ELEM_EE, "amount")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C928, "CostType")
+            _escape(r, 2, _C927, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
@@ -10976,7 +10963,7 @@ def _d97(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C929, "CostType")
+            _escape(r, 1, _C928, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 3:
@@ -10984,7 +10971,7 @@ def _d97(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C930, "CostType")
+            _escape(r, 1, _C929, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     o = _new(_din.Cost)
@@ -10998,41 +10985,41 @@ def _e97(w, o):
     s = 0
     v = o.cost_kind
     if v is not None:
-        t = _C932.get(s)
+        t = _C931.get(s)
         if t is None:
-            _order("Cost.cost_kind", s, _C931)
+            _order("Cost.cost_kind", s, _C930)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C926.get(v)
+        i = _C925.get(v)
         if i is None:
             _bad("Cost.cost_kind", v, "a member of _din.CostKind")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C933.get(s)
+        t = _C932.get(s)
         if t is None:
-            _order("Cost.amount", s, _C931)
+            _order("Cost.amount", s, _C930)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("Cost.amount", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.amount_multiplier
     if v is not None:
-        t = _C934.get(s)
+        t = _C933.get(s)
         if t is None:
-            _order("Cost.amount_multiplier", s, _C931)
+            _order("Cost.amount_multiplier", s, _C930)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -3 <= v <= 3:
             _bad("Cost.amount_multiplier", v, "an integer in -3..3")
         w.bits(v - -3, 3)
         w.bits(0, 1)
-        s = 3
-    t = _C935.get(s)
+        s = t[2]
+    t = _C934.get(s)
     if t is None:
-        _order("Cost", s, _C931)
+        _order("Cost", s, _C930)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11055,7 +11042,7 @@ def _d98(r):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C936, "ParameterSetType")
+            _escape(r, 3, _C935, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -11066,7 +11053,7 @@ def _d98(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C937, "ParameterSetType")
+            _escape(r, 2, _C936, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
@@ -11081,7 +11068,7 @@ def _d98(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C938, "ParameterSetType")
+                _escape(r, 1, _C937, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     o = _new(_din.ParameterSet)
@@ -11094,32 +11081,32 @@ def _e98(w, o):
     s = 0
     v = o.parameter_set_id
     if v is not None:
-        t = _C940.get(s)
+        t = _C939.get(s)
         if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C939)
+            _order("ParameterSet.parameter_set_id", s, _C938)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.parameter
     if items.__class__ is not list:
         _bad("ParameterSet.parameter", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C941.get(s)
+        t = _C940.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C939)
+            _order("ParameterSet.parameter", s, _C938)
         if v.__class__ is not _din.Parameter:
             _bad("ParameterSet.parameter", v, "a Parameter")
         w.bits(t[0], t[1])
         _e102(w, v)
         s = 2
-    t = _C942.get(s)
+    t = _C941.get(s)
     if t is None:
-        _order("ParameterSet", s, _C939)
+        _order("ParameterSet", s, _C938)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11134,7 +11121,7 @@ def _d99(r):
             f0 = _d85(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C943, "ServiceType")
+            _escape(r, 3, _C942, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -11148,7 +11135,7 @@ def _d99(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C944, "ServiceType")
+            _escape(r, 2, _C943, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -11156,7 +11143,7 @@ def _d99(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C945, "ServiceType")
+            _escape(r, 1, _C944, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_din.Service)
@@ -11169,28 +11156,28 @@ def _e99(w, o):
     s = 0
     v = o.service_tag
     if v is not None:
-        t = _C947.get(s)
+        t = _C946.get(s)
         if t is None:
-            _order("Service.service_tag", s, _C946)
+            _order("Service.service_tag", s, _C945)
         if v.__class__ is not _din.ServiceTag:
             _bad("Service.service_tag", v, "a ServiceTag")
         w.bits(t[0], t[1])
         _e85(w, v)
-        s = 1
+        s = t[2]
     v = o.free_service
     if v is not None:
-        t = _C948.get(s)
+        t = _C947.get(s)
         if t is None:
-            _order("Service.free_service", s, _C946)
+            _order("Service.free_service", s, _C945)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Service.free_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
-    t = _C949.get(s)
+        s = t[2]
+    t = _C948.get(s)
     if t is None:
-        _order("Service", s, _C946)
+        _order("Service", s, _C945)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11212,7 +11199,7 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C950, "SelectedServiceType")
+            _escape(r, 3, _C949, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -11230,7 +11217,7 @@ def _d100(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C951, "SelectedServiceType")
+            _escape(r, 1, _C950, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -11238,7 +11225,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C952, "SelectedServiceType")
+            _escape(r, 1, _C951, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_din.SelectedService)
@@ -11251,29 +11238,29 @@ def _e100(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C954.get(s)
+        t = _C953.get(s)
         if t is None:
-            _order("SelectedService.service_id", s, _C953)
+            _order("SelectedService.service_id", s, _C952)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("SelectedService.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.parameter_set_id
     if v is not None:
-        t = _C955.get(s)
+        t = _C954.get(s)
         if t is None:
-            _order("SelectedService.parameter_set_id", s, _C953)
+            _order("SelectedService.parameter_set_id", s, _C952)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C956.get(s)
+        s = t[2]
+    t = _C955.get(s)
     if t is None:
-        _order("SelectedService", s, _C953)
+        _order("SelectedService", s, _C952)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11291,12 +11278,12 @@ def _d101(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C957[f0]
+                f0 = _C956[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "FaultCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C959, "NotificationType")
+            _escape(r, 3, _C958, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
@@ -11312,7 +11299,7 @@ def _d101(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C960, "NotificationType")
+            _escape(r, 1, _C959, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
@@ -11320,7 +11307,7 @@ def _d101(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C961, "NotificationType")
+            _escape(r, 1, _C960, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     o = _new(_din.Notification)
@@ -11333,30 +11320,30 @@ def _e101(w, o):
     s = 0
     v = o.fault_code
     if v is not None:
-        t = _C963.get(s)
+        t = _C962.get(s)
         if t is None:
-            _order("Notification.fault_code", s, _C962)
+            _order("Notification.fault_code", s, _C961)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C958.get(v)
+        i = _C957.get(v)
         if i is None:
             _bad("Notification.fault_code", v, "a member of _din.FaultCode")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.fault_msg
     if v is not None:
-        t = _C964.get(s)
+        t = _C963.get(s)
         if t is None:
-            _order("Notification.fault_msg", s, _C962)
+            _order("Notification.fault_msg", s, _C961)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 64:
             _bad("Notification.fault_msg", v, "a str of length 0..64")
         w.string(v)
         w.bits(0, 1)
-        s = 2
-    t = _C965.get(s)
+        s = t[2]
+    t = _C964.get(s)
     if t is None:
-        _order("Notification", s, _C962)
+        _order("Notification", s, _C961)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11377,7 +11364,7 @@ def _d102(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C966, "ParameterType")
+            _escape(r, 3, _C965, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11386,10 +11373,10 @@ def _d102(r):
             f1 = r.bits(3)
             if f1 >= 6:
                 r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
-            f1 = _C967[f1]
+            f1 = _C966[f1]
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C969, "ParameterType")
+            _escape(r, 3, _C968, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11442,7 +11429,7 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 3
         elif ec == 6:
-            _escape(r, 3, _C970, "ParameterType")
+            _escape(r, 3, _C969, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11450,7 +11437,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C971, "ParameterType")
+            _escape(r, 1, _C970, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11458,7 +11445,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C972, "ParameterType")
+            _escape(r, 1, _C971, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11466,7 +11453,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C973, "ParameterType")
+            _escape(r, 1, _C972, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11474,7 +11461,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C974, "ParameterType")
+            _escape(r, 1, _C973, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11482,7 +11469,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C975, "ParameterType")
+            _escape(r, 1, _C974, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -11490,7 +11477,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C976, "ParameterType")
+            _escape(r, 1, _C975, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_din.Parameter)
@@ -11509,9 +11496,9 @@ def _e102(w, o):
     s = 0
     v = o.name
     if v is not None:
-        t = _C978.get(s)
+        t = _C977.get(s)
         if t is None:
-            _order("Parameter.name", s, _C977)
+            _order("Parameter.name", s, _C976)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -11519,83 +11506,83 @@ def _e102(w, o):
         w.string(v)
     v = o.value_type
     if v is not None:
-        t = _C979.get(s)
+        t = _C978.get(s)
         if t is None:
-            _order("Parameter.value_type", s, _C977)
+            _order("Parameter.value_type", s, _C976)
         w.bits(t[0], t[1])
         s = t[2]
-        i = _C968.get(v)
+        i = _C967.get(v)
         if i is None:
             _bad("Parameter.value_type", v, "a member of _din.Value")
         w.bits(i, 3)
     v = o.bool_value
     if v is not None:
-        t = _C980.get(s)
+        t = _C979.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C977)
+            _order("Parameter.bool_value", s, _C976)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Parameter.bool_value", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.byte_value
     if v is not None:
-        t = _C981.get(s)
+        t = _C980.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C977)
+            _order("Parameter.byte_value", s, _C976)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("Parameter.byte_value", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.short_value
     if v is not None:
-        t = _C982.get(s)
+        t = _C981.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C977)
+            _order("Parameter.short_value", s, _C976)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("Parameter.short_value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.int_value
     if v is not None:
-        t = _C983.get(s)
+        t = _C982.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C977)
+            _order("Parameter.int_value", s, _C976)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -2147483648 or v > 2147483647:
             _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.physical_value
     if v is not None:
-        t = _C984.get(s)
+        t = _C983.get(s)
         if t is None:
-            _order("Parameter.physical_value", s, _C977)
+            _order("Parameter.physical_value", s, _C976)
         if v.__class__ is not _din.PhysicalValue:
             _bad("Parameter.physical_value", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 5
+        s = t[2]
     v = o.string_value
     if v is not None:
-        t = _C985.get(s)
+        t = _C984.get(s)
         if t is None:
-            _order("Parameter.string_value", s, _C977)
+            _order("Parameter.string_value", s, _C976)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Parameter.string_value", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 6
-    t = _C986.get(s)
+        s = t[2]
+    t = _C985.get(s)
     if t is None:
-        _order("Parameter", s, _C977)
+        _order("Parameter", s, _C976)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11608,11 +11595,11 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 1)}
-_C8 = {1: (0, 1)}
-_C9 = {2: (0, 1)}
-_C10 = {3: (0, 1)}
-_C11 = {4: (0, 1)}
+_C7 = {0: (0, 1, 1)}
+_C8 = {1: (0, 1, 2)}
+_C9 = {2: (0, 1, 3)}
+_C10 = {3: (0, 1, 4)}
+_C11 = {4: (0, 1, 5)}
 _C12 = {5: (0, 1, -1)}
 _C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C14 = ('EE', 'SE_ANY', 'CH')
@@ -11620,10 +11607,10 @@ _C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('SE_ANY', 'CH')
 _C18 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
-_C19 = {0: (0, 1)}
-_C20 = {1: (0, 1)}
-_C21 = {2: (0, 1)}
-_C22 = {3: (0, 1)}
+_C19 = {0: (0, 1, 1)}
+_C20 = {1: (0, 1, 2)}
+_C21 = {2: (0, 1, 3)}
+_C22 = {3: (0, 1, 4)}
 _C23 = {4: (0, 1, -1)}
 _C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C25 = ('EE', 'SE_ANY', 'CH')
@@ -11633,10 +11620,10 @@ _C28 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _
 _C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('SE_ANY', 'CH')
 _C31 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C32 = {0: (0, 1)}
-_C33 = {1: (0, 1)}
-_C34 = {2: (0, 1)}
-_C35 = {3: (0, 1)}
+_C32 = {0: (0, 1, 1)}
+_C33 = {1: (0, 1, 2)}
+_C34 = {2: (0, 1, 3)}
+_C35 = {3: (0, 1, 4)}
 _C36 = {4: (0, 1, -1)}
 _C37 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C38 = {0: 'end of element'}
@@ -11644,7 +11631,7 @@ _C39 = {0: (0, 1, -1)}
 _C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C41 = ('SE_ANY', 'CH')
 _C42 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C43 = {0: (0, 1)}
+_C43 = {0: (0, 1, 1)}
 _C44 = {1: (0, 1, -1)}
 _C45 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
 _C46 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
@@ -11655,9 +11642,9 @@ _C50 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
 _C51 = ('EE', 'SE_ANY', 'CH')
 _C52 = ('SE_ANY', 'CH')
 _C53 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C54 = {0: (0, 1)}
-_C55 = {1: (0, 1)}
-_C56 = {2: (0, 1)}
+_C54 = {0: (0, 1, 1)}
+_C55 = {1: (0, 1, 2)}
+_C56 = {2: (0, 1, 3)}
 _C57 = {3: (0, 1, -1)}
 _C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C59 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11673,9 +11660,9 @@ _C68 = ('EE', 'SE_ANY', 'CH')
 _C69 = ('SE_ANY', 'CH')
 _C70 = {0: '@Id, OEMProvisioningCert', 1: 'ListOfRootCertificateIDs', 2: 'DHParams', 3: 'end of element', 4: 'OEMProvisioningCert'}
 _C71 = {0: (0, 2, 4)}
-_C72 = {0: (1, 2), 4: (0, 1)}
-_C73 = {1: (0, 1)}
-_C74 = {2: (0, 1)}
+_C72 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C73 = {1: (0, 1, 2)}
+_C74 = {2: (0, 1, 3)}
 _C75 = {3: (0, 1, -1)}
 _C76 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C77 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11686,11 +11673,11 @@ _C81 = ('EE', 'SE_ANY', 'CH')
 _C82 = ('SE_ANY', 'CH')
 _C83 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'end of element', 6: 'ResponseCode'}
 _C84 = {0: (0, 1, 6)}
-_C85 = {6: (0, 1)}
-_C86 = {1: (0, 1)}
-_C87 = {2: (0, 1)}
-_C88 = {3: (0, 1)}
-_C89 = {4: (0, 1)}
+_C85 = {6: (0, 1, 1)}
+_C86 = {1: (0, 1, 2)}
+_C87 = {2: (0, 1, 3)}
+_C88 = {3: (0, 1, 4)}
+_C89 = {4: (0, 1, 5)}
 _C90 = {5: (0, 1, -1)}
 _C91 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C92 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11700,10 +11687,10 @@ _C95 = ('EE', 'SE_ANY', 'CH')
 _C96 = ('SE_ANY', 'CH')
 _C97 = {0: '@Id, ContractSignatureCertChain', 1: 'ContractID', 2: 'ListOfRootCertificateIDs', 3: 'DHParams', 4: 'end of element', 5: 'ContractSignatureCertChain'}
 _C98 = {0: (0, 2, 5)}
-_C99 = {0: (1, 2), 5: (0, 1)}
-_C100 = {1: (0, 1)}
-_C101 = {2: (0, 1)}
-_C102 = {3: (0, 1)}
+_C99 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C100 = {1: (0, 1, 2)}
+_C101 = {2: (0, 1, 3)}
+_C102 = {3: (0, 1, 4)}
 _C103 = {4: (0, 1, -1)}
 _C104 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11715,12 +11702,12 @@ _C110 = ('EE', 'SE_ANY', 'CH')
 _C111 = ('SE_ANY', 'CH')
 _C112 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
 _C113 = {0: (0, 1, 7)}
-_C114 = {7: (0, 1)}
-_C115 = {1: (0, 1)}
-_C116 = {2: (0, 1)}
-_C117 = {3: (0, 1)}
-_C118 = {4: (0, 1)}
-_C119 = {5: (0, 1)}
+_C114 = {7: (0, 1, 1)}
+_C115 = {1: (0, 1, 2)}
+_C116 = {2: (0, 1, 3)}
+_C117 = {3: (0, 1, 4)}
+_C118 = {4: (0, 1, 5)}
+_C119 = {5: (0, 1, 6)}
 _C120 = {6: (0, 1, -1)}
 _C121 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
 _C122 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
@@ -11728,10 +11715,10 @@ _C123 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'C
 _C124 = ('EE', 'SE_ANY', 'CH')
 _C125 = ('SE_ANY', 'CH')
 _C126 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
-_C127 = {0: (0, 1)}
-_C128 = {1: (0, 2)}
-_C129 = {1: (1, 2)}
-_C130 = {1: (2, 2)}
+_C127 = {0: (0, 1, 1)}
+_C128 = {1: (0, 2, 2)}
+_C129 = {1: (1, 2, 2)}
+_C130 = {1: (2, 2, 2)}
 _C131 = {_din.AC_EVChargeParameter: (_C128, _e0), _din.DC_EVChargeParameter: (_C129, _e19), _din.EVChargeParameter: (_C130, _e26)}
 _C132 = {2: (0, 1, -1)}
 _C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11740,14 +11727,14 @@ _C135 = ('EE', 'SE_ANY', 'CH')
 _C136 = ('EE', 'SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
 _C138 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C139 = {0: (0, 1)}
-_C140 = {1: (0, 1)}
-_C141 = {2: (0, 2)}
-_C142 = {2: (1, 2)}
+_C139 = {0: (0, 1, 1)}
+_C140 = {1: (0, 1, 2)}
+_C141 = {2: (0, 2, 3)}
+_C142 = {2: (1, 2, 3)}
 _C143 = {_din.SAScheduleList: (_C141, _e50), _din.SASchedules: (_C142, _e51)}
-_C144 = {3: (0, 2)}
-_C145 = {3: (1, 2)}
-_C146 = {3: (2, 2)}
+_C144 = {3: (0, 2, 4)}
+_C145 = {3: (1, 2, 4)}
+_C146 = {3: (2, 2, 4)}
 _C147 = {_din.AC_EVSEChargeParameter: (_C144, _e1), _din.DC_EVSEChargeParameter: (_C145, _e21), _din.EVSEChargeParameter: (_C146, _e28)}
 _C148 = {4: (0, 1, -1)}
 _C149 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11762,27 +11749,27 @@ _C157 = ('EE', 'SE_ANY', 'CH')
 _C158 = ('EE', 'SE_ANY', 'CH')
 _C159 = ('SE_ANY', 'CH')
 _C160 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C161 = {0: (0, 1)}
-_C162 = {1: (0, 1)}
-_C163 = {2: (0, 1)}
-_C164 = {3: (0, 2)}
-_C165 = {3: (1, 2), 4: (0, 2)}
-_C166 = {3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C167 = {6: (0, 1)}
+_C161 = {0: (0, 1, 1)}
+_C162 = {1: (0, 1, 2)}
+_C163 = {2: (0, 1, 3)}
+_C164 = {3: (0, 2, 4)}
+_C165 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C166 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C167 = {6: (0, 1, 7)}
 _C168 = {7: (0, 1, -1)}
 _C169 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C170 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C171 = ('SE_ANY', 'CH')
 _C172 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
 _C173 = {0: (0, 2, 2)}
-_C174 = {0: (1, 2), 2: (0, 2)}
+_C174 = {0: (1, 2, 1), 2: (0, 2, 1)}
 _C175 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
 _C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C177 = ('EE', 'SE_ANY', 'CH')
 _C178 = ('SE_ANY', 'CH')
 _C179 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C180 = {0: (0, 1)}
-_C181 = {1: (0, 1)}
+_C180 = {0: (0, 1, 1)}
+_C181 = {1: (0, 1, 2)}
 _C182 = {2: (0, 1, -1)}
 _C183 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C184 = ('EE', 'SE_ANY', 'CH')
@@ -11796,16 +11783,16 @@ _C191 = ('EE', 'SE_ANY', 'CH')
 _C192 = ('EE', 'SE_ANY', 'CH')
 _C193 = ('SE_ANY', 'CH')
 _C194 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C195 = {0: (0, 1)}
-_C196 = {1: (0, 1)}
-_C197 = {2: (0, 3)}
-_C198 = {2: (1, 3), 3: (0, 3)}
-_C199 = {2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C200 = {2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2)}
-_C201 = {2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C202 = {7: (0, 2)}
-_C203 = {7: (1, 2), 8: (0, 2)}
-_C204 = {7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C195 = {0: (0, 1, 1)}
+_C196 = {1: (0, 1, 2)}
+_C197 = {2: (0, 3, 3)}
+_C198 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C199 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C200 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C201 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C202 = {7: (0, 2, 8)}
+_C203 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C204 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C205 = {10: (0, 1, -1)}
 _C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C207 = ('EE', 'SE_ANY', 'CH')
@@ -11819,16 +11806,16 @@ _C214 = ('SE_ANY', 'CH')
 _C215 = ('SE_ANY', 'CH')
 _C216 = ('SE_ANY', 'CH')
 _C217 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
-_C218 = {0: (0, 1)}
-_C219 = {1: (0, 1)}
-_C220 = {2: (0, 1)}
-_C221 = {3: (0, 1)}
-_C222 = {4: (0, 1)}
-_C223 = {5: (0, 1)}
-_C224 = {6: (0, 1)}
-_C225 = {7: (0, 3)}
-_C226 = {7: (1, 3), 8: (0, 2)}
-_C227 = {7: (2, 3), 8: (1, 2), 9: (0, 2)}
+_C218 = {0: (0, 1, 1)}
+_C219 = {1: (0, 1, 2)}
+_C220 = {2: (0, 1, 3)}
+_C221 = {3: (0, 1, 4)}
+_C222 = {4: (0, 1, 5)}
+_C223 = {5: (0, 1, 6)}
+_C224 = {6: (0, 1, 7)}
+_C225 = {7: (0, 3, 8)}
+_C226 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C227 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
 _C228 = {7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
 _C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C230 = ('EE', 'SE_ANY', 'CH')
@@ -11840,23 +11827,23 @@ _C235 = ('SE_ANY', 'CH')
 _C236 = ('SE_ANY', 'CH')
 _C237 = ('SE_ANY', 'CH')
 _C238 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
-_C239 = {0: (0, 1)}
-_C240 = {1: (0, 1)}
-_C241 = {2: (0, 2)}
-_C242 = {2: (1, 2), 3: (0, 1)}
-_C243 = {4: (0, 3)}
-_C244 = {4: (1, 3), 5: (0, 3)}
-_C245 = {4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C246 = {4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
+_C239 = {0: (0, 1, 1)}
+_C240 = {1: (0, 1, 2)}
+_C241 = {2: (0, 2, 3)}
+_C242 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C243 = {4: (0, 3, 5)}
+_C244 = {4: (1, 3, 6), 5: (0, 3, 6)}
+_C245 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C246 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
 _C247 = {4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
 _C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
 _C250 = ('EE', 'SE_ANY', 'CH')
 _C251 = ('SE_ANY', 'CH')
 _C252 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C253 = {0: (0, 1)}
-_C254 = {1: (0, 2)}
-_C255 = {1: (1, 2), 2: (0, 1)}
+_C253 = {0: (0, 1, 1)}
+_C254 = {1: (0, 2, 2)}
+_C255 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C256 = {3: (0, 1, -1)}
 _C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C258 = ('EE', 'SE_ANY', 'CH')
@@ -11869,15 +11856,15 @@ _C264 = ('EE', 'SE_ANY', 'CH')
 _C265 = ('SE_ANY', 'CH')
 _C266 = ('SE_ANY', 'CH')
 _C267 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C268 = {0: (0, 1)}
-_C269 = {1: (0, 1)}
-_C270 = {2: (0, 2)}
-_C271 = {2: (1, 2), 3: (0, 1)}
-_C272 = {4: (0, 1)}
-_C273 = {5: (0, 1)}
-_C274 = {6: (0, 2)}
-_C275 = {6: (1, 2), 7: (0, 1)}
-_C276 = {8: (0, 2)}
+_C268 = {0: (0, 1, 1)}
+_C269 = {1: (0, 1, 2)}
+_C270 = {2: (0, 2, 3)}
+_C271 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C272 = {4: (0, 1, 5)}
+_C273 = {5: (0, 1, 6)}
+_C274 = {6: (0, 2, 7)}
+_C275 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C276 = {8: (0, 2, 9)}
 _C277 = {8: (1, 2, -1), 9: (0, 1, -1)}
 _C278 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
 _C279 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
@@ -11889,10 +11876,10 @@ _C284 = ('EE', 'SE_ANY', 'CH')
 _C285 = ('EE', 'SE_ANY', 'CH')
 _C286 = ('SE_ANY', 'CH')
 _C287 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C288 = {0: (0, 2)}
-_C289 = {0: (1, 2), 1: (0, 1)}
-_C290 = {2: (0, 1)}
-_C291 = {3: (0, 1)}
+_C288 = {0: (0, 2, 1)}
+_C289 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C290 = {2: (0, 1, 3)}
+_C291 = {3: (0, 1, 4)}
 _C292 = {4: (0, 1, -1)}
 _C293 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C294 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
@@ -11903,11 +11890,11 @@ _C298 = ('EE', 'SE_ANY', 'CH')
 _C299 = ('EE', 'SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
 _C301 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
-_C302 = {0: (0, 1)}
-_C303 = {1: (0, 2)}
-_C304 = {1: (1, 2), 2: (0, 2)}
-_C305 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C306 = {4: (0, 1)}
+_C302 = {0: (0, 1, 1)}
+_C303 = {1: (0, 2, 2)}
+_C304 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C305 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C306 = {4: (0, 1, 5)}
 _C307 = {5: (0, 1, -1)}
 _C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C309 = ('EE', 'SE_ANY', 'CH')
@@ -11918,13 +11905,13 @@ _C313 = ('SE_ANY', 'CH')
 _C314 = ('EE', 'SE_ANY', 'CH')
 _C315 = ('SE_ANY', 'CH')
 _C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2)}
-_C318 = {1: (0, 1)}
-_C319 = {0: (1, 2), 2: (0, 2)}
-_C320 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C321 = {4: (0, 2)}
-_C322 = {4: (1, 2), 5: (0, 2)}
-_C323 = {6: (0, 1)}
+_C317 = {0: (0, 2, 1)}
+_C318 = {1: (0, 1, 2)}
+_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C321 = {4: (0, 2, 5)}
+_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C323 = {6: (0, 1, 7)}
 _C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11951,8 +11938,8 @@ _C346 = {0: (0, 1, -1)}
 _C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
 _C349 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C350 = {0: (0, 2)}
-_C351 = {0: (1, 2)}
+_C350 = {0: (0, 2, 1)}
+_C351 = {0: (1, 2, 1)}
 _C352 = {_din.RelativeTimeInterval: (_C350, _e48), _din.Interval: (_C351, _e71)}
 _C353 = {1: (0, 1, -1)}
 _C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11968,13 +11955,13 @@ _C363 = ('SE_ANY', 'CH')
 _C364 = ('SE_ANY', 'CH')
 _C365 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C366 = {0: (0, 4, 10)}
-_C367 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C368 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C369 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C370 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C371 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C372 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C373 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C367 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C368 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C369 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C370 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C371 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C372 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C373 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C374 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C375 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C376 = ('EE', 'SE_ANY', 'CH')
@@ -11982,15 +11969,15 @@ _C377 = ('SE_ANY', 'CH')
 _C378 = ('SE_ANY', 'CH')
 _C379 = ('SE_ANY', 'CH')
 _C380 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C381 = {0: (0, 3), 4: (0, 3)}
-_C382 = {0: (1, 3), 4: (1, 3)}
+_C381 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C382 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C383 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C385 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C386 = ('SE_ANY', 'CH')
 _C387 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C388 = {0: (0, 2, 2)}
-_C389 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C389 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C390 = {1: (1, 2, -1)}
 _C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11999,16 +11986,16 @@ _C394 = ('EE', 'SE_ANY', 'CH')
 _C395 = ('SE_ANY', 'CH')
 _C396 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
 _C397 = {0: (0, 2, 4)}
-_C398 = {0: (1, 2), 4: (0, 1)}
-_C399 = {1: (0, 2)}
-_C400 = {1: (1, 2), 2: (0, 1)}
+_C398 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C399 = {1: (0, 2, 2)}
+_C400 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C401 = {3: (0, 1, -1)}
 _C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C403 = ('EE', 'SE_ANY', 'CH')
 _C404 = ('SE_ANY', 'CH')
 _C405 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
-_C406 = {0: (0, 1)}
-_C407 = {1: (0, 1)}
+_C406 = {0: (0, 1, 1)}
+_C407 = {1: (0, 1, 2)}
 _C408 = {2: (0, 1, -1)}
 _C409 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C410 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12028,566 +12015,565 @@ _C423 = ('SE_ANY', 'CH')
 _C424 = ('SE_ANY', 'CH')
 _C425 = ('SE_ANY', 'CH')
 _C426 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C427 = {0: (0, 2)}
-_C428 = {1: (0, 2)}
-_C429 = {1: (0, 2)}
-_C430 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C432 = ('EE', 'SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
-_C434 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C435 = {0: (0, 2)}
-_C436 = {0: (1, 2)}
-_C437 = {_din.RelativeTimeInterval: (_C435, _e48), _din.Interval: (_C436, _e71)}
-_C438 = {1: (0, 1)}
-_C439 = {2: (0, 1, -1)}
-_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C441 = ('EE', 'SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C444 = {0: (0, 1)}
-_C445 = {1: (0, 1)}
-_C446 = {2: (0, 1, -1)}
-_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C427 = {0: (0, 2, 1)}
+_C428 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C429 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C431 = ('EE', 'SE_ANY', 'CH')
+_C432 = ('SE_ANY', 'CH')
+_C433 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C434 = {0: (0, 2, 1)}
+_C435 = {0: (1, 2, 1)}
+_C436 = {_din.RelativeTimeInterval: (_C434, _e48), _din.Interval: (_C435, _e71)}
+_C437 = {1: (0, 1, 2)}
+_C438 = {2: (0, 1, -1)}
+_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C440 = ('EE', 'SE_ANY', 'CH')
+_C441 = ('SE_ANY', 'CH')
+_C442 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C443 = {0: (0, 1, 1)}
+_C444 = {1: (0, 1, 2)}
+_C445 = {2: (0, 1, -1)}
+_C446 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C447 = ('EE', 'SE_ANY', 'CH')
 _C448 = ('EE', 'SE_ANY', 'CH')
-_C449 = ('EE', 'SE_ANY', 'CH')
-_C450 = ('SE_ANY', 'CH')
-_C451 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
-_C452 = {0: (0, 1)}
-_C453 = {1: (0, 1)}
-_C454 = {2: (0, 1)}
-_C455 = {3: (0, 1, -1)}
-_C456 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
+_C451 = {0: (0, 1, 1)}
+_C452 = {1: (0, 1, 2)}
+_C453 = {2: (0, 1, 3)}
+_C454 = {3: (0, 1, -1)}
+_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
 _C458 = ('SE_ANY', 'CH')
-_C459 = ('SE_ANY', 'CH')
-_C460 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
-_C461 = {0: (0, 1)}
-_C462 = {1: (0, 3)}
-_C463 = {1: (1, 3), 2: (0, 2)}
-_C464 = {1: (2, 3), 2: (1, 2)}
-_C465 = {_din.DC_EVPowerDeliveryParameter: (_C463, _e20), _din.EVPowerDeliveryParameter: (_C464, _e27)}
-_C466 = {1: (3, 3, -1), 2: (2, 2, -1), 3: (0, 1, -1)}
-_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C468 = ('EE', 'SE_ANY', 'CH')
-_C469 = ('SE_ANY', 'CH')
-_C470 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C471 = {0: (0, 1)}
-_C472 = {1: (0, 2)}
-_C473 = {1: (1, 2)}
-_C474 = {1: (2, 2)}
-_C475 = {_din.AC_EVSEStatus: (_C472, _e2), _din.DC_EVSEStatus: (_C473, _e22), _din.EVSEStatus: (_C474, _e29)}
-_C476 = {2: (0, 1, -1)}
-_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C459 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
+_C460 = {0: (0, 1, 1)}
+_C461 = {1: (0, 3, 2)}
+_C462 = {1: (1, 3, 3), 2: (0, 2, 3)}
+_C463 = {1: (2, 3, 3), 2: (1, 2, 3)}
+_C464 = {_din.DC_EVPowerDeliveryParameter: (_C462, _e20), _din.EVPowerDeliveryParameter: (_C463, _e27)}
+_C465 = {1: (3, 3, -1), 2: (2, 2, -1), 3: (0, 1, -1)}
+_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = ('EE', 'SE_ANY', 'CH')
+_C468 = ('SE_ANY', 'CH')
+_C469 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C470 = {0: (0, 1, 1)}
+_C471 = {1: (0, 2, 2)}
+_C472 = {1: (1, 2, 2)}
+_C473 = {1: (2, 2, 2)}
+_C474 = {_din.AC_EVSEStatus: (_C471, _e2), _din.DC_EVSEStatus: (_C472, _e22), _din.EVSEStatus: (_C473, _e29)}
+_C475 = {2: (0, 1, -1)}
+_C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C477 = ('EE', 'SE_ANY', 'CH')
 _C478 = ('EE', 'SE_ANY', 'CH')
-_C479 = ('EE', 'SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
-_C481 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C482 = {0: (0, 1)}
-_C483 = {1: (0, 1)}
-_C484 = {2: (0, 1)}
-_C485 = {3: (0, 1, -1)}
-_C486 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C481 = {0: (0, 1, 1)}
+_C482 = {1: (0, 1, 2)}
+_C483 = {2: (0, 1, 3)}
+_C484 = {3: (0, 1, -1)}
+_C485 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('EE', 'SE_ANY', 'CH')
 _C487 = ('EE', 'SE_ANY', 'CH')
-_C488 = ('EE', 'SE_ANY', 'CH')
-_C489 = ('SE_ANY', 'CH')
-_C490 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C491 = {0: (0, 1)}
-_C492 = {1: (0, 1)}
-_C493 = {2: (0, 1)}
-_C494 = {3: (0, 1, -1)}
-_C495 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C496 = ('EE', 'SE_ANY', 'CH')
-_C497 = ('SE_ANY', 'CH')
-_C498 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C499 = {0: (0, 1)}
-_C500 = {1: (0, 1)}
-_C501 = {2: (0, 1, -1)}
-_C502 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C488 = ('SE_ANY', 'CH')
+_C489 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C490 = {0: (0, 1, 1)}
+_C491 = {1: (0, 1, 2)}
+_C492 = {2: (0, 1, 3)}
+_C493 = {3: (0, 1, -1)}
+_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('EE', 'SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C498 = {0: (0, 1, 1)}
+_C499 = {1: (0, 1, 2)}
+_C500 = {2: (0, 1, -1)}
+_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C503 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C504 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C505 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C505 = ('EE', 'SE_ANY', 'CH')
 _C506 = ('EE', 'SE_ANY', 'CH')
-_C507 = ('EE', 'SE_ANY', 'CH')
-_C508 = ('SE_ANY', 'CH')
-_C509 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C510 = {0: (0, 3, 6)}
-_C511 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C512 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C513 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C514 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C515 = {2: (0, 1)}
-_C516 = {3: (0, 1, -1)}
-_C517 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C507 = ('SE_ANY', 'CH')
+_C508 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C509 = {0: (0, 3, 6)}
+_C510 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C511 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C512 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C513 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C514 = {2: (0, 1, 3)}
+_C515 = {3: (0, 1, -1)}
+_C516 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C517 = ('SE_ANY', 'CH')
 _C518 = ('SE_ANY', 'CH')
-_C519 = ('SE_ANY', 'CH')
-_C520 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C521 = {0: (0, 1)}
-_C522 = {1: (0, 2)}
-_C523 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C524 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C519 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C520 = {0: (0, 1, 1)}
+_C521 = {1: (0, 2, 2)}
+_C522 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C523 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C524 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C525 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C526 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C527 = ('SE_ANY', 'CH')
-_C528 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C529 = {0: (0, 3, 3)}
-_C530 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C531 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C532 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C533 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
-_C536 = {0: (0, 1), 1: (0, 2)}
-_C537 = {1: (1, 2, -1)}
-_C538 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C539 = {0: 'end of element'}
-_C540 = {0: (0, 1, -1)}
-_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C526 = ('SE_ANY', 'CH')
+_C527 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C528 = {0: (0, 3, 3)}
+_C529 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C530 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C531 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
+_C534 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
+_C535 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C536 = {1: (1, 2, -1)}
+_C537 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C538 = {0: 'end of element'}
+_C539 = {0: (0, 1, -1)}
+_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C541 = ('SE_ANY', 'CH')
 _C542 = ('SE_ANY', 'CH')
-_C543 = ('SE_ANY', 'CH')
-_C544 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C545 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C546 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C548 = ('EE', 'SE_ANY', 'CH')
+_C543 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C544 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C545 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C546 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C547 = ('EE', 'SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
 _C549 = ('SE_ANY', 'CH')
-_C550 = ('SE_ANY', 'CH')
-_C551 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
-_C552 = {0: (0, 2)}
-_C553 = {0: (1, 2)}
-_C554 = {_din.RelativeTimeInterval: (_C552, _e48), _din.Interval: (_C553, _e71)}
-_C555 = {1: (0, 1)}
-_C556 = {2: (0, 2), 3: (0, 2)}
-_C557 = {2: (1, 2, -1), 3: (1, 2, -1)}
-_C558 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C559 = ('EE', 'SE_ANY', 'CH')
-_C560 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
-_C561 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
-_C562 = ('EE', 'SE_ANY', 'CH')
-_C563 = ('SE_ANY', 'CH')
-_C564 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
-_C565 = {0: (0, 1)}
-_C566 = {1: (0, 1)}
-_C567 = {2: (0, 1)}
-_C568 = {3: (0, 1, -1)}
-_C569 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C570 = ('SE_ANY', 'CH')
-_C571 = {0: 'ServiceID', 1: 'end of element'}
-_C572 = {0: (0, 1)}
-_C573 = {1: (0, 1, -1)}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('EE', 'SE_ANY', 'CH')
+_C550 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
+_C551 = {0: (0, 2, 1)}
+_C552 = {0: (1, 2, 1)}
+_C553 = {_din.RelativeTimeInterval: (_C551, _e48), _din.Interval: (_C552, _e71)}
+_C554 = {1: (0, 1, 2)}
+_C555 = {2: (0, 2, 3), 3: (0, 2, -1)}
+_C556 = {2: (1, 2, -1), 3: (1, 2, -1)}
+_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C558 = ('EE', 'SE_ANY', 'CH')
+_C559 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
+_C560 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C561 = ('EE', 'SE_ANY', 'CH')
+_C562 = ('SE_ANY', 'CH')
+_C563 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
+_C564 = {0: (0, 1, 1)}
+_C565 = {1: (0, 1, 2)}
+_C566 = {2: (0, 1, 3)}
+_C567 = {3: (0, 1, -1)}
+_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C569 = ('SE_ANY', 'CH')
+_C570 = {0: 'ServiceID', 1: 'end of element'}
+_C571 = {0: (0, 1, 1)}
+_C572 = {1: (0, 1, -1)}
+_C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C574 = ('EE', 'SE_ANY', 'CH')
+_C575 = ('SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C579 = {0: (0, 1)}
-_C580 = {1: (0, 1)}
-_C581 = {2: (0, 2)}
-_C582 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C583 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
-_C584 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
-_C585 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C577 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C578 = {0: (0, 1, 1)}
+_C579 = {1: (0, 1, 2)}
+_C580 = {2: (0, 2, 3)}
+_C581 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C582 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
+_C583 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
+_C584 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C585 = ('SE_ANY', 'CH')
 _C586 = ('SE_ANY', 'CH')
-_C587 = ('SE_ANY', 'CH')
-_C588 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C589 = {0: (0, 2)}
-_C590 = {0: (1, 2), 1: (0, 2)}
-_C591 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C587 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C588 = {0: (0, 2, 1)}
+_C589 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C590 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
+_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C592 = ('EE', 'SE_ANY', 'CH')
 _C593 = ('EE', 'SE_ANY', 'CH')
-_C594 = ('EE', 'SE_ANY', 'CH')
+_C594 = ('SE_ANY', 'CH')
 _C595 = ('SE_ANY', 'CH')
-_C596 = ('SE_ANY', 'CH')
-_C597 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C598 = {0: (0, 1)}
-_C599 = {1: (0, 1)}
-_C600 = {2: (0, 1)}
-_C601 = {3: (0, 2)}
-_C602 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C603 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
-_C604 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
-_C605 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C606 = ('EE', 'SE_ANY', 'CH')
-_C607 = ('SE_ANY', 'CH')
-_C608 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C609 = {0: (0, 1)}
-_C610 = {1: (0, 1)}
-_C611 = {2: (0, 1, -1)}
-_C612 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C613 = ('SE_ANY', 'CH')
-_C614 = {0: 'ResponseCode', 1: 'end of element'}
-_C615 = {0: (0, 1)}
-_C616 = {1: (0, 1, -1)}
-_C617 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C618 = ('SE_ANY', 'CH')
-_C619 = {0: 'EVCCID', 1: 'end of element'}
-_C620 = {0: (0, 1)}
-_C621 = {1: (0, 1, -1)}
-_C622 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C623 = ('EE', 'SE_ANY', 'CH')
+_C596 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C597 = {0: (0, 1, 1)}
+_C598 = {1: (0, 1, 2)}
+_C599 = {2: (0, 1, 3)}
+_C600 = {3: (0, 2, 4)}
+_C601 = {3: (1, 2, -1), 4: (0, 1, -1)}
+_C602 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
+_C603 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
+_C604 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C605 = ('EE', 'SE_ANY', 'CH')
+_C606 = ('SE_ANY', 'CH')
+_C607 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C608 = {0: (0, 1, 1)}
+_C609 = {1: (0, 1, 2)}
+_C610 = {2: (0, 1, -1)}
+_C611 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C612 = ('SE_ANY', 'CH')
+_C613 = {0: 'ResponseCode', 1: 'end of element'}
+_C614 = {0: (0, 1, 1)}
+_C615 = {1: (0, 1, -1)}
+_C616 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C617 = ('SE_ANY', 'CH')
+_C618 = {0: 'EVCCID', 1: 'end of element'}
+_C619 = {0: (0, 1, 1)}
+_C620 = {1: (0, 1, -1)}
+_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C622 = ('EE', 'SE_ANY', 'CH')
+_C623 = ('SE_ANY', 'CH')
 _C624 = ('SE_ANY', 'CH')
-_C625 = ('SE_ANY', 'CH')
-_C626 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
-_C627 = {0: (0, 1)}
-_C628 = {1: (0, 1)}
-_C629 = {2: (0, 2)}
-_C630 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C631 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C632 = {0: 'end of element'}
-_C633 = {0: (0, 1, -1)}
-_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C635 = ('SE_ANY', 'CH')
-_C636 = {0: 'ResponseCode', 1: 'end of element'}
-_C637 = {0: (0, 1)}
-_C638 = {1: (0, 1, -1)}
-_C639 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C640 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C641 = ('EE', 'SE_ANY', 'CH')
+_C625 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
+_C626 = {0: (0, 1, 1)}
+_C627 = {1: (0, 1, 2)}
+_C628 = {2: (0, 2, 3)}
+_C629 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C630 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C631 = {0: 'end of element'}
+_C632 = {0: (0, 1, -1)}
+_C633 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C634 = ('SE_ANY', 'CH')
+_C635 = {0: 'ResponseCode', 1: 'end of element'}
+_C636 = {0: (0, 1, 1)}
+_C637 = {1: (0, 1, -1)}
+_C638 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C639 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C640 = ('EE', 'SE_ANY', 'CH')
+_C641 = ('SE_ANY', 'CH')
 _C642 = ('SE_ANY', 'CH')
 _C643 = ('SE_ANY', 'CH')
-_C644 = ('SE_ANY', 'CH')
-_C645 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C646 = {0: (0, 2, 5)}
-_C647 = {0: (1, 2), 5: (0, 1)}
-_C648 = {1: (0, 1)}
-_C649 = {2: (0, 2)}
-_C650 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C651 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C652 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C653 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C644 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C645 = {0: (0, 2, 5)}
+_C646 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C647 = {1: (0, 1, 2)}
+_C648 = {2: (0, 2, 3)}
+_C649 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C650 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C651 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C652 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C653 = ('SE_ANY', 'CH')
 _C654 = ('SE_ANY', 'CH')
 _C655 = ('SE_ANY', 'CH')
-_C656 = ('SE_ANY', 'CH')
-_C657 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C658 = {0: (0, 1, 4)}
-_C659 = {3: (0, 3), 4: (0, 3)}
-_C660 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C661 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C662 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C663 = ('SE_ANY', 'CH')
-_C664 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C665 = {0: (0, 2, 2)}
-_C666 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C667 = {1: (1, 2, -1)}
-_C668 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C656 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C657 = {0: (0, 1, 4)}
+_C658 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C659 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C661 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C662 = ('SE_ANY', 'CH')
+_C663 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C664 = {0: (0, 2, 2)}
+_C665 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C666 = {1: (1, 2, -1)}
+_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C668 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C671 = ('EE', 'SE_ANY', 'CH')
-_C672 = ('SE_ANY', 'CH')
-_C673 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C674 = {0: (0, 2, 4)}
-_C675 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C676 = {1: (1, 2, -1)}
-_C677 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C678 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C679 = ('SE_ANY', 'CH')
-_C680 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C681 = {0: (0, 2, 2)}
-_C682 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C683 = {1: (0, 1, -1)}
-_C684 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C670 = ('EE', 'SE_ANY', 'CH')
+_C671 = ('SE_ANY', 'CH')
+_C672 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C673 = {0: (0, 2, 4)}
+_C674 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C675 = {1: (1, 2, -1)}
+_C676 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C678 = ('SE_ANY', 'CH')
+_C679 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C680 = {0: (0, 2, 2)}
+_C681 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C682 = {1: (0, 1, -1)}
+_C683 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C684 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C685 = ('EE', 'SE_ANY', 'CH')
 _C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('EE', 'SE_ANY', 'CH')
-_C688 = ('SE_ANY', 'CH')
-_C689 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C690 = {0: (0, 2, 4)}
-_C691 = {0: (1, 2), 4: (0, 1)}
-_C692 = {1: (0, 1)}
-_C693 = {2: (0, 1), 3: (0, 2)}
-_C694 = {3: (1, 2, -1)}
-_C695 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C696 = {0: 'end of element'}
-_C697 = {0: (0, 1, -1)}
-_C698 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C699 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C687 = ('SE_ANY', 'CH')
+_C688 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C689 = {0: (0, 2, 4)}
+_C690 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C691 = {1: (0, 1, 2)}
+_C692 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C693 = {3: (1, 2, -1)}
+_C694 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C695 = {0: 'end of element'}
+_C696 = {0: (0, 1, -1)}
+_C697 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C698 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C699 = ('SE_ANY', 'CH')
 _C700 = ('SE_ANY', 'CH')
 _C701 = ('SE_ANY', 'CH')
-_C702 = ('SE_ANY', 'CH')
-_C703 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C704 = {0: (0, 1, 4)}
-_C705 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C706 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C707 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C708 = ('SE_ANY', 'CH')
-_C709 = {0: 'Transform', 1: 'Transform, end of element'}
-_C710 = {0: (0, 1), 1: (0, 2)}
-_C711 = {1: (1, 2, -1)}
-_C712 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C713 = ('EE', 'SE_ANY', 'CH')
-_C714 = ('SE_ANY', 'CH')
-_C715 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C716 = {0: (0, 1)}
-_C717 = {1: (0, 1)}
-_C718 = {2: (0, 1, -1)}
-_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C720 = ('SE_ANY', 'CH')
-_C721 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C722 = {0: (0, 1)}
-_C723 = {1: (0, 1, -1)}
-_C724 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C702 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C703 = {0: (0, 1, 4)}
+_C704 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C705 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C706 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C707 = ('SE_ANY', 'CH')
+_C708 = {0: 'Transform', 1: 'Transform, end of element'}
+_C709 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C710 = {1: (1, 2, -1)}
+_C711 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C712 = ('EE', 'SE_ANY', 'CH')
+_C713 = ('SE_ANY', 'CH')
+_C714 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C715 = {0: (0, 1, 1)}
+_C716 = {1: (0, 1, 2)}
+_C717 = {2: (0, 1, -1)}
+_C718 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C719 = ('SE_ANY', 'CH')
+_C720 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C721 = {0: (0, 1, 1)}
+_C722 = {1: (0, 1, -1)}
+_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C724 = ('EE', 'SE_ANY', 'CH')
 _C725 = ('EE', 'SE_ANY', 'CH')
-_C726 = ('EE', 'SE_ANY', 'CH')
-_C727 = ('SE_ANY', 'CH')
-_C728 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C729 = {0: (0, 1)}
-_C730 = {1: (0, 1)}
-_C731 = {2: (0, 1)}
-_C732 = {3: (0, 1, -1)}
-_C733 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C726 = ('SE_ANY', 'CH')
+_C727 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C728 = {0: (0, 1, 1)}
+_C729 = {1: (0, 1, 2)}
+_C730 = {2: (0, 1, 3)}
+_C731 = {3: (0, 1, -1)}
+_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C733 = ('SE_ANY', 'CH')
 _C734 = ('SE_ANY', 'CH')
 _C735 = ('SE_ANY', 'CH')
 _C736 = ('SE_ANY', 'CH')
 _C737 = ('SE_ANY', 'CH')
 _C738 = ('SE_ANY', 'CH')
-_C739 = ('SE_ANY', 'CH')
-_C740 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C741 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C742 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C743 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C744 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C745 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C746 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C747 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C748 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
-_C749 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
+_C739 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C740 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C741 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C742 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C743 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C744 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C745 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C747 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
+_C748 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
+_C749 = ('EE', 'SE_ANY', 'CH')
 _C750 = ('EE', 'SE_ANY', 'CH')
-_C751 = ('EE', 'SE_ANY', 'CH')
-_C752 = ('SE_ANY', 'CH')
-_C753 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
-_C754 = {0: (0, 1)}
-_C755 = {1: (0, 2)}
-_C756 = {1: (1, 2), 2: (0, 1)}
-_C757 = {3: (0, 1, -1)}
-_C758 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C759 = ('SE_ANY', 'CH')
-_C760 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C761 = {0: (0, 1), 1: (0, 2)}
-_C762 = {1: (1, 2, -1)}
-_C763 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C751 = ('SE_ANY', 'CH')
+_C752 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
+_C753 = {0: (0, 1, 1)}
+_C754 = {1: (0, 2, 2)}
+_C755 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C756 = {3: (0, 1, -1)}
+_C757 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C758 = ('SE_ANY', 'CH')
+_C759 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C760 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C761 = {1: (1, 2, -1)}
+_C762 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C763 = ('SE_ANY', 'CH')
 _C764 = ('SE_ANY', 'CH')
-_C765 = ('SE_ANY', 'CH')
-_C766 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C767 = {0: (0, 1)}
-_C768 = {1: (0, 2)}
-_C769 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C770 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C765 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C766 = {0: (0, 1, 1)}
+_C767 = {1: (0, 2, 2)}
+_C768 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C769 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C770 = ('SE_ANY', 'CH')
 _C771 = ('SE_ANY', 'CH')
 _C772 = ('SE_ANY', 'CH')
 _C773 = ('SE_ANY', 'CH')
 _C774 = ('SE_ANY', 'CH')
-_C775 = ('SE_ANY', 'CH')
-_C776 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C777 = {0: (0, 1)}
-_C778 = {1: (0, 3)}
-_C779 = {1: (1, 3), 2: (0, 3)}
-_C780 = {1: (2, 3), 2: (1, 3), 3: (0, 2)}
-_C781 = {1: (3, 3), 2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C782 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C783 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C784 = ('EE', 'SE_ANY', 'CH')
-_C785 = ('SE_ANY', 'CH')
-_C786 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
-_C787 = {0: (0, 1)}
-_C788 = {1: (0, 1), 2: (0, 2)}
-_C789 = {2: (1, 2, -1)}
-_C790 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C791 = ('EE', 'SE_ANY', 'CH')
+_C775 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C776 = {0: (0, 1, 1)}
+_C777 = {1: (0, 3, 2)}
+_C778 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C779 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C780 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C781 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
+_C782 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C783 = ('EE', 'SE_ANY', 'CH')
+_C784 = ('SE_ANY', 'CH')
+_C785 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
+_C786 = {0: (0, 1, 1)}
+_C787 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C788 = {2: (1, 2, -1)}
+_C789 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C790 = ('EE', 'SE_ANY', 'CH')
+_C791 = ('SE_ANY', 'CH')
 _C792 = ('SE_ANY', 'CH')
-_C793 = ('SE_ANY', 'CH')
-_C794 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C795 = {0: (0, 1)}
-_C796 = {1: (0, 1)}
-_C797 = {2: (0, 2)}
-_C798 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C799 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C793 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C794 = {0: (0, 1, 1)}
+_C795 = {1: (0, 1, 2)}
+_C796 = {2: (0, 2, 3)}
+_C797 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C798 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C799 = ('SE_ANY', 'CH')
 _C800 = ('SE_ANY', 'CH')
-_C801 = ('SE_ANY', 'CH')
-_C802 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
-_C803 = {0: (0, 1)}
-_C804 = {1: (0, 2), 2: (0, 2)}
-_C805 = {1: (1, 2, -1), 2: (1, 2, -1)}
-_C806 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C801 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
+_C802 = {0: (0, 1, 1)}
+_C803 = {1: (0, 2, 2), 2: (0, 2, -1)}
+_C804 = {1: (1, 2, -1), 2: (1, 2, -1)}
+_C805 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C806 = ('EE', 'SE_ANY', 'CH')
 _C807 = ('EE', 'SE_ANY', 'CH')
-_C808 = ('EE', 'SE_ANY', 'CH')
+_C808 = ('SE_ANY', 'CH')
 _C809 = ('SE_ANY', 'CH')
-_C810 = ('SE_ANY', 'CH')
-_C811 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
-_C812 = {0: (0, 1)}
-_C813 = {1: (0, 2)}
-_C814 = {1: (1, 2), 2: (0, 1)}
-_C815 = {3: (0, 2)}
-_C816 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C817 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C818 = ('SE_ANY', 'CH')
-_C819 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C820 = {0: (0, 1), 1: (0, 2)}
-_C821 = {1: (1, 2, -1)}
-_C822 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C823 = ('SE_ANY', 'CH')
-_C824 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
-_C825 = {0: (0, 1), 1: (0, 2)}
-_C826 = {1: (1, 2, -1)}
-_C827 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C828 = ('SE_ANY', 'CH')
-_C829 = {0: 'Service', 1: 'Service, end of element'}
-_C830 = {0: (0, 1), 1: (0, 2)}
-_C831 = {1: (1, 2, -1)}
-_C832 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C833 = ('SE_ANY', 'CH')
-_C834 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C835 = {0: (0, 1), 1: (0, 2)}
-_C836 = {1: (1, 2, -1)}
-_C837 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C810 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
+_C811 = {0: (0, 1, 1)}
+_C812 = {1: (0, 2, 2)}
+_C813 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C814 = {3: (0, 2, 4)}
+_C815 = {3: (1, 2, -1), 4: (0, 1, -1)}
+_C816 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C817 = ('SE_ANY', 'CH')
+_C818 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C819 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C820 = {1: (1, 2, -1)}
+_C821 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C822 = ('SE_ANY', 'CH')
+_C823 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
+_C824 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C825 = {1: (1, 2, -1)}
+_C826 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C827 = ('SE_ANY', 'CH')
+_C828 = {0: 'Service', 1: 'Service, end of element'}
+_C829 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C830 = {1: (1, 2, -1)}
+_C831 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C832 = ('SE_ANY', 'CH')
+_C833 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C834 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C835 = {1: (1, 2, -1)}
+_C836 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C837 = ('SE_ANY', 'CH')
 _C838 = ('SE_ANY', 'CH')
 _C839 = ('SE_ANY', 'CH')
-_C840 = ('SE_ANY', 'CH')
-_C841 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C842 = {0: (0, 1)}
-_C843 = {1: (0, 2)}
-_C844 = {1: (1, 2), 2: (0, 2)}
-_C845 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C846 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C847 = ('SE_ANY', 'CH')
-_C848 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C849 = {0: (0, 6)}
-_C850 = {0: (1, 6)}
-_C851 = {0: (2, 6)}
-_C852 = {0: (3, 6)}
-_C853 = {0: (4, 6)}
-_C854 = {0: (5, 6)}
-_C855 = {0: (6, 6)}
-_C856 = {0: (7, 6)}
-_C857 = {0: (8, 6)}
-_C858 = {0: (9, 6)}
-_C859 = {0: (10, 6)}
-_C860 = {0: (11, 6)}
-_C861 = {0: (12, 6)}
-_C862 = {0: (13, 6)}
-_C863 = {0: (14, 6)}
-_C864 = {0: (15, 6)}
-_C865 = {0: (16, 6)}
-_C866 = {0: (17, 6)}
-_C867 = {0: (18, 6)}
-_C868 = {0: (19, 6)}
-_C869 = {0: (20, 6)}
-_C870 = {0: (21, 6)}
-_C871 = {0: (22, 6)}
-_C872 = {0: (23, 6)}
-_C873 = {0: (24, 6)}
-_C874 = {0: (25, 6)}
-_C875 = {0: (26, 6)}
-_C876 = {0: (27, 6)}
-_C877 = {0: (28, 6)}
-_C878 = {0: (29, 6)}
-_C879 = {0: (30, 6)}
-_C880 = {0: (31, 6)}
-_C881 = {0: (32, 6)}
-_C882 = {0: (33, 6)}
-_C883 = {0: (34, 6)}
-_C884 = {_din.BodyBase: (_C849, _e3), _din.CableCheckReq: (_C850, _e4), _din.CableCheckRes: (_C851, _e5), _din.CertificateInstallationReq: (_C852, _e7), _din.CertificateInstallationRes: (_C853, _e8), _din.CertificateUpdateReq: (_C854, _e9), _din.CertificateUpdateRes: (_C855, _e10), _din.ChargeParameterDiscoveryReq: (_C856, _e11), _din.ChargeParameterDiscoveryRes: (_C857, _e12), _din.ChargingStatusReq: (_C858, _e13), _din.ChargingStatusRes: (_C859, _e14), _din.ContractAuthenticationReq: (_C860, _e15), _din.ContractAuthenticationRes: (_C861, _e16), _din.CurrentDemandReq: (_C862, _e17), _din.CurrentDemandRes: (_C863, _e18), _din.MeteringReceiptReq: (_C864, _e35), _din.MeteringReceiptRes: (_C865, _e36), _din.PaymentDetailsReq: (_C866, _e40), _din.PaymentDetailsRes: (_C867, _e41), _din.PowerDeliveryReq: (_C868, _e42), _din.PowerDeliveryRes: (_C869, _e43), _din.PreChargeReq: (_C870, _e44), _din.PreChargeRes: (_C871, _e45), _din.ServiceDetailReq: (_C872, _e55), _din.ServiceDetailRes: (_C873, _e56), _din.ServiceDiscoveryReq: (_C874, _e57), _din.ServiceDiscoveryRes: (_C875, _e58), _din.ServicePaymentSelectionReq: (_C876, _e59), _din.ServicePaymentSelectionRes: (_C877, _e60), _din.SessionSetupReq: (_C878, _e61), _din.SessionSetupRes: (_C879, _e62), _din.SessionStop: (_C880, _e63), _din.SessionStopRes: (_C881, _e64), _din.WeldingDetectionReq: (_C882, _e75), _din.WeldingDetectionRes: (_C883, _e76)}
-_C885 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C886 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C887 = ('EE', 'SE_ANY', 'CH')
-_C888 = ('SE_ANY', 'CH')
-_C889 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C890 = {0: (0, 1)}
-_C891 = {1: (0, 1)}
-_C892 = {2: (0, 1, -1)}
-_C893 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C894 = ('SE_ANY', 'CH')
-_C895 = {0: 'Certificate', 1: 'Certificate, end of element'}
-_C896 = {0: (0, 1), 1: (0, 2)}
-_C897 = {1: (1, 2, -1)}
-_C898 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C899 = ('EE', 'SE_ANY', 'CH')
-_C900 = ('SE_ANY', 'CH')
-_C901 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
-_C902 = {0: (0, 1)}
-_C903 = {1: (0, 1)}
-_C904 = {2: (0, 1, -1)}
-_C905 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C906 = ('EE', 'SE_ANY', 'CH')
-_C907 = ('SE_ANY', 'CH')
-_C908 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
-_C909 = {0: (0, 1)}
-_C910 = {1: (0, 1), 2: (0, 2)}
-_C911 = {2: (1, 2, -1)}
-_C912 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C913 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C840 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C841 = {0: (0, 1, 1)}
+_C842 = {1: (0, 2, 2)}
+_C843 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C844 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
+_C845 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C846 = ('SE_ANY', 'CH')
+_C847 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C848 = {0: (0, 6, 1)}
+_C849 = {0: (1, 6, 1)}
+_C850 = {0: (2, 6, 1)}
+_C851 = {0: (3, 6, 1)}
+_C852 = {0: (4, 6, 1)}
+_C853 = {0: (5, 6, 1)}
+_C854 = {0: (6, 6, 1)}
+_C855 = {0: (7, 6, 1)}
+_C856 = {0: (8, 6, 1)}
+_C857 = {0: (9, 6, 1)}
+_C858 = {0: (10, 6, 1)}
+_C859 = {0: (11, 6, 1)}
+_C860 = {0: (12, 6, 1)}
+_C861 = {0: (13, 6, 1)}
+_C862 = {0: (14, 6, 1)}
+_C863 = {0: (15, 6, 1)}
+_C864 = {0: (16, 6, 1)}
+_C865 = {0: (17, 6, 1)}
+_C866 = {0: (18, 6, 1)}
+_C867 = {0: (19, 6, 1)}
+_C868 = {0: (20, 6, 1)}
+_C869 = {0: (21, 6, 1)}
+_C870 = {0: (22, 6, 1)}
+_C871 = {0: (23, 6, 1)}
+_C872 = {0: (24, 6, 1)}
+_C873 = {0: (25, 6, 1)}
+_C874 = {0: (26, 6, 1)}
+_C875 = {0: (27, 6, 1)}
+_C876 = {0: (28, 6, 1)}
+_C877 = {0: (29, 6, 1)}
+_C878 = {0: (30, 6, 1)}
+_C879 = {0: (31, 6, 1)}
+_C880 = {0: (32, 6, 1)}
+_C881 = {0: (33, 6, 1)}
+_C882 = {0: (34, 6, 1)}
+_C883 = {_din.BodyBase: (_C848, _e3), _din.CableCheckReq: (_C849, _e4), _din.CableCheckRes: (_C850, _e5), _din.CertificateInstallationReq: (_C851, _e7), _din.CertificateInstallationRes: (_C852, _e8), _din.CertificateUpdateReq: (_C853, _e9), _din.CertificateUpdateRes: (_C854, _e10), _din.ChargeParameterDiscoveryReq: (_C855, _e11), _din.ChargeParameterDiscoveryRes: (_C856, _e12), _din.ChargingStatusReq: (_C857, _e13), _din.ChargingStatusRes: (_C858, _e14), _din.ContractAuthenticationReq: (_C859, _e15), _din.ContractAuthenticationRes: (_C860, _e16), _din.CurrentDemandReq: (_C861, _e17), _din.CurrentDemandRes: (_C862, _e18), _din.MeteringReceiptReq: (_C863, _e35), _din.MeteringReceiptRes: (_C864, _e36), _din.PaymentDetailsReq: (_C865, _e40), _din.PaymentDetailsRes: (_C866, _e41), _din.PowerDeliveryReq: (_C867, _e42), _din.PowerDeliveryRes: (_C868, _e43), _din.PreChargeReq: (_C869, _e44), _din.PreChargeRes: (_C870, _e45), _din.ServiceDetailReq: (_C871, _e55), _din.ServiceDetailRes: (_C872, _e56), _din.ServiceDiscoveryReq: (_C873, _e57), _din.ServiceDiscoveryRes: (_C874, _e58), _din.ServicePaymentSelectionReq: (_C875, _e59), _din.ServicePaymentSelectionRes: (_C876, _e60), _din.SessionSetupReq: (_C877, _e61), _din.SessionSetupRes: (_C878, _e62), _din.SessionStop: (_C879, _e63), _din.SessionStopRes: (_C880, _e64), _din.WeldingDetectionReq: (_C881, _e75), _din.WeldingDetectionRes: (_C882, _e76)}
+_C884 = {0: (35, 6, -1), 1: (0, 1, -1)}
+_C885 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C886 = ('EE', 'SE_ANY', 'CH')
+_C887 = ('SE_ANY', 'CH')
+_C888 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C889 = {0: (0, 1, 1)}
+_C890 = {1: (0, 1, 2)}
+_C891 = {2: (0, 1, -1)}
+_C892 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C893 = ('SE_ANY', 'CH')
+_C894 = {0: 'Certificate', 1: 'Certificate, end of element'}
+_C895 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C896 = {1: (1, 2, -1)}
+_C897 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C898 = ('EE', 'SE_ANY', 'CH')
+_C899 = ('SE_ANY', 'CH')
+_C900 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
+_C901 = {0: (0, 1, 1)}
+_C902 = {1: (0, 1, 2)}
+_C903 = {2: (0, 1, -1)}
+_C904 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C905 = ('EE', 'SE_ANY', 'CH')
+_C906 = ('SE_ANY', 'CH')
+_C907 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
+_C908 = {0: (0, 1, 1)}
+_C909 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C910 = {2: (1, 2, -1)}
+_C911 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C912 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C913 = ('EE', 'SE_ANY', 'CH')
 _C914 = ('EE', 'SE_ANY', 'CH')
 _C915 = ('EE', 'SE_ANY', 'CH')
-_C916 = ('EE', 'SE_ANY', 'CH')
-_C917 = ('SE_ANY', 'CH')
-_C918 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C919 = {0: (0, 1, 5)}
-_C920 = {5: (0, 1)}
-_C921 = {1: (0, 2)}
-_C922 = {1: (1, 2), 2: (0, 1)}
-_C923 = {3: (0, 1), 4: (0, 2)}
-_C924 = {4: (1, 2, -1)}
-_C925 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
-_C926 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
-_C927 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C928 = ('EE', 'SE_ANY', 'CH')
+_C916 = ('SE_ANY', 'CH')
+_C917 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C918 = {0: (0, 1, 5)}
+_C919 = {5: (0, 1, 1)}
+_C920 = {1: (0, 2, 2)}
+_C921 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C922 = {3: (0, 1, 4), 4: (0, 2, -1)}
+_C923 = {4: (1, 2, -1)}
+_C924 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
+_C925 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
+_C926 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C927 = ('EE', 'SE_ANY', 'CH')
+_C928 = ('SE_ANY', 'CH')
 _C929 = ('SE_ANY', 'CH')
-_C930 = ('SE_ANY', 'CH')
-_C931 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C932 = {0: (0, 1)}
-_C933 = {1: (0, 1)}
-_C934 = {2: (0, 2)}
-_C935 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C936 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C937 = ('EE', 'SE_ANY', 'CH')
-_C938 = ('SE_ANY', 'CH')
-_C939 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C940 = {0: (0, 1)}
-_C941 = {1: (0, 1), 2: (0, 2)}
-_C942 = {2: (1, 2, -1)}
-_C943 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C944 = ('EE', 'SE_ANY', 'CH')
-_C945 = ('SE_ANY', 'CH')
-_C946 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
-_C947 = {0: (0, 1)}
-_C948 = {1: (0, 1)}
-_C949 = {2: (0, 1, -1)}
-_C950 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C930 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C931 = {0: (0, 1, 1)}
+_C932 = {1: (0, 1, 2)}
+_C933 = {2: (0, 2, 3)}
+_C934 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C935 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C936 = ('EE', 'SE_ANY', 'CH')
+_C937 = ('SE_ANY', 'CH')
+_C938 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C939 = {0: (0, 1, 1)}
+_C940 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C941 = {2: (1, 2, -1)}
+_C942 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C943 = ('EE', 'SE_ANY', 'CH')
+_C944 = ('SE_ANY', 'CH')
+_C945 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
+_C946 = {0: (0, 1, 1)}
+_C947 = {1: (0, 1, 2)}
+_C948 = {2: (0, 1, -1)}
+_C949 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C950 = ('SE_ANY', 'CH')
 _C951 = ('SE_ANY', 'CH')
-_C952 = ('SE_ANY', 'CH')
-_C953 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C954 = {0: (0, 1)}
-_C955 = {1: (0, 2)}
-_C956 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C957 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
-_C958 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
-_C959 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C952 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C953 = {0: (0, 1, 1)}
+_C954 = {1: (0, 2, 2)}
+_C955 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C956 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
+_C957 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
+_C958 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C959 = ('SE_ANY', 'CH')
 _C960 = ('SE_ANY', 'CH')
-_C961 = ('SE_ANY', 'CH')
-_C962 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C963 = {0: (0, 1)}
-_C964 = {1: (0, 2)}
-_C965 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C966 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C967 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
-_C968 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
+_C961 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C962 = {0: (0, 1, 1)}
+_C963 = {1: (0, 2, 2)}
+_C964 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C965 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C966 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
+_C967 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
+_C968 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C969 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C970 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C970 = ('SE_ANY', 'CH')
 _C971 = ('SE_ANY', 'CH')
 _C972 = ('SE_ANY', 'CH')
 _C973 = ('SE_ANY', 'CH')
 _C974 = ('SE_ANY', 'CH')
 _C975 = ('SE_ANY', 'CH')
-_C976 = ('SE_ANY', 'CH')
-_C977 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
-_C978 = {0: (0, 1, 8)}
-_C979 = {8: (0, 1, 7)}
-_C980 = {7: (0, 3)}
-_C981 = {7: (1, 3)}
-_C982 = {7: (2, 3)}
-_C983 = {7: (3, 3)}
-_C984 = {7: (4, 3)}
-_C985 = {7: (5, 3)}
-_C986 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C976 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
+_C977 = {0: (0, 1, 8)}
+_C978 = {8: (0, 1, 7)}
+_C979 = {7: (0, 3, 1)}
+_C980 = {7: (1, 3, 2)}
+_C981 = {7: (2, 3, 3)}
+_C982 = {7: (3, 3, 4)}
+_C983 = {7: (4, 3, 5)}
+_C984 = {7: (5, 3, 6)}
+_C985 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(7)
@@ -12840,3 +12826,84 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 80, _e77)],
 }
 ROOT_NAMES = ('AC_EVChargeParameter', 'AC_EVSEChargeParameter', 'AC_EVSEStatus', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CanonicalizationMethod', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'DC_EVChargeParameter', 'DC_EVPowerDeliveryParameter', 'DC_EVSEChargeParameter', 'DC_EVSEStatus', 'DC_EVStatus', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'EVChargeParameter', 'EVPowerDeliveryParameter', 'EVSEChargeParameter', 'EVSEStatus', 'EVStatus', 'Entry', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MeteringReceiptReq', 'MeteringReceiptRes', 'MgmtData', 'Object', 'PGPData', 'PMaxScheduleEntry', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'RSAKeyValue', 'Reference', 'RelativeTimeInterval', 'RetrievalMethod', 'SAScheduleList', 'SASchedules', 'SPKIData', 'SalesTariffEntry', 'ServiceCharge', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'TimeInterval', 'Transform', 'Transforms', 'V2G_Message', 'WeldingDetectionReq', 'WeldingDetectionRes', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVChargeParameter'): _din.AC_EVChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameter'): _din.AC_EVSEChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatus'): _din.AC_EVSEStatus,
+    ('urn:din:70121:2012:MsgDef', 'BodyElement'): _din.BodyBase,
+    ('urn:din:70121:2012:MsgBody', 'CableCheckReq'): _din.CableCheckReq,
+    ('urn:din:70121:2012:MsgBody', 'CableCheckRes'): _din.CableCheckRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('urn:din:70121:2012:MsgBody', 'CertificateInstallationReq'): _din.CertificateInstallationReq,
+    ('urn:din:70121:2012:MsgBody', 'CertificateInstallationRes'): _din.CertificateInstallationRes,
+    ('urn:din:70121:2012:MsgBody', 'CertificateUpdateReq'): _din.CertificateUpdateReq,
+    ('urn:din:70121:2012:MsgBody', 'CertificateUpdateRes'): _din.CertificateUpdateRes,
+    ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryReq'): _din.ChargeParameterDiscoveryReq,
+    ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryRes'): _din.ChargeParameterDiscoveryRes,
+    ('urn:din:70121:2012:MsgBody', 'ChargingStatusReq'): _din.ChargingStatusReq,
+    ('urn:din:70121:2012:MsgBody', 'ChargingStatusRes'): _din.ChargingStatusRes,
+    ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReq'): _din.ContractAuthenticationReq,
+    ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationRes'): _din.ContractAuthenticationRes,
+    ('urn:din:70121:2012:MsgBody', 'CurrentDemandReq'): _din.CurrentDemandReq,
+    ('urn:din:70121:2012:MsgBody', 'CurrentDemandRes'): _din.CurrentDemandRes,
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameter'): _din.DC_EVChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVPowerDeliveryParameter'): _din.DC_EVPowerDeliveryParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEChargeParameter'): _din.DC_EVSEChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatus'): _din.DC_EVSEStatus,
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVStatus'): _din.DC_EVStatus,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameter'): _din.EVChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameter'): _din.EVPowerDeliveryParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameter'): _din.EVSEChargeParameter,
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatus'): _din.EVSEStatus,
+    ('urn:din:70121:2012:MsgDataTypes', 'EVStatus'): _din.EVStatus,
+    ('urn:din:70121:2012:MsgDataTypes', 'Entry'): _din.Entry,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('urn:din:70121:2012:MsgBody', 'MeteringReceiptReq'): _din.MeteringReceiptReq,
+    ('urn:din:70121:2012:MsgBody', 'MeteringReceiptRes'): _din.MeteringReceiptRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleEntry'): _din.PMaxScheduleEntry,
+    ('urn:din:70121:2012:MsgBody', 'PaymentDetailsReq'): _din.PaymentDetailsReq,
+    ('urn:din:70121:2012:MsgBody', 'PaymentDetailsRes'): _din.PaymentDetailsRes,
+    ('urn:din:70121:2012:MsgBody', 'PowerDeliveryReq'): _din.PowerDeliveryReq,
+    ('urn:din:70121:2012:MsgBody', 'PowerDeliveryRes'): _din.PowerDeliveryRes,
+    ('urn:din:70121:2012:MsgBody', 'PreChargeReq'): _din.PreChargeReq,
+    ('urn:din:70121:2012:MsgBody', 'PreChargeRes'): _din.PreChargeRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'): _din.RelativeTimeInterval,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleList'): _din.SAScheduleList,
+    ('urn:din:70121:2012:MsgDataTypes', 'SASchedules'): _din.SASchedules,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffEntry'): _din.SalesTariffEntry,
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceCharge'): _din.ServiceCharge,
+    ('urn:din:70121:2012:MsgBody', 'ServiceDetailReq'): _din.ServiceDetailReq,
+    ('urn:din:70121:2012:MsgBody', 'ServiceDetailRes'): _din.ServiceDetailRes,
+    ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryReq'): _din.ServiceDiscoveryReq,
+    ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryRes'): _din.ServiceDiscoveryRes,
+    ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReq'): _din.ServicePaymentSelectionReq,
+    ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionRes'): _din.ServicePaymentSelectionRes,
+    ('urn:din:70121:2012:MsgBody', 'SessionSetupReq'): _din.SessionSetupReq,
+    ('urn:din:70121:2012:MsgBody', 'SessionSetupRes'): _din.SessionSetupRes,
+    ('urn:din:70121:2012:MsgBody', 'SessionStopReq'): _din.SessionStop,
+    ('urn:din:70121:2012:MsgBody', 'SessionStopRes'): _din.SessionStopRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'): _din.Interval,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('urn:din:70121:2012:MsgDef', 'V2G_Message'): _din.V2G_Message,
+    ('urn:din:70121:2012:MsgBody', 'WeldingDetectionReq'): _din.WeldingDetectionReq,
+    ('urn:din:70121:2012:MsgBody', 'WeldingDetectionRes'): _din.WeldingDetectionRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

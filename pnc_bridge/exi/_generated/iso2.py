@@ -113,7 +113,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.e_amount
     if v is not None:
         t = _C8.get(s)
@@ -123,7 +123,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_max_voltage
     if v is not None:
         t = _C9.get(s)
@@ -133,7 +133,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_max_current
     if v is not None:
         t = _C10.get(s)
@@ -143,7 +143,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_min_current
     if v is not None:
         t = _C11.get(s)
@@ -153,7 +153,7 @@ def _e0(w, o):
             _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 5
+        s = t[2]
     t = _C12.get(s)
     if t is None:
         _order("AC_EVChargeParameter", s, _C6)
@@ -219,7 +219,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_nominal_voltage
     if v is not None:
         t = _C19.get(s)
@@ -229,7 +229,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_max_current
     if v is not None:
         t = _C20.get(s)
@@ -239,7 +239,7 @@ def _e1(w, o):
             _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     t = _C21.get(s)
     if t is None:
         _order("AC_EVSEChargeParameter", s, _C17)
@@ -326,7 +326,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
         t = _C30.get(s)
@@ -338,7 +338,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.rcd
     if v is not None:
         t = _C31.get(s)
@@ -349,7 +349,7 @@ def _e2(w, o):
             _bad("AC_EVSEStatus.rcd", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C32.get(s)
     if t is None:
         _order("AC_EVSEStatus", s, _C28)
@@ -432,7 +432,7 @@ def _e3(w, o):
             _bad("AuthorizationReq.gen_challenge", v, "bytes of length 16..16")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     t = _C39.get(s)
     if t is None:
         _order("AuthorizationReq", s, _C36)
@@ -505,7 +505,7 @@ def _e4(w, o):
             _bad("AuthorizationRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C49.get(s)
@@ -517,7 +517,7 @@ def _e4(w, o):
             _bad("AuthorizationRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C50.get(s)
     if t is None:
         _order("AuthorizationRes", s, _C47)
@@ -584,7 +584,7 @@ def _e6(w, o):
             _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     t = _C58.get(s)
     if t is None:
         _order("CableCheckReq", s, _C56)
@@ -668,7 +668,7 @@ def _e7(w, o):
             _bad("CableCheckRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
         t = _C65.get(s)
@@ -678,7 +678,7 @@ def _e7(w, o):
             _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C66.get(s)
@@ -690,7 +690,7 @@ def _e7(w, o):
             _bad("CableCheckRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C67.get(s)
     if t is None:
         _order("CableCheckRes", s, _C63)
@@ -821,7 +821,7 @@ def _d9(r):
     o = _new(_iso2.CertificateInstallationReq)
     o.id = f0
     o.oem_provisioning_cert = f1
-    o.list_of_root_certificate_i_ds = f2
+    o.list_of_root_certificate_ids = f2
     return o
 
 def _e9(w, o):
@@ -847,17 +847,17 @@ def _e9(w, o):
             _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..800")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
-    v = o.list_of_root_certificate_i_ds
+        s = t[2]
+    v = o.list_of_root_certificate_ids
     if v is not None:
         t = _C82.get(s)
         if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_i_ds", s, _C79)
+            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C79)
         if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_i_ds", v, "a ListOfRootCertificateIDs")
+            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
+        s = t[2]
     t = _C83.get(s)
     if t is None:
         _order("CertificateInstallationReq", s, _C79)
@@ -948,7 +948,7 @@ def _d10(r):
     o.sa_provisioning_certificate_chain = f1
     o.contract_signature_cert_chain = f2
     o.contract_signature_encrypted_private_key = f3
-    o.d_hpublickey = f4
+    o.dh_publickey = f4
     o.e_maid = f5
     return o
 
@@ -966,7 +966,7 @@ def _e10(w, o):
             _bad("CertificateInstallationRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sa_provisioning_certificate_chain
     if v is not None:
         t = _C93.get(s)
@@ -976,7 +976,7 @@ def _e10(w, o):
             _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 2
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
         t = _C94.get(s)
@@ -986,7 +986,7 @@ def _e10(w, o):
             _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 3
+        s = t[2]
     v = o.contract_signature_encrypted_private_key
     if v is not None:
         t = _C95.get(s)
@@ -996,17 +996,17 @@ def _e10(w, o):
             _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 4
-    v = o.d_hpublickey
+        s = t[2]
+    v = o.dh_publickey
     if v is not None:
         t = _C96.get(s)
         if t is None:
-            _order("CertificateInstallationRes.d_hpublickey", s, _C91)
+            _order("CertificateInstallationRes.dh_publickey", s, _C91)
         if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateInstallationRes.d_hpublickey", v, "a DiffieHellmanPublickey")
+            _bad("CertificateInstallationRes.dh_publickey", v, "a DiffieHellmanPublickey")
         w.bits(t[0], t[1])
         _e81(w, v)
-        s = 5
+        s = t[2]
     v = o.e_maid
     if v is not None:
         t = _C97.get(s)
@@ -1016,7 +1016,7 @@ def _e10(w, o):
             _bad("CertificateInstallationRes.e_maid", v, "a EMAID")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 6
+        s = t[2]
     t = _C98.get(s)
     if t is None:
         _order("CertificateInstallationRes", s, _C91)
@@ -1083,7 +1083,7 @@ def _d11(r):
     o.id = f0
     o.contract_signature_cert_chain = f1
     o.e_maid = f2
-    o.list_of_root_certificate_i_ds = f3
+    o.list_of_root_certificate_ids = f3
     return o
 
 def _e11(w, o):
@@ -1108,7 +1108,7 @@ def _e11(w, o):
             _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 1
+        s = t[2]
     v = o.e_maid
     if v is not None:
         t = _C107.get(s)
@@ -1119,17 +1119,17 @@ def _e11(w, o):
             _bad("CertificateUpdateReq.e_maid", v, "a str of length 14..15")
         w.string(v)
         w.bits(0, 1)
-        s = 2
-    v = o.list_of_root_certificate_i_ds
+        s = t[2]
+    v = o.list_of_root_certificate_ids
     if v is not None:
         t = _C108.get(s)
         if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_i_ds", s, _C104)
+            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C104)
         if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_i_ds", v, "a ListOfRootCertificateIDs")
+            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 3
+        s = t[2]
     t = _C109.get(s)
     if t is None:
         _order("CertificateUpdateReq", s, _C104)
@@ -1239,7 +1239,7 @@ def _d12(r):
     o.sa_provisioning_certificate_chain = f1
     o.contract_signature_cert_chain = f2
     o.contract_signature_encrypted_private_key = f3
-    o.d_hpublickey = f4
+    o.dh_publickey = f4
     o.e_maid = f5
     o.retry_counter = f6
     return o
@@ -1258,7 +1258,7 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sa_provisioning_certificate_chain
     if v is not None:
         t = _C120.get(s)
@@ -1268,7 +1268,7 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 2
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
         t = _C121.get(s)
@@ -1278,7 +1278,7 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 3
+        s = t[2]
     v = o.contract_signature_encrypted_private_key
     if v is not None:
         t = _C122.get(s)
@@ -1288,17 +1288,17 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 4
-    v = o.d_hpublickey
+        s = t[2]
+    v = o.dh_publickey
     if v is not None:
         t = _C123.get(s)
         if t is None:
-            _order("CertificateUpdateRes.d_hpublickey", s, _C118)
+            _order("CertificateUpdateRes.dh_publickey", s, _C118)
         if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateUpdateRes.d_hpublickey", v, "a DiffieHellmanPublickey")
+            _bad("CertificateUpdateRes.dh_publickey", v, "a DiffieHellmanPublickey")
         w.bits(t[0], t[1])
         _e81(w, v)
-        s = 5
+        s = t[2]
     v = o.e_maid
     if v is not None:
         t = _C124.get(s)
@@ -1308,7 +1308,7 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.e_maid", v, "a EMAID")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 6
+        s = t[2]
     v = o.retry_counter
     if v is not None:
         t = _C125.get(s)
@@ -1319,7 +1319,7 @@ def _e12(w, o):
             _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C126.get(s)
     if t is None:
         _order("CertificateUpdateRes", s, _C118)
@@ -1418,7 +1418,7 @@ def _e13(w, o):
             _bad("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.requested_energy_transfer_mode
     if v is not None:
         t = _C135.get(s)
@@ -1430,7 +1430,7 @@ def _e13(w, o):
             _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v, "a member of _iso2.EnergyTransferMode")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_charge_parameter
     if v is not None:
         d = _C139.get(v.__class__)
@@ -1441,7 +1441,7 @@ def _e13(w, o):
             _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C133)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
+        s = t[2]
     t = _C140.get(s)
     if t is None:
         _order("ChargeParameterDiscoveryReq", s, _C133)
@@ -1554,7 +1554,7 @@ def _e14(w, o):
             _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C148.get(s)
@@ -1566,7 +1566,7 @@ def _e14(w, o):
             _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.sa_schedules
     if v is not None:
         d = _C151.get(v.__class__)
@@ -1577,7 +1577,7 @@ def _e14(w, o):
             _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C146)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
+        s = t[2]
     v = o.evse_charge_parameter
     if v is not None:
         d = _C155.get(v.__class__)
@@ -1588,7 +1588,7 @@ def _e14(w, o):
             _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C146)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 4
+        s = t[2]
     t = _C156.get(s)
     if t is None:
         _order("ChargeParameterDiscoveryRes", s, _C146)
@@ -1776,7 +1776,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evseid
     if v is not None:
         t = _C170.get(s)
@@ -1787,7 +1787,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.evseid", v, "a str of length 7..37")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
         t = _C171.get(s)
@@ -1798,7 +1798,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_max_current
     if v is not None:
         t = _C172.get(s)
@@ -1808,7 +1808,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C173.get(s)
@@ -1818,7 +1818,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e83(w, v)
-        s = 5
+        s = t[2]
     v = o.receipt_required
     if v is not None:
         t = _C174.get(s)
@@ -1829,7 +1829,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.receipt_required", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.ac_evse_status
     if v is not None:
         t = _C175.get(s)
@@ -1839,7 +1839,7 @@ def _e16(w, o):
             _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 7
+        s = t[2]
     t = _C176.get(s)
     if t is None:
         _order("ChargingStatusRes", s, _C168)
@@ -2049,8 +2049,8 @@ def _d17(r):
     o.ev_maximum_power_limit = f4
     o.bulk_charging_complete = f5
     o.charging_complete = f6
-    o.remaining_time_to_full_so_c = f7
-    o.remaining_time_to_bulk_so_c = f8
+    o.remaining_time_to_full_soc = f7
+    o.remaining_time_to_bulk_soc = f8
     o.ev_target_voltage = f9
     return o
 
@@ -2066,7 +2066,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
         t = _C190.get(s)
@@ -2076,7 +2076,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_voltage_limit
     if v is not None:
         t = _C191.get(s)
@@ -2086,7 +2086,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_current_limit
     if v is not None:
         t = _C192.get(s)
@@ -2096,7 +2096,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_power_limit
     if v is not None:
         t = _C193.get(s)
@@ -2106,7 +2106,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 5
+        s = t[2]
     v = o.bulk_charging_complete
     if v is not None:
         t = _C194.get(s)
@@ -2117,7 +2117,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.charging_complete
     if v is not None:
         t = _C195.get(s)
@@ -2128,27 +2128,27 @@ def _e17(w, o):
             _bad("CurrentDemandReq.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
-    v = o.remaining_time_to_full_so_c
+        s = t[2]
+    v = o.remaining_time_to_full_soc
     if v is not None:
         t = _C196.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_so_c", s, _C188)
+            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C188)
         if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_so_c", v, "a PhysicalValue")
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 8
-    v = o.remaining_time_to_bulk_so_c
+        s = t[2]
+    v = o.remaining_time_to_bulk_soc
     if v is not None:
         t = _C197.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_so_c", s, _C188)
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C188)
         if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_so_c", v, "a PhysicalValue")
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
         t = _C198.get(s)
@@ -2158,7 +2158,7 @@ def _e17(w, o):
             _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 10
+        s = t[2]
     t = _C199.get(s)
     if t is None:
         _order("CurrentDemandReq", s, _C188)
@@ -2432,7 +2432,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
         t = _C217.get(s)
@@ -2442,7 +2442,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
         t = _C218.get(s)
@@ -2452,7 +2452,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_present_current
     if v is not None:
         t = _C219.get(s)
@@ -2462,7 +2462,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_current_limit_achieved
     if v is not None:
         t = _C220.get(s)
@@ -2473,7 +2473,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.evse_voltage_limit_achieved
     if v is not None:
         t = _C221.get(s)
@@ -2484,7 +2484,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.evse_power_limit_achieved
     if v is not None:
         t = _C222.get(s)
@@ -2495,7 +2495,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.evse_maximum_voltage_limit
     if v is not None:
         t = _C223.get(s)
@@ -2505,7 +2505,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_maximum_current_limit
     if v is not None:
         t = _C224.get(s)
@@ -2515,7 +2515,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_maximum_power_limit
     if v is not None:
         t = _C225.get(s)
@@ -2525,7 +2525,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 10
+        s = t[2]
     v = o.evseid
     if v is not None:
         t = _C226.get(s)
@@ -2536,7 +2536,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.evseid", v, "a str of length 7..37")
         w.string(v)
         w.bits(0, 1)
-        s = 11
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
         t = _C227.get(s)
@@ -2547,7 +2547,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.sa_schedule_tuple_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 12
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C228.get(s)
@@ -2557,7 +2557,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e83(w, v)
-        s = 13
+        s = t[2]
     v = o.receipt_required
     if v is not None:
         t = _C229.get(s)
@@ -2568,7 +2568,7 @@ def _e18(w, o):
             _bad("CurrentDemandRes.receipt_required", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 14
+        s = t[2]
     t = _C230.get(s)
     if t is None:
         _order("CurrentDemandRes", s, _C215)
@@ -2789,7 +2789,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_ev_status
     if v is not None:
         t = _C243.get(s)
@@ -2799,7 +2799,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_current_limit
     if v is not None:
         t = _C244.get(s)
@@ -2809,7 +2809,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_power_limit
     if v is not None:
         t = _C245.get(s)
@@ -2819,7 +2819,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_voltage_limit
     if v is not None:
         t = _C246.get(s)
@@ -2829,7 +2829,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_energy_capacity
     if v is not None:
         t = _C247.get(s)
@@ -2839,7 +2839,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_energy_request
     if v is not None:
         t = _C248.get(s)
@@ -2849,7 +2849,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 7
+        s = t[2]
     v = o.full_soc
     if v is not None:
         t = _C249.get(s)
@@ -2860,7 +2860,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.bulk_soc
     if v is not None:
         t = _C250.get(s)
@@ -2871,7 +2871,7 @@ def _e19(w, o):
             _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 9
+        s = t[2]
     t = _C251.get(s)
     if t is None:
         _order("DC_EVChargeParameter", s, _C241)
@@ -2955,7 +2955,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.bulk_charging_complete
     if v is not None:
         t = _C258.get(s)
@@ -2966,7 +2966,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.charging_complete
     if v is not None:
         t = _C259.get(s)
@@ -2977,7 +2977,7 @@ def _e20(w, o):
             _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C260.get(s)
     if t is None:
         _order("DC_EVPowerDeliveryParameter", s, _C256)
@@ -3114,7 +3114,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_maximum_current_limit
     if v is not None:
         t = _C273.get(s)
@@ -3124,7 +3124,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_power_limit
     if v is not None:
         t = _C274.get(s)
@@ -3134,7 +3134,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_maximum_voltage_limit
     if v is not None:
         t = _C275.get(s)
@@ -3144,7 +3144,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_minimum_current_limit
     if v is not None:
         t = _C276.get(s)
@@ -3154,7 +3154,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_voltage_limit
     if v is not None:
         t = _C277.get(s)
@@ -3164,7 +3164,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_current_regulation_tolerance
     if v is not None:
         t = _C278.get(s)
@@ -3174,7 +3174,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_peak_current_ripple
     if v is not None:
         t = _C279.get(s)
@@ -3184,7 +3184,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_energy_to_be_delivered
     if v is not None:
         t = _C280.get(s)
@@ -3194,7 +3194,7 @@ def _e21(w, o):
             _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 9
+        s = t[2]
     t = _C281.get(s)
     if t is None:
         _order("DC_EVSEChargeParameter", s, _C271)
@@ -3314,7 +3314,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
         t = _C293.get(s)
@@ -3326,7 +3326,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_isolation_status
     if v is not None:
         t = _C294.get(s)
@@ -3338,7 +3338,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _iso2.IsolationLevel")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_status_code
     if v is not None:
         t = _C295.get(s)
@@ -3350,7 +3350,7 @@ def _e22(w, o):
             _bad("DC_EVSEStatus.evse_status_code", v, "a member of _iso2.DC_EVSEStatusCode")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     t = _C296.get(s)
     if t is None:
         _order("DC_EVSEStatus", s, _C291)
@@ -3437,7 +3437,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.ev_ready", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_error_code
     if v is not None:
         t = _C305.get(s)
@@ -3449,7 +3449,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.ev_error_code", v, "a member of _iso2.DC_EVErrorCode")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evresssoc
     if v is not None:
         t = _C306.get(s)
@@ -3460,7 +3460,7 @@ def _e23(w, o):
             _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C307.get(s)
     if t is None:
         _order("DC_EVStatus", s, _C303)
@@ -3642,7 +3642,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C318.get(s)
@@ -3653,7 +3653,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C319.get(s)
@@ -3664,7 +3664,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C320.get(s)
@@ -3675,7 +3675,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C321.get(s)
@@ -3686,7 +3686,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C322.get(s)
@@ -3697,7 +3697,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C323.get(s)
@@ -3708,7 +3708,7 @@ def _e24(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C324.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C316)
@@ -3837,7 +3837,7 @@ def _e26(w, o):
             _bad("EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     t = _C336.get(s)
     if t is None:
         _order("EVChargeParameter", s, _C334)
@@ -3954,7 +3954,7 @@ def _e29(w, o):
             _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
         t = _C348.get(s)
@@ -3966,7 +3966,7 @@ def _e29(w, o):
             _bad("EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C349.get(s)
     if t is None:
         _order("EVSEStatus", s, _C346)
@@ -4037,7 +4037,7 @@ def _e31(w, o):
             _order("Entry.time_interval", s, _C355)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     t = _C359.get(s)
     if t is None:
         _order("Entry", s, _C355)
@@ -4831,7 +4831,7 @@ def _e33(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e24(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C388.get(s)
@@ -4841,7 +4841,7 @@ def _e33(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e48(w, v)
-        s = 2
+        s = t[2]
     t = _C389.get(s)
     if t is None:
         _order("KeyValue", s, _C386)
@@ -5036,7 +5036,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
         t = _C405.get(s)
@@ -5047,7 +5047,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C406.get(s)
@@ -5057,7 +5057,7 @@ def _e35(w, o):
             _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e83(w, v)
-        s = 3
+        s = t[2]
     t = _C407.get(s)
     if t is None:
         _order("MeteringReceiptReq", s, _C402)
@@ -5128,7 +5128,7 @@ def _e36(w, o):
             _bad("MeteringReceiptRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_status
     if v is not None:
         d = _C416.get(v.__class__)
@@ -5139,7 +5139,7 @@ def _e36(w, o):
             _order("MeteringReceiptRes.evse_status", s, _C411)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
+        s = t[2]
     t = _C417.get(s)
     if t is None:
         _order("MeteringReceiptRes", s, _C411)
@@ -5291,7 +5291,6 @@ def _d38(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -5381,7 +5380,6 @@ def _d38(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e38(w, o):
@@ -5397,7 +5395,7 @@ def _e38(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C437.get(s)
@@ -5408,19 +5406,8 @@ def _e38(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C438.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C435)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C439.get(s)
+        s = t[2]
+    t = _C438.get(s)
     if t is None:
         _order("PGPData", s, _C435)
     if t[1]:
@@ -5440,7 +5427,7 @@ def _d39(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C440, "PMaxScheduleEntryType")
+            _escape(r, 3, _C439, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -5449,7 +5436,7 @@ def _d39(r):
             f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C441, "PMaxScheduleEntryType")
+            _escape(r, 2, _C440, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5457,7 +5444,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C442, "PMaxScheduleEntryType")
+            _escape(r, 1, _C441, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso2.PMaxScheduleEntry)
@@ -5470,28 +5457,28 @@ def _e39(w, o):
     s = 0
     v = o.time_interval
     if v is not None:
-        d = _C446.get(v.__class__)
+        d = _C445.get(v.__class__)
         if d is None:
             _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
         t = d[0].get(s)
         if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C443)
+            _order("PMaxScheduleEntry.time_interval", s, _C442)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     v = o.p_max
     if v is not None:
-        t = _C447.get(s)
+        t = _C446.get(s)
         if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C443)
+            _order("PMaxScheduleEntry.p_max", s, _C442)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("PMaxScheduleEntry.p_max", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
-    t = _C448.get(s)
+        s = t[2]
+    t = _C447.get(s)
     if t is None:
-        _order("PMaxScheduleEntry", s, _C443)
+        _order("PMaxScheduleEntry", s, _C442)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5511,7 +5498,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C449, "PaymentDetailsReqType")
+            _escape(r, 3, _C448, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5520,7 +5507,7 @@ def _d40(r):
             f1 = _d79(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C450, "PaymentDetailsReqType")
+            _escape(r, 2, _C449, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5528,7 +5515,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C451, "PaymentDetailsReqType")
+            _escape(r, 1, _C450, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsReq)
@@ -5541,28 +5528,28 @@ def _e40(w, o):
     s = 0
     v = o.e_maid
     if v is not None:
-        t = _C453.get(s)
+        t = _C452.get(s)
         if t is None:
-            _order("PaymentDetailsReq.e_maid", s, _C452)
+            _order("PaymentDetailsReq.e_maid", s, _C451)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) < 14 or len(v) > 15:
             _bad("PaymentDetailsReq.e_maid", v, "a str of length 14..15")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.contract_signature_cert_chain
     if v is not None:
-        t = _C454.get(s)
+        t = _C453.get(s)
         if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C452)
+            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C451)
         if v.__class__ is not _iso2.CertificateChain:
             _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 2
-    t = _C455.get(s)
+        s = t[2]
+    t = _C454.get(s)
     if t is None:
-        _order("PaymentDetailsReq", s, _C452)
+        _order("PaymentDetailsReq", s, _C451)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5586,7 +5573,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C456, "PaymentDetailsResType")
+            _escape(r, 3, _C455, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -5600,7 +5587,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C457, "PaymentDetailsResType")
+            _escape(r, 2, _C456, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -5616,7 +5603,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C458, "PaymentDetailsResType")
+            _escape(r, 2, _C457, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -5624,7 +5611,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C459, "PaymentDetailsResType")
+            _escape(r, 1, _C458, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsRes)
@@ -5638,41 +5625,41 @@ def _e41(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C461.get(s)
+        t = _C460.get(s)
         if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C460)
+            _order("PaymentDetailsRes.response_code", s, _C459)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("PaymentDetailsRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.gen_challenge
     if v is not None:
-        t = _C462.get(s)
+        t = _C461.get(s)
         if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C460)
+            _order("PaymentDetailsRes.gen_challenge", s, _C459)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
             _bad("PaymentDetailsRes.gen_challenge", v, "bytes of length 16..16")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_time_stamp
     if v is not None:
-        t = _C463.get(s)
+        t = _C462.get(s)
         if t is None:
-            _order("PaymentDetailsRes.evse_time_stamp", s, _C460)
+            _order("PaymentDetailsRes.evse_time_stamp", s, _C459)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("PaymentDetailsRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C464.get(s)
+        s = t[2]
+    t = _C463.get(s)
     if t is None:
-        _order("PaymentDetailsRes", s, _C460)
+        _order("PaymentDetailsRes", s, _C459)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5688,12 +5675,12 @@ def _d42(r):
                 f0 = _simple_escape(r, None, "SelectedPaymentOption")
             else:
                 f0 = r.bits(1)
-                f0 = _C465[f0]
+                f0 = _C464[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C467, "PaymentServiceSelectionReqType")
+            _escape(r, 3, _C466, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5702,7 +5689,7 @@ def _d42(r):
             f1 = _d84(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C468, "PaymentServiceSelectionReqType")
+            _escape(r, 2, _C467, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5710,7 +5697,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C469, "PaymentServiceSelectionReqType")
+            _escape(r, 1, _C468, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionReq)
@@ -5723,29 +5710,29 @@ def _e42(w, o):
     s = 0
     v = o.selected_payment_option
     if v is not None:
-        t = _C471.get(s)
+        t = _C470.get(s)
         if t is None:
-            _order("PaymentServiceSelectionReq.selected_payment_option", s, _C470)
+            _order("PaymentServiceSelectionReq.selected_payment_option", s, _C469)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C466.get(v)
+        i = _C465.get(v)
         if i is None:
             _bad("PaymentServiceSelectionReq.selected_payment_option", v, "a member of _iso2.PaymentOption")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.selected_service_list
     if v is not None:
-        t = _C472.get(s)
+        t = _C471.get(s)
         if t is None:
-            _order("PaymentServiceSelectionReq.selected_service_list", s, _C470)
+            _order("PaymentServiceSelectionReq.selected_service_list", s, _C469)
         if v.__class__ is not _iso2.SelectedServiceList:
             _bad("PaymentServiceSelectionReq.selected_service_list", v, "a SelectedServiceList")
         w.bits(t[0], t[1])
         _e84(w, v)
-        s = 2
-    t = _C473.get(s)
+        s = t[2]
+    t = _C472.get(s)
     if t is None:
-        _order("PaymentServiceSelectionReq", s, _C470)
+        _order("PaymentServiceSelectionReq", s, _C469)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5767,7 +5754,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C474, "PaymentServiceSelectionResType")
+            _escape(r, 3, _C473, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -5775,7 +5762,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C475, "PaymentServiceSelectionResType")
+            _escape(r, 1, _C474, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionRes)
@@ -5787,19 +5774,19 @@ def _e43(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C477.get(s)
+        t = _C476.get(s)
         if t is None:
-            _order("PaymentServiceSelectionRes.response_code", s, _C476)
+            _order("PaymentServiceSelectionRes.response_code", s, _C475)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("PaymentServiceSelectionRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
-    t = _C478.get(s)
+        s = t[2]
+    t = _C477.get(s)
     if t is None:
-        _order("PaymentServiceSelectionRes", s, _C476)
+        _order("PaymentServiceSelectionRes", s, _C475)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5819,12 +5806,12 @@ def _d44(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                f0 = _C479[f0]
+                f0 = _C478[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C481, "PowerDeliveryReqType")
+            _escape(r, 3, _C480, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5840,7 +5827,7 @@ def _d44(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C482, "PowerDeliveryReqType")
+            _escape(r, 2, _C481, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5857,7 +5844,7 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C483, "PowerDeliveryReqType")
+            _escape(r, 1, _C482, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5871,7 +5858,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C484, "PowerDeliveryReqType")
+            _escape(r, 1, _C483, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5879,7 +5866,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C485, "PowerDeliveryReqType")
+            _escape(r, 1, _C484, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryReq)
@@ -5894,51 +5881,51 @@ def _e44(w, o):
     s = 0
     v = o.charge_progress
     if v is not None:
-        t = _C487.get(s)
+        t = _C486.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charge_progress", s, _C486)
+            _order("PowerDeliveryReq.charge_progress", s, _C485)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C480.get(v)
+        i = _C479.get(v)
         if i is None:
             _bad("PowerDeliveryReq.charge_progress", v, "a member of _iso2.ChargeProgress")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sa_schedule_tuple_id
     if v is not None:
-        t = _C488.get(s)
+        t = _C487.get(s)
         if t is None:
-            _order("PowerDeliveryReq.sa_schedule_tuple_id", s, _C486)
+            _order("PowerDeliveryReq.sa_schedule_tuple_id", s, _C485)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 1 <= v <= 255:
             _bad("PowerDeliveryReq.sa_schedule_tuple_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.charging_profile
     if v is not None:
-        t = _C489.get(s)
+        t = _C488.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C486)
+            _order("PowerDeliveryReq.charging_profile", s, _C485)
         if v.__class__ is not _iso2.ChargingProfile:
             _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
         w.bits(t[0], t[1])
         _e85(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_power_delivery_parameter
     if v is not None:
-        d = _C492.get(v.__class__)
+        d = _C491.get(v.__class__)
         if d is None:
             _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
         t = d[0].get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C486)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C485)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 4
-    t = _C493.get(s)
+        s = t[2]
+    t = _C492.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C486)
+        _order("PowerDeliveryReq", s, _C485)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5961,7 +5948,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C494, "PowerDeliveryResType")
+            _escape(r, 3, _C493, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -5976,7 +5963,7 @@ def _d45(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C495, "PowerDeliveryResType")
+            _escape(r, 2, _C494, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5984,7 +5971,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C496, "PowerDeliveryResType")
+            _escape(r, 1, _C495, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryRes)
@@ -5997,30 +5984,30 @@ def _e45(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C498.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C497)
+            _order("PowerDeliveryRes.response_code", s, _C496)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("PowerDeliveryRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_status
     if v is not None:
-        d = _C502.get(v.__class__)
+        d = _C501.get(v.__class__)
         if d is None:
             _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
         t = d[0].get(s)
         if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C497)
+            _order("PowerDeliveryRes.evse_status", s, _C496)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
-    t = _C503.get(s)
+        s = t[2]
+    t = _C502.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C497)
+        _order("PowerDeliveryRes", s, _C496)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6036,7 +6023,7 @@ def _d46(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C504, "PreChargeReqType")
+            _escape(r, 3, _C503, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6045,7 +6032,7 @@ def _d46(r):
             f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C505, "PreChargeReqType")
+            _escape(r, 2, _C504, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6054,7 +6041,7 @@ def _d46(r):
             f2 = _d77(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C506, "PreChargeReqType")
+            _escape(r, 2, _C505, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6062,7 +6049,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C507, "PreChargeReqType")
+            _escape(r, 1, _C506, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeReq)
@@ -6076,37 +6063,37 @@ def _e46(w, o):
     s = 0
     v = o.dc_ev_status
     if v is not None:
-        t = _C509.get(s)
+        t = _C508.get(s)
         if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C508)
+            _order("PreChargeReq.dc_ev_status", s, _C507)
         if v.__class__ is not _iso2.DC_EVStatus:
             _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
-        t = _C510.get(s)
+        t = _C509.get(s)
         if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C508)
+            _order("PreChargeReq.ev_target_voltage", s, _C507)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
-        t = _C511.get(s)
+        t = _C510.get(s)
         if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C508)
+            _order("PreChargeReq.ev_target_current", s, _C507)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
-    t = _C512.get(s)
+        s = t[2]
+    t = _C511.get(s)
     if t is None:
-        _order("PreChargeReq", s, _C508)
+        _order("PreChargeReq", s, _C507)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6130,7 +6117,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C513, "PreChargeResType")
+            _escape(r, 3, _C512, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -6139,7 +6126,7 @@ def _d47(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C514, "PreChargeResType")
+            _escape(r, 2, _C513, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
@@ -6148,7 +6135,7 @@ def _d47(r):
             f2 = _d77(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C515, "PreChargeResType")
+            _escape(r, 2, _C514, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -6156,7 +6143,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C516, "PreChargeResType")
+            _escape(r, 1, _C515, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeRes)
@@ -6170,39 +6157,39 @@ def _e47(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C518.get(s)
+        t = _C517.get(s)
         if t is None:
-            _order("PreChargeRes.response_code", s, _C517)
+            _order("PreChargeRes.response_code", s, _C516)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("PreChargeRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
-        t = _C519.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C517)
+            _order("PreChargeRes.dc_evse_status", s, _C516)
         if v.__class__ is not _iso2.DC_EVSEStatus:
             _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
-        t = _C520.get(s)
+        t = _C519.get(s)
         if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C517)
+            _order("PreChargeRes.evse_present_voltage", s, _C516)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
-    t = _C521.get(s)
+        s = t[2]
+    t = _C520.get(s)
     if t is None:
-        _order("PreChargeRes", s, _C517)
+        _order("PreChargeRes", s, _C516)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6222,7 +6209,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C522, "RSAKeyValueType")
+            _escape(r, 3, _C521, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6236,7 +6223,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C523, "RSAKeyValueType")
+            _escape(r, 2, _C522, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6244,7 +6231,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C524, "RSAKeyValueType")
+            _escape(r, 1, _C523, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6257,29 +6244,29 @@ def _e48(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C526.get(s)
+        t = _C525.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C525)
+            _order("RSAKeyValue.modulus", s, _C524)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C527.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C525)
+            _order("RSAKeyValue.exponent", s, _C524)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C528.get(s)
+        s = t[2]
+    t = _C527.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C525)
+        _order("RSAKeyValue", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6310,7 +6297,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C529, "ReferenceType")
+            _escape(r, 3, _C528, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6328,7 +6315,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C530, "ReferenceType")
+            _escape(r, 3, _C529, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6343,7 +6330,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C531, "ReferenceType")
+            _escape(r, 3, _C530, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6355,7 +6342,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C532, "ReferenceType")
+            _escape(r, 3, _C531, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6364,7 +6351,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C533, "ReferenceType")
+            _escape(r, 2, _C532, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6378,7 +6365,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C534, "ReferenceType")
+            _escape(r, 2, _C533, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6386,7 +6373,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C535, "ReferenceType")
+            _escape(r, 1, _C534, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6403,9 +6390,9 @@ def _e49(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C537.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("Reference.id", s, _C536)
+            _order("Reference.id", s, _C535)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6413,9 +6400,9 @@ def _e49(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C538.get(s)
+        t = _C537.get(s)
         if t is None:
-            _order("Reference.type", s, _C536)
+            _order("Reference.type", s, _C535)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6423,9 +6410,9 @@ def _e49(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C539.get(s)
+        t = _C538.get(s)
         if t is None:
-            _order("Reference.uri", s, _C536)
+            _order("Reference.uri", s, _C535)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6433,38 +6420,38 @@ def _e49(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C540.get(s)
+        t = _C539.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C536)
+            _order("Reference.transforms", s, _C535)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e72(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C541.get(s)
+        t = _C540.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C536)
+            _order("Reference.digest_method", s, _C535)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e25(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C542.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C536)
+            _order("Reference.digest_value", s, _C535)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C543.get(s)
+        s = t[2]
+    t = _C542.get(s)
     if t is None:
-        _order("Reference", s, _C536)
+        _order("Reference", s, _C535)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6486,7 +6473,7 @@ def _d50(r):
                     _escape(r, 1, _EV_ELEM_EE, "start")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C544, "RelativeTimeIntervalType")
+            _escape(r, 3, _C543, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -6504,7 +6491,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C545, "RelativeTimeIntervalType")
+            _escape(r, 1, _C544, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6512,7 +6499,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C546, "RelativeTimeIntervalType")
+            _escape(r, 1, _C545, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_iso2.RelativeTimeInterval)
@@ -6525,29 +6512,29 @@ def _e50(w, o):
     s = 0
     v = o.start
     if v is not None:
-        t = _C548.get(s)
+        t = _C547.get(s)
         if t is None:
-            _order("RelativeTimeInterval.start", s, _C547)
+            _order("RelativeTimeInterval.start", s, _C546)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 16777214:
             _bad("RelativeTimeInterval.start", v, "an integer in 0..16777214")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.duration
     if v is not None:
-        t = _C549.get(s)
+        t = _C548.get(s)
         if t is None:
-            _order("RelativeTimeInterval.duration", s, _C547)
+            _order("RelativeTimeInterval.duration", s, _C546)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 86400:
             _bad("RelativeTimeInterval.duration", v, "an integer in 0..86400")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
-    t = _C550.get(s)
+        s = t[2]
+    t = _C549.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C547)
+        _order("RelativeTimeInterval", s, _C546)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6571,7 +6558,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C551, "RetrievalMethodType")
+            _escape(r, 3, _C550, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6585,7 +6572,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C552, "RetrievalMethodType")
+            _escape(r, 2, _C551, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6596,7 +6583,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C553, "RetrievalMethodType")
+            _escape(r, 2, _C552, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6604,7 +6591,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C554, "RetrievalMethodType")
+            _escape(r, 1, _C553, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6618,9 +6605,9 @@ def _e51(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C556.get(s)
+        t = _C555.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C555)
+            _order("RetrievalMethod.type", s, _C554)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6628,9 +6615,9 @@ def _e51(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C557.get(s)
+        t = _C556.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C555)
+            _order("RetrievalMethod.uri", s, _C554)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6638,17 +6625,17 @@ def _e51(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C558.get(s)
+        t = _C557.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C555)
+            _order("RetrievalMethod.transforms", s, _C554)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e72(w, v)
-        s = 1
-    t = _C559.get(s)
+        s = t[2]
+    t = _C558.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C555)
+        _order("RetrievalMethod", s, _C554)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6665,7 +6652,7 @@ def _d52(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C560, "SAScheduleListType")
+            _escape(r, 3, _C559, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -6681,7 +6668,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C561, "SAScheduleListType")
+                    _escape(r, 1, _C560, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
             else:
@@ -6690,7 +6677,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C562, "SAScheduleListType")
+                    _escape(r, 1, _C561, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleList)
@@ -6708,17 +6695,17 @@ def _e52(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C564.get(s)
+        t = _C563.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C563)
+            _order("SAScheduleList.sa_schedule_tuple", s, _C562)
         if v.__class__ is not _iso2.SAScheduleTuple:
             _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
         w.bits(t[0], t[1])
         _e86(w, v)
         s = (1 if n < 3 else 2)
-    t = _C565.get(s)
+    t = _C564.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C563)
+        _order("SAScheduleList", s, _C562)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6730,7 +6717,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C566, "SASchedulesType")
+            _escape(r, 3, _C565, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_iso2.SASchedules)
@@ -6739,9 +6726,9 @@ def _d53(r):
 def _e53(w, o):
     """iso2.SASchedules -> SASchedulesType"""
     s = 0
-    t = _C568.get(s)
+    t = _C567.get(s)
     if t is None:
-        _order("SASchedules", s, _C567)
+        _order("SASchedules", s, _C566)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6762,7 +6749,7 @@ def _d54(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C569, "SPKIDataType")
+                _escape(r, 3, _C568, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6781,7 +6768,7 @@ def _d54(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C570, "SPKIDataType")
+                _escape(r, 1, _C569, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6798,7 +6785,7 @@ def _d54(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C571, "SPKIDataType")
+                _escape(r, 1, _C570, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6816,18 +6803,18 @@ def _e54(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C573.get(s)
+        t = _C572.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C572)
+            _order("SPKIData.spki_sexp", s, _C571)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C574.get(s)
+    t = _C573.get(s)
     if t is None:
-        _order("SPKIData", s, _C572)
+        _order("SPKIData", s, _C571)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6847,7 +6834,7 @@ def _d55(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C575, "SalesTariffEntryType")
+            _escape(r, 3, _C574, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -6868,7 +6855,7 @@ def _d55(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C576, "SalesTariffEntryType")
+            _escape(r, 1, _C575, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -6881,7 +6868,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C577, "SalesTariffEntryType")
+            _escape(r, 1, _C576, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -6897,7 +6884,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C578, "SalesTariffEntryType")
+                    _escape(r, 1, _C577, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
             else:
@@ -6906,7 +6893,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C579, "SalesTariffEntryType")
+                    _escape(r, 1, _C578, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_iso2.SalesTariffEntry)
@@ -6920,26 +6907,26 @@ def _e55(w, o):
     s = 0
     v = o.time_interval
     if v is not None:
-        d = _C583.get(v.__class__)
+        d = _C582.get(v.__class__)
         if d is None:
             _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
         t = d[0].get(s)
         if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C580)
+            _order("SalesTariffEntry.time_interval", s, _C579)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
+        s = t[2]
     v = o.e_price_level
     if v is not None:
-        t = _C584.get(s)
+        t = _C583.get(s)
         if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C580)
+            _order("SalesTariffEntry.e_price_level", s, _C579)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
@@ -6948,17 +6935,17 @@ def _e55(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C585.get(s)
+        t = _C584.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C580)
+            _order("SalesTariffEntry.consumption_cost", s, _C579)
         if v.__class__ is not _iso2.ConsumptionCost:
             _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
         w.bits(t[0], t[1])
         _e87(w, v)
         s = (3 if n < 3 else 4)
-    t = _C586.get(s)
+    t = _C585.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C580)
+        _order("SalesTariffEntry", s, _C579)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6979,7 +6966,7 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C587, "ServiceDetailReqType")
+            _escape(r, 3, _C586, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6987,7 +6974,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C588, "ServiceDetailReqType")
+            _escape(r, 1, _C587, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailReq)
@@ -6999,18 +6986,18 @@ def _e56(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C590.get(s)
+        t = _C589.get(s)
         if t is None:
-            _order("ServiceDetailReq.service_id", s, _C589)
+            _order("ServiceDetailReq.service_id", s, _C588)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
-    t = _C591.get(s)
+        s = t[2]
+    t = _C590.get(s)
     if t is None:
-        _order("ServiceDetailReq", s, _C589)
+        _order("ServiceDetailReq", s, _C588)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7034,7 +7021,7 @@ def _d57(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C592, "ServiceDetailResType")
+            _escape(r, 3, _C591, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -7050,7 +7037,7 @@ def _d57(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C593, "ServiceDetailResType")
+            _escape(r, 2, _C592, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -7061,7 +7048,7 @@ def _d57(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C594, "ServiceDetailResType")
+            _escape(r, 1, _C593, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -7069,7 +7056,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C595, "ServiceDetailResType")
+            _escape(r, 1, _C594, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailRes)
@@ -7083,40 +7070,40 @@ def _e57(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C597.get(s)
+        t = _C596.get(s)
         if t is None:
-            _order("ServiceDetailRes.response_code", s, _C596)
+            _order("ServiceDetailRes.response_code", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("ServiceDetailRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_id
     if v is not None:
-        t = _C598.get(s)
+        t = _C597.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_id", s, _C596)
+            _order("ServiceDetailRes.service_id", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_parameter_list
     if v is not None:
-        t = _C599.get(s)
+        t = _C598.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C596)
+            _order("ServiceDetailRes.service_parameter_list", s, _C595)
         if v.__class__ is not _iso2.ServiceParameterList:
             _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
         w.bits(t[0], t[1])
         _e88(w, v)
-        s = 3
-    t = _C600.get(s)
+        s = t[2]
+    t = _C599.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C596)
+        _order("ServiceDetailRes", s, _C595)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7140,14 +7127,14 @@ def _d58(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C601[f1]
+                f1 = _C600[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C603, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C602, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7157,14 +7144,14 @@ def _d58(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C601[f1]
+                f1 = _C600[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C604, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C603, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7172,7 +7159,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C605, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C604, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryReq)
@@ -7185,30 +7172,30 @@ def _e58(w, o):
     s = 0
     v = o.service_scope
     if v is not None:
-        t = _C607.get(s)
+        t = _C606.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C606)
+            _order("ServiceDiscoveryReq.service_scope", s, _C605)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 64:
             _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..64")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_category
     if v is not None:
-        t = _C608.get(s)
+        t = _C607.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C606)
+            _order("ServiceDiscoveryReq.service_category", s, _C605)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C602.get(v)
+        i = _C601.get(v)
         if i is None:
             _bad("ServiceDiscoveryReq.service_category", v, "a member of _iso2.ServiceCategory")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
-    t = _C609.get(s)
+        s = t[2]
+    t = _C608.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C606)
+        _order("ServiceDiscoveryReq", s, _C605)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7233,7 +7220,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C610, "ServiceDiscoveryResType")
+            _escape(r, 3, _C609, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -7242,7 +7229,7 @@ def _d59(r):
             f1 = _d89(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C611, "ServiceDiscoveryResType")
+            _escape(r, 2, _C610, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -7251,7 +7238,7 @@ def _d59(r):
             f2 = _d90(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C612, "ServiceDiscoveryResType")
+            _escape(r, 2, _C611, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -7262,7 +7249,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C613, "ServiceDiscoveryResType")
+            _escape(r, 1, _C612, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7270,7 +7257,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C614, "ServiceDiscoveryResType")
+            _escape(r, 1, _C613, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryRes)
@@ -7285,49 +7272,49 @@ def _e59(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C616.get(s)
+        t = _C615.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C615)
+            _order("ServiceDiscoveryRes.response_code", s, _C614)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("ServiceDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.payment_option_list
     if v is not None:
-        t = _C617.get(s)
+        t = _C616.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.payment_option_list", s, _C615)
+            _order("ServiceDiscoveryRes.payment_option_list", s, _C614)
         if v.__class__ is not _iso2.PaymentOptionList:
             _bad("ServiceDiscoveryRes.payment_option_list", v, "a PaymentOptionList")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 2
+        s = t[2]
     v = o.charge_service
     if v is not None:
-        t = _C618.get(s)
+        t = _C617.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C615)
+            _order("ServiceDiscoveryRes.charge_service", s, _C614)
         if v.__class__ is not _iso2.ChargeService:
             _bad("ServiceDiscoveryRes.charge_service", v, "a ChargeService")
         w.bits(t[0], t[1])
         _e90(w, v)
-        s = 3
+        s = t[2]
     v = o.service_list
     if v is not None:
-        t = _C619.get(s)
+        t = _C618.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C615)
+            _order("ServiceDiscoveryRes.service_list", s, _C614)
         if v.__class__ is not _iso2.ServiceList:
             _bad("ServiceDiscoveryRes.service_list", v, "a ServiceList")
         w.bits(t[0], t[1])
         _e91(w, v)
-        s = 4
-    t = _C620.get(s)
+        s = t[2]
+    t = _C619.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C615)
+        _order("ServiceDiscoveryRes", s, _C614)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7346,7 +7333,7 @@ def _d60(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C621, "SessionSetupReqType")
+            _escape(r, 3, _C620, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7354,7 +7341,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C622, "SessionSetupReqType")
+            _escape(r, 1, _C621, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupReq)
@@ -7366,18 +7353,18 @@ def _e60(w, o):
     s = 0
     v = o.evccid
     if v is not None:
-        t = _C624.get(s)
+        t = _C623.get(s)
         if t is None:
-            _order("SessionSetupReq.evccid", s, _C623)
+            _order("SessionSetupReq.evccid", s, _C622)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 6:
             _bad("SessionSetupReq.evccid", v, "bytes of length 0..6")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
-    t = _C625.get(s)
+        s = t[2]
+    t = _C624.get(s)
     if t is None:
-        _order("SessionSetupReq", s, _C623)
+        _order("SessionSetupReq", s, _C622)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7401,7 +7388,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C626, "SessionSetupResType")
+            _escape(r, 3, _C625, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -7415,7 +7402,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C627, "SessionSetupResType")
+            _escape(r, 2, _C626, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -7433,7 +7420,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C628, "SessionSetupResType")
+            _escape(r, 1, _C627, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7441,7 +7428,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C629, "SessionSetupResType")
+            _escape(r, 1, _C628, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupRes)
@@ -7455,41 +7442,41 @@ def _e61(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C631.get(s)
+        t = _C630.get(s)
         if t is None:
-            _order("SessionSetupRes.response_code", s, _C630)
+            _order("SessionSetupRes.response_code", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("SessionSetupRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evseid
     if v is not None:
-        t = _C632.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("SessionSetupRes.evseid", s, _C630)
+            _order("SessionSetupRes.evseid", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) < 7 or len(v) > 37:
             _bad("SessionSetupRes.evseid", v, "a str of length 7..37")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_time_stamp
     if v is not None:
-        t = _C633.get(s)
+        t = _C632.get(s)
         if t is None:
-            _order("SessionSetupRes.evse_time_stamp", s, _C630)
+            _order("SessionSetupRes.evse_time_stamp", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("SessionSetupRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C634.get(s)
+        s = t[2]
+    t = _C633.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C630)
+        _order("SessionSetupRes", s, _C629)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7504,12 +7491,12 @@ def _d62(r):
                 f0 = _simple_escape(r, None, "ChargingSession")
             else:
                 f0 = r.bits(1)
-                f0 = _C635[f0]
+                f0 = _C634[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C637, "SessionStopReqType")
+            _escape(r, 3, _C636, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7517,7 +7504,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C638, "SessionStopReqType")
+            _escape(r, 1, _C637, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopReq)
@@ -7529,19 +7516,19 @@ def _e62(w, o):
     s = 0
     v = o.charging_session
     if v is not None:
-        t = _C640.get(s)
+        t = _C639.get(s)
         if t is None:
-            _order("SessionStopReq.charging_session", s, _C639)
+            _order("SessionStopReq.charging_session", s, _C638)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C636.get(v)
+        i = _C635.get(v)
         if i is None:
             _bad("SessionStopReq.charging_session", v, "a member of _iso2.ChargingSession")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 1
-    t = _C641.get(s)
+        s = t[2]
+    t = _C640.get(s)
     if t is None:
-        _order("SessionStopReq", s, _C639)
+        _order("SessionStopReq", s, _C638)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7563,7 +7550,7 @@ def _d63(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C642, "SessionStopResType")
+            _escape(r, 3, _C641, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -7571,7 +7558,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C643, "SessionStopResType")
+            _escape(r, 1, _C642, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopRes)
@@ -7583,19 +7570,19 @@ def _e63(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C645.get(s)
+        t = _C644.get(s)
         if t is None:
-            _order("SessionStopRes.response_code", s, _C644)
+            _order("SessionStopRes.response_code", s, _C643)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("SessionStopRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
-    t = _C646.get(s)
+        s = t[2]
+    t = _C645.get(s)
     if t is None:
-        _order("SessionStopRes", s, _C644)
+        _order("SessionStopRes", s, _C643)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7617,7 +7604,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C647, "SignatureType")
+            _escape(r, 3, _C646, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7626,7 +7613,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C648, "SignatureType")
+            _escape(r, 3, _C647, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7635,7 +7622,7 @@ def _d64(r):
             f2 = _d68(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C649, "SignatureType")
+            _escape(r, 2, _C648, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7651,7 +7638,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C650, "SignatureType")
+            _escape(r, 1, _C649, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7664,7 +7651,7 @@ def _d64(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C651, "SignatureType")
+            _escape(r, 1, _C650, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7679,7 +7666,7 @@ def _d64(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C652, "SignatureType")
+                _escape(r, 1, _C651, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7695,9 +7682,9 @@ def _e64(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C654.get(s)
+        t = _C653.get(s)
         if t is None:
-            _order("Signature.id", s, _C653)
+            _order("Signature.id", s, _C652)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7705,51 +7692,51 @@ def _e64(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C655.get(s)
+        t = _C654.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C653)
+            _order("Signature.signed_info", s, _C652)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e69(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C656.get(s)
+        t = _C655.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C653)
+            _order("Signature.signature_value", s, _C652)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e68(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C657.get(s)
+        t = _C656.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C653)
+            _order("Signature.key_info", s, _C652)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e32(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C658.get(s)
+        t = _C657.get(s)
         if t is None:
-            _order("Signature.object", s, _C653)
+            _order("Signature.object", s, _C652)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e37(w, v)
         s = 4
-    t = _C659.get(s)
+    t = _C658.get(s)
     if t is None:
-        _order("Signature", s, _C653)
+        _order("Signature", s, _C652)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7765,7 +7752,7 @@ def _d65(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C660, "SignatureMethodType")
+            _escape(r, 3, _C659, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7785,7 +7772,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C661, "SignatureMethodType")
+            _escape(r, 2, _C660, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7805,7 +7792,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C662, "SignatureMethodType")
+            _escape(r, 1, _C661, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7817,7 +7804,7 @@ def _d65(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C663, "SignatureMethodType")
+            _escape(r, 1, _C662, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7831,7 +7818,7 @@ def _d65(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C664, "SignatureMethodType")
+                _escape(r, 1, _C663, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7844,9 +7831,9 @@ def _e65(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C666.get(s)
+        t = _C665.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C665)
+            _order("SignatureMethod.algorithm", s, _C664)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7854,18 +7841,18 @@ def _e65(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C667.get(s)
+        t = _C666.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C665)
+            _order("SignatureMethod.hmac_output_length", s, _C664)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C668.get(s)
+        s = t[2]
+    t = _C667.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C665)
+        _order("SignatureMethod", s, _C664)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7886,7 +7873,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C669, "SignaturePropertiesType")
+            _escape(r, 3, _C668, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7897,7 +7884,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C670, "SignaturePropertiesType")
+            _escape(r, 3, _C669, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7912,7 +7899,7 @@ def _d66(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C671, "SignaturePropertiesType")
+                _escape(r, 1, _C670, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7925,9 +7912,9 @@ def _e66(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C673.get(s)
+        t = _C672.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C672)
+            _order("SignatureProperties.id", s, _C671)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7939,17 +7926,17 @@ def _e66(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C674.get(s)
+        t = _C673.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C672)
+            _order("SignatureProperties.signature_property", s, _C671)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e67(w, v)
         s = 1
-    t = _C675.get(s)
+    t = _C674.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C672)
+        _order("SignatureProperties", s, _C671)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7967,7 +7954,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C676, "SignaturePropertyType")
+            _escape(r, 3, _C675, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7976,7 +7963,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C677, "SignaturePropertyType")
+            _escape(r, 3, _C676, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7986,7 +7973,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C678, "SignaturePropertyType")
+            _escape(r, 3, _C677, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7996,7 +7983,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C679, "SignaturePropertyType")
+            _escape(r, 2, _C678, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8008,7 +7995,7 @@ def _d67(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C680, "SignaturePropertyType")
+            _escape(r, 1, _C679, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8021,9 +8008,9 @@ def _e67(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C682.get(s)
+        t = _C681.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C681)
+            _order("SignatureProperty.id", s, _C680)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8031,17 +8018,17 @@ def _e67(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C683.get(s)
+        t = _C682.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C681)
+            _order("SignatureProperty.target", s, _C680)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C684.get(s)
+    t = _C683.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C681)
+        _order("SignatureProperty", s, _C680)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8059,7 +8046,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C685, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C684, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8069,7 +8056,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C686, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C685, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8078,7 +8065,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C687, "SignatureValueType")
+            _escape(r, 1, _C686, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8091,26 +8078,26 @@ def _e68(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C689.get(s)
+        t = _C688.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C688)
+            _order("SignatureValue.id", s, _C687)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C690.get(s)
+    t = _C689.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C688)
+        _order("SignatureValue.value", s, _C687)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C691.get(s)
+    t = _C690.get(s)
     if t is None:
-        _order("SignatureValue", s, _C688)
+        _order("SignatureValue", s, _C687)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8131,7 +8118,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C692, "SignedInfoType")
+            _escape(r, 3, _C691, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8140,7 +8127,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C693, "SignedInfoType")
+            _escape(r, 3, _C692, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8149,7 +8136,7 @@ def _d69(r):
             f2 = _d65(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C694, "SignedInfoType")
+            _escape(r, 2, _C693, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8160,7 +8147,7 @@ def _d69(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C695, "SignedInfoType")
+            _escape(r, 2, _C694, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8175,7 +8162,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C696, "SignedInfoType")
+                _escape(r, 1, _C695, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8190,9 +8177,9 @@ def _e69(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C698.get(s)
+        t = _C697.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C697)
+            _order("SignedInfo.id", s, _C696)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8200,41 +8187,41 @@ def _e69(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C699.get(s)
+        t = _C698.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C697)
+            _order("SignedInfo.canonicalization_method", s, _C696)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e8(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C700.get(s)
+        t = _C699.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C697)
+            _order("SignedInfo.signature_method", s, _C696)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e65(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C701.get(s)
+        t = _C700.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C697)
+            _order("SignedInfo.reference", s, _C696)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e49(w, v)
         s = 3
-    t = _C702.get(s)
+    t = _C701.get(s)
     if t is None:
-        _order("SignedInfo", s, _C697)
+        _order("SignedInfo", s, _C696)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8246,7 +8233,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C703, "IntervalType")
+            _escape(r, 3, _C702, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_iso2.Interval)
@@ -8255,9 +8242,9 @@ def _d70(r):
 def _e70(w, o):
     """iso2.Interval -> IntervalType"""
     s = 0
-    t = _C705.get(s)
+    t = _C704.get(s)
     if t is None:
-        _order("Interval", s, _C704)
+        _order("Interval", s, _C703)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8273,7 +8260,7 @@ def _d71(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C706, "TransformType")
+                _escape(r, 3, _C705, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8294,7 +8281,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C707, "TransformType")
+                _escape(r, 2, _C706, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8315,7 +8302,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C708, "TransformType")
+                _escape(r, 1, _C707, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8336,7 +8323,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C709, "TransformType")
+                _escape(r, 1, _C708, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8357,7 +8344,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C710, "TransformType")
+                _escape(r, 1, _C709, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8370,9 +8357,9 @@ def _e71(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C712.get(s)
+        t = _C711.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C711)
+            _order("Transform.algorithm", s, _C710)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8386,18 +8373,18 @@ def _e71(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C713.get(s)
+        t = _C712.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C711)
+            _order("Transform.x_path", s, _C710)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C714.get(s)
+    t = _C713.get(s)
     if t is None:
-        _order("Transform", s, _C711)
+        _order("Transform", s, _C710)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8414,7 +8401,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C715, "TransformsType")
+            _escape(r, 3, _C714, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8429,7 +8416,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C716, "TransformsType")
+                _escape(r, 1, _C715, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8445,17 +8432,17 @@ def _e72(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C718.get(s)
+        t = _C717.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C717)
+            _order("Transforms.transform", s, _C716)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e71(w, v)
         s = 1
-    t = _C719.get(s)
+    t = _C718.get(s)
     if t is None:
-        _order("Transforms", s, _C717)
+        _order("Transforms", s, _C716)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8470,7 +8457,7 @@ def _d73(r):
             f0 = _d92(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C720, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C719, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -8479,7 +8466,7 @@ def _d73(r):
             f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C721, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C720, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8487,7 +8474,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C722, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C721, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_iso2.V2G_Message)
@@ -8500,27 +8487,27 @@ def _e73(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C724.get(s)
+        t = _C723.get(s)
         if t is None:
-            _order("V2G_Message.header", s, _C723)
+            _order("V2G_Message.header", s, _C722)
         if v.__class__ is not _iso2.MessageHeader:
             _bad("V2G_Message.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e92(w, v)
-        s = 1
+        s = t[2]
     v = o.body
     if v is not None:
-        t = _C725.get(s)
+        t = _C724.get(s)
         if t is None:
-            _order("V2G_Message.body", s, _C723)
+            _order("V2G_Message.body", s, _C722)
         if v.__class__ is not _iso2.Body:
             _bad("V2G_Message.body", v, "a Body")
         w.bits(t[0], t[1])
         _e93(w, v)
-        s = 2
-    t = _C726.get(s)
+        s = t[2]
+    t = _C725.get(s)
     if t is None:
-        _order("V2G_Message", s, _C723)
+        _order("V2G_Message", s, _C722)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8534,7 +8521,7 @@ def _d74(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C727, "WeldingDetectionReqType")
+            _escape(r, 3, _C726, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8542,7 +8529,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C728, "WeldingDetectionReqType")
+            _escape(r, 1, _C727, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionReq)
@@ -8554,17 +8541,17 @@ def _e74(w, o):
     s = 0
     v = o.dc_ev_status
     if v is not None:
-        t = _C730.get(s)
+        t = _C729.get(s)
         if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C729)
+            _order("WeldingDetectionReq.dc_ev_status", s, _C728)
         if v.__class__ is not _iso2.DC_EVStatus:
             _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
         w.bits(t[0], t[1])
         _e23(w, v)
-        s = 1
-    t = _C731.get(s)
+        s = t[2]
+    t = _C730.get(s)
     if t is None:
-        _order("WeldingDetectionReq", s, _C729)
+        _order("WeldingDetectionReq", s, _C728)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8588,7 +8575,7 @@ def _d75(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C732, "WeldingDetectionResType")
+            _escape(r, 3, _C731, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -8597,7 +8584,7 @@ def _d75(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C733, "WeldingDetectionResType")
+            _escape(r, 2, _C732, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -8606,7 +8593,7 @@ def _d75(r):
             f2 = _d77(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C734, "WeldingDetectionResType")
+            _escape(r, 2, _C733, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8614,7 +8601,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C735, "WeldingDetectionResType")
+            _escape(r, 1, _C734, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionRes)
@@ -8628,39 +8615,39 @@ def _e75(w, o):
     s = 0
     v = o.response_code
     if v is not None:
-        t = _C737.get(s)
+        t = _C736.get(s)
         if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C736)
+            _order("WeldingDetectionRes.response_code", s, _C735)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C41.get(v)
         if i is None:
             _bad("WeldingDetectionRes.response_code", v, "a member of _iso2.ResponseCode")
         w.bits(i, 5)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dc_evse_status
     if v is not None:
-        t = _C738.get(s)
+        t = _C737.get(s)
         if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C736)
+            _order("WeldingDetectionRes.dc_evse_status", s, _C735)
         if v.__class__ is not _iso2.DC_EVSEStatus:
             _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
-        t = _C739.get(s)
+        t = _C738.get(s)
         if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C736)
+            _order("WeldingDetectionRes.evse_present_voltage", s, _C735)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 3
-    t = _C740.get(s)
+        s = t[2]
+    t = _C739.get(s)
     if t is None:
-        _order("WeldingDetectionRes", s, _C736)
+        _order("WeldingDetectionRes", s, _C735)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8718,7 +8705,7 @@ def _d76(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C741, "X509DataType")
+                _escape(r, 3, _C740, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -8768,7 +8755,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C742, "X509DataType")
+                _escape(r, 1, _C741, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -8818,7 +8805,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C743, "X509DataType")
+                _escape(r, 1, _C742, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -8868,7 +8855,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C744, "X509DataType")
+                _escape(r, 1, _C743, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -8918,7 +8905,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C745, "X509DataType")
+                _escape(r, 1, _C744, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -8968,7 +8955,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C746, "X509DataType")
+                _escape(r, 1, _C745, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -9018,7 +9005,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C747, "X509DataType")
+                _escape(r, 1, _C746, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9040,9 +9027,9 @@ def _e76(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C749.get(s)
+        t = _C748.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C748)
+            _order("X509Data.x509_issuer_serial", s, _C747)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9056,9 +9043,9 @@ def _e76(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C750.get(s)
+        t = _C749.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C748)
+            _order("X509Data.x509ski", s, _C747)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -9073,9 +9060,9 @@ def _e76(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C751.get(s)
+        t = _C750.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C748)
+            _order("X509Data.x509_subject_name", s, _C747)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -9090,9 +9077,9 @@ def _e76(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C752.get(s)
+        t = _C751.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C748)
+            _order("X509Data.x509_certificate", s, _C747)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -9107,18 +9094,18 @@ def _e76(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C753.get(s)
+        t = _C752.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C748)
+            _order("X509Data.x509crl", s, _C747)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C754.get(s)
+    t = _C753.get(s)
     if t is None:
-        _order("X509Data", s, _C748)
+        _order("X509Data", s, _C747)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9141,7 +9128,7 @@ def _d77(r):
                     _escape(r, 1, _EV_ELEM_EE, "Multiplier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C755, "PhysicalValueType")
+            _escape(r, 3, _C754, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 1:
@@ -9153,12 +9140,12 @@ def _d77(r):
                 f1 = r.bits(3)
                 if f1 >= 7:
                     r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C756[f1]
+                f1 = _C755[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Unit")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C758, "PhysicalValueType")
+            _escape(r, 2, _C757, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 2:
@@ -9174,7 +9161,7 @@ def _d77(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C759, "PhysicalValueType")
+            _escape(r, 2, _C758, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
@@ -9182,7 +9169,7 @@ def _d77(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C760, "PhysicalValueType")
+            _escape(r, 1, _C759, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     o = _new(_iso2.PhysicalValue)
@@ -9196,41 +9183,41 @@ def _e77(w, o):
     s = 0
     v = o.multiplier
     if v is not None:
-        t = _C762.get(s)
+        t = _C761.get(s)
         if t is None:
-            _order("PhysicalValue.multiplier", s, _C761)
+            _order("PhysicalValue.multiplier", s, _C760)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -3 <= v <= 3:
             _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
         w.bits(v - -3, 3)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.unit
     if v is not None:
-        t = _C763.get(s)
+        t = _C762.get(s)
         if t is None:
-            _order("PhysicalValue.unit", s, _C761)
+            _order("PhysicalValue.unit", s, _C760)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C757.get(v)
+        i = _C756.get(v)
         if i is None:
             _bad("PhysicalValue.unit", v, "a member of _iso2.UnitSymbol")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C764.get(s)
+        t = _C763.get(s)
         if t is None:
-            _order("PhysicalValue.value", s, _C761)
+            _order("PhysicalValue.value", s, _C760)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("PhysicalValue.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C765.get(s)
+        s = t[2]
+    t = _C764.get(s)
     if t is None:
-        _order("PhysicalValue", s, _C761)
+        _order("PhysicalValue", s, _C760)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9247,34 +9234,26 @@ def _d78(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C766, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C765, "ListOfRootCertificateIDsType")
         else:
             r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 20:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d94(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C767, "ListOfRootCertificateIDsType")
-                else:
-                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d94(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C766, "ListOfRootCertificateIDsType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C768, "ListOfRootCertificateIDsType")
-                else:
-                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    if len(f0) > 20:
+        r.facet("ListOfRootCertificateIDsType: more than 20 RootCertificateID elements")
     o = _new(_iso2.ListOfRootCertificateIDs)
     o.root_certificate_id = f0
     return o
@@ -9290,17 +9269,17 @@ def _e78(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C770.get(s)
+        t = _C768.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C769)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C767)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
         _e94(w, v)
-        s = (1 if n < 20 else 2)
-    t = _C771.get(s)
+        s = 1
+    t = _C769.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C769)
+        _order("ListOfRootCertificateIDs", s, _C767)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9324,7 +9303,7 @@ def _d79(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C772, "CertificateChainType")
+            _escape(r, 3, _C770, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -9338,7 +9317,7 @@ def _d79(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C773, "CertificateChainType")
+            _escape(r, 3, _C771, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -9349,7 +9328,7 @@ def _d79(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C774, "CertificateChainType")
+            _escape(r, 1, _C772, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 3:
@@ -9357,7 +9336,7 @@ def _d79(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C775, "CertificateChainType")
+            _escape(r, 1, _C773, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateChain)
@@ -9371,9 +9350,9 @@ def _e79(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C777.get(s)
+        t = _C775.get(s)
         if t is None:
-            _order("CertificateChain.id", s, _C776)
+            _order("CertificateChain.id", s, _C774)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -9381,28 +9360,28 @@ def _e79(w, o):
         w.string(v)
     v = o.certificate
     if v is not None:
-        t = _C778.get(s)
+        t = _C776.get(s)
         if t is None:
-            _order("CertificateChain.certificate", s, _C776)
+            _order("CertificateChain.certificate", s, _C774)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
             _bad("CertificateChain.certificate", v, "bytes of length 0..800")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sub_certificates
     if v is not None:
-        t = _C779.get(s)
+        t = _C777.get(s)
         if t is None:
-            _order("CertificateChain.sub_certificates", s, _C776)
+            _order("CertificateChain.sub_certificates", s, _C774)
         if v.__class__ is not _iso2.SubCertificates:
             _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
         w.bits(t[0], t[1])
         _e95(w, v)
-        s = 2
-    t = _C780.get(s)
+        s = t[2]
+    t = _C778.get(s)
     if t is None:
-        _order("CertificateChain", s, _C776)
+        _order("CertificateChain", s, _C774)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9417,7 +9396,7 @@ def _d80(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C781, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 3, _C779, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     if s == 1:
@@ -9426,7 +9405,7 @@ def _d80(r):
             f1 = r.binary(None, 48)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C782, b"", "ContractSignatureEncryptedPrivateKeyType")
+            f1 = _simple_escape_bits(r, 3, _C780, b"", "ContractSignatureEncryptedPrivateKeyType")
             s = -1
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
@@ -9435,7 +9414,7 @@ def _d80(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C783, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 1, _C781, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     o = _new(_iso2.ContractSignatureEncryptedPrivateKey)
@@ -9448,26 +9427,26 @@ def _e80(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C785.get(s)
+        t = _C783.get(s)
         if t is None:
-            _order("ContractSignatureEncryptedPrivateKey.id", s, _C784)
+            _order("ContractSignatureEncryptedPrivateKey.id", s, _C782)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("ContractSignatureEncryptedPrivateKey.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C786.get(s)
+    t = _C784.get(s)
     if t is None:
-        _order("ContractSignatureEncryptedPrivateKey.value", s, _C784)
+        _order("ContractSignatureEncryptedPrivateKey.value", s, _C782)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)) or len(v) > 48:
         _bad("ContractSignatureEncryptedPrivateKey.value", v, "bytes of length 0..48")
     w.binary(v)
-    t = _C787.get(s)
+    t = _C785.get(s)
     if t is None:
-        _order("ContractSignatureEncryptedPrivateKey", s, _C784)
+        _order("ContractSignatureEncryptedPrivateKey", s, _C782)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9482,7 +9461,7 @@ def _d81(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C788, "DiffieHellmanPublickeyType")
+            _escape(r, 3, _C786, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     if s == 1:
@@ -9491,7 +9470,7 @@ def _d81(r):
             f1 = r.binary(None, 65)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C789, b"", "DiffieHellmanPublickeyType")
+            f1 = _simple_escape_bits(r, 3, _C787, b"", "DiffieHellmanPublickeyType")
             s = -1
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
@@ -9500,7 +9479,7 @@ def _d81(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C790, "DiffieHellmanPublickeyType")
+            _escape(r, 1, _C788, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     o = _new(_iso2.DiffieHellmanPublickey)
@@ -9513,26 +9492,26 @@ def _e81(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C792.get(s)
+        t = _C790.get(s)
         if t is None:
-            _order("DiffieHellmanPublickey.id", s, _C791)
+            _order("DiffieHellmanPublickey.id", s, _C789)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("DiffieHellmanPublickey.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C793.get(s)
+    t = _C791.get(s)
     if t is None:
-        _order("DiffieHellmanPublickey.value", s, _C791)
+        _order("DiffieHellmanPublickey.value", s, _C789)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)) or len(v) > 65:
         _bad("DiffieHellmanPublickey.value", v, "bytes of length 0..65")
     w.binary(v)
-    t = _C794.get(s)
+    t = _C792.get(s)
     if t is None:
-        _order("DiffieHellmanPublickey", s, _C791)
+        _order("DiffieHellmanPublickey", s, _C789)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9547,7 +9526,7 @@ def _d82(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C795, "EMAIDType")
+            _escape(r, 3, _C793, "EMAIDType")
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
     if s == 1:
@@ -9556,7 +9535,7 @@ def _d82(r):
             f1 = r.string(14, 15)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C796, None, "EMAIDType")
+            f1 = _simple_escape_bits(r, 3, _C794, None, "EMAIDType")
             s = -1
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
@@ -9565,7 +9544,7 @@ def _d82(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C797, "EMAIDType")
+            _escape(r, 1, _C795, "EMAIDType")
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
     o = _new(_iso2.EMAID)
@@ -9578,26 +9557,26 @@ def _e82(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C799.get(s)
+        t = _C797.get(s)
         if t is None:
-            _order("EMAID.id", s, _C798)
+            _order("EMAID.id", s, _C796)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("EMAID.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C800.get(s)
+    t = _C798.get(s)
     if t is None:
-        _order("EMAID.value", s, _C798)
+        _order("EMAID.value", s, _C796)
     w.bits(t[0], t[1])
     s = t[2]
     if type(v) is not str or len(v) < 14 or len(v) > 15:
         _bad("EMAID.value", v, "a str of length 14..15")
     w.string(v)
-    t = _C801.get(s)
+    t = _C799.get(s)
     if t is None:
-        _order("EMAID", s, _C798)
+        _order("EMAID", s, _C796)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9620,7 +9599,7 @@ def _d83(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C802, "MeterInfoType")
+            _escape(r, 3, _C800, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -9666,7 +9645,7 @@ def _d83(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C803, "MeterInfoType")
+            _escape(r, 1, _C801, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9702,7 +9681,7 @@ def _d83(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C804, "MeterInfoType")
+            _escape(r, 1, _C802, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9730,7 +9709,7 @@ def _d83(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C805, "MeterInfoType")
+            _escape(r, 1, _C803, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9748,7 +9727,7 @@ def _d83(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C806, "MeterInfoType")
+            _escape(r, 1, _C804, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9756,7 +9735,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C807, "MeterInfoType")
+            _escape(r, 1, _C805, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso2.MeterInfo)
@@ -9772,62 +9751,62 @@ def _e83(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C809.get(s)
+        t = _C807.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C808)
+            _order("MeterInfo.meter_id", s, _C806)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.meter_reading
     if v is not None:
-        t = _C810.get(s)
+        t = _C808.get(s)
         if t is None:
-            _order("MeterInfo.meter_reading", s, _C808)
+            _order("MeterInfo.meter_reading", s, _C806)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.meter_reading", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.sig_meter_reading
     if v is not None:
-        t = _C811.get(s)
+        t = _C809.get(s)
         if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C808)
+            _order("MeterInfo.sig_meter_reading", s, _C806)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
             _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..64")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C812.get(s)
+        t = _C810.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C808)
+            _order("MeterInfo.meter_status", s, _C806)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.t_meter
     if v is not None:
-        t = _C813.get(s)
+        t = _C811.get(s)
         if t is None:
-            _order("MeterInfo.t_meter", s, _C808)
+            _order("MeterInfo.t_meter", s, _C806)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
             _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
         w.integer(v)
         w.bits(0, 1)
-        s = 5
-    t = _C814.get(s)
+        s = t[2]
+    t = _C812.get(s)
     if t is None:
-        _order("MeterInfo", s, _C808)
+        _order("MeterInfo", s, _C806)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9844,34 +9823,26 @@ def _d84(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C815, "SelectedServiceListType")
+            _escape(r, 3, _C813, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 16:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d96(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C816, "SelectedServiceListType")
-                else:
-                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d96(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C814, "SelectedServiceListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C817, "SelectedServiceListType")
-                else:
-                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
+                r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if len(f0) > 16:
+        r.facet("SelectedServiceListType: more than 16 SelectedService elements")
     o = _new(_iso2.SelectedServiceList)
     o.selected_service = f0
     return o
@@ -9887,17 +9858,17 @@ def _e84(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C819.get(s)
+        t = _C816.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C818)
+            _order("SelectedServiceList.selected_service", s, _C815)
         if v.__class__ is not _iso2.SelectedService:
             _bad("SelectedServiceList.selected_service", v, "a SelectedService")
         w.bits(t[0], t[1])
         _e96(w, v)
-        s = (1 if n < 16 else 2)
-    t = _C820.get(s)
+        s = 1
+    t = _C817.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C818)
+        _order("SelectedServiceList", s, _C815)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9914,34 +9885,26 @@ def _d85(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C821, "ChargingProfileType")
+            _escape(r, 3, _C818, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 24:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d97(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C822, "ChargingProfileType")
-                else:
-                    r.fail("ChargingProfileType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d97(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C819, "ChargingProfileType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C823, "ChargingProfileType")
-                else:
-                    r.fail("ChargingProfileType: event code %d out of range" % ec)
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if len(f0) > 24:
+        r.facet("ChargingProfileType: more than 24 ProfileEntry elements")
     o = _new(_iso2.ChargingProfile)
     o.profile_entry = f0
     return o
@@ -9957,17 +9920,17 @@ def _e85(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C825.get(s)
+        t = _C821.get(s)
         if t is None:
-            _order("ChargingProfile.profile_entry", s, _C824)
+            _order("ChargingProfile.profile_entry", s, _C820)
         if v.__class__ is not _iso2.ProfileEntry:
             _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
         w.bits(t[0], t[1])
         _e97(w, v)
-        s = (1 if n < 24 else 2)
-    t = _C826.get(s)
+        s = 1
+    t = _C822.get(s)
     if t is None:
-        _order("ChargingProfile", s, _C824)
+        _order("ChargingProfile", s, _C820)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9990,7 +9953,7 @@ def _d86(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C827, "SAScheduleTupleType")
+            _escape(r, 3, _C823, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -9999,7 +9962,7 @@ def _d86(r):
             f1 = _d98(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C828, "SAScheduleTupleType")
+            _escape(r, 2, _C824, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -10010,7 +9973,7 @@ def _d86(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C829, "SAScheduleTupleType")
+            _escape(r, 1, _C825, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -10018,7 +9981,7 @@ def _d86(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C830, "SAScheduleTupleType")
+            _escape(r, 1, _C826, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleTuple)
@@ -10032,38 +9995,38 @@ def _e86(w, o):
     s = 0
     v = o.sa_schedule_tuple_id
     if v is not None:
-        t = _C832.get(s)
+        t = _C828.get(s)
         if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C831)
+            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C827)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 1 <= v <= 255:
             _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.p_max_schedule
     if v is not None:
-        t = _C833.get(s)
+        t = _C829.get(s)
         if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C831)
+            _order("SAScheduleTuple.p_max_schedule", s, _C827)
         if v.__class__ is not _iso2.PMaxSchedule:
             _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
         w.bits(t[0], t[1])
         _e98(w, v)
-        s = 2
+        s = t[2]
     v = o.sales_tariff
     if v is not None:
-        t = _C834.get(s)
+        t = _C830.get(s)
         if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C831)
+            _order("SAScheduleTuple.sales_tariff", s, _C827)
         if v.__class__ is not _iso2.SalesTariff:
             _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
         w.bits(t[0], t[1])
         _e99(w, v)
-        s = 3
-    t = _C835.get(s)
+        s = t[2]
+    t = _C831.get(s)
     if t is None:
-        _order("SAScheduleTuple", s, _C831)
+        _order("SAScheduleTuple", s, _C827)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10079,7 +10042,7 @@ def _d87(r):
             f0 = _d77(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C836, "ConsumptionCostType")
+            _escape(r, 3, _C832, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 1:
@@ -10090,7 +10053,7 @@ def _d87(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C837, "ConsumptionCostType")
+            _escape(r, 2, _C833, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 2:
@@ -10106,7 +10069,7 @@ def _d87(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C838, "ConsumptionCostType")
+                    _escape(r, 1, _C834, "ConsumptionCostType")
                 else:
                     r.fail("ConsumptionCostType: event code %d out of range" % ec)
             else:
@@ -10115,7 +10078,7 @@ def _d87(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C839, "ConsumptionCostType")
+                    _escape(r, 1, _C835, "ConsumptionCostType")
                 else:
                     r.fail("ConsumptionCostType: event code %d out of range" % ec)
     o = _new(_iso2.ConsumptionCost)
@@ -10128,14 +10091,14 @@ def _e87(w, o):
     s = 0
     v = o.start_value
     if v is not None:
-        t = _C841.get(s)
+        t = _C837.get(s)
         if t is None:
-            _order("ConsumptionCost.start_value", s, _C840)
+            _order("ConsumptionCost.start_value", s, _C836)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("ConsumptionCost.start_value", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 1
+        s = t[2]
     items = o.cost
     if items.__class__ is not list:
         _bad("ConsumptionCost.cost", items, "a list")
@@ -10144,17 +10107,17 @@ def _e87(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C842.get(s)
+        t = _C838.get(s)
         if t is None:
-            _order("ConsumptionCost.cost", s, _C840)
+            _order("ConsumptionCost.cost", s, _C836)
         if v.__class__ is not _iso2.Cost:
             _bad("ConsumptionCost.cost", v, "a Cost")
         w.bits(t[0], t[1])
         _e100(w, v)
         s = (2 if n < 3 else 3)
-    t = _C843.get(s)
+    t = _C839.get(s)
     if t is None:
-        _order("ConsumptionCost", s, _C840)
+        _order("ConsumptionCost", s, _C836)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10171,34 +10134,26 @@ def _d88(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C844, "ServiceParameterListType")
+            _escape(r, 3, _C840, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 255:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d101(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C845, "ServiceParameterListType")
-                else:
-                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d101(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C841, "ServiceParameterListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C846, "ServiceParameterListType")
-                else:
-                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
+                r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if len(f0) > 255:
+        r.facet("ServiceParameterListType: more than 255 ParameterSet elements")
     o = _new(_iso2.ServiceParameterList)
     o.parameter_set = f0
     return o
@@ -10214,17 +10169,17 @@ def _e88(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C848.get(s)
+        t = _C843.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C847)
+            _order("ServiceParameterList.parameter_set", s, _C842)
         if v.__class__ is not _iso2.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
         w.bits(t[0], t[1])
         _e101(w, v)
-        s = (1 if n < 255 else 2)
-    t = _C849.get(s)
+        s = 1
+    t = _C844.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C847)
+        _order("ServiceParameterList", s, _C842)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10240,14 +10195,14 @@ def _d89(r):
                 v = _simple_escape(r, None, "PaymentOption")
             else:
                 v = r.bits(1)
-                v = _C465[v]
+                v = _C464[v]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C850, "PaymentOptionListType")
+            _escape(r, 3, _C845, "PaymentOptionListType")
         else:
             r.fail("PaymentOptionListType: event code %d out of range" % ec)
     if s == 1:
@@ -10259,7 +10214,7 @@ def _d89(r):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
                         v = r.bits(1)
-                        v = _C465[v]
+                        v = _C464[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                     f0.append(v)
@@ -10269,7 +10224,7 @@ def _d89(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C851, "PaymentOptionListType")
+                    _escape(r, 1, _C846, "PaymentOptionListType")
                 else:
                     r.fail("PaymentOptionListType: event code %d out of range" % ec)
             else:
@@ -10278,7 +10233,7 @@ def _d89(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C852, "PaymentOptionListType")
+                    _escape(r, 1, _C847, "PaymentOptionListType")
                 else:
                     r.fail("PaymentOptionListType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentOptionList)
@@ -10296,19 +10251,19 @@ def _e89(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C854.get(s)
+        t = _C849.get(s)
         if t is None:
-            _order("PaymentOptionList.payment_option", s, _C853)
+            _order("PaymentOptionList.payment_option", s, _C848)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C466.get(v)
+        i = _C465.get(v)
         if i is None:
             _bad("PaymentOptionList.payment_option", v, "a member of _iso2.PaymentOption")
         w.bits(i, 1)
         w.bits(0, 1)
         s = (1 if n < 2 else 2)
-    t = _C855.get(s)
+    t = _C850.get(s)
     if t is None:
-        _order("PaymentOptionList", s, _C853)
+        _order("PaymentOptionList", s, _C848)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10334,7 +10289,7 @@ def _d90(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C856, "ChargeServiceType")
+            _escape(r, 3, _C851, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -10352,12 +10307,12 @@ def _d90(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C601[f2]
+                f2 = _C600[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C857, "ChargeServiceType")
+            _escape(r, 2, _C852, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -10367,12 +10322,12 @@ def _d90(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C601[f2]
+                f2 = _C600[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C858, "ChargeServiceType")
+            _escape(r, 2, _C853, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 3:
@@ -10394,7 +10349,7 @@ def _d90(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C859, "ChargeServiceType")
+            _escape(r, 2, _C854, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 4:
@@ -10408,7 +10363,7 @@ def _d90(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C860, "ChargeServiceType")
+            _escape(r, 2, _C855, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 5:
@@ -10417,7 +10372,7 @@ def _d90(r):
             f5 = _d102(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C861, "ChargeServiceType")
+            _escape(r, 2, _C856, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 6:
@@ -10425,7 +10380,7 @@ def _d90(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C862, "ChargeServiceType")
+            _escape(r, 1, _C857, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeService)
@@ -10442,73 +10397,73 @@ def _e90(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C864.get(s)
+        t = _C859.get(s)
         if t is None:
-            _order("ChargeService.service_id", s, _C863)
+            _order("ChargeService.service_id", s, _C858)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ChargeService.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_name
     if v is not None:
-        t = _C865.get(s)
+        t = _C860.get(s)
         if t is None:
-            _order("ChargeService.service_name", s, _C863)
+            _order("ChargeService.service_name", s, _C858)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("ChargeService.service_name", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_category
     if v is not None:
-        t = _C866.get(s)
+        t = _C861.get(s)
         if t is None:
-            _order("ChargeService.service_category", s, _C863)
+            _order("ChargeService.service_category", s, _C858)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C602.get(v)
+        i = _C601.get(v)
         if i is None:
             _bad("ChargeService.service_category", v, "a member of _iso2.ServiceCategory")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.service_scope
     if v is not None:
-        t = _C867.get(s)
+        t = _C862.get(s)
         if t is None:
-            _order("ChargeService.service_scope", s, _C863)
+            _order("ChargeService.service_scope", s, _C858)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 64:
             _bad("ChargeService.service_scope", v, "a str of length 0..64")
         w.string(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.free_service
     if v is not None:
-        t = _C868.get(s)
+        t = _C863.get(s)
         if t is None:
-            _order("ChargeService.free_service", s, _C863)
+            _order("ChargeService.free_service", s, _C858)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("ChargeService.free_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.supported_energy_transfer_mode
     if v is not None:
-        t = _C869.get(s)
+        t = _C864.get(s)
         if t is None:
-            _order("ChargeService.supported_energy_transfer_mode", s, _C863)
+            _order("ChargeService.supported_energy_transfer_mode", s, _C858)
         if v.__class__ is not _iso2.SupportedEnergyTransferMode:
             _bad("ChargeService.supported_energy_transfer_mode", v, "a SupportedEnergyTransferMode")
         w.bits(t[0], t[1])
         _e102(w, v)
-        s = 6
-    t = _C870.get(s)
+        s = t[2]
+    t = _C865.get(s)
     if t is None:
-        _order("ChargeService", s, _C863)
+        _order("ChargeService", s, _C858)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10525,7 +10480,7 @@ def _d91(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C871, "ServiceListType")
+            _escape(r, 3, _C866, "ServiceListType")
         else:
             r.fail("ServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -10541,7 +10496,7 @@ def _d91(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C872, "ServiceListType")
+                    _escape(r, 1, _C867, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
             else:
@@ -10550,7 +10505,7 @@ def _d91(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C873, "ServiceListType")
+                    _escape(r, 1, _C868, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceList)
@@ -10568,17 +10523,17 @@ def _e91(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C875.get(s)
+        t = _C870.get(s)
         if t is None:
-            _order("ServiceList.service", s, _C874)
+            _order("ServiceList.service", s, _C869)
         if v.__class__ is not _iso2.Service:
             _bad("ServiceList.service", v, "a Service")
         w.bits(t[0], t[1])
         _e103(w, v)
         s = (1 if n < 8 else 2)
-    t = _C876.get(s)
+    t = _C871.get(s)
     if t is None:
-        _order("ServiceList", s, _C874)
+        _order("ServiceList", s, _C869)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10599,7 +10554,7 @@ def _d92(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C877, "MessageHeaderType")
+            _escape(r, 3, _C872, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10613,7 +10568,7 @@ def _d92(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C878, "MessageHeaderType")
+            _escape(r, 1, _C873, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10624,7 +10579,7 @@ def _d92(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C879, "MessageHeaderType")
+            _escape(r, 1, _C874, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10632,7 +10587,7 @@ def _d92(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C880, "MessageHeaderType")
+            _escape(r, 1, _C875, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso2.MessageHeader)
@@ -10646,38 +10601,38 @@ def _e92(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C882.get(s)
+        t = _C877.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C881)
+            _order("MessageHeader.session_id", s, _C876)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 0..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.notification
     if v is not None:
-        t = _C883.get(s)
+        t = _C878.get(s)
         if t is None:
-            _order("MessageHeader.notification", s, _C881)
+            _order("MessageHeader.notification", s, _C876)
         if v.__class__ is not _iso2.Notification:
             _bad("MessageHeader.notification", v, "a Notification")
         w.bits(t[0], t[1])
         _e104(w, v)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C884.get(s)
+        t = _C879.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C881)
+            _order("MessageHeader.signature", s, _C876)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e64(w, v)
-        s = 3
-    t = _C885.get(s)
+        s = t[2]
+    t = _C880.get(s)
     if t is None:
-        _order("MessageHeader", s, _C881)
+        _order("MessageHeader", s, _C876)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10795,7 +10750,7 @@ def _d93(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C886, "BodyType")
+            _escape(r, 3, _C881, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10803,7 +10758,7 @@ def _d93(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C887, "BodyType")
+            _escape(r, 1, _C882, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_iso2.Body)
@@ -10815,18 +10770,18 @@ def _e93(w, o):
     s = 0
     v = o.body_element
     if v is not None:
-        d = _C924.get(v.__class__)
+        d = _C919.get(v.__class__)
         if d is None:
             _bad("Body.body_element", v, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
         t = d[0].get(s)
         if t is None:
-            _order("Body.body_element", s, _C888)
+            _order("Body.body_element", s, _C883)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 1
-    t = _C925.get(s)
+        s = t[2]
+    t = _C920.get(s)
     if t is None:
-        _order("Body", s, _C888)
+        _order("Body", s, _C883)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10846,7 +10801,7 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C926, "X509IssuerSerialType")
+            _escape(r, 3, _C921, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -10860,7 +10815,7 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C927, "X509IssuerSerialType")
+            _escape(r, 2, _C922, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -10868,7 +10823,7 @@ def _d94(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C928, "X509IssuerSerialType")
+            _escape(r, 1, _C923, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -10881,29 +10836,29 @@ def _e94(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C930.get(s)
+        t = _C925.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C929)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C924)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C931.get(s)
+        t = _C926.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C929)
+            _order("X509IssuerSerial.x509_serial_number", s, _C924)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C932.get(s)
+        s = t[2]
+    t = _C927.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C929)
+        _order("X509IssuerSerial", s, _C924)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10925,7 +10880,7 @@ def _d95(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C933, "SubCertificatesType")
+            _escape(r, 3, _C928, "SubCertificatesType")
         else:
             r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -10946,7 +10901,7 @@ def _d95(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C934, "SubCertificatesType")
+                    _escape(r, 1, _C929, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
             else:
@@ -10955,7 +10910,7 @@ def _d95(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C935, "SubCertificatesType")
+                    _escape(r, 1, _C930, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_iso2.SubCertificates)
@@ -10973,18 +10928,18 @@ def _e95(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C937.get(s)
+        t = _C932.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C936)
+            _order("SubCertificates.certificate", s, _C931)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
             _bad("SubCertificates.certificate", v, "bytes of length 0..800")
         w.binary(v)
         w.bits(0, 1)
         s = (1 if n < 4 else 2)
-    t = _C938.get(s)
+    t = _C933.get(s)
     if t is None:
-        _order("SubCertificates", s, _C936)
+        _order("SubCertificates", s, _C931)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11006,7 +10961,7 @@ def _d96(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C939, "SelectedServiceType")
+            _escape(r, 3, _C934, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -11024,7 +10979,7 @@ def _d96(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C940, "SelectedServiceType")
+            _escape(r, 1, _C935, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -11032,7 +10987,7 @@ def _d96(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C941, "SelectedServiceType")
+            _escape(r, 1, _C936, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_iso2.SelectedService)
@@ -11045,29 +11000,29 @@ def _e96(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C943.get(s)
+        t = _C938.get(s)
         if t is None:
-            _order("SelectedService.service_id", s, _C942)
+            _order("SelectedService.service_id", s, _C937)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("SelectedService.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.parameter_set_id
     if v is not None:
-        t = _C944.get(s)
+        t = _C939.get(s)
         if t is None:
-            _order("SelectedService.parameter_set_id", s, _C942)
+            _order("SelectedService.parameter_set_id", s, _C937)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C945.get(s)
+        s = t[2]
+    t = _C940.get(s)
     if t is None:
-        _order("SelectedService", s, _C942)
+        _order("SelectedService", s, _C937)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11090,7 +11045,7 @@ def _d97(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C946, "ProfileEntryType")
+            _escape(r, 3, _C941, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -11099,7 +11054,7 @@ def _d97(r):
             f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C947, "ProfileEntryType")
+            _escape(r, 2, _C942, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -11117,7 +11072,7 @@ def _d97(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C948, "ProfileEntryType")
+            _escape(r, 1, _C943, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -11125,7 +11080,7 @@ def _d97(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C949, "ProfileEntryType")
+            _escape(r, 1, _C944, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     o = _new(_iso2.ProfileEntry)
@@ -11139,39 +11094,39 @@ def _e97(w, o):
     s = 0
     v = o.charging_profile_entry_start
     if v is not None:
-        t = _C951.get(s)
+        t = _C946.get(s)
         if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C950)
+            _order("ProfileEntry.charging_profile_entry_start", s, _C945)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charging_profile_entry_max_power
     if v is not None:
-        t = _C952.get(s)
+        t = _C947.get(s)
         if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C950)
+            _order("ProfileEntry.charging_profile_entry_max_power", s, _C945)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("ProfileEntry.charging_profile_entry_max_power", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
+        s = t[2]
     v = o.charging_profile_entry_max_number_of_phases_in_use
     if v is not None:
-        t = _C953.get(s)
+        t = _C948.get(s)
         if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", s, _C950)
+            _order("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", s, _C945)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 1 <= v <= 3:
             _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v, "an integer in 1..3")
         w.bits(v - 1, 2)
         w.bits(0, 1)
-        s = 3
-    t = _C954.get(s)
+        s = t[2]
+    t = _C949.get(s)
     if t is None:
-        _order("ProfileEntry", s, _C950)
+        _order("ProfileEntry", s, _C945)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11188,34 +11143,26 @@ def _d98(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C955, "PMaxScheduleType")
+            _escape(r, 3, _C950, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d39(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C956, "PMaxScheduleType")
-                else:
-                    r.fail("PMaxScheduleType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d39(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C951, "PMaxScheduleType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C957, "PMaxScheduleType")
-                else:
-                    r.fail("PMaxScheduleType: event code %d out of range" % ec)
+                r.fail("PMaxScheduleType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PMaxScheduleType: more than 1024 PMaxScheduleEntry elements")
     o = _new(_iso2.PMaxSchedule)
     o.p_max_schedule_entry = f0
     return o
@@ -11231,17 +11178,17 @@ def _e98(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C959.get(s)
+        t = _C953.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C958)
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C952)
         if v.__class__ is not _iso2.PMaxScheduleEntry:
             _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C960.get(s)
+        s = 1
+    t = _C954.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C958)
+        _order("PMaxSchedule", s, _C952)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11270,7 +11217,7 @@ def _d99(r):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C961, "SalesTariffType")
+            _escape(r, 3, _C955, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
@@ -11286,7 +11233,7 @@ def _d99(r):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C962, "SalesTariffType")
+            _escape(r, 3, _C956, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
@@ -11313,7 +11260,7 @@ def _d99(r):
             s = 5
             k = 1
         elif ec == 3:
-            _escape(r, 2, _C963, "SalesTariffType")
+            _escape(r, 2, _C957, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 3:
@@ -11332,7 +11279,7 @@ def _d99(r):
             s = 5
             k = 1
         elif ec == 2:
-            _escape(r, 2, _C964, "SalesTariffType")
+            _escape(r, 2, _C958, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 4:
@@ -11343,34 +11290,26 @@ def _d99(r):
             s = 5
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C965, "SalesTariffType")
+            _escape(r, 2, _C959, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 5:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d55(r)
-                    f4.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C966, "SalesTariffType")
-                else:
-                    r.fail("SalesTariffType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d55(r)
+                f4.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C960, "SalesTariffType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C967, "SalesTariffType")
-                else:
-                    r.fail("SalesTariffType: event code %d out of range" % ec)
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if len(f4) > 1024:
+        r.facet("SalesTariffType: more than 1024 SalesTariffEntry elements")
     o = _new(_iso2.SalesTariff)
     o.id = f0
     o.sales_tariff_id = f1
@@ -11384,9 +11323,9 @@ def _e99(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C969.get(s)
+        t = _C962.get(s)
         if t is None:
-            _order("SalesTariff.id", s, _C968)
+            _order("SalesTariff.id", s, _C961)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -11394,37 +11333,37 @@ def _e99(w, o):
         w.string(v)
     v = o.sales_tariff_id
     if v is not None:
-        t = _C970.get(s)
+        t = _C963.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C968)
+            _order("SalesTariff.sales_tariff_id", s, _C961)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 1 <= v <= 255:
             _bad("SalesTariff.sales_tariff_id", v, "an integer in 1..255")
         w.bits(v - 1, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sales_tariff_description
     if v is not None:
-        t = _C971.get(s)
+        t = _C964.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C968)
+            _order("SalesTariff.sales_tariff_description", s, _C961)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.num_e_price_levels
     if v is not None:
-        t = _C972.get(s)
+        t = _C965.get(s)
         if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C968)
+            _order("SalesTariff.num_e_price_levels", s, _C961)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     items = o.sales_tariff_entry
     if items.__class__ is not list:
         _bad("SalesTariff.sales_tariff_entry", items, "a list")
@@ -11433,17 +11372,17 @@ def _e99(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C973.get(s)
+        t = _C966.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C968)
+            _order("SalesTariff.sales_tariff_entry", s, _C961)
         if v.__class__ is not _iso2.SalesTariffEntry:
             _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
         w.bits(t[0], t[1])
         _e55(w, v)
-        s = (4 if n < 1024 else 5)
-    t = _C974.get(s)
+        s = 4
+    t = _C967.get(s)
     if t is None:
-        _order("SalesTariff", s, _C968)
+        _order("SalesTariff", s, _C961)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11462,12 +11401,12 @@ def _d100(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C975[f0]
+                f0 = _C968[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "costKind")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C977, "CostType")
+            _escape(r, 3, _C970, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 1:
@@ -11483,7 +11422,7 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "amount")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C978, "CostType")
+            _escape(r, 2, _C971, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
@@ -11501,7 +11440,7 @@ def _d100(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C979, "CostType")
+            _escape(r, 1, _C972, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 3:
@@ -11509,7 +11448,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C980, "CostType")
+            _escape(r, 1, _C973, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     o = _new(_iso2.Cost)
@@ -11523,41 +11462,41 @@ def _e100(w, o):
     s = 0
     v = o.cost_kind
     if v is not None:
-        t = _C982.get(s)
+        t = _C975.get(s)
         if t is None:
-            _order("Cost.cost_kind", s, _C981)
+            _order("Cost.cost_kind", s, _C974)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C976.get(v)
+        i = _C969.get(v)
         if i is None:
             _bad("Cost.cost_kind", v, "a member of _iso2.CostKind")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C983.get(s)
+        t = _C976.get(s)
         if t is None:
-            _order("Cost.amount", s, _C981)
+            _order("Cost.amount", s, _C974)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("Cost.amount", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.amount_multiplier
     if v is not None:
-        t = _C984.get(s)
+        t = _C977.get(s)
         if t is None:
-            _order("Cost.amount_multiplier", s, _C981)
+            _order("Cost.amount_multiplier", s, _C974)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -3 <= v <= 3:
             _bad("Cost.amount_multiplier", v, "an integer in -3..3")
         w.bits(v - -3, 3)
         w.bits(0, 1)
-        s = 3
-    t = _C985.get(s)
+        s = t[2]
+    t = _C978.get(s)
     if t is None:
-        _order("Cost", s, _C981)
+        _order("Cost", s, _C974)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11580,7 +11519,7 @@ def _d101(r):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C986, "ParameterSetType")
+            _escape(r, 3, _C979, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -11591,34 +11530,26 @@ def _d101(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C987, "ParameterSetType")
+            _escape(r, 2, _C980, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
         while True:
-            if k < 16:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d105(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C988, "ParameterSetType")
-                else:
-                    r.fail("ParameterSetType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d105(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C981, "ParameterSetType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C989, "ParameterSetType")
-                else:
-                    r.fail("ParameterSetType: event code %d out of range" % ec)
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    if len(f1) > 16:
+        r.facet("ParameterSetType: more than 16 Parameter elements")
     o = _new(_iso2.ParameterSet)
     o.parameter_set_id = f0
     o.parameter = f1
@@ -11629,15 +11560,15 @@ def _e101(w, o):
     s = 0
     v = o.parameter_set_id
     if v is not None:
-        t = _C991.get(s)
+        t = _C983.get(s)
         if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C990)
+            _order("ParameterSet.parameter_set_id", s, _C982)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.parameter
     if items.__class__ is not list:
         _bad("ParameterSet.parameter", items, "a list")
@@ -11646,17 +11577,17 @@ def _e101(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C992.get(s)
+        t = _C984.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C990)
+            _order("ParameterSet.parameter", s, _C982)
         if v.__class__ is not _iso2.Parameter:
             _bad("ParameterSet.parameter", v, "a Parameter")
         w.bits(t[0], t[1])
         _e105(w, v)
-        s = (2 if n < 16 else 3)
-    t = _C993.get(s)
+        s = 2
+    t = _C985.get(s)
     if t is None:
-        _order("ParameterSet", s, _C990)
+        _order("ParameterSet", s, _C982)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11681,7 +11612,7 @@ def _d102(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C994, "SupportedEnergyTransferModeType")
+            _escape(r, 3, _C986, "SupportedEnergyTransferModeType")
         else:
             r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
@@ -11705,7 +11636,7 @@ def _d102(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C995, "SupportedEnergyTransferModeType")
+                    _escape(r, 1, _C987, "SupportedEnergyTransferModeType")
                 else:
                     r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
             else:
@@ -11714,7 +11645,7 @@ def _d102(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C996, "SupportedEnergyTransferModeType")
+                    _escape(r, 1, _C988, "SupportedEnergyTransferModeType")
                 else:
                     r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso2.SupportedEnergyTransferMode)
@@ -11732,9 +11663,9 @@ def _e102(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C998.get(s)
+        t = _C990.get(s)
         if t is None:
-            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C997)
+            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C989)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C128.get(v)
         if i is None:
@@ -11742,9 +11673,9 @@ def _e102(w, o):
         w.bits(i, 3)
         w.bits(0, 1)
         s = (1 if n < 6 else 2)
-    t = _C999.get(s)
+    t = _C991.get(s)
     if t is None:
-        _order("SupportedEnergyTransferMode", s, _C997)
+        _order("SupportedEnergyTransferMode", s, _C989)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11769,7 +11700,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1000, "ServiceType")
+            _escape(r, 3, _C992, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -11787,12 +11718,12 @@ def _d103(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C601[f2]
+                f2 = _C600[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C1001, "ServiceType")
+            _escape(r, 2, _C993, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -11802,12 +11733,12 @@ def _d103(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C601[f2]
+                f2 = _C600[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C1002, "ServiceType")
+            _escape(r, 2, _C994, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 3:
@@ -11829,7 +11760,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C1003, "ServiceType")
+            _escape(r, 2, _C995, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 4:
@@ -11843,7 +11774,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C1004, "ServiceType")
+            _escape(r, 2, _C996, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 5:
@@ -11851,7 +11782,7 @@ def _d103(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1005, "ServiceType")
+            _escape(r, 1, _C997, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_iso2.Service)
@@ -11867,63 +11798,63 @@ def _e103(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C1007.get(s)
+        t = _C999.get(s)
         if t is None:
-            _order("Service.service_id", s, _C1006)
+            _order("Service.service_id", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("Service.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_name
     if v is not None:
-        t = _C1008.get(s)
+        t = _C1000.get(s)
         if t is None:
-            _order("Service.service_name", s, _C1006)
+            _order("Service.service_name", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("Service.service_name", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_category
     if v is not None:
-        t = _C1009.get(s)
+        t = _C1001.get(s)
         if t is None:
-            _order("Service.service_category", s, _C1006)
+            _order("Service.service_category", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C602.get(v)
+        i = _C601.get(v)
         if i is None:
             _bad("Service.service_category", v, "a member of _iso2.ServiceCategory")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.service_scope
     if v is not None:
-        t = _C1010.get(s)
+        t = _C1002.get(s)
         if t is None:
-            _order("Service.service_scope", s, _C1006)
+            _order("Service.service_scope", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 64:
             _bad("Service.service_scope", v, "a str of length 0..64")
         w.string(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.free_service
     if v is not None:
-        t = _C1011.get(s)
+        t = _C1003.get(s)
         if t is None:
-            _order("Service.free_service", s, _C1006)
+            _order("Service.free_service", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Service.free_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
-    t = _C1012.get(s)
+        s = t[2]
+    t = _C1004.get(s)
     if t is None:
-        _order("Service", s, _C1006)
+        _order("Service", s, _C998)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11941,12 +11872,12 @@ def _d104(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C1013[f0]
+                f0 = _C1005[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "FaultCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1015, "NotificationType")
+            _escape(r, 3, _C1007, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
@@ -11962,7 +11893,7 @@ def _d104(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C1016, "NotificationType")
+            _escape(r, 1, _C1008, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
@@ -11970,7 +11901,7 @@ def _d104(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1017, "NotificationType")
+            _escape(r, 1, _C1009, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     o = _new(_iso2.Notification)
@@ -11983,30 +11914,30 @@ def _e104(w, o):
     s = 0
     v = o.fault_code
     if v is not None:
-        t = _C1019.get(s)
+        t = _C1011.get(s)
         if t is None:
-            _order("Notification.fault_code", s, _C1018)
+            _order("Notification.fault_code", s, _C1010)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C1014.get(v)
+        i = _C1006.get(v)
         if i is None:
             _bad("Notification.fault_code", v, "a member of _iso2.FaultCode")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.fault_msg
     if v is not None:
-        t = _C1020.get(s)
+        t = _C1012.get(s)
         if t is None:
-            _order("Notification.fault_msg", s, _C1018)
+            _order("Notification.fault_msg", s, _C1010)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 64:
             _bad("Notification.fault_msg", v, "a str of length 0..64")
         w.string(v)
         w.bits(0, 1)
-        s = 2
-    t = _C1021.get(s)
+        s = t[2]
+    t = _C1013.get(s)
     if t is None:
-        _order("Notification", s, _C1018)
+        _order("Notification", s, _C1010)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12026,7 +11957,7 @@ def _d105(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1022, "ParameterType")
+            _escape(r, 3, _C1014, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -12079,7 +12010,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C1023, "ParameterType")
+            _escape(r, 3, _C1015, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -12087,7 +12018,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1024, "ParameterType")
+            _escape(r, 1, _C1016, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -12095,7 +12026,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1025, "ParameterType")
+            _escape(r, 1, _C1017, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -12103,7 +12034,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1026, "ParameterType")
+            _escape(r, 1, _C1018, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -12111,7 +12042,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1027, "ParameterType")
+            _escape(r, 1, _C1019, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -12119,7 +12050,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1028, "ParameterType")
+            _escape(r, 1, _C1020, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -12127,7 +12058,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1029, "ParameterType")
+            _escape(r, 1, _C1021, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso2.Parameter)
@@ -12145,9 +12076,9 @@ def _e105(w, o):
     s = 0
     v = o.name
     if v is not None:
-        t = _C1031.get(s)
+        t = _C1023.get(s)
         if t is None:
-            _order("Parameter.name", s, _C1030)
+            _order("Parameter.name", s, _C1022)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -12155,72 +12086,72 @@ def _e105(w, o):
         w.string(v)
     v = o.bool_value
     if v is not None:
-        t = _C1032.get(s)
+        t = _C1024.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C1030)
+            _order("Parameter.bool_value", s, _C1022)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Parameter.bool_value", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.byte_value
     if v is not None:
-        t = _C1033.get(s)
+        t = _C1025.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C1030)
+            _order("Parameter.byte_value", s, _C1022)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("Parameter.byte_value", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.short_value
     if v is not None:
-        t = _C1034.get(s)
+        t = _C1026.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C1030)
+            _order("Parameter.short_value", s, _C1022)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("Parameter.short_value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.int_value
     if v is not None:
-        t = _C1035.get(s)
+        t = _C1027.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C1030)
+            _order("Parameter.int_value", s, _C1022)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -2147483648 or v > 2147483647:
             _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.physical_value
     if v is not None:
-        t = _C1036.get(s)
+        t = _C1028.get(s)
         if t is None:
-            _order("Parameter.physical_value", s, _C1030)
+            _order("Parameter.physical_value", s, _C1022)
         if v.__class__ is not _iso2.PhysicalValue:
             _bad("Parameter.physical_value", v, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 5
+        s = t[2]
     v = o.string_value
     if v is not None:
-        t = _C1037.get(s)
+        t = _C1029.get(s)
         if t is None:
-            _order("Parameter.string_value", s, _C1030)
+            _order("Parameter.string_value", s, _C1022)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Parameter.string_value", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 6
-    t = _C1038.get(s)
+        s = t[2]
+    t = _C1030.get(s)
     if t is None:
-        _order("Parameter", s, _C1030)
+        _order("Parameter", s, _C1022)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12233,20 +12164,20 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 2)}
-_C8 = {0: (1, 2), 1: (0, 1)}
-_C9 = {2: (0, 1)}
-_C10 = {3: (0, 1)}
-_C11 = {4: (0, 1)}
+_C7 = {0: (0, 2, 1)}
+_C8 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C9 = {2: (0, 1, 3)}
+_C10 = {3: (0, 1, 4)}
+_C11 = {4: (0, 1, 5)}
 _C12 = {5: (0, 1, -1)}
 _C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C14 = ('EE', 'SE_ANY', 'CH')
 _C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('SE_ANY', 'CH')
 _C17 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
-_C18 = {0: (0, 1)}
-_C19 = {1: (0, 1)}
-_C20 = {2: (0, 1)}
+_C18 = {0: (0, 1, 1)}
+_C19 = {1: (0, 1, 2)}
+_C20 = {2: (0, 1, 3)}
 _C21 = {3: (0, 1, -1)}
 _C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C23 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
@@ -12255,16 +12186,16 @@ _C25 = ('EE', 'SE_ANY', 'CH')
 _C26 = ('EE', 'SE_ANY', 'CH')
 _C27 = ('SE_ANY', 'CH')
 _C28 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
-_C29 = {0: (0, 1)}
-_C30 = {1: (0, 1)}
-_C31 = {2: (0, 1)}
+_C29 = {0: (0, 1, 1)}
+_C30 = {1: (0, 1, 2)}
+_C31 = {2: (0, 1, 3)}
 _C32 = {3: (0, 1, -1)}
 _C33 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C34 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C35 = ('SE_ANY', 'CH')
 _C36 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
 _C37 = {0: (0, 2, 2)}
-_C38 = {0: (1, 2), 2: (0, 2)}
+_C38 = {0: (1, 2, 1), 2: (0, 2, 1)}
 _C39 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
 _C40 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
 _C41 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
@@ -12274,8 +12205,8 @@ _C44 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2
 _C45 = ('EE', 'SE_ANY', 'CH')
 _C46 = ('SE_ANY', 'CH')
 _C47 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C48 = {0: (0, 1)}
-_C49 = {1: (0, 1)}
+_C48 = {0: (0, 1, 1)}
+_C49 = {1: (0, 1, 2)}
 _C50 = {2: (0, 1, -1)}
 _C51 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C52 = {0: 'end of element'}
@@ -12283,16 +12214,16 @@ _C53 = {0: (0, 1, -1)}
 _C54 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C55 = ('SE_ANY', 'CH')
 _C56 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C57 = {0: (0, 1)}
+_C57 = {0: (0, 1, 1)}
 _C58 = {1: (0, 1, -1)}
 _C59 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C60 = ('EE', 'SE_ANY', 'CH')
 _C61 = ('EE', 'SE_ANY', 'CH')
 _C62 = ('SE_ANY', 'CH')
 _C63 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C64 = {0: (0, 1)}
-_C65 = {1: (0, 1)}
-_C66 = {2: (0, 1)}
+_C64 = {0: (0, 1, 1)}
+_C65 = {1: (0, 1, 2)}
+_C66 = {2: (0, 1, 3)}
 _C67 = {3: (0, 1, -1)}
 _C68 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C69 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12307,8 +12238,8 @@ _C77 = ('EE', 'SE_ANY', 'CH')
 _C78 = ('SE_ANY', 'CH')
 _C79 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
 _C80 = {0: (0, 1, 3)}
-_C81 = {3: (0, 1)}
-_C82 = {1: (0, 1)}
+_C81 = {3: (0, 1, 1)}
+_C82 = {1: (0, 1, 2)}
 _C83 = {2: (0, 1, -1)}
 _C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C85 = ('EE', 'SE_ANY', 'CH')
@@ -12318,12 +12249,12 @@ _C88 = ('EE', 'SE_ANY', 'CH')
 _C89 = ('EE', 'SE_ANY', 'CH')
 _C90 = ('SE_ANY', 'CH')
 _C91 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
-_C92 = {0: (0, 1)}
-_C93 = {1: (0, 1)}
-_C94 = {2: (0, 1)}
-_C95 = {3: (0, 1)}
-_C96 = {4: (0, 1)}
-_C97 = {5: (0, 1)}
+_C92 = {0: (0, 1, 1)}
+_C93 = {1: (0, 1, 2)}
+_C94 = {2: (0, 1, 3)}
+_C95 = {3: (0, 1, 4)}
+_C96 = {4: (0, 1, 5)}
+_C97 = {5: (0, 1, 6)}
 _C98 = {6: (0, 1, -1)}
 _C99 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C100 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12332,9 +12263,9 @@ _C102 = ('EE', 'SE_ANY', 'CH')
 _C103 = ('SE_ANY', 'CH')
 _C104 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
 _C105 = {0: (0, 1, 4)}
-_C106 = {4: (0, 1)}
-_C107 = {1: (0, 1)}
-_C108 = {2: (0, 1)}
+_C106 = {4: (0, 1, 1)}
+_C107 = {1: (0, 1, 2)}
+_C108 = {2: (0, 1, 3)}
 _C109 = {3: (0, 1, -1)}
 _C110 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
@@ -12345,13 +12276,13 @@ _C115 = ('EE', 'SE_ANY', 'CH')
 _C116 = ('SE_ANY', 'CH')
 _C117 = ('SE_ANY', 'CH')
 _C118 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
-_C119 = {0: (0, 1)}
-_C120 = {1: (0, 1)}
-_C121 = {2: (0, 1)}
-_C122 = {3: (0, 1)}
-_C123 = {4: (0, 1)}
-_C124 = {5: (0, 1)}
-_C125 = {6: (0, 2)}
+_C119 = {0: (0, 1, 1)}
+_C120 = {1: (0, 1, 2)}
+_C121 = {2: (0, 1, 3)}
+_C122 = {3: (0, 1, 4)}
+_C123 = {4: (0, 1, 5)}
+_C124 = {5: (0, 1, 6)}
+_C125 = {6: (0, 2, 7)}
 _C126 = {6: (1, 2, -1), 7: (0, 1, -1)}
 _C127 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
 _C128 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
@@ -12360,11 +12291,11 @@ _C130 = ('EE', 'SE_ANY', 'CH')
 _C131 = ('EE', 'SE_ANY', 'CH')
 _C132 = ('SE_ANY', 'CH')
 _C133 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
-_C134 = {0: (0, 2)}
-_C135 = {0: (1, 2), 1: (0, 1)}
-_C136 = {2: (0, 2)}
-_C137 = {2: (1, 2)}
-_C138 = {2: (2, 2)}
+_C134 = {0: (0, 2, 1)}
+_C135 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C136 = {2: (0, 2, 3)}
+_C137 = {2: (1, 2, 3)}
+_C138 = {2: (2, 2, 3)}
 _C139 = {_iso2.AC_EVChargeParameter: (_C136, _e0), _iso2.DC_EVChargeParameter: (_C137, _e19), _iso2.EVChargeParameter: (_C138, _e26)}
 _C140 = {3: (0, 1, -1)}
 _C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12373,14 +12304,14 @@ _C143 = ('EE', 'SE_ANY', 'CH')
 _C144 = ('EE', 'SE_ANY', 'CH')
 _C145 = ('SE_ANY', 'CH')
 _C146 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C147 = {0: (0, 1)}
-_C148 = {1: (0, 1)}
-_C149 = {2: (0, 3)}
-_C150 = {2: (1, 3)}
+_C147 = {0: (0, 1, 1)}
+_C148 = {1: (0, 1, 2)}
+_C149 = {2: (0, 3, 3)}
+_C150 = {2: (1, 3, 3)}
 _C151 = {_iso2.SAScheduleList: (_C149, _e52), _iso2.SASchedules: (_C150, _e53)}
-_C152 = {2: (2, 3), 3: (0, 2)}
-_C153 = {2: (3, 3), 3: (1, 2)}
-_C154 = {2: (4, 3), 3: (2, 2)}
+_C152 = {2: (2, 3, 4), 3: (0, 2, 4)}
+_C153 = {2: (3, 3, 4), 3: (1, 2, 4)}
+_C154 = {2: (4, 3, 4), 3: (2, 2, 4)}
 _C155 = {_iso2.AC_EVSEChargeParameter: (_C152, _e1), _iso2.DC_EVSEChargeParameter: (_C153, _e21), _iso2.EVSEChargeParameter: (_C154, _e28)}
 _C156 = {4: (0, 1, -1)}
 _C157 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12395,13 +12326,13 @@ _C165 = ('EE', 'SE_ANY', 'CH')
 _C166 = ('EE', 'SE_ANY', 'CH')
 _C167 = ('SE_ANY', 'CH')
 _C168 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C169 = {0: (0, 1)}
-_C170 = {1: (0, 1)}
-_C171 = {2: (0, 1)}
-_C172 = {3: (0, 3)}
-_C173 = {3: (1, 3), 4: (0, 2)}
-_C174 = {3: (2, 3), 4: (1, 2), 5: (0, 2)}
-_C175 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C169 = {0: (0, 1, 1)}
+_C170 = {1: (0, 1, 2)}
+_C171 = {2: (0, 1, 3)}
+_C172 = {3: (0, 3, 4)}
+_C173 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C174 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C175 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
 _C176 = {7: (0, 1, -1)}
 _C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C178 = ('EE', 'SE_ANY', 'CH')
@@ -12415,16 +12346,16 @@ _C185 = ('EE', 'SE_ANY', 'CH')
 _C186 = ('EE', 'SE_ANY', 'CH')
 _C187 = ('SE_ANY', 'CH')
 _C188 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C189 = {0: (0, 1)}
-_C190 = {1: (0, 1)}
-_C191 = {2: (0, 3)}
-_C192 = {2: (1, 3), 3: (0, 3)}
-_C193 = {2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C194 = {2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2)}
-_C195 = {2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C196 = {7: (0, 2)}
-_C197 = {7: (1, 2), 8: (0, 2)}
-_C198 = {7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C189 = {0: (0, 1, 1)}
+_C190 = {1: (0, 1, 2)}
+_C191 = {2: (0, 3, 3)}
+_C192 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C193 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C194 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C195 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C196 = {7: (0, 2, 8)}
+_C197 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C198 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C199 = {10: (0, 1, -1)}
 _C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C201 = ('EE', 'SE_ANY', 'CH')
@@ -12442,20 +12373,20 @@ _C212 = ('SE_ANY', 'CH')
 _C213 = ('SE_ANY', 'CH')
 _C214 = ('SE_ANY', 'CH')
 _C215 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
-_C216 = {0: (0, 1)}
-_C217 = {1: (0, 1)}
-_C218 = {2: (0, 1)}
-_C219 = {3: (0, 1)}
-_C220 = {4: (0, 1)}
-_C221 = {5: (0, 1)}
-_C222 = {6: (0, 1)}
-_C223 = {7: (0, 3)}
-_C224 = {7: (1, 3), 8: (0, 2)}
-_C225 = {7: (2, 3), 8: (1, 2), 9: (0, 2)}
-_C226 = {7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C227 = {11: (0, 1)}
-_C228 = {12: (0, 2)}
-_C229 = {12: (1, 2), 13: (0, 2)}
+_C216 = {0: (0, 1, 1)}
+_C217 = {1: (0, 1, 2)}
+_C218 = {2: (0, 1, 3)}
+_C219 = {3: (0, 1, 4)}
+_C220 = {4: (0, 1, 5)}
+_C221 = {5: (0, 1, 6)}
+_C222 = {6: (0, 1, 7)}
+_C223 = {7: (0, 3, 8)}
+_C224 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C225 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C226 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C227 = {11: (0, 1, 12)}
+_C228 = {12: (0, 2, 13)}
+_C229 = {12: (1, 2, 14), 13: (0, 2, 14)}
 _C230 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
 _C231 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C232 = ('EE', 'SE_ANY', 'CH')
@@ -12468,24 +12399,24 @@ _C238 = ('SE_ANY', 'CH')
 _C239 = ('SE_ANY', 'CH')
 _C240 = ('SE_ANY', 'CH')
 _C241 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
-_C242 = {0: (0, 2)}
-_C243 = {0: (1, 2), 1: (0, 1)}
-_C244 = {2: (0, 1)}
-_C245 = {3: (0, 2)}
-_C246 = {3: (1, 2), 4: (0, 1)}
-_C247 = {5: (0, 3)}
-_C248 = {5: (1, 3), 6: (0, 3)}
-_C249 = {5: (2, 3), 6: (1, 3), 7: (0, 2)}
-_C250 = {5: (3, 3), 6: (2, 3), 7: (1, 2), 8: (0, 2)}
+_C242 = {0: (0, 2, 1)}
+_C243 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C244 = {2: (0, 1, 3)}
+_C245 = {3: (0, 2, 4)}
+_C246 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C247 = {5: (0, 3, 6)}
+_C248 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C249 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C250 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
 _C251 = {5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
 _C252 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C253 = ('EE', 'SE_ANY', 'CH')
 _C254 = ('EE', 'SE_ANY', 'CH')
 _C255 = ('SE_ANY', 'CH')
 _C256 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C257 = {0: (0, 1)}
-_C258 = {1: (0, 2)}
-_C259 = {1: (1, 2), 2: (0, 1)}
+_C257 = {0: (0, 1, 1)}
+_C258 = {1: (0, 2, 2)}
+_C259 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C260 = {3: (0, 1, -1)}
 _C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C262 = ('EE', 'SE_ANY', 'CH')
@@ -12498,15 +12429,15 @@ _C268 = ('EE', 'SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
 _C270 = ('SE_ANY', 'CH')
 _C271 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C272 = {0: (0, 1)}
-_C273 = {1: (0, 1)}
-_C274 = {2: (0, 1)}
-_C275 = {3: (0, 1)}
-_C276 = {4: (0, 1)}
-_C277 = {5: (0, 1)}
-_C278 = {6: (0, 2)}
-_C279 = {6: (1, 2), 7: (0, 1)}
-_C280 = {8: (0, 2)}
+_C272 = {0: (0, 1, 1)}
+_C273 = {1: (0, 1, 2)}
+_C274 = {2: (0, 1, 3)}
+_C275 = {3: (0, 1, 4)}
+_C276 = {4: (0, 1, 5)}
+_C277 = {5: (0, 1, 6)}
+_C278 = {6: (0, 2, 7)}
+_C279 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C280 = {8: (0, 2, 9)}
 _C281 = {8: (1, 2, -1), 9: (0, 1, -1)}
 _C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C283 = ('EE', 'SE_ANY', 'CH')
@@ -12518,10 +12449,10 @@ _C288 = ('EE', 'SE_ANY', 'CH')
 _C289 = ('EE', 'SE_ANY', 'CH')
 _C290 = ('SE_ANY', 'CH')
 _C291 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
-_C292 = {0: (0, 1)}
-_C293 = {1: (0, 1)}
-_C294 = {2: (0, 2)}
-_C295 = {2: (1, 2), 3: (0, 1)}
+_C292 = {0: (0, 1, 1)}
+_C293 = {1: (0, 1, 2)}
+_C294 = {2: (0, 2, 3)}
+_C295 = {2: (1, 2, 4), 3: (0, 1, 4)}
 _C296 = {4: (0, 1, -1)}
 _C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C298 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
@@ -12530,9 +12461,9 @@ _C300 = ('EE', 'SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
 _C303 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
-_C304 = {0: (0, 1)}
-_C305 = {1: (0, 1)}
-_C306 = {2: (0, 1)}
+_C304 = {0: (0, 1, 1)}
+_C305 = {1: (0, 1, 2)}
+_C306 = {2: (0, 1, 3)}
 _C307 = {3: (0, 1, -1)}
 _C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C309 = ('EE', 'SE_ANY', 'CH')
@@ -12543,13 +12474,13 @@ _C313 = ('SE_ANY', 'CH')
 _C314 = ('EE', 'SE_ANY', 'CH')
 _C315 = ('SE_ANY', 'CH')
 _C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2)}
-_C318 = {1: (0, 1)}
-_C319 = {0: (1, 2), 2: (0, 2)}
-_C320 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C321 = {4: (0, 2)}
-_C322 = {4: (1, 2), 5: (0, 2)}
-_C323 = {6: (0, 1)}
+_C317 = {0: (0, 2, 1)}
+_C318 = {1: (0, 1, 2)}
+_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C321 = {4: (0, 2, 5)}
+_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C323 = {6: (0, 1, 7)}
 _C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12561,7 +12492,7 @@ _C331 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
 _C332 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C333 = ('SE_ANY', 'CH')
 _C334 = {0: 'DepartureTime, end of element', 1: 'end of element'}
-_C335 = {0: (0, 2)}
+_C335 = {0: (0, 2, 1)}
 _C336 = {0: (1, 2, -1), 1: (0, 1, -1)}
 _C337 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C338 = {0: 'end of element'}
@@ -12573,8 +12504,8 @@ _C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'C
 _C344 = ('EE', 'SE_ANY', 'CH')
 _C345 = ('SE_ANY', 'CH')
 _C346 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C347 = {0: (0, 1)}
-_C348 = {1: (0, 1)}
+_C347 = {0: (0, 1, 1)}
+_C348 = {1: (0, 1, 2)}
 _C349 = {2: (0, 1, -1)}
 _C350 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C351 = {0: 'end of element'}
@@ -12582,8 +12513,8 @@ _C352 = {0: (0, 1, -1)}
 _C353 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
 _C355 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C356 = {0: (0, 2)}
-_C357 = {0: (1, 2)}
+_C356 = {0: (0, 2, 1)}
+_C357 = {0: (1, 2, 1)}
 _C358 = {_iso2.RelativeTimeInterval: (_C356, _e50), _iso2.Interval: (_C357, _e70)}
 _C359 = {1: (0, 1, -1)}
 _C360 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12599,13 +12530,13 @@ _C369 = ('SE_ANY', 'CH')
 _C370 = ('SE_ANY', 'CH')
 _C371 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C372 = {0: (0, 4, 10)}
-_C373 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C374 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C375 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C376 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C377 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C378 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C379 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C373 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C374 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C375 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C376 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C377 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C378 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C379 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C380 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C381 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C382 = ('EE', 'SE_ANY', 'CH')
@@ -12613,15 +12544,15 @@ _C383 = ('SE_ANY', 'CH')
 _C384 = ('SE_ANY', 'CH')
 _C385 = ('SE_ANY', 'CH')
 _C386 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C387 = {0: (0, 3), 4: (0, 3)}
-_C388 = {0: (1, 3), 4: (1, 3)}
+_C387 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C388 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C389 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C390 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C392 = ('SE_ANY', 'CH')
 _C393 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C394 = {0: (0, 2, 2)}
-_C395 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C395 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C396 = {1: (1, 2, -1)}
 _C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C398 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12630,18 +12561,18 @@ _C400 = ('EE', 'SE_ANY', 'CH')
 _C401 = ('SE_ANY', 'CH')
 _C402 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
 _C403 = {0: (0, 2, 4)}
-_C404 = {0: (1, 2), 4: (0, 1)}
-_C405 = {1: (0, 2)}
-_C406 = {1: (1, 2), 2: (0, 1)}
+_C404 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C405 = {1: (0, 2, 2)}
+_C406 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C407 = {3: (0, 1, -1)}
 _C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C409 = ('EE', 'SE_ANY', 'CH')
 _C410 = ('SE_ANY', 'CH')
 _C411 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C412 = {0: (0, 1)}
-_C413 = {1: (0, 2)}
-_C414 = {1: (1, 2)}
-_C415 = {1: (2, 2)}
+_C412 = {0: (0, 1, 1)}
+_C413 = {1: (0, 2, 2)}
+_C414 = {1: (1, 2, 2)}
+_C415 = {1: (2, 2, 2)}
 _C416 = {_iso2.AC_EVSEStatus: (_C413, _e2), _iso2.DC_EVSEStatus: (_C414, _e22), _iso2.EVSEStatus: (_C415, _e29)}
 _C417 = {2: (0, 1, -1)}
 _C418 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -12662,609 +12593,601 @@ _C432 = ('SE_ANY', 'CH')
 _C433 = ('SE_ANY', 'CH')
 _C434 = ('SE_ANY', 'CH')
 _C435 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C436 = {0: (0, 2)}
-_C437 = {1: (0, 2)}
-_C438 = {1: (0, 2)}
-_C439 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C441 = ('EE', 'SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C444 = {0: (0, 2)}
-_C445 = {0: (1, 2)}
-_C446 = {_iso2.RelativeTimeInterval: (_C444, _e50), _iso2.Interval: (_C445, _e70)}
-_C447 = {1: (0, 1)}
-_C448 = {2: (0, 1, -1)}
-_C449 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C450 = ('EE', 'SE_ANY', 'CH')
-_C451 = ('SE_ANY', 'CH')
-_C452 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C453 = {0: (0, 1)}
-_C454 = {1: (0, 1)}
-_C455 = {2: (0, 1, -1)}
-_C456 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C436 = {0: (0, 2, 1)}
+_C437 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C438 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C440 = ('EE', 'SE_ANY', 'CH')
+_C441 = ('SE_ANY', 'CH')
+_C442 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C443 = {0: (0, 2, 1)}
+_C444 = {0: (1, 2, 1)}
+_C445 = {_iso2.RelativeTimeInterval: (_C443, _e50), _iso2.Interval: (_C444, _e70)}
+_C446 = {1: (0, 1, 2)}
+_C447 = {2: (0, 1, -1)}
+_C448 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C449 = ('EE', 'SE_ANY', 'CH')
+_C450 = ('SE_ANY', 'CH')
+_C451 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C452 = {0: (0, 1, 1)}
+_C453 = {1: (0, 1, 2)}
+_C454 = {2: (0, 1, -1)}
+_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('EE', 'SE_ANY', 'CH')
 _C457 = ('EE', 'SE_ANY', 'CH')
-_C458 = ('EE', 'SE_ANY', 'CH')
-_C459 = ('SE_ANY', 'CH')
-_C460 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
-_C461 = {0: (0, 1)}
-_C462 = {1: (0, 1)}
-_C463 = {2: (0, 1)}
-_C464 = {3: (0, 1, -1)}
-_C465 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
-_C466 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
-_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C468 = ('EE', 'SE_ANY', 'CH')
-_C469 = ('SE_ANY', 'CH')
-_C470 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C471 = {0: (0, 1)}
-_C472 = {1: (0, 1)}
-_C473 = {2: (0, 1, -1)}
-_C474 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
-_C476 = {0: 'ResponseCode', 1: 'end of element'}
-_C477 = {0: (0, 1)}
-_C478 = {1: (0, 1, -1)}
-_C479 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
-_C480 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
-_C481 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C482 = ('EE', 'SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
+_C460 = {0: (0, 1, 1)}
+_C461 = {1: (0, 1, 2)}
+_C462 = {2: (0, 1, 3)}
+_C463 = {3: (0, 1, -1)}
+_C464 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
+_C465 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
+_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = ('EE', 'SE_ANY', 'CH')
+_C468 = ('SE_ANY', 'CH')
+_C469 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C470 = {0: (0, 1, 1)}
+_C471 = {1: (0, 1, 2)}
+_C472 = {2: (0, 1, -1)}
+_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('SE_ANY', 'CH')
+_C475 = {0: 'ResponseCode', 1: 'end of element'}
+_C476 = {0: (0, 1, 1)}
+_C477 = {1: (0, 1, -1)}
+_C478 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
+_C479 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
+_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C481 = ('EE', 'SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
 _C483 = ('SE_ANY', 'CH')
 _C484 = ('SE_ANY', 'CH')
-_C485 = ('SE_ANY', 'CH')
-_C486 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
-_C487 = {0: (0, 1)}
-_C488 = {1: (0, 1)}
-_C489 = {2: (0, 3)}
-_C490 = {2: (1, 3), 3: (0, 2)}
-_C491 = {2: (2, 3), 3: (1, 2)}
-_C492 = {_iso2.DC_EVPowerDeliveryParameter: (_C490, _e20), _iso2.EVPowerDeliveryParameter: (_C491, _e27)}
-_C493 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1)}
-_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('EE', 'SE_ANY', 'CH')
-_C496 = ('SE_ANY', 'CH')
-_C497 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C498 = {0: (0, 1)}
-_C499 = {1: (0, 2)}
-_C500 = {1: (1, 2)}
-_C501 = {1: (2, 2)}
-_C502 = {_iso2.AC_EVSEStatus: (_C499, _e2), _iso2.DC_EVSEStatus: (_C500, _e22), _iso2.EVSEStatus: (_C501, _e29)}
-_C503 = {2: (0, 1, -1)}
-_C504 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
+_C486 = {0: (0, 1, 1)}
+_C487 = {1: (0, 1, 2)}
+_C488 = {2: (0, 3, 3)}
+_C489 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C490 = {2: (2, 3, 4), 3: (1, 2, 4)}
+_C491 = {_iso2.DC_EVPowerDeliveryParameter: (_C489, _e20), _iso2.EVPowerDeliveryParameter: (_C490, _e27)}
+_C492 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1)}
+_C493 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C494 = ('EE', 'SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
+_C496 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C497 = {0: (0, 1, 1)}
+_C498 = {1: (0, 2, 2)}
+_C499 = {1: (1, 2, 2)}
+_C500 = {1: (2, 2, 2)}
+_C501 = {_iso2.AC_EVSEStatus: (_C498, _e2), _iso2.DC_EVSEStatus: (_C499, _e22), _iso2.EVSEStatus: (_C500, _e29)}
+_C502 = {2: (0, 1, -1)}
+_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C504 = ('EE', 'SE_ANY', 'CH')
 _C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('EE', 'SE_ANY', 'CH')
-_C507 = ('SE_ANY', 'CH')
-_C508 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C509 = {0: (0, 1)}
-_C510 = {1: (0, 1)}
-_C511 = {2: (0, 1)}
-_C512 = {3: (0, 1, -1)}
-_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C506 = ('SE_ANY', 'CH')
+_C507 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C508 = {0: (0, 1, 1)}
+_C509 = {1: (0, 1, 2)}
+_C510 = {2: (0, 1, 3)}
+_C511 = {3: (0, 1, -1)}
+_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = ('EE', 'SE_ANY', 'CH')
 _C514 = ('EE', 'SE_ANY', 'CH')
-_C515 = ('EE', 'SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
-_C517 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C518 = {0: (0, 1)}
-_C519 = {1: (0, 1)}
-_C520 = {2: (0, 1)}
-_C521 = {3: (0, 1, -1)}
-_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C523 = ('EE', 'SE_ANY', 'CH')
-_C524 = ('SE_ANY', 'CH')
-_C525 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C526 = {0: (0, 1)}
-_C527 = {1: (0, 1)}
-_C528 = {2: (0, 1, -1)}
-_C529 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C517 = {0: (0, 1, 1)}
+_C518 = {1: (0, 1, 2)}
+_C519 = {2: (0, 1, 3)}
+_C520 = {3: (0, 1, -1)}
+_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C522 = ('EE', 'SE_ANY', 'CH')
+_C523 = ('SE_ANY', 'CH')
+_C524 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C525 = {0: (0, 1, 1)}
+_C526 = {1: (0, 1, 2)}
+_C527 = {2: (0, 1, -1)}
+_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C530 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C531 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C532 = ('EE', 'SE_ANY', 'CH')
 _C533 = ('EE', 'SE_ANY', 'CH')
-_C534 = ('EE', 'SE_ANY', 'CH')
-_C535 = ('SE_ANY', 'CH')
-_C536 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C537 = {0: (0, 3, 6)}
-_C538 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C539 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C540 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C541 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C542 = {2: (0, 1)}
-_C543 = {3: (0, 1, -1)}
-_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C534 = ('SE_ANY', 'CH')
+_C535 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C536 = {0: (0, 3, 6)}
+_C537 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C538 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C539 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C540 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C541 = {2: (0, 1, 3)}
+_C542 = {3: (0, 1, -1)}
+_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C544 = ('SE_ANY', 'CH')
 _C545 = ('SE_ANY', 'CH')
-_C546 = ('SE_ANY', 'CH')
-_C547 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C548 = {0: (0, 1)}
-_C549 = {1: (0, 2)}
-_C550 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C551 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C546 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C547 = {0: (0, 1, 1)}
+_C548 = {1: (0, 2, 2)}
+_C549 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C550 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C551 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C552 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C553 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C554 = ('SE_ANY', 'CH')
-_C555 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C556 = {0: (0, 3, 3)}
-_C557 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C558 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C559 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C555 = {0: (0, 3, 3)}
+_C556 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C557 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C558 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C560 = ('SE_ANY', 'CH')
 _C561 = ('SE_ANY', 'CH')
-_C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
-_C564 = {0: (0, 1), 1: (0, 2)}
-_C565 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C566 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C567 = {0: 'end of element'}
-_C568 = {0: (0, 1, -1)}
-_C569 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C562 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
+_C563 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C564 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C565 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C566 = {0: 'end of element'}
+_C567 = {0: (0, 1, -1)}
+_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C569 = ('SE_ANY', 'CH')
 _C570 = ('SE_ANY', 'CH')
-_C571 = ('SE_ANY', 'CH')
-_C572 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C573 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C574 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C571 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C572 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C573 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C575 = ('SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
 _C577 = ('SE_ANY', 'CH')
 _C578 = ('SE_ANY', 'CH')
-_C579 = ('SE_ANY', 'CH')
-_C580 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
-_C581 = {0: (0, 2)}
-_C582 = {0: (1, 2)}
-_C583 = {_iso2.RelativeTimeInterval: (_C581, _e50), _iso2.Interval: (_C582, _e70)}
-_C584 = {1: (0, 2)}
-_C585 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
-_C586 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = {0: 'ServiceID', 1: 'end of element'}
-_C590 = {0: (0, 1)}
-_C591 = {1: (0, 1, -1)}
-_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C593 = ('EE', 'SE_ANY', 'CH')
+_C579 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
+_C580 = {0: (0, 2, 1)}
+_C581 = {0: (1, 2, 1)}
+_C582 = {_iso2.RelativeTimeInterval: (_C580, _e50), _iso2.Interval: (_C581, _e70)}
+_C583 = {1: (0, 2, 2)}
+_C584 = {1: (1, 2, 3), 2: (0, 2, 3), 3: (0, 2, -1)}
+_C585 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C587 = ('SE_ANY', 'CH')
+_C588 = {0: 'ServiceID', 1: 'end of element'}
+_C589 = {0: (0, 1, 1)}
+_C590 = {1: (0, 1, -1)}
+_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C592 = ('EE', 'SE_ANY', 'CH')
+_C593 = ('SE_ANY', 'CH')
 _C594 = ('SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C597 = {0: (0, 1)}
-_C598 = {1: (0, 1)}
-_C599 = {2: (0, 2)}
-_C600 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C601 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
-_C602 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
-_C603 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C595 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C596 = {0: (0, 1, 1)}
+_C597 = {1: (0, 1, 2)}
+_C598 = {2: (0, 2, 3)}
+_C599 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C600 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
+_C601 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
+_C602 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C603 = ('SE_ANY', 'CH')
 _C604 = ('SE_ANY', 'CH')
-_C605 = ('SE_ANY', 'CH')
-_C606 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C607 = {0: (0, 2)}
-_C608 = {0: (1, 2), 1: (0, 2)}
-_C609 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C610 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C605 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C606 = {0: (0, 2, 1)}
+_C607 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C608 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
+_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C610 = ('EE', 'SE_ANY', 'CH')
 _C611 = ('EE', 'SE_ANY', 'CH')
-_C612 = ('EE', 'SE_ANY', 'CH')
+_C612 = ('SE_ANY', 'CH')
 _C613 = ('SE_ANY', 'CH')
-_C614 = ('SE_ANY', 'CH')
-_C615 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C616 = {0: (0, 1)}
-_C617 = {1: (0, 1)}
-_C618 = {2: (0, 1)}
-_C619 = {3: (0, 2)}
-_C620 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('SE_ANY', 'CH')
-_C623 = {0: 'EVCCID', 1: 'end of element'}
-_C624 = {0: (0, 1)}
-_C625 = {1: (0, 1, -1)}
-_C626 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C627 = ('EE', 'SE_ANY', 'CH')
+_C614 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C615 = {0: (0, 1, 1)}
+_C616 = {1: (0, 1, 2)}
+_C617 = {2: (0, 1, 3)}
+_C618 = {3: (0, 2, 4)}
+_C619 = {3: (1, 2, -1), 4: (0, 1, -1)}
+_C620 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C621 = ('SE_ANY', 'CH')
+_C622 = {0: 'EVCCID', 1: 'end of element'}
+_C623 = {0: (0, 1, 1)}
+_C624 = {1: (0, 1, -1)}
+_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C626 = ('EE', 'SE_ANY', 'CH')
+_C627 = ('SE_ANY', 'CH')
 _C628 = ('SE_ANY', 'CH')
-_C629 = ('SE_ANY', 'CH')
-_C630 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
-_C631 = {0: (0, 1)}
-_C632 = {1: (0, 1)}
-_C633 = {2: (0, 2)}
-_C634 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C635 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
-_C636 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
-_C637 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C638 = ('SE_ANY', 'CH')
-_C639 = {0: 'ChargingSession', 1: 'end of element'}
-_C640 = {0: (0, 1)}
-_C641 = {1: (0, 1, -1)}
-_C642 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C643 = ('SE_ANY', 'CH')
-_C644 = {0: 'ResponseCode', 1: 'end of element'}
-_C645 = {0: (0, 1)}
-_C646 = {1: (0, 1, -1)}
-_C647 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C648 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C649 = ('EE', 'SE_ANY', 'CH')
+_C629 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
+_C630 = {0: (0, 1, 1)}
+_C631 = {1: (0, 1, 2)}
+_C632 = {2: (0, 2, 3)}
+_C633 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C634 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
+_C635 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
+_C636 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C637 = ('SE_ANY', 'CH')
+_C638 = {0: 'ChargingSession', 1: 'end of element'}
+_C639 = {0: (0, 1, 1)}
+_C640 = {1: (0, 1, -1)}
+_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C642 = ('SE_ANY', 'CH')
+_C643 = {0: 'ResponseCode', 1: 'end of element'}
+_C644 = {0: (0, 1, 1)}
+_C645 = {1: (0, 1, -1)}
+_C646 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C647 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C648 = ('EE', 'SE_ANY', 'CH')
+_C649 = ('SE_ANY', 'CH')
 _C650 = ('SE_ANY', 'CH')
 _C651 = ('SE_ANY', 'CH')
-_C652 = ('SE_ANY', 'CH')
-_C653 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C654 = {0: (0, 2, 5)}
-_C655 = {0: (1, 2), 5: (0, 1)}
-_C656 = {1: (0, 1)}
-_C657 = {2: (0, 2)}
-_C658 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C659 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C661 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C652 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C653 = {0: (0, 2, 5)}
+_C654 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C655 = {1: (0, 1, 2)}
+_C656 = {2: (0, 2, 3)}
+_C657 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C658 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C660 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C661 = ('SE_ANY', 'CH')
 _C662 = ('SE_ANY', 'CH')
 _C663 = ('SE_ANY', 'CH')
-_C664 = ('SE_ANY', 'CH')
-_C665 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C666 = {0: (0, 1, 4)}
-_C667 = {3: (0, 3), 4: (0, 3)}
-_C668 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C673 = {0: (0, 2, 2)}
-_C674 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C675 = {1: (1, 2, -1)}
-_C676 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C664 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C665 = {0: (0, 1, 4)}
+_C666 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C667 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C668 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C670 = ('SE_ANY', 'CH')
+_C671 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C672 = {0: (0, 2, 2)}
+_C673 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C674 = {1: (1, 2, -1)}
+_C675 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C676 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C678 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C679 = ('EE', 'SE_ANY', 'CH')
-_C680 = ('SE_ANY', 'CH')
-_C681 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C682 = {0: (0, 2, 4)}
-_C683 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C684 = {1: (1, 2, -1)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C689 = {0: (0, 2, 2)}
-_C690 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C691 = {1: (0, 1, -1)}
-_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C678 = ('EE', 'SE_ANY', 'CH')
+_C679 = ('SE_ANY', 'CH')
+_C680 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C681 = {0: (0, 2, 4)}
+_C682 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C683 = {1: (1, 2, -1)}
+_C684 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C685 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C686 = ('SE_ANY', 'CH')
+_C687 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C688 = {0: (0, 2, 2)}
+_C689 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C690 = {1: (0, 1, -1)}
+_C691 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C692 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C693 = ('EE', 'SE_ANY', 'CH')
 _C694 = ('EE', 'SE_ANY', 'CH')
-_C695 = ('EE', 'SE_ANY', 'CH')
-_C696 = ('SE_ANY', 'CH')
-_C697 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C698 = {0: (0, 2, 4)}
-_C699 = {0: (1, 2), 4: (0, 1)}
-_C700 = {1: (0, 1)}
-_C701 = {2: (0, 1), 3: (0, 2)}
-_C702 = {3: (1, 2, -1)}
-_C703 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C704 = {0: 'end of element'}
-_C705 = {0: (0, 1, -1)}
-_C706 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C707 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C695 = ('SE_ANY', 'CH')
+_C696 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C697 = {0: (0, 2, 4)}
+_C698 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C699 = {1: (0, 1, 2)}
+_C700 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C701 = {3: (1, 2, -1)}
+_C702 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C703 = {0: 'end of element'}
+_C704 = {0: (0, 1, -1)}
+_C705 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C706 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C707 = ('SE_ANY', 'CH')
 _C708 = ('SE_ANY', 'CH')
 _C709 = ('SE_ANY', 'CH')
-_C710 = ('SE_ANY', 'CH')
-_C711 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C712 = {0: (0, 1, 4)}
-_C713 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C714 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C716 = ('SE_ANY', 'CH')
-_C717 = {0: 'Transform', 1: 'Transform, end of element'}
-_C718 = {0: (0, 1), 1: (0, 2)}
-_C719 = {1: (1, 2, -1)}
-_C720 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C721 = ('EE', 'SE_ANY', 'CH')
-_C722 = ('SE_ANY', 'CH')
-_C723 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C724 = {0: (0, 1)}
-_C725 = {1: (0, 1)}
-_C726 = {2: (0, 1, -1)}
-_C727 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C728 = ('SE_ANY', 'CH')
-_C729 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C730 = {0: (0, 1)}
-_C731 = {1: (0, 1, -1)}
-_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C710 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C711 = {0: (0, 1, 4)}
+_C712 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C713 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C714 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C715 = ('SE_ANY', 'CH')
+_C716 = {0: 'Transform', 1: 'Transform, end of element'}
+_C717 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C718 = {1: (1, 2, -1)}
+_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C720 = ('EE', 'SE_ANY', 'CH')
+_C721 = ('SE_ANY', 'CH')
+_C722 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C723 = {0: (0, 1, 1)}
+_C724 = {1: (0, 1, 2)}
+_C725 = {2: (0, 1, -1)}
+_C726 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C727 = ('SE_ANY', 'CH')
+_C728 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C729 = {0: (0, 1, 1)}
+_C730 = {1: (0, 1, -1)}
+_C731 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C732 = ('EE', 'SE_ANY', 'CH')
 _C733 = ('EE', 'SE_ANY', 'CH')
-_C734 = ('EE', 'SE_ANY', 'CH')
-_C735 = ('SE_ANY', 'CH')
-_C736 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C737 = {0: (0, 1)}
-_C738 = {1: (0, 1)}
-_C739 = {2: (0, 1)}
-_C740 = {3: (0, 1, -1)}
-_C741 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C734 = ('SE_ANY', 'CH')
+_C735 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C736 = {0: (0, 1, 1)}
+_C737 = {1: (0, 1, 2)}
+_C738 = {2: (0, 1, 3)}
+_C739 = {3: (0, 1, -1)}
+_C740 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C741 = ('SE_ANY', 'CH')
 _C742 = ('SE_ANY', 'CH')
 _C743 = ('SE_ANY', 'CH')
 _C744 = ('SE_ANY', 'CH')
 _C745 = ('SE_ANY', 'CH')
 _C746 = ('SE_ANY', 'CH')
-_C747 = ('SE_ANY', 'CH')
-_C748 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C749 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C750 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C751 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C752 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C753 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C754 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C755 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C756 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C757 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C747 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C748 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C749 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C750 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C751 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C752 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C753 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C754 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C755 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C756 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C757 = ('EE', 'SE_ANY', 'CH')
 _C758 = ('EE', 'SE_ANY', 'CH')
-_C759 = ('EE', 'SE_ANY', 'CH')
-_C760 = ('SE_ANY', 'CH')
-_C761 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
-_C762 = {0: (0, 1)}
-_C763 = {1: (0, 1)}
-_C764 = {2: (0, 1)}
-_C765 = {3: (0, 1, -1)}
-_C766 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C767 = ('SE_ANY', 'CH')
-_C768 = ('SE_ANY', 'CH')
-_C769 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
-_C770 = {0: (0, 1), 1: (0, 2)}
-_C771 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C772 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C773 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C774 = ('SE_ANY', 'CH')
-_C775 = ('SE_ANY', 'CH')
-_C776 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C777 = {0: (0, 2, 3)}
-_C778 = {0: (1, 2), 3: (0, 1)}
-_C779 = {1: (0, 2)}
-_C780 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C781 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C782 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C783 = ('SE_ANY', 'CH')
-_C784 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C785 = {0: (0, 1, 2)}
-_C786 = {2: (0, 1, 1)}
-_C787 = {1: (0, 1, -1)}
-_C788 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C789 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C790 = ('SE_ANY', 'CH')
-_C791 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C792 = {0: (0, 1, 2)}
-_C793 = {2: (0, 1, 1)}
-_C794 = {1: (0, 1, -1)}
-_C795 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C796 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C797 = ('SE_ANY', 'CH')
-_C798 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C799 = {0: (0, 1, 2)}
-_C800 = {2: (0, 1, 1)}
-_C801 = {1: (0, 1, -1)}
-_C802 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C759 = ('SE_ANY', 'CH')
+_C760 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
+_C761 = {0: (0, 1, 1)}
+_C762 = {1: (0, 1, 2)}
+_C763 = {2: (0, 1, 3)}
+_C764 = {3: (0, 1, -1)}
+_C765 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C766 = ('SE_ANY', 'CH')
+_C767 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C768 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C769 = {1: (1, 2, -1)}
+_C770 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C771 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C772 = ('SE_ANY', 'CH')
+_C773 = ('SE_ANY', 'CH')
+_C774 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C775 = {0: (0, 2, 3)}
+_C776 = {0: (1, 2, 1), 3: (0, 1, 1)}
+_C777 = {1: (0, 2, 2)}
+_C778 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C779 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C780 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C781 = ('SE_ANY', 'CH')
+_C782 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C783 = {0: (0, 1, 2)}
+_C784 = {2: (0, 1, 1)}
+_C785 = {1: (0, 1, -1)}
+_C786 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C787 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C788 = ('SE_ANY', 'CH')
+_C789 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C790 = {0: (0, 1, 2)}
+_C791 = {2: (0, 1, 1)}
+_C792 = {1: (0, 1, -1)}
+_C793 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C794 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C795 = ('SE_ANY', 'CH')
+_C796 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C797 = {0: (0, 1, 2)}
+_C798 = {2: (0, 1, 1)}
+_C799 = {1: (0, 1, -1)}
+_C800 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C801 = ('SE_ANY', 'CH')
+_C802 = ('SE_ANY', 'CH')
 _C803 = ('SE_ANY', 'CH')
 _C804 = ('SE_ANY', 'CH')
 _C805 = ('SE_ANY', 'CH')
-_C806 = ('SE_ANY', 'CH')
-_C807 = ('SE_ANY', 'CH')
-_C808 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C809 = {0: (0, 1)}
-_C810 = {1: (0, 3)}
-_C811 = {1: (1, 3), 2: (0, 3)}
-_C812 = {1: (2, 3), 2: (1, 3), 3: (0, 2)}
-_C813 = {1: (3, 3), 2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C814 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C815 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C816 = ('SE_ANY', 'CH')
-_C817 = ('SE_ANY', 'CH')
-_C818 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
-_C819 = {0: (0, 1), 1: (0, 2)}
-_C820 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C821 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C822 = ('SE_ANY', 'CH')
-_C823 = ('SE_ANY', 'CH')
-_C824 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element', 2: 'end of element'}
-_C825 = {0: (0, 1), 1: (0, 2)}
-_C826 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C827 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C828 = ('EE', 'SE_ANY', 'CH')
-_C829 = ('SE_ANY', 'CH')
-_C830 = ('SE_ANY', 'CH')
-_C831 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C832 = {0: (0, 1)}
-_C833 = {1: (0, 1)}
-_C834 = {2: (0, 2)}
-_C835 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C836 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C837 = ('EE', 'SE_ANY', 'CH')
-_C838 = ('SE_ANY', 'CH')
-_C839 = ('SE_ANY', 'CH')
-_C840 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
-_C841 = {0: (0, 1)}
-_C842 = {1: (0, 1), 2: (0, 2)}
-_C843 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C844 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C845 = ('SE_ANY', 'CH')
+_C806 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C807 = {0: (0, 1, 1)}
+_C808 = {1: (0, 3, 2)}
+_C809 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C810 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C811 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C812 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
+_C813 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C814 = ('SE_ANY', 'CH')
+_C815 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C816 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C817 = {1: (1, 2, -1)}
+_C818 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C819 = ('SE_ANY', 'CH')
+_C820 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
+_C821 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C822 = {1: (1, 2, -1)}
+_C823 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C824 = ('EE', 'SE_ANY', 'CH')
+_C825 = ('SE_ANY', 'CH')
+_C826 = ('SE_ANY', 'CH')
+_C827 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C828 = {0: (0, 1, 1)}
+_C829 = {1: (0, 1, 2)}
+_C830 = {2: (0, 2, 3)}
+_C831 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C832 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C833 = ('EE', 'SE_ANY', 'CH')
+_C834 = ('SE_ANY', 'CH')
+_C835 = ('SE_ANY', 'CH')
+_C836 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
+_C837 = {0: (0, 1, 1)}
+_C838 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C839 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C840 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C841 = ('SE_ANY', 'CH')
+_C842 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C843 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C844 = {1: (1, 2, -1)}
+_C845 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C846 = ('SE_ANY', 'CH')
-_C847 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
-_C848 = {0: (0, 1), 1: (0, 2)}
-_C849 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C850 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C851 = ('SE_ANY', 'CH')
-_C852 = ('SE_ANY', 'CH')
-_C853 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
-_C854 = {0: (0, 1), 1: (0, 2)}
-_C855 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C856 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C857 = ('EE', 'SE_ANY', 'CH')
-_C858 = ('EE', 'SE_ANY', 'CH')
-_C859 = ('EE', 'SE_ANY', 'CH')
-_C860 = ('EE', 'SE_ANY', 'CH')
-_C861 = ('EE', 'SE_ANY', 'CH')
-_C862 = ('SE_ANY', 'CH')
-_C863 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
-_C864 = {0: (0, 1)}
-_C865 = {1: (0, 2)}
-_C866 = {1: (1, 2), 2: (0, 1)}
-_C867 = {3: (0, 2)}
-_C868 = {3: (1, 2), 4: (0, 1)}
-_C869 = {5: (0, 1)}
-_C870 = {6: (0, 1, -1)}
-_C871 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C872 = ('SE_ANY', 'CH')
+_C847 = ('SE_ANY', 'CH')
+_C848 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
+_C849 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C850 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C851 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C852 = ('EE', 'SE_ANY', 'CH')
+_C853 = ('EE', 'SE_ANY', 'CH')
+_C854 = ('EE', 'SE_ANY', 'CH')
+_C855 = ('EE', 'SE_ANY', 'CH')
+_C856 = ('EE', 'SE_ANY', 'CH')
+_C857 = ('SE_ANY', 'CH')
+_C858 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
+_C859 = {0: (0, 1, 1)}
+_C860 = {1: (0, 2, 2)}
+_C861 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C862 = {3: (0, 2, 4)}
+_C863 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C864 = {5: (0, 1, 6)}
+_C865 = {6: (0, 1, -1)}
+_C866 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C867 = ('SE_ANY', 'CH')
+_C868 = ('SE_ANY', 'CH')
+_C869 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C870 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C871 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C872 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C873 = ('SE_ANY', 'CH')
-_C874 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C875 = {0: (0, 1), 1: (0, 2)}
-_C876 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C877 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C878 = ('SE_ANY', 'CH')
-_C879 = ('SE_ANY', 'CH')
-_C880 = ('SE_ANY', 'CH')
-_C881 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C882 = {0: (0, 1)}
-_C883 = {1: (0, 2)}
-_C884 = {1: (1, 2), 2: (0, 2)}
-_C885 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C886 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C887 = ('SE_ANY', 'CH')
-_C888 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C889 = {0: (0, 6)}
-_C890 = {0: (1, 6)}
-_C891 = {0: (2, 6)}
-_C892 = {0: (3, 6)}
-_C893 = {0: (4, 6)}
-_C894 = {0: (5, 6)}
-_C895 = {0: (6, 6)}
-_C896 = {0: (7, 6)}
-_C897 = {0: (8, 6)}
-_C898 = {0: (9, 6)}
-_C899 = {0: (10, 6)}
-_C900 = {0: (11, 6)}
-_C901 = {0: (12, 6)}
-_C902 = {0: (13, 6)}
-_C903 = {0: (14, 6)}
-_C904 = {0: (15, 6)}
-_C905 = {0: (16, 6)}
-_C906 = {0: (17, 6)}
-_C907 = {0: (18, 6)}
-_C908 = {0: (19, 6)}
-_C909 = {0: (20, 6)}
-_C910 = {0: (21, 6)}
-_C911 = {0: (22, 6)}
-_C912 = {0: (23, 6)}
-_C913 = {0: (24, 6)}
-_C914 = {0: (25, 6)}
-_C915 = {0: (26, 6)}
-_C916 = {0: (27, 6)}
-_C917 = {0: (28, 6)}
-_C918 = {0: (29, 6)}
-_C919 = {0: (30, 6)}
-_C920 = {0: (31, 6)}
-_C921 = {0: (32, 6)}
-_C922 = {0: (33, 6)}
-_C923 = {0: (34, 6)}
-_C924 = {_iso2.AuthorizationReq: (_C889, _e3), _iso2.AuthorizationRes: (_C890, _e4), _iso2.BodyBase: (_C891, _e5), _iso2.CableCheckReq: (_C892, _e6), _iso2.CableCheckRes: (_C893, _e7), _iso2.CertificateInstallationReq: (_C894, _e9), _iso2.CertificateInstallationRes: (_C895, _e10), _iso2.CertificateUpdateReq: (_C896, _e11), _iso2.CertificateUpdateRes: (_C897, _e12), _iso2.ChargeParameterDiscoveryReq: (_C898, _e13), _iso2.ChargeParameterDiscoveryRes: (_C899, _e14), _iso2.ChargingStatusReq: (_C900, _e15), _iso2.ChargingStatusRes: (_C901, _e16), _iso2.CurrentDemandReq: (_C902, _e17), _iso2.CurrentDemandRes: (_C903, _e18), _iso2.MeteringReceiptReq: (_C904, _e35), _iso2.MeteringReceiptRes: (_C905, _e36), _iso2.PaymentDetailsReq: (_C906, _e40), _iso2.PaymentDetailsRes: (_C907, _e41), _iso2.PaymentServiceSelectionReq: (_C908, _e42), _iso2.PaymentServiceSelectionRes: (_C909, _e43), _iso2.PowerDeliveryReq: (_C910, _e44), _iso2.PowerDeliveryRes: (_C911, _e45), _iso2.PreChargeReq: (_C912, _e46), _iso2.PreChargeRes: (_C913, _e47), _iso2.ServiceDetailReq: (_C914, _e56), _iso2.ServiceDetailRes: (_C915, _e57), _iso2.ServiceDiscoveryReq: (_C916, _e58), _iso2.ServiceDiscoveryRes: (_C917, _e59), _iso2.SessionSetupReq: (_C918, _e60), _iso2.SessionSetupRes: (_C919, _e61), _iso2.SessionStopReq: (_C920, _e62), _iso2.SessionStopRes: (_C921, _e63), _iso2.WeldingDetectionReq: (_C922, _e74), _iso2.WeldingDetectionRes: (_C923, _e75)}
-_C925 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C926 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C927 = ('EE', 'SE_ANY', 'CH')
-_C928 = ('SE_ANY', 'CH')
-_C929 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C930 = {0: (0, 1)}
-_C931 = {1: (0, 1)}
-_C932 = {2: (0, 1, -1)}
-_C933 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C934 = ('SE_ANY', 'CH')
+_C874 = ('SE_ANY', 'CH')
+_C875 = ('SE_ANY', 'CH')
+_C876 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C877 = {0: (0, 1, 1)}
+_C878 = {1: (0, 2, 2)}
+_C879 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C880 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
+_C881 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C882 = ('SE_ANY', 'CH')
+_C883 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C884 = {0: (0, 6, 1)}
+_C885 = {0: (1, 6, 1)}
+_C886 = {0: (2, 6, 1)}
+_C887 = {0: (3, 6, 1)}
+_C888 = {0: (4, 6, 1)}
+_C889 = {0: (5, 6, 1)}
+_C890 = {0: (6, 6, 1)}
+_C891 = {0: (7, 6, 1)}
+_C892 = {0: (8, 6, 1)}
+_C893 = {0: (9, 6, 1)}
+_C894 = {0: (10, 6, 1)}
+_C895 = {0: (11, 6, 1)}
+_C896 = {0: (12, 6, 1)}
+_C897 = {0: (13, 6, 1)}
+_C898 = {0: (14, 6, 1)}
+_C899 = {0: (15, 6, 1)}
+_C900 = {0: (16, 6, 1)}
+_C901 = {0: (17, 6, 1)}
+_C902 = {0: (18, 6, 1)}
+_C903 = {0: (19, 6, 1)}
+_C904 = {0: (20, 6, 1)}
+_C905 = {0: (21, 6, 1)}
+_C906 = {0: (22, 6, 1)}
+_C907 = {0: (23, 6, 1)}
+_C908 = {0: (24, 6, 1)}
+_C909 = {0: (25, 6, 1)}
+_C910 = {0: (26, 6, 1)}
+_C911 = {0: (27, 6, 1)}
+_C912 = {0: (28, 6, 1)}
+_C913 = {0: (29, 6, 1)}
+_C914 = {0: (30, 6, 1)}
+_C915 = {0: (31, 6, 1)}
+_C916 = {0: (32, 6, 1)}
+_C917 = {0: (33, 6, 1)}
+_C918 = {0: (34, 6, 1)}
+_C919 = {_iso2.AuthorizationReq: (_C884, _e3), _iso2.AuthorizationRes: (_C885, _e4), _iso2.BodyBase: (_C886, _e5), _iso2.CableCheckReq: (_C887, _e6), _iso2.CableCheckRes: (_C888, _e7), _iso2.CertificateInstallationReq: (_C889, _e9), _iso2.CertificateInstallationRes: (_C890, _e10), _iso2.CertificateUpdateReq: (_C891, _e11), _iso2.CertificateUpdateRes: (_C892, _e12), _iso2.ChargeParameterDiscoveryReq: (_C893, _e13), _iso2.ChargeParameterDiscoveryRes: (_C894, _e14), _iso2.ChargingStatusReq: (_C895, _e15), _iso2.ChargingStatusRes: (_C896, _e16), _iso2.CurrentDemandReq: (_C897, _e17), _iso2.CurrentDemandRes: (_C898, _e18), _iso2.MeteringReceiptReq: (_C899, _e35), _iso2.MeteringReceiptRes: (_C900, _e36), _iso2.PaymentDetailsReq: (_C901, _e40), _iso2.PaymentDetailsRes: (_C902, _e41), _iso2.PaymentServiceSelectionReq: (_C903, _e42), _iso2.PaymentServiceSelectionRes: (_C904, _e43), _iso2.PowerDeliveryReq: (_C905, _e44), _iso2.PowerDeliveryRes: (_C906, _e45), _iso2.PreChargeReq: (_C907, _e46), _iso2.PreChargeRes: (_C908, _e47), _iso2.ServiceDetailReq: (_C909, _e56), _iso2.ServiceDetailRes: (_C910, _e57), _iso2.ServiceDiscoveryReq: (_C911, _e58), _iso2.ServiceDiscoveryRes: (_C912, _e59), _iso2.SessionSetupReq: (_C913, _e60), _iso2.SessionSetupRes: (_C914, _e61), _iso2.SessionStopReq: (_C915, _e62), _iso2.SessionStopRes: (_C916, _e63), _iso2.WeldingDetectionReq: (_C917, _e74), _iso2.WeldingDetectionRes: (_C918, _e75)}
+_C920 = {0: (35, 6, -1), 1: (0, 1, -1)}
+_C921 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C922 = ('EE', 'SE_ANY', 'CH')
+_C923 = ('SE_ANY', 'CH')
+_C924 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C925 = {0: (0, 1, 1)}
+_C926 = {1: (0, 1, 2)}
+_C927 = {2: (0, 1, -1)}
+_C928 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C929 = ('SE_ANY', 'CH')
+_C930 = ('SE_ANY', 'CH')
+_C931 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C932 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C933 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C934 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C935 = ('SE_ANY', 'CH')
-_C936 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C937 = {0: (0, 1), 1: (0, 2)}
-_C938 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C939 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C940 = ('SE_ANY', 'CH')
-_C941 = ('SE_ANY', 'CH')
-_C942 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C943 = {0: (0, 1)}
-_C944 = {1: (0, 2)}
-_C945 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C946 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C947 = ('EE', 'SE_ANY', 'CH')
-_C948 = ('SE_ANY', 'CH')
-_C949 = ('SE_ANY', 'CH')
-_C950 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
-_C951 = {0: (0, 1)}
-_C952 = {1: (0, 1)}
-_C953 = {2: (0, 2)}
-_C954 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C936 = ('SE_ANY', 'CH')
+_C937 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C938 = {0: (0, 1, 1)}
+_C939 = {1: (0, 2, 2)}
+_C940 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C941 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C942 = ('EE', 'SE_ANY', 'CH')
+_C943 = ('SE_ANY', 'CH')
+_C944 = ('SE_ANY', 'CH')
+_C945 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
+_C946 = {0: (0, 1, 1)}
+_C947 = {1: (0, 1, 2)}
+_C948 = {2: (0, 2, 3)}
+_C949 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C950 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C951 = ('SE_ANY', 'CH')
+_C952 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
+_C953 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C954 = {1: (1, 2, -1)}
 _C955 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C956 = ('SE_ANY', 'CH')
-_C957 = ('SE_ANY', 'CH')
-_C958 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element', 2: 'end of element'}
-_C959 = {0: (0, 1), 1: (0, 2)}
-_C960 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C961 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C962 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C963 = ('EE', 'SE_ANY', 'CH')
-_C964 = ('EE', 'SE_ANY', 'CH')
-_C965 = ('EE', 'SE_ANY', 'CH')
-_C966 = ('SE_ANY', 'CH')
-_C967 = ('SE_ANY', 'CH')
-_C968 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'end of element', 6: 'SalesTariffID'}
-_C969 = {0: (0, 2, 6)}
-_C970 = {0: (1, 2), 6: (0, 1)}
-_C971 = {1: (0, 2)}
-_C972 = {1: (1, 2), 2: (0, 2)}
-_C973 = {1: (2, 2), 2: (1, 2), 3: (0, 1), 4: (0, 2)}
-_C974 = {4: (1, 2, -1), 5: (0, 1, -1)}
-_C975 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
-_C976 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
-_C977 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C978 = ('EE', 'SE_ANY', 'CH')
-_C979 = ('SE_ANY', 'CH')
-_C980 = ('SE_ANY', 'CH')
-_C981 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C982 = {0: (0, 1)}
-_C983 = {1: (0, 1)}
-_C984 = {2: (0, 2)}
-_C985 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C956 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C957 = ('EE', 'SE_ANY', 'CH')
+_C958 = ('EE', 'SE_ANY', 'CH')
+_C959 = ('EE', 'SE_ANY', 'CH')
+_C960 = ('SE_ANY', 'CH')
+_C961 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C962 = {0: (0, 2, 5)}
+_C963 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C964 = {1: (0, 2, 2)}
+_C965 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C966 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4), 4: (0, 2, -1)}
+_C967 = {4: (1, 2, -1)}
+_C968 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
+_C969 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
+_C970 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C971 = ('EE', 'SE_ANY', 'CH')
+_C972 = ('SE_ANY', 'CH')
+_C973 = ('SE_ANY', 'CH')
+_C974 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C975 = {0: (0, 1, 1)}
+_C976 = {1: (0, 1, 2)}
+_C977 = {2: (0, 2, 3)}
+_C978 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C979 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C980 = ('EE', 'SE_ANY', 'CH')
+_C981 = ('SE_ANY', 'CH')
+_C982 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C983 = {0: (0, 1, 1)}
+_C984 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C985 = {2: (1, 2, -1)}
 _C986 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C987 = ('EE', 'SE_ANY', 'CH')
+_C987 = ('SE_ANY', 'CH')
 _C988 = ('SE_ANY', 'CH')
-_C989 = ('SE_ANY', 'CH')
-_C990 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
-_C991 = {0: (0, 1)}
-_C992 = {1: (0, 1), 2: (0, 2)}
-_C993 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C994 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C995 = ('SE_ANY', 'CH')
-_C996 = ('SE_ANY', 'CH')
-_C997 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
-_C998 = {0: (0, 1), 1: (0, 2)}
-_C999 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C1000 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1001 = ('EE', 'SE_ANY', 'CH')
-_C1002 = ('EE', 'SE_ANY', 'CH')
-_C1003 = ('EE', 'SE_ANY', 'CH')
-_C1004 = ('EE', 'SE_ANY', 'CH')
-_C1005 = ('SE_ANY', 'CH')
-_C1006 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
-_C1007 = {0: (0, 1)}
-_C1008 = {1: (0, 2)}
-_C1009 = {1: (1, 2), 2: (0, 1)}
-_C1010 = {3: (0, 2)}
-_C1011 = {3: (1, 2), 4: (0, 1)}
-_C1012 = {5: (0, 1, -1)}
-_C1013 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
-_C1014 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
-_C1015 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C989 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
+_C990 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C991 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C992 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C993 = ('EE', 'SE_ANY', 'CH')
+_C994 = ('EE', 'SE_ANY', 'CH')
+_C995 = ('EE', 'SE_ANY', 'CH')
+_C996 = ('EE', 'SE_ANY', 'CH')
+_C997 = ('SE_ANY', 'CH')
+_C998 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
+_C999 = {0: (0, 1, 1)}
+_C1000 = {1: (0, 2, 2)}
+_C1001 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C1002 = {3: (0, 2, 4)}
+_C1003 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C1004 = {5: (0, 1, -1)}
+_C1005 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
+_C1006 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
+_C1007 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1008 = ('SE_ANY', 'CH')
+_C1009 = ('SE_ANY', 'CH')
+_C1010 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C1011 = {0: (0, 1, 1)}
+_C1012 = {1: (0, 2, 2)}
+_C1013 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C1014 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1015 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C1016 = ('SE_ANY', 'CH')
 _C1017 = ('SE_ANY', 'CH')
-_C1018 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C1019 = {0: (0, 1)}
-_C1020 = {1: (0, 2)}
-_C1021 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C1022 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1023 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1024 = ('SE_ANY', 'CH')
-_C1025 = ('SE_ANY', 'CH')
-_C1026 = ('SE_ANY', 'CH')
-_C1027 = ('SE_ANY', 'CH')
-_C1028 = ('SE_ANY', 'CH')
-_C1029 = ('SE_ANY', 'CH')
-_C1030 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
-_C1031 = {0: (0, 1, 7)}
-_C1032 = {7: (0, 3)}
-_C1033 = {7: (1, 3)}
-_C1034 = {7: (2, 3)}
-_C1035 = {7: (3, 3)}
-_C1036 = {7: (4, 3)}
-_C1037 = {7: (5, 3)}
-_C1038 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C1018 = ('SE_ANY', 'CH')
+_C1019 = ('SE_ANY', 'CH')
+_C1020 = ('SE_ANY', 'CH')
+_C1021 = ('SE_ANY', 'CH')
+_C1022 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
+_C1023 = {0: (0, 1, 7)}
+_C1024 = {7: (0, 3, 1)}
+_C1025 = {7: (1, 3, 2)}
+_C1026 = {7: (2, 3, 3)}
+_C1027 = {7: (3, 3, 4)}
+_C1028 = {7: (4, 3, 5)}
+_C1029 = {7: (5, 3, 6)}
+_C1030 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(7)
@@ -13514,3 +13437,83 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 79, _e76)],
 }
 ROOT_NAMES = ('AC_EVChargeParameter', 'AC_EVSEChargeParameter', 'AC_EVSEStatus', 'AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CanonicalizationMethod', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'DC_EVChargeParameter', 'DC_EVPowerDeliveryParameter', 'DC_EVSEChargeParameter', 'DC_EVSEStatus', 'DC_EVStatus', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'EVChargeParameter', 'EVPowerDeliveryParameter', 'EVSEChargeParameter', 'EVSEStatus', 'EVStatus', 'Entry', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MeteringReceiptReq', 'MeteringReceiptRes', 'MgmtData', 'Object', 'PGPData', 'PMaxScheduleEntry', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'RSAKeyValue', 'Reference', 'RelativeTimeInterval', 'RetrievalMethod', 'SAScheduleList', 'SASchedules', 'SPKIData', 'SalesTariffEntry', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'TimeInterval', 'Transform', 'Transforms', 'V2G_Message', 'WeldingDetectionReq', 'WeldingDetectionRes', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVChargeParameter'): _iso2.AC_EVChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEChargeParameter'): _iso2.AC_EVSEChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'): _iso2.AC_EVSEStatus,
+    ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReq'): _iso2.AuthorizationReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationRes'): _iso2.AuthorizationRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'BodyElement'): _iso2.BodyBase,
+    ('urn:iso:15118:2:2013:MsgBody', 'CableCheckReq'): _iso2.CableCheckReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'CableCheckRes'): _iso2.CableCheckRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationReq'): _iso2.CertificateInstallationReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationRes'): _iso2.CertificateInstallationRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateReq'): _iso2.CertificateUpdateReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateRes'): _iso2.CertificateUpdateRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReq'): _iso2.ChargeParameterDiscoveryReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryRes'): _iso2.ChargeParameterDiscoveryRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReq'): _iso2.ChargingStatusReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusRes'): _iso2.ChargingStatusRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReq'): _iso2.CurrentDemandReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandRes'): _iso2.CurrentDemandRes,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameter'): _iso2.DC_EVChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVPowerDeliveryParameter'): _iso2.DC_EVPowerDeliveryParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEChargeParameter'): _iso2.DC_EVSEChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'): _iso2.DC_EVSEStatus,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVStatus'): _iso2.DC_EVStatus,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameter'): _iso2.EVChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameter'): _iso2.EVPowerDeliveryParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameter'): _iso2.EVSEChargeParameter,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'): _iso2.EVSEStatus,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVStatus'): _iso2.EVStatus,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Entry'): _iso2.Entry,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReq'): _iso2.MeteringReceiptReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptRes'): _iso2.MeteringReceiptRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxScheduleEntry'): _iso2.PMaxScheduleEntry,
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReq'): _iso2.PaymentDetailsReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsRes'): _iso2.PaymentDetailsRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReq'): _iso2.PaymentServiceSelectionReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionRes'): _iso2.PaymentServiceSelectionRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryReq'): _iso2.PowerDeliveryReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryRes'): _iso2.PowerDeliveryRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'PreChargeReq'): _iso2.PreChargeReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'PreChargeRes'): _iso2.PreChargeRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'): _iso2.RelativeTimeInterval,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleList'): _iso2.SAScheduleList,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedules'): _iso2.SASchedules,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffEntry'): _iso2.SalesTariffEntry,
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReq'): _iso2.ServiceDetailReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailRes'): _iso2.ServiceDetailRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryReq'): _iso2.ServiceDiscoveryReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryRes'): _iso2.ServiceDiscoveryRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'SessionSetupReq'): _iso2.SessionSetupReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'SessionSetupRes'): _iso2.SessionSetupRes,
+    ('urn:iso:15118:2:2013:MsgBody', 'SessionStopReq'): _iso2.SessionStopReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'SessionStopRes'): _iso2.SessionStopRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'): _iso2.Interval,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('urn:iso:15118:2:2013:MsgDef', 'V2G_Message'): _iso2.V2G_Message,
+    ('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionReq'): _iso2.WeldingDetectionReq,
+    ('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionRes'): _iso2.WeldingDetectionRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

@@ -127,7 +127,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
         t = _C9.get(s)
@@ -137,7 +137,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
         t = _C10.get(s)
@@ -147,7 +147,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C11.get(s)
@@ -157,7 +157,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
         t = _C12.get(s)
@@ -167,7 +167,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
         t = _C13.get(s)
@@ -177,7 +177,7 @@ def _e0(w, o):
             _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     t = _C14.get(s)
     if t is None:
         _order("AC_CPDReqEnergyTransferMode", s, _C7)
@@ -400,7 +400,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_maximum_charge_power_l2
     if v is not None:
         t = _C30.get(s)
@@ -410,7 +410,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_power_l3
     if v is not None:
         t = _C31.get(s)
@@ -420,7 +420,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C32.get(s)
@@ -430,7 +430,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_minimum_charge_power_l2
     if v is not None:
         t = _C33.get(s)
@@ -440,7 +440,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_charge_power_l3
     if v is not None:
         t = _C34.get(s)
@@ -450,7 +450,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_nominal_frequency
     if v is not None:
         t = _C35.get(s)
@@ -460,7 +460,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_nominal_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.maximum_power_asymmetry
     if v is not None:
         t = _C36.get(s)
@@ -470,7 +470,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_power_ramp_limitation
     if v is not None:
         t = _C37.get(s)
@@ -480,7 +480,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
         t = _C38.get(s)
@@ -490,7 +490,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
         t = _C39.get(s)
@@ -500,7 +500,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
         t = _C40.get(s)
@@ -510,7 +510,7 @@ def _e1(w, o):
             _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     t = _C41.get(s)
     if t is None:
         _order("AC_CPDResEnergyTransferMode", s, _C28)
@@ -612,7 +612,7 @@ def _e2(w, o):
             _bad("AC_ChargeLoopReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 1
+        s = t[2]
     v = o.display_parameters
     if v is not None:
         t = _C49.get(s)
@@ -622,7 +622,7 @@ def _e2(w, o):
             _bad("AC_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
         w.bits(t[0], t[1])
         _e41(w, v)
-        s = 2
+        s = t[2]
     v = o.meter_info_requested
     if v is not None:
         t = _C50.get(s)
@@ -633,7 +633,7 @@ def _e2(w, o):
             _bad("AC_ChargeLoopReq.meter_info_requested", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.cl_req_control_mode
     if v is not None:
         d = _C56.get(v.__class__)
@@ -644,7 +644,7 @@ def _e2(w, o):
             _order("AC_ChargeLoopReq.cl_req_control_mode", s, _C47)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 4
+        s = t[2]
     t = _C57.get(s)
     if t is None:
         _order("AC_ChargeLoopReq", s, _C47)
@@ -852,7 +852,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C70.get(s)
@@ -864,7 +864,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_status
     if v is not None:
         t = _C71.get(s)
@@ -874,7 +874,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.evse_status", v, "a EVSEStatus")
         w.bits(t[0], t[1])
         _e42(w, v)
-        s = 3
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C72.get(s)
@@ -884,7 +884,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 4
+        s = t[2]
     v = o.receipt
     if v is not None:
         t = _C73.get(s)
@@ -894,7 +894,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.receipt", v, "a Receipt")
         w.bits(t[0], t[1])
         _e44(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_target_frequency
     if v is not None:
         t = _C74.get(s)
@@ -904,7 +904,7 @@ def _e3(w, o):
             _bad("AC_ChargeLoopRes.evse_target_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.cl_res_control_mode
     if v is not None:
         d = _C80.get(v.__class__)
@@ -915,7 +915,7 @@ def _e3(w, o):
             _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C68)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 7
+        s = t[2]
     t = _C81.get(s)
     if t is None:
         _order("AC_ChargeLoopRes", s, _C68)
@@ -973,7 +973,7 @@ def _e4(w, o):
             _bad("AC_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 1
+        s = t[2]
     v = o.ac_cpd_req_energy_transfer_mode
     if v is not None:
         d = _C89.get(v.__class__)
@@ -984,7 +984,7 @@ def _e4(w, o):
             _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", s, _C85)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
+        s = t[2]
     t = _C90.get(s)
     if t is None:
         _order("AC_ChargeParameterDiscoveryReq", s, _C85)
@@ -1061,7 +1061,7 @@ def _e5(w, o):
             _bad("AC_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C97.get(s)
@@ -1073,7 +1073,7 @@ def _e5(w, o):
             _bad("AC_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ac_cpd_res_energy_transfer_mode
     if v is not None:
         d = _C100.get(v.__class__)
@@ -1084,7 +1084,7 @@ def _e5(w, o):
             _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", s, _C95)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
+        s = t[2]
     t = _C101.get(s)
     if t is None:
         _order("AC_ChargeParameterDiscoveryRes", s, _C95)
@@ -1283,7 +1283,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
         t = _C117.get(s)
@@ -1293,7 +1293,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
         t = _C118.get(s)
@@ -1303,7 +1303,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C119.get(s)
@@ -1313,7 +1313,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
         t = _C120.get(s)
@@ -1323,7 +1323,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
         t = _C121.get(s)
@@ -1333,7 +1333,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C122.get(s)
@@ -1343,7 +1343,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_discharge_power_l2
     if v is not None:
         t = _C123.get(s)
@@ -1353,7 +1353,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_maximum_discharge_power_l3
     if v is not None:
         t = _C124.get(s)
@@ -1363,7 +1363,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C125.get(s)
@@ -1373,7 +1373,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_minimum_discharge_power_l2
     if v is not None:
         t = _C126.get(s)
@@ -1383,7 +1383,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_minimum_discharge_power_l3
     if v is not None:
         t = _C127.get(s)
@@ -1393,7 +1393,7 @@ def _e6(w, o):
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     t = _C128.get(s)
     if t is None:
         _order("BPT_AC_CPDReqEnergyTransferMode", s, _C115)
@@ -1703,7 +1703,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_maximum_charge_power_l2
     if v is not None:
         t = _C150.get(s)
@@ -1713,7 +1713,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_power_l3
     if v is not None:
         t = _C151.get(s)
@@ -1723,7 +1723,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C152.get(s)
@@ -1733,7 +1733,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_minimum_charge_power_l2
     if v is not None:
         t = _C153.get(s)
@@ -1743,7 +1743,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_charge_power_l3
     if v is not None:
         t = _C154.get(s)
@@ -1753,7 +1753,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_nominal_frequency
     if v is not None:
         t = _C155.get(s)
@@ -1763,7 +1763,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.maximum_power_asymmetry
     if v is not None:
         t = _C156.get(s)
@@ -1773,7 +1773,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_power_ramp_limitation
     if v is not None:
         t = _C157.get(s)
@@ -1783,7 +1783,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
         t = _C158.get(s)
@@ -1793,7 +1793,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
         t = _C159.get(s)
@@ -1803,7 +1803,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
         t = _C160.get(s)
@@ -1813,7 +1813,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.evse_maximum_discharge_power
     if v is not None:
         t = _C161.get(s)
@@ -1823,7 +1823,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     v = o.evse_maximum_discharge_power_l2
     if v is not None:
         t = _C162.get(s)
@@ -1833,7 +1833,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 14
+        s = t[2]
     v = o.evse_maximum_discharge_power_l3
     if v is not None:
         t = _C163.get(s)
@@ -1843,7 +1843,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 15
+        s = t[2]
     v = o.evse_minimum_discharge_power
     if v is not None:
         t = _C164.get(s)
@@ -1853,7 +1853,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 16
+        s = t[2]
     v = o.evse_minimum_discharge_power_l2
     if v is not None:
         t = _C165.get(s)
@@ -1863,7 +1863,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 17
+        s = t[2]
     v = o.evse_minimum_discharge_power_l3
     if v is not None:
         t = _C166.get(s)
@@ -1873,7 +1873,7 @@ def _e7(w, o):
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 18
+        s = t[2]
     t = _C167.get(s)
     if t is None:
         _order("BPT_AC_CPDResEnergyTransferMode", s, _C148)
@@ -2252,7 +2252,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
         t = _C195.get(s)
@@ -2262,7 +2262,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C196.get(s)
@@ -2272,7 +2272,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C197.get(s)
@@ -2282,7 +2282,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C198.get(s)
@@ -2292,7 +2292,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
         t = _C199.get(s)
@@ -2302,7 +2302,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
         t = _C200.get(s)
@@ -2312,7 +2312,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C201.get(s)
@@ -2322,7 +2322,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
         t = _C202.get(s)
@@ -2332,7 +2332,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
         t = _C203.get(s)
@@ -2342,7 +2342,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_present_active_power
     if v is not None:
         t = _C204.get(s)
@@ -2352,7 +2352,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_present_active_power_l2
     if v is not None:
         t = _C205.get(s)
@@ -2362,7 +2362,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_present_active_power_l3
     if v is not None:
         t = _C206.get(s)
@@ -2372,7 +2372,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     v = o.ev_present_reactive_power
     if v is not None:
         t = _C207.get(s)
@@ -2382,7 +2382,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 14
+        s = t[2]
     v = o.ev_present_reactive_power_l2
     if v is not None:
         t = _C208.get(s)
@@ -2392,7 +2392,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 15
+        s = t[2]
     v = o.ev_present_reactive_power_l3
     if v is not None:
         t = _C209.get(s)
@@ -2402,7 +2402,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 16
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C210.get(s)
@@ -2412,7 +2412,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 17
+        s = t[2]
     v = o.ev_maximum_discharge_power_l2
     if v is not None:
         t = _C211.get(s)
@@ -2422,7 +2422,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 18
+        s = t[2]
     v = o.ev_maximum_discharge_power_l3
     if v is not None:
         t = _C212.get(s)
@@ -2432,7 +2432,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 19
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C213.get(s)
@@ -2442,7 +2442,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 20
+        s = t[2]
     v = o.ev_minimum_discharge_power_l2
     if v is not None:
         t = _C214.get(s)
@@ -2452,7 +2452,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 21
+        s = t[2]
     v = o.ev_minimum_discharge_power_l3
     if v is not None:
         t = _C215.get(s)
@@ -2462,7 +2462,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 22
+        s = t[2]
     v = o.ev_maximum_v2x_energy_request
     if v is not None:
         t = _C216.get(s)
@@ -2472,7 +2472,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 23
+        s = t[2]
     v = o.ev_minimum_v2x_energy_request
     if v is not None:
         t = _C217.get(s)
@@ -2482,7 +2482,7 @@ def _e8(w, o):
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 24
+        s = t[2]
     t = _C218.get(s)
     if t is None:
         _order("BPT_Dynamic_AC_CLReqControlMode", s, _C193)
@@ -2859,7 +2859,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
         t = _C235.get(s)
@@ -2870,7 +2870,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C236.get(s)
@@ -2881,7 +2881,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ack_max_delay
     if v is not None:
         t = _C237.get(s)
@@ -2892,7 +2892,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_target_active_power
     if v is not None:
         t = _C238.get(s)
@@ -2902,7 +2902,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_target_active_power_l2
     if v is not None:
         t = _C239.get(s)
@@ -2912,7 +2912,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_target_active_power_l3
     if v is not None:
         t = _C240.get(s)
@@ -2922,7 +2922,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_target_reactive_power
     if v is not None:
         t = _C241.get(s)
@@ -2932,7 +2932,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_target_reactive_power_l2
     if v is not None:
         t = _C242.get(s)
@@ -2942,7 +2942,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_target_reactive_power_l3
     if v is not None:
         t = _C243.get(s)
@@ -2952,7 +2952,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
         t = _C244.get(s)
@@ -2962,7 +2962,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
         t = _C245.get(s)
@@ -2972,7 +2972,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
         t = _C246.get(s)
@@ -2982,7 +2982,7 @@ def _e9(w, o):
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     t = _C247.get(s)
     if t is None:
         _order("BPT_Dynamic_AC_CLResControlMode", s, _C233)
@@ -3568,7 +3568,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C272.get(s)
@@ -3578,7 +3578,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C273.get(s)
@@ -3588,7 +3588,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C274.get(s)
@@ -3598,7 +3598,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
         t = _C275.get(s)
@@ -3608,7 +3608,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
         t = _C276.get(s)
@@ -3618,7 +3618,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C277.get(s)
@@ -3628,7 +3628,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
         t = _C278.get(s)
@@ -3638,7 +3638,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
         t = _C279.get(s)
@@ -3648,7 +3648,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_present_active_power
     if v is not None:
         t = _C280.get(s)
@@ -3658,7 +3658,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_present_active_power_l2
     if v is not None:
         t = _C281.get(s)
@@ -3668,7 +3668,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_present_active_power_l3
     if v is not None:
         t = _C282.get(s)
@@ -3678,7 +3678,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_present_reactive_power
     if v is not None:
         t = _C283.get(s)
@@ -3688,7 +3688,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     v = o.ev_present_reactive_power_l2
     if v is not None:
         t = _C284.get(s)
@@ -3698,7 +3698,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 14
+        s = t[2]
     v = o.ev_present_reactive_power_l3
     if v is not None:
         t = _C285.get(s)
@@ -3708,7 +3708,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 15
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C286.get(s)
@@ -3718,7 +3718,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 16
+        s = t[2]
     v = o.ev_maximum_discharge_power_l2
     if v is not None:
         t = _C287.get(s)
@@ -3728,7 +3728,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 17
+        s = t[2]
     v = o.ev_maximum_discharge_power_l3
     if v is not None:
         t = _C288.get(s)
@@ -3738,7 +3738,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 18
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C289.get(s)
@@ -3748,7 +3748,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 19
+        s = t[2]
     v = o.ev_minimum_discharge_power_l2
     if v is not None:
         t = _C290.get(s)
@@ -3758,7 +3758,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 20
+        s = t[2]
     v = o.ev_minimum_discharge_power_l3
     if v is not None:
         t = _C291.get(s)
@@ -3768,7 +3768,7 @@ def _e10(w, o):
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 21
+        s = t[2]
     t = _C292.get(s)
     if t is None:
         _order("BPT_Scheduled_AC_CLReqControlMode", s, _C270)
@@ -4026,7 +4026,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_target_active_power_l2
     if v is not None:
         t = _C305.get(s)
@@ -4036,7 +4036,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_target_active_power_l3
     if v is not None:
         t = _C306.get(s)
@@ -4046,7 +4046,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_target_reactive_power
     if v is not None:
         t = _C307.get(s)
@@ -4056,7 +4056,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_target_reactive_power_l2
     if v is not None:
         t = _C308.get(s)
@@ -4066,7 +4066,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_target_reactive_power_l3
     if v is not None:
         t = _C309.get(s)
@@ -4076,7 +4076,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
         t = _C310.get(s)
@@ -4086,7 +4086,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
         t = _C311.get(s)
@@ -4096,7 +4096,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
         t = _C312.get(s)
@@ -4106,7 +4106,7 @@ def _e11(w, o):
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     t = _C313.get(s)
     if t is None:
         _order("BPT_Scheduled_AC_CLResControlMode", s, _C303)
@@ -4409,7 +4409,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C337.get(s)
@@ -4420,7 +4420,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C338.get(s)
@@ -4431,7 +4431,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C339.get(s)
@@ -4442,7 +4442,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C340.get(s)
@@ -4453,7 +4453,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C341.get(s)
@@ -4464,7 +4464,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C342.get(s)
@@ -4475,7 +4475,7 @@ def _e15(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C343.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C335)
@@ -4804,7 +4804,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
         t = _C370.get(s)
@@ -4814,7 +4814,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C371.get(s)
@@ -4824,7 +4824,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C372.get(s)
@@ -4834,7 +4834,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C373.get(s)
@@ -4844,7 +4844,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
         t = _C374.get(s)
@@ -4854,7 +4854,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
         t = _C375.get(s)
@@ -4864,7 +4864,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C376.get(s)
@@ -4874,7 +4874,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
         t = _C377.get(s)
@@ -4884,7 +4884,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
         t = _C378.get(s)
@@ -4894,7 +4894,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_present_active_power
     if v is not None:
         t = _C379.get(s)
@@ -4904,7 +4904,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_present_active_power_l2
     if v is not None:
         t = _C380.get(s)
@@ -4914,7 +4914,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_present_active_power_l3
     if v is not None:
         t = _C381.get(s)
@@ -4924,7 +4924,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     v = o.ev_present_reactive_power
     if v is not None:
         t = _C382.get(s)
@@ -4934,7 +4934,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 14
+        s = t[2]
     v = o.ev_present_reactive_power_l2
     if v is not None:
         t = _C383.get(s)
@@ -4944,7 +4944,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 15
+        s = t[2]
     v = o.ev_present_reactive_power_l3
     if v is not None:
         t = _C384.get(s)
@@ -4954,7 +4954,7 @@ def _e17(w, o):
             _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 16
+        s = t[2]
     t = _C385.get(s)
     if t is None:
         _order("Dynamic_AC_CLReqControlMode", s, _C368)
@@ -5331,7 +5331,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
         t = _C402.get(s)
@@ -5342,7 +5342,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C403.get(s)
@@ -5353,7 +5353,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ack_max_delay
     if v is not None:
         t = _C404.get(s)
@@ -5364,7 +5364,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_target_active_power
     if v is not None:
         t = _C405.get(s)
@@ -5374,7 +5374,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_target_active_power_l2
     if v is not None:
         t = _C406.get(s)
@@ -5384,7 +5384,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_target_active_power_l3
     if v is not None:
         t = _C407.get(s)
@@ -5394,7 +5394,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_target_reactive_power
     if v is not None:
         t = _C408.get(s)
@@ -5404,7 +5404,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_target_reactive_power_l2
     if v is not None:
         t = _C409.get(s)
@@ -5414,7 +5414,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_target_reactive_power_l3
     if v is not None:
         t = _C410.get(s)
@@ -5424,7 +5424,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
         t = _C411.get(s)
@@ -5434,7 +5434,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
         t = _C412.get(s)
@@ -5444,7 +5444,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
         t = _C413.get(s)
@@ -5454,7 +5454,7 @@ def _e18(w, o):
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     t = _C414.get(s)
     if t is None:
         _order("Dynamic_AC_CLResControlMode", s, _C400)
@@ -6248,7 +6248,7 @@ def _e20(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e15(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C443.get(s)
@@ -6258,7 +6258,7 @@ def _e20(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e24(w, v)
-        s = 2
+        s = t[2]
     t = _C444.get(s)
     if t is None:
         _order("KeyValue", s, _C441)
@@ -6494,7 +6494,6 @@ def _d23(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -6584,7 +6583,6 @@ def _d23(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e23(w, o):
@@ -6600,7 +6598,7 @@ def _e23(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C471.get(s)
@@ -6611,19 +6609,8 @@ def _e23(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C472.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C473.get(s)
+        s = t[2]
+    t = _C472.get(s)
     if t is None:
         _order("PGPData", s, _C469)
     if t[1]:
@@ -6645,7 +6632,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C474, "RSAKeyValueType")
+            _escape(r, 3, _C473, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6659,7 +6646,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C475, "RSAKeyValueType")
+            _escape(r, 2, _C474, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6667,7 +6654,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C476, "RSAKeyValueType")
+            _escape(r, 1, _C475, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6680,29 +6667,29 @@ def _e24(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C478.get(s)
+        t = _C477.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C477)
+            _order("RSAKeyValue.modulus", s, _C476)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C479.get(s)
+        t = _C478.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C477)
+            _order("RSAKeyValue.exponent", s, _C476)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C480.get(s)
+        s = t[2]
+    t = _C479.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C477)
+        _order("RSAKeyValue", s, _C476)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6733,7 +6720,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C481, "ReferenceType")
+            _escape(r, 3, _C480, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6751,7 +6738,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C482, "ReferenceType")
+            _escape(r, 3, _C481, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6766,7 +6753,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C483, "ReferenceType")
+            _escape(r, 3, _C482, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6778,7 +6765,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C484, "ReferenceType")
+            _escape(r, 3, _C483, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6787,7 +6774,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C485, "ReferenceType")
+            _escape(r, 2, _C484, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6801,7 +6788,7 @@ def _d25(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C486, "ReferenceType")
+            _escape(r, 2, _C485, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6809,7 +6796,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C487, "ReferenceType")
+            _escape(r, 1, _C486, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6826,9 +6813,9 @@ def _e25(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C489.get(s)
+        t = _C488.get(s)
         if t is None:
-            _order("Reference.id", s, _C488)
+            _order("Reference.id", s, _C487)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6836,9 +6823,9 @@ def _e25(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C490.get(s)
+        t = _C489.get(s)
         if t is None:
-            _order("Reference.type", s, _C488)
+            _order("Reference.type", s, _C487)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6846,9 +6833,9 @@ def _e25(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C491.get(s)
+        t = _C490.get(s)
         if t is None:
-            _order("Reference.uri", s, _C488)
+            _order("Reference.uri", s, _C487)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6856,38 +6843,38 @@ def _e25(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C492.get(s)
+        t = _C491.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C488)
+            _order("Reference.transforms", s, _C487)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e37(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C493.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C488)
+            _order("Reference.digest_method", s, _C487)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e16(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C494.get(s)
+        t = _C493.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C488)
+            _order("Reference.digest_value", s, _C487)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C495.get(s)
+        s = t[2]
+    t = _C494.get(s)
     if t is None:
-        _order("Reference", s, _C488)
+        _order("Reference", s, _C487)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6911,7 +6898,7 @@ def _d26(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C496, "RetrievalMethodType")
+            _escape(r, 3, _C495, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6925,7 +6912,7 @@ def _d26(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C497, "RetrievalMethodType")
+            _escape(r, 2, _C496, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6936,7 +6923,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C498, "RetrievalMethodType")
+            _escape(r, 2, _C497, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6944,7 +6931,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C499, "RetrievalMethodType")
+            _escape(r, 1, _C498, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6958,9 +6945,9 @@ def _e26(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C501.get(s)
+        t = _C500.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C500)
+            _order("RetrievalMethod.type", s, _C499)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6968,9 +6955,9 @@ def _e26(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C502.get(s)
+        t = _C501.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C500)
+            _order("RetrievalMethod.uri", s, _C499)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6978,17 +6965,17 @@ def _e26(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C503.get(s)
+        t = _C502.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C500)
+            _order("RetrievalMethod.transforms", s, _C499)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e37(w, v)
-        s = 1
-    t = _C504.get(s)
+        s = t[2]
+    t = _C503.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C500)
+        _order("RetrievalMethod", s, _C499)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7009,7 +6996,7 @@ def _d27(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C505, "SPKIDataType")
+                _escape(r, 3, _C504, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7028,7 +7015,7 @@ def _d27(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C506, "SPKIDataType")
+                _escape(r, 1, _C505, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7045,7 +7032,7 @@ def _d27(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C507, "SPKIDataType")
+                _escape(r, 1, _C506, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7063,18 +7050,18 @@ def _e27(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C509.get(s)
+        t = _C508.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C508)
+            _order("SPKIData.spki_sexp", s, _C507)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C510.get(s)
+    t = _C509.get(s)
     if t is None:
-        _order("SPKIData", s, _C508)
+        _order("SPKIData", s, _C507)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7129,7 +7116,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C511, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C510, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7162,7 +7149,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C512, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C511, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7192,7 +7179,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C513, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C512, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7219,7 +7206,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C514, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C513, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -7243,7 +7230,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C515, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C514, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -7264,7 +7251,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C516, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C515, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -7282,7 +7269,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C517, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C516, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -7297,7 +7284,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C518, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C517, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7309,7 +7296,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C519, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C518, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7318,7 +7305,7 @@ def _d28(r):
             f9 = _d39(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C520, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C519, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -7341,7 +7328,7 @@ def _d28(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C521, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C520, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -7361,7 +7348,7 @@ def _d28(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C522, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C521, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -7378,7 +7365,7 @@ def _d28(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C523, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C522, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -7392,7 +7379,7 @@ def _d28(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C524, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C523, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -7403,7 +7390,7 @@ def _d28(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C525, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C524, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -7411,7 +7398,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C526, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C525, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLReqControlMode)
@@ -7437,157 +7424,157 @@ def _e28(w, o):
     s = 0
     v = o.ev_target_energy_request
     if v is not None:
-        t = _C528.get(s)
+        t = _C527.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_target_energy_request", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_target_energy_request", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
-        t = _C529.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
-        t = _C530.get(s)
+        t = _C529.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
-        t = _C531.get(s)
+        t = _C530.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power_l2
     if v is not None:
-        t = _C532.get(s)
+        t = _C531.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power_l3
     if v is not None:
-        t = _C533.get(s)
+        t = _C532.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
-        t = _C534.get(s)
+        t = _C533.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_minimum_charge_power_l2
     if v is not None:
-        t = _C535.get(s)
+        t = _C534.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_charge_power_l3
     if v is not None:
-        t = _C536.get(s)
+        t = _C535.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_present_active_power
     if v is not None:
-        t = _C537.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_present_active_power_l2
     if v is not None:
-        t = _C538.get(s)
+        t = _C537.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_present_active_power_l3
     if v is not None:
-        t = _C539.get(s)
+        t = _C538.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_present_reactive_power
     if v is not None:
-        t = _C540.get(s)
+        t = _C539.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 13
+        s = t[2]
     v = o.ev_present_reactive_power_l2
     if v is not None:
-        t = _C541.get(s)
+        t = _C540.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 14
+        s = t[2]
     v = o.ev_present_reactive_power_l3
     if v is not None:
-        t = _C542.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C527)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C526)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 15
-    t = _C543.get(s)
+        s = t[2]
+    t = _C542.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode", s, _C527)
+        _order("Scheduled_AC_CLReqControlMode", s, _C526)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7635,7 +7622,7 @@ def _d29(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C544, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C543, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7667,7 +7654,7 @@ def _d29(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C545, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C544, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7696,7 +7683,7 @@ def _d29(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C546, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C545, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7722,7 +7709,7 @@ def _d29(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C547, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C546, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -7745,7 +7732,7 @@ def _d29(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C548, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C547, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -7765,7 +7752,7 @@ def _d29(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C549, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C548, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -7782,7 +7769,7 @@ def _d29(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C550, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C549, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -7796,7 +7783,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C551, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C550, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7807,7 +7794,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C552, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C551, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7815,7 +7802,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C553, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C552, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLResControlMode)
@@ -7835,97 +7822,97 @@ def _e29(w, o):
     s = 0
     v = o.evse_target_active_power
     if v is not None:
-        t = _C555.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_target_active_power_l2
     if v is not None:
-        t = _C556.get(s)
+        t = _C555.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_target_active_power_l3
     if v is not None:
-        t = _C557.get(s)
+        t = _C556.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_target_reactive_power
     if v is not None:
-        t = _C558.get(s)
+        t = _C557.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_target_reactive_power_l2
     if v is not None:
-        t = _C559.get(s)
+        t = _C558.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_target_reactive_power_l3
     if v is not None:
-        t = _C560.get(s)
+        t = _C559.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_present_active_power
     if v is not None:
-        t = _C561.get(s)
+        t = _C560.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_present_active_power_l2
     if v is not None:
-        t = _C562.get(s)
+        t = _C561.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_present_active_power_l3
     if v is not None:
-        t = _C563.get(s)
+        t = _C562.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C554)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C553)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
-    t = _C564.get(s)
+        s = t[2]
+    t = _C563.get(s)
     if t is None:
-        _order("Scheduled_AC_CLResControlMode", s, _C554)
+        _order("Scheduled_AC_CLResControlMode", s, _C553)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7947,7 +7934,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C565, "SignatureType")
+            _escape(r, 3, _C564, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7956,7 +7943,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C566, "SignatureType")
+            _escape(r, 3, _C565, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7965,7 +7952,7 @@ def _d30(r):
             f2 = _d34(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C567, "SignatureType")
+            _escape(r, 2, _C566, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7981,7 +7968,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C568, "SignatureType")
+            _escape(r, 1, _C567, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7994,7 +7981,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C569, "SignatureType")
+            _escape(r, 1, _C568, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -8009,7 +7996,7 @@ def _d30(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C570, "SignatureType")
+                _escape(r, 1, _C569, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8025,9 +8012,9 @@ def _e30(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C572.get(s)
+        t = _C571.get(s)
         if t is None:
-            _order("Signature.id", s, _C571)
+            _order("Signature.id", s, _C570)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8035,51 +8022,51 @@ def _e30(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C573.get(s)
+        t = _C572.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C571)
+            _order("Signature.signed_info", s, _C570)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C574.get(s)
+        t = _C573.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C571)
+            _order("Signature.signature_value", s, _C570)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e34(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C575.get(s)
+        t = _C574.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C571)
+            _order("Signature.key_info", s, _C570)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e19(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C576.get(s)
+        t = _C575.get(s)
         if t is None:
-            _order("Signature.object", s, _C571)
+            _order("Signature.object", s, _C570)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e22(w, v)
         s = 4
-    t = _C577.get(s)
+    t = _C576.get(s)
     if t is None:
-        _order("Signature", s, _C571)
+        _order("Signature", s, _C570)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8095,7 +8082,7 @@ def _d31(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C578, "SignatureMethodType")
+            _escape(r, 3, _C577, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8115,7 +8102,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C579, "SignatureMethodType")
+            _escape(r, 2, _C578, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8135,7 +8122,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C580, "SignatureMethodType")
+            _escape(r, 1, _C579, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8147,7 +8134,7 @@ def _d31(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C581, "SignatureMethodType")
+            _escape(r, 1, _C580, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8161,7 +8148,7 @@ def _d31(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C582, "SignatureMethodType")
+                _escape(r, 1, _C581, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8174,9 +8161,9 @@ def _e31(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C584.get(s)
+        t = _C583.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C583)
+            _order("SignatureMethod.algorithm", s, _C582)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8184,18 +8171,18 @@ def _e31(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C585.get(s)
+        t = _C584.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C583)
+            _order("SignatureMethod.hmac_output_length", s, _C582)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C586.get(s)
+        s = t[2]
+    t = _C585.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C583)
+        _order("SignatureMethod", s, _C582)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8216,7 +8203,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C587, "SignaturePropertiesType")
+            _escape(r, 3, _C586, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8227,7 +8214,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C588, "SignaturePropertiesType")
+            _escape(r, 3, _C587, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8242,7 +8229,7 @@ def _d32(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C589, "SignaturePropertiesType")
+                _escape(r, 1, _C588, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8255,9 +8242,9 @@ def _e32(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C591.get(s)
+        t = _C590.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C590)
+            _order("SignatureProperties.id", s, _C589)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8269,17 +8256,17 @@ def _e32(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C592.get(s)
+        t = _C591.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C590)
+            _order("SignatureProperties.signature_property", s, _C589)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e33(w, v)
         s = 1
-    t = _C593.get(s)
+    t = _C592.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C590)
+        _order("SignatureProperties", s, _C589)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8297,7 +8284,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C594, "SignaturePropertyType")
+            _escape(r, 3, _C593, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8306,7 +8293,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C595, "SignaturePropertyType")
+            _escape(r, 3, _C594, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8316,7 +8303,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C596, "SignaturePropertyType")
+            _escape(r, 3, _C595, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8326,7 +8313,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C597, "SignaturePropertyType")
+            _escape(r, 2, _C596, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8338,7 +8325,7 @@ def _d33(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C598, "SignaturePropertyType")
+            _escape(r, 1, _C597, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8351,9 +8338,9 @@ def _e33(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C600.get(s)
+        t = _C599.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C599)
+            _order("SignatureProperty.id", s, _C598)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8361,17 +8348,17 @@ def _e33(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C601.get(s)
+        t = _C600.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C599)
+            _order("SignatureProperty.target", s, _C598)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C602.get(s)
+    t = _C601.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C599)
+        _order("SignatureProperty", s, _C598)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8389,7 +8376,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C603, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C602, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8399,7 +8386,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C604, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C603, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8408,7 +8395,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C605, "SignatureValueType")
+            _escape(r, 1, _C604, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8421,26 +8408,26 @@ def _e34(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C607.get(s)
+        t = _C606.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C606)
+            _order("SignatureValue.id", s, _C605)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C608.get(s)
+    t = _C607.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C606)
+        _order("SignatureValue.value", s, _C605)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C609.get(s)
+    t = _C608.get(s)
     if t is None:
-        _order("SignatureValue", s, _C606)
+        _order("SignatureValue", s, _C605)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8461,7 +8448,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C610, "SignedInfoType")
+            _escape(r, 3, _C609, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8470,7 +8457,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C611, "SignedInfoType")
+            _escape(r, 3, _C610, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8479,7 +8466,7 @@ def _d35(r):
             f2 = _d31(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C612, "SignedInfoType")
+            _escape(r, 2, _C611, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8490,7 +8477,7 @@ def _d35(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C613, "SignedInfoType")
+            _escape(r, 2, _C612, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8505,7 +8492,7 @@ def _d35(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C614, "SignedInfoType")
+                _escape(r, 1, _C613, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8520,9 +8507,9 @@ def _e35(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C616.get(s)
+        t = _C615.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C615)
+            _order("SignedInfo.id", s, _C614)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8530,41 +8517,41 @@ def _e35(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C617.get(s)
+        t = _C616.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C615)
+            _order("SignedInfo.canonicalization_method", s, _C614)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e14(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C618.get(s)
+        t = _C617.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C615)
+            _order("SignedInfo.signature_method", s, _C614)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e31(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C619.get(s)
+        t = _C618.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C615)
+            _order("SignedInfo.reference", s, _C614)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e25(w, v)
         s = 3
-    t = _C620.get(s)
+    t = _C619.get(s)
     if t is None:
-        _order("SignedInfo", s, _C615)
+        _order("SignedInfo", s, _C614)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8580,7 +8567,7 @@ def _d36(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C621, "TransformType")
+                _escape(r, 3, _C620, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8601,7 +8588,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C622, "TransformType")
+                _escape(r, 2, _C621, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8622,7 +8609,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C623, "TransformType")
+                _escape(r, 1, _C622, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8643,7 +8630,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C624, "TransformType")
+                _escape(r, 1, _C623, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8664,7 +8651,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C625, "TransformType")
+                _escape(r, 1, _C624, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8677,9 +8664,9 @@ def _e36(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C627.get(s)
+        t = _C626.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C626)
+            _order("Transform.algorithm", s, _C625)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -8693,18 +8680,18 @@ def _e36(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C628.get(s)
+        t = _C627.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C626)
+            _order("Transform.x_path", s, _C625)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C629.get(s)
+    t = _C628.get(s)
     if t is None:
-        _order("Transform", s, _C626)
+        _order("Transform", s, _C625)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8721,7 +8708,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C630, "TransformsType")
+            _escape(r, 3, _C629, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8736,7 +8723,7 @@ def _d37(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C631, "TransformsType")
+                _escape(r, 1, _C630, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8752,17 +8739,17 @@ def _e37(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C633.get(s)
+        t = _C632.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C632)
+            _order("Transforms.transform", s, _C631)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e36(w, v)
         s = 1
-    t = _C634.get(s)
+    t = _C633.get(s)
     if t is None:
-        _order("Transforms", s, _C632)
+        _order("Transforms", s, _C631)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8820,7 +8807,7 @@ def _d38(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C635, "X509DataType")
+                _escape(r, 3, _C634, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -8870,7 +8857,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C636, "X509DataType")
+                _escape(r, 1, _C635, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -8920,7 +8907,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C637, "X509DataType")
+                _escape(r, 1, _C636, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -8970,7 +8957,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C638, "X509DataType")
+                _escape(r, 1, _C637, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -9020,7 +9007,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C639, "X509DataType")
+                _escape(r, 1, _C638, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -9070,7 +9057,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C640, "X509DataType")
+                _escape(r, 1, _C639, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -9120,7 +9107,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C641, "X509DataType")
+                _escape(r, 1, _C640, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9142,9 +9129,9 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C643.get(s)
+        t = _C642.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C642)
+            _order("X509Data.x509_issuer_serial", s, _C641)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9158,9 +9145,9 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C644.get(s)
+        t = _C643.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C642)
+            _order("X509Data.x509ski", s, _C641)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -9175,9 +9162,9 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C645.get(s)
+        t = _C644.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C642)
+            _order("X509Data.x509_subject_name", s, _C641)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -9192,9 +9179,9 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C646.get(s)
+        t = _C645.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C642)
+            _order("X509Data.x509_certificate", s, _C641)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -9209,18 +9196,18 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C647.get(s)
+        t = _C646.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C642)
+            _order("X509Data.x509crl", s, _C641)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C648.get(s)
+    t = _C647.get(s)
     if t is None:
-        _order("X509Data", s, _C642)
+        _order("X509Data", s, _C641)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9240,7 +9227,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C649, "RationalNumberType")
+            _escape(r, 3, _C648, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -9256,7 +9243,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C650, "RationalNumberType")
+            _escape(r, 2, _C649, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -9264,7 +9251,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C651, "RationalNumberType")
+            _escape(r, 1, _C650, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -9277,29 +9264,29 @@ def _e39(w, o):
     s = 0
     v = o.exponent
     if v is not None:
-        t = _C653.get(s)
+        t = _C652.get(s)
         if t is None:
-            _order("RationalNumber.exponent", s, _C652)
+            _order("RationalNumber.exponent", s, _C651)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("RationalNumber.exponent", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C654.get(s)
+        t = _C653.get(s)
         if t is None:
-            _order("RationalNumber.value", s, _C652)
+            _order("RationalNumber.value", s, _C651)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("RationalNumber.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C655.get(s)
+        s = t[2]
+    t = _C654.get(s)
     if t is None:
-        _order("RationalNumber", s, _C652)
+        _order("RationalNumber", s, _C651)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9320,7 +9307,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C656, "MessageHeaderType")
+            _escape(r, 3, _C655, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -9336,7 +9323,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C657, "MessageHeaderType")
+            _escape(r, 2, _C656, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -9347,7 +9334,7 @@ def _d40(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C658, "MessageHeaderType")
+            _escape(r, 1, _C657, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -9355,7 +9342,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C659, "MessageHeaderType")
+            _escape(r, 1, _C658, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -9369,39 +9356,39 @@ def _e40(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C661.get(s)
+        t = _C660.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C660)
+            _order("MessageHeader.session_id", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.time_stamp
     if v is not None:
-        t = _C662.get(s)
+        t = _C661.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C660)
+            _order("MessageHeader.time_stamp", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C663.get(s)
+        t = _C662.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C660)
+            _order("MessageHeader.signature", s, _C659)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e30(w, v)
-        s = 3
-    t = _C664.get(s)
+        s = t[2]
+    t = _C663.get(s)
     if t is None:
-        _order("MessageHeader", s, _C660)
+        _order("MessageHeader", s, _C659)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9512,7 +9499,7 @@ def _d41(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C665, "DisplayParametersType")
+            _escape(r, 3, _C664, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -9599,7 +9586,7 @@ def _d41(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C666, "DisplayParametersType")
+            _escape(r, 1, _C665, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -9676,7 +9663,7 @@ def _d41(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C667, "DisplayParametersType")
+            _escape(r, 1, _C666, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -9743,7 +9730,7 @@ def _d41(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C668, "DisplayParametersType")
+            _escape(r, 1, _C667, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -9800,7 +9787,7 @@ def _d41(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C669, "DisplayParametersType")
+            _escape(r, 1, _C668, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -9847,7 +9834,7 @@ def _d41(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C670, "DisplayParametersType")
+            _escape(r, 1, _C669, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -9884,7 +9871,7 @@ def _d41(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C671, "DisplayParametersType")
+            _escape(r, 1, _C670, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -9911,7 +9898,7 @@ def _d41(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C672, "DisplayParametersType")
+            _escape(r, 1, _C671, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -9930,7 +9917,7 @@ def _d41(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C673, "DisplayParametersType")
+            _escape(r, 1, _C672, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -9946,7 +9933,7 @@ def _d41(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C674, "DisplayParametersType")
+            _escape(r, 1, _C673, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -9954,7 +9941,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C675, "DisplayParametersType")
+            _escape(r, 1, _C674, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -9975,116 +9962,116 @@ def _e41(w, o):
     s = 0
     v = o.present_soc
     if v is not None:
-        t = _C677.get(s)
+        t = _C676.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C676)
+            _order("DisplayParameters.present_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
-        t = _C678.get(s)
+        t = _C677.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C676)
+            _order("DisplayParameters.minimum_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
-        t = _C679.get(s)
+        t = _C678.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C676)
+            _order("DisplayParameters.target_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.maximum_soc
     if v is not None:
-        t = _C680.get(s)
+        t = _C679.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C676)
+            _order("DisplayParameters.maximum_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.remaining_time_to_minimum_soc
     if v is not None:
-        t = _C681.get(s)
+        t = _C680.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C676)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.remaining_time_to_target_soc
     if v is not None:
-        t = _C682.get(s)
+        t = _C681.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C676)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.remaining_time_to_maximum_soc
     if v is not None:
-        t = _C683.get(s)
+        t = _C682.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C676)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.charging_complete
     if v is not None:
-        t = _C684.get(s)
+        t = _C683.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C676)
+            _order("DisplayParameters.charging_complete", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.battery_energy_capacity
     if v is not None:
-        t = _C685.get(s)
+        t = _C684.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C676)
+            _order("DisplayParameters.battery_energy_capacity", s, _C675)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 9
+        s = t[2]
     v = o.inlet_hot
     if v is not None:
-        t = _C686.get(s)
+        t = _C685.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C676)
+            _order("DisplayParameters.inlet_hot", s, _C675)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.inlet_hot", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 10
-    t = _C687.get(s)
+        s = t[2]
+    t = _C686.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C676)
+        _order("DisplayParameters", s, _C675)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10106,7 +10093,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C688, "EVSEStatusType")
+            _escape(r, 3, _C687, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -10118,12 +10105,12 @@ def _d42(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C689[f1]
+                f1 = _C688[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C691, "EVSEStatusType")
+            _escape(r, 2, _C690, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -10131,7 +10118,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C692, "EVSEStatusType")
+            _escape(r, 1, _C691, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -10144,30 +10131,30 @@ def _e42(w, o):
     s = 0
     v = o.notification_max_delay
     if v is not None:
-        t = _C694.get(s)
+        t = _C693.get(s)
         if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C693)
+            _order("EVSEStatus.notification_max_delay", s, _C692)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
-        t = _C695.get(s)
+        t = _C694.get(s)
         if t is None:
-            _order("EVSEStatus.evse_notification", s, _C693)
+            _order("EVSEStatus.evse_notification", s, _C692)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C690.get(v)
+        i = _C689.get(v)
         if i is None:
             _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
-    t = _C696.get(s)
+        s = t[2]
+    t = _C695.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C693)
+        _order("EVSEStatus", s, _C692)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10193,7 +10180,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C697, "MeterInfoType")
+            _escape(r, 3, _C696, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -10209,7 +10196,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C698, "MeterInfoType")
+            _escape(r, 2, _C697, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -10275,7 +10262,7 @@ def _d43(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C699, "MeterInfoType")
+            _escape(r, 1, _C698, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -10331,7 +10318,7 @@ def _d43(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C700, "MeterInfoType")
+            _escape(r, 1, _C699, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -10377,7 +10364,7 @@ def _d43(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C701, "MeterInfoType")
+            _escape(r, 1, _C700, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -10413,7 +10400,7 @@ def _d43(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C702, "MeterInfoType")
+            _escape(r, 1, _C701, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -10441,7 +10428,7 @@ def _d43(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C703, "MeterInfoType")
+            _escape(r, 1, _C702, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -10459,7 +10446,7 @@ def _d43(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C704, "MeterInfoType")
+            _escape(r, 1, _C703, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -10467,7 +10454,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C705, "MeterInfoType")
+            _escape(r, 1, _C704, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -10486,95 +10473,95 @@ def _e43(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C707.get(s)
+        t = _C706.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C706)
+            _order("MeterInfo.meter_id", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charged_energy_reading_wh
     if v is not None:
-        t = _C708.get(s)
+        t = _C707.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C706)
+            _order("MeterInfo.charged_energy_reading_wh", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.bpt_discharged_energy_reading_wh
     if v is not None:
-        t = _C709.get(s)
+        t = _C708.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C706)
+            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.capacitive_energy_reading_va_rh
     if v is not None:
-        t = _C710.get(s)
+        t = _C709.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C706)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.bpt_inductive_energy_reading_va_rh
     if v is not None:
-        t = _C711.get(s)
+        t = _C710.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C706)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.meter_signature
     if v is not None:
-        t = _C712.get(s)
+        t = _C711.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C706)
+            _order("MeterInfo.meter_signature", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
             _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C713.get(s)
+        t = _C712.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C706)
+            _order("MeterInfo.meter_status", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.meter_timestamp
     if v is not None:
-        t = _C714.get(s)
+        t = _C713.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C706)
+            _order("MeterInfo.meter_timestamp", s, _C705)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 8
-    t = _C715.get(s)
+        s = t[2]
+    t = _C714.get(s)
     if t is None:
-        _order("MeterInfo", s, _C706)
+        _order("MeterInfo", s, _C705)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10601,7 +10588,7 @@ def _d44(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C716, "ReceiptType")
+            _escape(r, 3, _C715, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -10626,7 +10613,7 @@ def _d44(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C717, "ReceiptType")
+            _escape(r, 1, _C716, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -10648,7 +10635,7 @@ def _d44(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C718, "ReceiptType")
+            _escape(r, 1, _C717, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -10667,7 +10654,7 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C719, "ReceiptType")
+            _escape(r, 1, _C718, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -10683,7 +10670,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C720, "ReceiptType")
+            _escape(r, 1, _C719, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -10696,7 +10683,7 @@ def _d44(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C721, "ReceiptType")
+            _escape(r, 1, _C720, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -10712,7 +10699,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C722, "ReceiptType")
+                    _escape(r, 1, _C721, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -10721,7 +10708,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C723, "ReceiptType")
+                    _escape(r, 1, _C722, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -10738,55 +10725,55 @@ def _e44(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C725.get(s)
+        t = _C724.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C724)
+            _order("Receipt.time_anchor", s, _C723)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.energy_costs
     if v is not None:
-        t = _C726.get(s)
+        t = _C725.get(s)
         if t is None:
-            _order("Receipt.energy_costs", s, _C724)
+            _order("Receipt.energy_costs", s, _C723)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.energy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 2
+        s = t[2]
     v = o.occupancy_costs
     if v is not None:
-        t = _C727.get(s)
+        t = _C726.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C724)
+            _order("Receipt.occupancy_costs", s, _C723)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 3
+        s = t[2]
     v = o.additional_services_costs
     if v is not None:
-        t = _C728.get(s)
+        t = _C727.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C724)
+            _order("Receipt.additional_services_costs", s, _C723)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 4
+        s = t[2]
     v = o.overstay_costs
     if v is not None:
-        t = _C729.get(s)
+        t = _C728.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C724)
+            _order("Receipt.overstay_costs", s, _C723)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 5
+        s = t[2]
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
@@ -10795,17 +10782,17 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C730.get(s)
+        t = _C729.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C724)
+            _order("Receipt.tax_costs", s, _C723)
         if v.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v, "a DetailedTax")
         w.bits(t[0], t[1])
         _e47(w, v)
         s = (6 if n < 10 else 7)
-    t = _C731.get(s)
+    t = _C730.get(s)
     if t is None:
-        _order("Receipt", s, _C724)
+        _order("Receipt", s, _C723)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10825,7 +10812,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C732, "X509IssuerSerialType")
+            _escape(r, 3, _C731, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -10839,7 +10826,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C733, "X509IssuerSerialType")
+            _escape(r, 2, _C732, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -10847,7 +10834,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C734, "X509IssuerSerialType")
+            _escape(r, 1, _C733, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -10860,29 +10847,29 @@ def _e45(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C736.get(s)
+        t = _C735.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C735)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C734)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C737.get(s)
+        t = _C736.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C735)
+            _order("X509IssuerSerial.x509_serial_number", s, _C734)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C738.get(s)
+        s = t[2]
+    t = _C737.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C735)
+        _order("X509IssuerSerial", s, _C734)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10897,7 +10884,7 @@ def _d46(r):
             f0 = _d39(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C739, "DetailedCostType")
+            _escape(r, 3, _C738, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -10906,7 +10893,7 @@ def _d46(r):
             f1 = _d39(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C740, "DetailedCostType")
+            _escape(r, 2, _C739, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -10914,7 +10901,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C741, "DetailedCostType")
+            _escape(r, 1, _C740, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -10927,27 +10914,27 @@ def _e46(w, o):
     s = 0
     v = o.amount
     if v is not None:
-        t = _C743.get(s)
+        t = _C742.get(s)
         if t is None:
-            _order("DetailedCost.amount", s, _C742)
+            _order("DetailedCost.amount", s, _C741)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 1
+        s = t[2]
     v = o.cost_per_unit
     if v is not None:
-        t = _C744.get(s)
+        t = _C743.get(s)
         if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C742)
+            _order("DetailedCost.cost_per_unit", s, _C741)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
-    t = _C745.get(s)
+        s = t[2]
+    t = _C744.get(s)
     if t is None:
-        _order("DetailedCost", s, _C742)
+        _order("DetailedCost", s, _C741)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10969,7 +10956,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C746, "DetailedTaxType")
+            _escape(r, 3, _C745, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -10978,7 +10965,7 @@ def _d47(r):
             f1 = _d39(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C747, "DetailedTaxType")
+            _escape(r, 2, _C746, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -10986,7 +10973,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C748, "DetailedTaxType")
+            _escape(r, 1, _C747, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -10999,28 +10986,28 @@ def _e47(w, o):
     s = 0
     v = o.tax_rule_id
     if v is not None:
-        t = _C750.get(s)
+        t = _C749.get(s)
         if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C749)
+            _order("DetailedTax.tax_rule_id", s, _C748)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C751.get(s)
+        t = _C750.get(s)
         if t is None:
-            _order("DetailedTax.amount", s, _C749)
+            _order("DetailedTax.amount", s, _C748)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedTax.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 2
-    t = _C752.get(s)
+        s = t[2]
+    t = _C751.get(s)
     if t is None:
-        _order("DetailedTax", s, _C749)
+        _order("DetailedTax", s, _C748)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11034,12 +11021,12 @@ _C4 = ('SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = ('SE_ANY', 'CH')
 _C7 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, end of element', 5: 'EVMinimumChargePower_L3, end of element', 6: 'end of element'}
-_C8 = {0: (0, 1)}
-_C9 = {1: (0, 2)}
-_C10 = {1: (1, 2), 2: (0, 2)}
-_C11 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C12 = {4: (0, 2)}
-_C13 = {4: (1, 2), 5: (0, 2)}
+_C8 = {0: (0, 1, 1)}
+_C9 = {1: (0, 2, 2)}
+_C10 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C11 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C12 = {4: (0, 2, 5)}
+_C13 = {4: (1, 2, 6), 5: (0, 2, 6)}
 _C14 = {4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
 _C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
@@ -11055,18 +11042,18 @@ _C25 = ('SE_ANY', 'CH')
 _C26 = ('SE_ANY', 'CH')
 _C27 = ('SE_ANY', 'CH')
 _C28 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L3, end of element', 12: 'end of element'}
-_C29 = {0: (0, 1)}
-_C30 = {1: (0, 2)}
-_C31 = {1: (1, 2), 2: (0, 2)}
-_C32 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C33 = {4: (0, 2)}
-_C34 = {4: (1, 2), 5: (0, 2)}
-_C35 = {4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C36 = {7: (0, 3)}
-_C37 = {7: (1, 3), 8: (0, 3)}
-_C38 = {7: (2, 3), 8: (1, 3), 9: (0, 3)}
-_C39 = {7: (3, 3), 8: (2, 3), 9: (1, 3), 10: (0, 2)}
-_C40 = {7: (4, 3), 8: (3, 3), 9: (2, 3), 10: (1, 2), 11: (0, 2)}
+_C29 = {0: (0, 1, 1)}
+_C30 = {1: (0, 2, 2)}
+_C31 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C32 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C33 = {4: (0, 2, 5)}
+_C34 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C35 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C36 = {7: (0, 3, 8)}
+_C37 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C38 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C39 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C40 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
 _C41 = {7: (5, 3, -1), 8: (4, 3, -1), 9: (3, 3, -1), 10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
 _C42 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C43 = ('EE', 'SE_ANY', 'CH')
@@ -11074,14 +11061,14 @@ _C44 = ('EE', 'SE_ANY', 'CH')
 _C45 = ('EE', 'SE_ANY', 'CH')
 _C46 = ('SE_ANY', 'CH')
 _C47 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode', 4: 'end of element'}
-_C48 = {0: (0, 1)}
-_C49 = {1: (0, 2)}
-_C50 = {1: (1, 2), 2: (0, 1)}
-_C51 = {3: (0, 3)}
-_C52 = {3: (1, 3)}
-_C53 = {3: (2, 3)}
-_C54 = {3: (3, 3)}
-_C55 = {3: (4, 3)}
+_C48 = {0: (0, 1, 1)}
+_C49 = {1: (0, 2, 2)}
+_C50 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C51 = {3: (0, 3, 4)}
+_C52 = {3: (1, 3, 4)}
+_C53 = {3: (2, 3, 4)}
+_C54 = {3: (3, 3, 4)}
+_C55 = {3: (4, 3, 4)}
 _C56 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (_C51, _e8), _iso20.BPT_Scheduled_AC_CLReqControlMode: (_C52, _e10), _iso20.CLReqControlMode: (_C53, _e12), _iso20.Dynamic_AC_CLReqControlMode: (_C54, _e17), _iso20.Scheduled_AC_CLReqControlMode: (_C55, _e28)}
 _C57 = {4: (0, 1, -1)}
 _C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11095,26 +11082,26 @@ _C65 = ('EE', 'SE_ANY', 'CH')
 _C66 = ('EE', 'SE_ANY', 'CH')
 _C67 = ('SE_ANY', 'CH')
 _C68 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
-_C69 = {0: (0, 1)}
-_C70 = {1: (0, 1)}
-_C71 = {2: (0, 4)}
-_C72 = {2: (1, 4), 3: (0, 4)}
-_C73 = {2: (2, 4), 3: (1, 4), 4: (0, 3)}
-_C74 = {2: (3, 4), 3: (2, 4), 4: (1, 3), 5: (0, 3)}
-_C75 = {2: (4, 4), 3: (3, 4), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C76 = {2: (5, 4), 3: (4, 4), 4: (3, 3), 5: (2, 3), 6: (1, 3)}
-_C77 = {2: (6, 4), 3: (5, 4), 4: (4, 3), 5: (3, 3), 6: (2, 3)}
-_C78 = {2: (7, 4), 3: (6, 4), 4: (5, 3), 5: (4, 3), 6: (3, 3)}
-_C79 = {2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3)}
+_C69 = {0: (0, 1, 1)}
+_C70 = {1: (0, 1, 2)}
+_C71 = {2: (0, 4, 3)}
+_C72 = {2: (1, 4, 4), 3: (0, 4, 4)}
+_C73 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C74 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C75 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C76 = {2: (5, 4, 7), 3: (4, 4, 7), 4: (3, 3, 7), 5: (2, 3, 7), 6: (1, 3, 7)}
+_C77 = {2: (6, 4, 7), 3: (5, 4, 7), 4: (4, 3, 7), 5: (3, 3, 7), 6: (2, 3, 7)}
+_C78 = {2: (7, 4, 7), 3: (6, 4, 7), 4: (5, 3, 7), 5: (4, 3, 7), 6: (3, 3, 7)}
+_C79 = {2: (8, 4, 7), 3: (7, 4, 7), 4: (6, 3, 7), 5: (5, 3, 7), 6: (4, 3, 7)}
 _C80 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C75, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C76, _e11), _iso20.CLResControlMode: (_C77, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C78, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C79, _e29)}
 _C81 = {7: (0, 1, -1)}
 _C82 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C83 = ('EE', 'SE_ANY', 'CH')
 _C84 = ('SE_ANY', 'CH')
 _C85 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C86 = {0: (0, 1)}
-_C87 = {1: (0, 2)}
-_C88 = {1: (1, 2)}
+_C86 = {0: (0, 1, 1)}
+_C87 = {1: (0, 2, 2)}
+_C88 = {1: (1, 2, 2)}
 _C89 = {_iso20.AC_CPDReqEnergyTransferMode: (_C87, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (_C88, _e6)}
 _C90 = {2: (0, 1, -1)}
 _C91 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11122,10 +11109,10 @@ _C92 = ('EE', 'SE_ANY', 'CH')
 _C93 = ('EE', 'SE_ANY', 'CH')
 _C94 = ('SE_ANY', 'CH')
 _C95 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C96 = {0: (0, 1)}
-_C97 = {1: (0, 1)}
-_C98 = {2: (0, 2)}
-_C99 = {2: (1, 2)}
+_C96 = {0: (0, 1, 1)}
+_C97 = {1: (0, 1, 2)}
+_C98 = {2: (0, 2, 3)}
+_C99 = {2: (1, 2, 3)}
 _C100 = {_iso20.AC_CPDResEnergyTransferMode: (_C98, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (_C99, _e7)}
 _C101 = {3: (0, 1, -1)}
 _C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11142,18 +11129,18 @@ _C112 = ('SE_ANY', 'CH')
 _C113 = ('SE_ANY', 'CH')
 _C114 = ('SE_ANY', 'CH')
 _C115 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
-_C116 = {0: (0, 1)}
-_C117 = {1: (0, 2)}
-_C118 = {1: (1, 2), 2: (0, 2)}
-_C119 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C120 = {4: (0, 2)}
-_C121 = {4: (1, 2), 5: (0, 2)}
-_C122 = {4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C123 = {7: (0, 2)}
-_C124 = {7: (1, 2), 8: (0, 2)}
-_C125 = {7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C126 = {10: (0, 2)}
-_C127 = {10: (1, 2), 11: (0, 2)}
+_C116 = {0: (0, 1, 1)}
+_C117 = {1: (0, 2, 2)}
+_C118 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C119 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C120 = {4: (0, 2, 5)}
+_C121 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C122 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C123 = {7: (0, 2, 8)}
+_C124 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C125 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C126 = {10: (0, 2, 11)}
+_C127 = {10: (1, 2, 12), 11: (0, 2, 12)}
 _C128 = {10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
 _C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C130 = ('EE', 'SE_ANY', 'CH')
@@ -11175,24 +11162,24 @@ _C145 = ('SE_ANY', 'CH')
 _C146 = ('SE_ANY', 'CH')
 _C147 = ('SE_ANY', 'CH')
 _C148 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
-_C149 = {0: (0, 1)}
-_C150 = {1: (0, 2)}
-_C151 = {1: (1, 2), 2: (0, 2)}
-_C152 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C153 = {4: (0, 2)}
-_C154 = {4: (1, 2), 5: (0, 2)}
-_C155 = {4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C156 = {7: (0, 3)}
-_C157 = {7: (1, 3), 8: (0, 3)}
-_C158 = {7: (2, 3), 8: (1, 3), 9: (0, 3)}
-_C159 = {7: (3, 3), 8: (2, 3), 9: (1, 3), 10: (0, 2)}
-_C160 = {7: (4, 3), 8: (3, 3), 9: (2, 3), 10: (1, 2), 11: (0, 2)}
-_C161 = {7: (5, 3), 8: (4, 3), 9: (3, 3), 10: (2, 2), 11: (1, 2), 12: (0, 1)}
-_C162 = {13: (0, 2)}
-_C163 = {13: (1, 2), 14: (0, 2)}
-_C164 = {13: (2, 2), 14: (1, 2), 15: (0, 1)}
-_C165 = {16: (0, 2)}
-_C166 = {16: (1, 2), 17: (0, 2)}
+_C149 = {0: (0, 1, 1)}
+_C150 = {1: (0, 2, 2)}
+_C151 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C152 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C153 = {4: (0, 2, 5)}
+_C154 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C155 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C156 = {7: (0, 3, 8)}
+_C157 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C158 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C159 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C160 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
+_C161 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
+_C162 = {13: (0, 2, 14)}
+_C163 = {13: (1, 2, 15), 14: (0, 2, 15)}
+_C164 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
+_C165 = {16: (0, 2, 17)}
+_C166 = {16: (1, 2, 18), 17: (0, 2, 18)}
 _C167 = {16: (2, 2, -1), 17: (1, 2, -1), 18: (0, 1, -1)}
 _C168 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C169 = ('EE', 'SE_ANY', 'CH')
@@ -11220,30 +11207,30 @@ _C190 = ('SE_ANY', 'CH')
 _C191 = ('SE_ANY', 'CH')
 _C192 = ('SE_ANY', 'CH')
 _C193 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
-_C194 = {0: (0, 2)}
-_C195 = {0: (1, 2), 1: (0, 1)}
-_C196 = {2: (0, 1)}
-_C197 = {3: (0, 1)}
-_C198 = {4: (0, 1)}
-_C199 = {5: (0, 2)}
-_C200 = {5: (1, 2), 6: (0, 2)}
-_C201 = {5: (2, 2), 6: (1, 2), 7: (0, 1)}
-_C202 = {8: (0, 2)}
-_C203 = {8: (1, 2), 9: (0, 2)}
-_C204 = {8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C205 = {11: (0, 2)}
-_C206 = {11: (1, 2), 12: (0, 2)}
-_C207 = {11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C208 = {14: (0, 2)}
-_C209 = {14: (1, 2), 15: (0, 2)}
-_C210 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
-_C211 = {17: (0, 2)}
-_C212 = {17: (1, 2), 18: (0, 2)}
-_C213 = {17: (2, 2), 18: (1, 2), 19: (0, 1)}
-_C214 = {20: (0, 3)}
-_C215 = {20: (1, 3), 21: (0, 3)}
-_C216 = {20: (2, 3), 21: (1, 3), 22: (0, 2)}
-_C217 = {20: (3, 3), 21: (2, 3), 22: (1, 2), 23: (0, 2)}
+_C194 = {0: (0, 2, 1)}
+_C195 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C196 = {2: (0, 1, 3)}
+_C197 = {3: (0, 1, 4)}
+_C198 = {4: (0, 1, 5)}
+_C199 = {5: (0, 2, 6)}
+_C200 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C201 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C202 = {8: (0, 2, 9)}
+_C203 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C204 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C205 = {11: (0, 2, 12)}
+_C206 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C207 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C208 = {14: (0, 2, 15)}
+_C209 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C210 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
+_C211 = {17: (0, 2, 18)}
+_C212 = {17: (1, 2, 19), 18: (0, 2, 19)}
+_C213 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
+_C214 = {20: (0, 3, 21)}
+_C215 = {20: (1, 3, 22), 21: (0, 3, 22)}
+_C216 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
+_C217 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
 _C218 = {20: (4, 3, -1), 21: (3, 3, -1), 22: (2, 2, -1), 23: (1, 2, -1), 24: (0, 1, -1)}
 _C219 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C220 = ('EE', 'SE_ANY', 'CH')
@@ -11260,19 +11247,19 @@ _C230 = ('SE_ANY', 'CH')
 _C231 = ('SE_ANY', 'CH')
 _C232 = ('SE_ANY', 'CH')
 _C233 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C234 = {0: (0, 3)}
-_C235 = {0: (1, 3), 1: (0, 3)}
-_C236 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C237 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C238 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C239 = {5: (0, 4)}
-_C240 = {5: (1, 4), 6: (0, 4)}
-_C241 = {5: (2, 4), 6: (1, 4), 7: (0, 3)}
-_C242 = {5: (3, 4), 6: (2, 4), 7: (1, 3), 8: (0, 3)}
-_C243 = {5: (4, 4), 6: (3, 4), 7: (2, 3), 8: (1, 3), 9: (0, 3)}
-_C244 = {5: (5, 4), 6: (4, 4), 7: (3, 3), 8: (2, 3), 9: (1, 3), 10: (0, 3)}
-_C245 = {5: (6, 4), 6: (5, 4), 7: (4, 3), 8: (3, 3), 9: (2, 3), 10: (1, 3), 11: (0, 2)}
-_C246 = {5: (7, 4), 6: (6, 4), 7: (5, 3), 8: (4, 3), 9: (3, 3), 10: (2, 3), 11: (1, 2), 12: (0, 2)}
+_C234 = {0: (0, 3, 1)}
+_C235 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C236 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C237 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C238 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C239 = {5: (0, 4, 6)}
+_C240 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C241 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C242 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C243 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C244 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C245 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C246 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
 _C247 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
 _C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
@@ -11297,27 +11284,27 @@ _C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
 _C270 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
-_C271 = {0: (0, 4)}
-_C272 = {0: (1, 4), 1: (0, 4)}
-_C273 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C274 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 3)}
-_C275 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 3), 4: (0, 3)}
-_C276 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C277 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C278 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 2)}
-_C279 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 2), 8: (0, 2)}
-_C280 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C281 = {10: (0, 4)}
-_C282 = {10: (1, 4), 11: (0, 4)}
-_C283 = {10: (2, 4), 11: (1, 4), 12: (0, 4)}
-_C284 = {10: (3, 4), 11: (2, 4), 12: (1, 4), 13: (0, 4)}
-_C285 = {10: (4, 4), 11: (3, 4), 12: (2, 4), 13: (1, 4), 14: (0, 4)}
-_C286 = {10: (5, 4), 11: (4, 4), 12: (3, 4), 13: (2, 4), 14: (1, 4), 15: (0, 3)}
-_C287 = {10: (6, 4), 11: (5, 4), 12: (4, 4), 13: (3, 4), 14: (2, 4), 15: (1, 3), 16: (0, 3)}
-_C288 = {10: (7, 4), 11: (6, 4), 12: (5, 4), 13: (4, 4), 14: (3, 4), 15: (2, 3), 16: (1, 3), 17: (0, 3)}
-_C289 = {10: (8, 4), 11: (7, 4), 12: (6, 4), 13: (5, 4), 14: (4, 4), 15: (3, 3), 16: (2, 3), 17: (1, 3), 18: (0, 3)}
-_C290 = {10: (9, 4), 11: (8, 4), 12: (7, 4), 13: (6, 4), 14: (5, 4), 15: (4, 3), 16: (3, 3), 17: (2, 3), 18: (1, 3), 19: (0, 2)}
-_C291 = {10: (10, 4), 11: (9, 4), 12: (8, 4), 13: (7, 4), 14: (6, 4), 15: (5, 3), 16: (4, 3), 17: (3, 3), 18: (2, 3), 19: (1, 2), 20: (0, 2)}
+_C271 = {0: (0, 4, 1)}
+_C272 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C273 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C274 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C275 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C276 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C277 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C278 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C279 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C280 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C281 = {10: (0, 4, 11)}
+_C282 = {10: (1, 4, 12), 11: (0, 4, 12)}
+_C283 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
+_C284 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
+_C285 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
+_C286 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
+_C287 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
+_C288 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
+_C289 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
+_C290 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
+_C291 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
 _C292 = {10: (11, 4, -1), 11: (10, 4, -1), 12: (9, 4, -1), 13: (8, 4, -1), 14: (7, 4, -1), 15: (6, 3, -1), 16: (5, 3, -1), 17: (4, 3, -1), 18: (3, 3, -1), 19: (2, 2, -1), 20: (1, 2, -1), 21: (0, 1, -1)}
 _C293 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C294 = ('SE_ANY', 'CH')
@@ -11330,15 +11317,15 @@ _C300 = ('SE_ANY', 'CH')
 _C301 = ('SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
 _C303 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C304 = {0: (0, 4)}
-_C305 = {0: (1, 4), 1: (0, 4)}
-_C306 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C307 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 3)}
-_C308 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 3), 4: (0, 3)}
-_C309 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C310 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C311 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 2)}
-_C312 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 2), 8: (0, 2)}
+_C304 = {0: (0, 4, 1)}
+_C305 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C306 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C307 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C308 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C309 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C310 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C311 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C312 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
 _C313 = {0: (9, 4, -1), 1: (8, 4, -1), 2: (7, 4, -1), 3: (6, 3, -1), 4: (5, 3, -1), 5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
 _C314 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C315 = {0: 'end of element'}
@@ -11362,13 +11349,13 @@ _C332 = ('SE_ANY', 'CH')
 _C333 = ('EE', 'SE_ANY', 'CH')
 _C334 = ('SE_ANY', 'CH')
 _C335 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C336 = {0: (0, 2)}
-_C337 = {1: (0, 1)}
-_C338 = {0: (1, 2), 2: (0, 2)}
-_C339 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C340 = {4: (0, 2)}
-_C341 = {4: (1, 2), 5: (0, 2)}
-_C342 = {6: (0, 1)}
+_C336 = {0: (0, 2, 1)}
+_C337 = {1: (0, 1, 2)}
+_C338 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C339 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C340 = {4: (0, 2, 5)}
+_C341 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C342 = {6: (0, 1, 7)}
 _C343 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C345 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11395,22 +11382,22 @@ _C365 = ('SE_ANY', 'CH')
 _C366 = ('SE_ANY', 'CH')
 _C367 = ('SE_ANY', 'CH')
 _C368 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
-_C369 = {0: (0, 2)}
-_C370 = {0: (1, 2), 1: (0, 1)}
-_C371 = {2: (0, 1)}
-_C372 = {3: (0, 1)}
-_C373 = {4: (0, 1)}
-_C374 = {5: (0, 2)}
-_C375 = {5: (1, 2), 6: (0, 2)}
-_C376 = {5: (2, 2), 6: (1, 2), 7: (0, 1)}
-_C377 = {8: (0, 2)}
-_C378 = {8: (1, 2), 9: (0, 2)}
-_C379 = {8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C380 = {11: (0, 2)}
-_C381 = {11: (1, 2), 12: (0, 2)}
-_C382 = {11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C383 = {14: (0, 2)}
-_C384 = {14: (1, 2), 15: (0, 2)}
+_C369 = {0: (0, 2, 1)}
+_C370 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C371 = {2: (0, 1, 3)}
+_C372 = {3: (0, 1, 4)}
+_C373 = {4: (0, 1, 5)}
+_C374 = {5: (0, 2, 6)}
+_C375 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C376 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C377 = {8: (0, 2, 9)}
+_C378 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C379 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C380 = {11: (0, 2, 12)}
+_C381 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C382 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C383 = {14: (0, 2, 15)}
+_C384 = {14: (1, 2, 16), 15: (0, 2, 16)}
 _C385 = {14: (2, 2, -1), 15: (1, 2, -1), 16: (0, 1, -1)}
 _C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C387 = ('EE', 'SE_ANY', 'CH')
@@ -11427,19 +11414,19 @@ _C397 = ('SE_ANY', 'CH')
 _C398 = ('SE_ANY', 'CH')
 _C399 = ('SE_ANY', 'CH')
 _C400 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C401 = {0: (0, 3)}
-_C402 = {0: (1, 3), 1: (0, 3)}
-_C403 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C404 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C405 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C406 = {5: (0, 4)}
-_C407 = {5: (1, 4), 6: (0, 4)}
-_C408 = {5: (2, 4), 6: (1, 4), 7: (0, 3)}
-_C409 = {5: (3, 4), 6: (2, 4), 7: (1, 3), 8: (0, 3)}
-_C410 = {5: (4, 4), 6: (3, 4), 7: (2, 3), 8: (1, 3), 9: (0, 3)}
-_C411 = {5: (5, 4), 6: (4, 4), 7: (3, 3), 8: (2, 3), 9: (1, 3), 10: (0, 3)}
-_C412 = {5: (6, 4), 6: (5, 4), 7: (4, 3), 8: (3, 3), 9: (2, 3), 10: (1, 3), 11: (0, 2)}
-_C413 = {5: (7, 4), 6: (6, 4), 7: (5, 3), 8: (4, 3), 9: (3, 3), 10: (2, 3), 11: (1, 2), 12: (0, 2)}
+_C401 = {0: (0, 3, 1)}
+_C402 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C403 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C404 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C405 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C406 = {5: (0, 4, 6)}
+_C407 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C408 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C409 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C410 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C411 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C412 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C413 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
 _C414 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
 _C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C416 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11454,13 +11441,13 @@ _C424 = ('SE_ANY', 'CH')
 _C425 = ('SE_ANY', 'CH')
 _C426 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C427 = {0: (0, 4, 10)}
-_C428 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C429 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C430 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C431 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C432 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C433 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C434 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C428 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C429 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C430 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C431 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C432 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C433 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C434 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C435 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C437 = ('EE', 'SE_ANY', 'CH')
@@ -11468,15 +11455,15 @@ _C438 = ('SE_ANY', 'CH')
 _C439 = ('SE_ANY', 'CH')
 _C440 = ('SE_ANY', 'CH')
 _C441 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C442 = {0: (0, 3), 4: (0, 3)}
-_C443 = {0: (1, 3), 4: (1, 3)}
+_C442 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C443 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C444 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C446 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C447 = ('SE_ANY', 'CH')
 _C448 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C449 = {0: (0, 2, 2)}
-_C450 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C450 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C451 = {1: (1, 2, -1)}
 _C452 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C453 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -11496,48 +11483,48 @@ _C466 = ('SE_ANY', 'CH')
 _C467 = ('SE_ANY', 'CH')
 _C468 = ('SE_ANY', 'CH')
 _C469 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C470 = {0: (0, 2)}
-_C471 = {1: (0, 2)}
-_C472 = {1: (0, 2)}
-_C473 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C474 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C475 = ('EE', 'SE_ANY', 'CH')
-_C476 = ('SE_ANY', 'CH')
-_C477 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C478 = {0: (0, 1)}
-_C479 = {1: (0, 1)}
-_C480 = {2: (0, 1, -1)}
-_C481 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C470 = {0: (0, 2, 1)}
+_C471 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C472 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('EE', 'SE_ANY', 'CH')
+_C475 = ('SE_ANY', 'CH')
+_C476 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C477 = {0: (0, 1, 1)}
+_C478 = {1: (0, 1, 2)}
+_C479 = {2: (0, 1, -1)}
+_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C481 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C482 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C483 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C484 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('EE', 'SE_ANY', 'CH')
 _C485 = ('EE', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('SE_ANY', 'CH')
-_C488 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C489 = {0: (0, 3, 6)}
-_C490 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C491 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C492 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C493 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C494 = {2: (0, 1)}
-_C495 = {3: (0, 1, -1)}
-_C496 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('SE_ANY', 'CH')
+_C487 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C488 = {0: (0, 3, 6)}
+_C489 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C490 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C491 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C492 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C493 = {2: (0, 1, 3)}
+_C494 = {3: (0, 1, -1)}
+_C495 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C496 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C497 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C498 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C499 = ('SE_ANY', 'CH')
-_C500 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C501 = {0: (0, 3, 3)}
-_C502 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C503 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C504 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C505 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C500 = {0: (0, 3, 3)}
+_C501 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C502 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C503 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C504 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C505 = ('SE_ANY', 'CH')
 _C506 = ('SE_ANY', 'CH')
-_C507 = ('SE_ANY', 'CH')
-_C508 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C509 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C510 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C511 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C507 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C508 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C509 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C510 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = ('EE', 'SE_ANY', 'CH')
 _C512 = ('EE', 'SE_ANY', 'CH')
 _C513 = ('EE', 'SE_ANY', 'CH')
 _C514 = ('EE', 'SE_ANY', 'CH')
@@ -11546,31 +11533,31 @@ _C516 = ('EE', 'SE_ANY', 'CH')
 _C517 = ('EE', 'SE_ANY', 'CH')
 _C518 = ('EE', 'SE_ANY', 'CH')
 _C519 = ('EE', 'SE_ANY', 'CH')
-_C520 = ('EE', 'SE_ANY', 'CH')
+_C520 = ('SE_ANY', 'CH')
 _C521 = ('SE_ANY', 'CH')
 _C522 = ('SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
 _C524 = ('SE_ANY', 'CH')
 _C525 = ('SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
-_C528 = {0: (0, 4)}
-_C529 = {0: (1, 4), 1: (0, 4)}
-_C530 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C531 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 3)}
-_C532 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 3), 4: (0, 3)}
-_C533 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C534 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C535 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 2)}
-_C536 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 2), 8: (0, 2)}
-_C537 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C538 = {10: (0, 3)}
-_C539 = {10: (1, 3), 11: (0, 3)}
-_C540 = {10: (2, 3), 11: (1, 3), 12: (0, 3)}
-_C541 = {10: (3, 3), 11: (2, 3), 12: (1, 3), 13: (0, 2)}
-_C542 = {10: (4, 3), 11: (3, 3), 12: (2, 3), 13: (1, 2), 14: (0, 2)}
-_C543 = {10: (5, 3, -1), 11: (4, 3, -1), 12: (3, 3, -1), 13: (2, 2, -1), 14: (1, 2, -1), 15: (0, 1, -1)}
-_C544 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C526 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
+_C527 = {0: (0, 4, 1)}
+_C528 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C529 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C530 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C531 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C532 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C533 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C534 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C535 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C536 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C537 = {10: (0, 3, 11)}
+_C538 = {10: (1, 3, 12), 11: (0, 3, 12)}
+_C539 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
+_C540 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
+_C541 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
+_C542 = {10: (5, 3, -1), 11: (4, 3, -1), 12: (3, 3, -1), 13: (2, 2, -1), 14: (1, 2, -1), 15: (0, 1, -1)}
+_C543 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C544 = ('SE_ANY', 'CH')
 _C545 = ('SE_ANY', 'CH')
 _C546 = ('SE_ANY', 'CH')
 _C547 = ('SE_ANY', 'CH')
@@ -11579,119 +11566,119 @@ _C549 = ('SE_ANY', 'CH')
 _C550 = ('SE_ANY', 'CH')
 _C551 = ('SE_ANY', 'CH')
 _C552 = ('SE_ANY', 'CH')
-_C553 = ('SE_ANY', 'CH')
-_C554 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C555 = {0: (0, 4)}
-_C556 = {0: (1, 4), 1: (0, 4)}
-_C557 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C558 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 3)}
-_C559 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 3), 4: (0, 3)}
-_C560 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C561 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C562 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 2)}
-_C563 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 2), 8: (0, 2)}
-_C564 = {0: (9, 4, -1), 1: (8, 4, -1), 2: (7, 4, -1), 3: (6, 3, -1), 4: (5, 3, -1), 5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C565 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C566 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C567 = ('EE', 'SE_ANY', 'CH')
+_C553 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C554 = {0: (0, 4, 1)}
+_C555 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C556 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C557 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C558 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C559 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C560 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C561 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C562 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C563 = {0: (9, 4, -1), 1: (8, 4, -1), 2: (7, 4, -1), 3: (6, 3, -1), 4: (5, 3, -1), 5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
+_C564 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C565 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C566 = ('EE', 'SE_ANY', 'CH')
+_C567 = ('SE_ANY', 'CH')
 _C568 = ('SE_ANY', 'CH')
 _C569 = ('SE_ANY', 'CH')
-_C570 = ('SE_ANY', 'CH')
-_C571 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C572 = {0: (0, 2, 5)}
-_C573 = {0: (1, 2), 5: (0, 1)}
-_C574 = {1: (0, 1)}
-_C575 = {2: (0, 2)}
-_C576 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C577 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C578 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C579 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C570 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C571 = {0: (0, 2, 5)}
+_C572 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C573 = {1: (0, 1, 2)}
+_C574 = {2: (0, 2, 3)}
+_C575 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C576 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
 _C580 = ('SE_ANY', 'CH')
 _C581 = ('SE_ANY', 'CH')
-_C582 = ('SE_ANY', 'CH')
-_C583 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C584 = {0: (0, 1, 4)}
-_C585 = {3: (0, 3), 4: (0, 3)}
-_C586 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C588 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C591 = {0: (0, 2, 2)}
-_C592 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C593 = {1: (1, 2, -1)}
-_C594 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C582 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C583 = {0: (0, 1, 4)}
+_C584 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C585 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C587 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C588 = ('SE_ANY', 'CH')
+_C589 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C590 = {0: (0, 2, 2)}
+_C591 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C592 = {1: (1, 2, -1)}
+_C593 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C594 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C595 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C596 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C597 = ('EE', 'SE_ANY', 'CH')
-_C598 = ('SE_ANY', 'CH')
-_C599 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C600 = {0: (0, 2, 4)}
-_C601 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C602 = {1: (1, 2, -1)}
-_C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C604 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C605 = ('SE_ANY', 'CH')
-_C606 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C607 = {0: (0, 2, 2)}
-_C608 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C609 = {1: (0, 1, -1)}
-_C610 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C611 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C596 = ('EE', 'SE_ANY', 'CH')
+_C597 = ('SE_ANY', 'CH')
+_C598 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C599 = {0: (0, 2, 4)}
+_C600 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C601 = {1: (1, 2, -1)}
+_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C603 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C604 = ('SE_ANY', 'CH')
+_C605 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C606 = {0: (0, 2, 2)}
+_C607 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C608 = {1: (0, 1, -1)}
+_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C610 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C611 = ('EE', 'SE_ANY', 'CH')
 _C612 = ('EE', 'SE_ANY', 'CH')
-_C613 = ('EE', 'SE_ANY', 'CH')
-_C614 = ('SE_ANY', 'CH')
-_C615 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C616 = {0: (0, 2, 4)}
-_C617 = {0: (1, 2), 4: (0, 1)}
-_C618 = {1: (0, 1)}
-_C619 = {2: (0, 1), 3: (0, 2)}
-_C620 = {3: (1, 2, -1)}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C613 = ('SE_ANY', 'CH')
+_C614 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C615 = {0: (0, 2, 4)}
+_C616 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C617 = {1: (0, 1, 2)}
+_C618 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C619 = {3: (1, 2, -1)}
+_C620 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C621 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C622 = ('SE_ANY', 'CH')
 _C623 = ('SE_ANY', 'CH')
 _C624 = ('SE_ANY', 'CH')
-_C625 = ('SE_ANY', 'CH')
-_C626 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C627 = {0: (0, 1, 4)}
-_C628 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C629 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C630 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C631 = ('SE_ANY', 'CH')
-_C632 = {0: 'Transform', 1: 'Transform, end of element'}
-_C633 = {0: (0, 1), 1: (0, 2)}
-_C634 = {1: (1, 2, -1)}
-_C635 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C625 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C626 = {0: (0, 1, 4)}
+_C627 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C628 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C629 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C630 = ('SE_ANY', 'CH')
+_C631 = {0: 'Transform', 1: 'Transform, end of element'}
+_C632 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C633 = {1: (1, 2, -1)}
+_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C635 = ('SE_ANY', 'CH')
 _C636 = ('SE_ANY', 'CH')
 _C637 = ('SE_ANY', 'CH')
 _C638 = ('SE_ANY', 'CH')
 _C639 = ('SE_ANY', 'CH')
 _C640 = ('SE_ANY', 'CH')
-_C641 = ('SE_ANY', 'CH')
-_C642 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C643 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C644 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C645 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C646 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C647 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C648 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C649 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C650 = ('EE', 'SE_ANY', 'CH')
-_C651 = ('SE_ANY', 'CH')
-_C652 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C653 = {0: (0, 1)}
-_C654 = {1: (0, 1)}
-_C655 = {2: (0, 1, -1)}
-_C656 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C657 = ('EE', 'SE_ANY', 'CH')
+_C641 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C642 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C643 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C644 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C645 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C646 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C647 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C648 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C649 = ('EE', 'SE_ANY', 'CH')
+_C650 = ('SE_ANY', 'CH')
+_C651 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C652 = {0: (0, 1, 1)}
+_C653 = {1: (0, 1, 2)}
+_C654 = {2: (0, 1, -1)}
+_C655 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C656 = ('EE', 'SE_ANY', 'CH')
+_C657 = ('SE_ANY', 'CH')
 _C658 = ('SE_ANY', 'CH')
-_C659 = ('SE_ANY', 'CH')
-_C660 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C661 = {0: (0, 1)}
-_C662 = {1: (0, 1)}
-_C663 = {2: (0, 2)}
-_C664 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C665 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C659 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C660 = {0: (0, 1, 1)}
+_C661 = {1: (0, 1, 2)}
+_C662 = {2: (0, 2, 3)}
+_C663 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C664 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C665 = ('SE_ANY', 'CH')
 _C666 = ('SE_ANY', 'CH')
 _C667 = ('SE_ANY', 'CH')
 _C668 = ('SE_ANY', 'CH')
@@ -11701,84 +11688,83 @@ _C671 = ('SE_ANY', 'CH')
 _C672 = ('SE_ANY', 'CH')
 _C673 = ('SE_ANY', 'CH')
 _C674 = ('SE_ANY', 'CH')
-_C675 = ('SE_ANY', 'CH')
-_C676 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C677 = {0: (0, 4)}
-_C678 = {0: (1, 4), 1: (0, 4)}
-_C679 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C680 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 4)}
-_C681 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 4), 4: (0, 3)}
-_C682 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 4), 4: (1, 3), 5: (0, 3)}
-_C683 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 4), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C684 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 4), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 3)}
-_C685 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 4), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 3), 8: (0, 2)}
-_C686 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 4), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 3), 8: (1, 2), 9: (0, 2)}
-_C687 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C688 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C689 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C690 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C691 = ('EE', 'SE_ANY', 'CH')
-_C692 = ('SE_ANY', 'CH')
-_C693 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C694 = {0: (0, 1)}
-_C695 = {1: (0, 1)}
-_C696 = {2: (0, 1, -1)}
-_C697 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C698 = ('EE', 'SE_ANY', 'CH')
+_C675 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C676 = {0: (0, 4, 1)}
+_C677 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C678 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C679 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C680 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C681 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C682 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C683 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C684 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C685 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C686 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C687 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C688 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C689 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C690 = ('EE', 'SE_ANY', 'CH')
+_C691 = ('SE_ANY', 'CH')
+_C692 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C693 = {0: (0, 1, 1)}
+_C694 = {1: (0, 1, 2)}
+_C695 = {2: (0, 1, -1)}
+_C696 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C697 = ('EE', 'SE_ANY', 'CH')
+_C698 = ('SE_ANY', 'CH')
 _C699 = ('SE_ANY', 'CH')
 _C700 = ('SE_ANY', 'CH')
 _C701 = ('SE_ANY', 'CH')
 _C702 = ('SE_ANY', 'CH')
 _C703 = ('SE_ANY', 'CH')
 _C704 = ('SE_ANY', 'CH')
-_C705 = ('SE_ANY', 'CH')
-_C706 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C707 = {0: (0, 1)}
-_C708 = {1: (0, 1)}
-_C709 = {2: (0, 3)}
-_C710 = {2: (1, 3), 3: (0, 3)}
-_C711 = {2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C712 = {2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C713 = {2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C714 = {2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
-_C715 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C716 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C705 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C706 = {0: (0, 1, 1)}
+_C707 = {1: (0, 1, 2)}
+_C708 = {2: (0, 3, 3)}
+_C709 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C710 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C711 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C712 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C713 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C714 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C716 = ('SE_ANY', 'CH')
 _C717 = ('SE_ANY', 'CH')
 _C718 = ('SE_ANY', 'CH')
 _C719 = ('SE_ANY', 'CH')
 _C720 = ('SE_ANY', 'CH')
 _C721 = ('SE_ANY', 'CH')
 _C722 = ('SE_ANY', 'CH')
-_C723 = ('SE_ANY', 'CH')
-_C724 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C725 = {0: (0, 1)}
-_C726 = {1: (0, 3)}
-_C727 = {1: (1, 3), 2: (0, 3)}
-_C728 = {1: (2, 3), 2: (1, 3), 3: (0, 3)}
-_C729 = {1: (3, 3), 2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C730 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C731 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C733 = ('EE', 'SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C736 = {0: (0, 1)}
-_C737 = {1: (0, 1)}
-_C738 = {2: (0, 1, -1)}
-_C739 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C740 = ('EE', 'SE_ANY', 'CH')
-_C741 = ('SE_ANY', 'CH')
-_C742 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C743 = {0: (0, 1)}
-_C744 = {1: (0, 1)}
-_C745 = {2: (0, 1, -1)}
-_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C747 = ('EE', 'SE_ANY', 'CH')
-_C748 = ('SE_ANY', 'CH')
-_C749 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C750 = {0: (0, 1)}
-_C751 = {1: (0, 1)}
-_C752 = {2: (0, 1, -1)}
+_C723 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C724 = {0: (0, 1, 1)}
+_C725 = {1: (0, 3, 2)}
+_C726 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C727 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C728 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C729 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C730 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C731 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C732 = ('EE', 'SE_ANY', 'CH')
+_C733 = ('SE_ANY', 'CH')
+_C734 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C735 = {0: (0, 1, 1)}
+_C736 = {1: (0, 1, 2)}
+_C737 = {2: (0, 1, -1)}
+_C738 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C739 = ('EE', 'SE_ANY', 'CH')
+_C740 = ('SE_ANY', 'CH')
+_C741 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C742 = {0: (0, 1, 1)}
+_C743 = {1: (0, 1, 2)}
+_C744 = {2: (0, 1, -1)}
+_C745 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C746 = ('EE', 'SE_ANY', 'CH')
+_C747 = ('SE_ANY', 'CH')
+_C748 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C749 = {0: (0, 1, 1)}
+_C750 = {1: (0, 1, 2)}
+_C751 = {2: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -11914,3 +11900,45 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 41, _e38)],
 }
 ROOT_NAMES = ('AC_CPDReqEnergyTransferMode', 'AC_CPDResEnergyTransferMode', 'AC_ChargeLoopReq', 'AC_ChargeLoopRes', 'AC_ChargeParameterDiscoveryReq', 'AC_ChargeParameterDiscoveryRes', 'BPT_AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'Dynamic_AC_CLReqControlMode', 'Dynamic_AC_CLResControlMode', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Scheduled_AC_CLReqControlMode', 'Scheduled_AC_CLResControlMode', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferMode'): _iso20.AC_CPDReqEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferMode'): _iso20.AC_CPDResEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopReq'): _iso20.AC_ChargeLoopReq,
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopRes'): _iso20.AC_ChargeLoopRes,
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryReq'): _iso20.AC_ChargeParameterDiscoveryReq,
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryRes'): _iso20.AC_ChargeParameterDiscoveryRes,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferMode'): _iso20.BPT_AC_CPDReqEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferMode'): _iso20.BPT_AC_CPDResEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlMode'): _iso20.BPT_Dynamic_AC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlMode'): _iso20.BPT_Dynamic_AC_CLResControlMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlMode'): _iso20.BPT_Scheduled_AC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlMode'): _iso20.BPT_Scheduled_AC_CLResControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): _iso20.CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): _iso20.CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlMode'): _iso20.Dynamic_AC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlMode'): _iso20.Dynamic_AC_CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlMode'): _iso20.Scheduled_AC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlMode'): _iso20.Scheduled_AC_CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

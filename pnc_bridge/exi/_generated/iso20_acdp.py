@@ -73,7 +73,7 @@ def _e0(w, o):
             _bad("ACDP_ConnectReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_electrical_charging_device_status
     if v is not None:
         t = _C7.get(s)
@@ -85,7 +85,7 @@ def _e0(w, o):
             _bad("ACDP_ConnectReq.ev_electrical_charging_device_status", v, "a member of _iso20.ElectricalChargingDeviceStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C8.get(s)
     if t is None:
         _order("ACDP_ConnectReq", s, _C5)
@@ -203,7 +203,7 @@ def _e1(w, o):
             _bad("ACDP_ConnectRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C23.get(s)
@@ -215,7 +215,7 @@ def _e1(w, o):
             _bad("ACDP_ConnectRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C24.get(s)
@@ -227,7 +227,7 @@ def _e1(w, o):
             _bad("ACDP_ConnectRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_electrical_charging_device_status
     if v is not None:
         t = _C25.get(s)
@@ -239,7 +239,7 @@ def _e1(w, o):
             _bad("ACDP_ConnectRes.evse_electrical_charging_device_status", v, "a member of _iso20.ElectricalChargingDeviceStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_mechanical_charging_device_status
     if v is not None:
         t = _C26.get(s)
@@ -251,7 +251,7 @@ def _e1(w, o):
             _bad("ACDP_ConnectRes.evse_mechanical_charging_device_status", v, "a member of _iso20.MechanicalChargingDeviceStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     t = _C27.get(s)
     if t is None:
         _order("ACDP_ConnectRes", s, _C21)
@@ -306,7 +306,7 @@ def _e2(w, o):
             _bad("ACDP_SystemStatusReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_technical_status
     if v is not None:
         t = _C33.get(s)
@@ -316,7 +316,7 @@ def _e2(w, o):
             _bad("ACDP_SystemStatusReq.ev_technical_status", v, "a EVTechnicalStatus")
         w.bits(t[0], t[1])
         _e30(w, v)
-        s = 2
+        s = t[2]
     t = _C34.get(s)
     if t is None:
         _order("ACDP_SystemStatusReq", s, _C31)
@@ -527,7 +527,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C51.get(s)
@@ -539,7 +539,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_mechanical_charging_device_status
     if v is not None:
         t = _C52.get(s)
@@ -551,7 +551,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", v, "a member of _iso20.MechanicalChargingDeviceStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_ready_to_charge
     if v is not None:
         t = _C53.get(s)
@@ -562,7 +562,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_ready_to_charge", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_isolation_status
     if v is not None:
         t = _C54.get(s)
@@ -574,7 +574,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_isolation_status", v, "a member of _iso20.IsolationStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.evse_disabled
     if v is not None:
         t = _C55.get(s)
@@ -585,7 +585,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_disabled", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.evse_utility_interrupt_event
     if v is not None:
         t = _C56.get(s)
@@ -596,7 +596,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_utility_interrupt_event", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.evse_emergency_shutdown
     if v is not None:
         t = _C57.get(s)
@@ -607,7 +607,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_emergency_shutdown", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.evse_malfunction
     if v is not None:
         t = _C58.get(s)
@@ -618,7 +618,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.evse_malfunction", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 9
+        s = t[2]
     v = o.ev_in_charge_position
     if v is not None:
         t = _C59.get(s)
@@ -629,7 +629,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.ev_in_charge_position", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 10
+        s = t[2]
     v = o.ev_association_status
     if v is not None:
         t = _C60.get(s)
@@ -640,7 +640,7 @@ def _e3(w, o):
             _bad("ACDP_SystemStatusRes.ev_association_status", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 11
+        s = t[2]
     t = _C61.get(s)
     if t is None:
         _order("ACDP_SystemStatusRes", s, _C49)
@@ -716,7 +716,7 @@ def _e4(w, o):
             _bad("ACDP_VehiclePositioningReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_mobility_status
     if v is not None:
         t = _C68.get(s)
@@ -727,7 +727,7 @@ def _e4(w, o):
             _bad("ACDP_VehiclePositioningReq.ev_mobility_status", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_positioning_support
     if v is not None:
         t = _C69.get(s)
@@ -738,7 +738,7 @@ def _e4(w, o):
             _bad("ACDP_VehiclePositioningReq.ev_positioning_support", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C70.get(s)
     if t is None:
         _order("ACDP_VehiclePositioningReq", s, _C66)
@@ -924,7 +924,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e29(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C83.get(s)
@@ -936,7 +936,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C84.get(s)
@@ -948,7 +948,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evse_positioning_support
     if v is not None:
         t = _C85.get(s)
@@ -959,7 +959,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.evse_positioning_support", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.ev_relative_x_deviation
     if v is not None:
         t = _C86.get(s)
@@ -970,7 +970,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.ev_relative_x_deviation", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.ev_relative_y_deviation
     if v is not None:
         t = _C87.get(s)
@@ -981,7 +981,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.ev_relative_y_deviation", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.contact_window_xc
     if v is not None:
         t = _C88.get(s)
@@ -992,7 +992,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.contact_window_xc", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.contact_window_yc
     if v is not None:
         t = _C89.get(s)
@@ -1003,7 +1003,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.contact_window_yc", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.ev_in_charge_position
     if v is not None:
         t = _C90.get(s)
@@ -1014,7 +1014,7 @@ def _e5(w, o):
             _bad("ACDP_VehiclePositioningRes.ev_in_charge_position", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 9
+        s = t[2]
     t = _C91.get(s)
     if t is None:
         _order("ACDP_VehiclePositioningRes", s, _C81)
@@ -1317,7 +1317,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C115.get(s)
@@ -1328,7 +1328,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C116.get(s)
@@ -1339,7 +1339,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C117.get(s)
@@ -1350,7 +1350,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C118.get(s)
@@ -1361,7 +1361,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C119.get(s)
@@ -1372,7 +1372,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C120.get(s)
@@ -1383,7 +1383,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C121.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C113)
@@ -2252,7 +2252,7 @@ def _e12(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e9(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C157.get(s)
@@ -2262,7 +2262,7 @@ def _e12(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e16(w, v)
-        s = 2
+        s = t[2]
     t = _C158.get(s)
     if t is None:
         _order("KeyValue", s, _C155)
@@ -2498,7 +2498,6 @@ def _d15(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -2588,7 +2587,6 @@ def _d15(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e15(w, o):
@@ -2604,7 +2602,7 @@ def _e15(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C185.get(s)
@@ -2615,19 +2613,8 @@ def _e15(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C186.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C183)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C187.get(s)
+        s = t[2]
+    t = _C186.get(s)
     if t is None:
         _order("PGPData", s, _C183)
     if t[1]:
@@ -2649,7 +2636,7 @@ def _d16(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C188, "RSAKeyValueType")
+            _escape(r, 3, _C187, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2663,7 +2650,7 @@ def _d16(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C189, "RSAKeyValueType")
+            _escape(r, 2, _C188, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2671,7 +2658,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C190, "RSAKeyValueType")
+            _escape(r, 1, _C189, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -2684,29 +2671,29 @@ def _e16(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C192.get(s)
+        t = _C191.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C191)
+            _order("RSAKeyValue.modulus", s, _C190)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C193.get(s)
+        t = _C192.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C191)
+            _order("RSAKeyValue.exponent", s, _C190)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C194.get(s)
+        s = t[2]
+    t = _C193.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C191)
+        _order("RSAKeyValue", s, _C190)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2737,7 +2724,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C195, "ReferenceType")
+            _escape(r, 3, _C194, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -2755,7 +2742,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C196, "ReferenceType")
+            _escape(r, 3, _C195, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -2770,7 +2757,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C197, "ReferenceType")
+            _escape(r, 3, _C196, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -2782,7 +2769,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C198, "ReferenceType")
+            _escape(r, 3, _C197, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -2791,7 +2778,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C199, "ReferenceType")
+            _escape(r, 2, _C198, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -2805,7 +2792,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C200, "ReferenceType")
+            _escape(r, 2, _C199, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -2813,7 +2800,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C201, "ReferenceType")
+            _escape(r, 1, _C200, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -2830,9 +2817,9 @@ def _e17(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C203.get(s)
+        t = _C202.get(s)
         if t is None:
-            _order("Reference.id", s, _C202)
+            _order("Reference.id", s, _C201)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2840,9 +2827,9 @@ def _e17(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C204.get(s)
+        t = _C203.get(s)
         if t is None:
-            _order("Reference.type", s, _C202)
+            _order("Reference.type", s, _C201)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2850,9 +2837,9 @@ def _e17(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C205.get(s)
+        t = _C204.get(s)
         if t is None:
-            _order("Reference.uri", s, _C202)
+            _order("Reference.uri", s, _C201)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2860,38 +2847,38 @@ def _e17(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C206.get(s)
+        t = _C205.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C202)
+            _order("Reference.transforms", s, _C201)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e27(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C207.get(s)
+        t = _C206.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C202)
+            _order("Reference.digest_method", s, _C201)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e10(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C208.get(s)
+        t = _C207.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C202)
+            _order("Reference.digest_value", s, _C201)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C209.get(s)
+        s = t[2]
+    t = _C208.get(s)
     if t is None:
-        _order("Reference", s, _C202)
+        _order("Reference", s, _C201)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2915,7 +2902,7 @@ def _d18(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C210, "RetrievalMethodType")
+            _escape(r, 3, _C209, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2929,7 +2916,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C211, "RetrievalMethodType")
+            _escape(r, 2, _C210, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2940,7 +2927,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C212, "RetrievalMethodType")
+            _escape(r, 2, _C211, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2948,7 +2935,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C213, "RetrievalMethodType")
+            _escape(r, 1, _C212, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -2962,9 +2949,9 @@ def _e18(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C215.get(s)
+        t = _C214.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C214)
+            _order("RetrievalMethod.type", s, _C213)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2972,9 +2959,9 @@ def _e18(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C216.get(s)
+        t = _C215.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C214)
+            _order("RetrievalMethod.uri", s, _C213)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2982,17 +2969,17 @@ def _e18(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C217.get(s)
+        t = _C216.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C214)
+            _order("RetrievalMethod.transforms", s, _C213)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e27(w, v)
-        s = 1
-    t = _C218.get(s)
+        s = t[2]
+    t = _C217.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C214)
+        _order("RetrievalMethod", s, _C213)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3013,7 +3000,7 @@ def _d19(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C219, "SPKIDataType")
+                _escape(r, 3, _C218, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3032,7 +3019,7 @@ def _d19(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C220, "SPKIDataType")
+                _escape(r, 1, _C219, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3049,7 +3036,7 @@ def _d19(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C221, "SPKIDataType")
+                _escape(r, 1, _C220, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3067,18 +3054,18 @@ def _e19(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C223.get(s)
+        t = _C222.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C222)
+            _order("SPKIData.spki_sexp", s, _C221)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C224.get(s)
+    t = _C223.get(s)
     if t is None:
-        _order("SPKIData", s, _C222)
+        _order("SPKIData", s, _C221)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3100,7 +3087,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C225, "SignatureType")
+            _escape(r, 3, _C224, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -3109,7 +3096,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C226, "SignatureType")
+            _escape(r, 3, _C225, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -3118,7 +3105,7 @@ def _d20(r):
             f2 = _d24(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C227, "SignatureType")
+            _escape(r, 2, _C226, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -3134,7 +3121,7 @@ def _d20(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C228, "SignatureType")
+            _escape(r, 1, _C227, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -3147,7 +3134,7 @@ def _d20(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C229, "SignatureType")
+            _escape(r, 1, _C228, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -3162,7 +3149,7 @@ def _d20(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C230, "SignatureType")
+                _escape(r, 1, _C229, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -3178,9 +3165,9 @@ def _e20(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C232.get(s)
+        t = _C231.get(s)
         if t is None:
-            _order("Signature.id", s, _C231)
+            _order("Signature.id", s, _C230)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3188,51 +3175,51 @@ def _e20(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C233.get(s)
+        t = _C232.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C231)
+            _order("Signature.signed_info", s, _C230)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e25(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C234.get(s)
+        t = _C233.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C231)
+            _order("Signature.signature_value", s, _C230)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e24(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C235.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C231)
+            _order("Signature.key_info", s, _C230)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e11(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C236.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("Signature.object", s, _C231)
+            _order("Signature.object", s, _C230)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e14(w, v)
         s = 4
-    t = _C237.get(s)
+    t = _C236.get(s)
     if t is None:
-        _order("Signature", s, _C231)
+        _order("Signature", s, _C230)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3248,7 +3235,7 @@ def _d21(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C238, "SignatureMethodType")
+            _escape(r, 3, _C237, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3268,7 +3255,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C239, "SignatureMethodType")
+            _escape(r, 2, _C238, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3288,7 +3275,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C240, "SignatureMethodType")
+            _escape(r, 1, _C239, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3300,7 +3287,7 @@ def _d21(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C241, "SignatureMethodType")
+            _escape(r, 1, _C240, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -3314,7 +3301,7 @@ def _d21(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C242, "SignatureMethodType")
+                _escape(r, 1, _C241, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -3327,9 +3314,9 @@ def _e21(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C244.get(s)
+        t = _C243.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C243)
+            _order("SignatureMethod.algorithm", s, _C242)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3337,18 +3324,18 @@ def _e21(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C245.get(s)
+        t = _C244.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C243)
+            _order("SignatureMethod.hmac_output_length", s, _C242)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C246.get(s)
+        s = t[2]
+    t = _C245.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C243)
+        _order("SignatureMethod", s, _C242)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3369,7 +3356,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C247, "SignaturePropertiesType")
+            _escape(r, 3, _C246, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -3380,7 +3367,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C248, "SignaturePropertiesType")
+            _escape(r, 3, _C247, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -3395,7 +3382,7 @@ def _d22(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C249, "SignaturePropertiesType")
+                _escape(r, 1, _C248, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -3408,9 +3395,9 @@ def _e22(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C251.get(s)
+        t = _C250.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C250)
+            _order("SignatureProperties.id", s, _C249)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3422,17 +3409,17 @@ def _e22(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C252.get(s)
+        t = _C251.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C250)
+            _order("SignatureProperties.signature_property", s, _C249)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e23(w, v)
         s = 1
-    t = _C253.get(s)
+    t = _C252.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C250)
+        _order("SignatureProperties", s, _C249)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3450,7 +3437,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C254, "SignaturePropertyType")
+            _escape(r, 3, _C253, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -3459,7 +3446,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C255, "SignaturePropertyType")
+            _escape(r, 3, _C254, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -3469,7 +3456,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C256, "SignaturePropertyType")
+            _escape(r, 3, _C255, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -3479,7 +3466,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C257, "SignaturePropertyType")
+            _escape(r, 2, _C256, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -3491,7 +3478,7 @@ def _d23(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C258, "SignaturePropertyType")
+            _escape(r, 1, _C257, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -3504,9 +3491,9 @@ def _e23(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C260.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C259)
+            _order("SignatureProperty.id", s, _C258)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3514,17 +3501,17 @@ def _e23(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C261.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C259)
+            _order("SignatureProperty.target", s, _C258)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C262.get(s)
+    t = _C261.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C259)
+        _order("SignatureProperty", s, _C258)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3542,7 +3529,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C263, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C262, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -3552,7 +3539,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C264, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C263, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -3561,7 +3548,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C265, "SignatureValueType")
+            _escape(r, 1, _C264, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -3574,26 +3561,26 @@ def _e24(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C267.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C266)
+            _order("SignatureValue.id", s, _C265)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C268.get(s)
+    t = _C267.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C266)
+        _order("SignatureValue.value", s, _C265)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C269.get(s)
+    t = _C268.get(s)
     if t is None:
-        _order("SignatureValue", s, _C266)
+        _order("SignatureValue", s, _C265)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3614,7 +3601,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C270, "SignedInfoType")
+            _escape(r, 3, _C269, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -3623,7 +3610,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C271, "SignedInfoType")
+            _escape(r, 3, _C270, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -3632,7 +3619,7 @@ def _d25(r):
             f2 = _d21(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C272, "SignedInfoType")
+            _escape(r, 2, _C271, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -3643,7 +3630,7 @@ def _d25(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C273, "SignedInfoType")
+            _escape(r, 2, _C272, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -3658,7 +3645,7 @@ def _d25(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C274, "SignedInfoType")
+                _escape(r, 1, _C273, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -3673,9 +3660,9 @@ def _e25(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C276.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C275)
+            _order("SignedInfo.id", s, _C274)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3683,41 +3670,41 @@ def _e25(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C277.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C275)
+            _order("SignedInfo.canonicalization_method", s, _C274)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e8(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C278.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C275)
+            _order("SignedInfo.signature_method", s, _C274)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e21(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C279.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C275)
+            _order("SignedInfo.reference", s, _C274)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e17(w, v)
         s = 3
-    t = _C280.get(s)
+    t = _C279.get(s)
     if t is None:
-        _order("SignedInfo", s, _C275)
+        _order("SignedInfo", s, _C274)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3733,7 +3720,7 @@ def _d26(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C281, "TransformType")
+                _escape(r, 3, _C280, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -3754,7 +3741,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C282, "TransformType")
+                _escape(r, 2, _C281, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -3775,7 +3762,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C283, "TransformType")
+                _escape(r, 1, _C282, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -3796,7 +3783,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C284, "TransformType")
+                _escape(r, 1, _C283, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -3817,7 +3804,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C285, "TransformType")
+                _escape(r, 1, _C284, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -3830,9 +3817,9 @@ def _e26(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C287.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C286)
+            _order("Transform.algorithm", s, _C285)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3846,18 +3833,18 @@ def _e26(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C288.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C286)
+            _order("Transform.x_path", s, _C285)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C289.get(s)
+    t = _C288.get(s)
     if t is None:
-        _order("Transform", s, _C286)
+        _order("Transform", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3874,7 +3861,7 @@ def _d27(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C290, "TransformsType")
+            _escape(r, 3, _C289, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -3889,7 +3876,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C291, "TransformsType")
+                _escape(r, 1, _C290, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -3905,17 +3892,17 @@ def _e27(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C293.get(s)
+        t = _C292.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C292)
+            _order("Transforms.transform", s, _C291)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e26(w, v)
         s = 1
-    t = _C294.get(s)
+    t = _C293.get(s)
     if t is None:
-        _order("Transforms", s, _C292)
+        _order("Transforms", s, _C291)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3973,7 +3960,7 @@ def _d28(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C295, "X509DataType")
+                _escape(r, 3, _C294, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -4023,7 +4010,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C296, "X509DataType")
+                _escape(r, 1, _C295, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -4073,7 +4060,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C297, "X509DataType")
+                _escape(r, 1, _C296, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -4123,7 +4110,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C298, "X509DataType")
+                _escape(r, 1, _C297, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -4173,7 +4160,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C299, "X509DataType")
+                _escape(r, 1, _C298, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -4223,7 +4210,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C300, "X509DataType")
+                _escape(r, 1, _C299, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -4273,7 +4260,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C301, "X509DataType")
+                _escape(r, 1, _C300, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -4295,9 +4282,9 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C303.get(s)
+        t = _C302.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C302)
+            _order("X509Data.x509_issuer_serial", s, _C301)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -4311,9 +4298,9 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C304.get(s)
+        t = _C303.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C302)
+            _order("X509Data.x509ski", s, _C301)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -4328,9 +4315,9 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C305.get(s)
+        t = _C304.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C302)
+            _order("X509Data.x509_subject_name", s, _C301)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -4345,9 +4332,9 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C306.get(s)
+        t = _C305.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C302)
+            _order("X509Data.x509_certificate", s, _C301)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -4362,18 +4349,18 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C307.get(s)
+        t = _C306.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C302)
+            _order("X509Data.x509crl", s, _C301)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C308.get(s)
+    t = _C307.get(s)
     if t is None:
-        _order("X509Data", s, _C302)
+        _order("X509Data", s, _C301)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4394,7 +4381,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C309, "MessageHeaderType")
+            _escape(r, 3, _C308, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -4410,7 +4397,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C310, "MessageHeaderType")
+            _escape(r, 2, _C309, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -4421,7 +4408,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C311, "MessageHeaderType")
+            _escape(r, 1, _C310, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -4429,7 +4416,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C312, "MessageHeaderType")
+            _escape(r, 1, _C311, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -4443,39 +4430,39 @@ def _e29(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C314.get(s)
+        t = _C313.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C313)
+            _order("MessageHeader.session_id", s, _C312)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.time_stamp
     if v is not None:
-        t = _C315.get(s)
+        t = _C314.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C313)
+            _order("MessageHeader.time_stamp", s, _C312)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C316.get(s)
+        t = _C315.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C313)
+            _order("MessageHeader.signature", s, _C312)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e20(w, v)
-        s = 3
-    t = _C317.get(s)
+        s = t[2]
+    t = _C316.get(s)
     if t is None:
-        _order("MessageHeader", s, _C313)
+        _order("MessageHeader", s, _C312)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4501,7 +4488,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C318, "EVTechnicalStatusType")
+            _escape(r, 3, _C317, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -4515,7 +4502,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C319, "EVTechnicalStatusType")
+            _escape(r, 2, _C318, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -4538,7 +4525,7 @@ def _d30(r):
                 f4 = r.bits(3)
                 if f4 >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C320[f4]
+                f4 = _C319[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -4559,7 +4546,7 @@ def _d30(r):
                 f6 = r.bits(4)
                 if f6 >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C322[f6]
+                f6 = _C321[f6]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -4574,7 +4561,7 @@ def _d30(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C324, "EVTechnicalStatusType")
+            _escape(r, 1, _C323, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -4589,7 +4576,7 @@ def _d30(r):
                 f4 = r.bits(3)
                 if f4 >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C320[f4]
+                f4 = _C319[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -4610,7 +4597,7 @@ def _d30(r):
                 f6 = r.bits(4)
                 if f6 >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C322[f6]
+                f6 = _C321[f6]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -4625,7 +4612,7 @@ def _d30(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C325, "EVTechnicalStatusType")
+            _escape(r, 1, _C324, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -4637,7 +4624,7 @@ def _d30(r):
                 f4 = r.bits(3)
                 if f4 >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C320[f4]
+                f4 = _C319[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -4658,7 +4645,7 @@ def _d30(r):
                 f6 = r.bits(4)
                 if f6 >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C322[f6]
+                f6 = _C321[f6]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -4673,7 +4660,7 @@ def _d30(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C326, "EVTechnicalStatusType")
+            _escape(r, 1, _C325, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 5:
@@ -4695,7 +4682,7 @@ def _d30(r):
                 f6 = r.bits(4)
                 if f6 >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C322[f6]
+                f6 = _C321[f6]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -4710,7 +4697,7 @@ def _d30(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C327, "EVTechnicalStatusType")
+            _escape(r, 1, _C326, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 6:
@@ -4722,7 +4709,7 @@ def _d30(r):
                 f6 = r.bits(4)
                 if f6 >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C322[f6]
+                f6 = _C321[f6]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -4737,7 +4724,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C328, "EVTechnicalStatusType")
+            _escape(r, 1, _C327, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 7:
@@ -4753,7 +4740,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C329, "EVTechnicalStatusType")
+            _escape(r, 1, _C328, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 8:
@@ -4761,7 +4748,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C330, "EVTechnicalStatusType")
+            _escape(r, 1, _C329, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVTechnicalStatus)
@@ -4780,96 +4767,96 @@ def _e30(w, o):
     s = 0
     v = o.ev_ready_to_charge
     if v is not None:
-        t = _C332.get(s)
+        t = _C331.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_ready_to_charge", s, _C331)
+            _order("EVTechnicalStatus.ev_ready_to_charge", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("EVTechnicalStatus.ev_ready_to_charge", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_immobilization_request
     if v is not None:
-        t = _C333.get(s)
+        t = _C332.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_immobilization_request", s, _C331)
+            _order("EVTechnicalStatus.ev_immobilization_request", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("EVTechnicalStatus.ev_immobilization_request", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_immobilized
     if v is not None:
-        t = _C334.get(s)
+        t = _C333.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_immobilized", s, _C331)
+            _order("EVTechnicalStatus.ev_immobilized", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("EVTechnicalStatus.ev_immobilized", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evwlan_strength
     if v is not None:
-        t = _C335.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evwlan_strength", s, _C331)
+            _order("EVTechnicalStatus.evwlan_strength", s, _C330)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("EVTechnicalStatus.evwlan_strength", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e32(w, v)
-        s = 4
+        s = t[2]
     v = o.evcp_status
     if v is not None:
-        t = _C336.get(s)
+        t = _C335.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evcp_status", s, _C331)
+            _order("EVTechnicalStatus.evcp_status", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C321.get(v)
+        i = _C320.get(v)
         if i is None:
             _bad("EVTechnicalStatus.evcp_status", v, "a member of _iso20.CpStatus")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.evsoc
     if v is not None:
-        t = _C337.get(s)
+        t = _C336.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evsoc", s, _C331)
+            _order("EVTechnicalStatus.evsoc", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("EVTechnicalStatus.evsoc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.ev_error_code
     if v is not None:
-        t = _C338.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_error_code", s, _C331)
+            _order("EVTechnicalStatus.ev_error_code", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C323.get(v)
+        i = _C322.get(v)
         if i is None:
             _bad("EVTechnicalStatus.ev_error_code", v, "a member of _iso20.ErrorCode")
         w.bits(i, 4)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.ev_timeout
     if v is not None:
-        t = _C339.get(s)
+        t = _C338.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_timeout", s, _C331)
+            _order("EVTechnicalStatus.ev_timeout", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("EVTechnicalStatus.ev_timeout", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
-    t = _C340.get(s)
+        s = t[2]
+    t = _C339.get(s)
     if t is None:
-        _order("EVTechnicalStatus", s, _C331)
+        _order("EVTechnicalStatus", s, _C330)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4889,7 +4876,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C341, "X509IssuerSerialType")
+            _escape(r, 3, _C340, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -4903,7 +4890,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C342, "X509IssuerSerialType")
+            _escape(r, 2, _C341, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -4911,7 +4898,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C343, "X509IssuerSerialType")
+            _escape(r, 1, _C342, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -4924,29 +4911,29 @@ def _e31(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C345.get(s)
+        t = _C344.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C344)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C343)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C346.get(s)
+        t = _C345.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C344)
+            _order("X509IssuerSerial.x509_serial_number", s, _C343)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C347.get(s)
+        s = t[2]
+    t = _C346.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C344)
+        _order("X509IssuerSerial", s, _C343)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4966,7 +4953,7 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C348, "RationalNumberType")
+            _escape(r, 3, _C347, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -4982,7 +4969,7 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C349, "RationalNumberType")
+            _escape(r, 2, _C348, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -4990,7 +4977,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C350, "RationalNumberType")
+            _escape(r, 1, _C349, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -5003,29 +4990,29 @@ def _e32(w, o):
     s = 0
     v = o.exponent
     if v is not None:
-        t = _C352.get(s)
+        t = _C351.get(s)
         if t is None:
-            _order("RationalNumber.exponent", s, _C351)
+            _order("RationalNumber.exponent", s, _C350)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("RationalNumber.exponent", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C353.get(s)
+        t = _C352.get(s)
         if t is None:
-            _order("RationalNumber.value", s, _C351)
+            _order("RationalNumber.value", s, _C350)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("RationalNumber.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C354.get(s)
+        s = t[2]
+    t = _C353.get(s)
     if t is None:
-        _order("RationalNumber", s, _C351)
+        _order("RationalNumber", s, _C350)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5037,8 +5024,8 @@ _C2 = {_iso20.ElectricalChargingDeviceStatus.State_A: 0, _iso20.ElectricalChargi
 _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('SE_ANY', 'CH')
 _C5 = {0: 'Header', 1: 'EVElectricalChargingDeviceStatus', 2: 'end of element'}
-_C6 = {0: (0, 1)}
-_C7 = {1: (0, 1)}
+_C6 = {0: (0, 1, 1)}
+_C7 = {1: (0, 1, 2)}
 _C8 = {2: (0, 1, -1)}
 _C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C10 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
@@ -5053,18 +5040,18 @@ _C18 = {_iso20.MechanicalChargingDeviceStatus.Home: 0, _iso20.MechanicalCharging
 _C19 = ('EE', 'SE_ANY', 'CH')
 _C20 = ('SE_ANY', 'CH')
 _C21 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEElectricalChargingDeviceStatus', 4: 'EVSEMechanicalChargingDeviceStatus', 5: 'end of element'}
-_C22 = {0: (0, 1)}
-_C23 = {1: (0, 1)}
-_C24 = {2: (0, 1)}
-_C25 = {3: (0, 1)}
-_C26 = {4: (0, 1)}
+_C22 = {0: (0, 1, 1)}
+_C23 = {1: (0, 1, 2)}
+_C24 = {2: (0, 1, 3)}
+_C25 = {3: (0, 1, 4)}
+_C26 = {4: (0, 1, 5)}
 _C27 = {5: (0, 1, -1)}
 _C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('SE_ANY', 'CH')
 _C31 = {0: 'Header', 1: 'EVTechnicalStatus', 2: 'end of element'}
-_C32 = {0: (0, 1)}
-_C33 = {1: (0, 1)}
+_C32 = {0: (0, 1, 1)}
+_C33 = {1: (0, 1, 2)}
 _C34 = {2: (0, 1, -1)}
 _C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C36 = ('EE', 'SE_ANY', 'CH')
@@ -5081,26 +5068,26 @@ _C46 = ('EE', 'SE_ANY', 'CH')
 _C47 = ('EE', 'SE_ANY', 'CH')
 _C48 = ('SE_ANY', 'CH')
 _C49 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEMechanicalChargingDeviceStatus', 3: 'EVSEReadyToCharge', 4: 'EVSEIsolationStatus', 5: 'EVSEDisabled', 6: 'EVSEUtilityInterruptEvent', 7: 'EVSEEmergencyShutdown', 8: 'EVSEMalfunction', 9: 'EVInChargePosition', 10: 'EVAssociationStatus', 11: 'end of element'}
-_C50 = {0: (0, 1)}
-_C51 = {1: (0, 1)}
-_C52 = {2: (0, 1)}
-_C53 = {3: (0, 1)}
-_C54 = {4: (0, 1)}
-_C55 = {5: (0, 1)}
-_C56 = {6: (0, 1)}
-_C57 = {7: (0, 1)}
-_C58 = {8: (0, 1)}
-_C59 = {9: (0, 1)}
-_C60 = {10: (0, 1)}
+_C50 = {0: (0, 1, 1)}
+_C51 = {1: (0, 1, 2)}
+_C52 = {2: (0, 1, 3)}
+_C53 = {3: (0, 1, 4)}
+_C54 = {4: (0, 1, 5)}
+_C55 = {5: (0, 1, 6)}
+_C56 = {6: (0, 1, 7)}
+_C57 = {7: (0, 1, 8)}
+_C58 = {8: (0, 1, 9)}
+_C59 = {9: (0, 1, 10)}
+_C60 = {10: (0, 1, 11)}
 _C61 = {11: (0, 1, -1)}
 _C62 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C63 = ('EE', 'SE_ANY', 'CH')
 _C64 = ('EE', 'SE_ANY', 'CH')
 _C65 = ('SE_ANY', 'CH')
 _C66 = {0: 'Header', 1: 'EVMobilityStatus', 2: 'EVPositioningSupport', 3: 'end of element'}
-_C67 = {0: (0, 1)}
-_C68 = {1: (0, 1)}
-_C69 = {2: (0, 1)}
+_C67 = {0: (0, 1, 1)}
+_C68 = {1: (0, 1, 2)}
+_C69 = {2: (0, 1, 3)}
 _C70 = {3: (0, 1, -1)}
 _C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C72 = ('EE', 'SE_ANY', 'CH')
@@ -5113,15 +5100,15 @@ _C78 = ('EE', 'SE_ANY', 'CH')
 _C79 = ('EE', 'SE_ANY', 'CH')
 _C80 = ('SE_ANY', 'CH')
 _C81 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEPositioningSupport', 4: 'EVRelativeXDeviation', 5: 'EVRelativeYDeviation', 6: 'ContactWindowXc', 7: 'ContactWindowYc', 8: 'EVInChargePosition', 9: 'end of element'}
-_C82 = {0: (0, 1)}
-_C83 = {1: (0, 1)}
-_C84 = {2: (0, 1)}
-_C85 = {3: (0, 1)}
-_C86 = {4: (0, 1)}
-_C87 = {5: (0, 1)}
-_C88 = {6: (0, 1)}
-_C89 = {7: (0, 1)}
-_C90 = {8: (0, 1)}
+_C82 = {0: (0, 1, 1)}
+_C83 = {1: (0, 1, 2)}
+_C84 = {2: (0, 1, 3)}
+_C85 = {3: (0, 1, 4)}
+_C86 = {4: (0, 1, 5)}
+_C87 = {5: (0, 1, 6)}
+_C88 = {6: (0, 1, 7)}
+_C89 = {7: (0, 1, 8)}
+_C90 = {8: (0, 1, 9)}
 _C91 = {9: (0, 1, -1)}
 _C92 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C93 = {0: 'end of element'}
@@ -5145,13 +5132,13 @@ _C110 = ('SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
 _C112 = ('SE_ANY', 'CH')
 _C113 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C114 = {0: (0, 2)}
-_C115 = {1: (0, 1)}
-_C116 = {0: (1, 2), 2: (0, 2)}
-_C117 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C118 = {4: (0, 2)}
-_C119 = {4: (1, 2), 5: (0, 2)}
-_C120 = {6: (0, 1)}
+_C114 = {0: (0, 2, 1)}
+_C115 = {1: (0, 1, 2)}
+_C116 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C117 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C118 = {4: (0, 2, 5)}
+_C119 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C120 = {6: (0, 1, 7)}
 _C121 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C122 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -5173,13 +5160,13 @@ _C138 = ('SE_ANY', 'CH')
 _C139 = ('SE_ANY', 'CH')
 _C140 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C141 = {0: (0, 4, 10)}
-_C142 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C143 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C144 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C145 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C146 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C147 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C148 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C142 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C143 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C144 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C145 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C146 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C147 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C148 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C149 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C151 = ('EE', 'SE_ANY', 'CH')
@@ -5187,15 +5174,15 @@ _C152 = ('SE_ANY', 'CH')
 _C153 = ('SE_ANY', 'CH')
 _C154 = ('SE_ANY', 'CH')
 _C155 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C156 = {0: (0, 3), 4: (0, 3)}
-_C157 = {0: (1, 3), 4: (1, 3)}
+_C156 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C157 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C158 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C160 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C161 = ('SE_ANY', 'CH')
 _C162 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C163 = {0: (0, 2, 2)}
-_C164 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C164 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C165 = {1: (1, 2, -1)}
 _C166 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C167 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -5215,177 +5202,176 @@ _C180 = ('SE_ANY', 'CH')
 _C181 = ('SE_ANY', 'CH')
 _C182 = ('SE_ANY', 'CH')
 _C183 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C184 = {0: (0, 2)}
-_C185 = {1: (0, 2)}
-_C186 = {1: (0, 2)}
-_C187 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = ('SE_ANY', 'CH')
-_C191 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C192 = {0: (0, 1)}
-_C193 = {1: (0, 1)}
-_C194 = {2: (0, 1, -1)}
-_C195 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C184 = {0: (0, 2, 1)}
+_C185 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C186 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C188 = ('EE', 'SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
+_C190 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C191 = {0: (0, 1, 1)}
+_C192 = {1: (0, 1, 2)}
+_C193 = {2: (0, 1, -1)}
+_C194 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C195 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C196 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C197 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C198 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C198 = ('EE', 'SE_ANY', 'CH')
 _C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('EE', 'SE_ANY', 'CH')
-_C201 = ('SE_ANY', 'CH')
-_C202 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C203 = {0: (0, 3, 6)}
-_C204 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C205 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C206 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C207 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C208 = {2: (0, 1)}
-_C209 = {3: (0, 1, -1)}
-_C210 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C202 = {0: (0, 3, 6)}
+_C203 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C204 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C205 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C206 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C207 = {2: (0, 1, 3)}
+_C208 = {3: (0, 1, -1)}
+_C209 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C210 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C211 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C212 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C215 = {0: (0, 3, 3)}
-_C216 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C217 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C218 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C219 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C214 = {0: (0, 3, 3)}
+_C215 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C216 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C217 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
 _C220 = ('SE_ANY', 'CH')
-_C221 = ('SE_ANY', 'CH')
-_C222 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C223 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C224 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C225 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C226 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C227 = ('EE', 'SE_ANY', 'CH')
+_C221 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C222 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C223 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C224 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C225 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C226 = ('EE', 'SE_ANY', 'CH')
+_C227 = ('SE_ANY', 'CH')
 _C228 = ('SE_ANY', 'CH')
 _C229 = ('SE_ANY', 'CH')
-_C230 = ('SE_ANY', 'CH')
-_C231 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C232 = {0: (0, 2, 5)}
-_C233 = {0: (1, 2), 5: (0, 1)}
-_C234 = {1: (0, 1)}
-_C235 = {2: (0, 2)}
-_C236 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C237 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C230 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C231 = {0: (0, 2, 5)}
+_C232 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C233 = {1: (0, 1, 2)}
+_C234 = {2: (0, 2, 3)}
+_C235 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C236 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C237 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C238 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = ('SE_ANY', 'CH')
 _C240 = ('SE_ANY', 'CH')
 _C241 = ('SE_ANY', 'CH')
-_C242 = ('SE_ANY', 'CH')
-_C243 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C244 = {0: (0, 1, 4)}
-_C245 = {3: (0, 3), 4: (0, 3)}
-_C246 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C247 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C248 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C249 = ('SE_ANY', 'CH')
-_C250 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C251 = {0: (0, 2, 2)}
-_C252 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C253 = {1: (1, 2, -1)}
-_C254 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C242 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C243 = {0: (0, 1, 4)}
+_C244 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C245 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C247 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C248 = ('SE_ANY', 'CH')
+_C249 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C250 = {0: (0, 2, 2)}
+_C251 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C252 = {1: (1, 2, -1)}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C254 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C255 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C256 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C257 = ('EE', 'SE_ANY', 'CH')
-_C258 = ('SE_ANY', 'CH')
-_C259 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C260 = {0: (0, 2, 4)}
-_C261 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C262 = {1: (1, 2, -1)}
-_C263 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C264 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C267 = {0: (0, 2, 2)}
-_C268 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C269 = {1: (0, 1, -1)}
-_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C271 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C256 = ('EE', 'SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C259 = {0: (0, 2, 4)}
+_C260 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C261 = {1: (1, 2, -1)}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C266 = {0: (0, 2, 2)}
+_C267 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C268 = {1: (0, 1, -1)}
+_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C270 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C271 = ('EE', 'SE_ANY', 'CH')
 _C272 = ('EE', 'SE_ANY', 'CH')
-_C273 = ('EE', 'SE_ANY', 'CH')
-_C274 = ('SE_ANY', 'CH')
-_C275 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C276 = {0: (0, 2, 4)}
-_C277 = {0: (1, 2), 4: (0, 1)}
-_C278 = {1: (0, 1)}
-_C279 = {2: (0, 1), 3: (0, 2)}
-_C280 = {3: (1, 2, -1)}
-_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C273 = ('SE_ANY', 'CH')
+_C274 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C275 = {0: (0, 2, 4)}
+_C276 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C277 = {1: (0, 1, 2)}
+_C278 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C279 = {3: (1, 2, -1)}
+_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C281 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
 _C283 = ('SE_ANY', 'CH')
 _C284 = ('SE_ANY', 'CH')
-_C285 = ('SE_ANY', 'CH')
-_C286 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C287 = {0: (0, 1, 4)}
-_C288 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C289 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('SE_ANY', 'CH')
-_C292 = {0: 'Transform', 1: 'Transform, end of element'}
-_C293 = {0: (0, 1), 1: (0, 2)}
-_C294 = {1: (1, 2, -1)}
-_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C285 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C286 = {0: (0, 1, 4)}
+_C287 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C288 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = {0: 'Transform', 1: 'Transform, end of element'}
+_C292 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C293 = {1: (1, 2, -1)}
+_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C295 = ('SE_ANY', 'CH')
 _C296 = ('SE_ANY', 'CH')
 _C297 = ('SE_ANY', 'CH')
 _C298 = ('SE_ANY', 'CH')
 _C299 = ('SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
-_C302 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C303 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C304 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C305 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C306 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C307 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C308 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
+_C301 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C302 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C303 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C304 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C305 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C306 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C307 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C309 = ('EE', 'SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
 _C311 = ('SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C314 = {0: (0, 1)}
-_C315 = {1: (0, 1)}
-_C316 = {2: (0, 2)}
-_C317 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C318 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C319 = ('EE', 'SE_ANY', 'CH')
-_C320 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
-_C321 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
-_C322 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
-_C323 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
+_C312 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C313 = {0: (0, 1, 1)}
+_C314 = {1: (0, 1, 2)}
+_C315 = {2: (0, 2, 3)}
+_C316 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C318 = ('EE', 'SE_ANY', 'CH')
+_C319 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
+_C320 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
+_C321 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
+_C322 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
+_C323 = ('SE_ANY', 'CH')
 _C324 = ('SE_ANY', 'CH')
 _C325 = ('SE_ANY', 'CH')
 _C326 = ('SE_ANY', 'CH')
 _C327 = ('SE_ANY', 'CH')
 _C328 = ('SE_ANY', 'CH')
 _C329 = ('SE_ANY', 'CH')
-_C330 = ('SE_ANY', 'CH')
-_C331 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
-_C332 = {0: (0, 1)}
-_C333 = {1: (0, 1)}
-_C334 = {2: (0, 3)}
-_C335 = {2: (1, 3), 3: (0, 3)}
-_C336 = {2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C337 = {2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C338 = {2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C339 = {2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
-_C340 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C341 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C342 = ('EE', 'SE_ANY', 'CH')
-_C343 = ('SE_ANY', 'CH')
-_C344 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C345 = {0: (0, 1)}
-_C346 = {1: (0, 1)}
-_C347 = {2: (0, 1, -1)}
-_C348 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C349 = ('EE', 'SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
-_C351 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C352 = {0: (0, 1)}
-_C353 = {1: (0, 1)}
-_C354 = {2: (0, 1, -1)}
+_C330 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
+_C331 = {0: (0, 1, 1)}
+_C332 = {1: (0, 1, 2)}
+_C333 = {2: (0, 3, 3)}
+_C334 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C335 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C336 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C337 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C338 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C339 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C344 = {0: (0, 1, 1)}
+_C345 = {1: (0, 1, 2)}
+_C346 = {2: (0, 1, -1)}
+_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C348 = ('EE', 'SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C351 = {0: (0, 1, 1)}
+_C352 = {1: (0, 1, 2)}
+_C353 = {2: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -5495,3 +5481,37 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 33, _e28)],
 }
 ROOT_NAMES = ('ACDP_ConnectReq', 'ACDP_ConnectRes', 'ACDP_DisconnectReq', 'ACDP_DisconnectRes', 'ACDP_SystemStatusReq', 'ACDP_SystemStatusRes', 'ACDP_VehiclePositioningReq', 'ACDP_VehiclePositioningRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): _iso20.ACDP_ConnectReq,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectRes'): _iso20.ACDP_ConnectRes,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectReq'): _iso20.ACDP_ConnectReq,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectRes'): _iso20.ACDP_ConnectRes,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReq'): _iso20.ACDP_SystemStatusReq,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusRes'): _iso20.ACDP_SystemStatusRes,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReq'): _iso20.ACDP_VehiclePositioningReq,
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningRes'): _iso20.ACDP_VehiclePositioningRes,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): _iso20.CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): _iso20.CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

@@ -81,8 +81,8 @@ def _d0(r):
     o = _new(_iso20.AuthorizationReq)
     o.header = f0
     o.selected_authorization_service = f1
-    o.eim_a_req_authorization_mode = f2
-    o.pn_c_a_req_authorization_mode = f3
+    o.eim_areq_authorization_mode = f2
+    o.pnc_areq_authorization_mode = f3
     return o
 
 def _e0(w, o):
@@ -97,7 +97,7 @@ def _e0(w, o):
             _bad("AuthorizationReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.selected_authorization_service
     if v is not None:
         t = _C9.get(s)
@@ -109,27 +109,27 @@ def _e0(w, o):
             _bad("AuthorizationReq.selected_authorization_service", v, "a member of _iso20.Authorization")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 2
-    v = o.eim_a_req_authorization_mode
+        s = t[2]
+    v = o.eim_areq_authorization_mode
     if v is not None:
         t = _C10.get(s)
         if t is None:
-            _order("AuthorizationReq.eim_a_req_authorization_mode", s, _C7)
+            _order("AuthorizationReq.eim_areq_authorization_mode", s, _C7)
         if v.__class__ is not _iso20.EIM_AReqAuthorizationMode:
-            _bad("AuthorizationReq.eim_a_req_authorization_mode", v, "a EIM_AReqAuthorizationMode")
+            _bad("AuthorizationReq.eim_areq_authorization_mode", v, "a EIM_AReqAuthorizationMode")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 3
-    v = o.pn_c_a_req_authorization_mode
+        s = t[2]
+    v = o.pnc_areq_authorization_mode
     if v is not None:
         t = _C11.get(s)
         if t is None:
-            _order("AuthorizationReq.pn_c_a_req_authorization_mode", s, _C7)
+            _order("AuthorizationReq.pnc_areq_authorization_mode", s, _C7)
         if v.__class__ is not _iso20.PnC_AReqAuthorizationMode:
-            _bad("AuthorizationReq.pn_c_a_req_authorization_mode", v, "a PnC_AReqAuthorizationMode")
+            _bad("AuthorizationReq.pnc_areq_authorization_mode", v, "a PnC_AReqAuthorizationMode")
         w.bits(t[0], t[1])
         _e53(w, v)
-        s = 4
+        s = t[2]
     t = _C12.get(s)
     if t is None:
         _order("AuthorizationReq", s, _C7)
@@ -211,7 +211,7 @@ def _e1(w, o):
             _bad("AuthorizationRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C23.get(s)
@@ -223,7 +223,7 @@ def _e1(w, o):
             _bad("AuthorizationRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C24.get(s)
@@ -235,7 +235,7 @@ def _e1(w, o):
             _bad("AuthorizationRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C25.get(s)
     if t is None:
         _order("AuthorizationRes", s, _C21)
@@ -279,7 +279,7 @@ def _e2(w, o):
             _bad("AuthorizationSetupReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     t = _C30.get(s)
     if t is None:
         _order("AuthorizationSetupReq", s, _C28)
@@ -415,8 +415,8 @@ def _d3(r):
     o.response_code = f1
     o.authorization_services = f2
     o.certificate_installation_service = f3
-    o.eim_as_res_authorization_mode = f4
-    o.pn_c_as_res_authorization_mode = f5
+    o.eim_asres_authorization_mode = f4
+    o.pnc_asres_authorization_mode = f5
     return o
 
 def _e3(w, o):
@@ -431,7 +431,7 @@ def _e3(w, o):
             _bad("AuthorizationSetupRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C41.get(s)
@@ -443,7 +443,7 @@ def _e3(w, o):
             _bad("AuthorizationSetupRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     items = o.authorization_services
     if items.__class__ is not list:
         _bad("AuthorizationSetupRes.authorization_services", items, "a list")
@@ -472,27 +472,27 @@ def _e3(w, o):
             _bad("AuthorizationSetupRes.certificate_installation_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
-    v = o.eim_as_res_authorization_mode
+        s = t[2]
+    v = o.eim_asres_authorization_mode
     if v is not None:
         t = _C44.get(s)
         if t is None:
-            _order("AuthorizationSetupRes.eim_as_res_authorization_mode", s, _C39)
+            _order("AuthorizationSetupRes.eim_asres_authorization_mode", s, _C39)
         if v.__class__ is not _iso20.EIM_ASResAuthorizationMode:
-            _bad("AuthorizationSetupRes.eim_as_res_authorization_mode", v, "a EIM_ASResAuthorizationMode")
+            _bad("AuthorizationSetupRes.eim_asres_authorization_mode", v, "a EIM_ASResAuthorizationMode")
         w.bits(t[0], t[1])
         _e54(w, v)
-        s = 6
-    v = o.pn_c_as_res_authorization_mode
+        s = t[2]
+    v = o.pnc_asres_authorization_mode
     if v is not None:
         t = _C45.get(s)
         if t is None:
-            _order("AuthorizationSetupRes.pn_c_as_res_authorization_mode", s, _C39)
+            _order("AuthorizationSetupRes.pnc_asres_authorization_mode", s, _C39)
         if v.__class__ is not _iso20.PnC_ASResAuthorizationMode:
-            _bad("AuthorizationSetupRes.pn_c_as_res_authorization_mode", v, "a PnC_ASResAuthorizationMode")
+            _bad("AuthorizationSetupRes.pnc_asres_authorization_mode", v, "a PnC_ASResAuthorizationMode")
         w.bits(t[0], t[1])
         _e55(w, v)
-        s = 7
+        s = t[2]
     t = _C46.get(s)
     if t is None:
         _order("AuthorizationSetupRes", s, _C39)
@@ -691,9 +691,9 @@ def _d7(r):
     o = _new(_iso20.CertificateInstallationReq)
     o.header = f0
     o.oem_provisioning_certificate_chain = f1
-    o.list_of_root_certificate_i_ds = f2
+    o.list_of_root_certificate_ids = f2
     o.maximum_contract_certificate_chains = f3
-    o.prioritized_emai_ds = f4
+    o.prioritized_ema_ids = f4
     return o
 
 def _e7(w, o):
@@ -708,7 +708,7 @@ def _e7(w, o):
             _bad("CertificateInstallationReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.oem_provisioning_certificate_chain
     if v is not None:
         t = _C68.get(s)
@@ -718,17 +718,17 @@ def _e7(w, o):
             _bad("CertificateInstallationReq.oem_provisioning_certificate_chain", v, "a SignedCertificateChain")
         w.bits(t[0], t[1])
         _e56(w, v)
-        s = 2
-    v = o.list_of_root_certificate_i_ds
+        s = t[2]
+    v = o.list_of_root_certificate_ids
     if v is not None:
         t = _C69.get(s)
         if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_i_ds", s, _C66)
+            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C66)
         if v.__class__ is not _iso20.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_i_ds", v, "a ListOfRootCertificateIDs")
+            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
         w.bits(t[0], t[1])
         _e57(w, v)
-        s = 3
+        s = t[2]
     v = o.maximum_contract_certificate_chains
     if v is not None:
         t = _C70.get(s)
@@ -739,17 +739,17 @@ def _e7(w, o):
             _bad("CertificateInstallationReq.maximum_contract_certificate_chains", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 4
-    v = o.prioritized_emai_ds
+        s = t[2]
+    v = o.prioritized_ema_ids
     if v is not None:
         t = _C71.get(s)
         if t is None:
-            _order("CertificateInstallationReq.prioritized_emai_ds", s, _C66)
+            _order("CertificateInstallationReq.prioritized_ema_ids", s, _C66)
         if v.__class__ is not _iso20.EMAIDList:
-            _bad("CertificateInstallationReq.prioritized_emai_ds", v, "a EMAIDList")
+            _bad("CertificateInstallationReq.prioritized_ema_ids", v, "a EMAIDList")
         w.bits(t[0], t[1])
         _e58(w, v)
-        s = 5
+        s = t[2]
     t = _C72.get(s)
     if t is None:
         _order("CertificateInstallationReq", s, _C66)
@@ -869,7 +869,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C82.get(s)
@@ -881,7 +881,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C83.get(s)
@@ -893,7 +893,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.cps_certificate_chain
     if v is not None:
         t = _C84.get(s)
@@ -903,7 +903,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.cps_certificate_chain", v, "a CertificateChain")
         w.bits(t[0], t[1])
         _e59(w, v)
-        s = 4
+        s = t[2]
     v = o.signed_installation_data
     if v is not None:
         t = _C85.get(s)
@@ -913,7 +913,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.signed_installation_data", v, "a SignedInstallationData")
         w.bits(t[0], t[1])
         _e42(w, v)
-        s = 5
+        s = t[2]
     v = o.remaining_contract_certificate_chains
     if v is not None:
         t = _C86.get(s)
@@ -924,7 +924,7 @@ def _e8(w, o):
             _bad("CertificateInstallationRes.remaining_contract_certificate_chains", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     t = _C87.get(s)
     if t is None:
         _order("CertificateInstallationRes", s, _C80)
@@ -1106,7 +1106,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C98.get(s)
@@ -1117,7 +1117,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C99.get(s)
@@ -1128,7 +1128,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C100.get(s)
@@ -1139,7 +1139,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C101.get(s)
@@ -1150,7 +1150,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C102.get(s)
@@ -1161,7 +1161,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C103.get(s)
@@ -1172,7 +1172,7 @@ def _e9(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C104.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C96)
@@ -2041,7 +2041,7 @@ def _e12(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e9(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C140.get(s)
@@ -2051,7 +2051,7 @@ def _e12(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e20(w, v)
-        s = 2
+        s = t[2]
     t = _C141.get(s)
     if t is None:
         _order("KeyValue", s, _C138)
@@ -2190,7 +2190,7 @@ def _e14(w, o):
             _bad("MeteringConfirmationReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.signed_metering_data
     if v is not None:
         t = _C154.get(s)
@@ -2200,7 +2200,7 @@ def _e14(w, o):
             _bad("MeteringConfirmationReq.signed_metering_data", v, "a SignedMeteringData")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 2
+        s = t[2]
     t = _C155.get(s)
     if t is None:
         _order("MeteringConfirmationReq", s, _C152)
@@ -2263,7 +2263,7 @@ def _e15(w, o):
             _bad("MeteringConfirmationRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C161.get(s)
@@ -2275,7 +2275,7 @@ def _e15(w, o):
             _bad("MeteringConfirmationRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C162.get(s)
     if t is None:
         _order("MeteringConfirmationRes", s, _C159)
@@ -2427,7 +2427,6 @@ def _d17(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -2517,7 +2516,6 @@ def _d17(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e17(w, o):
@@ -2533,7 +2531,7 @@ def _e17(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C182.get(s)
@@ -2544,19 +2542,8 @@ def _e17(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C183.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C180)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C184.get(s)
+        s = t[2]
+    t = _C183.get(s)
     if t is None:
         _order("PGPData", s, _C180)
     if t[1]:
@@ -2576,7 +2563,7 @@ def _d18(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C185, "PowerDeliveryReqType")
+            _escape(r, 3, _C184, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2593,7 +2580,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C186, "PowerDeliveryReqType")
+            _escape(r, 2, _C185, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2603,12 +2590,12 @@ def _d18(r):
                 f2 = _simple_escape(r, None, "ChargeProgress")
             else:
                 f2 = r.bits(2)
-                f2 = _C187[f2]
+                f2 = _C186[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C189, "PowerDeliveryReqType")
+            _escape(r, 2, _C188, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2621,14 +2608,14 @@ def _d18(r):
                 f4 = _simple_escape(r, None, "BPT_ChannelSelection")
             else:
                 f4 = r.bits(1)
-                f4 = _C190[f4]
+                f4 = _C189[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C192, "PowerDeliveryReqType")
+            _escape(r, 1, _C191, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2638,14 +2625,14 @@ def _d18(r):
                 f4 = _simple_escape(r, None, "BPT_ChannelSelection")
             else:
                 f4 = r.bits(1)
-                f4 = _C190[f4]
+                f4 = _C189[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C193, "PowerDeliveryReqType")
+            _escape(r, 1, _C192, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2653,7 +2640,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C194, "PowerDeliveryReqType")
+            _escape(r, 1, _C193, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryReq)
@@ -2669,63 +2656,63 @@ def _e18(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C196.get(s)
+        t = _C195.get(s)
         if t is None:
-            _order("PowerDeliveryReq.header", s, _C195)
+            _order("PowerDeliveryReq.header", s, _C194)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("PowerDeliveryReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
-        t = _C197.get(s)
+        t = _C196.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_processing", s, _C195)
+            _order("PowerDeliveryReq.ev_processing", s, _C194)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C18.get(v)
         if i is None:
             _bad("PowerDeliveryReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.charge_progress
     if v is not None:
-        t = _C198.get(s)
+        t = _C197.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charge_progress", s, _C195)
+            _order("PowerDeliveryReq.charge_progress", s, _C194)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C188.get(v)
+        i = _C187.get(v)
         if i is None:
             _bad("PowerDeliveryReq.charge_progress", v, "a member of _iso20.ChargeProgress")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_power_profile
     if v is not None:
-        t = _C199.get(s)
+        t = _C198.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_profile", s, _C195)
+            _order("PowerDeliveryReq.ev_power_profile", s, _C194)
         if v.__class__ is not _iso20.EVPowerProfile:
             _bad("PowerDeliveryReq.ev_power_profile", v, "a EVPowerProfile")
         w.bits(t[0], t[1])
         _e60(w, v)
-        s = 4
+        s = t[2]
     v = o.bpt_channel_selection
     if v is not None:
-        t = _C200.get(s)
+        t = _C199.get(s)
         if t is None:
-            _order("PowerDeliveryReq.bpt_channel_selection", s, _C195)
+            _order("PowerDeliveryReq.bpt_channel_selection", s, _C194)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C191.get(v)
+        i = _C190.get(v)
         if i is None:
             _bad("PowerDeliveryReq.bpt_channel_selection", v, "a member of _iso20.ChannelSelection")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 5
-    t = _C201.get(s)
+        s = t[2]
+    t = _C200.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C195)
+        _order("PowerDeliveryReq", s, _C194)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2741,7 +2728,7 @@ def _d19(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C202, "PowerDeliveryResType")
+            _escape(r, 3, _C201, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -2758,7 +2745,7 @@ def _d19(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C203, "PowerDeliveryResType")
+            _escape(r, 2, _C202, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -2769,7 +2756,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C204, "PowerDeliveryResType")
+            _escape(r, 1, _C203, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -2777,7 +2764,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C205, "PowerDeliveryResType")
+            _escape(r, 1, _C204, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryRes)
@@ -2791,39 +2778,39 @@ def _e19(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C207.get(s)
+        t = _C206.get(s)
         if t is None:
-            _order("PowerDeliveryRes.header", s, _C206)
+            _order("PowerDeliveryRes.header", s, _C205)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("PowerDeliveryRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C208.get(s)
+        t = _C207.get(s)
         if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C206)
+            _order("PowerDeliveryRes.response_code", s, _C205)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("PowerDeliveryRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_status
     if v is not None:
-        t = _C209.get(s)
+        t = _C208.get(s)
         if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C206)
+            _order("PowerDeliveryRes.evse_status", s, _C205)
         if v.__class__ is not _iso20.EVSEStatus:
             _bad("PowerDeliveryRes.evse_status", v, "a EVSEStatus")
         w.bits(t[0], t[1])
         _e61(w, v)
-        s = 3
-    t = _C210.get(s)
+        s = t[2]
+    t = _C209.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C206)
+        _order("PowerDeliveryRes", s, _C205)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2843,7 +2830,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C211, "RSAKeyValueType")
+            _escape(r, 3, _C210, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2857,7 +2844,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C212, "RSAKeyValueType")
+            _escape(r, 2, _C211, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2865,7 +2852,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C213, "RSAKeyValueType")
+            _escape(r, 1, _C212, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -2878,29 +2865,29 @@ def _e20(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C215.get(s)
+        t = _C214.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C214)
+            _order("RSAKeyValue.modulus", s, _C213)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C216.get(s)
+        t = _C215.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C214)
+            _order("RSAKeyValue.exponent", s, _C213)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C217.get(s)
+        s = t[2]
+    t = _C216.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C214)
+        _order("RSAKeyValue", s, _C213)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2931,7 +2918,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C218, "ReferenceType")
+            _escape(r, 3, _C217, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -2949,7 +2936,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C219, "ReferenceType")
+            _escape(r, 3, _C218, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -2964,7 +2951,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C220, "ReferenceType")
+            _escape(r, 3, _C219, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -2976,7 +2963,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C221, "ReferenceType")
+            _escape(r, 3, _C220, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -2985,7 +2972,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C222, "ReferenceType")
+            _escape(r, 2, _C221, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -2999,7 +2986,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C223, "ReferenceType")
+            _escape(r, 2, _C222, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -3007,7 +2994,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C224, "ReferenceType")
+            _escape(r, 1, _C223, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -3024,9 +3011,9 @@ def _e21(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C226.get(s)
+        t = _C225.get(s)
         if t is None:
-            _order("Reference.id", s, _C225)
+            _order("Reference.id", s, _C224)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3034,9 +3021,9 @@ def _e21(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C227.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("Reference.type", s, _C225)
+            _order("Reference.type", s, _C224)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3044,9 +3031,9 @@ def _e21(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C228.get(s)
+        t = _C227.get(s)
         if t is None:
-            _order("Reference.uri", s, _C225)
+            _order("Reference.uri", s, _C224)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3054,38 +3041,38 @@ def _e21(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C229.get(s)
+        t = _C228.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C225)
+            _order("Reference.transforms", s, _C224)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C230.get(s)
+        t = _C229.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C225)
+            _order("Reference.digest_method", s, _C224)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e10(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C231.get(s)
+        t = _C230.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C225)
+            _order("Reference.digest_value", s, _C224)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C232.get(s)
+        s = t[2]
+    t = _C231.get(s)
     if t is None:
-        _order("Reference", s, _C225)
+        _order("Reference", s, _C224)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3109,7 +3096,7 @@ def _d22(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C233, "RetrievalMethodType")
+            _escape(r, 3, _C232, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3123,7 +3110,7 @@ def _d22(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C234, "RetrievalMethodType")
+            _escape(r, 2, _C233, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3134,7 +3121,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C235, "RetrievalMethodType")
+            _escape(r, 2, _C234, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3142,7 +3129,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C236, "RetrievalMethodType")
+            _escape(r, 1, _C235, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -3156,9 +3143,9 @@ def _e22(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C238.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C237)
+            _order("RetrievalMethod.type", s, _C236)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3166,9 +3153,9 @@ def _e22(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C239.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C237)
+            _order("RetrievalMethod.uri", s, _C236)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -3176,17 +3163,17 @@ def _e22(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C240.get(s)
+        t = _C239.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C237)
+            _order("RetrievalMethod.transforms", s, _C236)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
-    t = _C241.get(s)
+        s = t[2]
+    t = _C240.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C237)
+        _order("RetrievalMethod", s, _C236)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3207,7 +3194,7 @@ def _d23(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C242, "SPKIDataType")
+                _escape(r, 3, _C241, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3226,7 +3213,7 @@ def _d23(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C243, "SPKIDataType")
+                _escape(r, 1, _C242, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3243,7 +3230,7 @@ def _d23(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C244, "SPKIDataType")
+                _escape(r, 1, _C243, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3261,18 +3248,18 @@ def _e23(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C246.get(s)
+        t = _C245.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C245)
+            _order("SPKIData.spki_sexp", s, _C244)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C247.get(s)
+    t = _C246.get(s)
     if t is None:
-        _order("SPKIData", s, _C245)
+        _order("SPKIData", s, _C244)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3289,7 +3276,7 @@ def _d24(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C248, "ScheduleExchangeReqType")
+            _escape(r, 3, _C247, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3305,7 +3292,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C249, "ScheduleExchangeReqType")
+            _escape(r, 2, _C248, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3317,7 +3304,7 @@ def _d24(r):
             f3 = _d63(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C250, "ScheduleExchangeReqType")
+            _escape(r, 2, _C249, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3325,7 +3312,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C251, "ScheduleExchangeReqType")
+            _escape(r, 1, _C250, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3333,7 +3320,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C252, "ScheduleExchangeReqType")
+            _escape(r, 1, _C251, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeReq)
@@ -3348,48 +3335,48 @@ def _e24(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C254.get(s)
+        t = _C253.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.header", s, _C253)
+            _order("ScheduleExchangeReq.header", s, _C252)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ScheduleExchangeReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.maximum_supporting_points
     if v is not None:
-        t = _C255.get(s)
+        t = _C254.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.maximum_supporting_points", s, _C253)
+            _order("ScheduleExchangeReq.maximum_supporting_points", s, _C252)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 12 <= v <= 1024:
             _bad("ScheduleExchangeReq.maximum_supporting_points", v, "an integer in 12..1024")
         w.bits(v - 12, 10)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.dynamic_se_req_control_mode
     if v is not None:
-        t = _C256.get(s)
+        t = _C255.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.dynamic_se_req_control_mode", s, _C253)
+            _order("ScheduleExchangeReq.dynamic_se_req_control_mode", s, _C252)
         if v.__class__ is not _iso20.Dynamic_SEReqControlMode:
             _bad("ScheduleExchangeReq.dynamic_se_req_control_mode", v, "a Dynamic_SEReqControlMode")
         w.bits(t[0], t[1])
         _e62(w, v)
-        s = 3
+        s = t[2]
     v = o.scheduled_se_req_control_mode
     if v is not None:
-        t = _C257.get(s)
+        t = _C256.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C253)
+            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C252)
         if v.__class__ is not _iso20.Scheduled_SEReqControlMode:
             _bad("ScheduleExchangeReq.scheduled_se_req_control_mode", v, "a Scheduled_SEReqControlMode")
         w.bits(t[0], t[1])
         _e63(w, v)
-        s = 4
-    t = _C258.get(s)
+        s = t[2]
+    t = _C257.get(s)
     if t is None:
-        _order("ScheduleExchangeReq", s, _C253)
+        _order("ScheduleExchangeReq", s, _C252)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3408,7 +3395,7 @@ def _d25(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C259, "ScheduleExchangeResType")
+            _escape(r, 3, _C258, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3425,7 +3412,7 @@ def _d25(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C260, "ScheduleExchangeResType")
+            _escape(r, 2, _C259, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 2:
@@ -3442,7 +3429,7 @@ def _d25(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C261, "ScheduleExchangeResType")
+            _escape(r, 2, _C260, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3462,7 +3449,7 @@ def _d25(r):
             f5 = _d65(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C262, "ScheduleExchangeResType")
+            _escape(r, 2, _C261, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 4:
@@ -3474,7 +3461,7 @@ def _d25(r):
             f5 = _d65(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C263, "ScheduleExchangeResType")
+            _escape(r, 2, _C262, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 5:
@@ -3482,7 +3469,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C264, "ScheduleExchangeResType")
+            _escape(r, 1, _C263, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 6:
@@ -3490,7 +3477,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C265, "ScheduleExchangeResType")
+            _escape(r, 1, _C264, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeRes)
@@ -3507,72 +3494,72 @@ def _e25(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C267.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.header", s, _C266)
+            _order("ScheduleExchangeRes.header", s, _C265)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ScheduleExchangeRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C268.get(s)
+        t = _C267.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.response_code", s, _C266)
+            _order("ScheduleExchangeRes.response_code", s, _C265)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("ScheduleExchangeRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
-        t = _C269.get(s)
+        t = _C268.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.evse_processing", s, _C266)
+            _order("ScheduleExchangeRes.evse_processing", s, _C265)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C18.get(v)
         if i is None:
             _bad("ScheduleExchangeRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.go_to_pause
     if v is not None:
-        t = _C270.get(s)
+        t = _C269.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.go_to_pause", s, _C266)
+            _order("ScheduleExchangeRes.go_to_pause", s, _C265)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("ScheduleExchangeRes.go_to_pause", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.dynamic_se_res_control_mode
     if v is not None:
-        t = _C271.get(s)
+        t = _C270.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C266)
+            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C265)
         if v.__class__ is not _iso20.Dynamic_SEResControlMode:
             _bad("ScheduleExchangeRes.dynamic_se_res_control_mode", v, "a Dynamic_SEResControlMode")
         w.bits(t[0], t[1])
         _e64(w, v)
-        s = 5
+        s = t[2]
     v = o.scheduled_se_res_control_mode
     if v is not None:
-        t = _C272.get(s)
+        t = _C271.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C266)
+            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C265)
         if v.__class__ is not _iso20.Scheduled_SEResControlMode:
             _bad("ScheduleExchangeRes.scheduled_se_res_control_mode", v, "a Scheduled_SEResControlMode")
         w.bits(t[0], t[1])
         _e65(w, v)
-        s = 6
-    t = _C273.get(s)
+        s = t[2]
+    t = _C272.get(s)
     if t is None:
-        _order("ScheduleExchangeRes", s, _C266)
+        _order("ScheduleExchangeRes", s, _C265)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3587,7 +3574,7 @@ def _d26(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C274, "ServiceDetailReqType")
+            _escape(r, 3, _C273, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3603,7 +3590,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C275, "ServiceDetailReqType")
+            _escape(r, 2, _C274, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3611,7 +3598,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C276, "ServiceDetailReqType")
+            _escape(r, 1, _C275, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailReq)
@@ -3624,28 +3611,28 @@ def _e26(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C278.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("ServiceDetailReq.header", s, _C277)
+            _order("ServiceDetailReq.header", s, _C276)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceDetailReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.service_id
     if v is not None:
-        t = _C279.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("ServiceDetailReq.service_id", s, _C277)
+            _order("ServiceDetailReq.service_id", s, _C276)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
-    t = _C280.get(s)
+        s = t[2]
+    t = _C279.get(s)
     if t is None:
-        _order("ServiceDetailReq", s, _C277)
+        _order("ServiceDetailReq", s, _C276)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3662,7 +3649,7 @@ def _d27(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C281, "ServiceDetailResType")
+            _escape(r, 3, _C280, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -3679,7 +3666,7 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C282, "ServiceDetailResType")
+            _escape(r, 2, _C281, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -3695,7 +3682,7 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C283, "ServiceDetailResType")
+            _escape(r, 2, _C282, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -3704,7 +3691,7 @@ def _d27(r):
             f3 = _d66(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C284, "ServiceDetailResType")
+            _escape(r, 2, _C283, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 4:
@@ -3712,7 +3699,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C285, "ServiceDetailResType")
+            _escape(r, 1, _C284, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailRes)
@@ -3727,50 +3714,50 @@ def _e27(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C287.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("ServiceDetailRes.header", s, _C286)
+            _order("ServiceDetailRes.header", s, _C285)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceDetailRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C288.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("ServiceDetailRes.response_code", s, _C286)
+            _order("ServiceDetailRes.response_code", s, _C285)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("ServiceDetailRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_id
     if v is not None:
-        t = _C289.get(s)
+        t = _C288.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_id", s, _C286)
+            _order("ServiceDetailRes.service_id", s, _C285)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.service_parameter_list
     if v is not None:
-        t = _C290.get(s)
+        t = _C289.get(s)
         if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C286)
+            _order("ServiceDetailRes.service_parameter_list", s, _C285)
         if v.__class__ is not _iso20.ServiceParameterList:
             _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
         w.bits(t[0], t[1])
         _e66(w, v)
-        s = 4
-    t = _C291.get(s)
+        s = t[2]
+    t = _C290.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C286)
+        _order("ServiceDetailRes", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3785,7 +3772,7 @@ def _d28(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C292, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C291, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3796,7 +3783,7 @@ def _d28(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C293, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C292, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3804,12 +3791,12 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C294, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C293, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryReq)
     o.header = f0
-    o.supported_service_i_ds = f1
+    o.supported_service_ids = f1
     return o
 
 def _e28(w, o):
@@ -3817,27 +3804,27 @@ def _e28(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C296.get(s)
+        t = _C295.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.header", s, _C295)
+            _order("ServiceDiscoveryReq.header", s, _C294)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceDiscoveryReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
-    v = o.supported_service_i_ds
+        s = t[2]
+    v = o.supported_service_ids
     if v is not None:
-        t = _C297.get(s)
+        t = _C296.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.supported_service_i_ds", s, _C295)
+            _order("ServiceDiscoveryReq.supported_service_ids", s, _C294)
         if v.__class__ is not _iso20.ServiceIDList:
-            _bad("ServiceDiscoveryReq.supported_service_i_ds", v, "a ServiceIDList")
+            _bad("ServiceDiscoveryReq.supported_service_ids", v, "a ServiceIDList")
         w.bits(t[0], t[1])
         _e67(w, v)
-        s = 2
-    t = _C298.get(s)
+        s = t[2]
+    t = _C297.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C295)
+        _order("ServiceDiscoveryReq", s, _C294)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3855,7 +3842,7 @@ def _d29(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C299, "ServiceDiscoveryResType")
+            _escape(r, 3, _C298, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -3872,7 +3859,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C300, "ServiceDiscoveryResType")
+            _escape(r, 2, _C299, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -3886,7 +3873,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C301, "ServiceDiscoveryResType")
+            _escape(r, 2, _C300, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3895,7 +3882,7 @@ def _d29(r):
             f3 = _d68(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C302, "ServiceDiscoveryResType")
+            _escape(r, 2, _C301, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -3906,7 +3893,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C303, "ServiceDiscoveryResType")
+            _escape(r, 1, _C302, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -3914,7 +3901,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C304, "ServiceDiscoveryResType")
+            _escape(r, 1, _C303, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryRes)
@@ -3930,60 +3917,60 @@ def _e29(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C306.get(s)
+        t = _C305.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.header", s, _C305)
+            _order("ServiceDiscoveryRes.header", s, _C304)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceDiscoveryRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C307.get(s)
+        t = _C306.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C305)
+            _order("ServiceDiscoveryRes.response_code", s, _C304)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("ServiceDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.service_renegotiation_supported
     if v is not None:
-        t = _C308.get(s)
+        t = _C307.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.service_renegotiation_supported", s, _C305)
+            _order("ServiceDiscoveryRes.service_renegotiation_supported", s, _C304)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("ServiceDiscoveryRes.service_renegotiation_supported", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.energy_transfer_service_list
     if v is not None:
-        t = _C309.get(s)
+        t = _C308.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.energy_transfer_service_list", s, _C305)
+            _order("ServiceDiscoveryRes.energy_transfer_service_list", s, _C304)
         if v.__class__ is not _iso20.ServiceList:
             _bad("ServiceDiscoveryRes.energy_transfer_service_list", v, "a ServiceList")
         w.bits(t[0], t[1])
         _e68(w, v)
-        s = 4
+        s = t[2]
     v = o.vas_list
     if v is not None:
-        t = _C310.get(s)
+        t = _C309.get(s)
         if t is None:
-            _order("ServiceDiscoveryRes.vas_list", s, _C305)
+            _order("ServiceDiscoveryRes.vas_list", s, _C304)
         if v.__class__ is not _iso20.ServiceList:
             _bad("ServiceDiscoveryRes.vas_list", v, "a ServiceList")
         w.bits(t[0], t[1])
         _e68(w, v)
-        s = 5
-    t = _C311.get(s)
+        s = t[2]
+    t = _C310.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C305)
+        _order("ServiceDiscoveryRes", s, _C304)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3999,7 +3986,7 @@ def _d30(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C312, "ServiceSelectionReqType")
+            _escape(r, 3, _C311, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4008,7 +3995,7 @@ def _d30(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C313, "ServiceSelectionReqType")
+            _escape(r, 2, _C312, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4019,7 +4006,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C314, "ServiceSelectionReqType")
+            _escape(r, 1, _C313, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4027,7 +4014,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "ServiceSelectionReqType")
+            _escape(r, 1, _C314, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionReq)
@@ -4041,37 +4028,37 @@ def _e30(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C317.get(s)
+        t = _C316.get(s)
         if t is None:
-            _order("ServiceSelectionReq.header", s, _C316)
+            _order("ServiceSelectionReq.header", s, _C315)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceSelectionReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.selected_energy_transfer_service
     if v is not None:
-        t = _C318.get(s)
+        t = _C317.get(s)
         if t is None:
-            _order("ServiceSelectionReq.selected_energy_transfer_service", s, _C316)
+            _order("ServiceSelectionReq.selected_energy_transfer_service", s, _C315)
         if v.__class__ is not _iso20.SelectedService:
             _bad("ServiceSelectionReq.selected_energy_transfer_service", v, "a SelectedService")
         w.bits(t[0], t[1])
         _e69(w, v)
-        s = 2
+        s = t[2]
     v = o.selected_vas_list
     if v is not None:
-        t = _C319.get(s)
+        t = _C318.get(s)
         if t is None:
-            _order("ServiceSelectionReq.selected_vas_list", s, _C316)
+            _order("ServiceSelectionReq.selected_vas_list", s, _C315)
         if v.__class__ is not _iso20.SelectedServiceList:
             _bad("ServiceSelectionReq.selected_vas_list", v, "a SelectedServiceList")
         w.bits(t[0], t[1])
         _e70(w, v)
-        s = 3
-    t = _C320.get(s)
+        s = t[2]
+    t = _C319.get(s)
     if t is None:
-        _order("ServiceSelectionReq", s, _C316)
+        _order("ServiceSelectionReq", s, _C315)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4086,7 +4073,7 @@ def _d31(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C321, "ServiceSelectionResType")
+            _escape(r, 3, _C320, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -4103,7 +4090,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C322, "ServiceSelectionResType")
+            _escape(r, 2, _C321, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -4111,7 +4098,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C323, "ServiceSelectionResType")
+            _escape(r, 1, _C322, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionRes)
@@ -4124,29 +4111,29 @@ def _e31(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C325.get(s)
+        t = _C324.get(s)
         if t is None:
-            _order("ServiceSelectionRes.header", s, _C324)
+            _order("ServiceSelectionRes.header", s, _C323)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("ServiceSelectionRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C326.get(s)
+        t = _C325.get(s)
         if t is None:
-            _order("ServiceSelectionRes.response_code", s, _C324)
+            _order("ServiceSelectionRes.response_code", s, _C323)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("ServiceSelectionRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
-    t = _C327.get(s)
+        s = t[2]
+    t = _C326.get(s)
     if t is None:
-        _order("ServiceSelectionRes", s, _C324)
+        _order("ServiceSelectionRes", s, _C323)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4161,7 +4148,7 @@ def _d32(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C328, "SessionSetupReqType")
+            _escape(r, 3, _C327, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4175,7 +4162,7 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C329, "SessionSetupReqType")
+            _escape(r, 2, _C328, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4183,7 +4170,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C330, "SessionSetupReqType")
+            _escape(r, 1, _C329, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupReq)
@@ -4196,28 +4183,28 @@ def _e32(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C332.get(s)
+        t = _C331.get(s)
         if t is None:
-            _order("SessionSetupReq.header", s, _C331)
+            _order("SessionSetupReq.header", s, _C330)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("SessionSetupReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.evccid
     if v is not None:
-        t = _C333.get(s)
+        t = _C332.get(s)
         if t is None:
-            _order("SessionSetupReq.evccid", s, _C331)
+            _order("SessionSetupReq.evccid", s, _C330)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("SessionSetupReq.evccid", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
-        s = 2
-    t = _C334.get(s)
+        s = t[2]
+    t = _C333.get(s)
     if t is None:
-        _order("SessionSetupReq", s, _C331)
+        _order("SessionSetupReq", s, _C330)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4233,7 +4220,7 @@ def _d33(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C335, "SessionSetupResType")
+            _escape(r, 3, _C334, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -4250,7 +4237,7 @@ def _d33(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C336, "SessionSetupResType")
+            _escape(r, 2, _C335, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -4264,7 +4251,7 @@ def _d33(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C337, "SessionSetupResType")
+            _escape(r, 2, _C336, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -4272,7 +4259,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C338, "SessionSetupResType")
+            _escape(r, 1, _C337, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupRes)
@@ -4286,40 +4273,40 @@ def _e33(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C340.get(s)
+        t = _C339.get(s)
         if t is None:
-            _order("SessionSetupRes.header", s, _C339)
+            _order("SessionSetupRes.header", s, _C338)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("SessionSetupRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C341.get(s)
+        t = _C340.get(s)
         if t is None:
-            _order("SessionSetupRes.response_code", s, _C339)
+            _order("SessionSetupRes.response_code", s, _C338)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("SessionSetupRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evseid
     if v is not None:
-        t = _C342.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("SessionSetupRes.evseid", s, _C339)
+            _order("SessionSetupRes.evseid", s, _C338)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("SessionSetupRes.evseid", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
-        s = 3
-    t = _C343.get(s)
+        s = t[2]
+    t = _C342.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C339)
+        _order("SessionSetupRes", s, _C338)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4336,7 +4323,7 @@ def _d34(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C344, "SessionStopReqType")
+            _escape(r, 3, _C343, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4348,12 +4335,12 @@ def _d34(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("ChargingSession: enumeration index %d out of range" % f1)
-                f1 = _C345[f1]
+                f1 = _C344[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C347, "SessionStopReqType")
+            _escape(r, 2, _C346, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4377,7 +4364,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C348, "SessionStopReqType")
+            _escape(r, 1, _C347, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4393,7 +4380,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C349, "SessionStopReqType")
+            _escape(r, 1, _C348, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4401,7 +4388,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C350, "SessionStopReqType")
+            _escape(r, 1, _C349, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopReq)
@@ -4416,51 +4403,51 @@ def _e34(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C352.get(s)
+        t = _C351.get(s)
         if t is None:
-            _order("SessionStopReq.header", s, _C351)
+            _order("SessionStopReq.header", s, _C350)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("SessionStopReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.charging_session
     if v is not None:
-        t = _C353.get(s)
+        t = _C352.get(s)
         if t is None:
-            _order("SessionStopReq.charging_session", s, _C351)
+            _order("SessionStopReq.charging_session", s, _C350)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C346.get(v)
+        i = _C345.get(v)
         if i is None:
             _bad("SessionStopReq.charging_session", v, "a member of _iso20.ChargingSession")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_termination_code
     if v is not None:
-        t = _C354.get(s)
+        t = _C353.get(s)
         if t is None:
-            _order("SessionStopReq.ev_termination_code", s, _C351)
+            _order("SessionStopReq.ev_termination_code", s, _C350)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 80:
             _bad("SessionStopReq.ev_termination_code", v, "a str of length 0..80")
         w.string(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_termination_explanation
     if v is not None:
-        t = _C355.get(s)
+        t = _C354.get(s)
         if t is None:
-            _order("SessionStopReq.ev_termination_explanation", s, _C351)
+            _order("SessionStopReq.ev_termination_explanation", s, _C350)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 160:
             _bad("SessionStopReq.ev_termination_explanation", v, "a str of length 0..160")
         w.string(v)
         w.bits(0, 1)
-        s = 4
-    t = _C356.get(s)
+        s = t[2]
+    t = _C355.get(s)
     if t is None:
-        _order("SessionStopReq", s, _C351)
+        _order("SessionStopReq", s, _C350)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4475,7 +4462,7 @@ def _d35(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C357, "SessionStopResType")
+            _escape(r, 3, _C356, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -4492,7 +4479,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C358, "SessionStopResType")
+            _escape(r, 2, _C357, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 2:
@@ -4500,7 +4487,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C359, "SessionStopResType")
+            _escape(r, 1, _C358, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopRes)
@@ -4513,29 +4500,29 @@ def _e35(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C361.get(s)
+        t = _C360.get(s)
         if t is None:
-            _order("SessionStopRes.header", s, _C360)
+            _order("SessionStopRes.header", s, _C359)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("SessionStopRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C362.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("SessionStopRes.response_code", s, _C360)
+            _order("SessionStopRes.response_code", s, _C359)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("SessionStopRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
-    t = _C363.get(s)
+        s = t[2]
+    t = _C362.get(s)
     if t is None:
-        _order("SessionStopRes", s, _C360)
+        _order("SessionStopRes", s, _C359)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4557,7 +4544,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C364, "SignatureType")
+            _escape(r, 3, _C363, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -4566,7 +4553,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C365, "SignatureType")
+            _escape(r, 3, _C364, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -4575,7 +4562,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C366, "SignatureType")
+            _escape(r, 2, _C365, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -4591,7 +4578,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C367, "SignatureType")
+            _escape(r, 1, _C366, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -4604,7 +4591,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C368, "SignatureType")
+            _escape(r, 1, _C367, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -4619,7 +4606,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C369, "SignatureType")
+                _escape(r, 1, _C368, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -4635,9 +4622,9 @@ def _e36(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C371.get(s)
+        t = _C370.get(s)
         if t is None:
-            _order("Signature.id", s, _C370)
+            _order("Signature.id", s, _C369)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -4645,51 +4632,51 @@ def _e36(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C372.get(s)
+        t = _C371.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C370)
+            _order("Signature.signed_info", s, _C369)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e41(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C373.get(s)
+        t = _C372.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C370)
+            _order("Signature.signature_value", s, _C369)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C374.get(s)
+        t = _C373.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C370)
+            _order("Signature.key_info", s, _C369)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e11(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C375.get(s)
+        t = _C374.get(s)
         if t is None:
-            _order("Signature.object", s, _C370)
+            _order("Signature.object", s, _C369)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e16(w, v)
         s = 4
-    t = _C376.get(s)
+    t = _C375.get(s)
     if t is None:
-        _order("Signature", s, _C370)
+        _order("Signature", s, _C369)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4705,7 +4692,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C377, "SignatureMethodType")
+            _escape(r, 3, _C376, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4725,7 +4712,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C378, "SignatureMethodType")
+            _escape(r, 2, _C377, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4745,7 +4732,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C379, "SignatureMethodType")
+            _escape(r, 1, _C378, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4757,7 +4744,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C380, "SignatureMethodType")
+            _escape(r, 1, _C379, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -4771,7 +4758,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C381, "SignatureMethodType")
+                _escape(r, 1, _C380, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -4784,9 +4771,9 @@ def _e37(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C383.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C382)
+            _order("SignatureMethod.algorithm", s, _C381)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -4794,18 +4781,18 @@ def _e37(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C384.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C382)
+            _order("SignatureMethod.hmac_output_length", s, _C381)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C385.get(s)
+        s = t[2]
+    t = _C384.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C382)
+        _order("SignatureMethod", s, _C381)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4826,7 +4813,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C386, "SignaturePropertiesType")
+            _escape(r, 3, _C385, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -4837,7 +4824,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C387, "SignaturePropertiesType")
+            _escape(r, 3, _C386, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -4852,7 +4839,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C388, "SignaturePropertiesType")
+                _escape(r, 1, _C387, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -4865,9 +4852,9 @@ def _e38(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C390.get(s)
+        t = _C389.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C389)
+            _order("SignatureProperties.id", s, _C388)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -4879,17 +4866,17 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C391.get(s)
+        t = _C390.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C389)
+            _order("SignatureProperties.signature_property", s, _C388)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v)
         s = 1
-    t = _C392.get(s)
+    t = _C391.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C389)
+        _order("SignatureProperties", s, _C388)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4907,7 +4894,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C393, "SignaturePropertyType")
+            _escape(r, 3, _C392, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -4916,7 +4903,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C394, "SignaturePropertyType")
+            _escape(r, 3, _C393, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -4926,7 +4913,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C395, "SignaturePropertyType")
+            _escape(r, 3, _C394, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -4936,7 +4923,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C396, "SignaturePropertyType")
+            _escape(r, 2, _C395, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -4948,7 +4935,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C397, "SignaturePropertyType")
+            _escape(r, 1, _C396, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -4961,9 +4948,9 @@ def _e39(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C399.get(s)
+        t = _C398.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C398)
+            _order("SignatureProperty.id", s, _C397)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -4971,17 +4958,17 @@ def _e39(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C400.get(s)
+        t = _C399.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C398)
+            _order("SignatureProperty.target", s, _C397)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C401.get(s)
+    t = _C400.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C398)
+        _order("SignatureProperty", s, _C397)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4999,7 +4986,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C402, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C401, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5009,7 +4996,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C403, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C402, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5018,7 +5005,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C404, "SignatureValueType")
+            _escape(r, 1, _C403, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -5031,26 +5018,26 @@ def _e40(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C406.get(s)
+        t = _C405.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C405)
+            _order("SignatureValue.id", s, _C404)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C407.get(s)
+    t = _C406.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C405)
+        _order("SignatureValue.value", s, _C404)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C408.get(s)
+    t = _C407.get(s)
     if t is None:
-        _order("SignatureValue", s, _C405)
+        _order("SignatureValue", s, _C404)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5071,7 +5058,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C409, "SignedInfoType")
+            _escape(r, 3, _C408, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -5080,7 +5067,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C410, "SignedInfoType")
+            _escape(r, 3, _C409, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -5089,7 +5076,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C411, "SignedInfoType")
+            _escape(r, 2, _C410, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -5100,7 +5087,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C412, "SignedInfoType")
+            _escape(r, 2, _C411, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -5115,7 +5102,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C413, "SignedInfoType")
+                _escape(r, 1, _C412, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -5130,9 +5117,9 @@ def _e41(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C415.get(s)
+        t = _C414.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C414)
+            _order("SignedInfo.id", s, _C413)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5140,41 +5127,41 @@ def _e41(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C416.get(s)
+        t = _C415.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C414)
+            _order("SignedInfo.canonicalization_method", s, _C413)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e6(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C417.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C414)
+            _order("SignedInfo.signature_method", s, _C413)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e37(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C418.get(s)
+        t = _C417.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C414)
+            _order("SignedInfo.reference", s, _C413)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e21(w, v)
         s = 3
-    t = _C419.get(s)
+    t = _C418.get(s)
     if t is None:
-        _order("SignedInfo", s, _C414)
+        _order("SignedInfo", s, _C413)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5194,7 +5181,7 @@ def _d42(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C420, "SignedInstallationDataType")
+            _escape(r, 3, _C419, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5203,7 +5190,7 @@ def _d42(r):
             f1 = _d71(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C421, "SignedInstallationDataType")
+            _escape(r, 3, _C420, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5213,12 +5200,12 @@ def _d42(r):
                 f2 = _simple_escape(r, None, "ECDHCurve")
             else:
                 f2 = r.bits(1)
-                f2 = _C422[f2]
+                f2 = _C421[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C424, "SignedInstallationDataType")
+            _escape(r, 2, _C423, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5232,7 +5219,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C425, "SignedInstallationDataType")
+            _escape(r, 2, _C424, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5262,7 +5249,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C426, "SignedInstallationDataType")
+            _escape(r, 2, _C425, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5270,7 +5257,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C427, "SignedInstallationDataType")
+            _escape(r, 1, _C426, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5278,7 +5265,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C428, "SignedInstallationDataType")
+            _escape(r, 1, _C427, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 7:
@@ -5286,7 +5273,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C429, "SignedInstallationDataType")
+            _escape(r, 1, _C428, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedInstallationData)
@@ -5304,9 +5291,9 @@ def _e42(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C431.get(s)
+        t = _C430.get(s)
         if t is None:
-            _order("SignedInstallationData.id", s, _C430)
+            _order("SignedInstallationData.id", s, _C429)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5314,73 +5301,73 @@ def _e42(w, o):
         w.string(v)
     v = o.contract_certificate_chain
     if v is not None:
-        t = _C432.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("SignedInstallationData.contract_certificate_chain", s, _C430)
+            _order("SignedInstallationData.contract_certificate_chain", s, _C429)
         if v.__class__ is not _iso20.ContractCertificateChain:
             _bad("SignedInstallationData.contract_certificate_chain", v, "a ContractCertificateChain")
         w.bits(t[0], t[1])
         _e71(w, v)
-        s = 1
+        s = t[2]
     v = o.ecdh_curve
     if v is not None:
-        t = _C433.get(s)
+        t = _C432.get(s)
         if t is None:
-            _order("SignedInstallationData.ecdh_curve", s, _C430)
+            _order("SignedInstallationData.ecdh_curve", s, _C429)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C423.get(v)
+        i = _C422.get(v)
         if i is None:
             _bad("SignedInstallationData.ecdh_curve", v, "a member of _iso20.EcdhCurve")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.dh_public_key
     if v is not None:
-        t = _C434.get(s)
+        t = _C433.get(s)
         if t is None:
-            _order("SignedInstallationData.dh_public_key", s, _C430)
+            _order("SignedInstallationData.dh_public_key", s, _C429)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 133 or len(v) > 133:
             _bad("SignedInstallationData.dh_public_key", v, "bytes of length 133..133")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.secp521_encrypted_private_key
     if v is not None:
-        t = _C435.get(s)
+        t = _C434.get(s)
         if t is None:
-            _order("SignedInstallationData.secp521_encrypted_private_key", s, _C430)
+            _order("SignedInstallationData.secp521_encrypted_private_key", s, _C429)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 94 or len(v) > 94:
             _bad("SignedInstallationData.secp521_encrypted_private_key", v, "bytes of length 94..94")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.x448_encrypted_private_key
     if v is not None:
-        t = _C436.get(s)
+        t = _C435.get(s)
         if t is None:
-            _order("SignedInstallationData.x448_encrypted_private_key", s, _C430)
+            _order("SignedInstallationData.x448_encrypted_private_key", s, _C429)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 84 or len(v) > 84:
             _bad("SignedInstallationData.x448_encrypted_private_key", v, "bytes of length 84..84")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.tpm_encrypted_private_key
     if v is not None:
-        t = _C437.get(s)
+        t = _C436.get(s)
         if t is None:
-            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C430)
+            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C429)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 206 or len(v) > 206:
             _bad("SignedInstallationData.tpm_encrypted_private_key", v, "bytes of length 206..206")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
-    t = _C438.get(s)
+        s = t[2]
+    t = _C437.get(s)
     if t is None:
-        _order("SignedInstallationData", s, _C430)
+        _order("SignedInstallationData", s, _C429)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5399,7 +5386,7 @@ def _d43(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C439, "SignedMeteringDataType")
+            _escape(r, 3, _C438, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5413,7 +5400,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C440, "SignedMeteringDataType")
+            _escape(r, 3, _C439, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5422,7 +5409,7 @@ def _d43(r):
             f2 = _d72(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C441, "SignedMeteringDataType")
+            _escape(r, 2, _C440, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5437,7 +5424,7 @@ def _d43(r):
             f5 = _d75(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C442, "SignedMeteringDataType")
+            _escape(r, 2, _C441, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5449,7 +5436,7 @@ def _d43(r):
             f5 = _d75(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C443, "SignedMeteringDataType")
+            _escape(r, 2, _C442, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5457,7 +5444,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C444, "SignedMeteringDataType")
+            _escape(r, 1, _C443, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5465,7 +5452,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C445, "SignedMeteringDataType")
+            _escape(r, 1, _C444, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedMeteringData)
@@ -5482,9 +5469,9 @@ def _e43(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C447.get(s)
+        t = _C446.get(s)
         if t is None:
-            _order("SignedMeteringData.id", s, _C446)
+            _order("SignedMeteringData.id", s, _C445)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5492,58 +5479,58 @@ def _e43(w, o):
         w.string(v)
     v = o.session_id
     if v is not None:
-        t = _C448.get(s)
+        t = _C447.get(s)
         if t is None:
-            _order("SignedMeteringData.session_id", s, _C446)
+            _order("SignedMeteringData.session_id", s, _C445)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("SignedMeteringData.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.meter_info
     if v is not None:
-        t = _C449.get(s)
+        t = _C448.get(s)
         if t is None:
-            _order("SignedMeteringData.meter_info", s, _C446)
+            _order("SignedMeteringData.meter_info", s, _C445)
         if v.__class__ is not _iso20.MeterInfo:
             _bad("SignedMeteringData.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e72(w, v)
-        s = 2
+        s = t[2]
     v = o.receipt
     if v is not None:
-        t = _C450.get(s)
+        t = _C449.get(s)
         if t is None:
-            _order("SignedMeteringData.receipt", s, _C446)
+            _order("SignedMeteringData.receipt", s, _C445)
         if v.__class__ is not _iso20.Receipt:
             _bad("SignedMeteringData.receipt", v, "a Receipt")
         w.bits(t[0], t[1])
         _e73(w, v)
-        s = 3
+        s = t[2]
     v = o.dynamic_smdt_control_mode
     if v is not None:
-        t = _C451.get(s)
+        t = _C450.get(s)
         if t is None:
-            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C446)
+            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C445)
         if v.__class__ is not _iso20.Dynamic_SMDTControlMode:
             _bad("SignedMeteringData.dynamic_smdt_control_mode", v, "a Dynamic_SMDTControlMode")
         w.bits(t[0], t[1])
         _e74(w, v)
-        s = 4
+        s = t[2]
     v = o.scheduled_smdt_control_mode
     if v is not None:
-        t = _C452.get(s)
+        t = _C451.get(s)
         if t is None:
-            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C446)
+            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C445)
         if v.__class__ is not _iso20.Scheduled_SMDTControlMode:
             _bad("SignedMeteringData.scheduled_smdt_control_mode", v, "a Scheduled_SMDTControlMode")
         w.bits(t[0], t[1])
         _e75(w, v)
-        s = 5
-    t = _C453.get(s)
+        s = t[2]
+    t = _C452.get(s)
     if t is None:
-        _order("SignedMeteringData", s, _C446)
+        _order("SignedMeteringData", s, _C445)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5559,7 +5546,7 @@ def _d44(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C454, "TransformType")
+                _escape(r, 3, _C453, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -5580,7 +5567,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C455, "TransformType")
+                _escape(r, 2, _C454, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -5601,7 +5588,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C456, "TransformType")
+                _escape(r, 1, _C455, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -5622,7 +5609,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C457, "TransformType")
+                _escape(r, 1, _C456, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -5643,7 +5630,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C458, "TransformType")
+                _escape(r, 1, _C457, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -5656,9 +5643,9 @@ def _e44(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C460.get(s)
+        t = _C459.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C459)
+            _order("Transform.algorithm", s, _C458)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5672,18 +5659,18 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C461.get(s)
+        t = _C460.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C459)
+            _order("Transform.x_path", s, _C458)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C462.get(s)
+    t = _C461.get(s)
     if t is None:
-        _order("Transform", s, _C459)
+        _order("Transform", s, _C458)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5700,7 +5687,7 @@ def _d45(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C463, "TransformsType")
+            _escape(r, 3, _C462, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -5715,7 +5702,7 @@ def _d45(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C464, "TransformsType")
+                _escape(r, 1, _C463, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -5731,17 +5718,17 @@ def _e45(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C466.get(s)
+        t = _C465.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C465)
+            _order("Transforms.transform", s, _C464)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e44(w, v)
         s = 1
-    t = _C467.get(s)
+    t = _C466.get(s)
     if t is None:
-        _order("Transforms", s, _C465)
+        _order("Transforms", s, _C464)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5760,7 +5747,7 @@ def _d46(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C468, "VehicleCheckInReqType")
+            _escape(r, 3, _C467, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5772,12 +5759,12 @@ def _d46(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
-                f1 = _C469[f1]
+                f1 = _C468[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C471, "VehicleCheckInReqType")
+            _escape(r, 2, _C470, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5789,12 +5776,12 @@ def _d46(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("ParkingMethod: enumeration index %d out of range" % f2)
-                f2 = _C472[f2]
+                f2 = _C471[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C474, "VehicleCheckInReqType")
+            _escape(r, 2, _C473, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5832,7 +5819,7 @@ def _d46(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C475, "VehicleCheckInReqType")
+            _escape(r, 1, _C474, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5860,7 +5847,7 @@ def _d46(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C476, "VehicleCheckInReqType")
+            _escape(r, 1, _C475, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5878,7 +5865,7 @@ def _d46(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C477, "VehicleCheckInReqType")
+            _escape(r, 1, _C476, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5886,7 +5873,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C478, "VehicleCheckInReqType")
+            _escape(r, 1, _C477, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInReq)
@@ -5903,74 +5890,74 @@ def _e46(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C480.get(s)
+        t = _C479.get(s)
         if t is None:
-            _order("VehicleCheckInReq.header", s, _C479)
+            _order("VehicleCheckInReq.header", s, _C478)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("VehicleCheckInReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_check_in_status
     if v is not None:
-        t = _C481.get(s)
+        t = _C480.get(s)
         if t is None:
-            _order("VehicleCheckInReq.ev_check_in_status", s, _C479)
+            _order("VehicleCheckInReq.ev_check_in_status", s, _C478)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C470.get(v)
+        i = _C469.get(v)
         if i is None:
             _bad("VehicleCheckInReq.ev_check_in_status", v, "a member of _iso20.EvCheckInStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.parking_method
     if v is not None:
-        t = _C482.get(s)
+        t = _C481.get(s)
         if t is None:
-            _order("VehicleCheckInReq.parking_method", s, _C479)
+            _order("VehicleCheckInReq.parking_method", s, _C478)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C473.get(v)
+        i = _C472.get(v)
         if i is None:
             _bad("VehicleCheckInReq.parking_method", v, "a member of _iso20.ParkingMethod")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.vehicle_frame
     if v is not None:
-        t = _C483.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("VehicleCheckInReq.vehicle_frame", s, _C479)
+            _order("VehicleCheckInReq.vehicle_frame", s, _C478)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInReq.vehicle_frame", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.device_offset
     if v is not None:
-        t = _C484.get(s)
+        t = _C483.get(s)
         if t is None:
-            _order("VehicleCheckInReq.device_offset", s, _C479)
+            _order("VehicleCheckInReq.device_offset", s, _C478)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInReq.device_offset", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.vehicle_travel
     if v is not None:
-        t = _C485.get(s)
+        t = _C484.get(s)
         if t is None:
-            _order("VehicleCheckInReq.vehicle_travel", s, _C479)
+            _order("VehicleCheckInReq.vehicle_travel", s, _C478)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInReq.vehicle_travel", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 6
-    t = _C486.get(s)
+        s = t[2]
+    t = _C485.get(s)
     if t is None:
-        _order("VehicleCheckInReq", s, _C479)
+        _order("VehicleCheckInReq", s, _C478)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5988,7 +5975,7 @@ def _d47(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C487, "VehicleCheckInResType")
+            _escape(r, 3, _C486, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 1:
@@ -6005,7 +5992,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C488, "VehicleCheckInResType")
+            _escape(r, 2, _C487, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 2:
@@ -6043,7 +6030,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C489, "VehicleCheckInResType")
+            _escape(r, 1, _C488, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 3:
@@ -6071,7 +6058,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C490, "VehicleCheckInResType")
+            _escape(r, 1, _C489, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 4:
@@ -6089,7 +6076,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C491, "VehicleCheckInResType")
+            _escape(r, 1, _C490, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 5:
@@ -6097,7 +6084,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C492, "VehicleCheckInResType")
+            _escape(r, 1, _C491, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInRes)
@@ -6113,62 +6100,62 @@ def _e47(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C494.get(s)
+        t = _C493.get(s)
         if t is None:
-            _order("VehicleCheckInRes.header", s, _C493)
+            _order("VehicleCheckInRes.header", s, _C492)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("VehicleCheckInRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C495.get(s)
+        t = _C494.get(s)
         if t is None:
-            _order("VehicleCheckInRes.response_code", s, _C493)
+            _order("VehicleCheckInRes.response_code", s, _C492)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("VehicleCheckInRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.parking_space
     if v is not None:
-        t = _C496.get(s)
+        t = _C495.get(s)
         if t is None:
-            _order("VehicleCheckInRes.parking_space", s, _C493)
+            _order("VehicleCheckInRes.parking_space", s, _C492)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInRes.parking_space", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.device_location
     if v is not None:
-        t = _C497.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("VehicleCheckInRes.device_location", s, _C493)
+            _order("VehicleCheckInRes.device_location", s, _C492)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInRes.device_location", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.target_distance
     if v is not None:
-        t = _C498.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("VehicleCheckInRes.target_distance", s, _C493)
+            _order("VehicleCheckInRes.target_distance", s, _C492)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("VehicleCheckInRes.target_distance", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 5
-    t = _C499.get(s)
+        s = t[2]
+    t = _C498.get(s)
     if t is None:
-        _order("VehicleCheckInRes", s, _C493)
+        _order("VehicleCheckInRes", s, _C492)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6184,7 +6171,7 @@ def _d48(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C500, "VehicleCheckOutReqType")
+            _escape(r, 3, _C499, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6196,12 +6183,12 @@ def _d48(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
-                f1 = _C501[f1]
+                f1 = _C500[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C503, "VehicleCheckOutReqType")
+            _escape(r, 2, _C502, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6217,7 +6204,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C504, "VehicleCheckOutReqType")
+            _escape(r, 2, _C503, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6225,7 +6212,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C505, "VehicleCheckOutReqType")
+            _escape(r, 1, _C504, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutReq)
@@ -6239,40 +6226,40 @@ def _e48(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C507.get(s)
+        t = _C506.get(s)
         if t is None:
-            _order("VehicleCheckOutReq.header", s, _C506)
+            _order("VehicleCheckOutReq.header", s, _C505)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("VehicleCheckOutReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_check_out_status
     if v is not None:
-        t = _C508.get(s)
+        t = _C507.get(s)
         if t is None:
-            _order("VehicleCheckOutReq.ev_check_out_status", s, _C506)
+            _order("VehicleCheckOutReq.ev_check_out_status", s, _C505)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C502.get(v)
+        i = _C501.get(v)
         if i is None:
             _bad("VehicleCheckOutReq.ev_check_out_status", v, "a member of _iso20.EvCheckOutStatus")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.check_out_time
     if v is not None:
-        t = _C509.get(s)
+        t = _C508.get(s)
         if t is None:
-            _order("VehicleCheckOutReq.check_out_time", s, _C506)
+            _order("VehicleCheckOutReq.check_out_time", s, _C505)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("VehicleCheckOutReq.check_out_time", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
-    t = _C510.get(s)
+        s = t[2]
+    t = _C509.get(s)
     if t is None:
-        _order("VehicleCheckOutReq", s, _C506)
+        _order("VehicleCheckOutReq", s, _C505)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6288,7 +6275,7 @@ def _d49(r):
             f0 = _d51(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C511, "VehicleCheckOutResType")
+            _escape(r, 3, _C510, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 1:
@@ -6305,7 +6292,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C512, "VehicleCheckOutResType")
+            _escape(r, 2, _C511, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 2:
@@ -6315,12 +6302,12 @@ def _d49(r):
                 f2 = _simple_escape(r, None, "EVSECheckOutStatus")
             else:
                 f2 = r.bits(1)
-                f2 = _C513[f2]
+                f2 = _C512[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C515, "VehicleCheckOutResType")
+            _escape(r, 2, _C514, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 3:
@@ -6328,7 +6315,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C516, "VehicleCheckOutResType")
+            _escape(r, 1, _C515, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutRes)
@@ -6342,41 +6329,41 @@ def _e49(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C518.get(s)
+        t = _C517.get(s)
         if t is None:
-            _order("VehicleCheckOutRes.header", s, _C517)
+            _order("VehicleCheckOutRes.header", s, _C516)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("VehicleCheckOutRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e51(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C519.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("VehicleCheckOutRes.response_code", s, _C517)
+            _order("VehicleCheckOutRes.response_code", s, _C516)
         w.bits(t[0] << 1, t[1] + 1)
         i = _C15.get(v)
         if i is None:
             _bad("VehicleCheckOutRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_check_out_status
     if v is not None:
-        t = _C520.get(s)
+        t = _C519.get(s)
         if t is None:
-            _order("VehicleCheckOutRes.evse_check_out_status", s, _C517)
+            _order("VehicleCheckOutRes.evse_check_out_status", s, _C516)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C514.get(v)
+        i = _C513.get(v)
         if i is None:
             _bad("VehicleCheckOutRes.evse_check_out_status", v, "a member of _iso20.EvseCheckOutStatus")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 3
-    t = _C521.get(s)
+        s = t[2]
+    t = _C520.get(s)
     if t is None:
-        _order("VehicleCheckOutRes", s, _C517)
+        _order("VehicleCheckOutRes", s, _C516)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6434,7 +6421,7 @@ def _d50(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C522, "X509DataType")
+                _escape(r, 3, _C521, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -6484,7 +6471,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C523, "X509DataType")
+                _escape(r, 1, _C522, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -6534,7 +6521,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C524, "X509DataType")
+                _escape(r, 1, _C523, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -6584,7 +6571,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C525, "X509DataType")
+                _escape(r, 1, _C524, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -6634,7 +6621,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C526, "X509DataType")
+                _escape(r, 1, _C525, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -6684,7 +6671,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C527, "X509DataType")
+                _escape(r, 1, _C526, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -6734,7 +6721,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C528, "X509DataType")
+                _escape(r, 1, _C527, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6756,9 +6743,9 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C530.get(s)
+        t = _C529.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C529)
+            _order("X509Data.x509_issuer_serial", s, _C528)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -6772,9 +6759,9 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C531.get(s)
+        t = _C530.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C529)
+            _order("X509Data.x509ski", s, _C528)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -6789,9 +6776,9 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C532.get(s)
+        t = _C531.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C529)
+            _order("X509Data.x509_subject_name", s, _C528)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -6806,9 +6793,9 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C533.get(s)
+        t = _C532.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C529)
+            _order("X509Data.x509_certificate", s, _C528)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -6823,18 +6810,18 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C534.get(s)
+        t = _C533.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C529)
+            _order("X509Data.x509crl", s, _C528)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C535.get(s)
+    t = _C534.get(s)
     if t is None:
-        _order("X509Data", s, _C529)
+        _order("X509Data", s, _C528)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6855,7 +6842,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C536, "MessageHeaderType")
+            _escape(r, 3, _C535, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -6871,7 +6858,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C537, "MessageHeaderType")
+            _escape(r, 2, _C536, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -6882,7 +6869,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C538, "MessageHeaderType")
+            _escape(r, 1, _C537, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -6890,7 +6877,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C539, "MessageHeaderType")
+            _escape(r, 1, _C538, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -6904,39 +6891,39 @@ def _e51(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C541.get(s)
+        t = _C540.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C540)
+            _order("MessageHeader.session_id", s, _C539)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.time_stamp
     if v is not None:
-        t = _C542.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C540)
+            _order("MessageHeader.time_stamp", s, _C539)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C543.get(s)
+        t = _C542.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C540)
+            _order("MessageHeader.signature", s, _C539)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 3
-    t = _C544.get(s)
+        s = t[2]
+    t = _C543.get(s)
     if t is None:
-        _order("MessageHeader", s, _C540)
+        _order("MessageHeader", s, _C539)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6948,7 +6935,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C545, "EIM_AReqAuthorizationModeType")
+            _escape(r, 3, _C544, "EIM_AReqAuthorizationModeType")
         else:
             r.fail("EIM_AReqAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_AReqAuthorizationMode)
@@ -6957,9 +6944,9 @@ def _d52(r):
 def _e52(w, o):
     """iso20.EIM_AReqAuthorizationMode -> EIM_AReqAuthorizationModeType"""
     s = 0
-    t = _C547.get(s)
+    t = _C546.get(s)
     if t is None:
-        _order("EIM_AReqAuthorizationMode", s, _C546)
+        _order("EIM_AReqAuthorizationMode", s, _C545)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6975,7 +6962,7 @@ def _d53(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C548, "PnC_AReqAuthorizationModeType")
+            _escape(r, 3, _C547, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
@@ -6989,7 +6976,7 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C549, "PnC_AReqAuthorizationModeType")
+            _escape(r, 3, _C548, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 2:
@@ -6998,7 +6985,7 @@ def _d53(r):
             f2 = _d71(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C550, "PnC_AReqAuthorizationModeType")
+            _escape(r, 2, _C549, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7006,7 +6993,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C551, "PnC_AReqAuthorizationModeType")
+            _escape(r, 1, _C550, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.PnC_AReqAuthorizationMode)
@@ -7020,9 +7007,9 @@ def _e53(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C553.get(s)
+        t = _C552.get(s)
         if t is None:
-            _order("PnC_AReqAuthorizationMode.id", s, _C552)
+            _order("PnC_AReqAuthorizationMode.id", s, _C551)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7030,28 +7017,28 @@ def _e53(w, o):
         w.string(v)
     v = o.gen_challenge
     if v is not None:
-        t = _C554.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("PnC_AReqAuthorizationMode.gen_challenge", s, _C552)
+            _order("PnC_AReqAuthorizationMode.gen_challenge", s, _C551)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
             _bad("PnC_AReqAuthorizationMode.gen_challenge", v, "bytes of length 16..16")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.contract_certificate_chain
     if v is not None:
-        t = _C555.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("PnC_AReqAuthorizationMode.contract_certificate_chain", s, _C552)
+            _order("PnC_AReqAuthorizationMode.contract_certificate_chain", s, _C551)
         if v.__class__ is not _iso20.ContractCertificateChain:
             _bad("PnC_AReqAuthorizationMode.contract_certificate_chain", v, "a ContractCertificateChain")
         w.bits(t[0], t[1])
         _e71(w, v)
-        s = 2
-    t = _C556.get(s)
+        s = t[2]
+    t = _C555.get(s)
     if t is None:
-        _order("PnC_AReqAuthorizationMode", s, _C552)
+        _order("PnC_AReqAuthorizationMode", s, _C551)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7063,7 +7050,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C557, "EIM_ASResAuthorizationModeType")
+            _escape(r, 3, _C556, "EIM_ASResAuthorizationModeType")
         else:
             r.fail("EIM_ASResAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_ASResAuthorizationMode)
@@ -7072,9 +7059,9 @@ def _d54(r):
 def _e54(w, o):
     """iso20.EIM_ASResAuthorizationMode -> EIM_ASResAuthorizationModeType"""
     s = 0
-    t = _C559.get(s)
+    t = _C558.get(s)
     if t is None:
-        _order("EIM_ASResAuthorizationMode", s, _C558)
+        _order("EIM_ASResAuthorizationMode", s, _C557)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7094,7 +7081,7 @@ def _d55(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C560, "PnC_ASResAuthorizationModeType")
+            _escape(r, 3, _C559, "PnC_ASResAuthorizationModeType")
         else:
             r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7105,7 +7092,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C561, "PnC_ASResAuthorizationModeType")
+            _escape(r, 1, _C560, "PnC_ASResAuthorizationModeType")
         else:
             r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7113,7 +7100,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C562, "PnC_ASResAuthorizationModeType")
+            _escape(r, 1, _C561, "PnC_ASResAuthorizationModeType")
         else:
             r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.PnC_ASResAuthorizationMode)
@@ -7126,28 +7113,28 @@ def _e55(w, o):
     s = 0
     v = o.gen_challenge
     if v is not None:
-        t = _C564.get(s)
+        t = _C563.get(s)
         if t is None:
-            _order("PnC_ASResAuthorizationMode.gen_challenge", s, _C563)
+            _order("PnC_ASResAuthorizationMode.gen_challenge", s, _C562)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
             _bad("PnC_ASResAuthorizationMode.gen_challenge", v, "bytes of length 16..16")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.supported_providers
     if v is not None:
-        t = _C565.get(s)
+        t = _C564.get(s)
         if t is None:
-            _order("PnC_ASResAuthorizationMode.supported_providers", s, _C563)
+            _order("PnC_ASResAuthorizationMode.supported_providers", s, _C562)
         if v.__class__ is not _iso20.SupportedProvidersList:
             _bad("PnC_ASResAuthorizationMode.supported_providers", v, "a SupportedProvidersList")
         w.bits(t[0], t[1])
         _e77(w, v)
-        s = 2
-    t = _C566.get(s)
+        s = t[2]
+    t = _C565.get(s)
     if t is None:
-        _order("PnC_ASResAuthorizationMode", s, _C563)
+        _order("PnC_ASResAuthorizationMode", s, _C562)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7163,7 +7150,7 @@ def _d56(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C567, "SignedCertificateChainType")
+            _escape(r, 3, _C566, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -7177,7 +7164,7 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C568, "SignedCertificateChainType")
+            _escape(r, 3, _C567, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -7188,7 +7175,7 @@ def _d56(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C569, "SignedCertificateChainType")
+            _escape(r, 1, _C568, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 3:
@@ -7196,7 +7183,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C570, "SignedCertificateChainType")
+            _escape(r, 1, _C569, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.SignedCertificateChain)
@@ -7210,9 +7197,9 @@ def _e56(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C572.get(s)
+        t = _C571.get(s)
         if t is None:
-            _order("SignedCertificateChain.id", s, _C571)
+            _order("SignedCertificateChain.id", s, _C570)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7220,28 +7207,28 @@ def _e56(w, o):
         w.string(v)
     v = o.certificate
     if v is not None:
-        t = _C573.get(s)
+        t = _C572.get(s)
         if t is None:
-            _order("SignedCertificateChain.certificate", s, _C571)
+            _order("SignedCertificateChain.certificate", s, _C570)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
             _bad("SignedCertificateChain.certificate", v, "bytes of length 0..1600")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sub_certificates
     if v is not None:
-        t = _C574.get(s)
+        t = _C573.get(s)
         if t is None:
-            _order("SignedCertificateChain.sub_certificates", s, _C571)
+            _order("SignedCertificateChain.sub_certificates", s, _C570)
         if v.__class__ is not _iso20.SubCertificates:
             _bad("SignedCertificateChain.sub_certificates", v, "a SubCertificates")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
-    t = _C575.get(s)
+        s = t[2]
+    t = _C574.get(s)
     if t is None:
-        _order("SignedCertificateChain", s, _C571)
+        _order("SignedCertificateChain", s, _C570)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7258,7 +7245,7 @@ def _d57(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C576, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C575, "ListOfRootCertificateIDsType")
         else:
             r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
@@ -7274,7 +7261,7 @@ def _d57(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C577, "ListOfRootCertificateIDsType")
+                    _escape(r, 1, _C576, "ListOfRootCertificateIDsType")
                 else:
                     r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
             else:
@@ -7283,7 +7270,7 @@ def _d57(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C578, "ListOfRootCertificateIDsType")
+                    _escape(r, 1, _C577, "ListOfRootCertificateIDsType")
                 else:
                     r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     o = _new(_iso20.ListOfRootCertificateIDs)
@@ -7301,17 +7288,17 @@ def _e57(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C580.get(s)
+        t = _C579.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C579)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C578)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
         _e76(w, v)
         s = (1 if n < 20 else 2)
-    t = _C581.get(s)
+    t = _C580.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C579)
+        _order("ListOfRootCertificateIDs", s, _C578)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7333,7 +7320,7 @@ def _d58(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C582, "EMAIDListType")
+            _escape(r, 3, _C581, "EMAIDListType")
         else:
             r.fail("EMAIDListType: event code %d out of range" % ec)
     if s == 1:
@@ -7354,7 +7341,7 @@ def _d58(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C583, "EMAIDListType")
+                    _escape(r, 1, _C582, "EMAIDListType")
                 else:
                     r.fail("EMAIDListType: event code %d out of range" % ec)
             else:
@@ -7363,7 +7350,7 @@ def _d58(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C584, "EMAIDListType")
+                    _escape(r, 1, _C583, "EMAIDListType")
                 else:
                     r.fail("EMAIDListType: event code %d out of range" % ec)
     o = _new(_iso20.EMAIDList)
@@ -7381,18 +7368,18 @@ def _e58(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C586.get(s)
+        t = _C585.get(s)
         if t is None:
-            _order("EMAIDList.emaid", s, _C585)
+            _order("EMAIDList.emaid", s, _C584)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("EMAIDList.emaid", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
         s = (1 if n < 8 else 2)
-    t = _C587.get(s)
+    t = _C586.get(s)
     if t is None:
-        _order("EMAIDList", s, _C585)
+        _order("EMAIDList", s, _C584)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7412,7 +7399,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C588, "CertificateChainType")
+            _escape(r, 3, _C587, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -7423,7 +7410,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C589, "CertificateChainType")
+            _escape(r, 1, _C588, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -7431,7 +7418,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C590, "CertificateChainType")
+            _escape(r, 1, _C589, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateChain)
@@ -7444,28 +7431,28 @@ def _e59(w, o):
     s = 0
     v = o.certificate
     if v is not None:
-        t = _C592.get(s)
+        t = _C591.get(s)
         if t is None:
-            _order("CertificateChain.certificate", s, _C591)
+            _order("CertificateChain.certificate", s, _C590)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
             _bad("CertificateChain.certificate", v, "bytes of length 0..1600")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sub_certificates
     if v is not None:
-        t = _C593.get(s)
+        t = _C592.get(s)
         if t is None:
-            _order("CertificateChain.sub_certificates", s, _C591)
+            _order("CertificateChain.sub_certificates", s, _C590)
         if v.__class__ is not _iso20.SubCertificates:
             _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
-    t = _C594.get(s)
+        s = t[2]
+    t = _C593.get(s)
     if t is None:
-        _order("CertificateChain", s, _C591)
+        _order("CertificateChain", s, _C590)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7489,7 +7476,7 @@ def _d60(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C595, "EVPowerProfileType")
+            _escape(r, 3, _C594, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -7501,7 +7488,7 @@ def _d60(r):
             f2 = _d80(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C596, "EVPowerProfileType")
+            _escape(r, 2, _C595, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 2:
@@ -7510,7 +7497,7 @@ def _d60(r):
             f3 = _d81(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C597, "EVPowerProfileType")
+            _escape(r, 2, _C596, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 3:
@@ -7519,7 +7506,7 @@ def _d60(r):
             f3 = _d81(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C598, "EVPowerProfileType")
+            _escape(r, 2, _C597, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 4:
@@ -7527,7 +7514,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C599, "EVPowerProfileType")
+            _escape(r, 1, _C598, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerProfile)
@@ -7542,48 +7529,48 @@ def _e60(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C601.get(s)
+        t = _C600.get(s)
         if t is None:
-            _order("EVPowerProfile.time_anchor", s, _C600)
+            _order("EVPowerProfile.time_anchor", s, _C599)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("EVPowerProfile.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.dynamic_evppt_control_mode
     if v is not None:
-        t = _C602.get(s)
+        t = _C601.get(s)
         if t is None:
-            _order("EVPowerProfile.dynamic_evppt_control_mode", s, _C600)
+            _order("EVPowerProfile.dynamic_evppt_control_mode", s, _C599)
         if v.__class__ is not _iso20.Dynamic_EVPPTControlMode:
             _bad("EVPowerProfile.dynamic_evppt_control_mode", v, "a Dynamic_EVPPTControlMode")
         w.bits(t[0], t[1])
         _e79(w, v)
-        s = 2
+        s = t[2]
     v = o.scheduled_evppt_control_mode
     if v is not None:
-        t = _C603.get(s)
+        t = _C602.get(s)
         if t is None:
-            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C600)
+            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C599)
         if v.__class__ is not _iso20.Scheduled_EVPPTControlMode:
             _bad("EVPowerProfile.scheduled_evppt_control_mode", v, "a Scheduled_EVPPTControlMode")
         w.bits(t[0], t[1])
         _e80(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_power_profile_entries
     if v is not None:
-        t = _C604.get(s)
+        t = _C603.get(s)
         if t is None:
-            _order("EVPowerProfile.ev_power_profile_entries", s, _C600)
+            _order("EVPowerProfile.ev_power_profile_entries", s, _C599)
         if v.__class__ is not _iso20.EVPowerProfileEntryList:
             _bad("EVPowerProfile.ev_power_profile_entries", v, "a EVPowerProfileEntryList")
         w.bits(t[0], t[1])
         _e81(w, v)
-        s = 4
-    t = _C605.get(s)
+        s = t[2]
+    t = _C604.get(s)
     if t is None:
-        _order("EVPowerProfile", s, _C600)
+        _order("EVPowerProfile", s, _C599)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7605,7 +7592,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C606, "EVSEStatusType")
+            _escape(r, 3, _C605, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -7617,12 +7604,12 @@ def _d61(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C607[f1]
+                f1 = _C606[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C609, "EVSEStatusType")
+            _escape(r, 2, _C608, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -7630,7 +7617,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C610, "EVSEStatusType")
+            _escape(r, 1, _C609, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -7643,30 +7630,30 @@ def _e61(w, o):
     s = 0
     v = o.notification_max_delay
     if v is not None:
-        t = _C612.get(s)
+        t = _C611.get(s)
         if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C611)
+            _order("EVSEStatus.notification_max_delay", s, _C610)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
-        t = _C613.get(s)
+        t = _C612.get(s)
         if t is None:
-            _order("EVSEStatus.evse_notification", s, _C611)
+            _order("EVSEStatus.evse_notification", s, _C610)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C608.get(v)
+        i = _C607.get(v)
         if i is None:
             _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
-    t = _C614.get(s)
+        s = t[2]
+    t = _C613.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C611)
+        _order("EVSEStatus", s, _C610)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7694,7 +7681,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C615, "Dynamic_SEReqControlModeType")
+            _escape(r, 3, _C614, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7723,7 +7710,7 @@ def _d62(r):
             f3 = _d82(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C616, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C615, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7742,7 +7729,7 @@ def _d62(r):
             f3 = _d82(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C617, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C616, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7751,7 +7738,7 @@ def _d62(r):
             f3 = _d82(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C618, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C617, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -7760,7 +7747,7 @@ def _d62(r):
             f4 = _d82(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C619, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C618, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -7769,7 +7756,7 @@ def _d62(r):
             f5 = _d82(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C620, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C619, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -7783,7 +7770,7 @@ def _d62(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C621, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C620, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -7794,7 +7781,7 @@ def _d62(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C622, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C621, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7802,7 +7789,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C623, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C622, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEReqControlMode)
@@ -7821,90 +7808,90 @@ def _e62(w, o):
     s = 0
     v = o.departure_time
     if v is not None:
-        t = _C625.get(s)
+        t = _C624.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.departure_time", s, _C624)
+            _order("Dynamic_SEReqControlMode.departure_time", s, _C623)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("Dynamic_SEReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
-        t = _C626.get(s)
+        t = _C625.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.minimum_soc", s, _C624)
+            _order("Dynamic_SEReqControlMode.minimum_soc", s, _C623)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("Dynamic_SEReqControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
-        t = _C627.get(s)
+        t = _C626.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.target_soc", s, _C624)
+            _order("Dynamic_SEReqControlMode.target_soc", s, _C623)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("Dynamic_SEReqControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
-        t = _C628.get(s)
+        t = _C627.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C624)
+            _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C623)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
-        t = _C629.get(s)
+        t = _C628.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", s, _C624)
+            _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", s, _C623)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
-        t = _C630.get(s)
+        t = _C629.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", s, _C624)
+            _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", s, _C623)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_v2x_energy_request
     if v is not None:
-        t = _C631.get(s)
+        t = _C630.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", s, _C624)
+            _order("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", s, _C623)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_minimum_v2x_energy_request
     if v is not None:
-        t = _C632.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C624)
+            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C623)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 8
-    t = _C633.get(s)
+        s = t[2]
+    t = _C632.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode", s, _C624)
+        _order("Dynamic_SEReqControlMode", s, _C623)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7943,7 +7930,7 @@ def _d63(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C634, "Scheduled_SEReqControlModeType")
+            _escape(r, 3, _C633, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7963,7 +7950,7 @@ def _d63(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C635, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C634, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7980,7 +7967,7 @@ def _d63(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C636, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C635, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7994,7 +7981,7 @@ def _d63(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C637, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C636, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -8005,7 +7992,7 @@ def _d63(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C638, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C637, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -8013,7 +8000,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C639, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C638, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SEReqControlMode)
@@ -8029,58 +8016,58 @@ def _e63(w, o):
     s = 0
     v = o.departure_time
     if v is not None:
-        t = _C641.get(s)
+        t = _C640.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.departure_time", s, _C640)
+            _order("Scheduled_SEReqControlMode.departure_time", s, _C639)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("Scheduled_SEReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
-        t = _C642.get(s)
+        t = _C641.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C640)
+            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C639)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
-        t = _C643.get(s)
+        t = _C642.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C640)
+            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C639)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
-        t = _C644.get(s)
+        t = _C643.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C640)
+            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C639)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_energy_offer
     if v is not None:
-        t = _C645.get(s)
+        t = _C644.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C640)
+            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C639)
         if v.__class__ is not _iso20.EVEnergyOffer:
             _bad("Scheduled_SEReqControlMode.ev_energy_offer", v, "a EVEnergyOffer")
         w.bits(t[0], t[1])
         _e83(w, v)
-        s = 5
-    t = _C646.get(s)
+        s = t[2]
+    t = _C645.get(s)
     if t is None:
-        _order("Scheduled_SEReqControlMode", s, _C640)
+        _order("Scheduled_SEReqControlMode", s, _C639)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8133,7 +8120,7 @@ def _d64(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C647, "Dynamic_SEResControlModeType")
+            _escape(r, 3, _C646, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -8167,7 +8154,7 @@ def _d64(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C648, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C647, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -8191,7 +8178,7 @@ def _d64(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C649, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C648, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -8205,7 +8192,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C650, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C649, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -8213,7 +8200,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C651, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C650, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -8221,7 +8208,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C652, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C651, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEResControlMode)
@@ -8237,60 +8224,60 @@ def _e64(w, o):
     s = 0
     v = o.departure_time
     if v is not None:
-        t = _C654.get(s)
+        t = _C653.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.departure_time", s, _C653)
+            _order("Dynamic_SEResControlMode.departure_time", s, _C652)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("Dynamic_SEResControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
-        t = _C655.get(s)
+        t = _C654.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.minimum_soc", s, _C653)
+            _order("Dynamic_SEResControlMode.minimum_soc", s, _C652)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("Dynamic_SEResControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
-        t = _C656.get(s)
+        t = _C655.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.target_soc", s, _C653)
+            _order("Dynamic_SEResControlMode.target_soc", s, _C652)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("Dynamic_SEResControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.absolute_price_schedule
     if v is not None:
-        t = _C657.get(s)
+        t = _C656.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C653)
+            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C652)
         if v.__class__ is not _iso20.AbsolutePriceSchedule:
             _bad("Dynamic_SEResControlMode.absolute_price_schedule", v, "a AbsolutePriceSchedule")
         w.bits(t[0], t[1])
         _e84(w, v)
-        s = 4
+        s = t[2]
     v = o.price_level_schedule
     if v is not None:
-        t = _C658.get(s)
+        t = _C657.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C653)
+            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C652)
         if v.__class__ is not _iso20.PriceLevelSchedule:
             _bad("Dynamic_SEResControlMode.price_level_schedule", v, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e85(w, v)
-        s = 5
-    t = _C659.get(s)
+        s = t[2]
+    t = _C658.get(s)
     if t is None:
-        _order("Dynamic_SEResControlMode", s, _C653)
+        _order("Dynamic_SEResControlMode", s, _C652)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8307,7 +8294,7 @@ def _d65(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C660, "Scheduled_SEResControlModeType")
+            _escape(r, 3, _C659, "Scheduled_SEResControlModeType")
         else:
             r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -8323,7 +8310,7 @@ def _d65(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C661, "Scheduled_SEResControlModeType")
+                    _escape(r, 1, _C660, "Scheduled_SEResControlModeType")
                 else:
                     r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
             else:
@@ -8332,7 +8319,7 @@ def _d65(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C662, "Scheduled_SEResControlModeType")
+                    _escape(r, 1, _C661, "Scheduled_SEResControlModeType")
                 else:
                     r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SEResControlMode)
@@ -8350,17 +8337,17 @@ def _e65(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C664.get(s)
+        t = _C663.get(s)
         if t is None:
-            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C663)
+            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C662)
         if v.__class__ is not _iso20.ScheduleTuple:
             _bad("Scheduled_SEResControlMode.schedule_tuple", v, "a ScheduleTuple")
         w.bits(t[0], t[1])
         _e86(w, v)
         s = (1 if n < 3 else 2)
-    t = _C665.get(s)
+    t = _C664.get(s)
     if t is None:
-        _order("Scheduled_SEResControlMode", s, _C663)
+        _order("Scheduled_SEResControlMode", s, _C662)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8377,7 +8364,7 @@ def _d66(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C666, "ServiceParameterListType")
+            _escape(r, 3, _C665, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
@@ -8393,7 +8380,7 @@ def _d66(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C667, "ServiceParameterListType")
+                    _escape(r, 1, _C666, "ServiceParameterListType")
                 else:
                     r.fail("ServiceParameterListType: event code %d out of range" % ec)
             else:
@@ -8402,7 +8389,7 @@ def _d66(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C668, "ServiceParameterListType")
+                    _escape(r, 1, _C667, "ServiceParameterListType")
                 else:
                     r.fail("ServiceParameterListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceParameterList)
@@ -8420,17 +8407,17 @@ def _e66(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C670.get(s)
+        t = _C669.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C669)
+            _order("ServiceParameterList.parameter_set", s, _C668)
         if v.__class__ is not _iso20.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
         w.bits(t[0], t[1])
         _e87(w, v)
         s = (1 if n < 32 else 2)
-    t = _C671.get(s)
+    t = _C670.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C669)
+        _order("ServiceParameterList", s, _C668)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8454,7 +8441,7 @@ def _d67(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C672, "ServiceIDListType")
+            _escape(r, 3, _C671, "ServiceIDListType")
         else:
             r.fail("ServiceIDListType: event code %d out of range" % ec)
     if s == 1:
@@ -8477,7 +8464,7 @@ def _d67(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C673, "ServiceIDListType")
+                    _escape(r, 1, _C672, "ServiceIDListType")
                 else:
                     r.fail("ServiceIDListType: event code %d out of range" % ec)
             else:
@@ -8486,7 +8473,7 @@ def _d67(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C674, "ServiceIDListType")
+                    _escape(r, 1, _C673, "ServiceIDListType")
                 else:
                     r.fail("ServiceIDListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceIDList)
@@ -8504,18 +8491,18 @@ def _e67(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C676.get(s)
+        t = _C675.get(s)
         if t is None:
-            _order("ServiceIDList.service_id", s, _C675)
+            _order("ServiceIDList.service_id", s, _C674)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ServiceIDList.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
         s = (1 if n < 16 else 2)
-    t = _C677.get(s)
+    t = _C676.get(s)
     if t is None:
-        _order("ServiceIDList", s, _C675)
+        _order("ServiceIDList", s, _C674)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8532,7 +8519,7 @@ def _d68(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C678, "ServiceListType")
+            _escape(r, 3, _C677, "ServiceListType")
         else:
             r.fail("ServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -8548,7 +8535,7 @@ def _d68(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C679, "ServiceListType")
+                    _escape(r, 1, _C678, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
             else:
@@ -8557,7 +8544,7 @@ def _d68(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C680, "ServiceListType")
+                    _escape(r, 1, _C679, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceList)
@@ -8575,17 +8562,17 @@ def _e68(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C682.get(s)
+        t = _C681.get(s)
         if t is None:
-            _order("ServiceList.service", s, _C681)
+            _order("ServiceList.service", s, _C680)
         if v.__class__ is not _iso20.Service:
             _bad("ServiceList.service", v, "a Service")
         w.bits(t[0], t[1])
         _e88(w, v)
         s = (1 if n < 8 else 2)
-    t = _C683.get(s)
+    t = _C682.get(s)
     if t is None:
-        _order("ServiceList", s, _C681)
+        _order("ServiceList", s, _C680)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8607,7 +8594,7 @@ def _d69(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C684, "SelectedServiceType")
+            _escape(r, 3, _C683, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -8623,7 +8610,7 @@ def _d69(r):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C685, "SelectedServiceType")
+            _escape(r, 2, _C684, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -8631,7 +8618,7 @@ def _d69(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C686, "SelectedServiceType")
+            _escape(r, 1, _C685, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_iso20.SelectedService)
@@ -8644,29 +8631,29 @@ def _e69(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C688.get(s)
+        t = _C687.get(s)
         if t is None:
-            _order("SelectedService.service_id", s, _C687)
+            _order("SelectedService.service_id", s, _C686)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("SelectedService.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.parameter_set_id
     if v is not None:
-        t = _C689.get(s)
+        t = _C688.get(s)
         if t is None:
-            _order("SelectedService.parameter_set_id", s, _C687)
+            _order("SelectedService.parameter_set_id", s, _C686)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("SelectedService.parameter_set_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
-    t = _C690.get(s)
+        s = t[2]
+    t = _C689.get(s)
     if t is None:
-        _order("SelectedService", s, _C687)
+        _order("SelectedService", s, _C686)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8683,7 +8670,7 @@ def _d70(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C691, "SelectedServiceListType")
+            _escape(r, 3, _C690, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -8699,7 +8686,7 @@ def _d70(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C692, "SelectedServiceListType")
+                    _escape(r, 1, _C691, "SelectedServiceListType")
                 else:
                     r.fail("SelectedServiceListType: event code %d out of range" % ec)
             else:
@@ -8708,7 +8695,7 @@ def _d70(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C693, "SelectedServiceListType")
+                    _escape(r, 1, _C692, "SelectedServiceListType")
                 else:
                     r.fail("SelectedServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.SelectedServiceList)
@@ -8726,17 +8713,17 @@ def _e70(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C695.get(s)
+        t = _C694.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C694)
+            _order("SelectedServiceList.selected_service", s, _C693)
         if v.__class__ is not _iso20.SelectedService:
             _bad("SelectedServiceList.selected_service", v, "a SelectedService")
         w.bits(t[0], t[1])
         _e69(w, v)
         s = (1 if n < 16 else 2)
-    t = _C696.get(s)
+    t = _C695.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C694)
+        _order("SelectedServiceList", s, _C693)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8756,7 +8743,7 @@ def _d71(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C697, "ContractCertificateChainType")
+            _escape(r, 3, _C696, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -8765,7 +8752,7 @@ def _d71(r):
             f1 = _d78(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C698, "ContractCertificateChainType")
+            _escape(r, 2, _C697, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -8773,7 +8760,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C699, "ContractCertificateChainType")
+            _escape(r, 1, _C698, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.ContractCertificateChain)
@@ -8786,28 +8773,28 @@ def _e71(w, o):
     s = 0
     v = o.certificate
     if v is not None:
-        t = _C701.get(s)
+        t = _C700.get(s)
         if t is None:
-            _order("ContractCertificateChain.certificate", s, _C700)
+            _order("ContractCertificateChain.certificate", s, _C699)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
             _bad("ContractCertificateChain.certificate", v, "bytes of length 0..1600")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.sub_certificates
     if v is not None:
-        t = _C702.get(s)
+        t = _C701.get(s)
         if t is None:
-            _order("ContractCertificateChain.sub_certificates", s, _C700)
+            _order("ContractCertificateChain.sub_certificates", s, _C699)
         if v.__class__ is not _iso20.SubCertificates:
             _bad("ContractCertificateChain.sub_certificates", v, "a SubCertificates")
         w.bits(t[0], t[1])
         _e78(w, v)
-        s = 2
-    t = _C703.get(s)
+        s = t[2]
+    t = _C702.get(s)
     if t is None:
-        _order("ContractCertificateChain", s, _C700)
+        _order("ContractCertificateChain", s, _C699)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8833,7 +8820,7 @@ def _d72(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C704, "MeterInfoType")
+            _escape(r, 3, _C703, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8849,7 +8836,7 @@ def _d72(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C705, "MeterInfoType")
+            _escape(r, 2, _C704, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8915,7 +8902,7 @@ def _d72(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C706, "MeterInfoType")
+            _escape(r, 1, _C705, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8971,7 +8958,7 @@ def _d72(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C707, "MeterInfoType")
+            _escape(r, 1, _C706, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9017,7 +9004,7 @@ def _d72(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C708, "MeterInfoType")
+            _escape(r, 1, _C707, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9053,7 +9040,7 @@ def _d72(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C709, "MeterInfoType")
+            _escape(r, 1, _C708, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -9081,7 +9068,7 @@ def _d72(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C710, "MeterInfoType")
+            _escape(r, 1, _C709, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9099,7 +9086,7 @@ def _d72(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C711, "MeterInfoType")
+            _escape(r, 1, _C710, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9107,7 +9094,7 @@ def _d72(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C712, "MeterInfoType")
+            _escape(r, 1, _C711, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9126,95 +9113,95 @@ def _e72(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C714.get(s)
+        t = _C713.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C713)
+            _order("MeterInfo.meter_id", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charged_energy_reading_wh
     if v is not None:
-        t = _C715.get(s)
+        t = _C714.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C713)
+            _order("MeterInfo.charged_energy_reading_wh", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.bpt_discharged_energy_reading_wh
     if v is not None:
-        t = _C716.get(s)
+        t = _C715.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C713)
+            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.capacitive_energy_reading_va_rh
     if v is not None:
-        t = _C717.get(s)
+        t = _C716.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C713)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.bpt_inductive_energy_reading_va_rh
     if v is not None:
-        t = _C718.get(s)
+        t = _C717.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C713)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.meter_signature
     if v is not None:
-        t = _C719.get(s)
+        t = _C718.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C713)
+            _order("MeterInfo.meter_signature", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
             _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C720.get(s)
+        t = _C719.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C713)
+            _order("MeterInfo.meter_status", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.meter_timestamp
     if v is not None:
-        t = _C721.get(s)
+        t = _C720.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C713)
+            _order("MeterInfo.meter_timestamp", s, _C712)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 8
-    t = _C722.get(s)
+        s = t[2]
+    t = _C721.get(s)
     if t is None:
-        _order("MeterInfo", s, _C713)
+        _order("MeterInfo", s, _C712)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9241,7 +9228,7 @@ def _d73(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C723, "ReceiptType")
+            _escape(r, 3, _C722, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -9266,7 +9253,7 @@ def _d73(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C724, "ReceiptType")
+            _escape(r, 1, _C723, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -9288,7 +9275,7 @@ def _d73(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C725, "ReceiptType")
+            _escape(r, 1, _C724, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -9307,7 +9294,7 @@ def _d73(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C726, "ReceiptType")
+            _escape(r, 1, _C725, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -9323,7 +9310,7 @@ def _d73(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C727, "ReceiptType")
+            _escape(r, 1, _C726, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -9336,7 +9323,7 @@ def _d73(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C728, "ReceiptType")
+            _escape(r, 1, _C727, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -9352,7 +9339,7 @@ def _d73(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C729, "ReceiptType")
+                    _escape(r, 1, _C728, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -9361,7 +9348,7 @@ def _d73(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C730, "ReceiptType")
+                    _escape(r, 1, _C729, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -9378,55 +9365,55 @@ def _e73(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C732.get(s)
+        t = _C731.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C731)
+            _order("Receipt.time_anchor", s, _C730)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.energy_costs
     if v is not None:
-        t = _C733.get(s)
+        t = _C732.get(s)
         if t is None:
-            _order("Receipt.energy_costs", s, _C731)
+            _order("Receipt.energy_costs", s, _C730)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.energy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 2
+        s = t[2]
     v = o.occupancy_costs
     if v is not None:
-        t = _C734.get(s)
+        t = _C733.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C731)
+            _order("Receipt.occupancy_costs", s, _C730)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 3
+        s = t[2]
     v = o.additional_services_costs
     if v is not None:
-        t = _C735.get(s)
+        t = _C734.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C731)
+            _order("Receipt.additional_services_costs", s, _C730)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 4
+        s = t[2]
     v = o.overstay_costs
     if v is not None:
-        t = _C736.get(s)
+        t = _C735.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C731)
+            _order("Receipt.overstay_costs", s, _C730)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e89(w, v)
-        s = 5
+        s = t[2]
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
@@ -9435,17 +9422,17 @@ def _e73(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C737.get(s)
+        t = _C736.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C731)
+            _order("Receipt.tax_costs", s, _C730)
         if v.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v, "a DetailedTax")
         w.bits(t[0], t[1])
         _e90(w, v)
         s = (6 if n < 10 else 7)
-    t = _C738.get(s)
+    t = _C737.get(s)
     if t is None:
-        _order("Receipt", s, _C731)
+        _order("Receipt", s, _C730)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9457,7 +9444,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C739, "Dynamic_SMDTControlModeType")
+            _escape(r, 3, _C738, "Dynamic_SMDTControlModeType")
         else:
             r.fail("Dynamic_SMDTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SMDTControlMode)
@@ -9466,9 +9453,9 @@ def _d74(r):
 def _e74(w, o):
     """iso20.Dynamic_SMDTControlMode -> Dynamic_SMDTControlModeType"""
     s = 0
-    t = _C741.get(s)
+    t = _C740.get(s)
     if t is None:
-        _order("Dynamic_SMDTControlMode", s, _C740)
+        _order("Dynamic_SMDTControlMode", s, _C739)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9489,7 +9476,7 @@ def _d75(r):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C742, "Scheduled_SMDTControlModeType")
+            _escape(r, 3, _C741, "Scheduled_SMDTControlModeType")
         else:
             r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9497,7 +9484,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C743, "Scheduled_SMDTControlModeType")
+            _escape(r, 1, _C742, "Scheduled_SMDTControlModeType")
         else:
             r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SMDTControlMode)
@@ -9509,18 +9496,18 @@ def _e75(w, o):
     s = 0
     v = o.selected_schedule_tuple_id
     if v is not None:
-        t = _C745.get(s)
+        t = _C744.get(s)
         if t is None:
-            _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", s, _C744)
+            _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", s, _C743)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("Scheduled_SMDTControlMode.selected_schedule_tuple_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
-    t = _C746.get(s)
+        s = t[2]
+    t = _C745.get(s)
     if t is None:
-        _order("Scheduled_SMDTControlMode", s, _C744)
+        _order("Scheduled_SMDTControlMode", s, _C743)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9540,7 +9527,7 @@ def _d76(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C747, "X509IssuerSerialType")
+            _escape(r, 3, _C746, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -9554,7 +9541,7 @@ def _d76(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C748, "X509IssuerSerialType")
+            _escape(r, 2, _C747, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -9562,7 +9549,7 @@ def _d76(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C749, "X509IssuerSerialType")
+            _escape(r, 1, _C748, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -9575,29 +9562,29 @@ def _e76(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C751.get(s)
+        t = _C750.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C750)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C749)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C752.get(s)
+        t = _C751.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C750)
+            _order("X509IssuerSerial.x509_serial_number", s, _C749)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C753.get(s)
+        s = t[2]
+    t = _C752.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C750)
+        _order("X509IssuerSerial", s, _C749)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9619,7 +9606,7 @@ def _d77(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C754, "SupportedProvidersListType")
+            _escape(r, 3, _C753, "SupportedProvidersListType")
         else:
             r.fail("SupportedProvidersListType: event code %d out of range" % ec)
     if s == 1:
@@ -9640,7 +9627,7 @@ def _d77(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C755, "SupportedProvidersListType")
+                    _escape(r, 1, _C754, "SupportedProvidersListType")
                 else:
                     r.fail("SupportedProvidersListType: event code %d out of range" % ec)
             else:
@@ -9649,7 +9636,7 @@ def _d77(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C756, "SupportedProvidersListType")
+                    _escape(r, 1, _C755, "SupportedProvidersListType")
                 else:
                     r.fail("SupportedProvidersListType: event code %d out of range" % ec)
     o = _new(_iso20.SupportedProvidersList)
@@ -9667,18 +9654,18 @@ def _e77(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C758.get(s)
+        t = _C757.get(s)
         if t is None:
-            _order("SupportedProvidersList.provider_id", s, _C757)
+            _order("SupportedProvidersList.provider_id", s, _C756)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 80:
             _bad("SupportedProvidersList.provider_id", v, "a str of length 0..80")
         w.string(v)
         w.bits(0, 1)
         s = (1 if n < 128 else 2)
-    t = _C759.get(s)
+    t = _C758.get(s)
     if t is None:
-        _order("SupportedProvidersList", s, _C757)
+        _order("SupportedProvidersList", s, _C756)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9700,7 +9687,7 @@ def _d78(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C760, "SubCertificatesType")
+            _escape(r, 3, _C759, "SubCertificatesType")
         else:
             r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -9721,7 +9708,7 @@ def _d78(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C761, "SubCertificatesType")
+                    _escape(r, 1, _C760, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
             else:
@@ -9730,7 +9717,7 @@ def _d78(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C762, "SubCertificatesType")
+                    _escape(r, 1, _C761, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_iso20.SubCertificates)
@@ -9748,18 +9735,18 @@ def _e78(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C764.get(s)
+        t = _C763.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C763)
+            _order("SubCertificates.certificate", s, _C762)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
             _bad("SubCertificates.certificate", v, "bytes of length 0..1600")
         w.binary(v)
         w.bits(0, 1)
         s = (1 if n < 3 else 2)
-    t = _C765.get(s)
+    t = _C764.get(s)
     if t is None:
-        _order("SubCertificates", s, _C763)
+        _order("SubCertificates", s, _C762)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9771,7 +9758,7 @@ def _d79(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C766, "Dynamic_EVPPTControlModeType")
+            _escape(r, 3, _C765, "Dynamic_EVPPTControlModeType")
         else:
             r.fail("Dynamic_EVPPTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_EVPPTControlMode)
@@ -9780,9 +9767,9 @@ def _d79(r):
 def _e79(w, o):
     """iso20.Dynamic_EVPPTControlMode -> Dynamic_EVPPTControlModeType"""
     s = 0
-    t = _C768.get(s)
+    t = _C767.get(s)
     if t is None:
-        _order("Dynamic_EVPPTControlMode", s, _C767)
+        _order("Dynamic_EVPPTControlMode", s, _C766)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9804,7 +9791,7 @@ def _d80(r):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C769, "Scheduled_EVPPTControlModeType")
+            _escape(r, 3, _C768, "Scheduled_EVPPTControlModeType")
         else:
             r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9814,14 +9801,14 @@ def _d80(r):
                 f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
             else:
                 f1 = r.bits(1)
-                f1 = _C770[f1]
+                f1 = _C769[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C772, "Scheduled_EVPPTControlModeType")
+            _escape(r, 1, _C771, "Scheduled_EVPPTControlModeType")
         else:
             r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -9829,7 +9816,7 @@ def _d80(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C773, "Scheduled_EVPPTControlModeType")
+            _escape(r, 1, _C772, "Scheduled_EVPPTControlModeType")
         else:
             r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_EVPPTControlMode)
@@ -9842,30 +9829,30 @@ def _e80(w, o):
     s = 0
     v = o.selected_schedule_tuple_id
     if v is not None:
-        t = _C775.get(s)
+        t = _C774.get(s)
         if t is None:
-            _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", s, _C774)
+            _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", s, _C773)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.power_tolerance_acceptance
     if v is not None:
-        t = _C776.get(s)
+        t = _C775.get(s)
         if t is None:
-            _order("Scheduled_EVPPTControlMode.power_tolerance_acceptance", s, _C774)
+            _order("Scheduled_EVPPTControlMode.power_tolerance_acceptance", s, _C773)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C771.get(v)
+        i = _C770.get(v)
         if i is None:
             _bad("Scheduled_EVPPTControlMode.power_tolerance_acceptance", v, "a member of _iso20.PowerToleranceAcceptance")
         w.bits(i, 1)
         w.bits(0, 1)
-        s = 2
-    t = _C777.get(s)
+        s = t[2]
+    t = _C776.get(s)
     if t is None:
-        _order("Scheduled_EVPPTControlMode", s, _C774)
+        _order("Scheduled_EVPPTControlMode", s, _C773)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9882,34 +9869,26 @@ def _d81(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C778, "EVPowerProfileEntryListType")
+            _escape(r, 3, _C777, "EVPowerProfileEntryListType")
         else:
             r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 2048:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d91(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C779, "EVPowerProfileEntryListType")
-                else:
-                    r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d91(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C778, "EVPowerProfileEntryListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C780, "EVPowerProfileEntryListType")
-                else:
-                    r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
+                r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
+    if len(f0) > 2048:
+        r.facet("EVPowerProfileEntryListType: more than 2048 EVPowerProfileEntry elements")
     o = _new(_iso20.EVPowerProfileEntryList)
     o.ev_power_profile_entry = f0
     return o
@@ -9925,17 +9904,17 @@ def _e81(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C782.get(s)
+        t = _C780.get(s)
         if t is None:
-            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C781)
+            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C779)
         if v.__class__ is not _iso20.PowerScheduleEntry:
             _bad("EVPowerProfileEntryList.ev_power_profile_entry", v, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
         _e91(w, v)
-        s = (1 if n < 2048 else 2)
-    t = _C783.get(s)
+        s = 1
+    t = _C781.get(s)
     if t is None:
-        _order("EVPowerProfileEntryList", s, _C781)
+        _order("EVPowerProfileEntryList", s, _C779)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9955,7 +9934,7 @@ def _d82(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C784, "RationalNumberType")
+            _escape(r, 3, _C782, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -9971,7 +9950,7 @@ def _d82(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C785, "RationalNumberType")
+            _escape(r, 2, _C783, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -9979,7 +9958,7 @@ def _d82(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C786, "RationalNumberType")
+            _escape(r, 1, _C784, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -9992,29 +9971,29 @@ def _e82(w, o):
     s = 0
     v = o.exponent
     if v is not None:
-        t = _C788.get(s)
+        t = _C786.get(s)
         if t is None:
-            _order("RationalNumber.exponent", s, _C787)
+            _order("RationalNumber.exponent", s, _C785)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("RationalNumber.exponent", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C789.get(s)
+        t = _C787.get(s)
         if t is None:
-            _order("RationalNumber.value", s, _C787)
+            _order("RationalNumber.value", s, _C785)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("RationalNumber.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C790.get(s)
+        s = t[2]
+    t = _C788.get(s)
     if t is None:
-        _order("RationalNumber", s, _C787)
+        _order("RationalNumber", s, _C785)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10029,7 +10008,7 @@ def _d83(r):
             f0 = _d92(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C791, "EVEnergyOfferType")
+            _escape(r, 3, _C789, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 1:
@@ -10038,7 +10017,7 @@ def _d83(r):
             f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C792, "EVEnergyOfferType")
+            _escape(r, 2, _C790, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 2:
@@ -10046,7 +10025,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C793, "EVEnergyOfferType")
+            _escape(r, 1, _C791, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     o = _new(_iso20.EVEnergyOffer)
@@ -10059,27 +10038,27 @@ def _e83(w, o):
     s = 0
     v = o.ev_power_schedule
     if v is not None:
-        t = _C795.get(s)
+        t = _C793.get(s)
         if t is None:
-            _order("EVEnergyOffer.ev_power_schedule", s, _C794)
+            _order("EVEnergyOffer.ev_power_schedule", s, _C792)
         if v.__class__ is not _iso20.EVPowerSchedule:
             _bad("EVEnergyOffer.ev_power_schedule", v, "a EVPowerSchedule")
         w.bits(t[0], t[1])
         _e92(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_absolute_price_schedule
     if v is not None:
-        t = _C796.get(s)
+        t = _C794.get(s)
         if t is None:
-            _order("EVEnergyOffer.ev_absolute_price_schedule", s, _C794)
+            _order("EVEnergyOffer.ev_absolute_price_schedule", s, _C792)
         if v.__class__ is not _iso20.EVAbsolutePriceSchedule:
             _bad("EVEnergyOffer.ev_absolute_price_schedule", v, "a EVAbsolutePriceSchedule")
         w.bits(t[0], t[1])
         _e93(w, v)
-        s = 2
-    t = _C797.get(s)
+        s = t[2]
+    t = _C795.get(s)
     if t is None:
-        _order("EVEnergyOffer", s, _C794)
+        _order("EVEnergyOffer", s, _C792)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10115,7 +10094,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C798, "AbsolutePriceScheduleType")
+            _escape(r, 3, _C796, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10131,7 +10110,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C799, "AbsolutePriceScheduleType")
+            _escape(r, 3, _C797, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10147,7 +10126,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C800, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C798, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -10169,7 +10148,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C801, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C799, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -10183,7 +10162,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C802, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C800, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 5:
@@ -10197,7 +10176,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "Language")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C803, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C801, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 6:
@@ -10211,7 +10190,7 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C804, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C802, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 7:
@@ -10229,7 +10208,7 @@ def _d84(r):
             f10 = _d95(r)
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C805, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C803, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 8:
@@ -10244,7 +10223,7 @@ def _d84(r):
             f10 = _d95(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C806, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C804, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 9:
@@ -10256,7 +10235,7 @@ def _d84(r):
             f10 = _d95(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C807, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C805, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 10:
@@ -10265,7 +10244,7 @@ def _d84(r):
             f10 = _d95(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C808, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C806, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 11:
@@ -10279,7 +10258,7 @@ def _d84(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C809, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C807, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 12:
@@ -10290,7 +10269,7 @@ def _d84(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C810, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C808, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 13:
@@ -10298,7 +10277,7 @@ def _d84(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C811, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C809, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.AbsolutePriceSchedule)
@@ -10322,9 +10301,9 @@ def _e84(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C813.get(s)
+        t = _C811.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.id", s, _C812)
+            _order("AbsolutePriceSchedule.id", s, _C810)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -10332,133 +10311,133 @@ def _e84(w, o):
         w.string(v)
     v = o.time_anchor
     if v is not None:
-        t = _C814.get(s)
+        t = _C812.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.time_anchor", s, _C812)
+            _order("AbsolutePriceSchedule.time_anchor", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("AbsolutePriceSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.price_schedule_id
     if v is not None:
-        t = _C815.get(s)
+        t = _C813.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.price_schedule_id", s, _C812)
+            _order("AbsolutePriceSchedule.price_schedule_id", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("AbsolutePriceSchedule.price_schedule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.price_schedule_description
     if v is not None:
-        t = _C816.get(s)
+        t = _C814.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.price_schedule_description", s, _C812)
+            _order("AbsolutePriceSchedule.price_schedule_description", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 160:
             _bad("AbsolutePriceSchedule.price_schedule_description", v, "a str of length 0..160")
         w.string(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.currency
     if v is not None:
-        t = _C817.get(s)
+        t = _C815.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.currency", s, _C812)
+            _order("AbsolutePriceSchedule.currency", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 3:
             _bad("AbsolutePriceSchedule.currency", v, "a str of length 0..3")
         w.string(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.language
     if v is not None:
-        t = _C818.get(s)
+        t = _C816.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.language", s, _C812)
+            _order("AbsolutePriceSchedule.language", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 3:
             _bad("AbsolutePriceSchedule.language", v, "a str of length 0..3")
         w.string(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.price_algorithm
     if v is not None:
-        t = _C819.get(s)
+        t = _C817.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.price_algorithm", s, _C812)
+            _order("AbsolutePriceSchedule.price_algorithm", s, _C810)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("AbsolutePriceSchedule.price_algorithm", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.minimum_cost
     if v is not None:
-        t = _C820.get(s)
+        t = _C818.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.minimum_cost", s, _C812)
+            _order("AbsolutePriceSchedule.minimum_cost", s, _C810)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("AbsolutePriceSchedule.minimum_cost", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 7
+        s = t[2]
     v = o.maximum_cost
     if v is not None:
-        t = _C821.get(s)
+        t = _C819.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.maximum_cost", s, _C812)
+            _order("AbsolutePriceSchedule.maximum_cost", s, _C810)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("AbsolutePriceSchedule.maximum_cost", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 8
+        s = t[2]
     v = o.tax_rules
     if v is not None:
-        t = _C822.get(s)
+        t = _C820.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.tax_rules", s, _C812)
+            _order("AbsolutePriceSchedule.tax_rules", s, _C810)
         if v.__class__ is not _iso20.TaxRuleList:
             _bad("AbsolutePriceSchedule.tax_rules", v, "a TaxRuleList")
         w.bits(t[0], t[1])
         _e94(w, v)
-        s = 9
+        s = t[2]
     v = o.price_rule_stacks
     if v is not None:
-        t = _C823.get(s)
+        t = _C821.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.price_rule_stacks", s, _C812)
+            _order("AbsolutePriceSchedule.price_rule_stacks", s, _C810)
         if v.__class__ is not _iso20.PriceRuleStackList:
             _bad("AbsolutePriceSchedule.price_rule_stacks", v, "a PriceRuleStackList")
         w.bits(t[0], t[1])
         _e95(w, v)
-        s = 10
+        s = t[2]
     v = o.overstay_rules
     if v is not None:
-        t = _C824.get(s)
+        t = _C822.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.overstay_rules", s, _C812)
+            _order("AbsolutePriceSchedule.overstay_rules", s, _C810)
         if v.__class__ is not _iso20.OverstayRuleList:
             _bad("AbsolutePriceSchedule.overstay_rules", v, "a OverstayRuleList")
         w.bits(t[0], t[1])
         _e96(w, v)
-        s = 11
+        s = t[2]
     v = o.additional_selected_services
     if v is not None:
-        t = _C825.get(s)
+        t = _C823.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.additional_selected_services", s, _C812)
+            _order("AbsolutePriceSchedule.additional_selected_services", s, _C810)
         if v.__class__ is not _iso20.AdditionalServiceList:
             _bad("AbsolutePriceSchedule.additional_selected_services", v, "a AdditionalServiceList")
         w.bits(t[0], t[1])
         _e97(w, v)
-        s = 12
-    t = _C826.get(s)
+        s = t[2]
+    t = _C824.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule", s, _C812)
+        _order("AbsolutePriceSchedule", s, _C810)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10487,7 +10466,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C827, "PriceLevelScheduleType")
+            _escape(r, 3, _C825, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10503,7 +10482,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C828, "PriceLevelScheduleType")
+            _escape(r, 3, _C826, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10519,7 +10498,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C829, "PriceLevelScheduleType")
+            _escape(r, 2, _C827, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -10541,7 +10520,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C830, "PriceLevelScheduleType")
+            _escape(r, 2, _C828, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -10555,7 +10534,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C831, "PriceLevelScheduleType")
+            _escape(r, 2, _C829, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 5:
@@ -10564,7 +10543,7 @@ def _d85(r):
             f5 = _d98(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C832, "PriceLevelScheduleType")
+            _escape(r, 2, _C830, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 6:
@@ -10572,7 +10551,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C833, "PriceLevelScheduleType")
+            _escape(r, 1, _C831, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.PriceLevelSchedule)
@@ -10589,9 +10568,9 @@ def _e85(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C835.get(s)
+        t = _C833.get(s)
         if t is None:
-            _order("PriceLevelSchedule.id", s, _C834)
+            _order("PriceLevelSchedule.id", s, _C832)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -10599,61 +10578,61 @@ def _e85(w, o):
         w.string(v)
     v = o.time_anchor
     if v is not None:
-        t = _C836.get(s)
+        t = _C834.get(s)
         if t is None:
-            _order("PriceLevelSchedule.time_anchor", s, _C834)
+            _order("PriceLevelSchedule.time_anchor", s, _C832)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("PriceLevelSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.price_schedule_id
     if v is not None:
-        t = _C837.get(s)
+        t = _C835.get(s)
         if t is None:
-            _order("PriceLevelSchedule.price_schedule_id", s, _C834)
+            _order("PriceLevelSchedule.price_schedule_id", s, _C832)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("PriceLevelSchedule.price_schedule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.price_schedule_description
     if v is not None:
-        t = _C838.get(s)
+        t = _C836.get(s)
         if t is None:
-            _order("PriceLevelSchedule.price_schedule_description", s, _C834)
+            _order("PriceLevelSchedule.price_schedule_description", s, _C832)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 160:
             _bad("PriceLevelSchedule.price_schedule_description", v, "a str of length 0..160")
         w.string(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.number_of_price_levels
     if v is not None:
-        t = _C839.get(s)
+        t = _C837.get(s)
         if t is None:
-            _order("PriceLevelSchedule.number_of_price_levels", s, _C834)
+            _order("PriceLevelSchedule.number_of_price_levels", s, _C832)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("PriceLevelSchedule.number_of_price_levels", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.price_level_schedule_entries
     if v is not None:
-        t = _C840.get(s)
+        t = _C838.get(s)
         if t is None:
-            _order("PriceLevelSchedule.price_level_schedule_entries", s, _C834)
+            _order("PriceLevelSchedule.price_level_schedule_entries", s, _C832)
         if v.__class__ is not _iso20.PriceLevelScheduleEntryList:
             _bad("PriceLevelSchedule.price_level_schedule_entries", v, "a PriceLevelScheduleEntryList")
         w.bits(t[0], t[1])
         _e98(w, v)
-        s = 5
-    t = _C841.get(s)
+        s = t[2]
+    t = _C839.get(s)
     if t is None:
-        _order("PriceLevelSchedule", s, _C834)
+        _order("PriceLevelSchedule", s, _C832)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10676,7 +10655,7 @@ def _d86(r):
                     _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C842, "ScheduleTupleType")
+            _escape(r, 3, _C840, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -10685,7 +10664,7 @@ def _d86(r):
             f1 = _d99(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C843, "ScheduleTupleType")
+            _escape(r, 2, _C841, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -10696,7 +10675,7 @@ def _d86(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C844, "ScheduleTupleType")
+            _escape(r, 1, _C842, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -10704,7 +10683,7 @@ def _d86(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C845, "ScheduleTupleType")
+            _escape(r, 1, _C843, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleTuple)
@@ -10718,38 +10697,38 @@ def _e86(w, o):
     s = 0
     v = o.schedule_tuple_id
     if v is not None:
-        t = _C847.get(s)
+        t = _C845.get(s)
         if t is None:
-            _order("ScheduleTuple.schedule_tuple_id", s, _C846)
+            _order("ScheduleTuple.schedule_tuple_id", s, _C844)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("ScheduleTuple.schedule_tuple_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charging_schedule
     if v is not None:
-        t = _C848.get(s)
+        t = _C846.get(s)
         if t is None:
-            _order("ScheduleTuple.charging_schedule", s, _C846)
+            _order("ScheduleTuple.charging_schedule", s, _C844)
         if v.__class__ is not _iso20.ChargingSchedule:
             _bad("ScheduleTuple.charging_schedule", v, "a ChargingSchedule")
         w.bits(t[0], t[1])
         _e99(w, v)
-        s = 2
+        s = t[2]
     v = o.discharging_schedule
     if v is not None:
-        t = _C849.get(s)
+        t = _C847.get(s)
         if t is None:
-            _order("ScheduleTuple.discharging_schedule", s, _C846)
+            _order("ScheduleTuple.discharging_schedule", s, _C844)
         if v.__class__ is not _iso20.ChargingSchedule:
             _bad("ScheduleTuple.discharging_schedule", v, "a ChargingSchedule")
         w.bits(t[0], t[1])
         _e99(w, v)
-        s = 3
-    t = _C850.get(s)
+        s = t[2]
+    t = _C848.get(s)
     if t is None:
-        _order("ScheduleTuple", s, _C846)
+        _order("ScheduleTuple", s, _C844)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10772,7 +10751,7 @@ def _d87(r):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C851, "ParameterSetType")
+            _escape(r, 3, _C849, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -10783,7 +10762,7 @@ def _d87(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C852, "ParameterSetType")
+            _escape(r, 2, _C850, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
@@ -10799,7 +10778,7 @@ def _d87(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C853, "ParameterSetType")
+                    _escape(r, 1, _C851, "ParameterSetType")
                 else:
                     r.fail("ParameterSetType: event code %d out of range" % ec)
             else:
@@ -10808,7 +10787,7 @@ def _d87(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C854, "ParameterSetType")
+                    _escape(r, 1, _C852, "ParameterSetType")
                 else:
                     r.fail("ParameterSetType: event code %d out of range" % ec)
     o = _new(_iso20.ParameterSet)
@@ -10821,15 +10800,15 @@ def _e87(w, o):
     s = 0
     v = o.parameter_set_id
     if v is not None:
-        t = _C856.get(s)
+        t = _C854.get(s)
         if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C855)
+            _order("ParameterSet.parameter_set_id", s, _C853)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("ParameterSet.parameter_set_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.parameter
     if items.__class__ is not list:
         _bad("ParameterSet.parameter", items, "a list")
@@ -10838,17 +10817,17 @@ def _e87(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C857.get(s)
+        t = _C855.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C855)
+            _order("ParameterSet.parameter", s, _C853)
         if v.__class__ is not _iso20.Parameter:
             _bad("ParameterSet.parameter", v, "a Parameter")
         w.bits(t[0], t[1])
         _e100(w, v)
         s = (2 if n < 32 else 3)
-    t = _C858.get(s)
+    t = _C856.get(s)
     if t is None:
-        _order("ParameterSet", s, _C855)
+        _order("ParameterSet", s, _C853)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10870,7 +10849,7 @@ def _d88(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C859, "ServiceType")
+            _escape(r, 3, _C857, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -10884,7 +10863,7 @@ def _d88(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C860, "ServiceType")
+            _escape(r, 2, _C858, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -10892,7 +10871,7 @@ def _d88(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C861, "ServiceType")
+            _escape(r, 1, _C859, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_iso20.Service)
@@ -10905,29 +10884,29 @@ def _e88(w, o):
     s = 0
     v = o.service_id
     if v is not None:
-        t = _C863.get(s)
+        t = _C861.get(s)
         if t is None:
-            _order("Service.service_id", s, _C862)
+            _order("Service.service_id", s, _C860)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("Service.service_id", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.free_service
     if v is not None:
-        t = _C864.get(s)
+        t = _C862.get(s)
         if t is None:
-            _order("Service.free_service", s, _C862)
+            _order("Service.free_service", s, _C860)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Service.free_service", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 2
-    t = _C865.get(s)
+        s = t[2]
+    t = _C863.get(s)
     if t is None:
-        _order("Service", s, _C862)
+        _order("Service", s, _C860)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10942,7 +10921,7 @@ def _d89(r):
             f0 = _d82(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C866, "DetailedCostType")
+            _escape(r, 3, _C864, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -10951,7 +10930,7 @@ def _d89(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C867, "DetailedCostType")
+            _escape(r, 2, _C865, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -10959,7 +10938,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C868, "DetailedCostType")
+            _escape(r, 1, _C866, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -10972,27 +10951,27 @@ def _e89(w, o):
     s = 0
     v = o.amount
     if v is not None:
-        t = _C870.get(s)
+        t = _C868.get(s)
         if t is None:
-            _order("DetailedCost.amount", s, _C869)
+            _order("DetailedCost.amount", s, _C867)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 1
+        s = t[2]
     v = o.cost_per_unit
     if v is not None:
-        t = _C871.get(s)
+        t = _C869.get(s)
         if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C869)
+            _order("DetailedCost.cost_per_unit", s, _C867)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
-    t = _C872.get(s)
+        s = t[2]
+    t = _C870.get(s)
     if t is None:
-        _order("DetailedCost", s, _C869)
+        _order("DetailedCost", s, _C867)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11014,7 +10993,7 @@ def _d90(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C873, "DetailedTaxType")
+            _escape(r, 3, _C871, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -11023,7 +11002,7 @@ def _d90(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C874, "DetailedTaxType")
+            _escape(r, 2, _C872, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -11031,7 +11010,7 @@ def _d90(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C875, "DetailedTaxType")
+            _escape(r, 1, _C873, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -11044,28 +11023,28 @@ def _e90(w, o):
     s = 0
     v = o.tax_rule_id
     if v is not None:
-        t = _C877.get(s)
+        t = _C875.get(s)
         if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C876)
+            _order("DetailedTax.tax_rule_id", s, _C874)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C878.get(s)
+        t = _C876.get(s)
         if t is None:
-            _order("DetailedTax.amount", s, _C876)
+            _order("DetailedTax.amount", s, _C874)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedTax.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
-    t = _C879.get(s)
+        s = t[2]
+    t = _C877.get(s)
     if t is None:
-        _order("DetailedTax", s, _C876)
+        _order("DetailedTax", s, _C874)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11089,7 +11068,7 @@ def _d91(r):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C880, "PowerScheduleEntryType")
+            _escape(r, 3, _C878, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -11098,7 +11077,7 @@ def _d91(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C881, "PowerScheduleEntryType")
+            _escape(r, 2, _C879, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -11112,7 +11091,7 @@ def _d91(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C882, "PowerScheduleEntryType")
+            _escape(r, 1, _C880, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -11123,7 +11102,7 @@ def _d91(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C883, "PowerScheduleEntryType")
+            _escape(r, 1, _C881, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 4:
@@ -11131,7 +11110,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C884, "PowerScheduleEntryType")
+            _escape(r, 1, _C882, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.PowerScheduleEntry)
@@ -11146,48 +11125,48 @@ def _e91(w, o):
     s = 0
     v = o.duration
     if v is not None:
-        t = _C886.get(s)
+        t = _C884.get(s)
         if t is None:
-            _order("PowerScheduleEntry.duration", s, _C885)
+            _order("PowerScheduleEntry.duration", s, _C883)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("PowerScheduleEntry.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.power
     if v is not None:
-        t = _C887.get(s)
+        t = _C885.get(s)
         if t is None:
-            _order("PowerScheduleEntry.power", s, _C885)
+            _order("PowerScheduleEntry.power", s, _C883)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PowerScheduleEntry.power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     v = o.power_l2
     if v is not None:
-        t = _C888.get(s)
+        t = _C886.get(s)
         if t is None:
-            _order("PowerScheduleEntry.power_l2", s, _C885)
+            _order("PowerScheduleEntry.power_l2", s, _C883)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PowerScheduleEntry.power_l2", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 3
+        s = t[2]
     v = o.power_l3
     if v is not None:
-        t = _C889.get(s)
+        t = _C887.get(s)
         if t is None:
-            _order("PowerScheduleEntry.power_l3", s, _C885)
+            _order("PowerScheduleEntry.power_l3", s, _C883)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PowerScheduleEntry.power_l3", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 4
-    t = _C890.get(s)
+        s = t[2]
+    t = _C888.get(s)
     if t is None:
-        _order("PowerScheduleEntry", s, _C885)
+        _order("PowerScheduleEntry", s, _C883)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11209,7 +11188,7 @@ def _d92(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C891, "EVPowerScheduleType")
+            _escape(r, 3, _C889, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11218,7 +11197,7 @@ def _d92(r):
             f1 = _d101(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C892, "EVPowerScheduleType")
+            _escape(r, 2, _C890, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -11226,7 +11205,7 @@ def _d92(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C893, "EVPowerScheduleType")
+            _escape(r, 1, _C891, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerSchedule)
@@ -11239,28 +11218,28 @@ def _e92(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C895.get(s)
+        t = _C893.get(s)
         if t is None:
-            _order("EVPowerSchedule.time_anchor", s, _C894)
+            _order("EVPowerSchedule.time_anchor", s, _C892)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("EVPowerSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_power_schedule_entries
     if v is not None:
-        t = _C896.get(s)
+        t = _C894.get(s)
         if t is None:
-            _order("EVPowerSchedule.ev_power_schedule_entries", s, _C894)
+            _order("EVPowerSchedule.ev_power_schedule_entries", s, _C892)
         if v.__class__ is not _iso20.EVPowerScheduleEntryList:
             _bad("EVPowerSchedule.ev_power_schedule_entries", v, "a EVPowerScheduleEntryList")
         w.bits(t[0], t[1])
         _e101(w, v)
-        s = 2
-    t = _C897.get(s)
+        s = t[2]
+    t = _C895.get(s)
     if t is None:
-        _order("EVPowerSchedule", s, _C894)
+        _order("EVPowerSchedule", s, _C892)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11284,7 +11263,7 @@ def _d93(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C898, "EVAbsolutePriceScheduleType")
+            _escape(r, 3, _C896, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11298,7 +11277,7 @@ def _d93(r):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C899, "EVAbsolutePriceScheduleType")
+            _escape(r, 2, _C897, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -11312,7 +11291,7 @@ def _d93(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C900, "EVAbsolutePriceScheduleType")
+            _escape(r, 2, _C898, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -11321,7 +11300,7 @@ def _d93(r):
             f3 = _d102(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C901, "EVAbsolutePriceScheduleType")
+            _escape(r, 2, _C899, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -11329,7 +11308,7 @@ def _d93(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C902, "EVAbsolutePriceScheduleType")
+            _escape(r, 1, _C900, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVAbsolutePriceSchedule)
@@ -11344,50 +11323,50 @@ def _e93(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C904.get(s)
+        t = _C902.get(s)
         if t is None:
-            _order("EVAbsolutePriceSchedule.time_anchor", s, _C903)
+            _order("EVAbsolutePriceSchedule.time_anchor", s, _C901)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("EVAbsolutePriceSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.currency
     if v is not None:
-        t = _C905.get(s)
+        t = _C903.get(s)
         if t is None:
-            _order("EVAbsolutePriceSchedule.currency", s, _C903)
+            _order("EVAbsolutePriceSchedule.currency", s, _C901)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 3:
             _bad("EVAbsolutePriceSchedule.currency", v, "a str of length 0..3")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.price_algorithm
     if v is not None:
-        t = _C906.get(s)
+        t = _C904.get(s)
         if t is None:
-            _order("EVAbsolutePriceSchedule.price_algorithm", s, _C903)
+            _order("EVAbsolutePriceSchedule.price_algorithm", s, _C901)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("EVAbsolutePriceSchedule.price_algorithm", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_price_rule_stacks
     if v is not None:
-        t = _C907.get(s)
+        t = _C905.get(s)
         if t is None:
-            _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", s, _C903)
+            _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", s, _C901)
         if v.__class__ is not _iso20.EVPriceRuleStackList:
             _bad("EVAbsolutePriceSchedule.ev_price_rule_stacks", v, "a EVPriceRuleStackList")
         w.bits(t[0], t[1])
         _e102(w, v)
-        s = 4
-    t = _C908.get(s)
+        s = t[2]
+    t = _C906.get(s)
     if t is None:
-        _order("EVAbsolutePriceSchedule", s, _C903)
+        _order("EVAbsolutePriceSchedule", s, _C901)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11404,7 +11383,7 @@ def _d94(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C909, "TaxRuleListType")
+            _escape(r, 3, _C907, "TaxRuleListType")
         else:
             r.fail("TaxRuleListType: event code %d out of range" % ec)
     if s == 1:
@@ -11420,7 +11399,7 @@ def _d94(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C910, "TaxRuleListType")
+                    _escape(r, 1, _C908, "TaxRuleListType")
                 else:
                     r.fail("TaxRuleListType: event code %d out of range" % ec)
             else:
@@ -11429,7 +11408,7 @@ def _d94(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C911, "TaxRuleListType")
+                    _escape(r, 1, _C909, "TaxRuleListType")
                 else:
                     r.fail("TaxRuleListType: event code %d out of range" % ec)
     o = _new(_iso20.TaxRuleList)
@@ -11447,17 +11426,17 @@ def _e94(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C913.get(s)
+        t = _C911.get(s)
         if t is None:
-            _order("TaxRuleList.tax_rule", s, _C912)
+            _order("TaxRuleList.tax_rule", s, _C910)
         if v.__class__ is not _iso20.TaxRule:
             _bad("TaxRuleList.tax_rule", v, "a TaxRule")
         w.bits(t[0], t[1])
         _e103(w, v)
         s = (1 if n < 10 else 2)
-    t = _C914.get(s)
+    t = _C912.get(s)
     if t is None:
-        _order("TaxRuleList", s, _C912)
+        _order("TaxRuleList", s, _C910)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11474,34 +11453,26 @@ def _d95(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C915, "PriceRuleStackListType")
+            _escape(r, 3, _C913, "PriceRuleStackListType")
         else:
             r.fail("PriceRuleStackListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d104(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C916, "PriceRuleStackListType")
-                else:
-                    r.fail("PriceRuleStackListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d104(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C914, "PriceRuleStackListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C917, "PriceRuleStackListType")
-                else:
-                    r.fail("PriceRuleStackListType: event code %d out of range" % ec)
+                r.fail("PriceRuleStackListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PriceRuleStackListType: more than 1024 PriceRuleStack elements")
     o = _new(_iso20.PriceRuleStackList)
     o.price_rule_stack = f0
     return o
@@ -11517,17 +11488,17 @@ def _e95(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C919.get(s)
+        t = _C916.get(s)
         if t is None:
-            _order("PriceRuleStackList.price_rule_stack", s, _C918)
+            _order("PriceRuleStackList.price_rule_stack", s, _C915)
         if v.__class__ is not _iso20.PriceRuleStack:
             _bad("PriceRuleStackList.price_rule_stack", v, "a PriceRuleStack")
         w.bits(t[0], t[1])
         _e104(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C920.get(s)
+        s = 1
+    t = _C917.get(s)
     if t is None:
-        _order("PriceRuleStackList", s, _C918)
+        _order("PriceRuleStackList", s, _C915)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11559,7 +11530,7 @@ def _d96(r):
             s = 3
             k = 1
         elif ec == 3:
-            _escape(r, 3, _C921, "OverstayRuleListType")
+            _escape(r, 3, _C918, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 1:
@@ -11573,7 +11544,7 @@ def _d96(r):
             s = 3
             k = 1
         elif ec == 2:
-            _escape(r, 2, _C922, "OverstayRuleListType")
+            _escape(r, 2, _C919, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 2:
@@ -11584,7 +11555,7 @@ def _d96(r):
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C923, "OverstayRuleListType")
+            _escape(r, 2, _C920, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 3:
@@ -11600,7 +11571,7 @@ def _d96(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C924, "OverstayRuleListType")
+                    _escape(r, 1, _C921, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
             else:
@@ -11609,7 +11580,7 @@ def _d96(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C925, "OverstayRuleListType")
+                    _escape(r, 1, _C922, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
     o = _new(_iso20.OverstayRuleList)
@@ -11623,25 +11594,25 @@ def _e96(w, o):
     s = 0
     v = o.overstay_time_threshold
     if v is not None:
-        t = _C927.get(s)
+        t = _C924.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_time_threshold", s, _C926)
+            _order("OverstayRuleList.overstay_time_threshold", s, _C923)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("OverstayRuleList.overstay_time_threshold", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.overstay_power_threshold
     if v is not None:
-        t = _C928.get(s)
+        t = _C925.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_power_threshold", s, _C926)
+            _order("OverstayRuleList.overstay_power_threshold", s, _C923)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("OverstayRuleList.overstay_power_threshold", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     items = o.overstay_rule
     if items.__class__ is not list:
         _bad("OverstayRuleList.overstay_rule", items, "a list")
@@ -11650,17 +11621,17 @@ def _e96(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C929.get(s)
+        t = _C926.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_rule", s, _C926)
+            _order("OverstayRuleList.overstay_rule", s, _C923)
         if v.__class__ is not _iso20.OverstayRule:
             _bad("OverstayRuleList.overstay_rule", v, "a OverstayRule")
         w.bits(t[0], t[1])
         _e105(w, v)
         s = (3 if n < 5 else 4)
-    t = _C930.get(s)
+    t = _C927.get(s)
     if t is None:
-        _order("OverstayRuleList", s, _C926)
+        _order("OverstayRuleList", s, _C923)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11677,7 +11648,7 @@ def _d97(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C931, "AdditionalServiceListType")
+            _escape(r, 3, _C928, "AdditionalServiceListType")
         else:
             r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -11693,7 +11664,7 @@ def _d97(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C932, "AdditionalServiceListType")
+                    _escape(r, 1, _C929, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
             else:
@@ -11702,7 +11673,7 @@ def _d97(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C933, "AdditionalServiceListType")
+                    _escape(r, 1, _C930, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalServiceList)
@@ -11720,17 +11691,17 @@ def _e97(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C935.get(s)
+        t = _C932.get(s)
         if t is None:
-            _order("AdditionalServiceList.additional_service", s, _C934)
+            _order("AdditionalServiceList.additional_service", s, _C931)
         if v.__class__ is not _iso20.AdditionalService:
             _bad("AdditionalServiceList.additional_service", v, "a AdditionalService")
         w.bits(t[0], t[1])
         _e106(w, v)
         s = (1 if n < 5 else 2)
-    t = _C936.get(s)
+    t = _C933.get(s)
     if t is None:
-        _order("AdditionalServiceList", s, _C934)
+        _order("AdditionalServiceList", s, _C931)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11747,34 +11718,26 @@ def _d98(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C937, "PriceLevelScheduleEntryListType")
+            _escape(r, 3, _C934, "PriceLevelScheduleEntryListType")
         else:
             r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d107(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C938, "PriceLevelScheduleEntryListType")
-                else:
-                    r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d107(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C935, "PriceLevelScheduleEntryListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C939, "PriceLevelScheduleEntryListType")
-                else:
-                    r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
+                r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PriceLevelScheduleEntryListType: more than 1024 PriceLevelScheduleEntry elements")
     o = _new(_iso20.PriceLevelScheduleEntryList)
     o.price_level_schedule_entry = f0
     return o
@@ -11790,17 +11753,17 @@ def _e98(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C941.get(s)
+        t = _C937.get(s)
         if t is None:
-            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C940)
+            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C936)
         if v.__class__ is not _iso20.PriceLevelScheduleEntry:
             _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", v, "a PriceLevelScheduleEntry")
         w.bits(t[0], t[1])
         _e107(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C942.get(s)
+        s = 1
+    t = _C938.get(s)
     if t is None:
-        _order("PriceLevelScheduleEntryList", s, _C940)
+        _order("PriceLevelScheduleEntryList", s, _C936)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11816,7 +11779,7 @@ def _d99(r):
             f0 = _d108(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C943, "ChargingScheduleType")
+            _escape(r, 3, _C939, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11830,7 +11793,7 @@ def _d99(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C944, "ChargingScheduleType")
+            _escape(r, 1, _C940, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -11838,7 +11801,7 @@ def _d99(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C945, "ChargingScheduleType")
+            _escape(r, 1, _C941, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -11846,7 +11809,7 @@ def _d99(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C946, "ChargingScheduleType")
+            _escape(r, 1, _C942, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.ChargingSchedule)
@@ -11860,37 +11823,37 @@ def _e99(w, o):
     s = 0
     v = o.power_schedule
     if v is not None:
-        t = _C948.get(s)
+        t = _C944.get(s)
         if t is None:
-            _order("ChargingSchedule.power_schedule", s, _C947)
+            _order("ChargingSchedule.power_schedule", s, _C943)
         if v.__class__ is not _iso20.PowerSchedule:
             _bad("ChargingSchedule.power_schedule", v, "a PowerSchedule")
         w.bits(t[0], t[1])
         _e108(w, v)
-        s = 1
+        s = t[2]
     v = o.absolute_price_schedule
     if v is not None:
-        t = _C949.get(s)
+        t = _C945.get(s)
         if t is None:
-            _order("ChargingSchedule.absolute_price_schedule", s, _C947)
+            _order("ChargingSchedule.absolute_price_schedule", s, _C943)
         if v.__class__ is not _iso20.AbsolutePriceSchedule:
             _bad("ChargingSchedule.absolute_price_schedule", v, "a AbsolutePriceSchedule")
         w.bits(t[0], t[1])
         _e84(w, v)
-        s = 2
+        s = t[2]
     v = o.price_level_schedule
     if v is not None:
-        t = _C950.get(s)
+        t = _C946.get(s)
         if t is None:
-            _order("ChargingSchedule.price_level_schedule", s, _C947)
+            _order("ChargingSchedule.price_level_schedule", s, _C943)
         if v.__class__ is not _iso20.PriceLevelSchedule:
             _bad("ChargingSchedule.price_level_schedule", v, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e85(w, v)
-        s = 3
-    t = _C951.get(s)
+        s = t[2]
+    t = _C947.get(s)
     if t is None:
-        _order("ChargingSchedule", s, _C947)
+        _order("ChargingSchedule", s, _C943)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11910,7 +11873,7 @@ def _d100(r):
             f0 = r.string(None, 80)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C952, "ParameterType")
+            _escape(r, 3, _C948, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11963,7 +11926,7 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "finiteString")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C953, "ParameterType")
+            _escape(r, 3, _C949, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11971,7 +11934,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C954, "ParameterType")
+            _escape(r, 1, _C950, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11979,7 +11942,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C955, "ParameterType")
+            _escape(r, 1, _C951, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11987,7 +11950,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C956, "ParameterType")
+            _escape(r, 1, _C952, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11995,7 +11958,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C957, "ParameterType")
+            _escape(r, 1, _C953, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -12003,7 +11966,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C958, "ParameterType")
+            _escape(r, 1, _C954, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -12011,7 +11974,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C959, "ParameterType")
+            _escape(r, 1, _C955, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso20.Parameter)
@@ -12029,9 +11992,9 @@ def _e100(w, o):
     s = 0
     v = o.name
     if v is not None:
-        t = _C961.get(s)
+        t = _C957.get(s)
         if t is None:
-            _order("Parameter.name", s, _C960)
+            _order("Parameter.name", s, _C956)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str or len(v) > 80:
@@ -12039,72 +12002,72 @@ def _e100(w, o):
         w.string(v)
     v = o.bool_value
     if v is not None:
-        t = _C962.get(s)
+        t = _C958.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C960)
+            _order("Parameter.bool_value", s, _C956)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("Parameter.bool_value", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.byte_value
     if v is not None:
-        t = _C963.get(s)
+        t = _C959.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C960)
+            _order("Parameter.byte_value", s, _C956)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("Parameter.byte_value", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.short_value
     if v is not None:
-        t = _C964.get(s)
+        t = _C960.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C960)
+            _order("Parameter.short_value", s, _C956)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("Parameter.short_value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.int_value
     if v is not None:
-        t = _C965.get(s)
+        t = _C961.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C960)
+            _order("Parameter.int_value", s, _C956)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -2147483648 or v > 2147483647:
             _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
         w.integer(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.rational_number
     if v is not None:
-        t = _C966.get(s)
+        t = _C962.get(s)
         if t is None:
-            _order("Parameter.rational_number", s, _C960)
+            _order("Parameter.rational_number", s, _C956)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Parameter.rational_number", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 5
+        s = t[2]
     v = o.finite_string
     if v is not None:
-        t = _C967.get(s)
+        t = _C963.get(s)
         if t is None:
-            _order("Parameter.finite_string", s, _C960)
+            _order("Parameter.finite_string", s, _C956)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 80:
             _bad("Parameter.finite_string", v, "a str of length 0..80")
         w.string(v)
         w.bits(0, 1)
-        s = 6
-    t = _C968.get(s)
+        s = t[2]
+    t = _C964.get(s)
     if t is None:
-        _order("Parameter", s, _C960)
+        _order("Parameter", s, _C956)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12121,34 +12084,26 @@ def _d101(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C969, "EVPowerScheduleEntryListType")
+            _escape(r, 3, _C965, "EVPowerScheduleEntryListType")
         else:
             r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d109(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C970, "EVPowerScheduleEntryListType")
-                else:
-                    r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d109(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C966, "EVPowerScheduleEntryListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C971, "EVPowerScheduleEntryListType")
-                else:
-                    r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
+                r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("EVPowerScheduleEntryListType: more than 1024 EVPowerScheduleEntry elements")
     o = _new(_iso20.EVPowerScheduleEntryList)
     o.ev_power_schedule_entry = f0
     return o
@@ -12164,17 +12119,17 @@ def _e101(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C973.get(s)
+        t = _C968.get(s)
         if t is None:
-            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C972)
+            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C967)
         if v.__class__ is not _iso20.EVPowerScheduleEntry:
             _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", v, "a EVPowerScheduleEntry")
         w.bits(t[0], t[1])
         _e109(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C974.get(s)
+        s = 1
+    t = _C969.get(s)
     if t is None:
-        _order("EVPowerScheduleEntryList", s, _C972)
+        _order("EVPowerScheduleEntryList", s, _C967)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12191,34 +12146,26 @@ def _d102(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C975, "EVPriceRuleStackListType")
+            _escape(r, 3, _C970, "EVPriceRuleStackListType")
         else:
             r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d110(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C976, "EVPriceRuleStackListType")
-                else:
-                    r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d110(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C971, "EVPriceRuleStackListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C977, "EVPriceRuleStackListType")
-                else:
-                    r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+                r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("EVPriceRuleStackListType: more than 1024 EVPriceRuleStack elements")
     o = _new(_iso20.EVPriceRuleStackList)
     o.ev_price_rule_stack = f0
     return o
@@ -12234,17 +12181,17 @@ def _e102(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C979.get(s)
+        t = _C973.get(s)
         if t is None:
-            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C978)
+            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C972)
         if v.__class__ is not _iso20.EVPriceRuleStack:
             _bad("EVPriceRuleStackList.ev_price_rule_stack", v, "a EVPriceRuleStack")
         w.bits(t[0], t[1])
         _e110(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C980.get(s)
+        s = 1
+    t = _C974.get(s)
     if t is None:
-        _order("EVPriceRuleStackList", s, _C978)
+        _order("EVPriceRuleStackList", s, _C972)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12272,7 +12219,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C981, "TaxRuleType")
+            _escape(r, 3, _C975, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -12289,7 +12236,7 @@ def _d103(r):
             f2 = _d82(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C982, "TaxRuleType")
+            _escape(r, 2, _C976, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -12298,7 +12245,7 @@ def _d103(r):
             f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C983, "TaxRuleType")
+            _escape(r, 2, _C977, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -12320,7 +12267,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C984, "TaxRuleType")
+            _escape(r, 2, _C978, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -12334,7 +12281,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C985, "TaxRuleType")
+            _escape(r, 2, _C979, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 5:
@@ -12348,7 +12295,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToParkingFee")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C986, "TaxRuleType")
+            _escape(r, 2, _C980, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 6:
@@ -12362,7 +12309,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToOverstayFee")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C987, "TaxRuleType")
+            _escape(r, 2, _C981, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 7:
@@ -12376,7 +12323,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesMinimumMaximumCost")
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C988, "TaxRuleType")
+            _escape(r, 2, _C982, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 8:
@@ -12384,7 +12331,7 @@ def _d103(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C989, "TaxRuleType")
+            _escape(r, 1, _C983, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     o = _new(_iso20.TaxRule)
@@ -12403,94 +12350,94 @@ def _e103(w, o):
     s = 0
     v = o.tax_rule_id
     if v is not None:
-        t = _C991.get(s)
+        t = _C985.get(s)
         if t is None:
-            _order("TaxRule.tax_rule_id", s, _C990)
+            _order("TaxRule.tax_rule_id", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("TaxRule.tax_rule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.tax_rule_name
     if v is not None:
-        t = _C992.get(s)
+        t = _C986.get(s)
         if t is None:
-            _order("TaxRule.tax_rule_name", s, _C990)
+            _order("TaxRule.tax_rule_name", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 80:
             _bad("TaxRule.tax_rule_name", v, "a str of length 0..80")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.tax_rate
     if v is not None:
-        t = _C993.get(s)
+        t = _C987.get(s)
         if t is None:
-            _order("TaxRule.tax_rate", s, _C990)
+            _order("TaxRule.tax_rate", s, _C984)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("TaxRule.tax_rate", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 3
+        s = t[2]
     v = o.tax_included_in_price
     if v is not None:
-        t = _C994.get(s)
+        t = _C988.get(s)
         if t is None:
-            _order("TaxRule.tax_included_in_price", s, _C990)
+            _order("TaxRule.tax_included_in_price", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("TaxRule.tax_included_in_price", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.applies_to_energy_fee
     if v is not None:
-        t = _C995.get(s)
+        t = _C989.get(s)
         if t is None:
-            _order("TaxRule.applies_to_energy_fee", s, _C990)
+            _order("TaxRule.applies_to_energy_fee", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("TaxRule.applies_to_energy_fee", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.applies_to_parking_fee
     if v is not None:
-        t = _C996.get(s)
+        t = _C990.get(s)
         if t is None:
-            _order("TaxRule.applies_to_parking_fee", s, _C990)
+            _order("TaxRule.applies_to_parking_fee", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("TaxRule.applies_to_parking_fee", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.applies_to_overstay_fee
     if v is not None:
-        t = _C997.get(s)
+        t = _C991.get(s)
         if t is None:
-            _order("TaxRule.applies_to_overstay_fee", s, _C990)
+            _order("TaxRule.applies_to_overstay_fee", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("TaxRule.applies_to_overstay_fee", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.applies_minimum_maximum_cost
     if v is not None:
-        t = _C998.get(s)
+        t = _C992.get(s)
         if t is None:
-            _order("TaxRule.applies_minimum_maximum_cost", s, _C990)
+            _order("TaxRule.applies_minimum_maximum_cost", s, _C984)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("TaxRule.applies_minimum_maximum_cost", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
-    t = _C999.get(s)
+        s = t[2]
+    t = _C993.get(s)
     if t is None:
-        _order("TaxRule", s, _C990)
+        _order("TaxRule", s, _C984)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12513,7 +12460,7 @@ def _d104(r):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1000, "PriceRuleStackType")
+            _escape(r, 3, _C994, "PriceRuleStackType")
         else:
             r.fail("PriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
@@ -12524,7 +12471,7 @@ def _d104(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C1001, "PriceRuleStackType")
+            _escape(r, 2, _C995, "PriceRuleStackType")
         else:
             r.fail("PriceRuleStackType: event code %d out of range" % ec)
     if s == 2:
@@ -12540,7 +12487,7 @@ def _d104(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C1002, "PriceRuleStackType")
+                    _escape(r, 1, _C996, "PriceRuleStackType")
                 else:
                     r.fail("PriceRuleStackType: event code %d out of range" % ec)
             else:
@@ -12549,7 +12496,7 @@ def _d104(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C1003, "PriceRuleStackType")
+                    _escape(r, 1, _C997, "PriceRuleStackType")
                 else:
                     r.fail("PriceRuleStackType: event code %d out of range" % ec)
     o = _new(_iso20.PriceRuleStack)
@@ -12562,15 +12509,15 @@ def _e104(w, o):
     s = 0
     v = o.duration
     if v is not None:
-        t = _C1005.get(s)
+        t = _C999.get(s)
         if t is None:
-            _order("PriceRuleStack.duration", s, _C1004)
+            _order("PriceRuleStack.duration", s, _C998)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("PriceRuleStack.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.price_rule
     if items.__class__ is not list:
         _bad("PriceRuleStack.price_rule", items, "a list")
@@ -12579,17 +12526,17 @@ def _e104(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C1006.get(s)
+        t = _C1000.get(s)
         if t is None:
-            _order("PriceRuleStack.price_rule", s, _C1004)
+            _order("PriceRuleStack.price_rule", s, _C998)
         if v.__class__ is not _iso20.PriceRule:
             _bad("PriceRuleStack.price_rule", v, "a PriceRule")
         w.bits(t[0], t[1])
         _e111(w, v)
         s = (2 if n < 8 else 3)
-    t = _C1007.get(s)
+    t = _C1001.get(s)
     if t is None:
-        _order("PriceRuleStack", s, _C1004)
+        _order("PriceRuleStack", s, _C998)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12621,7 +12568,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "StartTime")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C1008, "OverstayRuleType")
+            _escape(r, 3, _C1002, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -12637,7 +12584,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "StartTime")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1009, "OverstayRuleType")
+            _escape(r, 2, _C1003, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -12646,7 +12593,7 @@ def _d105(r):
             f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C1010, "OverstayRuleType")
+            _escape(r, 2, _C1004, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -12662,7 +12609,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C1011, "OverstayRuleType")
+            _escape(r, 2, _C1005, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -12670,7 +12617,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1012, "OverstayRuleType")
+            _escape(r, 1, _C1006, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     o = _new(_iso20.OverstayRule)
@@ -12685,50 +12632,50 @@ def _e105(w, o):
     s = 0
     v = o.overstay_rule_description
     if v is not None:
-        t = _C1014.get(s)
+        t = _C1008.get(s)
         if t is None:
-            _order("OverstayRule.overstay_rule_description", s, _C1013)
+            _order("OverstayRule.overstay_rule_description", s, _C1007)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 160:
             _bad("OverstayRule.overstay_rule_description", v, "a str of length 0..160")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.start_time
     if v is not None:
-        t = _C1015.get(s)
+        t = _C1009.get(s)
         if t is None:
-            _order("OverstayRule.start_time", s, _C1013)
+            _order("OverstayRule.start_time", s, _C1007)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("OverstayRule.start_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.overstay_fee
     if v is not None:
-        t = _C1016.get(s)
+        t = _C1010.get(s)
         if t is None:
-            _order("OverstayRule.overstay_fee", s, _C1013)
+            _order("OverstayRule.overstay_fee", s, _C1007)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("OverstayRule.overstay_fee", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 3
+        s = t[2]
     v = o.overstay_fee_period
     if v is not None:
-        t = _C1017.get(s)
+        t = _C1011.get(s)
         if t is None:
-            _order("OverstayRule.overstay_fee_period", s, _C1013)
+            _order("OverstayRule.overstay_fee_period", s, _C1007)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("OverstayRule.overstay_fee_period", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
-    t = _C1018.get(s)
+        s = t[2]
+    t = _C1012.get(s)
     if t is None:
-        _order("OverstayRule", s, _C1013)
+        _order("OverstayRule", s, _C1007)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12748,7 +12695,7 @@ def _d106(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1019, "AdditionalServiceType")
+            _escape(r, 3, _C1013, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -12757,7 +12704,7 @@ def _d106(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1020, "AdditionalServiceType")
+            _escape(r, 2, _C1014, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -12765,7 +12712,7 @@ def _d106(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1021, "AdditionalServiceType")
+            _escape(r, 1, _C1015, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalService)
@@ -12778,28 +12725,28 @@ def _e106(w, o):
     s = 0
     v = o.service_name
     if v is not None:
-        t = _C1023.get(s)
+        t = _C1017.get(s)
         if t is None:
-            _order("AdditionalService.service_name", s, _C1022)
+            _order("AdditionalService.service_name", s, _C1016)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 80:
             _bad("AdditionalService.service_name", v, "a str of length 0..80")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.service_fee
     if v is not None:
-        t = _C1024.get(s)
+        t = _C1018.get(s)
         if t is None:
-            _order("AdditionalService.service_fee", s, _C1022)
+            _order("AdditionalService.service_fee", s, _C1016)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("AdditionalService.service_fee", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
-    t = _C1025.get(s)
+        s = t[2]
+    t = _C1019.get(s)
     if t is None:
-        _order("AdditionalService", s, _C1022)
+        _order("AdditionalService", s, _C1016)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12821,7 +12768,7 @@ def _d107(r):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1026, "PriceLevelScheduleEntryType")
+            _escape(r, 3, _C1020, "PriceLevelScheduleEntryType")
         else:
             r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -12835,7 +12782,7 @@ def _d107(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1027, "PriceLevelScheduleEntryType")
+            _escape(r, 2, _C1021, "PriceLevelScheduleEntryType")
         else:
             r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -12843,7 +12790,7 @@ def _d107(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1028, "PriceLevelScheduleEntryType")
+            _escape(r, 1, _C1022, "PriceLevelScheduleEntryType")
         else:
             r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.PriceLevelScheduleEntry)
@@ -12856,29 +12803,29 @@ def _e107(w, o):
     s = 0
     v = o.duration
     if v is not None:
-        t = _C1030.get(s)
+        t = _C1024.get(s)
         if t is None:
-            _order("PriceLevelScheduleEntry.duration", s, _C1029)
+            _order("PriceLevelScheduleEntry.duration", s, _C1023)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("PriceLevelScheduleEntry.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.price_level
     if v is not None:
-        t = _C1031.get(s)
+        t = _C1025.get(s)
         if t is None:
-            _order("PriceLevelScheduleEntry.price_level", s, _C1029)
+            _order("PriceLevelScheduleEntry.price_level", s, _C1023)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("PriceLevelScheduleEntry.price_level", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 2
-    t = _C1032.get(s)
+        s = t[2]
+    t = _C1026.get(s)
     if t is None:
-        _order("PriceLevelScheduleEntry", s, _C1029)
+        _order("PriceLevelScheduleEntry", s, _C1023)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12902,7 +12849,7 @@ def _d108(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1033, "PowerScheduleType")
+            _escape(r, 3, _C1027, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -12917,7 +12864,7 @@ def _d108(r):
             f3 = _d112(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C1034, "PowerScheduleType")
+            _escape(r, 2, _C1028, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -12929,7 +12876,7 @@ def _d108(r):
             f3 = _d112(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C1035, "PowerScheduleType")
+            _escape(r, 2, _C1029, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -12938,7 +12885,7 @@ def _d108(r):
             f3 = _d112(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C1036, "PowerScheduleType")
+            _escape(r, 2, _C1030, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -12946,7 +12893,7 @@ def _d108(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1037, "PowerScheduleType")
+            _escape(r, 1, _C1031, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.PowerSchedule)
@@ -12961,48 +12908,48 @@ def _e108(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C1039.get(s)
+        t = _C1033.get(s)
         if t is None:
-            _order("PowerSchedule.time_anchor", s, _C1038)
+            _order("PowerSchedule.time_anchor", s, _C1032)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("PowerSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.available_energy
     if v is not None:
-        t = _C1040.get(s)
+        t = _C1034.get(s)
         if t is None:
-            _order("PowerSchedule.available_energy", s, _C1038)
+            _order("PowerSchedule.available_energy", s, _C1032)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PowerSchedule.available_energy", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     v = o.power_tolerance
     if v is not None:
-        t = _C1041.get(s)
+        t = _C1035.get(s)
         if t is None:
-            _order("PowerSchedule.power_tolerance", s, _C1038)
+            _order("PowerSchedule.power_tolerance", s, _C1032)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PowerSchedule.power_tolerance", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 3
+        s = t[2]
     v = o.power_schedule_entries
     if v is not None:
-        t = _C1042.get(s)
+        t = _C1036.get(s)
         if t is None:
-            _order("PowerSchedule.power_schedule_entries", s, _C1038)
+            _order("PowerSchedule.power_schedule_entries", s, _C1032)
         if v.__class__ is not _iso20.PowerScheduleEntryList:
             _bad("PowerSchedule.power_schedule_entries", v, "a PowerScheduleEntryList")
         w.bits(t[0], t[1])
         _e112(w, v)
-        s = 4
-    t = _C1043.get(s)
+        s = t[2]
+    t = _C1037.get(s)
     if t is None:
-        _order("PowerSchedule", s, _C1038)
+        _order("PowerSchedule", s, _C1032)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13024,7 +12971,7 @@ def _d109(r):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1044, "EVPowerScheduleEntryType")
+            _escape(r, 3, _C1038, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -13033,7 +12980,7 @@ def _d109(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1045, "EVPowerScheduleEntryType")
+            _escape(r, 2, _C1039, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -13041,7 +12988,7 @@ def _d109(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1046, "EVPowerScheduleEntryType")
+            _escape(r, 1, _C1040, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerScheduleEntry)
@@ -13054,28 +13001,28 @@ def _e109(w, o):
     s = 0
     v = o.duration
     if v is not None:
-        t = _C1048.get(s)
+        t = _C1042.get(s)
         if t is None:
-            _order("EVPowerScheduleEntry.duration", s, _C1047)
+            _order("EVPowerScheduleEntry.duration", s, _C1041)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("EVPowerScheduleEntry.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.power
     if v is not None:
-        t = _C1049.get(s)
+        t = _C1043.get(s)
         if t is None:
-            _order("EVPowerScheduleEntry.power", s, _C1047)
+            _order("EVPowerScheduleEntry.power", s, _C1041)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("EVPowerScheduleEntry.power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
-    t = _C1050.get(s)
+        s = t[2]
+    t = _C1044.get(s)
     if t is None:
-        _order("EVPowerScheduleEntry", s, _C1047)
+        _order("EVPowerScheduleEntry", s, _C1041)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13098,7 +13045,7 @@ def _d110(r):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1051, "EVPriceRuleStackType")
+            _escape(r, 3, _C1045, "EVPriceRuleStackType")
         else:
             r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
@@ -13109,7 +13056,7 @@ def _d110(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C1052, "EVPriceRuleStackType")
+            _escape(r, 2, _C1046, "EVPriceRuleStackType")
         else:
             r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 2:
@@ -13125,7 +13072,7 @@ def _d110(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C1053, "EVPriceRuleStackType")
+                    _escape(r, 1, _C1047, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
             else:
@@ -13134,7 +13081,7 @@ def _d110(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C1054, "EVPriceRuleStackType")
+                    _escape(r, 1, _C1048, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRuleStack)
@@ -13147,15 +13094,15 @@ def _e110(w, o):
     s = 0
     v = o.duration
     if v is not None:
-        t = _C1056.get(s)
+        t = _C1050.get(s)
         if t is None:
-            _order("EVPriceRuleStack.duration", s, _C1055)
+            _order("EVPriceRuleStack.duration", s, _C1049)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("EVPriceRuleStack.duration", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.ev_price_rule
     if items.__class__ is not list:
         _bad("EVPriceRuleStack.ev_price_rule", items, "a list")
@@ -13164,17 +13111,17 @@ def _e110(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C1057.get(s)
+        t = _C1051.get(s)
         if t is None:
-            _order("EVPriceRuleStack.ev_price_rule", s, _C1055)
+            _order("EVPriceRuleStack.ev_price_rule", s, _C1049)
         if v.__class__ is not _iso20.EVPriceRule:
             _bad("EVPriceRuleStack.ev_price_rule", v, "a EVPriceRule")
         w.bits(t[0], t[1])
         _e113(w, v)
         s = (2 if n < 8 else 3)
-    t = _C1058.get(s)
+    t = _C1052.get(s)
     if t is None:
-        _order("EVPriceRuleStack", s, _C1055)
+        _order("EVPriceRuleStack", s, _C1049)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13193,7 +13140,7 @@ def _d111(r):
             f0 = _d82(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1059, "PriceRuleType")
+            _escape(r, 3, _C1053, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -13233,7 +13180,7 @@ def _d111(r):
             f5 = _d82(r)
             s = 6
         elif ec == 5:
-            _escape(r, 2, _C1060, "PriceRuleType")
+            _escape(r, 2, _C1054, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -13270,7 +13217,7 @@ def _d111(r):
             f5 = _d82(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C1061, "PriceRuleType")
+            _escape(r, 2, _C1055, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -13297,7 +13244,7 @@ def _d111(r):
             f5 = _d82(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C1062, "PriceRuleType")
+            _escape(r, 2, _C1056, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -13314,7 +13261,7 @@ def _d111(r):
             f5 = _d82(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C1063, "PriceRuleType")
+            _escape(r, 2, _C1057, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 5:
@@ -13323,7 +13270,7 @@ def _d111(r):
             f5 = _d82(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C1064, "PriceRuleType")
+            _escape(r, 2, _C1058, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 6:
@@ -13331,7 +13278,7 @@ def _d111(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1065, "PriceRuleType")
+            _escape(r, 1, _C1059, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     o = _new(_iso20.PriceRule)
@@ -13348,70 +13295,70 @@ def _e111(w, o):
     s = 0
     v = o.energy_fee
     if v is not None:
-        t = _C1067.get(s)
+        t = _C1061.get(s)
         if t is None:
-            _order("PriceRule.energy_fee", s, _C1066)
+            _order("PriceRule.energy_fee", s, _C1060)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PriceRule.energy_fee", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 1
+        s = t[2]
     v = o.parking_fee
     if v is not None:
-        t = _C1068.get(s)
+        t = _C1062.get(s)
         if t is None:
-            _order("PriceRule.parking_fee", s, _C1066)
+            _order("PriceRule.parking_fee", s, _C1060)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PriceRule.parking_fee", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
+        s = t[2]
     v = o.parking_fee_period
     if v is not None:
-        t = _C1069.get(s)
+        t = _C1063.get(s)
         if t is None:
-            _order("PriceRule.parking_fee_period", s, _C1066)
+            _order("PriceRule.parking_fee_period", s, _C1060)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("PriceRule.parking_fee_period", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.carbon_dioxide_emission
     if v is not None:
-        t = _C1070.get(s)
+        t = _C1064.get(s)
         if t is None:
-            _order("PriceRule.carbon_dioxide_emission", s, _C1066)
+            _order("PriceRule.carbon_dioxide_emission", s, _C1060)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("PriceRule.carbon_dioxide_emission", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.renewable_generation_percentage
     if v is not None:
-        t = _C1071.get(s)
+        t = _C1065.get(s)
         if t is None:
-            _order("PriceRule.renewable_generation_percentage", s, _C1066)
+            _order("PriceRule.renewable_generation_percentage", s, _C1060)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("PriceRule.renewable_generation_percentage", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.power_range_start
     if v is not None:
-        t = _C1072.get(s)
+        t = _C1066.get(s)
         if t is None:
-            _order("PriceRule.power_range_start", s, _C1066)
+            _order("PriceRule.power_range_start", s, _C1060)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("PriceRule.power_range_start", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 6
-    t = _C1073.get(s)
+        s = t[2]
+    t = _C1067.get(s)
     if t is None:
-        _order("PriceRule", s, _C1066)
+        _order("PriceRule", s, _C1060)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13428,34 +13375,26 @@ def _d112(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C1074, "PowerScheduleEntryListType")
+            _escape(r, 3, _C1068, "PowerScheduleEntryListType")
         else:
             r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 1024:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d91(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C1075, "PowerScheduleEntryListType")
-                else:
-                    r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d91(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C1069, "PowerScheduleEntryListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C1076, "PowerScheduleEntryListType")
-                else:
-                    r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+                r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PowerScheduleEntryListType: more than 1024 PowerScheduleEntry elements")
     o = _new(_iso20.PowerScheduleEntryList)
     o.power_schedule_entry = f0
     return o
@@ -13471,17 +13410,17 @@ def _e112(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C1078.get(s)
+        t = _C1071.get(s)
         if t is None:
-            _order("PowerScheduleEntryList.power_schedule_entry", s, _C1077)
+            _order("PowerScheduleEntryList.power_schedule_entry", s, _C1070)
         if v.__class__ is not _iso20.PowerScheduleEntry:
             _bad("PowerScheduleEntryList.power_schedule_entry", v, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
         _e91(w, v)
-        s = (1 if n < 1024 else 2)
-    t = _C1079.get(s)
+        s = 1
+    t = _C1072.get(s)
     if t is None:
-        _order("PowerScheduleEntryList", s, _C1077)
+        _order("PowerScheduleEntryList", s, _C1070)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13496,7 +13435,7 @@ def _d113(r):
             f0 = _d82(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1080, "EVPriceRuleType")
+            _escape(r, 3, _C1073, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -13505,7 +13444,7 @@ def _d113(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1081, "EVPriceRuleType")
+            _escape(r, 2, _C1074, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -13513,7 +13452,7 @@ def _d113(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1082, "EVPriceRuleType")
+            _escape(r, 1, _C1075, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRule)
@@ -13526,27 +13465,27 @@ def _e113(w, o):
     s = 0
     v = o.energy_fee
     if v is not None:
-        t = _C1084.get(s)
+        t = _C1077.get(s)
         if t is None:
-            _order("EVPriceRule.energy_fee", s, _C1083)
+            _order("EVPriceRule.energy_fee", s, _C1076)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("EVPriceRule.energy_fee", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 1
+        s = t[2]
     v = o.power_range_start
     if v is not None:
-        t = _C1085.get(s)
+        t = _C1078.get(s)
         if t is None:
-            _order("EVPriceRule.power_range_start", s, _C1083)
+            _order("EVPriceRule.power_range_start", s, _C1076)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("EVPriceRule.power_range_start", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e82(w, v)
-        s = 2
-    t = _C1086.get(s)
+        s = t[2]
+    t = _C1079.get(s)
     if t is None:
-        _order("EVPriceRule", s, _C1083)
+        _order("EVPriceRule", s, _C1076)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13560,10 +13499,10 @@ _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = ('SE_ANY', 'CH')
 _C7 = {0: 'Header', 1: 'SelectedAuthorizationService', 2: 'EIM_AReqAuthorizationMode, PnC_AReqAuthorizationMode', 3: 'end of element', 4: 'end of element'}
-_C8 = {0: (0, 1)}
-_C9 = {1: (0, 1)}
-_C10 = {2: (0, 2)}
-_C11 = {2: (1, 2)}
+_C8 = {0: (0, 1, 1)}
+_C9 = {1: (0, 1, 2)}
+_C10 = {2: (0, 2, 3)}
+_C11 = {2: (1, 2, 4)}
 _C12 = {3: (0, 1, -1), 4: (0, 1, -1)}
 _C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C14 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
@@ -13574,14 +13513,14 @@ _C18 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Proc
 _C19 = ('EE', 'SE_ANY', 'CH')
 _C20 = ('SE_ANY', 'CH')
 _C21 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C22 = {0: (0, 1)}
-_C23 = {1: (0, 1)}
-_C24 = {2: (0, 1)}
+_C22 = {0: (0, 1, 1)}
+_C23 = {1: (0, 1, 2)}
+_C24 = {2: (0, 1, 3)}
 _C25 = {3: (0, 1, -1)}
 _C26 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C27 = ('SE_ANY', 'CH')
 _C28 = {0: 'Header', 1: 'end of element'}
-_C29 = {0: (0, 1)}
+_C29 = {0: (0, 1, 1)}
 _C30 = {1: (0, 1, -1)}
 _C31 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C32 = ('EE', 'SE_ANY', 'CH')
@@ -13592,12 +13531,12 @@ _C36 = ('EE', 'SE_ANY', 'CH')
 _C37 = ('SE_ANY', 'CH')
 _C38 = ('SE_ANY', 'CH')
 _C39 = {0: 'Header', 1: 'ResponseCode', 2: 'AuthorizationServices', 3: 'AuthorizationServices, CertificateInstallationService', 4: 'CertificateInstallationService', 5: 'EIM_ASResAuthorizationMode, PnC_ASResAuthorizationMode', 6: 'end of element', 7: 'end of element'}
-_C40 = {0: (0, 1)}
-_C41 = {1: (0, 1)}
-_C42 = {2: (0, 1), 3: (0, 2)}
-_C43 = {3: (1, 2), 4: (0, 1)}
-_C44 = {5: (0, 2)}
-_C45 = {5: (1, 2)}
+_C40 = {0: (0, 1, 1)}
+_C41 = {1: (0, 1, 2)}
+_C42 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C43 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C44 = {5: (0, 2, 6)}
+_C45 = {5: (1, 2, 7)}
 _C46 = {6: (0, 1, -1), 7: (0, 1, -1)}
 _C47 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C48 = {0: 'end of element'}
@@ -13619,11 +13558,11 @@ _C63 = ('EE', 'SE_ANY', 'CH')
 _C64 = ('SE_ANY', 'CH')
 _C65 = ('SE_ANY', 'CH')
 _C66 = {0: 'Header', 1: 'OEMProvisioningCertificateChain', 2: 'ListOfRootCertificateIDs', 3: 'MaximumContractCertificateChains', 4: 'PrioritizedEMAIDs, end of element', 5: 'end of element'}
-_C67 = {0: (0, 1)}
-_C68 = {1: (0, 1)}
-_C69 = {2: (0, 1)}
-_C70 = {3: (0, 1)}
-_C71 = {4: (0, 2)}
+_C67 = {0: (0, 1, 1)}
+_C68 = {1: (0, 1, 2)}
+_C69 = {2: (0, 1, 3)}
+_C70 = {3: (0, 1, 4)}
+_C71 = {4: (0, 2, 5)}
 _C72 = {4: (1, 2, -1), 5: (0, 1, -1)}
 _C73 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C74 = ('EE', 'SE_ANY', 'CH')
@@ -13633,12 +13572,12 @@ _C77 = ('EE', 'SE_ANY', 'CH')
 _C78 = ('EE', 'SE_ANY', 'CH')
 _C79 = ('SE_ANY', 'CH')
 _C80 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'CPSCertificateChain', 4: 'SignedInstallationData', 5: 'RemainingContractCertificateChains', 6: 'end of element'}
-_C81 = {0: (0, 1)}
-_C82 = {1: (0, 1)}
-_C83 = {2: (0, 1)}
-_C84 = {3: (0, 1)}
-_C85 = {4: (0, 1)}
-_C86 = {5: (0, 1)}
+_C81 = {0: (0, 1, 1)}
+_C82 = {1: (0, 1, 2)}
+_C83 = {2: (0, 1, 3)}
+_C84 = {3: (0, 1, 4)}
+_C85 = {4: (0, 1, 5)}
+_C86 = {5: (0, 1, 6)}
 _C87 = {6: (0, 1, -1)}
 _C88 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C89 = ('EE', 'SE_ANY', 'CH')
@@ -13649,13 +13588,13 @@ _C93 = ('SE_ANY', 'CH')
 _C94 = ('EE', 'SE_ANY', 'CH')
 _C95 = ('SE_ANY', 'CH')
 _C96 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C97 = {0: (0, 2)}
-_C98 = {1: (0, 1)}
-_C99 = {0: (1, 2), 2: (0, 2)}
-_C100 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C101 = {4: (0, 2)}
-_C102 = {4: (1, 2), 5: (0, 2)}
-_C103 = {6: (0, 1)}
+_C97 = {0: (0, 2, 1)}
+_C98 = {1: (0, 1, 2)}
+_C99 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C100 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C101 = {4: (0, 2, 5)}
+_C102 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C103 = {6: (0, 1, 7)}
 _C104 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C106 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -13677,13 +13616,13 @@ _C121 = ('SE_ANY', 'CH')
 _C122 = ('SE_ANY', 'CH')
 _C123 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C124 = {0: (0, 4, 10)}
-_C125 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C126 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C127 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C128 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C129 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C130 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C131 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C125 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C126 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C127 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C128 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C129 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C130 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C131 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C132 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C134 = ('EE', 'SE_ANY', 'CH')
@@ -13691,29 +13630,29 @@ _C135 = ('SE_ANY', 'CH')
 _C136 = ('SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
 _C138 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C139 = {0: (0, 3), 4: (0, 3)}
-_C140 = {0: (1, 3), 4: (1, 3)}
+_C139 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C140 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C141 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C144 = ('SE_ANY', 'CH')
 _C145 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C146 = {0: (0, 2, 2)}
-_C147 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C147 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C148 = {1: (1, 2, -1)}
 _C149 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C150 = ('EE', 'SE_ANY', 'CH')
 _C151 = ('SE_ANY', 'CH')
 _C152 = {0: 'Header', 1: 'SignedMeteringData', 2: 'end of element'}
-_C153 = {0: (0, 1)}
-_C154 = {1: (0, 1)}
+_C153 = {0: (0, 1, 1)}
+_C154 = {1: (0, 1, 2)}
 _C155 = {2: (0, 1, -1)}
 _C156 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C157 = ('EE', 'SE_ANY', 'CH')
 _C158 = ('SE_ANY', 'CH')
 _C159 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C160 = {0: (0, 1)}
-_C161 = {1: (0, 1)}
+_C160 = {0: (0, 1, 1)}
+_C161 = {1: (0, 1, 2)}
 _C162 = {2: (0, 1, -1)}
 _C163 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C164 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -13733,625 +13672,625 @@ _C177 = ('SE_ANY', 'CH')
 _C178 = ('SE_ANY', 'CH')
 _C179 = ('SE_ANY', 'CH')
 _C180 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C181 = {0: (0, 2)}
-_C182 = {1: (0, 2)}
-_C183 = {1: (0, 2)}
-_C184 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C185 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
-_C188 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
-_C191 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
+_C181 = {0: (0, 2, 1)}
+_C182 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C183 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C184 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C185 = ('EE', 'SE_ANY', 'CH')
+_C186 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
+_C187 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
+_C188 = ('EE', 'SE_ANY', 'CH')
+_C189 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
+_C190 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
+_C191 = ('SE_ANY', 'CH')
 _C192 = ('SE_ANY', 'CH')
 _C193 = ('SE_ANY', 'CH')
-_C194 = ('SE_ANY', 'CH')
-_C195 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
-_C196 = {0: (0, 1)}
-_C197 = {1: (0, 1)}
-_C198 = {2: (0, 1)}
-_C199 = {3: (0, 2)}
-_C200 = {3: (1, 2), 4: (0, 2)}
-_C201 = {3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
+_C194 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
+_C195 = {0: (0, 1, 1)}
+_C196 = {1: (0, 1, 2)}
+_C197 = {2: (0, 1, 3)}
+_C198 = {3: (0, 2, 4)}
+_C199 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C200 = {3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
+_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('SE_ANY', 'CH')
 _C204 = ('SE_ANY', 'CH')
-_C205 = ('SE_ANY', 'CH')
-_C206 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
-_C207 = {0: (0, 1)}
-_C208 = {1: (0, 1)}
-_C209 = {2: (0, 2)}
-_C210 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C211 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C212 = ('EE', 'SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C215 = {0: (0, 1)}
-_C216 = {1: (0, 1)}
-_C217 = {2: (0, 1, -1)}
-_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C205 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
+_C206 = {0: (0, 1, 1)}
+_C207 = {1: (0, 1, 2)}
+_C208 = {2: (0, 2, 3)}
+_C209 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C214 = {0: (0, 1, 1)}
+_C215 = {1: (0, 1, 2)}
+_C216 = {2: (0, 1, -1)}
+_C217 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C218 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C219 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C220 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C221 = ('EE', 'SE_ANY', 'CH')
 _C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('SE_ANY', 'CH')
-_C225 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C226 = {0: (0, 3, 6)}
-_C227 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C228 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C229 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C230 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C231 = {2: (0, 1)}
-_C232 = {3: (0, 1, -1)}
-_C233 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = ('SE_ANY', 'CH')
+_C224 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C225 = {0: (0, 3, 6)}
+_C226 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C227 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C228 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C229 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C230 = {2: (0, 1, 3)}
+_C231 = {3: (0, 1, -1)}
+_C232 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C234 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C235 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
-_C237 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C238 = {0: (0, 3, 3)}
-_C239 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C240 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C241 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C242 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C235 = ('SE_ANY', 'CH')
+_C236 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C237 = {0: (0, 3, 3)}
+_C238 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C239 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C240 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C241 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
 _C243 = ('SE_ANY', 'CH')
-_C244 = ('SE_ANY', 'CH')
-_C245 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C246 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C247 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C244 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C245 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C246 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C247 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C248 = ('EE', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('EE', 'SE_ANY', 'CH')
+_C250 = ('SE_ANY', 'CH')
 _C251 = ('SE_ANY', 'CH')
-_C252 = ('SE_ANY', 'CH')
-_C253 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
-_C254 = {0: (0, 1)}
-_C255 = {1: (0, 1)}
-_C256 = {2: (0, 2)}
-_C257 = {2: (1, 2)}
-_C258 = {3: (0, 1, -1), 4: (0, 1, -1)}
-_C259 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
+_C253 = {0: (0, 1, 1)}
+_C254 = {1: (0, 1, 2)}
+_C255 = {2: (0, 2, 3)}
+_C256 = {2: (1, 2, 4)}
+_C257 = {3: (0, 1, -1), 4: (0, 1, -1)}
+_C258 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C259 = ('EE', 'SE_ANY', 'CH')
 _C260 = ('EE', 'SE_ANY', 'CH')
 _C261 = ('EE', 'SE_ANY', 'CH')
 _C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
+_C263 = ('SE_ANY', 'CH')
 _C264 = ('SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
-_C267 = {0: (0, 1)}
-_C268 = {1: (0, 1)}
-_C269 = {2: (0, 1)}
-_C270 = {3: (0, 2)}
-_C271 = {3: (1, 2), 4: (0, 2)}
-_C272 = {3: (2, 2), 4: (1, 2)}
-_C273 = {5: (0, 1, -1), 6: (0, 1, -1)}
-_C274 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C275 = ('EE', 'SE_ANY', 'CH')
-_C276 = ('SE_ANY', 'CH')
-_C277 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
-_C278 = {0: (0, 1)}
-_C279 = {1: (0, 1)}
-_C280 = {2: (0, 1, -1)}
-_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C265 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
+_C266 = {0: (0, 1, 1)}
+_C267 = {1: (0, 1, 2)}
+_C268 = {2: (0, 1, 3)}
+_C269 = {3: (0, 2, 4)}
+_C270 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C271 = {3: (2, 2, 6), 4: (1, 2, 6)}
+_C272 = {5: (0, 1, -1), 6: (0, 1, -1)}
+_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('SE_ANY', 'CH')
+_C276 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
+_C277 = {0: (0, 1, 1)}
+_C278 = {1: (0, 1, 2)}
+_C279 = {2: (0, 1, -1)}
+_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C281 = ('EE', 'SE_ANY', 'CH')
 _C282 = ('EE', 'SE_ANY', 'CH')
 _C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = ('EE', 'SE_ANY', 'CH')
-_C285 = ('SE_ANY', 'CH')
-_C286 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
-_C287 = {0: (0, 1)}
-_C288 = {1: (0, 1)}
-_C289 = {2: (0, 1)}
-_C290 = {3: (0, 1)}
-_C291 = {4: (0, 1, -1)}
-_C292 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
+_C286 = {0: (0, 1, 1)}
+_C287 = {1: (0, 1, 2)}
+_C288 = {2: (0, 1, 3)}
+_C289 = {3: (0, 1, 4)}
+_C290 = {4: (0, 1, -1)}
+_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
 _C293 = ('SE_ANY', 'CH')
-_C294 = ('SE_ANY', 'CH')
-_C295 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
-_C296 = {0: (0, 1)}
-_C297 = {1: (0, 2)}
-_C298 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C294 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
+_C295 = {0: (0, 1, 1)}
+_C296 = {1: (0, 2, 2)}
+_C297 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C298 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('EE', 'SE_ANY', 'CH')
 _C300 = ('EE', 'SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
-_C302 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('SE_ANY', 'CH')
 _C303 = ('SE_ANY', 'CH')
-_C304 = ('SE_ANY', 'CH')
-_C305 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
-_C306 = {0: (0, 1)}
-_C307 = {1: (0, 1)}
-_C308 = {2: (0, 1)}
-_C309 = {3: (0, 1)}
-_C310 = {4: (0, 2)}
-_C311 = {4: (1, 2, -1), 5: (0, 1, -1)}
-_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C313 = ('EE', 'SE_ANY', 'CH')
+_C304 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
+_C305 = {0: (0, 1, 1)}
+_C306 = {1: (0, 1, 2)}
+_C307 = {2: (0, 1, 3)}
+_C308 = {3: (0, 1, 4)}
+_C309 = {4: (0, 2, 5)}
+_C310 = {4: (1, 2, -1), 5: (0, 1, -1)}
+_C311 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C312 = ('EE', 'SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
 _C314 = ('SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
-_C317 = {0: (0, 1)}
-_C318 = {1: (0, 1)}
-_C319 = {2: (0, 2)}
-_C320 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C321 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C322 = ('EE', 'SE_ANY', 'CH')
-_C323 = ('SE_ANY', 'CH')
-_C324 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C325 = {0: (0, 1)}
-_C326 = {1: (0, 1)}
-_C327 = {2: (0, 1, -1)}
-_C328 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C329 = ('EE', 'SE_ANY', 'CH')
-_C330 = ('SE_ANY', 'CH')
-_C331 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
-_C332 = {0: (0, 1)}
-_C333 = {1: (0, 1)}
-_C334 = {2: (0, 1, -1)}
-_C335 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
+_C316 = {0: (0, 1, 1)}
+_C317 = {1: (0, 1, 2)}
+_C318 = {2: (0, 2, 3)}
+_C319 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C321 = ('EE', 'SE_ANY', 'CH')
+_C322 = ('SE_ANY', 'CH')
+_C323 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C324 = {0: (0, 1, 1)}
+_C325 = {1: (0, 1, 2)}
+_C326 = {2: (0, 1, -1)}
+_C327 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C328 = ('EE', 'SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
+_C330 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
+_C331 = {0: (0, 1, 1)}
+_C332 = {1: (0, 1, 2)}
+_C333 = {2: (0, 1, -1)}
+_C334 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C335 = ('EE', 'SE_ANY', 'CH')
 _C336 = ('EE', 'SE_ANY', 'CH')
-_C337 = ('EE', 'SE_ANY', 'CH')
-_C338 = ('SE_ANY', 'CH')
-_C339 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
-_C340 = {0: (0, 1)}
-_C341 = {1: (0, 1)}
-_C342 = {2: (0, 1)}
-_C343 = {3: (0, 1, -1)}
-_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
-_C346 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
-_C347 = ('EE', 'SE_ANY', 'CH')
+_C337 = ('SE_ANY', 'CH')
+_C338 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
+_C339 = {0: (0, 1, 1)}
+_C340 = {1: (0, 1, 2)}
+_C341 = {2: (0, 1, 3)}
+_C342 = {3: (0, 1, -1)}
+_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C344 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
+_C345 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
 _C349 = ('SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
-_C351 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
-_C352 = {0: (0, 1)}
-_C353 = {1: (0, 1)}
-_C354 = {2: (0, 2)}
-_C355 = {2: (1, 2), 3: (0, 2)}
-_C356 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C358 = ('EE', 'SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C361 = {0: (0, 1)}
-_C362 = {1: (0, 1)}
-_C363 = {2: (0, 1, -1)}
-_C364 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C365 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C366 = ('EE', 'SE_ANY', 'CH')
+_C350 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
+_C351 = {0: (0, 1, 1)}
+_C352 = {1: (0, 1, 2)}
+_C353 = {2: (0, 2, 3)}
+_C354 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C355 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C357 = ('EE', 'SE_ANY', 'CH')
+_C358 = ('SE_ANY', 'CH')
+_C359 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C360 = {0: (0, 1, 1)}
+_C361 = {1: (0, 1, 2)}
+_C362 = {2: (0, 1, -1)}
+_C363 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C364 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C365 = ('EE', 'SE_ANY', 'CH')
+_C366 = ('SE_ANY', 'CH')
 _C367 = ('SE_ANY', 'CH')
 _C368 = ('SE_ANY', 'CH')
-_C369 = ('SE_ANY', 'CH')
-_C370 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C371 = {0: (0, 2, 5)}
-_C372 = {0: (1, 2), 5: (0, 1)}
-_C373 = {1: (0, 1)}
-_C374 = {2: (0, 2)}
-_C375 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C376 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C378 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C369 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C370 = {0: (0, 2, 5)}
+_C371 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C372 = {1: (0, 1, 2)}
+_C373 = {2: (0, 2, 3)}
+_C374 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C375 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C377 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('SE_ANY', 'CH')
 _C379 = ('SE_ANY', 'CH')
 _C380 = ('SE_ANY', 'CH')
-_C381 = ('SE_ANY', 'CH')
-_C382 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C383 = {0: (0, 1, 4)}
-_C384 = {3: (0, 3), 4: (0, 3)}
-_C385 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C388 = ('SE_ANY', 'CH')
-_C389 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C390 = {0: (0, 2, 2)}
-_C391 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C392 = {1: (1, 2, -1)}
-_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C382 = {0: (0, 1, 4)}
+_C383 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C384 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C389 = {0: (0, 2, 2)}
+_C390 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C391 = {1: (1, 2, -1)}
+_C392 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C393 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C394 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C395 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C396 = ('EE', 'SE_ANY', 'CH')
-_C397 = ('SE_ANY', 'CH')
-_C398 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C399 = {0: (0, 2, 4)}
-_C400 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C401 = {1: (1, 2, -1)}
-_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C404 = ('SE_ANY', 'CH')
-_C405 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C406 = {0: (0, 2, 2)}
-_C407 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C408 = {1: (0, 1, -1)}
-_C409 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C410 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C395 = ('EE', 'SE_ANY', 'CH')
+_C396 = ('SE_ANY', 'CH')
+_C397 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C398 = {0: (0, 2, 4)}
+_C399 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C400 = {1: (1, 2, -1)}
+_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C405 = {0: (0, 2, 2)}
+_C406 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C407 = {1: (0, 1, -1)}
+_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('EE', 'SE_ANY', 'CH')
 _C411 = ('EE', 'SE_ANY', 'CH')
-_C412 = ('EE', 'SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C415 = {0: (0, 2, 4)}
-_C416 = {0: (1, 2), 4: (0, 1)}
-_C417 = {1: (0, 1)}
-_C418 = {2: (0, 1), 3: (0, 2)}
-_C419 = {3: (1, 2, -1)}
-_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
-_C423 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
+_C412 = ('SE_ANY', 'CH')
+_C413 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C414 = {0: (0, 2, 4)}
+_C415 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C416 = {1: (0, 1, 2)}
+_C417 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C418 = {3: (1, 2, -1)}
+_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
+_C422 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
+_C423 = ('EE', 'SE_ANY', 'CH')
 _C424 = ('EE', 'SE_ANY', 'CH')
 _C425 = ('EE', 'SE_ANY', 'CH')
-_C426 = ('EE', 'SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
 _C427 = ('SE_ANY', 'CH')
 _C428 = ('SE_ANY', 'CH')
-_C429 = ('SE_ANY', 'CH')
-_C430 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
-_C431 = {0: (0, 1, 7)}
-_C432 = {7: (0, 1)}
-_C433 = {1: (0, 1)}
-_C434 = {2: (0, 1)}
-_C435 = {3: (0, 2)}
-_C436 = {3: (1, 2)}
-_C437 = {3: (2, 2)}
-_C438 = {4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
-_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
+_C430 = {0: (0, 1, 7)}
+_C431 = {7: (0, 1, 1)}
+_C432 = {1: (0, 1, 2)}
+_C433 = {2: (0, 1, 3)}
+_C434 = {3: (0, 2, 4)}
+_C435 = {3: (1, 2, 5)}
+_C436 = {3: (2, 2, 6)}
+_C437 = {4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C438 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C439 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C440 = ('EE', 'SE_ANY', 'CH')
 _C441 = ('EE', 'SE_ANY', 'CH')
 _C442 = ('EE', 'SE_ANY', 'CH')
-_C443 = ('EE', 'SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
 _C444 = ('SE_ANY', 'CH')
-_C445 = ('SE_ANY', 'CH')
-_C446 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
-_C447 = {0: (0, 1, 6)}
-_C448 = {6: (0, 1)}
-_C449 = {1: (0, 1)}
-_C450 = {2: (0, 2)}
-_C451 = {2: (1, 2), 3: (0, 2)}
-_C452 = {2: (2, 2), 3: (1, 2)}
-_C453 = {4: (0, 1, -1), 5: (0, 1, -1)}
-_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C445 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
+_C446 = {0: (0, 1, 6)}
+_C447 = {6: (0, 1, 1)}
+_C448 = {1: (0, 1, 2)}
+_C449 = {2: (0, 2, 3)}
+_C450 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C451 = {2: (2, 2, 5), 3: (1, 2, 5)}
+_C452 = {4: (0, 1, -1), 5: (0, 1, -1)}
+_C453 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C454 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C455 = ('SE_ANY', 'CH')
 _C456 = ('SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
-_C458 = ('SE_ANY', 'CH')
-_C459 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C460 = {0: (0, 1, 4)}
-_C461 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C462 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C464 = ('SE_ANY', 'CH')
-_C465 = {0: 'Transform', 1: 'Transform, end of element'}
-_C466 = {0: (0, 1), 1: (0, 2)}
-_C467 = {1: (1, 2, -1)}
-_C468 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C469 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
-_C470 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
-_C471 = ('EE', 'SE_ANY', 'CH')
-_C472 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
-_C473 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
-_C474 = ('EE', 'SE_ANY', 'CH')
+_C458 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C459 = {0: (0, 1, 4)}
+_C460 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C461 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C462 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
+_C464 = {0: 'Transform', 1: 'Transform, end of element'}
+_C465 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C466 = {1: (1, 2, -1)}
+_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
+_C469 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
+_C470 = ('EE', 'SE_ANY', 'CH')
+_C471 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
+_C472 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
+_C473 = ('EE', 'SE_ANY', 'CH')
+_C474 = ('SE_ANY', 'CH')
 _C475 = ('SE_ANY', 'CH')
 _C476 = ('SE_ANY', 'CH')
 _C477 = ('SE_ANY', 'CH')
-_C478 = ('SE_ANY', 'CH')
-_C479 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
-_C480 = {0: (0, 1)}
-_C481 = {1: (0, 1)}
-_C482 = {2: (0, 1)}
-_C483 = {3: (0, 3)}
-_C484 = {3: (1, 3), 4: (0, 2)}
-_C485 = {3: (2, 3), 4: (1, 2), 5: (0, 2)}
-_C486 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C487 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C488 = ('EE', 'SE_ANY', 'CH')
+_C478 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
+_C479 = {0: (0, 1, 1)}
+_C480 = {1: (0, 1, 2)}
+_C481 = {2: (0, 1, 3)}
+_C482 = {3: (0, 3, 4)}
+_C483 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C484 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C485 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
+_C486 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C487 = ('EE', 'SE_ANY', 'CH')
+_C488 = ('SE_ANY', 'CH')
 _C489 = ('SE_ANY', 'CH')
 _C490 = ('SE_ANY', 'CH')
 _C491 = ('SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
-_C493 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
-_C494 = {0: (0, 1)}
-_C495 = {1: (0, 1)}
-_C496 = {2: (0, 3)}
-_C497 = {2: (1, 3), 3: (0, 2)}
-_C498 = {2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C499 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C501 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
-_C502 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
+_C492 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
+_C493 = {0: (0, 1, 1)}
+_C494 = {1: (0, 1, 2)}
+_C495 = {2: (0, 3, 3)}
+_C496 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C497 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C498 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
+_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C500 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
+_C501 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
+_C502 = ('EE', 'SE_ANY', 'CH')
 _C503 = ('EE', 'SE_ANY', 'CH')
-_C504 = ('EE', 'SE_ANY', 'CH')
-_C505 = ('SE_ANY', 'CH')
-_C506 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
-_C507 = {0: (0, 1)}
-_C508 = {1: (0, 1)}
-_C509 = {2: (0, 1)}
-_C510 = {3: (0, 1, -1)}
-_C511 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C512 = ('EE', 'SE_ANY', 'CH')
-_C513 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
-_C514 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
-_C515 = ('EE', 'SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
-_C517 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
-_C518 = {0: (0, 1)}
-_C519 = {1: (0, 1)}
-_C520 = {2: (0, 1)}
-_C521 = {3: (0, 1, -1)}
-_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C504 = ('SE_ANY', 'CH')
+_C505 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
+_C506 = {0: (0, 1, 1)}
+_C507 = {1: (0, 1, 2)}
+_C508 = {2: (0, 1, 3)}
+_C509 = {3: (0, 1, -1)}
+_C510 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = ('EE', 'SE_ANY', 'CH')
+_C512 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
+_C513 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C514 = ('EE', 'SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
+_C517 = {0: (0, 1, 1)}
+_C518 = {1: (0, 1, 2)}
+_C519 = {2: (0, 1, 3)}
+_C520 = {3: (0, 1, -1)}
+_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C522 = ('SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
 _C524 = ('SE_ANY', 'CH')
 _C525 = ('SE_ANY', 'CH')
 _C526 = ('SE_ANY', 'CH')
 _C527 = ('SE_ANY', 'CH')
-_C528 = ('SE_ANY', 'CH')
-_C529 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C530 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C531 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C532 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C533 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C534 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C535 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C537 = ('EE', 'SE_ANY', 'CH')
+_C528 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C529 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C530 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C531 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C532 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C533 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C534 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C535 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C536 = ('EE', 'SE_ANY', 'CH')
+_C537 = ('SE_ANY', 'CH')
 _C538 = ('SE_ANY', 'CH')
-_C539 = ('SE_ANY', 'CH')
-_C540 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C541 = {0: (0, 1)}
-_C542 = {1: (0, 1)}
-_C543 = {2: (0, 2)}
-_C544 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C545 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C546 = {0: 'end of element'}
-_C547 = {0: (0, 1, -1)}
-_C548 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C549 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
-_C553 = {0: (0, 1, 3)}
-_C554 = {3: (0, 1)}
-_C555 = {1: (0, 1)}
-_C556 = {2: (0, 1, -1)}
-_C557 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = {0: 'end of element'}
-_C559 = {0: (0, 1, -1)}
-_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C539 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C540 = {0: (0, 1, 1)}
+_C541 = {1: (0, 1, 2)}
+_C542 = {2: (0, 2, 3)}
+_C543 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C544 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C545 = {0: 'end of element'}
+_C546 = {0: (0, 1, -1)}
+_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C548 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C549 = ('EE', 'SE_ANY', 'CH')
+_C550 = ('SE_ANY', 'CH')
+_C551 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
+_C552 = {0: (0, 1, 3)}
+_C553 = {3: (0, 1, 1)}
+_C554 = {1: (0, 1, 2)}
+_C555 = {2: (0, 1, -1)}
+_C556 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = {0: 'end of element'}
+_C558 = {0: (0, 1, -1)}
+_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C560 = ('SE_ANY', 'CH')
 _C561 = ('SE_ANY', 'CH')
-_C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
-_C564 = {0: (0, 1)}
-_C565 = {1: (0, 2)}
-_C566 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C567 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C568 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C562 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
+_C563 = {0: (0, 1, 1)}
+_C564 = {1: (0, 2, 2)}
+_C565 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C567 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C568 = ('SE_ANY', 'CH')
 _C569 = ('SE_ANY', 'CH')
-_C570 = ('SE_ANY', 'CH')
-_C571 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C572 = {0: (0, 1, 3)}
-_C573 = {3: (0, 1)}
-_C574 = {1: (0, 2)}
-_C575 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C576 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C570 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C571 = {0: (0, 1, 3)}
+_C572 = {3: (0, 1, 1)}
+_C573 = {1: (0, 2, 2)}
+_C574 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C576 = ('SE_ANY', 'CH')
 _C577 = ('SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
-_C579 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
-_C580 = {0: (0, 1), 1: (0, 2)}
-_C581 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C582 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
+_C579 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C580 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
 _C583 = ('SE_ANY', 'CH')
-_C584 = ('SE_ANY', 'CH')
-_C585 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
-_C586 = {0: (0, 1), 1: (0, 2)}
-_C587 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C584 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
+_C585 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C586 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C588 = ('SE_ANY', 'CH')
 _C589 = ('SE_ANY', 'CH')
-_C590 = ('SE_ANY', 'CH')
-_C591 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C592 = {0: (0, 1)}
-_C593 = {1: (0, 2)}
-_C594 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C595 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C590 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C591 = {0: (0, 1, 1)}
+_C592 = {1: (0, 2, 2)}
+_C593 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C594 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C595 = ('EE', 'SE_ANY', 'CH')
 _C596 = ('EE', 'SE_ANY', 'CH')
 _C597 = ('EE', 'SE_ANY', 'CH')
-_C598 = ('EE', 'SE_ANY', 'CH')
-_C599 = ('SE_ANY', 'CH')
-_C600 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
-_C601 = {0: (0, 1)}
-_C602 = {1: (0, 2)}
-_C603 = {1: (1, 2)}
-_C604 = {2: (0, 1), 3: (0, 1)}
-_C605 = {4: (0, 1, -1)}
-_C606 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C607 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C608 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C609 = ('EE', 'SE_ANY', 'CH')
-_C610 = ('SE_ANY', 'CH')
-_C611 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C612 = {0: (0, 1)}
-_C613 = {1: (0, 1)}
-_C614 = {2: (0, 1, -1)}
-_C615 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
+_C600 = {0: (0, 1, 1)}
+_C601 = {1: (0, 2, 2)}
+_C602 = {1: (1, 2, 3)}
+_C603 = {2: (0, 1, 4), 3: (0, 1, 4)}
+_C604 = {4: (0, 1, -1)}
+_C605 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C606 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C607 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C608 = ('EE', 'SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C611 = {0: (0, 1, 1)}
+_C612 = {1: (0, 1, 2)}
+_C613 = {2: (0, 1, -1)}
+_C614 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C615 = ('EE', 'SE_ANY', 'CH')
 _C616 = ('EE', 'SE_ANY', 'CH')
 _C617 = ('EE', 'SE_ANY', 'CH')
 _C618 = ('EE', 'SE_ANY', 'CH')
 _C619 = ('EE', 'SE_ANY', 'CH')
-_C620 = ('EE', 'SE_ANY', 'CH')
+_C620 = ('SE_ANY', 'CH')
 _C621 = ('SE_ANY', 'CH')
 _C622 = ('SE_ANY', 'CH')
-_C623 = ('SE_ANY', 'CH')
-_C624 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
-_C625 = {0: (0, 1)}
-_C626 = {1: (0, 2)}
-_C627 = {1: (1, 2), 2: (0, 2)}
-_C628 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C629 = {4: (0, 1)}
-_C630 = {5: (0, 1)}
-_C631 = {6: (0, 2)}
-_C632 = {6: (1, 2), 7: (0, 2)}
-_C633 = {6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C634 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C623 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
+_C624 = {0: (0, 1, 1)}
+_C625 = {1: (0, 2, 2)}
+_C626 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C627 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C628 = {4: (0, 1, 5)}
+_C629 = {5: (0, 1, 6)}
+_C630 = {6: (0, 2, 7)}
+_C631 = {6: (1, 2, 8), 7: (0, 2, 8)}
+_C632 = {6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C633 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C634 = ('SE_ANY', 'CH')
 _C635 = ('SE_ANY', 'CH')
 _C636 = ('SE_ANY', 'CH')
 _C637 = ('SE_ANY', 'CH')
 _C638 = ('SE_ANY', 'CH')
-_C639 = ('SE_ANY', 'CH')
-_C640 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
-_C641 = {0: (0, 3)}
-_C642 = {0: (1, 3), 1: (0, 3)}
-_C643 = {0: (2, 3), 1: (1, 3), 2: (0, 3)}
-_C644 = {0: (3, 3), 1: (2, 3), 2: (1, 3), 3: (0, 2)}
-_C645 = {0: (4, 3), 1: (3, 3), 2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C646 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C647 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C639 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
+_C640 = {0: (0, 3, 1)}
+_C641 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C642 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C643 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C644 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C645 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
+_C646 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C647 = ('SE_ANY', 'CH')
 _C648 = ('SE_ANY', 'CH')
 _C649 = ('SE_ANY', 'CH')
 _C650 = ('SE_ANY', 'CH')
 _C651 = ('SE_ANY', 'CH')
-_C652 = ('SE_ANY', 'CH')
-_C653 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
-_C654 = {0: (0, 3)}
-_C655 = {0: (1, 3), 1: (0, 3)}
-_C656 = {0: (2, 3), 1: (1, 3), 2: (0, 3)}
-_C657 = {0: (3, 3), 1: (2, 3), 2: (1, 3), 3: (0, 2)}
-_C658 = {0: (4, 3), 1: (3, 3), 2: (2, 3), 3: (1, 2)}
-_C659 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1), 5: (0, 1, -1)}
-_C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C652 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
+_C653 = {0: (0, 3, 1)}
+_C654 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C655 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C656 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C657 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
+_C658 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1), 5: (0, 1, -1)}
+_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C660 = ('SE_ANY', 'CH')
 _C661 = ('SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
-_C663 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
-_C664 = {0: (0, 1), 1: (0, 2)}
-_C665 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C666 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C662 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
+_C663 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C664 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C665 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C666 = ('SE_ANY', 'CH')
 _C667 = ('SE_ANY', 'CH')
-_C668 = ('SE_ANY', 'CH')
-_C669 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
-_C670 = {0: (0, 1), 1: (0, 2)}
-_C671 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C672 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C668 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
+_C669 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C670 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C671 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C672 = ('SE_ANY', 'CH')
 _C673 = ('SE_ANY', 'CH')
-_C674 = ('SE_ANY', 'CH')
-_C675 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
-_C676 = {0: (0, 1), 1: (0, 2)}
-_C677 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C678 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C674 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
+_C675 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C676 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C677 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C678 = ('SE_ANY', 'CH')
 _C679 = ('SE_ANY', 'CH')
-_C680 = ('SE_ANY', 'CH')
-_C681 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C682 = {0: (0, 1), 1: (0, 2)}
-_C683 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C684 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'SE_ANY', 'CH')
-_C686 = ('SE_ANY', 'CH')
-_C687 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
-_C688 = {0: (0, 1)}
-_C689 = {1: (0, 1)}
-_C690 = {2: (0, 1, -1)}
-_C691 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C680 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C681 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C682 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C683 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C684 = ('EE', 'SE_ANY', 'CH')
+_C685 = ('SE_ANY', 'CH')
+_C686 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
+_C687 = {0: (0, 1, 1)}
+_C688 = {1: (0, 1, 2)}
+_C689 = {2: (0, 1, -1)}
+_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C691 = ('SE_ANY', 'CH')
 _C692 = ('SE_ANY', 'CH')
-_C693 = ('SE_ANY', 'CH')
-_C694 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
-_C695 = {0: (0, 1), 1: (0, 2)}
-_C696 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C697 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C698 = ('EE', 'SE_ANY', 'CH')
-_C699 = ('SE_ANY', 'CH')
-_C700 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
-_C701 = {0: (0, 1)}
-_C702 = {1: (0, 1)}
-_C703 = {2: (0, 1, -1)}
-_C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C705 = ('EE', 'SE_ANY', 'CH')
+_C693 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
+_C694 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C695 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C696 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C697 = ('EE', 'SE_ANY', 'CH')
+_C698 = ('SE_ANY', 'CH')
+_C699 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
+_C700 = {0: (0, 1, 1)}
+_C701 = {1: (0, 1, 2)}
+_C702 = {2: (0, 1, -1)}
+_C703 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C704 = ('EE', 'SE_ANY', 'CH')
+_C705 = ('SE_ANY', 'CH')
 _C706 = ('SE_ANY', 'CH')
 _C707 = ('SE_ANY', 'CH')
 _C708 = ('SE_ANY', 'CH')
 _C709 = ('SE_ANY', 'CH')
 _C710 = ('SE_ANY', 'CH')
 _C711 = ('SE_ANY', 'CH')
-_C712 = ('SE_ANY', 'CH')
-_C713 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C714 = {0: (0, 1)}
-_C715 = {1: (0, 1)}
-_C716 = {2: (0, 3)}
-_C717 = {2: (1, 3), 3: (0, 3)}
-_C718 = {2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C719 = {2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C720 = {2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C721 = {2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
-_C722 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C712 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C713 = {0: (0, 1, 1)}
+_C714 = {1: (0, 1, 2)}
+_C715 = {2: (0, 3, 3)}
+_C716 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C717 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C718 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C719 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C720 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C721 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C722 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C723 = ('SE_ANY', 'CH')
 _C724 = ('SE_ANY', 'CH')
 _C725 = ('SE_ANY', 'CH')
 _C726 = ('SE_ANY', 'CH')
 _C727 = ('SE_ANY', 'CH')
 _C728 = ('SE_ANY', 'CH')
 _C729 = ('SE_ANY', 'CH')
-_C730 = ('SE_ANY', 'CH')
-_C731 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C732 = {0: (0, 1)}
-_C733 = {1: (0, 3)}
-_C734 = {1: (1, 3), 2: (0, 3)}
-_C735 = {1: (2, 3), 2: (1, 3), 3: (0, 3)}
-_C736 = {1: (3, 3), 2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C737 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C738 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C739 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C740 = {0: 'end of element'}
-_C741 = {0: (0, 1, -1)}
-_C742 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C743 = ('SE_ANY', 'CH')
-_C744 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
-_C745 = {0: (0, 1)}
-_C746 = {1: (0, 1, -1)}
-_C747 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C748 = ('EE', 'SE_ANY', 'CH')
-_C749 = ('SE_ANY', 'CH')
-_C750 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C751 = {0: (0, 1)}
-_C752 = {1: (0, 1)}
-_C753 = {2: (0, 1, -1)}
-_C754 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C730 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C731 = {0: (0, 1, 1)}
+_C732 = {1: (0, 3, 2)}
+_C733 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C734 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C735 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C736 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C737 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C738 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C739 = {0: 'end of element'}
+_C740 = {0: (0, 1, -1)}
+_C741 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C742 = ('SE_ANY', 'CH')
+_C743 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
+_C744 = {0: (0, 1, 1)}
+_C745 = {1: (0, 1, -1)}
+_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C747 = ('EE', 'SE_ANY', 'CH')
+_C748 = ('SE_ANY', 'CH')
+_C749 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C750 = {0: (0, 1, 1)}
+_C751 = {1: (0, 1, 2)}
+_C752 = {2: (0, 1, -1)}
+_C753 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C754 = ('SE_ANY', 'CH')
 _C755 = ('SE_ANY', 'CH')
-_C756 = ('SE_ANY', 'CH')
-_C757 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
-_C758 = {0: (0, 1), 1: (0, 2)}
-_C759 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C760 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C756 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
+_C757 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C758 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C759 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C760 = ('SE_ANY', 'CH')
 _C761 = ('SE_ANY', 'CH')
-_C762 = ('SE_ANY', 'CH')
-_C763 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C764 = {0: (0, 1), 1: (0, 2)}
-_C765 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C766 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C767 = {0: 'end of element'}
-_C768 = {0: (0, 1, -1)}
-_C769 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C770 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
-_C771 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
+_C762 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C763 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C764 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C765 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C766 = {0: 'end of element'}
+_C767 = {0: (0, 1, -1)}
+_C768 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C769 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
+_C770 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
+_C771 = ('SE_ANY', 'CH')
 _C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
-_C775 = {0: (0, 1)}
-_C776 = {1: (0, 2)}
-_C777 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C778 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C779 = ('SE_ANY', 'CH')
-_C780 = ('SE_ANY', 'CH')
-_C781 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element', 2: 'end of element'}
-_C782 = {0: (0, 1), 1: (0, 2)}
-_C783 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C784 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C785 = ('EE', 'SE_ANY', 'CH')
-_C786 = ('SE_ANY', 'CH')
-_C787 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C788 = {0: (0, 1)}
-_C789 = {1: (0, 1)}
-_C790 = {2: (0, 1, -1)}
-_C791 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C792 = ('EE', 'SE_ANY', 'CH')
-_C793 = ('SE_ANY', 'CH')
-_C794 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
-_C795 = {0: (0, 1)}
-_C796 = {1: (0, 1)}
-_C797 = {2: (0, 1, -1)}
-_C798 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C799 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C773 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
+_C774 = {0: (0, 1, 1)}
+_C775 = {1: (0, 2, 2)}
+_C776 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C777 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C778 = ('SE_ANY', 'CH')
+_C779 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
+_C780 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C781 = {1: (1, 2, -1)}
+_C782 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C783 = ('EE', 'SE_ANY', 'CH')
+_C784 = ('SE_ANY', 'CH')
+_C785 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C786 = {0: (0, 1, 1)}
+_C787 = {1: (0, 1, 2)}
+_C788 = {2: (0, 1, -1)}
+_C789 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C790 = ('EE', 'SE_ANY', 'CH')
+_C791 = ('SE_ANY', 'CH')
+_C792 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
+_C793 = {0: (0, 1, 1)}
+_C794 = {1: (0, 1, 2)}
+_C795 = {2: (0, 1, -1)}
+_C796 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C797 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C798 = ('EE', 'SE_ANY', 'CH')
+_C799 = ('EE', 'SE_ANY', 'CH')
 _C800 = ('EE', 'SE_ANY', 'CH')
 _C801 = ('EE', 'SE_ANY', 'CH')
 _C802 = ('EE', 'SE_ANY', 'CH')
@@ -14359,286 +14298,279 @@ _C803 = ('EE', 'SE_ANY', 'CH')
 _C804 = ('EE', 'SE_ANY', 'CH')
 _C805 = ('EE', 'SE_ANY', 'CH')
 _C806 = ('EE', 'SE_ANY', 'CH')
-_C807 = ('EE', 'SE_ANY', 'CH')
-_C808 = ('EE', 'SE_ANY', 'CH')
+_C807 = ('SE_ANY', 'CH')
+_C808 = ('SE_ANY', 'CH')
 _C809 = ('SE_ANY', 'CH')
-_C810 = ('SE_ANY', 'CH')
-_C811 = ('SE_ANY', 'CH')
-_C812 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
-_C813 = {0: (0, 2, 13)}
-_C814 = {0: (1, 2), 13: (0, 1)}
-_C815 = {1: (0, 1)}
-_C816 = {2: (0, 2)}
-_C817 = {2: (1, 2), 3: (0, 1)}
-_C818 = {4: (0, 1)}
-_C819 = {5: (0, 1)}
-_C820 = {6: (0, 3)}
-_C821 = {6: (1, 3), 7: (0, 2)}
-_C822 = {6: (2, 3), 7: (1, 2), 8: (0, 2)}
-_C823 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C824 = {10: (0, 2)}
-_C825 = {10: (1, 2), 11: (0, 2)}
-_C826 = {10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
-_C827 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C828 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C810 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
+_C811 = {0: (0, 2, 13)}
+_C812 = {0: (1, 2, 1), 13: (0, 1, 1)}
+_C813 = {1: (0, 1, 2)}
+_C814 = {2: (0, 2, 3)}
+_C815 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C816 = {4: (0, 1, 5)}
+_C817 = {5: (0, 1, 6)}
+_C818 = {6: (0, 3, 7)}
+_C819 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C820 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C821 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C822 = {10: (0, 2, 11)}
+_C823 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C824 = {10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
+_C825 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C826 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C827 = ('EE', 'SE_ANY', 'CH')
+_C828 = ('EE', 'SE_ANY', 'CH')
 _C829 = ('EE', 'SE_ANY', 'CH')
 _C830 = ('EE', 'SE_ANY', 'CH')
-_C831 = ('EE', 'SE_ANY', 'CH')
-_C832 = ('EE', 'SE_ANY', 'CH')
-_C833 = ('SE_ANY', 'CH')
-_C834 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
-_C835 = {0: (0, 2, 6)}
-_C836 = {0: (1, 2), 6: (0, 1)}
-_C837 = {1: (0, 1)}
-_C838 = {2: (0, 2)}
-_C839 = {2: (1, 2), 3: (0, 1)}
-_C840 = {4: (0, 1)}
-_C841 = {5: (0, 1, -1)}
-_C842 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C843 = ('EE', 'SE_ANY', 'CH')
-_C844 = ('SE_ANY', 'CH')
-_C845 = ('SE_ANY', 'CH')
-_C846 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
-_C847 = {0: (0, 1)}
-_C848 = {1: (0, 1)}
-_C849 = {2: (0, 2)}
-_C850 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C851 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C852 = ('EE', 'SE_ANY', 'CH')
-_C853 = ('SE_ANY', 'CH')
-_C854 = ('SE_ANY', 'CH')
-_C855 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
-_C856 = {0: (0, 1)}
-_C857 = {1: (0, 1), 2: (0, 2)}
-_C858 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C859 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C860 = ('EE', 'SE_ANY', 'CH')
-_C861 = ('SE_ANY', 'CH')
-_C862 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
-_C863 = {0: (0, 1)}
-_C864 = {1: (0, 1)}
-_C865 = {2: (0, 1, -1)}
-_C866 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C867 = ('EE', 'SE_ANY', 'CH')
-_C868 = ('SE_ANY', 'CH')
-_C869 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C870 = {0: (0, 1)}
-_C871 = {1: (0, 1)}
-_C872 = {2: (0, 1, -1)}
-_C873 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C874 = ('EE', 'SE_ANY', 'CH')
-_C875 = ('SE_ANY', 'CH')
-_C876 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C877 = {0: (0, 1)}
-_C878 = {1: (0, 1)}
-_C879 = {2: (0, 1, -1)}
-_C880 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C881 = ('EE', 'SE_ANY', 'CH')
+_C831 = ('SE_ANY', 'CH')
+_C832 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
+_C833 = {0: (0, 2, 6)}
+_C834 = {0: (1, 2, 1), 6: (0, 1, 1)}
+_C835 = {1: (0, 1, 2)}
+_C836 = {2: (0, 2, 3)}
+_C837 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C838 = {4: (0, 1, 5)}
+_C839 = {5: (0, 1, -1)}
+_C840 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C841 = ('EE', 'SE_ANY', 'CH')
+_C842 = ('SE_ANY', 'CH')
+_C843 = ('SE_ANY', 'CH')
+_C844 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
+_C845 = {0: (0, 1, 1)}
+_C846 = {1: (0, 1, 2)}
+_C847 = {2: (0, 2, 3)}
+_C848 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C849 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C850 = ('EE', 'SE_ANY', 'CH')
+_C851 = ('SE_ANY', 'CH')
+_C852 = ('SE_ANY', 'CH')
+_C853 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
+_C854 = {0: (0, 1, 1)}
+_C855 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C856 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C857 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C858 = ('EE', 'SE_ANY', 'CH')
+_C859 = ('SE_ANY', 'CH')
+_C860 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
+_C861 = {0: (0, 1, 1)}
+_C862 = {1: (0, 1, 2)}
+_C863 = {2: (0, 1, -1)}
+_C864 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C865 = ('EE', 'SE_ANY', 'CH')
+_C866 = ('SE_ANY', 'CH')
+_C867 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C868 = {0: (0, 1, 1)}
+_C869 = {1: (0, 1, 2)}
+_C870 = {2: (0, 1, -1)}
+_C871 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C872 = ('EE', 'SE_ANY', 'CH')
+_C873 = ('SE_ANY', 'CH')
+_C874 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C875 = {0: (0, 1, 1)}
+_C876 = {1: (0, 1, 2)}
+_C877 = {2: (0, 1, -1)}
+_C878 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C879 = ('EE', 'SE_ANY', 'CH')
+_C880 = ('SE_ANY', 'CH')
+_C881 = ('SE_ANY', 'CH')
 _C882 = ('SE_ANY', 'CH')
-_C883 = ('SE_ANY', 'CH')
-_C884 = ('SE_ANY', 'CH')
-_C885 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
-_C886 = {0: (0, 1)}
-_C887 = {1: (0, 1)}
-_C888 = {2: (0, 2)}
-_C889 = {2: (1, 2), 3: (0, 2)}
-_C890 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C891 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C892 = ('EE', 'SE_ANY', 'CH')
-_C893 = ('SE_ANY', 'CH')
-_C894 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
-_C895 = {0: (0, 1)}
-_C896 = {1: (0, 1)}
-_C897 = {2: (0, 1, -1)}
-_C898 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C883 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
+_C884 = {0: (0, 1, 1)}
+_C885 = {1: (0, 1, 2)}
+_C886 = {2: (0, 2, 3)}
+_C887 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C888 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C889 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C890 = ('EE', 'SE_ANY', 'CH')
+_C891 = ('SE_ANY', 'CH')
+_C892 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
+_C893 = {0: (0, 1, 1)}
+_C894 = {1: (0, 1, 2)}
+_C895 = {2: (0, 1, -1)}
+_C896 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C897 = ('EE', 'SE_ANY', 'CH')
+_C898 = ('EE', 'SE_ANY', 'CH')
 _C899 = ('EE', 'SE_ANY', 'CH')
-_C900 = ('EE', 'SE_ANY', 'CH')
-_C901 = ('EE', 'SE_ANY', 'CH')
-_C902 = ('SE_ANY', 'CH')
-_C903 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
-_C904 = {0: (0, 1)}
-_C905 = {1: (0, 1)}
-_C906 = {2: (0, 1)}
-_C907 = {3: (0, 1)}
-_C908 = {4: (0, 1, -1)}
-_C909 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C910 = ('SE_ANY', 'CH')
-_C911 = ('SE_ANY', 'CH')
-_C912 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
-_C913 = {0: (0, 1), 1: (0, 2)}
-_C914 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C915 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C916 = ('SE_ANY', 'CH')
-_C917 = ('SE_ANY', 'CH')
-_C918 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element', 2: 'end of element'}
-_C919 = {0: (0, 1), 1: (0, 2)}
-_C920 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C921 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C922 = ('EE', 'SE_ANY', 'CH')
-_C923 = ('EE', 'SE_ANY', 'CH')
-_C924 = ('SE_ANY', 'CH')
-_C925 = ('SE_ANY', 'CH')
-_C926 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
-_C927 = {0: (0, 2)}
-_C928 = {0: (1, 2), 1: (0, 2)}
-_C929 = {0: (2, 2), 1: (1, 2), 2: (0, 1), 3: (0, 2)}
-_C930 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C931 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C932 = ('SE_ANY', 'CH')
-_C933 = ('SE_ANY', 'CH')
-_C934 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
-_C935 = {0: (0, 1), 1: (0, 2)}
-_C936 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C937 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C938 = ('SE_ANY', 'CH')
-_C939 = ('SE_ANY', 'CH')
-_C940 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element', 2: 'end of element'}
-_C941 = {0: (0, 1), 1: (0, 2)}
-_C942 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C943 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C944 = ('SE_ANY', 'CH')
-_C945 = ('SE_ANY', 'CH')
-_C946 = ('SE_ANY', 'CH')
-_C947 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
-_C948 = {0: (0, 1)}
-_C949 = {1: (0, 2)}
-_C950 = {1: (1, 2)}
-_C951 = {1: (2, 2, -1), 2: (0, 1, -1), 3: (0, 1, -1)}
-_C952 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C953 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C900 = ('SE_ANY', 'CH')
+_C901 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
+_C902 = {0: (0, 1, 1)}
+_C903 = {1: (0, 1, 2)}
+_C904 = {2: (0, 1, 3)}
+_C905 = {3: (0, 1, 4)}
+_C906 = {4: (0, 1, -1)}
+_C907 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C908 = ('SE_ANY', 'CH')
+_C909 = ('SE_ANY', 'CH')
+_C910 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
+_C911 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C912 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C913 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C914 = ('SE_ANY', 'CH')
+_C915 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element'}
+_C916 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C917 = {1: (1, 2, -1)}
+_C918 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C919 = ('EE', 'SE_ANY', 'CH')
+_C920 = ('EE', 'SE_ANY', 'CH')
+_C921 = ('SE_ANY', 'CH')
+_C922 = ('SE_ANY', 'CH')
+_C923 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
+_C924 = {0: (0, 2, 1)}
+_C925 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C926 = {0: (2, 2, 3), 1: (1, 2, 3), 2: (0, 1, 3), 3: (0, 2, -1)}
+_C927 = {3: (1, 2, -1), 4: (0, 1, -1)}
+_C928 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C929 = ('SE_ANY', 'CH')
+_C930 = ('SE_ANY', 'CH')
+_C931 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
+_C932 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C933 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C934 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C935 = ('SE_ANY', 'CH')
+_C936 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element'}
+_C937 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C938 = {1: (1, 2, -1)}
+_C939 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C940 = ('SE_ANY', 'CH')
+_C941 = ('SE_ANY', 'CH')
+_C942 = ('SE_ANY', 'CH')
+_C943 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
+_C944 = {0: (0, 1, 1)}
+_C945 = {1: (0, 2, 2)}
+_C946 = {1: (1, 2, 3)}
+_C947 = {1: (2, 2, -1), 2: (0, 1, -1), 3: (0, 1, -1)}
+_C948 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C949 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C950 = ('SE_ANY', 'CH')
+_C951 = ('SE_ANY', 'CH')
+_C952 = ('SE_ANY', 'CH')
+_C953 = ('SE_ANY', 'CH')
 _C954 = ('SE_ANY', 'CH')
 _C955 = ('SE_ANY', 'CH')
-_C956 = ('SE_ANY', 'CH')
-_C957 = ('SE_ANY', 'CH')
-_C958 = ('SE_ANY', 'CH')
-_C959 = ('SE_ANY', 'CH')
-_C960 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
-_C961 = {0: (0, 1, 7)}
-_C962 = {7: (0, 3)}
-_C963 = {7: (1, 3)}
-_C964 = {7: (2, 3)}
-_C965 = {7: (3, 3)}
-_C966 = {7: (4, 3)}
-_C967 = {7: (5, 3)}
-_C968 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
-_C969 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C970 = ('SE_ANY', 'CH')
+_C956 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
+_C957 = {0: (0, 1, 7)}
+_C958 = {7: (0, 3, 1)}
+_C959 = {7: (1, 3, 2)}
+_C960 = {7: (2, 3, 3)}
+_C961 = {7: (3, 3, 4)}
+_C962 = {7: (4, 3, 5)}
+_C963 = {7: (5, 3, 6)}
+_C964 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C965 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C966 = ('SE_ANY', 'CH')
+_C967 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
+_C968 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C969 = {1: (1, 2, -1)}
+_C970 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C971 = ('SE_ANY', 'CH')
-_C972 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element', 2: 'end of element'}
-_C973 = {0: (0, 1), 1: (0, 2)}
-_C974 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C972 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
+_C973 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C974 = {1: (1, 2, -1)}
 _C975 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C976 = ('SE_ANY', 'CH')
-_C977 = ('SE_ANY', 'CH')
-_C978 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element', 2: 'end of element'}
-_C979 = {0: (0, 1), 1: (0, 2)}
-_C980 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C981 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C976 = ('EE', 'SE_ANY', 'CH')
+_C977 = ('EE', 'SE_ANY', 'CH')
+_C978 = ('EE', 'SE_ANY', 'CH')
+_C979 = ('EE', 'SE_ANY', 'CH')
+_C980 = ('EE', 'SE_ANY', 'CH')
+_C981 = ('EE', 'SE_ANY', 'CH')
 _C982 = ('EE', 'SE_ANY', 'CH')
-_C983 = ('EE', 'SE_ANY', 'CH')
-_C984 = ('EE', 'SE_ANY', 'CH')
-_C985 = ('EE', 'SE_ANY', 'CH')
-_C986 = ('EE', 'SE_ANY', 'CH')
-_C987 = ('EE', 'SE_ANY', 'CH')
-_C988 = ('EE', 'SE_ANY', 'CH')
-_C989 = ('SE_ANY', 'CH')
-_C990 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
-_C991 = {0: (0, 1)}
-_C992 = {1: (0, 2)}
-_C993 = {1: (1, 2), 2: (0, 1)}
-_C994 = {3: (0, 2)}
-_C995 = {3: (1, 2), 4: (0, 1)}
-_C996 = {5: (0, 1)}
-_C997 = {6: (0, 1)}
-_C998 = {7: (0, 1)}
-_C999 = {8: (0, 1, -1)}
-_C1000 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1001 = ('EE', 'SE_ANY', 'CH')
-_C1002 = ('SE_ANY', 'CH')
-_C1003 = ('SE_ANY', 'CH')
-_C1004 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
-_C1005 = {0: (0, 1)}
-_C1006 = {1: (0, 1), 2: (0, 2)}
-_C1007 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C1008 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1009 = ('EE', 'SE_ANY', 'CH')
-_C1010 = ('EE', 'SE_ANY', 'CH')
-_C1011 = ('EE', 'SE_ANY', 'CH')
-_C1012 = ('SE_ANY', 'CH')
-_C1013 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
-_C1014 = {0: (0, 2)}
-_C1015 = {0: (1, 2), 1: (0, 1)}
-_C1016 = {2: (0, 1)}
-_C1017 = {3: (0, 1)}
-_C1018 = {4: (0, 1, -1)}
-_C1019 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1020 = ('EE', 'SE_ANY', 'CH')
-_C1021 = ('SE_ANY', 'CH')
-_C1022 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
-_C1023 = {0: (0, 1)}
-_C1024 = {1: (0, 1)}
-_C1025 = {2: (0, 1, -1)}
-_C1026 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1027 = ('EE', 'SE_ANY', 'CH')
-_C1028 = ('SE_ANY', 'CH')
-_C1029 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
-_C1030 = {0: (0, 1)}
-_C1031 = {1: (0, 1)}
-_C1032 = {2: (0, 1, -1)}
-_C1033 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1034 = ('EE', 'SE_ANY', 'CH')
-_C1035 = ('EE', 'SE_ANY', 'CH')
-_C1036 = ('EE', 'SE_ANY', 'CH')
-_C1037 = ('SE_ANY', 'CH')
-_C1038 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
-_C1039 = {0: (0, 1)}
-_C1040 = {1: (0, 2)}
-_C1041 = {1: (1, 2), 2: (0, 2)}
-_C1042 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C1043 = {4: (0, 1, -1)}
-_C1044 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1045 = ('EE', 'SE_ANY', 'CH')
-_C1046 = ('SE_ANY', 'CH')
-_C1047 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
-_C1048 = {0: (0, 1)}
-_C1049 = {1: (0, 1)}
-_C1050 = {2: (0, 1, -1)}
-_C1051 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1052 = ('EE', 'SE_ANY', 'CH')
-_C1053 = ('SE_ANY', 'CH')
-_C1054 = ('SE_ANY', 'CH')
-_C1055 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
-_C1056 = {0: (0, 1)}
-_C1057 = {1: (0, 1), 2: (0, 2)}
-_C1058 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C1059 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1060 = ('EE', 'SE_ANY', 'CH')
-_C1061 = ('EE', 'SE_ANY', 'CH')
-_C1062 = ('EE', 'SE_ANY', 'CH')
-_C1063 = ('EE', 'SE_ANY', 'CH')
-_C1064 = ('EE', 'SE_ANY', 'CH')
-_C1065 = ('SE_ANY', 'CH')
-_C1066 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
-_C1067 = {0: (0, 1)}
-_C1068 = {1: (0, 3)}
-_C1069 = {1: (1, 3), 2: (0, 3)}
-_C1070 = {1: (2, 3), 2: (1, 3), 3: (0, 2)}
-_C1071 = {1: (3, 3), 2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C1072 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C1073 = {6: (0, 1, -1)}
-_C1074 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C983 = ('SE_ANY', 'CH')
+_C984 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
+_C985 = {0: (0, 1, 1)}
+_C986 = {1: (0, 2, 2)}
+_C987 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C988 = {3: (0, 2, 4)}
+_C989 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C990 = {5: (0, 1, 6)}
+_C991 = {6: (0, 1, 7)}
+_C992 = {7: (0, 1, 8)}
+_C993 = {8: (0, 1, -1)}
+_C994 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C995 = ('EE', 'SE_ANY', 'CH')
+_C996 = ('SE_ANY', 'CH')
+_C997 = ('SE_ANY', 'CH')
+_C998 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
+_C999 = {0: (0, 1, 1)}
+_C1000 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C1001 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C1002 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1003 = ('EE', 'SE_ANY', 'CH')
+_C1004 = ('EE', 'SE_ANY', 'CH')
+_C1005 = ('EE', 'SE_ANY', 'CH')
+_C1006 = ('SE_ANY', 'CH')
+_C1007 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
+_C1008 = {0: (0, 2, 1)}
+_C1009 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C1010 = {2: (0, 1, 3)}
+_C1011 = {3: (0, 1, 4)}
+_C1012 = {4: (0, 1, -1)}
+_C1013 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1014 = ('EE', 'SE_ANY', 'CH')
+_C1015 = ('SE_ANY', 'CH')
+_C1016 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
+_C1017 = {0: (0, 1, 1)}
+_C1018 = {1: (0, 1, 2)}
+_C1019 = {2: (0, 1, -1)}
+_C1020 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1021 = ('EE', 'SE_ANY', 'CH')
+_C1022 = ('SE_ANY', 'CH')
+_C1023 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
+_C1024 = {0: (0, 1, 1)}
+_C1025 = {1: (0, 1, 2)}
+_C1026 = {2: (0, 1, -1)}
+_C1027 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1028 = ('EE', 'SE_ANY', 'CH')
+_C1029 = ('EE', 'SE_ANY', 'CH')
+_C1030 = ('EE', 'SE_ANY', 'CH')
+_C1031 = ('SE_ANY', 'CH')
+_C1032 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
+_C1033 = {0: (0, 1, 1)}
+_C1034 = {1: (0, 2, 2)}
+_C1035 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C1036 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C1037 = {4: (0, 1, -1)}
+_C1038 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1039 = ('EE', 'SE_ANY', 'CH')
+_C1040 = ('SE_ANY', 'CH')
+_C1041 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
+_C1042 = {0: (0, 1, 1)}
+_C1043 = {1: (0, 1, 2)}
+_C1044 = {2: (0, 1, -1)}
+_C1045 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1046 = ('EE', 'SE_ANY', 'CH')
+_C1047 = ('SE_ANY', 'CH')
+_C1048 = ('SE_ANY', 'CH')
+_C1049 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
+_C1050 = {0: (0, 1, 1)}
+_C1051 = {1: (0, 1, 2), 2: (0, 2, -1)}
+_C1052 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C1053 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1054 = ('EE', 'SE_ANY', 'CH')
+_C1055 = ('EE', 'SE_ANY', 'CH')
+_C1056 = ('EE', 'SE_ANY', 'CH')
+_C1057 = ('EE', 'SE_ANY', 'CH')
+_C1058 = ('EE', 'SE_ANY', 'CH')
+_C1059 = ('SE_ANY', 'CH')
+_C1060 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
+_C1061 = {0: (0, 1, 1)}
+_C1062 = {1: (0, 3, 2)}
+_C1063 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C1064 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C1065 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C1066 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C1067 = {6: (0, 1, -1)}
+_C1068 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1069 = ('SE_ANY', 'CH')
+_C1070 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element'}
+_C1071 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C1072 = {1: (1, 2, -1)}
+_C1073 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1074 = ('EE', 'SE_ANY', 'CH')
 _C1075 = ('SE_ANY', 'CH')
-_C1076 = ('SE_ANY', 'CH')
-_C1077 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element', 2: 'end of element'}
-_C1078 = {0: (0, 1), 1: (0, 2)}
-_C1079 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C1080 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1081 = ('EE', 'SE_ANY', 'CH')
-_C1082 = ('SE_ANY', 'CH')
-_C1083 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
-_C1084 = {0: (0, 1)}
-_C1085 = {1: (0, 1)}
-_C1086 = {2: (0, 1, -1)}
+_C1076 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
+_C1077 = {0: (0, 1, 1)}
+_C1078 = {1: (0, 1, 2)}
+_C1079 = {2: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -14810,3 +14742,57 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 53, _e50)],
 }
 ROOT_NAMES = ('AuthorizationReq', 'AuthorizationRes', 'AuthorizationSetupReq', 'AuthorizationSetupRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'CertificateInstallationReq', 'CertificateInstallationRes', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MeteringConfirmationReq', 'MeteringConfirmationRes', 'MgmtData', 'Object', 'PGPData', 'PowerDeliveryReq', 'PowerDeliveryRes', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'ScheduleExchangeReq', 'ScheduleExchangeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServiceSelectionReq', 'ServiceSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'SignedInstallationData', 'SignedMeteringData', 'Transform', 'Transforms', 'VehicleCheckInReq', 'VehicleCheckInRes', 'VehicleCheckOutReq', 'VehicleCheckOutRes', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq'): _iso20.AuthorizationReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes'): _iso20.AuthorizationRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq'): _iso20.AuthorizationSetupReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes'): _iso20.AuthorizationSetupRes,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): _iso20.CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): _iso20.CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq'): _iso20.CertificateInstallationReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes'): _iso20.CertificateInstallationRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq'): _iso20.MeteringConfirmationReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes'): _iso20.MeteringConfirmationRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq'): _iso20.PowerDeliveryReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes'): _iso20.PowerDeliveryRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq'): _iso20.ScheduleExchangeReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes'): _iso20.ScheduleExchangeRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq'): _iso20.ServiceDetailReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes'): _iso20.ServiceDetailRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq'): _iso20.ServiceDiscoveryReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes'): _iso20.ServiceDiscoveryRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq'): _iso20.ServiceSelectionReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes'): _iso20.ServiceSelectionRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq'): _iso20.SessionSetupReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes'): _iso20.SessionSetupRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq'): _iso20.SessionStopReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes'): _iso20.SessionStopRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData'): _iso20.SignedInstallationData,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData'): _iso20.SignedMeteringData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq'): _iso20.VehicleCheckInReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes'): _iso20.VehicleCheckInRes,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq'): _iso20.VehicleCheckOutReq,
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes'): _iso20.VehicleCheckOutRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

@@ -176,7 +176,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C14.get(s)
@@ -186,7 +186,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
         t = _C15.get(s)
@@ -196,7 +196,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_charge_current
     if v is not None:
         t = _C16.get(s)
@@ -206,7 +206,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
         t = _C17.get(s)
@@ -216,7 +216,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
         t = _C18.get(s)
@@ -226,7 +226,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C19.get(s)
@@ -237,7 +237,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C20.get(s)
@@ -247,7 +247,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C21.get(s)
@@ -257,7 +257,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_maximum_discharge_current
     if v is not None:
         t = _C22.get(s)
@@ -267,7 +267,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_minimum_discharge_current
     if v is not None:
         t = _C23.get(s)
@@ -277,7 +277,7 @@ def _e0(w, o):
             _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 11
+        s = t[2]
     t = _C24.get(s)
     if t is None:
         _order("BPT_DC_CPDReqEnergyTransferMode", s, _C12)
@@ -434,7 +434,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C39.get(s)
@@ -444,7 +444,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
         t = _C40.get(s)
@@ -454,7 +454,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_minimum_charge_current
     if v is not None:
         t = _C41.get(s)
@@ -464,7 +464,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
         t = _C42.get(s)
@@ -474,7 +474,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_voltage
     if v is not None:
         t = _C43.get(s)
@@ -484,7 +484,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_power_ramp_limitation
     if v is not None:
         t = _C44.get(s)
@@ -494,7 +494,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_maximum_discharge_power
     if v is not None:
         t = _C45.get(s)
@@ -504,7 +504,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_minimum_discharge_power
     if v is not None:
         t = _C46.get(s)
@@ -514,7 +514,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_maximum_discharge_current
     if v is not None:
         t = _C47.get(s)
@@ -524,7 +524,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_minimum_discharge_current
     if v is not None:
         t = _C48.get(s)
@@ -534,7 +534,7 @@ def _e1(w, o):
             _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 11
+        s = t[2]
     t = _C49.get(s)
     if t is None:
         _order("BPT_DC_CPDResEnergyTransferMode", s, _C37)
@@ -739,7 +739,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
         t = _C67.get(s)
@@ -749,7 +749,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C68.get(s)
@@ -759,7 +759,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C69.get(s)
@@ -769,7 +769,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C70.get(s)
@@ -779,7 +779,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C71.get(s)
@@ -789,7 +789,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
         t = _C72.get(s)
@@ -799,7 +799,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
         t = _C73.get(s)
@@ -809,7 +809,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
         t = _C74.get(s)
@@ -819,7 +819,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C75.get(s)
@@ -829,7 +829,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C76.get(s)
@@ -839,7 +839,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_maximum_discharge_current
     if v is not None:
         t = _C77.get(s)
@@ -849,7 +849,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_maximum_v2x_energy_request
     if v is not None:
         t = _C78.get(s)
@@ -859,7 +859,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 13
+        s = t[2]
     v = o.ev_minimum_v2x_energy_request
     if v is not None:
         t = _C79.get(s)
@@ -869,7 +869,7 @@ def _e2(w, o):
             _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 14
+        s = t[2]
     t = _C80.get(s)
     if t is None:
         _order("BPT_Dynamic_DC_CLReqControlMode", s, _C65)
@@ -1135,7 +1135,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
         t = _C96.get(s)
@@ -1146,7 +1146,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C97.get(s)
@@ -1157,7 +1157,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ack_max_delay
     if v is not None:
         t = _C98.get(s)
@@ -1168,7 +1168,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_maximum_charge_power
     if v is not None:
         t = _C99.get(s)
@@ -1178,7 +1178,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C100.get(s)
@@ -1188,7 +1188,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
         t = _C101.get(s)
@@ -1198,7 +1198,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
         t = _C102.get(s)
@@ -1208,7 +1208,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.evse_maximum_discharge_power
     if v is not None:
         t = _C103.get(s)
@@ -1218,7 +1218,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.evse_minimum_discharge_power
     if v is not None:
         t = _C104.get(s)
@@ -1228,7 +1228,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
+        s = t[2]
     v = o.evse_maximum_discharge_current
     if v is not None:
         t = _C105.get(s)
@@ -1238,7 +1238,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 11
+        s = t[2]
     v = o.evse_minimum_voltage
     if v is not None:
         t = _C106.get(s)
@@ -1248,7 +1248,7 @@ def _e3(w, o):
             _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 12
+        s = t[2]
     t = _C107.get(s)
     if t is None:
         _order("BPT_Dynamic_DC_CLResControlMode", s, _C94)
@@ -1542,7 +1542,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C124.get(s)
@@ -1552,7 +1552,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C125.get(s)
@@ -1562,7 +1562,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
         t = _C126.get(s)
@@ -1572,7 +1572,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
         t = _C127.get(s)
@@ -1582,7 +1582,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C128.get(s)
@@ -1592,7 +1592,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C129.get(s)
@@ -1602,7 +1602,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
         t = _C130.get(s)
@@ -1612,7 +1612,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
         t = _C131.get(s)
@@ -1622,7 +1622,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
         t = _C132.get(s)
@@ -1632,7 +1632,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
+        s = t[2]
     v = o.ev_maximum_discharge_power
     if v is not None:
         t = _C133.get(s)
@@ -1642,7 +1642,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 11
+        s = t[2]
     v = o.ev_minimum_discharge_power
     if v is not None:
         t = _C134.get(s)
@@ -1652,7 +1652,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 12
+        s = t[2]
     v = o.ev_maximum_discharge_current
     if v is not None:
         t = _C135.get(s)
@@ -1662,7 +1662,7 @@ def _e4(w, o):
             _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 13
+        s = t[2]
     t = _C136.get(s)
     if t is None:
         _order("BPT_Scheduled_DC_CLReqControlMode", s, _C122)
@@ -1883,7 +1883,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C148.get(s)
@@ -1893,7 +1893,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
         t = _C149.get(s)
@@ -1903,7 +1903,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
         t = _C150.get(s)
@@ -1913,7 +1913,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_maximum_discharge_power
     if v is not None:
         t = _C151.get(s)
@@ -1923,7 +1923,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_discharge_power
     if v is not None:
         t = _C152.get(s)
@@ -1933,7 +1933,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_maximum_discharge_current
     if v is not None:
         t = _C153.get(s)
@@ -1943,7 +1943,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_minimum_voltage
     if v is not None:
         t = _C154.get(s)
@@ -1953,7 +1953,7 @@ def _e5(w, o):
             _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     t = _C155.get(s)
     if t is None:
         _order("BPT_Scheduled_DC_CLResControlMode", s, _C146)
@@ -2193,7 +2193,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C179.get(s)
@@ -2203,7 +2203,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
         t = _C180.get(s)
@@ -2213,7 +2213,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_charge_current
     if v is not None:
         t = _C181.get(s)
@@ -2223,7 +2223,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
         t = _C182.get(s)
@@ -2233,7 +2233,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
         t = _C183.get(s)
@@ -2243,7 +2243,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C184.get(s)
@@ -2254,7 +2254,7 @@ def _e9(w, o):
             _bad("DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C185.get(s)
     if t is None:
         _order("DC_CPDReqEnergyTransferMode", s, _C177)
@@ -2366,7 +2366,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C196.get(s)
@@ -2376,7 +2376,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
         t = _C197.get(s)
@@ -2386,7 +2386,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_minimum_charge_current
     if v is not None:
         t = _C198.get(s)
@@ -2396,7 +2396,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
         t = _C199.get(s)
@@ -2406,7 +2406,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_voltage
     if v is not None:
         t = _C200.get(s)
@@ -2416,7 +2416,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_power_ramp_limitation
     if v is not None:
         t = _C201.get(s)
@@ -2426,7 +2426,7 @@ def _e10(w, o):
             _bad("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     t = _C202.get(s)
     if t is None:
         _order("DC_CPDResEnergyTransferMode", s, _C194)
@@ -2470,7 +2470,7 @@ def _e11(w, o):
             _bad("DC_CableCheckReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     t = _C207.get(s)
     if t is None:
         _order("DC_CableCheckReq", s, _C205)
@@ -2552,7 +2552,7 @@ def _e12(w, o):
             _bad("DC_CableCheckRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C218.get(s)
@@ -2564,7 +2564,7 @@ def _e12(w, o):
             _bad("DC_CableCheckRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
         t = _C219.get(s)
@@ -2576,7 +2576,7 @@ def _e12(w, o):
             _bad("DC_CableCheckRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     t = _C220.get(s)
     if t is None:
         _order("DC_CableCheckRes", s, _C216)
@@ -2689,7 +2689,7 @@ def _e13(w, o):
             _bad("DC_ChargeLoopReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.display_parameters
     if v is not None:
         t = _C229.get(s)
@@ -2699,7 +2699,7 @@ def _e13(w, o):
             _bad("DC_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
         w.bits(t[0], t[1])
         _e47(w, v)
-        s = 2
+        s = t[2]
     v = o.meter_info_requested
     if v is not None:
         t = _C230.get(s)
@@ -2710,7 +2710,7 @@ def _e13(w, o):
             _bad("DC_ChargeLoopReq.meter_info_requested", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_present_voltage
     if v is not None:
         t = _C231.get(s)
@@ -2720,7 +2720,7 @@ def _e13(w, o):
             _bad("DC_ChargeLoopReq.ev_present_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.cl_req_control_mode
     if v is not None:
         d = _C237.get(v.__class__)
@@ -2731,7 +2731,7 @@ def _e13(w, o):
             _order("DC_ChargeLoopReq.cl_req_control_mode", s, _C227)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 5
+        s = t[2]
     t = _C238.get(s)
     if t is None:
         _order("DC_ChargeLoopReq", s, _C227)
@@ -2938,7 +2938,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C253.get(s)
@@ -2950,7 +2950,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_status
     if v is not None:
         t = _C254.get(s)
@@ -2960,7 +2960,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_status", v, "a EVSEStatus")
         w.bits(t[0], t[1])
         _e48(w, v)
-        s = 3
+        s = t[2]
     v = o.meter_info
     if v is not None:
         t = _C255.get(s)
@@ -2970,7 +2970,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e49(w, v)
-        s = 4
+        s = t[2]
     v = o.receipt
     if v is not None:
         t = _C256.get(s)
@@ -2980,7 +2980,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.receipt", v, "a Receipt")
         w.bits(t[0], t[1])
         _e50(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_present_current
     if v is not None:
         t = _C257.get(s)
@@ -2990,7 +2990,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_present_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
         t = _C258.get(s)
@@ -3000,7 +3000,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_present_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_power_limit_achieved
     if v is not None:
         t = _C259.get(s)
@@ -3011,7 +3011,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.evse_current_limit_achieved
     if v is not None:
         t = _C260.get(s)
@@ -3022,7 +3022,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 9
+        s = t[2]
     v = o.evse_voltage_limit_achieved
     if v is not None:
         t = _C261.get(s)
@@ -3033,7 +3033,7 @@ def _e14(w, o):
             _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 10
+        s = t[2]
     v = o.cl_res_control_mode
     if v is not None:
         d = _C267.get(v.__class__)
@@ -3044,7 +3044,7 @@ def _e14(w, o):
             _order("DC_ChargeLoopRes.cl_res_control_mode", s, _C251)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 11
+        s = t[2]
     t = _C268.get(s)
     if t is None:
         _order("DC_ChargeLoopRes", s, _C251)
@@ -3102,7 +3102,7 @@ def _e15(w, o):
             _bad("DC_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.dc_cpd_req_energy_transfer_mode
     if v is not None:
         d = _C276.get(v.__class__)
@@ -3113,7 +3113,7 @@ def _e15(w, o):
             _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", s, _C272)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 2
+        s = t[2]
     t = _C277.get(s)
     if t is None:
         _order("DC_ChargeParameterDiscoveryReq", s, _C272)
@@ -3190,7 +3190,7 @@ def _e16(w, o):
             _bad("DC_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C284.get(s)
@@ -3202,7 +3202,7 @@ def _e16(w, o):
             _bad("DC_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.dc_cpd_res_energy_transfer_mode
     if v is not None:
         d = _C287.get(v.__class__)
@@ -3213,7 +3213,7 @@ def _e16(w, o):
             _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", s, _C282)
         w.bits(t[0], t[1])
         d[1](w, v)
-        s = 3
+        s = t[2]
     t = _C288.get(s)
     if t is None:
         _order("DC_ChargeParameterDiscoveryRes", s, _C282)
@@ -3298,7 +3298,7 @@ def _e17(w, o):
             _bad("DC_PreChargeReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
         t = _C296.get(s)
@@ -3310,7 +3310,7 @@ def _e17(w, o):
             _bad("DC_PreChargeReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_present_voltage
     if v is not None:
         t = _C297.get(s)
@@ -3320,7 +3320,7 @@ def _e17(w, o):
             _bad("DC_PreChargeReq.ev_present_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
         t = _C298.get(s)
@@ -3330,7 +3330,7 @@ def _e17(w, o):
             _bad("DC_PreChargeReq.ev_target_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     t = _C299.get(s)
     if t is None:
         _order("DC_PreChargeReq", s, _C294)
@@ -3404,7 +3404,7 @@ def _e18(w, o):
             _bad("DC_PreChargeRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C306.get(s)
@@ -3416,7 +3416,7 @@ def _e18(w, o):
             _bad("DC_PreChargeRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
         t = _C307.get(s)
@@ -3426,7 +3426,7 @@ def _e18(w, o):
             _bad("DC_PreChargeRes.evse_present_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     t = _C308.get(s)
     if t is None:
         _order("DC_PreChargeRes", s, _C304)
@@ -3489,7 +3489,7 @@ def _e19(w, o):
             _bad("DC_WeldingDetectionReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
         t = _C314.get(s)
@@ -3501,7 +3501,7 @@ def _e19(w, o):
             _bad("DC_WeldingDetectionReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     t = _C315.get(s)
     if t is None:
         _order("DC_WeldingDetectionReq", s, _C312)
@@ -3575,7 +3575,7 @@ def _e20(w, o):
             _bad("DC_WeldingDetectionRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
         t = _C322.get(s)
@@ -3587,7 +3587,7 @@ def _e20(w, o):
             _bad("DC_WeldingDetectionRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_present_voltage
     if v is not None:
         t = _C323.get(s)
@@ -3597,7 +3597,7 @@ def _e20(w, o):
             _bad("DC_WeldingDetectionRes.evse_present_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     t = _C324.get(s)
     if t is None:
         _order("DC_WeldingDetectionRes", s, _C320)
@@ -3779,7 +3779,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C335.get(s)
@@ -3790,7 +3790,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C336.get(s)
@@ -3801,7 +3801,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C337.get(s)
@@ -3812,7 +3812,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C338.get(s)
@@ -3823,7 +3823,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C339.get(s)
@@ -3834,7 +3834,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C340.get(s)
@@ -3845,7 +3845,7 @@ def _e21(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C341.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C333)
@@ -4063,7 +4063,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.ev_target_energy_request
     if v is not None:
         t = _C361.get(s)
@@ -4073,7 +4073,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
         t = _C362.get(s)
@@ -4083,7 +4083,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
         t = _C363.get(s)
@@ -4093,7 +4093,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
         t = _C364.get(s)
@@ -4103,7 +4103,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
         t = _C365.get(s)
@@ -4113,7 +4113,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
         t = _C366.get(s)
@@ -4123,7 +4123,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
         t = _C367.get(s)
@@ -4133,7 +4133,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
         t = _C368.get(s)
@@ -4143,7 +4143,7 @@ def _e23(w, o):
             _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     t = _C369.get(s)
     if t is None:
         _order("Dynamic_DC_CLReqControlMode", s, _C359)
@@ -4365,7 +4365,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
         t = _C381.get(s)
@@ -4376,7 +4376,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
         t = _C382.get(s)
@@ -4387,7 +4387,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ack_max_delay
     if v is not None:
         t = _C383.get(s)
@@ -4398,7 +4398,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evse_maximum_charge_power
     if v is not None:
         t = _C384.get(s)
@@ -4408,7 +4408,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
         t = _C385.get(s)
@@ -4418,7 +4418,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
         t = _C386.get(s)
@@ -4428,7 +4428,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
         t = _C387.get(s)
@@ -4438,7 +4438,7 @@ def _e24(w, o):
             _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     t = _C388.get(s)
     if t is None:
         _order("Dynamic_DC_CLResControlMode", s, _C379)
@@ -5232,7 +5232,7 @@ def _e26(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e21(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C417.get(s)
@@ -5242,7 +5242,7 @@ def _e26(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e30(w, v)
-        s = 2
+        s = t[2]
     t = _C418.get(s)
     if t is None:
         _order("KeyValue", s, _C415)
@@ -5478,7 +5478,6 @@ def _d29(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -5568,7 +5567,6 @@ def _d29(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e29(w, o):
@@ -5584,7 +5582,7 @@ def _e29(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C445.get(s)
@@ -5595,19 +5593,8 @@ def _e29(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C446.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C447.get(s)
+        s = t[2]
+    t = _C446.get(s)
     if t is None:
         _order("PGPData", s, _C443)
     if t[1]:
@@ -5629,7 +5616,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C448, "RSAKeyValueType")
+            _escape(r, 3, _C447, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5643,7 +5630,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C449, "RSAKeyValueType")
+            _escape(r, 2, _C448, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5651,7 +5638,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C450, "RSAKeyValueType")
+            _escape(r, 1, _C449, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5664,29 +5651,29 @@ def _e30(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C452.get(s)
+        t = _C451.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C451)
+            _order("RSAKeyValue.modulus", s, _C450)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C453.get(s)
+        t = _C452.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C451)
+            _order("RSAKeyValue.exponent", s, _C450)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C454.get(s)
+        s = t[2]
+    t = _C453.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C451)
+        _order("RSAKeyValue", s, _C450)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5717,7 +5704,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C455, "ReferenceType")
+            _escape(r, 3, _C454, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -5735,7 +5722,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C456, "ReferenceType")
+            _escape(r, 3, _C455, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -5750,7 +5737,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C457, "ReferenceType")
+            _escape(r, 3, _C456, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -5762,7 +5749,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C458, "ReferenceType")
+            _escape(r, 3, _C457, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -5771,7 +5758,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C459, "ReferenceType")
+            _escape(r, 2, _C458, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -5785,7 +5772,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C460, "ReferenceType")
+            _escape(r, 2, _C459, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -5793,7 +5780,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C461, "ReferenceType")
+            _escape(r, 1, _C460, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -5810,9 +5797,9 @@ def _e31(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C463.get(s)
+        t = _C462.get(s)
         if t is None:
-            _order("Reference.id", s, _C462)
+            _order("Reference.id", s, _C461)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5820,9 +5807,9 @@ def _e31(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C464.get(s)
+        t = _C463.get(s)
         if t is None:
-            _order("Reference.type", s, _C462)
+            _order("Reference.type", s, _C461)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5830,9 +5817,9 @@ def _e31(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C465.get(s)
+        t = _C464.get(s)
         if t is None:
-            _order("Reference.uri", s, _C462)
+            _order("Reference.uri", s, _C461)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5840,38 +5827,38 @@ def _e31(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C466.get(s)
+        t = _C465.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C462)
+            _order("Reference.transforms", s, _C461)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C467.get(s)
+        t = _C466.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C462)
+            _order("Reference.digest_method", s, _C461)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e22(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C468.get(s)
+        t = _C467.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C462)
+            _order("Reference.digest_value", s, _C461)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C469.get(s)
+        s = t[2]
+    t = _C468.get(s)
     if t is None:
-        _order("Reference", s, _C462)
+        _order("Reference", s, _C461)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5895,7 +5882,7 @@ def _d32(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C470, "RetrievalMethodType")
+            _escape(r, 3, _C469, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5909,7 +5896,7 @@ def _d32(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C471, "RetrievalMethodType")
+            _escape(r, 2, _C470, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5920,7 +5907,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C472, "RetrievalMethodType")
+            _escape(r, 2, _C471, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5928,7 +5915,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C473, "RetrievalMethodType")
+            _escape(r, 1, _C472, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -5942,9 +5929,9 @@ def _e32(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C475.get(s)
+        t = _C474.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C474)
+            _order("RetrievalMethod.type", s, _C473)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5952,9 +5939,9 @@ def _e32(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C476.get(s)
+        t = _C475.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C474)
+            _order("RetrievalMethod.uri", s, _C473)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -5962,17 +5949,17 @@ def _e32(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C477.get(s)
+        t = _C476.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C474)
+            _order("RetrievalMethod.transforms", s, _C473)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 1
-    t = _C478.get(s)
+        s = t[2]
+    t = _C477.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C474)
+        _order("RetrievalMethod", s, _C473)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5993,7 +5980,7 @@ def _d33(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C479, "SPKIDataType")
+                _escape(r, 3, _C478, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6012,7 +5999,7 @@ def _d33(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C480, "SPKIDataType")
+                _escape(r, 1, _C479, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6029,7 +6016,7 @@ def _d33(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C481, "SPKIDataType")
+                _escape(r, 1, _C480, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6047,18 +6034,18 @@ def _e33(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C483.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C482)
+            _order("SPKIData.spki_sexp", s, _C481)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C484.get(s)
+    t = _C483.get(s)
     if t is None:
-        _order("SPKIData", s, _C482)
+        _order("SPKIData", s, _C481)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6090,7 +6077,7 @@ def _d34(r):
             f3 = _d45(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C485, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C484, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -6105,7 +6092,7 @@ def _d34(r):
             f3 = _d45(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C486, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C485, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -6117,7 +6104,7 @@ def _d34(r):
             f3 = _d45(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C487, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C486, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -6126,7 +6113,7 @@ def _d34(r):
             f3 = _d45(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C488, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C487, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6135,7 +6122,7 @@ def _d34(r):
             f4 = _d45(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C489, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C488, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -6158,7 +6145,7 @@ def _d34(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C490, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C489, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -6178,7 +6165,7 @@ def _d34(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C491, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C490, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -6195,7 +6182,7 @@ def _d34(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C492, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C491, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -6209,7 +6196,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C493, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C492, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -6220,7 +6207,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C494, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C493, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -6228,7 +6215,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C495, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C494, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLReqControlMode)
@@ -6249,107 +6236,107 @@ def _e34(w, o):
     s = 0
     v = o.ev_target_energy_request
     if v is not None:
-        t = _C497.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_maximum_energy_request
     if v is not None:
-        t = _C498.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.ev_minimum_energy_request
     if v is not None:
-        t = _C499.get(s)
+        t = _C498.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_target_current
     if v is not None:
-        t = _C500.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_target_voltage
     if v is not None:
-        t = _C501.get(s)
+        t = _C500.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 5
+        s = t[2]
     v = o.ev_maximum_charge_power
     if v is not None:
-        t = _C502.get(s)
+        t = _C501.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 6
+        s = t[2]
     v = o.ev_minimum_charge_power
     if v is not None:
-        t = _C503.get(s)
+        t = _C502.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 7
+        s = t[2]
     v = o.ev_maximum_charge_current
     if v is not None:
-        t = _C504.get(s)
+        t = _C503.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 8
+        s = t[2]
     v = o.ev_maximum_voltage
     if v is not None:
-        t = _C505.get(s)
+        t = _C504.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.ev_minimum_voltage
     if v is not None:
-        t = _C506.get(s)
+        t = _C505.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C496)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C495)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 10
-    t = _C507.get(s)
+        s = t[2]
+    t = _C506.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode", s, _C496)
+        _order("Scheduled_DC_CLReqControlMode", s, _C495)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6377,7 +6364,7 @@ def _d35(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C508, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C507, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -6394,7 +6381,7 @@ def _d35(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C509, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C508, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -6408,7 +6395,7 @@ def _d35(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C510, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C509, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -6419,7 +6406,7 @@ def _d35(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C511, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C510, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6427,7 +6414,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C512, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C511, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLResControlMode)
@@ -6442,47 +6429,47 @@ def _e35(w, o):
     s = 0
     v = o.evse_maximum_charge_power
     if v is not None:
-        t = _C514.get(s)
+        t = _C513.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C513)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C512)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.evse_minimum_charge_power
     if v is not None:
-        t = _C515.get(s)
+        t = _C514.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C513)
+            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C512)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
+        s = t[2]
     v = o.evse_maximum_charge_current
     if v is not None:
-        t = _C516.get(s)
+        t = _C515.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C513)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C512)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 3
+        s = t[2]
     v = o.evse_maximum_voltage
     if v is not None:
-        t = _C517.get(s)
+        t = _C516.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C513)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C512)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
-    t = _C518.get(s)
+        s = t[2]
+    t = _C517.get(s)
     if t is None:
-        _order("Scheduled_DC_CLResControlMode", s, _C513)
+        _order("Scheduled_DC_CLResControlMode", s, _C512)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6504,7 +6491,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C519, "SignatureType")
+            _escape(r, 3, _C518, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -6513,7 +6500,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C520, "SignatureType")
+            _escape(r, 3, _C519, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -6522,7 +6509,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C521, "SignatureType")
+            _escape(r, 2, _C520, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -6538,7 +6525,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C522, "SignatureType")
+            _escape(r, 1, _C521, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -6551,7 +6538,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C523, "SignatureType")
+            _escape(r, 1, _C522, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -6566,7 +6553,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C524, "SignatureType")
+                _escape(r, 1, _C523, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -6582,9 +6569,9 @@ def _e36(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C526.get(s)
+        t = _C525.get(s)
         if t is None:
-            _order("Signature.id", s, _C525)
+            _order("Signature.id", s, _C524)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6592,51 +6579,51 @@ def _e36(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C527.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C525)
+            _order("Signature.signed_info", s, _C524)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e41(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C528.get(s)
+        t = _C527.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C525)
+            _order("Signature.signature_value", s, _C524)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C529.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C525)
+            _order("Signature.key_info", s, _C524)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e25(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C530.get(s)
+        t = _C529.get(s)
         if t is None:
-            _order("Signature.object", s, _C525)
+            _order("Signature.object", s, _C524)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e28(w, v)
         s = 4
-    t = _C531.get(s)
+    t = _C530.get(s)
     if t is None:
-        _order("Signature", s, _C525)
+        _order("Signature", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6652,7 +6639,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C532, "SignatureMethodType")
+            _escape(r, 3, _C531, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6672,7 +6659,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C533, "SignatureMethodType")
+            _escape(r, 2, _C532, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6692,7 +6679,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C534, "SignatureMethodType")
+            _escape(r, 1, _C533, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6704,7 +6691,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C535, "SignatureMethodType")
+            _escape(r, 1, _C534, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -6718,7 +6705,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C536, "SignatureMethodType")
+                _escape(r, 1, _C535, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -6731,9 +6718,9 @@ def _e37(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C538.get(s)
+        t = _C537.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C537)
+            _order("SignatureMethod.algorithm", s, _C536)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6741,18 +6728,18 @@ def _e37(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C539.get(s)
+        t = _C538.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C537)
+            _order("SignatureMethod.hmac_output_length", s, _C536)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C540.get(s)
+        s = t[2]
+    t = _C539.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C537)
+        _order("SignatureMethod", s, _C536)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6773,7 +6760,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C541, "SignaturePropertiesType")
+            _escape(r, 3, _C540, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -6784,7 +6771,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C542, "SignaturePropertiesType")
+            _escape(r, 3, _C541, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -6799,7 +6786,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C543, "SignaturePropertiesType")
+                _escape(r, 1, _C542, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -6812,9 +6799,9 @@ def _e38(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C545.get(s)
+        t = _C544.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C544)
+            _order("SignatureProperties.id", s, _C543)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6826,17 +6813,17 @@ def _e38(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C546.get(s)
+        t = _C545.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C544)
+            _order("SignatureProperties.signature_property", s, _C543)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v)
         s = 1
-    t = _C547.get(s)
+    t = _C546.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C544)
+        _order("SignatureProperties", s, _C543)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6854,7 +6841,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C548, "SignaturePropertyType")
+            _escape(r, 3, _C547, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -6863,7 +6850,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C549, "SignaturePropertyType")
+            _escape(r, 3, _C548, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -6873,7 +6860,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C550, "SignaturePropertyType")
+            _escape(r, 3, _C549, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -6883,7 +6870,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C551, "SignaturePropertyType")
+            _escape(r, 2, _C550, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -6895,7 +6882,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C552, "SignaturePropertyType")
+            _escape(r, 1, _C551, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -6908,9 +6895,9 @@ def _e39(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C554.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C553)
+            _order("SignatureProperty.id", s, _C552)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -6918,17 +6905,17 @@ def _e39(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C555.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C553)
+            _order("SignatureProperty.target", s, _C552)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C556.get(s)
+    t = _C555.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C553)
+        _order("SignatureProperty", s, _C552)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6946,7 +6933,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C557, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C556, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6956,7 +6943,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C558, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C557, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6965,7 +6952,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C559, "SignatureValueType")
+            _escape(r, 1, _C558, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -6978,26 +6965,26 @@ def _e40(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C561.get(s)
+        t = _C560.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C560)
+            _order("SignatureValue.id", s, _C559)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C562.get(s)
+    t = _C561.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C560)
+        _order("SignatureValue.value", s, _C559)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C563.get(s)
+    t = _C562.get(s)
     if t is None:
-        _order("SignatureValue", s, _C560)
+        _order("SignatureValue", s, _C559)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7018,7 +7005,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C564, "SignedInfoType")
+            _escape(r, 3, _C563, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7027,7 +7014,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C565, "SignedInfoType")
+            _escape(r, 3, _C564, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7036,7 +7023,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C566, "SignedInfoType")
+            _escape(r, 2, _C565, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7047,7 +7034,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C567, "SignedInfoType")
+            _escape(r, 2, _C566, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7062,7 +7049,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C568, "SignedInfoType")
+                _escape(r, 1, _C567, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -7077,9 +7064,9 @@ def _e41(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C570.get(s)
+        t = _C569.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C569)
+            _order("SignedInfo.id", s, _C568)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7087,41 +7074,41 @@ def _e41(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C571.get(s)
+        t = _C570.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C569)
+            _order("SignedInfo.canonicalization_method", s, _C568)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e8(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C572.get(s)
+        t = _C571.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C569)
+            _order("SignedInfo.signature_method", s, _C568)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e37(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C573.get(s)
+        t = _C572.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C569)
+            _order("SignedInfo.reference", s, _C568)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e31(w, v)
         s = 3
-    t = _C574.get(s)
+    t = _C573.get(s)
     if t is None:
-        _order("SignedInfo", s, _C569)
+        _order("SignedInfo", s, _C568)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7137,7 +7124,7 @@ def _d42(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C575, "TransformType")
+                _escape(r, 3, _C574, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -7158,7 +7145,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C576, "TransformType")
+                _escape(r, 2, _C575, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -7179,7 +7166,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C577, "TransformType")
+                _escape(r, 1, _C576, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -7200,7 +7187,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C578, "TransformType")
+                _escape(r, 1, _C577, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -7221,7 +7208,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C579, "TransformType")
+                _escape(r, 1, _C578, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -7234,9 +7221,9 @@ def _e42(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C581.get(s)
+        t = _C580.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C580)
+            _order("Transform.algorithm", s, _C579)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -7250,18 +7237,18 @@ def _e42(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C582.get(s)
+        t = _C581.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C580)
+            _order("Transform.x_path", s, _C579)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C583.get(s)
+    t = _C582.get(s)
     if t is None:
-        _order("Transform", s, _C580)
+        _order("Transform", s, _C579)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7278,7 +7265,7 @@ def _d43(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C584, "TransformsType")
+            _escape(r, 3, _C583, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -7293,7 +7280,7 @@ def _d43(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C585, "TransformsType")
+                _escape(r, 1, _C584, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -7309,17 +7296,17 @@ def _e43(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C587.get(s)
+        t = _C586.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C586)
+            _order("Transforms.transform", s, _C585)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e42(w, v)
         s = 1
-    t = _C588.get(s)
+    t = _C587.get(s)
     if t is None:
-        _order("Transforms", s, _C586)
+        _order("Transforms", s, _C585)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7377,7 +7364,7 @@ def _d44(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C589, "X509DataType")
+                _escape(r, 3, _C588, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -7427,7 +7414,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C590, "X509DataType")
+                _escape(r, 1, _C589, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -7477,7 +7464,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C591, "X509DataType")
+                _escape(r, 1, _C590, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -7527,7 +7514,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C592, "X509DataType")
+                _escape(r, 1, _C591, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -7577,7 +7564,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C593, "X509DataType")
+                _escape(r, 1, _C592, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -7627,7 +7614,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C594, "X509DataType")
+                _escape(r, 1, _C593, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -7677,7 +7664,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C595, "X509DataType")
+                _escape(r, 1, _C594, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -7699,9 +7686,9 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C597.get(s)
+        t = _C596.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C596)
+            _order("X509Data.x509_issuer_serial", s, _C595)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7715,9 +7702,9 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C598.get(s)
+        t = _C597.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C596)
+            _order("X509Data.x509ski", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -7732,9 +7719,9 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C599.get(s)
+        t = _C598.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C596)
+            _order("X509Data.x509_subject_name", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -7749,9 +7736,9 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C600.get(s)
+        t = _C599.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C596)
+            _order("X509Data.x509_certificate", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -7766,18 +7753,18 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C601.get(s)
+        t = _C600.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C596)
+            _order("X509Data.x509crl", s, _C595)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C602.get(s)
+    t = _C601.get(s)
     if t is None:
-        _order("X509Data", s, _C596)
+        _order("X509Data", s, _C595)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7797,7 +7784,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C603, "RationalNumberType")
+            _escape(r, 3, _C602, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7813,7 +7800,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C604, "RationalNumberType")
+            _escape(r, 2, _C603, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7821,7 +7808,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C605, "RationalNumberType")
+            _escape(r, 1, _C604, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7834,29 +7821,29 @@ def _e45(w, o):
     s = 0
     v = o.exponent
     if v is not None:
-        t = _C607.get(s)
+        t = _C606.get(s)
         if t is None:
-            _order("RationalNumber.exponent", s, _C606)
+            _order("RationalNumber.exponent", s, _C605)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("RationalNumber.exponent", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C608.get(s)
+        t = _C607.get(s)
         if t is None:
-            _order("RationalNumber.value", s, _C606)
+            _order("RationalNumber.value", s, _C605)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("RationalNumber.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C609.get(s)
+        s = t[2]
+    t = _C608.get(s)
     if t is None:
-        _order("RationalNumber", s, _C606)
+        _order("RationalNumber", s, _C605)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7877,7 +7864,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C610, "MessageHeaderType")
+            _escape(r, 3, _C609, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -7893,7 +7880,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C611, "MessageHeaderType")
+            _escape(r, 2, _C610, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -7904,7 +7891,7 @@ def _d46(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C612, "MessageHeaderType")
+            _escape(r, 1, _C611, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -7912,7 +7899,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C613, "MessageHeaderType")
+            _escape(r, 1, _C612, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -7926,39 +7913,39 @@ def _e46(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C615.get(s)
+        t = _C614.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C614)
+            _order("MessageHeader.session_id", s, _C613)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.time_stamp
     if v is not None:
-        t = _C616.get(s)
+        t = _C615.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C614)
+            _order("MessageHeader.time_stamp", s, _C613)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C617.get(s)
+        t = _C616.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C614)
+            _order("MessageHeader.signature", s, _C613)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 3
-    t = _C618.get(s)
+        s = t[2]
+    t = _C617.get(s)
     if t is None:
-        _order("MessageHeader", s, _C614)
+        _order("MessageHeader", s, _C613)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8069,7 +8056,7 @@ def _d47(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C619, "DisplayParametersType")
+            _escape(r, 3, _C618, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8156,7 +8143,7 @@ def _d47(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C620, "DisplayParametersType")
+            _escape(r, 1, _C619, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8233,7 +8220,7 @@ def _d47(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C621, "DisplayParametersType")
+            _escape(r, 1, _C620, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8300,7 +8287,7 @@ def _d47(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C622, "DisplayParametersType")
+            _escape(r, 1, _C621, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8357,7 +8344,7 @@ def _d47(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C623, "DisplayParametersType")
+            _escape(r, 1, _C622, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8404,7 +8391,7 @@ def _d47(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C624, "DisplayParametersType")
+            _escape(r, 1, _C623, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8441,7 +8428,7 @@ def _d47(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C625, "DisplayParametersType")
+            _escape(r, 1, _C624, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8468,7 +8455,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C626, "DisplayParametersType")
+            _escape(r, 1, _C625, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -8487,7 +8474,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C627, "DisplayParametersType")
+            _escape(r, 1, _C626, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8503,7 +8490,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C628, "DisplayParametersType")
+            _escape(r, 1, _C627, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8511,7 +8498,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C629, "DisplayParametersType")
+            _escape(r, 1, _C628, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8532,116 +8519,116 @@ def _e47(w, o):
     s = 0
     v = o.present_soc
     if v is not None:
-        t = _C631.get(s)
+        t = _C630.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C630)
+            _order("DisplayParameters.present_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
-        t = _C632.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C630)
+            _order("DisplayParameters.minimum_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
-        t = _C633.get(s)
+        t = _C632.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C630)
+            _order("DisplayParameters.target_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.maximum_soc
     if v is not None:
-        t = _C634.get(s)
+        t = _C633.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C630)
+            _order("DisplayParameters.maximum_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.remaining_time_to_minimum_soc
     if v is not None:
-        t = _C635.get(s)
+        t = _C634.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C630)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.remaining_time_to_target_soc
     if v is not None:
-        t = _C636.get(s)
+        t = _C635.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C630)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.remaining_time_to_maximum_soc
     if v is not None:
-        t = _C637.get(s)
+        t = _C636.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C630)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.charging_complete
     if v is not None:
-        t = _C638.get(s)
+        t = _C637.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C630)
+            _order("DisplayParameters.charging_complete", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.battery_energy_capacity
     if v is not None:
-        t = _C639.get(s)
+        t = _C638.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C630)
+            _order("DisplayParameters.battery_energy_capacity", s, _C629)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 9
+        s = t[2]
     v = o.inlet_hot
     if v is not None:
-        t = _C640.get(s)
+        t = _C639.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C630)
+            _order("DisplayParameters.inlet_hot", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.inlet_hot", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 10
-    t = _C641.get(s)
+        s = t[2]
+    t = _C640.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C630)
+        _order("DisplayParameters", s, _C629)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8663,7 +8650,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C642, "EVSEStatusType")
+            _escape(r, 3, _C641, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -8675,12 +8662,12 @@ def _d48(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C643[f1]
+                f1 = _C642[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C645, "EVSEStatusType")
+            _escape(r, 2, _C644, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -8688,7 +8675,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C646, "EVSEStatusType")
+            _escape(r, 1, _C645, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -8701,30 +8688,30 @@ def _e48(w, o):
     s = 0
     v = o.notification_max_delay
     if v is not None:
-        t = _C648.get(s)
+        t = _C647.get(s)
         if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C647)
+            _order("EVSEStatus.notification_max_delay", s, _C646)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
-        t = _C649.get(s)
+        t = _C648.get(s)
         if t is None:
-            _order("EVSEStatus.evse_notification", s, _C647)
+            _order("EVSEStatus.evse_notification", s, _C646)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C644.get(v)
+        i = _C643.get(v)
         if i is None:
             _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
-    t = _C650.get(s)
+        s = t[2]
+    t = _C649.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C647)
+        _order("EVSEStatus", s, _C646)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8750,7 +8737,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C651, "MeterInfoType")
+            _escape(r, 3, _C650, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8766,7 +8753,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C652, "MeterInfoType")
+            _escape(r, 2, _C651, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8832,7 +8819,7 @@ def _d49(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C653, "MeterInfoType")
+            _escape(r, 1, _C652, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8888,7 +8875,7 @@ def _d49(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C654, "MeterInfoType")
+            _escape(r, 1, _C653, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8934,7 +8921,7 @@ def _d49(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C655, "MeterInfoType")
+            _escape(r, 1, _C654, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -8970,7 +8957,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C656, "MeterInfoType")
+            _escape(r, 1, _C655, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -8998,7 +8985,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C657, "MeterInfoType")
+            _escape(r, 1, _C656, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9016,7 +9003,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C658, "MeterInfoType")
+            _escape(r, 1, _C657, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9024,7 +9011,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C659, "MeterInfoType")
+            _escape(r, 1, _C658, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9043,95 +9030,95 @@ def _e49(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C661.get(s)
+        t = _C660.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C660)
+            _order("MeterInfo.meter_id", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charged_energy_reading_wh
     if v is not None:
-        t = _C662.get(s)
+        t = _C661.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C660)
+            _order("MeterInfo.charged_energy_reading_wh", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.bpt_discharged_energy_reading_wh
     if v is not None:
-        t = _C663.get(s)
+        t = _C662.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C660)
+            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.capacitive_energy_reading_va_rh
     if v is not None:
-        t = _C664.get(s)
+        t = _C663.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C660)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.bpt_inductive_energy_reading_va_rh
     if v is not None:
-        t = _C665.get(s)
+        t = _C664.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C660)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.meter_signature
     if v is not None:
-        t = _C666.get(s)
+        t = _C665.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C660)
+            _order("MeterInfo.meter_signature", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
             _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C667.get(s)
+        t = _C666.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C660)
+            _order("MeterInfo.meter_status", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.meter_timestamp
     if v is not None:
-        t = _C668.get(s)
+        t = _C667.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C660)
+            _order("MeterInfo.meter_timestamp", s, _C659)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 8
-    t = _C669.get(s)
+        s = t[2]
+    t = _C668.get(s)
     if t is None:
-        _order("MeterInfo", s, _C660)
+        _order("MeterInfo", s, _C659)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9158,7 +9145,7 @@ def _d50(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C670, "ReceiptType")
+            _escape(r, 3, _C669, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -9183,7 +9170,7 @@ def _d50(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C671, "ReceiptType")
+            _escape(r, 1, _C670, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -9205,7 +9192,7 @@ def _d50(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C672, "ReceiptType")
+            _escape(r, 1, _C671, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -9224,7 +9211,7 @@ def _d50(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C673, "ReceiptType")
+            _escape(r, 1, _C672, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -9240,7 +9227,7 @@ def _d50(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C674, "ReceiptType")
+            _escape(r, 1, _C673, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -9253,7 +9240,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C675, "ReceiptType")
+            _escape(r, 1, _C674, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -9269,7 +9256,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C676, "ReceiptType")
+                    _escape(r, 1, _C675, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -9278,7 +9265,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C677, "ReceiptType")
+                    _escape(r, 1, _C676, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -9295,55 +9282,55 @@ def _e50(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C679.get(s)
+        t = _C678.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C678)
+            _order("Receipt.time_anchor", s, _C677)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.energy_costs
     if v is not None:
-        t = _C680.get(s)
+        t = _C679.get(s)
         if t is None:
-            _order("Receipt.energy_costs", s, _C678)
+            _order("Receipt.energy_costs", s, _C677)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.energy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 2
+        s = t[2]
     v = o.occupancy_costs
     if v is not None:
-        t = _C681.get(s)
+        t = _C680.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C678)
+            _order("Receipt.occupancy_costs", s, _C677)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 3
+        s = t[2]
     v = o.additional_services_costs
     if v is not None:
-        t = _C682.get(s)
+        t = _C681.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C678)
+            _order("Receipt.additional_services_costs", s, _C677)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 4
+        s = t[2]
     v = o.overstay_costs
     if v is not None:
-        t = _C683.get(s)
+        t = _C682.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C678)
+            _order("Receipt.overstay_costs", s, _C677)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 5
+        s = t[2]
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
@@ -9352,17 +9339,17 @@ def _e50(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C684.get(s)
+        t = _C683.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C678)
+            _order("Receipt.tax_costs", s, _C677)
         if v.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v, "a DetailedTax")
         w.bits(t[0], t[1])
         _e53(w, v)
         s = (6 if n < 10 else 7)
-    t = _C685.get(s)
+    t = _C684.get(s)
     if t is None:
-        _order("Receipt", s, _C678)
+        _order("Receipt", s, _C677)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9382,7 +9369,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C686, "X509IssuerSerialType")
+            _escape(r, 3, _C685, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -9396,7 +9383,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C687, "X509IssuerSerialType")
+            _escape(r, 2, _C686, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -9404,7 +9391,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C688, "X509IssuerSerialType")
+            _escape(r, 1, _C687, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -9417,29 +9404,29 @@ def _e51(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C690.get(s)
+        t = _C689.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C689)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C688)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C691.get(s)
+        t = _C690.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C689)
+            _order("X509IssuerSerial.x509_serial_number", s, _C688)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C692.get(s)
+        s = t[2]
+    t = _C691.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C689)
+        _order("X509IssuerSerial", s, _C688)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9454,7 +9441,7 @@ def _d52(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C693, "DetailedCostType")
+            _escape(r, 3, _C692, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -9463,7 +9450,7 @@ def _d52(r):
             f1 = _d45(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C694, "DetailedCostType")
+            _escape(r, 2, _C693, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -9471,7 +9458,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C695, "DetailedCostType")
+            _escape(r, 1, _C694, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -9484,27 +9471,27 @@ def _e52(w, o):
     s = 0
     v = o.amount
     if v is not None:
-        t = _C697.get(s)
+        t = _C696.get(s)
         if t is None:
-            _order("DetailedCost.amount", s, _C696)
+            _order("DetailedCost.amount", s, _C695)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 1
+        s = t[2]
     v = o.cost_per_unit
     if v is not None:
-        t = _C698.get(s)
+        t = _C697.get(s)
         if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C696)
+            _order("DetailedCost.cost_per_unit", s, _C695)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
-    t = _C699.get(s)
+        s = t[2]
+    t = _C698.get(s)
     if t is None:
-        _order("DetailedCost", s, _C696)
+        _order("DetailedCost", s, _C695)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9526,7 +9513,7 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C700, "DetailedTaxType")
+            _escape(r, 3, _C699, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -9535,7 +9522,7 @@ def _d53(r):
             f1 = _d45(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C701, "DetailedTaxType")
+            _escape(r, 2, _C700, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -9543,7 +9530,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C702, "DetailedTaxType")
+            _escape(r, 1, _C701, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -9556,28 +9543,28 @@ def _e53(w, o):
     s = 0
     v = o.tax_rule_id
     if v is not None:
-        t = _C704.get(s)
+        t = _C703.get(s)
         if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C703)
+            _order("DetailedTax.tax_rule_id", s, _C702)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C705.get(s)
+        t = _C704.get(s)
         if t is None:
-            _order("DetailedTax.amount", s, _C703)
+            _order("DetailedTax.amount", s, _C702)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedTax.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 2
-    t = _C706.get(s)
+        s = t[2]
+    t = _C705.get(s)
     if t is None:
-        _order("DetailedTax", s, _C703)
+        _order("DetailedTax", s, _C702)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9596,17 +9583,17 @@ _C9 = ('EE', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, EVMaximumDischargePower', 7: 'EVMaximumDischargePower', 8: 'EVMinimumDischargePower', 9: 'EVMaximumDischargeCurrent', 10: 'EVMinimumDischargeCurrent', 11: 'end of element'}
-_C13 = {0: (0, 1)}
-_C14 = {1: (0, 1)}
-_C15 = {2: (0, 1)}
-_C16 = {3: (0, 1)}
-_C17 = {4: (0, 1)}
-_C18 = {5: (0, 1)}
-_C19 = {6: (0, 2)}
-_C20 = {6: (1, 2), 7: (0, 1)}
-_C21 = {8: (0, 1)}
-_C22 = {9: (0, 1)}
-_C23 = {10: (0, 1)}
+_C13 = {0: (0, 1, 1)}
+_C14 = {1: (0, 1, 2)}
+_C15 = {2: (0, 1, 3)}
+_C16 = {3: (0, 1, 4)}
+_C17 = {4: (0, 1, 5)}
+_C18 = {5: (0, 1, 6)}
+_C19 = {6: (0, 2, 7)}
+_C20 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C21 = {8: (0, 1, 9)}
+_C22 = {9: (0, 1, 10)}
+_C23 = {10: (0, 1, 11)}
 _C24 = {11: (0, 1, -1)}
 _C25 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C26 = ('EE', 'SE_ANY', 'CH')
@@ -9621,17 +9608,17 @@ _C34 = ('EE', 'SE_ANY', 'CH')
 _C35 = ('EE', 'SE_ANY', 'CH')
 _C36 = ('SE_ANY', 'CH')
 _C37 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, EVSEMaximumDischargePower', 7: 'EVSEMaximumDischargePower', 8: 'EVSEMinimumDischargePower', 9: 'EVSEMaximumDischargeCurrent', 10: 'EVSEMinimumDischargeCurrent', 11: 'end of element'}
-_C38 = {0: (0, 1)}
-_C39 = {1: (0, 1)}
-_C40 = {2: (0, 1)}
-_C41 = {3: (0, 1)}
-_C42 = {4: (0, 1)}
-_C43 = {5: (0, 1)}
-_C44 = {6: (0, 2)}
-_C45 = {6: (1, 2), 7: (0, 1)}
-_C46 = {8: (0, 1)}
-_C47 = {9: (0, 1)}
-_C48 = {10: (0, 1)}
+_C38 = {0: (0, 1, 1)}
+_C39 = {1: (0, 1, 2)}
+_C40 = {2: (0, 1, 3)}
+_C41 = {3: (0, 1, 4)}
+_C42 = {4: (0, 1, 5)}
+_C43 = {5: (0, 1, 6)}
+_C44 = {6: (0, 2, 7)}
+_C45 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C46 = {8: (0, 1, 9)}
+_C47 = {9: (0, 1, 10)}
+_C48 = {10: (0, 1, 11)}
 _C49 = {11: (0, 1, -1)}
 _C50 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
@@ -9649,20 +9636,20 @@ _C62 = ('SE_ANY', 'CH')
 _C63 = ('SE_ANY', 'CH')
 _C64 = ('SE_ANY', 'CH')
 _C65 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'EVMaximumDischargePower', 10: 'EVMinimumDischargePower', 11: 'EVMaximumDischargeCurrent', 12: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 13: 'EVMinimumV2XEnergyRequest, end of element', 14: 'end of element'}
-_C66 = {0: (0, 2)}
-_C67 = {0: (1, 2), 1: (0, 1)}
-_C68 = {2: (0, 1)}
-_C69 = {3: (0, 1)}
-_C70 = {4: (0, 1)}
-_C71 = {5: (0, 1)}
-_C72 = {6: (0, 1)}
-_C73 = {7: (0, 1)}
-_C74 = {8: (0, 1)}
-_C75 = {9: (0, 1)}
-_C76 = {10: (0, 1)}
-_C77 = {11: (0, 1)}
-_C78 = {12: (0, 2)}
-_C79 = {12: (1, 2), 13: (0, 2)}
+_C66 = {0: (0, 2, 1)}
+_C67 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C68 = {2: (0, 1, 3)}
+_C69 = {3: (0, 1, 4)}
+_C70 = {4: (0, 1, 5)}
+_C71 = {5: (0, 1, 6)}
+_C72 = {6: (0, 1, 7)}
+_C73 = {7: (0, 1, 8)}
+_C74 = {8: (0, 1, 9)}
+_C75 = {9: (0, 1, 10)}
+_C76 = {10: (0, 1, 11)}
+_C77 = {11: (0, 1, 12)}
+_C78 = {12: (0, 2, 13)}
+_C79 = {12: (1, 2, 14), 13: (0, 2, 14)}
 _C80 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
 _C81 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C82 = ('EE', 'SE_ANY', 'CH')
@@ -9678,18 +9665,18 @@ _C91 = ('EE', 'SE_ANY', 'CH')
 _C92 = ('EE', 'SE_ANY', 'CH')
 _C93 = ('SE_ANY', 'CH')
 _C94 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'EVSEMaximumDischargePower', 9: 'EVSEMinimumDischargePower', 10: 'EVSEMaximumDischargeCurrent', 11: 'EVSEMinimumVoltage', 12: 'end of element'}
-_C95 = {0: (0, 3)}
-_C96 = {0: (1, 3), 1: (0, 3)}
-_C97 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C98 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C99 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C100 = {5: (0, 1)}
-_C101 = {6: (0, 1)}
-_C102 = {7: (0, 1)}
-_C103 = {8: (0, 1)}
-_C104 = {9: (0, 1)}
-_C105 = {10: (0, 1)}
-_C106 = {11: (0, 1)}
+_C95 = {0: (0, 3, 1)}
+_C96 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C97 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C98 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C99 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C100 = {5: (0, 1, 6)}
+_C101 = {6: (0, 1, 7)}
+_C102 = {7: (0, 1, 8)}
+_C103 = {8: (0, 1, 9)}
+_C104 = {9: (0, 1, 10)}
+_C105 = {10: (0, 1, 11)}
+_C106 = {11: (0, 1, 12)}
 _C107 = {12: (0, 1, -1)}
 _C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C109 = ('EE', 'SE_ANY', 'CH')
@@ -9706,19 +9693,19 @@ _C119 = ('SE_ANY', 'CH')
 _C120 = ('SE_ANY', 'CH')
 _C121 = ('SE_ANY', 'CH')
 _C122 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 9: 'EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 10: 'EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 11: 'EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 12: 'EVMaximumDischargeCurrent, end of element', 13: 'end of element'}
-_C123 = {0: (0, 3)}
-_C124 = {0: (1, 3), 1: (0, 2)}
-_C125 = {0: (2, 3), 1: (1, 2), 2: (0, 2)}
-_C126 = {0: (3, 3), 1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C127 = {4: (0, 1)}
-_C128 = {5: (0, 4)}
-_C129 = {5: (1, 4), 6: (0, 4)}
-_C130 = {5: (2, 4), 6: (1, 4), 7: (0, 3)}
-_C131 = {5: (3, 4), 6: (2, 4), 7: (1, 3), 8: (0, 3)}
-_C132 = {5: (4, 4), 6: (3, 4), 7: (2, 3), 8: (1, 3), 9: (0, 3)}
-_C133 = {5: (5, 4), 6: (4, 4), 7: (3, 3), 8: (2, 3), 9: (1, 3), 10: (0, 3)}
-_C134 = {5: (6, 4), 6: (5, 4), 7: (4, 3), 8: (3, 3), 9: (2, 3), 10: (1, 3), 11: (0, 2)}
-_C135 = {5: (7, 4), 6: (6, 4), 7: (5, 3), 8: (4, 3), 9: (3, 3), 10: (2, 3), 11: (1, 2), 12: (0, 2)}
+_C123 = {0: (0, 3, 1)}
+_C124 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C125 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C126 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C127 = {4: (0, 1, 5)}
+_C128 = {5: (0, 4, 6)}
+_C129 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C130 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C131 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C132 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C133 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C134 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C135 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
 _C136 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
 _C137 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C138 = ('SE_ANY', 'CH')
@@ -9730,14 +9717,14 @@ _C143 = ('SE_ANY', 'CH')
 _C144 = ('SE_ANY', 'CH')
 _C145 = ('SE_ANY', 'CH')
 _C146 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 3: 'EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 4: 'EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 5: 'EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 6: 'EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 7: 'EVSEMinimumVoltage, end of element', 8: 'end of element'}
-_C147 = {0: (0, 4)}
-_C148 = {0: (1, 4), 1: (0, 4)}
-_C149 = {0: (2, 4), 1: (1, 4), 2: (0, 3)}
-_C150 = {0: (3, 4), 1: (2, 4), 2: (1, 3), 3: (0, 3)}
-_C151 = {0: (4, 4), 1: (3, 4), 2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C152 = {0: (5, 4), 1: (4, 4), 2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C153 = {0: (6, 4), 1: (5, 4), 2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C154 = {0: (7, 4), 1: (6, 4), 2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
+_C147 = {0: (0, 4, 1)}
+_C148 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C149 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 3, 3)}
+_C150 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C151 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C152 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C153 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C154 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
 _C155 = {0: (8, 4, -1), 1: (7, 4, -1), 2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
 _C156 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C157 = {0: 'end of element'}
@@ -9761,13 +9748,13 @@ _C174 = ('EE', 'SE_ANY', 'CH')
 _C175 = ('SE_ANY', 'CH')
 _C176 = ('SE_ANY', 'CH')
 _C177 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, end of element', 7: 'end of element'}
-_C178 = {0: (0, 1)}
-_C179 = {1: (0, 1)}
-_C180 = {2: (0, 1)}
-_C181 = {3: (0, 1)}
-_C182 = {4: (0, 1)}
-_C183 = {5: (0, 1)}
-_C184 = {6: (0, 2)}
+_C178 = {0: (0, 1, 1)}
+_C179 = {1: (0, 1, 2)}
+_C180 = {2: (0, 1, 3)}
+_C181 = {3: (0, 1, 4)}
+_C182 = {4: (0, 1, 5)}
+_C183 = {5: (0, 1, 6)}
+_C184 = {6: (0, 2, 7)}
 _C185 = {6: (1, 2, -1), 7: (0, 1, -1)}
 _C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C187 = ('EE', 'SE_ANY', 'CH')
@@ -9778,18 +9765,18 @@ _C191 = ('EE', 'SE_ANY', 'CH')
 _C192 = ('SE_ANY', 'CH')
 _C193 = ('SE_ANY', 'CH')
 _C194 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, end of element', 7: 'end of element'}
-_C195 = {0: (0, 1)}
-_C196 = {1: (0, 1)}
-_C197 = {2: (0, 1)}
-_C198 = {3: (0, 1)}
-_C199 = {4: (0, 1)}
-_C200 = {5: (0, 1)}
-_C201 = {6: (0, 2)}
+_C195 = {0: (0, 1, 1)}
+_C196 = {1: (0, 1, 2)}
+_C197 = {2: (0, 1, 3)}
+_C198 = {3: (0, 1, 4)}
+_C199 = {4: (0, 1, 5)}
+_C200 = {5: (0, 1, 6)}
+_C201 = {6: (0, 2, 7)}
 _C202 = {6: (1, 2, -1), 7: (0, 1, -1)}
 _C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C204 = ('SE_ANY', 'CH')
 _C205 = {0: 'Header', 1: 'end of element'}
-_C206 = {0: (0, 1)}
+_C206 = {0: (0, 1, 1)}
 _C207 = {1: (0, 1, -1)}
 _C208 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C209 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
@@ -9800,9 +9787,9 @@ _C213 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Pro
 _C214 = ('EE', 'SE_ANY', 'CH')
 _C215 = ('SE_ANY', 'CH')
 _C216 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C217 = {0: (0, 1)}
-_C218 = {1: (0, 1)}
-_C219 = {2: (0, 1)}
+_C217 = {0: (0, 1, 1)}
+_C218 = {1: (0, 1, 2)}
+_C219 = {2: (0, 1, 3)}
 _C220 = {3: (0, 1, -1)}
 _C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C222 = ('EE', 'SE_ANY', 'CH')
@@ -9811,15 +9798,15 @@ _C224 = ('EE', 'SE_ANY', 'CH')
 _C225 = ('EE', 'SE_ANY', 'CH')
 _C226 = ('SE_ANY', 'CH')
 _C227 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPresentVoltage', 4: 'BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode', 5: 'end of element'}
-_C228 = {0: (0, 1)}
-_C229 = {1: (0, 2)}
-_C230 = {1: (1, 2), 2: (0, 1)}
-_C231 = {3: (0, 1)}
-_C232 = {4: (0, 3)}
-_C233 = {4: (1, 3)}
-_C234 = {4: (2, 3)}
-_C235 = {4: (3, 3)}
-_C236 = {4: (4, 3)}
+_C228 = {0: (0, 1, 1)}
+_C229 = {1: (0, 2, 2)}
+_C230 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C231 = {3: (0, 1, 4)}
+_C232 = {4: (0, 3, 5)}
+_C233 = {4: (1, 3, 5)}
+_C234 = {4: (2, 3, 5)}
+_C235 = {4: (3, 3, 5)}
+_C236 = {4: (4, 3, 5)}
 _C237 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (_C232, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (_C233, _e4), _iso20.CLReqControlMode: (_C234, _e6), _iso20.Dynamic_DC_CLReqControlMode: (_C235, _e23), _iso20.Scheduled_DC_CLReqControlMode: (_C236, _e34)}
 _C238 = {5: (0, 1, -1)}
 _C239 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -9835,30 +9822,30 @@ _C248 = ('EE', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
 _C250 = ('SE_ANY', 'CH')
 _C251 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
-_C252 = {0: (0, 1)}
-_C253 = {1: (0, 1)}
-_C254 = {2: (0, 3)}
-_C255 = {2: (1, 3), 3: (0, 2)}
-_C256 = {2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C257 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C258 = {6: (0, 1)}
-_C259 = {7: (0, 1)}
-_C260 = {8: (0, 1)}
-_C261 = {9: (0, 1)}
-_C262 = {10: (0, 3)}
-_C263 = {10: (1, 3)}
-_C264 = {10: (2, 3)}
-_C265 = {10: (3, 3)}
-_C266 = {10: (4, 3)}
+_C252 = {0: (0, 1, 1)}
+_C253 = {1: (0, 1, 2)}
+_C254 = {2: (0, 3, 3)}
+_C255 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C256 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C257 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C258 = {6: (0, 1, 7)}
+_C259 = {7: (0, 1, 8)}
+_C260 = {8: (0, 1, 9)}
+_C261 = {9: (0, 1, 10)}
+_C262 = {10: (0, 3, 11)}
+_C263 = {10: (1, 3, 11)}
+_C264 = {10: (2, 3, 11)}
+_C265 = {10: (3, 3, 11)}
+_C266 = {10: (4, 3, 11)}
 _C267 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (_C262, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (_C263, _e5), _iso20.CLResControlMode: (_C264, _e7), _iso20.Dynamic_DC_CLResControlMode: (_C265, _e24), _iso20.Scheduled_DC_CLResControlMode: (_C266, _e35)}
 _C268 = {11: (0, 1, -1)}
 _C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C270 = ('EE', 'SE_ANY', 'CH')
 _C271 = ('SE_ANY', 'CH')
 _C272 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C273 = {0: (0, 1)}
-_C274 = {1: (0, 2)}
-_C275 = {1: (1, 2)}
+_C273 = {0: (0, 1, 1)}
+_C274 = {1: (0, 2, 2)}
+_C275 = {1: (1, 2, 2)}
 _C276 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (_C274, _e0), _iso20.DC_CPDReqEnergyTransferMode: (_C275, _e9)}
 _C277 = {2: (0, 1, -1)}
 _C278 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -9866,10 +9853,10 @@ _C279 = ('EE', 'SE_ANY', 'CH')
 _C280 = ('EE', 'SE_ANY', 'CH')
 _C281 = ('SE_ANY', 'CH')
 _C282 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C283 = {0: (0, 1)}
-_C284 = {1: (0, 1)}
-_C285 = {2: (0, 2)}
-_C286 = {2: (1, 2)}
+_C283 = {0: (0, 1, 1)}
+_C284 = {1: (0, 1, 2)}
+_C285 = {2: (0, 2, 3)}
+_C286 = {2: (1, 2, 3)}
 _C287 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (_C285, _e1), _iso20.DC_CPDResEnergyTransferMode: (_C286, _e10)}
 _C288 = {3: (0, 1, -1)}
 _C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -9878,35 +9865,35 @@ _C291 = ('EE', 'SE_ANY', 'CH')
 _C292 = ('EE', 'SE_ANY', 'CH')
 _C293 = ('SE_ANY', 'CH')
 _C294 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
-_C295 = {0: (0, 1)}
-_C296 = {1: (0, 1)}
-_C297 = {2: (0, 1)}
-_C298 = {3: (0, 1)}
+_C295 = {0: (0, 1, 1)}
+_C296 = {1: (0, 1, 2)}
+_C297 = {2: (0, 1, 3)}
+_C298 = {3: (0, 1, 4)}
 _C299 = {4: (0, 1, -1)}
 _C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('EE', 'SE_ANY', 'CH')
 _C303 = ('SE_ANY', 'CH')
 _C304 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C305 = {0: (0, 1)}
-_C306 = {1: (0, 1)}
-_C307 = {2: (0, 1)}
+_C305 = {0: (0, 1, 1)}
+_C306 = {1: (0, 1, 2)}
+_C307 = {2: (0, 1, 3)}
 _C308 = {3: (0, 1, -1)}
 _C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C310 = ('EE', 'SE_ANY', 'CH')
 _C311 = ('SE_ANY', 'CH')
 _C312 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
-_C313 = {0: (0, 1)}
-_C314 = {1: (0, 1)}
+_C313 = {0: (0, 1, 1)}
+_C314 = {1: (0, 1, 2)}
 _C315 = {2: (0, 1, -1)}
 _C316 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C317 = ('EE', 'SE_ANY', 'CH')
 _C318 = ('EE', 'SE_ANY', 'CH')
 _C319 = ('SE_ANY', 'CH')
 _C320 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C321 = {0: (0, 1)}
-_C322 = {1: (0, 1)}
-_C323 = {2: (0, 1)}
+_C321 = {0: (0, 1, 1)}
+_C322 = {1: (0, 1, 2)}
+_C323 = {2: (0, 1, 3)}
 _C324 = {3: (0, 1, -1)}
 _C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C326 = ('EE', 'SE_ANY', 'CH')
@@ -9917,13 +9904,13 @@ _C330 = ('SE_ANY', 'CH')
 _C331 = ('EE', 'SE_ANY', 'CH')
 _C332 = ('SE_ANY', 'CH')
 _C333 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C334 = {0: (0, 2)}
-_C335 = {1: (0, 1)}
-_C336 = {0: (1, 2), 2: (0, 2)}
-_C337 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C338 = {4: (0, 2)}
-_C339 = {4: (1, 2), 5: (0, 2)}
-_C340 = {6: (0, 1)}
+_C334 = {0: (0, 2, 1)}
+_C335 = {1: (0, 1, 2)}
+_C336 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C337 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C338 = {4: (0, 2, 5)}
+_C339 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C340 = {6: (0, 1, 7)}
 _C341 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C343 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -9943,15 +9930,15 @@ _C356 = ('EE', 'SE_ANY', 'CH')
 _C357 = ('EE', 'SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
 _C359 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
-_C360 = {0: (0, 2)}
-_C361 = {0: (1, 2), 1: (0, 1)}
-_C362 = {2: (0, 1)}
-_C363 = {3: (0, 1)}
-_C364 = {4: (0, 1)}
-_C365 = {5: (0, 1)}
-_C366 = {6: (0, 1)}
-_C367 = {7: (0, 1)}
-_C368 = {8: (0, 1)}
+_C360 = {0: (0, 2, 1)}
+_C361 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C362 = {2: (0, 1, 3)}
+_C363 = {3: (0, 1, 4)}
+_C364 = {4: (0, 1, 5)}
+_C365 = {5: (0, 1, 6)}
+_C366 = {6: (0, 1, 7)}
+_C367 = {7: (0, 1, 8)}
+_C368 = {8: (0, 1, 9)}
 _C369 = {9: (0, 1, -1)}
 _C370 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C371 = ('EE', 'SE_ANY', 'CH')
@@ -9963,14 +9950,14 @@ _C376 = ('EE', 'SE_ANY', 'CH')
 _C377 = ('EE', 'SE_ANY', 'CH')
 _C378 = ('SE_ANY', 'CH')
 _C379 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
-_C380 = {0: (0, 3)}
-_C381 = {0: (1, 3), 1: (0, 3)}
-_C382 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C383 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C384 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C385 = {5: (0, 1)}
-_C386 = {6: (0, 1)}
-_C387 = {7: (0, 1)}
+_C380 = {0: (0, 3, 1)}
+_C381 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C382 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C383 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C384 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C385 = {5: (0, 1, 6)}
+_C386 = {6: (0, 1, 7)}
+_C387 = {7: (0, 1, 8)}
 _C388 = {8: (0, 1, -1)}
 _C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -9985,13 +9972,13 @@ _C398 = ('SE_ANY', 'CH')
 _C399 = ('SE_ANY', 'CH')
 _C400 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C401 = {0: (0, 4, 10)}
-_C402 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C403 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C404 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C405 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C406 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C407 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C408 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C402 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C403 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C404 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C405 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C406 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C407 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C408 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C409 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C410 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C411 = ('EE', 'SE_ANY', 'CH')
@@ -9999,15 +9986,15 @@ _C412 = ('SE_ANY', 'CH')
 _C413 = ('SE_ANY', 'CH')
 _C414 = ('SE_ANY', 'CH')
 _C415 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C416 = {0: (0, 3), 4: (0, 3)}
-_C417 = {0: (1, 3), 4: (1, 3)}
+_C416 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C417 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C418 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C420 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C421 = ('SE_ANY', 'CH')
 _C422 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C423 = {0: (0, 2, 2)}
-_C424 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C424 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C425 = {1: (1, 2, -1)}
 _C426 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C427 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -10027,182 +10014,182 @@ _C440 = ('SE_ANY', 'CH')
 _C441 = ('SE_ANY', 'CH')
 _C442 = ('SE_ANY', 'CH')
 _C443 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C444 = {0: (0, 2)}
-_C445 = {1: (0, 2)}
-_C446 = {1: (0, 2)}
-_C447 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C448 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C449 = ('EE', 'SE_ANY', 'CH')
-_C450 = ('SE_ANY', 'CH')
-_C451 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C452 = {0: (0, 1)}
-_C453 = {1: (0, 1)}
-_C454 = {2: (0, 1, -1)}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C444 = {0: (0, 2, 1)}
+_C445 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C446 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C448 = ('EE', 'SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C451 = {0: (0, 1, 1)}
+_C452 = {1: (0, 1, 2)}
+_C453 = {2: (0, 1, -1)}
+_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C455 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C456 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C457 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C458 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C458 = ('EE', 'SE_ANY', 'CH')
 _C459 = ('EE', 'SE_ANY', 'CH')
-_C460 = ('EE', 'SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
-_C462 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C463 = {0: (0, 3, 6)}
-_C464 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C465 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C466 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C467 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C468 = {2: (0, 1)}
-_C469 = {3: (0, 1, -1)}
-_C470 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C460 = ('SE_ANY', 'CH')
+_C461 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C462 = {0: (0, 3, 6)}
+_C463 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C464 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C465 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C466 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C467 = {2: (0, 1, 3)}
+_C468 = {3: (0, 1, -1)}
+_C469 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C470 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C471 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C472 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C473 = ('SE_ANY', 'CH')
-_C474 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C475 = {0: (0, 3, 3)}
-_C476 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C477 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C478 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C479 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C472 = ('SE_ANY', 'CH')
+_C473 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C474 = {0: (0, 3, 3)}
+_C475 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C476 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C477 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
 _C480 = ('SE_ANY', 'CH')
-_C481 = ('SE_ANY', 'CH')
-_C482 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C483 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C484 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C485 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C481 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C482 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C483 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('EE', 'SE_ANY', 'CH')
 _C486 = ('EE', 'SE_ANY', 'CH')
 _C487 = ('EE', 'SE_ANY', 'CH')
 _C488 = ('EE', 'SE_ANY', 'CH')
-_C489 = ('EE', 'SE_ANY', 'CH')
+_C489 = ('SE_ANY', 'CH')
 _C490 = ('SE_ANY', 'CH')
 _C491 = ('SE_ANY', 'CH')
 _C492 = ('SE_ANY', 'CH')
 _C493 = ('SE_ANY', 'CH')
 _C494 = ('SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
-_C496 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
-_C497 = {0: (0, 3)}
-_C498 = {0: (1, 3), 1: (0, 2)}
-_C499 = {0: (2, 3), 1: (1, 2), 2: (0, 2)}
-_C500 = {0: (3, 3), 1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C501 = {4: (0, 1)}
-_C502 = {5: (0, 3)}
-_C503 = {5: (1, 3), 6: (0, 3)}
-_C504 = {5: (2, 3), 6: (1, 3), 7: (0, 3)}
-_C505 = {5: (3, 3), 6: (2, 3), 7: (1, 3), 8: (0, 2)}
-_C506 = {5: (4, 3), 6: (3, 3), 7: (2, 3), 8: (1, 2), 9: (0, 2)}
-_C507 = {5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C508 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
+_C496 = {0: (0, 3, 1)}
+_C497 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C498 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C499 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C500 = {4: (0, 1, 5)}
+_C501 = {5: (0, 3, 6)}
+_C502 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C503 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C504 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C505 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C506 = {5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C507 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C508 = ('SE_ANY', 'CH')
 _C509 = ('SE_ANY', 'CH')
 _C510 = ('SE_ANY', 'CH')
 _C511 = ('SE_ANY', 'CH')
-_C512 = ('SE_ANY', 'CH')
-_C513 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
-_C514 = {0: (0, 3)}
-_C515 = {0: (1, 3), 1: (0, 3)}
-_C516 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C517 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C518 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C520 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C521 = ('EE', 'SE_ANY', 'CH')
+_C512 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
+_C513 = {0: (0, 3, 1)}
+_C514 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C515 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C516 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C517 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C518 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C519 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C520 = ('EE', 'SE_ANY', 'CH')
+_C521 = ('SE_ANY', 'CH')
 _C522 = ('SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
-_C524 = ('SE_ANY', 'CH')
-_C525 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C526 = {0: (0, 2, 5)}
-_C527 = {0: (1, 2), 5: (0, 1)}
-_C528 = {1: (0, 1)}
-_C529 = {2: (0, 2)}
-_C530 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C531 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C533 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C524 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C525 = {0: (0, 2, 5)}
+_C526 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C527 = {1: (0, 1, 2)}
+_C528 = {2: (0, 2, 3)}
+_C529 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C530 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C531 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C532 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
 _C534 = ('SE_ANY', 'CH')
 _C535 = ('SE_ANY', 'CH')
-_C536 = ('SE_ANY', 'CH')
-_C537 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C538 = {0: (0, 1, 4)}
-_C539 = {3: (0, 3), 4: (0, 3)}
-_C540 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C542 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C543 = ('SE_ANY', 'CH')
-_C544 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C545 = {0: (0, 2, 2)}
-_C546 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C547 = {1: (1, 2, -1)}
-_C548 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C536 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C537 = {0: (0, 1, 4)}
+_C538 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C539 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C541 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C542 = ('SE_ANY', 'CH')
+_C543 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C544 = {0: (0, 2, 2)}
+_C545 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C546 = {1: (1, 2, -1)}
+_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C548 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C549 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C551 = ('EE', 'SE_ANY', 'CH')
-_C552 = ('SE_ANY', 'CH')
-_C553 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C554 = {0: (0, 2, 4)}
-_C555 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C556 = {1: (1, 2, -1)}
-_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C559 = ('SE_ANY', 'CH')
-_C560 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C561 = {0: (0, 2, 2)}
-_C562 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C563 = {1: (0, 1, -1)}
-_C564 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C565 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C550 = ('EE', 'SE_ANY', 'CH')
+_C551 = ('SE_ANY', 'CH')
+_C552 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C553 = {0: (0, 2, 4)}
+_C554 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C555 = {1: (1, 2, -1)}
+_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C560 = {0: (0, 2, 2)}
+_C561 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C562 = {1: (0, 1, -1)}
+_C563 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C564 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C565 = ('EE', 'SE_ANY', 'CH')
 _C566 = ('EE', 'SE_ANY', 'CH')
-_C567 = ('EE', 'SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C570 = {0: (0, 2, 4)}
-_C571 = {0: (1, 2), 4: (0, 1)}
-_C572 = {1: (0, 1)}
-_C573 = {2: (0, 1), 3: (0, 2)}
-_C574 = {3: (1, 2, -1)}
-_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C576 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C567 = ('SE_ANY', 'CH')
+_C568 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C569 = {0: (0, 2, 4)}
+_C570 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C571 = {1: (0, 1, 2)}
+_C572 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C573 = {3: (1, 2, -1)}
+_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C575 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C576 = ('SE_ANY', 'CH')
 _C577 = ('SE_ANY', 'CH')
 _C578 = ('SE_ANY', 'CH')
-_C579 = ('SE_ANY', 'CH')
-_C580 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C581 = {0: (0, 1, 4)}
-_C582 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C583 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C585 = ('SE_ANY', 'CH')
-_C586 = {0: 'Transform', 1: 'Transform, end of element'}
-_C587 = {0: (0, 1), 1: (0, 2)}
-_C588 = {1: (1, 2, -1)}
-_C589 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C579 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C580 = {0: (0, 1, 4)}
+_C581 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C582 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C583 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C584 = ('SE_ANY', 'CH')
+_C585 = {0: 'Transform', 1: 'Transform, end of element'}
+_C586 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C587 = {1: (1, 2, -1)}
+_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C589 = ('SE_ANY', 'CH')
 _C590 = ('SE_ANY', 'CH')
 _C591 = ('SE_ANY', 'CH')
 _C592 = ('SE_ANY', 'CH')
 _C593 = ('SE_ANY', 'CH')
 _C594 = ('SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C597 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C598 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C599 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C600 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C601 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C602 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C604 = ('EE', 'SE_ANY', 'CH')
-_C605 = ('SE_ANY', 'CH')
-_C606 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C607 = {0: (0, 1)}
-_C608 = {1: (0, 1)}
-_C609 = {2: (0, 1, -1)}
-_C610 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C611 = ('EE', 'SE_ANY', 'CH')
+_C595 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C596 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C597 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C598 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C599 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C600 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C601 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C603 = ('EE', 'SE_ANY', 'CH')
+_C604 = ('SE_ANY', 'CH')
+_C605 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C606 = {0: (0, 1, 1)}
+_C607 = {1: (0, 1, 2)}
+_C608 = {2: (0, 1, -1)}
+_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C610 = ('EE', 'SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
 _C612 = ('SE_ANY', 'CH')
-_C613 = ('SE_ANY', 'CH')
-_C614 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C615 = {0: (0, 1)}
-_C616 = {1: (0, 1)}
-_C617 = {2: (0, 2)}
-_C618 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C619 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C613 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C614 = {0: (0, 1, 1)}
+_C615 = {1: (0, 1, 2)}
+_C616 = {2: (0, 2, 3)}
+_C617 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C618 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C619 = ('SE_ANY', 'CH')
 _C620 = ('SE_ANY', 'CH')
 _C621 = ('SE_ANY', 'CH')
 _C622 = ('SE_ANY', 'CH')
@@ -10212,84 +10199,83 @@ _C625 = ('SE_ANY', 'CH')
 _C626 = ('SE_ANY', 'CH')
 _C627 = ('SE_ANY', 'CH')
 _C628 = ('SE_ANY', 'CH')
-_C629 = ('SE_ANY', 'CH')
-_C630 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C631 = {0: (0, 4)}
-_C632 = {0: (1, 4), 1: (0, 4)}
-_C633 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C634 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 4)}
-_C635 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 4), 4: (0, 3)}
-_C636 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 4), 4: (1, 3), 5: (0, 3)}
-_C637 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 4), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C638 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 4), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 3)}
-_C639 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 4), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 3), 8: (0, 2)}
-_C640 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 4), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 3), 8: (1, 2), 9: (0, 2)}
-_C641 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C642 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C643 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C644 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C645 = ('EE', 'SE_ANY', 'CH')
-_C646 = ('SE_ANY', 'CH')
-_C647 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C648 = {0: (0, 1)}
-_C649 = {1: (0, 1)}
-_C650 = {2: (0, 1, -1)}
-_C651 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C652 = ('EE', 'SE_ANY', 'CH')
+_C629 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C630 = {0: (0, 4, 1)}
+_C631 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C632 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C633 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C634 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C635 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C636 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C637 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C638 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C639 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C640 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C642 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C643 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C644 = ('EE', 'SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C647 = {0: (0, 1, 1)}
+_C648 = {1: (0, 1, 2)}
+_C649 = {2: (0, 1, -1)}
+_C650 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C651 = ('EE', 'SE_ANY', 'CH')
+_C652 = ('SE_ANY', 'CH')
 _C653 = ('SE_ANY', 'CH')
 _C654 = ('SE_ANY', 'CH')
 _C655 = ('SE_ANY', 'CH')
 _C656 = ('SE_ANY', 'CH')
 _C657 = ('SE_ANY', 'CH')
 _C658 = ('SE_ANY', 'CH')
-_C659 = ('SE_ANY', 'CH')
-_C660 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C661 = {0: (0, 1)}
-_C662 = {1: (0, 1)}
-_C663 = {2: (0, 3)}
-_C664 = {2: (1, 3), 3: (0, 3)}
-_C665 = {2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C666 = {2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C667 = {2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C668 = {2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
-_C669 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C670 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C659 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C660 = {0: (0, 1, 1)}
+_C661 = {1: (0, 1, 2)}
+_C662 = {2: (0, 3, 3)}
+_C663 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C664 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C665 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C666 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C667 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C668 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C670 = ('SE_ANY', 'CH')
 _C671 = ('SE_ANY', 'CH')
 _C672 = ('SE_ANY', 'CH')
 _C673 = ('SE_ANY', 'CH')
 _C674 = ('SE_ANY', 'CH')
 _C675 = ('SE_ANY', 'CH')
 _C676 = ('SE_ANY', 'CH')
-_C677 = ('SE_ANY', 'CH')
-_C678 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C679 = {0: (0, 1)}
-_C680 = {1: (0, 3)}
-_C681 = {1: (1, 3), 2: (0, 3)}
-_C682 = {1: (2, 3), 2: (1, 3), 3: (0, 3)}
-_C683 = {1: (3, 3), 2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C684 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C685 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C686 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C687 = ('EE', 'SE_ANY', 'CH')
-_C688 = ('SE_ANY', 'CH')
-_C689 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C690 = {0: (0, 1)}
-_C691 = {1: (0, 1)}
-_C692 = {2: (0, 1, -1)}
-_C693 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C694 = ('EE', 'SE_ANY', 'CH')
-_C695 = ('SE_ANY', 'CH')
-_C696 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C697 = {0: (0, 1)}
-_C698 = {1: (0, 1)}
-_C699 = {2: (0, 1, -1)}
-_C700 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C701 = ('EE', 'SE_ANY', 'CH')
-_C702 = ('SE_ANY', 'CH')
-_C703 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C704 = {0: (0, 1)}
-_C705 = {1: (0, 1)}
-_C706 = {2: (0, 1, -1)}
+_C677 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C678 = {0: (0, 1, 1)}
+_C679 = {1: (0, 3, 2)}
+_C680 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C681 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C682 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C683 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C684 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C686 = ('EE', 'SE_ANY', 'CH')
+_C687 = ('SE_ANY', 'CH')
+_C688 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C689 = {0: (0, 1, 1)}
+_C690 = {1: (0, 1, 2)}
+_C691 = {2: (0, 1, -1)}
+_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C693 = ('EE', 'SE_ANY', 'CH')
+_C694 = ('SE_ANY', 'CH')
+_C695 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C696 = {0: (0, 1, 1)}
+_C697 = {1: (0, 1, 2)}
+_C698 = {2: (0, 1, -1)}
+_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C700 = ('EE', 'SE_ANY', 'CH')
+_C701 = ('SE_ANY', 'CH')
+_C702 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C703 = {0: (0, 1, 1)}
+_C704 = {1: (0, 1, 2)}
+_C705 = {2: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -10443,3 +10429,51 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 47, _e44)],
 }
 ROOT_NAMES = ('BPT_DC_CPDReqEnergyTransferMode', 'BPT_DC_CPDResEnergyTransferMode', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DC_CPDReqEnergyTransferMode', 'DC_CPDResEnergyTransferMode', 'DC_CableCheckReq', 'DC_CableCheckRes', 'DC_ChargeLoopReq', 'DC_ChargeLoopRes', 'DC_ChargeParameterDiscoveryReq', 'DC_ChargeParameterDiscoveryRes', 'DC_PreChargeReq', 'DC_PreChargeRes', 'DC_WeldingDetectionReq', 'DC_WeldingDetectionRes', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'Dynamic_DC_CLReqControlMode', 'Dynamic_DC_CLResControlMode', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Scheduled_DC_CLReqControlMode', 'Scheduled_DC_CLResControlMode', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'): _iso20.BPT_DC_CPDReqEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'): _iso20.BPT_DC_CPDResEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlMode'): _iso20.BPT_Dynamic_DC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlMode'): _iso20.BPT_Dynamic_DC_CLResControlMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'): _iso20.BPT_Scheduled_DC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'): _iso20.BPT_Scheduled_DC_CLResControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): _iso20.CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): _iso20.CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'): _iso20.DC_CPDReqEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'): _iso20.DC_CPDResEnergyTransferMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReq'): _iso20.DC_CableCheckReq,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckRes'): _iso20.DC_CableCheckRes,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopReq'): _iso20.DC_ChargeLoopReq,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopRes'): _iso20.DC_ChargeLoopRes,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryReq'): _iso20.DC_ChargeParameterDiscoveryReq,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryRes'): _iso20.DC_ChargeParameterDiscoveryRes,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeReq'): _iso20.DC_PreChargeReq,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeRes'): _iso20.DC_PreChargeRes,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionReq'): _iso20.DC_WeldingDetectionReq,
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionRes'): _iso20.DC_WeldingDetectionRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'): _iso20.Dynamic_DC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'): _iso20.Dynamic_DC_CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'): _iso20.Scheduled_DC_CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlMode'): _iso20.Scheduled_DC_CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

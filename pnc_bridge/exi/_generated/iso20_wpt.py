@@ -315,7 +315,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.p", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.q
     if v is not None:
         t = _C23.get(s)
@@ -326,7 +326,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.q", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.g
     if v is not None:
         t = _C24.get(s)
@@ -337,7 +337,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.g", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.y
     if v is not None:
         t = _C25.get(s)
@@ -348,7 +348,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.y", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.j
     if v is not None:
         t = _C26.get(s)
@@ -359,7 +359,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.j", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.seed
     if v is not None:
         t = _C27.get(s)
@@ -370,7 +370,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.seed", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.pgen_counter
     if v is not None:
         t = _C28.get(s)
@@ -381,7 +381,7 @@ def _e3(w, o):
             _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     t = _C29.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C21)
@@ -1250,7 +1250,7 @@ def _e6(w, o):
             _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
         w.bits(t[0], t[1])
         _e3(w, v)
-        s = 1
+        s = t[2]
     v = o.rsa_key_value
     if v is not None:
         t = _C65.get(s)
@@ -1260,7 +1260,7 @@ def _e6(w, o):
             _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e10(w, v)
-        s = 2
+        s = t[2]
     t = _C66.get(s)
     if t is None:
         _order("KeyValue", s, _C63)
@@ -1496,7 +1496,6 @@ def _d9(r):
     """PGPDataType -> xmldsig.PGPData"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     k = 1
     if s == 0:
@@ -1586,7 +1585,6 @@ def _d9(r):
     o = _new(_xmldsig.PGPData)
     o.pgp_key_id = f0
     o.pgp_key_packet = f1
-    o.pgp_key_packet_ = f2
     return o
 
 def _e9(w, o):
@@ -1602,7 +1600,7 @@ def _e9(w, o):
             _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.pgp_key_packet
     if v is not None:
         t = _C93.get(s)
@@ -1613,19 +1611,8 @@ def _e9(w, o):
             _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    v = o.pgp_key_packet_
-    if v is not None:
-        t = _C94.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet_", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet_", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = 2
-    t = _C95.get(s)
+        s = t[2]
+    t = _C94.get(s)
     if t is None:
         _order("PGPData", s, _C91)
     if t[1]:
@@ -1647,7 +1634,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C96, "RSAKeyValueType")
+            _escape(r, 3, _C95, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1661,7 +1648,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C97, "RSAKeyValueType")
+            _escape(r, 2, _C96, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1669,7 +1656,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C98, "RSAKeyValueType")
+            _escape(r, 1, _C97, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1682,29 +1669,29 @@ def _e10(w, o):
     s = 0
     v = o.modulus
     if v is not None:
-        t = _C100.get(s)
+        t = _C99.get(s)
         if t is None:
-            _order("RSAKeyValue.modulus", s, _C99)
+            _order("RSAKeyValue.modulus", s, _C98)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.exponent
     if v is not None:
-        t = _C101.get(s)
+        t = _C100.get(s)
         if t is None:
-            _order("RSAKeyValue.exponent", s, _C99)
+            _order("RSAKeyValue.exponent", s, _C98)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 2
-    t = _C102.get(s)
+        s = t[2]
+    t = _C101.get(s)
     if t is None:
-        _order("RSAKeyValue", s, _C99)
+        _order("RSAKeyValue", s, _C98)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1735,7 +1722,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C103, "ReferenceType")
+            _escape(r, 3, _C102, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1753,7 +1740,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C104, "ReferenceType")
+            _escape(r, 3, _C103, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1768,7 +1755,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C105, "ReferenceType")
+            _escape(r, 3, _C104, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1780,7 +1767,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C106, "ReferenceType")
+            _escape(r, 3, _C105, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1789,7 +1776,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C107, "ReferenceType")
+            _escape(r, 2, _C106, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -1803,7 +1790,7 @@ def _d11(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C108, "ReferenceType")
+            _escape(r, 2, _C107, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -1811,7 +1798,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C109, "ReferenceType")
+            _escape(r, 1, _C108, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1828,9 +1815,9 @@ def _e11(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C111.get(s)
+        t = _C110.get(s)
         if t is None:
-            _order("Reference.id", s, _C110)
+            _order("Reference.id", s, _C109)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -1838,9 +1825,9 @@ def _e11(w, o):
         w.string(v)
     v = o.type
     if v is not None:
-        t = _C112.get(s)
+        t = _C111.get(s)
         if t is None:
-            _order("Reference.type", s, _C110)
+            _order("Reference.type", s, _C109)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -1848,9 +1835,9 @@ def _e11(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C113.get(s)
+        t = _C112.get(s)
         if t is None:
-            _order("Reference.uri", s, _C110)
+            _order("Reference.uri", s, _C109)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -1858,38 +1845,38 @@ def _e11(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C114.get(s)
+        t = _C113.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C110)
+            _order("Reference.transforms", s, _C109)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e21(w, v)
-        s = 1
+        s = t[2]
     v = o.digest_method
     if v is not None:
-        t = _C115.get(s)
+        t = _C114.get(s)
         if t is None:
-            _order("Reference.digest_method", s, _C110)
+            _order("Reference.digest_method", s, _C109)
         if v.__class__ is not _xmldsig.DigestMethod:
             _bad("Reference.digest_method", v, "a DigestMethod")
         w.bits(t[0], t[1])
         _e4(w, v)
-        s = 2
+        s = t[2]
     v = o.digest_value
     if v is not None:
-        t = _C116.get(s)
+        t = _C115.get(s)
         if t is None:
-            _order("Reference.digest_value", s, _C110)
+            _order("Reference.digest_value", s, _C109)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("Reference.digest_value", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
-        s = 3
-    t = _C117.get(s)
+        s = t[2]
+    t = _C116.get(s)
     if t is None:
-        _order("Reference", s, _C110)
+        _order("Reference", s, _C109)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1913,7 +1900,7 @@ def _d12(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C118, "RetrievalMethodType")
+            _escape(r, 3, _C117, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1927,7 +1914,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C119, "RetrievalMethodType")
+            _escape(r, 2, _C118, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1938,7 +1925,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C120, "RetrievalMethodType")
+            _escape(r, 2, _C119, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1946,7 +1933,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C121, "RetrievalMethodType")
+            _escape(r, 1, _C120, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1960,9 +1947,9 @@ def _e12(w, o):
     s = 0
     v = o.type
     if v is not None:
-        t = _C123.get(s)
+        t = _C122.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C122)
+            _order("RetrievalMethod.type", s, _C121)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -1970,9 +1957,9 @@ def _e12(w, o):
         w.string(v)
     v = o.uri
     if v is not None:
-        t = _C124.get(s)
+        t = _C123.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C122)
+            _order("RetrievalMethod.uri", s, _C121)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -1980,17 +1967,17 @@ def _e12(w, o):
         w.string(v)
     v = o.transforms
     if v is not None:
-        t = _C125.get(s)
+        t = _C124.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C122)
+            _order("RetrievalMethod.transforms", s, _C121)
         if v.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v, "a Transforms")
         w.bits(t[0], t[1])
         _e21(w, v)
-        s = 1
-    t = _C126.get(s)
+        s = t[2]
+    t = _C125.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C122)
+        _order("RetrievalMethod", s, _C121)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2011,7 +1998,7 @@ def _d13(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C127, "SPKIDataType")
+                _escape(r, 3, _C126, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -2030,7 +2017,7 @@ def _d13(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C128, "SPKIDataType")
+                _escape(r, 1, _C127, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -2047,7 +2034,7 @@ def _d13(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C129, "SPKIDataType")
+                _escape(r, 1, _C128, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2065,18 +2052,18 @@ def _e13(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C131.get(s)
+        t = _C130.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C130)
+            _order("SPKIData.spki_sexp", s, _C129)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 1
-    t = _C132.get(s)
+    t = _C131.get(s)
     if t is None:
-        _order("SPKIData", s, _C130)
+        _order("SPKIData", s, _C129)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2098,7 +2085,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C133, "SignatureType")
+            _escape(r, 3, _C132, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2107,7 +2094,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C134, "SignatureType")
+            _escape(r, 3, _C133, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2116,7 +2103,7 @@ def _d14(r):
             f2 = _d18(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C135, "SignatureType")
+            _escape(r, 2, _C134, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2132,7 +2119,7 @@ def _d14(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C136, "SignatureType")
+            _escape(r, 1, _C135, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2145,7 +2132,7 @@ def _d14(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C137, "SignatureType")
+            _escape(r, 1, _C136, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2160,7 +2147,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C138, "SignatureType")
+                _escape(r, 1, _C137, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2176,9 +2163,9 @@ def _e14(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C140.get(s)
+        t = _C139.get(s)
         if t is None:
-            _order("Signature.id", s, _C139)
+            _order("Signature.id", s, _C138)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2186,51 +2173,51 @@ def _e14(w, o):
         w.string(v)
     v = o.signed_info
     if v is not None:
-        t = _C141.get(s)
+        t = _C140.get(s)
         if t is None:
-            _order("Signature.signed_info", s, _C139)
+            _order("Signature.signed_info", s, _C138)
         if v.__class__ is not _xmldsig.SignedInfo:
             _bad("Signature.signed_info", v, "a SignedInfo")
         w.bits(t[0], t[1])
         _e19(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_value
     if v is not None:
-        t = _C142.get(s)
+        t = _C141.get(s)
         if t is None:
-            _order("Signature.signature_value", s, _C139)
+            _order("Signature.signature_value", s, _C138)
         if v.__class__ is not _xmldsig.SignatureValue:
             _bad("Signature.signature_value", v, "a SignatureValue")
         w.bits(t[0], t[1])
         _e18(w, v)
-        s = 2
+        s = t[2]
     v = o.key_info
     if v is not None:
-        t = _C143.get(s)
+        t = _C142.get(s)
         if t is None:
-            _order("Signature.key_info", s, _C139)
+            _order("Signature.key_info", s, _C138)
         if v.__class__ is not _xmldsig.KeyInfo:
             _bad("Signature.key_info", v, "a KeyInfo")
         w.bits(t[0], t[1])
         _e5(w, v)
-        s = 3
+        s = t[2]
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C144.get(s)
+        t = _C143.get(s)
         if t is None:
-            _order("Signature.object", s, _C139)
+            _order("Signature.object", s, _C138)
         if v.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v, "a Object")
         w.bits(t[0], t[1])
         _e8(w, v)
         s = 4
-    t = _C145.get(s)
+    t = _C144.get(s)
     if t is None:
-        _order("Signature", s, _C139)
+        _order("Signature", s, _C138)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2246,7 +2233,7 @@ def _d15(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C146, "SignatureMethodType")
+            _escape(r, 3, _C145, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2266,7 +2253,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C147, "SignatureMethodType")
+            _escape(r, 2, _C146, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2286,7 +2273,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C148, "SignatureMethodType")
+            _escape(r, 1, _C147, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2298,7 +2285,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C149, "SignatureMethodType")
+            _escape(r, 1, _C148, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2312,7 +2299,7 @@ def _d15(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C150, "SignatureMethodType")
+                _escape(r, 1, _C149, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2325,9 +2312,9 @@ def _e15(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C152.get(s)
+        t = _C151.get(s)
         if t is None:
-            _order("SignatureMethod.algorithm", s, _C151)
+            _order("SignatureMethod.algorithm", s, _C150)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2335,18 +2322,18 @@ def _e15(w, o):
         w.string(v)
     v = o.hmac_output_length
     if v is not None:
-        t = _C153.get(s)
+        t = _C152.get(s)
         if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C151)
+            _order("SignatureMethod.hmac_output_length", s, _C150)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
-    t = _C154.get(s)
+        s = t[2]
+    t = _C153.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C151)
+        _order("SignatureMethod", s, _C150)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2367,7 +2354,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C155, "SignaturePropertiesType")
+            _escape(r, 3, _C154, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2378,7 +2365,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C156, "SignaturePropertiesType")
+            _escape(r, 3, _C155, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2393,7 +2380,7 @@ def _d16(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C157, "SignaturePropertiesType")
+                _escape(r, 1, _C156, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2406,9 +2393,9 @@ def _e16(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C159.get(s)
+        t = _C158.get(s)
         if t is None:
-            _order("SignatureProperties.id", s, _C158)
+            _order("SignatureProperties.id", s, _C157)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2420,17 +2407,17 @@ def _e16(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C160.get(s)
+        t = _C159.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C158)
+            _order("SignatureProperties.signature_property", s, _C157)
         if v.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e17(w, v)
         s = 1
-    t = _C161.get(s)
+    t = _C160.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C158)
+        _order("SignatureProperties", s, _C157)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2448,7 +2435,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C162, "SignaturePropertyType")
+            _escape(r, 3, _C161, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2457,7 +2444,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C163, "SignaturePropertyType")
+            _escape(r, 3, _C162, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2467,7 +2454,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C164, "SignaturePropertyType")
+            _escape(r, 3, _C163, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2477,7 +2464,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C165, "SignaturePropertyType")
+            _escape(r, 2, _C164, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2489,7 +2476,7 @@ def _d17(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C166, "SignaturePropertyType")
+            _escape(r, 1, _C165, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2502,9 +2489,9 @@ def _e17(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C168.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("SignatureProperty.id", s, _C167)
+            _order("SignatureProperty.id", s, _C166)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2512,17 +2499,17 @@ def _e17(w, o):
         w.string(v)
     v = o.target
     if v is not None:
-        t = _C169.get(s)
+        t = _C168.get(s)
         if t is None:
-            _order("SignatureProperty.target", s, _C167)
+            _order("SignatureProperty.target", s, _C166)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureProperty.target", v, "a str of length 0..")
         w.string(v)
-    t = _C170.get(s)
+    t = _C169.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C167)
+        _order("SignatureProperty", s, _C166)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2540,7 +2527,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C171, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C170, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2550,7 +2537,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C172, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C171, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2559,7 +2546,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C173, "SignatureValueType")
+            _escape(r, 1, _C172, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2572,26 +2559,26 @@ def _e18(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C175.get(s)
+        t = _C174.get(s)
         if t is None:
-            _order("SignatureValue.id", s, _C174)
+            _order("SignatureValue.id", s, _C173)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
             _bad("SignatureValue.id", v, "a str of length 0..")
         w.string(v)
     v = o.value
-    t = _C176.get(s)
+    t = _C175.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C174)
+        _order("SignatureValue.value", s, _C173)
     w.bits(t[0], t[1])
     s = t[2]
     if not isinstance(v, (bytes, bytearray)):
         _bad("SignatureValue.value", v, "bytes of length 0..")
     w.binary(v)
-    t = _C177.get(s)
+    t = _C176.get(s)
     if t is None:
-        _order("SignatureValue", s, _C174)
+        _order("SignatureValue", s, _C173)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2612,7 +2599,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C178, "SignedInfoType")
+            _escape(r, 3, _C177, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2621,7 +2608,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C179, "SignedInfoType")
+            _escape(r, 3, _C178, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2630,7 +2617,7 @@ def _d19(r):
             f2 = _d15(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C180, "SignedInfoType")
+            _escape(r, 2, _C179, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2641,7 +2628,7 @@ def _d19(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C181, "SignedInfoType")
+            _escape(r, 2, _C180, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2656,7 +2643,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C182, "SignedInfoType")
+                _escape(r, 1, _C181, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2671,9 +2658,9 @@ def _e19(w, o):
     s = 0
     v = o.id
     if v is not None:
-        t = _C184.get(s)
+        t = _C183.get(s)
         if t is None:
-            _order("SignedInfo.id", s, _C183)
+            _order("SignedInfo.id", s, _C182)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2681,41 +2668,41 @@ def _e19(w, o):
         w.string(v)
     v = o.canonicalization_method
     if v is not None:
-        t = _C185.get(s)
+        t = _C184.get(s)
         if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C183)
+            _order("SignedInfo.canonicalization_method", s, _C182)
         if v.__class__ is not _xmldsig.CanonicalizationMethod:
             _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
         w.bits(t[0], t[1])
         _e2(w, v)
-        s = 1
+        s = t[2]
     v = o.signature_method
     if v is not None:
-        t = _C186.get(s)
+        t = _C185.get(s)
         if t is None:
-            _order("SignedInfo.signature_method", s, _C183)
+            _order("SignedInfo.signature_method", s, _C182)
         if v.__class__ is not _xmldsig.SignatureMethod:
             _bad("SignedInfo.signature_method", v, "a SignatureMethod")
         w.bits(t[0], t[1])
         _e15(w, v)
-        s = 2
+        s = t[2]
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
     for v in items:
         n += 1
-        t = _C187.get(s)
+        t = _C186.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C183)
+            _order("SignedInfo.reference", s, _C182)
         if v.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v, "a Reference")
         w.bits(t[0], t[1])
         _e11(w, v)
         s = 3
-    t = _C188.get(s)
+    t = _C187.get(s)
     if t is None:
-        _order("SignedInfo", s, _C183)
+        _order("SignedInfo", s, _C182)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2731,7 +2718,7 @@ def _d20(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C189, "TransformType")
+                _escape(r, 3, _C188, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2752,7 +2739,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C190, "TransformType")
+                _escape(r, 2, _C189, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2773,7 +2760,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C191, "TransformType")
+                _escape(r, 1, _C190, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2794,7 +2781,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C192, "TransformType")
+                _escape(r, 1, _C191, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2815,7 +2802,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C193, "TransformType")
+                _escape(r, 1, _C192, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2828,9 +2815,9 @@ def _e20(w, o):
     s = 0
     v = o.algorithm
     if v is not None:
-        t = _C195.get(s)
+        t = _C194.get(s)
         if t is None:
-            _order("Transform.algorithm", s, _C194)
+            _order("Transform.algorithm", s, _C193)
         w.bits(t[0], t[1])
         s = t[2]
         if type(v) is not str:
@@ -2844,18 +2831,18 @@ def _e20(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C196.get(s)
+        t = _C195.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C194)
+            _order("Transform.x_path", s, _C193)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("Transform.x_path", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
         s = 2
-    t = _C197.get(s)
+    t = _C196.get(s)
     if t is None:
-        _order("Transform", s, _C194)
+        _order("Transform", s, _C193)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2872,7 +2859,7 @@ def _d21(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "TransformsType")
+            _escape(r, 3, _C197, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2887,7 +2874,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C199, "TransformsType")
+                _escape(r, 1, _C198, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2903,17 +2890,17 @@ def _e21(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C201.get(s)
+        t = _C200.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C200)
+            _order("Transforms.transform", s, _C199)
         if v.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v, "a Transform")
         w.bits(t[0], t[1])
         _e20(w, v)
         s = 1
-    t = _C202.get(s)
+    t = _C201.get(s)
     if t is None:
-        _order("Transforms", s, _C200)
+        _order("Transforms", s, _C199)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2932,7 +2919,7 @@ def _d22(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C203, "WPT_AlignmentCheckReqType")
+            _escape(r, 3, _C202, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2944,12 +2931,12 @@ def _d22(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C204[f1]
+                f1 = _C203[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C206, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C205, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2964,12 +2951,12 @@ def _d22(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C207[f3]
+                f3 = _C206[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C209, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C208, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2981,12 +2968,12 @@ def _d22(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C207[f3]
+                f3 = _C206[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C210, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C209, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3004,7 +2991,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C211, "WPT_AlignmentCheckReqType")
+            _escape(r, 1, _C210, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3025,7 +3012,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C212, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C211, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
             else:
@@ -3034,7 +3021,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C213, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C212, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckReq)
@@ -3050,48 +3037,48 @@ def _e22(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C215.get(s)
+        t = _C214.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.header", s, _C214)
+            _order("WPT_AlignmentCheckReq.header", s, _C213)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_AlignmentCheckReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
-        t = _C216.get(s)
+        t = _C215.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.ev_processing", s, _C214)
+            _order("WPT_AlignmentCheckReq.ev_processing", s, _C213)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_AlignmentCheckReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_coil_current
     if v is not None:
-        t = _C217.get(s)
+        t = _C216.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.target_coil_current", s, _C214)
+            _order("WPT_AlignmentCheckReq.target_coil_current", s, _C213)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_AlignmentCheckReq.target_coil_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_result_code
     if v is not None:
-        t = _C218.get(s)
+        t = _C217.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.ev_result_code", s, _C214)
+            _order("WPT_AlignmentCheckReq.ev_result_code", s, _C213)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C208.get(v)
+        i = _C207.get(v)
         if i is None:
             _bad("WPT_AlignmentCheckReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", items, "a list")
@@ -3100,18 +3087,18 @@ def _e22(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C219.get(s)
+        t = _C218.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C214)
+            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C213)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C220.get(s)
+    t = _C219.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckReq", s, _C214)
+        _order("WPT_AlignmentCheckReq", s, _C213)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3131,7 +3118,7 @@ def _d23(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C221, "WPT_AlignmentCheckResType")
+            _escape(r, 3, _C220, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -3143,12 +3130,12 @@ def _d23(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C224, "WPT_AlignmentCheckResType")
+            _escape(r, 2, _C223, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -3160,12 +3147,12 @@ def _d23(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C204[f2]
+                f2 = _C203[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C225, "WPT_AlignmentCheckResType")
+            _escape(r, 2, _C224, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -3189,7 +3176,7 @@ def _d23(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C226, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C225, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 4:
@@ -3210,7 +3197,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C227, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C226, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 5:
@@ -3228,7 +3215,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C228, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C227, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 6:
@@ -3249,7 +3236,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C229, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C228, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
             else:
@@ -3258,7 +3245,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C230, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C229, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckRes)
@@ -3275,58 +3262,58 @@ def _e23(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C232.get(s)
+        t = _C231.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.header", s, _C231)
+            _order("WPT_AlignmentCheckRes.header", s, _C230)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_AlignmentCheckRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C233.get(s)
+        t = _C232.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.response_code", s, _C231)
+            _order("WPT_AlignmentCheckRes.response_code", s, _C230)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_AlignmentCheckRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
-        t = _C234.get(s)
+        t = _C233.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.evse_processing", s, _C231)
+            _order("WPT_AlignmentCheckRes.evse_processing", s, _C230)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_AlignmentCheckRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.power_transmitted
     if v is not None:
-        t = _C235.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.power_transmitted", s, _C231)
+            _order("WPT_AlignmentCheckRes.power_transmitted", s, _C230)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_AlignmentCheckRes.power_transmitted", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 4
+        s = t[2]
     v = o.supply_device_current
     if v is not None:
-        t = _C236.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C231)
+            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C230)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_AlignmentCheckRes.supply_device_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 5
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", items, "a list")
@@ -3335,18 +3322,18 @@ def _e23(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C237.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C231)
+            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C230)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C238.get(s)
+    t = _C237.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckRes", s, _C231)
+        _order("WPT_AlignmentCheckRes", s, _C230)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3369,7 +3356,7 @@ def _d24(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C239, "WPT_ChargeLoopReqType")
+            _escape(r, 3, _C238, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3386,7 +3373,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C240, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C239, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3400,7 +3387,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C241, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C240, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3409,7 +3396,7 @@ def _d24(r):
             f3 = _d36(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C242, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C241, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3418,7 +3405,7 @@ def _d24(r):
             f4 = _d36(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C243, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C242, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3428,12 +3415,12 @@ def _d24(r):
                 f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
             else:
                 f5 = r.bits(2)
-                f5 = _C244[f5]
+                f5 = _C243[f5]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C246, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C245, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 6:
@@ -3457,7 +3444,7 @@ def _d24(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C247, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C246, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 7:
@@ -3478,7 +3465,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C248, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C247, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 8:
@@ -3496,7 +3483,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C249, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C248, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 9:
@@ -3517,7 +3504,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C250, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C249, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
             else:
@@ -3526,7 +3513,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C251, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C250, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopReq)
@@ -3546,87 +3533,87 @@ def _e24(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C253.get(s)
+        t = _C252.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.header", s, _C252)
+            _order("WPT_ChargeLoopReq.header", s, _C251)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_ChargeLoopReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.display_parameters
     if v is not None:
-        t = _C254.get(s)
+        t = _C253.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.display_parameters", s, _C252)
+            _order("WPT_ChargeLoopReq.display_parameters", s, _C251)
         if v.__class__ is not _iso20.DisplayParameters:
             _bad("WPT_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
         w.bits(t[0], t[1])
         _e37(w, v)
-        s = 2
+        s = t[2]
     v = o.meter_info_requested
     if v is not None:
-        t = _C255.get(s)
+        t = _C254.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.meter_info_requested", s, _C252)
+            _order("WPT_ChargeLoopReq.meter_info_requested", s, _C251)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("WPT_ChargeLoopReq.meter_info_requested", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.evpc_power_request
     if v is not None:
-        t = _C256.get(s)
+        t = _C255.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_request", s, _C252)
+            _order("WPT_ChargeLoopReq.evpc_power_request", s, _C251)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopReq.evpc_power_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 4
+        s = t[2]
     v = o.evpc_power_output
     if v is not None:
-        t = _C257.get(s)
+        t = _C256.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_output", s, _C252)
+            _order("WPT_ChargeLoopReq.evpc_power_output", s, _C251)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopReq.evpc_power_output", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 5
+        s = t[2]
     v = o.evpc_charge_diagnostics
     if v is not None:
-        t = _C258.get(s)
+        t = _C257.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", s, _C252)
+            _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", s, _C251)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C245.get(v)
+        i = _C244.get(v)
         if i is None:
             _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v, "a member of _iso20.WPT_EVPCChargeDiagnostics")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.evpc_operating_frequency
     if v is not None:
-        t = _C259.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_operating_frequency", s, _C252)
+            _order("WPT_ChargeLoopReq.evpc_operating_frequency", s, _C251)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopReq.evpc_operating_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 7
+        s = t[2]
     v = o.evpc_power_control_parameter
     if v is not None:
-        t = _C260.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C252)
+            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C251)
         if v.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
             _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v, "a WPT_EVPCPowerControlParameter")
         w.bits(t[0], t[1])
         _e38(w, v)
-        s = 8
+        s = t[2]
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", items, "a list")
@@ -3635,18 +3622,18 @@ def _e24(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C261.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C252)
+            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C251)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (9 if n < 16 else 10)
-    t = _C262.get(s)
+    t = _C261.get(s)
     if t is None:
-        _order("WPT_ChargeLoopReq", s, _C252)
+        _order("WPT_ChargeLoopReq", s, _C251)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3673,7 +3660,7 @@ def _d25(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C263, "WPT_ChargeLoopResType")
+            _escape(r, 3, _C262, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
@@ -3685,12 +3672,12 @@ def _d25(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C264, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C263, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -3708,7 +3695,7 @@ def _d25(r):
             f5 = _d36(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C265, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C264, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -3723,7 +3710,7 @@ def _d25(r):
             f5 = _d36(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C266, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C265, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -3735,7 +3722,7 @@ def _d25(r):
             f5 = _d36(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C267, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C266, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
@@ -3744,7 +3731,7 @@ def _d25(r):
             f5 = _d36(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C268, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C267, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -3756,7 +3743,7 @@ def _d25(r):
             f7 = _d36(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C269, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C268, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -3765,7 +3752,7 @@ def _d25(r):
             f7 = _d36(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C270, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C269, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
@@ -3774,7 +3761,7 @@ def _d25(r):
             f8 = _d36(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C271, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C270, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
@@ -3786,12 +3773,12 @@ def _d25(r):
                 f9 = r.bits(3)
                 if f9 >= 6:
                     r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                f9 = _C272[f9]
+                f9 = _C271[f9]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C274, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C273, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
@@ -3815,7 +3802,7 @@ def _d25(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C275, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C274, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -3836,7 +3823,7 @@ def _d25(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C276, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C275, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 12:
@@ -3854,7 +3841,7 @@ def _d25(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C277, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C276, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 13:
@@ -3875,7 +3862,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C278, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C277, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
             else:
@@ -3884,7 +3871,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C279, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C278, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopRes)
@@ -3908,128 +3895,128 @@ def _e25(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C281.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.header", s, _C280)
+            _order("WPT_ChargeLoopRes.header", s, _C279)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_ChargeLoopRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C282.get(s)
+        t = _C281.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.response_code", s, _C280)
+            _order("WPT_ChargeLoopRes.response_code", s, _C279)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_status
     if v is not None:
-        t = _C283.get(s)
+        t = _C282.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.evse_status", s, _C280)
+            _order("WPT_ChargeLoopRes.evse_status", s, _C279)
         if v.__class__ is not _iso20.EVSEStatus:
             _bad("WPT_ChargeLoopRes.evse_status", v, "a EVSEStatus")
         w.bits(t[0], t[1])
         _e39(w, v)
-        s = 3
+        s = t[2]
     v = o.meter_info
     if v is not None:
-        t = _C284.get(s)
+        t = _C283.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.meter_info", s, _C280)
+            _order("WPT_ChargeLoopRes.meter_info", s, _C279)
         if v.__class__ is not _iso20.MeterInfo:
             _bad("WPT_ChargeLoopRes.meter_info", v, "a MeterInfo")
         w.bits(t[0], t[1])
         _e40(w, v)
-        s = 4
+        s = t[2]
     v = o.receipt
     if v is not None:
-        t = _C285.get(s)
+        t = _C284.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.receipt", s, _C280)
+            _order("WPT_ChargeLoopRes.receipt", s, _C279)
         if v.__class__ is not _iso20.Receipt:
             _bad("WPT_ChargeLoopRes.receipt", v, "a Receipt")
         w.bits(t[0], t[1])
         _e41(w, v)
-        s = 5
+        s = t[2]
     v = o.evpc_power_request
     if v is not None:
-        t = _C286.get(s)
+        t = _C285.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.evpc_power_request", s, _C280)
+            _order("WPT_ChargeLoopRes.evpc_power_request", s, _C279)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopRes.evpc_power_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 6
+        s = t[2]
     v = o.sd_power_input
     if v is not None:
-        t = _C287.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.sd_power_input", s, _C280)
+            _order("WPT_ChargeLoopRes.sd_power_input", s, _C279)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopRes.sd_power_input", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 7
+        s = t[2]
     v = o.spc_max_output_power_limit
     if v is not None:
-        t = _C288.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C280)
+            _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C279)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 8
+        s = t[2]
     v = o.spc_min_output_power_limit
     if v is not None:
-        t = _C289.get(s)
+        t = _C288.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_min_output_power_limit", s, _C280)
+            _order("WPT_ChargeLoopRes.spc_min_output_power_limit", s, _C279)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 9
+        s = t[2]
     v = o.spc_charge_diagnostics
     if v is not None:
-        t = _C290.get(s)
+        t = _C289.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_charge_diagnostics", s, _C280)
+            _order("WPT_ChargeLoopRes.spc_charge_diagnostics", s, _C279)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C273.get(v)
+        i = _C272.get(v)
         if i is None:
             _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v, "a member of _iso20.WPT_SPCChargeDiagnostics")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 10
+        s = t[2]
     v = o.spc_operating_frequency
     if v is not None:
-        t = _C291.get(s)
+        t = _C290.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_operating_frequency", s, _C280)
+            _order("WPT_ChargeLoopRes.spc_operating_frequency", s, _C279)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeLoopRes.spc_operating_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 11
+        s = t[2]
     v = o.spc_power_control_parameter
     if v is not None:
-        t = _C292.get(s)
+        t = _C291.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C280)
+            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C279)
         if v.__class__ is not _iso20.WPT_SPCPowerControlParameter:
             _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v, "a WPT_SPCPowerControlParameter")
         w.bits(t[0], t[1])
         _e42(w, v)
-        s = 12
+        s = t[2]
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", items, "a list")
@@ -4038,18 +4025,18 @@ def _e25(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C293.get(s)
+        t = _C292.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C280)
+            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C279)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (13 if n < 16 else 14)
-    t = _C294.get(s)
+    t = _C293.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes", s, _C280)
+        _order("WPT_ChargeLoopRes", s, _C279)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4070,7 +4057,7 @@ def _d26(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C295, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C294, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4079,7 +4066,7 @@ def _d26(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C296, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C295, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4095,7 +4082,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C297, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C296, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4111,7 +4098,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C298, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C297, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4120,7 +4107,7 @@ def _d26(r):
             f4 = _d36(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C299, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C298, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4134,7 +4121,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C300, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C299, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
@@ -4152,7 +4139,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C301, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C300, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 7:
@@ -4173,7 +4160,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C302, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C301, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
             else:
@@ -4182,7 +4169,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C303, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C302, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryReq)
@@ -4200,67 +4187,67 @@ def _e26(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C305.get(s)
+        t = _C304.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.header", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.header", s, _C303)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.evpc_max_receivable_power
     if v is not None:
-        t = _C306.get(s)
+        t = _C305.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", s, _C303)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
+        s = t[2]
     v = o.sd_max_ground_clearence
     if v is not None:
-        t = _C307.get(s)
+        t = _C306.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", s, _C303)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.sd_min_ground_clearence
     if v is not None:
-        t = _C308.get(s)
+        t = _C307.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", s, _C303)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.evpc_natural_frequency
     if v is not None:
-        t = _C309.get(s)
+        t = _C308.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", s, _C303)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 5
+        s = t[2]
     v = o.evpc_device_local_control
     if v is not None:
-        t = _C310.get(s)
+        t = _C309.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", s, _C303)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", items, "a list")
@@ -4269,18 +4256,18 @@ def _e26(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C311.get(s)
+        t = _C310.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C304)
+            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C303)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    t = _C312.get(s)
+    t = _C311.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryReq", s, _C304)
+        _order("WPT_ChargeParameterDiscoveryReq", s, _C303)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4304,7 +4291,7 @@ def _d27(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C313, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C312, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4316,12 +4303,12 @@ def _d27(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C314, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C313, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4331,12 +4318,12 @@ def _d27(r):
                 f2 = _simple_escape(r, None, "PDInputPowerClass")
             else:
                 f2 = r.bits(2)
-                f2 = _C315[f2]
+                f2 = _C314[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C317, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C316, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -4345,7 +4332,7 @@ def _d27(r):
             f3 = _d36(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C318, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C317, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -4354,7 +4341,7 @@ def _d27(r):
             f4 = _d36(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C319, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C318, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4370,7 +4357,7 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C320, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C319, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 6:
@@ -4386,7 +4373,7 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C321, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C320, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
@@ -4395,7 +4382,7 @@ def _d27(r):
             f7 = _d36(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C322, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C321, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 8:
@@ -4404,7 +4391,7 @@ def _d27(r):
             f8 = _d36(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C323, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C322, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 9:
@@ -4422,7 +4409,7 @@ def _d27(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C324, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C323, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 10:
@@ -4443,7 +4430,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C325, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C324, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
             else:
@@ -4452,7 +4439,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C326, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C325, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryRes)
@@ -4473,100 +4460,100 @@ def _e27(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C328.get(s)
+        t = _C327.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.header", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.header", s, _C326)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C329.get(s)
+        t = _C328.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.response_code", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.response_code", s, _C326)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.pd_input_power_class
     if v is not None:
-        t = _C330.get(s)
+        t = _C329.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", s, _C326)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C316.get(v)
+        i = _C315.get(v)
         if i is None:
             _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v, "a member of _iso20.WPT_PowerClass")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.sd_min_output_power
     if v is not None:
-        t = _C331.get(s)
+        t = _C330.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", s, _C326)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 4
+        s = t[2]
     v = o.sd_max_output_power
     if v is not None:
-        t = _C332.get(s)
+        t = _C331.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", s, _C326)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 5
+        s = t[2]
     v = o.sd_max_ground_clearance_support
     if v is not None:
-        t = _C333.get(s)
+        t = _C332.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", s, _C326)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.sd_min_ground_clearance_support
     if v is not None:
-        t = _C334.get(s)
+        t = _C333.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", s, _C326)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.pd_min_coil_current
     if v is not None:
-        t = _C335.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", s, _C326)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 8
+        s = t[2]
     v = o.pd_max_coil_current
     if v is not None:
-        t = _C336.get(s)
+        t = _C335.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", s, _C326)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 9
+        s = t[2]
     items = o.sd_manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", items, "a list")
@@ -4575,18 +4562,18 @@ def _e27(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C337.get(s)
+        t = _C336.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C327)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C326)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (10 if n < 16 else 11)
-    t = _C338.get(s)
+    t = _C337.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryRes", s, _C327)
+        _order("WPT_ChargeParameterDiscoveryRes", s, _C326)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4605,7 +4592,7 @@ def _d28(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C339, "WPT_FinePositioningReqType")
+            _escape(r, 3, _C338, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4617,12 +4604,12 @@ def _d28(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C204[f1]
+                f1 = _C203[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C340, "WPT_FinePositioningReqType")
+            _escape(r, 2, _C339, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4634,12 +4621,12 @@ def _d28(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f2)
-                f2 = _C207[f2]
+                f2 = _C206[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C341, "WPT_FinePositioningReqType")
+            _escape(r, 2, _C340, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4660,7 +4647,7 @@ def _d28(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C342, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C341, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4685,7 +4672,7 @@ def _d28(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C343, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C342, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
             else:
@@ -4698,7 +4685,7 @@ def _d28(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C344, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C343, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4706,7 +4693,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C345, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C344, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningReq)
@@ -4722,38 +4709,38 @@ def _e28(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C347.get(s)
+        t = _C346.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.header", s, _C346)
+            _order("WPT_FinePositioningReq.header", s, _C345)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_FinePositioningReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
-        t = _C348.get(s)
+        t = _C347.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.ev_processing", s, _C346)
+            _order("WPT_FinePositioningReq.ev_processing", s, _C345)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_FinePositioningReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_result_code
     if v is not None:
-        t = _C349.get(s)
+        t = _C348.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.ev_result_code", s, _C346)
+            _order("WPT_FinePositioningReq.ev_result_code", s, _C345)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C208.get(v)
+        i = _C207.get(v)
         if i is None:
             _bad("WPT_FinePositioningReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningReq.vendor_specific_data_container", items, "a list")
@@ -4762,9 +4749,9 @@ def _e28(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C350.get(s)
+        t = _C349.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C346)
+            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C345)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_FinePositioningReq.vendor_specific_data_container", v, "bytes of length 0..256")
@@ -4773,17 +4760,17 @@ def _e28(w, o):
         s = (4 if n < 16 else 5)
     v = o.wpt_lf_data_package_list
     if v is not None:
-        t = _C351.get(s)
+        t = _C350.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C346)
+            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C345)
         if v.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 6
-    t = _C352.get(s)
+        s = t[2]
+    t = _C351.get(s)
     if t is None:
-        _order("WPT_FinePositioningReq", s, _C346)
+        _order("WPT_FinePositioningReq", s, _C345)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4802,7 +4789,7 @@ def _d29(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C353, "WPT_FinePositioningResType")
+            _escape(r, 3, _C352, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
@@ -4814,12 +4801,12 @@ def _d29(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C354, "WPT_FinePositioningResType")
+            _escape(r, 2, _C353, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 2:
@@ -4831,12 +4818,12 @@ def _d29(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C204[f2]
+                f2 = _C203[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C355, "WPT_FinePositioningResType")
+            _escape(r, 2, _C354, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
@@ -4857,7 +4844,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C356, "WPT_FinePositioningResType")
+            _escape(r, 1, _C355, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 4:
@@ -4882,7 +4869,7 @@ def _d29(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C357, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C356, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
             else:
@@ -4895,7 +4882,7 @@ def _d29(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C358, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C357, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 5:
@@ -4903,7 +4890,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C359, "WPT_FinePositioningResType")
+            _escape(r, 1, _C358, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningRes)
@@ -4919,38 +4906,38 @@ def _e29(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C361.get(s)
+        t = _C360.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.header", s, _C360)
+            _order("WPT_FinePositioningRes.header", s, _C359)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_FinePositioningRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C362.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.response_code", s, _C360)
+            _order("WPT_FinePositioningRes.response_code", s, _C359)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_FinePositioningRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
-        t = _C363.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.evse_processing", s, _C360)
+            _order("WPT_FinePositioningRes.evse_processing", s, _C359)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_FinePositioningRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningRes.vendor_specific_data_container", items, "a list")
@@ -4959,9 +4946,9 @@ def _e29(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C364.get(s)
+        t = _C363.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C360)
+            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C359)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_FinePositioningRes.vendor_specific_data_container", v, "bytes of length 0..256")
@@ -4970,17 +4957,17 @@ def _e29(w, o):
         s = (4 if n < 16 else 5)
     v = o.wpt_lf_data_package_list
     if v is not None:
-        t = _C365.get(s)
+        t = _C364.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C360)
+            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C359)
         if v.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e43(w, v)
-        s = 6
-    t = _C366.get(s)
+        s = t[2]
+    t = _C365.get(s)
     if t is None:
-        _order("WPT_FinePositioningRes", s, _C360)
+        _order("WPT_FinePositioningRes", s, _C359)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5002,7 +4989,7 @@ def _d30(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C367, "WPT_FinePositioningSetupReqType")
+            _escape(r, 3, _C366, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5014,12 +5001,12 @@ def _d30(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C204[f1]
+                f1 = _C203[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C368, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C367, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5028,7 +5015,7 @@ def _d30(r):
             f2 = _d44(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C369, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C368, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5037,7 +5024,7 @@ def _d30(r):
             f3 = _d45(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C370, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C369, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5046,7 +5033,7 @@ def _d30(r):
             f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C371, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C370, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5062,7 +5049,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C372, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C371, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5083,7 +5070,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C373, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C372, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 7:
@@ -5108,7 +5095,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C374, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C373, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
@@ -5121,7 +5108,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C375, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C374, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 8:
@@ -5129,7 +5116,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C376, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C375, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupReq)
@@ -5148,67 +5135,67 @@ def _e30(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C378.get(s)
+        t = _C377.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.header", s, _C377)
+            _order("WPT_FinePositioningSetupReq.header", s, _C376)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_FinePositioningSetupReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
-        t = _C379.get(s)
+        t = _C378.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_processing", s, _C377)
+            _order("WPT_FinePositioningSetupReq.ev_processing", s, _C376)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_FinePositioningSetupReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ev_device_fine_positioning_method_list
     if v is not None:
-        t = _C380.get(s)
+        t = _C379.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", s, _C377)
+            _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", s, _C376)
         if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
             _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
         w.bits(t[0], t[1])
         _e44(w, v)
-        s = 3
+        s = t[2]
     v = o.ev_device_pairing_method_list
     if v is not None:
-        t = _C381.get(s)
+        t = _C380.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", s, _C377)
+            _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", s, _C376)
         if v.__class__ is not _iso20.WPT_PairingMethodList:
             _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v, "a WPT_PairingMethodList")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.ev_device_alignment_check_method_list
     if v is not None:
-        t = _C382.get(s)
+        t = _C381.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", s, _C377)
+            _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", s, _C376)
         if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
             _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 5
+        s = t[2]
     v = o.natural_offset
     if v is not None:
-        t = _C383.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.natural_offset", s, _C377)
+            _order("WPT_FinePositioningSetupReq.natural_offset", s, _C376)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_FinePositioningSetupReq.natural_offset", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", items, "a list")
@@ -5217,9 +5204,9 @@ def _e30(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C384.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C377)
+            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C376)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v, "bytes of length 0..256")
@@ -5228,17 +5215,17 @@ def _e30(w, o):
         s = (7 if n < 16 else 8)
     v = o.lf_system_setup_data
     if v is not None:
-        t = _C385.get(s)
+        t = _C384.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C377)
+            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C376)
         if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e47(w, v)
-        s = 9
-    t = _C386.get(s)
+        s = t[2]
+    t = _C385.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupReq", s, _C377)
+        _order("WPT_FinePositioningSetupReq", s, _C376)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5260,7 +5247,7 @@ def _d31(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C387, "WPT_FinePositioningSetupResType")
+            _escape(r, 3, _C386, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -5272,12 +5259,12 @@ def _d31(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C388, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C387, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -5286,7 +5273,7 @@ def _d31(r):
             f2 = _d44(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C389, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C388, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -5295,7 +5282,7 @@ def _d31(r):
             f3 = _d45(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C390, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C389, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 4:
@@ -5304,7 +5291,7 @@ def _d31(r):
             f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C391, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C390, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -5320,7 +5307,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C392, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C391, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -5341,7 +5328,7 @@ def _d31(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C393, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C392, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 7:
@@ -5366,7 +5353,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C394, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C393, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
@@ -5379,7 +5366,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C395, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C394, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 8:
@@ -5387,7 +5374,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C396, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C395, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupRes)
@@ -5406,67 +5393,67 @@ def _e31(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C398.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.header", s, _C397)
+            _order("WPT_FinePositioningSetupRes.header", s, _C396)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_FinePositioningSetupRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C399.get(s)
+        t = _C398.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.response_code", s, _C397)
+            _order("WPT_FinePositioningSetupRes.response_code", s, _C396)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_FinePositioningSetupRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.primary_device_fine_positioning_method_list
     if v is not None:
-        t = _C400.get(s)
+        t = _C399.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", s, _C397)
+            _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", s, _C396)
         if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
             _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
         w.bits(t[0], t[1])
         _e44(w, v)
-        s = 3
+        s = t[2]
     v = o.primary_device_pairing_method_list
     if v is not None:
-        t = _C401.get(s)
+        t = _C400.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", s, _C397)
+            _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", s, _C396)
         if v.__class__ is not _iso20.WPT_PairingMethodList:
             _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v, "a WPT_PairingMethodList")
         w.bits(t[0], t[1])
         _e45(w, v)
-        s = 4
+        s = t[2]
     v = o.primary_device_alignment_check_method_list
     if v is not None:
-        t = _C402.get(s)
+        t = _C401.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", s, _C397)
+            _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", s, _C396)
         if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
             _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
         w.bits(t[0], t[1])
         _e46(w, v)
-        s = 5
+        s = t[2]
     v = o.natural_offset
     if v is not None:
-        t = _C403.get(s)
+        t = _C402.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.natural_offset", s, _C397)
+            _order("WPT_FinePositioningSetupRes.natural_offset", s, _C396)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_FinePositioningSetupRes.natural_offset", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", items, "a list")
@@ -5475,9 +5462,9 @@ def _e31(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C404.get(s)
+        t = _C403.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C397)
+            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C396)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v, "bytes of length 0..256")
@@ -5486,17 +5473,17 @@ def _e31(w, o):
         s = (7 if n < 16 else 8)
     v = o.lf_system_setup_data
     if v is not None:
-        t = _C405.get(s)
+        t = _C404.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C397)
+            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C396)
         if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e47(w, v)
-        s = 9
-    t = _C406.get(s)
+        s = t[2]
+    t = _C405.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupRes", s, _C397)
+        _order("WPT_FinePositioningSetupRes", s, _C396)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5515,7 +5502,7 @@ def _d32(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C407, "WPT_PairingReqType")
+            _escape(r, 3, _C406, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5527,12 +5514,12 @@ def _d32(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C204[f1]
+                f1 = _C203[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C408, "WPT_PairingReqType")
+            _escape(r, 2, _C407, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5554,12 +5541,12 @@ def _d32(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C207[f3]
+                f3 = _C206[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C409, "WPT_PairingReqType")
+            _escape(r, 2, _C408, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5571,12 +5558,12 @@ def _d32(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C207[f3]
+                f3 = _C206[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C410, "WPT_PairingReqType")
+            _escape(r, 2, _C409, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5594,7 +5581,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C411, "WPT_PairingReqType")
+            _escape(r, 1, _C410, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5615,7 +5602,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C412, "WPT_PairingReqType")
+                    _escape(r, 1, _C411, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
             else:
@@ -5624,7 +5611,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C413, "WPT_PairingReqType")
+                    _escape(r, 1, _C412, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingReq)
@@ -5640,49 +5627,49 @@ def _e32(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C415.get(s)
+        t = _C414.get(s)
         if t is None:
-            _order("WPT_PairingReq.header", s, _C414)
+            _order("WPT_PairingReq.header", s, _C413)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_PairingReq.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.ev_processing
     if v is not None:
-        t = _C416.get(s)
+        t = _C415.get(s)
         if t is None:
-            _order("WPT_PairingReq.ev_processing", s, _C414)
+            _order("WPT_PairingReq.ev_processing", s, _C413)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_PairingReq.ev_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.observed_id_code
     if v is not None:
-        t = _C417.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("WPT_PairingReq.observed_id_code", s, _C414)
+            _order("WPT_PairingReq.observed_id_code", s, _C413)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_PairingReq.observed_id_code", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.ev_result_code
     if v is not None:
-        t = _C418.get(s)
+        t = _C417.get(s)
         if t is None:
-            _order("WPT_PairingReq.ev_result_code", s, _C414)
+            _order("WPT_PairingReq.ev_result_code", s, _C413)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C208.get(v)
+        i = _C207.get(v)
         if i is None:
             _bad("WPT_PairingReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingReq.vendor_specific_data_container", items, "a list")
@@ -5691,18 +5678,18 @@ def _e32(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C419.get(s)
+        t = _C418.get(s)
         if t is None:
-            _order("WPT_PairingReq.vendor_specific_data_container", s, _C414)
+            _order("WPT_PairingReq.vendor_specific_data_container", s, _C413)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_PairingReq.vendor_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C420.get(s)
+    t = _C419.get(s)
     if t is None:
-        _order("WPT_PairingReq", s, _C414)
+        _order("WPT_PairingReq", s, _C413)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5722,7 +5709,7 @@ def _d33(r):
             f0 = _d35(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C421, "WPT_PairingResType")
+            _escape(r, 3, _C420, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
@@ -5734,12 +5721,12 @@ def _d33(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C222[f1]
+                f1 = _C221[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C422, "WPT_PairingResType")
+            _escape(r, 2, _C421, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 2:
@@ -5751,12 +5738,12 @@ def _d33(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C204[f2]
+                f2 = _C203[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C423, "WPT_PairingResType")
+            _escape(r, 2, _C422, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
@@ -5787,7 +5774,7 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C424, "WPT_PairingResType")
+            _escape(r, 1, _C423, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 4:
@@ -5808,7 +5795,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C425, "WPT_PairingResType")
+            _escape(r, 1, _C424, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 5:
@@ -5826,7 +5813,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C426, "WPT_PairingResType")
+            _escape(r, 1, _C425, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 6:
@@ -5847,7 +5834,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C427, "WPT_PairingResType")
+                    _escape(r, 1, _C426, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
             else:
@@ -5856,7 +5843,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C428, "WPT_PairingResType")
+                    _escape(r, 1, _C427, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingRes)
@@ -5873,59 +5860,59 @@ def _e33(w, o):
     s = 0
     v = o.header
     if v is not None:
-        t = _C430.get(s)
+        t = _C429.get(s)
         if t is None:
-            _order("WPT_PairingRes.header", s, _C429)
+            _order("WPT_PairingRes.header", s, _C428)
         if v.__class__ is not _iso20.MessageHeader:
             _bad("WPT_PairingRes.header", v, "a MessageHeader")
         w.bits(t[0], t[1])
         _e35(w, v)
-        s = 1
+        s = t[2]
     v = o.response_code
     if v is not None:
-        t = _C431.get(s)
+        t = _C430.get(s)
         if t is None:
-            _order("WPT_PairingRes.response_code", s, _C429)
+            _order("WPT_PairingRes.response_code", s, _C428)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C223.get(v)
+        i = _C222.get(v)
         if i is None:
             _bad("WPT_PairingRes.response_code", v, "a member of _iso20.ResponseCode")
         w.bits(i, 6)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.evse_processing
     if v is not None:
-        t = _C432.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("WPT_PairingRes.evse_processing", s, _C429)
+            _order("WPT_PairingRes.evse_processing", s, _C428)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C205.get(v)
+        i = _C204.get(v)
         if i is None:
             _bad("WPT_PairingRes.evse_processing", v, "a member of _iso20.Processing")
         w.bits(i, 2)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.observed_id_code
     if v is not None:
-        t = _C433.get(s)
+        t = _C432.get(s)
         if t is None:
-            _order("WPT_PairingRes.observed_id_code", s, _C429)
+            _order("WPT_PairingRes.observed_id_code", s, _C428)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_PairingRes.observed_id_code", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.alternative_secc_list
     if v is not None:
-        t = _C434.get(s)
+        t = _C433.get(s)
         if t is None:
-            _order("WPT_PairingRes.alternative_secc_list", s, _C429)
+            _order("WPT_PairingRes.alternative_secc_list", s, _C428)
         if v.__class__ is not _iso20.AlternativeSECCList:
             _bad("WPT_PairingRes.alternative_secc_list", v, "a AlternativeSECCList")
         w.bits(t[0], t[1])
         _e48(w, v)
-        s = 5
+        s = t[2]
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingRes.vendor_specific_data_container", items, "a list")
@@ -5934,18 +5921,18 @@ def _e33(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C435.get(s)
+        t = _C434.get(s)
         if t is None:
-            _order("WPT_PairingRes.vendor_specific_data_container", s, _C429)
+            _order("WPT_PairingRes.vendor_specific_data_container", s, _C428)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
             _bad("WPT_PairingRes.vendor_specific_data_container", v, "bytes of length 0..256")
         w.binary(v)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C436.get(s)
+    t = _C435.get(s)
     if t is None:
-        _order("WPT_PairingRes", s, _C429)
+        _order("WPT_PairingRes", s, _C428)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6003,7 +5990,7 @@ def _d34(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C437, "X509DataType")
+                _escape(r, 3, _C436, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -6053,7 +6040,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C438, "X509DataType")
+                _escape(r, 1, _C437, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -6103,7 +6090,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C439, "X509DataType")
+                _escape(r, 1, _C438, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -6153,7 +6140,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C440, "X509DataType")
+                _escape(r, 1, _C439, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -6203,7 +6190,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C441, "X509DataType")
+                _escape(r, 1, _C440, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -6253,7 +6240,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C442, "X509DataType")
+                _escape(r, 1, _C441, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -6303,7 +6290,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C443, "X509DataType")
+                _escape(r, 1, _C442, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6325,9 +6312,9 @@ def _e34(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C445.get(s)
+        t = _C444.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C444)
+            _order("X509Data.x509_issuer_serial", s, _C443)
         if v.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -6341,9 +6328,9 @@ def _e34(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C446.get(s)
+        t = _C445.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C444)
+            _order("X509Data.x509ski", s, _C443)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509ski", v, "bytes of length 0..")
@@ -6358,9 +6345,9 @@ def _e34(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C447.get(s)
+        t = _C446.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C444)
+            _order("X509Data.x509_subject_name", s, _C443)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509Data.x509_subject_name", v, "a str of length 0..")
@@ -6375,9 +6362,9 @@ def _e34(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C448.get(s)
+        t = _C447.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C444)
+            _order("X509Data.x509_certificate", s, _C443)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v, "bytes of length 0..")
@@ -6392,18 +6379,18 @@ def _e34(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C449.get(s)
+        t = _C448.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C444)
+            _order("X509Data.x509crl", s, _C443)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)):
             _bad("X509Data.x509crl", v, "bytes of length 0..")
         w.binary(v)
         w.bits(0, 1)
         s = 5
-    t = _C450.get(s)
+    t = _C449.get(s)
     if t is None:
-        _order("X509Data", s, _C444)
+        _order("X509Data", s, _C443)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6424,7 +6411,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C451, "MessageHeaderType")
+            _escape(r, 3, _C450, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -6440,7 +6427,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C452, "MessageHeaderType")
+            _escape(r, 2, _C451, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -6451,7 +6438,7 @@ def _d35(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C453, "MessageHeaderType")
+            _escape(r, 1, _C452, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -6459,7 +6446,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C454, "MessageHeaderType")
+            _escape(r, 1, _C453, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -6473,39 +6460,39 @@ def _e35(w, o):
     s = 0
     v = o.session_id
     if v is not None:
-        t = _C456.get(s)
+        t = _C455.get(s)
         if t is None:
-            _order("MessageHeader.session_id", s, _C455)
+            _order("MessageHeader.session_id", s, _C454)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
             _bad("MessageHeader.session_id", v, "bytes of length 8..8")
         w.binary(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.time_stamp
     if v is not None:
-        t = _C457.get(s)
+        t = _C456.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C455)
+            _order("MessageHeader.time_stamp", s, _C454)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.signature
     if v is not None:
-        t = _C458.get(s)
+        t = _C457.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C455)
+            _order("MessageHeader.signature", s, _C454)
         if v.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v, "a Signature")
         w.bits(t[0], t[1])
         _e14(w, v)
-        s = 3
-    t = _C459.get(s)
+        s = t[2]
+    t = _C458.get(s)
     if t is None:
-        _order("MessageHeader", s, _C455)
+        _order("MessageHeader", s, _C454)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6525,7 +6512,7 @@ def _d36(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C460, "RationalNumberType")
+            _escape(r, 3, _C459, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -6541,7 +6528,7 @@ def _d36(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C461, "RationalNumberType")
+            _escape(r, 2, _C460, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -6549,7 +6536,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C462, "RationalNumberType")
+            _escape(r, 1, _C461, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -6562,29 +6549,29 @@ def _e36(w, o):
     s = 0
     v = o.exponent
     if v is not None:
-        t = _C464.get(s)
+        t = _C463.get(s)
         if t is None:
-            _order("RationalNumber.exponent", s, _C463)
+            _order("RationalNumber.exponent", s, _C462)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not -128 <= v <= 127:
             _bad("RationalNumber.exponent", v, "an integer in -128..127")
         w.bits(v - -128, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.value
     if v is not None:
-        t = _C465.get(s)
+        t = _C464.get(s)
         if t is None:
-            _order("RationalNumber.value", s, _C463)
+            _order("RationalNumber.value", s, _C462)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("RationalNumber.value", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C466.get(s)
+        s = t[2]
+    t = _C465.get(s)
     if t is None:
-        _order("RationalNumber", s, _C463)
+        _order("RationalNumber", s, _C462)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6695,7 +6682,7 @@ def _d37(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C467, "DisplayParametersType")
+            _escape(r, 3, _C466, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -6782,7 +6769,7 @@ def _d37(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C468, "DisplayParametersType")
+            _escape(r, 1, _C467, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -6859,7 +6846,7 @@ def _d37(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C469, "DisplayParametersType")
+            _escape(r, 1, _C468, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -6926,7 +6913,7 @@ def _d37(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C470, "DisplayParametersType")
+            _escape(r, 1, _C469, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -6983,7 +6970,7 @@ def _d37(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C471, "DisplayParametersType")
+            _escape(r, 1, _C470, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -7030,7 +7017,7 @@ def _d37(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C472, "DisplayParametersType")
+            _escape(r, 1, _C471, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -7067,7 +7054,7 @@ def _d37(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C473, "DisplayParametersType")
+            _escape(r, 1, _C472, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -7094,7 +7081,7 @@ def _d37(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C474, "DisplayParametersType")
+            _escape(r, 1, _C473, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -7113,7 +7100,7 @@ def _d37(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C475, "DisplayParametersType")
+            _escape(r, 1, _C474, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -7129,7 +7116,7 @@ def _d37(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C476, "DisplayParametersType")
+            _escape(r, 1, _C475, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -7137,7 +7124,7 @@ def _d37(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C477, "DisplayParametersType")
+            _escape(r, 1, _C476, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -7158,116 +7145,116 @@ def _e37(w, o):
     s = 0
     v = o.present_soc
     if v is not None:
-        t = _C479.get(s)
+        t = _C478.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C478)
+            _order("DisplayParameters.present_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.minimum_soc
     if v is not None:
-        t = _C480.get(s)
+        t = _C479.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C478)
+            _order("DisplayParameters.minimum_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.target_soc
     if v is not None:
-        t = _C481.get(s)
+        t = _C480.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C478)
+            _order("DisplayParameters.target_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.maximum_soc
     if v is not None:
-        t = _C482.get(s)
+        t = _C481.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C478)
+            _order("DisplayParameters.maximum_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 100:
             _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
         w.bits(v, 7)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.remaining_time_to_minimum_soc
     if v is not None:
-        t = _C483.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C478)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.remaining_time_to_target_soc
     if v is not None:
-        t = _C484.get(s)
+        t = _C483.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C478)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.remaining_time_to_maximum_soc
     if v is not None:
-        t = _C485.get(s)
+        t = _C484.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C478)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.charging_complete
     if v is not None:
-        t = _C486.get(s)
+        t = _C485.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C478)
+            _order("DisplayParameters.charging_complete", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.charging_complete", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 8
+        s = t[2]
     v = o.battery_energy_capacity
     if v is not None:
-        t = _C487.get(s)
+        t = _C486.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C478)
+            _order("DisplayParameters.battery_energy_capacity", s, _C477)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 9
+        s = t[2]
     v = o.inlet_hot
     if v is not None:
-        t = _C488.get(s)
+        t = _C487.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C478)
+            _order("DisplayParameters.inlet_hot", s, _C477)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not bool:
             _bad("DisplayParameters.inlet_hot", v, "a bool")
         w.bits(v, 1)
         w.bits(0, 1)
-        s = 10
-    t = _C489.get(s)
+        s = t[2]
+    t = _C488.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C478)
+        _order("DisplayParameters", s, _C477)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7284,7 +7271,7 @@ def _d38(r):
             f0 = _d36(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C490, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 3, _C489, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -7293,7 +7280,7 @@ def _d38(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C491, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C490, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -7302,7 +7289,7 @@ def _d38(r):
             f2 = _d36(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C492, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C491, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -7311,7 +7298,7 @@ def _d38(r):
             f3 = _d36(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C493, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C492, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -7319,7 +7306,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C494, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 1, _C493, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_EVPCPowerControlParameter)
@@ -7334,47 +7321,47 @@ def _e38(w, o):
     s = 0
     v = o.evpc_coil_current_request
     if v is not None:
-        t = _C496.get(s)
+        t = _C495.get(s)
         if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", s, _C495)
+            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", s, _C494)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 1
+        s = t[2]
     v = o.evpc_coil_current_information
     if v is not None:
-        t = _C497.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", s, _C495)
+            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", s, _C494)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
+        s = t[2]
     v = o.evpc_current_output_information
     if v is not None:
-        t = _C498.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", s, _C495)
+            _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", s, _C494)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 3
+        s = t[2]
     v = o.evpc_voltage_output_information
     if v is not None:
-        t = _C499.get(s)
+        t = _C498.get(s)
         if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", s, _C495)
+            _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", s, _C494)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 4
-    t = _C500.get(s)
+        s = t[2]
+    t = _C499.get(s)
     if t is None:
-        _order("WPT_EVPCPowerControlParameter", s, _C495)
+        _order("WPT_EVPCPowerControlParameter", s, _C494)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7396,7 +7383,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C501, "EVSEStatusType")
+            _escape(r, 3, _C500, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -7408,12 +7395,12 @@ def _d39(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C502[f1]
+                f1 = _C501[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C504, "EVSEStatusType")
+            _escape(r, 2, _C503, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -7421,7 +7408,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C505, "EVSEStatusType")
+            _escape(r, 1, _C504, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -7434,30 +7421,30 @@ def _e39(w, o):
     s = 0
     v = o.notification_max_delay
     if v is not None:
-        t = _C507.get(s)
+        t = _C506.get(s)
         if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C506)
+            _order("EVSEStatus.notification_max_delay", s, _C505)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.evse_notification
     if v is not None:
-        t = _C508.get(s)
+        t = _C507.get(s)
         if t is None:
-            _order("EVSEStatus.evse_notification", s, _C506)
+            _order("EVSEStatus.evse_notification", s, _C505)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C503.get(v)
+        i = _C502.get(v)
         if i is None:
             _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
         w.bits(i, 3)
         w.bits(0, 1)
-        s = 2
-    t = _C509.get(s)
+        s = t[2]
+    t = _C508.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C506)
+        _order("EVSEStatus", s, _C505)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7483,7 +7470,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C510, "MeterInfoType")
+            _escape(r, 3, _C509, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7499,7 +7486,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C511, "MeterInfoType")
+            _escape(r, 2, _C510, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7565,7 +7552,7 @@ def _d40(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C512, "MeterInfoType")
+            _escape(r, 1, _C511, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7621,7 +7608,7 @@ def _d40(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C513, "MeterInfoType")
+            _escape(r, 1, _C512, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7667,7 +7654,7 @@ def _d40(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C514, "MeterInfoType")
+            _escape(r, 1, _C513, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -7703,7 +7690,7 @@ def _d40(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C515, "MeterInfoType")
+            _escape(r, 1, _C514, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -7731,7 +7718,7 @@ def _d40(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C516, "MeterInfoType")
+            _escape(r, 1, _C515, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -7749,7 +7736,7 @@ def _d40(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C517, "MeterInfoType")
+            _escape(r, 1, _C516, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -7757,7 +7744,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C518, "MeterInfoType")
+            _escape(r, 1, _C517, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -7776,95 +7763,95 @@ def _e40(w, o):
     s = 0
     v = o.meter_id
     if v is not None:
-        t = _C520.get(s)
+        t = _C519.get(s)
         if t is None:
-            _order("MeterInfo.meter_id", s, _C519)
+            _order("MeterInfo.meter_id", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 32:
             _bad("MeterInfo.meter_id", v, "a str of length 0..32")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.charged_energy_reading_wh
     if v is not None:
-        t = _C521.get(s)
+        t = _C520.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C519)
+            _order("MeterInfo.charged_energy_reading_wh", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.bpt_discharged_energy_reading_wh
     if v is not None:
-        t = _C522.get(s)
+        t = _C521.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C519)
+            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.capacitive_energy_reading_va_rh
     if v is not None:
-        t = _C523.get(s)
+        t = _C522.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C519)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.bpt_inductive_energy_reading_va_rh
     if v is not None:
-        t = _C524.get(s)
+        t = _C523.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C519)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.meter_signature
     if v is not None:
-        t = _C525.get(s)
+        t = _C524.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C519)
+            _order("MeterInfo.meter_signature", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
             _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
         w.binary(v)
         w.bits(0, 1)
-        s = 6
+        s = t[2]
     v = o.meter_status
     if v is not None:
-        t = _C526.get(s)
+        t = _C525.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C519)
+            _order("MeterInfo.meter_status", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 7
+        s = t[2]
     v = o.meter_timestamp
     if v is not None:
-        t = _C527.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C519)
+            _order("MeterInfo.meter_timestamp", s, _C518)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 8
-    t = _C528.get(s)
+        s = t[2]
+    t = _C527.get(s)
     if t is None:
-        _order("MeterInfo", s, _C519)
+        _order("MeterInfo", s, _C518)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7891,7 +7878,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C529, "ReceiptType")
+            _escape(r, 3, _C528, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -7916,7 +7903,7 @@ def _d41(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C530, "ReceiptType")
+            _escape(r, 1, _C529, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -7938,7 +7925,7 @@ def _d41(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C531, "ReceiptType")
+            _escape(r, 1, _C530, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -7957,7 +7944,7 @@ def _d41(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C532, "ReceiptType")
+            _escape(r, 1, _C531, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -7973,7 +7960,7 @@ def _d41(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C533, "ReceiptType")
+            _escape(r, 1, _C532, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -7986,7 +7973,7 @@ def _d41(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C534, "ReceiptType")
+            _escape(r, 1, _C533, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -8002,7 +7989,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C535, "ReceiptType")
+                    _escape(r, 1, _C534, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -8011,7 +7998,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C536, "ReceiptType")
+                    _escape(r, 1, _C535, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -8028,55 +8015,55 @@ def _e41(w, o):
     s = 0
     v = o.time_anchor
     if v is not None:
-        t = _C538.get(s)
+        t = _C537.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C537)
+            _order("Receipt.time_anchor", s, _C536)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 18446744073709551615:
             _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.energy_costs
     if v is not None:
-        t = _C539.get(s)
+        t = _C538.get(s)
         if t is None:
-            _order("Receipt.energy_costs", s, _C537)
+            _order("Receipt.energy_costs", s, _C536)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.energy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e50(w, v)
-        s = 2
+        s = t[2]
     v = o.occupancy_costs
     if v is not None:
-        t = _C540.get(s)
+        t = _C539.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C537)
+            _order("Receipt.occupancy_costs", s, _C536)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e50(w, v)
-        s = 3
+        s = t[2]
     v = o.additional_services_costs
     if v is not None:
-        t = _C541.get(s)
+        t = _C540.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C537)
+            _order("Receipt.additional_services_costs", s, _C536)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e50(w, v)
-        s = 4
+        s = t[2]
     v = o.overstay_costs
     if v is not None:
-        t = _C542.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C537)
+            _order("Receipt.overstay_costs", s, _C536)
         if v.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v, "a DetailedCost")
         w.bits(t[0], t[1])
         _e50(w, v)
-        s = 5
+        s = t[2]
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
@@ -8085,17 +8072,17 @@ def _e41(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C543.get(s)
+        t = _C542.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C537)
+            _order("Receipt.tax_costs", s, _C536)
         if v.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v, "a DetailedTax")
         w.bits(t[0], t[1])
         _e51(w, v)
         s = (6 if n < 10 else 7)
-    t = _C544.get(s)
+    t = _C543.get(s)
     if t is None:
-        _order("Receipt", s, _C537)
+        _order("Receipt", s, _C536)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8109,7 +8096,7 @@ def _d42(r):
             f0 = _d36(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C545, "WPT_SPCPowerControlParameterType")
+            _escape(r, 3, _C544, "WPT_SPCPowerControlParameterType")
         else:
             r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -8117,7 +8104,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C546, "WPT_SPCPowerControlParameterType")
+            _escape(r, 1, _C545, "WPT_SPCPowerControlParameterType")
         else:
             r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_SPCPowerControlParameter)
@@ -8129,17 +8116,17 @@ def _e42(w, o):
     s = 0
     v = o.spc_primary_device_coil_current_information
     if v is not None:
-        t = _C548.get(s)
+        t = _C547.get(s)
         if t is None:
-            _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", s, _C547)
+            _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", s, _C546)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 1
-    t = _C549.get(s)
+        s = t[2]
+    t = _C548.get(s)
     if t is None:
-        _order("WPT_SPCPowerControlParameter", s, _C547)
+        _order("WPT_SPCPowerControlParameter", s, _C546)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8159,7 +8146,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumPackages")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C550, "WPT_LF_DataPackageListType")
+            _escape(r, 3, _C549, "WPT_LF_DataPackageListType")
         else:
             r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 1:
@@ -8168,7 +8155,7 @@ def _d43(r):
             f1 = _d52(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C551, "WPT_LF_DataPackageListType")
+            _escape(r, 2, _C550, "WPT_LF_DataPackageListType")
         else:
             r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 2:
@@ -8176,7 +8163,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C552, "WPT_LF_DataPackageListType")
+            _escape(r, 1, _C551, "WPT_LF_DataPackageListType")
         else:
             r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_DataPackageList)
@@ -8189,28 +8176,28 @@ def _e43(w, o):
     s = 0
     v = o.num_packages
     if v is not None:
-        t = _C554.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("WPT_LF_DataPackageList.num_packages", s, _C553)
+            _order("WPT_LF_DataPackageList.num_packages", s, _C552)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("WPT_LF_DataPackageList.num_packages", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.wpt_lf_data_package
     if v is not None:
-        t = _C555.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("WPT_LF_DataPackageList.wpt_lf_data_package", s, _C553)
+            _order("WPT_LF_DataPackageList.wpt_lf_data_package", s, _C552)
         if v.__class__ is not _iso20.WPT_LF_DataPackage:
             _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v, "a WPT_LF_DataPackage")
         w.bits(t[0], t[1])
         _e52(w, v)
-        s = 2
-    t = _C556.get(s)
+        s = t[2]
+    t = _C555.get(s)
     if t is None:
-        _order("WPT_LF_DataPackageList", s, _C553)
+        _order("WPT_LF_DataPackageList", s, _C552)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8228,14 +8215,14 @@ def _d44(r):
                 v = r.bits(3)
                 if v >= 5:
                     r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                v = _C557[v]
+                v = _C556[v]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C559, "WPT_FinePositioningMethodListType")
+            _escape(r, 3, _C558, "WPT_FinePositioningMethodListType")
         else:
             r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8249,7 +8236,7 @@ def _d44(r):
                         v = r.bits(3)
                         if v >= 5:
                             r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                        v = _C557[v]
+                        v = _C556[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                     f0.append(v)
@@ -8259,7 +8246,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C560, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C559, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
             else:
@@ -8268,7 +8255,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C561, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C560, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningMethodList)
@@ -8286,19 +8273,19 @@ def _e44(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C563.get(s)
+        t = _C562.get(s)
         if t is None:
-            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C562)
+            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C561)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C558.get(v)
+        i = _C557.get(v)
         if i is None:
             _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v, "a member of _iso20.WPT_FinePositioningMethod")
         w.bits(i, 3)
         w.bits(0, 1)
         s = (1 if n < 8 else 2)
-    t = _C564.get(s)
+    t = _C563.get(s)
     if t is None:
-        _order("WPT_FinePositioningMethodList", s, _C562)
+        _order("WPT_FinePositioningMethodList", s, _C561)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8316,14 +8303,14 @@ def _d45(r):
                 v = r.bits(3)
                 if v >= 6:
                     r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                v = _C565[v]
+                v = _C564[v]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C567, "WPT_PairingMethodListType")
+            _escape(r, 3, _C566, "WPT_PairingMethodListType")
         else:
             r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8337,7 +8324,7 @@ def _d45(r):
                         v = r.bits(3)
                         if v >= 6:
                             r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                        v = _C565[v]
+                        v = _C564[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                     f0.append(v)
@@ -8347,7 +8334,7 @@ def _d45(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C568, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C567, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
             else:
@@ -8356,7 +8343,7 @@ def _d45(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C569, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C568, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingMethodList)
@@ -8374,19 +8361,19 @@ def _e45(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C571.get(s)
+        t = _C570.get(s)
         if t is None:
-            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C570)
+            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C569)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C566.get(v)
+        i = _C565.get(v)
         if i is None:
             _bad("WPT_PairingMethodList.wpt_pairing_method", v, "a member of _iso20.WPT_PairingMethod")
         w.bits(i, 3)
         w.bits(0, 1)
         s = (1 if n < 8 else 2)
-    t = _C572.get(s)
+    t = _C571.get(s)
     if t is None:
-        _order("WPT_PairingMethodList", s, _C570)
+        _order("WPT_PairingMethodList", s, _C569)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8404,14 +8391,14 @@ def _d46(r):
                 v = r.bits(2)
                 if v >= 3:
                     r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                v = _C573[v]
+                v = _C572[v]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C575, "WPT_AlignmentCheckMethodListType")
+            _escape(r, 3, _C574, "WPT_AlignmentCheckMethodListType")
         else:
             r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8425,7 +8412,7 @@ def _d46(r):
                         v = r.bits(2)
                         if v >= 3:
                             r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                        v = _C573[v]
+                        v = _C572[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                     f0.append(v)
@@ -8435,7 +8422,7 @@ def _d46(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C576, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C575, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
             else:
@@ -8444,7 +8431,7 @@ def _d46(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C577, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C576, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckMethodList)
@@ -8462,19 +8449,19 @@ def _e46(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C579.get(s)
+        t = _C578.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C578)
+            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C577)
         w.bits(t[0] << 1, t[1] + 1)
-        i = _C574.get(v)
+        i = _C573.get(v)
         if i is None:
             _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v, "a member of _iso20.WPT_AlignmentCheckMethod")
         w.bits(i, 2)
         w.bits(0, 1)
         s = (1 if n < 8 else 2)
-    t = _C580.get(s)
+    t = _C579.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckMethodList", s, _C578)
+        _order("WPT_AlignmentCheckMethodList", s, _C577)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8492,7 +8479,7 @@ def _d47(r):
             f1 = _d54(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C581, "WPT_LF_SystemSetupDataType")
+            _escape(r, 3, _C580, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     if s == 1:
@@ -8500,7 +8487,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C582, "WPT_LF_SystemSetupDataType")
+            _escape(r, 1, _C581, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     if s == 2:
@@ -8508,7 +8495,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C583, "WPT_LF_SystemSetupDataType")
+            _escape(r, 1, _C582, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_SystemSetupData)
@@ -8521,27 +8508,27 @@ def _e47(w, o):
     s = 0
     v = o.lf_transmitter_setup_data
     if v is not None:
-        t = _C585.get(s)
+        t = _C584.get(s)
         if t is None:
-            _order("WPT_LF_SystemSetupData.lf_transmitter_setup_data", s, _C584)
+            _order("WPT_LF_SystemSetupData.lf_transmitter_setup_data", s, _C583)
         if v.__class__ is not _iso20.WPT_LF_TransmitterData:
             _bad("WPT_LF_SystemSetupData.lf_transmitter_setup_data", v, "a WPT_LF_TransmitterData")
         w.bits(t[0], t[1])
         _e53(w, v)
-        s = 1
+        s = t[2]
     v = o.lf_receiver_setup_data
     if v is not None:
-        t = _C586.get(s)
+        t = _C585.get(s)
         if t is None:
-            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C584)
+            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C583)
         if v.__class__ is not _iso20.WPT_LF_ReceiverData:
             _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v, "a WPT_LF_ReceiverData")
         w.bits(t[0], t[1])
         _e54(w, v)
-        s = 2
-    t = _C587.get(s)
+        s = t[2]
+    t = _C586.get(s)
     if t is None:
-        _order("WPT_LF_SystemSetupData", s, _C584)
+        _order("WPT_LF_SystemSetupData", s, _C583)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8558,7 +8545,7 @@ def _d48(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C588, "AlternativeSECCListType")
+            _escape(r, 3, _C587, "AlternativeSECCListType")
         else:
             r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     if s == 1:
@@ -8574,7 +8561,7 @@ def _d48(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C589, "AlternativeSECCListType")
+                    _escape(r, 1, _C588, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
             else:
@@ -8583,7 +8570,7 @@ def _d48(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C590, "AlternativeSECCListType")
+                    _escape(r, 1, _C589, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECCList)
@@ -8601,17 +8588,17 @@ def _e48(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C592.get(s)
+        t = _C591.get(s)
         if t is None:
-            _order("AlternativeSECCList.alternative_secc", s, _C591)
+            _order("AlternativeSECCList.alternative_secc", s, _C590)
         if v.__class__ is not _iso20.AlternativeSECC:
             _bad("AlternativeSECCList.alternative_secc", v, "a AlternativeSECC")
         w.bits(t[0], t[1])
         _e55(w, v)
         s = (1 if n < 8 else 2)
-    t = _C593.get(s)
+    t = _C592.get(s)
     if t is None:
-        _order("AlternativeSECCList", s, _C591)
+        _order("AlternativeSECCList", s, _C590)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8631,7 +8618,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C594, "X509IssuerSerialType")
+            _escape(r, 3, _C593, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -8645,7 +8632,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C595, "X509IssuerSerialType")
+            _escape(r, 2, _C594, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -8653,7 +8640,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C596, "X509IssuerSerialType")
+            _escape(r, 1, _C595, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -8666,29 +8653,29 @@ def _e49(w, o):
     s = 0
     v = o.x509_issuer_name
     if v is not None:
-        t = _C598.get(s)
+        t = _C597.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C597)
+            _order("X509IssuerSerial.x509_issuer_name", s, _C596)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str:
             _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.x509_serial_number
     if v is not None:
-        t = _C599.get(s)
+        t = _C598.get(s)
         if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C597)
+            _order("X509IssuerSerial.x509_serial_number", s, _C596)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int:
             _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
-    t = _C600.get(s)
+        s = t[2]
+    t = _C599.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C597)
+        _order("X509IssuerSerial", s, _C596)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8703,7 +8690,7 @@ def _d50(r):
             f0 = _d36(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C601, "DetailedCostType")
+            _escape(r, 3, _C600, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -8712,7 +8699,7 @@ def _d50(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C602, "DetailedCostType")
+            _escape(r, 2, _C601, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -8720,7 +8707,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C603, "DetailedCostType")
+            _escape(r, 1, _C602, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -8733,27 +8720,27 @@ def _e50(w, o):
     s = 0
     v = o.amount
     if v is not None:
-        t = _C605.get(s)
+        t = _C604.get(s)
         if t is None:
-            _order("DetailedCost.amount", s, _C604)
+            _order("DetailedCost.amount", s, _C603)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 1
+        s = t[2]
     v = o.cost_per_unit
     if v is not None:
-        t = _C606.get(s)
+        t = _C605.get(s)
         if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C604)
+            _order("DetailedCost.cost_per_unit", s, _C603)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
-    t = _C607.get(s)
+        s = t[2]
+    t = _C606.get(s)
     if t is None:
-        _order("DetailedCost", s, _C604)
+        _order("DetailedCost", s, _C603)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8775,7 +8762,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C608, "DetailedTaxType")
+            _escape(r, 3, _C607, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -8784,7 +8771,7 @@ def _d51(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C609, "DetailedTaxType")
+            _escape(r, 2, _C608, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -8792,7 +8779,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C610, "DetailedTaxType")
+            _escape(r, 1, _C609, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -8805,28 +8792,28 @@ def _e51(w, o):
     s = 0
     v = o.tax_rule_id
     if v is not None:
-        t = _C612.get(s)
+        t = _C611.get(s)
         if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C611)
+            _order("DetailedTax.tax_rule_id", s, _C610)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.amount
     if v is not None:
-        t = _C613.get(s)
+        t = _C612.get(s)
         if t is None:
-            _order("DetailedTax.amount", s, _C611)
+            _order("DetailedTax.amount", s, _C610)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("DetailedTax.amount", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
-    t = _C614.get(s)
+        s = t[2]
+    t = _C613.get(s)
     if t is None:
-        _order("DetailedTax", s, _C611)
+        _order("DetailedTax", s, _C610)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8847,7 +8834,7 @@ def _d52(r):
                     _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C615, "WPT_LF_DataPackageType")
+            _escape(r, 3, _C614, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 1:
@@ -8859,7 +8846,7 @@ def _d52(r):
             f2 = _d57(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C616, "WPT_LF_DataPackageType")
+            _escape(r, 2, _C615, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 2:
@@ -8867,7 +8854,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C617, "WPT_LF_DataPackageType")
+            _escape(r, 1, _C616, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 3:
@@ -8875,7 +8862,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C618, "WPT_LF_DataPackageType")
+            _escape(r, 1, _C617, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_DataPackage)
@@ -8889,38 +8876,38 @@ def _e52(w, o):
     s = 0
     v = o.package_index
     if v is not None:
-        t = _C620.get(s)
+        t = _C619.get(s)
         if t is None:
-            _order("WPT_LF_DataPackage.package_index", s, _C619)
+            _order("WPT_LF_DataPackage.package_index", s, _C618)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("WPT_LF_DataPackage.package_index", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.lf_tx_data
     if v is not None:
-        t = _C621.get(s)
+        t = _C620.get(s)
         if t is None:
-            _order("WPT_LF_DataPackage.lf_tx_data", s, _C619)
+            _order("WPT_LF_DataPackage.lf_tx_data", s, _C618)
         if v.__class__ is not _iso20.WPT_LF_TxDataList:
             _bad("WPT_LF_DataPackage.lf_tx_data", v, "a WPT_LF_TxDataList")
         w.bits(t[0], t[1])
         _e56(w, v)
-        s = 2
+        s = t[2]
     v = o.lf_rx_data
     if v is not None:
-        t = _C622.get(s)
+        t = _C621.get(s)
         if t is None:
-            _order("WPT_LF_DataPackage.lf_rx_data", s, _C619)
+            _order("WPT_LF_DataPackage.lf_rx_data", s, _C618)
         if v.__class__ is not _iso20.WPT_LF_RxDataList:
             _bad("WPT_LF_DataPackage.lf_rx_data", v, "a WPT_LF_RxDataList")
         w.bits(t[0], t[1])
         _e57(w, v)
-        s = 3
-    t = _C623.get(s)
+        s = t[2]
+    t = _C622.get(s)
     if t is None:
-        _order("WPT_LF_DataPackage", s, _C619)
+        _order("WPT_LF_DataPackage", s, _C618)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8943,7 +8930,7 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C624, "WPT_LF_TransmitterDataType")
+            _escape(r, 3, _C623, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 1:
@@ -8952,7 +8939,7 @@ def _d53(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C625, "WPT_LF_TransmitterDataType")
+            _escape(r, 2, _C624, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 2:
@@ -8963,7 +8950,7 @@ def _d53(r):
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C626, "WPT_LF_TransmitterDataType")
+            _escape(r, 2, _C625, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 3:
@@ -8976,10 +8963,10 @@ def _d53(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C627, "WPT_LF_TransmitterDataType")
+                    _escape(r, 2, _C626, "WPT_LF_TransmitterDataType")
                 else:
                     r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-            elif k < 255:
+            else:
                 ec = r.bits(2)
                 if ec == 0:
                     v = _d58(r)
@@ -8994,20 +8981,7 @@ def _d53(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C628, "WPT_LF_TransmitterDataType")
-                else:
-                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(2)
-                if ec == 0:
-                    f3 = _d59(r)
-                    s = 4
-                    break
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C629, "WPT_LF_TransmitterDataType")
+                    _escape(r, 1, _C627, "WPT_LF_TransmitterDataType")
                 else:
                     r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 4:
@@ -9015,9 +8989,11 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C630, "WPT_LF_TransmitterDataType")
+            _escape(r, 1, _C628, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if len(f2) > 255:
+        r.facet("WPT_LF_TransmitterDataType: more than 255 TxSpecData elements")
     o = _new(_iso20.WPT_LF_TransmitterData)
     o.number_of_transmitters = f0
     o.signal_frequency = f1
@@ -9030,25 +9006,25 @@ def _e53(w, o):
     s = 0
     v = o.number_of_transmitters
     if v is not None:
-        t = _C632.get(s)
+        t = _C630.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.number_of_transmitters", s, _C631)
+            _order("WPT_LF_TransmitterData.number_of_transmitters", s, _C629)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("WPT_LF_TransmitterData.number_of_transmitters", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.signal_frequency
     if v is not None:
-        t = _C633.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.signal_frequency", s, _C631)
+            _order("WPT_LF_TransmitterData.signal_frequency", s, _C629)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_LF_TransmitterData.signal_frequency", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
+        s = t[2]
     items = o.tx_spec_data
     if items.__class__ is not list:
         _bad("WPT_LF_TransmitterData.tx_spec_data", items, "a list")
@@ -9057,27 +9033,27 @@ def _e53(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C634.get(s)
+        t = _C632.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C631)
+            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C629)
         if v.__class__ is not _iso20.WPT_TxRxSpecData:
             _bad("WPT_LF_TransmitterData.tx_spec_data", v, "a WPT_TxRxSpecData")
         w.bits(t[0], t[1])
         _e58(w, v)
-        s = (3 if n < 2 else (4 if n < 255 else 5))
+        s = (3 if n < 2 else 4)
     v = o.tx_package_spec_data
     if v is not None:
-        t = _C635.get(s)
+        t = _C633.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C631)
+            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C629)
         if v.__class__ is not _iso20.WPT_TxRxPackageSpecData:
             _bad("WPT_LF_TransmitterData.tx_package_spec_data", v, "a WPT_TxRxPackageSpecData")
         w.bits(t[0], t[1])
         _e59(w, v)
-        s = 6
-    t = _C636.get(s)
+        s = t[2]
+    t = _C634.get(s)
     if t is None:
-        _order("WPT_LF_TransmitterData", s, _C631)
+        _order("WPT_LF_TransmitterData", s, _C629)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9098,7 +9074,7 @@ def _d54(r):
                     _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C637, "WPT_LF_ReceiverDataType")
+            _escape(r, 3, _C635, "WPT_LF_ReceiverDataType")
         else:
             r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9109,7 +9085,7 @@ def _d54(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C638, "WPT_LF_ReceiverDataType")
+            _escape(r, 2, _C636, "WPT_LF_ReceiverDataType")
         else:
             r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9122,10 +9098,10 @@ def _d54(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C639, "WPT_LF_ReceiverDataType")
+                    _escape(r, 2, _C637, "WPT_LF_ReceiverDataType")
                 else:
                     r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-            elif k < 255:
+            else:
                 ec = r.bits(2)
                 if ec == 0:
                     v = _d58(r)
@@ -9136,18 +9112,11 @@ def _d54(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C640, "WPT_LF_ReceiverDataType")
+                    _escape(r, 1, _C638, "WPT_LF_ReceiverDataType")
                 else:
                     r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C641, "WPT_LF_ReceiverDataType")
-                else:
-                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if len(f1) > 255:
+        r.facet("WPT_LF_ReceiverDataType: more than 255 RxSpecData elements")
     o = _new(_iso20.WPT_LF_ReceiverData)
     o.number_of_receivers = f0
     o.rx_spec_data = f1
@@ -9158,15 +9127,15 @@ def _e54(w, o):
     s = 0
     v = o.number_of_receivers
     if v is not None:
-        t = _C643.get(s)
+        t = _C640.get(s)
         if t is None:
-            _order("WPT_LF_ReceiverData.number_of_receivers", s, _C642)
+            _order("WPT_LF_ReceiverData.number_of_receivers", s, _C639)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or not 0 <= v <= 255:
             _bad("WPT_LF_ReceiverData.number_of_receivers", v, "an integer in 0..255")
         w.bits(v, 8)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     items = o.rx_spec_data
     if items.__class__ is not list:
         _bad("WPT_LF_ReceiverData.rx_spec_data", items, "a list")
@@ -9175,17 +9144,17 @@ def _e54(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C644.get(s)
+        t = _C641.get(s)
         if t is None:
-            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C642)
+            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C639)
         if v.__class__ is not _iso20.WPT_TxRxSpecData:
             _bad("WPT_LF_ReceiverData.rx_spec_data", v, "a WPT_TxRxSpecData")
         w.bits(t[0], t[1])
         _e58(w, v)
-        s = (2 if n < 2 else (3 if n < 255 else 4))
-    t = _C645.get(s)
+        s = (2 if n < 2 else 3)
+    t = _C642.get(s)
     if t is None:
-        _order("WPT_LF_ReceiverData", s, _C642)
+        _order("WPT_LF_ReceiverData", s, _C639)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9235,7 +9204,7 @@ def _d55(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C646, "AlternativeSECCType")
+            _escape(r, 3, _C643, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 1:
@@ -9269,7 +9238,7 @@ def _d55(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C647, "AlternativeSECCType")
+            _escape(r, 1, _C644, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 2:
@@ -9295,7 +9264,7 @@ def _d55(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C648, "AlternativeSECCType")
+            _escape(r, 1, _C645, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 3:
@@ -9313,7 +9282,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C649, "AlternativeSECCType")
+            _escape(r, 1, _C646, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 4:
@@ -9321,7 +9290,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C650, "AlternativeSECCType")
+            _escape(r, 1, _C647, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECC)
@@ -9336,51 +9305,51 @@ def _e55(w, o):
     s = 0
     v = o.ssid
     if v is not None:
-        t = _C652.get(s)
+        t = _C649.get(s)
         if t is None:
-            _order("AlternativeSECC.ssid", s, _C651)
+            _order("AlternativeSECC.ssid", s, _C648)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 255:
             _bad("AlternativeSECC.ssid", v, "a str of length 0..255")
         w.string(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.bssid
     if v is not None:
-        t = _C653.get(s)
+        t = _C650.get(s)
         if t is None:
-            _order("AlternativeSECC.bssid", s, _C651)
+            _order("AlternativeSECC.bssid", s, _C648)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 12:
             _bad("AlternativeSECC.bssid", v, "a str of length 0..12")
         w.string(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.ip_address
     if v is not None:
-        t = _C654.get(s)
+        t = _C651.get(s)
         if t is None:
-            _order("AlternativeSECC.ip_address", s, _C651)
+            _order("AlternativeSECC.ip_address", s, _C648)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not str or len(v) > 39:
             _bad("AlternativeSECC.ip_address", v, "a str of length 0..39")
         w.string(v)
         w.bits(0, 1)
-        s = 3
+        s = t[2]
     v = o.port
     if v is not None:
-        t = _C655.get(s)
+        t = _C652.get(s)
         if t is None:
-            _order("AlternativeSECC.port", s, _C651)
+            _order("AlternativeSECC.port", s, _C648)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("AlternativeSECC.port", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
-    t = _C656.get(s)
+        s = t[2]
+    t = _C653.get(s)
     if t is None:
-        _order("AlternativeSECC", s, _C651)
+        _order("AlternativeSECC", s, _C648)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9394,7 +9363,7 @@ def _d56(r):
             f0 = _d60(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C657, "WPT_LF_TxDataListType")
+            _escape(r, 3, _C654, "WPT_LF_TxDataListType")
         else:
             r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
     if s == 1:
@@ -9402,7 +9371,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C658, "WPT_LF_TxDataListType")
+            _escape(r, 1, _C655, "WPT_LF_TxDataListType")
         else:
             r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_TxDataList)
@@ -9414,17 +9383,17 @@ def _e56(w, o):
     s = 0
     v = o.wpt_lf_tx_data_list
     if v is not None:
-        t = _C660.get(s)
+        t = _C657.get(s)
         if t is None:
-            _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", s, _C659)
+            _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", s, _C656)
         if v.__class__ is not _iso20.WPT_LF_TxData:
             _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v, "a WPT_LF_TxData")
         w.bits(t[0], t[1])
         _e60(w, v)
-        s = 1
-    t = _C661.get(s)
+        s = t[2]
+    t = _C658.get(s)
     if t is None:
-        _order("WPT_LF_TxDataList", s, _C659)
+        _order("WPT_LF_TxDataList", s, _C656)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9438,7 +9407,7 @@ def _d57(r):
             f0 = _d61(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C662, "WPT_LF_RxDataListType")
+            _escape(r, 3, _C659, "WPT_LF_RxDataListType")
         else:
             r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
     if s == 1:
@@ -9446,7 +9415,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C663, "WPT_LF_RxDataListType")
+            _escape(r, 1, _C660, "WPT_LF_RxDataListType")
         else:
             r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxDataList)
@@ -9458,17 +9427,17 @@ def _e57(w, o):
     s = 0
     v = o.wpt_lf_rx_data_list
     if v is not None:
-        t = _C665.get(s)
+        t = _C662.get(s)
         if t is None:
-            _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", s, _C664)
+            _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", s, _C661)
         if v.__class__ is not _iso20.WPT_LF_RxData:
             _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v, "a WPT_LF_RxData")
         w.bits(t[0], t[1])
         _e61(w, v)
-        s = 1
-    t = _C666.get(s)
+        s = t[2]
+    t = _C663.get(s)
     if t is None:
-        _order("WPT_LF_RxDataList", s, _C664)
+        _order("WPT_LF_RxDataList", s, _C661)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9491,7 +9460,7 @@ def _d58(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C667, "WPT_TxRxSpecDataType")
+            _escape(r, 3, _C664, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9500,7 +9469,7 @@ def _d58(r):
             f1 = _d62(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C668, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C665, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9509,7 +9478,7 @@ def _d58(r):
             f2 = _d62(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C669, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C666, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9517,7 +9486,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C670, "WPT_TxRxSpecDataType")
+            _escape(r, 1, _C667, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxSpecData)
@@ -9531,38 +9500,38 @@ def _e58(w, o):
     s = 0
     v = o.tx_rx_identifier
     if v is not None:
-        t = _C672.get(s)
+        t = _C669.get(s)
         if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_identifier", s, _C671)
+            _order("WPT_TxRxSpecData.tx_rx_identifier", s, _C668)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_TxRxSpecData.tx_rx_identifier", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.tx_rx_position
     if v is not None:
-        t = _C673.get(s)
+        t = _C670.get(s)
         if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_position", s, _C671)
+            _order("WPT_TxRxSpecData.tx_rx_position", s, _C668)
         if v.__class__ is not _iso20.WPT_CoordinateXYZ:
             _bad("WPT_TxRxSpecData.tx_rx_position", v, "a WPT_CoordinateXYZ")
         w.bits(t[0], t[1])
         _e62(w, v)
-        s = 2
+        s = t[2]
     v = o.tx_rx_orientation
     if v is not None:
-        t = _C674.get(s)
+        t = _C671.get(s)
         if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_orientation", s, _C671)
+            _order("WPT_TxRxSpecData.tx_rx_orientation", s, _C668)
         if v.__class__ is not _iso20.WPT_CoordinateXYZ:
             _bad("WPT_TxRxSpecData.tx_rx_orientation", v, "a WPT_CoordinateXYZ")
         w.bits(t[0], t[1])
         _e62(w, v)
-        s = 3
-    t = _C675.get(s)
+        s = t[2]
+    t = _C672.get(s)
     if t is None:
-        _order("WPT_TxRxSpecData", s, _C671)
+        _order("WPT_TxRxSpecData", s, _C668)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9582,7 +9551,7 @@ def _d59(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C676, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 3, _C673, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9595,10 +9564,10 @@ def _d59(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C677, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C674, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
-            elif k < 255:
+            else:
                 ec = r.bits(2)
                 if ec == 0:
                     v = _d63(r)
@@ -9617,24 +9586,7 @@ def _d59(r):
                     s = 2
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C678, "WPT_TxRxPackageSpecDataType")
-                else:
-                    r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    if r.bits(1):
-                        f1 = _simple_escape(r, None, "PulseSeparationTime")
-                    else:
-                        f1 = r.uint(3)
-                        if f1 > 65535:
-                            r.facet("PulseSeparationTime: %d outside 0..65535" % f1)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "PulseSeparationTime")
-                    s = 2
-                    break
-                elif ec == 1:
-                    _escape(r, 2, _C679, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C675, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9650,7 +9602,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C680, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 2, _C676, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9666,7 +9618,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C681, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 2, _C677, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 4:
@@ -9674,9 +9626,11 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C682, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 1, _C678, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
+    if len(f0) > 255:
+        r.facet("WPT_TxRxPackageSpecDataType: more than 255 PulseSequenceOrder elements")
     o = _new(_iso20.WPT_TxRxPackageSpecData)
     o.pulse_sequence_order = f0
     o.pulse_separation_time = f1
@@ -9695,50 +9649,50 @@ def _e59(w, o):
     n = 0
     for v in items:
         n += 1
-        t = _C684.get(s)
+        t = _C680.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C683)
+            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C679)
         if v.__class__ is not _iso20.WPT_TxRxPulseOrder:
             _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v, "a WPT_TxRxPulseOrder")
         w.bits(t[0], t[1])
         _e63(w, v)
-        s = (1 if n < 2 else (2 if n < 255 else 3))
+        s = (1 if n < 2 else 2)
     v = o.pulse_separation_time
     if v is not None:
-        t = _C685.get(s)
+        t = _C681.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C683)
+            _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C679)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 4
+        s = t[2]
     v = o.pulse_duration
     if v is not None:
-        t = _C686.get(s)
+        t = _C682.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_duration", s, _C683)
+            _order("WPT_TxRxPackageSpecData.pulse_duration", s, _C679)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_TxRxPackageSpecData.pulse_duration", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 5
+        s = t[2]
     v = o.package_separation_time
     if v is not None:
-        t = _C687.get(s)
+        t = _C683.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.package_separation_time", s, _C683)
+            _order("WPT_TxRxPackageSpecData.package_separation_time", s, _C679)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_TxRxPackageSpecData.package_separation_time", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 6
-    t = _C688.get(s)
+        s = t[2]
+    t = _C684.get(s)
     if t is None:
-        _order("WPT_TxRxPackageSpecData", s, _C683)
+        _order("WPT_TxRxPackageSpecData", s, _C679)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9760,7 +9714,7 @@ def _d60(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C689, "WPT_LF_TxDataType")
+            _escape(r, 3, _C685, "WPT_LF_TxDataType")
         else:
             r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9769,7 +9723,7 @@ def _d60(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C690, "WPT_LF_TxDataType")
+            _escape(r, 2, _C686, "WPT_LF_TxDataType")
         else:
             r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9777,7 +9731,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C691, "WPT_LF_TxDataType")
+            _escape(r, 1, _C687, "WPT_LF_TxDataType")
         else:
             r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_TxData)
@@ -9790,28 +9744,28 @@ def _e60(w, o):
     s = 0
     v = o.tx_identifier
     if v is not None:
-        t = _C693.get(s)
+        t = _C689.get(s)
         if t is None:
-            _order("WPT_LF_TxData.tx_identifier", s, _C692)
+            _order("WPT_LF_TxData.tx_identifier", s, _C688)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_LF_TxData.tx_identifier", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.eirp
     if v is not None:
-        t = _C694.get(s)
+        t = _C690.get(s)
         if t is None:
-            _order("WPT_LF_TxData.eirp", s, _C692)
+            _order("WPT_LF_TxData.eirp", s, _C688)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_LF_TxData.eirp", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
-    t = _C695.get(s)
+        s = t[2]
+    t = _C691.get(s)
     if t is None:
-        _order("WPT_LF_TxData", s, _C692)
+        _order("WPT_LF_TxData", s, _C688)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9833,7 +9787,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C696, "WPT_LF_RxDataType")
+            _escape(r, 3, _C692, "WPT_LF_RxDataType")
         else:
             r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9842,7 +9796,7 @@ def _d61(r):
             f1 = _d64(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C697, "WPT_LF_RxDataType")
+            _escape(r, 2, _C693, "WPT_LF_RxDataType")
         else:
             r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9850,7 +9804,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C698, "WPT_LF_RxDataType")
+            _escape(r, 1, _C694, "WPT_LF_RxDataType")
         else:
             r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxData)
@@ -9863,28 +9817,28 @@ def _e61(w, o):
     s = 0
     v = o.rx_identifier
     if v is not None:
-        t = _C700.get(s)
+        t = _C696.get(s)
         if t is None:
-            _order("WPT_LF_RxData.rx_identifier", s, _C699)
+            _order("WPT_LF_RxData.rx_identifier", s, _C695)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_LF_RxData.rx_identifier", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.rssi_data
     if v is not None:
-        t = _C701.get(s)
+        t = _C697.get(s)
         if t is None:
-            _order("WPT_LF_RxData.rssi_data", s, _C699)
+            _order("WPT_LF_RxData.rssi_data", s, _C695)
         if v.__class__ is not _iso20.WPT_LF_RxRSSIList:
             _bad("WPT_LF_RxData.rssi_data", v, "a WPT_LF_RxRSSIList")
         w.bits(t[0], t[1])
         _e64(w, v)
-        s = 2
-    t = _C702.get(s)
+        s = t[2]
+    t = _C698.get(s)
     if t is None:
-        _order("WPT_LF_RxData", s, _C699)
+        _order("WPT_LF_RxData", s, _C695)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9907,7 +9861,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_X")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C703, "WPT_CoordinateXYZType")
+            _escape(r, 3, _C699, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 1:
@@ -9923,7 +9877,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C704, "WPT_CoordinateXYZType")
+            _escape(r, 2, _C700, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 2:
@@ -9939,7 +9893,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C705, "WPT_CoordinateXYZType")
+            _escape(r, 2, _C701, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 3:
@@ -9947,7 +9901,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C706, "WPT_CoordinateXYZType")
+            _escape(r, 1, _C702, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_CoordinateXYZ)
@@ -9961,40 +9915,40 @@ def _e62(w, o):
     s = 0
     v = o.coord_x
     if v is not None:
-        t = _C708.get(s)
+        t = _C704.get(s)
         if t is None:
-            _order("WPT_CoordinateXYZ.coord_x", s, _C707)
+            _order("WPT_CoordinateXYZ.coord_x", s, _C703)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("WPT_CoordinateXYZ.coord_x", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.coord_y
     if v is not None:
-        t = _C709.get(s)
+        t = _C705.get(s)
         if t is None:
-            _order("WPT_CoordinateXYZ.coord_y", s, _C707)
+            _order("WPT_CoordinateXYZ.coord_y", s, _C703)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("WPT_CoordinateXYZ.coord_y", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 2
+        s = t[2]
     v = o.coord_z
     if v is not None:
-        t = _C710.get(s)
+        t = _C706.get(s)
         if t is None:
-            _order("WPT_CoordinateXYZ.coord_z", s, _C707)
+            _order("WPT_CoordinateXYZ.coord_z", s, _C703)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < -32768 or v > 32767:
             _bad("WPT_CoordinateXYZ.coord_z", v, "an integer in -32768..32767")
         w.integer(v)
         w.bits(0, 1)
-        s = 3
-    t = _C711.get(s)
+        s = t[2]
+    t = _C707.get(s)
     if t is None:
-        _order("WPT_CoordinateXYZ", s, _C707)
+        _order("WPT_CoordinateXYZ", s, _C703)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10016,7 +9970,7 @@ def _d63(r):
                     _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C712, "WPT_TxRxPulseOrderType")
+            _escape(r, 3, _C708, "WPT_TxRxPulseOrderType")
         else:
             r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     if s == 1:
@@ -10032,7 +9986,7 @@ def _d63(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C713, "WPT_TxRxPulseOrderType")
+            _escape(r, 2, _C709, "WPT_TxRxPulseOrderType")
         else:
             r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     if s == 2:
@@ -10040,7 +9994,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C714, "WPT_TxRxPulseOrderType")
+            _escape(r, 1, _C710, "WPT_TxRxPulseOrderType")
         else:
             r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxPulseOrder)
@@ -10053,29 +10007,29 @@ def _e63(w, o):
     s = 0
     v = o.index_number
     if v is not None:
-        t = _C716.get(s)
+        t = _C712.get(s)
         if t is None:
-            _order("WPT_TxRxPulseOrder.index_number", s, _C715)
+            _order("WPT_TxRxPulseOrder.index_number", s, _C711)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 0 or v > 65535:
             _bad("WPT_TxRxPulseOrder.index_number", v, "an integer in 0..65535")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.tx_rx_identifier
     if v is not None:
-        t = _C717.get(s)
+        t = _C713.get(s)
         if t is None:
-            _order("WPT_TxRxPulseOrder.tx_rx_identifier", s, _C715)
+            _order("WPT_TxRxPulseOrder.tx_rx_identifier", s, _C711)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 2
-    t = _C718.get(s)
+        s = t[2]
+    t = _C714.get(s)
     if t is None:
-        _order("WPT_TxRxPulseOrder", s, _C715)
+        _order("WPT_TxRxPulseOrder", s, _C711)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10089,7 +10043,7 @@ def _d64(r):
             f0 = _d65(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C719, "WPT_LF_RxRSSIListType")
+            _escape(r, 3, _C715, "WPT_LF_RxRSSIListType")
         else:
             r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
     if s == 1:
@@ -10097,7 +10051,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C720, "WPT_LF_RxRSSIListType")
+            _escape(r, 1, _C716, "WPT_LF_RxRSSIListType")
         else:
             r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxRSSIList)
@@ -10109,17 +10063,17 @@ def _e64(w, o):
     s = 0
     v = o.rssi_data_list
     if v is not None:
-        t = _C722.get(s)
+        t = _C718.get(s)
         if t is None:
-            _order("WPT_LF_RxRSSIList.rssi_data_list", s, _C721)
+            _order("WPT_LF_RxRSSIList.rssi_data_list", s, _C717)
         if v.__class__ is not _iso20.WPT_LF_RxRSSI:
             _bad("WPT_LF_RxRSSIList.rssi_data_list", v, "a WPT_LF_RxRSSI")
         w.bits(t[0], t[1])
         _e65(w, v)
-        s = 1
-    t = _C723.get(s)
+        s = t[2]
+    t = _C719.get(s)
     if t is None:
-        _order("WPT_LF_RxRSSIList", s, _C721)
+        _order("WPT_LF_RxRSSIList", s, _C717)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10141,7 +10095,7 @@ def _d65(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C724, "WPT_LF_RxRSSIType")
+            _escape(r, 3, _C720, "WPT_LF_RxRSSIType")
         else:
             r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     if s == 1:
@@ -10150,7 +10104,7 @@ def _d65(r):
             f1 = _d36(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C725, "WPT_LF_RxRSSIType")
+            _escape(r, 2, _C721, "WPT_LF_RxRSSIType")
         else:
             r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     if s == 2:
@@ -10158,7 +10112,7 @@ def _d65(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C726, "WPT_LF_RxRSSIType")
+            _escape(r, 1, _C722, "WPT_LF_RxRSSIType")
         else:
             r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxRSSI)
@@ -10171,28 +10125,28 @@ def _e65(w, o):
     s = 0
     v = o.tx_identifier
     if v is not None:
-        t = _C728.get(s)
+        t = _C724.get(s)
         if t is None:
-            _order("WPT_LF_RxRSSI.tx_identifier", s, _C727)
+            _order("WPT_LF_RxRSSI.tx_identifier", s, _C723)
         w.bits(t[0] << 1, t[1] + 1)
         if type(v) is not int or v < 1 or v > 4294967295:
             _bad("WPT_LF_RxRSSI.tx_identifier", v, "an integer in 1..4294967295")
         w.uint(v)
         w.bits(0, 1)
-        s = 1
+        s = t[2]
     v = o.rssi
     if v is not None:
-        t = _C729.get(s)
+        t = _C725.get(s)
         if t is None:
-            _order("WPT_LF_RxRSSI.rssi", s, _C727)
+            _order("WPT_LF_RxRSSI.rssi", s, _C723)
         if v.__class__ is not _iso20.RationalNumber:
             _bad("WPT_LF_RxRSSI.rssi", v, "a RationalNumber")
         w.bits(t[0], t[1])
         _e36(w, v)
-        s = 2
-    t = _C730.get(s)
+        s = t[2]
+    t = _C726.get(s)
     if t is None:
-        _order("WPT_LF_RxRSSI", s, _C727)
+        _order("WPT_LF_RxRSSI", s, _C723)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10220,13 +10174,13 @@ _C18 = ('SE_ANY', 'CH')
 _C19 = ('EE', 'SE_ANY', 'CH')
 _C20 = ('SE_ANY', 'CH')
 _C21 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C22 = {0: (0, 2)}
-_C23 = {1: (0, 1)}
-_C24 = {0: (1, 2), 2: (0, 2)}
-_C25 = {0: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C26 = {4: (0, 2)}
-_C27 = {4: (1, 2), 5: (0, 2)}
-_C28 = {6: (0, 1)}
+_C22 = {0: (0, 2, 1)}
+_C23 = {1: (0, 1, 2)}
+_C24 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C25 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C26 = {4: (0, 2, 5)}
+_C27 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C28 = {6: (0, 1, 7)}
 _C29 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
 _C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C31 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -10248,13 +10202,13 @@ _C46 = ('SE_ANY', 'CH')
 _C47 = ('SE_ANY', 'CH')
 _C48 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
 _C49 = {0: (0, 4, 10)}
-_C50 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C51 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C52 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C53 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C54 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C55 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C56 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C50 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
+_C51 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
+_C52 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
+_C53 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
+_C54 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
+_C55 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
+_C56 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
 _C57 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
 _C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C59 = ('EE', 'SE_ANY', 'CH')
@@ -10262,15 +10216,15 @@ _C60 = ('SE_ANY', 'CH')
 _C61 = ('SE_ANY', 'CH')
 _C62 = ('SE_ANY', 'CH')
 _C63 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C64 = {0: (0, 3), 4: (0, 3)}
-_C65 = {0: (1, 3), 4: (1, 3)}
+_C64 = {0: (0, 3, 1), 4: (0, 3, 1)}
+_C65 = {0: (1, 3, 2), 4: (1, 3, 2)}
 _C66 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
 _C67 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C68 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C69 = ('SE_ANY', 'CH')
 _C70 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
 _C71 = {0: (0, 2, 2)}
-_C72 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C72 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
 _C73 = {1: (1, 2, -1)}
 _C74 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C75 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
@@ -10290,178 +10244,178 @@ _C88 = ('SE_ANY', 'CH')
 _C89 = ('SE_ANY', 'CH')
 _C90 = ('SE_ANY', 'CH')
 _C91 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C92 = {0: (0, 2)}
-_C93 = {1: (0, 2)}
-_C94 = {1: (0, 2)}
-_C95 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C96 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C97 = ('EE', 'SE_ANY', 'CH')
-_C98 = ('SE_ANY', 'CH')
-_C99 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C100 = {0: (0, 1)}
-_C101 = {1: (0, 1)}
-_C102 = {2: (0, 1, -1)}
-_C103 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C92 = {0: (0, 2, 1)}
+_C93 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C94 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C95 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C96 = ('EE', 'SE_ANY', 'CH')
+_C97 = ('SE_ANY', 'CH')
+_C98 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C99 = {0: (0, 1, 1)}
+_C100 = {1: (0, 1, 2)}
+_C101 = {2: (0, 1, -1)}
+_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C103 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C104 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C106 = ('EE', 'SE_ANY', 'CH')
 _C107 = ('EE', 'SE_ANY', 'CH')
-_C108 = ('EE', 'SE_ANY', 'CH')
-_C109 = ('SE_ANY', 'CH')
-_C110 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C111 = {0: (0, 3, 6)}
-_C112 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C113 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C114 = {0: (3, 3), 4: (0, 2), 5: (1, 2), 6: (2, 3)}
-_C115 = {0: (4, 3), 1: (0, 1), 4: (1, 2), 5: (2, 2), 6: (3, 3)}
-_C116 = {2: (0, 1)}
-_C117 = {3: (0, 1, -1)}
-_C118 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C110 = {0: (0, 3, 6)}
+_C111 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C112 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C113 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C114 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C115 = {2: (0, 1, 3)}
+_C116 = {3: (0, 1, -1)}
+_C117 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C118 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C119 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C120 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C123 = {0: (0, 3, 3)}
-_C124 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C125 = {0: (2, 3), 2: (0, 2), 3: (1, 2)}
-_C126 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C127 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C120 = ('SE_ANY', 'CH')
+_C121 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C122 = {0: (0, 3, 3)}
+_C123 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C124 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C125 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C126 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C127 = ('SE_ANY', 'CH')
 _C128 = ('SE_ANY', 'CH')
-_C129 = ('SE_ANY', 'CH')
-_C130 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C131 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C132 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C135 = ('EE', 'SE_ANY', 'CH')
+_C129 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C130 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
+_C131 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C133 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C134 = ('EE', 'SE_ANY', 'CH')
+_C135 = ('SE_ANY', 'CH')
 _C136 = ('SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
-_C139 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C140 = {0: (0, 2, 5)}
-_C141 = {0: (1, 2), 5: (0, 1)}
-_C142 = {1: (0, 1)}
-_C143 = {2: (0, 2)}
-_C144 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C145 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C146 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C147 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C138 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C139 = {0: (0, 2, 5)}
+_C140 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C141 = {1: (0, 1, 2)}
+_C142 = {2: (0, 2, 3)}
+_C143 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
+_C144 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C145 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C147 = ('SE_ANY', 'CH')
 _C148 = ('SE_ANY', 'CH')
 _C149 = ('SE_ANY', 'CH')
-_C150 = ('SE_ANY', 'CH')
-_C151 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C152 = {0: (0, 1, 4)}
-_C153 = {3: (0, 3), 4: (0, 3)}
-_C154 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C155 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C156 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = ('SE_ANY', 'CH')
-_C158 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C159 = {0: (0, 2, 2)}
-_C160 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C161 = {1: (1, 2, -1)}
-_C162 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C150 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C151 = {0: (0, 1, 4)}
+_C152 = {3: (0, 3, 1), 4: (0, 3, 1)}
+_C153 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C155 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C156 = ('SE_ANY', 'CH')
+_C157 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C158 = {0: (0, 2, 2)}
+_C159 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
+_C160 = {1: (1, 2, -1)}
+_C161 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C162 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C163 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('EE', 'SE_ANY', 'CH')
-_C166 = ('SE_ANY', 'CH')
-_C167 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C168 = {0: (0, 2, 4)}
-_C169 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C170 = {1: (1, 2, -1)}
-_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C173 = ('SE_ANY', 'CH')
-_C174 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C175 = {0: (0, 2, 2)}
-_C176 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C177 = {1: (0, 1, -1)}
-_C178 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C179 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('EE', 'SE_ANY', 'CH')
+_C165 = ('SE_ANY', 'CH')
+_C166 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C167 = {0: (0, 2, 4)}
+_C168 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C169 = {1: (1, 2, -1)}
+_C170 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C171 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C174 = {0: (0, 2, 2)}
+_C175 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C176 = {1: (0, 1, -1)}
+_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C178 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C179 = ('EE', 'SE_ANY', 'CH')
 _C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('EE', 'SE_ANY', 'CH')
-_C182 = ('SE_ANY', 'CH')
-_C183 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C184 = {0: (0, 2, 4)}
-_C185 = {0: (1, 2), 4: (0, 1)}
-_C186 = {1: (0, 1)}
-_C187 = {2: (0, 1), 3: (0, 2)}
-_C188 = {3: (1, 2, -1)}
-_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C190 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C181 = ('SE_ANY', 'CH')
+_C182 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C183 = {0: (0, 2, 4)}
+_C184 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C185 = {1: (0, 1, 2)}
+_C186 = {2: (0, 1, 3), 3: (0, 2, -1)}
+_C187 = {3: (1, 2, -1)}
+_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C189 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C190 = ('SE_ANY', 'CH')
 _C191 = ('SE_ANY', 'CH')
 _C192 = ('SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C195 = {0: (0, 1, 4)}
-_C196 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C197 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C199 = ('SE_ANY', 'CH')
-_C200 = {0: 'Transform', 1: 'Transform, end of element'}
-_C201 = {0: (0, 1), 1: (0, 2)}
-_C202 = {1: (1, 2, -1)}
-_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C204 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C205 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C206 = ('EE', 'SE_ANY', 'CH')
-_C207 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
-_C208 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
+_C193 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C194 = {0: (0, 1, 4)}
+_C195 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
+_C196 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C197 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C198 = ('SE_ANY', 'CH')
+_C199 = {0: 'Transform', 1: 'Transform, end of element'}
+_C200 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C201 = {1: (1, 2, -1)}
+_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C203 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C204 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C205 = ('EE', 'SE_ANY', 'CH')
+_C206 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
+_C207 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
+_C208 = ('EE', 'SE_ANY', 'CH')
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
+_C210 = ('SE_ANY', 'CH')
 _C211 = ('SE_ANY', 'CH')
 _C212 = ('SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C215 = {0: (0, 1)}
-_C216 = {1: (0, 1)}
-_C217 = {2: (0, 2)}
-_C218 = {2: (1, 2), 3: (0, 1)}
-_C219 = {4: (0, 2), 5: (0, 2)}
-_C220 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C222 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C223 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C213 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C214 = {0: (0, 1, 1)}
+_C215 = {1: (0, 1, 2)}
+_C216 = {2: (0, 2, 3)}
+_C217 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C218 = {4: (0, 2, 5), 5: (0, 2, -1)}
+_C219 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
+_C220 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C221 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C222 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C223 = ('EE', 'SE_ANY', 'CH')
 _C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('EE', 'SE_ANY', 'CH')
+_C225 = ('SE_ANY', 'CH')
 _C226 = ('SE_ANY', 'CH')
 _C227 = ('SE_ANY', 'CH')
 _C228 = ('SE_ANY', 'CH')
 _C229 = ('SE_ANY', 'CH')
-_C230 = ('SE_ANY', 'CH')
-_C231 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C232 = {0: (0, 1)}
-_C233 = {1: (0, 1)}
-_C234 = {2: (0, 1)}
-_C235 = {3: (0, 3)}
-_C236 = {3: (1, 3), 4: (0, 2)}
-_C237 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C238 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C239 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C230 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C231 = {0: (0, 1, 1)}
+_C232 = {1: (0, 1, 2)}
+_C233 = {2: (0, 1, 3)}
+_C234 = {3: (0, 3, 4)}
+_C235 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C236 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C237 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = ('EE', 'SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('EE', 'SE_ANY', 'CH')
 _C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = ('EE', 'SE_ANY', 'CH')
-_C244 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
-_C245 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
-_C246 = ('EE', 'SE_ANY', 'CH')
+_C243 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
+_C244 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
+_C245 = ('EE', 'SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
 _C247 = ('SE_ANY', 'CH')
 _C248 = ('SE_ANY', 'CH')
 _C249 = ('SE_ANY', 'CH')
 _C250 = ('SE_ANY', 'CH')
-_C251 = ('SE_ANY', 'CH')
-_C252 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
-_C253 = {0: (0, 1)}
-_C254 = {1: (0, 2)}
-_C255 = {1: (1, 2), 2: (0, 1)}
-_C256 = {3: (0, 1)}
-_C257 = {4: (0, 1)}
-_C258 = {5: (0, 1)}
-_C259 = {6: (0, 3)}
-_C260 = {6: (1, 3), 7: (0, 2)}
-_C261 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
-_C262 = {6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C263 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C251 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
+_C252 = {0: (0, 1, 1)}
+_C253 = {1: (0, 2, 2)}
+_C254 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C255 = {3: (0, 1, 4)}
+_C256 = {4: (0, 1, 5)}
+_C257 = {5: (0, 1, 6)}
+_C258 = {6: (0, 3, 7)}
+_C259 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C260 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9), 9: (0, 2, -1)}
+_C261 = {6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'SE_ANY', 'CH')
 _C264 = ('EE', 'SE_ANY', 'CH')
 _C265 = ('EE', 'SE_ANY', 'CH')
 _C266 = ('EE', 'SE_ANY', 'CH')
@@ -10469,203 +10423,203 @@ _C267 = ('EE', 'SE_ANY', 'CH')
 _C268 = ('EE', 'SE_ANY', 'CH')
 _C269 = ('EE', 'SE_ANY', 'CH')
 _C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = ('EE', 'SE_ANY', 'CH')
-_C272 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
-_C273 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
-_C274 = ('EE', 'SE_ANY', 'CH')
+_C271 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
+_C272 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C273 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('SE_ANY', 'CH')
 _C275 = ('SE_ANY', 'CH')
 _C276 = ('SE_ANY', 'CH')
 _C277 = ('SE_ANY', 'CH')
 _C278 = ('SE_ANY', 'CH')
-_C279 = ('SE_ANY', 'CH')
-_C280 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
-_C281 = {0: (0, 1)}
-_C282 = {1: (0, 1)}
-_C283 = {2: (0, 3)}
-_C284 = {2: (1, 3), 3: (0, 2)}
-_C285 = {2: (2, 3), 3: (1, 2), 4: (0, 2)}
-_C286 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C287 = {6: (0, 2)}
-_C288 = {6: (1, 2), 7: (0, 1)}
-_C289 = {8: (0, 1)}
-_C290 = {9: (0, 1)}
-_C291 = {10: (0, 3)}
-_C292 = {10: (1, 3), 11: (0, 2)}
-_C293 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
-_C294 = {10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C279 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
+_C280 = {0: (0, 1, 1)}
+_C281 = {1: (0, 1, 2)}
+_C282 = {2: (0, 3, 3)}
+_C283 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C284 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C285 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C286 = {6: (0, 2, 7)}
+_C287 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C288 = {8: (0, 1, 9)}
+_C289 = {9: (0, 1, 10)}
+_C290 = {10: (0, 3, 11)}
+_C291 = {10: (1, 3, 12), 11: (0, 2, 12)}
+_C292 = {10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13), 13: (0, 2, -1)}
+_C293 = {10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
+_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C295 = ('EE', 'SE_ANY', 'CH')
 _C296 = ('EE', 'SE_ANY', 'CH')
 _C297 = ('EE', 'SE_ANY', 'CH')
 _C298 = ('EE', 'SE_ANY', 'CH')
 _C299 = ('EE', 'SE_ANY', 'CH')
-_C300 = ('EE', 'SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
 _C301 = ('SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
-_C304 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
-_C305 = {0: (0, 1)}
-_C306 = {1: (0, 1)}
-_C307 = {2: (0, 1)}
-_C308 = {3: (0, 1)}
-_C309 = {4: (0, 1)}
-_C310 = {5: (0, 1)}
-_C311 = {6: (0, 2), 7: (0, 2)}
-_C312 = {6: (1, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C313 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C316 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C303 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
+_C304 = {0: (0, 1, 1)}
+_C305 = {1: (0, 1, 2)}
+_C306 = {2: (0, 1, 3)}
+_C307 = {3: (0, 1, 4)}
+_C308 = {4: (0, 1, 5)}
+_C309 = {5: (0, 1, 6)}
+_C310 = {6: (0, 2, 7), 7: (0, 2, -1)}
+_C311 = {6: (1, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('EE', 'SE_ANY', 'CH')
+_C314 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C315 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C316 = ('EE', 'SE_ANY', 'CH')
 _C317 = ('EE', 'SE_ANY', 'CH')
 _C318 = ('EE', 'SE_ANY', 'CH')
 _C319 = ('EE', 'SE_ANY', 'CH')
 _C320 = ('EE', 'SE_ANY', 'CH')
 _C321 = ('EE', 'SE_ANY', 'CH')
 _C322 = ('EE', 'SE_ANY', 'CH')
-_C323 = ('EE', 'SE_ANY', 'CH')
+_C323 = ('SE_ANY', 'CH')
 _C324 = ('SE_ANY', 'CH')
 _C325 = ('SE_ANY', 'CH')
-_C326 = ('SE_ANY', 'CH')
-_C327 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
-_C328 = {0: (0, 1)}
-_C329 = {1: (0, 1)}
-_C330 = {2: (0, 1)}
-_C331 = {3: (0, 1)}
-_C332 = {4: (0, 1)}
-_C333 = {5: (0, 1)}
-_C334 = {6: (0, 1)}
-_C335 = {7: (0, 1)}
-_C336 = {8: (0, 1)}
-_C337 = {9: (0, 2), 10: (0, 2)}
-_C338 = {9: (1, 2, -1), 10: (1, 2, -1), 11: (0, 1, -1)}
-_C339 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C326 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
+_C327 = {0: (0, 1, 1)}
+_C328 = {1: (0, 1, 2)}
+_C329 = {2: (0, 1, 3)}
+_C330 = {3: (0, 1, 4)}
+_C331 = {4: (0, 1, 5)}
+_C332 = {5: (0, 1, 6)}
+_C333 = {6: (0, 1, 7)}
+_C334 = {7: (0, 1, 8)}
+_C335 = {8: (0, 1, 9)}
+_C336 = {9: (0, 2, 10), 10: (0, 2, -1)}
+_C337 = {9: (1, 2, -1), 10: (1, 2, -1), 11: (0, 1, -1)}
+_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C339 = ('EE', 'SE_ANY', 'CH')
 _C340 = ('EE', 'SE_ANY', 'CH')
-_C341 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
 _C342 = ('SE_ANY', 'CH')
 _C343 = ('SE_ANY', 'CH')
 _C344 = ('SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
-_C346 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C347 = {0: (0, 1)}
-_C348 = {1: (0, 1)}
-_C349 = {2: (0, 1)}
-_C350 = {3: (0, 2), 4: (0, 2)}
-_C351 = {3: (1, 2), 4: (1, 2), 5: (0, 2)}
-_C352 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C353 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C345 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C346 = {0: (0, 1, 1)}
+_C347 = {1: (0, 1, 2)}
+_C348 = {2: (0, 1, 3)}
+_C349 = {3: (0, 2, 4), 4: (0, 2, -1)}
+_C350 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C351 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
+_C352 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C353 = ('EE', 'SE_ANY', 'CH')
 _C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('EE', 'SE_ANY', 'CH')
+_C355 = ('SE_ANY', 'CH')
 _C356 = ('SE_ANY', 'CH')
 _C357 = ('SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C361 = {0: (0, 1)}
-_C362 = {1: (0, 1)}
-_C363 = {2: (0, 1)}
-_C364 = {3: (0, 2), 4: (0, 2)}
-_C365 = {3: (1, 2), 4: (1, 2), 5: (0, 2)}
-_C366 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C367 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C359 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C360 = {0: (0, 1, 1)}
+_C361 = {1: (0, 1, 2)}
+_C362 = {2: (0, 1, 3)}
+_C363 = {3: (0, 2, 4), 4: (0, 2, -1)}
+_C364 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C365 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
+_C366 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C367 = ('EE', 'SE_ANY', 'CH')
 _C368 = ('EE', 'SE_ANY', 'CH')
 _C369 = ('EE', 'SE_ANY', 'CH')
 _C370 = ('EE', 'SE_ANY', 'CH')
 _C371 = ('EE', 'SE_ANY', 'CH')
-_C372 = ('EE', 'SE_ANY', 'CH')
+_C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
 _C374 = ('SE_ANY', 'CH')
 _C375 = ('SE_ANY', 'CH')
-_C376 = ('SE_ANY', 'CH')
-_C377 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C378 = {0: (0, 1)}
-_C379 = {1: (0, 1)}
-_C380 = {2: (0, 1)}
-_C381 = {3: (0, 1)}
-_C382 = {4: (0, 1)}
-_C383 = {5: (0, 1)}
-_C384 = {6: (0, 2), 7: (0, 2)}
-_C385 = {6: (1, 2), 7: (1, 2), 8: (0, 2)}
-_C386 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C387 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C376 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C377 = {0: (0, 1, 1)}
+_C378 = {1: (0, 1, 2)}
+_C379 = {2: (0, 1, 3)}
+_C380 = {3: (0, 1, 4)}
+_C381 = {4: (0, 1, 5)}
+_C382 = {5: (0, 1, 6)}
+_C383 = {6: (0, 2, 7), 7: (0, 2, -1)}
+_C384 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C385 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
+_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C387 = ('EE', 'SE_ANY', 'CH')
 _C388 = ('EE', 'SE_ANY', 'CH')
 _C389 = ('EE', 'SE_ANY', 'CH')
 _C390 = ('EE', 'SE_ANY', 'CH')
 _C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('EE', 'SE_ANY', 'CH')
+_C392 = ('SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
 _C394 = ('SE_ANY', 'CH')
 _C395 = ('SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C398 = {0: (0, 1)}
-_C399 = {1: (0, 1)}
-_C400 = {2: (0, 1)}
-_C401 = {3: (0, 1)}
-_C402 = {4: (0, 1)}
-_C403 = {5: (0, 1)}
-_C404 = {6: (0, 2), 7: (0, 2)}
-_C405 = {6: (1, 2), 7: (1, 2), 8: (0, 2)}
-_C406 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C407 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C396 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C397 = {0: (0, 1, 1)}
+_C398 = {1: (0, 1, 2)}
+_C399 = {2: (0, 1, 3)}
+_C400 = {3: (0, 1, 4)}
+_C401 = {4: (0, 1, 5)}
+_C402 = {5: (0, 1, 6)}
+_C403 = {6: (0, 2, 7), 7: (0, 2, -1)}
+_C404 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C405 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
+_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('EE', 'SE_ANY', 'CH')
 _C408 = ('EE', 'SE_ANY', 'CH')
 _C409 = ('EE', 'SE_ANY', 'CH')
-_C410 = ('EE', 'SE_ANY', 'CH')
+_C410 = ('SE_ANY', 'CH')
 _C411 = ('SE_ANY', 'CH')
 _C412 = ('SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C415 = {0: (0, 1)}
-_C416 = {1: (0, 1)}
-_C417 = {2: (0, 2)}
-_C418 = {2: (1, 2), 3: (0, 1)}
-_C419 = {4: (0, 2), 5: (0, 2)}
-_C420 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C413 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C414 = {0: (0, 1, 1)}
+_C415 = {1: (0, 1, 2)}
+_C416 = {2: (0, 2, 3)}
+_C417 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C418 = {4: (0, 2, 5), 5: (0, 2, -1)}
+_C419 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
+_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = ('EE', 'SE_ANY', 'CH')
 _C422 = ('EE', 'SE_ANY', 'CH')
-_C423 = ('EE', 'SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
 _C424 = ('SE_ANY', 'CH')
 _C425 = ('SE_ANY', 'CH')
 _C426 = ('SE_ANY', 'CH')
 _C427 = ('SE_ANY', 'CH')
-_C428 = ('SE_ANY', 'CH')
-_C429 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C430 = {0: (0, 1)}
-_C431 = {1: (0, 1)}
-_C432 = {2: (0, 1)}
-_C433 = {3: (0, 3)}
-_C434 = {3: (1, 3), 4: (0, 2)}
-_C435 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C436 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C428 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C429 = {0: (0, 1, 1)}
+_C430 = {1: (0, 1, 2)}
+_C431 = {2: (0, 1, 3)}
+_C432 = {3: (0, 3, 4)}
+_C433 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C434 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C435 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
 _C438 = ('SE_ANY', 'CH')
 _C439 = ('SE_ANY', 'CH')
 _C440 = ('SE_ANY', 'CH')
 _C441 = ('SE_ANY', 'CH')
 _C442 = ('SE_ANY', 'CH')
-_C443 = ('SE_ANY', 'CH')
-_C444 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C445 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C446 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C447 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C448 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C449 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C450 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C451 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C452 = ('EE', 'SE_ANY', 'CH')
+_C443 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C444 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
+_C445 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
+_C446 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
+_C447 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
+_C448 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
+_C449 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C451 = ('EE', 'SE_ANY', 'CH')
+_C452 = ('SE_ANY', 'CH')
 _C453 = ('SE_ANY', 'CH')
-_C454 = ('SE_ANY', 'CH')
-_C455 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C456 = {0: (0, 1)}
-_C457 = {1: (0, 1)}
-_C458 = {2: (0, 2)}
-_C459 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C460 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C461 = ('EE', 'SE_ANY', 'CH')
-_C462 = ('SE_ANY', 'CH')
-_C463 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C464 = {0: (0, 1)}
-_C465 = {1: (0, 1)}
-_C466 = {2: (0, 1, -1)}
-_C467 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C454 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C455 = {0: (0, 1, 1)}
+_C456 = {1: (0, 1, 2)}
+_C457 = {2: (0, 2, 3)}
+_C458 = {2: (1, 2, -1), 3: (0, 1, -1)}
+_C459 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C460 = ('EE', 'SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C463 = {0: (0, 1, 1)}
+_C464 = {1: (0, 1, 2)}
+_C465 = {2: (0, 1, -1)}
+_C466 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = ('SE_ANY', 'CH')
 _C468 = ('SE_ANY', 'CH')
 _C469 = ('SE_ANY', 'CH')
 _C470 = ('SE_ANY', 'CH')
@@ -10675,260 +10629,256 @@ _C473 = ('SE_ANY', 'CH')
 _C474 = ('SE_ANY', 'CH')
 _C475 = ('SE_ANY', 'CH')
 _C476 = ('SE_ANY', 'CH')
-_C477 = ('SE_ANY', 'CH')
-_C478 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C479 = {0: (0, 4)}
-_C480 = {0: (1, 4), 1: (0, 4)}
-_C481 = {0: (2, 4), 1: (1, 4), 2: (0, 4)}
-_C482 = {0: (3, 4), 1: (2, 4), 2: (1, 4), 3: (0, 4)}
-_C483 = {0: (4, 4), 1: (3, 4), 2: (2, 4), 3: (1, 4), 4: (0, 3)}
-_C484 = {0: (5, 4), 1: (4, 4), 2: (3, 4), 3: (2, 4), 4: (1, 3), 5: (0, 3)}
-_C485 = {0: (6, 4), 1: (5, 4), 2: (4, 4), 3: (3, 4), 4: (2, 3), 5: (1, 3), 6: (0, 3)}
-_C486 = {0: (7, 4), 1: (6, 4), 2: (5, 4), 3: (4, 4), 4: (3, 3), 5: (2, 3), 6: (1, 3), 7: (0, 3)}
-_C487 = {0: (8, 4), 1: (7, 4), 2: (6, 4), 3: (5, 4), 4: (4, 3), 5: (3, 3), 6: (2, 3), 7: (1, 3), 8: (0, 2)}
-_C488 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 4), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 3), 8: (1, 2), 9: (0, 2)}
-_C489 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C490 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C477 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C478 = {0: (0, 4, 1)}
+_C479 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C480 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C481 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C482 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C483 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C484 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C485 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C486 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C487 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C488 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('EE', 'SE_ANY', 'CH')
 _C491 = ('EE', 'SE_ANY', 'CH')
 _C492 = ('EE', 'SE_ANY', 'CH')
-_C493 = ('EE', 'SE_ANY', 'CH')
-_C494 = ('SE_ANY', 'CH')
-_C495 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C496 = {0: (0, 1)}
-_C497 = {1: (0, 1)}
-_C498 = {2: (0, 1)}
-_C499 = {3: (0, 1)}
-_C500 = {4: (0, 1, -1)}
-_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C503 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C504 = ('EE', 'SE_ANY', 'CH')
-_C505 = ('SE_ANY', 'CH')
-_C506 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C507 = {0: (0, 1)}
-_C508 = {1: (0, 1)}
-_C509 = {2: (0, 1, -1)}
-_C510 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C511 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
+_C495 = {0: (0, 1, 1)}
+_C496 = {1: (0, 1, 2)}
+_C497 = {2: (0, 1, 3)}
+_C498 = {3: (0, 1, 4)}
+_C499 = {4: (0, 1, -1)}
+_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C501 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C502 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C503 = ('EE', 'SE_ANY', 'CH')
+_C504 = ('SE_ANY', 'CH')
+_C505 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C506 = {0: (0, 1, 1)}
+_C507 = {1: (0, 1, 2)}
+_C508 = {2: (0, 1, -1)}
+_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
 _C512 = ('SE_ANY', 'CH')
 _C513 = ('SE_ANY', 'CH')
 _C514 = ('SE_ANY', 'CH')
 _C515 = ('SE_ANY', 'CH')
 _C516 = ('SE_ANY', 'CH')
 _C517 = ('SE_ANY', 'CH')
-_C518 = ('SE_ANY', 'CH')
-_C519 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C520 = {0: (0, 1)}
-_C521 = {1: (0, 1)}
-_C522 = {2: (0, 3)}
-_C523 = {2: (1, 3), 3: (0, 3)}
-_C524 = {2: (2, 3), 3: (1, 3), 4: (0, 3)}
-_C525 = {2: (3, 3), 3: (2, 3), 4: (1, 3), 5: (0, 3)}
-_C526 = {2: (4, 3), 3: (3, 3), 4: (2, 3), 5: (1, 3), 6: (0, 2)}
-_C527 = {2: (5, 3), 3: (4, 3), 4: (3, 3), 5: (2, 3), 6: (1, 2), 7: (0, 2)}
-_C528 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C529 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C518 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C519 = {0: (0, 1, 1)}
+_C520 = {1: (0, 1, 2)}
+_C521 = {2: (0, 3, 3)}
+_C522 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C523 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C524 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C525 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C526 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C527 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = ('SE_ANY', 'CH')
 _C530 = ('SE_ANY', 'CH')
 _C531 = ('SE_ANY', 'CH')
 _C532 = ('SE_ANY', 'CH')
 _C533 = ('SE_ANY', 'CH')
 _C534 = ('SE_ANY', 'CH')
 _C535 = ('SE_ANY', 'CH')
-_C536 = ('SE_ANY', 'CH')
-_C537 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C538 = {0: (0, 1)}
-_C539 = {1: (0, 3)}
-_C540 = {1: (1, 3), 2: (0, 3)}
-_C541 = {1: (2, 3), 2: (1, 3), 3: (0, 3)}
-_C542 = {1: (3, 3), 2: (2, 3), 3: (1, 3), 4: (0, 2)}
-_C543 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C544 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C545 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C546 = ('SE_ANY', 'CH')
-_C547 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
-_C548 = {0: (0, 1)}
-_C549 = {1: (0, 1, -1)}
-_C550 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C551 = ('EE', 'SE_ANY', 'CH')
-_C552 = ('SE_ANY', 'CH')
-_C553 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
-_C554 = {0: (0, 1)}
-_C555 = {1: (0, 1)}
-_C556 = {2: (0, 1, -1)}
-_C557 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
-_C558 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
-_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C536 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C537 = {0: (0, 1, 1)}
+_C538 = {1: (0, 3, 2)}
+_C539 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C540 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C541 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C542 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C543 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C545 = ('SE_ANY', 'CH')
+_C546 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
+_C547 = {0: (0, 1, 1)}
+_C548 = {1: (0, 1, -1)}
+_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C550 = ('EE', 'SE_ANY', 'CH')
+_C551 = ('SE_ANY', 'CH')
+_C552 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
+_C553 = {0: (0, 1, 1)}
+_C554 = {1: (0, 1, 2)}
+_C555 = {2: (0, 1, -1)}
+_C556 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
+_C557 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
+_C558 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C559 = ('SE_ANY', 'CH')
 _C560 = ('SE_ANY', 'CH')
-_C561 = ('SE_ANY', 'CH')
-_C562 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
-_C563 = {0: (0, 1), 1: (0, 2)}
-_C564 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C565 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
-_C566 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
-_C567 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C561 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
+_C562 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C563 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C564 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
+_C565 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
+_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C567 = ('SE_ANY', 'CH')
 _C568 = ('SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
-_C570 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
-_C571 = {0: (0, 1), 1: (0, 2)}
-_C572 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C573 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
-_C574 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
-_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C569 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
+_C570 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C571 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C572 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
+_C573 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
+_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C575 = ('SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
-_C579 = {0: (0, 1), 1: (0, 2)}
-_C580 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C577 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
+_C578 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C579 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C580 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C581 = ('SE_ANY', 'CH')
 _C582 = ('SE_ANY', 'CH')
-_C583 = ('SE_ANY', 'CH')
-_C584 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
-_C585 = {0: (0, 2)}
-_C586 = {0: (1, 2)}
-_C587 = {1: (0, 1, -1), 2: (0, 1, -1)}
-_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C583 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
+_C584 = {0: (0, 2, 1)}
+_C585 = {0: (1, 2, 2)}
+_C586 = {1: (0, 1, -1), 2: (0, 1, -1)}
+_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C588 = ('SE_ANY', 'CH')
 _C589 = ('SE_ANY', 'CH')
-_C590 = ('SE_ANY', 'CH')
-_C591 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
-_C592 = {0: (0, 1), 1: (0, 2)}
-_C593 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C594 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C595 = ('EE', 'SE_ANY', 'CH')
-_C596 = ('SE_ANY', 'CH')
-_C597 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C598 = {0: (0, 1)}
-_C599 = {1: (0, 1)}
-_C600 = {2: (0, 1, -1)}
-_C601 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C602 = ('EE', 'SE_ANY', 'CH')
-_C603 = ('SE_ANY', 'CH')
-_C604 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C605 = {0: (0, 1)}
-_C606 = {1: (0, 1)}
-_C607 = {2: (0, 1, -1)}
-_C608 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C609 = ('EE', 'SE_ANY', 'CH')
-_C610 = ('SE_ANY', 'CH')
-_C611 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C612 = {0: (0, 1)}
-_C613 = {1: (0, 1)}
-_C614 = {2: (0, 1, -1)}
-_C615 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C616 = ('EE', 'SE_ANY', 'CH')
+_C590 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
+_C591 = {0: (0, 1, 1), 1: (0, 2, -1)}
+_C592 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C593 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C594 = ('EE', 'SE_ANY', 'CH')
+_C595 = ('SE_ANY', 'CH')
+_C596 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C597 = {0: (0, 1, 1)}
+_C598 = {1: (0, 1, 2)}
+_C599 = {2: (0, 1, -1)}
+_C600 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C601 = ('EE', 'SE_ANY', 'CH')
+_C602 = ('SE_ANY', 'CH')
+_C603 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C604 = {0: (0, 1, 1)}
+_C605 = {1: (0, 1, 2)}
+_C606 = {2: (0, 1, -1)}
+_C607 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C608 = ('EE', 'SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C611 = {0: (0, 1, 1)}
+_C612 = {1: (0, 1, 2)}
+_C613 = {2: (0, 1, -1)}
+_C614 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C615 = ('EE', 'SE_ANY', 'CH')
+_C616 = ('SE_ANY', 'CH')
 _C617 = ('SE_ANY', 'CH')
-_C618 = ('SE_ANY', 'CH')
-_C619 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
-_C620 = {0: (0, 1)}
-_C621 = {1: (0, 2)}
-_C622 = {1: (1, 2)}
-_C623 = {2: (0, 1, -1), 3: (0, 1, -1)}
-_C624 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C618 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
+_C619 = {0: (0, 1, 1)}
+_C620 = {1: (0, 2, 2)}
+_C621 = {1: (1, 2, 3)}
+_C622 = {2: (0, 1, -1), 3: (0, 1, -1)}
+_C623 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C624 = ('EE', 'SE_ANY', 'CH')
 _C625 = ('EE', 'SE_ANY', 'CH')
 _C626 = ('EE', 'SE_ANY', 'CH')
-_C627 = ('EE', 'SE_ANY', 'CH')
+_C627 = ('SE_ANY', 'CH')
 _C628 = ('SE_ANY', 'CH')
-_C629 = ('SE_ANY', 'CH')
-_C630 = ('SE_ANY', 'CH')
-_C631 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'TxPackageSpecData, end of element', 6: 'end of element'}
-_C632 = {0: (0, 1)}
-_C633 = {1: (0, 1)}
-_C634 = {2: (0, 1), 3: (0, 1), 4: (0, 2)}
-_C635 = {4: (1, 2), 5: (0, 2)}
-_C636 = {4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C637 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C638 = ('EE', 'SE_ANY', 'CH')
-_C639 = ('EE', 'SE_ANY', 'CH')
-_C640 = ('SE_ANY', 'CH')
-_C641 = ('SE_ANY', 'CH')
-_C642 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element', 4: 'end of element'}
-_C643 = {0: (0, 1)}
-_C644 = {1: (0, 1), 2: (0, 1), 3: (0, 2)}
-_C645 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C646 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C629 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
+_C630 = {0: (0, 1, 1)}
+_C631 = {1: (0, 1, 2)}
+_C632 = {2: (0, 1, 3), 3: (0, 1, -1), 4: (0, 2, -1)}
+_C633 = {4: (1, 2, 5)}
+_C634 = {4: (2, 2, -1), 5: (0, 1, -1)}
+_C635 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C636 = ('EE', 'SE_ANY', 'CH')
+_C637 = ('EE', 'SE_ANY', 'CH')
+_C638 = ('SE_ANY', 'CH')
+_C639 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
+_C640 = {0: (0, 1, 1)}
+_C641 = {1: (0, 1, 2), 2: (0, 1, -1), 3: (0, 2, -1)}
+_C642 = {3: (1, 2, -1)}
+_C643 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = ('SE_ANY', 'CH')
 _C647 = ('SE_ANY', 'CH')
-_C648 = ('SE_ANY', 'CH')
-_C649 = ('SE_ANY', 'CH')
-_C650 = ('SE_ANY', 'CH')
-_C651 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
-_C652 = {0: (0, 3)}
-_C653 = {0: (1, 3), 1: (0, 3)}
-_C654 = {0: (2, 3), 1: (1, 3), 2: (0, 2)}
-_C655 = {0: (3, 3), 1: (2, 3), 2: (1, 2), 3: (0, 2)}
-_C656 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C657 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C658 = ('SE_ANY', 'CH')
-_C659 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
-_C660 = {0: (0, 1)}
-_C661 = {1: (0, 1, -1)}
-_C662 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C663 = ('SE_ANY', 'CH')
-_C664 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
-_C665 = {0: (0, 1)}
-_C666 = {1: (0, 1, -1)}
-_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C668 = ('EE', 'SE_ANY', 'CH')
-_C669 = ('EE', 'SE_ANY', 'CH')
-_C670 = ('SE_ANY', 'CH')
-_C671 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
-_C672 = {0: (0, 1)}
-_C673 = {1: (0, 1)}
-_C674 = {2: (0, 1)}
-_C675 = {3: (0, 1, -1)}
-_C676 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C648 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
+_C649 = {0: (0, 3, 1)}
+_C650 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C651 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C652 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C653 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C654 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C655 = ('SE_ANY', 'CH')
+_C656 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
+_C657 = {0: (0, 1, 1)}
+_C658 = {1: (0, 1, -1)}
+_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C660 = ('SE_ANY', 'CH')
+_C661 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
+_C662 = {0: (0, 1, 1)}
+_C663 = {1: (0, 1, -1)}
+_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C665 = ('EE', 'SE_ANY', 'CH')
+_C666 = ('EE', 'SE_ANY', 'CH')
+_C667 = ('SE_ANY', 'CH')
+_C668 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
+_C669 = {0: (0, 1, 1)}
+_C670 = {1: (0, 1, 2)}
+_C671 = {2: (0, 1, 3)}
+_C672 = {3: (0, 1, -1)}
+_C673 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C674 = ('EE', 'SE_ANY', 'CH')
+_C675 = ('EE', 'SE_ANY', 'CH')
+_C676 = ('EE', 'SE_ANY', 'CH')
 _C677 = ('EE', 'SE_ANY', 'CH')
-_C678 = ('EE', 'SE_ANY', 'CH')
-_C679 = ('EE', 'SE_ANY', 'CH')
-_C680 = ('EE', 'SE_ANY', 'CH')
-_C681 = ('EE', 'SE_ANY', 'CH')
-_C682 = ('SE_ANY', 'CH')
-_C683 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseSeparationTime', 4: 'PulseDuration', 5: 'PackageSeparationTime', 6: 'end of element'}
-_C684 = {0: (0, 1), 1: (0, 1), 2: (0, 2)}
-_C685 = {2: (1, 2), 3: (0, 1)}
-_C686 = {4: (0, 1)}
-_C687 = {5: (0, 1)}
-_C688 = {6: (0, 1, -1)}
-_C689 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C690 = ('EE', 'SE_ANY', 'CH')
-_C691 = ('SE_ANY', 'CH')
-_C692 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
-_C693 = {0: (0, 1)}
-_C694 = {1: (0, 1)}
-_C695 = {2: (0, 1, -1)}
-_C696 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C697 = ('EE', 'SE_ANY', 'CH')
-_C698 = ('SE_ANY', 'CH')
-_C699 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
-_C700 = {0: (0, 1)}
-_C701 = {1: (0, 1)}
-_C702 = {2: (0, 1, -1)}
-_C703 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C704 = ('EE', 'SE_ANY', 'CH')
-_C705 = ('EE', 'SE_ANY', 'CH')
-_C706 = ('SE_ANY', 'CH')
-_C707 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
-_C708 = {0: (0, 1)}
-_C709 = {1: (0, 1)}
-_C710 = {2: (0, 1)}
-_C711 = {3: (0, 1, -1)}
-_C712 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C713 = ('EE', 'SE_ANY', 'CH')
-_C714 = ('SE_ANY', 'CH')
-_C715 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
-_C716 = {0: (0, 1)}
-_C717 = {1: (0, 1)}
-_C718 = {2: (0, 1, -1)}
-_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C720 = ('SE_ANY', 'CH')
-_C721 = {0: 'RSSIDataList', 1: 'end of element'}
-_C722 = {0: (0, 1)}
-_C723 = {1: (0, 1, -1)}
-_C724 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C725 = ('EE', 'SE_ANY', 'CH')
-_C726 = ('SE_ANY', 'CH')
-_C727 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
-_C728 = {0: (0, 1)}
-_C729 = {1: (0, 1)}
-_C730 = {2: (0, 1, -1)}
+_C678 = ('SE_ANY', 'CH')
+_C679 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
+_C680 = {0: (0, 1, 1), 1: (0, 1, -1), 2: (0, 2, -1)}
+_C681 = {2: (1, 2, 3)}
+_C682 = {3: (0, 1, 4)}
+_C683 = {4: (0, 1, 5)}
+_C684 = {5: (0, 1, -1)}
+_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C686 = ('EE', 'SE_ANY', 'CH')
+_C687 = ('SE_ANY', 'CH')
+_C688 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
+_C689 = {0: (0, 1, 1)}
+_C690 = {1: (0, 1, 2)}
+_C691 = {2: (0, 1, -1)}
+_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C693 = ('EE', 'SE_ANY', 'CH')
+_C694 = ('SE_ANY', 'CH')
+_C695 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
+_C696 = {0: (0, 1, 1)}
+_C697 = {1: (0, 1, 2)}
+_C698 = {2: (0, 1, -1)}
+_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C700 = ('EE', 'SE_ANY', 'CH')
+_C701 = ('EE', 'SE_ANY', 'CH')
+_C702 = ('SE_ANY', 'CH')
+_C703 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
+_C704 = {0: (0, 1, 1)}
+_C705 = {1: (0, 1, 2)}
+_C706 = {2: (0, 1, 3)}
+_C707 = {3: (0, 1, -1)}
+_C708 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C709 = ('EE', 'SE_ANY', 'CH')
+_C710 = ('SE_ANY', 'CH')
+_C711 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
+_C712 = {0: (0, 1, 1)}
+_C713 = {1: (0, 1, 2)}
+_C714 = {2: (0, 1, -1)}
+_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C716 = ('SE_ANY', 'CH')
+_C717 = {0: 'RSSIDataList', 1: 'end of element'}
+_C718 = {0: (0, 1, 1)}
+_C719 = {1: (0, 1, -1)}
+_C720 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C721 = ('EE', 'SE_ANY', 'CH')
+_C722 = ('SE_ANY', 'CH')
+_C723 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
+_C724 = {0: (0, 1, 1)}
+_C725 = {1: (0, 1, 2)}
+_C726 = {2: (0, 1, -1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -11052,3 +11002,41 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 37, _e34)],
 }
 ROOT_NAMES = ('CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'WPT_AlignmentCheckReq', 'WPT_AlignmentCheckRes', 'WPT_ChargeLoopReq', 'WPT_ChargeLoopRes', 'WPT_ChargeParameterDiscoveryReq', 'WPT_ChargeParameterDiscoveryRes', 'WPT_FinePositioningReq', 'WPT_FinePositioningRes', 'WPT_FinePositioningSetupReq', 'WPT_FinePositioningSetupRes', 'WPT_PairingReq', 'WPT_PairingRes', 'X509Data', )
+# (namespace, local name) of each global element -> message class
+ROOT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): _iso20.CLReqControlMode,
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): _iso20.CLResControlMode,
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): _xmldsig.CanonicalizationMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): _xmldsig.DSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): _xmldsig.DigestMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): _xmldsig.KeyInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): _xmldsig.KeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): _xmldsig.Manifest,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): _xmldsig.Object,
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): _xmldsig.PGPData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): _xmldsig.RSAKeyValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): _xmldsig.Reference,
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): _xmldsig.RetrievalMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): _xmldsig.SPKIData,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): _xmldsig.Signature,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): _xmldsig.SignatureMethod,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): _xmldsig.SignatureProperties,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): _xmldsig.SignatureProperty,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): _xmldsig.SignatureValue,
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): _xmldsig.SignedInfo,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): _xmldsig.Transform,
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): _xmldsig.Transforms,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckReq'): _iso20.WPT_AlignmentCheckReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckRes'): _iso20.WPT_AlignmentCheckRes,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopReq'): _iso20.WPT_ChargeLoopReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopRes'): _iso20.WPT_ChargeLoopRes,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryReq'): _iso20.WPT_ChargeParameterDiscoveryReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryRes'): _iso20.WPT_ChargeParameterDiscoveryRes,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningReq'): _iso20.WPT_FinePositioningReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningRes'): _iso20.WPT_FinePositioningRes,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReq'): _iso20.WPT_FinePositioningSetupReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupRes'): _iso20.WPT_FinePositioningSetupRes,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReq'): _iso20.WPT_PairingReq,
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingRes'): _iso20.WPT_PairingRes,
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): _xmldsig.X509Data,
+}

@@ -26,6 +26,19 @@ SCHEMAS = {
 }
 MODEL_MODULES = ("apphand", "din", "iso2", "iso20", "xmldsig")
 
+#: bounded repetitions above this many occurrences get a looping grammar state (see
+#: GrammarBuilder); values established against EXIficient's ISO 15118 grammars
+UNROLL_LIMIT = {
+    "apphand": 128,
+    "din": 128,  # DIN 70121 has no bounded repetitions above 1
+    "iso2": 8,
+    "iso20-common": 128,
+    "iso20-ac": 128,
+    "iso20-dc": 128,
+    "iso20-acdp": 128,
+    "iso20-wpt": 128,
+}
+
 PACKAGE = Path(__file__).resolve().parents[2]  # pnc_bridge/
 REPO = PACKAGE.parent
 
@@ -53,7 +66,7 @@ def generate(out_root: Path | None = None, *, log=print) -> dict[Path, str]:
         entry = fetch.schema_file(name)
         schema = SchemaSet(entry)
         all_files.update(schema.files)
-        gb = GrammarBuilder(schema)
+        gb = GrammarBuilder(schema, UNROLL_LIMIT[name])
         writer = CodecWriter(name, schema, gb, models)
         text = writer.write(inputs_doc(schema.files, schema_dir))
         outputs[Path("pnc_bridge/exi/_generated") / f"{module}.py"] = text

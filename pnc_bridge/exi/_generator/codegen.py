@@ -178,22 +178,30 @@ class Models:
             f = FieldSpec(fname("value"), "", "", "value", False, False)
             self._simple_field(f, ct.simple_content, f"{ns}|{local}Value")
             fields.append(f)
-        by_decl: dict[int, list] = {}
+        by_name: dict[tuple, list] = {}
         for leaf in g.leaves:
             if isinstance(leaf.term, Wildcard):
                 continue
-            by_decl.setdefault(id(leaf.term), []).append(leaf)
-        # fields in order of first appearance in the content model
-        seen_decl = []
+            by_name.setdefault(leaf.term.name, []).append(leaf)
+        # fields in order of first appearance in the content model; one field per element
+        # name (xmldsig's PGPData declares PGPKeyPacket in two alternatives)
+        seen_names = []
         for leaf in sorted(g.leaves, key=lambda l: l.map_index):
-            if isinstance(leaf.term, Wildcard) or id(leaf.term) in seen_decl:
+            if isinstance(leaf.term, Wildcard) or leaf.term.name in seen_names:
                 continue
-            seen_decl.append(id(leaf.term))
-            leaves = by_decl[id(leaf.term)]
+            seen_names.append(leaf.term.name)
+            leaves = by_name[leaf.term.name]
             if len(leaves) > 1:
-                raise XsdError(f"{ct.name}: element {leaf.term.name} appears twice in the content model")
+                from .grammar import datatype_of
+
+                kinds = {
+                    id(l.term.type) if isinstance(l.term.type, ComplexType) else datatype_of(l.term.type)
+                    for l in leaves
+                }
+                if any(l.is_list for l in leaves) or len(kinds) > 1:
+                    raise XsdError(f"{ct.name}: element {leaf.term.name} declared twice with lists or different types")
             decl = leaf.term
-            optional = leaf.min_occurs == 0 or _leaf_optional(g, leaf)
+            optional = leaf.min_occurs == 0 or len(leaves) > 1 or _leaf_optional(g, leaf)
             f = FieldSpec(
                 fname(decl.name[1]), decl.name[1], decl.name[0], "elem", leaf.is_list, optional,
                 min_occurs=leaf.min_occurs, max_occurs=leaf.max_occurs, decl_id=id(decl),
@@ -374,7 +382,9 @@ def write_models(models: Models, module: str, inputs: str) -> str:
         out.append("")
     # metadata for XML / JSON conversion
     out.append("")
-    out.append("# (python name, XML local name, XML namespace, kind, is_list, value type)")
+    out.append("# (python name, XML local name, XML namespace, kind, is_list, value type, optional,")
+    out.append("#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)")
+    out.append("#  for strings and binaries)")
     out.append("# value type: a class, a tuple of (element qname, class) for substitution groups,")
     out.append("# an Enum class, or the name of a simple kind (int, bool, str, hex, b64).")
 
@@ -391,11 +401,23 @@ def write_models(models: Models, module: str, inputs: str) -> str:
         return repr({"nbit": "int", "uint": "int", "int": "int", "bool": "bool", "string": "str",
                      "hex": "hex", "b64": "b64"}[f.simple.kind])
 
+    def facets(f: FieldSpec):
+        dt = f.simple
+        if dt is None or dt.kind in ("bool", "enum"):
+            return None
+        if dt.kind in ("nbit", "uint", "int"):
+            return (dt.lo, dt.hi)
+        return (dt.min_len, dt.max_len)
+
     for c in ordered:
         out.append(f"{c.name}._exi_type = ({c.ns!r}, {c.xsd.split(' ')[0]!r})")
         out.append(f"{c.name}._exi_fields = (")
         for f in c.fields:
-            out.append(f"    ({f.name!r}, {f.xml!r}, {f.ns!r}, {f.kind!r}, {f.is_list}, {vt(f)}),")
+            occurs = (f.min_occurs, f.max_occurs) if f.kind == "elem" else (0 if f.optional else 1, 1)
+            out.append(
+                f"    ({f.name!r}, {f.xml!r}, {f.ns!r}, {f.kind!r}, {f.is_list}, {vt(f)}, "
+                f"{f.optional}, {occurs!r}, {facets(f)!r}),"
+            )
         out.append(")")
     out.append("")
     return "\n".join(out)
@@ -690,7 +712,7 @@ class CodecWriter:
                 if "lt_min" in by_occ:
                     branches.append((f"k < {leaf.min_occurs}", by_occ["lt_min"]))
                 if "mid" in by_occ:
-                    cond = "True" if leaf.max_occurs is None else f"k < {leaf.max_occurs}"
+                    cond = "True" if leaf.grammar_max is None else f"k < {leaf.grammar_max}"
                     branches.append((cond, by_occ["mid"]))
                 if "at_max" in by_occ:
                     branches.append(("True", by_occ["at_max"]))
@@ -708,6 +730,13 @@ class CodecWriter:
                     self.dispatch(c, ind + 3, st, g, cls, var, block_of, in_loop=True)
                     if cond == "True":
                         break
+        # bounds the grammar represents as a loop are checked as facets
+        for f in cls.fields:
+            if f.is_list and f.max_occurs is not None:
+                leaf = next((l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml)), None)
+                if leaf is not None and leaf.grammar_max != leaf.max_occurs:
+                    c(1, f"if len({var[f.name]}) > {f.max_occurs}:")
+                    c(2, f'r.facet("{cls.xsd}: more than {f.max_occurs} {f.xml} elements")')
         c(1, f"o = _new({self.mref(cls)})")
         for f in cls.fields:
             c(1, f"o.{f.name} = {var[f.name]}")
@@ -743,7 +772,7 @@ class CodecWriter:
                 c(ind, "s = -1")
             else:
                 c(ind, f"s = {block_of[id(nxt)]}")
-                if nxt.leaf is not None and (nxt.leaf.max_occurs is None or nxt.leaf.max_occurs > 1 or nxt.leaf.min_occurs > 1):
+                if nxt.leaf is not None and (nxt.leaf.grammar_max is None or nxt.leaf.grammar_max > 1 or nxt.leaf.min_occurs > 1):
                     c(ind, "k = 1")
             if in_loop:
                 c(ind, "break")
@@ -833,7 +862,8 @@ class CodecWriter:
                 c(1, "s = t[2]")
                 self.write_value(c, 1, "v", g.simple, f.enum, path)
             else:
-                leaf = next(l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml))
+                field_leaves = [l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml)]
+                leaf = field_leaves[0]
                 states = {st.occ: st.id for st in g.states if st.leaf is leaf}
                 members = self.gb.members(leaf.term)
                 if f.is_list:
@@ -852,13 +882,11 @@ class CodecWriter:
                     c(1, f"v = o.{f.name}")
                     c(1, "if v is not None:")
                     ind = 2
-                self._emit_se(c, ind, g, leaf, members, f, path, expect)
+                self._emit_se(c, ind, g, field_leaves, members, f, path, expect)
                 # next state
                 if f.is_list:
                     occ_expr = self._occ_expr(leaf, states, "n")
                     c(ind, f"s = {occ_expr}")
-                else:
-                    c(ind, f"s = {states[_occ_of(leaf, 1)]}")
         t = table(lambda p: p.kind == "EE")
         c(1, f"t = {t}.get(s)")
         c(1, "if t is None:")
@@ -872,7 +900,7 @@ class CodecWriter:
         if "lt_min" in states:
             parts.append((f"{n} < {leaf.min_occurs}", states["lt_min"]))
         if "mid" in states:
-            parts.append((f"{n} < {leaf.max_occurs}" if leaf.max_occurs is not None else "True", states["mid"]))
+            parts.append((f"{n} < {leaf.grammar_max}" if leaf.grammar_max is not None else "True", states["mid"]))
         if "at_max" in states:
             parts.append(("True", states["at_max"]))
         expr = str(parts[-1][1])
@@ -883,14 +911,16 @@ class CodecWriter:
                 expr = f"({sid} if {cond} else {expr})"
         return expr
 
-    def _emit_se(self, c: _Code, ind: int, g: TypeGrammar, leaf, members, f: FieldSpec, path: str, expect: str) -> None:
-        # code of SE(member) in each state where the leaf can start or repeat
+    def _emit_se(self, c: _Code, ind: int, g: TypeGrammar, leaves, members, f: FieldSpec, path: str, expect: str) -> None:
+        # code of SE(member) in each state where the field's element can start or repeat:
+        # {state: (code, bits, next state)}; lists compute the next state from the count
         def tab_for(m: ElementDecl) -> str:
             entries = []
             for st in g.states:
                 for i, p in enumerate(st.prods):
-                    if p.kind == "SE" and p.leaf is leaf and p.element is m:
-                        entries.append(f"{st.id}: ({i}, {st.bits1})")
+                    if p.kind == "SE" and p.leaf in leaves and p.element.name == m.name:
+                        nxt = -1 if p.next is None else p.next.id
+                        entries.append(f"{st.id}: ({i}, {st.bits1}, {nxt})")
             return self.const("{" + ", ".join(entries) + "}")
 
         if len(members) == 1:
@@ -915,6 +945,8 @@ class CodecWriter:
             c(ind + 1, f'_order("{path}", s, {expect})')
             c(ind, "w.bits(t[0], t[1])")
             c(ind, "d[1](w, v)")
+        if not f.is_list:
+            c(ind, "s = t[2]")
 
     def _write_member(self, c: _Code, ind: int, m: ElementDecl, f: FieldSpec, path: str, code: str, bits: str) -> None:
         t = m.type
@@ -987,6 +1019,13 @@ class CodecWriter:
             body.append(f"    {k}: [{', '.join(v)}],")
         body.append("}")
         body.append("ROOT_NAMES = (" + "".join(f"{d.name[1]!r}, " for d in roots) + ")")
+        body.append("# (namespace, local name) of each global element -> message class")
+        body.append("ROOT_ELEMENTS = {")
+        for d in roots:
+            if isinstance(d.type, ComplexType):
+                cls = self.models.class_for(d.type, self.gb)
+                body.append(f"    {d.name!r}: {self.mref(cls)},")
+        body.append("}")
         return "\n".join(lines + body) + "\n"
 
 

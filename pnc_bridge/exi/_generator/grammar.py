@@ -110,7 +110,11 @@ ELEMENT_CONTENT = "element"
 
 @dataclass(eq=False)
 class Leaf:
-    """One element (or wildcard) particle of a content model."""
+    """One element (or wildcard) particle of a content model.
+
+    ``max_occurs`` is the XSD bound (a facet the codec enforces); ``grammar_max`` is the
+    bound the grammar states unroll to: bounds above the schema set's unroll limit are
+    represented as a loop, as in the grammars ISO 15118 implementations use."""
 
     index: int
     term: ElementDecl | Wildcard
@@ -118,6 +122,7 @@ class Leaf:
     max_occurs: int | None
     map_index: int = 0  # order of first appearance of this declaration
     repeated_group: bool = False  # inside a repeating group: the field is a list
+    grammar_max: int | None = None
 
     @property
     def is_list(self) -> bool:
@@ -205,8 +210,21 @@ def _qname_key(q: QName) -> tuple[str, str]:
 
 
 class GrammarBuilder:
-    def __init__(self, schema: SchemaSet) -> None:
+    """Builds the grammars of one schema set.
+
+    ``unroll_limit``: a bounded repetition ``maxOccurs="n"`` with ``n`` above this limit
+    gets a looping grammar state after ``minOccurs`` occurrences instead of ``n`` unrolled
+    states, so the grammar offers the element again even at ``n`` (the bound stays a
+    facet the codec checks). The EXIficient grammars that ISO 15118 tools ship (and the
+    captured vectors agree with) were built that way: for ISO 15118-2 every bound above 8
+    loops (SelectedService 16, ProfileEntry 24, PMaxScheduleEntry 1024, ...), for
+    ISO 15118-20 and the handshake bounds up to 128 unroll and 1024/2048 loop. See
+    docs/exi.md; tests/exi/test_grammar_oracle.py compares every state with EXIficient's.
+    """
+
+    def __init__(self, schema: SchemaSet, unroll_limit: int | None = None) -> None:
         self.schema = schema
+        self.unroll_limit = unroll_limit
         self.grammars: dict[int, TypeGrammar] = {}
         self.simple_grammars: dict[int, TypeGrammar] = {}
 
@@ -312,6 +330,9 @@ class GrammarBuilder:
                 if key not in map_order:
                     map_order[key] = len(map_order)
                 leaf = Leaf(len(leaves), t, p.min_occurs, p.max_occurs, map_order[key], in_rep)
+                leaf.grammar_max = p.max_occurs
+                if p.max_occurs is not None and self.unroll_limit is not None and p.max_occurs > self.unroll_limit:
+                    leaf.grammar_max = None
                 leaves.append(leaf)
                 return ("leaf", leaf)
             assert isinstance(t, ModelGroup)
@@ -408,7 +429,7 @@ class GrammarBuilder:
         for leaf in leaves:
             for occ in _occ_classes(leaf):
                 leaf_states[(leaf.index, occ)] = new_state(ELEMENT_CONTENT, f"{_leaf_name(leaf)}[{occ}]", leaf=leaf, occ=occ)
-            if leaf.max_occurs is None or leaf.max_occurs > 1:
+            if leaf.grammar_max is None or leaf.grammar_max > 1:
                 cyclic = True
 
         def enter(leaf: Leaf) -> State:
@@ -464,7 +485,7 @@ def _leaf_name(leaf: Leaf) -> str:
 
 
 def _occ_classes(leaf: Leaf) -> list[str]:
-    mn, mx = leaf.min_occurs, leaf.max_occurs
+    mn, mx = leaf.min_occurs, leaf.grammar_max
     out = []
     if mn > 1:
         out.append("lt_min")
@@ -478,7 +499,7 @@ def _occ_classes(leaf: Leaf) -> list[str]:
 def _occ_of(leaf: Leaf, k: int) -> str:
     if k < leaf.min_occurs:
         return "lt_min"
-    if leaf.max_occurs is not None and k >= leaf.max_occurs:
+    if leaf.grammar_max is not None and k >= leaf.grammar_max:
         return "at_max"
     return "mid"
 

@@ -26,9 +26,24 @@ NS_MODULE = {
 }
 
 
+# Mixed-case tokens of the standards that the camel-case split would tear apart
+# (``SoC`` -> ``so_c``); each is lowered as one word.
+_TOKENS = {
+    "IDs": "ids",
+    "PnC": "pnc",
+    "SoC": "soc",
+    "AReq": "areq",
+    "ASRes": "asres",
+    "DHpublickey": "dh_publickey",
+}
+_TOKEN_RE = re.compile("|".join(sorted(map(re.escape, _TOKENS), key=len, reverse=True)))
+
+
 def snake(name: str) -> str:
     """``EVSEProcessing`` -> ``evse_processing``, ``SessionID`` -> ``session_id``,
-    ``DC_EVStatus`` -> ``dc_ev_status``; a Python keyword gets a trailing underscore."""
+    ``DC_EVStatus`` -> ``dc_ev_status``, ``RemainingTimeToFullSoC`` ->
+    ``remaining_time_to_full_soc``; a Python keyword gets a trailing underscore."""
+    name = _TOKEN_RE.sub(lambda m: "_" + _TOKENS[m.group(0)] + "_", name)
     s = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name)
     s = re.sub(r"(?<=[A-Z0-9])(?=[A-Z][a-z])", "_", s)
     s = re.sub(r"_+", "_", s).lower().strip("_")

@@ -68,23 +68,25 @@ class SupportedAppProtocolRes(Message):
     schema_id: int | None = None  # element SchemaID, 0..255
 
 
-# (python name, XML local name, XML namespace, kind, is_list, value type)
+# (python name, XML local name, XML namespace, kind, is_list, value type, optional,
+#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)
+#  for strings and binaries)
 # value type: a class, a tuple of (element qname, class) for substitution groups,
 # an Enum class, or the name of a simple kind (int, bool, str, hex, b64).
 AppProtocol._exi_type = ('urn:iso:15118:2:2010:AppProtocol', 'AppProtocolType')
 AppProtocol._exi_fields = (
-    ('protocol_namespace', 'ProtocolNamespace', '', 'elem', False, 'str'),
-    ('version_number_major', 'VersionNumberMajor', '', 'elem', False, 'int'),
-    ('version_number_minor', 'VersionNumberMinor', '', 'elem', False, 'int'),
-    ('schema_id', 'SchemaID', '', 'elem', False, 'int'),
-    ('priority', 'Priority', '', 'elem', False, 'int'),
+    ('protocol_namespace', 'ProtocolNamespace', '', 'elem', False, 'str', False, (1, 1), (None, 100)),
+    ('version_number_major', 'VersionNumberMajor', '', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('version_number_minor', 'VersionNumberMinor', '', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('schema_id', 'SchemaID', '', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('priority', 'Priority', '', 'elem', False, 'int', False, (1, 1), (1, 20)),
 )
 SupportedAppProtocolReq._exi_type = ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq')
 SupportedAppProtocolReq._exi_fields = (
-    ('app_protocol', 'AppProtocol', '', 'elem', True, AppProtocol),
+    ('app_protocol', 'AppProtocol', '', 'elem', True, AppProtocol, False, (1, 20), None),
 )
 SupportedAppProtocolRes._exi_type = ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes')
 SupportedAppProtocolRes._exi_fields = (
-    ('response_code', 'ResponseCode', '', 'elem', False, ResponseCode),
-    ('schema_id', 'SchemaID', '', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', '', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('schema_id', 'SchemaID', '', 'elem', False, 'int', True, (0, 1), (0, 255)),
 )

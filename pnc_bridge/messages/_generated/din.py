@@ -392,7 +392,7 @@ class CertificateInstallationReq(BodyBase):
 
     id: str | None = None  # attribute Id
     oem_provisioning_cert: bytes  # element OEMProvisioningCert, length 0..1200
-    list_of_root_certificate_i_ds: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
     dh_params: bytes  # element DHParams, length 0..256
 
 
@@ -415,7 +415,7 @@ class CertificateUpdateReq(BodyBase):
     id: str | None = None  # attribute Id
     contract_signature_cert_chain: CertificateChain  # element ContractSignatureCertChain
     contract_id: str  # element ContractID, length 0..24
-    list_of_root_certificate_i_ds: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
     dh_params: bytes  # element DHParams, length 0..256
 
 
@@ -522,8 +522,8 @@ class CurrentDemandReq(BodyBase):
     ev_maximum_power_limit: PhysicalValue | None = None  # element EVMaximumPowerLimit
     bulk_charging_complete: bool | None = None  # element BulkChargingComplete
     charging_complete: bool  # element ChargingComplete
-    remaining_time_to_full_so_c: PhysicalValue | None = None  # element RemainingTimeToFullSoC
-    remaining_time_to_bulk_so_c: PhysicalValue | None = None  # element RemainingTimeToBulkSoC
+    remaining_time_to_full_soc: PhysicalValue | None = None  # element RemainingTimeToFullSoC
+    remaining_time_to_bulk_soc: PhysicalValue | None = None  # element RemainingTimeToBulkSoC
     ev_target_voltage: PhysicalValue  # element EVTargetVoltage
 
 
@@ -1010,7 +1010,9 @@ class WeldingDetectionRes(BodyBase):
     evse_present_voltage: PhysicalValue  # element EVSEPresentVoltage
 
 
-# (python name, XML local name, XML namespace, kind, is_list, value type)
+# (python name, XML local name, XML namespace, kind, is_list, value type, optional,
+#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)
+#  for strings and binaries)
 # value type: a class, a tuple of (element qname, class) for substitution groups,
 # an Enum class, or the name of a simple kind (int, bool, str, hex, b64).
 EVChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameterType')
@@ -1018,463 +1020,463 @@ EVChargeParameter._exi_fields = (
 )
 AC_EVChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'AC_EVChargeParameterType')
 AC_EVChargeParameter._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('e_amount', 'EAmount', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_max_voltage', 'EVMaxVoltage', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_max_current', 'EVMaxCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_min_current', 'EVMinCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('departure_time', 'DepartureTime', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('e_amount', 'EAmount', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_max_voltage', 'EVMaxVoltage', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_max_current', 'EVMaxCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_min_current', 'EVMinCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 EVSEChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameterType')
 EVSEChargeParameter._exi_fields = (
 )
 AC_EVSEChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameterType')
 AC_EVSEChargeParameter._exi_fields = (
-    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, AC_EVSEStatus),
-    ('evse_max_voltage', 'EVSEMaxVoltage', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_max_current', 'EVSEMaxCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_min_current', 'EVSEMinCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, AC_EVSEStatus, False, (1, 1), None),
+    ('evse_max_voltage', 'EVSEMaxVoltage', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_max_current', 'EVSEMaxCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_min_current', 'EVSEMinCurrent', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 EVSEStatus._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatusType')
 EVSEStatus._exi_fields = (
 )
 AC_EVSEStatus._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatusType')
 AC_EVSEStatus._exi_fields = (
-    ('power_switch_closed', 'PowerSwitchClosed', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('rcd', 'RCD', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSENotification),
+    ('power_switch_closed', 'PowerSwitchClosed', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('rcd', 'RCD', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('evse_notification', 'EVSENotification', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSENotification, False, (1, 1), None),
 )
 Body._exi_type = ('urn:din:70121:2012:MsgDef', 'BodyType')
 Body._exi_fields = (
-    ('body_element', 'BodyElement', 'urn:din:70121:2012:MsgDef', 'elem', False, ((('urn:din:70121:2012:MsgDef', 'BodyElement'), BodyBase), (('urn:din:70121:2012:MsgBody', 'CableCheckReq'), CableCheckReq), (('urn:din:70121:2012:MsgBody', 'CableCheckRes'), CableCheckRes), (('urn:din:70121:2012:MsgBody', 'CertificateInstallationReq'), CertificateInstallationReq), (('urn:din:70121:2012:MsgBody', 'CertificateInstallationRes'), CertificateInstallationRes), (('urn:din:70121:2012:MsgBody', 'CertificateUpdateReq'), CertificateUpdateReq), (('urn:din:70121:2012:MsgBody', 'CertificateUpdateRes'), CertificateUpdateRes), (('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryReq'), ChargeParameterDiscoveryReq), (('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryRes'), ChargeParameterDiscoveryRes), (('urn:din:70121:2012:MsgBody', 'ChargingStatusReq'), ChargingStatusReq), (('urn:din:70121:2012:MsgBody', 'ChargingStatusRes'), ChargingStatusRes), (('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReq'), ContractAuthenticationReq), (('urn:din:70121:2012:MsgBody', 'ContractAuthenticationRes'), ContractAuthenticationRes), (('urn:din:70121:2012:MsgBody', 'CurrentDemandReq'), CurrentDemandReq), (('urn:din:70121:2012:MsgBody', 'CurrentDemandRes'), CurrentDemandRes), (('urn:din:70121:2012:MsgBody', 'MeteringReceiptReq'), MeteringReceiptReq), (('urn:din:70121:2012:MsgBody', 'MeteringReceiptRes'), MeteringReceiptRes), (('urn:din:70121:2012:MsgBody', 'PaymentDetailsReq'), PaymentDetailsReq), (('urn:din:70121:2012:MsgBody', 'PaymentDetailsRes'), PaymentDetailsRes), (('urn:din:70121:2012:MsgBody', 'PowerDeliveryReq'), PowerDeliveryReq), (('urn:din:70121:2012:MsgBody', 'PowerDeliveryRes'), PowerDeliveryRes), (('urn:din:70121:2012:MsgBody', 'PreChargeReq'), PreChargeReq), (('urn:din:70121:2012:MsgBody', 'PreChargeRes'), PreChargeRes), (('urn:din:70121:2012:MsgBody', 'ServiceDetailReq'), ServiceDetailReq), (('urn:din:70121:2012:MsgBody', 'ServiceDetailRes'), ServiceDetailRes), (('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryReq'), ServiceDiscoveryReq), (('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryRes'), ServiceDiscoveryRes), (('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReq'), ServicePaymentSelectionReq), (('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionRes'), ServicePaymentSelectionRes), (('urn:din:70121:2012:MsgBody', 'SessionSetupReq'), SessionSetupReq), (('urn:din:70121:2012:MsgBody', 'SessionSetupRes'), SessionSetupRes), (('urn:din:70121:2012:MsgBody', 'SessionStopReq'), SessionStop), (('urn:din:70121:2012:MsgBody', 'SessionStopRes'), SessionStopRes), (('urn:din:70121:2012:MsgBody', 'WeldingDetectionReq'), WeldingDetectionReq), (('urn:din:70121:2012:MsgBody', 'WeldingDetectionRes'), WeldingDetectionRes),)),
+    ('body_element', 'BodyElement', 'urn:din:70121:2012:MsgDef', 'elem', False, ((('urn:din:70121:2012:MsgDef', 'BodyElement'), BodyBase), (('urn:din:70121:2012:MsgBody', 'CableCheckReq'), CableCheckReq), (('urn:din:70121:2012:MsgBody', 'CableCheckRes'), CableCheckRes), (('urn:din:70121:2012:MsgBody', 'CertificateInstallationReq'), CertificateInstallationReq), (('urn:din:70121:2012:MsgBody', 'CertificateInstallationRes'), CertificateInstallationRes), (('urn:din:70121:2012:MsgBody', 'CertificateUpdateReq'), CertificateUpdateReq), (('urn:din:70121:2012:MsgBody', 'CertificateUpdateRes'), CertificateUpdateRes), (('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryReq'), ChargeParameterDiscoveryReq), (('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryRes'), ChargeParameterDiscoveryRes), (('urn:din:70121:2012:MsgBody', 'ChargingStatusReq'), ChargingStatusReq), (('urn:din:70121:2012:MsgBody', 'ChargingStatusRes'), ChargingStatusRes), (('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReq'), ContractAuthenticationReq), (('urn:din:70121:2012:MsgBody', 'ContractAuthenticationRes'), ContractAuthenticationRes), (('urn:din:70121:2012:MsgBody', 'CurrentDemandReq'), CurrentDemandReq), (('urn:din:70121:2012:MsgBody', 'CurrentDemandRes'), CurrentDemandRes), (('urn:din:70121:2012:MsgBody', 'MeteringReceiptReq'), MeteringReceiptReq), (('urn:din:70121:2012:MsgBody', 'MeteringReceiptRes'), MeteringReceiptRes), (('urn:din:70121:2012:MsgBody', 'PaymentDetailsReq'), PaymentDetailsReq), (('urn:din:70121:2012:MsgBody', 'PaymentDetailsRes'), PaymentDetailsRes), (('urn:din:70121:2012:MsgBody', 'PowerDeliveryReq'), PowerDeliveryReq), (('urn:din:70121:2012:MsgBody', 'PowerDeliveryRes'), PowerDeliveryRes), (('urn:din:70121:2012:MsgBody', 'PreChargeReq'), PreChargeReq), (('urn:din:70121:2012:MsgBody', 'PreChargeRes'), PreChargeRes), (('urn:din:70121:2012:MsgBody', 'ServiceDetailReq'), ServiceDetailReq), (('urn:din:70121:2012:MsgBody', 'ServiceDetailRes'), ServiceDetailRes), (('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryReq'), ServiceDiscoveryReq), (('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryRes'), ServiceDiscoveryRes), (('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReq'), ServicePaymentSelectionReq), (('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionRes'), ServicePaymentSelectionRes), (('urn:din:70121:2012:MsgBody', 'SessionSetupReq'), SessionSetupReq), (('urn:din:70121:2012:MsgBody', 'SessionSetupRes'), SessionSetupRes), (('urn:din:70121:2012:MsgBody', 'SessionStopReq'), SessionStop), (('urn:din:70121:2012:MsgBody', 'SessionStopRes'), SessionStopRes), (('urn:din:70121:2012:MsgBody', 'WeldingDetectionReq'), WeldingDetectionReq), (('urn:din:70121:2012:MsgBody', 'WeldingDetectionRes'), WeldingDetectionRes),), True, (0, 1), None),
 )
 BodyBase._exi_type = ('urn:din:70121:2012:MsgDef', 'BodyBaseType')
 BodyBase._exi_fields = (
 )
 CableCheckReq._exi_type = ('urn:din:70121:2012:MsgBody', 'CableCheckReqType')
 CableCheckReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
 )
 CableCheckRes._exi_type = ('urn:din:70121:2012:MsgBody', 'CableCheckResType')
 CableCheckRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
 )
 CertificateChain._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'CertificateChainType')
 CertificateChain._exi_fields = (
-    ('certificate', 'Certificate', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'b64'),
-    ('sub_certificates', 'SubCertificates', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, SubCertificates),
+    ('certificate', 'Certificate', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'b64', False, (1, 1), (None, 1200)),
+    ('sub_certificates', 'SubCertificates', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, SubCertificates, True, (0, 1), None),
 )
 CertificateInstallationReq._exi_type = ('urn:din:70121:2012:MsgBody', 'CertificateInstallationReqType')
 CertificateInstallationReq._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('oem_provisioning_cert', 'OEMProvisioningCert', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
-    ('list_of_root_certificate_i_ds', 'ListOfRootCertificateIDs', 'urn:din:70121:2012:MsgBody', 'elem', False, ListOfRootCertificateIDs),
-    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('oem_provisioning_cert', 'OEMProvisioningCert', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 1200)),
+    ('list_of_root_certificate_ids', 'ListOfRootCertificateIDs', 'urn:din:70121:2012:MsgBody', 'elem', False, ListOfRootCertificateIDs, False, (1, 1), None),
+    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 256)),
 )
 CertificateInstallationRes._exi_type = ('urn:din:70121:2012:MsgBody', 'CertificateInstallationResType')
 CertificateInstallationRes._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
-    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
-    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
+    ('id', 'Id', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 128)),
+    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 256)),
+    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', False, (1, 1), (None, 24)),
 )
 CertificateUpdateReq._exi_type = ('urn:din:70121:2012:MsgBody', 'CertificateUpdateReqType')
 CertificateUpdateReq._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain),
-    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
-    ('list_of_root_certificate_i_ds', 'ListOfRootCertificateIDs', 'urn:din:70121:2012:MsgBody', 'elem', False, ListOfRootCertificateIDs),
-    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', False, (1, 1), (None, 24)),
+    ('list_of_root_certificate_ids', 'ListOfRootCertificateIDs', 'urn:din:70121:2012:MsgBody', 'elem', False, ListOfRootCertificateIDs, False, (1, 1), None),
+    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 256)),
 )
 CertificateUpdateRes._exi_type = ('urn:din:70121:2012:MsgBody', 'CertificateUpdateResType')
 CertificateUpdateRes._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
-    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64'),
-    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
-    ('retry_counter', 'RetryCounter', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
+    ('id', 'Id', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 128)),
+    ('dh_params', 'DHParams', 'urn:din:70121:2012:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 256)),
+    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', False, (1, 1), (None, 24)),
+    ('retry_counter', 'RetryCounter', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 ChargeParameterDiscoveryReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryReqType')
 ChargeParameterDiscoveryReq._exi_fields = (
-    ('ev_requested_energy_transfer_type', 'EVRequestedEnergyTransferType', 'urn:din:70121:2012:MsgBody', 'elem', False, EVRequestedEnergyTransfer),
-    ('ev_charge_parameter', 'EVChargeParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVChargeParameter'), AC_EVChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameter'), DC_EVChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameter'), EVChargeParameter),)),
+    ('ev_requested_energy_transfer_type', 'EVRequestedEnergyTransferType', 'urn:din:70121:2012:MsgBody', 'elem', False, EVRequestedEnergyTransfer, False, (1, 1), None),
+    ('ev_charge_parameter', 'EVChargeParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVChargeParameter'), AC_EVChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameter'), DC_EVChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameter'), EVChargeParameter),), False, (1, 1), None),
 )
 ChargeParameterDiscoveryRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryResType')
 ChargeParameterDiscoveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing),
-    ('sa_schedules', 'SASchedules', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'SAScheduleList'), SAScheduleList), (('urn:din:70121:2012:MsgDataTypes', 'SASchedules'), SASchedules),)),
-    ('evse_charge_parameter', 'EVSEChargeParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameter'), AC_EVSEChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEChargeParameter'), DC_EVSEChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameter'), EVSEChargeParameter),)),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
+    ('sa_schedules', 'SASchedules', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'SAScheduleList'), SAScheduleList), (('urn:din:70121:2012:MsgDataTypes', 'SASchedules'), SASchedules),), False, (1, 1), None),
+    ('evse_charge_parameter', 'EVSEChargeParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameter'), AC_EVSEChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEChargeParameter'), DC_EVSEChargeParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameter'), EVSEChargeParameter),), False, (1, 1), None),
 )
 ChargingProfile._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileType')
 ChargingProfile._exi_fields = (
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('profile_entry', 'ProfileEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ProfileEntry),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('profile_entry', 'ProfileEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ProfileEntry, False, (1, None), None),
 )
 ChargingStatusReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ChargingStatusReqType')
 ChargingStatusReq._exi_fields = (
 )
 ChargingStatusRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ChargingStatusResType')
 ChargingStatusRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('evseid', 'EVSEID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex'),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
-    ('evse_max_current', 'EVSEMaxCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('meter_info', 'MeterInfo', 'urn:din:70121:2012:MsgBody', 'elem', False, MeterInfo),
-    ('receipt_required', 'ReceiptRequired', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, AC_EVSEStatus),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evseid', 'EVSEID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 32)),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('evse_max_current', 'EVSEMaxCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:din:70121:2012:MsgBody', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt_required', 'ReceiptRequired', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, AC_EVSEStatus, False, (1, 1), None),
 )
 ConsumptionCost._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCostType')
 ConsumptionCost._exi_fields = (
-    ('start_value', 'startValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('cost', 'Cost', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Cost),
+    ('start_value', 'startValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('cost', 'Cost', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Cost, True, (0, None), None),
 )
 ContractAuthenticationReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReqType')
 ContractAuthenticationReq._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('gen_challenge', 'GenChallenge', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('gen_challenge', 'GenChallenge', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', True, (0, 1), (None, None)),
 )
 ContractAuthenticationRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationResType')
 ContractAuthenticationRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:din:70121:2012:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
 )
 Cost._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'CostType')
 Cost._exi_fields = (
-    ('cost_kind', 'costKind', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, CostKind),
-    ('amount', 'amount', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('amount_multiplier', 'amountMultiplier', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('cost_kind', 'costKind', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, CostKind, False, (1, 1), None),
+    ('amount', 'amount', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('amount_multiplier', 'amountMultiplier', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-3, 3)),
 )
 CurrentDemandReq._exi_type = ('urn:din:70121:2012:MsgBody', 'CurrentDemandReqType')
 CurrentDemandReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('charging_complete', 'ChargingComplete', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('remaining_time_to_full_so_c', 'RemainingTimeToFullSoC', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('remaining_time_to_bulk_so_c', 'RemainingTimeToBulkSoC', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', True, (0, 1), None),
+    ('charging_complete', 'ChargingComplete', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('remaining_time_to_full_soc', 'RemainingTimeToFullSoC', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('remaining_time_to_bulk_soc', 'RemainingTimeToBulkSoC', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 CurrentDemandRes._exi_type = ('urn:din:70121:2012:MsgBody', 'CurrentDemandResType')
 CurrentDemandRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_present_current', 'EVSEPresentCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_present_current', 'EVSEPresentCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
 )
 DC_EVChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameterType')
 DC_EVChargeParameter._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVStatus),
-    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_energy_capacity', 'EVEnergyCapacity', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_energy_request', 'EVEnergyRequest', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('full_soc', 'FullSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('bulk_soc', 'BulkSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_energy_capacity', 'EVEnergyCapacity', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_energy_request', 'EVEnergyRequest', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('full_soc', 'FullSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('bulk_soc', 'BulkSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
 )
 EVPowerDeliveryParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameterType')
 EVPowerDeliveryParameter._exi_fields = (
 )
 DC_EVPowerDeliveryParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'DC_EVPowerDeliveryParameterType')
 DC_EVPowerDeliveryParameter._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVStatus),
-    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('charging_complete', 'ChargingComplete', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', True, (0, 1), None),
+    ('charging_complete', 'ChargingComplete', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 DC_EVSEChargeParameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEChargeParameterType')
 DC_EVSEChargeParameter._exi_fields = (
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVSEStatus),
-    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_minimum_current_limit', 'EVSEMinimumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_minimum_voltage_limit', 'EVSEMinimumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_current_regulation_tolerance', 'EVSECurrentRegulationTolerance', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_peak_current_ripple', 'EVSEPeakCurrentRipple', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_energy_to_be_delivered', 'EVSEEnergyToBeDelivered', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_minimum_current_limit', 'EVSEMinimumCurrentLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_minimum_voltage_limit', 'EVSEMinimumVoltageLimit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_current_regulation_tolerance', 'EVSECurrentRegulationTolerance', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_peak_current_ripple', 'EVSEPeakCurrentRipple', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_energy_to_be_delivered', 'EVSEEnergyToBeDelivered', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
 )
 DC_EVSEStatus._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatusType')
 DC_EVSEStatus._exi_fields = (
-    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, IsolationLevel),
-    ('evse_status_code', 'EVSEStatusCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVSEStatusCode),
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSENotification),
+    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, IsolationLevel, True, (0, 1), None),
+    ('evse_status_code', 'EVSEStatusCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVSEStatusCode, False, (1, 1), None),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('evse_notification', 'EVSENotification', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSENotification, False, (1, 1), None),
 )
 EVStatus._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EVStatusType')
 EVStatus._exi_fields = (
 )
 DC_EVStatus._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'DC_EVStatusType')
 DC_EVStatus._exi_fields = (
-    ('ev_ready', 'EVReady', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('ev_cabin_conditioning', 'EVCabinConditioning', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('evress_conditioning', 'EVRESSConditioning', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('ev_error_code', 'EVErrorCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVErrorCode),
-    ('evresssoc', 'EVRESSSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('ev_ready', 'EVReady', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_cabin_conditioning', 'EVCabinConditioning', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', True, (0, 1), None),
+    ('evress_conditioning', 'EVRESSConditioning', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', True, (0, 1), None),
+    ('ev_error_code', 'EVErrorCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, DC_EVErrorCode, False, (1, 1), None),
+    ('evresssoc', 'EVRESSSOC', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 100)),
 )
 Entry._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'EntryType')
 Entry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),)),
+    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
 )
 Interval._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'IntervalType')
 Interval._exi_fields = (
 )
 ListOfRootCertificateIDs._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ListOfRootCertificateIDsType')
 ListOfRootCertificateIDs._exi_fields = (
-    ('root_certificate_id', 'RootCertificateID', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, 'str'),
+    ('root_certificate_id', 'RootCertificateID', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, 'str', False, (1, None), (None, 40)),
 )
 MessageHeader._exi_type = ('urn:din:70121:2012:MsgHeader', 'MessageHeaderType')
 MessageHeader._exi_fields = (
-    ('session_id', 'SessionID', 'urn:din:70121:2012:MsgHeader', 'elem', False, 'hex'),
-    ('notification', 'Notification', 'urn:din:70121:2012:MsgHeader', 'elem', False, Notification),
-    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature),
+    ('session_id', 'SessionID', 'urn:din:70121:2012:MsgHeader', 'elem', False, 'hex', False, (1, 1), (None, 8)),
+    ('notification', 'Notification', 'urn:din:70121:2012:MsgHeader', 'elem', False, Notification, True, (0, 1), None),
+    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature, True, (0, 1), None),
 )
 MeterInfo._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'MeterInfoType')
 MeterInfo._exi_fields = (
-    ('meter_id', 'MeterID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
-    ('meter_reading', 'MeterReading', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('sig_meter_reading', 'SigMeterReading', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'b64'),
-    ('meter_status', 'MeterStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('t_meter', 'TMeter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('meter_id', 'MeterID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', False, (1, 1), (None, 32)),
+    ('meter_reading', 'MeterReading', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('sig_meter_reading', 'SigMeterReading', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'b64', True, (0, 1), (None, 32)),
+    ('meter_status', 'MeterStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('t_meter', 'TMeter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-9223372036854775808, 9223372036854775807)),
 )
 MeteringReceiptReq._exi_type = ('urn:din:70121:2012:MsgBody', 'MeteringReceiptReqType')
 MeteringReceiptReq._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('session_id', 'SessionID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex'),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
-    ('meter_info', 'MeterInfo', 'urn:din:70121:2012:MsgBody', 'elem', False, MeterInfo),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('session_id', 'SessionID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 8)),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('meter_info', 'MeterInfo', 'urn:din:70121:2012:MsgBody', 'elem', False, MeterInfo, False, (1, 1), None),
 )
 MeteringReceiptRes._exi_type = ('urn:din:70121:2012:MsgBody', 'MeteringReceiptResType')
 MeteringReceiptRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, AC_EVSEStatus),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('ac_evse_status', 'AC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, AC_EVSEStatus, False, (1, 1), None),
 )
 Notification._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'NotificationType')
 Notification._exi_fields = (
-    ('fault_code', 'FaultCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, FaultCode),
-    ('fault_msg', 'FaultMsg', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
+    ('fault_code', 'FaultCode', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, FaultCode, False, (1, 1), None),
+    ('fault_msg', 'FaultMsg', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 64)),
 )
 PMaxSchedule._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleType')
 PMaxSchedule._exi_fields = (
-    ('p_max_schedule_id', 'PMaxScheduleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('p_max_schedule_entry', 'PMaxScheduleEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, PMaxScheduleEntry),
+    ('p_max_schedule_id', 'PMaxScheduleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('p_max_schedule_entry', 'PMaxScheduleEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, PMaxScheduleEntry, False, (1, None), None),
 )
 PMaxScheduleEntry._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleEntryType')
 PMaxScheduleEntry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),)),
-    ('p_max', 'PMax', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
+    ('p_max', 'PMax', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 Parameter._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ParameterType')
 Parameter._exi_fields = (
-    ('name', 'Name', '', 'attr', False, 'str'),
-    ('value_type', 'ValueType', '', 'attr', False, Value),
-    ('bool_value', 'boolValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('byte_value', 'byteValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('short_value', 'shortValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('int_value', 'intValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('physical_value', 'physicalValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('string_value', 'stringValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
+    ('name', 'Name', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('value_type', 'ValueType', '', 'attr', False, Value, False, (1, 1), None),
+    ('bool_value', 'boolValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', True, (1, 1), None),
+    ('byte_value', 'byteValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-128, 127)),
+    ('short_value', 'shortValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-32768, 32767)),
+    ('int_value', 'intValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-2147483648, 2147483647)),
+    ('physical_value', 'physicalValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PhysicalValue, True, (1, 1), None),
+    ('string_value', 'stringValue', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', True, (1, 1), (None, None)),
 )
 ParameterSet._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ParameterSetType')
 ParameterSet._exi_fields = (
-    ('parameter_set_id', 'ParameterSetID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('parameter', 'Parameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Parameter),
+    ('parameter_set_id', 'ParameterSetID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('parameter', 'Parameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Parameter, False, (1, None), None),
 )
 PaymentDetailsReq._exi_type = ('urn:din:70121:2012:MsgBody', 'PaymentDetailsReqType')
 PaymentDetailsReq._exi_fields = (
-    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain),
+    ('contract_id', 'ContractID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', False, (1, 1), (None, 24)),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:din:70121:2012:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
 )
 PaymentDetailsRes._exi_type = ('urn:din:70121:2012:MsgBody', 'PaymentDetailsResType')
 PaymentDetailsRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('gen_challenge', 'GenChallenge', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
-    ('date_time_now', 'DateTimeNow', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('gen_challenge', 'GenChallenge', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', False, (1, 1), (None, None)),
+    ('date_time_now', 'DateTimeNow', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', False, (1, 1), (-9223372036854775808, 9223372036854775807)),
 )
 PaymentOptions._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'PaymentOptionsType')
 PaymentOptions._exi_fields = (
-    ('payment_option', 'PaymentOption', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, PaymentOption),
+    ('payment_option', 'PaymentOption', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, PaymentOption, False, (1, None), None),
 )
 PhysicalValue._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'PhysicalValueType')
 PhysicalValue._exi_fields = (
-    ('multiplier', 'Multiplier', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('unit', 'Unit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, UnitSymbol),
-    ('value', 'Value', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('multiplier', 'Multiplier', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-3, 3)),
+    ('unit', 'Unit', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, UnitSymbol, True, (0, 1), None),
+    ('value', 'Value', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 PowerDeliveryReq._exi_type = ('urn:din:70121:2012:MsgBody', 'PowerDeliveryReqType')
 PowerDeliveryReq._exi_fields = (
-    ('ready_to_charge_state', 'ReadyToChargeState', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool'),
-    ('charging_profile', 'ChargingProfile', 'urn:din:70121:2012:MsgBody', 'elem', False, ChargingProfile),
-    ('ev_power_delivery_parameter', 'EVPowerDeliveryParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'DC_EVPowerDeliveryParameter'), DC_EVPowerDeliveryParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameter'), EVPowerDeliveryParameter),)),
+    ('ready_to_charge_state', 'ReadyToChargeState', 'urn:din:70121:2012:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('charging_profile', 'ChargingProfile', 'urn:din:70121:2012:MsgBody', 'elem', False, ChargingProfile, True, (0, 1), None),
+    ('ev_power_delivery_parameter', 'EVPowerDeliveryParameter', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'DC_EVPowerDeliveryParameter'), DC_EVPowerDeliveryParameter), (('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameter'), EVPowerDeliveryParameter),), True, (0, 1), None),
 )
 PowerDeliveryRes._exi_type = ('urn:din:70121:2012:MsgBody', 'PowerDeliveryResType')
 PowerDeliveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:din:70121:2012:MsgDataTypes', 'EVSEStatus'), EVSEStatus),)),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:din:70121:2012:MsgDataTypes', 'EVSEStatus'), EVSEStatus),), False, (1, 1), None),
 )
 PreChargeReq._exi_type = ('urn:din:70121:2012:MsgBody', 'PreChargeReqType')
 PreChargeReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 PreChargeRes._exi_type = ('urn:din:70121:2012:MsgBody', 'PreChargeResType')
 PreChargeRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 ProfileEntry._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntryType')
 ProfileEntry._exi_fields = (
-    ('charging_profile_entry_start', 'ChargingProfileEntryStart', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('charging_profile_entry_max_power', 'ChargingProfileEntryMaxPower', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('charging_profile_entry_start', 'ChargingProfileEntryStart', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('charging_profile_entry_max_power', 'ChargingProfileEntryMaxPower', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 RelativeTimeInterval._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeIntervalType')
 RelativeTimeInterval._exi_fields = (
-    ('start', 'start', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('duration', 'duration', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('start', 'start', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('duration', 'duration', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
 )
 SASchedules._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SASchedulesType')
 SASchedules._exi_fields = (
 )
 SAScheduleList._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleListType')
 SAScheduleList._exi_fields = (
-    ('sa_schedule_tuple', 'SAScheduleTuple', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SAScheduleTuple),
+    ('sa_schedule_tuple', 'SAScheduleTuple', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SAScheduleTuple, False, (1, None), None),
 )
 SAScheduleTuple._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTupleType')
 SAScheduleTuple._exi_fields = (
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('p_max_schedule', 'PMaxSchedule', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PMaxSchedule),
-    ('sales_tariff', 'SalesTariff', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, SalesTariff),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('p_max_schedule', 'PMaxSchedule', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, PMaxSchedule, False, (1, 1), None),
+    ('sales_tariff', 'SalesTariff', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, SalesTariff, True, (0, 1), None),
 )
 SalesTariff._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffType')
 SalesTariff._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('sales_tariff_id', 'SalesTariffID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('sales_tariff_description', 'SalesTariffDescription', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
-    ('num_e_price_levels', 'NumEPriceLevels', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('sales_tariff_entry', 'SalesTariffEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SalesTariffEntry),
+    ('id', 'Id', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('sales_tariff_id', 'SalesTariffID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('sales_tariff_description', 'SalesTariffDescription', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('num_e_price_levels', 'NumEPriceLevels', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('sales_tariff_entry', 'SalesTariffEntry', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SalesTariffEntry, False, (1, None), None),
 )
 SalesTariffEntry._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffEntryType')
 SalesTariffEntry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),)),
-    ('e_price_level', 'EPriceLevel', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('consumption_cost', 'ConsumptionCost', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ConsumptionCost),
+    ('time_interval', 'TimeInterval', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ((('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
+    ('e_price_level', 'EPriceLevel', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('consumption_cost', 'ConsumptionCost', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ConsumptionCost, True, (0, None), None),
 )
 SelectedService._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SelectedServiceType')
 SelectedService._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('parameter_set_id', 'ParameterSetID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
+    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('parameter_set_id', 'ParameterSetID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
 )
 SelectedServiceList._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SelectedServiceListType')
 SelectedServiceList._exi_fields = (
-    ('selected_service', 'SelectedService', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SelectedService),
+    ('selected_service', 'SelectedService', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, SelectedService, False, (1, None), None),
 )
 Service._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ServiceType')
 Service._exi_fields = (
-    ('service_tag', 'ServiceTag', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceTag),
-    ('free_service', 'FreeService', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
+    ('service_tag', 'ServiceTag', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceTag, False, (1, 1), None),
+    ('free_service', 'FreeService', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 ServiceCharge._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ServiceChargeType')
 ServiceCharge._exi_fields = (
-    ('service_tag', 'ServiceTag', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceTag),
-    ('free_service', 'FreeService', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool'),
-    ('energy_transfer_type', 'EnergyTransferType', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSESupportedEnergyTransfer),
+    ('service_tag', 'ServiceTag', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceTag, False, (1, 1), None),
+    ('free_service', 'FreeService', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('energy_transfer_type', 'EnergyTransferType', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, EVSESupportedEnergyTransfer, False, (1, 1), None),
 )
 ServiceDetailReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ServiceDetailReqType')
 ServiceDetailReq._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
+    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', False, (1, 1), (0, 65535)),
 )
 ServiceDetailRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ServiceDetailResType')
 ServiceDetailRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
-    ('service_parameter_list', 'ServiceParameterList', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceParameterList),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_parameter_list', 'ServiceParameterList', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceParameterList, True, (0, 1), None),
 )
 ServiceDiscoveryReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryReqType')
 ServiceDiscoveryReq._exi_fields = (
-    ('service_scope', 'ServiceScope', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str'),
-    ('service_category', 'ServiceCategory', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceCategory),
+    ('service_scope', 'ServiceScope', 'urn:din:70121:2012:MsgBody', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('service_category', 'ServiceCategory', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceCategory, True, (0, 1), None),
 )
 ServiceDiscoveryRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryResType')
 ServiceDiscoveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('payment_options', 'PaymentOptions', 'urn:din:70121:2012:MsgBody', 'elem', False, PaymentOptions),
-    ('charge_service', 'ChargeService', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceCharge),
-    ('service_list', 'ServiceList', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceTagList),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('payment_options', 'PaymentOptions', 'urn:din:70121:2012:MsgBody', 'elem', False, PaymentOptions, False, (1, 1), None),
+    ('charge_service', 'ChargeService', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceCharge, False, (1, 1), None),
+    ('service_list', 'ServiceList', 'urn:din:70121:2012:MsgBody', 'elem', False, ServiceTagList, True, (0, 1), None),
 )
 ServiceParameterList._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ServiceParameterListType')
 ServiceParameterList._exi_fields = (
-    ('parameter_set', 'ParameterSet', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ParameterSet),
+    ('parameter_set', 'ParameterSet', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, ParameterSet, False, (1, None), None),
 )
 ServicePaymentSelectionReq._exi_type = ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReqType')
 ServicePaymentSelectionReq._exi_fields = (
-    ('selected_payment_option', 'SelectedPaymentOption', 'urn:din:70121:2012:MsgBody', 'elem', False, PaymentOption),
-    ('selected_service_list', 'SelectedServiceList', 'urn:din:70121:2012:MsgBody', 'elem', False, SelectedServiceList),
+    ('selected_payment_option', 'SelectedPaymentOption', 'urn:din:70121:2012:MsgBody', 'elem', False, PaymentOption, False, (1, 1), None),
+    ('selected_service_list', 'SelectedServiceList', 'urn:din:70121:2012:MsgBody', 'elem', False, SelectedServiceList, False, (1, 1), None),
 )
 ServicePaymentSelectionRes._exi_type = ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionResType')
 ServicePaymentSelectionRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 ServiceTag._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ServiceTagType')
 ServiceTag._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int'),
-    ('service_name', 'ServiceName', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
-    ('service_category', 'ServiceCategory', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceCategory),
-    ('service_scope', 'ServiceScope', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str'),
+    ('service_id', 'ServiceID', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_name', 'ServiceName', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('service_category', 'ServiceCategory', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, ServiceCategory, False, (1, 1), None),
+    ('service_scope', 'ServiceScope', 'urn:din:70121:2012:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
 )
 ServiceTagList._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'ServiceTagListType')
 ServiceTagList._exi_fields = (
-    ('service', 'Service', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Service),
+    ('service', 'Service', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, Service, False, (1, None), None),
 )
 SessionSetupReq._exi_type = ('urn:din:70121:2012:MsgBody', 'SessionSetupReqType')
 SessionSetupReq._exi_fields = (
-    ('evccid', 'EVCCID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex'),
+    ('evccid', 'EVCCID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 8)),
 )
 SessionSetupRes._exi_type = ('urn:din:70121:2012:MsgBody', 'SessionSetupResType')
 SessionSetupRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('evseid', 'EVSEID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex'),
-    ('date_time_now', 'DateTimeNow', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evseid', 'EVSEID', 'urn:din:70121:2012:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 32)),
+    ('date_time_now', 'DateTimeNow', 'urn:din:70121:2012:MsgBody', 'elem', False, 'int', True, (0, 1), (-9223372036854775808, 9223372036854775807)),
 )
 SessionStop._exi_type = ('urn:din:70121:2012:MsgBody', 'SessionStopType')
 SessionStop._exi_fields = (
 )
 SessionStopRes._exi_type = ('urn:din:70121:2012:MsgBody', 'SessionStopResType')
 SessionStopRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 SubCertificates._exi_type = ('urn:din:70121:2012:MsgDataTypes', 'SubCertificatesType')
 SubCertificates._exi_fields = (
-    ('certificate', 'Certificate', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, 'b64'),
+    ('certificate', 'Certificate', 'urn:din:70121:2012:MsgDataTypes', 'elem', True, 'b64', False, (1, None), (None, 1200)),
 )
 V2G_Message._exi_type = ('urn:din:70121:2012:MsgDef', 'V2G_Message')
 V2G_Message._exi_fields = (
-    ('header', 'Header', 'urn:din:70121:2012:MsgDef', 'elem', False, MessageHeader),
-    ('body', 'Body', 'urn:din:70121:2012:MsgDef', 'elem', False, Body),
+    ('header', 'Header', 'urn:din:70121:2012:MsgDef', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('body', 'Body', 'urn:din:70121:2012:MsgDef', 'elem', False, Body, False, (1, 1), None),
 )
 WeldingDetectionReq._exi_type = ('urn:din:70121:2012:MsgBody', 'WeldingDetectionReqType')
 WeldingDetectionReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
 )
 WeldingDetectionRes._exi_type = ('urn:din:70121:2012:MsgBody', 'WeldingDetectionResType')
 WeldingDetectionRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue),
+    ('response_code', 'ResponseCode', 'urn:din:70121:2012:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:din:70121:2012:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:din:70121:2012:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )

@@ -399,7 +399,7 @@ class CertificateInstallationReq(BodyBase):
 
     id: str  # attribute Id
     oem_provisioning_cert: bytes  # element OEMProvisioningCert, length 0..800
-    list_of_root_certificate_i_ds: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
 
 
 @dataclass(slots=True, kw_only=True)
@@ -410,7 +410,7 @@ class CertificateInstallationRes(BodyBase):
     sa_provisioning_certificate_chain: CertificateChain  # element SAProvisioningCertificateChain
     contract_signature_cert_chain: CertificateChain  # element ContractSignatureCertChain
     contract_signature_encrypted_private_key: ContractSignatureEncryptedPrivateKey  # element ContractSignatureEncryptedPrivateKey
-    d_hpublickey: DiffieHellmanPublickey  # element DHpublickey
+    dh_publickey: DiffieHellmanPublickey  # element DHpublickey
     e_maid: EMAID  # element eMAID
 
 
@@ -421,7 +421,7 @@ class CertificateUpdateReq(BodyBase):
     id: str  # attribute Id
     contract_signature_cert_chain: CertificateChain  # element ContractSignatureCertChain
     e_maid: str  # element eMAID, length 14..15
-    list_of_root_certificate_i_ds: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
 
 
 @dataclass(slots=True, kw_only=True)
@@ -432,7 +432,7 @@ class CertificateUpdateRes(BodyBase):
     sa_provisioning_certificate_chain: CertificateChain  # element SAProvisioningCertificateChain
     contract_signature_cert_chain: CertificateChain  # element ContractSignatureCertChain
     contract_signature_encrypted_private_key: ContractSignatureEncryptedPrivateKey  # element ContractSignatureEncryptedPrivateKey
-    d_hpublickey: DiffieHellmanPublickey  # element DHpublickey
+    dh_publickey: DiffieHellmanPublickey  # element DHpublickey
     e_maid: EMAID  # element eMAID
     retry_counter: int | None = None  # element RetryCounter, -32768..32767
 
@@ -537,8 +537,8 @@ class CurrentDemandReq(BodyBase):
     ev_maximum_power_limit: PhysicalValue | None = None  # element EVMaximumPowerLimit
     bulk_charging_complete: bool | None = None  # element BulkChargingComplete
     charging_complete: bool  # element ChargingComplete
-    remaining_time_to_full_so_c: PhysicalValue | None = None  # element RemainingTimeToFullSoC
-    remaining_time_to_bulk_so_c: PhysicalValue | None = None  # element RemainingTimeToBulkSoC
+    remaining_time_to_full_soc: PhysicalValue | None = None  # element RemainingTimeToFullSoC
+    remaining_time_to_bulk_soc: PhysicalValue | None = None  # element RemainingTimeToBulkSoC
     ev_target_voltage: PhysicalValue  # element EVTargetVoltage
 
 
@@ -1023,493 +1023,495 @@ class WeldingDetectionRes(BodyBase):
     evse_present_voltage: PhysicalValue  # element EVSEPresentVoltage
 
 
-# (python name, XML local name, XML namespace, kind, is_list, value type)
+# (python name, XML local name, XML namespace, kind, is_list, value type, optional,
+#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)
+#  for strings and binaries)
 # value type: a class, a tuple of (element qname, class) for substitution groups,
 # an Enum class, or the name of a simple kind (int, bool, str, hex, b64).
 EVChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameterType')
 EVChargeParameter._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
 )
 AC_EVChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVChargeParameterType')
 AC_EVChargeParameter._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('e_amount', 'EAmount', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_max_voltage', 'EVMaxVoltage', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_max_current', 'EVMaxCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_min_current', 'EVMinCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('e_amount', 'EAmount', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_max_voltage', 'EVMaxVoltage', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_max_current', 'EVMaxCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_min_current', 'EVMinCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 EVSEChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameterType')
 EVSEChargeParameter._exi_fields = (
 )
 AC_EVSEChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEChargeParameterType')
 AC_EVSEChargeParameter._exi_fields = (
-    ('ac_evse_status', 'AC_EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, AC_EVSEStatus),
-    ('evse_nominal_voltage', 'EVSENominalVoltage', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_max_current', 'EVSEMaxCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('ac_evse_status', 'AC_EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, AC_EVSEStatus, False, (1, 1), None),
+    ('evse_nominal_voltage', 'EVSENominalVoltage', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_max_current', 'EVSEMaxCurrent', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 EVSEStatus._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatusType')
 EVSEStatus._exi_fields = (
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification, False, (1, 1), None),
 )
 AC_EVSEStatus._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatusType')
 AC_EVSEStatus._exi_fields = (
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification),
-    ('rcd', 'RCD', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification, False, (1, 1), None),
+    ('rcd', 'RCD', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 BodyBase._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'BodyBaseType')
 BodyBase._exi_fields = (
 )
 AuthorizationReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReqType')
 AuthorizationReq._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str'),
-    ('gen_challenge', 'GenChallenge', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64'),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('gen_challenge', 'GenChallenge', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64', True, (0, 1), (16, 16)),
 )
 AuthorizationRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationResType')
 AuthorizationRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
 )
 Body._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'BodyType')
 Body._exi_fields = (
-    ('body_element', 'BodyElement', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ((('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReq'), AuthorizationReq), (('urn:iso:15118:2:2013:MsgBody', 'AuthorizationRes'), AuthorizationRes), (('urn:iso:15118:2:2013:MsgBody', 'BodyElement'), BodyBase), (('urn:iso:15118:2:2013:MsgBody', 'CableCheckReq'), CableCheckReq), (('urn:iso:15118:2:2013:MsgBody', 'CableCheckRes'), CableCheckRes), (('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationReq'), CertificateInstallationReq), (('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationRes'), CertificateInstallationRes), (('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateReq'), CertificateUpdateReq), (('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateRes'), CertificateUpdateRes), (('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReq'), ChargeParameterDiscoveryReq), (('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryRes'), ChargeParameterDiscoveryRes), (('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReq'), ChargingStatusReq), (('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusRes'), ChargingStatusRes), (('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReq'), CurrentDemandReq), (('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandRes'), CurrentDemandRes), (('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReq'), MeteringReceiptReq), (('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptRes'), MeteringReceiptRes), (('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReq'), PaymentDetailsReq), (('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsRes'), PaymentDetailsRes), (('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReq'), PaymentServiceSelectionReq), (('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionRes'), PaymentServiceSelectionRes), (('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryReq'), PowerDeliveryReq), (('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryRes'), PowerDeliveryRes), (('urn:iso:15118:2:2013:MsgBody', 'PreChargeReq'), PreChargeReq), (('urn:iso:15118:2:2013:MsgBody', 'PreChargeRes'), PreChargeRes), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReq'), ServiceDetailReq), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailRes'), ServiceDetailRes), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryReq'), ServiceDiscoveryReq), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryRes'), ServiceDiscoveryRes), (('urn:iso:15118:2:2013:MsgBody', 'SessionSetupReq'), SessionSetupReq), (('urn:iso:15118:2:2013:MsgBody', 'SessionSetupRes'), SessionSetupRes), (('urn:iso:15118:2:2013:MsgBody', 'SessionStopReq'), SessionStopReq), (('urn:iso:15118:2:2013:MsgBody', 'SessionStopRes'), SessionStopRes), (('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionReq'), WeldingDetectionReq), (('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionRes'), WeldingDetectionRes),)),
+    ('body_element', 'BodyElement', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ((('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReq'), AuthorizationReq), (('urn:iso:15118:2:2013:MsgBody', 'AuthorizationRes'), AuthorizationRes), (('urn:iso:15118:2:2013:MsgBody', 'BodyElement'), BodyBase), (('urn:iso:15118:2:2013:MsgBody', 'CableCheckReq'), CableCheckReq), (('urn:iso:15118:2:2013:MsgBody', 'CableCheckRes'), CableCheckRes), (('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationReq'), CertificateInstallationReq), (('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationRes'), CertificateInstallationRes), (('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateReq'), CertificateUpdateReq), (('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateRes'), CertificateUpdateRes), (('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReq'), ChargeParameterDiscoveryReq), (('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryRes'), ChargeParameterDiscoveryRes), (('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReq'), ChargingStatusReq), (('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusRes'), ChargingStatusRes), (('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReq'), CurrentDemandReq), (('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandRes'), CurrentDemandRes), (('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReq'), MeteringReceiptReq), (('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptRes'), MeteringReceiptRes), (('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReq'), PaymentDetailsReq), (('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsRes'), PaymentDetailsRes), (('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReq'), PaymentServiceSelectionReq), (('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionRes'), PaymentServiceSelectionRes), (('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryReq'), PowerDeliveryReq), (('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryRes'), PowerDeliveryRes), (('urn:iso:15118:2:2013:MsgBody', 'PreChargeReq'), PreChargeReq), (('urn:iso:15118:2:2013:MsgBody', 'PreChargeRes'), PreChargeRes), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReq'), ServiceDetailReq), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailRes'), ServiceDetailRes), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryReq'), ServiceDiscoveryReq), (('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryRes'), ServiceDiscoveryRes), (('urn:iso:15118:2:2013:MsgBody', 'SessionSetupReq'), SessionSetupReq), (('urn:iso:15118:2:2013:MsgBody', 'SessionSetupRes'), SessionSetupRes), (('urn:iso:15118:2:2013:MsgBody', 'SessionStopReq'), SessionStopReq), (('urn:iso:15118:2:2013:MsgBody', 'SessionStopRes'), SessionStopRes), (('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionReq'), WeldingDetectionReq), (('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionRes'), WeldingDetectionRes),), True, (0, 1), None),
 )
 CableCheckReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CableCheckReqType')
 CableCheckReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
 )
 CableCheckRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CableCheckResType')
 CableCheckRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
 )
 CertificateChain._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'CertificateChainType')
 CertificateChain._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('certificate', 'Certificate', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'b64'),
-    ('sub_certificates', 'SubCertificates', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SubCertificates),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('certificate', 'Certificate', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'b64', False, (1, 1), (None, 800)),
+    ('sub_certificates', 'SubCertificates', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SubCertificates, True, (0, 1), None),
 )
 CertificateInstallationReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationReqType')
 CertificateInstallationReq._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str'),
-    ('oem_provisioning_cert', 'OEMProvisioningCert', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64'),
-    ('list_of_root_certificate_i_ds', 'ListOfRootCertificateIDs', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ListOfRootCertificateIDs),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('oem_provisioning_cert', 'OEMProvisioningCert', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64', False, (1, 1), (None, 800)),
+    ('list_of_root_certificate_ids', 'ListOfRootCertificateIDs', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ListOfRootCertificateIDs, False, (1, 1), None),
 )
 CertificateInstallationRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CertificateInstallationResType')
 CertificateInstallationRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('sa_provisioning_certificate_chain', 'SAProvisioningCertificateChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ContractSignatureEncryptedPrivateKey),
-    ('d_hpublickey', 'DHpublickey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DiffieHellmanPublickey),
-    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EMAID),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('sa_provisioning_certificate_chain', 'SAProvisioningCertificateChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ContractSignatureEncryptedPrivateKey, False, (1, 1), None),
+    ('dh_publickey', 'DHpublickey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DiffieHellmanPublickey, False, (1, 1), None),
+    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EMAID, False, (1, 1), None),
 )
 CertificateUpdateReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateReqType')
 CertificateUpdateReq._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str'),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
-    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('list_of_root_certificate_i_ds', 'ListOfRootCertificateIDs', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ListOfRootCertificateIDs),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', False, (1, 1), (14, 15)),
+    ('list_of_root_certificate_ids', 'ListOfRootCertificateIDs', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ListOfRootCertificateIDs, False, (1, 1), None),
 )
 CertificateUpdateRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CertificateUpdateResType')
 CertificateUpdateRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('sa_provisioning_certificate_chain', 'SAProvisioningCertificateChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
-    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ContractSignatureEncryptedPrivateKey),
-    ('d_hpublickey', 'DHpublickey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DiffieHellmanPublickey),
-    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EMAID),
-    ('retry_counter', 'RetryCounter', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('sa_provisioning_certificate_chain', 'SAProvisioningCertificateChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('contract_signature_encrypted_private_key', 'ContractSignatureEncryptedPrivateKey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ContractSignatureEncryptedPrivateKey, False, (1, 1), None),
+    ('dh_publickey', 'DHpublickey', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DiffieHellmanPublickey, False, (1, 1), None),
+    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EMAID, False, (1, 1), None),
+    ('retry_counter', 'RetryCounter', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
 )
 ChargeParameterDiscoveryReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReqType')
 ChargeParameterDiscoveryReq._exi_fields = (
-    ('max_entries_sa_schedule_tuple', 'MaxEntriesSAScheduleTuple', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('requested_energy_transfer_mode', 'RequestedEnergyTransferMode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EnergyTransferMode),
-    ('ev_charge_parameter', 'EVChargeParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVChargeParameter'), AC_EVChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameter'), DC_EVChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameter'), EVChargeParameter),)),
+    ('max_entries_sa_schedule_tuple', 'MaxEntriesSAScheduleTuple', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('requested_energy_transfer_mode', 'RequestedEnergyTransferMode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EnergyTransferMode, False, (1, 1), None),
+    ('ev_charge_parameter', 'EVChargeParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVChargeParameter'), AC_EVChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameter'), DC_EVChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameter'), EVChargeParameter),), False, (1, 1), None),
 )
 ChargeParameterDiscoveryRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryResType')
 ChargeParameterDiscoveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing),
-    ('sa_schedules', 'SASchedules', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleList'), SAScheduleList), (('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedules'), SASchedules),)),
-    ('evse_charge_parameter', 'EVSEChargeParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEChargeParameter'), AC_EVSEChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEChargeParameter'), DC_EVSEChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameter'), EVSEChargeParameter),)),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, EVSEProcessing, False, (1, 1), None),
+    ('sa_schedules', 'SASchedules', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleList'), SAScheduleList), (('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedules'), SASchedules),), True, (0, 1), None),
+    ('evse_charge_parameter', 'EVSEChargeParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEChargeParameter'), AC_EVSEChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEChargeParameter'), DC_EVSEChargeParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameter'), EVSEChargeParameter),), False, (1, 1), None),
 )
 Service._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceType')
 Service._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('service_name', 'ServiceName', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ServiceCategory),
-    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('free_service', 'FreeService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
+    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_name', 'ServiceName', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ServiceCategory, False, (1, 1), None),
+    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 64)),
+    ('free_service', 'FreeService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 ChargeService._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargeServiceType')
 ChargeService._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('service_name', 'ServiceName', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ServiceCategory),
-    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('free_service', 'FreeService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
-    ('supported_energy_transfer_mode', 'SupportedEnergyTransferMode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SupportedEnergyTransferMode),
+    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_name', 'ServiceName', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ServiceCategory, False, (1, 1), None),
+    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 64)),
+    ('free_service', 'FreeService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('supported_energy_transfer_mode', 'SupportedEnergyTransferMode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SupportedEnergyTransferMode, False, (1, 1), None),
 )
 ChargingProfile._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileType')
 ChargingProfile._exi_fields = (
-    ('profile_entry', 'ProfileEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ProfileEntry),
+    ('profile_entry', 'ProfileEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ProfileEntry, False, (1, 24), None),
 )
 ChargingStatusReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReqType')
 ChargingStatusReq._exi_fields = (
 )
 ChargingStatusRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusResType')
 ChargingStatusRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('evse_max_current', 'EVSEMaxCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo),
-    ('receipt_required', 'ReceiptRequired', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('ac_evse_status', 'AC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, AC_EVSEStatus),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', False, (1, 1), (7, 37)),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (1, 255)),
+    ('evse_max_current', 'EVSEMaxCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt_required', 'ReceiptRequired', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', True, (0, 1), None),
+    ('ac_evse_status', 'AC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, AC_EVSEStatus, False, (1, 1), None),
 )
 ConsumptionCost._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ConsumptionCostType')
 ConsumptionCost._exi_fields = (
-    ('start_value', 'startValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('cost', 'Cost', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Cost),
+    ('start_value', 'startValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('cost', 'Cost', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Cost, False, (1, 3), None),
 )
 ContractSignatureEncryptedPrivateKey._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ContractSignatureEncryptedPrivateKeyType')
 ContractSignatureEncryptedPrivateKey._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('value', '', '', 'value', False, 'b64'),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('value', '', '', 'value', False, 'b64', False, (1, 1), (None, 48)),
 )
 Cost._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'CostType')
 Cost._exi_fields = (
-    ('cost_kind', 'costKind', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, CostKind),
-    ('amount', 'amount', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('amount_multiplier', 'amountMultiplier', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('cost_kind', 'costKind', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, CostKind, False, (1, 1), None),
+    ('amount', 'amount', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('amount_multiplier', 'amountMultiplier', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-3, 3)),
 )
 CurrentDemandReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReqType')
 CurrentDemandReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('charging_complete', 'ChargingComplete', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('remaining_time_to_full_so_c', 'RemainingTimeToFullSoC', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('remaining_time_to_bulk_so_c', 'RemainingTimeToBulkSoC', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', True, (0, 1), None),
+    ('charging_complete', 'ChargingComplete', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('remaining_time_to_full_soc', 'RemainingTimeToFullSoC', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('remaining_time_to_bulk_soc', 'RemainingTimeToBulkSoC', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 CurrentDemandRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandResType')
 CurrentDemandRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_present_current', 'EVSEPresentCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
-    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo),
-    ('receipt_required', 'ReceiptRequired', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool'),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_present_current', 'EVSEPresentCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', False, (1, 1), (7, 37)),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (1, 255)),
+    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt_required', 'ReceiptRequired', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'bool', True, (0, 1), None),
 )
 DC_EVChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameterType')
 DC_EVChargeParameter._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVStatus),
-    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_energy_capacity', 'EVEnergyCapacity', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('ev_energy_request', 'EVEnergyRequest', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('full_soc', 'FullSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('bulk_soc', 'BulkSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('departure_time', 'DepartureTime', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_maximum_current_limit', 'EVMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_maximum_power_limit', 'EVMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_maximum_voltage_limit', 'EVMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_energy_capacity', 'EVEnergyCapacity', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('ev_energy_request', 'EVEnergyRequest', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('full_soc', 'FullSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('bulk_soc', 'BulkSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
 )
 EVPowerDeliveryParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameterType')
 EVPowerDeliveryParameter._exi_fields = (
 )
 DC_EVPowerDeliveryParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVPowerDeliveryParameterType')
 DC_EVPowerDeliveryParameter._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVStatus),
-    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
-    ('charging_complete', 'ChargingComplete', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('bulk_charging_complete', 'BulkChargingComplete', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', True, (0, 1), None),
+    ('charging_complete', 'ChargingComplete', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 DC_EVSEChargeParameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEChargeParameterType')
 DC_EVSEChargeParameter._exi_fields = (
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVSEStatus),
-    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_minimum_current_limit', 'EVSEMinimumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_minimum_voltage_limit', 'EVSEMinimumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_current_regulation_tolerance', 'EVSECurrentRegulationTolerance', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_peak_current_ripple', 'EVSEPeakCurrentRipple', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('evse_energy_to_be_delivered', 'EVSEEnergyToBeDelivered', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_maximum_current_limit', 'EVSEMaximumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_maximum_power_limit', 'EVSEMaximumPowerLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_maximum_voltage_limit', 'EVSEMaximumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_minimum_current_limit', 'EVSEMinimumCurrentLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_minimum_voltage_limit', 'EVSEMinimumVoltageLimit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_current_regulation_tolerance', 'EVSECurrentRegulationTolerance', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
+    ('evse_peak_current_ripple', 'EVSEPeakCurrentRipple', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('evse_energy_to_be_delivered', 'EVSEEnergyToBeDelivered', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (0, 1), None),
 )
 DC_EVSEStatus._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatusType')
 DC_EVSEStatus._exi_fields = (
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification),
-    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, IsolationLevel),
-    ('evse_status_code', 'EVSEStatusCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVSEStatusCode),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('evse_notification', 'EVSENotification', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, EVSENotification, False, (1, 1), None),
+    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, IsolationLevel, True, (0, 1), None),
+    ('evse_status_code', 'EVSEStatusCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVSEStatusCode, False, (1, 1), None),
 )
 EVStatus._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EVStatusType')
 EVStatus._exi_fields = (
 )
 DC_EVStatus._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVStatusType')
 DC_EVStatus._exi_fields = (
-    ('ev_ready', 'EVReady', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
-    ('ev_error_code', 'EVErrorCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVErrorCode),
-    ('evresssoc', 'EVRESSSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('ev_ready', 'EVReady', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_error_code', 'EVErrorCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, DC_EVErrorCode, False, (1, 1), None),
+    ('evresssoc', 'EVRESSSOC', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 100)),
 )
 DiffieHellmanPublickey._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'DiffieHellmanPublickeyType')
 DiffieHellmanPublickey._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('value', '', '', 'value', False, 'b64'),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('value', '', '', 'value', False, 'b64', False, (1, 1), (None, 65)),
 )
 EMAID._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EMAIDType')
 EMAID._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('value', '', '', 'value', False, 'str'),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('value', '', '', 'value', False, 'str', False, (1, 1), (14, 15)),
 )
 Entry._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'EntryType')
 Entry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),)),
+    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
 )
 Interval._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'IntervalType')
 Interval._exi_fields = (
 )
 ListOfRootCertificateIDs._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ListOfRootCertificateIDsType')
 ListOfRootCertificateIDs._exi_fields = (
-    ('root_certificate_id', 'RootCertificateID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, _xmldsig.X509IssuerSerial),
+    ('root_certificate_id', 'RootCertificateID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, _xmldsig.X509IssuerSerial, False, (1, 20), None),
 )
 MessageHeader._exi_type = ('urn:iso:15118:2:2013:MsgHeader', 'MessageHeaderType')
 MessageHeader._exi_fields = (
-    ('session_id', 'SessionID', 'urn:iso:15118:2:2013:MsgHeader', 'elem', False, 'hex'),
-    ('notification', 'Notification', 'urn:iso:15118:2:2013:MsgHeader', 'elem', False, Notification),
-    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature),
+    ('session_id', 'SessionID', 'urn:iso:15118:2:2013:MsgHeader', 'elem', False, 'hex', False, (1, 1), (None, 8)),
+    ('notification', 'Notification', 'urn:iso:15118:2:2013:MsgHeader', 'elem', False, Notification, True, (0, 1), None),
+    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature, True, (0, 1), None),
 )
 MeterInfo._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterInfoType')
 MeterInfo._exi_fields = (
-    ('meter_id', 'MeterID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('meter_reading', 'MeterReading', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('sig_meter_reading', 'SigMeterReading', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'b64'),
-    ('meter_status', 'MeterStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('t_meter', 'TMeter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('meter_id', 'MeterID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', False, (1, 1), (None, 32)),
+    ('meter_reading', 'MeterReading', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 18446744073709551615)),
+    ('sig_meter_reading', 'SigMeterReading', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'b64', True, (0, 1), (None, 64)),
+    ('meter_status', 'MeterStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('t_meter', 'TMeter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-9223372036854775808, 9223372036854775807)),
 )
 MeteringReceiptReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReqType')
 MeteringReceiptReq._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str'),
-    ('session_id', 'SessionID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'hex'),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgBody', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('session_id', 'SessionID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 8)),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', True, (0, 1), (1, 255)),
+    ('meter_info', 'MeterInfo', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, MeterInfo, False, (1, 1), None),
 )
 MeteringReceiptRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptResType')
 MeteringReceiptRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'), EVSEStatus),)),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'), EVSEStatus),), False, (1, 1), None),
 )
 Notification._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'NotificationType')
 Notification._exi_fields = (
-    ('fault_code', 'FaultCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, FaultCode),
-    ('fault_msg', 'FaultMsg', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
+    ('fault_code', 'FaultCode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, FaultCode, False, (1, 1), None),
+    ('fault_msg', 'FaultMsg', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 64)),
 )
 PMaxSchedule._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxScheduleType')
 PMaxSchedule._exi_fields = (
-    ('p_max_schedule_entry', 'PMaxScheduleEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, PMaxScheduleEntry),
+    ('p_max_schedule_entry', 'PMaxScheduleEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, PMaxScheduleEntry, False, (1, 1024), None),
 )
 PMaxScheduleEntry._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxScheduleEntryType')
 PMaxScheduleEntry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),)),
-    ('p_max', 'PMax', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
+    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
+    ('p_max', 'PMax', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 Parameter._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterType')
 Parameter._exi_fields = (
-    ('name', 'Name', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('bool_value', 'boolValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool'),
-    ('byte_value', 'byteValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('short_value', 'shortValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('int_value', 'intValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('physical_value', 'physicalValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('string_value', 'stringValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
+    ('name', 'Name', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('bool_value', 'boolValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'bool', True, (1, 1), None),
+    ('byte_value', 'byteValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-128, 127)),
+    ('short_value', 'shortValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-32768, 32767)),
+    ('int_value', 'intValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (1, 1), (-2147483648, 2147483647)),
+    ('physical_value', 'physicalValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, True, (1, 1), None),
+    ('string_value', 'stringValue', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (1, 1), (None, None)),
 )
 ParameterSet._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSetType')
 ParameterSet._exi_fields = (
-    ('parameter_set_id', 'ParameterSetID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('parameter', 'Parameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Parameter),
+    ('parameter_set_id', 'ParameterSetID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('parameter', 'Parameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Parameter, False, (1, 16), None),
 )
 PaymentDetailsReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReqType')
 PaymentDetailsReq._exi_fields = (
-    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain),
+    ('e_maid', 'eMAID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', False, (1, 1), (14, 15)),
+    ('contract_signature_cert_chain', 'ContractSignatureCertChain', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, CertificateChain, False, (1, 1), None),
 )
 PaymentDetailsRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsResType')
 PaymentDetailsRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('gen_challenge', 'GenChallenge', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64'),
-    ('evse_time_stamp', 'EVSETimeStamp', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('gen_challenge', 'GenChallenge', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'b64', False, (1, 1), (16, 16)),
+    ('evse_time_stamp', 'EVSETimeStamp', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (-9223372036854775808, 9223372036854775807)),
 )
 PaymentOptionList._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'PaymentOptionListType')
 PaymentOptionList._exi_fields = (
-    ('payment_option', 'PaymentOption', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, PaymentOption),
+    ('payment_option', 'PaymentOption', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, PaymentOption, False, (1, 2), None),
 )
 PaymentServiceSelectionReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReqType')
 PaymentServiceSelectionReq._exi_fields = (
-    ('selected_payment_option', 'SelectedPaymentOption', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PaymentOption),
-    ('selected_service_list', 'SelectedServiceList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, SelectedServiceList),
+    ('selected_payment_option', 'SelectedPaymentOption', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PaymentOption, False, (1, 1), None),
+    ('selected_service_list', 'SelectedServiceList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, SelectedServiceList, False, (1, 1), None),
 )
 PaymentServiceSelectionRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionResType')
 PaymentServiceSelectionRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 PhysicalValue._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'PhysicalValueType')
 PhysicalValue._exi_fields = (
-    ('multiplier', 'Multiplier', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('unit', 'Unit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, UnitSymbol),
-    ('value', 'Value', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('multiplier', 'Multiplier', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-3, 3)),
+    ('unit', 'Unit', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, UnitSymbol, False, (1, 1), None),
+    ('value', 'Value', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 PowerDeliveryReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryReqType')
 PowerDeliveryReq._exi_fields = (
-    ('charge_progress', 'ChargeProgress', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargeProgress),
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('charging_profile', 'ChargingProfile', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargingProfile),
-    ('ev_power_delivery_parameter', 'EVPowerDeliveryParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVPowerDeliveryParameter'), DC_EVPowerDeliveryParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameter'), EVPowerDeliveryParameter),)),
+    ('charge_progress', 'ChargeProgress', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargeProgress, False, (1, 1), None),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (1, 255)),
+    ('charging_profile', 'ChargingProfile', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargingProfile, True, (0, 1), None),
+    ('ev_power_delivery_parameter', 'EVPowerDeliveryParameter', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVPowerDeliveryParameter'), DC_EVPowerDeliveryParameter), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameter'), EVPowerDeliveryParameter),), True, (0, 1), None),
 )
 PowerDeliveryRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryResType')
 PowerDeliveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'), EVSEStatus),)),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'), AC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'), DC_EVSEStatus), (('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'), EVSEStatus),), False, (1, 1), None),
 )
 PreChargeReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PreChargeReqType')
 PreChargeReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 PreChargeRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'PreChargeResType')
 PreChargeRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )
 ProfileEntry._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ProfileEntryType')
 ProfileEntry._exi_fields = (
-    ('charging_profile_entry_start', 'ChargingProfileEntryStart', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('charging_profile_entry_max_power', 'ChargingProfileEntryMaxPower', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue),
-    ('charging_profile_entry_max_number_of_phases_in_use', 'ChargingProfileEntryMaxNumberOfPhasesInUse', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('charging_profile_entry_start', 'ChargingProfileEntryStart', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('charging_profile_entry_max_power', 'ChargingProfileEntryMaxPower', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PhysicalValue, False, (1, 1), None),
+    ('charging_profile_entry_max_number_of_phases_in_use', 'ChargingProfileEntryMaxNumberOfPhasesInUse', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (1, 3)),
 )
 RelativeTimeInterval._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeIntervalType')
 RelativeTimeInterval._exi_fields = (
-    ('start', 'start', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('duration', 'duration', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('start', 'start', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 16777214)),
+    ('duration', 'duration', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 86400)),
 )
 SASchedules._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedulesType')
 SASchedules._exi_fields = (
 )
 SAScheduleList._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleListType')
 SAScheduleList._exi_fields = (
-    ('sa_schedule_tuple', 'SAScheduleTuple', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SAScheduleTuple),
+    ('sa_schedule_tuple', 'SAScheduleTuple', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SAScheduleTuple, False, (1, 3), None),
 )
 SAScheduleTuple._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTupleType')
 SAScheduleTuple._exi_fields = (
-    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('p_max_schedule', 'PMaxSchedule', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PMaxSchedule),
-    ('sales_tariff', 'SalesTariff', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SalesTariff),
+    ('sa_schedule_tuple_id', 'SAScheduleTupleID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (1, 255)),
+    ('p_max_schedule', 'PMaxSchedule', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, PMaxSchedule, False, (1, 1), None),
+    ('sales_tariff', 'SalesTariff', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, SalesTariff, True, (0, 1), None),
 )
 SalesTariff._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffType')
 SalesTariff._exi_fields = (
-    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str'),
-    ('sales_tariff_id', 'SalesTariffID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('sales_tariff_description', 'SalesTariffDescription', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str'),
-    ('num_e_price_levels', 'NumEPriceLevels', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('sales_tariff_entry', 'SalesTariffEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SalesTariffEntry),
+    ('id', 'Id', 'urn:iso:15118:2:2013:MsgDataTypes', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('sales_tariff_id', 'SalesTariffID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (1, 255)),
+    ('sales_tariff_description', 'SalesTariffDescription', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'str', True, (0, 1), (None, 32)),
+    ('num_e_price_levels', 'NumEPriceLevels', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 255)),
+    ('sales_tariff_entry', 'SalesTariffEntry', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SalesTariffEntry, False, (1, 1024), None),
 )
 SalesTariffEntry._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffEntryType')
 SalesTariffEntry._exi_fields = (
-    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),)),
-    ('e_price_level', 'EPriceLevel', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('consumption_cost', 'ConsumptionCost', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ConsumptionCost),
+    ('time_interval', 'TimeInterval', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, ((('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'), RelativeTimeInterval), (('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'), Interval),), False, (1, 1), None),
+    ('e_price_level', 'EPriceLevel', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (0, 255)),
+    ('consumption_cost', 'ConsumptionCost', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ConsumptionCost, True, (0, 3), None),
 )
 SelectedService._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedServiceType')
 SelectedService._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
-    ('parameter_set_id', 'ParameterSetID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int'),
+    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('parameter_set_id', 'ParameterSetID', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
 )
 SelectedServiceList._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedServiceListType')
 SelectedServiceList._exi_fields = (
-    ('selected_service', 'SelectedService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SelectedService),
+    ('selected_service', 'SelectedService', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, SelectedService, False, (1, 16), None),
 )
 ServiceDetailReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReqType')
 ServiceDetailReq._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
+    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (0, 65535)),
 )
 ServiceDetailRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailResType')
 ServiceDetailRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
-    ('service_parameter_list', 'ServiceParameterList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceParameterList),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('service_id', 'ServiceID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_parameter_list', 'ServiceParameterList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceParameterList, True, (0, 1), None),
 )
 ServiceDiscoveryReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryReqType')
 ServiceDiscoveryReq._exi_fields = (
-    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceCategory),
+    ('service_scope', 'ServiceScope', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', True, (0, 1), (None, 64)),
+    ('service_category', 'ServiceCategory', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceCategory, True, (0, 1), None),
 )
 ServiceDiscoveryRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryResType')
 ServiceDiscoveryRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('payment_option_list', 'PaymentOptionList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PaymentOptionList),
-    ('charge_service', 'ChargeService', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargeService),
-    ('service_list', 'ServiceList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceList),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('payment_option_list', 'PaymentOptionList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PaymentOptionList, False, (1, 1), None),
+    ('charge_service', 'ChargeService', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargeService, False, (1, 1), None),
+    ('service_list', 'ServiceList', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ServiceList, True, (0, 1), None),
 )
 ServiceList._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceListType')
 ServiceList._exi_fields = (
-    ('service', 'Service', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Service),
+    ('service', 'Service', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, Service, False, (1, 8), None),
 )
 ServiceParameterList._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceParameterListType')
 ServiceParameterList._exi_fields = (
-    ('parameter_set', 'ParameterSet', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ParameterSet),
+    ('parameter_set', 'ParameterSet', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, ParameterSet, False, (1, 255), None),
 )
 SessionSetupReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'SessionSetupReqType')
 SessionSetupReq._exi_fields = (
-    ('evccid', 'EVCCID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'hex'),
+    ('evccid', 'EVCCID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'hex', False, (1, 1), (None, 6)),
 )
 SessionSetupRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'SessionSetupResType')
 SessionSetupRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str'),
-    ('evse_time_stamp', 'EVSETimeStamp', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int'),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evseid', 'EVSEID', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'str', False, (1, 1), (7, 37)),
+    ('evse_time_stamp', 'EVSETimeStamp', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, 'int', True, (0, 1), (-9223372036854775808, 9223372036854775807)),
 )
 SessionStopReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'SessionStopReqType')
 SessionStopReq._exi_fields = (
-    ('charging_session', 'ChargingSession', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargingSession),
+    ('charging_session', 'ChargingSession', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ChargingSession, False, (1, 1), None),
 )
 SessionStopRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'SessionStopResType')
 SessionStopRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 SubCertificates._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificatesType')
 SubCertificates._exi_fields = (
-    ('certificate', 'Certificate', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, 'b64'),
+    ('certificate', 'Certificate', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, 'b64', False, (1, 4), (None, 800)),
 )
 SupportedEnergyTransferMode._exi_type = ('urn:iso:15118:2:2013:MsgDataTypes', 'SupportedEnergyTransferModeType')
 SupportedEnergyTransferMode._exi_fields = (
-    ('energy_transfer_mode', 'EnergyTransferMode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, EnergyTransferMode),
+    ('energy_transfer_mode', 'EnergyTransferMode', 'urn:iso:15118:2:2013:MsgDataTypes', 'elem', True, EnergyTransferMode, False, (1, 6), None),
 )
 V2G_Message._exi_type = ('urn:iso:15118:2:2013:MsgDef', 'V2G_Message')
 V2G_Message._exi_fields = (
-    ('header', 'Header', 'urn:iso:15118:2:2013:MsgDef', 'elem', False, MessageHeader),
-    ('body', 'Body', 'urn:iso:15118:2:2013:MsgDef', 'elem', False, Body),
+    ('header', 'Header', 'urn:iso:15118:2:2013:MsgDef', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('body', 'Body', 'urn:iso:15118:2:2013:MsgDef', 'elem', False, Body, False, (1, 1), None),
 )
 WeldingDetectionReq._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionReqType')
 WeldingDetectionReq._exi_fields = (
-    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus),
+    ('dc_ev_status', 'DC_EVStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVStatus, False, (1, 1), None),
 )
 WeldingDetectionRes._exi_type = ('urn:iso:15118:2:2013:MsgBody', 'WeldingDetectionResType')
 WeldingDetectionRes._exi_fields = (
-    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode),
-    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue),
+    ('response_code', 'ResponseCode', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_evse_status', 'DC_EVSEStatus', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, DC_EVSEStatus, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:15118:2:2013:MsgBody', 'elem', False, PhysicalValue, False, (1, 1), None),
 )

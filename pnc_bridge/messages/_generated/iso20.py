@@ -729,8 +729,8 @@ class AuthorizationReq(V2GRequest):
     """XSD complex type ``AuthorizationReqType`` (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     selected_authorization_service: Authorization  # element SelectedAuthorizationService
-    eim_a_req_authorization_mode: EIM_AReqAuthorizationMode | None = None  # element EIM_AReqAuthorizationMode
-    pn_c_a_req_authorization_mode: PnC_AReqAuthorizationMode | None = None  # element PnC_AReqAuthorizationMode
+    eim_areq_authorization_mode: EIM_AReqAuthorizationMode | None = None  # element EIM_AReqAuthorizationMode
+    pnc_areq_authorization_mode: PnC_AReqAuthorizationMode | None = None  # element PnC_AReqAuthorizationMode
 
 
 @dataclass(slots=True, kw_only=True)
@@ -753,8 +753,8 @@ class AuthorizationSetupRes(V2GResponse):
 
     authorization_services: list[Authorization] = field(default_factory=list)  # element AuthorizationServices, 1..2 items
     certificate_installation_service: bool  # element CertificateInstallationService
-    eim_as_res_authorization_mode: EIM_ASResAuthorizationMode | None = None  # element EIM_ASResAuthorizationMode
-    pn_c_as_res_authorization_mode: PnC_ASResAuthorizationMode | None = None  # element PnC_ASResAuthorizationMode
+    eim_asres_authorization_mode: EIM_ASResAuthorizationMode | None = None  # element EIM_ASResAuthorizationMode
+    pnc_asres_authorization_mode: PnC_ASResAuthorizationMode | None = None  # element PnC_ASResAuthorizationMode
 
 
 @dataclass(slots=True, kw_only=True)
@@ -1080,9 +1080,9 @@ class CertificateInstallationReq(V2GRequest):
     """XSD complex type ``CertificateInstallationReqType`` (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     oem_provisioning_certificate_chain: SignedCertificateChain  # element OEMProvisioningCertificateChain
-    list_of_root_certificate_i_ds: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ListOfRootCertificateIDs  # element ListOfRootCertificateIDs
     maximum_contract_certificate_chains: int  # element MaximumContractCertificateChains, 0..255
-    prioritized_emai_ds: EMAIDList | None = None  # element PrioritizedEMAIDs
+    prioritized_ema_ids: EMAIDList | None = None  # element PrioritizedEMAIDs
 
 
 @dataclass(slots=True, kw_only=True)
@@ -1704,7 +1704,7 @@ class ServiceDetailRes(V2GResponse):
 class ServiceDiscoveryReq(V2GRequest):
     """XSD complex type ``ServiceDiscoveryReqType`` (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
-    supported_service_i_ds: ServiceIDList | None = None  # element SupportedServiceIDs
+    supported_service_ids: ServiceIDList | None = None  # element SupportedServiceIDs
 
 
 @dataclass(slots=True, kw_only=True)
@@ -2184,718 +2184,720 @@ class WPT_TxRxSpecData(Message):
     tx_rx_orientation: WPT_CoordinateXYZ  # element TxRxOrientation
 
 
-# (python name, XML local name, XML namespace, kind, is_list, value type)
+# (python name, XML local name, XML namespace, kind, is_list, value type, optional,
+#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)
+#  for strings and binaries)
 # value type: a class, a tuple of (element qname, class) for substitution groups,
 # an Enum class, or the name of a simple kind (int, bool, str, hex, b64).
 V2GMessage._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType')
 V2GMessage._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
 )
 V2GRequest._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType')
 V2GRequest._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
 )
 ACDP_ConnectReq._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReqType')
 ACDP_ConnectReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_electrical_charging_device_status', 'EVElectricalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ElectricalChargingDeviceStatus),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_electrical_charging_device_status', 'EVElectricalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ElectricalChargingDeviceStatus, False, (1, 1), None),
 )
 V2GResponse._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType')
 V2GResponse._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 ACDP_ConnectRes._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectResType')
 ACDP_ConnectRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, Processing),
-    ('evse_electrical_charging_device_status', 'EVSEElectricalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ElectricalChargingDeviceStatus),
-    ('evse_mechanical_charging_device_status', 'EVSEMechanicalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, MechanicalChargingDeviceStatus),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, Processing, False, (1, 1), None),
+    ('evse_electrical_charging_device_status', 'EVSEElectricalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ElectricalChargingDeviceStatus, False, (1, 1), None),
+    ('evse_mechanical_charging_device_status', 'EVSEMechanicalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, MechanicalChargingDeviceStatus, False, (1, 1), None),
 )
 ACDP_SystemStatusReq._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReqType')
 ACDP_SystemStatusReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_technical_status', 'EVTechnicalStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, EVTechnicalStatus),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_technical_status', 'EVTechnicalStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, EVTechnicalStatus, False, (1, 1), None),
 )
 ACDP_SystemStatusRes._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusResType')
 ACDP_SystemStatusRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_mechanical_charging_device_status', 'EVSEMechanicalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, MechanicalChargingDeviceStatus),
-    ('evse_ready_to_charge', 'EVSEReadyToCharge', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, IsolationStatus),
-    ('evse_disabled', 'EVSEDisabled', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('evse_utility_interrupt_event', 'EVSEUtilityInterruptEvent', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('evse_emergency_shutdown', 'EVSEEmergencyShutdown', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('evse_malfunction', 'EVSEMalfunction', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_in_charge_position', 'EVInChargePosition', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_association_status', 'EVAssociationStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_mechanical_charging_device_status', 'EVSEMechanicalChargingDeviceStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, MechanicalChargingDeviceStatus, False, (1, 1), None),
+    ('evse_ready_to_charge', 'EVSEReadyToCharge', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_isolation_status', 'EVSEIsolationStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, IsolationStatus, False, (1, 1), None),
+    ('evse_disabled', 'EVSEDisabled', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_utility_interrupt_event', 'EVSEUtilityInterruptEvent', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_emergency_shutdown', 'EVSEEmergencyShutdown', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_malfunction', 'EVSEMalfunction', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_in_charge_position', 'EVInChargePosition', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_association_status', 'EVAssociationStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
 )
 ACDP_VehiclePositioningReq._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReqType')
 ACDP_VehiclePositioningReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_mobility_status', 'EVMobilityStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_positioning_support', 'EVPositioningSupport', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_mobility_status', 'EVMobilityStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_positioning_support', 'EVPositioningSupport', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
 )
 ACDP_VehiclePositioningRes._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningResType')
 ACDP_VehiclePositioningRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, Processing),
-    ('evse_positioning_support', 'EVSEPositioningSupport', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_relative_x_deviation', 'EVRelativeXDeviation', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int'),
-    ('ev_relative_y_deviation', 'EVRelativeYDeviation', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int'),
-    ('contact_window_xc', 'ContactWindowXc', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int'),
-    ('contact_window_yc', 'ContactWindowYc', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int'),
-    ('ev_in_charge_position', 'EVInChargePosition', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, Processing, False, (1, 1), None),
+    ('evse_positioning_support', 'EVSEPositioningSupport', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_relative_x_deviation', 'EVRelativeXDeviation', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('ev_relative_y_deviation', 'EVRelativeYDeviation', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('contact_window_xc', 'ContactWindowXc', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('contact_window_yc', 'ContactWindowYc', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('ev_in_charge_position', 'EVInChargePosition', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
 )
 AC_CPDReqEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferModeType')
 AC_CPDReqEnergyTransferMode._exi_fields = (
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 AC_CPDResEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferModeType')
 AC_CPDResEnergyTransferMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_power_l2', 'EVSEMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_power_l3', 'EVSEMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power_l2', 'EVSEMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power_l3', 'EVSEMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_nominal_frequency', 'EVSENominalFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('maximum_power_asymmetry', 'MaximumPowerAsymmetry', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_power_l2', 'EVSEMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_charge_power_l3', 'EVSEMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power_l2', 'EVSEMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power_l3', 'EVSEMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_nominal_frequency', 'EVSENominalFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('maximum_power_asymmetry', 'MaximumPowerAsymmetry', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 ChargeLoopReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType')
 ChargeLoopReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters),
-    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters, True, (0, 1), None),
+    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', False, (1, 1), None),
 )
 AC_ChargeLoopReq._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopReqType')
 AC_ChargeLoopReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters),
-    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
-    ('cl_req_control_mode', 'CLReqControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlMode'), BPT_Dynamic_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlMode'), BPT_Scheduled_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'), CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlMode'), Dynamic_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlMode'), Scheduled_AC_CLReqControlMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters, True, (0, 1), None),
+    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('cl_req_control_mode', 'CLReqControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlMode'), BPT_Dynamic_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlMode'), BPT_Scheduled_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'), CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlMode'), Dynamic_AC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlMode'), Scheduled_AC_CLReqControlMode),), False, (1, 1), None),
 )
 ChargeLoopRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType')
 ChargeLoopRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus),
-    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo),
-    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt, True, (0, 1), None),
 )
 AC_ChargeLoopRes._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopResType')
 AC_ChargeLoopRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus),
-    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo),
-    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt),
-    ('evse_target_frequency', 'EVSETargetFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('cl_res_control_mode', 'CLResControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlMode'), BPT_Dynamic_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlMode'), BPT_Scheduled_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'), CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlMode'), Dynamic_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlMode'), Scheduled_AC_CLResControlMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt, True, (0, 1), None),
+    ('evse_target_frequency', 'EVSETargetFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('cl_res_control_mode', 'CLResControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlMode'), BPT_Dynamic_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlMode'), BPT_Scheduled_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'), CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlMode'), Dynamic_AC_CLResControlMode), (('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlMode'), Scheduled_AC_CLResControlMode),), False, (1, 1), None),
 )
 ChargeParameterDiscoveryReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType')
 ChargeParameterDiscoveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
 )
 AC_ChargeParameterDiscoveryReq._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryReqType')
 AC_ChargeParameterDiscoveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ac_cpd_req_energy_transfer_mode', 'AC_CPDReqEnergyTransferMode', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferMode'), AC_CPDReqEnergyTransferMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferMode'), BPT_AC_CPDReqEnergyTransferMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ac_cpd_req_energy_transfer_mode', 'AC_CPDReqEnergyTransferMode', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferMode'), AC_CPDReqEnergyTransferMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferMode'), BPT_AC_CPDReqEnergyTransferMode),), False, (1, 1), None),
 )
 ChargeParameterDiscoveryRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType')
 ChargeParameterDiscoveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 AC_ChargeParameterDiscoveryRes._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryResType')
 AC_ChargeParameterDiscoveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('ac_cpd_res_energy_transfer_mode', 'AC_CPDResEnergyTransferMode', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferMode'), AC_CPDResEnergyTransferMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferMode'), BPT_AC_CPDResEnergyTransferMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('ac_cpd_res_energy_transfer_mode', 'AC_CPDResEnergyTransferMode', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, ((('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferMode'), AC_CPDResEnergyTransferMode), (('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferMode'), BPT_AC_CPDResEnergyTransferMode),), False, (1, 1), None),
 )
 PriceSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleType')
 PriceSchedule._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 160)),
 )
 AbsolutePriceSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceScheduleType')
 AbsolutePriceSchedule._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('currency', 'Currency', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('language', 'Language', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('price_algorithm', 'PriceAlgorithm', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('minimum_cost', 'MinimumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('maximum_cost', 'MaximumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('tax_rules', 'TaxRules', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, TaxRuleList),
-    ('price_rule_stacks', 'PriceRuleStacks', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceRuleStackList),
-    ('overstay_rules', 'OverstayRules', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, OverstayRuleList),
-    ('additional_selected_services', 'AdditionalSelectedServices', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AdditionalServiceList),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 160)),
+    ('currency', 'Currency', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 3)),
+    ('language', 'Language', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 3)),
+    ('price_algorithm', 'PriceAlgorithm', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 255)),
+    ('minimum_cost', 'MinimumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('maximum_cost', 'MaximumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('tax_rules', 'TaxRules', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, TaxRuleList, True, (0, 1), None),
+    ('price_rule_stacks', 'PriceRuleStacks', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceRuleStackList, False, (1, 1), None),
+    ('overstay_rules', 'OverstayRules', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, OverstayRuleList, True, (0, 1), None),
+    ('additional_selected_services', 'AdditionalSelectedServices', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AdditionalServiceList, True, (0, 1), None),
 )
 AdditionalService._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalServiceType')
 AdditionalService._exi_fields = (
-    ('service_name', 'ServiceName', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('service_fee', 'ServiceFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('service_name', 'ServiceName', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 80)),
+    ('service_fee', 'ServiceFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 AdditionalServiceList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalServiceListType')
 AdditionalServiceList._exi_fields = (
-    ('additional_service', 'AdditionalService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, AdditionalService),
+    ('additional_service', 'AdditionalService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, AdditionalService, False, (1, 5), None),
 )
 AlternativeSECC._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCType')
 AlternativeSECC._exi_fields = (
-    ('ssid', 'SSID', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str'),
-    ('bssid', 'BSSID', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str'),
-    ('ip_address', 'IPAddress', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str'),
-    ('port', 'Port', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
+    ('ssid', 'SSID', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str', True, (0, 1), (None, 255)),
+    ('bssid', 'BSSID', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str', True, (0, 1), (None, 12)),
+    ('ip_address', 'IPAddress', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'str', True, (0, 1), (None, 39)),
+    ('port', 'Port', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', True, (0, 1), (0, 65535)),
 )
 AlternativeSECCList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCListType')
 AlternativeSECCList._exi_fields = (
-    ('alternative_secc', 'AlternativeSECC', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, AlternativeSECC),
+    ('alternative_secc', 'AlternativeSECC', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, AlternativeSECC, False, (1, 8), None),
 )
 AuthorizationReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReqType')
 AuthorizationReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('selected_authorization_service', 'SelectedAuthorizationService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Authorization),
-    ('eim_a_req_authorization_mode', 'EIM_AReqAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EIM_AReqAuthorizationMode),
-    ('pn_c_a_req_authorization_mode', 'PnC_AReqAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PnC_AReqAuthorizationMode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('selected_authorization_service', 'SelectedAuthorizationService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Authorization, False, (1, 1), None),
+    ('eim_areq_authorization_mode', 'EIM_AReqAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EIM_AReqAuthorizationMode, True, (1, 1), None),
+    ('pnc_areq_authorization_mode', 'PnC_AReqAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PnC_AReqAuthorizationMode, True, (1, 1), None),
 )
 AuthorizationRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationResType')
 AuthorizationRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing, False, (1, 1), None),
 )
 AuthorizationSetupReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReqType')
 AuthorizationSetupReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
 )
 AuthorizationSetupRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupResType')
 AuthorizationSetupRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('authorization_services', 'AuthorizationServices', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Authorization),
-    ('certificate_installation_service', 'CertificateInstallationService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('eim_as_res_authorization_mode', 'EIM_ASResAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EIM_ASResAuthorizationMode),
-    ('pn_c_as_res_authorization_mode', 'PnC_ASResAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PnC_ASResAuthorizationMode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('authorization_services', 'AuthorizationServices', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Authorization, False, (1, 2), None),
+    ('certificate_installation_service', 'CertificateInstallationService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
+    ('eim_asres_authorization_mode', 'EIM_ASResAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EIM_ASResAuthorizationMode, True, (1, 1), None),
+    ('pnc_asres_authorization_mode', 'PnC_ASResAuthorizationMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PnC_ASResAuthorizationMode, True, (1, 1), None),
 )
 BPT_AC_CPDReqEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferModeType')
 BPT_AC_CPDReqEnergyTransferMode._exi_fields = (
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_AC_CPDResEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferModeType')
 BPT_AC_CPDResEnergyTransferMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_power_l2', 'EVSEMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_power_l3', 'EVSEMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power_l2', 'EVSEMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power_l3', 'EVSEMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_nominal_frequency', 'EVSENominalFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('maximum_power_asymmetry', 'MaximumPowerAsymmetry', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power_l2', 'EVSEMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power_l3', 'EVSEMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power_l2', 'EVSEMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power_l3', 'EVSEMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_power_l2', 'EVSEMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_charge_power_l3', 'EVSEMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power_l2', 'EVSEMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power_l3', 'EVSEMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_nominal_frequency', 'EVSENominalFrequency', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('maximum_power_asymmetry', 'MaximumPowerAsymmetry', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_discharge_power_l2', 'EVSEMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_discharge_power_l3', 'EVSEMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_discharge_power_l2', 'EVSEMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_discharge_power_l3', 'EVSEMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 DC_CPDReqEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferModeType')
 DC_CPDReqEnergyTransferMode._exi_fields = (
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_current', 'EVMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'int'),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_current', 'EVMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'int', True, (0, 1), (0, 100)),
 )
 BPT_DC_CPDReqEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferModeType')
 BPT_DC_CPDReqEnergyTransferMode._exi_fields = (
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_current', 'EVMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'int'),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_current', 'EVMinimumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_current', 'EVMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_discharge_current', 'EVMinimumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DC_CPDResEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferModeType')
 DC_CPDResEnergyTransferMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_current', 'EVSEMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_current', 'EVSEMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_DC_CPDResEnergyTransferMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferModeType')
 BPT_DC_CPDResEnergyTransferMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_current', 'EVSEMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_current', 'EVSEMinimumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_current', 'EVSEMinimumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_power_ramp_limitation', 'EVSEPowerRampLimitation', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_discharge_current', 'EVSEMinimumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType')
 CLReqControlMode._exi_fields = (
 )
 Dynamic_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType')
 Dynamic_CLReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 Dynamic_AC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlModeType')
 Dynamic_AC_CLReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Dynamic_AC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlModeType')
 BPT_Dynamic_AC_CLReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType')
 CLResControlMode._exi_fields = (
 )
 Dynamic_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType')
 Dynamic_CLResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 65535)),
 )
 Dynamic_AC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlModeType')
 Dynamic_AC_CLResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Dynamic_AC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlModeType')
 BPT_Dynamic_AC_CLResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Dynamic_DC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlModeType')
 Dynamic_DC_CLReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 BPT_Dynamic_DC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlModeType')
 BPT_Dynamic_DC_CLReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Dynamic_DC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlModeType')
 Dynamic_DC_CLResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 BPT_Dynamic_DC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlModeType')
 BPT_Dynamic_DC_CLResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ack_max_delay', 'AckMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 Scheduled_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType')
 Scheduled_CLReqControlMode._exi_fields = (
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Scheduled_AC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlModeType')
 Scheduled_AC_CLReqControlMode._exi_fields = (
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Scheduled_AC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlModeType')
 BPT_Scheduled_AC_CLReqControlMode._exi_fields = (
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l2', 'EVMaximumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_power_l3', 'EVMaximumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l2', 'EVMinimumChargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power_l3', 'EVMinimumChargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power', 'EVPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_present_active_power_l2', 'EVPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_active_power_l3', 'EVPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power', 'EVPresentReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l2', 'EVPresentReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_present_reactive_power_l3', 'EVPresentReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power_l2', 'EVMaximumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power_l3', 'EVMaximumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power_l2', 'EVMinimumDischargePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power_l3', 'EVMinimumDischargePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Scheduled_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType')
 Scheduled_CLResControlMode._exi_fields = (
 )
 Scheduled_AC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlModeType')
 Scheduled_AC_CLResControlMode._exi_fields = (
-    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Scheduled_AC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlModeType')
 BPT_Scheduled_AC_CLResControlMode._exi_fields = (
-    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
-    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber),
+    ('evse_target_active_power', 'EVSETargetActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l2', 'EVSETargetActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_active_power_l3', 'EVSETargetActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power', 'EVSETargetReactivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l2', 'EVSETargetReactivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_target_reactive_power_l3', 'EVSETargetReactivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power', 'EVSEPresentActivePower', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l2', 'EVSEPresentActivePower_L2', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_present_active_power_l3', 'EVSEPresentActivePower_L3', 'urn:iso:std:iso:15118:-20:AC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Scheduled_DC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlModeType')
 Scheduled_DC_CLReqControlMode._exi_fields = (
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Scheduled_DC_CLReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlModeType')
 BPT_Scheduled_DC_CLReqControlMode._exi_fields = (
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_target_current', 'EVTargetCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_charge_power', 'EVMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_charge_power', 'EVMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_charge_current', 'EVMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_voltage', 'EVMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_voltage', 'EVMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_power', 'EVMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_discharge_power', 'EVMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_discharge_current', 'EVMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Scheduled_DC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlModeType')
 Scheduled_DC_CLResControlMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 BPT_Scheduled_DC_CLResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlModeType')
 BPT_Scheduled_DC_CLResControlMode._exi_fields = (
-    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('evse_maximum_charge_power', 'EVSEMaximumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_charge_power', 'EVSEMinimumChargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_charge_current', 'EVSEMaximumChargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_voltage', 'EVSEMaximumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_discharge_power', 'EVSEMaximumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_discharge_power', 'EVSEMinimumDischargePower', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_maximum_discharge_current', 'EVSEMaximumDischargeCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evse_minimum_voltage', 'EVSEMinimumVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 CertificateChain._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateChainType')
 CertificateChain._exi_fields = (
-    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates),
+    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (None, 1600)),
+    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates, True, (0, 1), None),
 )
 CertificateInstallationReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReqType')
 CertificateInstallationReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('oem_provisioning_certificate_chain', 'OEMProvisioningCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedCertificateChain),
-    ('list_of_root_certificate_i_ds', 'ListOfRootCertificateIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ListOfRootCertificateIDs),
-    ('maximum_contract_certificate_chains', 'MaximumContractCertificateChains', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('prioritized_emai_ds', 'PrioritizedEMAIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EMAIDList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('oem_provisioning_certificate_chain', 'OEMProvisioningCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedCertificateChain, False, (1, 1), None),
+    ('list_of_root_certificate_ids', 'ListOfRootCertificateIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ListOfRootCertificateIDs, False, (1, 1), None),
+    ('maximum_contract_certificate_chains', 'MaximumContractCertificateChains', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('prioritized_ema_ids', 'PrioritizedEMAIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EMAIDList, True, (0, 1), None),
 )
 CertificateInstallationRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationResType')
 CertificateInstallationRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing),
-    ('cps_certificate_chain', 'CPSCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, CertificateChain),
-    ('signed_installation_data', 'SignedInstallationData', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedInstallationData),
-    ('remaining_contract_certificate_chains', 'RemainingContractCertificateChains', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing, False, (1, 1), None),
+    ('cps_certificate_chain', 'CPSCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, CertificateChain, False, (1, 1), None),
+    ('signed_installation_data', 'SignedInstallationData', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedInstallationData, False, (1, 1), None),
+    ('remaining_contract_certificate_chains', 'RemainingContractCertificateChains', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 255)),
 )
 ChargingSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingScheduleType')
 ChargingSchedule._exi_fields = (
-    ('power_schedule', 'PowerSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerSchedule),
-    ('absolute_price_schedule', 'AbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AbsolutePriceSchedule),
-    ('price_level_schedule', 'PriceLevelSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelSchedule),
+    ('power_schedule', 'PowerSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerSchedule, False, (1, 1), None),
+    ('absolute_price_schedule', 'AbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AbsolutePriceSchedule, True, (1, 1), None),
+    ('price_level_schedule', 'PriceLevelSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelSchedule, True, (1, 1), None),
 )
 ContractCertificateChain._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChainType')
 ContractCertificateChain._exi_fields = (
-    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates),
+    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (None, 1600)),
+    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates, False, (1, 1), None),
 )
 DC_CableCheckReq._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReqType')
 DC_CableCheckReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
 )
 DC_CableCheckRes._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckResType')
 DC_CableCheckRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing, False, (1, 1), None),
 )
 DC_ChargeLoopReq._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopReqType')
 DC_ChargeLoopReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters),
-    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
-    ('ev_present_voltage', 'EVPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('cl_req_control_mode', 'CLReqControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlMode'), BPT_Dynamic_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'), BPT_Scheduled_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'), CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'), Dynamic_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'), Scheduled_DC_CLReqControlMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters, True, (0, 1), None),
+    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_present_voltage', 'EVPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('cl_req_control_mode', 'CLReqControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlMode'), BPT_Dynamic_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'), BPT_Scheduled_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'), CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'), Dynamic_DC_CLReqControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'), Scheduled_DC_CLReqControlMode),), False, (1, 1), None),
 )
 DC_ChargeLoopRes._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopResType')
 DC_ChargeLoopRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus),
-    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo),
-    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt),
-    ('evse_present_current', 'EVSEPresentCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool'),
-    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool'),
-    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool'),
-    ('cl_res_control_mode', 'CLResControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlMode'), BPT_Dynamic_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'), BPT_Scheduled_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'), CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'), Dynamic_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlMode'), Scheduled_DC_CLResControlMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt, True, (0, 1), None),
+    ('evse_present_current', 'EVSEPresentCurrent', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evse_power_limit_achieved', 'EVSEPowerLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_current_limit_achieved', 'EVSECurrentLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool', False, (1, 1), None),
+    ('evse_voltage_limit_achieved', 'EVSEVoltageLimitAchieved', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, 'bool', False, (1, 1), None),
+    ('cl_res_control_mode', 'CLResControlMode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlMode'), BPT_Dynamic_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'), BPT_Scheduled_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'), CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'), Dynamic_DC_CLResControlMode), (('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlMode'), Scheduled_DC_CLResControlMode),), False, (1, 1), None),
 )
 DC_ChargeParameterDiscoveryReq._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryReqType')
 DC_ChargeParameterDiscoveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('dc_cpd_req_energy_transfer_mode', 'DC_CPDReqEnergyTransferMode', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'), BPT_DC_CPDReqEnergyTransferMode), (('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'), DC_CPDReqEnergyTransferMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('dc_cpd_req_energy_transfer_mode', 'DC_CPDReqEnergyTransferMode', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'), BPT_DC_CPDReqEnergyTransferMode), (('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'), DC_CPDReqEnergyTransferMode),), False, (1, 1), None),
 )
 DC_ChargeParameterDiscoveryRes._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryResType')
 DC_ChargeParameterDiscoveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('dc_cpd_res_energy_transfer_mode', 'DC_CPDResEnergyTransferMode', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'), BPT_DC_CPDResEnergyTransferMode), (('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'), DC_CPDResEnergyTransferMode),)),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('dc_cpd_res_energy_transfer_mode', 'DC_CPDResEnergyTransferMode', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, ((('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'), BPT_DC_CPDResEnergyTransferMode), (('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'), DC_CPDResEnergyTransferMode),), False, (1, 1), None),
 )
 DC_PreChargeReq._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeReqType')
 DC_PreChargeReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing),
-    ('ev_present_voltage', 'EVPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
-    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing, False, (1, 1), None),
+    ('ev_present_voltage', 'EVPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_target_voltage', 'EVTargetVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DC_PreChargeRes._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeResType')
 DC_PreChargeRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DC_WeldingDetectionReq._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionReqType')
 DC_WeldingDetectionReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, Processing, False, (1, 1), None),
 )
 DC_WeldingDetectionRes._exi_type = ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionResType')
 DC_WeldingDetectionRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_present_voltage', 'EVSEPresentVoltage', 'urn:iso:std:iso:15118:-20:DC', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DetailedCost._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType')
 DetailedCost._exi_fields = (
-    ('amount', 'Amount', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('cost_per_unit', 'CostPerUnit', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
+    ('amount', 'Amount', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('cost_per_unit', 'CostPerUnit', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DetailedTax._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType')
 DetailedTax._exi_fields = (
-    ('tax_rule_id', 'TaxRuleID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('amount', 'Amount', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
+    ('tax_rule_id', 'TaxRuleID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('amount', 'Amount', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 DisplayParameters._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType')
 DisplayParameters._exi_fields = (
-    ('present_soc', 'PresentSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('maximum_soc', 'MaximumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('remaining_time_to_minimum_soc', 'RemainingTimeToMinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('remaining_time_to_target_soc', 'RemainingTimeToTargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('remaining_time_to_maximum_soc', 'RemainingTimeToMaximumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('charging_complete', 'ChargingComplete', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
-    ('battery_energy_capacity', 'BatteryEnergyCapacity', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber),
-    ('inlet_hot', 'InletHot', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
+    ('present_soc', 'PresentSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('maximum_soc', 'MaximumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('remaining_time_to_minimum_soc', 'RemainingTimeToMinimumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('remaining_time_to_target_soc', 'RemainingTimeToTargetSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('remaining_time_to_maximum_soc', 'RemainingTimeToMaximumSOC', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('charging_complete', 'ChargingComplete', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', True, (0, 1), None),
+    ('battery_energy_capacity', 'BatteryEnergyCapacity', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('inlet_hot', 'InletHot', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', True, (0, 1), None),
 )
 Dynamic_EVPPTControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlModeType')
 Dynamic_EVPPTControlMode._exi_fields = (
 )
 Dynamic_SEReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlModeType')
 Dynamic_SEReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('ev_maximum_v2x_energy_request', 'EVMaximumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_v2x_energy_request', 'EVMinimumV2XEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 Dynamic_SEResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlModeType')
 Dynamic_SEResControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('absolute_price_schedule', 'AbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AbsolutePriceSchedule),
-    ('price_level_schedule', 'PriceLevelSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelSchedule),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('minimum_soc', 'MinimumSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('target_soc', 'TargetSOC', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('absolute_price_schedule', 'AbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, AbsolutePriceSchedule, True, (1, 1), None),
+    ('price_level_schedule', 'PriceLevelSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelSchedule, True, (1, 1), None),
 )
 Dynamic_SMDTControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlModeType')
 Dynamic_SMDTControlMode._exi_fields = (
@@ -2908,654 +2910,654 @@ EIM_ASResAuthorizationMode._exi_fields = (
 )
 EMAIDList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAIDListType')
 EMAIDList._exi_fields = (
-    ('emaid', 'EMAID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'str'),
+    ('emaid', 'EMAID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'str', False, (1, 8), (None, 255)),
 )
 EVAbsolutePriceSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceScheduleType')
 EVAbsolutePriceSchedule._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('currency', 'Currency', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('price_algorithm', 'PriceAlgorithm', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('ev_price_rule_stacks', 'EVPriceRuleStacks', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPriceRuleStackList),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('currency', 'Currency', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 3)),
+    ('price_algorithm', 'PriceAlgorithm', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 255)),
+    ('ev_price_rule_stacks', 'EVPriceRuleStacks', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPriceRuleStackList, False, (1, 1), None),
 )
 EVEnergyOffer._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOfferType')
 EVEnergyOffer._exi_fields = (
-    ('ev_power_schedule', 'EVPowerSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerSchedule),
-    ('ev_absolute_price_schedule', 'EVAbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVAbsolutePriceSchedule),
+    ('ev_power_schedule', 'EVPowerSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerSchedule, False, (1, 1), None),
+    ('ev_absolute_price_schedule', 'EVAbsolutePriceSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVAbsolutePriceSchedule, False, (1, 1), None),
 )
 EVPowerProfile._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileType')
 EVPowerProfile._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('dynamic_evppt_control_mode', 'Dynamic_EVPPTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_EVPPTControlMode),
-    ('scheduled_evppt_control_mode', 'Scheduled_EVPPTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_EVPPTControlMode),
-    ('ev_power_profile_entries', 'EVPowerProfileEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerProfileEntryList),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('dynamic_evppt_control_mode', 'Dynamic_EVPPTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_EVPPTControlMode, True, (1, 1), None),
+    ('scheduled_evppt_control_mode', 'Scheduled_EVPPTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_EVPPTControlMode, True, (1, 1), None),
+    ('ev_power_profile_entries', 'EVPowerProfileEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerProfileEntryList, False, (1, 1), None),
 )
 EVPowerProfileEntryList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntryListType')
 EVPowerProfileEntryList._exi_fields = (
-    ('ev_power_profile_entry', 'EVPowerProfileEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PowerScheduleEntry),
+    ('ev_power_profile_entry', 'EVPowerProfileEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PowerScheduleEntry, False, (1, 2048), None),
 )
 EVPowerSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleType')
 EVPowerSchedule._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('ev_power_schedule_entries', 'EVPowerScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerScheduleEntryList),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('ev_power_schedule_entries', 'EVPowerScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerScheduleEntryList, False, (1, 1), None),
 )
 EVPowerScheduleEntry._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntryType')
 EVPowerScheduleEntry._exi_fields = (
-    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('power', 'Power', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('power', 'Power', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 EVPowerScheduleEntryList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntryListType')
 EVPowerScheduleEntryList._exi_fields = (
-    ('ev_power_schedule_entry', 'EVPowerScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPowerScheduleEntry),
+    ('ev_power_schedule_entry', 'EVPowerScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPowerScheduleEntry, False, (1, 1024), None),
 )
 EVPriceRule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleType')
 EVPriceRule._exi_fields = (
-    ('energy_fee', 'EnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('power_range_start', 'PowerRangeStart', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('energy_fee', 'EnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('power_range_start', 'PowerRangeStart', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 EVPriceRuleStack._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStackType')
 EVPriceRuleStack._exi_fields = (
-    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('ev_price_rule', 'EVPriceRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPriceRule),
+    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('ev_price_rule', 'EVPriceRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPriceRule, False, (1, 8), None),
 )
 EVPriceRuleStackList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStackListType')
 EVPriceRuleStackList._exi_fields = (
-    ('ev_price_rule_stack', 'EVPriceRuleStack', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPriceRuleStack),
+    ('ev_price_rule_stack', 'EVPriceRuleStack', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, EVPriceRuleStack, False, (1, 1024), None),
 )
 EVSEStatus._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType')
 EVSEStatus._exi_fields = (
-    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('evse_notification', 'EVSENotification', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EvseNotification),
+    ('notification_max_delay', 'NotificationMaxDelay', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('evse_notification', 'EVSENotification', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EvseNotification, False, (1, 1), None),
 )
 EVTechnicalStatus._exi_type = ('urn:iso:std:iso:15118:-20:ACDP', 'EVTechnicalStatusType')
 EVTechnicalStatus._exi_fields = (
-    ('ev_ready_to_charge', 'EVReadyToCharge', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_immobilization_request', 'EVImmobilizationRequest', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('ev_immobilized', 'EVImmobilized', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
-    ('evwlan_strength', 'EVWLANStrength', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, RationalNumber),
-    ('evcp_status', 'EVCPStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, CpStatus),
-    ('evsoc', 'EVSOC', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int'),
-    ('ev_error_code', 'EVErrorCode', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ErrorCode),
-    ('ev_timeout', 'EVTimeout', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool'),
+    ('ev_ready_to_charge', 'EVReadyToCharge', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_immobilization_request', 'EVImmobilizationRequest', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', False, (1, 1), None),
+    ('ev_immobilized', 'EVImmobilized', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', True, (0, 1), None),
+    ('evwlan_strength', 'EVWLANStrength', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evcp_status', 'EVCPStatus', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, CpStatus, True, (0, 1), None),
+    ('evsoc', 'EVSOC', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'int', True, (0, 1), (0, 100)),
+    ('ev_error_code', 'EVErrorCode', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, ErrorCode, True, (0, 1), None),
+    ('ev_timeout', 'EVTimeout', 'urn:iso:std:iso:15118:-20:ACDP', 'elem', False, 'bool', True, (0, 1), None),
 )
 ListOfRootCertificateIDs._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType')
 ListOfRootCertificateIDs._exi_fields = (
-    ('root_certificate_id', 'RootCertificateID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', True, _xmldsig.X509IssuerSerial),
+    ('root_certificate_id', 'RootCertificateID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', True, _xmldsig.X509IssuerSerial, False, (1, 20), None),
 )
 MessageHeader._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType')
 MessageHeader._exi_fields = (
-    ('session_id', 'SessionID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'hex'),
-    ('time_stamp', 'TimeStamp', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature),
+    ('session_id', 'SessionID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'hex', False, (1, 1), (8, 8)),
+    ('time_stamp', 'TimeStamp', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('signature', 'Signature', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, _xmldsig.Signature, True, (0, 1), None),
 )
 MeterInfo._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType')
 MeterInfo._exi_fields = (
-    ('meter_id', 'MeterID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'str'),
-    ('charged_energy_reading_wh', 'ChargedEnergyReadingWh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('bpt_discharged_energy_reading_wh', 'BPT_DischargedEnergyReadingWh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('capacitive_energy_reading_va_rh', 'CapacitiveEnergyReadingVARh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('bpt_inductive_energy_reading_va_rh', 'BPT_InductiveEnergyReadingVARh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('meter_signature', 'MeterSignature', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'b64'),
-    ('meter_status', 'MeterStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('meter_timestamp', 'MeterTimestamp', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
+    ('meter_id', 'MeterID', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'str', False, (1, 1), (None, 32)),
+    ('charged_energy_reading_wh', 'ChargedEnergyReadingWh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('bpt_discharged_energy_reading_wh', 'BPT_DischargedEnergyReadingWh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 18446744073709551615)),
+    ('capacitive_energy_reading_va_rh', 'CapacitiveEnergyReadingVARh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 18446744073709551615)),
+    ('bpt_inductive_energy_reading_va_rh', 'BPT_InductiveEnergyReadingVARh', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 18446744073709551615)),
+    ('meter_signature', 'MeterSignature', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'b64', True, (0, 1), (None, 64)),
+    ('meter_status', 'MeterStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('meter_timestamp', 'MeterTimestamp', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', True, (0, 1), (0, 18446744073709551615)),
 )
 MeteringConfirmationReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReqType')
 MeteringConfirmationReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('signed_metering_data', 'SignedMeteringData', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedMeteringData),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('signed_metering_data', 'SignedMeteringData', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SignedMeteringData, False, (1, 1), None),
 )
 MeteringConfirmationRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationResType')
 MeteringConfirmationRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 OverstayRule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleType')
 OverstayRule._exi_fields = (
-    ('overstay_rule_description', 'OverstayRuleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('start_time', 'StartTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('overstay_fee', 'OverstayFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('overstay_fee_period', 'OverstayFeePeriod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('overstay_rule_description', 'OverstayRuleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 160)),
+    ('start_time', 'StartTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('overstay_fee', 'OverstayFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('overstay_fee_period', 'OverstayFeePeriod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
 )
 OverstayRuleList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleListType')
 OverstayRuleList._exi_fields = (
-    ('overstay_time_threshold', 'OverstayTimeThreshold', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('overstay_power_threshold', 'OverstayPowerThreshold', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('overstay_rule', 'OverstayRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, OverstayRule),
+    ('overstay_time_threshold', 'OverstayTimeThreshold', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('overstay_power_threshold', 'OverstayPowerThreshold', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('overstay_rule', 'OverstayRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, OverstayRule, False, (1, 5), None),
 )
 Parameter._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterType')
 Parameter._exi_fields = (
-    ('name', 'Name', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('bool_value', 'boolValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('byte_value', 'byteValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('short_value', 'shortValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('int_value', 'intValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('rational_number', 'rationalNumber', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('finite_string', 'finiteString', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
+    ('name', 'Name', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', False, (1, 1), (None, 80)),
+    ('bool_value', 'boolValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', True, (1, 1), None),
+    ('byte_value', 'byteValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (1, 1), (-128, 127)),
+    ('short_value', 'shortValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (1, 1), (-32768, 32767)),
+    ('int_value', 'intValue', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (1, 1), (-2147483648, 2147483647)),
+    ('rational_number', 'rationalNumber', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (1, 1), None),
+    ('finite_string', 'finiteString', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (1, 1), (None, 80)),
 )
 ParameterSet._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetType')
 ParameterSet._exi_fields = (
-    ('parameter_set_id', 'ParameterSetID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('parameter', 'Parameter', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Parameter),
+    ('parameter_set_id', 'ParameterSetID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('parameter', 'Parameter', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Parameter, False, (1, 32), None),
 )
 PnC_AReqAuthorizationMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationModeType')
 PnC_AReqAuthorizationMode._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('gen_challenge', 'GenChallenge', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('contract_certificate_chain', 'ContractCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ContractCertificateChain),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('gen_challenge', 'GenChallenge', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (16, 16)),
+    ('contract_certificate_chain', 'ContractCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ContractCertificateChain, False, (1, 1), None),
 )
 PnC_ASResAuthorizationMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationModeType')
 PnC_ASResAuthorizationMode._exi_fields = (
-    ('gen_challenge', 'GenChallenge', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('supported_providers', 'SupportedProviders', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SupportedProvidersList),
+    ('gen_challenge', 'GenChallenge', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (16, 16)),
+    ('supported_providers', 'SupportedProviders', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SupportedProvidersList, True, (0, 1), None),
 )
 PowerDeliveryReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReqType')
 PowerDeliveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing),
-    ('charge_progress', 'ChargeProgress', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargeProgress),
-    ('ev_power_profile', 'EVPowerProfile', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerProfile),
-    ('bpt_channel_selection', 'BPT_ChannelSelection', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChannelSelection),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing, False, (1, 1), None),
+    ('charge_progress', 'ChargeProgress', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargeProgress, False, (1, 1), None),
+    ('ev_power_profile', 'EVPowerProfile', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVPowerProfile, True, (0, 1), None),
+    ('bpt_channel_selection', 'BPT_ChannelSelection', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChannelSelection, True, (0, 1), None),
 )
 PowerDeliveryRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryResType')
 PowerDeliveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVSEStatus),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVSEStatus, True, (0, 1), None),
 )
 PowerSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleType')
 PowerSchedule._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('available_energy', 'AvailableEnergy', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('power_tolerance', 'PowerTolerance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('power_schedule_entries', 'PowerScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerScheduleEntryList),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('available_energy', 'AvailableEnergy', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('power_tolerance', 'PowerTolerance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('power_schedule_entries', 'PowerScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerScheduleEntryList, False, (1, 1), None),
 )
 PowerScheduleEntry._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntryType')
 PowerScheduleEntry._exi_fields = (
-    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('power', 'Power', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('power_l2', 'Power_L2', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('power_l3', 'Power_L3', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('power', 'Power', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('power_l2', 'Power_L2', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('power_l3', 'Power_L3', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
 )
 PowerScheduleEntryList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntryListType')
 PowerScheduleEntryList._exi_fields = (
-    ('power_schedule_entry', 'PowerScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PowerScheduleEntry),
+    ('power_schedule_entry', 'PowerScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PowerScheduleEntry, False, (1, 1024), None),
 )
 PriceLevelSchedule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleType')
 PriceLevelSchedule._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('number_of_price_levels', 'NumberOfPriceLevels', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_level_schedule_entries', 'PriceLevelScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelScheduleEntryList),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('price_schedule_id', 'PriceScheduleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('price_schedule_description', 'PriceScheduleDescription', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 160)),
+    ('number_of_price_levels', 'NumberOfPriceLevels', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('price_level_schedule_entries', 'PriceLevelScheduleEntries', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PriceLevelScheduleEntryList, False, (1, 1), None),
 )
 PriceLevelScheduleEntry._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntryType')
 PriceLevelScheduleEntry._exi_fields = (
-    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_level', 'PriceLevel', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('price_level', 'PriceLevel', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 255)),
 )
 PriceLevelScheduleEntryList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntryListType')
 PriceLevelScheduleEntryList._exi_fields = (
-    ('price_level_schedule_entry', 'PriceLevelScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceLevelScheduleEntry),
+    ('price_level_schedule_entry', 'PriceLevelScheduleEntry', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceLevelScheduleEntry, False, (1, 1024), None),
 )
 PriceRule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleType')
 PriceRule._exi_fields = (
-    ('energy_fee', 'EnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('parking_fee', 'ParkingFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('parking_fee_period', 'ParkingFeePeriod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('carbon_dioxide_emission', 'CarbonDioxideEmission', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('renewable_generation_percentage', 'RenewableGenerationPercentage', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('power_range_start', 'PowerRangeStart', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
+    ('energy_fee', 'EnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('parking_fee', 'ParkingFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('parking_fee_period', 'ParkingFeePeriod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('carbon_dioxide_emission', 'CarbonDioxideEmission', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 65535)),
+    ('renewable_generation_percentage', 'RenewableGenerationPercentage', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 255)),
+    ('power_range_start', 'PowerRangeStart', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 PriceRuleStack._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStackType')
 PriceRuleStack._exi_fields = (
-    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('price_rule', 'PriceRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceRule),
+    ('duration', 'Duration', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 4294967295)),
+    ('price_rule', 'PriceRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceRule, False, (1, 8), None),
 )
 PriceRuleStackList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStackListType')
 PriceRuleStackList._exi_fields = (
-    ('price_rule_stack', 'PriceRuleStack', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceRuleStack),
+    ('price_rule_stack', 'PriceRuleStack', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, PriceRuleStack, False, (1, 1024), None),
 )
 RationalNumber._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType')
 RationalNumber._exi_fields = (
-    ('exponent', 'Exponent', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('value', 'Value', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
+    ('exponent', 'Exponent', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (-128, 127)),
+    ('value', 'Value', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 Receipt._exi_type = ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType')
 Receipt._exi_fields = (
-    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int'),
-    ('energy_costs', 'EnergyCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost),
-    ('occupancy_costs', 'OccupancyCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost),
-    ('additional_services_costs', 'AdditionalServicesCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost),
-    ('overstay_costs', 'OverstayCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost),
-    ('tax_costs', 'TaxCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', True, DetailedTax),
+    ('time_anchor', 'TimeAnchor', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
+    ('energy_costs', 'EnergyCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost, True, (0, 1), None),
+    ('occupancy_costs', 'OccupancyCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost, True, (0, 1), None),
+    ('additional_services_costs', 'AdditionalServicesCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost, True, (0, 1), None),
+    ('overstay_costs', 'OverstayCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DetailedCost, True, (0, 1), None),
+    ('tax_costs', 'TaxCosts', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', True, DetailedTax, True, (0, 10), None),
 )
 ScheduleExchangeReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReqType')
 ScheduleExchangeReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('maximum_supporting_points', 'MaximumSupportingPoints', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('dynamic_se_req_control_mode', 'Dynamic_SEReqControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SEReqControlMode),
-    ('scheduled_se_req_control_mode', 'Scheduled_SEReqControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SEReqControlMode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('maximum_supporting_points', 'MaximumSupportingPoints', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (12, 1024)),
+    ('dynamic_se_req_control_mode', 'Dynamic_SEReqControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SEReqControlMode, True, (1, 1), None),
+    ('scheduled_se_req_control_mode', 'Scheduled_SEReqControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SEReqControlMode, True, (1, 1), None),
 )
 ScheduleExchangeRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeResType')
 ScheduleExchangeRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing),
-    ('go_to_pause', 'GoToPause', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('dynamic_se_res_control_mode', 'Dynamic_SEResControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SEResControlMode),
-    ('scheduled_se_res_control_mode', 'Scheduled_SEResControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SEResControlMode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Processing, False, (1, 1), None),
+    ('go_to_pause', 'GoToPause', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', True, (0, 1), None),
+    ('dynamic_se_res_control_mode', 'Dynamic_SEResControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SEResControlMode, True, (1, 1), None),
+    ('scheduled_se_res_control_mode', 'Scheduled_SEResControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SEResControlMode, True, (1, 1), None),
 )
 ScheduleTuple._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleType')
 ScheduleTuple._exi_fields = (
-    ('schedule_tuple_id', 'ScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('charging_schedule', 'ChargingSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSchedule),
-    ('discharging_schedule', 'DischargingSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSchedule),
+    ('schedule_tuple_id', 'ScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('charging_schedule', 'ChargingSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSchedule, False, (1, 1), None),
+    ('discharging_schedule', 'DischargingSchedule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSchedule, True, (0, 1), None),
 )
 Scheduled_EVPPTControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlModeType')
 Scheduled_EVPPTControlMode._exi_fields = (
-    ('selected_schedule_tuple_id', 'SelectedScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('power_tolerance_acceptance', 'PowerToleranceAcceptance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerToleranceAcceptance),
+    ('selected_schedule_tuple_id', 'SelectedScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('power_tolerance_acceptance', 'PowerToleranceAcceptance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, PowerToleranceAcceptance, True, (0, 1), None),
 )
 Scheduled_SEReqControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlModeType')
 Scheduled_SEReqControlMode._exi_fields = (
-    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('ev_energy_offer', 'EVEnergyOffer', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVEnergyOffer),
+    ('departure_time', 'DepartureTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (0, 4294967295)),
+    ('ev_target_energy_request', 'EVTargetEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_maximum_energy_request', 'EVMaximumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_minimum_energy_request', 'EVMinimumEnergyRequest', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_energy_offer', 'EVEnergyOffer', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EVEnergyOffer, True, (0, 1), None),
 )
 Scheduled_SEResControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlModeType')
 Scheduled_SEResControlMode._exi_fields = (
-    ('schedule_tuple', 'ScheduleTuple', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, ScheduleTuple),
+    ('schedule_tuple', 'ScheduleTuple', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, ScheduleTuple, False, (1, 3), None),
 )
 Scheduled_SMDTControlMode._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlModeType')
 Scheduled_SMDTControlMode._exi_fields = (
-    ('selected_schedule_tuple_id', 'SelectedScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('selected_schedule_tuple_id', 'SelectedScheduleTupleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
 )
 SelectedService._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedServiceType')
 SelectedService._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('parameter_set_id', 'ParameterSetID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('parameter_set_id', 'ParameterSetID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
 )
 SelectedServiceList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedServiceListType')
 SelectedServiceList._exi_fields = (
-    ('selected_service', 'SelectedService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, SelectedService),
+    ('selected_service', 'SelectedService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, SelectedService, False, (1, 16), None),
 )
 Service._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceType')
 Service._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('free_service', 'FreeService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
+    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('free_service', 'FreeService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
 )
 ServiceDetailReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReqType')
 ServiceDetailReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
 )
 ServiceDetailRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailResType')
 ServiceDetailRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('service_parameter_list', 'ServiceParameterList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceParameterList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('service_parameter_list', 'ServiceParameterList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceParameterList, False, (1, 1), None),
 )
 ServiceDiscoveryReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReqType')
 ServiceDiscoveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('supported_service_i_ds', 'SupportedServiceIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceIDList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('supported_service_ids', 'SupportedServiceIDs', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceIDList, True, (0, 1), None),
 )
 ServiceDiscoveryRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryResType')
 ServiceDiscoveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('service_renegotiation_supported', 'ServiceRenegotiationSupported', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('energy_transfer_service_list', 'EnergyTransferServiceList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceList),
-    ('vas_list', 'VASList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('service_renegotiation_supported', 'ServiceRenegotiationSupported', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
+    ('energy_transfer_service_list', 'EnergyTransferServiceList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceList, False, (1, 1), None),
+    ('vas_list', 'VASList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ServiceList, True, (0, 1), None),
 )
 ServiceIDList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceIDListType')
 ServiceIDList._exi_fields = (
-    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'int'),
+    ('service_id', 'ServiceID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'int', False, (1, 16), (0, 65535)),
 )
 ServiceList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceListType')
 ServiceList._exi_fields = (
-    ('service', 'Service', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Service),
+    ('service', 'Service', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, Service, False, (1, 8), None),
 )
 ServiceParameterList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterListType')
 ServiceParameterList._exi_fields = (
-    ('parameter_set', 'ParameterSet', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, ParameterSet),
+    ('parameter_set', 'ParameterSet', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, ParameterSet, False, (1, 32), None),
 )
 ServiceSelectionReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReqType')
 ServiceSelectionReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('selected_energy_transfer_service', 'SelectedEnergyTransferService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SelectedService),
-    ('selected_vas_list', 'SelectedVASList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SelectedServiceList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('selected_energy_transfer_service', 'SelectedEnergyTransferService', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SelectedService, False, (1, 1), None),
+    ('selected_vas_list', 'SelectedVASList', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SelectedServiceList, True, (0, 1), None),
 )
 ServiceSelectionRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionResType')
 ServiceSelectionRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 SessionSetupReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReqType')
 SessionSetupReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('evccid', 'EVCCID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('evccid', 'EVCCID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 255)),
 )
 SessionSetupRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupResType')
 SessionSetupRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evseid', 'EVSEID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evseid', 'EVSEID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', False, (1, 1), (None, 255)),
 )
 SessionStopReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReqType')
 SessionStopReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('charging_session', 'ChargingSession', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSession),
-    ('ev_termination_code', 'EVTerminationCode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('ev_termination_explanation', 'EVTerminationExplanation', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('charging_session', 'ChargingSession', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ChargingSession, False, (1, 1), None),
+    ('ev_termination_code', 'EVTerminationCode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 80)),
+    ('ev_termination_explanation', 'EVTerminationExplanation', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 160)),
 )
 SessionStopRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopResType')
 SessionStopRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
 )
 SignedCertificateChain._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedCertificateChainType')
 SignedCertificateChain._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (None, 1600)),
+    ('sub_certificates', 'SubCertificates', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, SubCertificates, True, (0, 1), None),
 )
 SignedInstallationData._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationDataType')
 SignedInstallationData._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('contract_certificate_chain', 'ContractCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ContractCertificateChain),
-    ('ecdh_curve', 'ECDHCurve', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EcdhCurve),
-    ('dh_public_key', 'DHPublicKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('secp521_encrypted_private_key', 'SECP521_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('x448_encrypted_private_key', 'X448_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
-    ('tpm_encrypted_private_key', 'TPM_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64'),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('contract_certificate_chain', 'ContractCertificateChain', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ContractCertificateChain, False, (1, 1), None),
+    ('ecdh_curve', 'ECDHCurve', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EcdhCurve, False, (1, 1), None),
+    ('dh_public_key', 'DHPublicKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', False, (1, 1), (133, 133)),
+    ('secp521_encrypted_private_key', 'SECP521_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', True, (1, 1), (94, 94)),
+    ('x448_encrypted_private_key', 'X448_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', True, (1, 1), (84, 84)),
+    ('tpm_encrypted_private_key', 'TPM_EncryptedPrivateKey', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'b64', True, (1, 1), (206, 206)),
 )
 SignedMeteringData._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringDataType')
 SignedMeteringData._exi_fields = (
-    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str'),
-    ('session_id', 'SessionID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'hex'),
-    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, MeterInfo),
-    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Receipt),
-    ('dynamic_smdt_control_mode', 'Dynamic_SMDTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SMDTControlMode),
-    ('scheduled_smdt_control_mode', 'Scheduled_SMDTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SMDTControlMode),
+    ('id', 'Id', 'urn:iso:std:iso:15118:-20:CommonMessages', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('session_id', 'SessionID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'hex', False, (1, 1), (8, 8)),
+    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, MeterInfo, False, (1, 1), None),
+    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Receipt, True, (0, 1), None),
+    ('dynamic_smdt_control_mode', 'Dynamic_SMDTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Dynamic_SMDTControlMode, True, (1, 1), None),
+    ('scheduled_smdt_control_mode', 'Scheduled_SMDTControlMode', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, Scheduled_SMDTControlMode, True, (1, 1), None),
 )
 SubCertificates._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificatesType')
 SubCertificates._exi_fields = (
-    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'b64'),
+    ('certificate', 'Certificate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'b64', False, (1, 3), (None, 1600)),
 )
 SupportedProvidersList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProvidersListType')
 SupportedProvidersList._exi_fields = (
-    ('provider_id', 'ProviderID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'str'),
+    ('provider_id', 'ProviderID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, 'str', False, (1, 128), (None, 80)),
 )
 TaxRule._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleType')
 TaxRule._exi_fields = (
-    ('tax_rule_id', 'TaxRuleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('tax_rule_name', 'TaxRuleName', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str'),
-    ('tax_rate', 'TaxRate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber),
-    ('tax_included_in_price', 'TaxIncludedInPrice', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('applies_to_energy_fee', 'AppliesToEnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('applies_to_parking_fee', 'AppliesToParkingFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('applies_to_overstay_fee', 'AppliesToOverstayFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
-    ('applies_minimum_maximum_cost', 'AppliesMinimumMaximumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool'),
+    ('tax_rule_id', 'TaxRuleID', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('tax_rule_name', 'TaxRuleName', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'str', True, (0, 1), (None, 80)),
+    ('tax_rate', 'TaxRate', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('tax_included_in_price', 'TaxIncludedInPrice', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', True, (0, 1), None),
+    ('applies_to_energy_fee', 'AppliesToEnergyFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
+    ('applies_to_parking_fee', 'AppliesToParkingFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
+    ('applies_to_overstay_fee', 'AppliesToOverstayFee', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
+    ('applies_minimum_maximum_cost', 'AppliesMinimumMaximumCost', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'bool', False, (1, 1), None),
 )
 TaxRuleList._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleListType')
 TaxRuleList._exi_fields = (
-    ('tax_rule', 'TaxRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, TaxRule),
+    ('tax_rule', 'TaxRule', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', True, TaxRule, False, (1, 10), None),
 )
 VehicleCheckInReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReqType')
 VehicleCheckInReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_check_in_status', 'EVCheckInStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvCheckInStatus),
-    ('parking_method', 'ParkingMethod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ParkingMethod),
-    ('vehicle_frame', 'VehicleFrame', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('device_offset', 'DeviceOffset', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('vehicle_travel', 'VehicleTravel', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_check_in_status', 'EVCheckInStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvCheckInStatus, False, (1, 1), None),
+    ('parking_method', 'ParkingMethod', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, ParkingMethod, False, (1, 1), None),
+    ('vehicle_frame', 'VehicleFrame', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('device_offset', 'DeviceOffset', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('vehicle_travel', 'VehicleTravel', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
 )
 VehicleCheckInRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInResType')
 VehicleCheckInRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('parking_space', 'ParkingSpace', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('device_location', 'DeviceLocation', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
-    ('target_distance', 'TargetDistance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('parking_space', 'ParkingSpace', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('device_location', 'DeviceLocation', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
+    ('target_distance', 'TargetDistance', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', True, (0, 1), (-32768, 32767)),
 )
 VehicleCheckOutReq._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReqType')
 VehicleCheckOutReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_check_out_status', 'EVCheckOutStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvCheckOutStatus),
-    ('check_out_time', 'CheckOutTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_check_out_status', 'EVCheckOutStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvCheckOutStatus, False, (1, 1), None),
+    ('check_out_time', 'CheckOutTime', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, 'int', False, (1, 1), (0, 18446744073709551615)),
 )
 VehicleCheckOutRes._exi_type = ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutResType')
 VehicleCheckOutRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_check_out_status', 'EVSECheckOutStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvseCheckOutStatus),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_check_out_status', 'EVSECheckOutStatus', 'urn:iso:std:iso:15118:-20:CommonMessages', 'elem', False, EvseCheckOutStatus, False, (1, 1), None),
 )
 WPT_AlignmentCheckMethodList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckMethodListType')
 WPT_AlignmentCheckMethodList._exi_fields = (
-    ('wpt_alignment_check_method', 'WPT_AlignmentCheckMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_AlignmentCheckMethod),
+    ('wpt_alignment_check_method', 'WPT_AlignmentCheckMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_AlignmentCheckMethod, False, (1, 8), None),
 )
 WPT_AlignmentCheckReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckReqType')
 WPT_AlignmentCheckReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('target_coil_current', 'TargetCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('target_coil_current', 'TargetCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult, False, (1, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_AlignmentCheckRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckResType')
 WPT_AlignmentCheckRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('power_transmitted', 'PowerTransmitted', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('supply_device_current', 'SupplyDeviceCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('power_transmitted', 'PowerTransmitted', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('supply_device_current', 'SupplyDeviceCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_ChargeLoopReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopReqType')
 WPT_ChargeLoopReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters),
-    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool'),
-    ('evpc_power_request', 'EVPCPowerRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_power_output', 'EVPCPowerOutput', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_charge_diagnostics', 'EVPCChargeDiagnostics', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVPCChargeDiagnostics),
-    ('evpc_operating_frequency', 'EVPCOperatingFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_power_control_parameter', 'EVPCPowerControlParameter', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVPCPowerControlParameter),
-    ('manufacturer_specific_data_container', 'ManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('display_parameters', 'DisplayParameters', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, DisplayParameters, True, (0, 1), None),
+    ('meter_info_requested', 'MeterInfoRequested', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, 'bool', False, (1, 1), None),
+    ('evpc_power_request', 'EVPCPowerRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_power_output', 'EVPCPowerOutput', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_charge_diagnostics', 'EVPCChargeDiagnostics', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVPCChargeDiagnostics, False, (1, 1), None),
+    ('evpc_operating_frequency', 'EVPCOperatingFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('evpc_power_control_parameter', 'EVPCPowerControlParameter', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVPCPowerControlParameter, True, (0, 1), None),
+    ('manufacturer_specific_data_container', 'ManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_ChargeLoopRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopResType')
 WPT_ChargeLoopRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus),
-    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo),
-    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt),
-    ('evpc_power_request', 'EVPCPowerRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('sd_power_input', 'SDPowerInput', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('spc_max_output_power_limit', 'SPCMaxOutputPowerLimit', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('spc_min_output_power_limit', 'SPCMinOutputPowerLimit', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('spc_charge_diagnostics', 'SPCChargeDiagnostics', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_SPCChargeDiagnostics),
-    ('spc_operating_frequency', 'SPCOperatingFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('spc_power_control_parameter', 'SPCPowerControlParameter', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_SPCPowerControlParameter),
-    ('manufacturer_specific_data_container', 'ManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_status', 'EVSEStatus', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, EVSEStatus, True, (0, 1), None),
+    ('meter_info', 'MeterInfo', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MeterInfo, True, (0, 1), None),
+    ('receipt', 'Receipt', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, Receipt, True, (0, 1), None),
+    ('evpc_power_request', 'EVPCPowerRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('sd_power_input', 'SDPowerInput', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('spc_max_output_power_limit', 'SPCMaxOutputPowerLimit', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('spc_min_output_power_limit', 'SPCMinOutputPowerLimit', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('spc_charge_diagnostics', 'SPCChargeDiagnostics', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_SPCChargeDiagnostics, False, (1, 1), None),
+    ('spc_operating_frequency', 'SPCOperatingFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, True, (0, 1), None),
+    ('spc_power_control_parameter', 'SPCPowerControlParameter', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_SPCPowerControlParameter, True, (0, 1), None),
+    ('manufacturer_specific_data_container', 'ManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_ChargeParameterDiscoveryReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryReqType')
 WPT_ChargeParameterDiscoveryReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('evpc_max_receivable_power', 'EVPCMaxReceivablePower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('sd_max_ground_clearence', 'SDMaxGroundClearence', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('sd_min_ground_clearence', 'SDMinGroundClearence', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('evpc_natural_frequency', 'EVPCNaturalFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_device_local_control', 'EVPCDeviceLocalControl', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'bool'),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('evpc_max_receivable_power', 'EVPCMaxReceivablePower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('sd_max_ground_clearence', 'SDMaxGroundClearence', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('sd_min_ground_clearence', 'SDMinGroundClearence', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('evpc_natural_frequency', 'EVPCNaturalFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_device_local_control', 'EVPCDeviceLocalControl', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'bool', False, (1, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_ChargeParameterDiscoveryRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryResType')
 WPT_ChargeParameterDiscoveryRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('pd_input_power_class', 'PDInputPowerClass', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PowerClass),
-    ('sd_min_output_power', 'SDMinOutputPower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('sd_max_output_power', 'SDMaxOutputPower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('sd_max_ground_clearance_support', 'SDMaxGroundClearanceSupport', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('sd_min_ground_clearance_support', 'SDMinGroundClearanceSupport', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('pd_min_coil_current', 'PDMinCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('pd_max_coil_current', 'PDMaxCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('sd_manufacturer_specific_data_container', 'SDManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('pd_input_power_class', 'PDInputPowerClass', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PowerClass, False, (1, 1), None),
+    ('sd_min_output_power', 'SDMinOutputPower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('sd_max_output_power', 'SDMaxOutputPower', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('sd_max_ground_clearance_support', 'SDMaxGroundClearanceSupport', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('sd_min_ground_clearance_support', 'SDMinGroundClearanceSupport', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('pd_min_coil_current', 'PDMinCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('pd_max_coil_current', 'PDMaxCoilCurrent', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('sd_manufacturer_specific_data_container', 'SDManufacturerSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_CoordinateXYZ._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_CoordinateXYZType')
 WPT_CoordinateXYZ._exi_fields = (
-    ('coord_x', 'Coord_X', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('coord_y', 'Coord_Y', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('coord_z', 'Coord_Z', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
+    ('coord_x', 'Coord_X', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('coord_y', 'Coord_Y', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
+    ('coord_z', 'Coord_Z', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (-32768, 32767)),
 )
 WPT_EVPCPowerControlParameter._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_EVPCPowerControlParameterType')
 WPT_EVPCPowerControlParameter._exi_fields = (
-    ('evpc_coil_current_request', 'EVPCCoilCurrentRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_coil_current_information', 'EVPCCoilCurrentInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_current_output_information', 'EVPCCurrentOutputInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('evpc_voltage_output_information', 'EVPCVoltageOutputInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
+    ('evpc_coil_current_request', 'EVPCCoilCurrentRequest', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_coil_current_information', 'EVPCCoilCurrentInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_current_output_information', 'EVPCCurrentOutputInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('evpc_voltage_output_information', 'EVPCVoltageOutputInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 WPT_FinePositioningMethodList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningMethodListType')
 WPT_FinePositioningMethodList._exi_fields = (
-    ('wpt_fine_positioning_method', 'WPT_FinePositioningMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_FinePositioningMethod),
+    ('wpt_fine_positioning_method', 'WPT_FinePositioningMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_FinePositioningMethod, False, (1, 8), None),
 )
 WPT_FinePositioningReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningReqType')
 WPT_FinePositioningReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
-    ('wpt_lf_data_package_list', 'WPT_LF_DataPackageList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackageList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult, False, (1, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
+    ('wpt_lf_data_package_list', 'WPT_LF_DataPackageList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackageList, True, (0, 1), None),
 )
 WPT_FinePositioningRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningResType')
 WPT_FinePositioningRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
-    ('wpt_lf_data_package_list', 'WPT_LF_DataPackageList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackageList),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
+    ('wpt_lf_data_package_list', 'WPT_LF_DataPackageList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackageList, True, (0, 1), None),
 )
 WPT_FinePositioningSetupReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReqType')
 WPT_FinePositioningSetupReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('ev_device_fine_positioning_method_list', 'EVDeviceFinePositioningMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_FinePositioningMethodList),
-    ('ev_device_pairing_method_list', 'EVDevicePairingMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PairingMethodList),
-    ('ev_device_alignment_check_method_list', 'EVDeviceAlignmentCheckMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_AlignmentCheckMethodList),
-    ('natural_offset', 'NaturalOffset', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
-    ('lf_system_setup_data', 'LF_SystemSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_SystemSetupData),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('ev_device_fine_positioning_method_list', 'EVDeviceFinePositioningMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_FinePositioningMethodList, False, (1, 1), None),
+    ('ev_device_pairing_method_list', 'EVDevicePairingMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PairingMethodList, False, (1, 1), None),
+    ('ev_device_alignment_check_method_list', 'EVDeviceAlignmentCheckMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_AlignmentCheckMethodList, False, (1, 1), None),
+    ('natural_offset', 'NaturalOffset', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
+    ('lf_system_setup_data', 'LF_SystemSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_SystemSetupData, True, (0, 1), None),
 )
 WPT_FinePositioningSetupRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupResType')
 WPT_FinePositioningSetupRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('primary_device_fine_positioning_method_list', 'PrimaryDeviceFinePositioningMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_FinePositioningMethodList),
-    ('primary_device_pairing_method_list', 'PrimaryDevicePairingMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PairingMethodList),
-    ('primary_device_alignment_check_method_list', 'PrimaryDeviceAlignmentCheckMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_AlignmentCheckMethodList),
-    ('natural_offset', 'NaturalOffset', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
-    ('lf_system_setup_data', 'LF_SystemSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_SystemSetupData),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('primary_device_fine_positioning_method_list', 'PrimaryDeviceFinePositioningMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_FinePositioningMethodList, False, (1, 1), None),
+    ('primary_device_pairing_method_list', 'PrimaryDevicePairingMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_PairingMethodList, False, (1, 1), None),
+    ('primary_device_alignment_check_method_list', 'PrimaryDeviceAlignmentCheckMethodList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_AlignmentCheckMethodList, False, (1, 1), None),
+    ('natural_offset', 'NaturalOffset', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
+    ('lf_system_setup_data', 'LF_SystemSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_SystemSetupData, True, (0, 1), None),
 )
 WPT_LF_DataPackage._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageType')
 WPT_LF_DataPackage._exi_fields = (
-    ('package_index', 'PackageIndex', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('lf_tx_data', 'LF_TxData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TxDataList),
-    ('lf_rx_data', 'LF_RxData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxDataList),
+    ('package_index', 'PackageIndex', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('lf_tx_data', 'LF_TxData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TxDataList, True, (1, 1), None),
+    ('lf_rx_data', 'LF_RxData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxDataList, True, (1, 1), None),
 )
 WPT_LF_DataPackageList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageListType')
 WPT_LF_DataPackageList._exi_fields = (
-    ('num_packages', 'NumPackages', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('wpt_lf_data_package', 'WPT_LF_DataPackage', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackage),
+    ('num_packages', 'NumPackages', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('wpt_lf_data_package', 'WPT_LF_DataPackage', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_DataPackage, False, (1, 1), None),
 )
 WPT_LF_ReceiverData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_ReceiverDataType')
 WPT_LF_ReceiverData._exi_fields = (
-    ('number_of_receivers', 'NumberOfReceivers', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('rx_spec_data', 'RxSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxSpecData),
+    ('number_of_receivers', 'NumberOfReceivers', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('rx_spec_data', 'RxSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxSpecData, False, (2, 255), None),
 )
 WPT_LF_RxData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataType')
 WPT_LF_RxData._exi_fields = (
-    ('rx_identifier', 'RxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('rssi_data', 'RSSIData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxRSSIList),
+    ('rx_identifier', 'RxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('rssi_data', 'RSSIData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxRSSIList, False, (1, 1), None),
 )
 WPT_LF_RxDataList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataListType')
 WPT_LF_RxDataList._exi_fields = (
-    ('wpt_lf_rx_data_list', 'WPT_LF_RxDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxData),
+    ('wpt_lf_rx_data_list', 'WPT_LF_RxDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxData, False, (1, 1), None),
 )
 WPT_LF_RxRSSI._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxRSSIType')
 WPT_LF_RxRSSI._exi_fields = (
-    ('tx_identifier', 'TxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('rssi', 'RSSI', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
+    ('tx_identifier', 'TxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('rssi', 'RSSI', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 WPT_LF_RxRSSIList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxRSSIListType')
 WPT_LF_RxRSSIList._exi_fields = (
-    ('rssi_data_list', 'RSSIDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxRSSI),
+    ('rssi_data_list', 'RSSIDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_RxRSSI, False, (1, 1), None),
 )
 WPT_LF_SystemSetupData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_SystemSetupDataType')
 WPT_LF_SystemSetupData._exi_fields = (
-    ('lf_transmitter_setup_data', 'LF_TransmitterSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TransmitterData),
-    ('lf_receiver_setup_data', 'LF_ReceiverSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_ReceiverData),
+    ('lf_transmitter_setup_data', 'LF_TransmitterSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TransmitterData, True, (1, 1), None),
+    ('lf_receiver_setup_data', 'LF_ReceiverSetupData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_ReceiverData, True, (1, 1), None),
 )
 WPT_LF_TransmitterData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TransmitterDataType')
 WPT_LF_TransmitterData._exi_fields = (
-    ('number_of_transmitters', 'NumberOfTransmitters', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('signal_frequency', 'SignalFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
-    ('tx_spec_data', 'TxSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxSpecData),
-    ('tx_package_spec_data', 'TxPackageSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_TxRxPackageSpecData),
+    ('number_of_transmitters', 'NumberOfTransmitters', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 255)),
+    ('signal_frequency', 'SignalFrequency', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
+    ('tx_spec_data', 'TxSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxSpecData, False, (2, 255), None),
+    ('tx_package_spec_data', 'TxPackageSpecData', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_TxRxPackageSpecData, True, (0, 1), None),
 )
 WPT_LF_TxData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataType')
 WPT_LF_TxData._exi_fields = (
-    ('tx_identifier', 'TxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('eirp', 'EIRP', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
+    ('tx_identifier', 'TxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('eirp', 'EIRP', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 WPT_LF_TxDataList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataListType')
 WPT_LF_TxDataList._exi_fields = (
-    ('wpt_lf_tx_data_list', 'WPT_LF_TxDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TxData),
+    ('wpt_lf_tx_data_list', 'WPT_LF_TxDataList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_LF_TxData, False, (1, 1), None),
 )
 WPT_PairingMethodList._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingMethodListType')
 WPT_PairingMethodList._exi_fields = (
-    ('wpt_pairing_method', 'WPT_PairingMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_PairingMethod),
+    ('wpt_pairing_method', 'WPT_PairingMethod', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_PairingMethod, False, (1, 8), None),
 )
 WPT_PairingReq._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReqType')
 WPT_PairingReq._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('observed_id_code', 'ObservedIDCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('ev_processing', 'EVProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('observed_id_code', 'ObservedIDCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', True, (0, 1), (1, 4294967295)),
+    ('ev_result_code', 'EVResultCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_EVResult, False, (1, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_PairingRes._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingResType')
 WPT_PairingRes._exi_fields = (
-    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader),
-    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode),
-    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing),
-    ('observed_id_code', 'ObservedIDCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('alternative_secc_list', 'AlternativeSECCList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, AlternativeSECCList),
-    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64'),
+    ('header', 'Header', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, MessageHeader, False, (1, 1), None),
+    ('response_code', 'ResponseCode', 'urn:iso:std:iso:15118:-20:CommonTypes', 'elem', False, ResponseCode, False, (1, 1), None),
+    ('evse_processing', 'EVSEProcessing', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, Processing, False, (1, 1), None),
+    ('observed_id_code', 'ObservedIDCode', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', True, (0, 1), (1, 4294967295)),
+    ('alternative_secc_list', 'AlternativeSECCList', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, AlternativeSECCList, True, (0, 1), None),
+    ('vendor_specific_data_container', 'VendorSpecificDataContainer', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, 'b64', True, (0, 16), (None, 256)),
 )
 WPT_SPCPowerControlParameter._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_SPCPowerControlParameterType')
 WPT_SPCPowerControlParameter._exi_fields = (
-    ('spc_primary_device_coil_current_information', 'SPCPrimaryDeviceCoilCurrentInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber),
+    ('spc_primary_device_coil_current_information', 'SPCPrimaryDeviceCoilCurrentInformation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, RationalNumber, False, (1, 1), None),
 )
 WPT_TxRxPackageSpecData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxPackageSpecDataType')
 WPT_TxRxPackageSpecData._exi_fields = (
-    ('pulse_sequence_order', 'PulseSequenceOrder', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxPulseOrder),
-    ('pulse_separation_time', 'PulseSeparationTime', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('pulse_duration', 'PulseDuration', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('package_separation_time', 'PackageSeparationTime', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
+    ('pulse_sequence_order', 'PulseSequenceOrder', 'urn:iso:std:iso:15118:-20:WPT', 'elem', True, WPT_TxRxPulseOrder, False, (2, 255), None),
+    ('pulse_separation_time', 'PulseSeparationTime', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('pulse_duration', 'PulseDuration', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('package_separation_time', 'PackageSeparationTime', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
 )
 WPT_TxRxPulseOrder._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxPulseOrderType')
 WPT_TxRxPulseOrder._exi_fields = (
-    ('index_number', 'IndexNumber', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('tx_rx_identifier', 'TxRxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
+    ('index_number', 'IndexNumber', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (0, 65535)),
+    ('tx_rx_identifier', 'TxRxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
 )
 WPT_TxRxSpecData._exi_type = ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxSpecDataType')
 WPT_TxRxSpecData._exi_fields = (
-    ('tx_rx_identifier', 'TxRxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int'),
-    ('tx_rx_position', 'TxRxPosition', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_CoordinateXYZ),
-    ('tx_rx_orientation', 'TxRxOrientation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_CoordinateXYZ),
+    ('tx_rx_identifier', 'TxRxIdentifier', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, 'int', False, (1, 1), (1, 4294967295)),
+    ('tx_rx_position', 'TxRxPosition', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_CoordinateXYZ, False, (1, 1), None),
+    ('tx_rx_orientation', 'TxRxOrientation', 'urn:iso:std:iso:15118:-20:WPT', 'elem', False, WPT_CoordinateXYZ, False, (1, 1), None),
 )

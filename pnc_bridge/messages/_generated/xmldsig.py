@@ -124,7 +124,6 @@ class PGPData(Message):
 
     pgp_key_id: bytes | None = None  # element PGPKeyID
     pgp_key_packet: bytes | None = None  # element PGPKeyPacket
-    pgp_key_packet_: bytes | None = None  # element PGPKeyPacket
 
 
 @dataclass(slots=True, kw_only=True)
@@ -250,138 +249,139 @@ class X509IssuerSerial(Message):
     x509_serial_number: int  # element X509SerialNumber
 
 
-# (python name, XML local name, XML namespace, kind, is_list, value type)
+# (python name, XML local name, XML namespace, kind, is_list, value type, optional,
+#  (minOccurs, maxOccurs), facets: (min, max) value for integers, (minLength, maxLength)
+#  for strings and binaries)
 # value type: a class, a tuple of (element qname, class) for substitution groups,
 # an Enum class, or the name of a simple kind (int, bool, str, hex, b64).
 CanonicalizationMethod._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType')
 CanonicalizationMethod._exi_fields = (
-    ('algorithm', 'Algorithm', '', 'attr', False, 'str'),
+    ('algorithm', 'Algorithm', '', 'attr', False, 'str', False, (1, 1), (None, None)),
 )
 DSAKeyValue._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType')
 DSAKeyValue._exi_fields = (
-    ('p', 'P', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('q', 'Q', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('g', 'G', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('y', 'Y', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('j', 'J', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('seed', 'Seed', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('pgen_counter', 'PgenCounter', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
+    ('p', 'P', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (1, 1), (None, None)),
+    ('q', 'Q', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (1, 1), (None, None)),
+    ('g', 'G', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (0, 1), (None, None)),
+    ('y', 'Y', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', False, (1, 1), (None, None)),
+    ('j', 'J', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (0, 1), (None, None)),
+    ('seed', 'Seed', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (1, 1), (None, None)),
+    ('pgen_counter', 'PgenCounter', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (1, 1), (None, None)),
 )
 DigestMethod._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType')
 DigestMethod._exi_fields = (
-    ('algorithm', 'Algorithm', '', 'attr', False, 'str'),
+    ('algorithm', 'Algorithm', '', 'attr', False, 'str', False, (1, 1), (None, None)),
 )
 KeyInfo._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType')
 KeyInfo._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('key_name', 'KeyName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str'),
-    ('key_value', 'KeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, KeyValue),
-    ('retrieval_method', 'RetrievalMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, RetrievalMethod),
-    ('x509_data', 'X509Data', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, X509Data),
-    ('pgp_data', 'PGPData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, PGPData),
-    ('spki_data', 'SPKIData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, SPKIData),
-    ('mgmt_data', 'MgmtData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('key_name', 'KeyName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str', True, (1, 1), (None, None)),
+    ('key_value', 'KeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, KeyValue, True, (1, 1), None),
+    ('retrieval_method', 'RetrievalMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, RetrievalMethod, True, (1, 1), None),
+    ('x509_data', 'X509Data', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, X509Data, True, (1, 1), None),
+    ('pgp_data', 'PGPData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, PGPData, True, (1, 1), None),
+    ('spki_data', 'SPKIData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, SPKIData, True, (1, 1), None),
+    ('mgmt_data', 'MgmtData', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str', True, (1, 1), (None, None)),
 )
 KeyValue._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType')
 KeyValue._exi_fields = (
-    ('dsa_key_value', 'DSAKeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, DSAKeyValue),
-    ('rsa_key_value', 'RSAKeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, RSAKeyValue),
+    ('dsa_key_value', 'DSAKeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, DSAKeyValue, True, (1, 1), None),
+    ('rsa_key_value', 'RSAKeyValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, RSAKeyValue, True, (1, 1), None),
 )
 Manifest._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType')
 Manifest._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('reference', 'Reference', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Reference),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('reference', 'Reference', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Reference, False, (1, None), None),
 )
 Object._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType')
 Object._exi_fields = (
-    ('encoding', 'Encoding', '', 'attr', False, 'str'),
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('mime_type', 'MimeType', '', 'attr', False, 'str'),
+    ('encoding', 'Encoding', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('mime_type', 'MimeType', '', 'attr', False, 'str', True, (0, 1), (None, None)),
 )
 PGPData._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType')
 PGPData._exi_fields = (
-    ('pgp_key_id', 'PGPKeyID', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('pgp_key_packet', 'PGPKeyPacket', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('pgp_key_packet_', 'PGPKeyPacket', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
+    ('pgp_key_id', 'PGPKeyID', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (1, 1), (None, None)),
+    ('pgp_key_packet', 'PGPKeyPacket', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', True, (0, 1), (None, None)),
 )
 RSAKeyValue._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType')
 RSAKeyValue._exi_fields = (
-    ('modulus', 'Modulus', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
-    ('exponent', 'Exponent', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
+    ('modulus', 'Modulus', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', False, (1, 1), (None, None)),
+    ('exponent', 'Exponent', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', False, (1, 1), (None, None)),
 )
 Reference._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType')
 Reference._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('type', 'Type', '', 'attr', False, 'str'),
-    ('uri', 'URI', '', 'attr', False, 'str'),
-    ('transforms', 'Transforms', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, Transforms),
-    ('digest_method', 'DigestMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, DigestMethod),
-    ('digest_value', 'DigestValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('type', 'Type', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('uri', 'URI', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('transforms', 'Transforms', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, Transforms, True, (0, 1), None),
+    ('digest_method', 'DigestMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, DigestMethod, False, (1, 1), None),
+    ('digest_value', 'DigestValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'b64', False, (1, 1), (None, None)),
 )
 RetrievalMethod._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType')
 RetrievalMethod._exi_fields = (
-    ('type', 'Type', '', 'attr', False, 'str'),
-    ('uri', 'URI', '', 'attr', False, 'str'),
-    ('transforms', 'Transforms', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, Transforms),
+    ('type', 'Type', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('uri', 'URI', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('transforms', 'Transforms', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, Transforms, True, (0, 1), None),
 )
 SPKIData._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType')
 SPKIData._exi_fields = (
-    ('spki_sexp', 'SPKISexp', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64'),
+    ('spki_sexp', 'SPKISexp', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64', False, (1, 1), (None, None)),
 )
 Signature._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType')
 Signature._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('signed_info', 'SignedInfo', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignedInfo),
-    ('signature_value', 'SignatureValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignatureValue),
-    ('key_info', 'KeyInfo', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, KeyInfo),
-    ('object', 'Object', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Object),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('signed_info', 'SignedInfo', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignedInfo, False, (1, 1), None),
+    ('signature_value', 'SignatureValue', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignatureValue, False, (1, 1), None),
+    ('key_info', 'KeyInfo', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, KeyInfo, True, (0, 1), None),
+    ('object', 'Object', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Object, True, (0, None), None),
 )
 SignatureMethod._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType')
 SignatureMethod._exi_fields = (
-    ('algorithm', 'Algorithm', '', 'attr', False, 'str'),
-    ('hmac_output_length', 'HMACOutputLength', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'int'),
+    ('algorithm', 'Algorithm', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('hmac_output_length', 'HMACOutputLength', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'int', True, (0, 1), (None, None)),
 )
 SignatureProperties._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType')
 SignatureProperties._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('signature_property', 'SignatureProperty', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, SignatureProperty),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('signature_property', 'SignatureProperty', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, SignatureProperty, False, (1, None), None),
 )
 SignatureProperty._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType')
 SignatureProperty._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('target', 'Target', '', 'attr', False, 'str'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('target', 'Target', '', 'attr', False, 'str', False, (1, 1), (None, None)),
 )
 SignatureValue._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType')
 SignatureValue._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('value', '', '', 'value', False, 'b64'),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('value', '', '', 'value', False, 'b64', False, (1, 1), (None, None)),
 )
 SignedInfo._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType')
 SignedInfo._exi_fields = (
-    ('id', 'Id', '', 'attr', False, 'str'),
-    ('canonicalization_method', 'CanonicalizationMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, CanonicalizationMethod),
-    ('signature_method', 'SignatureMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignatureMethod),
-    ('reference', 'Reference', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Reference),
+    ('id', 'Id', '', 'attr', False, 'str', True, (0, 1), (None, None)),
+    ('canonicalization_method', 'CanonicalizationMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, CanonicalizationMethod, False, (1, 1), None),
+    ('signature_method', 'SignatureMethod', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, SignatureMethod, False, (1, 1), None),
+    ('reference', 'Reference', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Reference, False, (1, None), None),
 )
 Transform._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'TransformType')
 Transform._exi_fields = (
-    ('algorithm', 'Algorithm', '', 'attr', False, 'str'),
-    ('x_path', 'XPath', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str'),
+    ('algorithm', 'Algorithm', '', 'attr', False, 'str', False, (1, 1), (None, None)),
+    ('x_path', 'XPath', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str', True, (1, 1), (None, None)),
 )
 Transforms._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType')
 Transforms._exi_fields = (
-    ('transform', 'Transform', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Transform),
+    ('transform', 'Transform', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, Transform, False, (1, None), None),
 )
 X509Data._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType')
 X509Data._exi_fields = (
-    ('x509_issuer_serial', 'X509IssuerSerial', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, X509IssuerSerial),
-    ('x509ski', 'X509SKI', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64'),
-    ('x509_subject_name', 'X509SubjectName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str'),
-    ('x509_certificate', 'X509Certificate', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64'),
-    ('x509crl', 'X509CRL', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64'),
+    ('x509_issuer_serial', 'X509IssuerSerial', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, X509IssuerSerial, True, (1, 1), None),
+    ('x509ski', 'X509SKI', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64', True, (1, 1), (None, None)),
+    ('x509_subject_name', 'X509SubjectName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'str', True, (1, 1), (None, None)),
+    ('x509_certificate', 'X509Certificate', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64', True, (1, 1), (None, None)),
+    ('x509crl', 'X509CRL', 'http://www.w3.org/2000/09/xmldsig#', 'elem', True, 'b64', True, (1, 1), (None, None)),
 )
 X509IssuerSerial._exi_type = ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType')
 X509IssuerSerial._exi_fields = (
-    ('x509_issuer_name', 'X509IssuerName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'str'),
-    ('x509_serial_number', 'X509SerialNumber', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'int'),
+    ('x509_issuer_name', 'X509IssuerName', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'str', False, (1, 1), (None, None)),
+    ('x509_serial_number', 'X509SerialNumber', 'http://www.w3.org/2000/09/xmldsig#', 'elem', False, 'int', False, (1, 1), (None, None)),
 )
