@@ -281,11 +281,15 @@ class TrustStore:
         lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            # Holding the lock, no other writer is active: whatever a crashed writer left
+            # (a draft snapshot, a temporary link) is garbage. Readers never look at it.
+            for leftover in snapshots.glob(".draft-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            for leftover in self.path.glob(".current-*"):
+                leftover.unlink(missing_ok=True)
             base = self.snapshot() if self.exists() else None
             generation = (base.generation if base else 0) + 1
             draft_path = snapshots / f".draft-{generation:08d}-{os.getpid()}"
-            if draft_path.exists():
-                shutil.rmtree(draft_path)
             if base is not None:
                 shutil.copytree(base.path, draft_path, copy_function=os.link)
             else:
@@ -307,8 +311,6 @@ class TrustStore:
         os.rename(draft_path, final)
         fsync_dir(final.parent)
         link_tmp = self.path / f".current-{os.getpid()}"
-        if link_tmp.is_symlink() or link_tmp.exists():
-            link_tmp.unlink()
         os.symlink(os.path.join("snapshots", final.name), link_tmp)
         os.replace(link_tmp, self._current_link())
         fsync_dir(self.path)
