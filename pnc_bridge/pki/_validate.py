@@ -139,6 +139,7 @@ class Anchors:
         self.by_subject: dict[x509.Name, list[x509.Certificate]] = {}
         for root in self.roots:
             self.by_subject.setdefault(root.subject, []).append(root)
+        self.names: dict[x509.Name, str] = {r.subject: r.subject.rfc4514_string() for r in self.roots}
         # cryptography refuses an empty Store; no roots means every chain has an unknown root.
         self.store: Store | None = Store(list(self.roots)) if self.roots else None
 
@@ -185,58 +186,60 @@ def _profile_problem(
 
     ``role`` is ``"leaf"``, ``"sub-CA"`` or ``"root"``.
     """
-    who = _describe(cert, role)
+    def who() -> str:  # only on failure: rendering a name costs more than all the checks
+        return _describe(cert, role)
+
     try:
         extensions = cert.extensions
     except ValueError as exc:  # duplicate or undecodable extension
-        return f"{who}: malformed extensions ({exc})"
+        return f"{who()}: malformed extensions ({exc})"
     if cert.version is not x509.Version.v3:
-        return f"{who}: must be an X.509 v3 certificate"
+        return f"{who()}: must be an X.509 v3 certificate"
     for ext in extensions:
         if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
-            return f"{who}: unknown critical extension {ext.oid.dotted_string}"
+            return f"{who()}: unknown critical extension {ext.oid.dotted_string}"
 
     iso = variant in ISO_VARIANTS
     if iso:
         allowed = ALGORITHMS[variant]
         algorithm = key_algorithm(cert.public_key())
         if algorithm not in allowed:
-            return f"{who}: {algorithm} key; {ALGORITHM_TEXT[variant]}"
+            return f"{who()}: {algorithm} key; {ALGORITHM_TEXT[variant]}"
         if cert.signature_algorithm_oid not in allowed.values():
             signature = getattr(cert.signature_algorithm_oid, "_name", cert.signature_algorithm_oid.dotted_string)
-            return f"{who}: signed with {signature}; {ALGORITHM_TEXT[variant]}"
+            return f"{who()}: signed with {signature}; {ALGORITHM_TEXT[variant]}"
 
     bc_ext = _extension(cert, x509.BasicConstraints)
     ku_ext = _extension(cert, x509.KeyUsage)
     is_ca_role = role != "leaf"
     if bc_ext is None:
         if iso or is_ca_role:
-            return f"{who}: basicConstraints is missing"
+            return f"{who()}: basicConstraints is missing"
     else:
         bc = bc_ext.value
         if iso and not bc_ext.critical:
-            return f"{who}: basicConstraints must be critical"
+            return f"{who()}: basicConstraints must be critical"
         if is_ca_role and not bc.ca:
-            return f"{who}: basicConstraints CA:FALSE, but it is used as a CA"
+            return f"{who()}: basicConstraints CA:FALSE, but it is used as a CA"
         if not is_ca_role and bc.ca:
-            return f"{who}: a CA certificate (CA:TRUE) used as the leaf"
+            return f"{who()}: a CA certificate (CA:TRUE) used as the leaf"
         if iso and role == "sub-CA":
             if bc.path_length is None:
-                return f"{who}: sub-CA without a pathLenConstraint (ISO 15118 sub-CAs carry 1 or 0)"
+                return f"{who()}: sub-CA without a pathLenConstraint (ISO 15118 sub-CAs carry 1 or 0)"
             if bc.path_length > MAX_SUB_CAS - 1:
-                return f"{who}: pathLenConstraint {bc.path_length} allows more than {MAX_SUB_CAS} sub-CAs"
+                return f"{who()}: pathLenConstraint {bc.path_length} allows more than {MAX_SUB_CAS} sub-CAs"
 
     if ku_ext is None:
         if iso or is_ca_role:
-            return f"{who}: keyUsage is missing"
+            return f"{who()}: keyUsage is missing"
         bits: set[str] | None = None
     else:
         if iso and not ku_ext.critical:
-            return f"{who}: keyUsage must be critical"
+            return f"{who()}: keyUsage must be critical"
         bits = _key_usage_bits(ku_ext.value)
     if is_ca_role:
         if bits is not None and "key_cert_sign" not in bits:
-            return f"{who}: keyUsage lacks keyCertSign"
+            return f"{who()}: keyUsage lacks keyCertSign"
         return None
 
     # Leaf rules.
@@ -246,14 +249,14 @@ def _profile_problem(
         required = set(ISO2_SECC_KEY_USAGE)
     if bits is not None:
         if "key_cert_sign" in bits:
-            return f"{who}: a leaf must not have keyUsage keyCertSign"
+            return f"{who()}: a leaf must not have keyUsage keyCertSign"
         missing = required - bits
         if missing and not (variant is Variant.OCPP and "key_encipherment" in bits):
-            return f"{who}: keyUsage lacks {', '.join(sorted(missing))}"
+            return f"{who()}: keyUsage lacks {', '.join(sorted(missing))}"
     if rule.extended_key_usage is not None:
         eku_ext = _extension(cert, x509.ExtendedKeyUsage)
         if eku_ext is not None and rule.extended_key_usage not in eku_ext.value:
-            return f"{who}: extendedKeyUsage lacks {rule.extended_key_usage._name}"
+            return f"{who()}: extendedKeyUsage lacks {rule.extended_key_usage._name}"
     return None
 
 
@@ -528,7 +531,8 @@ def _validate(
                     )
                 notes.append(f"OCSP {result.status.value} for {cert.subject.rfc4514_string()}")
 
-    reason = f"valid {purpose.value} chain ({variant.value}) to {root.subject.rfc4514_string()}"
+    root_name = anchors.names.get(root.subject) or root.subject.rfc4514_string()
+    reason = f"valid {purpose.value} chain ({variant.value}) to {root_name}"
     if notes:
         reason += "; " + "; ".join(notes)
     return Verdict(True, None, reason, None, tuple(chain), emaid)
