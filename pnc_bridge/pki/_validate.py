@@ -450,7 +450,7 @@ def _validate(
             Failure.CHAIN_TOO_LONG,
             f"chain too long: {len(sub_cas_in)} sub-CAs, at most {max_sub_cas} allowed",
         )
-    sub_cas = [_as_certificate(c, f"sub-CA {i + 1}") for i, c in enumerate(sub_cas_in)]
+    sub_cas = [_as_certificate(c, f"sub-CA #{i + 1} (as sent)") for i, c in enumerate(sub_cas_in)]
     if is_ocpp:
         variant = Variant.OCPP
     elif variant is None:
@@ -459,7 +459,7 @@ def _validate(
         raise ValueError(f"variant ocpp does not apply to purpose {purpose.value}")
 
     # 2. Dates of what the peer sent.
-    for cert, role in [(leaf, "leaf")] + [(c, f"sub-CA {i + 1}") for i, c in enumerate(sub_cas)]:
+    for cert, role in [(leaf, "leaf")] + [(c, "sub-CA") for c in sub_cas]:
         if at < cert.not_valid_before_utc:
             raise _Refused(
                 Failure.NOT_YET_VALID,
