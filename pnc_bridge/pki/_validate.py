@@ -404,7 +404,8 @@ def validate_chain(
     and can be trusted are applied.
 
     Returns a :class:`Verdict`; never raises on anything a peer can send. Raises
-    ``ValueError``/``TypeError`` only on misuse (naive ``at``, unknown purpose, wrong types).
+    ``ValueError``/``TypeError`` only on misuse (naive ``at``, unknown purpose, wrong types)
+    and ``StoreError`` when the trust store itself cannot be read.
     """
     if not isinstance(at, _dt.datetime) or at.tzinfo is None:
         raise ValueError("at must be a timezone-aware datetime (UTC)")
@@ -445,12 +446,23 @@ def _validate(
     leaf = _as_certificate(leaf_in, "leaf")
     is_ocpp = purpose in (Purpose.CSMS, Purpose.CHARGING_STATION)
     max_sub_cas = 4 if is_ocpp else MAX_SUB_CAS
-    if len(sub_cas_in) > max_sub_cas:
+    # The XSDs bound SubCertificates to 4 (-2) and 3 (-20); anything longer is refused
+    # before any parsing work.
+    if len(sub_cas_in) > max_sub_cas + 1:
         raise _Refused(
             Failure.CHAIN_TOO_LONG,
             f"chain too long: {len(sub_cas_in)} sub-CAs, at most {max_sub_cas} allowed",
         )
     sub_cas = [_as_certificate(c, f"sub-CA #{i + 1} (as sent)") for i, c in enumerate(sub_cas_in)]
+    # A self-signed certificate at the end is the peer's copy of its root: it is not a
+    # sub-CA and is never trusted because it was sent; only the store's roots anchor.
+    if sub_cas and sub_cas[-1].subject == sub_cas[-1].issuer:
+        sub_cas = sub_cas[:-1]
+    if len(sub_cas) > max_sub_cas:
+        raise _Refused(
+            Failure.CHAIN_TOO_LONG,
+            f"chain too long: {len(sub_cas)} sub-CAs, at most {max_sub_cas} allowed",
+        )
     if is_ocpp:
         variant = Variant.OCPP
     elif variant is None:
