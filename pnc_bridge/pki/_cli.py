@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pnc_bridge.pki._certio import PkiInputError, cert_der, chain_pem, load_certificate_file, load_certificates
+from pnc_bridge.pki._certio import PkiInputError, cert_der, chain_pem, load_certificate_file
 from pnc_bridge.pki._csr import CertificateSigningUse, CsrError, create_csr, install_signed
 from pnc_bridge.pki._emaid import EmaidError
 from pnc_bridge.pki._hashdata import certificate_hash_data

@@ -46,7 +46,6 @@ from pnc_bridge.pki._ocsp import OcspError, OcspStatus, check_ocsp_response
 from pnc_bridge.pki._profiles import (
     ALGORITHM_TEXT,
     ALGORITHMS,
-    ANCHORS,
     ISO2_SECC_KEY_USAGE,
     ISO_VARIANTS,
     KEY_USAGE_BITS,
