@@ -224,9 +224,7 @@ def _cmd_store_export(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args)
-    certs = _load(args.chain_file)
-    if len(certs) > 1 and certs[-1].subject == certs[-1].issuer:
-        certs = certs[:-1]  # a root at the end of a bundle is the peer's claim, not a trust anchor
+    certs = _load(args.chain_file)  # a root at the end is ignored by validate_chain, never trusted
     ocsp = []
     for path in args.ocsp or ():
         try:

@@ -27,9 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from pnc_bridge.pki._certio import PkiInputError, load_certificates, public_key_der
-from pnc_bridge.pki._profiles import Purpose, Variant
+from pnc_bridge.pki._profiles import Purpose, Variant, new_key, signature_hash
 from pnc_bridge.pki._store import LeafSlot, TrustStore
-from pnc_bridge.pki._testpki import new_key, signature_hash
 from pnc_bridge.pki._validate import Verdict, validate_chain
 
 #: OCPP SignCertificateRequest.csr maxLength.

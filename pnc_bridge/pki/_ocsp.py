@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from pnc_bridge.pki._profiles import signature_hash
+
 
 class OcspStatus(StrEnum):
     GOOD = "good"
@@ -178,11 +180,5 @@ def build_ocsp_response(
     builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
     if responder_cert is not None:
         builder = builder.certificates([responder_cert])
-    if isinstance(responder_key, (ed448.Ed448PrivateKey, ed25519.Ed25519PrivateKey)):
-        algorithm = None
-    elif isinstance(responder_key, ec.EllipticCurvePrivateKey) and responder_key.curve.key_size == 521:
-        algorithm = hashes.SHA512()
-    else:
-        algorithm = hashes.SHA256()
-    response = builder.sign(responder_key, algorithm)  # type: ignore[arg-type]
+    response = builder.sign(responder_key, signature_hash(responder_key))  # type: ignore[arg-type]
     return response.public_bytes(serialization.Encoding.DER)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -164,6 +167,29 @@ def variant_of_key(public_key: object) -> Variant | None:
         if name in allowed:
             return variant
     return None
+
+
+_KEY_FACTORIES: dict[Variant, Callable[[], CertificateIssuerPrivateKeyTypes]] = {
+    Variant.ISO2: lambda: ec.generate_private_key(ec.SECP256R1()),
+    Variant.ISO20: lambda: ec.generate_private_key(ec.SECP521R1()),
+    Variant.ISO20_ED448: ed448.Ed448PrivateKey.generate,
+    Variant.OCPP: lambda: ec.generate_private_key(ec.SECP256R1()),
+}
+
+
+def new_key(variant: Variant | str) -> CertificateIssuerPrivateKeyTypes:
+    """A fresh private key of the type ``variant`` uses for every certificate."""
+    return _KEY_FACTORIES[Variant(variant)]()
+
+
+def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
+    """The hash that goes with a signing key: SHA-256/384/512 by curve, none for EdDSA."""
+    if isinstance(key, (ed448.Ed448PrivateKey, ed25519.Ed25519PrivateKey)):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {384: hashes.SHA384(), 521: hashes.SHA512()}.get(key.curve.key_size, hashes.SHA256())
+    return hashes.SHA256()
+
 
 
 # --------------------------------------------------------------------------- #

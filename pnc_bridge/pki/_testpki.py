@@ -24,7 +24,6 @@ from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -41,6 +40,8 @@ from pnc_bridge.pki._profiles import (
     RootKind,
     Template,
     Variant,
+    new_key,
+    signature_hash,
 )
 
 #: The test contract's EMAID (country DE, provider 8AA, instance 001234567) with its check digit.
@@ -49,28 +50,6 @@ DEFAULT_EMAID = with_check_digit("DE8AA001234567")
 DEFAULT_PCID = "WP0ZZZ00000000001"
 #: Clock-skew allowance for freshly issued certificates.
 BACKDATE = _dt.timedelta(hours=1)
-
-_KEY_FACTORIES: dict[Variant, Callable[[], CertificateIssuerPrivateKeyTypes]] = {
-    Variant.ISO2: lambda: ec.generate_private_key(ec.SECP256R1()),
-    Variant.ISO20: lambda: ec.generate_private_key(ec.SECP521R1()),
-    Variant.ISO20_ED448: ed448.Ed448PrivateKey.generate,
-    Variant.OCPP: lambda: ec.generate_private_key(ec.SECP256R1()),
-}
-
-
-def new_key(variant: Variant | str) -> CertificateIssuerPrivateKeyTypes:
-    """A fresh private key of the type ``variant`` uses for every certificate."""
-    return _KEY_FACTORIES[Variant(variant)]()
-
-
-def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
-    """The hash that goes with a signing key: SHA-256/384/512 by curve, none for EdDSA."""
-    if isinstance(key, (ed448.Ed448PrivateKey, ed25519.Ed25519PrivateKey)):
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return {384: hashes.SHA384(), 521: hashes.SHA512()}.get(key.curve.key_size, hashes.SHA256())
-    return hashes.SHA256()
-
 
 def issue(
     template: Template,
