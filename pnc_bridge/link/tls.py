@@ -315,13 +315,13 @@ def _build_context(
         store = ctx.get_cert_store()
         assert store is not None
         for anchor in anchors:
-            store.add_cert(_to_openssl_x509(anchor))
+            store.add_cert(anchor)
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, None)
         ctx.set_verify_depth(4)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     ctx.use_certificate(credential.chain[0])
     for cert in credential.chain[1:]:
-        ctx.add_extra_chain_cert(_to_openssl_x509(cert))
+        ctx.add_extra_chain_cert(cert)
     ctx.use_privatekey(credential.key)  # type: ignore[arg-type]
     ctx.check_privatekey()
 
@@ -336,12 +336,6 @@ def _build_context(
     if key_log is not None:
         ctx.set_keylog_callback(lambda conn, line: key_log.write(line))
     return ctx
-
-
-def _to_openssl_x509(cert: x509.Certificate):
-    from OpenSSL import crypto
-
-    return crypto.X509.from_cryptography(cert)
 
 
 def _spki_bit_string(spki_der: bytes) -> bytes:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from pathlib import Path
+import fcntl
+import struct
 from typing import Callable
 
 from pnc_bridge.link.slac import frames as f
@@ -26,9 +27,12 @@ _log = logging.getLogger(__name__)
 
 
 def interface_mac(iface: str) -> bytes:
-    """The MAC address of a network interface (from sysfs)."""
-    text = Path(f"/sys/class/net/{iface}/address").read_text().strip()
-    return f.mac_bytes(text)
+    """The MAC address of a network interface (SIOCGIFHWADDR, so it also works in a thread
+    that entered another network namespace). Raises ``OSError`` for an unknown interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("256s", iface.encode()[:15])
+        res = fcntl.ioctl(s.fileno(), 0x8927, req)  # SIOCGIFHWADDR
+    return res[18:24]
 
 
 class RawSocket:
