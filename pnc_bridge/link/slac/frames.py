@@ -20,7 +20,7 @@ from typing import Union
 from scapy.contrib.homeplugav import HomePlugAV
 from scapy.contrib import homepluggp as gp
 from scapy.fields import ByteField
-from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.l2 import Ether
 from scapy.packet import Packet, bind_layers
 
 __all__ = [
@@ -412,18 +412,15 @@ def decode(frame: bytes) -> Received | Ignored:
     """Decode one Ethernet frame; ``Ignored`` says why a frame is not a SLAC message we know."""
     if len(frame) < 14:
         return Ignored(f"frame of {len(frame)} octets is shorter than an Ethernet header")
-    try:
-        eth = Ether(frame)
-    except Exception as exc:  # scapy dissectors may raise anything on garbage
-        return Ignored(f"undecodable Ethernet frame: {exc}")
-    layer = eth.payload
-    ethertype = eth.type
-    if isinstance(layer, Dot1Q):
-        ethertype = layer.type
-        layer = layer.payload
+    dst, src = bytes(frame[0:6]), bytes(frame[6:12])
+    ethertype = int.from_bytes(frame[12:14], "big")
+    start = 14
+    if ethertype == 0x8100 and len(frame) >= 18:  # one 802.1Q tag
+        ethertype = int.from_bytes(frame[16:18], "big")
+        start = 18
     if ethertype != ETH_P_HOMEPLUG:
         return Ignored(f"ethertype 0x{ethertype:04x} is not HomePlug AV (0x88e1)")
-    raw = bytes(layer)
+    raw = bytes(frame[start:])
     if len(raw) < 5:
         return Ignored("HomePlug MME header truncated")
     mmv = raw[0]
@@ -444,7 +441,7 @@ def decode(frame: bytes) -> Received | Ignored:
         return Ignored(f"malformed MMTYPE 0x{mmtype:04x}: {exc}")
     if isinstance(msg, Ignored):
         return msg
-    return Received(src=bytes.fromhex(eth.src.replace(":", "")), dst=bytes.fromhex(eth.dst.replace(":", "")), message=msg)
+    return Received(src=src, dst=dst, message=msg)
 
 
 def _decode_body(mmtype: int, raw: bytes, body: bytes) -> Message | Ignored:
