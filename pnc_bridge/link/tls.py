@@ -43,7 +43,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 __all__ = [
     "TlsProfile",
@@ -315,7 +315,7 @@ def _build_context(
         store = ctx.get_cert_store()
         assert store is not None
         for anchor in anchors:
-            store.add_cert(anchor)
+            store.add_cert(crypto.X509.from_cryptography(anchor))
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, None)
         ctx.set_verify_depth(4)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
@@ -559,6 +559,8 @@ class TlsServerEngine:
         self._profile: TlsProfile | None = None
         self._matched = False
         self._ocsp_stapled = False
+        #: The SECC credential chosen for this connection (after the ClientHello).
+        self.credential: SeccCredential | None = None
         self.handshake_done = False
         self.failure: TlsFailure | None = None
         self.details: TlsDetails | None = None
@@ -664,6 +666,7 @@ class TlsServerEngine:
         except (SSL.Error, ValueError) as exc:
             self.failure = TlsFailure(f"SECC credential unusable: {exc}")
             return False
+        self.credential = credential
         self._conn = SSL.Connection(ctx, None)
         self._conn.set_app_data(self)
         self._conn.set_accept_state()
@@ -673,7 +676,11 @@ class TlsServerEngine:
     def _after_handshake(self) -> bool:
         assert self._conn is not None and self._profile is not None and self._hello is not None
         self.handshake_done = True
-        chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
+        # On the server side OpenSSL's peer chain lacks the leaf; put it in front.
+        chain = list(self._conn.get_peer_cert_chain(as_cryptography=True) or [])
+        leaf = self._conn.get_peer_certificate(as_cryptography=True)
+        if leaf is not None and (not chain or chain[0] != leaf):
+            chain.insert(0, leaf)
         self.details = TlsDetails(
             profile=self._profile,
             version=self._conn.get_protocol_version_name(),

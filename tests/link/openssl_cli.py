@@ -16,10 +16,10 @@ class SClientResult:
 
 
 def s_client(args: list[str], send: bytes = b"", expect: bytes = b"", *, prefix: list[str] | None = None,
-             timeout: float = 15.0) -> SClientResult:
+             timeout: float = 15.0, quiet: bool = True) -> SClientResult:
     """Run ``openssl s_client ARGS -quiet``, write ``send``, and read until ``expect`` arrived,
     the process ended, or ``timeout`` passed (the process is then killed)."""
-    cmd = (prefix or []) + ["openssl", "s_client", "-quiet", *args]
+    cmd = (prefix or []) + ["openssl", "s_client", *(["-quiet"] if quiet else ["-ign_eof"]), *args]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = bytearray()
     err = bytearray()
