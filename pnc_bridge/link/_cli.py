@@ -97,7 +97,7 @@ def _open_raw(iface: str):
     from pnc_bridge.link.slac.adapter import RawSocket
 
     try:
-        return RawSocket(iface)
+        return RawSocket(iface, include_outgoing=True)
     except PermissionError:
         raise _error("raw sockets need root (CAP_NET_RAW)") from None
     except OSError as exc:
@@ -190,7 +190,7 @@ def _sdp_probe(args) -> int:
     from pnc_bridge.link.sdp import Security
 
     security = Security.NO_TLS if args.no_tls else Security.TLS
-    tries = args.tries or timing.SDP_CLIENT_MAX_REQUESTS
+    tries = timing.SDP_CLIENT_MAX_REQUESTS if args.tries is None else args.tries
     if tries < 1:
         raise _error("--tries must be at least 1")
 

@@ -38,8 +38,10 @@ def interface_mac(iface: str) -> bytes:
 class RawSocket:
     """A non-blocking AF_PACKET socket that sends and receives HomePlug AV frames on ``iface``."""
 
-    def __init__(self, iface: str, ethertype: int = f.ETH_P_HOMEPLUG) -> None:
+    def __init__(self, iface: str, ethertype: int = f.ETH_P_HOMEPLUG, *, include_outgoing: bool = False) -> None:
+        """``include_outgoing``: also deliver frames this host sent (for monitors)."""
         self.iface = iface
+        self.include_outgoing = include_outgoing
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
         try:
             self.sock.bind((iface, ethertype))
@@ -61,7 +63,7 @@ class RawSocket:
                 except OSError as exc:
                     _log.error("%s: receive failed: %s", self.iface, exc)
                     return
-                if addr[2] == socket.PACKET_OUTGOING:
+                if addr[2] == socket.PACKET_OUTGOING and not self.include_outgoing:
                     continue  # our own transmissions
                 try:
                     on_frame(data)
