@@ -97,7 +97,8 @@ def _open_raw(iface: str):
     from pnc_bridge.link.slac.adapter import RawSocket
 
     try:
-        return RawSocket(iface, include_outgoing=True)
+        # ETH_P_ALL: only such sockets also see frames this host sends (the EVSE's answers).
+        return RawSocket(iface, 0x0003, include_outgoing=True)
     except PermissionError:
         raise _error("raw sockets need root (CAP_NET_RAW)") from None
     except OSError as exc:
@@ -113,6 +114,8 @@ def _slac_listen(args) -> int:
         seen = [0]
 
         def on_frame(frame: bytes) -> None:
+            if frame[12:14] != b"\x88\xe1" and frame[16:18] != b"\x88\xe1":
+                return  # not HomePlug: IPv6, ARP ... on the same interface
             d = f.decode(frame)
             if isinstance(d, f.Ignored):
                 print(f"{_ts()} ignored: {d.reason}", flush=True)

@@ -39,7 +39,8 @@ class RawSocket:
     """A non-blocking AF_PACKET socket that sends and receives HomePlug AV frames on ``iface``."""
 
     def __init__(self, iface: str, ethertype: int = f.ETH_P_HOMEPLUG, *, include_outgoing: bool = False) -> None:
-        """``include_outgoing``: also deliver frames this host sent (for monitors)."""
+        """``include_outgoing``: also deliver frames this host sent (for monitors; the kernel
+        passes outgoing frames only to ETH_P_ALL sockets, so use ``ethertype=0x0003`` then)."""
         self.iface = iface
         self.include_outgoing = include_outgoing
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
