@@ -78,8 +78,6 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 #: Time a started V2GTP frame (header seen, payload incomplete) may take to arrive in full.
 #: Guards against slow-loris peers that trickle a frame forever.
 V2GTP_FRAME_ASSEMBLY_TIMEOUT = 5.0
-#: How often the TLS server checks the credential provider for a changed SECC certificate.
-SECC_CREDENTIAL_RELOAD_INTERVAL = 5.0
 
 
 # --------------------------------------------------------------------------- #

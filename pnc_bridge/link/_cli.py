@@ -1,4 +1,4 @@
-"""``pnc-bridge link ...``: tools for rig builders (SLAC, SDP, V2GTP over TCP/TLS)."""
+"""pnc-bridge link ...: tools for rig builders (SLAC, SDP, V2GTP over TCP/TLS)."""
 
 from __future__ import annotations
 
