@@ -14,16 +14,70 @@ from __future__ import annotations
 # --------------------------------------------------------------------------- #
 # ISO 15118-3 (SLAC, HomePlug Green PHY)                                       #
 # --------------------------------------------------------------------------- #
+# Parameter names are those of ISO 15118-3 Table A.1 (timers) and the counters next to it.
+
+#: TT_EVSE_SLAC_init (20 s .. 50 s): after the EVSE sees CP state B with 5 % PWM it waits this
+#: long for the first CM_SLAC_PARM.REQ.
+TT_EVSE_SLAC_init = 50.0
+#: TT_match_sequence (400 ms): longest gap between two requests of one matching sequence.
+TT_match_sequence = 0.4
+#: TT_match_response (200 ms): longest time to answer a request / wait for a response.
+TT_match_response = 0.2
+#: TT_EVSE_match_MNBC (600 ms): sounding window, counted from the first CM_START_ATTEN_CHAR.IND.
+#: Sent to the EV in CM_SLAC_PARM.CNF.Time_Out in units of 100 ms.
+TT_EVSE_match_MNBC = 0.6
+#: TT_EV_atten_results (1200 ms): the EV waits this long for CM_ATTEN_CHAR.IND.
+TT_EV_atten_results = 1.2
+#: TT_EVSE_match_session (10 s): after CM_ATTEN_CHAR.RSP the EVSE waits this long for
+#: CM_VALIDATE.REQ or CM_SLAC_MATCH.REQ.
+TT_EVSE_match_session = 10.0
+#: TT_matching_repetition (10 s): window in which a failed matching process may be repeated.
+TT_matching_repetition = 10.0
+#: TT_matching_rate (400 ms): pause before a failed matching process is restarted.
+TT_matching_rate = 0.4
+#: TP_EV_batch_msg_interval (20 ms .. 50 ms): gap between two CM_MNBC_SOUND.IND of the EV.
+TP_EV_batch_msg_interval = 0.02
+#: TT_match_join (12 s): after CM_SLAC_MATCH.CNF the link (AVLN join) must be up within this time.
+TT_match_join = 12.0
+#: T_step_EF (>= 4 s): time in CP state E/F when the EVSE restarts SLAC by a state change.
+T_step_EF = 4.0
+#: C_EV_match_MNBC: number of M-Sounds the EVSE asks for in CM_SLAC_PARM.CNF.
+C_EV_match_MNBC = 10
+#: C_EV_start_atten_char_inds: the EV repeats CM_START_ATTEN_CHAR.IND this many times.
+C_EV_start_atten_char_inds = 3
+#: C_EV_match_retry: repetitions of CM_ATTEN_CHAR.IND when CM_ATTEN_CHAR.RSP does not come.
+C_EV_match_retry = 2
+#: C_conn_max_match: matching attempts (first one included) within TT_matching_repetition.
+C_conn_max_match = 3
+#: C_sequ_retry: repetitions of the E/F toggle when no CM_SLAC_PARM.REQ arrives.
+C_sequ_retry = 2
+#: Not a standard timer: how long the EVSE host waits for CM_SET_KEY.CNF from its own modem
+#: before it reports the modem as not answering.
+SET_KEY_CNF_TIMEOUT = 1.0
 
 
 # --------------------------------------------------------------------------- #
 # SDP and V2GTP (ISO 15118-2 clause 7.10, ISO 15118-20 clause 7.5)             #
 # --------------------------------------------------------------------------- #
 
+#: Idle time after which the V2GTP connection is closed when no complete frame arrived.
+#: Same value as V2G_SECC_Sequence_Timeout of ISO 15118-2 (60 s); the SECC session keeps
+#: its own, message-level sequence timer -- this one guards the link when no session runs.
+V2GTP_INACTIVITY_TIMEOUT = 60.0
+#: EV-side SDP client (hil/ and `pnc-bridge link sdp-probe`): interval between repeated
+#: SDP requests and how many it sends before giving up (the values common EVCCs use).
+SDP_CLIENT_RETRY_INTERVAL = 0.25
+SDP_CLIENT_MAX_REQUESTS = 50
 
 # --------------------------------------------------------------------------- #
 # TCP / TLS connection handling                                                #
 # --------------------------------------------------------------------------- #
+
+#: Time a new TCP connection has to complete the TLS handshake.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+#: Time a started V2GTP frame (header seen, payload incomplete) may take to arrive in full.
+#: Guards against slow-loris peers that trickle a frame forever.
+V2GTP_FRAME_ASSEMBLY_TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------- #
