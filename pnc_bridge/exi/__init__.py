@@ -14,7 +14,7 @@ every message that does not conform to its schema raises ``ExiEncodeError``.
 See docs/exi.md.
 """
 
-from pnc_bridge.exi._api import SCHEMAS, UnknownSchemaError, decode, encode
+from pnc_bridge.exi._api import SCHEMAS, UnknownSchemaError, decode, encode, encode_fragment
 from pnc_bridge.exi._convert import MessageFormatError, from_dict, from_xml, to_dict, to_xml, validate
 from pnc_bridge.exi._runtime import ExiDecodeError, ExiEncodeError
 
@@ -26,6 +26,7 @@ __all__ = [
     "UnknownSchemaError",
     "decode",
     "encode",
+    "encode_fragment",
     "from_dict",
     "from_xml",
     "to_dict",

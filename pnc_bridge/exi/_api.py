@@ -17,6 +17,7 @@ SCHEMAS: dict[str, str] = {
     "iso20-dc": "iso20_dc",
     "iso20-acdp": "iso20_acdp",
     "iso20-wpt": "iso20_wpt",
+    "xmldsig": "xmldsig",
 }
 
 _codecs: dict[str, ModuleType] = {}
@@ -118,4 +119,50 @@ def encode(schema: str, message, *, root: str | None = None) -> bytes:
         raise
     except (AttributeError, TypeError) as exc:
         raise ExiEncodeError(type(message).__name__, f"malformed message object: {exc}") from exc
+    return w.getvalue()
+
+
+def _fragment_entry(mod, message, element):
+    if element is not None:
+        if isinstance(element, str):
+            hits = [(qn, e) for qn, e in mod.FRAGMENT_ELEMENTS.items() if qn[1] == element]
+        else:
+            hits = [(tuple(element), mod.FRAGMENT_ELEMENTS.get(tuple(element)))] if tuple(element) in mod.FRAGMENT_ELEMENTS else []
+        hits = [(qn, e) for qn, e in hits if type(message) in e[3]]
+    else:
+        hits = [(qn, e) for qn, e in mod.FRAGMENT_ELEMENTS.items() if type(message) in e[3]]
+    if not hits:
+        raise ExiEncodeError(type(message).__name__, "is not the type of an element of this schema")
+    if len(hits) > 1:
+        raise ExiEncodeError(
+            type(message).__name__,
+            f"is the type of several elements ({', '.join(q[1] for q, _ in hits)}); pass element=",
+        )
+    return hits[0]
+
+
+def encode_fragment(schema: str, message, *, element: str | tuple[str, str] | None = None) -> bytes:
+    """Encode one element as an EXI fragment of ``schema`` (EXI header, the element in
+    the schema-informed fragment grammar, ED): the byte string over which ISO 15118
+    computes XML-DSig digests ([V2G2-771]: canonicalization by EXI). ``element`` names
+    the element (local name or (namespace, name)) where the type has several."""
+    from pnc_bridge.exi._support import encode_relaxed
+
+    mod = codec(schema)
+    qn, (code, enc, relaxed, _classes) = _fragment_entry(mod, message, element)
+    w = Writer()
+    w.bits(EXI_HEADER, 8)
+    w.bits(code, mod.FRAGMENT_BITS)
+    try:
+        if relaxed:
+            encode_relaxed(w, mod, message)
+        elif enc is None:
+            raise ExiEncodeError(qn[1], "fragments of simple-typed elements are not supported")
+        else:
+            enc(w, message)
+    except ExiEncodeError:
+        raise
+    except (AttributeError, TypeError) as exc:
+        raise ExiEncodeError(type(message).__name__, f"malformed message object: {exc}") from exc
+    w.bits(mod.FRAGMENT_ED, mod.FRAGMENT_BITS)
     return w.getvalue()

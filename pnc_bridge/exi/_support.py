@@ -61,3 +61,39 @@ def _order(path: str, state: int, expect: dict[int, str]):
     raise ExiEncodeError(
         path, f"not allowed at this point of the message (the schema expects: {expect.get(state, '?')})"
     )
+
+
+def encode_relaxed(w, mod, obj) -> None:
+    """An element in the relaxed element fragment grammar (EXI 8.5.3), used where one
+    qname is declared with different types (ISO 15118-2's eMAID). Attributes are typed
+    as in the schema, simple content is an untyped (string) value."""
+    from pnc_bridge.exi._convert import _lex_out
+
+    bits0, ch0, ee0 = mod.RELAXED_EF0
+    bits1, _ch1, ee1 = mod.RELAXED_EF1
+    content = None
+    for name, xml, ns, kind, _is_list, vt, *_ in type(obj)._exi_fields:
+        v = getattr(obj, name)
+        if v is None:
+            continue
+        if kind == "attr":
+            code, dt = mod.RELAXED_ATTRIBUTES[(ns, xml)]
+            w.bits(code, bits0)
+            if dt == "string":
+                w.string(_lex_out(vt, v))
+            elif dt in ("uint",):
+                w.uint(v)
+            elif dt in ("int",):
+                w.integer(v)
+            else:
+                raise ExiEncodeError(f"{type(obj).__name__}.{name}", f"attribute type {dt} not supported in a relaxed fragment")
+        elif kind == "value":
+            content = _lex_out(vt, v)
+        else:
+            raise ExiEncodeError(type(obj).__name__, "element content in a relaxed fragment is not supported")
+    if content is None:
+        w.bits(ee0, bits0)
+        return
+    w.bits(ch0, bits0)
+    w.string(content)
+    w.bits(ee1, bits1)

@@ -40,6 +40,7 @@ GRAMMAR_CLASS = {
     "iso20-dc": "ISO15118_20_V2G_CI_DC",
     "iso20-acdp": "ISO15118_20_V2G_CI_ACDP",
     "iso20-wpt": "ISO15118_20_V2G_CI_WPT",
+    "xmldsig": "XMLDSIG_Core_Schema_Grammar",
 }
 KIND = {
     FIRST_START_TAG: "SCHEMA_INFORMED_FIRST_START_TAG_CONTENT",
@@ -141,3 +142,26 @@ def test_grammars_equal_exificient(schema):
         else:
             walk(gb.grammar(t), gb.grammar(t).states[0], 1, p["grammar"], d.name[1])
     assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize("schema", list(GRAMMAR_CLASS))
+def test_fragment_grammar_equals_exificient(schema):
+    """FragmentContent (EXI 8.5.2): every element qname in the same order, then SE(*), ED;
+    elements declared with different types use the relaxed element fragment grammar,
+    whose attribute list must match too (ISO 15118-2's eMAID is signed that way)."""
+    G = _dump(schema)
+    frag = next(g for g in G.values() if g["kind"] == "SCHEMA_INFORMED_FRAGMENT_CONTENT")
+    fetch = _fetcher()
+    gb = GrammarBuilder(SchemaSet(fetch.schema_file(schema)), UNROLL_LIMIT[schema])
+    ours = gb.fragment_elements()
+    theirs = [p for p in frag["prods"] if p["ev"] == "START_ELEMENT"]
+    assert [qn for qn, _, _ in ours] == [(p["ns"], p["name"]) for p in theirs]
+    assert [p["ev"] for p in frag["prods"][len(theirs):]] == ["START_ELEMENT_GENERIC", "END_DOCUMENT"]
+    attrs = gb.fragment_attributes()
+    for (qn, decls, unique), p in zip(ours, theirs):
+        relaxed = G[p["grammar"]]
+        if unique:
+            continue
+        at = [(q["ns"], q["name"]) for q in relaxed["prods"] if q["ev"] == "ATTRIBUTE"]
+        assert at == [a for a, _ in attrs], qn
+        assert [q["dt"]["type"] for q in relaxed["prods"] if q["ev"] == "ATTRIBUTE"] == [DATATYPE[dt.kind] for _, dt in attrs]

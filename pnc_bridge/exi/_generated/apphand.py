@@ -381,6 +381,29 @@ ROOTS = {
     _apphand.SupportedAppProtocolRes: [('supportedAppProtocolRes', 1, _e1)],
 }
 ROOT_NAMES = ('supportedAppProtocolReq', 'supportedAppProtocolRes', )
+
+# EXI fragments: FragmentContent lists every element qname of the schema set,
+# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,
+# message classes of its declarations).
+FRAGMENT_BITS = 4
+FRAGMENT_ED = 10
+FRAGMENT_ELEMENTS = {
+    ('', 'AppProtocol'): (0, _e2, False, (_apphand.AppProtocol, )),
+    ('', 'Priority'): (1, None, False, ()),
+    ('', 'ProtocolNamespace'): (2, None, False, ()),
+    ('', 'ResponseCode'): (3, None, False, ()),
+    ('', 'SchemaID'): (4, None, False, ()),
+    ('', 'VersionNumberMajor'): (5, None, False, ()),
+    ('', 'VersionNumberMinor'): (6, None, False, ()),
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq'): (7, _e0, False, (_apphand.SupportedAppProtocolReq, )),
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes'): (8, _e1, False, (_apphand.SupportedAppProtocolRes, )),
+}
+# relaxed element fragment grammar: attribute qname -> (code, datatype kind)
+RELAXED_ATTRIBUTES = {
+}
+RELAXED_EF0 = (4, 12, 11)  # bits, CH code, EE code
+RELAXED_EF1 = (4, 11, 10)  # bits, CH code, EE code
+
 # (namespace, local name) of each global element -> message class
 ROOT_ELEMENTS = {
     ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq'): _apphand.SupportedAppProtocolReq,

@@ -5481,6 +5481,1779 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 33, _e28)],
 }
 ROOT_NAMES = ('ACDP_ConnectReq', 'ACDP_ConnectRes', 'ACDP_DisconnectReq', 'ACDP_DisconnectRes', 'ACDP_SystemStatusReq', 'ACDP_SystemStatusRes', 'ACDP_VehiclePositioningReq', 'ACDP_VehiclePositioningRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
+
+# EXI fragments: FragmentContent lists every element qname of the schema set,
+# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,
+# message classes of its declarations).
+FRAGMENT_BITS = 8
+FRAGMENT_ED = 130
+FRAGMENT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): (0, _e0, False, (_iso20.ACDP_ConnectReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectRes'): (1, _e1, False, (_iso20.ACDP_ConnectRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectReq'): (2, _e0, False, (_iso20.ACDP_ConnectReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectRes'): (3, _e1, False, (_iso20.ACDP_ConnectRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReq'): (4, _e2, False, (_iso20.ACDP_SystemStatusReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusRes'): (5, _e3, False, (_iso20.ACDP_SystemStatusRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReq'): (6, _e4, False, (_iso20.ACDP_VehiclePositioningReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningRes'): (7, _e5, False, (_iso20.ACDP_VehiclePositioningRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (8, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (9, _e33, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (10, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (11, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (12, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (13, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (14, _e6, False, (_iso20.CLReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (15, _e7, False, (_iso20.CLResControlMode, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (16, _e8, False, (_xmldsig.CanonicalizationMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (17, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (18, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (19, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowXc'): (20, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowYc'): (21, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (22, _e32, False, (_iso20.RationalNumber, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (23, _e9, False, (_xmldsig.DSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (24, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (25, _e10, False, (_xmldsig.DigestMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (26, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (27, _e34, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVAssociationStatus'): (28, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVCPStatus'): (29, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVElectricalChargingDeviceStatus'): (30, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVErrorCode'): (31, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilizationRequest'): (32, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilized'): (33, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVInChargePosition'): (34, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (35, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (36, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVMobilityStatus'): (37, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVPositioningSupport'): (38, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVReadyToCharge'): (39, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeXDeviation'): (40, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeYDeviation'): (41, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEDisabled'): (42, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEElectricalChargingDeviceStatus'): (43, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEEmergencyShutdown'): (44, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEIsolationStatus'): (45, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMalfunction'): (46, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMechanicalChargingDeviceStatus'): (47, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (48, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEPositioningSupport'): (49, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEProcessing'): (50, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEReadyToCharge'): (51, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (52, _e35, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEUtilityInterruptEvent'): (53, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSOC'): (54, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (55, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTechnicalStatus'): (56, _e30, False, (_iso20.EVTechnicalStatus, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTimeout'): (57, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVWLANStrength'): (58, _e32, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (59, _e33, False, (_iso20.DetailedCost, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (60, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (61, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'G'): (62, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (63, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (64, _e29, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (65, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'J'): (66, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (67, _e11, False, (_xmldsig.KeyInfo, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (68, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (69, _e12, False, (_xmldsig.KeyValue, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (70, _e13, False, (_xmldsig.Manifest, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (71, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (72, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (73, _e36, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (74, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (75, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (76, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp'): (77, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (78, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC'): (79, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (80, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (81, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (82, _e14, False, (_xmldsig.Object, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (83, _e33, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (84, _e33, False, (_iso20.DetailedCost, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'P'): (85, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (86, _e15, False, (_xmldsig.PGPData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (87, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (88, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (89, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (90, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (91, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (92, _e16, False, (_xmldsig.RSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (93, _e37, False, (_iso20.Receipt, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (94, _e17, False, (_xmldsig.Reference, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (95, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (96, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (97, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (98, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (99, _e18, False, (_xmldsig.RetrievalMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (100, _e31, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (101, _e19, False, (_xmldsig.SPKIData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (102, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (103, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (104, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (105, _e20, False, (_xmldsig.Signature, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (106, _e21, False, (_xmldsig.SignatureMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (107, _e22, False, (_xmldsig.SignatureProperties, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (108, _e23, False, (_xmldsig.SignatureProperty, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (109, _e24, False, (_xmldsig.SignatureValue, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (110, _e25, False, (_xmldsig.SignedInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (111, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (112, _e38, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (113, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (114, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (115, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (116, _e26, False, (_xmldsig.Transform, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (117, _e27, False, (_xmldsig.Transforms, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (118, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509CRL'): (119, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (120, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (121, _e28, False, (_xmldsig.X509Data, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (122, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (123, _e31, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (124, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (125, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (126, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'XPath'): (127, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Y'): (128, None, False, ()),
+}
+# relaxed element fragment grammar: attribute qname -> (code, datatype kind)
+RELAXED_ATTRIBUTES = {
+    ('', 'Algorithm'): (0, 'string'),
+    ('', 'Encoding'): (1, 'string'),
+    ('', 'Id'): (2, 'string'),
+    ('', 'MimeType'): (3, 'string'),
+    ('', 'Target'): (4, 'string'),
+    ('', 'Type'): (5, 'string'),
+    ('', 'URI'): (6, 'string'),
+}
+RELAXED_EF0 = (8, 139, 138)  # bits, CH code, EE code
+RELAXED_EF1 = (8, 131, 130)  # bits, CH code, EE code
+
+def _d33(r):
+    """DetailedCostType -> iso20.DetailedCost"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d32(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C354, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d32(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C355, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C356, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
+    return o
+
+def _e33(w, o):
+    """iso20.DetailedCost -> DetailedCostType"""
+    s = 0
+    v = o.amount
+    if v is not None:
+        t = _C358.get(s)
+        if t is None:
+            _order("DetailedCost.amount", s, _C357)
+        if v.__class__ is not _iso20.RationalNumber:
+            _bad("DetailedCost.amount", v, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e32(w, v)
+        s = t[2]
+    v = o.cost_per_unit
+    if v is not None:
+        t = _C359.get(s)
+        if t is None:
+            _order("DetailedCost.cost_per_unit", s, _C357)
+        if v.__class__ is not _iso20.RationalNumber:
+            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e32(w, v)
+        s = t[2]
+    t = _C360.get(s)
+    if t is None:
+        _order("DetailedCost", s, _C357)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d34(r):
+    """DisplayParametersType -> iso20.DisplayParameters"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
+    f8 = None
+    f9 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "PresentSOC")
+            else:
+                f0 = r.bits(7)
+                if f0 > 100:
+                    r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+            s = 2
+        elif ec == 2:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 3:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 4:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 5:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 6:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 7:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 8:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 9:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 10:
+            s = -1
+        elif ec == 11:
+            _escape(r, 3, _C361, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 4:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 5:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 6:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 7:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 8:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 9:
+            s = -1
+        elif ec == 10:
+            _escape(r, 1, _C362, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 3:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 4:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 5:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 6:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 7:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 8:
+            s = -1
+        elif ec == 9:
+            _escape(r, 1, _C363, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 2:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 3:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 4:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 5:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 6:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 7:
+            s = -1
+        elif ec == 8:
+            _escape(r, 1, _C364, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 1:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 2:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 3:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 4:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 5:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 6:
+            s = -1
+        elif ec == 7:
+            _escape(r, 1, _C365, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 1:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 2:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 3:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 4:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C366, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 1:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 2:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 3:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C367, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 1:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 2:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C368, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(2)
+        if ec == 0:
+            f8 = _d32(r)
+            s = 9
+        elif ec == 1:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C369, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 9:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C370, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 10:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C371, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    o = _new(_iso20.DisplayParameters)
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    return o
+
+def _e34(w, o):
+    """iso20.DisplayParameters -> DisplayParametersType"""
+    s = 0
+    v = o.present_soc
+    if v is not None:
+        t = _C373.get(s)
+        if t is None:
+            _order("DisplayParameters.present_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.minimum_soc
+    if v is not None:
+        t = _C374.get(s)
+        if t is None:
+            _order("DisplayParameters.minimum_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.target_soc
+    if v is not None:
+        t = _C375.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.maximum_soc
+    if v is not None:
+        t = _C376.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_minimum_soc
+    if v is not None:
+        t = _C377.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_target_soc
+    if v is not None:
+        t = _C378.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_maximum_soc
+    if v is not None:
+        t = _C379.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.charging_complete
+    if v is not None:
+        t = _C380.get(s)
+        if t is None:
+            _order("DisplayParameters.charging_complete", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not bool:
+            _bad("DisplayParameters.charging_complete", v, "a bool")
+        w.bits(v, 1)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.battery_energy_capacity
+    if v is not None:
+        t = _C381.get(s)
+        if t is None:
+            _order("DisplayParameters.battery_energy_capacity", s, _C372)
+        if v.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e32(w, v)
+        s = t[2]
+    v = o.inlet_hot
+    if v is not None:
+        t = _C382.get(s)
+        if t is None:
+            _order("DisplayParameters.inlet_hot", s, _C372)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not bool:
+            _bad("DisplayParameters.inlet_hot", v, "a bool")
+        w.bits(v, 1)
+        w.bits(0, 1)
+        s = t[2]
+    t = _C383.get(s)
+    if t is None:
+        _order("DisplayParameters", s, _C372)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d35(r):
+    """EVSEStatusType -> iso20.EVSEStatus"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C384, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "EVSENotification")
+            else:
+                f1 = r.bits(3)
+                if f1 >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                f1 = _C385[f1]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C387, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C388, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    o = _new(_iso20.EVSEStatus)
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    return o
+
+def _e35(w, o):
+    """iso20.EVSEStatus -> EVSEStatusType"""
+    s = 0
+    v = o.notification_max_delay
+    if v is not None:
+        t = _C390.get(s)
+        if t is None:
+            _order("EVSEStatus.notification_max_delay", s, _C389)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 65535:
+            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.evse_notification
+    if v is not None:
+        t = _C391.get(s)
+        if t is None:
+            _order("EVSEStatus.evse_notification", s, _C389)
+        w.bits(t[0] << 1, t[1] + 1)
+        i = _C386.get(v)
+        if i is None:
+            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
+        w.bits(i, 3)
+        w.bits(0, 1)
+        s = t[2]
+    t = _C392.get(s)
+    if t is None:
+        _order("EVSEStatus", s, _C389)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d36(r):
+    """MeterInfoType -> iso20.MeterInfo"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "MeterID")
+            else:
+                f0 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C393, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C394, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+            else:
+                f2 = r.uint(10)
+                if f2 > 18446744073709551615:
+                    r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+            else:
+                f3 = r.uint(10)
+                if f3 > 18446744073709551615:
+                    r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+            else:
+                f4 = r.uint(10)
+                if f4 > 18446744073709551615:
+                    r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+            s = 5
+        elif ec == 3:
+            if r.bits(1):
+                f5 = _simple_escape(r, b"", "MeterSignature")
+            else:
+                f5 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+            s = 6
+        elif ec == 4:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f6 = r.integer(3)
+                if f6 < -32768 or f6 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 7
+        elif ec == 5:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 6:
+            s = -1
+        elif ec == 7:
+            _escape(r, 1, _C395, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+            else:
+                f3 = r.uint(10)
+                if f3 > 18446744073709551615:
+                    r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+            else:
+                f4 = r.uint(10)
+                if f4 > 18446744073709551615:
+                    r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+            s = 5
+        elif ec == 2:
+            if r.bits(1):
+                f5 = _simple_escape(r, b"", "MeterSignature")
+            else:
+                f5 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+            s = 6
+        elif ec == 3:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f6 = r.integer(3)
+                if f6 < -32768 or f6 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 7
+        elif ec == 4:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C396, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+            else:
+                f4 = r.uint(10)
+                if f4 > 18446744073709551615:
+                    r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+            s = 5
+        elif ec == 1:
+            if r.bits(1):
+                f5 = _simple_escape(r, b"", "MeterSignature")
+            else:
+                f5 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+            s = 6
+        elif ec == 2:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f6 = r.integer(3)
+                if f6 < -32768 or f6 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 7
+        elif ec == 3:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C397, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f5 = _simple_escape(r, b"", "MeterSignature")
+            else:
+                f5 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+            s = 6
+        elif ec == 1:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f6 = r.integer(3)
+                if f6 < -32768 or f6 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 7
+        elif ec == 2:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C398, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f6 = r.integer(3)
+                if f6 < -32768 or f6 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 7
+        elif ec == 1:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C399, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "MeterTimestamp")
+            else:
+                f7 = r.uint(10)
+                if f7 > 18446744073709551615:
+                    r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+            s = 8
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C400, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C401, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    o = _new(_iso20.MeterInfo)
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    return o
+
+def _e36(w, o):
+    """iso20.MeterInfo -> MeterInfoType"""
+    s = 0
+    v = o.meter_id
+    if v is not None:
+        t = _C403.get(s)
+        if t is None:
+            _order("MeterInfo.meter_id", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not str or len(v) > 32:
+            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
+        w.string(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.charged_energy_reading_wh
+    if v is not None:
+        t = _C404.get(s)
+        if t is None:
+            _order("MeterInfo.charged_energy_reading_wh", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.bpt_discharged_energy_reading_wh
+    if v is not None:
+        t = _C405.get(s)
+        if t is None:
+            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.capacitive_energy_reading_va_rh
+    if v is not None:
+        t = _C406.get(s)
+        if t is None:
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.bpt_inductive_energy_reading_va_rh
+    if v is not None:
+        t = _C407.get(s)
+        if t is None:
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.meter_signature
+    if v is not None:
+        t = _C408.get(s)
+        if t is None:
+            _order("MeterInfo.meter_signature", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
+            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
+        w.binary(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.meter_status
+    if v is not None:
+        t = _C409.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < -32768 or v > 32767:
+            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
+        w.integer(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.meter_timestamp
+    if v is not None:
+        t = _C410.get(s)
+        if t is None:
+            _order("MeterInfo.meter_timestamp", s, _C402)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    t = _C411.get(s)
+    if t is None:
+        _order("MeterInfo", s, _C402)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d37(r):
+    """ReceiptType -> iso20.Receipt"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C412, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d33(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d33(r)
+            s = 3
+        elif ec == 2:
+            f3 = _d33(r)
+            s = 4
+        elif ec == 3:
+            f4 = _d33(r)
+            s = 5
+        elif ec == 4:
+            v = _d38(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C413, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            f2 = _d33(r)
+            s = 3
+        elif ec == 1:
+            f3 = _d33(r)
+            s = 4
+        elif ec == 2:
+            f4 = _d33(r)
+            s = 5
+        elif ec == 3:
+            v = _d38(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C414, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(3)
+        if ec == 0:
+            f3 = _d33(r)
+            s = 4
+        elif ec == 1:
+            f4 = _d33(r)
+            s = 5
+        elif ec == 2:
+            v = _d38(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C415, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            f4 = _d33(r)
+            s = 5
+        elif ec == 1:
+            v = _d38(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C416, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(2)
+        if ec == 0:
+            v = _d38(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C417, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 6:
+        while True:
+            if k < 10:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d38(r)
+                    f5.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C418, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C419, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
+    o = _new(_iso20.Receipt)
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = f5
+    return o
+
+def _e37(w, o):
+    """iso20.Receipt -> ReceiptType"""
+    s = 0
+    v = o.time_anchor
+    if v is not None:
+        t = _C421.get(s)
+        if t is None:
+            _order("Receipt.time_anchor", s, _C420)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 18446744073709551615:
+            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.energy_costs
+    if v is not None:
+        t = _C422.get(s)
+        if t is None:
+            _order("Receipt.energy_costs", s, _C420)
+        if v.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e33(w, v)
+        s = t[2]
+    v = o.occupancy_costs
+    if v is not None:
+        t = _C423.get(s)
+        if t is None:
+            _order("Receipt.occupancy_costs", s, _C420)
+        if v.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e33(w, v)
+        s = t[2]
+    v = o.additional_services_costs
+    if v is not None:
+        t = _C424.get(s)
+        if t is None:
+            _order("Receipt.additional_services_costs", s, _C420)
+        if v.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e33(w, v)
+        s = t[2]
+    v = o.overstay_costs
+    if v is not None:
+        t = _C425.get(s)
+        if t is None:
+            _order("Receipt.overstay_costs", s, _C420)
+        if v.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e33(w, v)
+        s = t[2]
+    items = o.tax_costs
+    if items.__class__ is not list:
+        _bad("Receipt.tax_costs", items, "a list")
+    if len(items) > 10:
+        _bad("Receipt.tax_costs", items, "at most 10 items")
+    n = 0
+    for v in items:
+        n += 1
+        t = _C426.get(s)
+        if t is None:
+            _order("Receipt.tax_costs", s, _C420)
+        if v.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v, "a DetailedTax")
+        w.bits(t[0], t[1])
+        _e38(w, v)
+        s = (6 if n < 10 else 7)
+    t = _C427.get(s)
+    if t is None:
+        _order("Receipt", s, _C420)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d38(r):
+    """DetailedTaxType -> iso20.DetailedTax"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TaxRuleID")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C428, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d32(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C429, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C430, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedTax)
+    o.tax_rule_id = f0
+    o.amount = f1
+    return o
+
+def _e38(w, o):
+    """iso20.DetailedTax -> DetailedTaxType"""
+    s = 0
+    v = o.tax_rule_id
+    if v is not None:
+        t = _C432.get(s)
+        if t is None:
+            _order("DetailedTax.tax_rule_id", s, _C431)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 1 or v > 4294967295:
+            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.amount
+    if v is not None:
+        t = _C433.get(s)
+        if t is None:
+            _order("DetailedTax.amount", s, _C431)
+        if v.__class__ is not _iso20.RationalNumber:
+            _bad("DetailedTax.amount", v, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e32(w, v)
+        s = t[2]
+    t = _C434.get(s)
+    if t is None:
+        _order("DetailedTax", s, _C431)
+    if t[1]:
+        w.bits(t[0], t[1])
+_C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C355 = ('EE', 'SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C358 = {0: (0, 1, 1)}
+_C359 = {1: (0, 1, 2)}
+_C360 = {2: (0, 1, -1)}
+_C361 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C362 = ('SE_ANY', 'CH')
+_C363 = ('SE_ANY', 'CH')
+_C364 = ('SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = ('SE_ANY', 'CH')
+_C367 = ('SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = ('SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
+_C372 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C373 = {0: (0, 4, 1)}
+_C374 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C375 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C376 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C377 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C378 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C379 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C380 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C381 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C382 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C383 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C385 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C386 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C387 = ('EE', 'SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C390 = {0: (0, 1, 1)}
+_C391 = {1: (0, 1, 2)}
+_C392 = {2: (0, 1, -1)}
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('EE', 'SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = ('SE_ANY', 'CH')
+_C397 = ('SE_ANY', 'CH')
+_C398 = ('SE_ANY', 'CH')
+_C399 = ('SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C403 = {0: (0, 1, 1)}
+_C404 = {1: (0, 1, 2)}
+_C405 = {2: (0, 3, 3)}
+_C406 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C407 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C408 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C409 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C410 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C411 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C412 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C413 = ('SE_ANY', 'CH')
+_C414 = ('SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = ('SE_ANY', 'CH')
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('SE_ANY', 'CH')
+_C420 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C421 = {0: (0, 1, 1)}
+_C422 = {1: (0, 3, 2)}
+_C423 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C424 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C425 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C426 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
+_C427 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('EE', 'SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C432 = {0: (0, 1, 1)}
+_C433 = {1: (0, 1, 2)}
+_C434 = {2: (0, 1, -1)}
+
 # (namespace, local name) of each global element -> message class
 ROOT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): _iso20.ACDP_ConnectReq,

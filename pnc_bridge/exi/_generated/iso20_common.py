@@ -14742,6 +14742,1016 @@ ROOTS = {
     _xmldsig.X509Data: [('X509Data', 53, _e50)],
 }
 ROOT_NAMES = ('AuthorizationReq', 'AuthorizationRes', 'AuthorizationSetupReq', 'AuthorizationSetupRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'CertificateInstallationReq', 'CertificateInstallationRes', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MeteringConfirmationReq', 'MeteringConfirmationRes', 'MgmtData', 'Object', 'PGPData', 'PowerDeliveryReq', 'PowerDeliveryRes', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'ScheduleExchangeReq', 'ScheduleExchangeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServiceSelectionReq', 'ServiceSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'SignedInstallationData', 'SignedMeteringData', 'Transform', 'Transforms', 'VehicleCheckInReq', 'VehicleCheckInRes', 'VehicleCheckOutReq', 'VehicleCheckOutRes', 'X509Data', )
+
+# EXI fragments: FragmentContent lists every element qname of the schema set,
+# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,
+# message classes of its declarations).
+FRAGMENT_BITS = 9
+FRAGMENT_ED = 282
+FRAGMENT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceSchedule'): (0, _e84, False, (_iso20.AbsolutePriceSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (1, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalSelectedServices'): (2, _e97, False, (_iso20.AdditionalServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalService'): (3, _e106, False, (_iso20.AdditionalService, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (4, _e89, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (5, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesMinimumMaximumCost'): (6, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToEnergyFee'): (7, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToOverstayFee'): (8, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToParkingFee'): (9, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq'): (10, _e0, False, (_iso20.AuthorizationReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes'): (11, _e1, False, (_iso20.AuthorizationRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationServices'): (12, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq'): (13, _e2, False, (_iso20.AuthorizationSetupReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes'): (14, _e3, False, (_iso20.AuthorizationSetupRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AvailableEnergy'): (15, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'BPT_ChannelSelection'): (16, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (17, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (18, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (19, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (20, _e4, False, (_iso20.CLReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (21, _e5, False, (_iso20.CLResControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CPSCertificateChain'): (22, _e59, False, (_iso20.CertificateChain, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (23, _e6, False, (_xmldsig.CanonicalizationMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (24, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CarbonDioxideEmission'): (25, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Certificate'): (26, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq'): (27, _e7, False, (_iso20.CertificateInstallationReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes'): (28, _e8, False, (_iso20.CertificateInstallationRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationService'): (29, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargeProgress'): (30, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (31, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (32, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSchedule'): (33, _e99, False, (_iso20.ChargingSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSession'): (34, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CheckOutTime'): (35, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChain'): (36, _e71, False, (_iso20.ContractCertificateChain, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (37, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Currency'): (38, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DHPublicKey'): (39, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (40, _e9, False, (_xmldsig.DSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DepartureTime'): (41, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (42, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceLocation'): (43, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceOffset'): (44, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (45, _e10, False, (_xmldsig.DigestMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (46, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DischargingSchedule'): (47, _e99, False, (_iso20.ChargingSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (48, _e114, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Duration'): (49, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlMode'): (50, _e79, False, (_iso20.Dynamic_EVPPTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlMode'): (51, _e62, False, (_iso20.Dynamic_SEReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlMode'): (52, _e64, False, (_iso20.Dynamic_SEResControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlMode'): (53, _e74, False, (_iso20.Dynamic_SMDTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ECDHCurve'): (54, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationMode'): (55, _e52, False, (_iso20.EIM_AReqAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationMode'): (56, _e54, False, (_iso20.EIM_ASResAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAID'): (57, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceSchedule'): (58, _e93, False, (_iso20.EVAbsolutePriceSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCCID'): (59, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckInStatus'): (60, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckOutStatus'): (61, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOffer'): (62, _e83, False, (_iso20.EVEnergyOffer, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumEnergyRequest'): (63, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (64, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumV2XEnergyRequest'): (65, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumEnergyRequest'): (66, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (67, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumV2XEnergyRequest'): (68, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfile'): (69, _e60, False, (_iso20.EVPowerProfile, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntries'): (70, _e81, False, (_iso20.EVPowerProfileEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntry'): (71, _e91, False, (_iso20.PowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerSchedule'): (72, _e92, False, (_iso20.EVPowerSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntries'): (73, _e101, False, (_iso20.EVPowerScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntry'): (74, _e109, False, (_iso20.EVPowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRule'): (75, _e113, False, (_iso20.EVPriceRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStack'): (76, _e110, False, (_iso20.EVPriceRuleStack, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStacks'): (77, _e102, False, (_iso20.EVPriceRuleStackList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVProcessing'): (78, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSECheckOutStatus'): (79, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEID'): (80, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (81, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEProcessing'): (82, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEStatus'): (83, _e61, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (84, _e61, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTargetEnergyRequest'): (85, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (86, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationCode'): (87, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationExplanation'): (88, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (89, _e89, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyFee'): (90, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyTransferServiceList'): (91, _e68, False, (_iso20.ServiceList, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (92, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (93, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'FreeService'): (94, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'G'): (95, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'GenChallenge'): (96, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'GoToPause'): (97, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (98, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (99, _e51, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (100, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'J'): (101, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (102, _e11, False, (_xmldsig.KeyInfo, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (103, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (104, _e12, False, (_xmldsig.KeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Language'): (105, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ListOfRootCertificateIDs'): (106, _e57, False, (_iso20.ListOfRootCertificateIDs, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (107, _e13, False, (_xmldsig.Manifest, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumContractCertificateChains'): (108, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumCost'): (109, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (110, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumSupportingPoints'): (111, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (112, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeterInfo'): (113, _e72, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (114, _e72, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (115, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (116, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (117, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp'): (118, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq'): (119, _e14, False, (_iso20.MeteringConfirmationReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes'): (120, _e15, False, (_iso20.MeteringConfirmationRes, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (121, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumCost'): (122, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumSOC'): (123, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC'): (124, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (125, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (126, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'NumberOfPriceLevels'): (127, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OEMProvisioningCertificateChain'): (128, _e56, False, (_iso20.SignedCertificateChain, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (129, _e16, False, (_xmldsig.Object, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (130, _e89, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (131, _e89, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFee'): (132, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFeePeriod'): (133, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayPowerThreshold'): (134, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRule'): (135, _e105, False, (_iso20.OverstayRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleDescription'): (136, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRules'): (137, _e96, False, (_iso20.OverstayRuleList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayTimeThreshold'): (138, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'P'): (139, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (140, _e17, False, (_xmldsig.PGPData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (141, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (142, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Parameter'): (143, _e100, False, (_iso20.Parameter, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSet'): (144, _e87, False, (_iso20.ParameterSet, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetID'): (145, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFee'): (146, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFeePeriod'): (147, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingMethod'): (148, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingSpace'): (149, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (150, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationMode'): (151, _e53, False, (_iso20.PnC_AReqAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationMode'): (152, _e55, False, (_iso20.PnC_ASResAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power'): (153, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq'): (154, _e18, False, (_iso20.PowerDeliveryReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes'): (155, _e19, False, (_iso20.PowerDeliveryRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerRangeStart'): (156, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerSchedule'): (157, _e108, False, (_iso20.PowerSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntries'): (158, _e112, False, (_iso20.PowerScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntry'): (159, _e91, False, (_iso20.PowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerTolerance'): (160, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerToleranceAcceptance'): (161, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L2'): (162, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L3'): (163, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (164, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceAlgorithm'): (165, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevel'): (166, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelSchedule'): (167, _e85, False, (_iso20.PriceLevelSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntries'): (168, _e98, False, (_iso20.PriceLevelScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntry'): (169, _e107, False, (_iso20.PriceLevelScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRule'): (170, _e111, False, (_iso20.PriceRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStack'): (171, _e104, False, (_iso20.PriceRuleStack, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStacks'): (172, _e95, False, (_iso20.PriceRuleStackList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleDescription'): (173, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleID'): (174, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PrioritizedEMAIDs'): (175, _e58, False, (_iso20.EMAIDList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ProviderID'): (176, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (177, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (178, _e20, False, (_xmldsig.RSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Receipt'): (179, _e73, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (180, _e73, False, (_iso20.Receipt, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (181, _e21, False, (_xmldsig.Reference, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'RemainingContractCertificateChains'): (182, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (183, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (184, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (185, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'RenewableGenerationPercentage'): (186, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (187, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (188, _e22, False, (_xmldsig.RetrievalMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (189, _e76, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SECP521_EncryptedPrivateKey'): (190, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (191, _e23, False, (_xmldsig.SPKIData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (192, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq'): (193, _e24, False, (_iso20.ScheduleExchangeReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes'): (194, _e25, False, (_iso20.ScheduleExchangeRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTuple'): (195, _e86, False, (_iso20.ScheduleTuple, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleID'): (196, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlMode'): (197, _e80, False, (_iso20.Scheduled_EVPPTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlMode'): (198, _e63, False, (_iso20.Scheduled_SEReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlMode'): (199, _e65, False, (_iso20.Scheduled_SEResControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlMode'): (200, _e75, False, (_iso20.Scheduled_SMDTControlMode, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (201, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedAuthorizationService'): (202, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedEnergyTransferService'): (203, _e69, False, (_iso20.SelectedService, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedScheduleTupleID'): (204, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedService'): (205, _e69, False, (_iso20.SelectedService, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedVASList'): (206, _e70, False, (_iso20.SelectedServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Service'): (207, _e88, False, (_iso20.Service, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq'): (208, _e26, False, (_iso20.ServiceDetailReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes'): (209, _e27, False, (_iso20.ServiceDetailRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq'): (210, _e28, False, (_iso20.ServiceDiscoveryReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes'): (211, _e29, False, (_iso20.ServiceDiscoveryRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceFee'): (212, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceID'): (213, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceName'): (214, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterList'): (215, _e66, False, (_iso20.ServiceParameterList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceRenegotiationSupported'): (216, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq'): (217, _e30, False, (_iso20.ServiceSelectionReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes'): (218, _e31, False, (_iso20.ServiceSelectionRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionID'): (219, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (220, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq'): (221, _e32, False, (_iso20.SessionSetupReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes'): (222, _e33, False, (_iso20.SessionSetupRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq'): (223, _e34, False, (_iso20.SessionStopReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes'): (224, _e35, False, (_iso20.SessionStopRes, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (225, _e36, False, (_xmldsig.Signature, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (226, _e37, False, (_xmldsig.SignatureMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (227, _e38, False, (_xmldsig.SignatureProperties, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (228, _e39, False, (_xmldsig.SignatureProperty, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (229, _e40, False, (_xmldsig.SignatureValue, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (230, _e41, False, (_xmldsig.SignedInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData'): (231, _e42, False, (_iso20.SignedInstallationData, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData'): (232, _e43, False, (_iso20.SignedMeteringData, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'StartTime'): (233, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificates'): (234, _e78, False, (_iso20.SubCertificates, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProviders'): (235, _e77, False, (_iso20.SupportedProvidersList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedServiceIDs'): (236, _e67, False, (_iso20.ServiceIDList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TPM_EncryptedPrivateKey'): (237, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetDistance'): (238, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetX'): (239, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetY'): (240, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetSOC'): (241, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (242, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (243, _e90, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxIncludedInPrice'): (244, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRate'): (245, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRule'): (246, _e103, False, (_iso20.TaxRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleID'): (247, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (248, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleName'): (249, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRules'): (250, _e94, False, (_iso20.TaxRuleList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TimeAnchor'): (251, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (252, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (253, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (254, _e44, False, (_xmldsig.Transform, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (255, _e45, False, (_xmldsig.Transforms, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VASList'): (256, _e68, False, (_iso20.ServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (257, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq'): (258, _e46, False, (_iso20.VehicleCheckInReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes'): (259, _e47, False, (_iso20.VehicleCheckInRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq'): (260, _e48, False, (_iso20.VehicleCheckOutReq, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes'): (261, _e49, False, (_iso20.VehicleCheckOutRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleFrame'): (262, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleTravel'): (263, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'X448_EncryptedPrivateKey'): (264, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509CRL'): (265, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (266, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (267, _e50, False, (_xmldsig.X509Data, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (268, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (269, _e76, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (270, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (271, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (272, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'XPath'): (273, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Y'): (274, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'boolValue'): (275, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'byteValue'): (276, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'finiteString'): (277, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'intValue'): (278, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'rationalNumber'): (279, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'shortValue'): (280, None, False, ()),
+}
+# relaxed element fragment grammar: attribute qname -> (code, datatype kind)
+RELAXED_ATTRIBUTES = {
+    ('', 'Algorithm'): (0, 'string'),
+    ('', 'Encoding'): (1, 'string'),
+    ('', 'Id'): (2, 'string'),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Id'): (3, 'string'),
+    ('', 'MimeType'): (4, 'string'),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Name'): (5, 'string'),
+    ('', 'Target'): (6, 'string'),
+    ('', 'Type'): (7, 'string'),
+    ('', 'URI'): (8, 'string'),
+}
+RELAXED_EF0 = (9, 293, 292)  # bits, CH code, EE code
+RELAXED_EF1 = (9, 283, 282)  # bits, CH code, EE code
+
+def _d114(r):
+    """DisplayParametersType -> iso20.DisplayParameters"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
+    f8 = None
+    f9 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "PresentSOC")
+            else:
+                f0 = r.bits(7)
+                if f0 > 100:
+                    r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+            s = 2
+        elif ec == 2:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 3:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 4:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 5:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 6:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 7:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 8:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 9:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 10:
+            s = -1
+        elif ec == 11:
+            _escape(r, 3, _C1080, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 4:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 5:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 6:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 7:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 8:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 9:
+            s = -1
+        elif ec == 10:
+            _escape(r, 1, _C1081, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 3:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 4:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 5:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 6:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 7:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 8:
+            s = -1
+        elif ec == 9:
+            _escape(r, 1, _C1082, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 2:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 3:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 4:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 5:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 6:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 7:
+            s = -1
+        elif ec == 8:
+            _escape(r, 1, _C1083, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 1:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 2:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 3:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 4:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 5:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 6:
+            s = -1
+        elif ec == 7:
+            _escape(r, 1, _C1084, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 1:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 2:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 3:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 4:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C1085, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 1:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 2:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 3:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C1086, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 1:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 2:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C1087, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(2)
+        if ec == 0:
+            f8 = _d82(r)
+            s = 9
+        elif ec == 1:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C1088, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 9:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C1089, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 10:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C1090, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    o = _new(_iso20.DisplayParameters)
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    return o
+
+def _e114(w, o):
+    """iso20.DisplayParameters -> DisplayParametersType"""
+    s = 0
+    v = o.present_soc
+    if v is not None:
+        t = _C1092.get(s)
+        if t is None:
+            _order("DisplayParameters.present_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.minimum_soc
+    if v is not None:
+        t = _C1093.get(s)
+        if t is None:
+            _order("DisplayParameters.minimum_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.target_soc
+    if v is not None:
+        t = _C1094.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.maximum_soc
+    if v is not None:
+        t = _C1095.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or not 0 <= v <= 100:
+            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
+        w.bits(v, 7)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_minimum_soc
+    if v is not None:
+        t = _C1096.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_target_soc
+    if v is not None:
+        t = _C1097.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.remaining_time_to_maximum_soc
+    if v is not None:
+        t = _C1098.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not int or v < 0 or v > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
+        w.uint(v)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.charging_complete
+    if v is not None:
+        t = _C1099.get(s)
+        if t is None:
+            _order("DisplayParameters.charging_complete", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not bool:
+            _bad("DisplayParameters.charging_complete", v, "a bool")
+        w.bits(v, 1)
+        w.bits(0, 1)
+        s = t[2]
+    v = o.battery_energy_capacity
+    if v is not None:
+        t = _C1100.get(s)
+        if t is None:
+            _order("DisplayParameters.battery_energy_capacity", s, _C1091)
+        if v.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e82(w, v)
+        s = t[2]
+    v = o.inlet_hot
+    if v is not None:
+        t = _C1101.get(s)
+        if t is None:
+            _order("DisplayParameters.inlet_hot", s, _C1091)
+        w.bits(t[0] << 1, t[1] + 1)
+        if type(v) is not bool:
+            _bad("DisplayParameters.inlet_hot", v, "a bool")
+        w.bits(v, 1)
+        w.bits(0, 1)
+        s = t[2]
+    t = _C1102.get(s)
+    if t is None:
+        _order("DisplayParameters", s, _C1091)
+    if t[1]:
+        w.bits(t[0], t[1])
+_C1080 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1081 = ('SE_ANY', 'CH')
+_C1082 = ('SE_ANY', 'CH')
+_C1083 = ('SE_ANY', 'CH')
+_C1084 = ('SE_ANY', 'CH')
+_C1085 = ('SE_ANY', 'CH')
+_C1086 = ('SE_ANY', 'CH')
+_C1087 = ('SE_ANY', 'CH')
+_C1088 = ('SE_ANY', 'CH')
+_C1089 = ('SE_ANY', 'CH')
+_C1090 = ('SE_ANY', 'CH')
+_C1091 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C1092 = {0: (0, 4, 1)}
+_C1093 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C1094 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C1095 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C1096 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C1097 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C1098 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C1099 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C1100 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C1101 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C1102 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+
 # (namespace, local name) of each global element -> message class
 ROOT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq'): _iso20.AuthorizationReq,

@@ -23,6 +23,8 @@ SCHEMAS = {
     "iso20-dc": "iso20_dc",
     "iso20-acdp": "iso20_acdp",
     "iso20-wpt": "iso20_wpt",
+    # W3C XML-DSig alone: ISO 15118 encodes SignedInfo with this grammar for signing
+    "xmldsig": "xmldsig",
 }
 MODEL_MODULES = ("apphand", "din", "iso2", "iso20", "xmldsig")
 
@@ -37,6 +39,7 @@ UNROLL_LIMIT = {
     "iso20-dc": 128,
     "iso20-acdp": 128,
     "iso20-wpt": 128,
+    "xmldsig": 128,  # no bounded repetitions
 }
 
 PACKAGE = Path(__file__).resolve().parents[2]  # pnc_bridge/

@@ -1010,7 +1010,9 @@ class CodecWriter:
         lines.append("")
         body = []
         body += funcs
+        self.grammars_emitted = len(self.grammars)
         body += ["", "", "# tables (after the functions: some refer to encoders)"] + self.consts
+        self.consts_emitted = len(self.consts)
         body += [""] + doc.lines
         body.append("")
         body.append("# message class -> [(global element, document event code, encoder)]")
@@ -1019,6 +1021,50 @@ class CodecWriter:
             body.append(f"    {k}: [{', '.join(v)}],")
         body.append("}")
         body.append("ROOT_NAMES = (" + "".join(f"{d.name[1]!r}, " for d in roots) + ")")
+        # fragments (EXI fragment mode, used for the XML-DSig digests of ISO 15118)
+        frags = self.gb.fragment_elements()
+        body.append("")
+        body.append("# EXI fragments: FragmentContent lists every element qname of the schema set,")
+        body.append("# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,")
+        body.append("# message classes of its declarations).")
+        body.append(f"FRAGMENT_BITS = {coding_length(len(frags) + 2)}")
+        body.append(f"FRAGMENT_ED = {len(frags) + 1}")
+        body.append("FRAGMENT_ELEMENTS = {")
+        for i, (qn, decls, unique) in enumerate(frags):
+            t = decls[0].type
+            classes = []
+            for d in decls:
+                if isinstance(d.type, ComplexType):
+                    ref = self.mref(self.models.class_for(d.type, self.gb))
+                    if ref not in classes:
+                        classes.append(ref)
+            cls_tuple = "(" + "".join(f"{c}, " for c in classes) + ")"
+            if unique and isinstance(t, ComplexType):
+                body.append(f"    {qn!r}: ({i}, _e{self.func_index(t)}, False, {cls_tuple}),")
+            else:
+                body.append(f"    {qn!r}: ({i}, None, {not unique}, {cls_tuple}),")
+        body.append("}")
+        attrs = self.gb.fragment_attributes()
+        n, m = len(attrs), len(frags)
+        # relaxed element fragment grammar (EXI 8.5.3): ElementFragment_0 / _1 event codes
+        ef0 = n + 1 + m + 1 + 1 + 1
+        ef1 = m + 1 + 1 + 1
+        body.append("# relaxed element fragment grammar: attribute qname -> (code, datatype kind)")
+        body.append("RELAXED_ATTRIBUTES = {")
+        for i, (qn, dt) in enumerate(attrs):
+            body.append(f"    {qn!r}: ({i}, {dt.kind!r}),")
+        body.append("}")
+        body.append(f"RELAXED_EF0 = ({coding_length(ef0 + 1)}, {n + 1 + m + 1 + 1}, {n + 1 + m + 1})  # bits, CH code, EE code")
+        body.append(f"RELAXED_EF1 = ({coding_length(ef1 + 1)}, {m + 1 + 1}, {m + 1})  # bits, CH code, EE code")
+        # all fragment encoders must exist: generate any grammar they reference
+        done = self.grammars_emitted
+        while done < len(self.grammars):
+            g, cls = self.grammars[done]
+            body += [""] + self.decoder(done, g, cls)
+            body += [""] + self.encoder(done, g, cls)
+            done += 1
+        body += self.consts[self.consts_emitted:]
+        body.append("")
         body.append("# (namespace, local name) of each global element -> message class")
         body.append("ROOT_ELEMENTS = {")
         for d in roots:

@@ -237,6 +237,37 @@ class GrammarBuilder:
     def doc_bits(self) -> int:
         return coding_length(len(self.schema.elements) + 1)
 
+    # ---- fragments (EXI 8.5.2 / 8.5.3) ------------------------------------ #
+
+    def fragment_elements(self) -> list[tuple[QName, list[ElementDecl], bool]]:
+        """FragmentContent: every element qname declared anywhere in the schema set
+        (global and local), sorted; ``unique`` when all declarations of the qname share
+        one grammar (else the relaxed element fragment grammar applies)."""
+        groups: dict[QName, list[ElementDecl]] = {}
+        for d in list(self.schema.elements.values()) + self.schema.local_elements:
+            groups.setdefault(d.name, []).append(d)
+        out = []
+        for qn in sorted(groups, key=_qname_key):
+            decls = groups[qn]
+            kinds = {_type_key(d.type) for d in decls}
+            out.append((qn, decls, len(kinds) == 1))
+        return out
+
+    def fragment_attributes(self) -> list[tuple[QName, Datatype]]:
+        """The relaxed element fragment grammar's attributes: every attribute qname
+        declared in the schema set, sorted, typed when all its declarations agree."""
+        groups: dict[QName, list] = {}
+        for ct in list(self.schema.complex_types.values()) + self.schema.anonymous_types:
+            for a in ct.attributes:
+                groups.setdefault(a.name, []).append(a)
+        from .xsd import builtin_simple_type
+
+        out = []
+        for qn in sorted(groups, key=_qname_key):
+            dts = {datatype_of(a.type) for a in groups[qn]}
+            out.append((qn, dts.pop() if len(dts) == 1 else Datatype("string", builtin_simple_type("string"))))
+        return out
+
     def members(self, decl: ElementDecl) -> list[ElementDecl]:
         """The element itself and its substitution group, sorted by qname (EXI 8.5.4.1.6)."""
         out = [decl] + list(self.schema.substitutes.get(decl.name, ()))
@@ -472,6 +503,12 @@ class GrammarBuilder:
             ]
             start_prods = list(start_prods) + [Production("CH_MIXED", content_start_elem, datatype=_mixed_dt())]
         return start_prods, content_start_elem, leaves, cyclic
+
+
+def _type_key(t):
+    if isinstance(t, ComplexType):
+        return id(t)
+    return datatype_of(t)
 
 
 def _mixed_dt() -> Datatype:

@@ -48,6 +48,7 @@ public final class GrammarDump {
     public static void main(String[] args) throws Exception {
         Grammars gs = (Grammars) Class.forName(args[0]).getDeclaredConstructor().newInstance();
         id(gs.getDocumentGrammar());
+        id(gs.getFragmentGrammar());
         StringBuilder out = new StringBuilder();
         while (!todo.isEmpty()) {
             Grammar g = todo.poll();
