@@ -1,0 +1,6 @@
+"""The rig's EV emulator: a sans-I/O EVCC core (``EvSession``) and an asyncio client that
+runs it over SDP, TCP/TLS and V2GTP (``run_ev``)."""
+
+from hil.ev._core import FAULTS, EvConfig, EvCredentials, EvResult, EvSession, EvStep, TimelineEntry
+
+__all__ = ["FAULTS", "EvConfig", "EvCredentials", "EvResult", "EvSession", "EvStep", "TimelineEntry"]
