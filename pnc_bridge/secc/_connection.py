@@ -159,7 +159,7 @@ class SeccConnection:
             return self._stop(now, f"undecodable supportedAppProtocolReq: {exc}")
         if not isinstance(request, apphand.SupportedAppProtocolReq):
             return self._stop(now, f"expected supportedAppProtocolReq, got {type(request).__name__}")
-        result = negotiate(request, self.config.protocols, prefer=self.config.protocol_priority)
+        result = negotiate(request, self._enabled(), prefer=self.config.protocol_priority)
         send = exi.encode("apphand", result.response)
         if result.protocol is None:
             self._log.warning("SupportedAppProtocol: %s", result.reason)
@@ -174,6 +174,11 @@ class SeccConnection:
         )
         self.session.update_evse_status(self._status)
         return WireStep(send=send, request=request, response=result.response)
+
+    def _enabled(self) -> tuple[SupportedProtocol, ...]:
+        """The configured protocols this EVSE can serve: DIN 70121 only with a DC mode."""
+        dc = any(mode.is_dc for mode in self.config.energy_transfer_modes)
+        return tuple(p for p in self.config.protocols if p is not SupportedProtocol.DIN_70121 or dc)
 
     def _wrap(self, step: Step, request: Any, now: float) -> WireStep:
         send = None
