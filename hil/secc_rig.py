@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from hil.cps import answer_certificate_request
 from hil.ev._signing import verify
@@ -104,8 +103,12 @@ class RigPorts:
         *,
         status: EvseStatus | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+        mo_roots: list[x509.Certificate] | None = None,
     ) -> None:
+        """``mo_roots``: the MO roots the local contract validation trusts (default: the test
+        PKI's). ``clock``: UTC time for certificate checks."""
         self.pki = pki
+        self.mo_roots = mo_roots if mo_roots is not None else ([pki.mo_root] if pki is not None else [])
         self.behaviour = behaviour
         self.status = status or rig_evse_status()
         self.clock = clock
@@ -170,10 +173,10 @@ class RigPorts:
         if isinstance(effect, AuthorizeWithCsms):
             return AuthorizeWithCsmsResult(effect.id, status=b.csms_status, certificate_status=b.csms_certificate_status)
         if isinstance(effect, ValidateContractChain):
-            if not b.local_contract_validation or self.pki is None:
+            if not b.local_contract_validation:
                 return ValidateContractChainResult(effect.id, None, "left to the CSMS")
             verdict = validate_chain(effect.leaf, list(effect.sub_cas), purpose="contract",
-                                     store=[self.pki.mo_root], at=self.clock(), emaid=effect.emaid)
+                                     store=self.mo_roots, at=self.clock(), emaid=effect.emaid)
             return ValidateContractChainResult(effect.id, verdict.response_code, verdict.reason)
         if isinstance(effect, VerifyAuthorizationSignature):
             valid, reason = verify(effect.schema, effect.message, effect.certificate)
@@ -190,6 +193,3 @@ class RigPorts:
             return GetChargingScheduleResult(effect.id, b.schedules if b.schedules is not None else default_schedules(dc))
         return None  # notifications: StartTransaction, ReportEvStatus, ...
 
-
-def der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)

@@ -54,7 +54,10 @@ def run_pair(
     resume: ResumeContext | None = None,
     t0: float = 1000.0,
     limit: float = 600.0,
+    on_step=None,
 ) -> PairRun:
+    """Run one session to its end. ``on_step(run, step)`` sees every SECC step; returning
+    ``"cut"`` drops the connection there (as a TCP reset: neither side sends again)."""
     now = t0
     secc = SeccConnection(secc_config, now=now, unix_time=UNIX0 + now, tls=tls, resume=resume)
     ev = EvSession(ev_config, now=now, unix_time=UNIX0 + now)
@@ -67,9 +70,13 @@ def run_pair(
     due: list[tuple[float, object]] = []
     ev_closed = secc_closed = False
 
+    cut = False
+
     def take(step: WireStep) -> None:
-        nonlocal secc_closed
+        nonlocal secc_closed, cut
         run.steps.append(step)
+        if on_step is not None and on_step(run, step) == "cut":
+            cut = True
         if step.send is not None:
             to_ev.append(step.send)
         for effect in step.effects:
@@ -85,6 +92,12 @@ def run_pair(
     first = ev.start(now)
     to_secc.append(first.send)
     while now - t0 < limit:
+        if cut and not secc_closed:
+            to_secc.clear()
+            to_ev.clear()
+            ev.connection_lost(now)
+            ev_closed = True
+            take(secc.connection_lost(now))
         progressed = False
         while to_secc and not secc_closed:
             take(secc.receive_payload(PayloadType.EXI_ENCODED_V2G_MESSAGE, to_secc.popleft(), now))

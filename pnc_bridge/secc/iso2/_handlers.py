@@ -350,7 +350,8 @@ def _sa_schedule_list(ctx: Context, result: Any) -> m.SAScheduleList:
         voltage, phases = status.nominal_voltage_v, mode.phases
         fallback = min(status.max_power_w, status.max_current_a * status.nominal_voltage_v * phases)
     schedules = list(result.schedules) if isinstance(result, GetChargingScheduleResult) else []
-    if ctx.sa_schedule_tuple_id is not None and schedules and all(s.id != ctx.sa_schedule_tuple_id for s in schedules):
+    resumed_tuple = ctx.resumed and ctx.sa_schedules is None and ctx.sa_schedule_tuple_id is not None
+    if resumed_tuple and schedules and all(s.id != ctx.sa_schedule_tuple_id for s in schedules):
         # resumed session: the tuple the EV chose before keeps its ID ([V2G2-741] as Josev quotes it)
         schedules[0] = replace(schedules[0], id=ctx.sa_schedule_tuple_id)
     return to_iso2_sa_schedule_list(
@@ -469,7 +470,7 @@ def power_delivery(ctx: Context, req: m.PowerDeliveryReq, now: float) -> Reply |
     in_loop = ctx.energy_flowing
     timeout = _timeout(ctx, "PowerDeliveryReq")
     if progress is m.ChargeProgress.Start:
-        if in_loop:
+        if in_loop and not ctx.renegotiating:
             return _fail(ctx, req, "FAILED_SequenceError", "PowerDelivery Start while charging")
         tuples = ctx.sa_schedules.sa_schedule_tuple if ctx.sa_schedules is not None else []
         chosen = next((t for t in tuples if t.sa_schedule_tuple_id == req.sa_schedule_tuple_id), None)
@@ -481,27 +482,30 @@ def power_delivery(ctx: Context, req: m.PowerDeliveryReq, now: float) -> Reply |
             if ctx.config.strict_charging_profile:
                 return _fail(ctx, req, "FAILED_ChargingProfileInvalid", problem)
             ctx.log.warning("session %s: %s", ctx.session_id.hex(), problem)
-        if "close_contactor" not in ctx.ids:
+        if "close_contactor" not in ctx.ids:  # once per PowerDeliveryReq (a held request is re-run)
             entries = tuple(
                 ProfileEntry(e.charging_profile_entry_start, _value(e.charging_profile_entry_max_power) or 0.0,
                              e.charging_profile_entry_max_number_of_phases_in_use)
                 for e in (req.charging_profile.profile_entry if req.charging_profile else [])
             )
             ctx.notify(ReportEvChargingSchedule, sa_schedule_tuple_id=req.sa_schedule_tuple_id, entries=entries)
-        ctx.request("close_contactor", CloseContactor)
-        result = ctx.result("close_contactor")
-        if result is None:
-            return Hold(ctx.hold_deadline(timeout), _fail(ctx, req, "FAILED_PowerDeliveryNotApplied", "contactors did not close in time"))
-        ctx.restart("close_contactor")
-        if not (isinstance(result, CloseContactorResult) and result.closed):
-            return _fail(ctx, req, "FAILED_ContactorError", getattr(result, "reason", "") or "contactors did not close")
-        ctx.contactor_closed = True
-        ctx.energy_flowing = True
+        if not ctx.contactor_closed:  # after a renegotiation they still are
+            ctx.request("close_contactor", CloseContactor)
+            result = ctx.result("close_contactor")
+            if result is None:
+                return Hold(ctx.hold_deadline(timeout),
+                            _fail(ctx, req, "FAILED_PowerDeliveryNotApplied", "contactors did not close in time"))
+            ctx.restart("close_contactor")
+            if not (isinstance(result, CloseContactorResult) and result.closed):
+                return _fail(ctx, req, "FAILED_ContactorError", getattr(result, "reason", "") or "contactors did not close")
+            ctx.contactor_closed = True
+            ctx.receipt_due = now
+        if not ctx.energy_flowing:
+            ctx.energy_flowing = True
+            ctx.notify(ReportChargingState, state=ChargingState.Charging)
         ctx.renegotiating = False
         ctx.notification = "None"
         ctx.sa_schedule_tuple_id = req.sa_schedule_tuple_id
-        ctx.receipt_due = now
-        ctx.notify(ReportChargingState, state=ChargingState.Charging)
         return Reply(m.PowerDeliveryRes(response_code=_OK, evse_status=_evse_status(ctx)), _loop_state(ctx))
 
     if progress is m.ChargeProgress.Renegotiate:
