@@ -120,7 +120,7 @@ class SeccConnection:
             message = exi.decode(self.protocol.schema, payload, strict=False)  # type: ignore[union-attr]
         except exi.ExiDecodeError as exc:
             return self._wrap(self.session.decode_failed(str(exc), now), None, now)
-        return self._wrap(self.session.receive(message, now), message, now)
+        return self._wrap(self.session.receive(message, now, raw=bytes(payload)), message, now)
 
     def resolve(self, result: EffectResult, now: float) -> WireStep:
         if self.session is None or self._closed:

@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar
 from pnc_bridge.secc._common import EvseStatus, ResumeContext, SeccConfig, Step
 from pnc_bridge.secc.effects import (
     ChargingState,
+    CloseContactor,
     Effect,
     EffectResult,
     EnergyTransferMode,
@@ -86,6 +87,7 @@ class Context:
     received_at: float = 0.0  # when the request being handled arrived
     request_message: Any = None  # the whole V2G_Message being handled (header included)
     request_session_id: bytes = b""  # its header SessionID
+    request_raw: bytes | None = None  # its EXI bytes as received, when the caller has them
     payment: PaymentOption | None = None
     offered_payment: tuple[PaymentOption, ...] = ()
     offered_service_ids: tuple[int, ...] = ()
@@ -104,6 +106,7 @@ class Context:
     authorized: bool = False
     transaction_started: bool = False
     contactor_closed: bool = False
+    contactor_maybe_closed: bool = False  # a CloseContactor was asked for and no OpenContactor confirmed since
     energy_flowing: bool = False
     dc_target: tuple[float, float] | None = None
     ev_status: tuple | None = None
@@ -125,6 +128,8 @@ class Context:
             return existing
         effect = cls(id=self.next_id, **fields)
         self.next_id += 1
+        if cls is CloseContactor:
+            self.contactor_maybe_closed = True
         self.ids[purpose] = effect.id
         self.pending[effect.id] = effect
         self.out.append(effect)
@@ -241,8 +246,10 @@ class SessionCore:
         """Ask the EV to stop (EVSENotification=StopCharging), e.g. on a remote stop."""
         self._ctx.notification = "StopCharging"
 
-    def receive(self, message: Any, now: float) -> Step:
-        """Handle one request message (a decoded ``V2G_Message``); never raises on its content."""
+    def receive(self, message: Any, now: float, raw: bytes | None = None) -> Step:
+        """Handle one request message (a decoded ``V2G_Message``); never raises on its content.
+        ``raw`` is the message's EXI as received (passed on untouched where the CSMS needs the
+        EV's own bytes: CertificateInstallationReq / CertificateUpdateReq)."""
         if self._closed:
             return Step(close=True, reason="session already stopped")
         body = getattr(getattr(message, "body", None), "body_element", None)
@@ -253,6 +260,7 @@ class SessionCore:
         ctx = self._ctx
         self._sequence_deadline = None
         ctx.received_at = now
+        ctx.request_raw = raw
         header_id = getattr(message.header, "session_id", b"") or b""
         if self._held is not None:
             self._held = None
@@ -371,10 +379,11 @@ class SessionCore:
         if ctx.dc_target is not None and ctx.dc_target != (0.0, 0.0):
             ctx.notify(SetDcTarget, voltage_v=0.0, current_a=0.0)
             ctx.dc_target = (0.0, 0.0)
-        if ctx.contactor_closed or "close_contactor" in ctx.ids and ctx.result("close_contactor") is None:
+        if ctx.contactor_closed or ctx.contactor_maybe_closed:
+            # whatever the contactors reported, they are told to open (a failed close may have half-closed them)
             ctx.restart("open_contactor")
             ctx.request("open_contactor", OpenContactor)
-            ctx.contactor_closed = False
+            ctx.contactor_closed = ctx.contactor_maybe_closed = False
         if ctx.energy_flowing or paused:
             ctx.notify(ReportChargingState, state=ChargingState.SuspendedEV if paused else ChargingState.EVConnected)
             ctx.energy_flowing = False

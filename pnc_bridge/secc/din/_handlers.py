@@ -250,7 +250,7 @@ def power_delivery(ctx: Context, req: m.PowerDeliveryReq, now: float) -> Reply |
         ctx.restart("open_contactor")
         if not (isinstance(result, OpenContactorResult) and result.opened):
             return _fail(ctx, req, "FAILED_PowerDeliveryNotApplied", getattr(result, "reason", "") or "contactors did not open")
-        ctx.contactor_closed = False
+        ctx.contactor_closed = ctx.contactor_maybe_closed = False
     if ctx.energy_flowing:
         ctx.energy_flowing = False
         ctx.notify(ReportChargingState, state=ChargingState.EVConnected)

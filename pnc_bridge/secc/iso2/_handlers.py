@@ -196,7 +196,14 @@ def payment_service_selection(ctx: Context, req: m.PaymentServiceSelectionReq, n
 
 def _certificate(ctx: Context, req: Any, now: float, action: CertificateAction, res_type: type) -> Reply | Hold:
     name = type(req).__name__
-    ctx.request("certificate", RequestEvCertificate, action=action, exi_request=exi.encode("iso2", ctx.request_message))
+    if "certificate" not in ctx.ids:
+        exi_request = ctx.request_raw
+        if exi_request is None:
+            try:
+                exi_request = exi.encode("iso2", ctx.request_message)
+            except exi.ExiEncodeError as exc:
+                return _fail(ctx, req, "FAILED", f"{name} cannot be passed on: {exc}")
+        ctx.request("certificate", RequestEvCertificate, action=action, exi_request=exi_request)
     result = ctx.result("certificate")
     if result is None:
         return Hold(ctx.hold_deadline(_timeout(ctx, name)), _fail(ctx, req, "FAILED", "the CSMS did not answer in time"))
@@ -527,7 +534,7 @@ def power_delivery(ctx: Context, req: m.PowerDeliveryReq, now: float) -> Reply |
         ctx.restart("open_contactor")
         if not (isinstance(result, OpenContactorResult) and result.opened):
             return _fail(ctx, req, "FAILED_ContactorError", getattr(result, "reason", "") or "contactors did not open")
-        ctx.contactor_closed = False
+        ctx.contactor_closed = ctx.contactor_maybe_closed = False
     if ctx.energy_flowing:
         ctx.energy_flowing = False
         ctx.notify(ReportChargingState, state=ChargingState.EVConnected)
