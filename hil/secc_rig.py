@@ -193,3 +193,73 @@ class RigPorts:
             return GetChargingScheduleResult(effect.id, b.schedules if b.schedules is not None else default_schedules(dc))
         return None  # notifications: StartTransaction, ReportEvStatus, ...
 
+
+
+class RigSecc:
+    """Our SECC cores behind the ``pnc_bridge.link`` TCP and/or TLS servers, fulfilled by
+    :class:`RigPorts`: ``async with RigSecc(config, ports, pki=pki, tls=True) as secc:`` then
+    connect to ``secc.tcp_port`` / ``secc.tls_port``. ``outcomes`` collects the last step of
+    every finished connection; ``on_step(step)`` sees every step."""
+
+    def __init__(
+        self,
+        config,
+        ports: RigPorts,
+        *,
+        pki: TestPki | None = None,
+        tcp: bool = True,
+        tls: bool = False,
+        host: str = "::1",
+        interface: str | None = None,
+        on_step: Callable | None = None,
+        max_connections: int = 8,
+    ) -> None:
+        if tls and pki is None:
+            raise ValueError("TLS needs a test PKI for the SECC certificate")
+        self.config, self.ports, self.pki = config, ports, pki
+        self._want_tcp, self._want_tls = tcp, tls
+        self.host, self.interface = host, interface
+        self.on_step = on_step
+        self.max_connections = max_connections
+        self.outcomes: list = []
+        self.adapters: list = []
+        self.tcp_port: int | None = None
+        self.tls_port: int | None = None
+        self._servers: list = []
+        from pnc_bridge.secc._adapter import ResumeSlot
+
+        self.resume = ResumeSlot()
+
+    async def _handle(self, conn) -> None:
+        from pnc_bridge.secc._adapter import SeccAdapter
+
+        adapter = SeccAdapter(conn, self.config, self.ports.fulfil, resume=self.resume, on_step=self.on_step)
+        self.adapters.append(adapter)
+        self.ports.listeners.append(adapter.update_evse_status)
+        try:
+            self.outcomes.append(await adapter.run())
+        finally:
+            self.ports.listeners.remove(adapter.update_evse_status)
+
+    async def __aenter__(self) -> "RigSecc":
+        from pnc_bridge.link.server import V2gtpServer
+        from pnc_bridge.link.tls import FileCredentialProvider, TlsServerConfig
+        from pnc_bridge.pki import Purpose
+
+        if self._want_tcp:
+            server = V2gtpServer(self._handle, host=self.host, interface=self.interface, max_connections=self.max_connections)
+            await server.start()
+            self._servers.append(server)
+            self.tcp_port = server.port
+        if self._want_tls:
+            credentials = FileCredentialProvider(str(self.pki.chain_paths[Purpose.SECC]), str(self.pki["secc_leaf"].key_path))
+            server = V2gtpServer(self._handle, tls=TlsServerConfig(credentials=credentials), host=self.host,
+                                 interface=self.interface, max_connections=self.max_connections)
+            await server.start()
+            self._servers.append(server)
+            self.tls_port = server.port
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for server in self._servers:
+            await server.close()

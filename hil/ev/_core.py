@@ -226,6 +226,11 @@ class EvSession:
             return self._send(build(now), now)
         return EvStep()
 
+    def abort(self, reason: str) -> None:
+        """End the session from outside (connection failed, bad framing)."""
+        if not self._done:
+            self._finish(False, reason)
+
     def connection_lost(self, now: float) -> None:
         if not self._done:
             self._finish(False, "the SECC closed the connection")
