@@ -198,13 +198,15 @@ class RigPorts:
 class RigSecc:
     """Our SECC cores behind the ``pnc_bridge.link`` TCP and/or TLS servers, fulfilled by
     :class:`RigPorts`: ``async with RigSecc(config, ports, pki=pki, tls=True) as secc:`` then
-    connect to ``secc.tcp_port`` / ``secc.tls_port``. ``outcomes`` collects the last step of
-    every finished connection; ``on_step(step)`` sees every step."""
+    connect to ``secc.tcp_port`` / ``secc.tls_port``. ``ports`` is one EVSE shared by every
+    connection (one cable), or a callable making one per connection (many EVSEs, as in the
+    benchmark). ``outcomes`` collects the last step of every finished connection;
+    ``on_step(adapter, step)`` sees every step."""
 
     def __init__(
         self,
         config,
-        ports: RigPorts,
+        ports: "RigPorts | Callable[[], RigPorts]",
         *,
         pki: TestPki | None = None,
         tcp: bool = True,
@@ -233,13 +235,19 @@ class RigSecc:
     async def _handle(self, conn) -> None:
         from pnc_bridge.secc._adapter import SeccAdapter
 
-        adapter = SeccAdapter(conn, self.config, self.ports.fulfil, resume=self.resume, on_step=self.on_step)
+        hook = None
+        if self.on_step is not None:
+            def hook(step, on_step=self.on_step):
+                on_step(adapter, step)
+        ports = self.ports if isinstance(self.ports, RigPorts) else self.ports()
+        adapter = SeccAdapter(conn, self.config, ports.fulfil, resume=self.resume, on_step=hook)
         self.adapters.append(adapter)
-        self.ports.listeners.append(adapter.update_evse_status)
+        ports.listeners.append(adapter.update_evse_status)
+        adapter.update_evse_status(ports.status)
         try:
             self.outcomes.append(await adapter.run())
         finally:
-            self.ports.listeners.remove(adapter.update_evse_status)
+            ports.listeners.remove(adapter.update_evse_status)
 
     async def __aenter__(self) -> "RigSecc":
         from pnc_bridge.link.server import V2gtpServer

@@ -73,6 +73,8 @@ class SeccAdapter:
         self._cleanup: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
         self.connection: SeccConnection | None = None
+        #: loop time at which the frame being handled arrived (for turnaround measurements)
+        self.frame_received_at: float | None = None
 
     def update_evse_status(self, status: EvseStatus) -> None:
         self._queue.put_nowait(("status", status))
@@ -91,7 +93,8 @@ class SeccAdapter:
                 kind, item = await self._queue.get()
                 now = loop.time()
                 if kind == "frame":
-                    step = sc.receive_payload(item.payload_type, item.payload, now)
+                    frame, self.frame_received_at = item
+                    step = sc.receive_payload(frame.payload_type, frame.payload, now)
                 elif kind == "result":
                     step = sc.resolve(item, now)
                 elif kind == "tick":
@@ -132,19 +135,29 @@ class SeccAdapter:
 
     # -- internals ---------------------------------------------------------- #
     async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async for frame in self._conn:
-                self._queue.put_nowait(("frame", frame))
+                self._queue.put_nowait(("frame", (frame, loop.time())))
         finally:
             self._queue.put_nowait(("closed", None))
 
     def _arm(self, sc: SeccConnection, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Keep one timer at or before ``deadline()``. A timer that fires early is harmless
+        (``tick`` does nothing before a deadline and the timer is re-armed), so a later deadline
+        -- the usual case, the sequence timeout moving on with every message -- keeps the timer."""
         deadline = sc.deadline()
+        if self._timer is not None and not self._timer.cancelled():
+            if deadline is not None and self._timer.when() <= deadline:
+                return
+            self._timer.cancel()
+        self._timer = None
         if deadline is not None:
-            self._timer = loop.call_at(deadline, self._queue.put_nowait, ("tick", None))
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._queue.put_nowait(("tick", None))
 
     async def _apply(self, step: WireStep) -> None:
         if self._on_step is not None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import Enum
 
 from pnc_bridge.messages import din, iso2
@@ -219,20 +220,36 @@ def _tuple_ids(schedules: tuple[ChargingSchedule, ...] | list[ChargingSchedule],
     return list(range(1, len(ids) + 1))
 
 
-def physical_value(module, value: float, unit: str, *, floor: bool = False):
-    """``value`` as a ``PhysicalValue`` of ``module`` (``iso2`` or ``din``): the smallest
-    multiplier (-3..3) whose scaled value fits in a 16-bit integer. ``floor`` rounds toward
-    minus infinity (limits); otherwise to nearest (measurements)."""
-    value = float(value)
+@lru_cache(maxsize=4096)
+def _scaled(value: float, floor: bool) -> tuple[int, int]:
+    """(multiplier, value): a whole number that fits in an int16 as itself (multiplier 0, as
+    chargers send it); anything else with the smallest multiplier whose scaled value fits."""
     if not math.isfinite(value):
-        value = 0.0
+        return 0, 0
+    if value == int(value) and -_INT16_MAX - 1 <= value <= _INT16_MAX:
+        return 0, int(value)
     for multiplier in range(-3, 4):
         scaled = value / (10.0**multiplier)
         v = math.floor(scaled + 1e-9) if floor else round(scaled)
         if -_INT16_MAX - 1 <= v <= _INT16_MAX:
-            return module.PhysicalValue(multiplier=multiplier, unit=module.UnitSymbol(unit), value=int(v))
-    v = _INT16_MAX if value > 0 else -_INT16_MAX - 1
-    return module.PhysicalValue(multiplier=3, unit=module.UnitSymbol(unit), value=v)
+            return multiplier, int(v)
+    return 3, (_INT16_MAX if value > 0 else -_INT16_MAX - 1)
+
+
+_UNITS: dict[tuple[object, str], object] = {}
+
+
+def physical_value(module, value: float, unit: str, *, floor: bool = False):
+    """``value`` as a ``PhysicalValue`` of ``module`` (``iso2`` or ``din``): whole numbers that
+    fit as they are, others with the smallest multiplier (-3..3) whose scaled value fits in a
+    16-bit integer. ``floor`` rounds toward
+    minus infinity (limits); otherwise to nearest (measurements). A value beyond the range
+    is clamped, never wrapped."""
+    symbol = _UNITS.get((module, unit))
+    if symbol is None:
+        symbol = _UNITS[(module, unit)] = module.UnitSymbol(unit)
+    multiplier, scaled = _scaled(float(value), floor)
+    return module.PhysicalValue(multiplier=multiplier, unit=symbol, value=scaled)
 
 
 def to_iso2_sa_schedule_list(

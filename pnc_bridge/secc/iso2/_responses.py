@@ -37,8 +37,13 @@ def pv(value: float, unit: str, *, floor: bool = False) -> m.PhysicalValue:
     return physical_value(m, value, unit, floor=floor)
 
 
+_NOTIFICATION = {n.value: n for n in m.EVSENotification}
+_STATUS_CODE = {c.value: c for c in m.DC_EVSEStatusCode}
+_ISOLATION = {i.value: i for i in m.IsolationLevel}
+
+
 def _notification(ctx: Context) -> m.EVSENotification:
-    return m.EVSENotification.None_ if ctx.notification == "None" else m.EVSENotification(ctx.notification)
+    return _NOTIFICATION[ctx.notification]
 
 
 def ac_evse_status(ctx: Context) -> m.AC_EVSEStatus:
@@ -52,12 +57,12 @@ def ac_evse_status(ctx: Context) -> m.AC_EVSEStatus:
 def dc_evse_status(ctx: Context, *, isolation: m.IsolationLevel | None = None, code: str | None = None) -> m.DC_EVSEStatus:
     status = ctx.status
     if isolation is None and status.isolation is not None:
-        isolation = m.IsolationLevel(status.isolation.value)
+        isolation = _ISOLATION[status.isolation.value]
     return m.DC_EVSEStatus(
         notification_max_delay=max(0, min(65535, status.notification_max_delay)),
         evse_notification=_notification(ctx),
         evse_isolation_status=isolation,
-        evse_status_code=m.DC_EVSEStatusCode(code or status.status_code),
+        evse_status_code=_STATUS_CODE[code or status.status_code],
     )
 
 
