@@ -215,6 +215,8 @@ class RigSecc:
         interface: str | None = None,
         on_step: Callable | None = None,
         max_connections: int = 8,
+        tcp_port: int = 0,
+        tls_port: int = 0,
     ) -> None:
         if tls and pki is None:
             raise ValueError("TLS needs a test PKI for the SECC certificate")
@@ -225,6 +227,7 @@ class RigSecc:
         self.max_connections = max_connections
         self.outcomes: list = []
         self.adapters: list = []
+        self._ports_wanted = (tcp_port, tls_port)
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
         self._servers: list = []
@@ -255,14 +258,15 @@ class RigSecc:
         from pnc_bridge.pki import Purpose
 
         if self._want_tcp:
-            server = V2gtpServer(self._handle, host=self.host, interface=self.interface, max_connections=self.max_connections)
+            server = V2gtpServer(self._handle, host=self.host, port=self._ports_wanted[0], interface=self.interface,
+                                 max_connections=self.max_connections)
             await server.start()
             self._servers.append(server)
             self.tcp_port = server.port
         if self._want_tls:
             credentials = FileCredentialProvider(str(self.pki.chain_paths[Purpose.SECC]), str(self.pki["secc_leaf"].key_path))
             server = V2gtpServer(self._handle, tls=TlsServerConfig(credentials=credentials), host=self.host,
-                                 interface=self.interface, max_connections=self.max_connections)
+                                 port=self._ports_wanted[1], interface=self.interface, max_connections=self.max_connections)
             await server.start()
             self._servers.append(server)
             self.tls_port = server.port
