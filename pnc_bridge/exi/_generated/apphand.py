@@ -70,15 +70,15 @@ def _e0(w, o):
     if len(items) > 20:
         _bad("SupportedAppProtocolReq.app_protocol", items, "at most 20 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
         t = _C4.get(s)
         if t is None:
             _order("SupportedAppProtocolReq.app_protocol", s, _C3)
-        if v.__class__ is not _apphand.AppProtocol:
-            _bad("SupportedAppProtocolReq.app_protocol", v, "a AppProtocol")
+        if v0.__class__ is not _apphand.AppProtocol:
+            _bad("SupportedAppProtocolReq.app_protocol", v0, "a AppProtocol")
         w.bits(t[0], t[1])
-        _e2(w, v)
+        _e2(w, v0)
         s = (1 if n < 20 else 2)
     t = _C5.get(s)
     if t is None:
@@ -139,31 +139,21 @@ def _d1(r):
 
 def _e1(w, o):
     """apphand.SupportedAppProtocolRes -> supportedAppProtocolRes (anonymous type)"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C12.get(s)
-        if t is None:
-            _order("SupportedAppProtocolRes.response_code", s, _C11)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C7.get(v)
-        if i is None:
-            _bad("SupportedAppProtocolRes.response_code", v, "a member of _apphand.ResponseCode")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.schema_id
-    if v is not None:
-        t = _C13.get(s)
-        if t is None:
-            _order("SupportedAppProtocolRes.schema_id", s, _C11)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SupportedAppProtocolRes.schema_id", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C14.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SupportedAppProtocolRes.response_code", 0, _C11)
+    i0 = _C7.get(v0)
+    if i0 is None:
+        _bad("SupportedAppProtocolRes.response_code", v0, "a member of _apphand.ResponseCode")
+    v1 = o.schema_id
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not int or not 0 <= v1 <= 255:
+            _bad("SupportedAppProtocolRes.schema_id", v1, "an integer in 0..255")
+        w.bits(((((0) << 1) << 8) | (v1)) << 1, 12)
+        s = 2
+    t = _C12.get(s)
     if t is None:
         _order("SupportedAppProtocolRes", s, _C11)
     if t[1]:
@@ -188,7 +178,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C15, "AppProtocolType")
+            _escape(r, 3, _C13, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 1:
@@ -204,7 +194,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C16, "AppProtocolType")
+            _escape(r, 2, _C14, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 2:
@@ -220,7 +210,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C17, "AppProtocolType")
+            _escape(r, 2, _C15, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 3:
@@ -234,7 +224,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "SchemaID")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C18, "AppProtocolType")
+            _escape(r, 2, _C16, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 4:
@@ -250,7 +240,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "Priority")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C19, "AppProtocolType")
+            _escape(r, 2, _C17, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 5:
@@ -258,7 +248,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "AppProtocolType")
+            _escape(r, 1, _C18, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     o = _new(_apphand.AppProtocol)
@@ -271,67 +261,38 @@ def _d2(r):
 
 def _e2(w, o):
     """apphand.AppProtocol -> AppProtocolType"""
-    s = 0
-    v = o.protocol_namespace
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("AppProtocol.protocol_namespace", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 100:
-            _bad("AppProtocol.protocol_namespace", v, "a str of length 0..100")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.version_number_major
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("AppProtocol.version_number_major", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AppProtocol.version_number_major", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.version_number_minor
-    if v is not None:
-        t = _C24.get(s)
-        if t is None:
-            _order("AppProtocol.version_number_minor", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AppProtocol.version_number_minor", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.schema_id
-    if v is not None:
-        t = _C25.get(s)
-        if t is None:
-            _order("AppProtocol.schema_id", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("AppProtocol.schema_id", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.priority
-    if v is not None:
-        t = _C26.get(s)
-        if t is None:
-            _order("AppProtocol.priority", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 20:
-            _bad("AppProtocol.priority", v, "an integer in 1..20")
-        w.bits(v - 1, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C27.get(s)
-    if t is None:
-        _order("AppProtocol", s, _C21)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.protocol_namespace
+    if v0 is None:
+        _order("AppProtocol.protocol_namespace", 0, _C19)
+    if type(v0) is not str or len(v0) > 100:
+        _bad("AppProtocol.protocol_namespace", v0, "a str of length 0..100")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.version_number_major
+    if v1 is None:
+        _order("AppProtocol.version_number_major", 1, _C19)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("AppProtocol.version_number_major", v1, "an integer in 0..4294967295")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.version_number_minor
+    if v2 is None:
+        _order("AppProtocol.version_number_minor", 2, _C19)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("AppProtocol.version_number_minor", v2, "an integer in 0..4294967295")
+    w.bits(0, 3)
+    w.uint(v2)
+    v3 = o.schema_id
+    if v3 is None:
+        _order("AppProtocol.schema_id", 3, _C19)
+    if v3.__class__ is not int or not 0 <= v3 <= 255:
+        _bad("AppProtocol.schema_id", v3, "an integer in 0..255")
+    v4 = o.priority
+    if v4 is None:
+        _order("AppProtocol.priority", 4, _C19)
+    if v4.__class__ is not int or not 1 <= v4 <= 20:
+        _bad("AppProtocol.priority", v4, "an integer in 1..20")
+    w.bits((((((((((((0) << 1) << 1) << 8) | (v3)) << 1) << 1) << 1) << 5) | (v4 - 1)) << 1) << 1, 21)
 
 
 # tables (after the functions: some refer to encoders)
@@ -339,30 +300,22 @@ _C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH'
 _C1 = ('SE_ANY', 'CH')
 _C2 = ('SE_ANY', 'CH')
 _C3 = {0: 'AppProtocol', 1: 'AppProtocol, end of element', 2: 'end of element'}
-_C4 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C5 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C4 = {0: (0, 1), 1: (0, 2)}
+_C5 = {1: (1, 2), 2: (0, 1)}
 _C6 = (_apphand.ResponseCode.OK_SuccessfulNegotiation, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation, _apphand.ResponseCode.Failed_NoNegotiation, )
 _C7 = {_apphand.ResponseCode.OK_SuccessfulNegotiation: 0, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation: 1, _apphand.ResponseCode.Failed_NoNegotiation: 2}
 _C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C9 = ('SE_ANY', 'CH')
 _C10 = ('SE_ANY', 'CH')
 _C11 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
-_C12 = {0: (0, 1, 1)}
-_C13 = {1: (0, 2, 2)}
-_C14 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C12 = {1: (1, 2), 2: (0, 1)}
+_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
-_C18 = ('EE', 'SE_ANY', 'CH')
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
-_C22 = {0: (0, 1, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {2: (0, 1, 3)}
-_C25 = {3: (0, 1, 4)}
-_C26 = {4: (0, 1, 5)}
-_C27 = {5: (0, 1, -1)}
+_C18 = ('SE_ANY', 'CH')
+_C19 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(2)

@@ -48,7 +48,7 @@ def _d0(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "AC_EVChargeParameterType")
@@ -57,7 +57,7 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "AC_EVChargeParameterType")
@@ -66,7 +66,7 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "AC_EVChargeParameterType")
@@ -75,7 +75,7 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "AC_EVChargeParameterType")
@@ -99,63 +99,42 @@ def _d0(r):
 
 def _e0(w, o):
     """din.AC_EVChargeParameter -> AC_EVChargeParameterType"""
-    s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C7.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.departure_time", s, _C6)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.e_amount
-    if v is not None:
-        t = _C8.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.e_amount", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_max_voltage
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_voltage", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_max_current
-    if v is not None:
-        t = _C10.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_current", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_min_current
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_min_current", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C12.get(s)
-    if t is None:
-        _order("AC_EVChargeParameter", s, _C6)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.departure_time
+    if v0 is None:
+        _order("AC_EVChargeParameter.departure_time", 0, _C6)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("AC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.e_amount
+    if v1 is None:
+        _order("AC_EVChargeParameter.e_amount", 1, _C6)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.e_amount", v1, "a PhysicalValue")
+    w.bits(0, 2)
+    _e83(w, v1)
+    v2 = o.ev_max_voltage
+    if v2 is None:
+        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C6)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.ev_max_current
+    if v3 is None:
+        _order("AC_EVChargeParameter.ev_max_current", 3, _C6)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.ev_min_current
+    if v4 is None:
+        _order("AC_EVChargeParameter.ev_min_current", 4, _C6)
+    if v4.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_min_current", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v4)
+    w.bits(0, 1)
 
 def _d1(r):
     """AC_EVSEChargeParameterType -> din.AC_EVSEChargeParameter"""
@@ -170,34 +149,34 @@ def _d1(r):
             f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C7, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C8, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C15, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C9, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C16, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -205,7 +184,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C17, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C11, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.AC_EVSEChargeParameter)
@@ -217,52 +196,35 @@ def _d1(r):
 
 def _e1(w, o):
     """din.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
-    s = 0
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.ac_evse_status", s, _C18)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.evse_max_voltage
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_voltage", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C21.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_current", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_min_current
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_min_current", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C23.get(s)
-    if t is None:
-        _order("AC_EVSEChargeParameter", s, _C18)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ac_evse_status
+    if v0 is None:
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C12)
+    if v0.__class__ is not _din.AC_EVSEStatus:
+        _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v0)
+    v1 = o.evse_max_voltage
+    if v1 is None:
+        _order("AC_EVSEChargeParameter.evse_max_voltage", 1, _C12)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.evse_max_current
+    if v2 is None:
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C12)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.evse_min_current
+    if v3 is None:
+        _order("AC_EVSEChargeParameter.evse_min_current", 3, _C12)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_min_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    w.bits(0, 1)
 
 def _d2(r):
     """AC_EVSEStatusType -> din.AC_EVSEStatus"""
@@ -282,7 +244,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "PowerSwitchClosed")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C24, "AC_EVSEStatusType")
+            _escape(r, 3, _C13, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -296,7 +258,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "RCD")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C25, "AC_EVSEStatusType")
+            _escape(r, 2, _C14, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -312,7 +274,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C26, "AC_EVSEStatusType")
+            _escape(r, 2, _C15, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -324,12 +286,12 @@ def _d2(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C27[f3]
+                f3 = _C16[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C29, "AC_EVSEStatusType")
+            _escape(r, 2, _C18, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -337,7 +299,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C30, "AC_EVSEStatusType")
+            _escape(r, 1, _C19, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.AC_EVSEStatus)
@@ -349,57 +311,30 @@ def _d2(r):
 
 def _e2(w, o):
     """din.AC_EVSEStatus -> AC_EVSEStatusType"""
-    s = 0
-    v = o.power_switch_closed
-    if v is not None:
-        t = _C32.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.power_switch_closed", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.power_switch_closed", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rcd
-    if v is not None:
-        t = _C33.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.rcd", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.rcd", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C34.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.notification_max_delay", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C35.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.evse_notification", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C28.get(v)
-        if i is None:
-            _bad("AC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C36.get(s)
-    if t is None:
-        _order("AC_EVSEStatus", s, _C31)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.power_switch_closed
+    if v0 is None:
+        _order("AC_EVSEStatus.power_switch_closed", 0, _C20)
+    if v0.__class__ is not bool:
+        _bad("AC_EVSEStatus.power_switch_closed", v0, "a bool")
+    v1 = o.rcd
+    if v1 is None:
+        _order("AC_EVSEStatus.rcd", 1, _C20)
+    if v1.__class__ is not bool:
+        _bad("AC_EVSEStatus.rcd", v1, "a bool")
+    v2 = o.notification_max_delay
+    if v2 is None:
+        _order("AC_EVSEStatus.notification_max_delay", 2, _C20)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("AC_EVSEStatus.notification_max_delay", v2, "an integer in 0..4294967295")
+    w.bits((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 1) | (v1)) << 1) << 1) << 1, 10)
+    w.uint(v2)
+    v3 = o.evse_notification
+    if v3 is None:
+        _order("AC_EVSEStatus.evse_notification", 3, _C20)
+    i3 = _C17.get(v3)
+    if i3 is None:
+        _bad("AC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
 
 def _d3(r):
     """BodyBaseType -> din.BodyBase"""
@@ -409,7 +344,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C37, "BodyBaseType")
+            _escape(r, 3, _C21, "BodyBaseType")
         else:
             r.fail("BodyBaseType: event code %d out of range" % ec)
     o = _new(_din.BodyBase)
@@ -417,12 +352,7 @@ def _d3(r):
 
 def _e3(w, o):
     """din.BodyBase -> BodyBaseType"""
-    s = 0
-    t = _C39.get(s)
-    if t is None:
-        _order("BodyBase", s, _C38)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d4(r):
     """CableCheckReqType -> din.CableCheckReq"""
@@ -434,7 +364,7 @@ def _d4(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C40, "CableCheckReqType")
+            _escape(r, 3, _C23, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -442,7 +372,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C41, "CableCheckReqType")
+            _escape(r, 1, _C24, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     o = _new(_din.CableCheckReq)
@@ -451,22 +381,14 @@ def _d4(r):
 
 def _e4(w, o):
     """din.CableCheckReq -> CableCheckReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("CableCheckReq.dc_ev_status", s, _C42)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C44.get(s)
-    if t is None:
-        _order("CableCheckReq", s, _C42)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CableCheckReq.dc_ev_status", 0, _C25)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("CableCheckReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d5(r):
     """CableCheckResType -> din.CableCheckRes"""
@@ -483,12 +405,12 @@ def _d5(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C47, "CableCheckResType")
+            _escape(r, 3, _C28, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -497,7 +419,7 @@ def _d5(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C48, "CableCheckResType")
+            _escape(r, 2, _C29, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -507,12 +429,12 @@ def _d5(r):
                 f2 = _simple_escape(r, None, "EVSEProcessing")
             else:
                 f2 = r.bits(1)
-                f2 = _C49[f2]
+                f2 = _C30[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C51, "CableCheckResType")
+            _escape(r, 2, _C32, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -520,7 +442,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C52, "CableCheckResType")
+            _escape(r, 1, _C33, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     o = _new(_din.CableCheckRes)
@@ -531,46 +453,26 @@ def _d5(r):
 
 def _e5(w, o):
     """din.CableCheckRes -> CableCheckResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C54.get(s)
-        if t is None:
-            _order("CableCheckRes.response_code", s, _C53)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CableCheckRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C55.get(s)
-        if t is None:
-            _order("CableCheckRes.dc_evse_status", s, _C53)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C56.get(s)
-        if t is None:
-            _order("CableCheckRes.evse_processing", s, _C53)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("CableCheckRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C57.get(s)
-    if t is None:
-        _order("CableCheckRes", s, _C53)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CableCheckRes.response_code", 0, _C34)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CableCheckRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CableCheckRes.dc_evse_status", 1, _C34)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("CableCheckRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("CableCheckRes.evse_processing", 2, _C34)
+    i2 = _C31.get(v2)
+    if i2 is None:
+        _bad("CableCheckRes.evse_processing", v2, "a member of _din.EVSEProcessing")
+    w.bits((((((0) << 1) << 1) | (i2)) << 1) << 1, 5)
 
 def _d6(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -583,7 +485,7 @@ def _d6(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C58, "CanonicalizationMethodType")
+            _escape(r, 3, _C35, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -595,7 +497,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C59, "CanonicalizationMethodType")
+            _escape(r, 2, _C36, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -607,7 +509,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C60, "CanonicalizationMethodType")
+            _escape(r, 1, _C37, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -621,7 +523,7 @@ def _d6(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C61, "CanonicalizationMethodType")
+                _escape(r, 1, _C38, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -630,22 +532,14 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C63.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C62)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C64.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C62)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C39)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d7(r):
     """CertificateInstallationReqType -> din.CertificateInstallationReq"""
@@ -668,7 +562,7 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C65, "CertificateInstallationReqType")
+            _escape(r, 3, _C40, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -682,16 +576,16 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C66, "CertificateInstallationReqType")
+            _escape(r, 3, _C41, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d85(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C67, "CertificateInstallationReqType")
+            _escape(r, 2, _C42, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -705,7 +599,7 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C68, "CertificateInstallationReqType")
+            _escape(r, 2, _C43, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
@@ -713,7 +607,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C69, "CertificateInstallationReqType")
+            _escape(r, 1, _C44, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_din.CertificateInstallationReq)
@@ -725,54 +619,40 @@ def _d7(r):
 
 def _e7(w, o):
     """din.CertificateInstallationReq -> CertificateInstallationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.id", s, _C70)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.oem_provisioning_cert
-    if v is not None:
-        t = _C72.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.oem_provisioning_cert", s, _C70)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..1200")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C70)
-        if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C74.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.dh_params", s, _C70)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateInstallationReq.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C75.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateInstallationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.oem_provisioning_cert
+    if v1 is None:
+        _order("CertificateInstallationReq.oem_provisioning_cert", s, _C45)
+    t = _C46.get(s)
     if t is None:
-        _order("CertificateInstallationReq", s, _C70)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("CertificateInstallationReq.oem_provisioning_cert", s, _C45)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 1200:
+        _bad("CertificateInstallationReq.oem_provisioning_cert", v1, "bytes of length 0..1200")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.list_of_root_certificate_ids
+    if v2 is None:
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C45)
+    if v2.__class__ is not _din.ListOfRootCertificateIDs:
+        _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
+    w.bits(0, 1)
+    _e85(w, v2)
+    v3 = o.dh_params
+    if v3 is None:
+        _order("CertificateInstallationReq.dh_params", 2, _C45)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+        _bad("CertificateInstallationReq.dh_params", v3, "bytes of length 0..256")
+    w.bits(0, 2)
+    w.binary(v3)
+    w.bits(0, 2)
 
 def _d8(r):
     """CertificateInstallationResType -> din.CertificateInstallationRes"""
@@ -789,7 +669,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C76, "CertificateInstallationResType")
+            _escape(r, 3, _C47, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
@@ -801,21 +681,21 @@ def _d8(r):
                 f1 = r.bits(5)
                 if f1 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C45[f1]
+                f1 = _C26[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C77, "CertificateInstallationResType")
+            _escape(r, 3, _C48, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C78, "CertificateInstallationResType")
+            _escape(r, 2, _C49, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
@@ -829,7 +709,7 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C79, "CertificateInstallationResType")
+            _escape(r, 2, _C50, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
@@ -843,7 +723,7 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C80, "CertificateInstallationResType")
+            _escape(r, 2, _C51, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
@@ -857,7 +737,7 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C81, "CertificateInstallationResType")
+            _escape(r, 2, _C52, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -865,7 +745,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C82, "CertificateInstallationResType")
+            _escape(r, 1, _C53, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_din.CertificateInstallationRes)
@@ -879,77 +759,48 @@ def _d8(r):
 
 def _e8(w, o):
     """din.CertificateInstallationRes -> CertificateInstallationResType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C84.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.id", s, _C83)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationRes.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.response_code
-    if v is not None:
-        t = _C85.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.response_code", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C86.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_cert_chain", s, _C83)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C87.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_encrypted_private_key", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 128:
-            _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C88.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.dh_params", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateInstallationRes.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C89.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_id", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateInstallationRes.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C90.get(s)
-    if t is None:
-        _order("CertificateInstallationRes", s, _C83)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateInstallationRes.id", 0, _C54)
+    if type(v0) is not str:
+        _bad("CertificateInstallationRes.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("CertificateInstallationRes.response_code", 6, _C54)
+    i1 = _C27.get(v1)
+    if i1 is None:
+        _bad("CertificateInstallationRes.response_code", v1, "a member of _din.ResponseCode")
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateInstallationRes.contract_signature_cert_chain", 1, _C54)
+    if v2.__class__ is not _din.CertificateChain:
+        _bad("CertificateInstallationRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i1)) << 1) << 1, 9)
+    _e81(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 2, _C54)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 128:
+        _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v3, "bytes of length 0..128")
+    w.bits(0, 2)
+    w.binary(v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateInstallationRes.dh_params", 3, _C54)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateInstallationRes.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 3)
+    w.binary(v4)
+    v5 = o.contract_id
+    if v5 is None:
+        _order("CertificateInstallationRes.contract_id", 4, _C54)
+    if type(v5) is not str or len(v5) > 24:
+        _bad("CertificateInstallationRes.contract_id", v5, "a str of length 0..24")
+    w.bits(0, 3)
+    w.string(v5)
+    w.bits(0, 2)
 
 def _d9(r):
     """CertificateUpdateReqType -> din.CertificateUpdateReq"""
@@ -965,19 +816,19 @@ def _d9(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C91, "CertificateUpdateReqType")
+            _escape(r, 3, _C55, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C92, "CertificateUpdateReqType")
+            _escape(r, 3, _C56, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
@@ -991,16 +842,16 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C93, "CertificateUpdateReqType")
+            _escape(r, 2, _C57, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d79(r)
+            f3 = _d85(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C94, "CertificateUpdateReqType")
+            _escape(r, 2, _C58, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
@@ -1014,7 +865,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C95, "CertificateUpdateReqType")
+            _escape(r, 2, _C59, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 5:
@@ -1022,7 +873,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C96, "CertificateUpdateReqType")
+            _escape(r, 1, _C60, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     o = _new(_din.CertificateUpdateReq)
@@ -1035,64 +886,46 @@ def _d9(r):
 
 def _e9(w, o):
     """din.CertificateUpdateReq -> CertificateUpdateReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C98.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.id", s, _C97)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C97)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_id", s, _C97)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateUpdateReq.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C101.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C97)
-        if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C102.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.dh_params", s, _C97)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateUpdateReq.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C103.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateUpdateReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C61)
+    t = _C62.get(s)
     if t is None:
-        _order("CertificateUpdateReq", s, _C97)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C61)
+    if v1.__class__ is not _din.CertificateChain:
+        _bad("CertificateUpdateReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(t[0], t[1])
+    _e81(w, v1)
+    v2 = o.contract_id
+    if v2 is None:
+        _order("CertificateUpdateReq.contract_id", 1, _C61)
+    if type(v2) is not str or len(v2) > 24:
+        _bad("CertificateUpdateReq.contract_id", v2, "a str of length 0..24")
+    w.bits(0, 2)
+    w.string(v2)
+    v3 = o.list_of_root_certificate_ids
+    if v3 is None:
+        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C61)
+    if v3.__class__ is not _din.ListOfRootCertificateIDs:
+        _bad("CertificateUpdateReq.list_of_root_certificate_ids", v3, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e85(w, v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateUpdateReq.dh_params", 3, _C61)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateUpdateReq.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 2)
+    w.binary(v4)
+    w.bits(0, 2)
 
 def _d10(r):
     """CertificateUpdateResType -> din.CertificateUpdateRes"""
@@ -1110,7 +943,7 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C104, "CertificateUpdateResType")
+            _escape(r, 3, _C63, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
@@ -1122,21 +955,21 @@ def _d10(r):
                 f1 = r.bits(5)
                 if f1 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C45[f1]
+                f1 = _C26[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C105, "CertificateUpdateResType")
+            _escape(r, 3, _C64, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C106, "CertificateUpdateResType")
+            _escape(r, 2, _C65, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
@@ -1150,7 +983,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C107, "CertificateUpdateResType")
+            _escape(r, 2, _C66, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 4:
@@ -1164,7 +997,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C108, "CertificateUpdateResType")
+            _escape(r, 2, _C67, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 5:
@@ -1178,7 +1011,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C109, "CertificateUpdateResType")
+            _escape(r, 2, _C68, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 6:
@@ -1194,7 +1027,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C110, "CertificateUpdateResType")
+            _escape(r, 2, _C69, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
@@ -1202,7 +1035,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C111, "CertificateUpdateResType")
+            _escape(r, 1, _C70, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     o = _new(_din.CertificateUpdateRes)
@@ -1217,88 +1050,55 @@ def _d10(r):
 
 def _e10(w, o):
     """din.CertificateUpdateRes -> CertificateUpdateResType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C113.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.id", s, _C112)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateRes.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.response_code
-    if v is not None:
-        t = _C114.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.response_code", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CertificateUpdateRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C115.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_cert_chain", s, _C112)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C116.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_encrypted_private_key", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 128:
-            _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C117.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.dh_params", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateUpdateRes.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C118.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_id", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateUpdateRes.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.retry_counter
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.retry_counter", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C120.get(s)
-    if t is None:
-        _order("CertificateUpdateRes", s, _C112)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateUpdateRes.id", 0, _C71)
+    if type(v0) is not str:
+        _bad("CertificateUpdateRes.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("CertificateUpdateRes.response_code", 7, _C71)
+    i1 = _C27.get(v1)
+    if i1 is None:
+        _bad("CertificateUpdateRes.response_code", v1, "a member of _din.ResponseCode")
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateUpdateRes.contract_signature_cert_chain", 1, _C71)
+    if v2.__class__ is not _din.CertificateChain:
+        _bad("CertificateUpdateRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i1)) << 1) << 1, 9)
+    _e81(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 2, _C71)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 128:
+        _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v3, "bytes of length 0..128")
+    w.bits(0, 2)
+    w.binary(v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateUpdateRes.dh_params", 3, _C71)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateUpdateRes.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 3)
+    w.binary(v4)
+    v5 = o.contract_id
+    if v5 is None:
+        _order("CertificateUpdateRes.contract_id", 4, _C71)
+    if type(v5) is not str or len(v5) > 24:
+        _bad("CertificateUpdateRes.contract_id", v5, "a str of length 0..24")
+    w.bits(0, 3)
+    w.string(v5)
+    v6 = o.retry_counter
+    if v6 is None:
+        _order("CertificateUpdateRes.retry_counter", 5, _C71)
+    if type(v6) is not int or v6 < -32768 or v6 > 32767:
+        _bad("CertificateUpdateRes.retry_counter", v6, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v6)
+    w.bits(0, 2)
 
 def _d11(r):
     """ChargeParameterDiscoveryReqType -> din.ChargeParameterDiscoveryReq"""
@@ -1314,12 +1114,12 @@ def _d11(r):
                 f0 = r.bits(3)
                 if f0 >= 6:
                     r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % f0)
-                f0 = _C121[f0]
+                f0 = _C72[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C123, "ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C74, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1334,7 +1134,7 @@ def _d11(r):
             f1 = _d26(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C124, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C75, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1342,7 +1142,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C125, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C76, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryReq)
@@ -1352,35 +1152,21 @@ def _d11(r):
 
 def _e11(w, o):
     """din.ChargeParameterDiscoveryReq -> ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.ev_requested_energy_transfer_type
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", s, _C126)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C122.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v, "a member of _din.EVRequestedEnergyTransfer")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_charge_parameter
-    if v is not None:
-        d = _C131.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C126)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C132.get(s)
-    if t is None:
-        _order("ChargeParameterDiscoveryReq", s, _C126)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ev_requested_energy_transfer_type
+    if v0 is None:
+        _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", 0, _C77)
+    i0 = _C73.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v0, "a member of _din.EVRequestedEnergyTransfer")
+    v1 = o.ev_charge_parameter
+    if v1 is None:
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 1, _C77)
+    d = _C78.get(v1.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v1, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
+    w.bits(((((((0) << 1) << 3) | (i0)) << 1) << 2) | (d[0]), 8)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d12(r):
     """ChargeParameterDiscoveryResType -> din.ChargeParameterDiscoveryRes"""
@@ -1398,12 +1184,12 @@ def _d12(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C133, "ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C79, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -1413,12 +1199,12 @@ def _d12(r):
                 f1 = _simple_escape(r, None, "EVSEProcessing")
             else:
                 f1 = r.bits(1)
-                f1 = _C49[f1]
+                f1 = _C30[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C134, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1430,7 +1216,7 @@ def _d12(r):
             f2 = _d51(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C135, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C81, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1445,7 +1231,7 @@ def _d12(r):
             f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C136, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C82, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1453,7 +1239,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C137, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C83, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryRes)
@@ -1465,58 +1251,35 @@ def _d12(r):
 
 def _e12(w, o):
     """din.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C139.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.response_code", s, _C138)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C140.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_processing", s, _C138)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedules
-    if v is not None:
-        d = _C143.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.sa_schedules", v, "one of: SAScheduleList, SASchedules")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C138)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.evse_charge_parameter
-    if v is not None:
-        d = _C147.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C138)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C148.get(s)
-    if t is None:
-        _order("ChargeParameterDiscoveryRes", s, _C138)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C84)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C84)
+    i1 = _C31.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _din.EVSEProcessing")
+    v2 = o.sa_schedules
+    if v2 is None:
+        _order("ChargeParameterDiscoveryRes.sa_schedules", 2, _C84)
+    d = _C85.get(v2.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
+    w.bits((((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 2) | (d[0]), 14)
+    d[1](w, v2)
+    v3 = o.evse_charge_parameter
+    if v3 is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", 3, _C84)
+    d = _C86.get(v3.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
+    w.bits(d[0], 2)
+    d[1](w, v3)
+    w.bits(0, 1)
 
 def _d13(r):
     """ChargingStatusReqType -> din.ChargingStatusReq"""
@@ -1526,7 +1289,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C149, "ChargingStatusReqType")
+            _escape(r, 3, _C87, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusReq)
@@ -1534,12 +1297,7 @@ def _d13(r):
 
 def _e13(w, o):
     """din.ChargingStatusReq -> ChargingStatusReqType"""
-    s = 0
-    t = _C151.get(s)
-    if t is None:
-        _order("ChargingStatusReq", s, _C150)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d14(r):
     """ChargingStatusResType -> din.ChargingStatusRes"""
@@ -1560,12 +1318,12 @@ def _d14(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C152, "ChargingStatusResType")
+            _escape(r, 3, _C89, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 1:
@@ -1579,7 +1337,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C153, "ChargingStatusResType")
+            _escape(r, 2, _C90, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 2:
@@ -1595,16 +1353,16 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C154, "ChargingStatusResType")
+            _escape(r, 2, _C91, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            f4 = _d81(r)
+            f4 = _d86(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -1615,13 +1373,13 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C155, "ChargingStatusResType")
+            _escape(r, 2, _C92, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d86(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -1632,7 +1390,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C156, "ChargingStatusResType")
+            _escape(r, 2, _C93, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
@@ -1646,7 +1404,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C157, "ChargingStatusResType")
+            _escape(r, 2, _C94, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
@@ -1655,7 +1413,7 @@ def _d14(r):
             f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C158, "ChargingStatusResType")
+            _escape(r, 2, _C95, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -1663,7 +1421,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C159, "ChargingStatusResType")
+            _escape(r, 1, _C96, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusRes)
@@ -1678,87 +1436,62 @@ def _d14(r):
 
 def _e14(w, o):
     """din.ChargingStatusRes -> ChargingStatusResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C161.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargingStatusRes.response_code", 0, _C97)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargingStatusRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("ChargingStatusRes.evseid", 1, _C97)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
+        _bad("ChargingStatusRes.evseid", v1, "bytes of length 0..32")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.sa_schedule_tuple_id
+    if v2 is None:
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C97)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v2)
+    v3 = o.evse_max_current
+    w.bits(0, 1)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _din.PhysicalValue:
+            _bad("ChargingStatusRes.evse_max_current", v3, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v3)
+        s = 4
+    v4 = o.meter_info
+    if v4 is not None:
+        t = _C98.get(s)
         if t is None:
-            _order("ChargingStatusRes.response_code", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ChargingStatusRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C162.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evseid", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("ChargingStatusRes.evseid", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C163.get(s)
-        if t is None:
-            _order("ChargingStatusRes.sa_schedule_tuple_id", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C164.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evse_max_current", s, _C160)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
+            _order("ChargingStatusRes.meter_info", s, _C97)
+        if v4.__class__ is not _din.MeterInfo:
+            _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C165.get(s)
-        if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C160)
-        if v.__class__ is not _din.MeterInfo:
-            _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C166.get(s)
-        if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargingStatusRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("ChargingStatusRes.ac_evse_status", s, _C160)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C168.get(s)
+        _e86(w, v4)
+        s = 5
+    v5 = o.receipt_required
+    if v5 is None:
+        _order("ChargingStatusRes.receipt_required", s, _C97)
+    t = _C99.get(s)
     if t is None:
-        _order("ChargingStatusRes", s, _C160)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargingStatusRes.receipt_required", s, _C97)
+    if v5.__class__ is not bool:
+        _bad("ChargingStatusRes.receipt_required", v5, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+    v6 = o.ac_evse_status
+    if v6 is None:
+        _order("ChargingStatusRes.ac_evse_status", 6, _C97)
+    if v6.__class__ is not _din.AC_EVSEStatus:
+        _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v6)
+    w.bits(0, 1)
 
 def _d15(r):
     """ContractAuthenticationReqType -> din.ContractAuthenticationReq"""
@@ -1781,7 +1514,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C169, "ContractAuthenticationReqType")
+            _escape(r, 3, _C100, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1797,7 +1530,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C170, "ContractAuthenticationReqType")
+            _escape(r, 2, _C101, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1805,7 +1538,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C171, "ContractAuthenticationReqType")
+            _escape(r, 1, _C102, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationReq)
@@ -1815,31 +1548,28 @@ def _d15(r):
 
 def _e15(w, o):
     """din.ContractAuthenticationReq -> ContractAuthenticationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C173.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("ContractAuthenticationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.gen_challenge
+    if v1 is not None:
+        t = _C104.get(s)
         if t is None:
-            _order("ContractAuthenticationReq.id", s, _C172)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("ContractAuthenticationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.gen_challenge
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("ContractAuthenticationReq.gen_challenge", s, _C172)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("ContractAuthenticationReq.gen_challenge", v, "a str of length 0..")
-        w.string(v)
+            _order("ContractAuthenticationReq.gen_challenge", s, _C103)
+        if type(v1) is not str:
+            _bad("ContractAuthenticationReq.gen_challenge", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C175.get(s)
+        s = 1
+    t = _C105.get(s)
     if t is None:
-        _order("ContractAuthenticationReq", s, _C172)
+        _order("ContractAuthenticationReq", s, _C103)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1857,12 +1587,12 @@ def _d16(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C176, "ContractAuthenticationResType")
+            _escape(r, 3, _C106, "ContractAuthenticationResType")
         else:
             r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 1:
@@ -1872,12 +1602,12 @@ def _d16(r):
                 f1 = _simple_escape(r, None, "EVSEProcessing")
             else:
                 f1 = r.bits(1)
-                f1 = _C49[f1]
+                f1 = _C30[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C177, "ContractAuthenticationResType")
+            _escape(r, 2, _C107, "ContractAuthenticationResType")
         else:
             r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 2:
@@ -1885,7 +1615,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C178, "ContractAuthenticationResType")
+            _escape(r, 1, _C108, "ContractAuthenticationResType")
         else:
             r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationRes)
@@ -1895,36 +1625,19 @@ def _d16(r):
 
 def _e16(w, o):
     """din.ContractAuthenticationRes -> ContractAuthenticationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C180.get(s)
-        if t is None:
-            _order("ContractAuthenticationRes.response_code", s, _C179)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ContractAuthenticationRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C181.get(s)
-        if t is None:
-            _order("ContractAuthenticationRes.evse_processing", s, _C179)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("ContractAuthenticationRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C182.get(s)
-    if t is None:
-        _order("ContractAuthenticationRes", s, _C179)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ContractAuthenticationRes.response_code", 0, _C109)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ContractAuthenticationRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ContractAuthenticationRes.evse_processing", 1, _C109)
+    i1 = _C31.get(v1)
+    if i1 is None:
+        _bad("ContractAuthenticationRes.evse_processing", v1, "a member of _din.EVSEProcessing")
+    w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 1, 13)
 
 def _d17(r):
     """CurrentDemandReqType -> din.CurrentDemandReq"""
@@ -1945,28 +1658,28 @@ def _d17(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C183, "CurrentDemandReqType")
+            _escape(r, 3, _C110, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C184, "CurrentDemandReqType")
+            _escape(r, 2, _C111, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 3:
             if r.bits(1):
@@ -1985,16 +1698,16 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C185, "CurrentDemandReqType")
+            _escape(r, 2, _C112, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -2013,13 +1726,13 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C186, "CurrentDemandReqType")
+            _escape(r, 2, _C113, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -2038,7 +1751,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C187, "CurrentDemandReqType")
+            _escape(r, 2, _C114, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2060,7 +1773,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C188, "CurrentDemandReqType")
+            _escape(r, 2, _C115, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
@@ -2074,43 +1787,43 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C189, "CurrentDemandReqType")
+            _escape(r, 2, _C116, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 2:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C190, "CurrentDemandReqType")
+            _escape(r, 2, _C117, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C191, "CurrentDemandReqType")
+            _escape(r, 2, _C118, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C192, "CurrentDemandReqType")
+            _escape(r, 2, _C119, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2118,7 +1831,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "CurrentDemandReqType")
+            _escape(r, 1, _C120, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandReq)
@@ -2136,114 +1849,95 @@ def _d17(r):
 
 def _e17(w, o):
     """din.CurrentDemandReq -> CurrentDemandReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C195.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CurrentDemandReq.dc_ev_status", 0, _C121)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_current
+    if v1 is None:
+        _order("CurrentDemandReq.ev_target_current", 1, _C121)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_maximum_voltage_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v2, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v2)
+        s = 3
+    v3 = o.ev_maximum_current_limit
+    if v3 is not None:
+        t = _C122.get(s)
         if t is None:
-            _order("CurrentDemandReq.dc_ev_status", s, _C194)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C121)
+        if v3.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C196.get(s)
+        _e83(w, v3)
+        s = 4
+    v4 = o.ev_maximum_power_limit
+    if v4 is not None:
+        t = _C123.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_target_current", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C121)
+        if v4.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C197.get(s)
+        _e83(w, v4)
+        s = 5
+    v5 = o.bulk_charging_complete
+    if v5 is not None:
+        t = _C124.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_voltage_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C200.get(s)
-        if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C201.get(s)
-        if t is None:
-            _order("CurrentDemandReq.charging_complete", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_full_soc
-    if v is not None:
-        t = _C202.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.remaining_time_to_bulk_soc
-    if v is not None:
-        t = _C203.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C204.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_target_voltage", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C205.get(s)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C121)
+        if v5.__class__ is not bool:
+            _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.charging_complete
+    if v6 is None:
+        _order("CurrentDemandReq.charging_complete", s, _C121)
+    t = _C125.get(s)
     if t is None:
-        _order("CurrentDemandReq", s, _C194)
-    if t[1]:
+        _order("CurrentDemandReq.charging_complete", s, _C121)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandReq.charging_complete", v6, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
+    v7 = o.remaining_time_to_full_soc
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v7, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v7)
+        s = 8
+    v8 = o.remaining_time_to_bulk_soc
+    if v8 is not None:
+        t = _C126.get(s)
+        if t is None:
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C121)
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
+        _e83(w, v8)
+        s = 9
+    v9 = o.ev_target_voltage
+    if v9 is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C121)
+    t = _C127.get(s)
+    if t is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C121)
+    if v9.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v9)
+    w.bits(0, 1)
 
 def _d18(r):
     """CurrentDemandResType -> din.CurrentDemandRes"""
@@ -2267,12 +1961,12 @@ def _d18(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C206, "CurrentDemandResType")
+            _escape(r, 3, _C128, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
@@ -2281,25 +1975,25 @@ def _d18(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C207, "CurrentDemandResType")
+            _escape(r, 2, _C129, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C208, "CurrentDemandResType")
+            _escape(r, 2, _C130, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C209, "CurrentDemandResType")
+            _escape(r, 2, _C131, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
@@ -2313,7 +2007,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C210, "CurrentDemandResType")
+            _escape(r, 2, _C132, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
@@ -2327,7 +2021,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C211, "CurrentDemandResType")
+            _escape(r, 2, _C133, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
@@ -2341,49 +2035,49 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C212, "CurrentDemandResType")
+            _escape(r, 2, _C134, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 2:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C213, "CurrentDemandResType")
+            _escape(r, 1, _C135, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C214, "CurrentDemandResType")
+            _escape(r, 1, _C136, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C215, "CurrentDemandResType")
+            _escape(r, 1, _C137, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -2391,7 +2085,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C216, "CurrentDemandResType")
+            _escape(r, 1, _C138, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandRes)
@@ -2409,115 +2103,80 @@ def _d18(r):
 
 def _e18(w, o):
     """din.CurrentDemandRes -> CurrentDemandResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C218.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CurrentDemandRes.response_code", 0, _C139)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CurrentDemandRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CurrentDemandRes.dc_evse_status", 1, _C139)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C139)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.evse_present_current
+    if v3 is None:
+        _order("CurrentDemandRes.evse_present_current", 3, _C139)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.evse_current_limit_achieved
+    if v4 is None:
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C139)
+    if v4.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
+    v5 = o.evse_voltage_limit_achieved
+    if v5 is None:
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C139)
+    if v5.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
+    v6 = o.evse_power_limit_achieved
+    if v6 is None:
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C139)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
+    v7 = o.evse_maximum_voltage_limit
+    w.bits(((((((((((((((0) << 1) << 1) | (v4)) << 1) << 1) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1, 12)
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v7, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v7)
+        s = 8
+    v8 = o.evse_maximum_current_limit
+    if v8 is not None:
+        t = _C140.get(s)
         if t is None:
-            _order("CurrentDemandRes.response_code", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CurrentDemandRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("CurrentDemandRes.dc_evse_status", s, _C217)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C139)
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C220.get(s)
+        _e83(w, v8)
+        s = 9
+    v9 = o.evse_maximum_power_limit
+    if v9 is not None:
+        t = _C141.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_present_voltage", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C139)
+        if v9.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C221.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_present_current", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C222.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_current_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C223.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_voltage_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C224.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_power_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C225.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_voltage_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C226.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C227.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C228.get(s)
+        _e83(w, v9)
+        s = 10
+    t = _C142.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C217)
+        _order("CurrentDemandRes", s, _C139)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2538,46 +2197,46 @@ def _d19(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C229, "DC_EVChargeParameterType")
+            _escape(r, 3, _C143, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C230, "DC_EVChargeParameterType")
+            _escape(r, 2, _C144, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C231, "DC_EVChargeParameterType")
+            _escape(r, 2, _C145, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C232, "DC_EVChargeParameterType")
+            _escape(r, 2, _C146, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 2:
             if r.bits(1):
@@ -2602,13 +2261,13 @@ def _d19(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C233, "DC_EVChargeParameterType")
+            _escape(r, 1, _C147, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 1:
             if r.bits(1):
@@ -2633,7 +2292,7 @@ def _d19(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C234, "DC_EVChargeParameterType")
+            _escape(r, 1, _C148, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -2661,7 +2320,7 @@ def _d19(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C235, "DC_EVChargeParameterType")
+            _escape(r, 1, _C149, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -2679,7 +2338,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C236, "DC_EVChargeParameterType")
+            _escape(r, 1, _C150, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -2687,7 +2346,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C237, "DC_EVChargeParameterType")
+            _escape(r, 1, _C151, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVChargeParameter)
@@ -2703,92 +2362,77 @@ def _d19(r):
 
 def _e19(w, o):
     """din.DC_EVChargeParameter -> DC_EVChargeParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C239.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.dc_ev_status", s, _C238)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C240.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_current_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C241.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_power_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C242.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_energy_capacity
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_capacity", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_energy_request
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.full_soc
-    if v is not None:
-        t = _C245.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C238)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bulk_soc
-    if v is not None:
-        t = _C246.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C238)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C247.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVChargeParameter.dc_ev_status", 0, _C152)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("DC_EVChargeParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 1, _C152)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_maximum_power_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v2, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v2)
+        s = 3
+    v3 = o.ev_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C152)
+    t = _C153.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C238)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C152)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v3)
+    v4 = o.ev_energy_capacity
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_capacity", v4, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v4)
+        s = 5
+    v5 = o.ev_energy_request
+    if v5 is not None:
+        t = _C154.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C152)
+        if v5.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_request", v5, "a PhysicalValue")
+        w.bits(t[0], t[1])
+        _e83(w, v5)
+        s = 6
+    v6 = o.full_soc
+    if v6 is not None:
+        t = _C155.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.full_soc", s, _C152)
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("DC_EVChargeParameter.full_soc", v6, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v6)) << 1, t[1] + 1 + 7 + 1)
+        s = 7
+    v7 = o.bulk_soc
+    if v7 is not None:
+        t = _C156.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.bulk_soc", s, _C152)
+        if v7.__class__ is not int or not 0 <= v7 <= 100:
+            _bad("DC_EVChargeParameter.bulk_soc", v7, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
+        s = 8
+    t = _C157.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter", s, _C152)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2804,7 +2448,7 @@ def _d20(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C248, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C158, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -2826,7 +2470,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C249, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C159, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -2840,7 +2484,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C250, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C160, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -2848,7 +2492,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C251, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C161, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVPowerDeliveryParameter)
@@ -2859,44 +2503,30 @@ def _d20(r):
 
 def _e20(w, o):
     """din.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C253.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.dc_ev_status", s, _C252)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.bulk_charging_complete", s, _C252)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C252)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C256.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C162)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.bulk_charging_complete
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.charging_complete
+    if v2 is None:
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C162)
+    t = _C163.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter", s, _C252)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C162)
+    if v2.__class__ is not bool:
+        _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
 
 def _d21(r):
     """DC_EVSEChargeParameterType -> din.DC_EVSEChargeParameter"""
@@ -2916,87 +2546,87 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C257, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C164, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C258, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C165, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C259, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C166, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C260, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C167, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C261, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C168, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C262, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C169, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d78(r)
+            f6 = _d83(r)
             s = 7
         elif ec == 1:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C263, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C170, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C264, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C171, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C265, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C172, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3004,7 +2634,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C266, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C173, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEChargeParameter)
@@ -3021,100 +2651,81 @@ def _d21(r):
 
 def _e21(w, o):
     """din.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
-    s = 0
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C268.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.dc_evse_status", s, _C267)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C269.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_current_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C270.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_power_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C271.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_minimum_current_limit
-    if v is not None:
-        t = _C272.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_current_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage_limit
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_current_regulation_tolerance
-    if v is not None:
-        t = _C274.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_current_regulation_tolerance", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_peak_current_ripple
-    if v is not None:
-        t = _C275.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_energy_to_be_delivered
-    if v is not None:
-        t = _C276.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_energy_to_be_delivered", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C277.get(s)
+    v0 = o.dc_evse_status
+    if v0 is None:
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C174)
+    if v0.__class__ is not _din.DC_EVSEStatus:
+        _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
+    w.bits(0, 1)
+    _e22(w, v0)
+    v1 = o.evse_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C174)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.evse_maximum_power_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C174)
+    t = _C175.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C267)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C174)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v3)
+    v4 = o.evse_minimum_current_limit
+    if v4 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C174)
+    if v4.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v4)
+    v5 = o.evse_minimum_voltage_limit
+    if v5 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C174)
+    if v5.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v5)
+    v6 = o.evse_current_regulation_tolerance
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v6, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v6)
+        s = 7
+    v7 = o.evse_peak_current_ripple
+    if v7 is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C174)
+    t = _C176.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C174)
+    if v7.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v7)
+    v8 = o.evse_energy_to_be_delivered
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v8, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v8)
+        s = 9
+    t = _C177.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter", s, _C174)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3132,7 +2743,7 @@ def _d22(r):
                 f0 = _simple_escape(r, None, "EVSEIsolationStatus")
             else:
                 f0 = r.bits(2)
-                f0 = _C278[f0]
+                f0 = _C178[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 1
@@ -3143,12 +2754,12 @@ def _d22(r):
                 f1 = r.bits(4)
                 if f1 >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C280[f1]
+                f1 = _C180[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C282, "DC_EVSEStatusType")
+            _escape(r, 3, _C182, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3160,12 +2771,12 @@ def _d22(r):
                 f1 = r.bits(4)
                 if f1 >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C280[f1]
+                f1 = _C180[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C283, "DC_EVSEStatusType")
+            _escape(r, 2, _C183, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3181,7 +2792,7 @@ def _d22(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C284, "DC_EVSEStatusType")
+            _escape(r, 2, _C184, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3193,12 +2804,12 @@ def _d22(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C27[f3]
+                f3 = _C16[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C285, "DC_EVSEStatusType")
+            _escape(r, 2, _C185, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -3206,7 +2817,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C286, "DC_EVSEStatusType")
+            _escape(r, 1, _C186, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEStatus)
@@ -3218,59 +2829,38 @@ def _d22(r):
 
 def _e22(w, o):
     """din.DC_EVSEStatus -> DC_EVSEStatusType"""
+    v0 = o.evse_isolation_status
     s = 0
-    v = o.evse_isolation_status
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_isolation_status", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C279.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _din.IsolationLevel")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status_code
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_status_code", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C281.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_status_code", v, "a member of _din.DC_EVSEStatusCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C290.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.notification_max_delay", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C291.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_notification", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C28.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C292.get(s)
+    if v0 is not None:
+        i0 = _C179.get(v0)
+        if i0 is None:
+            _bad("DC_EVSEStatus.evse_isolation_status", v0, "a member of _din.IsolationLevel")
+        w.bits(((((0) << 1) << 2) | (i0)) << 1, 6)
+        s = 1
+    v1 = o.evse_status_code
+    if v1 is None:
+        _order("DC_EVSEStatus.evse_status_code", s, _C187)
+    t = _C188.get(s)
     if t is None:
-        _order("DC_EVSEStatus", s, _C287)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVSEStatus.evse_status_code", s, _C187)
+    i1 = _C181.get(v1)
+    if i1 is None:
+        _bad("DC_EVSEStatus.evse_status_code", v1, "a member of _din.DC_EVSEStatusCode")
+    w.bits(((((t[0]) << 1) << 4) | (i1)) << 1, t[1] + 1 + 4 + 1)
+    v2 = o.notification_max_delay
+    if v2 is None:
+        _order("DC_EVSEStatus.notification_max_delay", 2, _C187)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("DC_EVSEStatus.notification_max_delay", v2, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.evse_notification
+    if v3 is None:
+        _order("DC_EVSEStatus.evse_notification", 3, _C187)
+    i3 = _C17.get(v3)
+    if i3 is None:
+        _bad("DC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
 
 def _d23(r):
     """DC_EVStatusType -> din.DC_EVStatus"""
@@ -3291,7 +2881,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVReady")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C293, "DC_EVStatusType")
+            _escape(r, 3, _C189, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3319,12 +2909,12 @@ def _d23(r):
                 f3 = r.bits(4)
                 if f3 >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
+                f3 = _C190[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C296, "DC_EVStatusType")
+            _escape(r, 2, _C192, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3344,12 +2934,12 @@ def _d23(r):
                 f3 = r.bits(4)
                 if f3 >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
+                f3 = _C190[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C297, "DC_EVStatusType")
+            _escape(r, 2, _C193, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3361,12 +2951,12 @@ def _d23(r):
                 f3 = r.bits(4)
                 if f3 >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
+                f3 = _C190[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C298, "DC_EVStatusType")
+            _escape(r, 2, _C194, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -3382,7 +2972,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C299, "DC_EVStatusType")
+            _escape(r, 2, _C195, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 5:
@@ -3390,7 +2980,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C300, "DC_EVStatusType")
+            _escape(r, 1, _C196, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVStatus)
@@ -3403,68 +2993,44 @@ def _d23(r):
 
 def _e23(w, o):
     """din.DC_EVStatus -> DC_EVStatusType"""
-    s = 0
-    v = o.ev_ready
-    if v is not None:
-        t = _C302.get(s)
+    v0 = o.ev_ready
+    if v0 is None:
+        _order("DC_EVStatus.ev_ready", 0, _C197)
+    if v0.__class__ is not bool:
+        _bad("DC_EVStatus.ev_ready", v0, "a bool")
+    v1 = o.ev_cabin_conditioning
+    w.bits(((((0) << 1) << 1) | (v0)) << 1, 4)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVStatus.ev_cabin_conditioning", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.evress_conditioning
+    if v2 is not None:
+        t = _C198.get(s)
         if t is None:
-            _order("DC_EVStatus.ev_ready", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_ready", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_cabin_conditioning
-    if v is not None:
-        t = _C303.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_cabin_conditioning", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_cabin_conditioning", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evress_conditioning
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("DC_EVStatus.evress_conditioning", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.evress_conditioning", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_error_code
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_error_code", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C295.get(v)
-        if i is None:
-            _bad("DC_EVStatus.ev_error_code", v, "a member of _din.DC_EVErrorCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evresssoc
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_EVStatus.evresssoc", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C307.get(s)
+            _order("DC_EVStatus.evress_conditioning", s, _C197)
+        if v2.__class__ is not bool:
+            _bad("DC_EVStatus.evress_conditioning", v2, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+        s = 3
+    v3 = o.ev_error_code
+    if v3 is None:
+        _order("DC_EVStatus.ev_error_code", s, _C197)
+    t = _C199.get(s)
     if t is None:
-        _order("DC_EVStatus", s, _C301)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVStatus.ev_error_code", s, _C197)
+    i3 = _C191.get(v3)
+    if i3 is None:
+        _bad("DC_EVStatus.ev_error_code", v3, "a member of _din.DC_EVErrorCode")
+    w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
+    v4 = o.evresssoc
+    if v4 is None:
+        _order("DC_EVStatus.evresssoc", 4, _C197)
+    if v4.__class__ is not int or not 0 <= v4 <= 100:
+        _bad("DC_EVStatus.evresssoc", v4, "an integer in 0..100")
+    w.bits((((((0) << 1) << 7) | (v4)) << 1) << 1, 11)
 
 def _d24(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3503,7 +3069,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C308, "DSAKeyValueType")
+            _escape(r, 3, _C200, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3517,7 +3083,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C309, "DSAKeyValueType")
+            _escape(r, 2, _C201, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3539,7 +3105,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C310, "DSAKeyValueType")
+            _escape(r, 2, _C202, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -3553,7 +3119,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C311, "DSAKeyValueType")
+            _escape(r, 2, _C203, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -3577,7 +3143,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C312, "DSAKeyValueType")
+            _escape(r, 1, _C204, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3593,7 +3159,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C313, "DSAKeyValueType")
+            _escape(r, 1, _C205, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -3607,7 +3173,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C314, "DSAKeyValueType")
+            _escape(r, 2, _C206, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -3615,7 +3181,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "DSAKeyValueType")
+            _escape(r, 1, _C207, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3630,87 +3196,82 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C317.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C318.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C209.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C208)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C319.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C210.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C208)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C320.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C324.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C208)
+    t = _C211.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C316)
+        _order("DSAKeyValue.y", s, _C208)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C212.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C208)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C213.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C208)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C214.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C208)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3725,7 +3286,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C325, "DigestMethodType")
+            _escape(r, 3, _C215, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3737,7 +3298,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C326, "DigestMethodType")
+            _escape(r, 2, _C216, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3749,7 +3310,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C327, "DigestMethodType")
+            _escape(r, 1, _C217, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3763,7 +3324,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C328, "DigestMethodType")
+                _escape(r, 1, _C218, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3772,22 +3333,14 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C329)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C331.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C329)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C219)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d26(r):
     """EVChargeParameterType -> din.EVChargeParameter"""
@@ -3797,7 +3350,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C332, "EVChargeParameterType")
+            _escape(r, 3, _C220, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVChargeParameter)
@@ -3805,12 +3358,7 @@ def _d26(r):
 
 def _e26(w, o):
     """din.EVChargeParameter -> EVChargeParameterType"""
-    s = 0
-    t = _C334.get(s)
-    if t is None:
-        _order("EVChargeParameter", s, _C333)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d27(r):
     """EVPowerDeliveryParameterType -> din.EVPowerDeliveryParameter"""
@@ -3820,7 +3368,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C335, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C222, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.EVPowerDeliveryParameter)
@@ -3828,12 +3376,7 @@ def _d27(r):
 
 def _e27(w, o):
     """din.EVPowerDeliveryParameter -> EVPowerDeliveryParameterType"""
-    s = 0
-    t = _C337.get(s)
-    if t is None:
-        _order("EVPowerDeliveryParameter", s, _C336)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d28(r):
     """EVSEChargeParameterType -> din.EVSEChargeParameter"""
@@ -3843,7 +3386,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C338, "EVSEChargeParameterType")
+            _escape(r, 3, _C224, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVSEChargeParameter)
@@ -3851,12 +3394,7 @@ def _d28(r):
 
 def _e28(w, o):
     """din.EVSEChargeParameter -> EVSEChargeParameterType"""
-    s = 0
-    t = _C340.get(s)
-    if t is None:
-        _order("EVSEChargeParameter", s, _C339)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d29(r):
     """EVSEStatusType -> din.EVSEStatus"""
@@ -3866,7 +3404,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C341, "EVSEStatusType")
+            _escape(r, 3, _C226, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.EVSEStatus)
@@ -3874,12 +3412,7 @@ def _d29(r):
 
 def _e29(w, o):
     """din.EVSEStatus -> EVSEStatusType"""
-    s = 0
-    t = _C343.get(s)
-    if t is None:
-        _order("EVSEStatus", s, _C342)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d30(r):
     """EVStatusType -> din.EVStatus"""
@@ -3889,7 +3422,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C344, "EVStatusType")
+            _escape(r, 3, _C228, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_din.EVStatus)
@@ -3897,12 +3430,7 @@ def _d30(r):
 
 def _e30(w, o):
     """din.EVStatus -> EVStatusType"""
-    s = 0
-    t = _C346.get(s)
-    if t is None:
-        _order("EVStatus", s, _C345)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d31(r):
     """EntryType -> din.Entry"""
@@ -3917,7 +3445,7 @@ def _d31(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C347, "EntryType")
+            _escape(r, 3, _C230, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -3925,7 +3453,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C348, "EntryType")
+            _escape(r, 1, _C231, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_din.Entry)
@@ -3934,23 +3462,15 @@ def _d31(r):
 
 def _e31(w, o):
     """din.Entry -> EntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C352.get(v.__class__)
-        if d is None:
-            _bad("Entry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("Entry.time_interval", s, _C349)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C353.get(s)
-    if t is None:
-        _order("Entry", s, _C349)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("Entry.time_interval", 0, _C232)
+    d = _C233.get(v0.__class__)
+    if d is None:
+        _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    w.bits(0, 1)
 
 def _d32(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4012,7 +3532,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C354, "KeyInfoType")
+                _escape(r, 3, _C234, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4060,7 +3580,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C355, "KeyInfoType")
+                _escape(r, 3, _C235, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4108,7 +3628,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C356, "KeyInfoType")
+                _escape(r, 2, _C236, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4158,7 +3678,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C357, "KeyInfoType")
+                _escape(r, 1, _C237, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4208,7 +3728,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C358, "KeyInfoType")
+                _escape(r, 1, _C238, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4258,7 +3778,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C359, "KeyInfoType")
+                _escape(r, 1, _C239, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4308,7 +3828,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C360, "KeyInfoType")
+                _escape(r, 1, _C240, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4358,7 +3878,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C361, "KeyInfoType")
+                _escape(r, 1, _C241, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4408,7 +3928,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C362, "KeyInfoType")
+                _escape(r, 1, _C242, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4458,7 +3978,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C363, "KeyInfoType")
+                _escape(r, 1, _C243, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -4508,7 +4028,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C364, "KeyInfoType")
+                _escape(r, 1, _C244, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -4524,32 +4044,29 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C366.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C365)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C367.get(s)
+        t = _C246.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C365)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C245)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -4558,15 +4075,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C368.get(s)
+        t = _C247.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C365)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C245)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -4574,15 +4091,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C369.get(s)
+        t = _C248.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C365)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C245)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -4590,15 +4107,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C370.get(s)
+        t = _C249.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C365)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C245)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e77(w, v)
+        _e77(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -4606,15 +4123,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C371.get(s)
+        t = _C250.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C365)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C245)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -4622,15 +4139,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C372.get(s)
+        t = _C251.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C365)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C245)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e52(w, v)
+        _e52(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -4638,20 +4155,20 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C373.get(s)
+        t = _C252.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C365)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C245)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C374.get(s)
+    t = _C253.get(s)
     if t is None:
-        _order("KeyInfo", s, _C365)
+        _order("KeyInfo", s, _C245)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4673,7 +4190,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C375, "KeyValueType")
+            _escape(r, 3, _C254, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4689,7 +4206,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C376, "KeyValueType")
+            _escape(r, 2, _C255, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4699,7 +4216,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C377, "KeyValueType")
+            _escape(r, 1, _C256, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4709,7 +4226,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C378, "KeyValueType")
+            _escape(r, 1, _C257, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4719,7 +4236,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C379, "KeyValueType")
+            _escape(r, 1, _C258, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -4729,30 +4246,27 @@ def _d33(r):
 
 def _e33(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C381.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e24(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C260.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C380)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C259)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C380)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    t = _C383.get(s)
+        _e46(w, v1)
+        s = 2
+    t = _C261.get(s)
     if t is None:
-        _order("KeyValue", s, _C380)
+        _order("KeyValue", s, _C259)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4773,7 +4287,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C384, "ManifestType")
+            _escape(r, 3, _C262, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -4784,7 +4298,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C385, "ManifestType")
+            _escape(r, 3, _C263, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -4799,7 +4313,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C386, "ManifestType")
+                _escape(r, 1, _C264, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -4809,34 +4323,31 @@ def _d34(r):
 
 def _e34(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C388.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C387)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C389.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C387)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C265)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e47(w, v)
+        _e47(w, v1)
         s = 1
-    t = _C390.get(s)
+    t = _C267.get(s)
     if t is None:
-        _order("Manifest", s, _C387)
+        _order("Manifest", s, _C265)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4861,7 +4372,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C391, "MeteringReceiptReqType")
+            _escape(r, 3, _C268, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4875,7 +4386,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C392, "MeteringReceiptReqType")
+            _escape(r, 3, _C269, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4891,19 +4402,19 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            f3 = _d81(r)
+            f3 = _d86(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C393, "MeteringReceiptReqType")
+            _escape(r, 2, _C270, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d81(r)
+            f3 = _d86(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C394, "MeteringReceiptReqType")
+            _escape(r, 2, _C271, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4911,7 +4422,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C395, "MeteringReceiptReqType")
+            _escape(r, 1, _C272, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptReq)
@@ -4923,54 +4434,45 @@ def _d35(r):
 
 def _e35(w, o):
     """din.MeteringReceiptReq -> MeteringReceiptReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C397.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.id", s, _C396)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("MeteringReceiptReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.session_id
-    if v is not None:
-        t = _C398.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.session_id", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C399.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.sa_schedule_tuple_id", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C400.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.meter_info", s, _C396)
-        if v.__class__ is not _din.MeterInfo:
-            _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    t = _C401.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("MeteringReceiptReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.session_id
+    if v1 is None:
+        _order("MeteringReceiptReq.session_id", s, _C273)
+    t = _C274.get(s)
     if t is None:
-        _order("MeteringReceiptReq", s, _C396)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("MeteringReceiptReq.session_id", s, _C273)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
+        _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sa_schedule_tuple_id
+    s = 1
+    if v2 is not None:
+        if type(v2) is not int or v2 < -32768 or v2 > 32767:
+            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v2, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.meter_info
+    if v3 is None:
+        _order("MeteringReceiptReq.meter_info", s, _C273)
+    t = _C275.get(s)
+    if t is None:
+        _order("MeteringReceiptReq.meter_info", s, _C273)
+    if v3.__class__ is not _din.MeterInfo:
+        _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
+    w.bits(t[0], t[1])
+    _e86(w, v3)
+    w.bits(0, 1)
 
 def _d36(r):
     """MeteringReceiptResType -> din.MeteringReceiptRes"""
@@ -4986,12 +4488,12 @@ def _d36(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C402, "MeteringReceiptResType")
+            _escape(r, 3, _C276, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
@@ -5000,7 +4502,7 @@ def _d36(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C403, "MeteringReceiptResType")
+            _escape(r, 2, _C277, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5008,7 +4510,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C404, "MeteringReceiptResType")
+            _escape(r, 1, _C278, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptRes)
@@ -5018,34 +4520,20 @@ def _d36(r):
 
 def _e36(w, o):
     """din.MeteringReceiptRes -> MeteringReceiptResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C406.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.response_code", s, _C405)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("MeteringReceiptRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C407.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.ac_evse_status", s, _C405)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("MeteringReceiptRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C408.get(s)
-    if t is None:
-        _order("MeteringReceiptRes", s, _C405)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("MeteringReceiptRes.response_code", 0, _C279)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("MeteringReceiptRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.ac_evse_status
+    if v1 is None:
+        _order("MeteringReceiptRes.ac_evse_status", 1, _C279)
+    if v1.__class__ is not _din.AC_EVSEStatus:
+        _bad("MeteringReceiptRes.ac_evse_status", v1, "a AC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e2(w, v1)
+    w.bits(0, 1)
 
 def _d37(r):
     """ObjectType -> xmldsig.Object"""
@@ -5071,7 +4559,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C409, "ObjectType")
+            _escape(r, 3, _C280, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5089,7 +4577,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C410, "ObjectType")
+            _escape(r, 2, _C281, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5104,7 +4592,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C411, "ObjectType")
+            _escape(r, 2, _C282, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5116,7 +4604,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C412, "ObjectType")
+            _escape(r, 2, _C283, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5128,7 +4616,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C413, "ObjectType")
+            _escape(r, 1, _C284, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5140,7 +4628,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C414, "ObjectType")
+            _escape(r, 1, _C285, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5151,40 +4639,37 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C416.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C287.get(s)
         if t is None:
-            _order("Object.encoding", s, _C415)
+            _order("Object.id", s, _C286)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C417.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C288.get(s)
         if t is None:
-            _order("Object.id", s, _C415)
+            _order("Object.mime_type", s, _C286)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C418.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C415)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C419.get(s)
+        w.string(v2)
+        s = 3
+    t = _C289.get(s)
     if t is None:
-        _order("Object", s, _C415)
+        _order("Object", s, _C286)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5213,7 +4698,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C420, "PGPDataType")
+            _escape(r, 3, _C290, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5223,7 +4708,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C421, "PGPDataType")
+            _escape(r, 1, _C291, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5235,7 +4720,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C422, "PGPDataType")
+                _escape(r, 1, _C292, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5253,7 +4738,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C423, "PGPDataType")
+            _escape(r, 1, _C293, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5263,7 +4748,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C424, "PGPDataType")
+            _escape(r, 1, _C294, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5275,7 +4760,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C425, "PGPDataType")
+                _escape(r, 1, _C295, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5285,32 +4770,29 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C427.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C297.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C296)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C428.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C429.get(s)
+    t = _C298.get(s)
     if t is None:
-        _order("PGPData", s, _C426)
+        _order("PGPData", s, _C296)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5328,7 +4810,7 @@ def _d39(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C430, "PMaxScheduleEntryType")
+            _escape(r, 3, _C299, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -5344,7 +4826,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "PMax")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C431, "PMaxScheduleEntryType")
+            _escape(r, 2, _C300, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5352,7 +4834,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C432, "PMaxScheduleEntryType")
+            _escape(r, 1, _C301, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_din.PMaxScheduleEntry)
@@ -5362,34 +4844,22 @@ def _d39(r):
 
 def _e39(w, o):
     """din.PMaxScheduleEntry -> PMaxScheduleEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C436.get(v.__class__)
-        if d is None:
-            _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C433)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.p_max
-    if v is not None:
-        t = _C437.get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C433)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PMaxScheduleEntry.p_max", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C438.get(s)
-    if t is None:
-        _order("PMaxScheduleEntry", s, _C433)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("PMaxScheduleEntry.time_interval", 0, _C302)
+    d = _C303.get(v0.__class__)
+    if d is None:
+        _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.p_max
+    if v1 is None:
+        _order("PMaxScheduleEntry.p_max", 1, _C302)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("PMaxScheduleEntry.p_max", v1, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d40(r):
     """PaymentDetailsReqType -> din.PaymentDetailsReq"""
@@ -5407,16 +4877,16 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C439, "PaymentDetailsReqType")
+            _escape(r, 3, _C304, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C440, "PaymentDetailsReqType")
+            _escape(r, 2, _C305, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5424,7 +4894,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C441, "PaymentDetailsReqType")
+            _escape(r, 1, _C306, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsReq)
@@ -5434,33 +4904,21 @@ def _d40(r):
 
 def _e40(w, o):
     """din.PaymentDetailsReq -> PaymentDetailsReqType"""
-    s = 0
-    v = o.contract_id
-    if v is not None:
-        t = _C443.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_id", s, _C442)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("PaymentDetailsReq.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C444.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C442)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    t = _C445.get(s)
-    if t is None:
-        _order("PaymentDetailsReq", s, _C442)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.contract_id
+    if v0 is None:
+        _order("PaymentDetailsReq.contract_id", 0, _C307)
+    if type(v0) is not str or len(v0) > 24:
+        _bad("PaymentDetailsReq.contract_id", v0, "a str of length 0..24")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C307)
+    if v1.__class__ is not _din.CertificateChain:
+        _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 2)
+    _e81(w, v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """PaymentDetailsResType -> din.PaymentDetailsRes"""
@@ -5477,12 +4935,12 @@ def _d41(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C446, "PaymentDetailsResType")
+            _escape(r, 3, _C308, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -5496,7 +4954,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C447, "PaymentDetailsResType")
+            _escape(r, 2, _C309, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -5512,7 +4970,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C448, "PaymentDetailsResType")
+            _escape(r, 2, _C310, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -5520,7 +4978,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C449, "PaymentDetailsResType")
+            _escape(r, 1, _C311, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsRes)
@@ -5531,46 +4989,27 @@ def _d41(r):
 
 def _e41(w, o):
     """din.PaymentDetailsRes -> PaymentDetailsResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C451.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PaymentDetailsRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.gen_challenge
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("PaymentDetailsRes.gen_challenge", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.date_time_now
-    if v is not None:
-        t = _C453.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.date_time_now", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("PaymentDetailsRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C454.get(s)
-    if t is None:
-        _order("PaymentDetailsRes", s, _C450)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentDetailsRes.response_code", 0, _C312)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PaymentDetailsRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.gen_challenge
+    if v1 is None:
+        _order("PaymentDetailsRes.gen_challenge", 1, _C312)
+    if type(v1) is not str:
+        _bad("PaymentDetailsRes.gen_challenge", v1, "a str of length 0..")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.date_time_now
+    if v2 is None:
+        _order("PaymentDetailsRes.date_time_now", 2, _C312)
+    if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+        _bad("PaymentDetailsRes.date_time_now", v2, "an integer in -9223372036854775808..9223372036854775807")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
 
 def _d42(r):
     """PowerDeliveryReqType -> din.PowerDeliveryReq"""
@@ -5589,13 +5028,13 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C455, "PowerDeliveryReqType")
+            _escape(r, 3, _C313, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d82(r)
+            f1 = _d79(r)
             s = 2
         elif ec == 1:
             f2 = _d20(r)
@@ -5606,7 +5045,7 @@ def _d42(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C456, "PowerDeliveryReqType")
+            _escape(r, 1, _C314, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5620,7 +5059,7 @@ def _d42(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C457, "PowerDeliveryReqType")
+            _escape(r, 1, _C315, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5628,7 +5067,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C458, "PowerDeliveryReqType")
+            _escape(r, 1, _C316, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryReq)
@@ -5639,42 +5078,37 @@ def _d42(r):
 
 def _e42(w, o):
     """din.PowerDeliveryReq -> PowerDeliveryReqType"""
-    s = 0
-    v = o.ready_to_charge_state
-    if v is not None:
-        t = _C460.get(s)
+    v0 = o.ready_to_charge_state
+    if v0 is None:
+        _order("PowerDeliveryReq.ready_to_charge_state", 0, _C317)
+    if v0.__class__ is not bool:
+        _bad("PowerDeliveryReq.ready_to_charge_state", v0, "a bool")
+    v1 = o.charging_profile
+    w.bits(((((0) << 1) << 1) | (v0)) << 1, 4)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.ChargingProfile:
+            _bad("PowerDeliveryReq.charging_profile", v1, "a ChargingProfile")
+        w.bits(0, 3)
+        _e79(w, v1)
+        s = 2
+    v2 = o.ev_power_delivery_parameter
+    if v2 is not None:
+        t = _C318.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ready_to_charge_state", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("PowerDeliveryReq.ready_to_charge_state", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile
-    if v is not None:
-        t = _C461.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C459)
-        if v.__class__ is not _din.ChargingProfile:
-            _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_power_delivery_parameter
-    if v is not None:
-        d = _C464.get(v.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C317)
+        d = _C321.get(v2.__class__)
         if d is None:
-            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C459)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C465.get(s)
+            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v2, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
+        code = d[0].get(s)
+        if code is None:
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C317)
+        w.bits(code, t[1])
+        d[1](w, v2)
+        s = 3
+    t = _C322.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C459)
+        _order("PowerDeliveryReq", s, _C317)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5692,12 +5126,12 @@ def _d43(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C466, "PowerDeliveryResType")
+            _escape(r, 3, _C323, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -5712,7 +5146,7 @@ def _d43(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C467, "PowerDeliveryResType")
+            _escape(r, 2, _C324, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5720,7 +5154,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C468, "PowerDeliveryResType")
+            _escape(r, 1, _C325, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryRes)
@@ -5730,35 +5164,21 @@ def _d43(r):
 
 def _e43(w, o):
     """din.PowerDeliveryRes -> PowerDeliveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C470.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PowerDeliveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C474.get(v.__class__)
-        if d is None:
-            _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C469)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C475.get(s)
-    if t is None:
-        _order("PowerDeliveryRes", s, _C469)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PowerDeliveryRes.response_code", 0, _C326)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("PowerDeliveryRes.evse_status", 1, _C326)
+    d = _C327.get(v1.__class__)
+    if d is None:
+        _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d44(r):
     """PreChargeReqType -> din.PreChargeReq"""
@@ -5772,25 +5192,25 @@ def _d44(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C476, "PreChargeReqType")
+            _escape(r, 3, _C328, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C477, "PreChargeReqType")
+            _escape(r, 2, _C329, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C478, "PreChargeReqType")
+            _escape(r, 2, _C330, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5798,7 +5218,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C479, "PreChargeReqType")
+            _escape(r, 1, _C331, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_din.PreChargeReq)
@@ -5809,42 +5229,28 @@ def _d44(r):
 
 def _e44(w, o):
     """din.PreChargeReq -> PreChargeReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C481.get(s)
-        if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C480)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C482.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C480)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C483.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C480)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C484.get(s)
-    if t is None:
-        _order("PreChargeReq", s, _C480)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("PreChargeReq.dc_ev_status", 0, _C332)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_voltage
+    if v1 is None:
+        _order("PreChargeReq.ev_target_voltage", 1, _C332)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_target_current
+    if v2 is None:
+        _order("PreChargeReq.ev_target_current", 2, _C332)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d45(r):
     """PreChargeResType -> din.PreChargeRes"""
@@ -5861,12 +5267,12 @@ def _d45(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C485, "PreChargeResType")
+            _escape(r, 3, _C333, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -5875,16 +5281,16 @@ def _d45(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C486, "PreChargeResType")
+            _escape(r, 2, _C334, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C487, "PreChargeResType")
+            _escape(r, 2, _C335, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -5892,7 +5298,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C488, "PreChargeResType")
+            _escape(r, 1, _C336, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_din.PreChargeRes)
@@ -5903,44 +5309,27 @@ def _d45(r):
 
 def _e45(w, o):
     """din.PreChargeRes -> PreChargeResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C490.get(s)
-        if t is None:
-            _order("PreChargeRes.response_code", s, _C489)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PreChargeRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C491.get(s)
-        if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C489)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C492.get(s)
-        if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C489)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C493.get(s)
-    if t is None:
-        _order("PreChargeRes", s, _C489)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PreChargeRes.response_code", 0, _C337)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PreChargeRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("PreChargeRes.dc_evse_status", 1, _C337)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("PreChargeRes.evse_present_voltage", 2, _C337)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d46(r):
     """RSAKeyValueType -> xmldsig.RSAKeyValue"""
@@ -5958,7 +5347,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C494, "RSAKeyValueType")
+            _escape(r, 3, _C338, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5972,7 +5361,7 @@ def _d46(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C495, "RSAKeyValueType")
+            _escape(r, 2, _C339, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5980,7 +5369,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C496, "RSAKeyValueType")
+            _escape(r, 1, _C340, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5990,34 +5379,21 @@ def _d46(r):
 
 def _e46(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C497)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C499.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C497)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C500.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C497)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C341)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C341)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d47(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -6046,7 +5422,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C501, "ReferenceType")
+            _escape(r, 3, _C342, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6064,7 +5440,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C502, "ReferenceType")
+            _escape(r, 3, _C343, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6079,7 +5455,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C503, "ReferenceType")
+            _escape(r, 3, _C344, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6091,7 +5467,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C504, "ReferenceType")
+            _escape(r, 3, _C345, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6100,7 +5476,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C505, "ReferenceType")
+            _escape(r, 2, _C346, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6114,7 +5490,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C506, "ReferenceType")
+            _escape(r, 2, _C347, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6122,7 +5498,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C507, "ReferenceType")
+            _escape(r, 1, _C348, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6136,73 +5512,62 @@ def _d47(r):
 
 def _e47(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C509.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C350.get(s)
         if t is None:
-            _order("Reference.id", s, _C508)
+            _order("Reference.type", s, _C349)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C510.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C351.get(s)
         if t is None:
-            _order("Reference.type", s, _C508)
+            _order("Reference.uri", s, _C349)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C511.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C352.get(s)
         if t is None:
-            _order("Reference.uri", s, _C508)
+            _order("Reference.transforms", s, _C349)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C512.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C508)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e73(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C513.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C508)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C514.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C508)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C515.get(s)
+        _e73(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C349)
+    t = _C353.get(s)
     if t is None:
-        _order("Reference", s, _C508)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C349)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e25(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C349)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d48(r):
     """RelativeTimeIntervalType -> din.RelativeTimeInterval"""
@@ -6222,7 +5587,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "start")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C516, "RelativeTimeIntervalType")
+            _escape(r, 3, _C354, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -6240,7 +5605,7 @@ def _d48(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C517, "RelativeTimeIntervalType")
+            _escape(r, 1, _C355, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6248,7 +5613,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C518, "RelativeTimeIntervalType")
+            _escape(r, 1, _C356, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_din.RelativeTimeInterval)
@@ -6258,32 +5623,26 @@ def _d48(r):
 
 def _e48(w, o):
     """din.RelativeTimeInterval -> RelativeTimeIntervalType"""
-    s = 0
-    v = o.start
-    if v is not None:
-        t = _C520.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.start", s, _C519)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("RelativeTimeInterval.start", v, "an integer in 0..4294967295")
-        w.uint(v)
+    v0 = o.start
+    if v0 is None:
+        _order("RelativeTimeInterval.start", 0, _C357)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("RelativeTimeInterval.start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.duration
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+            _bad("RelativeTimeInterval.duration", v1, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.duration
-    if v is not None:
-        t = _C521.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.duration", s, _C519)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("RelativeTimeInterval.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C522.get(s)
+        s = 2
+    t = _C358.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C519)
+        _order("RelativeTimeInterval", s, _C357)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6307,7 +5666,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C523, "RetrievalMethodType")
+            _escape(r, 3, _C359, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6321,7 +5680,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C524, "RetrievalMethodType")
+            _escape(r, 2, _C360, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6332,7 +5691,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C525, "RetrievalMethodType")
+            _escape(r, 2, _C361, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6340,7 +5699,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C526, "RetrievalMethodType")
+            _escape(r, 1, _C362, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6351,40 +5710,37 @@ def _d49(r):
 
 def _e49(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C528.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C364.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C527)
+            _order("RetrievalMethod.uri", s, _C363)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C529.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C365.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C527)
+            _order("RetrievalMethod.transforms", s, _C363)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C530.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C527)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e73(w, v)
-        s = t[2]
-    t = _C531.get(s)
+        _e73(w, v2)
+        s = 1
+    t = _C366.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C527)
+        _order("RetrievalMethod", s, _C363)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6396,19 +5752,19 @@ def _d50(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d83(r)
+            v = _d93(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C532, "SAScheduleListType")
+            _escape(r, 3, _C367, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d83(r)
+                v = _d93(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -6416,7 +5772,7 @@ def _d50(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C533, "SAScheduleListType")
+                _escape(r, 1, _C368, "SAScheduleListType")
             else:
                 r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleList)
@@ -6430,19 +5786,19 @@ def _e50(w, o):
     if items.__class__ is not list:
         _bad("SAScheduleList.sa_schedule_tuple", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C535.get(s)
+        t = _C370.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C534)
-        if v.__class__ is not _din.SAScheduleTuple:
-            _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
+            _order("SAScheduleList.sa_schedule_tuple", s, _C369)
+        if v0.__class__ is not _din.SAScheduleTuple:
+            _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
-        _e83(w, v)
+        _e93(w, v0)
         s = 1
-    t = _C536.get(s)
+    t = _C371.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C534)
+        _order("SAScheduleList", s, _C369)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6454,7 +5810,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C537, "SASchedulesType")
+            _escape(r, 3, _C372, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_din.SASchedules)
@@ -6462,12 +5818,7 @@ def _d51(r):
 
 def _e51(w, o):
     """din.SASchedules -> SASchedulesType"""
-    s = 0
-    t = _C539.get(s)
-    if t is None:
-        _order("SASchedules", s, _C538)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d52(r):
     """SPKIDataType -> xmldsig.SPKIData"""
@@ -6486,7 +5837,7 @@ def _d52(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C540, "SPKIDataType")
+                _escape(r, 3, _C374, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6505,7 +5856,7 @@ def _d52(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C541, "SPKIDataType")
+                _escape(r, 1, _C375, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6522,7 +5873,7 @@ def _d52(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C542, "SPKIDataType")
+                _escape(r, 1, _C376, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6538,20 +5889,20 @@ def _e52(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C544.get(s)
+        t = _C378.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C543)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C377)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C545.get(s)
+    t = _C379.get(s)
     if t is None:
-        _order("SPKIData", s, _C543)
+        _order("SPKIData", s, _C377)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6571,7 +5922,7 @@ def _d53(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C546, "SalesTariffEntryType")
+            _escape(r, 3, _C380, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -6585,27 +5936,27 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C547, "SalesTariffEntryType")
+            _escape(r, 2, _C381, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            v = _d84(r)
+            v = _d80(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C548, "SalesTariffEntryType")
+            _escape(r, 1, _C382, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d84(r)
+                v = _d80(r)
                 f2.append(v)
                 k += 1
                 continue
@@ -6613,7 +5964,7 @@ def _d53(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C549, "SalesTariffEntryType")
+                _escape(r, 1, _C383, "SalesTariffEntryType")
             else:
                 r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_din.SalesTariffEntry)
@@ -6624,46 +5975,38 @@ def _d53(r):
 
 def _e53(w, o):
     """din.SalesTariffEntry -> SalesTariffEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C553.get(v.__class__)
-        if d is None:
-            _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C550)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.e_price_level
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C550)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.time_interval
+    if v0 is None:
+        _order("SalesTariffEntry.time_interval", 0, _C384)
+    d = _C385.get(v0.__class__)
+    if d is None:
+        _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.e_price_level
+    if v1 is None:
+        _order("SalesTariffEntry.e_price_level", 1, _C384)
+    if v1.__class__ is not int or not 0 <= v1 <= 255:
+        _bad("SalesTariffEntry.e_price_level", v1, "an integer in 0..255")
+    w.bits(((((0) << 1) << 8) | (v1)) << 1, 11)
+    s = 2
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C555.get(s)
+        t = _C386.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C550)
-        if v.__class__ is not _din.ConsumptionCost:
-            _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
+            _order("SalesTariffEntry.consumption_cost", s, _C384)
+        if v2.__class__ is not _din.ConsumptionCost:
+            _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
-        _e84(w, v)
+        _e80(w, v2)
         s = 3
-    t = _C556.get(s)
+    t = _C387.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C550)
+        _order("SalesTariffEntry", s, _C384)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6676,10 +6019,10 @@ def _d54(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d85(r)
+            f0 = _d100(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C557, "ServiceChargeType")
+            _escape(r, 3, _C388, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 1:
@@ -6693,7 +6036,7 @@ def _d54(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C558, "ServiceChargeType")
+            _escape(r, 2, _C389, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 2:
@@ -6705,12 +6048,12 @@ def _d54(r):
                 f2 = r.bits(4)
                 if f2 >= 10:
                     r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
-                f2 = _C559[f2]
+                f2 = _C390[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C561, "ServiceChargeType")
+            _escape(r, 2, _C392, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 3:
@@ -6718,7 +6061,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C562, "ServiceChargeType")
+            _escape(r, 1, _C393, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     o = _new(_din.ServiceCharge)
@@ -6729,45 +6072,25 @@ def _d54(r):
 
 def _e54(w, o):
     """din.ServiceCharge -> ServiceChargeType"""
-    s = 0
-    v = o.service_tag
-    if v is not None:
-        t = _C564.get(s)
-        if t is None:
-            _order("ServiceCharge.service_tag", s, _C563)
-        if v.__class__ is not _din.ServiceTag:
-            _bad("ServiceCharge.service_tag", v, "a ServiceTag")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C565.get(s)
-        if t is None:
-            _order("ServiceCharge.free_service", s, _C563)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ServiceCharge.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_transfer_type
-    if v is not None:
-        t = _C566.get(s)
-        if t is None:
-            _order("ServiceCharge.energy_transfer_type", s, _C563)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C560.get(v)
-        if i is None:
-            _bad("ServiceCharge.energy_transfer_type", v, "a member of _din.EVSESupportedEnergyTransfer")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C567.get(s)
-    if t is None:
-        _order("ServiceCharge", s, _C563)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_tag
+    if v0 is None:
+        _order("ServiceCharge.service_tag", 0, _C394)
+    if v0.__class__ is not _din.ServiceTag:
+        _bad("ServiceCharge.service_tag", v0, "a ServiceTag")
+    w.bits(0, 1)
+    _e100(w, v0)
+    v1 = o.free_service
+    if v1 is None:
+        _order("ServiceCharge.free_service", 1, _C394)
+    if v1.__class__ is not bool:
+        _bad("ServiceCharge.free_service", v1, "a bool")
+    v2 = o.energy_transfer_type
+    if v2 is None:
+        _order("ServiceCharge.energy_transfer_type", 2, _C394)
+    i2 = _C391.get(v2)
+    if i2 is None:
+        _bad("ServiceCharge.energy_transfer_type", v2, "a member of _din.EVSESupportedEnergyTransfer")
+    w.bits(((((((((((0) << 1) << 1) | (v1)) << 1) << 1) << 1) << 4) | (i2)) << 1) << 1, 12)
 
 def _d55(r):
     """ServiceDetailReqType -> din.ServiceDetailReq"""
@@ -6786,7 +6109,7 @@ def _d55(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C568, "ServiceDetailReqType")
+            _escape(r, 3, _C395, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6794,7 +6117,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C569, "ServiceDetailReqType")
+            _escape(r, 1, _C396, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailReq)
@@ -6803,23 +6126,14 @@ def _d55(r):
 
 def _e55(w, o):
     """din.ServiceDetailReq -> ServiceDetailReqType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("ServiceDetailReq.service_id", s, _C570)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C572.get(s)
-    if t is None:
-        _order("ServiceDetailReq", s, _C570)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceDetailReq.service_id", 0, _C397)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 2)
 
 def _d56(r):
     """ServiceDetailResType -> din.ServiceDetailRes"""
@@ -6836,12 +6150,12 @@ def _d56(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C573, "ServiceDetailResType")
+            _escape(r, 3, _C398, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -6857,18 +6171,18 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C574, "ServiceDetailResType")
+            _escape(r, 2, _C399, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d86(r)
+            f2 = _d99(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C575, "ServiceDetailResType")
+            _escape(r, 1, _C400, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -6876,7 +6190,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C576, "ServiceDetailResType")
+            _escape(r, 1, _C401, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailRes)
@@ -6887,43 +6201,31 @@ def _d56(r):
 
 def _e56(w, o):
     """din.ServiceDetailRes -> ServiceDetailResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C578.get(s)
-        if t is None:
-            _order("ServiceDetailRes.response_code", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServiceDetailRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C579.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_id", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_parameter_list
-    if v is not None:
-        t = _C580.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C577)
-        if v.__class__ is not _din.ServiceParameterList:
-            _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
-        w.bits(t[0], t[1])
-        _e86(w, v)
-        s = t[2]
-    t = _C581.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDetailRes.response_code", 0, _C402)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDetailRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.service_id
+    if v1 is None:
+        _order("ServiceDetailRes.service_id", 1, _C402)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.uint(v1)
+    v2 = o.service_parameter_list
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.ServiceParameterList:
+            _bad("ServiceDetailRes.service_parameter_list", v2, "a ServiceParameterList")
+        w.bits(0, 2)
+        _e99(w, v2)
+        s = 3
+    t = _C403.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C577)
+        _order("ServiceDetailRes", s, _C402)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6947,14 +6249,14 @@ def _d57(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C582[f1]
+                f1 = _C404[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C584, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C406, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6964,14 +6266,14 @@ def _d57(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C582[f1]
+                f1 = _C404[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C585, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C407, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6979,7 +6281,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C586, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C408, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryReq)
@@ -6989,33 +6291,28 @@ def _d57(r):
 
 def _e57(w, o):
     """din.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
+    v0 = o.service_scope
     s = 0
-    v = o.service_scope
-    if v is not None:
-        t = _C588.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C587)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..32")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 32:
+            _bad("ServiceDiscoveryReq.service_scope", v0, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C589.get(s)
+        s = 1
+    v1 = o.service_category
+    if v1 is not None:
+        t = _C410.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C587)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C583.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryReq.service_category", v, "a member of _din.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C590.get(s)
+            _order("ServiceDiscoveryReq.service_category", s, _C409)
+        i1 = _C405.get(v1)
+        if i1 is None:
+            _bad("ServiceDiscoveryReq.service_category", v1, "a member of _din.ServiceCategory")
+        w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
+        s = 2
+    t = _C411.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C587)
+        _order("ServiceDiscoveryReq", s, _C409)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7035,21 +6332,21 @@ def _d58(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C591, "ServiceDiscoveryResType")
+            _escape(r, 3, _C412, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d87(r)
+            f1 = _d91(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C592, "ServiceDiscoveryResType")
+            _escape(r, 2, _C413, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -7058,18 +6355,18 @@ def _d58(r):
             f2 = _d54(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C593, "ServiceDiscoveryResType")
+            _escape(r, 2, _C414, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d88(r)
+            f3 = _d98(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C594, "ServiceDiscoveryResType")
+            _escape(r, 1, _C415, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7077,7 +6374,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C595, "ServiceDiscoveryResType")
+            _escape(r, 1, _C416, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryRes)
@@ -7089,52 +6386,37 @@ def _d58(r):
 
 def _e58(w, o):
     """din.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.payment_options
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.payment_options", s, _C596)
-        if v.__class__ is not _din.PaymentOptions:
-            _bad("ServiceDiscoveryRes.payment_options", v, "a PaymentOptions")
-        w.bits(t[0], t[1])
-        _e87(w, v)
-        s = t[2]
-    v = o.charge_service
-    if v is not None:
-        t = _C599.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C596)
-        if v.__class__ is not _din.ServiceCharge:
-            _bad("ServiceDiscoveryRes.charge_service", v, "a ServiceCharge")
-        w.bits(t[0], t[1])
-        _e54(w, v)
-        s = t[2]
-    v = o.service_list
-    if v is not None:
-        t = _C600.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C596)
-        if v.__class__ is not _din.ServiceTagList:
-            _bad("ServiceDiscoveryRes.service_list", v, "a ServiceTagList")
-        w.bits(t[0], t[1])
-        _e88(w, v)
-        s = t[2]
-    t = _C601.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDiscoveryRes.response_code", 0, _C417)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.payment_options
+    if v1 is None:
+        _order("ServiceDiscoveryRes.payment_options", 1, _C417)
+    if v1.__class__ is not _din.PaymentOptions:
+        _bad("ServiceDiscoveryRes.payment_options", v1, "a PaymentOptions")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e91(w, v1)
+    v2 = o.charge_service
+    if v2 is None:
+        _order("ServiceDiscoveryRes.charge_service", 2, _C417)
+    if v2.__class__ is not _din.ServiceCharge:
+        _bad("ServiceDiscoveryRes.charge_service", v2, "a ServiceCharge")
+    w.bits(0, 1)
+    _e54(w, v2)
+    v3 = o.service_list
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _din.ServiceTagList:
+            _bad("ServiceDiscoveryRes.service_list", v3, "a ServiceTagList")
+        w.bits(0, 2)
+        _e98(w, v3)
+        s = 4
+    t = _C418.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C596)
+        _order("ServiceDiscoveryRes", s, _C417)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7150,21 +6432,21 @@ def _d59(r):
                 f0 = _simple_escape(r, None, "SelectedPaymentOption")
             else:
                 f0 = r.bits(1)
-                f0 = _C602[f0]
+                f0 = _C419[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C604, "ServicePaymentSelectionReqType")
+            _escape(r, 3, _C421, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d89(r)
+            f1 = _d96(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C605, "ServicePaymentSelectionReqType")
+            _escape(r, 2, _C422, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7172,7 +6454,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C606, "ServicePaymentSelectionReqType")
+            _escape(r, 1, _C423, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionReq)
@@ -7182,34 +6464,20 @@ def _d59(r):
 
 def _e59(w, o):
     """din.ServicePaymentSelectionReq -> ServicePaymentSelectionReqType"""
-    s = 0
-    v = o.selected_payment_option
-    if v is not None:
-        t = _C608.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionReq.selected_payment_option", s, _C607)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C603.get(v)
-        if i is None:
-            _bad("ServicePaymentSelectionReq.selected_payment_option", v, "a member of _din.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.selected_service_list
-    if v is not None:
-        t = _C609.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionReq.selected_service_list", s, _C607)
-        if v.__class__ is not _din.SelectedServiceList:
-            _bad("ServicePaymentSelectionReq.selected_service_list", v, "a SelectedServiceList")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    t = _C610.get(s)
-    if t is None:
-        _order("ServicePaymentSelectionReq", s, _C607)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.selected_payment_option
+    if v0 is None:
+        _order("ServicePaymentSelectionReq.selected_payment_option", 0, _C424)
+    i0 = _C420.get(v0)
+    if i0 is None:
+        _bad("ServicePaymentSelectionReq.selected_payment_option", v0, "a member of _din.PaymentOption")
+    v1 = o.selected_service_list
+    if v1 is None:
+        _order("ServicePaymentSelectionReq.selected_service_list", 1, _C424)
+    if v1.__class__ is not _din.SelectedServiceList:
+        _bad("ServicePaymentSelectionReq.selected_service_list", v1, "a SelectedServiceList")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
+    _e96(w, v1)
+    w.bits(0, 1)
 
 def _d60(r):
     """ServicePaymentSelectionResType -> din.ServicePaymentSelectionRes"""
@@ -7224,12 +6492,12 @@ def _d60(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C611, "ServicePaymentSelectionResType")
+            _escape(r, 3, _C425, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -7237,7 +6505,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C612, "ServicePaymentSelectionResType")
+            _escape(r, 1, _C426, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionRes)
@@ -7246,24 +6514,13 @@ def _d60(r):
 
 def _e60(w, o):
     """din.ServicePaymentSelectionRes -> ServicePaymentSelectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C614.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionRes.response_code", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServicePaymentSelectionRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C615.get(s)
-    if t is None:
-        _order("ServicePaymentSelectionRes", s, _C613)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServicePaymentSelectionRes.response_code", 0, _C427)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServicePaymentSelectionRes.response_code", v0, "a member of _din.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d61(r):
     """SessionSetupReqType -> din.SessionSetupReq"""
@@ -7280,7 +6537,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C616, "SessionSetupReqType")
+            _escape(r, 3, _C428, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7288,7 +6545,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C617, "SessionSetupReqType")
+            _escape(r, 1, _C429, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupReq)
@@ -7297,23 +6554,14 @@ def _d61(r):
 
 def _e61(w, o):
     """din.SessionSetupReq -> SessionSetupReqType"""
-    s = 0
-    v = o.evccid
-    if v is not None:
-        t = _C619.get(s)
-        if t is None:
-            _order("SessionSetupReq.evccid", s, _C618)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("SessionSetupReq.evccid", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C620.get(s)
-    if t is None:
-        _order("SessionSetupReq", s, _C618)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evccid
+    if v0 is None:
+        _order("SessionSetupReq.evccid", 0, _C430)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("SessionSetupReq.evccid", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    w.bits(0, 2)
 
 def _d62(r):
     """SessionSetupResType -> din.SessionSetupRes"""
@@ -7330,12 +6578,12 @@ def _d62(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C621, "SessionSetupResType")
+            _escape(r, 3, _C431, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -7349,7 +6597,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C622, "SessionSetupResType")
+            _escape(r, 2, _C432, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -7367,7 +6615,7 @@ def _d62(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C623, "SessionSetupResType")
+            _escape(r, 1, _C433, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7375,7 +6623,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C624, "SessionSetupResType")
+            _escape(r, 1, _C434, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupRes)
@@ -7386,44 +6634,32 @@ def _d62(r):
 
 def _e62(w, o):
     """din.SessionSetupRes -> SessionSetupResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C626.get(s)
-        if t is None:
-            _order("SessionSetupRes.response_code", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("SessionSetupRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionSetupRes.response_code", 0, _C435)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionSetupRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("SessionSetupRes.evseid", 1, _C435)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
+        _bad("SessionSetupRes.evseid", v1, "bytes of length 0..32")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.date_time_now
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+            _bad("SessionSetupRes.date_time_now", v2, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits(0, 3)
+        w.integer(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C627.get(s)
-        if t is None:
-            _order("SessionSetupRes.evseid", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("SessionSetupRes.evseid", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.date_time_now
-    if v is not None:
-        t = _C628.get(s)
-        if t is None:
-            _order("SessionSetupRes.date_time_now", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("SessionSetupRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C629.get(s)
+        s = 3
+    t = _C436.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C625)
+        _order("SessionSetupRes", s, _C435)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7435,7 +6671,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C630, "SessionStopType")
+            _escape(r, 3, _C437, "SessionStopType")
         else:
             r.fail("SessionStopType: event code %d out of range" % ec)
     o = _new(_din.SessionStop)
@@ -7443,12 +6679,7 @@ def _d63(r):
 
 def _e63(w, o):
     """din.SessionStop -> SessionStopType"""
-    s = 0
-    t = _C632.get(s)
-    if t is None:
-        _order("SessionStop", s, _C631)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d64(r):
     """SessionStopResType -> din.SessionStopRes"""
@@ -7463,12 +6694,12 @@ def _d64(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C633, "SessionStopResType")
+            _escape(r, 3, _C439, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -7476,7 +6707,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C634, "SessionStopResType")
+            _escape(r, 1, _C440, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_din.SessionStopRes)
@@ -7485,24 +6716,13 @@ def _d64(r):
 
 def _e64(w, o):
     """din.SessionStopRes -> SessionStopResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C636.get(s)
-        if t is None:
-            _order("SessionStopRes.response_code", s, _C635)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("SessionStopRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C637.get(s)
-    if t is None:
-        _order("SessionStopRes", s, _C635)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionStopRes.response_code", 0, _C441)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionStopRes.response_code", v0, "a member of _din.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d65(r):
     """SignatureType -> xmldsig.Signature"""
@@ -7522,7 +6742,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C638, "SignatureType")
+            _escape(r, 3, _C442, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7531,7 +6751,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C639, "SignatureType")
+            _escape(r, 3, _C443, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7540,7 +6760,7 @@ def _d65(r):
             f2 = _d69(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C640, "SignatureType")
+            _escape(r, 2, _C444, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7556,7 +6776,7 @@ def _d65(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C641, "SignatureType")
+            _escape(r, 1, _C445, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7569,7 +6789,7 @@ def _d65(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C642, "SignatureType")
+            _escape(r, 1, _C446, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7584,7 +6804,7 @@ def _d65(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C643, "SignatureType")
+                _escape(r, 1, _C447, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7597,64 +6817,56 @@ def _d65(r):
 
 def _e65(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C645.get(s)
-        if t is None:
-            _order("Signature.id", s, _C644)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C646.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C644)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e70(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C647.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C644)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e69(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C648.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C644)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C448)
+    t = _C449.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C448)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e70(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C448)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e69(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e32(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C649.get(s)
+        t = _C450.get(s)
         if t is None:
-            _order("Signature.object", s, _C644)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C448)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e37(w, v)
+        _e37(w, v4)
         s = 4
-    t = _C650.get(s)
+    t = _C451.get(s)
     if t is None:
-        _order("Signature", s, _C644)
+        _order("Signature", s, _C448)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7670,7 +6882,7 @@ def _d66(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C651, "SignatureMethodType")
+            _escape(r, 3, _C452, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7690,7 +6902,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C652, "SignatureMethodType")
+            _escape(r, 2, _C453, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7710,7 +6922,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C653, "SignatureMethodType")
+            _escape(r, 1, _C454, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7722,7 +6934,7 @@ def _d66(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C654, "SignatureMethodType")
+            _escape(r, 1, _C455, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7736,7 +6948,7 @@ def _d66(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C655, "SignatureMethodType")
+                _escape(r, 1, _C456, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7746,31 +6958,25 @@ def _d66(r):
 
 def _e66(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C657.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C656)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C658.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C656)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C457)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C659.get(s)
+        s = 1
+    t = _C458.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C656)
+        _order("SignatureMethod", s, _C457)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7791,7 +6997,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C660, "SignaturePropertiesType")
+            _escape(r, 3, _C459, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7802,7 +7008,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C661, "SignaturePropertiesType")
+            _escape(r, 3, _C460, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7817,7 +7023,7 @@ def _d67(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C662, "SignaturePropertiesType")
+                _escape(r, 1, _C461, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7827,34 +7033,31 @@ def _d67(r):
 
 def _e67(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C664.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C663)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C665.get(s)
+        t = _C463.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C663)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C462)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e68(w, v)
+        _e68(w, v1)
         s = 1
-    t = _C666.get(s)
+    t = _C464.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C663)
+        _order("SignatureProperties", s, _C462)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7872,7 +7075,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C667, "SignaturePropertyType")
+            _escape(r, 3, _C465, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7881,7 +7084,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C668, "SignaturePropertyType")
+            _escape(r, 3, _C466, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7891,7 +7094,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C669, "SignaturePropertyType")
+            _escape(r, 3, _C467, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7901,7 +7104,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C670, "SignaturePropertyType")
+            _escape(r, 2, _C468, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -7913,7 +7116,7 @@ def _d68(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C671, "SignaturePropertyType")
+            _escape(r, 1, _C469, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -7923,32 +7126,25 @@ def _d68(r):
 
 def _e68(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C673.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C672)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C674.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C672)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C675.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C470)
+    t = _C471.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C672)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C470)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C470)
 
 def _d69(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -7964,7 +7160,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C676, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C472, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7974,7 +7170,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C677, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C473, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7983,7 +7179,7 @@ def _d69(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C678, "SignatureValueType")
+            _escape(r, 1, _C474, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -7993,31 +7189,25 @@ def _d69(r):
 
 def _e69(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C680.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C679)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C681.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C475)
+    t = _C476.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C679)
+        _order("SignatureValue.value", s, _C475)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C682.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C679)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d70(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -8036,7 +7226,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C683, "SignedInfoType")
+            _escape(r, 3, _C477, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8045,7 +7235,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C684, "SignedInfoType")
+            _escape(r, 3, _C478, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8054,7 +7244,7 @@ def _d70(r):
             f2 = _d66(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C685, "SignedInfoType")
+            _escape(r, 2, _C479, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8065,7 +7255,7 @@ def _d70(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C686, "SignedInfoType")
+            _escape(r, 2, _C480, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8080,7 +7270,7 @@ def _d70(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C687, "SignedInfoType")
+                _escape(r, 1, _C481, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8092,54 +7282,49 @@ def _d70(r):
 
 def _e70(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C688)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C688)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e6(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C691.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C688)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e66(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C482)
+    t = _C483.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C482)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e6(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C482)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e66(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C692.get(s)
+        t = _C484.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C688)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C482)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e47(w, v)
+        _e47(w, v3)
         s = 3
-    t = _C693.get(s)
+    t = _C485.get(s)
     if t is None:
-        _order("SignedInfo", s, _C688)
+        _order("SignedInfo", s, _C482)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8151,7 +7336,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C694, "IntervalType")
+            _escape(r, 3, _C486, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_din.Interval)
@@ -8159,12 +7344,7 @@ def _d71(r):
 
 def _e71(w, o):
     """din.Interval -> IntervalType"""
-    s = 0
-    t = _C696.get(s)
-    if t is None:
-        _order("Interval", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d72(r):
     """TransformType -> xmldsig.Transform"""
@@ -8178,7 +7358,7 @@ def _d72(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C697, "TransformType")
+                _escape(r, 3, _C488, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8199,7 +7379,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C698, "TransformType")
+                _escape(r, 2, _C489, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8220,7 +7400,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C699, "TransformType")
+                _escape(r, 1, _C490, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8241,7 +7421,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C700, "TransformType")
+                _escape(r, 1, _C491, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8262,7 +7442,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C701, "TransformType")
+                _escape(r, 1, _C492, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8272,37 +7452,34 @@ def _d72(r):
 
 def _e72(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C703.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C702)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C493)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C704.get(s)
+        t = _C494.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C702)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C493)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C705.get(s)
+    t = _C495.get(s)
     if t is None:
-        _order("Transform", s, _C702)
+        _order("Transform", s, _C493)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8319,7 +7496,7 @@ def _d73(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C706, "TransformsType")
+            _escape(r, 3, _C496, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8334,7 +7511,7 @@ def _d73(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C707, "TransformsType")
+                _escape(r, 1, _C497, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8348,19 +7525,19 @@ def _e73(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C709.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C708)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C498)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e72(w, v)
+        _e72(w, v0)
         s = 1
-    t = _C710.get(s)
+    t = _C500.get(s)
     if t is None:
-        _order("Transforms", s, _C708)
+        _order("Transforms", s, _C498)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8372,19 +7549,19 @@ def _d74(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d90(r)
+            f0 = _d84(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C711, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C501, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d91(r)
+            f1 = _d78(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C712, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C502, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8392,7 +7569,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C713, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C503, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_din.V2G_Message)
@@ -8402,32 +7579,21 @@ def _d74(r):
 
 def _e74(w, o):
     """din.V2G_Message -> V2G_Message (anonymous type)"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C715.get(s)
-        if t is None:
-            _order("V2G_Message.header", s, _C714)
-        if v.__class__ is not _din.MessageHeader:
-            _bad("V2G_Message.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e90(w, v)
-        s = t[2]
-    v = o.body
-    if v is not None:
-        t = _C716.get(s)
-        if t is None:
-            _order("V2G_Message.body", s, _C714)
-        if v.__class__ is not _din.Body:
-            _bad("V2G_Message.body", v, "a Body")
-        w.bits(t[0], t[1])
-        _e91(w, v)
-        s = t[2]
-    t = _C717.get(s)
-    if t is None:
-        _order("V2G_Message", s, _C714)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("V2G_Message.header", 0, _C504)
+    if v0.__class__ is not _din.MessageHeader:
+        _bad("V2G_Message.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e84(w, v0)
+    v1 = o.body
+    if v1 is None:
+        _order("V2G_Message.body", 1, _C504)
+    if v1.__class__ is not _din.Body:
+        _bad("V2G_Message.body", v1, "a Body")
+    w.bits(0, 1)
+    _e78(w, v1)
+    w.bits(0, 1)
 
 def _d75(r):
     """WeldingDetectionReqType -> din.WeldingDetectionReq"""
@@ -8439,7 +7605,7 @@ def _d75(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C718, "WeldingDetectionReqType")
+            _escape(r, 3, _C505, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8447,7 +7613,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C719, "WeldingDetectionReqType")
+            _escape(r, 1, _C506, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionReq)
@@ -8456,22 +7622,14 @@ def _d75(r):
 
 def _e75(w, o):
     """din.WeldingDetectionReq -> WeldingDetectionReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C721.get(s)
-        if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C720)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C722.get(s)
-    if t is None:
-        _order("WeldingDetectionReq", s, _C720)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C507)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d76(r):
     """WeldingDetectionResType -> din.WeldingDetectionRes"""
@@ -8488,12 +7646,12 @@ def _d76(r):
                 f0 = r.bits(5)
                 if f0 >= 23:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C723, "WeldingDetectionResType")
+            _escape(r, 3, _C508, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -8502,16 +7660,16 @@ def _d76(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C724, "WeldingDetectionResType")
+            _escape(r, 2, _C509, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C725, "WeldingDetectionResType")
+            _escape(r, 2, _C510, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8519,7 +7677,7 @@ def _d76(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C726, "WeldingDetectionResType")
+            _escape(r, 1, _C511, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionRes)
@@ -8530,44 +7688,27 @@ def _d76(r):
 
 def _e76(w, o):
     """din.WeldingDetectionRes -> WeldingDetectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C728.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C727)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("WeldingDetectionRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C729.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C727)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C730.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C727)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C731.get(s)
-    if t is None:
-        _order("WeldingDetectionRes", s, _C727)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("WeldingDetectionRes.response_code", 0, _C512)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("WeldingDetectionRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C512)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C512)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d77(r):
     """X509DataType -> xmldsig.X509Data"""
@@ -8581,7 +7722,7 @@ def _d77(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8623,13 +7764,13 @@ def _d77(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C732, "X509DataType")
+                _escape(r, 3, _C513, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8673,13 +7814,13 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C733, "X509DataType")
+                _escape(r, 1, _C514, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8723,13 +7864,13 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C734, "X509DataType")
+                _escape(r, 1, _C515, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8773,13 +7914,13 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C735, "X509DataType")
+                _escape(r, 1, _C516, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8823,13 +7964,13 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C736, "X509DataType")
+                _escape(r, 1, _C517, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8873,13 +8014,13 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C737, "X509DataType")
+                _escape(r, 1, _C518, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8923,7 +8064,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C738, "X509DataType")
+                _escape(r, 1, _C519, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -8943,15 +8084,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C740.get(s)
+        t = _C521.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C739)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C520)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e92(w, v)
+        _e102(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -8959,15 +8100,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C741.get(s)
+        t = _C522.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C520)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -8976,15 +8117,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C742.get(s)
+        t = _C523.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C520)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -8993,15 +8134,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C743.get(s)
+        t = _C524.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C520)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -9010,1273 +8151,24 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C744.get(s)
+        t = _C525.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C520)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C745.get(s)
+    t = _C526.get(s)
     if t is None:
-        _order("X509Data", s, _C739)
+        _order("X509Data", s, _C520)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d78(r):
-    """PhysicalValueType -> din.PhysicalValue"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
-            else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C746, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
-            else:
-                f1 = r.bits(4)
-                if f1 >= 10:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C747[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C749, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C750, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C751, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    o = _new(_din.PhysicalValue)
-    o.multiplier = f0
-    o.unit = f1
-    o.value = f2
-    return o
-
-def _e78(w, o):
-    """din.PhysicalValue -> PhysicalValueType"""
-    s = 0
-    v = o.multiplier
-    if v is not None:
-        t = _C753.get(s)
-        if t is None:
-            _order("PhysicalValue.multiplier", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.unit
-    if v is not None:
-        t = _C754.get(s)
-        if t is None:
-            _order("PhysicalValue.unit", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C748.get(v)
-        if i is None:
-            _bad("PhysicalValue.unit", v, "a member of _din.UnitSymbol")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C755.get(s)
-        if t is None:
-            _order("PhysicalValue.value", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PhysicalValue.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C756.get(s)
-    if t is None:
-        _order("PhysicalValue", s, _C752)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d79(r):
-    """ListOfRootCertificateIDsType -> din.ListOfRootCertificateIDs"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "RootCertificateID")
-            else:
-                v = r.string(None, 40)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C757, "ListOfRootCertificateIDsType")
-        else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "RootCertificateID")
-                else:
-                    v = r.string(None, 40)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C758, "ListOfRootCertificateIDsType")
-            else:
-                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    o = _new(_din.ListOfRootCertificateIDs)
-    o.root_certificate_id = f0
-    return o
-
-def _e79(w, o):
-    """din.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
-    s = 0
-    items = o.root_certificate_id
-    if items.__class__ is not list:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C760.get(s)
-        if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C759)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 40:
-            _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a str of length 0..40")
-        w.string(v)
-        w.bits(0, 1)
-        s = 1
-    t = _C761.get(s)
-    if t is None:
-        _order("ListOfRootCertificateIDs", s, _C759)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d80(r):
-    """CertificateChainType -> din.CertificateChain"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
-            else:
-                f0 = r.binary(None, 1200)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C762, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d93(r)
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C763, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C764, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    o = _new(_din.CertificateChain)
-    o.certificate = f0
-    o.sub_certificates = f1
-    return o
-
-def _e80(w, o):
-    """din.CertificateChain -> CertificateChainType"""
-    s = 0
-    v = o.certificate
-    if v is not None:
-        t = _C766.get(s)
-        if t is None:
-            _order("CertificateChain.certificate", s, _C765)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("CertificateChain.certificate", v, "bytes of length 0..1200")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C767.get(s)
-        if t is None:
-            _order("CertificateChain.sub_certificates", s, _C765)
-        if v.__class__ is not _din.SubCertificates:
-            _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e93(w, v)
-        s = t[2]
-    t = _C768.get(s)
-    if t is None:
-        _order("CertificateChain", s, _C765)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d81(r):
-    """MeterInfoType -> din.MeterInfo"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C769, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            f1 = _d78(r)
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C770, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C771, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C772, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C773, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C774, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    o = _new(_din.MeterInfo)
-    o.meter_id = f0
-    o.meter_reading = f1
-    o.sig_meter_reading = f2
-    o.meter_status = f3
-    o.t_meter = f4
-    return o
-
-def _e81(w, o):
-    """din.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C776.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_reading
-    if v is not None:
-        t = _C777.get(s)
-        if t is None:
-            _order("MeterInfo.meter_reading", s, _C775)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("MeterInfo.meter_reading", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.sig_meter_reading
-    if v is not None:
-        t = _C778.get(s)
-        if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C779.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.t_meter
-    if v is not None:
-        t = _C780.get(s)
-        if t is None:
-            _order("MeterInfo.t_meter", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C781.get(s)
-    if t is None:
-        _order("MeterInfo", s, _C775)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d82(r):
-    """ChargingProfileType -> din.ChargingProfile"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C782, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d94(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C783, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d94(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C784, "ChargingProfileType")
-            else:
-                r.fail("ChargingProfileType: event code %d out of range" % ec)
-    o = _new(_din.ChargingProfile)
-    o.sa_schedule_tuple_id = f0
-    o.profile_entry = f1
-    return o
-
-def _e82(w, o):
-    """din.ChargingProfile -> ChargingProfileType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C786.get(s)
-        if t is None:
-            _order("ChargingProfile.sa_schedule_tuple_id", s, _C785)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ChargingProfile.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.profile_entry
-    if items.__class__ is not list:
-        _bad("ChargingProfile.profile_entry", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C787.get(s)
-        if t is None:
-            _order("ChargingProfile.profile_entry", s, _C785)
-        if v.__class__ is not _din.ProfileEntry:
-            _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
-        w.bits(t[0], t[1])
-        _e94(w, v)
-        s = 2
-    t = _C788.get(s)
-    if t is None:
-        _order("ChargingProfile", s, _C785)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d83(r):
-    """SAScheduleTupleType -> din.SAScheduleTuple"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C789, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d95(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C790, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d96(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C791, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C792, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    o = _new(_din.SAScheduleTuple)
-    o.sa_schedule_tuple_id = f0
-    o.p_max_schedule = f1
-    o.sales_tariff = f2
-    return o
-
-def _e83(w, o):
-    """din.SAScheduleTuple -> SAScheduleTupleType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C794.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C793)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.p_max_schedule
-    if v is not None:
-        t = _C795.get(s)
-        if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C793)
-        if v.__class__ is not _din.PMaxSchedule:
-            _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
-        w.bits(t[0], t[1])
-        _e95(w, v)
-        s = t[2]
-    v = o.sales_tariff
-    if v is not None:
-        t = _C796.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C793)
-        if v.__class__ is not _din.SalesTariff:
-            _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
-        w.bits(t[0], t[1])
-        _e96(w, v)
-        s = t[2]
-    t = _C797.get(s)
-    if t is None:
-        _order("SAScheduleTuple", s, _C793)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d84(r):
-    """ConsumptionCostType -> din.ConsumptionCost"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "startValue")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("startValue: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "startValue")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C798, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            v = _d97(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C799, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d97(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C800, "ConsumptionCostType")
-            else:
-                r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    o = _new(_din.ConsumptionCost)
-    o.start_value = f0
-    o.cost = f1
-    return o
-
-def _e84(w, o):
-    """din.ConsumptionCost -> ConsumptionCostType"""
-    s = 0
-    v = o.start_value
-    if v is not None:
-        t = _C802.get(s)
-        if t is None:
-            _order("ConsumptionCost.start_value", s, _C801)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ConsumptionCost.start_value", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.cost
-    if items.__class__ is not list:
-        _bad("ConsumptionCost.cost", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C803.get(s)
-        if t is None:
-            _order("ConsumptionCost.cost", s, _C801)
-        if v.__class__ is not _din.Cost:
-            _bad("ConsumptionCost.cost", v, "a Cost")
-        w.bits(t[0], t[1])
-        _e97(w, v)
-        s = 2
-    t = _C804.get(s)
-    if t is None:
-        _order("ConsumptionCost", s, _C801)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d85(r):
-    """ServiceTagType -> din.ServiceTag"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C805, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "ServiceName")
-            else:
-                f1 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C582[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C806, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C582[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C807, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "ServiceScope")
-            else:
-                f3 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
-            s = 4
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C808, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C809, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    o = _new(_din.ServiceTag)
-    o.service_id = f0
-    o.service_name = f1
-    o.service_category = f2
-    o.service_scope = f3
-    return o
-
-def _e85(w, o):
-    """din.ServiceTag -> ServiceTagType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C811.get(s)
-        if t is None:
-            _order("ServiceTag.service_id", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceTag.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C812.get(s)
-        if t is None:
-            _order("ServiceTag.service_name", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceTag.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C813.get(s)
-        if t is None:
-            _order("ServiceTag.service_category", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C583.get(v)
-        if i is None:
-            _bad("ServiceTag.service_category", v, "a member of _din.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C814.get(s)
-        if t is None:
-            _order("ServiceTag.service_scope", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceTag.service_scope", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C815.get(s)
-    if t is None:
-        _order("ServiceTag", s, _C810)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d86(r):
-    """ServiceParameterListType -> din.ServiceParameterList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d98(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C816, "ServiceParameterListType")
-        else:
-            r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d98(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C817, "ServiceParameterListType")
-            else:
-                r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    o = _new(_din.ServiceParameterList)
-    o.parameter_set = f0
-    return o
-
-def _e86(w, o):
-    """din.ServiceParameterList -> ServiceParameterListType"""
-    s = 0
-    items = o.parameter_set
-    if items.__class__ is not list:
-        _bad("ServiceParameterList.parameter_set", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C819.get(s)
-        if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C818)
-        if v.__class__ is not _din.ParameterSet:
-            _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
-        w.bits(t[0], t[1])
-        _e98(w, v)
-        s = 1
-    t = _C820.get(s)
-    if t is None:
-        _order("ServiceParameterList", s, _C818)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d87(r):
-    """PaymentOptionsType -> din.PaymentOptions"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
-            else:
-                v = r.bits(1)
-                v = _C602[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C821, "PaymentOptionsType")
-        else:
-            r.fail("PaymentOptionsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, None, "PaymentOption")
-                else:
-                    v = r.bits(1)
-                    v = _C602[v]
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C822, "PaymentOptionsType")
-            else:
-                r.fail("PaymentOptionsType: event code %d out of range" % ec)
-    o = _new(_din.PaymentOptions)
-    o.payment_option = f0
-    return o
-
-def _e87(w, o):
-    """din.PaymentOptions -> PaymentOptionsType"""
-    s = 0
-    items = o.payment_option
-    if items.__class__ is not list:
-        _bad("PaymentOptions.payment_option", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C824.get(s)
-        if t is None:
-            _order("PaymentOptions.payment_option", s, _C823)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C603.get(v)
-        if i is None:
-            _bad("PaymentOptions.payment_option", v, "a member of _din.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = 1
-    t = _C825.get(s)
-    if t is None:
-        _order("PaymentOptions", s, _C823)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d88(r):
-    """ServiceTagListType -> din.ServiceTagList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d99(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C826, "ServiceTagListType")
-        else:
-            r.fail("ServiceTagListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d99(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C827, "ServiceTagListType")
-            else:
-                r.fail("ServiceTagListType: event code %d out of range" % ec)
-    o = _new(_din.ServiceTagList)
-    o.service = f0
-    return o
-
-def _e88(w, o):
-    """din.ServiceTagList -> ServiceTagListType"""
-    s = 0
-    items = o.service
-    if items.__class__ is not list:
-        _bad("ServiceTagList.service", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C829.get(s)
-        if t is None:
-            _order("ServiceTagList.service", s, _C828)
-        if v.__class__ is not _din.Service:
-            _bad("ServiceTagList.service", v, "a Service")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = 1
-    t = _C830.get(s)
-    if t is None:
-        _order("ServiceTagList", s, _C828)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d89(r):
-    """SelectedServiceListType -> din.SelectedServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d100(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C831, "SelectedServiceListType")
-        else:
-            r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d100(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C832, "SelectedServiceListType")
-            else:
-                r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    o = _new(_din.SelectedServiceList)
-    o.selected_service = f0
-    return o
-
-def _e89(w, o):
-    """din.SelectedServiceList -> SelectedServiceListType"""
-    s = 0
-    items = o.selected_service
-    if items.__class__ is not list:
-        _bad("SelectedServiceList.selected_service", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C834.get(s)
-        if t is None:
-            _order("SelectedServiceList.selected_service", s, _C833)
-        if v.__class__ is not _din.SelectedService:
-            _bad("SelectedServiceList.selected_service", v, "a SelectedService")
-        w.bits(t[0], t[1])
-        _e100(w, v)
-        s = 1
-    t = _C835.get(s)
-    if t is None:
-        _order("SelectedServiceList", s, _C833)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d90(r):
-    """MessageHeaderType -> din.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
-            else:
-                f0 = r.binary(None, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C836, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d101(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d65(r)
-            s = 3
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C837, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d65(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C838, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C839, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_din.MessageHeader)
-    o.session_id = f0
-    o.notification = f1
-    o.signature = f2
-    return o
-
-def _e90(w, o):
-    """din.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C841.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C840)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification
-    if v is not None:
-        t = _C842.get(s)
-        if t is None:
-            _order("MessageHeader.notification", s, _C840)
-        if v.__class__ is not _din.Notification:
-            _bad("MessageHeader.notification", v, "a Notification")
-        w.bits(t[0], t[1])
-        _e101(w, v)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C843.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C840)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
-    t = _C844.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C840)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d91(r):
     """BodyType -> din.Body"""
     f0 = None
     s = 0
@@ -10390,7 +8282,7 @@ def _d91(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C845, "BodyType")
+            _escape(r, 3, _C527, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10398,35 +8290,202 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C846, "BodyType")
+            _escape(r, 1, _C528, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_din.Body)
     o.body_element = f0
     return o
 
-def _e91(w, o):
+def _e78(w, o):
     """din.Body -> BodyType"""
+    v0 = o.body_element
     s = 0
-    v = o.body_element
-    if v is not None:
-        d = _C883.get(v.__class__)
+    if v0 is not None:
+        d = _C530.get(v0.__class__)
         if d is None:
-            _bad("Body.body_element", v, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
-        t = d[0].get(s)
-        if t is None:
-            _order("Body.body_element", s, _C847)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C884.get(s)
+            _bad("Body.body_element", v0, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
+        w.bits(d[0], 6)
+        d[1](w, v0)
+        s = 1
+    t = _C531.get(s)
     if t is None:
-        _order("Body", s, _C847)
+        _order("Body", s, _C529)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d92(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+def _d79(r):
+    """ChargingProfileType -> din.ChargingProfile"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SAScheduleTupleID")
+            else:
+                f0 = r.integer(3)
+                if f0 < -32768 or f0 > 32767:
+                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C532, "ChargingProfileType")
+        else:
+            r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d92(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C533, "ChargingProfileType")
+        else:
+            r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d92(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C534, "ChargingProfileType")
+            else:
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    o = _new(_din.ChargingProfile)
+    o.sa_schedule_tuple_id = f0
+    o.profile_entry = f1
+    return o
+
+def _e79(w, o):
+    """din.ChargingProfile -> ChargingProfileType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("ChargingProfile.sa_schedule_tuple_id", 0, _C535)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ChargingProfile.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.profile_entry
+    if items.__class__ is not list:
+        _bad("ChargingProfile.profile_entry", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C536.get(s)
+        if t is None:
+            _order("ChargingProfile.profile_entry", s, _C535)
+        if v1.__class__ is not _din.ProfileEntry:
+            _bad("ChargingProfile.profile_entry", v1, "a ProfileEntry")
+        w.bits(t[0], t[1])
+        _e92(w, v1)
+        s = 2
+    t = _C537.get(s)
+    if t is None:
+        _order("ChargingProfile", s, _C535)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d80(r):
+    """ConsumptionCostType -> din.ConsumptionCost"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "startValue")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("startValue: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "startValue")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C538, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            v = _d82(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C539, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d82(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C540, "ConsumptionCostType")
+            else:
+                r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    o = _new(_din.ConsumptionCost)
+    o.start_value = f0
+    o.cost = f1
+    return o
+
+def _e80(w, o):
+    """din.ConsumptionCost -> ConsumptionCostType"""
+    v0 = o.start_value
+    if v0 is None:
+        _order("ConsumptionCost.start_value", 0, _C541)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ConsumptionCost.start_value", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.cost
+    if items.__class__ is not list:
+        _bad("ConsumptionCost.cost", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C542.get(s)
+        if t is None:
+            _order("ConsumptionCost.cost", s, _C541)
+        if v1.__class__ is not _din.Cost:
+            _bad("ConsumptionCost.cost", v1, "a Cost")
+        w.bits(t[0], t[1])
+        _e82(w, v1)
+        s = 2
+    t = _C543.get(s)
+    if t is None:
+        _order("ConsumptionCost", s, _C541)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d81(r):
+    """CertificateChainType -> din.CertificateChain"""
     f0 = None
     f1 = None
     s = 0
@@ -10434,76 +8493,367 @@ def _d92(r):
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+                f0 = _simple_escape(r, b"", "Certificate")
             else:
-                f0 = r.string(None, None)
+                f0 = r.binary(None, 1200)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C885, "X509IssuerSerialType")
+            _escape(r, 3, _C544, "CertificateChainType")
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
+        ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+            f1 = _d101(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C886, "X509IssuerSerialType")
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C545, "CertificateChainType")
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C887, "X509IssuerSerialType")
+            _escape(r, 1, _C546, "CertificateChainType")
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    o = _new(_din.CertificateChain)
+    o.certificate = f0
+    o.sub_certificates = f1
     return o
 
-def _e92(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C889.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C888)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C890.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C888)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C891.get(s)
+def _e81(w, o):
+    """din.CertificateChain -> CertificateChainType"""
+    v0 = o.certificate
+    if v0 is None:
+        _order("CertificateChain.certificate", 0, _C547)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
+        _bad("CertificateChain.certificate", v0, "bytes of length 0..1200")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.sub_certificates
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.SubCertificates:
+            _bad("CertificateChain.sub_certificates", v1, "a SubCertificates")
+        w.bits(0, 2)
+        _e101(w, v1)
+        s = 2
+    t = _C548.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C888)
+        _order("CertificateChain", s, _C547)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d93(r):
-    """SubCertificatesType -> din.SubCertificates"""
+def _d82(r):
+    """CostType -> din.Cost"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "costKind")
+            else:
+                f0 = r.bits(2)
+                if f0 >= 3:
+                    r.fail("costKind: enumeration index %d out of range" % f0)
+                f0 = _C549[f0]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "costKind")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C551, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "amount")
+            else:
+                f1 = r.uint(5)
+                if f1 > 4294967295:
+                    r.facet("amount: %d outside 0..4294967295" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C552, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "amountMultiplier")
+            else:
+                f2 = r.bits(3) + -3
+                if f2 > 3:
+                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C553, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C554, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    o = _new(_din.Cost)
+    o.cost_kind = f0
+    o.amount = f1
+    o.amount_multiplier = f2
+    return o
+
+def _e82(w, o):
+    """din.Cost -> CostType"""
+    v0 = o.cost_kind
+    if v0 is None:
+        _order("Cost.cost_kind", 0, _C555)
+    i0 = _C550.get(v0)
+    if i0 is None:
+        _bad("Cost.cost_kind", v0, "a member of _din.CostKind")
+    v1 = o.amount
+    if v1 is None:
+        _order("Cost.amount", 1, _C555)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("Cost.amount", v1, "an integer in 0..4294967295")
+    w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
+    w.uint(v1)
+    v2 = o.amount_multiplier
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not -3 <= v2 <= 3:
+            _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
+        w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
+        s = 3
+    t = _C556.get(s)
+    if t is None:
+        _order("Cost", s, _C555)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d83(r):
+    """PhysicalValueType -> din.PhysicalValue"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Multiplier")
+            else:
+                f0 = r.bits(3) + -3
+                if f0 > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C557, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "Unit")
+            else:
+                f1 = r.bits(4)
+                if f1 >= 10:
+                    r.fail("Unit: enumeration index %d out of range" % f1)
+                f1 = _C558[f1]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Unit")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "Value")
+            else:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C560, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "Value")
+            else:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C561, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C562, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    o = _new(_din.PhysicalValue)
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    return o
+
+def _e83(w, o):
+    """din.PhysicalValue -> PhysicalValueType"""
+    v0 = o.multiplier
+    if v0 is None:
+        _order("PhysicalValue.multiplier", 0, _C563)
+    if v0.__class__ is not int or not -3 <= v0 <= 3:
+        _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
+    v1 = o.unit
+    w.bits(((((0) << 1) << 3) | (v0 - -3)) << 1, 6)
+    s = 1
+    if v1 is not None:
+        i1 = _C559.get(v1)
+        if i1 is None:
+            _bad("PhysicalValue.unit", v1, "a member of _din.UnitSymbol")
+        w.bits(((((0) << 1) << 4) | (i1)) << 1, 8)
+        s = 2
+    v2 = o.value
+    if v2 is None:
+        _order("PhysicalValue.value", s, _C563)
+    t = _C564.get(s)
+    if t is None:
+        _order("PhysicalValue.value", s, _C563)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.integer(v2)
+    w.bits(0, 1)
+    w.bits(0, 1)
+
+def _d84(r):
+    """MessageHeaderType -> din.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, b"", "SessionID")
+            else:
+                f0 = r.binary(None, 8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C565, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d87(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d65(r)
+            s = 3
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C566, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d65(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C567, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C568, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_din.MessageHeader)
+    o.session_id = f0
+    o.notification = f1
+    o.signature = f2
+    return o
+
+def _e84(w, o):
+    """din.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C569)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.notification
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.Notification:
+            _bad("MessageHeader.notification", v1, "a Notification")
+        w.bits(0, 2)
+        _e87(w, v1)
+        s = 2
+    v2 = o.signature
+    if v2 is not None:
+        t = _C570.get(s)
+        if t is None:
+            _order("MessageHeader.signature", s, _C569)
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(t[0], t[1])
+        _e65(w, v2)
+        s = 3
+    t = _C571.get(s)
+    if t is None:
+        _order("MessageHeader", s, _C569)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d85(r):
+    """ListOfRootCertificateIDsType -> din.ListOfRootCertificateIDs"""
     f0 = []
     s = 0
     k = 1
@@ -10511,28 +8861,28 @@ def _d93(r):
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
+                v = _simple_escape(r, "", "RootCertificateID")
             else:
-                v = r.binary(None, 1200)
+                v = r.string(None, 40)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                    _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C892, "SubCertificatesType")
+            _escape(r, 3, _C572, "ListOfRootCertificateIDsType")
         else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
+            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
                 if r.bits(1):
-                    v = _simple_escape(r, b"", "Certificate")
+                    v = _simple_escape(r, "", "RootCertificateID")
                 else:
-                    v = r.binary(None, 1200)
+                    v = r.string(None, 40)
                     if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
                 f0.append(v)
                 k += 1
                 continue
@@ -10540,39 +8890,255 @@ def _d93(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C893, "SubCertificatesType")
+                _escape(r, 1, _C573, "ListOfRootCertificateIDsType")
             else:
-                r.fail("SubCertificatesType: event code %d out of range" % ec)
-    o = _new(_din.SubCertificates)
-    o.certificate = f0
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    o = _new(_din.ListOfRootCertificateIDs)
+    o.root_certificate_id = f0
     return o
 
-def _e93(w, o):
-    """din.SubCertificates -> SubCertificatesType"""
+def _e85(w, o):
+    """din.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
     s = 0
-    items = o.certificate
+    items = o.root_certificate_id
     if items.__class__ is not list:
-        _bad("SubCertificates.certificate", items, "a list")
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C895.get(s)
+        t = _C575.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C894)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("SubCertificates.certificate", v, "bytes of length 0..1200")
-        w.binary(v)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C574)
+        if type(v0) is not str or len(v0) > 40:
+            _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a str of length 0..40")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v0)
         w.bits(0, 1)
         s = 1
-    t = _C896.get(s)
+    t = _C576.get(s)
     if t is None:
-        _order("SubCertificates", s, _C894)
+        _order("ListOfRootCertificateIDs", s, _C574)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d94(r):
-    """ProfileEntryType -> din.ProfileEntry"""
+def _d86(r):
+    """MeterInfoType -> din.MeterInfo"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "MeterID")
+            else:
+                f0 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C577, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d83(r)
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C578, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C579, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C580, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C581, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C582, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    o = _new(_din.MeterInfo)
+    o.meter_id = f0
+    o.meter_reading = f1
+    o.sig_meter_reading = f2
+    o.meter_status = f3
+    o.t_meter = f4
+    return o
+
+def _e86(w, o):
+    """din.MeterInfo -> MeterInfoType"""
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C583)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.meter_reading
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.PhysicalValue:
+            _bad("MeterInfo.meter_reading", v1, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v1)
+        s = 2
+    v2 = o.sig_meter_reading
+    if v2 is not None:
+        t = _C584.get(s)
+        if t is None:
+            _order("MeterInfo.sig_meter_reading", s, _C583)
+        if not isinstance(v2, (bytes, bytearray)) or len(v2) > 32:
+            _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..32")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.meter_status
+    if v3 is not None:
+        t = _C585.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C583)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.t_meter
+    if v4 is not None:
+        t = _C586.get(s)
+        if t is None:
+            _order("MeterInfo.t_meter", s, _C583)
+        if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
+            _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 5
+    t = _C587.get(s)
+    if t is None:
+        _order("MeterInfo", s, _C583)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d87(r):
+    """NotificationType -> din.Notification"""
     f0 = None
     f1 = None
     s = 0
@@ -10580,79 +9146,73 @@ def _d94(r):
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+                f0 = _simple_escape(r, None, "FaultCode")
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                f0 = r.bits(2)
+                if f0 >= 3:
+                    r.fail("FaultCode: enumeration index %d out of range" % f0)
+                f0 = _C588[f0]
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C897, "ProfileEntryType")
+            _escape(r, 3, _C590, "NotificationType")
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
+        ec = r.bits(2)
         if ec == 0:
             if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
+                f1 = _simple_escape(r, "", "FaultMsg")
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                f1 = r.string(None, 64)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C898, "ProfileEntryType")
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C591, "NotificationType")
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C899, "ProfileEntryType")
+            _escape(r, 1, _C592, "NotificationType")
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    o = _new(_din.ProfileEntry)
-    o.charging_profile_entry_start = f0
-    o.charging_profile_entry_max_power = f1
+            r.fail("NotificationType: event code %d out of range" % ec)
+    o = _new(_din.Notification)
+    o.fault_code = f0
+    o.fault_msg = f1
     return o
 
-def _e94(w, o):
-    """din.ProfileEntry -> ProfileEntryType"""
-    s = 0
-    v = o.charging_profile_entry_start
-    if v is not None:
-        t = _C901.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C900)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
-        w.uint(v)
+def _e87(w, o):
+    """din.Notification -> NotificationType"""
+    v0 = o.fault_code
+    if v0 is None:
+        _order("Notification.fault_code", 0, _C593)
+    i0 = _C589.get(v0)
+    if i0 is None:
+        _bad("Notification.fault_code", v0, "a member of _din.FaultCode")
+    v1 = o.fault_msg
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 64:
+            _bad("Notification.fault_msg", v1, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile_entry_max_power
-    if v is not None:
-        t = _C902.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C900)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ProfileEntry.charging_profile_entry_max_power", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C903.get(s)
+        s = 2
+    t = _C594.get(s)
     if t is None:
-        _order("ProfileEntry", s, _C900)
+        _order("Notification", s, _C593)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d95(r):
+def _d88(r):
     """PMaxScheduleType -> din.PMaxSchedule"""
     f0 = None
     f1 = []
@@ -10671,7 +9231,7 @@ def _d95(r):
                     _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C904, "PMaxScheduleType")
+            _escape(r, 3, _C595, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10682,7 +9242,7 @@ def _d95(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C905, "PMaxScheduleType")
+            _escape(r, 2, _C596, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10697,7 +9257,7 @@ def _d95(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C906, "PMaxScheduleType")
+                _escape(r, 1, _C597, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     o = _new(_din.PMaxSchedule)
@@ -10705,649 +9265,38 @@ def _d95(r):
     o.p_max_schedule_entry = f1
     return o
 
-def _e95(w, o):
+def _e88(w, o):
     """din.PMaxSchedule -> PMaxScheduleType"""
-    s = 0
-    v = o.p_max_schedule_id
-    if v is not None:
-        t = _C908.get(s)
-        if t is None:
-            _order("PMaxSchedule.p_max_schedule_id", s, _C907)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PMaxSchedule.p_max_schedule_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.p_max_schedule_id
+    if v0 is None:
+        _order("PMaxSchedule.p_max_schedule_id", 0, _C598)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("PMaxSchedule.p_max_schedule_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
     items = o.p_max_schedule_entry
     if items.__class__ is not list:
         _bad("PMaxSchedule.p_max_schedule_entry", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C909.get(s)
+        t = _C599.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C907)
-        if v.__class__ is not _din.PMaxScheduleEntry:
-            _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C598)
+        if v1.__class__ is not _din.PMaxScheduleEntry:
+            _bad("PMaxSchedule.p_max_schedule_entry", v1, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v1)
         s = 2
-    t = _C910.get(s)
+    t = _C600.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C907)
+        _order("PMaxSchedule", s, _C598)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d96(r):
-    """SalesTariffType -> din.SalesTariff"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C911, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("SalesTariffID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C912, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "SalesTariffDescription")
-            else:
-                f2 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 2:
-            _escape(r, 2, _C913, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C914, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d53(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C915, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 5:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d53(r)
-                f4.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C916, "SalesTariffType")
-            else:
-                r.fail("SalesTariffType: event code %d out of range" % ec)
-    o = _new(_din.SalesTariff)
-    o.id = f0
-    o.sales_tariff_id = f1
-    o.sales_tariff_description = f2
-    o.num_e_price_levels = f3
-    o.sales_tariff_entry = f4
-    return o
-
-def _e96(w, o):
-    """din.SalesTariff -> SalesTariffType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C918.get(s)
-        if t is None:
-            _order("SalesTariff.id", s, _C917)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SalesTariff.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.sales_tariff_id
-    if v is not None:
-        t = _C919.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SalesTariff.sales_tariff_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sales_tariff_description
-    if v is not None:
-        t = _C920.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.num_e_price_levels
-    if v is not None:
-        t = _C921.get(s)
-        if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.sales_tariff_entry
-    if items.__class__ is not list:
-        _bad("SalesTariff.sales_tariff_entry", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C922.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C917)
-        if v.__class__ is not _din.SalesTariffEntry:
-            _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
-        w.bits(t[0], t[1])
-        _e53(w, v)
-        s = 4
-    t = _C923.get(s)
-    if t is None:
-        _order("SalesTariff", s, _C917)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d97(r):
-    """CostType -> din.Cost"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C924[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C926, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C927, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
-                if f2 > 3:
-                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C928, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C929, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    o = _new(_din.Cost)
-    o.cost_kind = f0
-    o.amount = f1
-    o.amount_multiplier = f2
-    return o
-
-def _e97(w, o):
-    """din.Cost -> CostType"""
-    s = 0
-    v = o.cost_kind
-    if v is not None:
-        t = _C931.get(s)
-        if t is None:
-            _order("Cost.cost_kind", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C925.get(v)
-        if i is None:
-            _bad("Cost.cost_kind", v, "a member of _din.CostKind")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C932.get(s)
-        if t is None:
-            _order("Cost.amount", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Cost.amount", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount_multiplier
-    if v is not None:
-        t = _C933.get(s)
-        if t is None:
-            _order("Cost.amount_multiplier", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("Cost.amount_multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C934.get(s)
-    if t is None:
-        _order("Cost", s, _C930)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d98(r):
-    """ParameterSetType -> din.ParameterSet"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C935, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d102(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C936, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d102(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C937, "ParameterSetType")
-            else:
-                r.fail("ParameterSetType: event code %d out of range" % ec)
-    o = _new(_din.ParameterSet)
-    o.parameter_set_id = f0
-    o.parameter = f1
-    return o
-
-def _e98(w, o):
-    """din.ParameterSet -> ParameterSetType"""
-    s = 0
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C939.get(s)
-        if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C938)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.parameter
-    if items.__class__ is not list:
-        _bad("ParameterSet.parameter", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C940.get(s)
-        if t is None:
-            _order("ParameterSet.parameter", s, _C938)
-        if v.__class__ is not _din.Parameter:
-            _bad("ParameterSet.parameter", v, "a Parameter")
-        w.bits(t[0], t[1])
-        _e102(w, v)
-        s = 2
-    t = _C941.get(s)
-    if t is None:
-        _order("ParameterSet", s, _C938)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d99(r):
-    """ServiceType -> din.Service"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d85(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C942, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C943, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C944, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    o = _new(_din.Service)
-    o.service_tag = f0
-    o.free_service = f1
-    return o
-
-def _e99(w, o):
-    """din.Service -> ServiceType"""
-    s = 0
-    v = o.service_tag
-    if v is not None:
-        t = _C946.get(s)
-        if t is None:
-            _order("Service.service_tag", s, _C945)
-        if v.__class__ is not _din.ServiceTag:
-            _bad("Service.service_tag", v, "a ServiceTag")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C947.get(s)
-        if t is None:
-            _order("Service.free_service", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Service.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C948.get(s)
-    if t is None:
-        _order("Service", s, _C945)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d100(r):
-    """SelectedServiceType -> din.SelectedService"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C949, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C950, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C951, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    o = _new(_din.SelectedService)
-    o.service_id = f0
-    o.parameter_set_id = f1
-    return o
-
-def _e100(w, o):
-    """din.SelectedService -> SelectedServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C953.get(s)
-        if t is None:
-            _order("SelectedService.service_id", s, _C952)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C954.get(s)
-        if t is None:
-            _order("SelectedService.parameter_set_id", s, _C952)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C955.get(s)
-    if t is None:
-        _order("SelectedService", s, _C952)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d101(r):
-    """NotificationType -> din.Notification"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "FaultCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C956[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C958, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "FaultMsg")
-            else:
-                f1 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C959, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C960, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    o = _new(_din.Notification)
-    o.fault_code = f0
-    o.fault_msg = f1
-    return o
-
-def _e101(w, o):
-    """din.Notification -> NotificationType"""
-    s = 0
-    v = o.fault_code
-    if v is not None:
-        t = _C962.get(s)
-        if t is None:
-            _order("Notification.fault_code", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C957.get(v)
-        if i is None:
-            _bad("Notification.fault_code", v, "a member of _din.FaultCode")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.fault_msg
-    if v is not None:
-        t = _C963.get(s)
-        if t is None:
-            _order("Notification.fault_msg", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Notification.fault_msg", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C964.get(s)
-    if t is None:
-        _order("Notification", s, _C961)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d102(r):
+def _d89(r):
     """ParameterType -> din.Parameter"""
     f0 = None
     f1 = None
@@ -11364,7 +9313,7 @@ def _d102(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C965, "ParameterType")
+            _escape(r, 3, _C601, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11373,10 +9322,10 @@ def _d102(r):
             f1 = r.bits(3)
             if f1 >= 6:
                 r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
-            f1 = _C966[f1]
+            f1 = _C602[f1]
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C968, "ParameterType")
+            _escape(r, 3, _C604, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11418,7 +9367,7 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 5
         elif ec == 4:
-            f6 = _d78(r)
+            f6 = _d83(r)
             s = 4
         elif ec == 5:
             if r.bits(1):
@@ -11429,7 +9378,7 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 3
         elif ec == 6:
-            _escape(r, 3, _C969, "ParameterType")
+            _escape(r, 3, _C605, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11437,7 +9386,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C970, "ParameterType")
+            _escape(r, 1, _C606, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11445,7 +9394,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C971, "ParameterType")
+            _escape(r, 1, _C607, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11453,7 +9402,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C972, "ParameterType")
+            _escape(r, 1, _C608, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11461,7 +9410,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C973, "ParameterType")
+            _escape(r, 1, _C609, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11469,7 +9418,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C974, "ParameterType")
+            _escape(r, 1, _C610, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -11477,7 +9426,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C975, "ParameterType")
+            _escape(r, 1, _C611, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_din.Parameter)
@@ -11491,100 +9440,1131 @@ def _d102(r):
     o.string_value = f7
     return o
 
-def _e102(w, o):
+def _e89(w, o):
     """din.Parameter -> ParameterType"""
-    s = 0
-    v = o.name
-    if v is not None:
-        t = _C977.get(s)
+    v0 = o.name
+    if v0 is None:
+        _order("Parameter.name", 0, _C612)
+    if type(v0) is not str:
+        _bad("Parameter.name", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value_type
+    if v1 is None:
+        _order("Parameter.value_type", 8, _C612)
+    i1 = _C603.get(v1)
+    if i1 is None:
+        _bad("Parameter.value_type", v1, "a member of _din.Value")
+    v2 = o.bool_value
+    w.bits(((0) << 3) | (i1), 4)
+    s = 7
+    if v2 is not None:
+        if v2.__class__ is not bool:
+            _bad("Parameter.bool_value", v2, "a bool")
+        w.bits(((((0) << 1) << 1) | (v2)) << 1, 6)
+        s = 1
+    v3 = o.byte_value
+    if v3 is not None:
+        t = _C613.get(s)
         if t is None:
-            _order("Parameter.name", s, _C976)
+            _order("Parameter.byte_value", s, _C612)
+        if v3.__class__ is not int or not -128 <= v3 <= 127:
+            _bad("Parameter.byte_value", v3, "an integer in -128..127")
+        w.bits(((((t[0]) << 1) << 8) | (v3 - -128)) << 1, t[1] + 1 + 8 + 1)
+        s = 2
+    v4 = o.short_value
+    if v4 is not None:
+        t = _C614.get(s)
+        if t is None:
+            _order("Parameter.short_value", s, _C612)
+        if type(v4) is not int or v4 < -32768 or v4 > 32767:
+            _bad("Parameter.short_value", v4, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 3
+    v5 = o.int_value
+    if v5 is not None:
+        t = _C615.get(s)
+        if t is None:
+            _order("Parameter.int_value", s, _C612)
+        if type(v5) is not int or v5 < -2147483648 or v5 > 2147483647:
+            _bad("Parameter.int_value", v5, "an integer in -2147483648..2147483647")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v5)
+        w.bits(0, 1)
+        s = 4
+    v6 = o.physical_value
+    if v6 is not None:
+        t = _C616.get(s)
+        if t is None:
+            _order("Parameter.physical_value", s, _C612)
+        if v6.__class__ is not _din.PhysicalValue:
+            _bad("Parameter.physical_value", v6, "a PhysicalValue")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Parameter.name", v, "a str of length 0..")
-        w.string(v)
-    v = o.value_type
-    if v is not None:
-        t = _C978.get(s)
+        _e83(w, v6)
+        s = 5
+    v7 = o.string_value
+    if v7 is not None:
+        t = _C617.get(s)
         if t is None:
-            _order("Parameter.value_type", s, _C976)
-        w.bits(t[0], t[1])
-        s = t[2]
-        i = _C967.get(v)
-        if i is None:
-            _bad("Parameter.value_type", v, "a member of _din.Value")
-        w.bits(i, 3)
-    v = o.bool_value
-    if v is not None:
-        t = _C979.get(s)
-        if t is None:
-            _order("Parameter.bool_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Parameter.bool_value", v, "a bool")
-        w.bits(v, 1)
+            _order("Parameter.string_value", s, _C612)
+        if type(v7) is not str:
+            _bad("Parameter.string_value", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.byte_value
-    if v is not None:
-        t = _C980.get(s)
-        if t is None:
-            _order("Parameter.byte_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("Parameter.byte_value", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.short_value
-    if v is not None:
-        t = _C981.get(s)
-        if t is None:
-            _order("Parameter.short_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("Parameter.short_value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.int_value
-    if v is not None:
-        t = _C982.get(s)
-        if t is None:
-            _order("Parameter.int_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -2147483648 or v > 2147483647:
-            _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.physical_value
-    if v is not None:
-        t = _C983.get(s)
-        if t is None:
-            _order("Parameter.physical_value", s, _C976)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("Parameter.physical_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.string_value
-    if v is not None:
-        t = _C984.get(s)
-        if t is None:
-            _order("Parameter.string_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Parameter.string_value", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C985.get(s)
+        s = 6
+    t = _C618.get(s)
     if t is None:
-        _order("Parameter", s, _C976)
+        _order("Parameter", s, _C612)
     if t[1]:
         w.bits(t[0], t[1])
+
+def _d90(r):
+    """ParameterSetType -> din.ParameterSet"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f0 = r.integer(3)
+                if f0 < -32768 or f0 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C619, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d89(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C620, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d89(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C621, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    o = _new(_din.ParameterSet)
+    o.parameter_set_id = f0
+    o.parameter = f1
+    return o
+
+def _e90(w, o):
+    """din.ParameterSet -> ParameterSetType"""
+    v0 = o.parameter_set_id
+    if v0 is None:
+        _order("ParameterSet.parameter_set_id", 0, _C622)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.parameter
+    if items.__class__ is not list:
+        _bad("ParameterSet.parameter", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C623.get(s)
+        if t is None:
+            _order("ParameterSet.parameter", s, _C622)
+        if v1.__class__ is not _din.Parameter:
+            _bad("ParameterSet.parameter", v1, "a Parameter")
+        w.bits(t[0], t[1])
+        _e89(w, v1)
+        s = 2
+    t = _C624.get(s)
+    if t is None:
+        _order("ParameterSet", s, _C622)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d91(r):
+    """PaymentOptionsType -> din.PaymentOptions"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "PaymentOption")
+            else:
+                v = r.bits(1)
+                v = _C419[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C625, "PaymentOptionsType")
+        else:
+            r.fail("PaymentOptionsType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, None, "PaymentOption")
+                else:
+                    v = r.bits(1)
+                    v = _C419[v]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C626, "PaymentOptionsType")
+            else:
+                r.fail("PaymentOptionsType: event code %d out of range" % ec)
+    o = _new(_din.PaymentOptions)
+    o.payment_option = f0
+    return o
+
+def _e91(w, o):
+    """din.PaymentOptions -> PaymentOptionsType"""
+    s = 0
+    items = o.payment_option
+    if items.__class__ is not list:
+        _bad("PaymentOptions.payment_option", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C628.get(s)
+        if t is None:
+            _order("PaymentOptions.payment_option", s, _C627)
+        i0 = _C420.get(v0)
+        if i0 is None:
+            _bad("PaymentOptions.payment_option", v0, "a member of _din.PaymentOption")
+        w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
+        s = 1
+    t = _C629.get(s)
+    if t is None:
+        _order("PaymentOptions", s, _C627)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d92(r):
+    """ProfileEntryType -> din.ProfileEntry"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C630, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C631, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C632, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    o = _new(_din.ProfileEntry)
+    o.charging_profile_entry_start = f0
+    o.charging_profile_entry_max_power = f1
+    return o
+
+def _e92(w, o):
+    """din.ProfileEntry -> ProfileEntryType"""
+    v0 = o.charging_profile_entry_start
+    if v0 is None:
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C633)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.charging_profile_entry_max_power
+    if v1 is None:
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C633)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("ProfileEntry.charging_profile_entry_max_power", v1, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d93(r):
+    """SAScheduleTupleType -> din.SAScheduleTuple"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SAScheduleTupleID")
+            else:
+                f0 = r.integer(3)
+                if f0 < -32768 or f0 > 32767:
+                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C634, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d88(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C635, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d94(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C636, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C637, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    o = _new(_din.SAScheduleTuple)
+    o.sa_schedule_tuple_id = f0
+    o.p_max_schedule = f1
+    o.sales_tariff = f2
+    return o
+
+def _e93(w, o):
+    """din.SAScheduleTuple -> SAScheduleTupleType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C638)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    v1 = o.p_max_schedule
+    if v1 is None:
+        _order("SAScheduleTuple.p_max_schedule", 1, _C638)
+    if v1.__class__ is not _din.PMaxSchedule:
+        _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
+    w.bits(0, 2)
+    _e88(w, v1)
+    v2 = o.sales_tariff
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.SalesTariff:
+            _bad("SAScheduleTuple.sales_tariff", v2, "a SalesTariff")
+        w.bits(0, 2)
+        _e94(w, v2)
+        s = 3
+    t = _C639.get(s)
+    if t is None:
+        _order("SAScheduleTuple", s, _C638)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d94(r):
+    """SalesTariffType -> din.SalesTariff"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C640, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "SalesTariffID")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+            s = 2
+        elif ec == 1:
+            _escape(r, 3, _C641, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "SalesTariffDescription")
+            else:
+                f2 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            else:
+                f3 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 2:
+            _escape(r, 2, _C642, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            else:
+                f3 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C643, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d53(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C644, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 5:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d53(r)
+                f4.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C645, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    o = _new(_din.SalesTariff)
+    o.id = f0
+    o.sales_tariff_id = f1
+    o.sales_tariff_description = f2
+    o.num_e_price_levels = f3
+    o.sales_tariff_entry = f4
+    return o
+
+def _e94(w, o):
+    """din.SalesTariff -> SalesTariffType"""
+    v0 = o.id
+    if v0 is None:
+        _order("SalesTariff.id", 0, _C646)
+    if type(v0) is not str:
+        _bad("SalesTariff.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.sales_tariff_id
+    if v1 is None:
+        _order("SalesTariff.sales_tariff_id", 5, _C646)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("SalesTariff.sales_tariff_id", v1, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v1)
+    v2 = o.sales_tariff_description
+    w.bits(0, 1)
+    s = 1
+    if v2 is not None:
+        if type(v2) is not str or len(v2) > 32:
+            _bad("SalesTariff.sales_tariff_description", v2, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.num_e_price_levels
+    if v3 is None:
+        _order("SalesTariff.num_e_price_levels", s, _C646)
+    t = _C647.get(s)
+    if t is None:
+        _order("SalesTariff.num_e_price_levels", s, _C646)
+    if v3.__class__ is not int or not 0 <= v3 <= 255:
+        _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
+    w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
+    s = 3
+    items = o.sales_tariff_entry
+    if items.__class__ is not list:
+        _bad("SalesTariff.sales_tariff_entry", items, "a list")
+    n = 0
+    for v4 in items:
+        n += 1
+        t = _C648.get(s)
+        if t is None:
+            _order("SalesTariff.sales_tariff_entry", s, _C646)
+        if v4.__class__ is not _din.SalesTariffEntry:
+            _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
+        w.bits(t[0], t[1])
+        _e53(w, v4)
+        s = 4
+    t = _C649.get(s)
+    if t is None:
+        _order("SalesTariff", s, _C646)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d95(r):
+    """SelectedServiceType -> din.SelectedService"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C650, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C651, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C652, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    o = _new(_din.SelectedService)
+    o.service_id = f0
+    o.parameter_set_id = f1
+    return o
+
+def _e95(w, o):
+    """din.SelectedService -> SelectedServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("SelectedService.service_id", 0, _C653)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("SelectedService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.parameter_set_id
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < -32768 or v1 > 32767:
+            _bad("SelectedService.parameter_set_id", v1, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v1)
+        w.bits(0, 1)
+        s = 2
+    t = _C654.get(s)
+    if t is None:
+        _order("SelectedService", s, _C653)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d96(r):
+    """SelectedServiceListType -> din.SelectedServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d95(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C655, "SelectedServiceListType")
+        else:
+            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d95(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C656, "SelectedServiceListType")
+            else:
+                r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    o = _new(_din.SelectedServiceList)
+    o.selected_service = f0
+    return o
+
+def _e96(w, o):
+    """din.SelectedServiceList -> SelectedServiceListType"""
+    s = 0
+    items = o.selected_service
+    if items.__class__ is not list:
+        _bad("SelectedServiceList.selected_service", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C658.get(s)
+        if t is None:
+            _order("SelectedServiceList.selected_service", s, _C657)
+        if v0.__class__ is not _din.SelectedService:
+            _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
+        w.bits(t[0], t[1])
+        _e95(w, v0)
+        s = 1
+    t = _C659.get(s)
+    if t is None:
+        _order("SelectedServiceList", s, _C657)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d97(r):
+    """ServiceType -> din.Service"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d100(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C660, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "FreeService")
+            else:
+                f1 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C661, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C662, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    o = _new(_din.Service)
+    o.service_tag = f0
+    o.free_service = f1
+    return o
+
+def _e97(w, o):
+    """din.Service -> ServiceType"""
+    v0 = o.service_tag
+    if v0 is None:
+        _order("Service.service_tag", 0, _C663)
+    if v0.__class__ is not _din.ServiceTag:
+        _bad("Service.service_tag", v0, "a ServiceTag")
+    w.bits(0, 1)
+    _e100(w, v0)
+    v1 = o.free_service
+    if v1 is None:
+        _order("Service.free_service", 1, _C663)
+    if v1.__class__ is not bool:
+        _bad("Service.free_service", v1, "a bool")
+    w.bits((((((0) << 1) << 1) | (v1)) << 1) << 1, 5)
+
+def _d98(r):
+    """ServiceTagListType -> din.ServiceTagList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d97(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C664, "ServiceTagListType")
+        else:
+            r.fail("ServiceTagListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d97(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C665, "ServiceTagListType")
+            else:
+                r.fail("ServiceTagListType: event code %d out of range" % ec)
+    o = _new(_din.ServiceTagList)
+    o.service = f0
+    return o
+
+def _e98(w, o):
+    """din.ServiceTagList -> ServiceTagListType"""
+    s = 0
+    items = o.service
+    if items.__class__ is not list:
+        _bad("ServiceTagList.service", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C667.get(s)
+        if t is None:
+            _order("ServiceTagList.service", s, _C666)
+        if v0.__class__ is not _din.Service:
+            _bad("ServiceTagList.service", v0, "a Service")
+        w.bits(t[0], t[1])
+        _e97(w, v0)
+        s = 1
+    t = _C668.get(s)
+    if t is None:
+        _order("ServiceTagList", s, _C666)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d99(r):
+    """ServiceParameterListType -> din.ServiceParameterList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d90(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C669, "ServiceParameterListType")
+        else:
+            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d90(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C670, "ServiceParameterListType")
+            else:
+                r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    o = _new(_din.ServiceParameterList)
+    o.parameter_set = f0
+    return o
+
+def _e99(w, o):
+    """din.ServiceParameterList -> ServiceParameterListType"""
+    s = 0
+    items = o.parameter_set
+    if items.__class__ is not list:
+        _bad("ServiceParameterList.parameter_set", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C672.get(s)
+        if t is None:
+            _order("ServiceParameterList.parameter_set", s, _C671)
+        if v0.__class__ is not _din.ParameterSet:
+            _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
+        w.bits(t[0], t[1])
+        _e90(w, v0)
+        s = 1
+    t = _C673.get(s)
+    if t is None:
+        _order("ServiceParameterList", s, _C671)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d100(r):
+    """ServiceTagType -> din.ServiceTag"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C674, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "ServiceName")
+            else:
+                f1 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ServiceCategory")
+            else:
+                f2 = r.bits(2)
+                f2 = _C404[f2]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C675, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ServiceCategory")
+            else:
+                f2 = r.bits(2)
+                f2 = _C404[f2]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C676, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "ServiceScope")
+            else:
+                f3 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+            s = 4
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C677, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C678, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    o = _new(_din.ServiceTag)
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    return o
+
+def _e100(w, o):
+    """din.ServiceTag -> ServiceTagType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceTag.service_id", 0, _C679)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceTag.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("ServiceTag.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("ServiceTag.service_category", s, _C679)
+    t = _C680.get(s)
+    if t is None:
+        _order("ServiceTag.service_category", s, _C679)
+    i2 = _C405.get(v2)
+    if i2 is None:
+        _bad("ServiceTag.service_category", v2, "a member of _din.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 32:
+            _bad("ServiceTag.service_scope", v3, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    t = _C681.get(s)
+    if t is None:
+        _order("ServiceTag", s, _C679)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d101(r):
+    """SubCertificatesType -> din.SubCertificates"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, b"", "Certificate")
+            else:
+                v = r.binary(None, 1200)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C682, "SubCertificatesType")
+        else:
+            r.fail("SubCertificatesType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C683, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
+    o = _new(_din.SubCertificates)
+    o.certificate = f0
+    return o
+
+def _e101(w, o):
+    """din.SubCertificates -> SubCertificatesType"""
+    s = 0
+    items = o.certificate
+    if items.__class__ is not list:
+        _bad("SubCertificates.certificate", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C685.get(s)
+        if t is None:
+            _order("SubCertificates.certificate", s, _C684)
+        if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
+            _bad("SubCertificates.certificate", v0, "bytes of length 0..1200")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    t = _C686.get(s)
+    if t is None:
+        _order("SubCertificates", s, _C684)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d102(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "X509IssuerName")
+            else:
+                f0 = r.string(None, None)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C687, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "X509SerialNumber")
+            else:
+                f1 = r.integer(64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C688, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C689, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e102(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C690)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C690)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 
 # tables (after the functions: some refer to encoders)
@@ -11595,985 +10575,690 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 1, 1)}
-_C8 = {1: (0, 1, 2)}
-_C9 = {2: (0, 1, 3)}
-_C10 = {3: (0, 1, 4)}
-_C11 = {4: (0, 1, 5)}
-_C12 = {5: (0, 1, -1)}
+_C7 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C8 = ('EE', 'SE_ANY', 'CH')
+_C9 = ('EE', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('SE_ANY', 'CH')
+_C12 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
 _C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C14 = ('EE', 'SE_ANY', 'CH')
 _C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('SE_ANY', 'CH')
-_C18 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
-_C19 = {0: (0, 1, 1)}
-_C20 = {1: (0, 1, 2)}
-_C21 = {2: (0, 1, 3)}
-_C22 = {3: (0, 1, 4)}
-_C23 = {4: (0, 1, -1)}
-_C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C25 = ('EE', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
-_C28 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C16 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
+_C17 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('SE_ANY', 'CH')
+_C20 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
+_C21 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C22 = {0: 'end of element'}
+_C23 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C26 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
+_C27 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
+_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C29 = ('EE', 'SE_ANY', 'CH')
-_C30 = ('SE_ANY', 'CH')
-_C31 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C32 = {0: (0, 1, 1)}
-_C33 = {1: (0, 1, 2)}
-_C34 = {2: (0, 1, 3)}
-_C35 = {3: (0, 1, 4)}
-_C36 = {4: (0, 1, -1)}
-_C37 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C38 = {0: 'end of element'}
-_C39 = {0: (0, 1, -1)}
+_C30 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
+_C31 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C32 = ('EE', 'SE_ANY', 'CH')
+_C33 = ('SE_ANY', 'CH')
+_C34 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
+_C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = ('SE_ANY', 'CH')
+_C39 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
 _C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C41 = ('SE_ANY', 'CH')
-_C42 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C43 = {0: (0, 1, 1)}
-_C44 = {1: (0, 1, -1)}
-_C45 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
-_C46 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
+_C41 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C42 = ('EE', 'SE_ANY', 'CH')
+_C43 = ('EE', 'SE_ANY', 'CH')
+_C44 = ('SE_ANY', 'CH')
+_C45 = {0: '@Id, OEMProvisioningCert', 1: 'ListOfRootCertificateIDs', 2: 'DHParams', 3: 'end of element', 4: 'OEMProvisioningCert'}
+_C46 = {0: (1, 2, 1), 4: (0, 1, 1)}
 _C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C48 = ('EE', 'SE_ANY', 'CH')
-_C49 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
-_C50 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C48 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
-_C52 = ('SE_ANY', 'CH')
-_C53 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C54 = {0: (0, 1, 1)}
-_C55 = {1: (0, 1, 2)}
-_C56 = {2: (0, 1, 3)}
-_C57 = {3: (0, 1, -1)}
-_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C52 = ('EE', 'SE_ANY', 'CH')
+_C53 = ('SE_ANY', 'CH')
+_C54 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'end of element', 6: 'ResponseCode'}
+_C55 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C56 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C57 = ('EE', 'SE_ANY', 'CH')
+_C58 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('EE', 'SE_ANY', 'CH')
 _C60 = ('SE_ANY', 'CH')
-_C61 = ('SE_ANY', 'CH')
-_C62 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C63 = {0: (0, 1, 3)}
-_C64 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C65 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C66 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C61 = {0: '@Id, ContractSignatureCertChain', 1: 'ContractID', 2: 'ListOfRootCertificateIDs', 3: 'DHParams', 4: 'end of element', 5: 'ContractSignatureCertChain'}
+_C62 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C63 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C65 = ('EE', 'SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
 _C67 = ('EE', 'SE_ANY', 'CH')
 _C68 = ('EE', 'SE_ANY', 'CH')
-_C69 = ('SE_ANY', 'CH')
-_C70 = {0: '@Id, OEMProvisioningCert', 1: 'ListOfRootCertificateIDs', 2: 'DHParams', 3: 'end of element', 4: 'OEMProvisioningCert'}
-_C71 = {0: (0, 2, 4)}
-_C72 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C73 = {1: (0, 1, 2)}
-_C74 = {2: (0, 1, 3)}
-_C75 = {3: (0, 1, -1)}
-_C76 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C78 = ('EE', 'SE_ANY', 'CH')
-_C79 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
+_C72 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
+_C73 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
+_C74 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C75 = ('EE', 'SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
+_C78 = {_din.AC_EVChargeParameter: (0, _e0), _din.DC_EVChargeParameter: (1, _e19), _din.EVChargeParameter: (2, _e26)}
+_C79 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C80 = ('EE', 'SE_ANY', 'CH')
 _C81 = ('EE', 'SE_ANY', 'CH')
-_C82 = ('SE_ANY', 'CH')
-_C83 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'end of element', 6: 'ResponseCode'}
-_C84 = {0: (0, 1, 6)}
-_C85 = {6: (0, 1, 1)}
-_C86 = {1: (0, 1, 2)}
-_C87 = {2: (0, 1, 3)}
-_C88 = {3: (0, 1, 4)}
-_C89 = {4: (0, 1, 5)}
-_C90 = {5: (0, 1, -1)}
-_C91 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C92 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C82 = ('EE', 'SE_ANY', 'CH')
+_C83 = ('SE_ANY', 'CH')
+_C84 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C85 = {_din.SAScheduleList: (0, _e50), _din.SASchedules: (1, _e51)}
+_C86 = {_din.AC_EVSEChargeParameter: (0, _e1), _din.DC_EVSEChargeParameter: (1, _e21), _din.EVSEChargeParameter: (2, _e28)}
+_C87 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C88 = {0: 'end of element'}
+_C89 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C90 = ('EE', 'SE_ANY', 'CH')
+_C91 = ('EE', 'SE_ANY', 'CH')
+_C92 = ('EE', 'SE_ANY', 'CH')
 _C93 = ('EE', 'SE_ANY', 'CH')
 _C94 = ('EE', 'SE_ANY', 'CH')
 _C95 = ('EE', 'SE_ANY', 'CH')
 _C96 = ('SE_ANY', 'CH')
-_C97 = {0: '@Id, ContractSignatureCertChain', 1: 'ContractID', 2: 'ListOfRootCertificateIDs', 3: 'DHParams', 4: 'end of element', 5: 'ContractSignatureCertChain'}
-_C98 = {0: (0, 2, 5)}
-_C99 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C100 = {1: (0, 1, 2)}
-_C101 = {2: (0, 1, 3)}
-_C102 = {3: (0, 1, 4)}
-_C103 = {4: (0, 1, -1)}
-_C104 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
+_C97 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C98 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C99 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C100 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C101 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C102 = ('SE_ANY', 'CH')
+_C103 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C104 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C105 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C106 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C107 = ('EE', 'SE_ANY', 'CH')
-_C108 = ('EE', 'SE_ANY', 'CH')
-_C109 = ('EE', 'SE_ANY', 'CH')
-_C110 = ('EE', 'SE_ANY', 'CH')
-_C111 = ('SE_ANY', 'CH')
-_C112 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
-_C113 = {0: (0, 1, 7)}
-_C114 = {7: (0, 1, 1)}
-_C115 = {1: (0, 1, 2)}
-_C116 = {2: (0, 1, 3)}
-_C117 = {3: (0, 1, 4)}
-_C118 = {4: (0, 1, 5)}
-_C119 = {5: (0, 1, 6)}
-_C120 = {6: (0, 1, -1)}
-_C121 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
-_C122 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
-_C123 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C124 = ('EE', 'SE_ANY', 'CH')
-_C125 = ('SE_ANY', 'CH')
-_C126 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
-_C127 = {0: (0, 1, 1)}
-_C128 = {1: (0, 2, 2)}
-_C129 = {1: (1, 2, 2)}
-_C130 = {1: (2, 2, 2)}
-_C131 = {_din.AC_EVChargeParameter: (_C128, _e0), _din.DC_EVChargeParameter: (_C129, _e19), _din.EVChargeParameter: (_C130, _e26)}
-_C132 = {2: (0, 1, -1)}
-_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C110 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C111 = ('EE', 'SE_ANY', 'CH')
+_C112 = ('EE', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('EE', 'SE_ANY', 'CH')
+_C115 = ('EE', 'SE_ANY', 'CH')
+_C116 = ('EE', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('EE', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('SE_ANY', 'CH')
+_C121 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C122 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C123 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C124 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C125 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C126 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C127 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('EE', 'SE_ANY', 'CH')
+_C130 = ('EE', 'SE_ANY', 'CH')
+_C131 = ('EE', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
 _C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('EE', 'SE_ANY', 'CH')
-_C136 = ('EE', 'SE_ANY', 'CH')
+_C135 = ('SE_ANY', 'CH')
+_C136 = ('SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
-_C138 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C139 = {0: (0, 1, 1)}
-_C140 = {1: (0, 1, 2)}
-_C141 = {2: (0, 2, 3)}
-_C142 = {2: (1, 2, 3)}
-_C143 = {_din.SAScheduleList: (_C141, _e50), _din.SASchedules: (_C142, _e51)}
-_C144 = {3: (0, 2, 4)}
-_C145 = {3: (1, 2, 4)}
-_C146 = {3: (2, 2, 4)}
-_C147 = {_din.AC_EVSEChargeParameter: (_C144, _e1), _din.DC_EVSEChargeParameter: (_C145, _e21), _din.EVSEChargeParameter: (_C146, _e28)}
-_C148 = {4: (0, 1, -1)}
-_C149 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C150 = {0: 'end of element'}
-_C151 = {0: (0, 1, -1)}
-_C152 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C153 = ('EE', 'SE_ANY', 'CH')
-_C154 = ('EE', 'SE_ANY', 'CH')
-_C155 = ('EE', 'SE_ANY', 'CH')
-_C156 = ('EE', 'SE_ANY', 'CH')
-_C157 = ('EE', 'SE_ANY', 'CH')
-_C158 = ('EE', 'SE_ANY', 'CH')
-_C159 = ('SE_ANY', 'CH')
-_C160 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C161 = {0: (0, 1, 1)}
-_C162 = {1: (0, 1, 2)}
-_C163 = {2: (0, 1, 3)}
-_C164 = {3: (0, 2, 4)}
-_C165 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C166 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C167 = {6: (0, 1, 7)}
-_C168 = {7: (0, 1, -1)}
-_C169 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C171 = ('SE_ANY', 'CH')
-_C172 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C173 = {0: (0, 2, 2)}
-_C174 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C175 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
-_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C177 = ('EE', 'SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C180 = {0: (0, 1, 1)}
-_C181 = {1: (0, 1, 2)}
-_C182 = {2: (0, 1, -1)}
-_C183 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C138 = ('SE_ANY', 'CH')
+_C139 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
+_C140 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C141 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C142 = {7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C143 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C144 = ('EE', 'SE_ANY', 'CH')
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = ('SE_ANY', 'CH')
+_C150 = ('SE_ANY', 'CH')
+_C151 = ('SE_ANY', 'CH')
+_C152 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
+_C153 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C154 = {4: (1, 3, 6), 5: (0, 3, 6)}
+_C155 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C156 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C157 = {4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C158 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C159 = ('EE', 'SE_ANY', 'CH')
+_C160 = ('EE', 'SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C163 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C165 = ('EE', 'SE_ANY', 'CH')
+_C166 = ('EE', 'SE_ANY', 'CH')
+_C167 = ('EE', 'SE_ANY', 'CH')
+_C168 = ('EE', 'SE_ANY', 'CH')
+_C169 = ('EE', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = ('SE_ANY', 'CH')
+_C174 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C175 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C176 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C177 = {8: (1, 2), 9: (0, 1)}
+_C178 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
+_C179 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
+_C180 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
+_C181 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
+_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
 _C184 = ('EE', 'SE_ANY', 'CH')
 _C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
-_C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
+_C186 = ('SE_ANY', 'CH')
+_C187 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
+_C188 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C190 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
+_C191 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
 _C192 = ('EE', 'SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C195 = {0: (0, 1, 1)}
-_C196 = {1: (0, 1, 2)}
-_C197 = {2: (0, 3, 3)}
-_C198 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C199 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C200 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C201 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C202 = {7: (0, 2, 8)}
-_C203 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C204 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C205 = {10: (0, 1, -1)}
-_C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C207 = ('EE', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('EE', 'SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = ('SE_ANY', 'CH')
-_C216 = ('SE_ANY', 'CH')
-_C217 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
-_C218 = {0: (0, 1, 1)}
-_C219 = {1: (0, 1, 2)}
-_C220 = {2: (0, 1, 3)}
-_C221 = {3: (0, 1, 4)}
-_C222 = {4: (0, 1, 5)}
-_C223 = {5: (0, 1, 6)}
-_C224 = {6: (0, 1, 7)}
-_C225 = {7: (0, 3, 8)}
-_C226 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C227 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C228 = {7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C230 = ('EE', 'SE_ANY', 'CH')
-_C231 = ('EE', 'SE_ANY', 'CH')
-_C232 = ('EE', 'SE_ANY', 'CH')
-_C233 = ('SE_ANY', 'CH')
-_C234 = ('SE_ANY', 'CH')
-_C235 = ('SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
+_C194 = ('EE', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
+_C198 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C199 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('SE_ANY', 'CH')
+_C205 = ('SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('SE_ANY', 'CH')
+_C208 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C209 = {1: (0, 1, 2)}
+_C210 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C211 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C212 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C213 = {6: (0, 1, 7)}
+_C214 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C215 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C216 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C220 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C221 = {0: 'end of element'}
+_C222 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = {0: 'end of element'}
+_C224 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C225 = {0: 'end of element'}
+_C226 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C227 = {0: 'end of element'}
+_C228 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C229 = {0: 'end of element'}
+_C230 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C233 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C235 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C236 = ('EE', 'SE_ANY', 'CH')
 _C237 = ('SE_ANY', 'CH')
-_C238 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
-_C239 = {0: (0, 1, 1)}
-_C240 = {1: (0, 1, 2)}
-_C241 = {2: (0, 2, 3)}
-_C242 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C243 = {4: (0, 3, 5)}
-_C244 = {4: (1, 3, 6), 5: (0, 3, 6)}
-_C245 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C246 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C247 = {4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('EE', 'SE_ANY', 'CH')
-_C251 = ('SE_ANY', 'CH')
-_C252 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C253 = {0: (0, 1, 1)}
-_C254 = {1: (0, 2, 2)}
-_C255 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C256 = {3: (0, 1, -1)}
-_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C258 = ('EE', 'SE_ANY', 'CH')
-_C259 = ('EE', 'SE_ANY', 'CH')
-_C260 = ('EE', 'SE_ANY', 'CH')
-_C261 = ('EE', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = ('SE_ANY', 'CH')
-_C267 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C268 = {0: (0, 1, 1)}
-_C269 = {1: (0, 1, 2)}
-_C270 = {2: (0, 2, 3)}
-_C271 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C272 = {4: (0, 1, 5)}
-_C273 = {5: (0, 1, 6)}
-_C274 = {6: (0, 2, 7)}
-_C275 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C276 = {8: (0, 2, 9)}
-_C277 = {8: (1, 2, -1), 9: (0, 1, -1)}
-_C278 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
-_C279 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
-_C280 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
-_C281 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
-_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = ('EE', 'SE_ANY', 'CH')
-_C285 = ('EE', 'SE_ANY', 'CH')
-_C286 = ('SE_ANY', 'CH')
-_C287 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C288 = {0: (0, 2, 1)}
-_C289 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C290 = {2: (0, 1, 3)}
-_C291 = {3: (0, 1, 4)}
-_C292 = {4: (0, 1, -1)}
-_C293 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C294 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
-_C295 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'SE_ANY', 'CH')
-_C298 = ('EE', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
-_C300 = ('SE_ANY', 'CH')
-_C301 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
-_C302 = {0: (0, 1, 1)}
-_C303 = {1: (0, 2, 2)}
-_C304 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C305 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C306 = {4: (0, 1, 5)}
-_C307 = {5: (0, 1, -1)}
+_C238 = ('SE_ANY', 'CH')
+_C239 = ('SE_ANY', 'CH')
+_C240 = ('SE_ANY', 'CH')
+_C241 = ('SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C246 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C247 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C248 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C249 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C250 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C251 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C252 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C253 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C254 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C260 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C261 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C266 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C267 = {1: (1, 2)}
+_C268 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C269 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C270 = ('EE', 'SE_ANY', 'CH')
+_C271 = ('EE', 'SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C274 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C275 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C276 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C277 = ('EE', 'SE_ANY', 'CH')
+_C278 = ('SE_ANY', 'CH')
+_C279 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
+_C280 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C281 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C287 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C288 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C289 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = ('SE_ANY', 'CH')
+_C295 = ('SE_ANY', 'CH')
+_C296 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C297 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C298 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C300 = ('EE', 'SE_ANY', 'CH')
+_C301 = ('SE_ANY', 'CH')
+_C302 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C303 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C304 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C305 = ('EE', 'SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
 _C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C309 = ('EE', 'SE_ANY', 'CH')
 _C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('EE', 'SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
+_C313 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C314 = ('SE_ANY', 'CH')
 _C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2, 1)}
-_C318 = {1: (0, 1, 2)}
-_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C321 = {4: (0, 2, 5)}
-_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C323 = {6: (0, 1, 7)}
-_C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
-_C329 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C330 = {0: (0, 1, 3)}
-_C331 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C332 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C333 = {0: 'end of element'}
-_C334 = {0: (0, 1, -1)}
-_C335 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C336 = {0: 'end of element'}
-_C337 = {0: (0, 1, -1)}
-_C338 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = {0: 'end of element'}
-_C340 = {0: (0, 1, -1)}
-_C341 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C342 = {0: 'end of element'}
-_C343 = {0: (0, 1, -1)}
-_C344 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = {0: 'end of element'}
-_C346 = {0: (0, 1, -1)}
-_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
+_C318 = {1: (1, 3, 3), 2: (0, 2, 3)}
+_C319 = {1: 1, 2: 0}
+_C320 = {1: 2, 2: 1}
+_C321 = {_din.DC_EVPowerDeliveryParameter: (_C319, _e20), _din.EVPowerDeliveryParameter: (_C320, _e27)}
+_C322 = {1: (3, 3), 2: (2, 2), 3: (0, 1)}
+_C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C324 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C327 = {_din.AC_EVSEStatus: (0, _e2), _din.DC_EVSEStatus: (1, _e22), _din.EVSEStatus: (2, _e29)}
+_C328 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C329 = ('EE', 'SE_ANY', 'CH')
+_C330 = ('EE', 'SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C333 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C334 = ('EE', 'SE_ANY', 'CH')
+_C335 = ('EE', 'SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
+_C337 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C339 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('SE_ANY', 'CH')
+_C341 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C343 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C344 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C345 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
-_C349 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C350 = {0: (0, 2, 1)}
-_C351 = {0: (1, 2, 1)}
-_C352 = {_din.RelativeTimeInterval: (_C350, _e48), _din.Interval: (_C351, _e71)}
-_C353 = {1: (0, 1, -1)}
+_C349 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C350 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C351 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C352 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C353 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
 _C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C355 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C356 = ('EE', 'SE_ANY', 'CH')
-_C357 = ('SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = ('SE_ANY', 'CH')
-_C361 = ('SE_ANY', 'CH')
+_C355 = ('SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C358 = {1: (1, 2), 2: (0, 1)}
+_C359 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C360 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C361 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C362 = ('SE_ANY', 'CH')
-_C363 = ('SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C366 = {0: (0, 4, 10)}
-_C367 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C368 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C369 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C370 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C371 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C372 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C373 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C374 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C375 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C381 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C382 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C383 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C386 = ('SE_ANY', 'CH')
-_C387 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C388 = {0: (0, 2, 2)}
-_C389 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C390 = {1: (1, 2, -1)}
-_C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C393 = ('EE', 'SE_ANY', 'CH')
-_C394 = ('EE', 'SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C397 = {0: (0, 2, 4)}
-_C398 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C399 = {1: (0, 2, 2)}
-_C400 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C401 = {3: (0, 1, -1)}
-_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'SE_ANY', 'CH')
-_C404 = ('SE_ANY', 'CH')
-_C405 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
-_C406 = {0: (0, 1, 1)}
-_C407 = {1: (0, 1, 2)}
-_C408 = {2: (0, 1, -1)}
-_C409 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C410 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C412 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C416 = {0: (0, 3, 5)}
-_C417 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C418 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C419 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
-_C422 = ('SE_ANY', 'CH')
+_C363 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C364 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C365 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C366 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C367 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
+_C370 = {0: (0, 1), 1: (0, 2)}
+_C371 = {1: (1, 2)}
+_C372 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C373 = {0: 'end of element'}
+_C374 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C375 = ('SE_ANY', 'CH')
+_C376 = ('SE_ANY', 'CH')
+_C377 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C378 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C379 = {1: (2, 2), 2: (1, 2)}
+_C380 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = ('EE', 'SE_ANY', 'CH')
+_C382 = ('SE_ANY', 'CH')
+_C383 = ('SE_ANY', 'CH')
+_C384 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
+_C385 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C386 = {2: (0, 2), 3: (0, 2)}
+_C387 = {2: (1, 2), 3: (1, 2)}
+_C388 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C389 = ('EE', 'SE_ANY', 'CH')
+_C390 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
+_C391 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C392 = ('EE', 'SE_ANY', 'CH')
+_C393 = ('SE_ANY', 'CH')
+_C394 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
+_C395 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C396 = ('SE_ANY', 'CH')
+_C397 = {0: 'ServiceID', 1: 'end of element'}
+_C398 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C399 = ('EE', 'SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C403 = {2: (1, 2), 3: (0, 1)}
+_C404 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
+_C405 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
+_C406 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C410 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C411 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C412 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C413 = ('EE', 'SE_ANY', 'CH')
+_C414 = ('EE', 'SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C418 = {3: (1, 2), 4: (0, 1)}
+_C419 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
+_C420 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
+_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = ('EE', 'SE_ANY', 'CH')
 _C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C427 = {0: (0, 2, 1)}
-_C428 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C429 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C431 = ('EE', 'SE_ANY', 'CH')
-_C432 = ('SE_ANY', 'CH')
-_C433 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C434 = {0: (0, 2, 1)}
-_C435 = {0: (1, 2, 1)}
-_C436 = {_din.RelativeTimeInterval: (_C434, _e48), _din.Interval: (_C435, _e71)}
-_C437 = {1: (0, 1, 2)}
-_C438 = {2: (0, 1, -1)}
+_C424 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C425 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
+_C427 = {0: 'ResponseCode', 1: 'end of element'}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = {0: 'EVCCID', 1: 'end of element'}
+_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C432 = ('EE', 'SE_ANY', 'CH')
+_C433 = ('SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
+_C436 = {2: (1, 2), 3: (0, 1)}
+_C437 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C438 = {0: 'end of element'}
 _C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C443 = {0: (0, 1, 1)}
-_C444 = {1: (0, 1, 2)}
-_C445 = {2: (0, 1, -1)}
-_C446 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C447 = ('EE', 'SE_ANY', 'CH')
-_C448 = ('EE', 'SE_ANY', 'CH')
-_C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
-_C451 = {0: (0, 1, 1)}
-_C452 = {1: (0, 1, 2)}
-_C453 = {2: (0, 1, 3)}
-_C454 = {3: (0, 1, -1)}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C440 = ('SE_ANY', 'CH')
+_C441 = {0: 'ResponseCode', 1: 'end of element'}
+_C442 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C443 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C444 = ('EE', 'SE_ANY', 'CH')
+_C445 = ('SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C449 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C450 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C451 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C453 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = ('SE_ANY', 'CH')
 _C456 = ('SE_ANY', 'CH')
-_C457 = ('SE_ANY', 'CH')
-_C458 = ('SE_ANY', 'CH')
-_C459 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
-_C460 = {0: (0, 1, 1)}
-_C461 = {1: (0, 3, 2)}
-_C462 = {1: (1, 3, 3), 2: (0, 2, 3)}
-_C463 = {1: (2, 3, 3), 2: (1, 2, 3)}
-_C464 = {_din.DC_EVPowerDeliveryParameter: (_C462, _e20), _din.EVPowerDeliveryParameter: (_C463, _e27)}
-_C465 = {1: (3, 3, -1), 2: (2, 2, -1), 3: (0, 1, -1)}
-_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C467 = ('EE', 'SE_ANY', 'CH')
-_C468 = ('SE_ANY', 'CH')
-_C469 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C470 = {0: (0, 1, 1)}
-_C471 = {1: (0, 2, 2)}
-_C472 = {1: (1, 2, 2)}
-_C473 = {1: (2, 2, 2)}
-_C474 = {_din.AC_EVSEStatus: (_C471, _e2), _din.DC_EVSEStatus: (_C472, _e22), _din.EVSEStatus: (_C473, _e29)}
-_C475 = {2: (0, 1, -1)}
-_C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C477 = ('EE', 'SE_ANY', 'CH')
-_C478 = ('EE', 'SE_ANY', 'CH')
-_C479 = ('SE_ANY', 'CH')
-_C480 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C481 = {0: (0, 1, 1)}
-_C482 = {1: (0, 1, 2)}
-_C483 = {2: (0, 1, 3)}
-_C484 = {3: (0, 1, -1)}
-_C485 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('EE', 'SE_ANY', 'CH')
-_C488 = ('SE_ANY', 'CH')
-_C489 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C490 = {0: (0, 1, 1)}
-_C491 = {1: (0, 1, 2)}
-_C492 = {2: (0, 1, 3)}
-_C493 = {3: (0, 1, -1)}
-_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('EE', 'SE_ANY', 'CH')
-_C496 = ('SE_ANY', 'CH')
-_C497 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C498 = {0: (0, 1, 1)}
-_C499 = {1: (0, 1, 2)}
-_C500 = {2: (0, 1, -1)}
+_C457 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C458 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C459 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C460 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C463 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C464 = {1: (1, 2)}
+_C465 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C466 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = ('EE', 'SE_ANY', 'CH')
+_C469 = ('SE_ANY', 'CH')
+_C470 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C471 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C472 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C473 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('SE_ANY', 'CH')
+_C475 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C476 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('EE', 'SE_ANY', 'CH')
+_C480 = ('EE', 'SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C483 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C484 = {2: (0, 1), 3: (0, 2)}
+_C485 = {3: (1, 2)}
+_C486 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C487 = {0: 'end of element'}
+_C488 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C489 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('SE_ANY', 'CH')
+_C491 = ('SE_ANY', 'CH')
+_C492 = ('SE_ANY', 'CH')
+_C493 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C494 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C495 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C496 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = {0: 'Transform', 1: 'Transform, end of element'}
+_C499 = {0: (0, 1), 1: (0, 2)}
+_C500 = {1: (1, 2)}
 _C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C503 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C504 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('EE', 'SE_ANY', 'CH')
-_C507 = ('SE_ANY', 'CH')
-_C508 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C509 = {0: (0, 3, 6)}
-_C510 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C511 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C512 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C513 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C514 = {2: (0, 1, 3)}
-_C515 = {3: (0, 1, -1)}
-_C516 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
+_C504 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C505 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C506 = ('SE_ANY', 'CH')
+_C507 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('EE', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
 _C517 = ('SE_ANY', 'CH')
 _C518 = ('SE_ANY', 'CH')
-_C519 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C520 = {0: (0, 1, 1)}
-_C521 = {1: (0, 2, 2)}
-_C522 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C523 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C524 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C525 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C528 = {0: (0, 3, 3)}
-_C529 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C530 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C531 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C519 = ('SE_ANY', 'CH')
+_C520 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C521 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C522 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C523 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C524 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C525 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C526 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C527 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C528 = ('SE_ANY', 'CH')
+_C529 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C530 = {_din.BodyBase: (0, _e3), _din.CableCheckReq: (1, _e4), _din.CableCheckRes: (2, _e5), _din.CertificateInstallationReq: (3, _e7), _din.CertificateInstallationRes: (4, _e8), _din.CertificateUpdateReq: (5, _e9), _din.CertificateUpdateRes: (6, _e10), _din.ChargeParameterDiscoveryReq: (7, _e11), _din.ChargeParameterDiscoveryRes: (8, _e12), _din.ChargingStatusReq: (9, _e13), _din.ChargingStatusRes: (10, _e14), _din.ContractAuthenticationReq: (11, _e15), _din.ContractAuthenticationRes: (12, _e16), _din.CurrentDemandReq: (13, _e17), _din.CurrentDemandRes: (14, _e18), _din.MeteringReceiptReq: (15, _e35), _din.MeteringReceiptRes: (16, _e36), _din.PaymentDetailsReq: (17, _e40), _din.PaymentDetailsRes: (18, _e41), _din.PowerDeliveryReq: (19, _e42), _din.PowerDeliveryRes: (20, _e43), _din.PreChargeReq: (21, _e44), _din.PreChargeRes: (22, _e45), _din.ServiceDetailReq: (23, _e55), _din.ServiceDetailRes: (24, _e56), _din.ServiceDiscoveryReq: (25, _e57), _din.ServiceDiscoveryRes: (26, _e58), _din.ServicePaymentSelectionReq: (27, _e59), _din.ServicePaymentSelectionRes: (28, _e60), _din.SessionSetupReq: (29, _e61), _din.SessionSetupRes: (30, _e62), _din.SessionStop: (31, _e63), _din.SessionStopRes: (32, _e64), _din.WeldingDetectionReq: (33, _e75), _din.WeldingDetectionRes: (34, _e76)}
+_C531 = {0: (35, 6), 1: (0, 1)}
 _C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C533 = ('SE_ANY', 'CH')
-_C534 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
-_C535 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C536 = {1: (1, 2, -1)}
-_C537 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C538 = {0: 'end of element'}
-_C539 = {0: (0, 1, -1)}
-_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C541 = ('SE_ANY', 'CH')
-_C542 = ('SE_ANY', 'CH')
-_C543 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C544 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C545 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C546 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C547 = ('EE', 'SE_ANY', 'CH')
-_C548 = ('SE_ANY', 'CH')
-_C549 = ('SE_ANY', 'CH')
-_C550 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
-_C551 = {0: (0, 2, 1)}
-_C552 = {0: (1, 2, 1)}
-_C553 = {_din.RelativeTimeInterval: (_C551, _e48), _din.Interval: (_C552, _e71)}
-_C554 = {1: (0, 1, 2)}
-_C555 = {2: (0, 2, 3), 3: (0, 2, -1)}
-_C556 = {2: (1, 2, -1), 3: (1, 2, -1)}
+_C533 = ('EE', 'SE_ANY', 'CH')
+_C534 = ('SE_ANY', 'CH')
+_C535 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
+_C536 = {1: (0, 1), 2: (0, 2)}
+_C537 = {2: (1, 2)}
+_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = ('SE_ANY', 'CH')
+_C541 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
+_C542 = {1: (0, 2), 2: (0, 2)}
+_C543 = {1: (1, 2), 2: (1, 2)}
+_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C545 = ('SE_ANY', 'CH')
+_C546 = ('SE_ANY', 'CH')
+_C547 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C548 = {1: (1, 2), 2: (0, 1)}
+_C549 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
+_C550 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
+_C551 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = ('SE_ANY', 'CH')
+_C555 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C556 = {2: (1, 2), 3: (0, 1)}
 _C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('EE', 'SE_ANY', 'CH')
-_C559 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
-_C560 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C558 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
+_C559 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
+_C560 = ('EE', 'SE_ANY', 'CH')
 _C561 = ('EE', 'SE_ANY', 'CH')
 _C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
-_C564 = {0: (0, 1, 1)}
-_C565 = {1: (0, 1, 2)}
-_C566 = {2: (0, 1, 3)}
-_C567 = {3: (0, 1, -1)}
-_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
-_C570 = {0: 'ServiceID', 1: 'end of element'}
-_C571 = {0: (0, 1, 1)}
-_C572 = {1: (0, 1, -1)}
-_C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C574 = ('EE', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C578 = {0: (0, 1, 1)}
-_C579 = {1: (0, 1, 2)}
-_C580 = {2: (0, 2, 3)}
-_C581 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C582 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
-_C583 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
-_C584 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C585 = ('SE_ANY', 'CH')
-_C586 = ('SE_ANY', 'CH')
-_C587 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C588 = {0: (0, 2, 1)}
-_C589 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C590 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C592 = ('EE', 'SE_ANY', 'CH')
-_C593 = ('EE', 'SE_ANY', 'CH')
-_C594 = ('SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C597 = {0: (0, 1, 1)}
-_C598 = {1: (0, 1, 2)}
-_C599 = {2: (0, 1, 3)}
-_C600 = {3: (0, 2, 4)}
-_C601 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C602 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
-_C603 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
-_C604 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C605 = ('EE', 'SE_ANY', 'CH')
+_C563 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
+_C564 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C565 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C566 = ('SE_ANY', 'CH')
+_C567 = ('SE_ANY', 'CH')
+_C568 = ('SE_ANY', 'CH')
+_C569 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C570 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C571 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C573 = ('SE_ANY', 'CH')
+_C574 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C575 = {0: (0, 1), 1: (0, 2)}
+_C576 = {1: (1, 2)}
+_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = ('SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
+_C580 = ('SE_ANY', 'CH')
+_C581 = ('SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
+_C583 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C584 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C585 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C586 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C587 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C588 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
+_C589 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
+_C590 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C591 = ('SE_ANY', 'CH')
+_C592 = ('SE_ANY', 'CH')
+_C593 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C594 = {1: (1, 2), 2: (0, 1)}
+_C595 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C596 = ('EE', 'SE_ANY', 'CH')
+_C597 = ('SE_ANY', 'CH')
+_C598 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
+_C599 = {1: (0, 1), 2: (0, 2)}
+_C600 = {2: (1, 2)}
+_C601 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C602 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
+_C603 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
+_C604 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C605 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C606 = ('SE_ANY', 'CH')
-_C607 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C608 = {0: (0, 1, 1)}
-_C609 = {1: (0, 1, 2)}
-_C610 = {2: (0, 1, -1)}
-_C611 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
-_C613 = {0: 'ResponseCode', 1: 'end of element'}
-_C614 = {0: (0, 1, 1)}
-_C615 = {1: (0, 1, -1)}
-_C616 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C617 = ('SE_ANY', 'CH')
-_C618 = {0: 'EVCCID', 1: 'end of element'}
-_C619 = {0: (0, 1, 1)}
-_C620 = {1: (0, 1, -1)}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('EE', 'SE_ANY', 'CH')
-_C623 = ('SE_ANY', 'CH')
-_C624 = ('SE_ANY', 'CH')
-_C625 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
-_C626 = {0: (0, 1, 1)}
-_C627 = {1: (0, 1, 2)}
-_C628 = {2: (0, 2, 3)}
-_C629 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C630 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C631 = {0: 'end of element'}
-_C632 = {0: (0, 1, -1)}
-_C633 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C634 = ('SE_ANY', 'CH')
-_C635 = {0: 'ResponseCode', 1: 'end of element'}
-_C636 = {0: (0, 1, 1)}
-_C637 = {1: (0, 1, -1)}
-_C638 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C639 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C640 = ('EE', 'SE_ANY', 'CH')
-_C641 = ('SE_ANY', 'CH')
-_C642 = ('SE_ANY', 'CH')
-_C643 = ('SE_ANY', 'CH')
-_C644 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C645 = {0: (0, 2, 5)}
-_C646 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C647 = {1: (0, 1, 2)}
-_C648 = {2: (0, 2, 3)}
-_C649 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C650 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C651 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C652 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C653 = ('SE_ANY', 'CH')
-_C654 = ('SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C657 = {0: (0, 1, 4)}
-_C658 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C659 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C607 = ('SE_ANY', 'CH')
+_C608 = ('SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = ('SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
+_C612 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
+_C613 = {7: (1, 3, 2)}
+_C614 = {7: (2, 3, 3)}
+_C615 = {7: (3, 3, 4)}
+_C616 = {7: (4, 3, 5)}
+_C617 = {7: (5, 3, 6)}
+_C618 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C619 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C620 = ('EE', 'SE_ANY', 'CH')
+_C621 = ('SE_ANY', 'CH')
+_C622 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C623 = {1: (0, 1), 2: (0, 2)}
+_C624 = {2: (1, 2)}
+_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C626 = ('SE_ANY', 'CH')
+_C627 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
+_C628 = {0: (0, 1), 1: (0, 2)}
+_C629 = {1: (1, 2)}
+_C630 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C631 = ('EE', 'SE_ANY', 'CH')
+_C632 = ('SE_ANY', 'CH')
+_C633 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
+_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C635 = ('EE', 'SE_ANY', 'CH')
+_C636 = ('SE_ANY', 'CH')
+_C637 = ('SE_ANY', 'CH')
+_C638 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C639 = {2: (1, 2), 3: (0, 1)}
+_C640 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C641 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C642 = ('EE', 'SE_ANY', 'CH')
+_C643 = ('EE', 'SE_ANY', 'CH')
+_C644 = ('EE', 'SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C647 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C648 = {3: (0, 1), 4: (0, 2)}
+_C649 = {4: (1, 2)}
+_C650 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C651 = ('SE_ANY', 'CH')
+_C652 = ('SE_ANY', 'CH')
+_C653 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C654 = {1: (1, 2), 2: (0, 1)}
+_C655 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C656 = ('SE_ANY', 'CH')
+_C657 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C658 = {0: (0, 1), 1: (0, 2)}
+_C659 = {1: (1, 2)}
 _C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C661 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C661 = ('EE', 'SE_ANY', 'CH')
 _C662 = ('SE_ANY', 'CH')
-_C663 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C664 = {0: (0, 2, 2)}
-_C665 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C666 = {1: (1, 2, -1)}
-_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C668 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('EE', 'SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C673 = {0: (0, 2, 4)}
-_C674 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C675 = {1: (1, 2, -1)}
-_C676 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C663 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
+_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C665 = ('SE_ANY', 'CH')
+_C666 = {0: 'Service', 1: 'Service, end of element'}
+_C667 = {0: (0, 1), 1: (0, 2)}
+_C668 = {1: (1, 2)}
+_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C670 = ('SE_ANY', 'CH')
+_C671 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C672 = {0: (0, 1), 1: (0, 2)}
+_C673 = {1: (1, 2)}
+_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C675 = ('EE', 'SE_ANY', 'CH')
+_C676 = ('EE', 'SE_ANY', 'CH')
+_C677 = ('SE_ANY', 'CH')
 _C678 = ('SE_ANY', 'CH')
-_C679 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C680 = {0: (0, 2, 2)}
-_C681 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C682 = {1: (0, 1, -1)}
-_C683 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C684 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C689 = {0: (0, 2, 4)}
-_C690 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C691 = {1: (0, 1, 2)}
-_C692 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C693 = {3: (1, 2, -1)}
-_C694 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C695 = {0: 'end of element'}
-_C696 = {0: (0, 1, -1)}
-_C697 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C698 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C699 = ('SE_ANY', 'CH')
-_C700 = ('SE_ANY', 'CH')
-_C701 = ('SE_ANY', 'CH')
-_C702 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C703 = {0: (0, 1, 4)}
-_C704 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C705 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C706 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C707 = ('SE_ANY', 'CH')
-_C708 = {0: 'Transform', 1: 'Transform, end of element'}
-_C709 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C710 = {1: (1, 2, -1)}
-_C711 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C712 = ('EE', 'SE_ANY', 'CH')
-_C713 = ('SE_ANY', 'CH')
-_C714 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C715 = {0: (0, 1, 1)}
-_C716 = {1: (0, 1, 2)}
-_C717 = {2: (0, 1, -1)}
-_C718 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C719 = ('SE_ANY', 'CH')
-_C720 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C721 = {0: (0, 1, 1)}
-_C722 = {1: (0, 1, -1)}
-_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C724 = ('EE', 'SE_ANY', 'CH')
-_C725 = ('EE', 'SE_ANY', 'CH')
-_C726 = ('SE_ANY', 'CH')
-_C727 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C728 = {0: (0, 1, 1)}
-_C729 = {1: (0, 1, 2)}
-_C730 = {2: (0, 1, 3)}
-_C731 = {3: (0, 1, -1)}
-_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C733 = ('SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = ('SE_ANY', 'CH')
-_C736 = ('SE_ANY', 'CH')
-_C737 = ('SE_ANY', 'CH')
-_C738 = ('SE_ANY', 'CH')
-_C739 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C740 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C741 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C742 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C743 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C744 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C745 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C747 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
-_C748 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
-_C749 = ('EE', 'SE_ANY', 'CH')
-_C750 = ('EE', 'SE_ANY', 'CH')
-_C751 = ('SE_ANY', 'CH')
-_C752 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
-_C753 = {0: (0, 1, 1)}
-_C754 = {1: (0, 2, 2)}
-_C755 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C756 = {3: (0, 1, -1)}
-_C757 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C758 = ('SE_ANY', 'CH')
-_C759 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C760 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C761 = {1: (1, 2, -1)}
-_C762 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C763 = ('SE_ANY', 'CH')
-_C764 = ('SE_ANY', 'CH')
-_C765 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C766 = {0: (0, 1, 1)}
-_C767 = {1: (0, 2, 2)}
-_C768 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C769 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C770 = ('SE_ANY', 'CH')
-_C771 = ('SE_ANY', 'CH')
-_C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = ('SE_ANY', 'CH')
-_C775 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C776 = {0: (0, 1, 1)}
-_C777 = {1: (0, 3, 2)}
-_C778 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C779 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C780 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C781 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C782 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C783 = ('EE', 'SE_ANY', 'CH')
-_C784 = ('SE_ANY', 'CH')
-_C785 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
-_C786 = {0: (0, 1, 1)}
-_C787 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C788 = {2: (1, 2, -1)}
-_C789 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C790 = ('EE', 'SE_ANY', 'CH')
-_C791 = ('SE_ANY', 'CH')
-_C792 = ('SE_ANY', 'CH')
-_C793 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C794 = {0: (0, 1, 1)}
-_C795 = {1: (0, 1, 2)}
-_C796 = {2: (0, 2, 3)}
-_C797 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C798 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C799 = ('SE_ANY', 'CH')
-_C800 = ('SE_ANY', 'CH')
-_C801 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
-_C802 = {0: (0, 1, 1)}
-_C803 = {1: (0, 2, 2), 2: (0, 2, -1)}
-_C804 = {1: (1, 2, -1), 2: (1, 2, -1)}
-_C805 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C806 = ('EE', 'SE_ANY', 'CH')
-_C807 = ('EE', 'SE_ANY', 'CH')
-_C808 = ('SE_ANY', 'CH')
-_C809 = ('SE_ANY', 'CH')
-_C810 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
-_C811 = {0: (0, 1, 1)}
-_C812 = {1: (0, 2, 2)}
-_C813 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C814 = {3: (0, 2, 4)}
-_C815 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C816 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C817 = ('SE_ANY', 'CH')
-_C818 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C819 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C820 = {1: (1, 2, -1)}
-_C821 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C822 = ('SE_ANY', 'CH')
-_C823 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
-_C824 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C825 = {1: (1, 2, -1)}
-_C826 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C827 = ('SE_ANY', 'CH')
-_C828 = {0: 'Service', 1: 'Service, end of element'}
-_C829 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C830 = {1: (1, 2, -1)}
-_C831 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C832 = ('SE_ANY', 'CH')
-_C833 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C834 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C835 = {1: (1, 2, -1)}
-_C836 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C837 = ('SE_ANY', 'CH')
-_C838 = ('SE_ANY', 'CH')
-_C839 = ('SE_ANY', 'CH')
-_C840 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C841 = {0: (0, 1, 1)}
-_C842 = {1: (0, 2, 2)}
-_C843 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C844 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C845 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C846 = ('SE_ANY', 'CH')
-_C847 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C848 = {0: (0, 6, 1)}
-_C849 = {0: (1, 6, 1)}
-_C850 = {0: (2, 6, 1)}
-_C851 = {0: (3, 6, 1)}
-_C852 = {0: (4, 6, 1)}
-_C853 = {0: (5, 6, 1)}
-_C854 = {0: (6, 6, 1)}
-_C855 = {0: (7, 6, 1)}
-_C856 = {0: (8, 6, 1)}
-_C857 = {0: (9, 6, 1)}
-_C858 = {0: (10, 6, 1)}
-_C859 = {0: (11, 6, 1)}
-_C860 = {0: (12, 6, 1)}
-_C861 = {0: (13, 6, 1)}
-_C862 = {0: (14, 6, 1)}
-_C863 = {0: (15, 6, 1)}
-_C864 = {0: (16, 6, 1)}
-_C865 = {0: (17, 6, 1)}
-_C866 = {0: (18, 6, 1)}
-_C867 = {0: (19, 6, 1)}
-_C868 = {0: (20, 6, 1)}
-_C869 = {0: (21, 6, 1)}
-_C870 = {0: (22, 6, 1)}
-_C871 = {0: (23, 6, 1)}
-_C872 = {0: (24, 6, 1)}
-_C873 = {0: (25, 6, 1)}
-_C874 = {0: (26, 6, 1)}
-_C875 = {0: (27, 6, 1)}
-_C876 = {0: (28, 6, 1)}
-_C877 = {0: (29, 6, 1)}
-_C878 = {0: (30, 6, 1)}
-_C879 = {0: (31, 6, 1)}
-_C880 = {0: (32, 6, 1)}
-_C881 = {0: (33, 6, 1)}
-_C882 = {0: (34, 6, 1)}
-_C883 = {_din.BodyBase: (_C848, _e3), _din.CableCheckReq: (_C849, _e4), _din.CableCheckRes: (_C850, _e5), _din.CertificateInstallationReq: (_C851, _e7), _din.CertificateInstallationRes: (_C852, _e8), _din.CertificateUpdateReq: (_C853, _e9), _din.CertificateUpdateRes: (_C854, _e10), _din.ChargeParameterDiscoveryReq: (_C855, _e11), _din.ChargeParameterDiscoveryRes: (_C856, _e12), _din.ChargingStatusReq: (_C857, _e13), _din.ChargingStatusRes: (_C858, _e14), _din.ContractAuthenticationReq: (_C859, _e15), _din.ContractAuthenticationRes: (_C860, _e16), _din.CurrentDemandReq: (_C861, _e17), _din.CurrentDemandRes: (_C862, _e18), _din.MeteringReceiptReq: (_C863, _e35), _din.MeteringReceiptRes: (_C864, _e36), _din.PaymentDetailsReq: (_C865, _e40), _din.PaymentDetailsRes: (_C866, _e41), _din.PowerDeliveryReq: (_C867, _e42), _din.PowerDeliveryRes: (_C868, _e43), _din.PreChargeReq: (_C869, _e44), _din.PreChargeRes: (_C870, _e45), _din.ServiceDetailReq: (_C871, _e55), _din.ServiceDetailRes: (_C872, _e56), _din.ServiceDiscoveryReq: (_C873, _e57), _din.ServiceDiscoveryRes: (_C874, _e58), _din.ServicePaymentSelectionReq: (_C875, _e59), _din.ServicePaymentSelectionRes: (_C876, _e60), _din.SessionSetupReq: (_C877, _e61), _din.SessionSetupRes: (_C878, _e62), _din.SessionStop: (_C879, _e63), _din.SessionStopRes: (_C880, _e64), _din.WeldingDetectionReq: (_C881, _e75), _din.WeldingDetectionRes: (_C882, _e76)}
-_C884 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C885 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C886 = ('EE', 'SE_ANY', 'CH')
-_C887 = ('SE_ANY', 'CH')
-_C888 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C889 = {0: (0, 1, 1)}
-_C890 = {1: (0, 1, 2)}
-_C891 = {2: (0, 1, -1)}
-_C892 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C893 = ('SE_ANY', 'CH')
-_C894 = {0: 'Certificate', 1: 'Certificate, end of element'}
-_C895 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C896 = {1: (1, 2, -1)}
-_C897 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C898 = ('EE', 'SE_ANY', 'CH')
-_C899 = ('SE_ANY', 'CH')
-_C900 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
-_C901 = {0: (0, 1, 1)}
-_C902 = {1: (0, 1, 2)}
-_C903 = {2: (0, 1, -1)}
-_C904 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C905 = ('EE', 'SE_ANY', 'CH')
-_C906 = ('SE_ANY', 'CH')
-_C907 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
-_C908 = {0: (0, 1, 1)}
-_C909 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C910 = {2: (1, 2, -1)}
-_C911 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C912 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C913 = ('EE', 'SE_ANY', 'CH')
-_C914 = ('EE', 'SE_ANY', 'CH')
-_C915 = ('EE', 'SE_ANY', 'CH')
-_C916 = ('SE_ANY', 'CH')
-_C917 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C918 = {0: (0, 1, 5)}
-_C919 = {5: (0, 1, 1)}
-_C920 = {1: (0, 2, 2)}
-_C921 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C922 = {3: (0, 1, 4), 4: (0, 2, -1)}
-_C923 = {4: (1, 2, -1)}
-_C924 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
-_C925 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
-_C926 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C927 = ('EE', 'SE_ANY', 'CH')
-_C928 = ('SE_ANY', 'CH')
-_C929 = ('SE_ANY', 'CH')
-_C930 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C931 = {0: (0, 1, 1)}
-_C932 = {1: (0, 1, 2)}
-_C933 = {2: (0, 2, 3)}
-_C934 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C935 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C936 = ('EE', 'SE_ANY', 'CH')
-_C937 = ('SE_ANY', 'CH')
-_C938 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C939 = {0: (0, 1, 1)}
-_C940 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C941 = {2: (1, 2, -1)}
-_C942 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C943 = ('EE', 'SE_ANY', 'CH')
-_C944 = ('SE_ANY', 'CH')
-_C945 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
-_C946 = {0: (0, 1, 1)}
-_C947 = {1: (0, 1, 2)}
-_C948 = {2: (0, 1, -1)}
-_C949 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C950 = ('SE_ANY', 'CH')
-_C951 = ('SE_ANY', 'CH')
-_C952 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C953 = {0: (0, 1, 1)}
-_C954 = {1: (0, 2, 2)}
-_C955 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C956 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
-_C957 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
-_C958 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C959 = ('SE_ANY', 'CH')
-_C960 = ('SE_ANY', 'CH')
-_C961 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C962 = {0: (0, 1, 1)}
-_C963 = {1: (0, 2, 2)}
-_C964 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C965 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C966 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
-_C967 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
-_C968 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C969 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C970 = ('SE_ANY', 'CH')
-_C971 = ('SE_ANY', 'CH')
-_C972 = ('SE_ANY', 'CH')
-_C973 = ('SE_ANY', 'CH')
-_C974 = ('SE_ANY', 'CH')
-_C975 = ('SE_ANY', 'CH')
-_C976 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
-_C977 = {0: (0, 1, 8)}
-_C978 = {8: (0, 1, 7)}
-_C979 = {7: (0, 3, 1)}
-_C980 = {7: (1, 3, 2)}
-_C981 = {7: (2, 3, 3)}
-_C982 = {7: (3, 3, 4)}
-_C983 = {7: (4, 3, 5)}
-_C984 = {7: (5, 3, 6)}
-_C985 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C679 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
+_C680 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C681 = {3: (1, 2), 4: (0, 1)}
+_C682 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C683 = ('SE_ANY', 'CH')
+_C684 = {0: 'Certificate', 1: 'Certificate, end of element'}
+_C685 = {0: (0, 1), 1: (0, 2)}
+_C686 = {1: (1, 2)}
+_C687 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C688 = ('EE', 'SE_ANY', 'CH')
+_C689 = ('SE_ANY', 'CH')
+_C690 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(7)
@@ -12837,7 +11522,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameter'): (1, _e1, False, (_din.AC_EVSEChargeParameter, )),
     ('urn:din:70121:2012:MsgBody', 'AC_EVSEStatus'): (2, _e2, False, (_din.AC_EVSEStatus, )),
     ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatus'): (3, _e2, False, (_din.AC_EVSEStatus, )),
-    ('urn:din:70121:2012:MsgDef', 'Body'): (4, _e91, False, (_din.Body, )),
+    ('urn:din:70121:2012:MsgDef', 'Body'): (4, _e78, False, (_din.Body, )),
     ('urn:din:70121:2012:MsgDef', 'BodyElement'): (5, _e3, False, (_din.BodyBase, )),
     ('urn:din:70121:2012:MsgBody', 'BulkChargingComplete'): (6, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'BulkChargingComplete'): (7, None, False, ()),
@@ -12855,18 +11540,18 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ChargeService'): (19, _e54, False, (_din.ServiceCharge, )),
     ('urn:din:70121:2012:MsgBody', 'ChargingComplete'): (20, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingComplete'): (21, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ChargingProfile'): (22, _e82, False, (_din.ChargingProfile, )),
+    ('urn:din:70121:2012:MsgBody', 'ChargingProfile'): (22, _e79, False, (_din.ChargingProfile, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (23, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileEntryStart'): (24, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'ChargingStatusReq'): (25, _e13, False, (_din.ChargingStatusReq, )),
     ('urn:din:70121:2012:MsgBody', 'ChargingStatusRes'): (26, _e14, False, (_din.ChargingStatusRes, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCost'): (27, _e84, False, (_din.ConsumptionCost, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCost'): (27, _e80, False, (_din.ConsumptionCost, )),
     ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReq'): (28, _e15, False, (_din.ContractAuthenticationReq, )),
     ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationRes'): (29, _e16, False, (_din.ContractAuthenticationRes, )),
     ('urn:din:70121:2012:MsgBody', 'ContractID'): (30, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ContractSignatureCertChain'): (31, _e80, False, (_din.CertificateChain, )),
+    ('urn:din:70121:2012:MsgBody', 'ContractSignatureCertChain'): (31, _e81, False, (_din.CertificateChain, )),
     ('urn:din:70121:2012:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (32, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'Cost'): (33, _e97, False, (_din.Cost, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Cost'): (33, _e82, False, (_din.Cost, )),
     ('urn:din:70121:2012:MsgBody', 'CurrentDemandReq'): (34, _e17, False, (_din.CurrentDemandReq, )),
     ('urn:din:70121:2012:MsgBody', 'CurrentDemandRes'): (35, _e18, False, (_din.CurrentDemandRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameter'): (36, _e19, False, (_din.DC_EVChargeParameter, )),
@@ -12882,23 +11567,23 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'DepartureTime'): (46, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (47, _e25, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (48, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EAmount'): (49, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EAmount'): (49, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EPriceLevel'): (50, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'EVCCID'): (51, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVCabinConditioning'): (52, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameter'): (53, _e26, False, (_din.EVChargeParameter, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyCapacity'): (54, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyRequest'): (55, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyCapacity'): (54, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyRequest'): (55, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVErrorCode'): (56, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxCurrent'): (57, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxVoltage'): (58, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumCurrentLimit'): (59, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumPowerLimit'): (61, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumVoltageLimit'): (63, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMinCurrent'): (65, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxCurrent'): (57, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxVoltage'): (58, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumCurrentLimit'): (59, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumPowerLimit'): (61, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumVoltageLimit'): (63, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMinCurrent'): (65, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameter'): (66, _e27, False, (_din.EVPowerDeliveryParameter, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVRESSConditioning'): (67, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVRESSSOC'): (68, None, False, ()),
@@ -12906,34 +11591,34 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'EVRequestedEnergyTransferType'): (70, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameter'): (71, _e28, False, (_din.EVSEChargeParameter, )),
     ('urn:din:70121:2012:MsgBody', 'EVSECurrentLimitAchieved'): (72, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (73, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (74, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (73, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (74, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEID'): (75, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEIsolationStatus'): (76, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaxCurrent'): (77, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxCurrent'): (78, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxVoltage'): (79, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumCurrentLimit'): (80, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (81, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumPowerLimit'): (82, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumPowerLimit'): (83, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumVoltageLimit'): (84, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (85, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinCurrent'): (86, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (87, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (88, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaxCurrent'): (77, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxCurrent'): (78, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxVoltage'): (79, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumCurrentLimit'): (80, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (81, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumPowerLimit'): (82, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumPowerLimit'): (83, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumVoltageLimit'): (84, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (85, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinCurrent'): (86, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (87, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (88, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSENotification'): (89, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEPeakCurrentRipple'): (90, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEPeakCurrentRipple'): (90, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEPowerLimitAchieved'): (91, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'EVSEPresentCurrent'): (92, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEPresentVoltage'): (93, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEPresentCurrent'): (92, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEPresentVoltage'): (93, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEProcessing'): (94, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatus'): (95, _e29, False, (_din.EVSEStatus, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatusCode'): (96, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'EVSEVoltageLimitAchieved'): (97, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVStatus'): (98, _e30, False, (_din.EVStatus, )),
-    ('urn:din:70121:2012:MsgBody', 'EVTargetCurrent'): (99, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVTargetVoltage'): (100, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVTargetCurrent'): (99, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVTargetVoltage'): (100, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EnergyTransferType'): (101, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'Entry'): (102, _e31, False, (_din.Entry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (103, None, False, ()),
@@ -12944,23 +11629,23 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (108, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'GenChallenge'): (109, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (110, None, False, ()),
-    ('urn:din:70121:2012:MsgDef', 'Header'): (111, _e90, False, (_din.MessageHeader, )),
+    ('urn:din:70121:2012:MsgDef', 'Header'): (111, _e84, False, (_din.MessageHeader, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (112, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (113, _e32, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (114, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (115, _e33, False, (_xmldsig.KeyValue, )),
-    ('urn:din:70121:2012:MsgBody', 'ListOfRootCertificateIDs'): (116, _e79, False, (_din.ListOfRootCertificateIDs, )),
+    ('urn:din:70121:2012:MsgBody', 'ListOfRootCertificateIDs'): (116, _e85, False, (_din.ListOfRootCertificateIDs, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (117, _e34, False, (_xmldsig.Manifest, )),
     ('urn:din:70121:2012:MsgDataTypes', 'MeterID'): (118, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'MeterInfo'): (119, _e81, False, (_din.MeterInfo, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'MeterReading'): (120, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'MeterInfo'): (119, _e86, False, (_din.MeterInfo, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'MeterReading'): (120, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'MeterStatus'): (121, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'MeteringReceiptReq'): (122, _e35, False, (_din.MeteringReceiptReq, )),
     ('urn:din:70121:2012:MsgBody', 'MeteringReceiptRes'): (123, _e36, False, (_din.MeteringReceiptRes, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (124, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (125, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'Multiplier'): (126, None, False, ()),
-    ('urn:din:70121:2012:MsgHeader', 'Notification'): (127, _e101, False, (_din.Notification, )),
+    ('urn:din:70121:2012:MsgHeader', 'Notification'): (127, _e87, False, (_din.Notification, )),
     ('urn:din:70121:2012:MsgDataTypes', 'NotificationMaxDelay'): (128, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'NumEPriceLevels'): (129, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'OEMProvisioningCert'): (130, None, False, ()),
@@ -12970,23 +11655,23 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (134, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (135, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'PMax'): (136, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'PMaxSchedule'): (137, _e95, False, (_din.PMaxSchedule, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxSchedule'): (137, _e88, False, (_din.PMaxSchedule, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleEntry'): (138, _e39, False, (_din.PMaxScheduleEntry, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleID'): (139, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'Parameter'): (140, _e102, False, (_din.Parameter, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ParameterSet'): (141, _e98, False, (_din.ParameterSet, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Parameter'): (140, _e89, False, (_din.Parameter, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ParameterSet'): (141, _e90, False, (_din.ParameterSet, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ParameterSetID'): (142, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PaymentDetailsReq'): (143, _e40, False, (_din.PaymentDetailsReq, )),
     ('urn:din:70121:2012:MsgBody', 'PaymentDetailsRes'): (144, _e41, False, (_din.PaymentDetailsRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PaymentOption'): (145, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'PaymentOptions'): (146, _e87, False, (_din.PaymentOptions, )),
+    ('urn:din:70121:2012:MsgBody', 'PaymentOptions'): (146, _e91, False, (_din.PaymentOptions, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (147, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PowerDeliveryReq'): (148, _e42, False, (_din.PowerDeliveryReq, )),
     ('urn:din:70121:2012:MsgBody', 'PowerDeliveryRes'): (149, _e43, False, (_din.PowerDeliveryRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PowerSwitchClosed'): (150, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PreChargeReq'): (151, _e44, False, (_din.PreChargeReq, )),
     ('urn:din:70121:2012:MsgBody', 'PreChargeRes'): (152, _e45, False, (_din.PreChargeRes, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntry'): (153, _e94, False, (_din.ProfileEntry, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntry'): (153, _e92, False, (_din.ProfileEntry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (154, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'RCD'): (155, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (156, _e46, False, (_xmldsig.RSAKeyValue, )),
@@ -12994,28 +11679,28 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ReceiptRequired'): (158, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (159, _e47, False, (_xmldsig.Reference, )),
     ('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'): (160, _e48, False, (_din.RelativeTimeInterval, )),
-    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToBulkSoC'): (161, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToFullSoC'): (162, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToBulkSoC'): (161, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToFullSoC'): (162, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'ResponseCode'): (163, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (164, _e49, False, (_xmldsig.RetrievalMethod, )),
     ('urn:din:70121:2012:MsgBody', 'RetryCounter'): (165, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'RootCertificateID'): (166, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleList'): (167, _e50, False, (_din.SAScheduleList, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTuple'): (168, _e83, False, (_din.SAScheduleTuple, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTuple'): (168, _e93, False, (_din.SAScheduleTuple, )),
     ('urn:din:70121:2012:MsgBody', 'SAScheduleTupleID'): (169, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTupleID'): (170, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SASchedules'): (171, _e51, False, (_din.SASchedules, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (172, _e52, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (173, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariff'): (174, _e96, False, (_din.SalesTariff, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariff'): (174, _e94, False, (_din.SalesTariff, )),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffDescription'): (175, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffEntry'): (176, _e53, False, (_din.SalesTariffEntry, )),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffID'): (177, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (178, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'SelectedPaymentOption'): (179, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'SelectedService'): (180, _e100, False, (_din.SelectedService, )),
-    ('urn:din:70121:2012:MsgBody', 'SelectedServiceList'): (181, _e89, False, (_din.SelectedServiceList, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'Service'): (182, _e99, False, (_din.Service, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SelectedService'): (180, _e95, False, (_din.SelectedService, )),
+    ('urn:din:70121:2012:MsgBody', 'SelectedServiceList'): (181, _e96, False, (_din.SelectedServiceList, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Service'): (182, _e97, False, (_din.Service, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceCategory'): (183, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceCategory'): (184, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceCharge'): (185, _e54, False, (_din.ServiceCharge, )),
@@ -13025,14 +11710,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryRes'): (189, _e58, False, (_din.ServiceDiscoveryRes, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceID'): (190, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceID'): (191, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ServiceList'): (192, _e88, False, (_din.ServiceTagList, )),
+    ('urn:din:70121:2012:MsgBody', 'ServiceList'): (192, _e98, False, (_din.ServiceTagList, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceName'): (193, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ServiceParameterList'): (194, _e86, False, (_din.ServiceParameterList, )),
+    ('urn:din:70121:2012:MsgBody', 'ServiceParameterList'): (194, _e99, False, (_din.ServiceParameterList, )),
     ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReq'): (195, _e59, False, (_din.ServicePaymentSelectionReq, )),
     ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionRes'): (196, _e60, False, (_din.ServicePaymentSelectionRes, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceScope'): (197, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceScope'): (198, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTag'): (199, _e85, False, (_din.ServiceTag, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTag'): (199, _e100, False, (_din.ServiceTag, )),
     ('urn:din:70121:2012:MsgBody', 'SessionID'): (200, None, False, ()),
     ('urn:din:70121:2012:MsgHeader', 'SessionID'): (201, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'SessionSetupReq'): (202, _e61, False, (_din.SessionSetupReq, )),
@@ -13046,7 +11731,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (210, _e68, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (211, _e69, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (212, _e70, False, (_xmldsig.SignedInfo, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'SubCertificates'): (213, _e93, False, (_din.SubCertificates, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SubCertificates'): (213, _e101, False, (_din.SubCertificates, )),
     ('urn:din:70121:2012:MsgDataTypes', 'TMeter'): (214, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'): (215, _e71, False, (_din.Interval, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (216, _e72, False, (_xmldsig.Transform, )),
@@ -13060,7 +11745,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (224, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (225, _e77, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (226, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (227, _e92, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (227, _e102, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (228, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (229, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (230, None, False, ()),
@@ -13073,7 +11758,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'costKind'): (237, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'duration'): (238, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'intValue'): (239, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'physicalValue'): (240, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'physicalValue'): (240, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'shortValue'): (241, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'start'): (242, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'startValue'): (243, None, False, ()),

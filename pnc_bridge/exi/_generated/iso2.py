@@ -42,7 +42,7 @@ def _d0(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 2:
             _escape(r, 3, _C0, "AC_EVChargeParameterType")
@@ -51,7 +51,7 @@ def _d0(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "AC_EVChargeParameterType")
@@ -60,7 +60,7 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "AC_EVChargeParameterType")
@@ -69,7 +69,7 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "AC_EVChargeParameterType")
@@ -78,7 +78,7 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "AC_EVChargeParameterType")
@@ -102,63 +102,47 @@ def _d0(r):
 
 def _e0(w, o):
     """iso2.AC_EVChargeParameter -> AC_EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C7.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.departure_time", s, _C6)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("AC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.e_amount
-    if v is not None:
-        t = _C8.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.e_amount", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_max_voltage
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_voltage", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_max_current
-    if v is not None:
-        t = _C10.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_current", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_min_current
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_min_current", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C12.get(s)
+        s = 1
+    v1 = o.e_amount
+    if v1 is None:
+        _order("AC_EVChargeParameter.e_amount", s, _C6)
+    t = _C7.get(s)
     if t is None:
-        _order("AC_EVChargeParameter", s, _C6)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("AC_EVChargeParameter.e_amount", s, _C6)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.e_amount", v1, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v1)
+    v2 = o.ev_max_voltage
+    if v2 is None:
+        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C6)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.ev_max_current
+    if v3 is None:
+        _order("AC_EVChargeParameter.ev_max_current", 3, _C6)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.ev_min_current
+    if v4 is None:
+        _order("AC_EVChargeParameter.ev_min_current", 4, _C6)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_min_current", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v4)
+    w.bits(0, 1)
 
 def _d1(r):
     """AC_EVSEChargeParameterType -> iso2.AC_EVSEChargeParameter"""
@@ -172,25 +156,25 @@ def _d1(r):
             f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C8, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C9, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C15, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -198,7 +182,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C16, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C11, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEChargeParameter)
@@ -209,42 +193,28 @@ def _d1(r):
 
 def _e1(w, o):
     """iso2.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
-    s = 0
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C18.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.ac_evse_status", s, _C17)
-        if v.__class__ is not _iso2.AC_EVSEStatus:
-            _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.evse_nominal_voltage
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_nominal_voltage", s, _C17)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_current", s, _C17)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C21.get(s)
-    if t is None:
-        _order("AC_EVSEChargeParameter", s, _C17)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ac_evse_status
+    if v0 is None:
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C12)
+    if v0.__class__ is not _iso2.AC_EVSEStatus:
+        _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v0)
+    v1 = o.evse_nominal_voltage
+    if v1 is None:
+        _order("AC_EVSEChargeParameter.evse_nominal_voltage", 1, _C12)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.evse_max_current
+    if v2 is None:
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C12)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d2(r):
     """AC_EVSEStatusType -> iso2.AC_EVSEStatus"""
@@ -265,7 +235,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C22, "AC_EVSEStatusType")
+            _escape(r, 3, _C13, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -277,12 +247,12 @@ def _d2(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
+                f1 = _C14[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C25, "AC_EVSEStatusType")
+            _escape(r, 2, _C16, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -296,7 +266,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "RCD")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C26, "AC_EVSEStatusType")
+            _escape(r, 2, _C17, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -304,7 +274,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C27, "AC_EVSEStatusType")
+            _escape(r, 1, _C18, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEStatus)
@@ -315,46 +285,25 @@ def _d2(r):
 
 def _e2(w, o):
     """iso2.AC_EVSEStatus -> AC_EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C29.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.notification_max_delay", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C30.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.evse_notification", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("AC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rcd
-    if v is not None:
-        t = _C31.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.rcd", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.rcd", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C32.get(s)
-    if t is None:
-        _order("AC_EVSEStatus", s, _C28)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("AC_EVSEStatus.notification_max_delay", 0, _C19)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("AC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("AC_EVSEStatus.evse_notification", 1, _C19)
+    i1 = _C15.get(v1)
+    if i1 is None:
+        _bad("AC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    v2 = o.rcd
+    if v2 is None:
+        _order("AC_EVSEStatus.rcd", 2, _C19)
+    if v2.__class__ is not bool:
+        _bad("AC_EVSEStatus.rcd", v2, "a bool")
+    w.bits((((((((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 11)
 
 def _d3(r):
     """AuthorizationReqType -> iso2.AuthorizationReq"""
@@ -377,7 +326,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C33, "AuthorizationReqType")
+            _escape(r, 3, _C20, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -393,7 +342,7 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C34, "AuthorizationReqType")
+            _escape(r, 2, _C21, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -401,7 +350,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C35, "AuthorizationReqType")
+            _escape(r, 1, _C22, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationReq)
@@ -411,31 +360,28 @@ def _d3(r):
 
 def _e3(w, o):
     """iso2.AuthorizationReq -> AuthorizationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C37.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("AuthorizationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.gen_challenge
+    if v1 is not None:
+        t = _C24.get(s)
         if t is None:
-            _order("AuthorizationReq.id", s, _C36)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("AuthorizationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.gen_challenge
-    if v is not None:
-        t = _C38.get(s)
-        if t is None:
-            _order("AuthorizationReq.gen_challenge", s, _C36)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("AuthorizationReq.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
+            _order("AuthorizationReq.gen_challenge", s, _C23)
+        if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
+            _bad("AuthorizationReq.gen_challenge", v1, "bytes of length 16..16")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C39.get(s)
+        s = 1
+    t = _C25.get(s)
     if t is None:
-        _order("AuthorizationReq", s, _C36)
+        _order("AuthorizationReq", s, _C23)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -453,12 +399,12 @@ def _d4(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C42, "AuthorizationResType")
+            _escape(r, 3, _C28, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
@@ -470,12 +416,12 @@ def _d4(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C43[f1]
+                f1 = _C29[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C45, "AuthorizationResType")
+            _escape(r, 2, _C31, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
@@ -483,7 +429,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C46, "AuthorizationResType")
+            _escape(r, 1, _C32, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationRes)
@@ -493,36 +439,19 @@ def _d4(r):
 
 def _e4(w, o):
     """iso2.AuthorizationRes -> AuthorizationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C48.get(s)
-        if t is None:
-            _order("AuthorizationRes.response_code", s, _C47)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("AuthorizationRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C49.get(s)
-        if t is None:
-            _order("AuthorizationRes.evse_processing", s, _C47)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("AuthorizationRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C50.get(s)
-    if t is None:
-        _order("AuthorizationRes", s, _C47)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("AuthorizationRes.response_code", 0, _C33)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("AuthorizationRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("AuthorizationRes.evse_processing", 1, _C33)
+    i1 = _C30.get(v1)
+    if i1 is None:
+        _bad("AuthorizationRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
+    w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1) << 1, 14)
 
 def _d5(r):
     """BodyBaseType -> iso2.BodyBase"""
@@ -532,7 +461,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C51, "BodyBaseType")
+            _escape(r, 3, _C34, "BodyBaseType")
         else:
             r.fail("BodyBaseType: event code %d out of range" % ec)
     o = _new(_iso2.BodyBase)
@@ -540,12 +469,7 @@ def _d5(r):
 
 def _e5(w, o):
     """iso2.BodyBase -> BodyBaseType"""
-    s = 0
-    t = _C53.get(s)
-    if t is None:
-        _order("BodyBase", s, _C52)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d6(r):
     """CableCheckReqType -> iso2.CableCheckReq"""
@@ -557,7 +481,7 @@ def _d6(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C54, "CableCheckReqType")
+            _escape(r, 3, _C36, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -565,7 +489,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C55, "CableCheckReqType")
+            _escape(r, 1, _C37, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckReq)
@@ -574,22 +498,14 @@ def _d6(r):
 
 def _e6(w, o):
     """iso2.CableCheckReq -> CableCheckReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C57.get(s)
-        if t is None:
-            _order("CableCheckReq.dc_ev_status", s, _C56)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C58.get(s)
-    if t is None:
-        _order("CableCheckReq", s, _C56)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CableCheckReq.dc_ev_status", 0, _C38)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("CableCheckReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d7(r):
     """CableCheckResType -> iso2.CableCheckRes"""
@@ -606,12 +522,12 @@ def _d7(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C59, "CableCheckResType")
+            _escape(r, 3, _C39, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -620,7 +536,7 @@ def _d7(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C60, "CableCheckResType")
+            _escape(r, 2, _C40, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -632,12 +548,12 @@ def _d7(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C43[f2]
+                f2 = _C29[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C61, "CableCheckResType")
+            _escape(r, 2, _C41, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -645,7 +561,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C62, "CableCheckResType")
+            _escape(r, 1, _C42, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckRes)
@@ -656,46 +572,26 @@ def _d7(r):
 
 def _e7(w, o):
     """iso2.CableCheckRes -> CableCheckResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C64.get(s)
-        if t is None:
-            _order("CableCheckRes.response_code", s, _C63)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CableCheckRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C65.get(s)
-        if t is None:
-            _order("CableCheckRes.dc_evse_status", s, _C63)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C66.get(s)
-        if t is None:
-            _order("CableCheckRes.evse_processing", s, _C63)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("CableCheckRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C67.get(s)
-    if t is None:
-        _order("CableCheckRes", s, _C63)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CableCheckRes.response_code", 0, _C43)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CableCheckRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CableCheckRes.dc_evse_status", 1, _C43)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("CableCheckRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("CableCheckRes.evse_processing", 2, _C43)
+    i2 = _C30.get(v2)
+    if i2 is None:
+        _bad("CableCheckRes.evse_processing", v2, "a member of _iso2.EVSEProcessing")
+    w.bits((((((0) << 1) << 2) | (i2)) << 1) << 1, 6)
 
 def _d8(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -708,7 +604,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C68, "CanonicalizationMethodType")
+            _escape(r, 3, _C44, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -720,7 +616,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C69, "CanonicalizationMethodType")
+            _escape(r, 2, _C45, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -732,7 +628,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C70, "CanonicalizationMethodType")
+            _escape(r, 1, _C46, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -746,7 +642,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C71, "CanonicalizationMethodType")
+                _escape(r, 1, _C47, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -755,22 +651,14 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C72)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C74.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C72)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C48)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d9(r):
     """CertificateInstallationReqType -> iso2.CertificateInstallationReq"""
@@ -784,7 +672,7 @@ def _d9(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C75, "CertificateInstallationReqType")
+            _escape(r, 3, _C49, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -798,16 +686,16 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C76, "CertificateInstallationReqType")
+            _escape(r, 3, _C50, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d87(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C77, "CertificateInstallationReqType")
+            _escape(r, 2, _C51, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -815,7 +703,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C78, "CertificateInstallationReqType")
+            _escape(r, 1, _C52, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationReq)
@@ -826,43 +714,28 @@ def _d9(r):
 
 def _e9(w, o):
     """iso2.CertificateInstallationReq -> CertificateInstallationReqType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C80.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.id", s, _C79)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.oem_provisioning_cert
-    if v is not None:
-        t = _C81.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.oem_provisioning_cert", s, _C79)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C82.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C79)
-        if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C83.get(s)
-    if t is None:
-        _order("CertificateInstallationReq", s, _C79)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateInstallationReq.id", 0, _C53)
+    if type(v0) is not str:
+        _bad("CertificateInstallationReq.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.oem_provisioning_cert
+    if v1 is None:
+        _order("CertificateInstallationReq.oem_provisioning_cert", 3, _C53)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
+        _bad("CertificateInstallationReq.oem_provisioning_cert", v1, "bytes of length 0..800")
+    w.bits(0, 2)
+    w.binary(v1)
+    v2 = o.list_of_root_certificate_ids
+    if v2 is None:
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C53)
+    if v2.__class__ is not _iso2.ListOfRootCertificateIDs:
+        _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e87(w, v2)
+    w.bits(0, 1)
 
 def _d10(r):
     """CertificateInstallationResType -> iso2.CertificateInstallationRes"""
@@ -882,57 +755,57 @@ def _d10(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C84, "CertificateInstallationResType")
+            _escape(r, 3, _C54, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C85, "CertificateInstallationResType")
+            _escape(r, 2, _C55, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C86, "CertificateInstallationResType")
+            _escape(r, 2, _C56, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C87, "CertificateInstallationResType")
+            _escape(r, 2, _C57, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C88, "CertificateInstallationResType")
+            _escape(r, 2, _C58, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d82(r)
+            f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C89, "CertificateInstallationResType")
+            _escape(r, 2, _C59, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -940,7 +813,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C90, "CertificateInstallationResType")
+            _escape(r, 1, _C60, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationRes)
@@ -954,74 +827,48 @@ def _d10(r):
 
 def _e10(w, o):
     """iso2.CertificateInstallationRes -> CertificateInstallationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C92.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.response_code", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_provisioning_certificate_chain
-    if v is not None:
-        t = _C93.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.sa_provisioning_certificate_chain", s, _C91)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C94.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_cert_chain", s, _C91)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C95.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_encrypted_private_key", s, _C91)
-        if v.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
-            _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.dh_publickey
-    if v is not None:
-        t = _C96.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.dh_publickey", s, _C91)
-        if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateInstallationRes.dh_publickey", v, "a DiffieHellmanPublickey")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.e_maid", s, _C91)
-        if v.__class__ is not _iso2.EMAID:
-            _bad("CertificateInstallationRes.e_maid", v, "a EMAID")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C98.get(s)
-    if t is None:
-        _order("CertificateInstallationRes", s, _C91)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CertificateInstallationRes.response_code", 0, _C61)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CertificateInstallationRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.sa_provisioning_certificate_chain
+    if v1 is None:
+        _order("CertificateInstallationRes.sa_provisioning_certificate_chain", 1, _C61)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e82(w, v1)
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateInstallationRes.contract_signature_cert_chain", 2, _C61)
+    if v2.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateInstallationRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 3, _C61)
+    if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
+        _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.dh_publickey
+    if v4 is None:
+        _order("CertificateInstallationRes.dh_publickey", 4, _C61)
+    if v4.__class__ is not _iso2.DiffieHellmanPublickey:
+        _bad("CertificateInstallationRes.dh_publickey", v4, "a DiffieHellmanPublickey")
+    w.bits(0, 1)
+    _e85(w, v4)
+    v5 = o.e_maid
+    if v5 is None:
+        _order("CertificateInstallationRes.e_maid", 5, _C61)
+    if v5.__class__ is not _iso2.EMAID:
+        _bad("CertificateInstallationRes.e_maid", v5, "a EMAID")
+    w.bits(0, 1)
+    _e105(w, v5)
+    w.bits(0, 1)
 
 def _d11(r):
     """CertificateUpdateReqType -> iso2.CertificateUpdateReq"""
@@ -1036,16 +883,16 @@ def _d11(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C99, "CertificateUpdateReqType")
+            _escape(r, 3, _C62, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C100, "CertificateUpdateReqType")
+            _escape(r, 3, _C63, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1059,16 +906,16 @@ def _d11(r):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C101, "CertificateUpdateReqType")
+            _escape(r, 2, _C64, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d87(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C102, "CertificateUpdateReqType")
+            _escape(r, 2, _C65, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
@@ -1076,7 +923,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C103, "CertificateUpdateReqType")
+            _escape(r, 1, _C66, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateReq)
@@ -1088,53 +935,35 @@ def _d11(r):
 
 def _e11(w, o):
     """iso2.CertificateUpdateReq -> CertificateUpdateReqType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C105.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.id", s, _C104)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C106.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C104)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C107.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.e_maid", s, _C104)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 14 or len(v) > 15:
-            _bad("CertificateUpdateReq.e_maid", v, "a str of length 14..15")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C108.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C104)
-        if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C109.get(s)
-    if t is None:
-        _order("CertificateUpdateReq", s, _C104)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateUpdateReq.id", 0, _C67)
+    if type(v0) is not str:
+        _bad("CertificateUpdateReq.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("CertificateUpdateReq.contract_signature_cert_chain", 4, _C67)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v1)
+    v2 = o.e_maid
+    if v2 is None:
+        _order("CertificateUpdateReq.e_maid", 1, _C67)
+    if type(v2) is not str or len(v2) < 14 or len(v2) > 15:
+        _bad("CertificateUpdateReq.e_maid", v2, "a str of length 14..15")
+    w.bits(0, 2)
+    w.string(v2)
+    v3 = o.list_of_root_certificate_ids
+    if v3 is None:
+        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C67)
+    if v3.__class__ is not _iso2.ListOfRootCertificateIDs:
+        _bad("CertificateUpdateReq.list_of_root_certificate_ids", v3, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e87(w, v3)
+    w.bits(0, 1)
 
 def _d12(r):
     """CertificateUpdateResType -> iso2.CertificateUpdateRes"""
@@ -1155,57 +984,57 @@ def _d12(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C110, "CertificateUpdateResType")
+            _escape(r, 3, _C68, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C111, "CertificateUpdateResType")
+            _escape(r, 2, _C69, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C112, "CertificateUpdateResType")
+            _escape(r, 2, _C70, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C113, "CertificateUpdateResType")
+            _escape(r, 2, _C71, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C114, "CertificateUpdateResType")
+            _escape(r, 2, _C72, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d82(r)
+            f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C115, "CertificateUpdateResType")
+            _escape(r, 2, _C73, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 6:
@@ -1223,7 +1052,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C116, "CertificateUpdateResType")
+            _escape(r, 1, _C74, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
@@ -1231,7 +1060,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C117, "CertificateUpdateResType")
+            _escape(r, 1, _C75, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateRes)
@@ -1246,83 +1075,59 @@ def _d12(r):
 
 def _e12(w, o):
     """iso2.CertificateUpdateRes -> CertificateUpdateResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.response_code", s, _C118)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CertificateUpdateRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CertificateUpdateRes.response_code", 0, _C76)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CertificateUpdateRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.sa_provisioning_certificate_chain
+    if v1 is None:
+        _order("CertificateUpdateRes.sa_provisioning_certificate_chain", 1, _C76)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e82(w, v1)
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateUpdateRes.contract_signature_cert_chain", 2, _C76)
+    if v2.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 3, _C76)
+    if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
+        _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.dh_publickey
+    if v4 is None:
+        _order("CertificateUpdateRes.dh_publickey", 4, _C76)
+    if v4.__class__ is not _iso2.DiffieHellmanPublickey:
+        _bad("CertificateUpdateRes.dh_publickey", v4, "a DiffieHellmanPublickey")
+    w.bits(0, 1)
+    _e85(w, v4)
+    v5 = o.e_maid
+    if v5 is None:
+        _order("CertificateUpdateRes.e_maid", 5, _C76)
+    if v5.__class__ is not _iso2.EMAID:
+        _bad("CertificateUpdateRes.e_maid", v5, "a EMAID")
+    w.bits(0, 1)
+    _e105(w, v5)
+    v6 = o.retry_counter
+    s = 6
+    if v6 is not None:
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("CertificateUpdateRes.retry_counter", v6, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.sa_provisioning_certificate_chain
-    if v is not None:
-        t = _C120.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.sa_provisioning_certificate_chain", s, _C118)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C121.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_cert_chain", s, _C118)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C122.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_encrypted_private_key", s, _C118)
-        if v.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
-            _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.dh_publickey
-    if v is not None:
-        t = _C123.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.dh_publickey", s, _C118)
-        if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateUpdateRes.dh_publickey", v, "a DiffieHellmanPublickey")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.e_maid", s, _C118)
-        if v.__class__ is not _iso2.EMAID:
-            _bad("CertificateUpdateRes.e_maid", v, "a EMAID")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.retry_counter
-    if v is not None:
-        t = _C125.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.retry_counter", s, _C118)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C126.get(s)
+        s = 7
+    t = _C77.get(s)
     if t is None:
-        _order("CertificateUpdateRes", s, _C118)
+        _order("CertificateUpdateRes", s, _C76)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1351,12 +1156,12 @@ def _d13(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C127[f1]
+                f1 = _C78[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C129, "ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C80, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1368,12 +1173,12 @@ def _d13(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C127[f1]
+                f1 = _C78[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C130, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1388,7 +1193,7 @@ def _d13(r):
             f2 = _d26(r)
             s = 3
         elif ec == 3:
-            _escape(r, 2, _C131, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C82, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -1396,7 +1201,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C132, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C83, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryReq)
@@ -1407,46 +1212,34 @@ def _d13(r):
 
 def _e13(w, o):
     """iso2.ChargeParameterDiscoveryReq -> ChargeParameterDiscoveryReqType"""
+    v0 = o.max_entries_sa_schedule_tuple
     s = 0
-    v = o.max_entries_sa_schedule_tuple
-    if v is not None:
-        t = _C134.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", s, _C133)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", v, "an integer in 0..65535")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 65535:
+            _bad("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", v0, "an integer in 0..65535")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.requested_energy_transfer_mode
-    if v is not None:
-        t = _C135.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C133)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C128.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v, "a member of _iso2.EnergyTransferMode")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_charge_parameter
-    if v is not None:
-        d = _C139.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C133)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C140.get(s)
+        s = 1
+    v1 = o.requested_energy_transfer_mode
+    if v1 is None:
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C84)
+    t = _C85.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryReq", s, _C133)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C84)
+    i1 = _C79.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v1, "a member of _iso2.EnergyTransferMode")
+    w.bits(((((t[0]) << 1) << 3) | (i1)) << 1, t[1] + 1 + 3 + 1)
+    v2 = o.ev_charge_parameter
+    if v2 is None:
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C84)
+    d = _C86.get(v2.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v2, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
+    w.bits(d[0], 2)
+    d[1](w, v2)
+    w.bits(0, 1)
 
 def _d14(r):
     """ChargeParameterDiscoveryResType -> iso2.ChargeParameterDiscoveryRes"""
@@ -1464,12 +1257,12 @@ def _d14(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C141, "ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C87, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -1481,12 +1274,12 @@ def _d14(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C43[f1]
+                f1 = _C29[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C142, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1507,7 +1300,7 @@ def _d14(r):
             f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C143, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C89, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1522,7 +1315,7 @@ def _d14(r):
             f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C144, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C90, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1530,7 +1323,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C145, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C91, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryRes)
@@ -1542,58 +1335,43 @@ def _d14(r):
 
 def _e14(w, o):
     """iso2.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C147.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.response_code", s, _C146)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C148.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_processing", s, _C146)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedules
-    if v is not None:
-        d = _C151.get(v.__class__)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C92)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C92)
+    i1 = _C30.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
+    v2 = o.sa_schedules
+    w.bits((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1, 13)
+    s = 2
+    if v2 is not None:
+        d = _C93.get(v2.__class__)
         if d is None:
-            _bad("ChargeParameterDiscoveryRes.sa_schedules", v, "one of: SAScheduleList, SASchedules")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C146)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.evse_charge_parameter
-    if v is not None:
-        d = _C155.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C146)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C156.get(s)
+            _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
+        w.bits(d[0], 3)
+        d[1](w, v2)
+        s = 3
+    v3 = o.evse_charge_parameter
+    if v3 is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
+    t = _C94.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryRes", s, _C146)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
+    d = _C98.get(v3.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
+    code = d[0].get(s)
+    if code is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
+    w.bits(code, t[1])
+    d[1](w, v3)
+    w.bits(0, 1)
 
 def _d15(r):
     """ChargingStatusReqType -> iso2.ChargingStatusReq"""
@@ -1603,7 +1381,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C157, "ChargingStatusReqType")
+            _escape(r, 3, _C99, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusReq)
@@ -1611,12 +1389,7 @@ def _d15(r):
 
 def _e15(w, o):
     """iso2.ChargingStatusReq -> ChargingStatusReqType"""
-    s = 0
-    t = _C159.get(s)
-    if t is None:
-        _order("ChargingStatusReq", s, _C158)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d16(r):
     """ChargingStatusResType -> iso2.ChargingStatusRes"""
@@ -1637,12 +1410,12 @@ def _d16(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C160, "ChargingStatusResType")
+            _escape(r, 3, _C101, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 1:
@@ -1656,7 +1429,7 @@ def _d16(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C161, "ChargingStatusResType")
+            _escape(r, 2, _C102, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 2:
@@ -1672,16 +1445,16 @@ def _d16(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C162, "ChargingStatusResType")
+            _escape(r, 2, _C103, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d83(r)
+            f4 = _d88(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -1695,13 +1468,13 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C163, "ChargingStatusResType")
+            _escape(r, 2, _C104, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d83(r)
+            f4 = _d88(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -1715,7 +1488,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C164, "ChargingStatusResType")
+            _escape(r, 2, _C105, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
@@ -1732,7 +1505,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C165, "ChargingStatusResType")
+            _escape(r, 2, _C106, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
@@ -1741,7 +1514,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C166, "ChargingStatusResType")
+            _escape(r, 2, _C107, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -1749,7 +1522,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C167, "ChargingStatusResType")
+            _escape(r, 1, _C108, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusRes)
@@ -1764,87 +1537,63 @@ def _d16(r):
 
 def _e16(w, o):
     """iso2.ChargingStatusRes -> ChargingStatusResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C169.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargingStatusRes.response_code", 0, _C109)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargingStatusRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("ChargingStatusRes.evseid", 1, _C109)
+    if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
+        _bad("ChargingStatusRes.evseid", v1, "a str of length 7..37")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.sa_schedule_tuple_id
+    if v2 is None:
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C109)
+    if v2.__class__ is not int or not 1 <= v2 <= 255:
+        _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in 1..255")
+    v3 = o.evse_max_current
+    w.bits((((((0) << 1) << 1) << 8) | (v2 - 1)) << 1, 12)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("ChargingStatusRes.evse_max_current", v3, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v3)
+        s = 4
+    v4 = o.meter_info
+    if v4 is not None:
+        t = _C110.get(s)
         if t is None:
-            _order("ChargingStatusRes.response_code", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ChargingStatusRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C170.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evseid", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("ChargingStatusRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C171.get(s)
-        if t is None:
-            _order("ChargingStatusRes.sa_schedule_tuple_id", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C172.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evse_max_current", s, _C168)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
+            _order("ChargingStatusRes.meter_info", s, _C109)
+        if v4.__class__ is not _iso2.MeterInfo:
+            _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C173.get(s)
+        _e88(w, v4)
+        s = 5
+    v5 = o.receipt_required
+    if v5 is not None:
+        t = _C111.get(s)
         if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C168)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargingStatusRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C175.get(s)
-        if t is None:
-            _order("ChargingStatusRes.ac_evse_status", s, _C168)
-        if v.__class__ is not _iso2.AC_EVSEStatus:
-            _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C176.get(s)
+            _order("ChargingStatusRes.receipt_required", s, _C109)
+        if v5.__class__ is not bool:
+            _bad("ChargingStatusRes.receipt_required", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.ac_evse_status
+    if v6 is None:
+        _order("ChargingStatusRes.ac_evse_status", s, _C109)
+    t = _C112.get(s)
     if t is None:
-        _order("ChargingStatusRes", s, _C168)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargingStatusRes.ac_evse_status", s, _C109)
+    if v6.__class__ is not _iso2.AC_EVSEStatus:
+        _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
+    w.bits(t[0], t[1])
+    _e2(w, v6)
+    w.bits(0, 1)
 
 def _d17(r):
     """CurrentDemandReqType -> iso2.CurrentDemandReq"""
@@ -1865,28 +1614,28 @@ def _d17(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C177, "CurrentDemandReqType")
+            _escape(r, 3, _C113, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C178, "CurrentDemandReqType")
+            _escape(r, 2, _C114, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 2:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 3:
             if r.bits(1):
@@ -1905,16 +1654,16 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C179, "CurrentDemandReqType")
+            _escape(r, 2, _C115, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -1933,13 +1682,13 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C180, "CurrentDemandReqType")
+            _escape(r, 2, _C116, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -1958,7 +1707,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C181, "CurrentDemandReqType")
+            _escape(r, 2, _C117, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
@@ -1980,7 +1729,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C182, "CurrentDemandReqType")
+            _escape(r, 2, _C118, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
@@ -1994,43 +1743,43 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C183, "CurrentDemandReqType")
+            _escape(r, 2, _C119, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d77(r)
+            f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d77(r)
+            f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C184, "CurrentDemandReqType")
+            _escape(r, 2, _C120, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C185, "CurrentDemandReqType")
+            _escape(r, 2, _C121, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C186, "CurrentDemandReqType")
+            _escape(r, 2, _C122, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2038,7 +1787,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C187, "CurrentDemandReqType")
+            _escape(r, 1, _C123, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandReq)
@@ -2056,114 +1805,95 @@ def _d17(r):
 
 def _e17(w, o):
     """iso2.CurrentDemandReq -> CurrentDemandReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C189.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CurrentDemandReq.dc_ev_status", 0, _C124)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_current
+    if v1 is None:
+        _order("CurrentDemandReq.ev_target_current", 1, _C124)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.ev_maximum_voltage_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v2, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v2)
+        s = 3
+    v3 = o.ev_maximum_current_limit
+    if v3 is not None:
+        t = _C125.get(s)
         if t is None:
-            _order("CurrentDemandReq.dc_ev_status", s, _C188)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C124)
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C190.get(s)
+        _e80(w, v3)
+        s = 4
+    v4 = o.ev_maximum_power_limit
+    if v4 is not None:
+        t = _C126.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_target_current", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C124)
+        if v4.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C191.get(s)
+        _e80(w, v4)
+        s = 5
+    v5 = o.bulk_charging_complete
+    if v5 is not None:
+        t = _C127.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_voltage_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C192.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C193.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C194.get(s)
-        if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C188)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C195.get(s)
-        if t is None:
-            _order("CurrentDemandReq.charging_complete", s, _C188)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_full_soc
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.remaining_time_to_bulk_soc
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_target_voltage", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C199.get(s)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C124)
+        if v5.__class__ is not bool:
+            _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.charging_complete
+    if v6 is None:
+        _order("CurrentDemandReq.charging_complete", s, _C124)
+    t = _C128.get(s)
     if t is None:
-        _order("CurrentDemandReq", s, _C188)
-    if t[1]:
+        _order("CurrentDemandReq.charging_complete", s, _C124)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandReq.charging_complete", v6, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
+    v7 = o.remaining_time_to_full_soc
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v7, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v7)
+        s = 8
+    v8 = o.remaining_time_to_bulk_soc
+    if v8 is not None:
+        t = _C129.get(s)
+        if t is None:
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C124)
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
+        _e80(w, v8)
+        s = 9
+    v9 = o.ev_target_voltage
+    if v9 is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C124)
+    t = _C130.get(s)
+    if t is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C124)
+    if v9.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v9)
+    w.bits(0, 1)
 
 def _d18(r):
     """CurrentDemandResType -> iso2.CurrentDemandRes"""
@@ -2191,12 +1921,12 @@ def _d18(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C200, "CurrentDemandResType")
+            _escape(r, 3, _C131, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
@@ -2205,25 +1935,25 @@ def _d18(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C201, "CurrentDemandResType")
+            _escape(r, 2, _C132, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C202, "CurrentDemandResType")
+            _escape(r, 2, _C133, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C203, "CurrentDemandResType")
+            _escape(r, 2, _C134, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
@@ -2237,7 +1967,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C204, "CurrentDemandResType")
+            _escape(r, 2, _C135, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
@@ -2251,7 +1981,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C205, "CurrentDemandResType")
+            _escape(r, 2, _C136, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
@@ -2265,19 +1995,19 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C206, "CurrentDemandResType")
+            _escape(r, 2, _C137, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d77(r)
+            f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d77(r)
+            f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 3:
             if r.bits(1):
@@ -2288,16 +2018,16 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C207, "CurrentDemandResType")
+            _escape(r, 2, _C138, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 2:
             if r.bits(1):
@@ -2308,13 +2038,13 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C208, "CurrentDemandResType")
+            _escape(r, 2, _C139, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d77(r)
+            f9 = _d80(r)
             s = 10
         elif ec == 1:
             if r.bits(1):
@@ -2325,7 +2055,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C209, "CurrentDemandResType")
+            _escape(r, 2, _C140, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -2339,7 +2069,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C210, "CurrentDemandResType")
+            _escape(r, 2, _C141, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 11:
@@ -2355,13 +2085,13 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 12
         elif ec == 1:
-            _escape(r, 2, _C211, "CurrentDemandResType")
+            _escape(r, 2, _C142, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d83(r)
+            f12 = _d88(r)
             s = 13
         elif ec == 1:
             if r.bits(1):
@@ -2374,7 +2104,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C212, "CurrentDemandResType")
+            _escape(r, 1, _C143, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 13:
@@ -2390,7 +2120,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C213, "CurrentDemandResType")
+            _escape(r, 1, _C144, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 14:
@@ -2398,7 +2128,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C214, "CurrentDemandResType")
+            _escape(r, 1, _C145, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandRes)
@@ -2420,158 +2150,114 @@ def _d18(r):
 
 def _e18(w, o):
     """iso2.CurrentDemandRes -> CurrentDemandResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C216.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CurrentDemandRes.response_code", 0, _C146)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CurrentDemandRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CurrentDemandRes.dc_evse_status", 1, _C146)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C146)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.evse_present_current
+    if v3 is None:
+        _order("CurrentDemandRes.evse_present_current", 3, _C146)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.evse_current_limit_achieved
+    if v4 is None:
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C146)
+    if v4.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
+    v5 = o.evse_voltage_limit_achieved
+    if v5 is None:
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C146)
+    if v5.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
+    v6 = o.evse_power_limit_achieved
+    if v6 is None:
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C146)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
+    v7 = o.evse_maximum_voltage_limit
+    w.bits(((((((((((((((0) << 1) << 1) | (v4)) << 1) << 1) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1, 12)
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v7, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v7)
+        s = 8
+    v8 = o.evse_maximum_current_limit
+    if v8 is not None:
+        t = _C147.get(s)
         if t is None:
-            _order("CurrentDemandRes.response_code", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CurrentDemandRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("CurrentDemandRes.dc_evse_status", s, _C215)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C146)
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C218.get(s)
+        _e80(w, v8)
+        s = 9
+    v9 = o.evse_maximum_power_limit
+    if v9 is not None:
+        t = _C148.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_present_voltage", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C146)
+        if v9.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_present_current", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C220.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_current_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C221.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_voltage_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C222.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_power_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C223.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_voltage_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C224.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C225.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C226.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evseid", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("CurrentDemandRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C227.get(s)
-        if t is None:
-            _order("CurrentDemandRes.sa_schedule_tuple_id", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("CurrentDemandRes.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C228.get(s)
-        if t is None:
-            _order("CurrentDemandRes.meter_info", s, _C215)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("CurrentDemandRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C229.get(s)
-        if t is None:
-            _order("CurrentDemandRes.receipt_required", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C230.get(s)
+        _e80(w, v9)
+        s = 10
+    v10 = o.evseid
+    if v10 is None:
+        _order("CurrentDemandRes.evseid", s, _C146)
+    t = _C149.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C215)
+        _order("CurrentDemandRes.evseid", s, _C146)
+    if type(v10) is not str or len(v10) < 7 or len(v10) > 37:
+        _bad("CurrentDemandRes.evseid", v10, "a str of length 7..37")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.string(v10)
+    w.bits(0, 1)
+    v11 = o.sa_schedule_tuple_id
+    if v11 is None:
+        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C146)
+    if v11.__class__ is not int or not 1 <= v11 <= 255:
+        _bad("CurrentDemandRes.sa_schedule_tuple_id", v11, "an integer in 1..255")
+    v12 = o.meter_info
+    w.bits(((((0) << 1) << 8) | (v11 - 1)) << 1, 11)
+    s = 12
+    if v12 is not None:
+        if v12.__class__ is not _iso2.MeterInfo:
+            _bad("CurrentDemandRes.meter_info", v12, "a MeterInfo")
+        w.bits(0, 2)
+        _e88(w, v12)
+        s = 13
+    v13 = o.receipt_required
+    if v13 is not None:
+        t = _C150.get(s)
+        if t is None:
+            _order("CurrentDemandRes.receipt_required", s, _C146)
+        if v13.__class__ is not bool:
+            _bad("CurrentDemandRes.receipt_required", v13, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v13)) << 1, t[1] + 1 + 1 + 1)
+        s = 14
+    t = _C151.get(s)
+    if t is None:
+        _order("CurrentDemandRes", s, _C146)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2603,7 +2289,7 @@ def _d19(r):
             f1 = _d23(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C231, "DC_EVChargeParameterType")
+            _escape(r, 3, _C152, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -2612,46 +2298,46 @@ def _d19(r):
             f1 = _d23(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C232, "DC_EVChargeParameterType")
+            _escape(r, 2, _C153, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C233, "DC_EVChargeParameterType")
+            _escape(r, 2, _C154, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C234, "DC_EVChargeParameterType")
+            _escape(r, 2, _C155, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C235, "DC_EVChargeParameterType")
+            _escape(r, 2, _C156, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d77(r)
+            f5 = _d80(r)
             s = 6
         elif ec == 1:
-            f6 = _d77(r)
+            f6 = _d80(r)
             s = 7
         elif ec == 2:
             if r.bits(1):
@@ -2676,13 +2362,13 @@ def _d19(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C236, "DC_EVChargeParameterType")
+            _escape(r, 1, _C157, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d77(r)
+            f6 = _d80(r)
             s = 7
         elif ec == 1:
             if r.bits(1):
@@ -2707,7 +2393,7 @@ def _d19(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C237, "DC_EVChargeParameterType")
+            _escape(r, 1, _C158, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -2735,7 +2421,7 @@ def _d19(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C238, "DC_EVChargeParameterType")
+            _escape(r, 1, _C159, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -2753,7 +2439,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C239, "DC_EVChargeParameterType")
+            _escape(r, 1, _C160, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -2761,7 +2447,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C240, "DC_EVChargeParameterType")
+            _escape(r, 1, _C161, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVChargeParameter)
@@ -2778,103 +2464,89 @@ def _d19(r):
 
 def _e19(w, o):
     """iso2.DC_EVChargeParameter -> DC_EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C242.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.departure_time", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("DC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.dc_ev_status", s, _C241)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_current_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C245.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_power_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C246.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_energy_capacity
-    if v is not None:
-        t = _C247.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_capacity", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_energy_request
-    if v is not None:
-        t = _C248.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.full_soc
-    if v is not None:
-        t = _C249.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bulk_soc
-    if v is not None:
-        t = _C250.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C251.get(s)
+        s = 1
+    v1 = o.dc_ev_status
+    if v1 is None:
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C162)
+    t = _C163.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C241)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C162)
+    if v1.__class__ is not _iso2.DC_EVStatus:
+        _bad("DC_EVChargeParameter.dc_ev_status", v1, "a DC_EVStatus")
+    w.bits(t[0], t[1])
+    _e23(w, v1)
+    v2 = o.ev_maximum_current_limit
+    if v2 is None:
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C162)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_current_limit", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.ev_maximum_power_limit
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v3, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v3)
+        s = 4
+    v4 = o.ev_maximum_voltage_limit
+    if v4 is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C162)
+    t = _C164.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C162)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v4, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v4)
+    v5 = o.ev_energy_capacity
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_capacity", v5, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v5)
+        s = 6
+    v6 = o.ev_energy_request
+    if v6 is not None:
+        t = _C165.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C162)
+        if v6.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_request", v6, "a PhysicalValue")
+        w.bits(t[0], t[1])
+        _e80(w, v6)
+        s = 7
+    v7 = o.full_soc
+    if v7 is not None:
+        t = _C166.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.full_soc", s, _C162)
+        if v7.__class__ is not int or not 0 <= v7 <= 100:
+            _bad("DC_EVChargeParameter.full_soc", v7, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
+        s = 8
+    v8 = o.bulk_soc
+    if v8 is not None:
+        t = _C167.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.bulk_soc", s, _C162)
+        if v8.__class__ is not int or not 0 <= v8 <= 100:
+            _bad("DC_EVChargeParameter.bulk_soc", v8, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v8)) << 1, t[1] + 1 + 7 + 1)
+        s = 9
+    t = _C168.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter", s, _C162)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2890,7 +2562,7 @@ def _d20(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C252, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C169, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -2912,7 +2584,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C253, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C170, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -2926,7 +2598,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C254, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -2934,7 +2606,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C255, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C172, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVPowerDeliveryParameter)
@@ -2945,44 +2617,30 @@ def _d20(r):
 
 def _e20(w, o):
     """iso2.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.dc_ev_status", s, _C256)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.bulk_charging_complete", s, _C256)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C256)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C260.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C173)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.bulk_charging_complete
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.charging_complete
+    if v2 is None:
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+    t = _C174.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter", s, _C256)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+    if v2.__class__ is not bool:
+        _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
 
 def _d21(r):
     """DC_EVSEChargeParameterType -> iso2.DC_EVSEChargeParameter"""
@@ -3002,84 +2660,84 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C261, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C175, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C262, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C176, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C263, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C177, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C264, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C178, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C265, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C179, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d77(r)
+            f5 = _d80(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C266, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C180, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d77(r)
+            f6 = _d80(r)
             s = 7
         elif ec == 1:
-            f7 = _d77(r)
+            f7 = _d80(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C267, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C181, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d77(r)
+            f7 = _d80(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C268, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C182, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            f8 = _d80(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C269, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C183, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3087,7 +2745,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C270, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C184, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEChargeParameter)
@@ -3104,100 +2762,77 @@ def _d21(r):
 
 def _e21(w, o):
     """iso2.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
-    s = 0
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C272.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.dc_evse_status", s, _C271)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_current_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C274.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_power_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C275.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_minimum_current_limit
-    if v is not None:
-        t = _C276.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_current_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage_limit
-    if v is not None:
-        t = _C277.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_current_regulation_tolerance
-    if v is not None:
-        t = _C278.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_current_regulation_tolerance", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_peak_current_ripple
-    if v is not None:
-        t = _C279.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_energy_to_be_delivered
-    if v is not None:
-        t = _C280.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_energy_to_be_delivered", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C281.get(s)
+    v0 = o.dc_evse_status
+    if v0 is None:
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C185)
+    if v0.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
+    w.bits(0, 1)
+    _e22(w, v0)
+    v1 = o.evse_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C185)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.evse_maximum_power_limit
+    if v2 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C185)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.evse_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C185)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.evse_minimum_current_limit
+    if v4 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C185)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v4)
+    v5 = o.evse_minimum_voltage_limit
+    if v5 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C185)
+    if v5.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v5)
+    v6 = o.evse_current_regulation_tolerance
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v6, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v6)
+        s = 7
+    v7 = o.evse_peak_current_ripple
+    if v7 is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+    t = _C186.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C271)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+    if v7.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v7)
+    v8 = o.evse_energy_to_be_delivered
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v8, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v8)
+        s = 9
+    t = _C187.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3221,7 +2856,7 @@ def _d22(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C282, "DC_EVSEStatusType")
+            _escape(r, 3, _C188, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3233,12 +2868,12 @@ def _d22(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
+                f1 = _C14[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C283, "DC_EVSEStatusType")
+            _escape(r, 2, _C189, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3250,7 +2885,7 @@ def _d22(r):
                 f2 = r.bits(3)
                 if f2 >= 5:
                     r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                f2 = _C284[f2]
+                f2 = _C190[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 3
@@ -3261,12 +2896,12 @@ def _d22(r):
                 f3 = r.bits(4)
                 if f3 >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C286[f3]
+                f3 = _C192[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C288, "DC_EVSEStatusType")
+            _escape(r, 2, _C194, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3278,12 +2913,12 @@ def _d22(r):
                 f3 = r.bits(4)
                 if f3 >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C286[f3]
+                f3 = _C192[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C289, "DC_EVSEStatusType")
+            _escape(r, 2, _C195, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -3291,7 +2926,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C290, "DC_EVSEStatusType")
+            _escape(r, 1, _C196, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEStatus)
@@ -3303,59 +2938,39 @@ def _d22(r):
 
 def _e22(w, o):
     """iso2.DC_EVSEStatus -> DC_EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C292.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.notification_max_delay", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C293.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_notification", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_isolation_status
-    if v is not None:
-        t = _C294.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_isolation_status", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C285.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _iso2.IsolationLevel")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status_code
-    if v is not None:
-        t = _C295.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_status_code", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C287.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_status_code", v, "a member of _iso2.DC_EVSEStatusCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C296.get(s)
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("DC_EVSEStatus.notification_max_delay", 0, _C197)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("DC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("DC_EVSEStatus.evse_notification", 1, _C197)
+    i1 = _C15.get(v1)
+    if i1 is None:
+        _bad("DC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    v2 = o.evse_isolation_status
+    w.bits((((((0) << 1) << 1) << 2) | (i1)) << 1, 6)
+    s = 2
+    if v2 is not None:
+        i2 = _C191.get(v2)
+        if i2 is None:
+            _bad("DC_EVSEStatus.evse_isolation_status", v2, "a member of _iso2.IsolationLevel")
+        w.bits(((((0) << 1) << 3) | (i2)) << 1, 7)
+        s = 3
+    v3 = o.evse_status_code
+    if v3 is None:
+        _order("DC_EVSEStatus.evse_status_code", s, _C197)
+    t = _C198.get(s)
     if t is None:
-        _order("DC_EVSEStatus", s, _C291)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVSEStatus.evse_status_code", s, _C197)
+    i3 = _C193.get(v3)
+    if i3 is None:
+        _bad("DC_EVSEStatus.evse_status_code", v3, "a member of _iso2.DC_EVSEStatusCode")
+    w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
+    w.bits(0, 1)
 
 def _d23(r):
     """DC_EVStatusType -> iso2.DC_EVStatus"""
@@ -3374,7 +2989,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVReady")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C297, "DC_EVStatusType")
+            _escape(r, 3, _C199, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3386,12 +3001,12 @@ def _d23(r):
                 f1 = r.bits(4)
                 if f1 >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % f1)
-                f1 = _C298[f1]
+                f1 = _C200[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C300, "DC_EVStatusType")
+            _escape(r, 2, _C202, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3407,7 +3022,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C301, "DC_EVStatusType")
+            _escape(r, 2, _C203, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3415,7 +3030,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C302, "DC_EVStatusType")
+            _escape(r, 1, _C204, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVStatus)
@@ -3426,46 +3041,23 @@ def _d23(r):
 
 def _e23(w, o):
     """iso2.DC_EVStatus -> DC_EVStatusType"""
-    s = 0
-    v = o.ev_ready
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_ready", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_ready", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_error_code
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_error_code", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C299.get(v)
-        if i is None:
-            _bad("DC_EVStatus.ev_error_code", v, "a member of _iso2.DC_EVErrorCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evresssoc
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_EVStatus.evresssoc", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C307.get(s)
-    if t is None:
-        _order("DC_EVStatus", s, _C303)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ev_ready
+    if v0 is None:
+        _order("DC_EVStatus.ev_ready", 0, _C205)
+    if v0.__class__ is not bool:
+        _bad("DC_EVStatus.ev_ready", v0, "a bool")
+    v1 = o.ev_error_code
+    if v1 is None:
+        _order("DC_EVStatus.ev_error_code", 1, _C205)
+    i1 = _C201.get(v1)
+    if i1 is None:
+        _bad("DC_EVStatus.ev_error_code", v1, "a member of _iso2.DC_EVErrorCode")
+    v2 = o.evresssoc
+    if v2 is None:
+        _order("DC_EVStatus.evresssoc", 2, _C205)
+    if v2.__class__ is not int or not 0 <= v2 <= 100:
+        _bad("DC_EVStatus.evresssoc", v2, "an integer in 0..100")
+    w.bits((((((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 4) | (i1)) << 1) << 1) << 1) << 7) | (v2)) << 1) << 1, 22)
 
 def _d24(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3504,7 +3096,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C308, "DSAKeyValueType")
+            _escape(r, 3, _C206, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3518,7 +3110,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C309, "DSAKeyValueType")
+            _escape(r, 2, _C207, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3540,7 +3132,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C310, "DSAKeyValueType")
+            _escape(r, 2, _C208, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -3554,7 +3146,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C311, "DSAKeyValueType")
+            _escape(r, 2, _C209, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -3578,7 +3170,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C312, "DSAKeyValueType")
+            _escape(r, 1, _C210, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3594,7 +3186,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C313, "DSAKeyValueType")
+            _escape(r, 1, _C211, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -3608,7 +3200,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C314, "DSAKeyValueType")
+            _escape(r, 2, _C212, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -3616,7 +3208,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "DSAKeyValueType")
+            _escape(r, 1, _C213, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3631,87 +3223,82 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C317.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C318.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C215.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C214)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C319.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C216.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C214)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C320.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C324.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C214)
+    t = _C217.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C316)
+        _order("DSAKeyValue.y", s, _C214)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C218.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C214)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C219.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C214)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C220.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C214)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3726,7 +3313,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C325, "DigestMethodType")
+            _escape(r, 3, _C221, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3738,7 +3325,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C326, "DigestMethodType")
+            _escape(r, 2, _C222, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3750,7 +3337,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C327, "DigestMethodType")
+            _escape(r, 1, _C223, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3764,7 +3351,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C328, "DigestMethodType")
+                _escape(r, 1, _C224, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3773,22 +3360,14 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C329)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C331.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C329)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C225)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d26(r):
     """EVChargeParameterType -> iso2.EVChargeParameter"""
@@ -3809,7 +3388,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 3, _C332, "EVChargeParameterType")
+            _escape(r, 3, _C226, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3817,7 +3396,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C333, "EVChargeParameterType")
+            _escape(r, 1, _C227, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVChargeParameter)
@@ -3826,21 +3405,18 @@ def _d26(r):
 
 def _e26(w, o):
     """iso2.EVChargeParameter -> EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C335.get(s)
-        if t is None:
-            _order("EVChargeParameter.departure_time", s, _C334)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    t = _C336.get(s)
+        s = 1
+    t = _C229.get(s)
     if t is None:
-        _order("EVChargeParameter", s, _C334)
+        _order("EVChargeParameter", s, _C228)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3852,7 +3428,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C337, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C230, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVPowerDeliveryParameter)
@@ -3860,12 +3436,7 @@ def _d27(r):
 
 def _e27(w, o):
     """iso2.EVPowerDeliveryParameter -> EVPowerDeliveryParameterType"""
-    s = 0
-    t = _C339.get(s)
-    if t is None:
-        _order("EVPowerDeliveryParameter", s, _C338)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d28(r):
     """EVSEChargeParameterType -> iso2.EVSEChargeParameter"""
@@ -3875,7 +3446,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C340, "EVSEChargeParameterType")
+            _escape(r, 3, _C232, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEChargeParameter)
@@ -3883,12 +3454,7 @@ def _d28(r):
 
 def _e28(w, o):
     """iso2.EVSEChargeParameter -> EVSEChargeParameterType"""
-    s = 0
-    t = _C342.get(s)
-    if t is None:
-        _order("EVSEChargeParameter", s, _C341)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d29(r):
     """EVSEStatusType -> iso2.EVSEStatus"""
@@ -3908,7 +3474,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C343, "EVSEStatusType")
+            _escape(r, 3, _C234, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3920,12 +3486,12 @@ def _d29(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
+                f1 = _C14[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C344, "EVSEStatusType")
+            _escape(r, 2, _C235, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3933,7 +3499,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C345, "EVSEStatusType")
+            _escape(r, 1, _C236, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEStatus)
@@ -3943,35 +3509,20 @@ def _d29(r):
 
 def _e29(w, o):
     """iso2.EVSEStatus -> EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C346)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C348.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C346)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C349.get(s)
-    if t is None:
-        _order("EVSEStatus", s, _C346)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C237)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C237)
+    i1 = _C15.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1, 7)
 
 def _d30(r):
     """EVStatusType -> iso2.EVStatus"""
@@ -3981,7 +3532,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C350, "EVStatusType")
+            _escape(r, 3, _C238, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVStatus)
@@ -3989,12 +3540,7 @@ def _d30(r):
 
 def _e30(w, o):
     """iso2.EVStatus -> EVStatusType"""
-    s = 0
-    t = _C352.get(s)
-    if t is None:
-        _order("EVStatus", s, _C351)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d31(r):
     """EntryType -> iso2.Entry"""
@@ -4009,7 +3555,7 @@ def _d31(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C353, "EntryType")
+            _escape(r, 3, _C240, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -4017,7 +3563,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C354, "EntryType")
+            _escape(r, 1, _C241, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_iso2.Entry)
@@ -4026,23 +3572,15 @@ def _d31(r):
 
 def _e31(w, o):
     """iso2.Entry -> EntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C358.get(v.__class__)
-        if d is None:
-            _bad("Entry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("Entry.time_interval", s, _C355)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C359.get(s)
-    if t is None:
-        _order("Entry", s, _C355)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("Entry.time_interval", 0, _C242)
+    d = _C243.get(v0.__class__)
+    if d is None:
+        _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    w.bits(0, 1)
 
 def _d32(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4104,7 +3642,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C360, "KeyInfoType")
+                _escape(r, 3, _C244, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4152,7 +3690,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C361, "KeyInfoType")
+                _escape(r, 3, _C245, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4200,7 +3738,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C362, "KeyInfoType")
+                _escape(r, 2, _C246, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4250,7 +3788,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C363, "KeyInfoType")
+                _escape(r, 1, _C247, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4300,7 +3838,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C364, "KeyInfoType")
+                _escape(r, 1, _C248, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4350,7 +3888,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C365, "KeyInfoType")
+                _escape(r, 1, _C249, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4400,7 +3938,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C366, "KeyInfoType")
+                _escape(r, 1, _C250, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4450,7 +3988,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C367, "KeyInfoType")
+                _escape(r, 1, _C251, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4500,7 +4038,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C368, "KeyInfoType")
+                _escape(r, 1, _C252, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4550,7 +4088,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C369, "KeyInfoType")
+                _escape(r, 1, _C253, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -4600,7 +4138,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C370, "KeyInfoType")
+                _escape(r, 1, _C254, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -4616,32 +4154,29 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C372.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C371)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C373.get(s)
+        t = _C256.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C371)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C255)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -4650,15 +4185,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C374.get(s)
+        t = _C257.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C371)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C255)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -4666,15 +4201,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C375.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C371)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C255)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e51(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -4682,15 +4217,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C376.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C371)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C255)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e76(w, v)
+        _e76(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -4698,15 +4233,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C377.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C371)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C255)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -4714,15 +4249,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C378.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C371)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C255)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e54(w, v)
+        _e54(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -4730,20 +4265,20 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C379.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C371)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C255)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C380.get(s)
+    t = _C263.get(s)
     if t is None:
-        _order("KeyInfo", s, _C371)
+        _order("KeyInfo", s, _C255)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4765,7 +4300,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C381, "KeyValueType")
+            _escape(r, 3, _C264, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4781,7 +4316,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C382, "KeyValueType")
+            _escape(r, 2, _C265, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4791,7 +4326,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C383, "KeyValueType")
+            _escape(r, 1, _C266, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4801,7 +4336,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C384, "KeyValueType")
+            _escape(r, 1, _C267, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4811,7 +4346,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C385, "KeyValueType")
+            _escape(r, 1, _C268, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -4821,30 +4356,27 @@ def _d33(r):
 
 def _e33(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C387.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e24(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C270.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C386)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C269)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C388.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C386)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
-    t = _C389.get(s)
+        _e48(w, v1)
+        s = 2
+    t = _C271.get(s)
     if t is None:
-        _order("KeyValue", s, _C386)
+        _order("KeyValue", s, _C269)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4865,7 +4397,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C390, "ManifestType")
+            _escape(r, 3, _C272, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -4876,7 +4408,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C391, "ManifestType")
+            _escape(r, 3, _C273, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -4891,7 +4423,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C392, "ManifestType")
+                _escape(r, 1, _C274, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -4901,34 +4433,31 @@ def _d34(r):
 
 def _e34(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C394.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C393)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C395.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C393)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C275)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v1)
         s = 1
-    t = _C396.get(s)
+    t = _C277.get(s)
     if t is None:
-        _order("Manifest", s, _C393)
+        _order("Manifest", s, _C275)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4953,7 +4482,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C397, "MeteringReceiptReqType")
+            _escape(r, 3, _C278, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4967,7 +4496,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C398, "MeteringReceiptReqType")
+            _escape(r, 3, _C279, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4983,19 +4512,19 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            f3 = _d83(r)
+            f3 = _d88(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C399, "MeteringReceiptReqType")
+            _escape(r, 2, _C280, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d83(r)
+            f3 = _d88(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C400, "MeteringReceiptReqType")
+            _escape(r, 2, _C281, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5003,7 +4532,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C401, "MeteringReceiptReqType")
+            _escape(r, 1, _C282, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptReq)
@@ -5015,54 +4544,43 @@ def _d35(r):
 
 def _e35(w, o):
     """iso2.MeteringReceiptReq -> MeteringReceiptReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C403.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.id", s, _C402)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("MeteringReceiptReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.session_id
-    if v is not None:
-        t = _C404.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.session_id", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C405.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.sa_schedule_tuple_id", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C406.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.meter_info", s, _C402)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    t = _C407.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("MeteringReceiptReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.session_id
+    if v1 is None:
+        _order("MeteringReceiptReq.session_id", s, _C283)
+    t = _C284.get(s)
     if t is None:
-        _order("MeteringReceiptReq", s, _C402)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("MeteringReceiptReq.session_id", s, _C283)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
+        _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sa_schedule_tuple_id
+    s = 1
+    if v2 is not None:
+        if v2.__class__ is not int or not 1 <= v2 <= 255:
+            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v2, "an integer in 1..255")
+        w.bits(((((0) << 1) << 8) | (v2 - 1)) << 1, 12)
+        s = 2
+    v3 = o.meter_info
+    if v3 is None:
+        _order("MeteringReceiptReq.meter_info", s, _C283)
+    t = _C285.get(s)
+    if t is None:
+        _order("MeteringReceiptReq.meter_info", s, _C283)
+    if v3.__class__ is not _iso2.MeterInfo:
+        _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
+    w.bits(t[0], t[1])
+    _e88(w, v3)
+    w.bits(0, 1)
 
 def _d36(r):
     """MeteringReceiptResType -> iso2.MeteringReceiptRes"""
@@ -5078,12 +4596,12 @@ def _d36(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C408, "MeteringReceiptResType")
+            _escape(r, 3, _C286, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
@@ -5098,7 +4616,7 @@ def _d36(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C409, "MeteringReceiptResType")
+            _escape(r, 2, _C287, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5106,7 +4624,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C410, "MeteringReceiptResType")
+            _escape(r, 1, _C288, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptRes)
@@ -5116,35 +4634,21 @@ def _d36(r):
 
 def _e36(w, o):
     """iso2.MeteringReceiptRes -> MeteringReceiptResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C412.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.response_code", s, _C411)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("MeteringReceiptRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C416.get(v.__class__)
-        if d is None:
-            _bad("MeteringReceiptRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("MeteringReceiptRes.evse_status", s, _C411)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C417.get(s)
-    if t is None:
-        _order("MeteringReceiptRes", s, _C411)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("MeteringReceiptRes.response_code", 0, _C289)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("MeteringReceiptRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("MeteringReceiptRes.evse_status", 1, _C289)
+    d = _C290.get(v1.__class__)
+    if d is None:
+        _bad("MeteringReceiptRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d37(r):
     """ObjectType -> xmldsig.Object"""
@@ -5170,7 +4674,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C418, "ObjectType")
+            _escape(r, 3, _C291, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5188,7 +4692,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C419, "ObjectType")
+            _escape(r, 2, _C292, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5203,7 +4707,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C420, "ObjectType")
+            _escape(r, 2, _C293, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5215,7 +4719,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C421, "ObjectType")
+            _escape(r, 2, _C294, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5227,7 +4731,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C422, "ObjectType")
+            _escape(r, 1, _C295, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5239,7 +4743,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C423, "ObjectType")
+            _escape(r, 1, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5250,40 +4754,37 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C425.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C298.get(s)
         if t is None:
-            _order("Object.encoding", s, _C424)
+            _order("Object.id", s, _C297)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C426.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C299.get(s)
         if t is None:
-            _order("Object.id", s, _C424)
+            _order("Object.mime_type", s, _C297)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C427.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C424)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C428.get(s)
+        w.string(v2)
+        s = 3
+    t = _C300.get(s)
     if t is None:
-        _order("Object", s, _C424)
+        _order("Object", s, _C297)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5312,7 +4813,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C429, "PGPDataType")
+            _escape(r, 3, _C301, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5322,7 +4823,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C430, "PGPDataType")
+            _escape(r, 1, _C302, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5334,7 +4835,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C431, "PGPDataType")
+                _escape(r, 1, _C303, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5352,7 +4853,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C432, "PGPDataType")
+            _escape(r, 1, _C304, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5362,7 +4863,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C433, "PGPDataType")
+            _escape(r, 1, _C305, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5374,7 +4875,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C434, "PGPDataType")
+                _escape(r, 1, _C306, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5384,32 +4885,29 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C436.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C308.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C435)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C307)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C437.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C435)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C438.get(s)
+    t = _C309.get(s)
     if t is None:
-        _order("PGPData", s, _C435)
+        _order("PGPData", s, _C307)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5427,16 +4925,16 @@ def _d39(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C439, "PMaxScheduleEntryType")
+            _escape(r, 3, _C310, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C440, "PMaxScheduleEntryType")
+            _escape(r, 2, _C311, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5444,7 +4942,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C441, "PMaxScheduleEntryType")
+            _escape(r, 1, _C312, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso2.PMaxScheduleEntry)
@@ -5454,33 +4952,22 @@ def _d39(r):
 
 def _e39(w, o):
     """iso2.PMaxScheduleEntry -> PMaxScheduleEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C445.get(v.__class__)
-        if d is None:
-            _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C442)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.p_max
-    if v is not None:
-        t = _C446.get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C442)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PMaxScheduleEntry.p_max", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C447.get(s)
-    if t is None:
-        _order("PMaxScheduleEntry", s, _C442)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("PMaxScheduleEntry.time_interval", 0, _C313)
+    d = _C314.get(v0.__class__)
+    if d is None:
+        _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.p_max
+    if v1 is None:
+        _order("PMaxScheduleEntry.p_max", 1, _C313)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("PMaxScheduleEntry.p_max", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    w.bits(0, 1)
 
 def _d40(r):
     """PaymentDetailsReqType -> iso2.PaymentDetailsReq"""
@@ -5498,16 +4985,16 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C448, "PaymentDetailsReqType")
+            _escape(r, 3, _C315, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C449, "PaymentDetailsReqType")
+            _escape(r, 2, _C316, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5515,7 +5002,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C450, "PaymentDetailsReqType")
+            _escape(r, 1, _C317, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsReq)
@@ -5525,33 +5012,21 @@ def _d40(r):
 
 def _e40(w, o):
     """iso2.PaymentDetailsReq -> PaymentDetailsReqType"""
-    s = 0
-    v = o.e_maid
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.e_maid", s, _C451)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 14 or len(v) > 15:
-            _bad("PaymentDetailsReq.e_maid", v, "a str of length 14..15")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C453.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C451)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    t = _C454.get(s)
-    if t is None:
-        _order("PaymentDetailsReq", s, _C451)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.e_maid
+    if v0 is None:
+        _order("PaymentDetailsReq.e_maid", 0, _C318)
+    if type(v0) is not str or len(v0) < 14 or len(v0) > 15:
+        _bad("PaymentDetailsReq.e_maid", v0, "a str of length 14..15")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C318)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 2)
+    _e82(w, v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """PaymentDetailsResType -> iso2.PaymentDetailsRes"""
@@ -5568,12 +5043,12 @@ def _d41(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C455, "PaymentDetailsResType")
+            _escape(r, 3, _C319, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -5587,7 +5062,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C456, "PaymentDetailsResType")
+            _escape(r, 2, _C320, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -5603,7 +5078,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C457, "PaymentDetailsResType")
+            _escape(r, 2, _C321, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -5611,7 +5086,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C458, "PaymentDetailsResType")
+            _escape(r, 1, _C322, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsRes)
@@ -5622,46 +5097,27 @@ def _d41(r):
 
 def _e41(w, o):
     """iso2.PaymentDetailsRes -> PaymentDetailsResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C460.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PaymentDetailsRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.gen_challenge
-    if v is not None:
-        t = _C461.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("PaymentDetailsRes.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_time_stamp
-    if v is not None:
-        t = _C462.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.evse_time_stamp", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("PaymentDetailsRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C463.get(s)
-    if t is None:
-        _order("PaymentDetailsRes", s, _C459)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentDetailsRes.response_code", 0, _C323)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PaymentDetailsRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.gen_challenge
+    if v1 is None:
+        _order("PaymentDetailsRes.gen_challenge", 1, _C323)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
+        _bad("PaymentDetailsRes.gen_challenge", v1, "bytes of length 16..16")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.evse_time_stamp
+    if v2 is None:
+        _order("PaymentDetailsRes.evse_time_stamp", 2, _C323)
+    if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+        _bad("PaymentDetailsRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
 
 def _d42(r):
     """PaymentServiceSelectionReqType -> iso2.PaymentServiceSelectionReq"""
@@ -5675,21 +5131,21 @@ def _d42(r):
                 f0 = _simple_escape(r, None, "SelectedPaymentOption")
             else:
                 f0 = r.bits(1)
-                f0 = _C464[f0]
+                f0 = _C324[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C466, "PaymentServiceSelectionReqType")
+            _escape(r, 3, _C326, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d84(r)
+            f1 = _d99(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C467, "PaymentServiceSelectionReqType")
+            _escape(r, 2, _C327, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5697,7 +5153,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C468, "PaymentServiceSelectionReqType")
+            _escape(r, 1, _C328, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionReq)
@@ -5707,34 +5163,20 @@ def _d42(r):
 
 def _e42(w, o):
     """iso2.PaymentServiceSelectionReq -> PaymentServiceSelectionReqType"""
-    s = 0
-    v = o.selected_payment_option
-    if v is not None:
-        t = _C470.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionReq.selected_payment_option", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C465.get(v)
-        if i is None:
-            _bad("PaymentServiceSelectionReq.selected_payment_option", v, "a member of _iso2.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.selected_service_list
-    if v is not None:
-        t = _C471.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionReq.selected_service_list", s, _C469)
-        if v.__class__ is not _iso2.SelectedServiceList:
-            _bad("PaymentServiceSelectionReq.selected_service_list", v, "a SelectedServiceList")
-        w.bits(t[0], t[1])
-        _e84(w, v)
-        s = t[2]
-    t = _C472.get(s)
-    if t is None:
-        _order("PaymentServiceSelectionReq", s, _C469)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.selected_payment_option
+    if v0 is None:
+        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C329)
+    i0 = _C325.get(v0)
+    if i0 is None:
+        _bad("PaymentServiceSelectionReq.selected_payment_option", v0, "a member of _iso2.PaymentOption")
+    v1 = o.selected_service_list
+    if v1 is None:
+        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C329)
+    if v1.__class__ is not _iso2.SelectedServiceList:
+        _bad("PaymentServiceSelectionReq.selected_service_list", v1, "a SelectedServiceList")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
+    _e99(w, v1)
+    w.bits(0, 1)
 
 def _d43(r):
     """PaymentServiceSelectionResType -> iso2.PaymentServiceSelectionRes"""
@@ -5749,12 +5191,12 @@ def _d43(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C473, "PaymentServiceSelectionResType")
+            _escape(r, 3, _C330, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -5762,7 +5204,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C474, "PaymentServiceSelectionResType")
+            _escape(r, 1, _C331, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionRes)
@@ -5771,24 +5213,13 @@ def _d43(r):
 
 def _e43(w, o):
     """iso2.PaymentServiceSelectionRes -> PaymentServiceSelectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C476.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionRes.response_code", s, _C475)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PaymentServiceSelectionRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C477.get(s)
-    if t is None:
-        _order("PaymentServiceSelectionRes", s, _C475)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentServiceSelectionRes.response_code", 0, _C332)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PaymentServiceSelectionRes.response_code", v0, "a member of _iso2.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d44(r):
     """PowerDeliveryReqType -> iso2.PowerDeliveryReq"""
@@ -5806,12 +5237,12 @@ def _d44(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                f0 = _C478[f0]
+                f0 = _C333[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C480, "PowerDeliveryReqType")
+            _escape(r, 3, _C335, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5827,13 +5258,13 @@ def _d44(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C481, "PowerDeliveryReqType")
+            _escape(r, 2, _C336, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d85(r)
+            f2 = _d79(r)
             s = 3
         elif ec == 1:
             f3 = _d20(r)
@@ -5844,7 +5275,7 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C482, "PowerDeliveryReqType")
+            _escape(r, 1, _C337, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5858,7 +5289,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C483, "PowerDeliveryReqType")
+            _escape(r, 1, _C338, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5866,7 +5297,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C484, "PowerDeliveryReqType")
+            _escape(r, 1, _C339, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryReq)
@@ -5878,54 +5309,43 @@ def _d44(r):
 
 def _e44(w, o):
     """iso2.PowerDeliveryReq -> PowerDeliveryReqType"""
-    s = 0
-    v = o.charge_progress
-    if v is not None:
-        t = _C486.get(s)
+    v0 = o.charge_progress
+    if v0 is None:
+        _order("PowerDeliveryReq.charge_progress", 0, _C340)
+    i0 = _C334.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryReq.charge_progress", v0, "a member of _iso2.ChargeProgress")
+    v1 = o.sa_schedule_tuple_id
+    if v1 is None:
+        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C340)
+    if v1.__class__ is not int or not 1 <= v1 <= 255:
+        _bad("PowerDeliveryReq.sa_schedule_tuple_id", v1, "an integer in 1..255")
+    v2 = o.charging_profile
+    w.bits((((((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1) << 8) | (v1 - 1)) << 1, 16)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.ChargingProfile:
+            _bad("PowerDeliveryReq.charging_profile", v2, "a ChargingProfile")
+        w.bits(0, 3)
+        _e79(w, v2)
+        s = 3
+    v3 = o.ev_power_delivery_parameter
+    if v3 is not None:
+        t = _C341.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charge_progress", s, _C485)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C479.get(v)
-        if i is None:
-            _bad("PowerDeliveryReq.charge_progress", v, "a member of _iso2.ChargeProgress")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C487.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.sa_schedule_tuple_id", s, _C485)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("PowerDeliveryReq.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile
-    if v is not None:
-        t = _C488.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C485)
-        if v.__class__ is not _iso2.ChargingProfile:
-            _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.ev_power_delivery_parameter
-    if v is not None:
-        d = _C491.get(v.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C340)
+        d = _C344.get(v3.__class__)
         if d is None:
-            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C485)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C492.get(s)
+            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v3, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
+        code = d[0].get(s)
+        if code is None:
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C340)
+        w.bits(code, t[1])
+        d[1](w, v3)
+        s = 4
+    t = _C345.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C485)
+        _order("PowerDeliveryReq", s, _C340)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5943,12 +5363,12 @@ def _d45(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C493, "PowerDeliveryResType")
+            _escape(r, 3, _C346, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -5963,7 +5383,7 @@ def _d45(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C494, "PowerDeliveryResType")
+            _escape(r, 2, _C347, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5971,7 +5391,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C495, "PowerDeliveryResType")
+            _escape(r, 1, _C348, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryRes)
@@ -5981,35 +5401,21 @@ def _d45(r):
 
 def _e45(w, o):
     """iso2.PowerDeliveryRes -> PowerDeliveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C497.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C496)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PowerDeliveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C501.get(v.__class__)
-        if d is None:
-            _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C496)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C502.get(s)
-    if t is None:
-        _order("PowerDeliveryRes", s, _C496)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PowerDeliveryRes.response_code", 0, _C349)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("PowerDeliveryRes.evse_status", 1, _C349)
+    d = _C350.get(v1.__class__)
+    if d is None:
+        _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d46(r):
     """PreChargeReqType -> iso2.PreChargeReq"""
@@ -6023,25 +5429,25 @@ def _d46(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C503, "PreChargeReqType")
+            _escape(r, 3, _C351, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C504, "PreChargeReqType")
+            _escape(r, 2, _C352, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C505, "PreChargeReqType")
+            _escape(r, 2, _C353, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6049,7 +5455,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C506, "PreChargeReqType")
+            _escape(r, 1, _C354, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeReq)
@@ -6060,42 +5466,28 @@ def _d46(r):
 
 def _e46(w, o):
     """iso2.PreChargeReq -> PreChargeReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C508.get(s)
-        if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C507)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C509.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C507)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C510.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C507)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C511.get(s)
-    if t is None:
-        _order("PreChargeReq", s, _C507)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("PreChargeReq.dc_ev_status", 0, _C355)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_voltage
+    if v1 is None:
+        _order("PreChargeReq.ev_target_voltage", 1, _C355)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.ev_target_current
+    if v2 is None:
+        _order("PreChargeReq.ev_target_current", 2, _C355)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d47(r):
     """PreChargeResType -> iso2.PreChargeRes"""
@@ -6112,12 +5504,12 @@ def _d47(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C512, "PreChargeResType")
+            _escape(r, 3, _C356, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -6126,16 +5518,16 @@ def _d47(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C513, "PreChargeResType")
+            _escape(r, 2, _C357, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C514, "PreChargeResType")
+            _escape(r, 2, _C358, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -6143,7 +5535,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C515, "PreChargeResType")
+            _escape(r, 1, _C359, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeRes)
@@ -6154,44 +5546,27 @@ def _d47(r):
 
 def _e47(w, o):
     """iso2.PreChargeRes -> PreChargeResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C517.get(s)
-        if t is None:
-            _order("PreChargeRes.response_code", s, _C516)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PreChargeRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C518.get(s)
-        if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C516)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C519.get(s)
-        if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C516)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C520.get(s)
-    if t is None:
-        _order("PreChargeRes", s, _C516)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PreChargeRes.response_code", 0, _C360)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PreChargeRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("PreChargeRes.dc_evse_status", 1, _C360)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("PreChargeRes.evse_present_voltage", 2, _C360)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d48(r):
     """RSAKeyValueType -> xmldsig.RSAKeyValue"""
@@ -6209,7 +5584,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C521, "RSAKeyValueType")
+            _escape(r, 3, _C361, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6223,7 +5598,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C522, "RSAKeyValueType")
+            _escape(r, 2, _C362, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6231,7 +5606,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C523, "RSAKeyValueType")
+            _escape(r, 1, _C363, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6241,34 +5616,21 @@ def _d48(r):
 
 def _e48(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C524)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C524)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C527.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C524)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C364)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C364)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d49(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -6297,7 +5659,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C528, "ReferenceType")
+            _escape(r, 3, _C365, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6315,7 +5677,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C529, "ReferenceType")
+            _escape(r, 3, _C366, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6330,7 +5692,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C530, "ReferenceType")
+            _escape(r, 3, _C367, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6342,7 +5704,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C531, "ReferenceType")
+            _escape(r, 3, _C368, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6351,7 +5713,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C532, "ReferenceType")
+            _escape(r, 2, _C369, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6365,7 +5727,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C533, "ReferenceType")
+            _escape(r, 2, _C370, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6373,7 +5735,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C534, "ReferenceType")
+            _escape(r, 1, _C371, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6387,73 +5749,62 @@ def _d49(r):
 
 def _e49(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C536.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C373.get(s)
         if t is None:
-            _order("Reference.id", s, _C535)
+            _order("Reference.type", s, _C372)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C537.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C374.get(s)
         if t is None:
-            _order("Reference.type", s, _C535)
+            _order("Reference.uri", s, _C372)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C538.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C375.get(s)
         if t is None:
-            _order("Reference.uri", s, _C535)
+            _order("Reference.transforms", s, _C372)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C539.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C535)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e72(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C540.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C535)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C541.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C535)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C542.get(s)
+        _e72(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C372)
+    t = _C376.get(s)
     if t is None:
-        _order("Reference", s, _C535)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C372)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e25(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C372)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d50(r):
     """RelativeTimeIntervalType -> iso2.RelativeTimeInterval"""
@@ -6473,7 +5824,7 @@ def _d50(r):
                     _escape(r, 1, _EV_ELEM_EE, "start")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C543, "RelativeTimeIntervalType")
+            _escape(r, 3, _C377, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -6491,7 +5842,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C544, "RelativeTimeIntervalType")
+            _escape(r, 1, _C378, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6499,7 +5850,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C545, "RelativeTimeIntervalType")
+            _escape(r, 1, _C379, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_iso2.RelativeTimeInterval)
@@ -6509,32 +5860,26 @@ def _d50(r):
 
 def _e50(w, o):
     """iso2.RelativeTimeInterval -> RelativeTimeIntervalType"""
-    s = 0
-    v = o.start
-    if v is not None:
-        t = _C547.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.start", s, _C546)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 16777214:
-            _bad("RelativeTimeInterval.start", v, "an integer in 0..16777214")
-        w.uint(v)
+    v0 = o.start
+    if v0 is None:
+        _order("RelativeTimeInterval.start", 0, _C380)
+    if type(v0) is not int or v0 < 0 or v0 > 16777214:
+        _bad("RelativeTimeInterval.start", v0, "an integer in 0..16777214")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.duration
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 86400:
+            _bad("RelativeTimeInterval.duration", v1, "an integer in 0..86400")
+        w.bits(0, 3)
+        w.uint(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.duration
-    if v is not None:
-        t = _C548.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.duration", s, _C546)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 86400:
-            _bad("RelativeTimeInterval.duration", v, "an integer in 0..86400")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C549.get(s)
+        s = 2
+    t = _C381.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C546)
+        _order("RelativeTimeInterval", s, _C380)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6558,7 +5903,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C550, "RetrievalMethodType")
+            _escape(r, 3, _C382, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6572,7 +5917,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C551, "RetrievalMethodType")
+            _escape(r, 2, _C383, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6583,7 +5928,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C552, "RetrievalMethodType")
+            _escape(r, 2, _C384, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6591,7 +5936,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C553, "RetrievalMethodType")
+            _escape(r, 1, _C385, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6602,40 +5947,37 @@ def _d51(r):
 
 def _e51(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C555.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C387.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C554)
+            _order("RetrievalMethod.uri", s, _C386)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C556.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C388.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C554)
+            _order("RetrievalMethod.transforms", s, _C386)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C557.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C554)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e72(w, v)
-        s = t[2]
-    t = _C558.get(s)
+        _e72(w, v2)
+        s = 1
+    t = _C389.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C554)
+        _order("RetrievalMethod", s, _C386)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6647,12 +5989,12 @@ def _d52(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d86(r)
+            v = _d96(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C559, "SAScheduleListType")
+            _escape(r, 3, _C390, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -6660,7 +6002,7 @@ def _d52(r):
             if k < 3:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d86(r)
+                    v = _d96(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -6668,7 +6010,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C560, "SAScheduleListType")
+                    _escape(r, 1, _C391, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
             else:
@@ -6677,7 +6019,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C561, "SAScheduleListType")
+                    _escape(r, 1, _C392, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleList)
@@ -6693,19 +6035,19 @@ def _e52(w, o):
     if len(items) > 3:
         _bad("SAScheduleList.sa_schedule_tuple", items, "at most 3 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C563.get(s)
+        t = _C394.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C562)
-        if v.__class__ is not _iso2.SAScheduleTuple:
-            _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
+            _order("SAScheduleList.sa_schedule_tuple", s, _C393)
+        if v0.__class__ is not _iso2.SAScheduleTuple:
+            _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
-        _e86(w, v)
+        _e96(w, v0)
         s = (1 if n < 3 else 2)
-    t = _C564.get(s)
+    t = _C395.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C562)
+        _order("SAScheduleList", s, _C393)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6717,7 +6059,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C565, "SASchedulesType")
+            _escape(r, 3, _C396, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_iso2.SASchedules)
@@ -6725,12 +6067,7 @@ def _d53(r):
 
 def _e53(w, o):
     """iso2.SASchedules -> SASchedulesType"""
-    s = 0
-    t = _C567.get(s)
-    if t is None:
-        _order("SASchedules", s, _C566)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d54(r):
     """SPKIDataType -> xmldsig.SPKIData"""
@@ -6749,7 +6086,7 @@ def _d54(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C568, "SPKIDataType")
+                _escape(r, 3, _C398, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6768,7 +6105,7 @@ def _d54(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C569, "SPKIDataType")
+                _escape(r, 1, _C399, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6785,7 +6122,7 @@ def _d54(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C570, "SPKIDataType")
+                _escape(r, 1, _C400, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6801,20 +6138,20 @@ def _e54(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C572.get(s)
+        t = _C402.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C571)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C401)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C573.get(s)
+    t = _C403.get(s)
     if t is None:
-        _order("SPKIData", s, _C571)
+        _order("SPKIData", s, _C401)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6834,7 +6171,7 @@ def _d55(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C574, "SalesTariffEntryType")
+            _escape(r, 3, _C404, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -6848,27 +6185,27 @@ def _d55(r):
                     _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
             s = 2
         elif ec == 1:
-            v = _d87(r)
+            v = _d81(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C575, "SalesTariffEntryType")
+            _escape(r, 1, _C405, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            v = _d87(r)
+            v = _d81(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C576, "SalesTariffEntryType")
+            _escape(r, 1, _C406, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -6876,7 +6213,7 @@ def _d55(r):
             if k < 3:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d87(r)
+                    v = _d81(r)
                     f2.append(v)
                     k += 1
                     continue
@@ -6884,7 +6221,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C577, "SalesTariffEntryType")
+                    _escape(r, 1, _C407, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
             else:
@@ -6893,7 +6230,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C578, "SalesTariffEntryType")
+                    _escape(r, 1, _C408, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_iso2.SalesTariffEntry)
@@ -6904,48 +6241,40 @@ def _d55(r):
 
 def _e55(w, o):
     """iso2.SalesTariffEntry -> SalesTariffEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C582.get(v.__class__)
-        if d is None:
-            _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C579)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.e_price_level
-    if v is not None:
-        t = _C583.get(s)
-        if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C579)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.time_interval
+    if v0 is None:
+        _order("SalesTariffEntry.time_interval", 0, _C409)
+    d = _C410.get(v0.__class__)
+    if d is None:
+        _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.e_price_level
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not int or not 0 <= v1 <= 255:
+            _bad("SalesTariffEntry.e_price_level", v1, "an integer in 0..255")
+        w.bits(((((0) << 1) << 8) | (v1)) << 1, 12)
+        s = 2
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
     if len(items) > 3:
         _bad("SalesTariffEntry.consumption_cost", items, "at most 3 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C584.get(s)
+        t = _C411.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C579)
-        if v.__class__ is not _iso2.ConsumptionCost:
-            _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
+            _order("SalesTariffEntry.consumption_cost", s, _C409)
+        if v2.__class__ is not _iso2.ConsumptionCost:
+            _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
-        _e87(w, v)
+        _e81(w, v2)
         s = (3 if n < 3 else 4)
-    t = _C585.get(s)
+    t = _C412.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C579)
+        _order("SalesTariffEntry", s, _C409)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6966,7 +6295,7 @@ def _d56(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C586, "ServiceDetailReqType")
+            _escape(r, 3, _C413, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6974,7 +6303,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C587, "ServiceDetailReqType")
+            _escape(r, 1, _C414, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailReq)
@@ -6983,23 +6312,14 @@ def _d56(r):
 
 def _e56(w, o):
     """iso2.ServiceDetailReq -> ServiceDetailReqType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C589.get(s)
-        if t is None:
-            _order("ServiceDetailReq.service_id", s, _C588)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C590.get(s)
-    if t is None:
-        _order("ServiceDetailReq", s, _C588)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceDetailReq.service_id", 0, _C415)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 2)
 
 def _d57(r):
     """ServiceDetailResType -> iso2.ServiceDetailRes"""
@@ -7016,12 +6336,12 @@ def _d57(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C591, "ServiceDetailResType")
+            _escape(r, 3, _C416, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -7037,18 +6357,18 @@ def _d57(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C592, "ServiceDetailResType")
+            _escape(r, 2, _C417, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d88(r)
+            f2 = _d102(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C593, "ServiceDetailResType")
+            _escape(r, 1, _C418, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -7056,7 +6376,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C594, "ServiceDetailResType")
+            _escape(r, 1, _C419, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailRes)
@@ -7067,43 +6387,31 @@ def _d57(r):
 
 def _e57(w, o):
     """iso2.ServiceDetailRes -> ServiceDetailResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C596.get(s)
-        if t is None:
-            _order("ServiceDetailRes.response_code", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ServiceDetailRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_id", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_parameter_list
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C595)
-        if v.__class__ is not _iso2.ServiceParameterList:
-            _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
-        w.bits(t[0], t[1])
-        _e88(w, v)
-        s = t[2]
-    t = _C599.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDetailRes.response_code", 0, _C420)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDetailRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.service_id
+    if v1 is None:
+        _order("ServiceDetailRes.service_id", 1, _C420)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.uint(v1)
+    v2 = o.service_parameter_list
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.ServiceParameterList:
+            _bad("ServiceDetailRes.service_parameter_list", v2, "a ServiceParameterList")
+        w.bits(0, 2)
+        _e102(w, v2)
+        s = 3
+    t = _C421.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C595)
+        _order("ServiceDetailRes", s, _C420)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7127,14 +6435,14 @@ def _d58(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C600[f1]
+                f1 = _C422[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C602, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C424, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7144,14 +6452,14 @@ def _d58(r):
                 f1 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f1 = r.bits(2)
-                f1 = _C600[f1]
+                f1 = _C422[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C603, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C425, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7159,7 +6467,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C426, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryReq)
@@ -7169,33 +6477,28 @@ def _d58(r):
 
 def _e58(w, o):
     """iso2.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
+    v0 = o.service_scope
     s = 0
-    v = o.service_scope
-    if v is not None:
-        t = _C606.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..64")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 64:
+            _bad("ServiceDiscoveryReq.service_scope", v0, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C607.get(s)
+        s = 1
+    v1 = o.service_category
+    if v1 is not None:
+        t = _C428.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryReq.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C608.get(s)
+            _order("ServiceDiscoveryReq.service_category", s, _C427)
+        i1 = _C423.get(v1)
+        if i1 is None:
+            _bad("ServiceDiscoveryReq.service_category", v1, "a member of _iso2.ServiceCategory")
+        w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
+        s = 2
+    t = _C429.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C605)
+        _order("ServiceDiscoveryReq", s, _C427)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7215,41 +6518,41 @@ def _d59(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C609, "ServiceDiscoveryResType")
+            _escape(r, 3, _C430, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d89(r)
+            f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C610, "ServiceDiscoveryResType")
+            _escape(r, 2, _C431, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d90(r)
+            f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C611, "ServiceDiscoveryResType")
+            _escape(r, 2, _C432, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d91(r)
+            f3 = _d101(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C612, "ServiceDiscoveryResType")
+            _escape(r, 1, _C433, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7257,7 +6560,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C613, "ServiceDiscoveryResType")
+            _escape(r, 1, _C434, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryRes)
@@ -7269,52 +6572,37 @@ def _d59(r):
 
 def _e59(w, o):
     """iso2.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C615.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C614)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.payment_option_list
-    if v is not None:
-        t = _C616.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.payment_option_list", s, _C614)
-        if v.__class__ is not _iso2.PaymentOptionList:
-            _bad("ServiceDiscoveryRes.payment_option_list", v, "a PaymentOptionList")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    v = o.charge_service
-    if v is not None:
-        t = _C617.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C614)
-        if v.__class__ is not _iso2.ChargeService:
-            _bad("ServiceDiscoveryRes.charge_service", v, "a ChargeService")
-        w.bits(t[0], t[1])
-        _e90(w, v)
-        s = t[2]
-    v = o.service_list
-    if v is not None:
-        t = _C618.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C614)
-        if v.__class__ is not _iso2.ServiceList:
-            _bad("ServiceDiscoveryRes.service_list", v, "a ServiceList")
-        w.bits(t[0], t[1])
-        _e91(w, v)
-        s = t[2]
-    t = _C619.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDiscoveryRes.response_code", 0, _C435)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.payment_option_list
+    if v1 is None:
+        _order("ServiceDiscoveryRes.payment_option_list", 1, _C435)
+    if v1.__class__ is not _iso2.PaymentOptionList:
+        _bad("ServiceDiscoveryRes.payment_option_list", v1, "a PaymentOptionList")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e93(w, v1)
+    v2 = o.charge_service
+    if v2 is None:
+        _order("ServiceDiscoveryRes.charge_service", 2, _C435)
+    if v2.__class__ is not _iso2.ChargeService:
+        _bad("ServiceDiscoveryRes.charge_service", v2, "a ChargeService")
+    w.bits(0, 1)
+    _e78(w, v2)
+    v3 = o.service_list
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.ServiceList:
+            _bad("ServiceDiscoveryRes.service_list", v3, "a ServiceList")
+        w.bits(0, 2)
+        _e101(w, v3)
+        s = 4
+    t = _C436.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C614)
+        _order("ServiceDiscoveryRes", s, _C435)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7333,7 +6621,7 @@ def _d60(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C620, "SessionSetupReqType")
+            _escape(r, 3, _C437, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7341,7 +6629,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C621, "SessionSetupReqType")
+            _escape(r, 1, _C438, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupReq)
@@ -7350,23 +6638,14 @@ def _d60(r):
 
 def _e60(w, o):
     """iso2.SessionSetupReq -> SessionSetupReqType"""
-    s = 0
-    v = o.evccid
-    if v is not None:
-        t = _C623.get(s)
-        if t is None:
-            _order("SessionSetupReq.evccid", s, _C622)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 6:
-            _bad("SessionSetupReq.evccid", v, "bytes of length 0..6")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C624.get(s)
-    if t is None:
-        _order("SessionSetupReq", s, _C622)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evccid
+    if v0 is None:
+        _order("SessionSetupReq.evccid", 0, _C439)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 6:
+        _bad("SessionSetupReq.evccid", v0, "bytes of length 0..6")
+    w.bits(0, 2)
+    w.binary(v0)
+    w.bits(0, 2)
 
 def _d61(r):
     """SessionSetupResType -> iso2.SessionSetupRes"""
@@ -7383,12 +6662,12 @@ def _d61(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C625, "SessionSetupResType")
+            _escape(r, 3, _C440, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -7402,7 +6681,7 @@ def _d61(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C626, "SessionSetupResType")
+            _escape(r, 2, _C441, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -7420,7 +6699,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C627, "SessionSetupResType")
+            _escape(r, 1, _C442, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7428,7 +6707,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C628, "SessionSetupResType")
+            _escape(r, 1, _C443, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupRes)
@@ -7439,44 +6718,32 @@ def _d61(r):
 
 def _e61(w, o):
     """iso2.SessionSetupRes -> SessionSetupResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C630.get(s)
-        if t is None:
-            _order("SessionSetupRes.response_code", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("SessionSetupRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionSetupRes.response_code", 0, _C444)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionSetupRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("SessionSetupRes.evseid", 1, _C444)
+    if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
+        _bad("SessionSetupRes.evseid", v1, "a str of length 7..37")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.evse_time_stamp
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+            _bad("SessionSetupRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits(0, 3)
+        w.integer(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C631.get(s)
-        if t is None:
-            _order("SessionSetupRes.evseid", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("SessionSetupRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_time_stamp
-    if v is not None:
-        t = _C632.get(s)
-        if t is None:
-            _order("SessionSetupRes.evse_time_stamp", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("SessionSetupRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C633.get(s)
+        s = 3
+    t = _C445.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C629)
+        _order("SessionSetupRes", s, _C444)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7491,12 +6758,12 @@ def _d62(r):
                 f0 = _simple_escape(r, None, "ChargingSession")
             else:
                 f0 = r.bits(1)
-                f0 = _C634[f0]
+                f0 = _C446[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C636, "SessionStopReqType")
+            _escape(r, 3, _C448, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7504,7 +6771,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C637, "SessionStopReqType")
+            _escape(r, 1, _C449, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopReq)
@@ -7513,24 +6780,13 @@ def _d62(r):
 
 def _e62(w, o):
     """iso2.SessionStopReq -> SessionStopReqType"""
-    s = 0
-    v = o.charging_session
-    if v is not None:
-        t = _C639.get(s)
-        if t is None:
-            _order("SessionStopReq.charging_session", s, _C638)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C635.get(v)
-        if i is None:
-            _bad("SessionStopReq.charging_session", v, "a member of _iso2.ChargingSession")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C640.get(s)
-    if t is None:
-        _order("SessionStopReq", s, _C638)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.charging_session
+    if v0 is None:
+        _order("SessionStopReq.charging_session", 0, _C450)
+    i0 = _C447.get(v0)
+    if i0 is None:
+        _bad("SessionStopReq.charging_session", v0, "a member of _iso2.ChargingSession")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
 
 def _d63(r):
     """SessionStopResType -> iso2.SessionStopRes"""
@@ -7545,12 +6801,12 @@ def _d63(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C641, "SessionStopResType")
+            _escape(r, 3, _C451, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -7558,7 +6814,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C642, "SessionStopResType")
+            _escape(r, 1, _C452, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopRes)
@@ -7567,24 +6823,13 @@ def _d63(r):
 
 def _e63(w, o):
     """iso2.SessionStopRes -> SessionStopResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C644.get(s)
-        if t is None:
-            _order("SessionStopRes.response_code", s, _C643)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("SessionStopRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C645.get(s)
-    if t is None:
-        _order("SessionStopRes", s, _C643)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionStopRes.response_code", 0, _C453)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionStopRes.response_code", v0, "a member of _iso2.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d64(r):
     """SignatureType -> xmldsig.Signature"""
@@ -7604,7 +6849,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C646, "SignatureType")
+            _escape(r, 3, _C454, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7613,7 +6858,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C647, "SignatureType")
+            _escape(r, 3, _C455, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7622,7 +6867,7 @@ def _d64(r):
             f2 = _d68(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C648, "SignatureType")
+            _escape(r, 2, _C456, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7638,7 +6883,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C649, "SignatureType")
+            _escape(r, 1, _C457, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7651,7 +6896,7 @@ def _d64(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C650, "SignatureType")
+            _escape(r, 1, _C458, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7666,7 +6911,7 @@ def _d64(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C651, "SignatureType")
+                _escape(r, 1, _C459, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7679,64 +6924,56 @@ def _d64(r):
 
 def _e64(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C653.get(s)
-        if t is None:
-            _order("Signature.id", s, _C652)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C654.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C652)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e69(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C655.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C652)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e68(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C656.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C652)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C460)
+    t = _C461.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C460)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e69(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C460)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e68(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e32(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C657.get(s)
+        t = _C462.get(s)
         if t is None:
-            _order("Signature.object", s, _C652)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C460)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e37(w, v)
+        _e37(w, v4)
         s = 4
-    t = _C658.get(s)
+    t = _C463.get(s)
     if t is None:
-        _order("Signature", s, _C652)
+        _order("Signature", s, _C460)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7752,7 +6989,7 @@ def _d65(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C659, "SignatureMethodType")
+            _escape(r, 3, _C464, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7772,7 +7009,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C660, "SignatureMethodType")
+            _escape(r, 2, _C465, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7792,7 +7029,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C661, "SignatureMethodType")
+            _escape(r, 1, _C466, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7804,7 +7041,7 @@ def _d65(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C662, "SignatureMethodType")
+            _escape(r, 1, _C467, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7818,7 +7055,7 @@ def _d65(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C663, "SignatureMethodType")
+                _escape(r, 1, _C468, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7828,31 +7065,25 @@ def _d65(r):
 
 def _e65(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C665.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C664)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C666.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C664)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C469)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C667.get(s)
+        s = 1
+    t = _C470.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C664)
+        _order("SignatureMethod", s, _C469)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7873,7 +7104,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C668, "SignaturePropertiesType")
+            _escape(r, 3, _C471, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7884,7 +7115,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C669, "SignaturePropertiesType")
+            _escape(r, 3, _C472, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7899,7 +7130,7 @@ def _d66(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C670, "SignaturePropertiesType")
+                _escape(r, 1, _C473, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7909,34 +7140,31 @@ def _d66(r):
 
 def _e66(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C672.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C671)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C673.get(s)
+        t = _C475.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C671)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C474)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e67(w, v)
+        _e67(w, v1)
         s = 1
-    t = _C674.get(s)
+    t = _C476.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C671)
+        _order("SignatureProperties", s, _C474)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7954,7 +7182,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C675, "SignaturePropertyType")
+            _escape(r, 3, _C477, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7963,7 +7191,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C676, "SignaturePropertyType")
+            _escape(r, 3, _C478, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7973,7 +7201,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C677, "SignaturePropertyType")
+            _escape(r, 3, _C479, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7983,7 +7211,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C678, "SignaturePropertyType")
+            _escape(r, 2, _C480, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -7995,7 +7223,7 @@ def _d67(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C679, "SignaturePropertyType")
+            _escape(r, 1, _C481, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8005,32 +7233,25 @@ def _d67(r):
 
 def _e67(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C681.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C680)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C680)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C683.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C482)
+    t = _C483.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C680)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C482)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C482)
 
 def _d68(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8046,7 +7267,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C684, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C484, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8056,7 +7277,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C685, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C485, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8065,7 +7286,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C686, "SignatureValueType")
+            _escape(r, 1, _C486, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8075,31 +7296,25 @@ def _d68(r):
 
 def _e68(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C688.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C687)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C689.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C487)
+    t = _C488.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C687)
+        _order("SignatureValue.value", s, _C487)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C690.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C687)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d69(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -8118,7 +7333,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C691, "SignedInfoType")
+            _escape(r, 3, _C489, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8127,7 +7342,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C692, "SignedInfoType")
+            _escape(r, 3, _C490, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8136,7 +7351,7 @@ def _d69(r):
             f2 = _d65(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C693, "SignedInfoType")
+            _escape(r, 2, _C491, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8147,7 +7362,7 @@ def _d69(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C694, "SignedInfoType")
+            _escape(r, 2, _C492, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8162,7 +7377,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C695, "SignedInfoType")
+                _escape(r, 1, _C493, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8174,54 +7389,49 @@ def _d69(r):
 
 def _e69(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C696)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C698.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C696)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C699.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C696)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C494)
+    t = _C495.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C494)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e8(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C494)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e65(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C700.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C696)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C494)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v3)
         s = 3
-    t = _C701.get(s)
+    t = _C497.get(s)
     if t is None:
-        _order("SignedInfo", s, _C696)
+        _order("SignedInfo", s, _C494)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8233,7 +7443,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C702, "IntervalType")
+            _escape(r, 3, _C498, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_iso2.Interval)
@@ -8241,12 +7451,7 @@ def _d70(r):
 
 def _e70(w, o):
     """iso2.Interval -> IntervalType"""
-    s = 0
-    t = _C704.get(s)
-    if t is None:
-        _order("Interval", s, _C703)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d71(r):
     """TransformType -> xmldsig.Transform"""
@@ -8260,7 +7465,7 @@ def _d71(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C705, "TransformType")
+                _escape(r, 3, _C500, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8281,7 +7486,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C706, "TransformType")
+                _escape(r, 2, _C501, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8302,7 +7507,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C707, "TransformType")
+                _escape(r, 1, _C502, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8323,7 +7528,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C708, "TransformType")
+                _escape(r, 1, _C503, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8344,7 +7549,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C709, "TransformType")
+                _escape(r, 1, _C504, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8354,37 +7559,34 @@ def _d71(r):
 
 def _e71(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C711.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C710)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C505)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C712.get(s)
+        t = _C506.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C710)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C505)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C713.get(s)
+    t = _C507.get(s)
     if t is None:
-        _order("Transform", s, _C710)
+        _order("Transform", s, _C505)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8401,7 +7603,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C714, "TransformsType")
+            _escape(r, 3, _C508, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8416,7 +7618,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C715, "TransformsType")
+                _escape(r, 1, _C509, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8430,19 +7632,19 @@ def _e72(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C717.get(s)
+        t = _C511.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C716)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C510)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e71(w, v)
+        _e71(w, v0)
         s = 1
-    t = _C718.get(s)
+    t = _C512.get(s)
     if t is None:
-        _order("Transforms", s, _C716)
+        _order("Transforms", s, _C510)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8454,19 +7656,19 @@ def _d73(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d92(r)
+            f0 = _d86(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C719, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C513, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d93(r)
+            f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C720, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C514, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8474,7 +7676,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C721, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C515, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_iso2.V2G_Message)
@@ -8484,32 +7686,21 @@ def _d73(r):
 
 def _e73(w, o):
     """iso2.V2G_Message -> V2G_Message (anonymous type)"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C723.get(s)
-        if t is None:
-            _order("V2G_Message.header", s, _C722)
-        if v.__class__ is not _iso2.MessageHeader:
-            _bad("V2G_Message.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e92(w, v)
-        s = t[2]
-    v = o.body
-    if v is not None:
-        t = _C724.get(s)
-        if t is None:
-            _order("V2G_Message.body", s, _C722)
-        if v.__class__ is not _iso2.Body:
-            _bad("V2G_Message.body", v, "a Body")
-        w.bits(t[0], t[1])
-        _e93(w, v)
-        s = t[2]
-    t = _C725.get(s)
-    if t is None:
-        _order("V2G_Message", s, _C722)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("V2G_Message.header", 0, _C516)
+    if v0.__class__ is not _iso2.MessageHeader:
+        _bad("V2G_Message.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e86(w, v0)
+    v1 = o.body
+    if v1 is None:
+        _order("V2G_Message.body", 1, _C516)
+    if v1.__class__ is not _iso2.Body:
+        _bad("V2G_Message.body", v1, "a Body")
+    w.bits(0, 1)
+    _e77(w, v1)
+    w.bits(0, 1)
 
 def _d74(r):
     """WeldingDetectionReqType -> iso2.WeldingDetectionReq"""
@@ -8521,7 +7712,7 @@ def _d74(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C726, "WeldingDetectionReqType")
+            _escape(r, 3, _C517, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8529,7 +7720,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C727, "WeldingDetectionReqType")
+            _escape(r, 1, _C518, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionReq)
@@ -8538,22 +7729,14 @@ def _d74(r):
 
 def _e74(w, o):
     """iso2.WeldingDetectionReq -> WeldingDetectionReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C729.get(s)
-        if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C728)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C730.get(s)
-    if t is None:
-        _order("WeldingDetectionReq", s, _C728)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C519)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d75(r):
     """WeldingDetectionResType -> iso2.WeldingDetectionRes"""
@@ -8570,12 +7753,12 @@ def _d75(r):
                 f0 = r.bits(5)
                 if f0 >= 26:
                     r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
+                f0 = _C26[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C731, "WeldingDetectionResType")
+            _escape(r, 3, _C520, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -8584,16 +7767,16 @@ def _d75(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C732, "WeldingDetectionResType")
+            _escape(r, 2, _C521, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C733, "WeldingDetectionResType")
+            _escape(r, 2, _C522, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8601,7 +7784,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C734, "WeldingDetectionResType")
+            _escape(r, 1, _C523, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionRes)
@@ -8612,44 +7795,27 @@ def _d75(r):
 
 def _e75(w, o):
     """iso2.WeldingDetectionRes -> WeldingDetectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C736.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C735)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("WeldingDetectionRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C737.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C735)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C738.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C735)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C739.get(s)
-    if t is None:
-        _order("WeldingDetectionRes", s, _C735)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("WeldingDetectionRes.response_code", 0, _C524)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("WeldingDetectionRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C524)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C524)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d76(r):
     """X509DataType -> xmldsig.X509Data"""
@@ -8663,7 +7829,7 @@ def _d76(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8705,13 +7871,13 @@ def _d76(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C740, "X509DataType")
+                _escape(r, 3, _C525, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8755,13 +7921,13 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C741, "X509DataType")
+                _escape(r, 1, _C526, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8805,13 +7971,13 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C742, "X509DataType")
+                _escape(r, 1, _C527, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8855,13 +8021,13 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C743, "X509DataType")
+                _escape(r, 1, _C528, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8905,13 +8071,13 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C744, "X509DataType")
+                _escape(r, 1, _C529, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8955,13 +8121,13 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C745, "X509DataType")
+                _escape(r, 1, _C530, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9005,7 +8171,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C746, "X509DataType")
+                _escape(r, 1, _C531, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9025,15 +8191,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C748.get(s)
+        t = _C533.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C747)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C532)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e94(w, v)
+        _e95(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -9041,15 +8207,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C749.get(s)
+        t = _C534.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C532)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -9058,15 +8224,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C750.get(s)
+        t = _C535.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C532)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -9075,15 +8241,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C751.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C532)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -9092,1551 +8258,24 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C752.get(s)
+        t = _C537.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C532)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C753.get(s)
+    t = _C538.get(s)
     if t is None:
-        _order("X509Data", s, _C747)
+        _order("X509Data", s, _C532)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d77(r):
-    """PhysicalValueType -> iso2.PhysicalValue"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
-            else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C754, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 7:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C755[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C757, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C758, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C759, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    o = _new(_iso2.PhysicalValue)
-    o.multiplier = f0
-    o.unit = f1
-    o.value = f2
-    return o
-
-def _e77(w, o):
-    """iso2.PhysicalValue -> PhysicalValueType"""
-    s = 0
-    v = o.multiplier
-    if v is not None:
-        t = _C761.get(s)
-        if t is None:
-            _order("PhysicalValue.multiplier", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.unit
-    if v is not None:
-        t = _C762.get(s)
-        if t is None:
-            _order("PhysicalValue.unit", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C756.get(v)
-        if i is None:
-            _bad("PhysicalValue.unit", v, "a member of _iso2.UnitSymbol")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C763.get(s)
-        if t is None:
-            _order("PhysicalValue.value", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PhysicalValue.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C764.get(s)
-    if t is None:
-        _order("PhysicalValue", s, _C760)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d78(r):
-    """ListOfRootCertificateIDsType -> iso2.ListOfRootCertificateIDs"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d94(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C765, "ListOfRootCertificateIDsType")
-        else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d94(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C766, "ListOfRootCertificateIDsType")
-            else:
-                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if len(f0) > 20:
-        r.facet("ListOfRootCertificateIDsType: more than 20 RootCertificateID elements")
-    o = _new(_iso2.ListOfRootCertificateIDs)
-    o.root_certificate_id = f0
-    return o
-
-def _e78(w, o):
-    """iso2.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
-    s = 0
-    items = o.root_certificate_id
-    if items.__class__ is not list:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
-    if len(items) > 20:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C768.get(s)
-        if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C767)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a X509IssuerSerial")
-        w.bits(t[0], t[1])
-        _e94(w, v)
-        s = 1
-    t = _C769.get(s)
-    if t is None:
-        _order("ListOfRootCertificateIDs", s, _C767)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d79(r):
-    """CertificateChainType -> iso2.CertificateChain"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
-            else:
-                f1 = r.binary(None, 800)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C770, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
-            else:
-                f1 = r.binary(None, 800)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C771, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d95(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C772, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C773, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    o = _new(_iso2.CertificateChain)
-    o.id = f0
-    o.certificate = f1
-    o.sub_certificates = f2
-    return o
-
-def _e79(w, o):
-    """iso2.CertificateChain -> CertificateChainType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C775.get(s)
-        if t is None:
-            _order("CertificateChain.id", s, _C774)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateChain.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.certificate
-    if v is not None:
-        t = _C776.get(s)
-        if t is None:
-            _order("CertificateChain.certificate", s, _C774)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("CertificateChain.certificate", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C777.get(s)
-        if t is None:
-            _order("CertificateChain.sub_certificates", s, _C774)
-        if v.__class__ is not _iso2.SubCertificates:
-            _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e95(w, v)
-        s = t[2]
-    t = _C778.get(s)
-    if t is None:
-        _order("CertificateChain", s, _C774)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d80(r):
-    """ContractSignatureEncryptedPrivateKeyType -> iso2.ContractSignatureEncryptedPrivateKey"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C779, "ContractSignatureEncryptedPrivateKeyType")
-        else:
-            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.binary(None, 48)
-            s = 2
-        elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C780, b"", "ContractSignatureEncryptedPrivateKeyType")
-            s = -1
-        else:
-            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C781, "ContractSignatureEncryptedPrivateKeyType")
-        else:
-            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
-    o = _new(_iso2.ContractSignatureEncryptedPrivateKey)
-    o.id = f0
-    o.value = f1
-    return o
-
-def _e80(w, o):
-    """iso2.ContractSignatureEncryptedPrivateKey -> ContractSignatureEncryptedPrivateKeyType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C783.get(s)
-        if t is None:
-            _order("ContractSignatureEncryptedPrivateKey.id", s, _C782)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("ContractSignatureEncryptedPrivateKey.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C784.get(s)
-    if t is None:
-        _order("ContractSignatureEncryptedPrivateKey.value", s, _C782)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)) or len(v) > 48:
-        _bad("ContractSignatureEncryptedPrivateKey.value", v, "bytes of length 0..48")
-    w.binary(v)
-    t = _C785.get(s)
-    if t is None:
-        _order("ContractSignatureEncryptedPrivateKey", s, _C782)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d81(r):
-    """DiffieHellmanPublickeyType -> iso2.DiffieHellmanPublickey"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C786, "DiffieHellmanPublickeyType")
-        else:
-            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.binary(None, 65)
-            s = 2
-        elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C787, b"", "DiffieHellmanPublickeyType")
-            s = -1
-        else:
-            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C788, "DiffieHellmanPublickeyType")
-        else:
-            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
-    o = _new(_iso2.DiffieHellmanPublickey)
-    o.id = f0
-    o.value = f1
-    return o
-
-def _e81(w, o):
-    """iso2.DiffieHellmanPublickey -> DiffieHellmanPublickeyType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C790.get(s)
-        if t is None:
-            _order("DiffieHellmanPublickey.id", s, _C789)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DiffieHellmanPublickey.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C791.get(s)
-    if t is None:
-        _order("DiffieHellmanPublickey.value", s, _C789)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)) or len(v) > 65:
-        _bad("DiffieHellmanPublickey.value", v, "bytes of length 0..65")
-    w.binary(v)
-    t = _C792.get(s)
-    if t is None:
-        _order("DiffieHellmanPublickey", s, _C789)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d82(r):
-    """EMAIDType -> iso2.EMAID"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C793, "EMAIDType")
-        else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.string(14, 15)
-            s = 2
-        elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C794, None, "EMAIDType")
-            s = -1
-        else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C795, "EMAIDType")
-        else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
-    o = _new(_iso2.EMAID)
-    o.id = f0
-    o.value = f1
-    return o
-
-def _e82(w, o):
-    """iso2.EMAID -> EMAIDType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C797.get(s)
-        if t is None:
-            _order("EMAID.id", s, _C796)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("EMAID.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C798.get(s)
-    if t is None:
-        _order("EMAID.value", s, _C796)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if type(v) is not str or len(v) < 14 or len(v) > 15:
-        _bad("EMAID.value", v, "a str of length 14..15")
-    w.string(v)
-    t = _C799.get(s)
-    if t is None:
-        _order("EMAID", s, _C796)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d83(r):
-    """MeterInfoType -> iso2.MeterInfo"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C800, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MeterReading")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("MeterReading: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterReading")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C801, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C802, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C803, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C804, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C805, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    o = _new(_iso2.MeterInfo)
-    o.meter_id = f0
-    o.meter_reading = f1
-    o.sig_meter_reading = f2
-    o.meter_status = f3
-    o.t_meter = f4
-    return o
-
-def _e83(w, o):
-    """iso2.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C807.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_reading
-    if v is not None:
-        t = _C808.get(s)
-        if t is None:
-            _order("MeterInfo.meter_reading", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_reading", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sig_meter_reading
-    if v is not None:
-        t = _C809.get(s)
-        if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..64")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C810.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.t_meter
-    if v is not None:
-        t = _C811.get(s)
-        if t is None:
-            _order("MeterInfo.t_meter", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C812.get(s)
-    if t is None:
-        _order("MeterInfo", s, _C806)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d84(r):
-    """SelectedServiceListType -> iso2.SelectedServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d96(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C813, "SelectedServiceListType")
-        else:
-            r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d96(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C814, "SelectedServiceListType")
-            else:
-                r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if len(f0) > 16:
-        r.facet("SelectedServiceListType: more than 16 SelectedService elements")
-    o = _new(_iso2.SelectedServiceList)
-    o.selected_service = f0
-    return o
-
-def _e84(w, o):
-    """iso2.SelectedServiceList -> SelectedServiceListType"""
-    s = 0
-    items = o.selected_service
-    if items.__class__ is not list:
-        _bad("SelectedServiceList.selected_service", items, "a list")
-    if len(items) > 16:
-        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C816.get(s)
-        if t is None:
-            _order("SelectedServiceList.selected_service", s, _C815)
-        if v.__class__ is not _iso2.SelectedService:
-            _bad("SelectedServiceList.selected_service", v, "a SelectedService")
-        w.bits(t[0], t[1])
-        _e96(w, v)
-        s = 1
-    t = _C817.get(s)
-    if t is None:
-        _order("SelectedServiceList", s, _C815)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d85(r):
-    """ChargingProfileType -> iso2.ChargingProfile"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d97(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C818, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d97(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C819, "ChargingProfileType")
-            else:
-                r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if len(f0) > 24:
-        r.facet("ChargingProfileType: more than 24 ProfileEntry elements")
-    o = _new(_iso2.ChargingProfile)
-    o.profile_entry = f0
-    return o
-
-def _e85(w, o):
-    """iso2.ChargingProfile -> ChargingProfileType"""
-    s = 0
-    items = o.profile_entry
-    if items.__class__ is not list:
-        _bad("ChargingProfile.profile_entry", items, "a list")
-    if len(items) > 24:
-        _bad("ChargingProfile.profile_entry", items, "at most 24 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C821.get(s)
-        if t is None:
-            _order("ChargingProfile.profile_entry", s, _C820)
-        if v.__class__ is not _iso2.ProfileEntry:
-            _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
-        w.bits(t[0], t[1])
-        _e97(w, v)
-        s = 1
-    t = _C822.get(s)
-    if t is None:
-        _order("ChargingProfile", s, _C820)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d86(r):
-    """SAScheduleTupleType -> iso2.SAScheduleTuple"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.bits(8) + 1
-                if f0 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C823, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d98(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C824, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d99(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C825, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C826, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    o = _new(_iso2.SAScheduleTuple)
-    o.sa_schedule_tuple_id = f0
-    o.p_max_schedule = f1
-    o.sales_tariff = f2
-    return o
-
-def _e86(w, o):
-    """iso2.SAScheduleTuple -> SAScheduleTupleType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C828.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C827)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.p_max_schedule
-    if v is not None:
-        t = _C829.get(s)
-        if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C827)
-        if v.__class__ is not _iso2.PMaxSchedule:
-            _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
-        w.bits(t[0], t[1])
-        _e98(w, v)
-        s = t[2]
-    v = o.sales_tariff
-    if v is not None:
-        t = _C830.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C827)
-        if v.__class__ is not _iso2.SalesTariff:
-            _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = t[2]
-    t = _C831.get(s)
-    if t is None:
-        _order("SAScheduleTuple", s, _C827)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d87(r):
-    """ConsumptionCostType -> iso2.ConsumptionCost"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d77(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C832, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d100(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C833, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 3:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d100(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C834, "ConsumptionCostType")
-                else:
-                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C835, "ConsumptionCostType")
-                else:
-                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    o = _new(_iso2.ConsumptionCost)
-    o.start_value = f0
-    o.cost = f1
-    return o
-
-def _e87(w, o):
-    """iso2.ConsumptionCost -> ConsumptionCostType"""
-    s = 0
-    v = o.start_value
-    if v is not None:
-        t = _C837.get(s)
-        if t is None:
-            _order("ConsumptionCost.start_value", s, _C836)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ConsumptionCost.start_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    items = o.cost
-    if items.__class__ is not list:
-        _bad("ConsumptionCost.cost", items, "a list")
-    if len(items) > 3:
-        _bad("ConsumptionCost.cost", items, "at most 3 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C838.get(s)
-        if t is None:
-            _order("ConsumptionCost.cost", s, _C836)
-        if v.__class__ is not _iso2.Cost:
-            _bad("ConsumptionCost.cost", v, "a Cost")
-        w.bits(t[0], t[1])
-        _e100(w, v)
-        s = (2 if n < 3 else 3)
-    t = _C839.get(s)
-    if t is None:
-        _order("ConsumptionCost", s, _C836)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d88(r):
-    """ServiceParameterListType -> iso2.ServiceParameterList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d101(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C840, "ServiceParameterListType")
-        else:
-            r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d101(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C841, "ServiceParameterListType")
-            else:
-                r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if len(f0) > 255:
-        r.facet("ServiceParameterListType: more than 255 ParameterSet elements")
-    o = _new(_iso2.ServiceParameterList)
-    o.parameter_set = f0
-    return o
-
-def _e88(w, o):
-    """iso2.ServiceParameterList -> ServiceParameterListType"""
-    s = 0
-    items = o.parameter_set
-    if items.__class__ is not list:
-        _bad("ServiceParameterList.parameter_set", items, "a list")
-    if len(items) > 255:
-        _bad("ServiceParameterList.parameter_set", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C843.get(s)
-        if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C842)
-        if v.__class__ is not _iso2.ParameterSet:
-            _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
-        w.bits(t[0], t[1])
-        _e101(w, v)
-        s = 1
-    t = _C844.get(s)
-    if t is None:
-        _order("ServiceParameterList", s, _C842)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d89(r):
-    """PaymentOptionListType -> iso2.PaymentOptionList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
-            else:
-                v = r.bits(1)
-                v = _C464[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C845, "PaymentOptionListType")
-        else:
-            r.fail("PaymentOptionListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 2:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "PaymentOption")
-                    else:
-                        v = r.bits(1)
-                        v = _C464[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C846, "PaymentOptionListType")
-                else:
-                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C847, "PaymentOptionListType")
-                else:
-                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
-    o = _new(_iso2.PaymentOptionList)
-    o.payment_option = f0
-    return o
-
-def _e89(w, o):
-    """iso2.PaymentOptionList -> PaymentOptionListType"""
-    s = 0
-    items = o.payment_option
-    if items.__class__ is not list:
-        _bad("PaymentOptionList.payment_option", items, "a list")
-    if len(items) > 2:
-        _bad("PaymentOptionList.payment_option", items, "at most 2 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C849.get(s)
-        if t is None:
-            _order("PaymentOptionList.payment_option", s, _C848)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C465.get(v)
-        if i is None:
-            _bad("PaymentOptionList.payment_option", v, "a member of _iso2.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = (1 if n < 2 else 2)
-    t = _C850.get(s)
-    if t is None:
-        _order("PaymentOptionList", s, _C848)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d90(r):
-    """ChargeServiceType -> iso2.ChargeService"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C851, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "ServiceName")
-            else:
-                f1 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C852, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C853, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "ServiceScope")
-            else:
-                f3 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 2:
-            _escape(r, 2, _C854, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C855, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            f5 = _d102(r)
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C856, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C857, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.ChargeService)
-    o.service_id = f0
-    o.service_name = f1
-    o.service_category = f2
-    o.service_scope = f3
-    o.free_service = f4
-    o.supported_energy_transfer_mode = f5
-    return o
-
-def _e90(w, o):
-    """iso2.ChargeService -> ChargeServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C859.get(s)
-        if t is None:
-            _order("ChargeService.service_id", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ChargeService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C860.get(s)
-        if t is None:
-            _order("ChargeService.service_name", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ChargeService.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C861.get(s)
-        if t is None:
-            _order("ChargeService.service_category", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("ChargeService.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C862.get(s)
-        if t is None:
-            _order("ChargeService.service_scope", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("ChargeService.service_scope", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C863.get(s)
-        if t is None:
-            _order("ChargeService.free_service", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargeService.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.supported_energy_transfer_mode
-    if v is not None:
-        t = _C864.get(s)
-        if t is None:
-            _order("ChargeService.supported_energy_transfer_mode", s, _C858)
-        if v.__class__ is not _iso2.SupportedEnergyTransferMode:
-            _bad("ChargeService.supported_energy_transfer_mode", v, "a SupportedEnergyTransferMode")
-        w.bits(t[0], t[1])
-        _e102(w, v)
-        s = t[2]
-    t = _C865.get(s)
-    if t is None:
-        _order("ChargeService", s, _C858)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d91(r):
-    """ServiceListType -> iso2.ServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d103(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C866, "ServiceListType")
-        else:
-            r.fail("ServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d103(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C867, "ServiceListType")
-                else:
-                    r.fail("ServiceListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C868, "ServiceListType")
-                else:
-                    r.fail("ServiceListType: event code %d out of range" % ec)
-    o = _new(_iso2.ServiceList)
-    o.service = f0
-    return o
-
-def _e91(w, o):
-    """iso2.ServiceList -> ServiceListType"""
-    s = 0
-    items = o.service
-    if items.__class__ is not list:
-        _bad("ServiceList.service", items, "a list")
-    if len(items) > 8:
-        _bad("ServiceList.service", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C870.get(s)
-        if t is None:
-            _order("ServiceList.service", s, _C869)
-        if v.__class__ is not _iso2.Service:
-            _bad("ServiceList.service", v, "a Service")
-        w.bits(t[0], t[1])
-        _e103(w, v)
-        s = (1 if n < 8 else 2)
-    t = _C871.get(s)
-    if t is None:
-        _order("ServiceList", s, _C869)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d92(r):
-    """MessageHeaderType -> iso2.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
-            else:
-                f0 = r.binary(None, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C872, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d104(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d64(r)
-            s = 3
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C873, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d64(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C874, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C875, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso2.MessageHeader)
-    o.session_id = f0
-    o.notification = f1
-    o.signature = f2
-    return o
-
-def _e92(w, o):
-    """iso2.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C877.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C876)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification
-    if v is not None:
-        t = _C878.get(s)
-        if t is None:
-            _order("MessageHeader.notification", s, _C876)
-        if v.__class__ is not _iso2.Notification:
-            _bad("MessageHeader.notification", v, "a Notification")
-        w.bits(t[0], t[1])
-        _e104(w, v)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C879.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C876)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e64(w, v)
-        s = t[2]
-    t = _C880.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C876)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d93(r):
     """BodyType -> iso2.Body"""
     f0 = None
     s = 0
@@ -10750,7 +8389,7 @@ def _d93(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C881, "BodyType")
+            _escape(r, 3, _C539, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10758,934 +8397,38 @@ def _d93(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C882, "BodyType")
+            _escape(r, 1, _C540, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_iso2.Body)
     o.body_element = f0
     return o
 
-def _e93(w, o):
+def _e77(w, o):
     """iso2.Body -> BodyType"""
+    v0 = o.body_element
     s = 0
-    v = o.body_element
-    if v is not None:
-        d = _C919.get(v.__class__)
+    if v0 is not None:
+        d = _C542.get(v0.__class__)
         if d is None:
-            _bad("Body.body_element", v, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
-        t = d[0].get(s)
-        if t is None:
-            _order("Body.body_element", s, _C883)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C920.get(s)
-    if t is None:
-        _order("Body", s, _C883)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d94(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
-            else:
-                f0 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C921, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C922, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C923, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
-    return o
-
-def _e94(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C925.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C924)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C926.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C924)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C927.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C924)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d95(r):
-    """SubCertificatesType -> iso2.SubCertificates"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
-            else:
-                v = r.binary(None, 800)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C928, "SubCertificatesType")
-        else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 4:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, b"", "Certificate")
-                    else:
-                        v = r.binary(None, 800)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C929, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C930, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-    o = _new(_iso2.SubCertificates)
-    o.certificate = f0
-    return o
-
-def _e95(w, o):
-    """iso2.SubCertificates -> SubCertificatesType"""
-    s = 0
-    items = o.certificate
-    if items.__class__ is not list:
-        _bad("SubCertificates.certificate", items, "a list")
-    if len(items) > 4:
-        _bad("SubCertificates.certificate", items, "at most 4 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C932.get(s)
-        if t is None:
-            _order("SubCertificates.certificate", s, _C931)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("SubCertificates.certificate", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = (1 if n < 4 else 2)
-    t = _C933.get(s)
-    if t is None:
-        _order("SubCertificates", s, _C931)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d96(r):
-    """SelectedServiceType -> iso2.SelectedService"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C934, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C935, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C936, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.SelectedService)
-    o.service_id = f0
-    o.parameter_set_id = f1
-    return o
-
-def _e96(w, o):
-    """iso2.SelectedService -> SelectedServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C938.get(s)
-        if t is None:
-            _order("SelectedService.service_id", s, _C937)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C939.get(s)
-        if t is None:
-            _order("SelectedService.parameter_set_id", s, _C937)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C940.get(s)
-    if t is None:
-        _order("SelectedService", s, _C937)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d97(r):
-    """ProfileEntryType -> iso2.ProfileEntry"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C941, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d77(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C942, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
-            else:
-                f2 = r.bits(2) + 1
-                if f2 > 3:
-                    r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C943, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C944, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    o = _new(_iso2.ProfileEntry)
-    o.charging_profile_entry_start = f0
-    o.charging_profile_entry_max_power = f1
-    o.charging_profile_entry_max_number_of_phases_in_use = f2
-    return o
-
-def _e97(w, o):
-    """iso2.ProfileEntry -> ProfileEntryType"""
-    s = 0
-    v = o.charging_profile_entry_start
-    if v is not None:
-        t = _C946.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile_entry_max_power
-    if v is not None:
-        t = _C947.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C945)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ProfileEntry.charging_profile_entry_max_power", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.charging_profile_entry_max_number_of_phases_in_use
-    if v is not None:
-        t = _C948.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 3:
-            _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v, "an integer in 1..3")
-        w.bits(v - 1, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C949.get(s)
-    if t is None:
-        _order("ProfileEntry", s, _C945)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d98(r):
-    """PMaxScheduleType -> iso2.PMaxSchedule"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d39(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C950, "PMaxScheduleType")
-        else:
-            r.fail("PMaxScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d39(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C951, "PMaxScheduleType")
-            else:
-                r.fail("PMaxScheduleType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("PMaxScheduleType: more than 1024 PMaxScheduleEntry elements")
-    o = _new(_iso2.PMaxSchedule)
-    o.p_max_schedule_entry = f0
-    return o
-
-def _e98(w, o):
-    """iso2.PMaxSchedule -> PMaxScheduleType"""
-    s = 0
-    items = o.p_max_schedule_entry
-    if items.__class__ is not list:
-        _bad("PMaxSchedule.p_max_schedule_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("PMaxSchedule.p_max_schedule_entry", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C953.get(s)
-        if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C952)
-        if v.__class__ is not _iso2.PMaxScheduleEntry:
-            _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
-        w.bits(t[0], t[1])
-        _e39(w, v)
+            _bad("Body.body_element", v0, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
+        w.bits(d[0], 6)
+        d[1](w, v0)
         s = 1
-    t = _C954.get(s)
+    t = _C543.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C952)
+        _order("Body", s, _C541)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d99(r):
-    """SalesTariffType -> iso2.SalesTariff"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C955, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C956, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "SalesTariffDescription")
-            else:
-                f2 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 2:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 3:
-            _escape(r, 2, _C957, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 1:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 2:
-            _escape(r, 2, _C958, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C959, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 5:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d55(r)
-                f4.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C960, "SalesTariffType")
-            else:
-                r.fail("SalesTariffType: event code %d out of range" % ec)
-    if len(f4) > 1024:
-        r.facet("SalesTariffType: more than 1024 SalesTariffEntry elements")
-    o = _new(_iso2.SalesTariff)
-    o.id = f0
-    o.sales_tariff_id = f1
-    o.sales_tariff_description = f2
-    o.num_e_price_levels = f3
-    o.sales_tariff_entry = f4
-    return o
-
-def _e99(w, o):
-    """iso2.SalesTariff -> SalesTariffType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C962.get(s)
-        if t is None:
-            _order("SalesTariff.id", s, _C961)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SalesTariff.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.sales_tariff_id
-    if v is not None:
-        t = _C963.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("SalesTariff.sales_tariff_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sales_tariff_description
-    if v is not None:
-        t = _C964.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.num_e_price_levels
-    if v is not None:
-        t = _C965.get(s)
-        if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.sales_tariff_entry
-    if items.__class__ is not list:
-        _bad("SalesTariff.sales_tariff_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("SalesTariff.sales_tariff_entry", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C966.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C961)
-        if v.__class__ is not _iso2.SalesTariffEntry:
-            _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
-        w.bits(t[0], t[1])
-        _e55(w, v)
-        s = 4
-    t = _C967.get(s)
-    if t is None:
-        _order("SalesTariff", s, _C961)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d100(r):
-    """CostType -> iso2.Cost"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C968[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C970, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C971, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
-                if f2 > 3:
-                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C972, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C973, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    o = _new(_iso2.Cost)
-    o.cost_kind = f0
-    o.amount = f1
-    o.amount_multiplier = f2
-    return o
-
-def _e100(w, o):
-    """iso2.Cost -> CostType"""
-    s = 0
-    v = o.cost_kind
-    if v is not None:
-        t = _C975.get(s)
-        if t is None:
-            _order("Cost.cost_kind", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C969.get(v)
-        if i is None:
-            _bad("Cost.cost_kind", v, "a member of _iso2.CostKind")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C976.get(s)
-        if t is None:
-            _order("Cost.amount", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Cost.amount", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount_multiplier
-    if v is not None:
-        t = _C977.get(s)
-        if t is None:
-            _order("Cost.amount_multiplier", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("Cost.amount_multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C978.get(s)
-    if t is None:
-        _order("Cost", s, _C974)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d101(r):
-    """ParameterSetType -> iso2.ParameterSet"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C979, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d105(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C980, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d105(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C981, "ParameterSetType")
-            else:
-                r.fail("ParameterSetType: event code %d out of range" % ec)
-    if len(f1) > 16:
-        r.facet("ParameterSetType: more than 16 Parameter elements")
-    o = _new(_iso2.ParameterSet)
-    o.parameter_set_id = f0
-    o.parameter = f1
-    return o
-
-def _e101(w, o):
-    """iso2.ParameterSet -> ParameterSetType"""
-    s = 0
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C983.get(s)
-        if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C982)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.parameter
-    if items.__class__ is not list:
-        _bad("ParameterSet.parameter", items, "a list")
-    if len(items) > 16:
-        _bad("ParameterSet.parameter", items, "at most 16 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C984.get(s)
-        if t is None:
-            _order("ParameterSet.parameter", s, _C982)
-        if v.__class__ is not _iso2.Parameter:
-            _bad("ParameterSet.parameter", v, "a Parameter")
-        w.bits(t[0], t[1])
-        _e105(w, v)
-        s = 2
-    t = _C985.get(s)
-    if t is None:
-        _order("ParameterSet", s, _C982)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d102(r):
-    """SupportedEnergyTransferModeType -> iso2.SupportedEnergyTransferMode"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "EnergyTransferMode")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                v = _C127[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C986, "SupportedEnergyTransferModeType")
-        else:
-            r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 6:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "EnergyTransferMode")
-                    else:
-                        v = r.bits(3)
-                        if v >= 6:
-                            r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                        v = _C127[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C987, "SupportedEnergyTransferModeType")
-                else:
-                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C988, "SupportedEnergyTransferModeType")
-                else:
-                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-    o = _new(_iso2.SupportedEnergyTransferMode)
-    o.energy_transfer_mode = f0
-    return o
-
-def _e102(w, o):
-    """iso2.SupportedEnergyTransferMode -> SupportedEnergyTransferModeType"""
-    s = 0
-    items = o.energy_transfer_mode
-    if items.__class__ is not list:
-        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "a list")
-    if len(items) > 6:
-        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "at most 6 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C990.get(s)
-        if t is None:
-            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C989)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C128.get(v)
-        if i is None:
-            _bad("SupportedEnergyTransferMode.energy_transfer_mode", v, "a member of _iso2.EnergyTransferMode")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 6 else 2)
-    t = _C991.get(s)
-    if t is None:
-        _order("SupportedEnergyTransferMode", s, _C989)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d103(r):
-    """ServiceType -> iso2.Service"""
+def _d78(r):
+    """ChargeServiceType -> iso2.ChargeService"""
     f0 = None
     f1 = None
     f2 = None
     f3 = None
     f4 = None
+    f5 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
@@ -11700,9 +8443,9 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C992, "ServiceType")
+            _escape(r, 3, _C544, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -11718,14 +8461,14 @@ def _d103(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C600[f2]
+                f2 = _C422[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C993, "ServiceType")
+            _escape(r, 2, _C545, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -11733,14 +8476,14 @@ def _d103(r):
                 f2 = _simple_escape(r, None, "ServiceCategory")
             else:
                 f2 = r.bits(2)
-                f2 = _C600[f2]
+                f2 = _C422[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C994, "ServiceType")
+            _escape(r, 2, _C546, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -11760,9 +8503,9 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C995, "ServiceType")
+            _escape(r, 2, _C547, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -11774,91 +8517,1019 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C996, "ServiceType")
+            _escape(r, 2, _C548, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            f5 = _d104(r)
+            s = 6
+        elif ec == 1:
+            _escape(r, 2, _C549, "ChargeServiceType")
+        else:
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C997, "ServiceType")
+            _escape(r, 1, _C550, "ChargeServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.Service)
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.ChargeService)
     o.service_id = f0
     o.service_name = f1
     o.service_category = f2
     o.service_scope = f3
     o.free_service = f4
+    o.supported_energy_transfer_mode = f5
     return o
 
-def _e103(w, o):
-    """iso2.Service -> ServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C999.get(s)
-        if t is None:
-            _order("Service.service_id", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Service.service_id", v, "an integer in 0..65535")
-        w.uint(v)
+def _e78(w, o):
+    """iso2.ChargeService -> ChargeServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("ChargeService.service_id", 0, _C551)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ChargeService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("ChargeService.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C1000.get(s)
-        if t is None:
-            _order("Service.service_name", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("Service.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C1001.get(s)
-        if t is None:
-            _order("Service.service_category", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("Service.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C1002.get(s)
-        if t is None:
-            _order("Service.service_scope", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Service.service_scope", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C1003.get(s)
-        if t is None:
-            _order("Service.free_service", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Service.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1004.get(s)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("ChargeService.service_category", s, _C551)
+    t = _C552.get(s)
     if t is None:
-        _order("Service", s, _C998)
+        _order("ChargeService.service_category", s, _C551)
+    i2 = _C423.get(v2)
+    if i2 is None:
+        _bad("ChargeService.service_category", v2, "a member of _iso2.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 64:
+            _bad("ChargeService.service_scope", v3, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.free_service
+    if v4 is None:
+        _order("ChargeService.free_service", s, _C551)
+    t = _C553.get(s)
+    if t is None:
+        _order("ChargeService.free_service", s, _C551)
+    if v4.__class__ is not bool:
+        _bad("ChargeService.free_service", v4, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
+    v5 = o.supported_energy_transfer_mode
+    if v5 is None:
+        _order("ChargeService.supported_energy_transfer_mode", 5, _C551)
+    if v5.__class__ is not _iso2.SupportedEnergyTransferMode:
+        _bad("ChargeService.supported_energy_transfer_mode", v5, "a SupportedEnergyTransferMode")
+    w.bits(0, 1)
+    _e104(w, v5)
+    w.bits(0, 1)
+
+def _d79(r):
+    """ChargingProfileType -> iso2.ChargingProfile"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d94(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C554, "ChargingProfileType")
+        else:
+            r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d94(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C555, "ChargingProfileType")
+            else:
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if len(f0) > 24:
+        r.facet("ChargingProfileType: more than 24 ProfileEntry elements")
+    o = _new(_iso2.ChargingProfile)
+    o.profile_entry = f0
+    return o
+
+def _e79(w, o):
+    """iso2.ChargingProfile -> ChargingProfileType"""
+    s = 0
+    items = o.profile_entry
+    if items.__class__ is not list:
+        _bad("ChargingProfile.profile_entry", items, "a list")
+    if len(items) > 24:
+        _bad("ChargingProfile.profile_entry", items, "at most 24 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C557.get(s)
+        if t is None:
+            _order("ChargingProfile.profile_entry", s, _C556)
+        if v0.__class__ is not _iso2.ProfileEntry:
+            _bad("ChargingProfile.profile_entry", v0, "a ProfileEntry")
+        w.bits(t[0], t[1])
+        _e94(w, v0)
+        s = 1
+    t = _C558.get(s)
+    if t is None:
+        _order("ChargingProfile", s, _C556)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d104(r):
+def _d80(r):
+    """PhysicalValueType -> iso2.PhysicalValue"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Multiplier")
+            else:
+                f0 = r.bits(3) + -3
+                if f0 > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C559, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "Unit")
+            else:
+                f1 = r.bits(3)
+                if f1 >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % f1)
+                f1 = _C560[f1]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Unit")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C562, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "Value")
+            else:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C563, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C564, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    o = _new(_iso2.PhysicalValue)
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    return o
+
+def _e80(w, o):
+    """iso2.PhysicalValue -> PhysicalValueType"""
+    v0 = o.multiplier
+    if v0 is None:
+        _order("PhysicalValue.multiplier", 0, _C565)
+    if v0.__class__ is not int or not -3 <= v0 <= 3:
+        _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
+    v1 = o.unit
+    if v1 is None:
+        _order("PhysicalValue.unit", 1, _C565)
+    i1 = _C561.get(v1)
+    if i1 is None:
+        _bad("PhysicalValue.unit", v1, "a member of _iso2.UnitSymbol")
+    v2 = o.value
+    if v2 is None:
+        _order("PhysicalValue.value", 2, _C565)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
+    w.bits((((((((((((0) << 1) << 3) | (v0 - -3)) << 1) << 1) << 1) << 3) | (i1)) << 1) << 1) << 1, 14)
+    w.integer(v2)
+    w.bits(0, 2)
+
+def _d81(r):
+    """ConsumptionCostType -> iso2.ConsumptionCost"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d80(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C566, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d84(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C567, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 3:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d84(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C568, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C569, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    o = _new(_iso2.ConsumptionCost)
+    o.start_value = f0
+    o.cost = f1
+    return o
+
+def _e81(w, o):
+    """iso2.ConsumptionCost -> ConsumptionCostType"""
+    v0 = o.start_value
+    if v0 is None:
+        _order("ConsumptionCost.start_value", 0, _C570)
+    if v0.__class__ is not _iso2.PhysicalValue:
+        _bad("ConsumptionCost.start_value", v0, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v0)
+    s = 1
+    items = o.cost
+    if items.__class__ is not list:
+        _bad("ConsumptionCost.cost", items, "a list")
+    if len(items) > 3:
+        _bad("ConsumptionCost.cost", items, "at most 3 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C571.get(s)
+        if t is None:
+            _order("ConsumptionCost.cost", s, _C570)
+        if v1.__class__ is not _iso2.Cost:
+            _bad("ConsumptionCost.cost", v1, "a Cost")
+        w.bits(t[0], t[1])
+        _e84(w, v1)
+        s = (2 if n < 3 else 3)
+    t = _C572.get(s)
+    if t is None:
+        _order("ConsumptionCost", s, _C570)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d82(r):
+    """CertificateChainType -> iso2.CertificateChain"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, b"", "Certificate")
+            else:
+                f1 = r.binary(None, 800)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C573, "CertificateChainType")
+        else:
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, b"", "Certificate")
+            else:
+                f1 = r.binary(None, 800)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            s = 2
+        elif ec == 1:
+            _escape(r, 3, _C574, "CertificateChainType")
+        else:
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d103(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C575, "CertificateChainType")
+        else:
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C576, "CertificateChainType")
+        else:
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    o = _new(_iso2.CertificateChain)
+    o.id = f0
+    o.certificate = f1
+    o.sub_certificates = f2
+    return o
+
+def _e82(w, o):
+    """iso2.CertificateChain -> CertificateChainType"""
+    v0 = o.id
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateChain.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 3
+    v1 = o.certificate
+    if v1 is None:
+        _order("CertificateChain.certificate", s, _C577)
+    t = _C578.get(s)
+    if t is None:
+        _order("CertificateChain.certificate", s, _C577)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
+        _bad("CertificateChain.certificate", v1, "bytes of length 0..800")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sub_certificates
+    s = 1
+    if v2 is not None:
+        if v2.__class__ is not _iso2.SubCertificates:
+            _bad("CertificateChain.sub_certificates", v2, "a SubCertificates")
+        w.bits(0, 2)
+        _e103(w, v2)
+        s = 2
+    t = _C579.get(s)
+    if t is None:
+        _order("CertificateChain", s, _C577)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d83(r):
+    """ContractSignatureEncryptedPrivateKeyType -> iso2.ContractSignatureEncryptedPrivateKey"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C580, "ContractSignatureEncryptedPrivateKeyType")
+        else:
+            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = r.binary(None, 48)
+            s = 2
+        elif ec == 1:
+            f1 = _simple_escape_bits(r, 3, _C581, b"", "ContractSignatureEncryptedPrivateKeyType")
+            s = -1
+        else:
+            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C582, "ContractSignatureEncryptedPrivateKeyType")
+        else:
+            r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
+    o = _new(_iso2.ContractSignatureEncryptedPrivateKey)
+    o.id = f0
+    o.value = f1
+    return o
+
+def _e83(w, o):
+    """iso2.ContractSignatureEncryptedPrivateKey -> ContractSignatureEncryptedPrivateKeyType"""
+    v0 = o.id
+    if v0 is None:
+        _order("ContractSignatureEncryptedPrivateKey.id", 0, _C583)
+    if type(v0) is not str:
+        _bad("ContractSignatureEncryptedPrivateKey.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("ContractSignatureEncryptedPrivateKey.value", 2, _C583)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 48:
+        _bad("ContractSignatureEncryptedPrivateKey.value", v1, "bytes of length 0..48")
+    w.bits(0, 1)
+    w.binary(v1)
+    w.bits(0, 1)
+
+def _d84(r):
+    """CostType -> iso2.Cost"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "costKind")
+            else:
+                f0 = r.bits(2)
+                if f0 >= 3:
+                    r.fail("costKind: enumeration index %d out of range" % f0)
+                f0 = _C584[f0]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "costKind")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C586, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "amount")
+            else:
+                f1 = r.uint(5)
+                if f1 > 4294967295:
+                    r.facet("amount: %d outside 0..4294967295" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C587, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "amountMultiplier")
+            else:
+                f2 = r.bits(3) + -3
+                if f2 > 3:
+                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C588, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C589, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    o = _new(_iso2.Cost)
+    o.cost_kind = f0
+    o.amount = f1
+    o.amount_multiplier = f2
+    return o
+
+def _e84(w, o):
+    """iso2.Cost -> CostType"""
+    v0 = o.cost_kind
+    if v0 is None:
+        _order("Cost.cost_kind", 0, _C590)
+    i0 = _C585.get(v0)
+    if i0 is None:
+        _bad("Cost.cost_kind", v0, "a member of _iso2.CostKind")
+    v1 = o.amount
+    if v1 is None:
+        _order("Cost.amount", 1, _C590)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("Cost.amount", v1, "an integer in 0..4294967295")
+    w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
+    w.uint(v1)
+    v2 = o.amount_multiplier
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not -3 <= v2 <= 3:
+            _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
+        w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
+        s = 3
+    t = _C591.get(s)
+    if t is None:
+        _order("Cost", s, _C590)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d85(r):
+    """DiffieHellmanPublickeyType -> iso2.DiffieHellmanPublickey"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C592, "DiffieHellmanPublickeyType")
+        else:
+            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = r.binary(None, 65)
+            s = 2
+        elif ec == 1:
+            f1 = _simple_escape_bits(r, 3, _C593, b"", "DiffieHellmanPublickeyType")
+            s = -1
+        else:
+            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C594, "DiffieHellmanPublickeyType")
+        else:
+            r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
+    o = _new(_iso2.DiffieHellmanPublickey)
+    o.id = f0
+    o.value = f1
+    return o
+
+def _e85(w, o):
+    """iso2.DiffieHellmanPublickey -> DiffieHellmanPublickeyType"""
+    v0 = o.id
+    if v0 is None:
+        _order("DiffieHellmanPublickey.id", 0, _C595)
+    if type(v0) is not str:
+        _bad("DiffieHellmanPublickey.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("DiffieHellmanPublickey.value", 2, _C595)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 65:
+        _bad("DiffieHellmanPublickey.value", v1, "bytes of length 0..65")
+    w.bits(0, 1)
+    w.binary(v1)
+    w.bits(0, 1)
+
+def _d86(r):
+    """MessageHeaderType -> iso2.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, b"", "SessionID")
+            else:
+                f0 = r.binary(None, 8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C596, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d89(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d64(r)
+            s = 3
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C597, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d64(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C598, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C599, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso2.MessageHeader)
+    o.session_id = f0
+    o.notification = f1
+    o.signature = f2
+    return o
+
+def _e86(w, o):
+    """iso2.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C600)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.notification
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso2.Notification:
+            _bad("MessageHeader.notification", v1, "a Notification")
+        w.bits(0, 2)
+        _e89(w, v1)
+        s = 2
+    v2 = o.signature
+    if v2 is not None:
+        t = _C601.get(s)
+        if t is None:
+            _order("MessageHeader.signature", s, _C600)
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(t[0], t[1])
+        _e64(w, v2)
+        s = 3
+    t = _C602.get(s)
+    if t is None:
+        _order("MessageHeader", s, _C600)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d87(r):
+    """ListOfRootCertificateIDsType -> iso2.ListOfRootCertificateIDs"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d95(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C603, "ListOfRootCertificateIDsType")
+        else:
+            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d95(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C604, "ListOfRootCertificateIDsType")
+            else:
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    if len(f0) > 20:
+        r.facet("ListOfRootCertificateIDsType: more than 20 RootCertificateID elements")
+    o = _new(_iso2.ListOfRootCertificateIDs)
+    o.root_certificate_id = f0
+    return o
+
+def _e87(w, o):
+    """iso2.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
+    s = 0
+    items = o.root_certificate_id
+    if items.__class__ is not list:
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
+    if len(items) > 20:
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C606.get(s)
+        if t is None:
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C605)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a X509IssuerSerial")
+        w.bits(t[0], t[1])
+        _e95(w, v0)
+        s = 1
+    t = _C607.get(s)
+    if t is None:
+        _order("ListOfRootCertificateIDs", s, _C605)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d88(r):
+    """MeterInfoType -> iso2.MeterInfo"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "MeterID")
+            else:
+                f0 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C608, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MeterReading")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("MeterReading: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterReading")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C609, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C610, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C611, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C612, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C613, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    o = _new(_iso2.MeterInfo)
+    o.meter_id = f0
+    o.meter_reading = f1
+    o.sig_meter_reading = f2
+    o.meter_status = f3
+    o.t_meter = f4
+    return o
+
+def _e88(w, o):
+    """iso2.MeterInfo -> MeterInfoType"""
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C614)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.meter_reading
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+            _bad("MeterInfo.meter_reading", v1, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.sig_meter_reading
+    if v2 is not None:
+        t = _C615.get(s)
+        if t is None:
+            _order("MeterInfo.sig_meter_reading", s, _C614)
+        if not isinstance(v2, (bytes, bytearray)) or len(v2) > 64:
+            _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.meter_status
+    if v3 is not None:
+        t = _C616.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C614)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.t_meter
+    if v4 is not None:
+        t = _C617.get(s)
+        if t is None:
+            _order("MeterInfo.t_meter", s, _C614)
+        if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
+            _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 5
+    t = _C618.get(s)
+    if t is None:
+        _order("MeterInfo", s, _C614)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d89(r):
     """NotificationType -> iso2.Notification"""
     f0 = None
     f1 = None
@@ -11872,12 +9543,12 @@ def _d104(r):
                 f0 = r.bits(2)
                 if f0 >= 3:
                     r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C1005[f0]
+                f0 = _C619[f0]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "FaultCode")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1007, "NotificationType")
+            _escape(r, 3, _C621, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
@@ -11893,7 +9564,7 @@ def _d104(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C1008, "NotificationType")
+            _escape(r, 1, _C622, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
@@ -11901,7 +9572,7 @@ def _d104(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1009, "NotificationType")
+            _escape(r, 1, _C623, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     o = _new(_iso2.Notification)
@@ -11909,39 +9580,93 @@ def _d104(r):
     o.fault_msg = f1
     return o
 
-def _e104(w, o):
+def _e89(w, o):
     """iso2.Notification -> NotificationType"""
-    s = 0
-    v = o.fault_code
-    if v is not None:
-        t = _C1011.get(s)
-        if t is None:
-            _order("Notification.fault_code", s, _C1010)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C1006.get(v)
-        if i is None:
-            _bad("Notification.fault_code", v, "a member of _iso2.FaultCode")
-        w.bits(i, 2)
+    v0 = o.fault_code
+    if v0 is None:
+        _order("Notification.fault_code", 0, _C624)
+    i0 = _C620.get(v0)
+    if i0 is None:
+        _bad("Notification.fault_code", v0, "a member of _iso2.FaultCode")
+    v1 = o.fault_msg
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 64:
+            _bad("Notification.fault_msg", v1, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.fault_msg
-    if v is not None:
-        t = _C1012.get(s)
-        if t is None:
-            _order("Notification.fault_msg", s, _C1010)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Notification.fault_msg", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1013.get(s)
+        s = 2
+    t = _C625.get(s)
     if t is None:
-        _order("Notification", s, _C1010)
+        _order("Notification", s, _C624)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d105(r):
+def _d90(r):
+    """PMaxScheduleType -> iso2.PMaxSchedule"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d39(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C626, "PMaxScheduleType")
+        else:
+            r.fail("PMaxScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d39(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C627, "PMaxScheduleType")
+            else:
+                r.fail("PMaxScheduleType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PMaxScheduleType: more than 1024 PMaxScheduleEntry elements")
+    o = _new(_iso2.PMaxSchedule)
+    o.p_max_schedule_entry = f0
+    return o
+
+def _e90(w, o):
+    """iso2.PMaxSchedule -> PMaxScheduleType"""
+    s = 0
+    items = o.p_max_schedule_entry
+    if items.__class__ is not list:
+        _bad("PMaxSchedule.p_max_schedule_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("PMaxSchedule.p_max_schedule_entry", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C629.get(s)
+        if t is None:
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C628)
+        if v0.__class__ is not _iso2.PMaxScheduleEntry:
+            _bad("PMaxSchedule.p_max_schedule_entry", v0, "a PMaxScheduleEntry")
+        w.bits(t[0], t[1])
+        _e39(w, v0)
+        s = 1
+    t = _C630.get(s)
+    if t is None:
+        _order("PMaxSchedule", s, _C628)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d91(r):
     """ParameterType -> iso2.Parameter"""
     f0 = None
     f1 = None
@@ -11957,7 +9682,7 @@ def _d105(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1014, "ParameterType")
+            _escape(r, 3, _C631, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11999,7 +9724,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 4
         elif ec == 4:
-            f5 = _d77(r)
+            f5 = _d80(r)
             s = 3
         elif ec == 5:
             if r.bits(1):
@@ -12010,7 +9735,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C1015, "ParameterType")
+            _escape(r, 3, _C632, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -12018,7 +9743,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1016, "ParameterType")
+            _escape(r, 1, _C633, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -12026,7 +9751,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1017, "ParameterType")
+            _escape(r, 1, _C634, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -12034,7 +9759,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1018, "ParameterType")
+            _escape(r, 1, _C635, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -12042,7 +9767,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1019, "ParameterType")
+            _escape(r, 1, _C636, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -12050,7 +9775,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1020, "ParameterType")
+            _escape(r, 1, _C637, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -12058,7 +9783,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1021, "ParameterType")
+            _escape(r, 1, _C638, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso2.Parameter)
@@ -12071,89 +9796,1330 @@ def _d105(r):
     o.string_value = f6
     return o
 
-def _e105(w, o):
+def _e91(w, o):
     """iso2.Parameter -> ParameterType"""
-    s = 0
-    v = o.name
-    if v is not None:
-        t = _C1023.get(s)
+    v0 = o.name
+    if v0 is None:
+        _order("Parameter.name", 0, _C639)
+    if type(v0) is not str:
+        _bad("Parameter.name", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.bool_value
+    s = 7
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("Parameter.bool_value", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 6)
+        s = 1
+    v2 = o.byte_value
+    if v2 is not None:
+        t = _C640.get(s)
         if t is None:
-            _order("Parameter.name", s, _C1022)
+            _order("Parameter.byte_value", s, _C639)
+        if v2.__class__ is not int or not -128 <= v2 <= 127:
+            _bad("Parameter.byte_value", v2, "an integer in -128..127")
+        w.bits(((((t[0]) << 1) << 8) | (v2 - -128)) << 1, t[1] + 1 + 8 + 1)
+        s = 2
+    v3 = o.short_value
+    if v3 is not None:
+        t = _C641.get(s)
+        if t is None:
+            _order("Parameter.short_value", s, _C639)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("Parameter.short_value", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 3
+    v4 = o.int_value
+    if v4 is not None:
+        t = _C642.get(s)
+        if t is None:
+            _order("Parameter.int_value", s, _C639)
+        if type(v4) is not int or v4 < -2147483648 or v4 > 2147483647:
+            _bad("Parameter.int_value", v4, "an integer in -2147483648..2147483647")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 4
+    v5 = o.physical_value
+    if v5 is not None:
+        t = _C643.get(s)
+        if t is None:
+            _order("Parameter.physical_value", s, _C639)
+        if v5.__class__ is not _iso2.PhysicalValue:
+            _bad("Parameter.physical_value", v5, "a PhysicalValue")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Parameter.name", v, "a str of length 0..")
-        w.string(v)
-    v = o.bool_value
-    if v is not None:
-        t = _C1024.get(s)
+        _e80(w, v5)
+        s = 5
+    v6 = o.string_value
+    if v6 is not None:
+        t = _C644.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Parameter.bool_value", v, "a bool")
-        w.bits(v, 1)
+            _order("Parameter.string_value", s, _C639)
+        if type(v6) is not str:
+            _bad("Parameter.string_value", v6, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.byte_value
-    if v is not None:
-        t = _C1025.get(s)
-        if t is None:
-            _order("Parameter.byte_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("Parameter.byte_value", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.short_value
-    if v is not None:
-        t = _C1026.get(s)
-        if t is None:
-            _order("Parameter.short_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("Parameter.short_value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.int_value
-    if v is not None:
-        t = _C1027.get(s)
-        if t is None:
-            _order("Parameter.int_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -2147483648 or v > 2147483647:
-            _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.physical_value
-    if v is not None:
-        t = _C1028.get(s)
-        if t is None:
-            _order("Parameter.physical_value", s, _C1022)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("Parameter.physical_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.string_value
-    if v is not None:
-        t = _C1029.get(s)
-        if t is None:
-            _order("Parameter.string_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Parameter.string_value", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1030.get(s)
+        s = 6
+    t = _C645.get(s)
     if t is None:
-        _order("Parameter", s, _C1022)
+        _order("Parameter", s, _C639)
     if t[1]:
         w.bits(t[0], t[1])
+
+def _d92(r):
+    """ParameterSetType -> iso2.ParameterSet"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f0 = r.integer(3)
+                if f0 < -32768 or f0 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C646, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d91(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C647, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d91(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C648, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    if len(f1) > 16:
+        r.facet("ParameterSetType: more than 16 Parameter elements")
+    o = _new(_iso2.ParameterSet)
+    o.parameter_set_id = f0
+    o.parameter = f1
+    return o
+
+def _e92(w, o):
+    """iso2.ParameterSet -> ParameterSetType"""
+    v0 = o.parameter_set_id
+    if v0 is None:
+        _order("ParameterSet.parameter_set_id", 0, _C649)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.parameter
+    if items.__class__ is not list:
+        _bad("ParameterSet.parameter", items, "a list")
+    if len(items) > 16:
+        _bad("ParameterSet.parameter", items, "at most 16 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C650.get(s)
+        if t is None:
+            _order("ParameterSet.parameter", s, _C649)
+        if v1.__class__ is not _iso2.Parameter:
+            _bad("ParameterSet.parameter", v1, "a Parameter")
+        w.bits(t[0], t[1])
+        _e91(w, v1)
+        s = 2
+    t = _C651.get(s)
+    if t is None:
+        _order("ParameterSet", s, _C649)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d93(r):
+    """PaymentOptionListType -> iso2.PaymentOptionList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "PaymentOption")
+            else:
+                v = r.bits(1)
+                v = _C324[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C652, "PaymentOptionListType")
+        else:
+            r.fail("PaymentOptionListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 2:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C324[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C653, "PaymentOptionListType")
+                else:
+                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C654, "PaymentOptionListType")
+                else:
+                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
+    o = _new(_iso2.PaymentOptionList)
+    o.payment_option = f0
+    return o
+
+def _e93(w, o):
+    """iso2.PaymentOptionList -> PaymentOptionListType"""
+    s = 0
+    items = o.payment_option
+    if items.__class__ is not list:
+        _bad("PaymentOptionList.payment_option", items, "a list")
+    if len(items) > 2:
+        _bad("PaymentOptionList.payment_option", items, "at most 2 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C656.get(s)
+        if t is None:
+            _order("PaymentOptionList.payment_option", s, _C655)
+        i0 = _C325.get(v0)
+        if i0 is None:
+            _bad("PaymentOptionList.payment_option", v0, "a member of _iso2.PaymentOption")
+        w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
+        s = (1 if n < 2 else 2)
+    t = _C657.get(s)
+    if t is None:
+        _order("PaymentOptionList", s, _C655)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d94(r):
+    """ProfileEntryType -> iso2.ProfileEntry"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C658, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d80(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C659, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+            else:
+                f2 = r.bits(2) + 1
+                if f2 > 3:
+                    r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C660, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C661, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    o = _new(_iso2.ProfileEntry)
+    o.charging_profile_entry_start = f0
+    o.charging_profile_entry_max_power = f1
+    o.charging_profile_entry_max_number_of_phases_in_use = f2
+    return o
+
+def _e94(w, o):
+    """iso2.ProfileEntry -> ProfileEntryType"""
+    v0 = o.charging_profile_entry_start
+    if v0 is None:
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C662)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.charging_profile_entry_max_power
+    if v1 is None:
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C662)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("ProfileEntry.charging_profile_entry_max_power", v1, "a PhysicalValue")
+    w.bits(0, 2)
+    _e80(w, v1)
+    v2 = o.charging_profile_entry_max_number_of_phases_in_use
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not 1 <= v2 <= 3:
+            _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v2, "an integer in 1..3")
+        w.bits(((((0) << 1) << 2) | (v2 - 1)) << 1, 6)
+        s = 3
+    t = _C663.get(s)
+    if t is None:
+        _order("ProfileEntry", s, _C662)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d95(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "X509IssuerName")
+            else:
+                f0 = r.string(None, None)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C664, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "X509SerialNumber")
+            else:
+                f1 = r.integer(64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C665, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C666, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e95(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C667)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C667)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d96(r):
+    """SAScheduleTupleType -> iso2.SAScheduleTuple"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SAScheduleTupleID")
+            else:
+                f0 = r.bits(8) + 1
+                if f0 > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C668, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d90(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C669, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d97(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C670, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C671, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    o = _new(_iso2.SAScheduleTuple)
+    o.sa_schedule_tuple_id = f0
+    o.p_max_schedule = f1
+    o.sales_tariff = f2
+    return o
+
+def _e96(w, o):
+    """iso2.SAScheduleTuple -> SAScheduleTupleType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C672)
+    if v0.__class__ is not int or not 1 <= v0 <= 255:
+        _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in 1..255")
+    v1 = o.p_max_schedule
+    if v1 is None:
+        _order("SAScheduleTuple.p_max_schedule", 1, _C672)
+    if v1.__class__ is not _iso2.PMaxSchedule:
+        _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
+    w.bits((((((0) << 1) << 8) | (v0 - 1)) << 1) << 1, 12)
+    _e90(w, v1)
+    v2 = o.sales_tariff
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.SalesTariff:
+            _bad("SAScheduleTuple.sales_tariff", v2, "a SalesTariff")
+        w.bits(0, 2)
+        _e97(w, v2)
+        s = 3
+    t = _C673.get(s)
+    if t is None:
+        _order("SAScheduleTuple", s, _C672)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d97(r):
+    """SalesTariffType -> iso2.SalesTariff"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "SalesTariffID")
+            else:
+                f1 = r.bits(8) + 1
+                if f1 > 255:
+                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C674, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "SalesTariffID")
+            else:
+                f1 = r.bits(8) + 1
+                if f1 > 255:
+                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+            s = 2
+        elif ec == 1:
+            _escape(r, 3, _C675, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "SalesTariffDescription")
+            else:
+                f2 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            else:
+                f3 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 2:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 3:
+            _escape(r, 2, _C676, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            else:
+                f3 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 1:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 2:
+            _escape(r, 2, _C677, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C678, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 5:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d55(r)
+                f4.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C679, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if len(f4) > 1024:
+        r.facet("SalesTariffType: more than 1024 SalesTariffEntry elements")
+    o = _new(_iso2.SalesTariff)
+    o.id = f0
+    o.sales_tariff_id = f1
+    o.sales_tariff_description = f2
+    o.num_e_price_levels = f3
+    o.sales_tariff_entry = f4
+    return o
+
+def _e97(w, o):
+    """iso2.SalesTariff -> SalesTariffType"""
+    v0 = o.id
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SalesTariff.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.sales_tariff_id
+    if v1 is None:
+        _order("SalesTariff.sales_tariff_id", s, _C680)
+    t = _C681.get(s)
+    if t is None:
+        _order("SalesTariff.sales_tariff_id", s, _C680)
+    if v1.__class__ is not int or not 1 <= v1 <= 255:
+        _bad("SalesTariff.sales_tariff_id", v1, "an integer in 1..255")
+    w.bits(((((t[0]) << 1) << 8) | (v1 - 1)) << 1, t[1] + 1 + 8 + 1)
+    v2 = o.sales_tariff_description
+    s = 1
+    if v2 is not None:
+        if type(v2) is not str or len(v2) > 32:
+            _bad("SalesTariff.sales_tariff_description", v2, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.num_e_price_levels
+    if v3 is not None:
+        t = _C682.get(s)
+        if t is None:
+            _order("SalesTariff.num_e_price_levels", s, _C680)
+        if v3.__class__ is not int or not 0 <= v3 <= 255:
+            _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
+        w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
+        s = 3
+    items = o.sales_tariff_entry
+    if items.__class__ is not list:
+        _bad("SalesTariff.sales_tariff_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("SalesTariff.sales_tariff_entry", items, "at most 1024 items")
+    n = 0
+    for v4 in items:
+        n += 1
+        t = _C683.get(s)
+        if t is None:
+            _order("SalesTariff.sales_tariff_entry", s, _C680)
+        if v4.__class__ is not _iso2.SalesTariffEntry:
+            _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
+        w.bits(t[0], t[1])
+        _e55(w, v4)
+        s = 4
+    t = _C684.get(s)
+    if t is None:
+        _order("SalesTariff", s, _C680)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d98(r):
+    """SelectedServiceType -> iso2.SelectedService"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C685, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C686, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C687, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.SelectedService)
+    o.service_id = f0
+    o.parameter_set_id = f1
+    return o
+
+def _e98(w, o):
+    """iso2.SelectedService -> SelectedServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("SelectedService.service_id", 0, _C688)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("SelectedService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.parameter_set_id
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < -32768 or v1 > 32767:
+            _bad("SelectedService.parameter_set_id", v1, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v1)
+        w.bits(0, 1)
+        s = 2
+    t = _C689.get(s)
+    if t is None:
+        _order("SelectedService", s, _C688)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d99(r):
+    """SelectedServiceListType -> iso2.SelectedServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d98(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C690, "SelectedServiceListType")
+        else:
+            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d98(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C691, "SelectedServiceListType")
+            else:
+                r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if len(f0) > 16:
+        r.facet("SelectedServiceListType: more than 16 SelectedService elements")
+    o = _new(_iso2.SelectedServiceList)
+    o.selected_service = f0
+    return o
+
+def _e99(w, o):
+    """iso2.SelectedServiceList -> SelectedServiceListType"""
+    s = 0
+    items = o.selected_service
+    if items.__class__ is not list:
+        _bad("SelectedServiceList.selected_service", items, "a list")
+    if len(items) > 16:
+        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C693.get(s)
+        if t is None:
+            _order("SelectedServiceList.selected_service", s, _C692)
+        if v0.__class__ is not _iso2.SelectedService:
+            _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
+        w.bits(t[0], t[1])
+        _e98(w, v0)
+        s = 1
+    t = _C694.get(s)
+    if t is None:
+        _order("SelectedServiceList", s, _C692)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d100(r):
+    """ServiceType -> iso2.Service"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C695, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "ServiceName")
+            else:
+                f1 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ServiceCategory")
+            else:
+                f2 = r.bits(2)
+                f2 = _C422[f2]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C696, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ServiceCategory")
+            else:
+                f2 = r.bits(2)
+                f2 = _C422[f2]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C697, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "ServiceScope")
+            else:
+                f3 = r.string(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "FreeService")
+            else:
+                f4 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 5
+        elif ec == 2:
+            _escape(r, 2, _C698, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "FreeService")
+            else:
+                f4 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 5
+        elif ec == 1:
+            _escape(r, 2, _C699, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C700, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.Service)
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    o.free_service = f4
+    return o
+
+def _e100(w, o):
+    """iso2.Service -> ServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("Service.service_id", 0, _C701)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("Service.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("Service.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("Service.service_category", s, _C701)
+    t = _C702.get(s)
+    if t is None:
+        _order("Service.service_category", s, _C701)
+    i2 = _C423.get(v2)
+    if i2 is None:
+        _bad("Service.service_category", v2, "a member of _iso2.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 64:
+            _bad("Service.service_scope", v3, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.free_service
+    if v4 is None:
+        _order("Service.free_service", s, _C701)
+    t = _C703.get(s)
+    if t is None:
+        _order("Service.free_service", s, _C701)
+    if v4.__class__ is not bool:
+        _bad("Service.free_service", v4, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
+
+def _d101(r):
+    """ServiceListType -> iso2.ServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d100(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C704, "ServiceListType")
+        else:
+            r.fail("ServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d100(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C705, "ServiceListType")
+                else:
+                    r.fail("ServiceListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C706, "ServiceListType")
+                else:
+                    r.fail("ServiceListType: event code %d out of range" % ec)
+    o = _new(_iso2.ServiceList)
+    o.service = f0
+    return o
+
+def _e101(w, o):
+    """iso2.ServiceList -> ServiceListType"""
+    s = 0
+    items = o.service
+    if items.__class__ is not list:
+        _bad("ServiceList.service", items, "a list")
+    if len(items) > 8:
+        _bad("ServiceList.service", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C708.get(s)
+        if t is None:
+            _order("ServiceList.service", s, _C707)
+        if v0.__class__ is not _iso2.Service:
+            _bad("ServiceList.service", v0, "a Service")
+        w.bits(t[0], t[1])
+        _e100(w, v0)
+        s = (1 if n < 8 else 2)
+    t = _C709.get(s)
+    if t is None:
+        _order("ServiceList", s, _C707)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d102(r):
+    """ServiceParameterListType -> iso2.ServiceParameterList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d92(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C710, "ServiceParameterListType")
+        else:
+            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d92(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C711, "ServiceParameterListType")
+            else:
+                r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if len(f0) > 255:
+        r.facet("ServiceParameterListType: more than 255 ParameterSet elements")
+    o = _new(_iso2.ServiceParameterList)
+    o.parameter_set = f0
+    return o
+
+def _e102(w, o):
+    """iso2.ServiceParameterList -> ServiceParameterListType"""
+    s = 0
+    items = o.parameter_set
+    if items.__class__ is not list:
+        _bad("ServiceParameterList.parameter_set", items, "a list")
+    if len(items) > 255:
+        _bad("ServiceParameterList.parameter_set", items, "at most 255 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C713.get(s)
+        if t is None:
+            _order("ServiceParameterList.parameter_set", s, _C712)
+        if v0.__class__ is not _iso2.ParameterSet:
+            _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
+        w.bits(t[0], t[1])
+        _e92(w, v0)
+        s = 1
+    t = _C714.get(s)
+    if t is None:
+        _order("ServiceParameterList", s, _C712)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d103(r):
+    """SubCertificatesType -> iso2.SubCertificates"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, b"", "Certificate")
+            else:
+                v = r.binary(None, 800)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C715, "SubCertificatesType")
+        else:
+            r.fail("SubCertificatesType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 4:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "Certificate")
+                    else:
+                        v = r.binary(None, 800)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C716, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C717, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+    o = _new(_iso2.SubCertificates)
+    o.certificate = f0
+    return o
+
+def _e103(w, o):
+    """iso2.SubCertificates -> SubCertificatesType"""
+    s = 0
+    items = o.certificate
+    if items.__class__ is not list:
+        _bad("SubCertificates.certificate", items, "a list")
+    if len(items) > 4:
+        _bad("SubCertificates.certificate", items, "at most 4 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C719.get(s)
+        if t is None:
+            _order("SubCertificates.certificate", s, _C718)
+        if not isinstance(v0, (bytes, bytearray)) or len(v0) > 800:
+            _bad("SubCertificates.certificate", v0, "bytes of length 0..800")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = (1 if n < 4 else 2)
+    t = _C720.get(s)
+    if t is None:
+        _order("SubCertificates", s, _C718)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d104(r):
+    """SupportedEnergyTransferModeType -> iso2.SupportedEnergyTransferMode"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "EnergyTransferMode")
+            else:
+                v = r.bits(3)
+                if v >= 6:
+                    r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
+                v = _C78[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C721, "SupportedEnergyTransferModeType")
+        else:
+            r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 6:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "EnergyTransferMode")
+                    else:
+                        v = r.bits(3)
+                        if v >= 6:
+                            r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
+                        v = _C78[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C722, "SupportedEnergyTransferModeType")
+                else:
+                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C723, "SupportedEnergyTransferModeType")
+                else:
+                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+    o = _new(_iso2.SupportedEnergyTransferMode)
+    o.energy_transfer_mode = f0
+    return o
+
+def _e104(w, o):
+    """iso2.SupportedEnergyTransferMode -> SupportedEnergyTransferModeType"""
+    s = 0
+    items = o.energy_transfer_mode
+    if items.__class__ is not list:
+        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "a list")
+    if len(items) > 6:
+        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "at most 6 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C725.get(s)
+        if t is None:
+            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C724)
+        i0 = _C79.get(v0)
+        if i0 is None:
+            _bad("SupportedEnergyTransferMode.energy_transfer_mode", v0, "a member of _iso2.EnergyTransferMode")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 6 else 2)
+    t = _C726.get(s)
+    if t is None:
+        _order("SupportedEnergyTransferMode", s, _C724)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d105(r):
+    """EMAIDType -> iso2.EMAID"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C727, "EMAIDType")
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = r.string(14, 15)
+            s = 2
+        elif ec == 1:
+            f1 = _simple_escape_bits(r, 3, _C728, None, "EMAIDType")
+            s = -1
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C729, "EMAIDType")
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    o = _new(_iso2.EMAID)
+    o.id = f0
+    o.value = f1
+    return o
+
+def _e105(w, o):
+    """iso2.EMAID -> EMAIDType"""
+    v0 = o.id
+    if v0 is None:
+        _order("EMAID.id", 0, _C730)
+    if type(v0) is not str:
+        _bad("EMAID.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("EMAID.value", 2, _C730)
+    if type(v1) is not str or len(v1) < 14 or len(v1) > 15:
+        _bad("EMAID.value", v1, "a str of length 14..15")
+    w.bits(0, 1)
+    w.string(v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
@@ -12164,1030 +11130,730 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 2, 1)}
-_C8 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C9 = {2: (0, 1, 3)}
-_C10 = {3: (0, 1, 4)}
-_C11 = {4: (0, 1, 5)}
-_C12 = {5: (0, 1, -1)}
+_C7 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C9 = ('EE', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('SE_ANY', 'CH')
+_C12 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
 _C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = ('EE', 'SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('SE_ANY', 'CH')
-_C17 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
-_C18 = {0: (0, 1, 1)}
-_C19 = {1: (0, 1, 2)}
-_C20 = {2: (0, 1, 3)}
-_C21 = {3: (0, 1, -1)}
-_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C23 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
-_C24 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
-_C25 = ('EE', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
-_C29 = {0: (0, 1, 1)}
-_C30 = {1: (0, 1, 2)}
-_C31 = {2: (0, 1, 3)}
-_C32 = {3: (0, 1, -1)}
-_C33 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C34 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C35 = ('SE_ANY', 'CH')
-_C36 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C37 = {0: (0, 2, 2)}
-_C38 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C39 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
-_C40 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
-_C41 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
-_C42 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C43 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
-_C44 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
-_C45 = ('EE', 'SE_ANY', 'CH')
+_C14 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
+_C15 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
+_C16 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('SE_ANY', 'CH')
+_C19 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
+_C20 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C21 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C22 = ('SE_ANY', 'CH')
+_C23 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C24 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C25 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C26 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
+_C27 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
+_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C29 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
+_C30 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C31 = ('EE', 'SE_ANY', 'CH')
+_C32 = ('SE_ANY', 'CH')
+_C33 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C34 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C35 = {0: 'end of element'}
+_C36 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C39 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C40 = ('EE', 'SE_ANY', 'CH')
+_C41 = ('EE', 'SE_ANY', 'CH')
+_C42 = ('SE_ANY', 'CH')
+_C43 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
+_C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C45 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C46 = ('SE_ANY', 'CH')
-_C47 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C48 = {0: (0, 1, 1)}
-_C49 = {1: (0, 1, 2)}
-_C50 = {2: (0, 1, -1)}
-_C51 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C52 = {0: 'end of element'}
-_C53 = {0: (0, 1, -1)}
+_C47 = ('SE_ANY', 'CH')
+_C48 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C49 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C50 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C51 = ('EE', 'SE_ANY', 'CH')
+_C52 = ('SE_ANY', 'CH')
+_C53 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
 _C54 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C55 = ('SE_ANY', 'CH')
-_C56 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C57 = {0: (0, 1, 1)}
-_C58 = {1: (0, 1, -1)}
-_C59 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C60 = ('EE', 'SE_ANY', 'CH')
-_C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C64 = {0: (0, 1, 1)}
-_C65 = {1: (0, 1, 2)}
-_C66 = {2: (0, 1, 3)}
-_C67 = {3: (0, 1, -1)}
+_C55 = ('EE', 'SE_ANY', 'CH')
+_C56 = ('EE', 'SE_ANY', 'CH')
+_C57 = ('EE', 'SE_ANY', 'CH')
+_C58 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('EE', 'SE_ANY', 'CH')
+_C60 = ('SE_ANY', 'CH')
+_C61 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
+_C62 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C63 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('EE', 'SE_ANY', 'CH')
+_C65 = ('EE', 'SE_ANY', 'CH')
+_C66 = ('SE_ANY', 'CH')
+_C67 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
 _C68 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C69 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C70 = ('SE_ANY', 'CH')
-_C71 = ('SE_ANY', 'CH')
-_C72 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C73 = {0: (0, 1, 3)}
-_C74 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('EE', 'SE_ANY', 'CH')
-_C78 = ('SE_ANY', 'CH')
-_C79 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
-_C80 = {0: (0, 1, 3)}
-_C81 = {3: (0, 1, 1)}
-_C82 = {1: (0, 1, 2)}
-_C83 = {2: (0, 1, -1)}
-_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C85 = ('EE', 'SE_ANY', 'CH')
-_C86 = ('EE', 'SE_ANY', 'CH')
-_C87 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('EE', 'SE_ANY', 'CH')
+_C71 = ('EE', 'SE_ANY', 'CH')
+_C72 = ('EE', 'SE_ANY', 'CH')
+_C73 = ('EE', 'SE_ANY', 'CH')
+_C74 = ('SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
+_C77 = {6: (1, 2), 7: (0, 1)}
+_C78 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
+_C79 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('EE', 'SE_ANY', 'CH')
+_C82 = ('EE', 'SE_ANY', 'CH')
+_C83 = ('SE_ANY', 'CH')
+_C84 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
+_C85 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C86 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
+_C87 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C88 = ('EE', 'SE_ANY', 'CH')
 _C89 = ('EE', 'SE_ANY', 'CH')
-_C90 = ('SE_ANY', 'CH')
-_C91 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
-_C92 = {0: (0, 1, 1)}
-_C93 = {1: (0, 1, 2)}
-_C94 = {2: (0, 1, 3)}
-_C95 = {3: (0, 1, 4)}
-_C96 = {4: (0, 1, 5)}
-_C97 = {5: (0, 1, 6)}
-_C98 = {6: (0, 1, -1)}
-_C99 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('EE', 'SE_ANY', 'CH')
+_C90 = ('EE', 'SE_ANY', 'CH')
+_C91 = ('SE_ANY', 'CH')
+_C92 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C93 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
+_C94 = {2: (2, 3, 4), 3: (0, 2, 4)}
+_C95 = {2: 2, 3: 0}
+_C96 = {2: 3, 3: 1}
+_C97 = {2: 4, 3: 2}
+_C98 = {_iso2.AC_EVSEChargeParameter: (_C95, _e1), _iso2.DC_EVSEChargeParameter: (_C96, _e21), _iso2.EVSEChargeParameter: (_C97, _e28)}
+_C99 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C100 = {0: 'end of element'}
+_C101 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C102 = ('EE', 'SE_ANY', 'CH')
-_C103 = ('SE_ANY', 'CH')
-_C104 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
-_C105 = {0: (0, 1, 4)}
-_C106 = {4: (0, 1, 1)}
-_C107 = {1: (0, 1, 2)}
-_C108 = {2: (0, 1, 3)}
-_C109 = {3: (0, 1, -1)}
-_C110 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('EE', 'SE_ANY', 'CH')
-_C113 = ('EE', 'SE_ANY', 'CH')
+_C103 = ('EE', 'SE_ANY', 'CH')
+_C104 = ('EE', 'SE_ANY', 'CH')
+_C105 = ('EE', 'SE_ANY', 'CH')
+_C106 = ('EE', 'SE_ANY', 'CH')
+_C107 = ('EE', 'SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C110 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C111 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C112 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C114 = ('EE', 'SE_ANY', 'CH')
 _C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
-_C119 = {0: (0, 1, 1)}
-_C120 = {1: (0, 1, 2)}
-_C121 = {2: (0, 1, 3)}
-_C122 = {3: (0, 1, 4)}
-_C123 = {4: (0, 1, 5)}
-_C124 = {5: (0, 1, 6)}
-_C125 = {6: (0, 2, 7)}
-_C126 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C127 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
-_C128 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
-_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C130 = ('EE', 'SE_ANY', 'CH')
-_C131 = ('EE', 'SE_ANY', 'CH')
-_C132 = ('SE_ANY', 'CH')
-_C133 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
-_C134 = {0: (0, 2, 1)}
-_C135 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C136 = {2: (0, 2, 3)}
-_C137 = {2: (1, 2, 3)}
-_C138 = {2: (2, 2, 3)}
-_C139 = {_iso2.AC_EVChargeParameter: (_C136, _e0), _iso2.DC_EVChargeParameter: (_C137, _e19), _iso2.EVChargeParameter: (_C138, _e26)}
-_C140 = {3: (0, 1, -1)}
-_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C116 = ('EE', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('EE', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('EE', 'SE_ANY', 'CH')
+_C121 = ('EE', 'SE_ANY', 'CH')
+_C122 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('SE_ANY', 'CH')
+_C124 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C125 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C126 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C127 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C128 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C129 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C130 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C131 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
+_C134 = ('EE', 'SE_ANY', 'CH')
+_C135 = ('EE', 'SE_ANY', 'CH')
+_C136 = ('EE', 'SE_ANY', 'CH')
+_C137 = ('EE', 'SE_ANY', 'CH')
+_C138 = ('EE', 'SE_ANY', 'CH')
+_C139 = ('EE', 'SE_ANY', 'CH')
+_C140 = ('EE', 'SE_ANY', 'CH')
+_C141 = ('EE', 'SE_ANY', 'CH')
 _C142 = ('EE', 'SE_ANY', 'CH')
-_C143 = ('EE', 'SE_ANY', 'CH')
-_C144 = ('EE', 'SE_ANY', 'CH')
+_C143 = ('SE_ANY', 'CH')
+_C144 = ('SE_ANY', 'CH')
 _C145 = ('SE_ANY', 'CH')
-_C146 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C147 = {0: (0, 1, 1)}
-_C148 = {1: (0, 1, 2)}
-_C149 = {2: (0, 3, 3)}
-_C150 = {2: (1, 3, 3)}
-_C151 = {_iso2.SAScheduleList: (_C149, _e52), _iso2.SASchedules: (_C150, _e53)}
-_C152 = {2: (2, 3, 4), 3: (0, 2, 4)}
-_C153 = {2: (3, 3, 4), 3: (1, 2, 4)}
-_C154 = {2: (4, 3, 4), 3: (2, 2, 4)}
-_C155 = {_iso2.AC_EVSEChargeParameter: (_C152, _e1), _iso2.DC_EVSEChargeParameter: (_C153, _e21), _iso2.EVSEChargeParameter: (_C154, _e28)}
-_C156 = {4: (0, 1, -1)}
-_C157 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C158 = {0: 'end of element'}
-_C159 = {0: (0, 1, -1)}
-_C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('EE', 'SE_ANY', 'CH')
-_C162 = ('EE', 'SE_ANY', 'CH')
-_C163 = ('EE', 'SE_ANY', 'CH')
-_C164 = ('EE', 'SE_ANY', 'CH')
-_C165 = ('EE', 'SE_ANY', 'CH')
-_C166 = ('EE', 'SE_ANY', 'CH')
-_C167 = ('SE_ANY', 'CH')
-_C168 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C169 = {0: (0, 1, 1)}
-_C170 = {1: (0, 1, 2)}
-_C171 = {2: (0, 1, 3)}
-_C172 = {3: (0, 3, 4)}
-_C173 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C174 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C175 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C176 = {7: (0, 1, -1)}
-_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
+_C147 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C148 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C149 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C150 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C151 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C152 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
+_C155 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('EE', 'SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
+_C163 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C164 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C165 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C166 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C167 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C168 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C174 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C175 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
+_C177 = ('EE', 'SE_ANY', 'CH')
 _C178 = ('EE', 'SE_ANY', 'CH')
 _C179 = ('EE', 'SE_ANY', 'CH')
 _C180 = ('EE', 'SE_ANY', 'CH')
 _C181 = ('EE', 'SE_ANY', 'CH')
 _C182 = ('EE', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('SE_ANY', 'CH')
-_C188 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C189 = {0: (0, 1, 1)}
-_C190 = {1: (0, 1, 2)}
-_C191 = {2: (0, 3, 3)}
-_C192 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C193 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C194 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C195 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C196 = {7: (0, 2, 8)}
-_C197 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C198 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C199 = {10: (0, 1, -1)}
-_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C201 = ('EE', 'SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C186 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C187 = {8: (1, 2), 9: (0, 1)}
+_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C189 = ('EE', 'SE_ANY', 'CH')
+_C190 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
+_C191 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
+_C192 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
+_C193 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
+_C194 = ('EE', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
+_C198 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C199 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C200 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
+_C201 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
 _C202 = ('EE', 'SE_ANY', 'CH')
 _C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('EE', 'SE_ANY', 'CH')
-_C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('SE_ANY', 'CH')
+_C205 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
+_C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C207 = ('EE', 'SE_ANY', 'CH')
 _C208 = ('EE', 'SE_ANY', 'CH')
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
+_C210 = ('SE_ANY', 'CH')
+_C211 = ('SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
 _C213 = ('SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
-_C216 = {0: (0, 1, 1)}
-_C217 = {1: (0, 1, 2)}
-_C218 = {2: (0, 1, 3)}
-_C219 = {3: (0, 1, 4)}
-_C220 = {4: (0, 1, 5)}
-_C221 = {5: (0, 1, 6)}
-_C222 = {6: (0, 1, 7)}
-_C223 = {7: (0, 3, 8)}
-_C224 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C225 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C226 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C227 = {11: (0, 1, 12)}
-_C228 = {12: (0, 2, 13)}
-_C229 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C230 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C231 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C232 = ('EE', 'SE_ANY', 'CH')
-_C233 = ('EE', 'SE_ANY', 'CH')
-_C234 = ('EE', 'SE_ANY', 'CH')
+_C214 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C215 = {1: (0, 1, 2)}
+_C216 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C217 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C218 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C219 = {6: (0, 1, 7)}
+_C220 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C222 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = ('SE_ANY', 'CH')
+_C224 = ('SE_ANY', 'CH')
+_C225 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C226 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C227 = ('SE_ANY', 'CH')
+_C228 = {0: 'DepartureTime, end of element', 1: 'end of element'}
+_C229 = {0: (1, 2), 1: (0, 1)}
+_C230 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C231 = {0: 'end of element'}
+_C232 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = {0: 'end of element'}
+_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C235 = ('EE', 'SE_ANY', 'CH')
 _C236 = ('SE_ANY', 'CH')
-_C237 = ('SE_ANY', 'CH')
-_C238 = ('SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
-_C242 = {0: (0, 2, 1)}
-_C243 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C244 = {2: (0, 1, 3)}
-_C245 = {3: (0, 2, 4)}
-_C246 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C247 = {5: (0, 3, 6)}
-_C248 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C249 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C250 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C251 = {5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C252 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C253 = ('EE', 'SE_ANY', 'CH')
-_C254 = ('EE', 'SE_ANY', 'CH')
-_C255 = ('SE_ANY', 'CH')
-_C256 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C257 = {0: (0, 1, 1)}
-_C258 = {1: (0, 2, 2)}
-_C259 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C260 = {3: (0, 1, -1)}
-_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
+_C237 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C238 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = {0: 'end of element'}
+_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = ('SE_ANY', 'CH')
+_C242 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C243 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C245 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C246 = ('EE', 'SE_ANY', 'CH')
+_C247 = ('SE_ANY', 'CH')
+_C248 = ('SE_ANY', 'CH')
+_C249 = ('SE_ANY', 'CH')
+_C250 = ('SE_ANY', 'CH')
+_C251 = ('SE_ANY', 'CH')
+_C252 = ('SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C256 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C257 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C258 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C259 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C260 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C261 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C262 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C263 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C264 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C265 = ('EE', 'SE_ANY', 'CH')
-_C266 = ('EE', 'SE_ANY', 'CH')
-_C267 = ('EE', 'SE_ANY', 'CH')
-_C268 = ('EE', 'SE_ANY', 'CH')
-_C269 = ('SE_ANY', 'CH')
-_C270 = ('SE_ANY', 'CH')
-_C271 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C272 = {0: (0, 1, 1)}
-_C273 = {1: (0, 1, 2)}
-_C274 = {2: (0, 1, 3)}
-_C275 = {3: (0, 1, 4)}
-_C276 = {4: (0, 1, 5)}
-_C277 = {5: (0, 1, 6)}
-_C278 = {6: (0, 2, 7)}
-_C279 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C280 = {8: (0, 2, 9)}
-_C281 = {8: (1, 2, -1), 9: (0, 1, -1)}
-_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
-_C285 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
-_C286 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
-_C287 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
-_C288 = ('EE', 'SE_ANY', 'CH')
-_C289 = ('EE', 'SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
-_C291 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
-_C292 = {0: (0, 1, 1)}
-_C293 = {1: (0, 1, 2)}
-_C294 = {2: (0, 2, 3)}
-_C295 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C296 = {4: (0, 1, -1)}
-_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C298 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
-_C299 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
-_C300 = ('EE', 'SE_ANY', 'CH')
-_C301 = ('EE', 'SE_ANY', 'CH')
+_C266 = ('SE_ANY', 'CH')
+_C267 = ('SE_ANY', 'CH')
+_C268 = ('SE_ANY', 'CH')
+_C269 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C270 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C271 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C272 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C273 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C274 = ('SE_ANY', 'CH')
+_C275 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C276 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C277 = {1: (1, 2)}
+_C278 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C279 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C280 = ('EE', 'SE_ANY', 'CH')
+_C281 = ('EE', 'SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C284 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C285 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C286 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C287 = ('EE', 'SE_ANY', 'CH')
+_C288 = ('SE_ANY', 'CH')
+_C289 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C290 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C291 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C293 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C294 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C295 = ('SE_ANY', 'CH')
+_C296 = ('SE_ANY', 'CH')
+_C297 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C298 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C299 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C300 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C301 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
-_C304 = {0: (0, 1, 1)}
-_C305 = {1: (0, 1, 2)}
-_C306 = {2: (0, 1, 3)}
-_C307 = {3: (0, 1, -1)}
-_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
+_C303 = ('SE_ANY', 'CH')
+_C304 = ('SE_ANY', 'CH')
+_C305 = ('SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C308 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C309 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C311 = ('EE', 'SE_ANY', 'CH')
 _C312 = ('SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2, 1)}
-_C318 = {1: (0, 1, 2)}
-_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C321 = {4: (0, 2, 5)}
-_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C323 = {6: (0, 1, 7)}
-_C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
+_C313 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C314 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C315 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('EE', 'SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C320 = ('EE', 'SE_ANY', 'CH')
+_C321 = ('EE', 'SE_ANY', 'CH')
+_C322 = ('SE_ANY', 'CH')
+_C323 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
+_C324 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
+_C325 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
+_C326 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C327 = ('EE', 'SE_ANY', 'CH')
 _C328 = ('SE_ANY', 'CH')
-_C329 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C330 = {0: (0, 1, 3)}
-_C331 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C332 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C333 = ('SE_ANY', 'CH')
-_C334 = {0: 'DepartureTime, end of element', 1: 'end of element'}
-_C335 = {0: (0, 2, 1)}
-_C336 = {0: (1, 2, -1), 1: (0, 1, -1)}
-_C337 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C338 = {0: 'end of element'}
-_C339 = {0: (0, 1, -1)}
-_C340 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C341 = {0: 'end of element'}
-_C342 = {0: (0, 1, -1)}
-_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = ('EE', 'SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
-_C346 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C347 = {0: (0, 1, 1)}
-_C348 = {1: (0, 1, 2)}
-_C349 = {2: (0, 1, -1)}
-_C350 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C351 = {0: 'end of element'}
-_C352 = {0: (0, 1, -1)}
-_C353 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C329 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C330 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = {0: 'ResponseCode', 1: 'end of element'}
+_C333 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
+_C334 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
+_C335 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C336 = ('EE', 'SE_ANY', 'CH')
+_C337 = ('SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = ('SE_ANY', 'CH')
+_C340 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
+_C341 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C342 = {2: 1, 3: 0}
+_C343 = {2: 2, 3: 1}
+_C344 = {_iso2.DC_EVPowerDeliveryParameter: (_C342, _e20), _iso2.EVPowerDeliveryParameter: (_C343, _e27)}
+_C345 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
+_C346 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
+_C348 = ('SE_ANY', 'CH')
+_C349 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C350 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C352 = ('EE', 'SE_ANY', 'CH')
+_C353 = ('EE', 'SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
-_C355 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C356 = {0: (0, 2, 1)}
-_C357 = {0: (1, 2, 1)}
-_C358 = {_iso2.RelativeTimeInterval: (_C356, _e50), _iso2.Interval: (_C357, _e70)}
-_C359 = {1: (0, 1, -1)}
-_C360 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C361 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C355 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C357 = ('EE', 'SE_ANY', 'CH')
+_C358 = ('EE', 'SE_ANY', 'CH')
+_C359 = ('SE_ANY', 'CH')
+_C360 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C361 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C362 = ('EE', 'SE_ANY', 'CH')
 _C363 = ('SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
-_C366 = ('SE_ANY', 'CH')
-_C367 = ('SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = ('SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C372 = {0: (0, 4, 10)}
-_C373 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C374 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C375 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C376 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C377 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C378 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C379 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C380 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C381 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C382 = ('EE', 'SE_ANY', 'CH')
-_C383 = ('SE_ANY', 'CH')
-_C384 = ('SE_ANY', 'CH')
+_C364 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C365 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C366 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C367 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C368 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C369 = ('EE', 'SE_ANY', 'CH')
+_C370 = ('EE', 'SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
+_C372 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C373 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C374 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C375 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C376 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('SE_ANY', 'CH')
+_C379 = ('SE_ANY', 'CH')
+_C380 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C381 = {1: (1, 2), 2: (0, 1)}
+_C382 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C383 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C385 = ('SE_ANY', 'CH')
-_C386 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C387 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C388 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C389 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
+_C386 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C387 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C388 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C389 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C390 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C391 = ('SE_ANY', 'CH')
 _C392 = ('SE_ANY', 'CH')
-_C393 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C394 = {0: (0, 2, 2)}
-_C395 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C396 = {1: (1, 2, -1)}
-_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C399 = ('EE', 'SE_ANY', 'CH')
-_C400 = ('EE', 'SE_ANY', 'CH')
-_C401 = ('SE_ANY', 'CH')
-_C402 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C403 = {0: (0, 2, 4)}
-_C404 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C405 = {1: (0, 2, 2)}
-_C406 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C407 = {3: (0, 1, -1)}
-_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C409 = ('EE', 'SE_ANY', 'CH')
-_C410 = ('SE_ANY', 'CH')
-_C411 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C412 = {0: (0, 1, 1)}
-_C413 = {1: (0, 2, 2)}
-_C414 = {1: (1, 2, 2)}
-_C415 = {1: (2, 2, 2)}
-_C416 = {_iso2.AC_EVSEStatus: (_C413, _e2), _iso2.DC_EVSEStatus: (_C414, _e22), _iso2.EVSEStatus: (_C415, _e29)}
-_C417 = {2: (0, 1, -1)}
-_C418 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = ('SE_ANY', 'CH')
-_C423 = ('SE_ANY', 'CH')
-_C424 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C425 = {0: (0, 3, 5)}
-_C426 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C427 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C428 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C429 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
-_C431 = ('SE_ANY', 'CH')
-_C432 = ('SE_ANY', 'CH')
+_C393 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
+_C394 = {0: (0, 1), 1: (0, 2)}
+_C395 = {1: (1, 2), 2: (0, 1)}
+_C396 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C397 = {0: 'end of element'}
+_C398 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C399 = ('SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C402 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C403 = {1: (2, 2), 2: (1, 2)}
+_C404 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C405 = ('SE_ANY', 'CH')
+_C406 = ('SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
+_C410 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C411 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
+_C412 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
+_C413 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C414 = ('SE_ANY', 'CH')
+_C415 = {0: 'ServiceID', 1: 'end of element'}
+_C416 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C417 = ('EE', 'SE_ANY', 'CH')
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('SE_ANY', 'CH')
+_C420 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C421 = {2: (1, 2), 3: (0, 1)}
+_C422 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
+_C423 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
+_C424 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C425 = ('SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
+_C427 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C428 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C429 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C431 = ('EE', 'SE_ANY', 'CH')
+_C432 = ('EE', 'SE_ANY', 'CH')
 _C433 = ('SE_ANY', 'CH')
 _C434 = ('SE_ANY', 'CH')
-_C435 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C436 = {0: (0, 2, 1)}
-_C437 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C438 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C443 = {0: (0, 2, 1)}
-_C444 = {0: (1, 2, 1)}
-_C445 = {_iso2.RelativeTimeInterval: (_C443, _e50), _iso2.Interval: (_C444, _e70)}
-_C446 = {1: (0, 1, 2)}
-_C447 = {2: (0, 1, -1)}
+_C435 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C436 = {3: (1, 2), 4: (0, 1)}
+_C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C438 = ('SE_ANY', 'CH')
+_C439 = {0: 'EVCCID', 1: 'end of element'}
+_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C441 = ('EE', 'SE_ANY', 'CH')
+_C442 = ('SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
+_C444 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
+_C445 = {2: (1, 2), 3: (0, 1)}
+_C446 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
+_C447 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
 _C448 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C449 = ('EE', 'SE_ANY', 'CH')
-_C450 = ('SE_ANY', 'CH')
-_C451 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C452 = {0: (0, 1, 1)}
-_C453 = {1: (0, 1, 2)}
-_C454 = {2: (0, 1, -1)}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = {0: 'ChargingSession', 1: 'end of element'}
+_C451 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C452 = ('SE_ANY', 'CH')
+_C453 = {0: 'ResponseCode', 1: 'end of element'}
+_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C455 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C456 = ('EE', 'SE_ANY', 'CH')
-_C457 = ('EE', 'SE_ANY', 'CH')
+_C457 = ('SE_ANY', 'CH')
 _C458 = ('SE_ANY', 'CH')
-_C459 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
-_C460 = {0: (0, 1, 1)}
-_C461 = {1: (0, 1, 2)}
-_C462 = {2: (0, 1, 3)}
-_C463 = {3: (0, 1, -1)}
-_C464 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
-_C465 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
-_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C467 = ('EE', 'SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C461 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C462 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C463 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C464 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C465 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C466 = ('SE_ANY', 'CH')
+_C467 = ('SE_ANY', 'CH')
 _C468 = ('SE_ANY', 'CH')
-_C469 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C470 = {0: (0, 1, 1)}
-_C471 = {1: (0, 1, 2)}
-_C472 = {2: (0, 1, -1)}
-_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = {0: 'ResponseCode', 1: 'end of element'}
-_C476 = {0: (0, 1, 1)}
-_C477 = {1: (0, 1, -1)}
-_C478 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
-_C479 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
-_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C481 = ('EE', 'SE_ANY', 'CH')
-_C482 = ('SE_ANY', 'CH')
-_C483 = ('SE_ANY', 'CH')
-_C484 = ('SE_ANY', 'CH')
-_C485 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
-_C486 = {0: (0, 1, 1)}
-_C487 = {1: (0, 1, 2)}
-_C488 = {2: (0, 3, 3)}
-_C489 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C490 = {2: (2, 3, 4), 3: (1, 2, 4)}
-_C491 = {_iso2.DC_EVPowerDeliveryParameter: (_C489, _e20), _iso2.EVPowerDeliveryParameter: (_C490, _e27)}
-_C492 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1)}
-_C493 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C494 = ('EE', 'SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
-_C496 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C497 = {0: (0, 1, 1)}
-_C498 = {1: (0, 2, 2)}
-_C499 = {1: (1, 2, 2)}
-_C500 = {1: (2, 2, 2)}
-_C501 = {_iso2.AC_EVSEStatus: (_C498, _e2), _iso2.DC_EVSEStatus: (_C499, _e22), _iso2.EVSEStatus: (_C500, _e29)}
-_C502 = {2: (0, 1, -1)}
-_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C504 = ('EE', 'SE_ANY', 'CH')
-_C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('SE_ANY', 'CH')
-_C507 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C508 = {0: (0, 1, 1)}
-_C509 = {1: (0, 1, 2)}
-_C510 = {2: (0, 1, 3)}
-_C511 = {3: (0, 1, -1)}
-_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C513 = ('EE', 'SE_ANY', 'CH')
+_C469 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C470 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C471 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C472 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C473 = ('SE_ANY', 'CH')
+_C474 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C475 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C476 = {1: (1, 2)}
+_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C480 = ('EE', 'SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C483 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('SE_ANY', 'CH')
+_C487 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C488 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C491 = ('EE', 'SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C495 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C496 = {2: (0, 1), 3: (0, 2)}
+_C497 = {3: (1, 2)}
+_C498 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C499 = {0: 'end of element'}
+_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C501 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
+_C504 = ('SE_ANY', 'CH')
+_C505 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C506 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C507 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('SE_ANY', 'CH')
+_C510 = {0: 'Transform', 1: 'Transform, end of element'}
+_C511 = {0: (0, 1), 1: (0, 2)}
+_C512 = {1: (1, 2)}
+_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C514 = ('EE', 'SE_ANY', 'CH')
 _C515 = ('SE_ANY', 'CH')
-_C516 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C517 = {0: (0, 1, 1)}
-_C518 = {1: (0, 1, 2)}
-_C519 = {2: (0, 1, 3)}
-_C520 = {3: (0, 1, -1)}
-_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C516 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C517 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C518 = ('SE_ANY', 'CH')
+_C519 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
 _C522 = ('EE', 'SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
-_C524 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C525 = {0: (0, 1, 1)}
-_C526 = {1: (0, 1, 2)}
-_C527 = {2: (0, 1, -1)}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C529 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C530 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C531 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('EE', 'SE_ANY', 'CH')
-_C533 = ('EE', 'SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C536 = {0: (0, 3, 6)}
-_C537 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C538 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C539 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C540 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C541 = {2: (0, 1, 3)}
-_C542 = {3: (0, 1, -1)}
-_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C544 = ('SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C547 = {0: (0, 1, 1)}
-_C548 = {1: (0, 2, 2)}
-_C549 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C550 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C551 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C552 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C553 = ('SE_ANY', 'CH')
-_C554 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C555 = {0: (0, 3, 3)}
-_C556 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C557 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C558 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C524 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C525 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C526 = ('SE_ANY', 'CH')
+_C527 = ('SE_ANY', 'CH')
+_C528 = ('SE_ANY', 'CH')
+_C529 = ('SE_ANY', 'CH')
+_C530 = ('SE_ANY', 'CH')
+_C531 = ('SE_ANY', 'CH')
+_C532 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C533 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C534 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C535 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C536 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C537 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C538 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C539 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C540 = ('SE_ANY', 'CH')
+_C541 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C542 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
+_C543 = {0: (35, 6), 1: (0, 1)}
+_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C545 = ('EE', 'SE_ANY', 'CH')
+_C546 = ('EE', 'SE_ANY', 'CH')
+_C547 = ('EE', 'SE_ANY', 'CH')
+_C548 = ('EE', 'SE_ANY', 'CH')
+_C549 = ('EE', 'SE_ANY', 'CH')
+_C550 = ('SE_ANY', 'CH')
+_C551 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
+_C552 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C553 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C554 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C555 = ('SE_ANY', 'CH')
+_C556 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
+_C557 = {0: (0, 1), 1: (0, 2)}
+_C558 = {1: (1, 2)}
 _C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C560 = ('SE_ANY', 'CH')
-_C561 = ('SE_ANY', 'CH')
-_C562 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
-_C563 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C564 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C565 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C566 = {0: 'end of element'}
-_C567 = {0: (0, 1, -1)}
-_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C560 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C561 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C562 = ('EE', 'SE_ANY', 'CH')
+_C563 = ('EE', 'SE_ANY', 'CH')
+_C564 = ('SE_ANY', 'CH')
+_C565 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
+_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C567 = ('EE', 'SE_ANY', 'CH')
+_C568 = ('SE_ANY', 'CH')
 _C569 = ('SE_ANY', 'CH')
-_C570 = ('SE_ANY', 'CH')
-_C571 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C572 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C573 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C570 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
+_C571 = {1: (0, 1), 2: (0, 2)}
+_C572 = {2: (1, 2), 3: (0, 1)}
+_C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C574 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C575 = ('SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
-_C579 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
-_C580 = {0: (0, 2, 1)}
-_C581 = {0: (1, 2, 1)}
-_C582 = {_iso2.RelativeTimeInterval: (_C580, _e50), _iso2.Interval: (_C581, _e70)}
-_C583 = {1: (0, 2, 2)}
-_C584 = {1: (1, 2, 3), 2: (0, 2, 3), 3: (0, 2, -1)}
-_C585 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C577 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C578 = {0: (1, 2, 1), 3: (0, 1, 1)}
+_C579 = {1: (1, 2), 2: (0, 1)}
+_C580 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C581 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
+_C583 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C584 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
+_C585 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
 _C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C587 = ('SE_ANY', 'CH')
-_C588 = {0: 'ServiceID', 1: 'end of element'}
-_C589 = {0: (0, 1, 1)}
-_C590 = {1: (0, 1, -1)}
-_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C592 = ('EE', 'SE_ANY', 'CH')
-_C593 = ('SE_ANY', 'CH')
+_C587 = ('EE', 'SE_ANY', 'CH')
+_C588 = ('SE_ANY', 'CH')
+_C589 = ('SE_ANY', 'CH')
+_C590 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C591 = {2: (1, 2), 3: (0, 1)}
+_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C593 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C594 = ('SE_ANY', 'CH')
-_C595 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C596 = {0: (0, 1, 1)}
-_C597 = {1: (0, 1, 2)}
-_C598 = {2: (0, 2, 3)}
-_C599 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C600 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
-_C601 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
-_C602 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C603 = ('SE_ANY', 'CH')
+_C595 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C596 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C597 = ('SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = ('SE_ANY', 'CH')
+_C600 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C601 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C602 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C606 = {0: (0, 2, 1)}
-_C607 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C608 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C610 = ('EE', 'SE_ANY', 'CH')
-_C611 = ('EE', 'SE_ANY', 'CH')
+_C605 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C606 = {0: (0, 1), 1: (0, 2)}
+_C607 = {1: (1, 2)}
+_C608 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = ('SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
 _C612 = ('SE_ANY', 'CH')
 _C613 = ('SE_ANY', 'CH')
-_C614 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C615 = {0: (0, 1, 1)}
-_C616 = {1: (0, 1, 2)}
-_C617 = {2: (0, 1, 3)}
-_C618 = {3: (0, 2, 4)}
-_C619 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C620 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C621 = ('SE_ANY', 'CH')
-_C622 = {0: 'EVCCID', 1: 'end of element'}
-_C623 = {0: (0, 1, 1)}
-_C624 = {1: (0, 1, -1)}
-_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C626 = ('EE', 'SE_ANY', 'CH')
+_C614 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C615 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C616 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C617 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C618 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C619 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
+_C620 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
+_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C622 = ('SE_ANY', 'CH')
+_C623 = ('SE_ANY', 'CH')
+_C624 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C625 = {1: (1, 2), 2: (0, 1)}
+_C626 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
-_C630 = {0: (0, 1, 1)}
-_C631 = {1: (0, 1, 2)}
-_C632 = {2: (0, 2, 3)}
-_C633 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C634 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
-_C635 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
-_C636 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C628 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
+_C629 = {0: (0, 1), 1: (0, 2)}
+_C630 = {1: (1, 2)}
+_C631 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C632 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C633 = ('SE_ANY', 'CH')
+_C634 = ('SE_ANY', 'CH')
+_C635 = ('SE_ANY', 'CH')
+_C636 = ('SE_ANY', 'CH')
 _C637 = ('SE_ANY', 'CH')
-_C638 = {0: 'ChargingSession', 1: 'end of element'}
-_C639 = {0: (0, 1, 1)}
-_C640 = {1: (0, 1, -1)}
-_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C642 = ('SE_ANY', 'CH')
-_C643 = {0: 'ResponseCode', 1: 'end of element'}
-_C644 = {0: (0, 1, 1)}
-_C645 = {1: (0, 1, -1)}
+_C638 = ('SE_ANY', 'CH')
+_C639 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
+_C640 = {7: (1, 3, 2)}
+_C641 = {7: (2, 3, 3)}
+_C642 = {7: (3, 3, 4)}
+_C643 = {7: (4, 3, 5)}
+_C644 = {7: (5, 3, 6)}
+_C645 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
 _C646 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C647 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C648 = ('EE', 'SE_ANY', 'CH')
-_C649 = ('SE_ANY', 'CH')
-_C650 = ('SE_ANY', 'CH')
-_C651 = ('SE_ANY', 'CH')
-_C652 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C653 = {0: (0, 2, 5)}
-_C654 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C655 = {1: (0, 1, 2)}
-_C656 = {2: (0, 2, 3)}
-_C657 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C658 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C660 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C647 = ('EE', 'SE_ANY', 'CH')
+_C648 = ('SE_ANY', 'CH')
+_C649 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C650 = {1: (0, 1), 2: (0, 2)}
+_C651 = {2: (1, 2)}
+_C652 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C653 = ('SE_ANY', 'CH')
+_C654 = ('SE_ANY', 'CH')
+_C655 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
+_C656 = {0: (0, 1), 1: (0, 2)}
+_C657 = {1: (1, 2), 2: (0, 1)}
+_C658 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C659 = ('EE', 'SE_ANY', 'CH')
+_C660 = ('SE_ANY', 'CH')
 _C661 = ('SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
-_C663 = ('SE_ANY', 'CH')
-_C664 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C665 = {0: (0, 1, 4)}
-_C666 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C667 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
+_C662 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
+_C663 = {2: (1, 2), 3: (0, 1)}
+_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C665 = ('EE', 'SE_ANY', 'CH')
+_C666 = ('SE_ANY', 'CH')
+_C667 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 _C668 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C669 = ('EE', 'SE_ANY', 'CH')
 _C670 = ('SE_ANY', 'CH')
-_C671 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C672 = {0: (0, 2, 2)}
-_C673 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C674 = {1: (1, 2, -1)}
-_C675 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C676 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C671 = ('SE_ANY', 'CH')
+_C672 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C673 = {2: (1, 2), 3: (0, 1)}
+_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C675 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C676 = ('EE', 'SE_ANY', 'CH')
+_C677 = ('EE', 'SE_ANY', 'CH')
 _C678 = ('EE', 'SE_ANY', 'CH')
 _C679 = ('SE_ANY', 'CH')
-_C680 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C681 = {0: (0, 2, 4)}
-_C682 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C683 = {1: (1, 2, -1)}
-_C684 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C680 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C681 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C682 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C683 = {1: (2, 2), 2: (1, 2), 3: (0, 1), 4: (0, 2)}
+_C684 = {4: (1, 2)}
+_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C686 = ('SE_ANY', 'CH')
-_C687 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C688 = {0: (0, 2, 2)}
-_C689 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C690 = {1: (0, 1, -1)}
-_C691 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C692 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('EE', 'SE_ANY', 'CH')
-_C695 = ('SE_ANY', 'CH')
-_C696 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C697 = {0: (0, 2, 4)}
-_C698 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C699 = {1: (0, 1, 2)}
-_C700 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C701 = {3: (1, 2, -1)}
-_C702 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C703 = {0: 'end of element'}
-_C704 = {0: (0, 1, -1)}
-_C705 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C706 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C707 = ('SE_ANY', 'CH')
-_C708 = ('SE_ANY', 'CH')
-_C709 = ('SE_ANY', 'CH')
-_C710 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C711 = {0: (0, 1, 4)}
-_C712 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C713 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C714 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C715 = ('SE_ANY', 'CH')
-_C716 = {0: 'Transform', 1: 'Transform, end of element'}
-_C717 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C718 = {1: (1, 2, -1)}
-_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C720 = ('EE', 'SE_ANY', 'CH')
-_C721 = ('SE_ANY', 'CH')
-_C722 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C723 = {0: (0, 1, 1)}
-_C724 = {1: (0, 1, 2)}
-_C725 = {2: (0, 1, -1)}
-_C726 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C727 = ('SE_ANY', 'CH')
-_C728 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C729 = {0: (0, 1, 1)}
-_C730 = {1: (0, 1, -1)}
-_C731 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C732 = ('EE', 'SE_ANY', 'CH')
-_C733 = ('EE', 'SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C736 = {0: (0, 1, 1)}
-_C737 = {1: (0, 1, 2)}
-_C738 = {2: (0, 1, 3)}
-_C739 = {3: (0, 1, -1)}
-_C740 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C741 = ('SE_ANY', 'CH')
-_C742 = ('SE_ANY', 'CH')
-_C743 = ('SE_ANY', 'CH')
-_C744 = ('SE_ANY', 'CH')
-_C745 = ('SE_ANY', 'CH')
-_C746 = ('SE_ANY', 'CH')
-_C747 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C748 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C749 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C750 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C751 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C752 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C753 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C754 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C755 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C756 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
-_C757 = ('EE', 'SE_ANY', 'CH')
-_C758 = ('EE', 'SE_ANY', 'CH')
-_C759 = ('SE_ANY', 'CH')
-_C760 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
-_C761 = {0: (0, 1, 1)}
-_C762 = {1: (0, 1, 2)}
-_C763 = {2: (0, 1, 3)}
-_C764 = {3: (0, 1, -1)}
-_C765 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C766 = ('SE_ANY', 'CH')
-_C767 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C768 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C769 = {1: (1, 2, -1)}
-_C770 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C771 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C775 = {0: (0, 2, 3)}
-_C776 = {0: (1, 2, 1), 3: (0, 1, 1)}
-_C777 = {1: (0, 2, 2)}
-_C778 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C779 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C780 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C781 = ('SE_ANY', 'CH')
-_C782 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C783 = {0: (0, 1, 2)}
-_C784 = {2: (0, 1, 1)}
-_C785 = {1: (0, 1, -1)}
-_C786 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C787 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C788 = ('SE_ANY', 'CH')
-_C789 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C790 = {0: (0, 1, 2)}
-_C791 = {2: (0, 1, 1)}
-_C792 = {1: (0, 1, -1)}
-_C793 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C794 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C795 = ('SE_ANY', 'CH')
-_C796 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C797 = {0: (0, 1, 2)}
-_C798 = {2: (0, 1, 1)}
-_C799 = {1: (0, 1, -1)}
-_C800 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C801 = ('SE_ANY', 'CH')
-_C802 = ('SE_ANY', 'CH')
-_C803 = ('SE_ANY', 'CH')
-_C804 = ('SE_ANY', 'CH')
-_C805 = ('SE_ANY', 'CH')
-_C806 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C807 = {0: (0, 1, 1)}
-_C808 = {1: (0, 3, 2)}
-_C809 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C810 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C811 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C812 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C813 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C814 = ('SE_ANY', 'CH')
-_C815 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C816 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C817 = {1: (1, 2, -1)}
-_C818 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C819 = ('SE_ANY', 'CH')
-_C820 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
-_C821 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C822 = {1: (1, 2, -1)}
-_C823 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C824 = ('EE', 'SE_ANY', 'CH')
-_C825 = ('SE_ANY', 'CH')
-_C826 = ('SE_ANY', 'CH')
-_C827 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C828 = {0: (0, 1, 1)}
-_C829 = {1: (0, 1, 2)}
-_C830 = {2: (0, 2, 3)}
-_C831 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C832 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C833 = ('EE', 'SE_ANY', 'CH')
-_C834 = ('SE_ANY', 'CH')
-_C835 = ('SE_ANY', 'CH')
-_C836 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
-_C837 = {0: (0, 1, 1)}
-_C838 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C839 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C840 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C841 = ('SE_ANY', 'CH')
-_C842 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C843 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C844 = {1: (1, 2, -1)}
-_C845 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C846 = ('SE_ANY', 'CH')
-_C847 = ('SE_ANY', 'CH')
-_C848 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
-_C849 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C850 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C851 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C852 = ('EE', 'SE_ANY', 'CH')
-_C853 = ('EE', 'SE_ANY', 'CH')
-_C854 = ('EE', 'SE_ANY', 'CH')
-_C855 = ('EE', 'SE_ANY', 'CH')
-_C856 = ('EE', 'SE_ANY', 'CH')
-_C857 = ('SE_ANY', 'CH')
-_C858 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
-_C859 = {0: (0, 1, 1)}
-_C860 = {1: (0, 2, 2)}
-_C861 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C862 = {3: (0, 2, 4)}
-_C863 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C864 = {5: (0, 1, 6)}
-_C865 = {6: (0, 1, -1)}
-_C866 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C867 = ('SE_ANY', 'CH')
-_C868 = ('SE_ANY', 'CH')
-_C869 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C870 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C871 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C872 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C873 = ('SE_ANY', 'CH')
-_C874 = ('SE_ANY', 'CH')
-_C875 = ('SE_ANY', 'CH')
-_C876 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C877 = {0: (0, 1, 1)}
-_C878 = {1: (0, 2, 2)}
-_C879 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C880 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C881 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C882 = ('SE_ANY', 'CH')
-_C883 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C884 = {0: (0, 6, 1)}
-_C885 = {0: (1, 6, 1)}
-_C886 = {0: (2, 6, 1)}
-_C887 = {0: (3, 6, 1)}
-_C888 = {0: (4, 6, 1)}
-_C889 = {0: (5, 6, 1)}
-_C890 = {0: (6, 6, 1)}
-_C891 = {0: (7, 6, 1)}
-_C892 = {0: (8, 6, 1)}
-_C893 = {0: (9, 6, 1)}
-_C894 = {0: (10, 6, 1)}
-_C895 = {0: (11, 6, 1)}
-_C896 = {0: (12, 6, 1)}
-_C897 = {0: (13, 6, 1)}
-_C898 = {0: (14, 6, 1)}
-_C899 = {0: (15, 6, 1)}
-_C900 = {0: (16, 6, 1)}
-_C901 = {0: (17, 6, 1)}
-_C902 = {0: (18, 6, 1)}
-_C903 = {0: (19, 6, 1)}
-_C904 = {0: (20, 6, 1)}
-_C905 = {0: (21, 6, 1)}
-_C906 = {0: (22, 6, 1)}
-_C907 = {0: (23, 6, 1)}
-_C908 = {0: (24, 6, 1)}
-_C909 = {0: (25, 6, 1)}
-_C910 = {0: (26, 6, 1)}
-_C911 = {0: (27, 6, 1)}
-_C912 = {0: (28, 6, 1)}
-_C913 = {0: (29, 6, 1)}
-_C914 = {0: (30, 6, 1)}
-_C915 = {0: (31, 6, 1)}
-_C916 = {0: (32, 6, 1)}
-_C917 = {0: (33, 6, 1)}
-_C918 = {0: (34, 6, 1)}
-_C919 = {_iso2.AuthorizationReq: (_C884, _e3), _iso2.AuthorizationRes: (_C885, _e4), _iso2.BodyBase: (_C886, _e5), _iso2.CableCheckReq: (_C887, _e6), _iso2.CableCheckRes: (_C888, _e7), _iso2.CertificateInstallationReq: (_C889, _e9), _iso2.CertificateInstallationRes: (_C890, _e10), _iso2.CertificateUpdateReq: (_C891, _e11), _iso2.CertificateUpdateRes: (_C892, _e12), _iso2.ChargeParameterDiscoveryReq: (_C893, _e13), _iso2.ChargeParameterDiscoveryRes: (_C894, _e14), _iso2.ChargingStatusReq: (_C895, _e15), _iso2.ChargingStatusRes: (_C896, _e16), _iso2.CurrentDemandReq: (_C897, _e17), _iso2.CurrentDemandRes: (_C898, _e18), _iso2.MeteringReceiptReq: (_C899, _e35), _iso2.MeteringReceiptRes: (_C900, _e36), _iso2.PaymentDetailsReq: (_C901, _e40), _iso2.PaymentDetailsRes: (_C902, _e41), _iso2.PaymentServiceSelectionReq: (_C903, _e42), _iso2.PaymentServiceSelectionRes: (_C904, _e43), _iso2.PowerDeliveryReq: (_C905, _e44), _iso2.PowerDeliveryRes: (_C906, _e45), _iso2.PreChargeReq: (_C907, _e46), _iso2.PreChargeRes: (_C908, _e47), _iso2.ServiceDetailReq: (_C909, _e56), _iso2.ServiceDetailRes: (_C910, _e57), _iso2.ServiceDiscoveryReq: (_C911, _e58), _iso2.ServiceDiscoveryRes: (_C912, _e59), _iso2.SessionSetupReq: (_C913, _e60), _iso2.SessionSetupRes: (_C914, _e61), _iso2.SessionStopReq: (_C915, _e62), _iso2.SessionStopRes: (_C916, _e63), _iso2.WeldingDetectionReq: (_C917, _e74), _iso2.WeldingDetectionRes: (_C918, _e75)}
-_C920 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C921 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C922 = ('EE', 'SE_ANY', 'CH')
-_C923 = ('SE_ANY', 'CH')
-_C924 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C925 = {0: (0, 1, 1)}
-_C926 = {1: (0, 1, 2)}
-_C927 = {2: (0, 1, -1)}
-_C928 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C929 = ('SE_ANY', 'CH')
-_C930 = ('SE_ANY', 'CH')
-_C931 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C932 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C933 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C934 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C935 = ('SE_ANY', 'CH')
-_C936 = ('SE_ANY', 'CH')
-_C937 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C938 = {0: (0, 1, 1)}
-_C939 = {1: (0, 2, 2)}
-_C940 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C941 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C942 = ('EE', 'SE_ANY', 'CH')
-_C943 = ('SE_ANY', 'CH')
-_C944 = ('SE_ANY', 'CH')
-_C945 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
-_C946 = {0: (0, 1, 1)}
-_C947 = {1: (0, 1, 2)}
-_C948 = {2: (0, 2, 3)}
-_C949 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C950 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C951 = ('SE_ANY', 'CH')
-_C952 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
-_C953 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C954 = {1: (1, 2, -1)}
-_C955 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C956 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C957 = ('EE', 'SE_ANY', 'CH')
-_C958 = ('EE', 'SE_ANY', 'CH')
-_C959 = ('EE', 'SE_ANY', 'CH')
-_C960 = ('SE_ANY', 'CH')
-_C961 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C962 = {0: (0, 2, 5)}
-_C963 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C964 = {1: (0, 2, 2)}
-_C965 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C966 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4), 4: (0, 2, -1)}
-_C967 = {4: (1, 2, -1)}
-_C968 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
-_C969 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
-_C970 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C971 = ('EE', 'SE_ANY', 'CH')
-_C972 = ('SE_ANY', 'CH')
-_C973 = ('SE_ANY', 'CH')
-_C974 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C975 = {0: (0, 1, 1)}
-_C976 = {1: (0, 1, 2)}
-_C977 = {2: (0, 2, 3)}
-_C978 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C979 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C980 = ('EE', 'SE_ANY', 'CH')
-_C981 = ('SE_ANY', 'CH')
-_C982 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C983 = {0: (0, 1, 1)}
-_C984 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C985 = {2: (1, 2, -1)}
-_C986 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C987 = ('SE_ANY', 'CH')
-_C988 = ('SE_ANY', 'CH')
-_C989 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
-_C990 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C991 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C992 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C993 = ('EE', 'SE_ANY', 'CH')
-_C994 = ('EE', 'SE_ANY', 'CH')
-_C995 = ('EE', 'SE_ANY', 'CH')
-_C996 = ('EE', 'SE_ANY', 'CH')
-_C997 = ('SE_ANY', 'CH')
-_C998 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
-_C999 = {0: (0, 1, 1)}
-_C1000 = {1: (0, 2, 2)}
-_C1001 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C1002 = {3: (0, 2, 4)}
-_C1003 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C1004 = {5: (0, 1, -1)}
-_C1005 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
-_C1006 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
-_C1007 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1008 = ('SE_ANY', 'CH')
-_C1009 = ('SE_ANY', 'CH')
-_C1010 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C1011 = {0: (0, 1, 1)}
-_C1012 = {1: (0, 2, 2)}
-_C1013 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C1014 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1015 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1016 = ('SE_ANY', 'CH')
-_C1017 = ('SE_ANY', 'CH')
-_C1018 = ('SE_ANY', 'CH')
-_C1019 = ('SE_ANY', 'CH')
-_C1020 = ('SE_ANY', 'CH')
-_C1021 = ('SE_ANY', 'CH')
-_C1022 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
-_C1023 = {0: (0, 1, 7)}
-_C1024 = {7: (0, 3, 1)}
-_C1025 = {7: (1, 3, 2)}
-_C1026 = {7: (2, 3, 3)}
-_C1027 = {7: (3, 3, 4)}
-_C1028 = {7: (4, 3, 5)}
-_C1029 = {7: (5, 3, 6)}
-_C1030 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C687 = ('SE_ANY', 'CH')
+_C688 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C689 = {1: (1, 2), 2: (0, 1)}
+_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C691 = ('SE_ANY', 'CH')
+_C692 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C693 = {0: (0, 1), 1: (0, 2)}
+_C694 = {1: (1, 2)}
+_C695 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C696 = ('EE', 'SE_ANY', 'CH')
+_C697 = ('EE', 'SE_ANY', 'CH')
+_C698 = ('EE', 'SE_ANY', 'CH')
+_C699 = ('EE', 'SE_ANY', 'CH')
+_C700 = ('SE_ANY', 'CH')
+_C701 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
+_C702 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C703 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C705 = ('SE_ANY', 'CH')
+_C706 = ('SE_ANY', 'CH')
+_C707 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C708 = {0: (0, 1), 1: (0, 2)}
+_C709 = {1: (1, 2), 2: (0, 1)}
+_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('SE_ANY', 'CH')
+_C712 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C713 = {0: (0, 1), 1: (0, 2)}
+_C714 = {1: (1, 2)}
+_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C716 = ('SE_ANY', 'CH')
+_C717 = ('SE_ANY', 'CH')
+_C718 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C719 = {0: (0, 1), 1: (0, 2)}
+_C720 = {1: (1, 2), 2: (0, 1)}
+_C721 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C722 = ('SE_ANY', 'CH')
+_C723 = ('SE_ANY', 'CH')
+_C724 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
+_C725 = {0: (0, 1), 1: (0, 2)}
+_C726 = {1: (1, 2), 2: (0, 1)}
+_C727 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C728 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C729 = ('SE_ANY', 'CH')
+_C730 = {0: '@Id', 1: 'end of element', 2: 'value'}
 
 def _decode_document(r):
     ec = r.bits(7)
@@ -13450,7 +12116,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'): (3, _e2, False, (_iso2.AC_EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReq'): (4, _e3, False, (_iso2.AuthorizationReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationRes'): (5, _e4, False, (_iso2.AuthorizationRes, )),
-    ('urn:iso:15118:2:2013:MsgDef', 'Body'): (6, _e93, False, (_iso2.Body, )),
+    ('urn:iso:15118:2:2013:MsgDef', 'Body'): (6, _e77, False, (_iso2.Body, )),
     ('urn:iso:15118:2:2013:MsgBody', 'BodyElement'): (7, _e5, False, (_iso2.BodyBase, )),
     ('urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete'): (8, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'BulkChargingComplete'): (9, None, False, ()),
@@ -13466,20 +12132,20 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReq'): (19, _e13, False, (_iso2.ChargeParameterDiscoveryReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryRes'): (20, _e14, False, (_iso2.ChargeParameterDiscoveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeProgress'): (21, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ChargeService'): (22, _e90, False, (_iso2.ChargeService, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargeService'): (22, _e78, False, (_iso2.ChargeService, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingComplete'): (23, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingComplete'): (24, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ChargingProfile'): (25, _e85, False, (_iso2.ChargingProfile, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargingProfile'): (25, _e79, False, (_iso2.ChargingProfile, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxNumberOfPhasesInUse'): (26, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (27, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (27, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryStart'): (28, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingSession'): (29, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReq'): (30, _e15, False, (_iso2.ChargingStatusReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusRes'): (31, _e16, False, (_iso2.ChargingStatusRes, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ConsumptionCost'): (32, _e87, False, (_iso2.ConsumptionCost, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain'): (33, _e79, False, (_iso2.CertificateChain, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (34, _e80, False, (_iso2.ContractSignatureEncryptedPrivateKey, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Cost'): (35, _e100, False, (_iso2.Cost, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ConsumptionCost'): (32, _e81, False, (_iso2.ConsumptionCost, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain'): (33, _e82, False, (_iso2.CertificateChain, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (34, _e83, False, (_iso2.ContractSignatureEncryptedPrivateKey, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Cost'): (35, _e84, False, (_iso2.Cost, )),
     ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReq'): (36, _e17, False, (_iso2.CurrentDemandReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandRes'): (37, _e18, False, (_iso2.CurrentDemandRes, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameter'): (38, _e19, False, (_iso2.DC_EVChargeParameter, )),
@@ -13489,60 +12155,60 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'): (42, _e22, False, (_iso2.DC_EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus'): (43, _e23, False, (_iso2.DC_EVStatus, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVStatus'): (44, _e23, False, (_iso2.DC_EVStatus, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'DHpublickey'): (45, _e81, False, (_iso2.DiffieHellmanPublickey, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'DHpublickey'): (45, _e85, False, (_iso2.DiffieHellmanPublickey, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (46, _e24, False, (_xmldsig.DSAKeyValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DepartureTime'): (47, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (48, _e25, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (49, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EAmount'): (50, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EAmount'): (50, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EPriceLevel'): (51, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVCCID'): (52, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameter'): (53, _e26, False, (_iso2.EVChargeParameter, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyCapacity'): (54, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyRequest'): (55, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyCapacity'): (54, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyRequest'): (55, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVErrorCode'): (56, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxCurrent'): (57, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxVoltage'): (58, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit'): (59, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit'): (61, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit'): (63, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMinCurrent'): (65, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxCurrent'): (57, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxVoltage'): (58, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit'): (59, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit'): (61, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit'): (63, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMinCurrent'): (65, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameter'): (66, _e27, False, (_iso2.EVPowerDeliveryParameter, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVRESSSOC'): (67, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVReady'): (68, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameter'): (69, _e28, False, (_iso2.EVSEChargeParameter, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSECurrentLimitAchieved'): (70, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (71, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (72, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (71, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (72, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEID'): (73, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEIsolationStatus'): (74, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent'): (75, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaxCurrent'): (76, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit'): (77, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (78, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit'): (79, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumPowerLimit'): (80, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit'): (81, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (82, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (83, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (84, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENominalVoltage'): (85, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent'): (75, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaxCurrent'): (76, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit'): (77, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (78, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit'): (79, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumPowerLimit'): (80, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit'): (81, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (82, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (83, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (84, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENominalVoltage'): (85, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENotification'): (86, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEPeakCurrentRipple'): (87, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEPeakCurrentRipple'): (87, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEPowerLimitAchieved'): (88, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent'): (89, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage'): (90, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent'): (89, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage'): (90, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEProcessing'): (91, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'): (92, _e29, False, (_iso2.EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatusCode'): (93, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSETimeStamp'): (94, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEVoltageLimitAchieved'): (95, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVStatus'): (96, _e30, False, (_iso2.EVStatus, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent'): (97, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage'): (98, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent'): (97, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage'): (98, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EnergyTransferMode'): (99, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'Entry'): (100, _e31, False, (_iso2.Entry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (101, None, False, ()),
@@ -13553,16 +12219,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (106, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'GenChallenge'): (107, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (108, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDef', 'Header'): (109, _e92, False, (_iso2.MessageHeader, )),
+    ('urn:iso:15118:2:2013:MsgDef', 'Header'): (109, _e86, False, (_iso2.MessageHeader, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (110, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (111, _e32, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (112, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (113, _e33, False, (_xmldsig.KeyValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs'): (114, _e78, False, (_iso2.ListOfRootCertificateIDs, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs'): (114, _e87, False, (_iso2.ListOfRootCertificateIDs, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (115, _e34, False, (_xmldsig.Manifest, )),
     ('urn:iso:15118:2:2013:MsgBody', 'MaxEntriesSAScheduleTuple'): (116, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterID'): (117, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'MeterInfo'): (118, _e83, False, (_iso2.MeterInfo, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'MeterInfo'): (118, _e88, False, (_iso2.MeterInfo, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterReading'): (119, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterStatus'): (120, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReq'): (121, _e35, False, (_iso2.MeteringReceiptReq, )),
@@ -13570,7 +12236,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (123, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (124, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'Multiplier'): (125, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgHeader', 'Notification'): (126, _e104, False, (_iso2.Notification, )),
+    ('urn:iso:15118:2:2013:MsgHeader', 'Notification'): (126, _e89, False, (_iso2.Notification, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'NotificationMaxDelay'): (127, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'NumEPriceLevels'): (128, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'OEMProvisioningCert'): (129, None, False, ()),
@@ -13579,16 +12245,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (132, _e38, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (133, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (134, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMax'): (135, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxSchedule'): (136, _e98, False, (_iso2.PMaxSchedule, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMax'): (135, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxSchedule'): (136, _e90, False, (_iso2.PMaxSchedule, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxScheduleEntry'): (137, _e39, False, (_iso2.PMaxScheduleEntry, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Parameter'): (138, _e105, False, (_iso2.Parameter, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSet'): (139, _e101, False, (_iso2.ParameterSet, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Parameter'): (138, _e91, False, (_iso2.Parameter, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSet'): (139, _e92, False, (_iso2.ParameterSet, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSetID'): (140, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReq'): (141, _e40, False, (_iso2.PaymentDetailsReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsRes'): (142, _e41, False, (_iso2.PaymentDetailsRes, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'PaymentOption'): (143, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'PaymentOptionList'): (144, _e89, False, (_iso2.PaymentOptionList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentOptionList'): (144, _e93, False, (_iso2.PaymentOptionList, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReq'): (145, _e42, False, (_iso2.PaymentServiceSelectionReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionRes'): (146, _e43, False, (_iso2.PaymentServiceSelectionRes, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (147, None, False, ()),
@@ -13596,37 +12262,37 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryRes'): (149, _e45, False, (_iso2.PowerDeliveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PreChargeReq'): (150, _e46, False, (_iso2.PreChargeReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PreChargeRes'): (151, _e47, False, (_iso2.PreChargeRes, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ProfileEntry'): (152, _e97, False, (_iso2.ProfileEntry, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ProfileEntry'): (152, _e94, False, (_iso2.ProfileEntry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (153, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'RCD'): (154, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (155, _e48, False, (_xmldsig.RSAKeyValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired'): (156, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (157, _e49, False, (_xmldsig.Reference, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'): (158, _e50, False, (_iso2.RelativeTimeInterval, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC'): (159, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC'): (160, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC'): (159, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC'): (160, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'RequestedEnergyTransferMode'): (161, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ResponseCode'): (162, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (163, _e51, False, (_xmldsig.RetrievalMethod, )),
     ('urn:iso:15118:2:2013:MsgBody', 'RetryCounter'): (164, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID'): (165, _e94, False, (_xmldsig.X509IssuerSerial, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain'): (166, _e79, False, (_iso2.CertificateChain, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID'): (165, _e95, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain'): (166, _e82, False, (_iso2.CertificateChain, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleList'): (167, _e52, False, (_iso2.SAScheduleList, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTuple'): (168, _e86, False, (_iso2.SAScheduleTuple, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTuple'): (168, _e96, False, (_iso2.SAScheduleTuple, )),
     ('urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID'): (169, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTupleID'): (170, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedules'): (171, _e53, False, (_iso2.SASchedules, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (172, _e54, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (173, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariff'): (174, _e99, False, (_iso2.SalesTariff, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariff'): (174, _e97, False, (_iso2.SalesTariff, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffDescription'): (175, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffEntry'): (176, _e55, False, (_iso2.SalesTariffEntry, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffID'): (177, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (178, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'SelectedPaymentOption'): (179, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService'): (180, _e96, False, (_iso2.SelectedService, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'SelectedServiceList'): (181, _e84, False, (_iso2.SelectedServiceList, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Service'): (182, _e103, False, (_iso2.Service, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService'): (180, _e98, False, (_iso2.SelectedService, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'SelectedServiceList'): (181, _e99, False, (_iso2.SelectedServiceList, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Service'): (182, _e100, False, (_iso2.Service, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceCategory'): (183, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceCategory'): (184, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReq'): (185, _e56, False, (_iso2.ServiceDetailReq, )),
@@ -13635,9 +12301,9 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryRes'): (188, _e59, False, (_iso2.ServiceDiscoveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceID'): (189, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceID'): (190, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ServiceList'): (191, _e91, False, (_iso2.ServiceList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceList'): (191, _e101, False, (_iso2.ServiceList, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceName'): (192, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ServiceParameterList'): (193, _e88, False, (_iso2.ServiceParameterList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceParameterList'): (193, _e102, False, (_iso2.ServiceParameterList, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceScope'): (194, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceScope'): (195, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'SessionID'): (196, None, False, ()),
@@ -13653,8 +12319,8 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (206, _e67, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (207, _e68, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (208, _e69, False, (_xmldsig.SignedInfo, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates'): (209, _e95, False, (_iso2.SubCertificates, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SupportedEnergyTransferMode'): (210, _e102, False, (_iso2.SupportedEnergyTransferMode, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates'): (209, _e103, False, (_iso2.SubCertificates, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SupportedEnergyTransferMode'): (210, _e104, False, (_iso2.SupportedEnergyTransferMode, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'TMeter'): (211, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'): (212, _e70, False, (_iso2.Interval, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (213, _e71, False, (_xmldsig.Transform, )),
@@ -13668,7 +12334,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (221, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (222, _e76, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (223, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (224, _e94, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (224, _e95, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (225, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (226, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (227, None, False, ()),
@@ -13682,10 +12348,10 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'duration'): (235, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'eMAID'): (236, None, True, (_iso2.EMAID, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'intValue'): (237, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'physicalValue'): (238, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'physicalValue'): (238, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'shortValue'): (239, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'start'): (240, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'startValue'): (241, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'startValue'): (241, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'stringValue'): (242, None, False, ()),
 }
 # relaxed element fragment grammar: attribute qname -> (code, datatype kind)

@@ -31,7 +31,7 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "AC_CPDReqEnergyTransferModeType")
@@ -40,13 +40,13 @@ def _d0(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
             _escape(r, 2, _C1, "AC_CPDReqEnergyTransferModeType")
@@ -55,10 +55,10 @@ def _d0(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
             _escape(r, 2, _C2, "AC_CPDReqEnergyTransferModeType")
@@ -67,7 +67,7 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "AC_CPDReqEnergyTransferModeType")
@@ -76,10 +76,10 @@ def _d0(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
             s = -1
@@ -90,7 +90,7 @@ def _d0(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
             s = -1
@@ -117,68 +117,60 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.AC_CPDReqEnergyTransferMode -> AC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C7)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v0)
+    v1 = o.ev_maximum_charge_power_l2
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v1, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v1)
+        s = 2
+    v2 = o.ev_maximum_charge_power_l3
+    if v2 is not None:
         t = _C8.get(s)
         if t is None:
-            _order("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
+            _order("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C7)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
+        _e40(w, v2)
+        s = 3
+    v3 = o.ev_minimum_charge_power
+    if v3 is None:
+        _order("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C7)
+    t = _C9.get(s)
+    if t is None:
+        _order("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C7)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v3)
+    v4 = o.ev_minimum_charge_power_l2
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v4, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v4)
+        s = 5
+    v5 = o.ev_minimum_charge_power_l3
+    if v5 is not None:
         t = _C10.get(s)
         if t is None:
-            _order("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C12.get(s)
-        if t is None:
-            _order("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C13.get(s)
-        if t is None:
             _order("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C7)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C14.get(s)
+        _e40(w, v5)
+        s = 6
+    t = _C11.get(s)
     if t is None:
         _order("AC_CPDReqEnergyTransferMode", s, _C7)
     if t[1]:
@@ -202,167 +194,167 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C15, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C12, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C16, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C13, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C17, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C14, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C18, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C15, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C19, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C16, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C20, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C17, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C21, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C18, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C22, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C19, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C23, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C20, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C24, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C21, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C25, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C22, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C26, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C23, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
@@ -370,7 +362,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C27, "AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C24, "AC_CPDResEnergyTransferModeType")
         else:
             r.fail("AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.AC_CPDResEnergyTransferMode)
@@ -390,130 +382,120 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.AC_CPDResEnergyTransferMode -> AC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C29.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C25)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v0)
+    v1 = o.evse_maximum_charge_power_l2
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v1, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_power_l3
+    if v2 is not None:
+        t = _C26.get(s)
         if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C25)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_power_l2
-    if v is not None:
+        _e40(w, v2)
+        s = 3
+    v3 = o.evse_minimum_charge_power
+    if v3 is None:
+        _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C25)
+    t = _C27.get(s)
+    if t is None:
+        _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C25)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v3)
+    v4 = o.evse_minimum_charge_power_l2
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v4, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v4)
+        s = 5
+    v5 = o.evse_minimum_charge_power_l3
+    if v5 is not None:
+        t = _C28.get(s)
+        if t is None:
+            _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C25)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v5, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_nominal_frequency
+    if v6 is None:
+        _order("AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C25)
+    t = _C29.get(s)
+    if t is None:
+        _order("AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C25)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("AC_CPDResEnergyTransferMode.evse_nominal_frequency", v6, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v6)
+    v7 = o.maximum_power_asymmetry
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v7, "a RationalNumber")
+        w.bits(0, 3)
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_power_ramp_limitation
+    if v8 is not None:
         t = _C30.get(s)
         if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v, "a RationalNumber")
+            _order("AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C25)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_power_l3
-    if v is not None:
+        _e40(w, v8)
+        s = 9
+    v9 = o.evse_present_active_power
+    if v9 is not None:
         t = _C31.get(s)
         if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v, "a RationalNumber")
+            _order("AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C25)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power", v9, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
+        _e40(w, v9)
+        s = 10
+    v10 = o.evse_present_active_power_l2
+    if v10 is not None:
         t = _C32.get(s)
         if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
+            _order("AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C25)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v10, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power_l2
-    if v is not None:
+        _e40(w, v10)
+        s = 11
+    v11 = o.evse_present_active_power_l3
+    if v11 is not None:
         t = _C33.get(s)
         if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v, "a RationalNumber")
+            _order("AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C25)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power_l3
-    if v is not None:
-        t = _C34.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_nominal_frequency
-    if v is not None:
-        t = _C35.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_nominal_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.maximum_power_asymmetry
-    if v is not None:
-        t = _C36.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.maximum_power_asymmetry", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C37.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C38.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C39.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C40.get(s)
-        if t is None:
-            _order("AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C28)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C41.get(s)
+        _e40(w, v11)
+        s = 12
+    t = _C34.get(s)
     if t is None:
-        _order("AC_CPDResEnergyTransferMode", s, _C28)
+        _order("AC_CPDResEnergyTransferMode", s, _C25)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -527,10 +509,10 @@ def _d2(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C42, "AC_ChargeLoopReqType")
+            _escape(r, 3, _C35, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -547,7 +529,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C43, "AC_ChargeLoopReqType")
+            _escape(r, 2, _C36, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -561,7 +543,7 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C44, "AC_ChargeLoopReqType")
+            _escape(r, 2, _C37, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -582,7 +564,7 @@ def _d2(r):
             f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C45, "AC_ChargeLoopReqType")
+            _escape(r, 2, _C38, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -590,7 +572,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C46, "AC_ChargeLoopReqType")
+            _escape(r, 1, _C39, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeLoopReq)
@@ -602,54 +584,39 @@ def _d2(r):
 
 def _e2(w, o):
     """iso20.AC_ChargeLoopReq -> AC_ChargeLoopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C48.get(s)
-        if t is None:
-            _order("AC_ChargeLoopReq.header", s, _C47)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AC_ChargeLoopReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.display_parameters
-    if v is not None:
-        t = _C49.get(s)
-        if t is None:
-            _order("AC_ChargeLoopReq.display_parameters", s, _C47)
-        if v.__class__ is not _iso20.DisplayParameters:
-            _bad("AC_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.meter_info_requested
-    if v is not None:
-        t = _C50.get(s)
-        if t is None:
-            _order("AC_ChargeLoopReq.meter_info_requested", s, _C47)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_ChargeLoopReq.meter_info_requested", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.cl_req_control_mode
-    if v is not None:
-        d = _C56.get(v.__class__)
-        if d is None:
-            _bad("AC_ChargeLoopReq.cl_req_control_mode", v, "one of: BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("AC_ChargeLoopReq.cl_req_control_mode", s, _C47)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C57.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("AC_ChargeLoopReq.header", 0, _C40)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AC_ChargeLoopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e43(w, v0)
+    v1 = o.display_parameters
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DisplayParameters:
+            _bad("AC_ChargeLoopReq.display_parameters", v1, "a DisplayParameters")
+        w.bits(0, 2)
+        _e41(w, v1)
+        s = 2
+    v2 = o.meter_info_requested
+    if v2 is None:
+        _order("AC_ChargeLoopReq.meter_info_requested", s, _C40)
+    t = _C41.get(s)
     if t is None:
-        _order("AC_ChargeLoopReq", s, _C47)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("AC_ChargeLoopReq.meter_info_requested", s, _C40)
+    if v2.__class__ is not bool:
+        _bad("AC_ChargeLoopReq.meter_info_requested", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    v3 = o.cl_req_control_mode
+    if v3 is None:
+        _order("AC_ChargeLoopReq.cl_req_control_mode", 3, _C40)
+    d = _C42.get(v3.__class__)
+    if d is None:
+        _bad("AC_ChargeLoopReq.cl_req_control_mode", v3, "one of: BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode")
+    w.bits(d[0], 3)
+    d[1](w, v3)
+    w.bits(0, 1)
 
 def _d3(r):
     """AC_ChargeLoopResType -> iso20.AC_ChargeLoopRes"""
@@ -664,10 +631,10 @@ def _d3(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C58, "AC_ChargeLoopResType")
+            _escape(r, 3, _C43, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
@@ -679,12 +646,12 @@ def _d3(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C59[f1]
+                f1 = _C44[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C61, "AC_ChargeLoopResType")
+            _escape(r, 2, _C46, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -693,13 +660,13 @@ def _d3(r):
             f2 = _d42(r)
             s = 3
         elif ec == 1:
-            f3 = _d43(r)
+            f3 = _d44(r)
             s = 4
         elif ec == 2:
-            f4 = _d44(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 3:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 4:
             f6 = _d9(r)
@@ -717,19 +684,19 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 9:
-            _escape(r, 2, _C62, "AC_ChargeLoopResType")
+            _escape(r, 2, _C47, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            f3 = _d43(r)
+            f3 = _d44(r)
             s = 4
         elif ec == 1:
-            f4 = _d44(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 2:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 3:
             f6 = _d9(r)
@@ -747,16 +714,16 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 8:
-            _escape(r, 2, _C63, "AC_ChargeLoopResType")
+            _escape(r, 2, _C48, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d44(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
             f6 = _d9(r)
@@ -774,13 +741,13 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 7:
-            _escape(r, 2, _C64, "AC_ChargeLoopResType")
+            _escape(r, 2, _C49, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
             f6 = _d9(r)
@@ -798,7 +765,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 6:
-            _escape(r, 2, _C65, "AC_ChargeLoopResType")
+            _escape(r, 2, _C50, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -819,7 +786,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C66, "AC_ChargeLoopResType")
+            _escape(r, 2, _C51, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -827,7 +794,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C67, "AC_ChargeLoopResType")
+            _escape(r, 1, _C52, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeLoopRes)
@@ -842,85 +809,73 @@ def _d3(r):
 
 def _e3(w, o):
     """iso20.AC_ChargeLoopRes -> AC_ChargeLoopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C69.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("AC_ChargeLoopRes.header", 0, _C53)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AC_ChargeLoopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e43(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("AC_ChargeLoopRes.response_code", 1, _C53)
+    i1 = _C45.get(v1)
+    if i1 is None:
+        _bad("AC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("AC_ChargeLoopRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 4)
+        _e42(w, v2)
+        s = 3
+    v3 = o.meter_info
+    if v3 is not None:
+        t = _C54.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.header", s, _C68)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AC_ChargeLoopRes.header", v, "a MessageHeader")
+            _order("AC_ChargeLoopRes.meter_info", s, _C53)
+        if v3.__class__ is not _iso20.MeterInfo:
+            _bad("AC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C70.get(s)
+        _e44(w, v3)
+        s = 4
+    v4 = o.receipt
+    if v4 is not None:
+        t = _C55.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.response_code", s, _C68)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C60.get(v)
-        if i is None:
-            _bad("AC_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("AC_ChargeLoopRes.evse_status", s, _C68)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("AC_ChargeLoopRes.evse_status", v, "a EVSEStatus")
+            _order("AC_ChargeLoopRes.receipt", s, _C53)
+        if v4.__class__ is not _iso20.Receipt:
+            _bad("AC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
-        _e42(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C72.get(s)
+        _e45(w, v4)
+        s = 5
+    v5 = o.evse_target_frequency
+    if v5 is not None:
+        t = _C56.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.meter_info", s, _C68)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("AC_ChargeLoopRes.meter_info", v, "a MeterInfo")
+            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C53)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("AC_ChargeLoopRes.evse_target_frequency", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("AC_ChargeLoopRes.receipt", s, _C68)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("AC_ChargeLoopRes.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e44(w, v)
-        s = t[2]
-    v = o.evse_target_frequency
-    if v is not None:
-        t = _C74.get(s)
-        if t is None:
-            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C68)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AC_ChargeLoopRes.evse_target_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.cl_res_control_mode
-    if v is not None:
-        d = _C80.get(v.__class__)
-        if d is None:
-            _bad("AC_ChargeLoopRes.cl_res_control_mode", v, "one of: BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C68)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C81.get(s)
+        _e40(w, v5)
+        s = 6
+    v6 = o.cl_res_control_mode
+    if v6 is None:
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
+    t = _C57.get(s)
     if t is None:
-        _order("AC_ChargeLoopRes", s, _C68)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
+    d = _C63.get(v6.__class__)
+    if d is None:
+        _bad("AC_ChargeLoopRes.cl_res_control_mode", v6, "one of: BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode")
+    code = d[0].get(s)
+    if code is None:
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
+    w.bits(code, t[1])
+    d[1](w, v6)
+    w.bits(0, 1)
 
 def _d4(r):
     """AC_ChargeParameterDiscoveryReqType -> iso20.AC_ChargeParameterDiscoveryReq"""
@@ -930,10 +885,10 @@ def _d4(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C82, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C64, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -945,7 +900,7 @@ def _d4(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C83, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C65, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -953,7 +908,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C84, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C66, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryReq)
@@ -963,33 +918,22 @@ def _d4(r):
 
 def _e4(w, o):
     """iso20.AC_ChargeParameterDiscoveryReq -> AC_ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C86.get(s)
-        if t is None:
-            _order("AC_ChargeParameterDiscoveryReq.header", s, _C85)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AC_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.ac_cpd_req_energy_transfer_mode
-    if v is not None:
-        d = _C89.get(v.__class__)
-        if d is None:
-            _bad("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", v, "one of: AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", s, _C85)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C90.get(s)
-    if t is None:
-        _order("AC_ChargeParameterDiscoveryReq", s, _C85)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("AC_ChargeParameterDiscoveryReq.header", 0, _C67)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e43(w, v0)
+    v1 = o.ac_cpd_req_energy_transfer_mode
+    if v1 is None:
+        _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", 1, _C67)
+    d = _C68.get(v1.__class__)
+    if d is None:
+        _bad("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", v1, "one of: AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode")
+    w.bits(d[0], 2)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d5(r):
     """AC_ChargeParameterDiscoveryResType -> iso20.AC_ChargeParameterDiscoveryRes"""
@@ -1000,10 +944,10 @@ def _d5(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C91, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C69, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -1015,12 +959,12 @@ def _d5(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C59[f1]
+                f1 = _C44[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C92, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C70, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1032,7 +976,7 @@ def _d5(r):
             f2 = _d7(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C93, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C71, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1040,7 +984,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C94, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C72, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryRes)
@@ -1051,45 +995,28 @@ def _d5(r):
 
 def _e5(w, o):
     """iso20.AC_ChargeParameterDiscoveryRes -> AC_ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C96.get(s)
-        if t is None:
-            _order("AC_ChargeParameterDiscoveryRes.header", s, _C95)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AC_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("AC_ChargeParameterDiscoveryRes.response_code", s, _C95)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C60.get(v)
-        if i is None:
-            _bad("AC_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_cpd_res_energy_transfer_mode
-    if v is not None:
-        d = _C100.get(v.__class__)
-        if d is None:
-            _bad("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", v, "one of: AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", s, _C95)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C101.get(s)
-    if t is None:
-        _order("AC_ChargeParameterDiscoveryRes", s, _C95)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("AC_ChargeParameterDiscoveryRes.header", 0, _C73)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e43(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("AC_ChargeParameterDiscoveryRes.response_code", 1, _C73)
+    i1 = _C45.get(v1)
+    if i1 is None:
+        _bad("AC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.ac_cpd_res_energy_transfer_mode
+    if v2 is None:
+        _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", 2, _C73)
+    d = _C74.get(v2.__class__)
+    if d is None:
+        _bad("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", v2, "one of: AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode")
+    w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
+    d[1](w, v2)
+    w.bits(0, 1)
 
 def _d6(r):
     """BPT_AC_CPDReqEnergyTransferModeType -> iso20.BPT_AC_CPDReqEnergyTransferMode"""
@@ -1109,143 +1036,143 @@ def _d6(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C102, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 3, _C75, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C103, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C76, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C104, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C77, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C105, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C78, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C106, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C79, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C107, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C80, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C108, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C81, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C109, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C82, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C110, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C83, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C111, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C84, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C112, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C85, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C113, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C86, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1253,7 +1180,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C114, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C87, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDReqEnergyTransferMode)
@@ -1273,130 +1200,118 @@ def _d6(r):
 
 def _e6(w, o):
     """iso20.BPT_AC_CPDReqEnergyTransferMode -> BPT_AC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C116.get(s)
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C88)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v0)
+    v1 = o.ev_maximum_charge_power_l2
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v1, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v1)
+        s = 2
+    v2 = o.ev_maximum_charge_power_l3
+    if v2 is not None:
+        t = _C89.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C88)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C117.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
-        t = _C118.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C120.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C121.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C122.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l2
-    if v is not None:
-        t = _C123.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l2", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l3
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C125.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l2
-    if v is not None:
-        t = _C126.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l2", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l3
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C115)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C128.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.ev_minimum_charge_power
+    if v3 is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C88)
+    t = _C90.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C115)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C88)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v3)
+    v4 = o.ev_minimum_charge_power_l2
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2", v4, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v4)
+        s = 5
+    v5 = o.ev_minimum_charge_power_l3
+    if v5 is not None:
+        t = _C91.get(s)
+        if t is None:
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C88)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v5, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v5)
+        s = 6
+    v6 = o.ev_maximum_discharge_power
+    if v6 is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C88)
+    t = _C92.get(s)
+    if t is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C88)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v6, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v6)
+    v7 = o.ev_maximum_discharge_power_l2
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l2", v7, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v7)
+        s = 8
+    v8 = o.ev_maximum_discharge_power_l3
+    if v8 is not None:
+        t = _C93.get(s)
+        if t is None:
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C88)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v8)
+        s = 9
+    v9 = o.ev_minimum_discharge_power
+    if v9 is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C88)
+    t = _C94.get(s)
+    if t is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C88)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v9, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v9)
+    v10 = o.ev_minimum_discharge_power_l2
+    s = 10
+    if v10 is not None:
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l2", v10, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v10)
+        s = 11
+    v11 = o.ev_minimum_discharge_power_l3
+    if v11 is not None:
+        t = _C95.get(s)
+        if t is None:
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C88)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    t = _C96.get(s)
+    if t is None:
+        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C88)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1424,242 +1339,242 @@ def _d7(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C129, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C97, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C130, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C98, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C131, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C99, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C132, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C100, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C133, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C101, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C134, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C102, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C135, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C103, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 6:
-            _escape(r, 2, _C136, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C104, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 5:
-            _escape(r, 2, _C137, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C105, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 4:
-            _escape(r, 2, _C138, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C106, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 3:
-            _escape(r, 2, _C139, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C107, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
-            _escape(r, 2, _C140, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C108, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(1)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
-            _escape(r, 2, _C141, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C109, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 2:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 3:
-            _escape(r, 2, _C142, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C110, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 2:
-            _escape(r, 2, _C143, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C111, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(1)
         if ec == 0:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 1:
-            _escape(r, 2, _C144, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C112, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(2)
         if ec == 0:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 1:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C145, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C113, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(2)
         if ec == 0:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C146, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C114, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 18:
@@ -1667,7 +1582,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C147, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C115, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDResEnergyTransferMode)
@@ -1693,190 +1608,176 @@ def _d7(r):
 
 def _e7(w, o):
     """iso20.BPT_AC_CPDResEnergyTransferMode -> BPT_AC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C149.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C116)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v0)
+    v1 = o.evse_maximum_charge_power_l2
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v1, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_power_l3
+    if v2 is not None:
+        t = _C117.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C116)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_power_l2
-    if v is not None:
-        t = _C150.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_power_l3
-    if v is not None:
-        t = _C151.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C152.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power_l2
-    if v is not None:
-        t = _C153.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power_l3
-    if v is not None:
-        t = _C154.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_nominal_frequency
-    if v is not None:
-        t = _C155.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.maximum_power_asymmetry
-    if v is not None:
-        t = _C156.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.maximum_power_asymmetry", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C157.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C158.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C159.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C160.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C161.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power_l2
-    if v is not None:
-        t = _C162.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l2", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power_l3
-    if v is not None:
-        t = _C163.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C164.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power_l2
-    if v is not None:
-        t = _C165.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l2", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power_l3
-    if v is not None:
-        t = _C166.get(s)
-        if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C148)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C167.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.evse_minimum_charge_power
+    if v3 is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C116)
+    t = _C118.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode", s, _C148)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C116)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v3)
+    v4 = o.evse_minimum_charge_power_l2
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2", v4, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v4)
+        s = 5
+    v5 = o.evse_minimum_charge_power_l3
+    if v5 is not None:
+        t = _C119.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C116)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v5, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_nominal_frequency
+    if v6 is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C116)
+    t = _C120.get(s)
+    if t is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C116)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", v6, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v6)
+    v7 = o.maximum_power_asymmetry
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.maximum_power_asymmetry", v7, "a RationalNumber")
+        w.bits(0, 3)
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_power_ramp_limitation
+    if v8 is not None:
+        t = _C121.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C116)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v8)
+        s = 9
+    v9 = o.evse_present_active_power
+    if v9 is not None:
+        t = _C122.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C116)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v9)
+        s = 10
+    v10 = o.evse_present_active_power_l2
+    if v10 is not None:
+        t = _C123.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C116)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v10, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v10)
+        s = 11
+    v11 = o.evse_present_active_power_l3
+    if v11 is not None:
+        t = _C124.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C116)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    v12 = o.evse_maximum_discharge_power
+    if v12 is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C116)
+    t = _C125.get(s)
+    if t is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C116)
+    if v12.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v12, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v12)
+    v13 = o.evse_maximum_discharge_power_l2
+    s = 13
+    if v13 is not None:
+        if v13.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l2", v13, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v13)
+        s = 14
+    v14 = o.evse_maximum_discharge_power_l3
+    if v14 is not None:
+        t = _C126.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C116)
+        if v14.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", v14, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v14)
+        s = 15
+    v15 = o.evse_minimum_discharge_power
+    if v15 is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C116)
+    t = _C127.get(s)
+    if t is None:
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C116)
+    if v15.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v15, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v15)
+    v16 = o.evse_minimum_discharge_power_l2
+    s = 16
+    if v16 is not None:
+        if v16.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l2", v16, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v16)
+        s = 17
+    v17 = o.evse_minimum_discharge_power_l3
+    if v17 is not None:
+        t = _C128.get(s)
+        if t is None:
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C116)
+        if v17.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", v17, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v17)
+        s = 18
+    t = _C129.get(s)
+    if t is None:
+        _order("BPT_AC_CPDResEnergyTransferMode", s, _C116)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1920,288 +1821,288 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C168, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C130, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C169, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C131, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C170, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C132, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C171, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C133, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C172, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C134, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C173, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C135, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C174, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C136, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C175, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C137, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C176, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C138, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C177, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C139, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C178, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C140, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C179, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C141, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C180, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C142, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(1)
         if ec == 0:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C181, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C143, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 2:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 3:
-            _escape(r, 2, _C182, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C144, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(2)
         if ec == 0:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 1:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 2:
-            _escape(r, 2, _C183, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C145, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(1)
         if ec == 0:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 1:
-            _escape(r, 2, _C184, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C146, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(2)
         if ec == 0:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 1:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 2:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 3:
-            _escape(r, 2, _C185, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C147, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
         ec = r.bits(2)
         if ec == 0:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 1:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 2:
-            _escape(r, 2, _C186, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C148, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
         ec = r.bits(1)
         if ec == 0:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 1:
-            _escape(r, 2, _C187, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C149, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
         ec = r.bits(3)
         if ec == 0:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 1:
-            f21 = _d39(r)
+            f21 = _d40(r)
             s = 22
         elif ec == 2:
-            f22 = _d39(r)
+            f22 = _d40(r)
             s = 23
         elif ec == 3:
-            f23 = _d39(r)
+            f23 = _d40(r)
             s = 24
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C188, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C150, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
         ec = r.bits(3)
         if ec == 0:
-            f21 = _d39(r)
+            f21 = _d40(r)
             s = 22
         elif ec == 1:
-            f22 = _d39(r)
+            f22 = _d40(r)
             s = 23
         elif ec == 2:
-            f23 = _d39(r)
+            f23 = _d40(r)
             s = 24
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C189, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C151, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 22:
         ec = r.bits(2)
         if ec == 0:
-            f22 = _d39(r)
+            f22 = _d40(r)
             s = 23
         elif ec == 1:
-            f23 = _d39(r)
+            f23 = _d40(r)
             s = 24
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C190, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C152, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 23:
         ec = r.bits(2)
         if ec == 0:
-            f23 = _d39(r)
+            f23 = _d40(r)
             s = 24
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C191, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C153, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 24:
@@ -2209,7 +2110,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C192, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C154, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLReqControlMode)
@@ -2241,251 +2142,227 @@ def _d8(r):
 
 def _e8(w, o):
     """iso20.BPT_Dynamic_AC_CLReqControlMode -> BPT_Dynamic_AC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C194.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.departure_time", s, _C193)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C195.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
-        t = _C200.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C201.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C202.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C203.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power
-    if v is not None:
-        t = _C204.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l2
-    if v is not None:
-        t = _C205.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l3
-    if v is not None:
-        t = _C206.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power
-    if v is not None:
-        t = _C207.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l2
-    if v is not None:
-        t = _C208.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l3
-    if v is not None:
-        t = _C209.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C210.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l2
-    if v is not None:
-        t = _C211.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l3
-    if v is not None:
-        t = _C212.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C213.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l2
-    if v is not None:
-        t = _C214.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l3
-    if v is not None:
-        t = _C215.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_v2x_energy_request
-    if v is not None:
-        t = _C216.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_v2x_energy_request
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C193)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C218.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C155)
+    t = _C156.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C193)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C155)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C155)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C155)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C155)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.ev_maximum_charge_power_l2
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v5, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v5)
+        s = 6
+    v6 = o.ev_maximum_charge_power_l3
+    if v6 is not None:
+        t = _C157.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C155)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v6)
+        s = 7
+    v7 = o.ev_minimum_charge_power
+    if v7 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C155)
+    t = _C158.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C155)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v7)
+    v8 = o.ev_minimum_charge_power_l2
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v8, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v8)
+        s = 9
+    v9 = o.ev_minimum_charge_power_l3
+    if v9 is not None:
+        t = _C159.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C155)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v9)
+        s = 10
+    v10 = o.ev_present_active_power
+    if v10 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C155)
+    t = _C160.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C155)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v10)
+    v11 = o.ev_present_active_power_l2
+    s = 11
+    if v11 is not None:
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v11, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v11)
+        s = 12
+    v12 = o.ev_present_active_power_l3
+    if v12 is not None:
+        t = _C161.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C155)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    v13 = o.ev_present_reactive_power
+    if v13 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C155)
+    t = _C162.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C155)
+    if v13.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v13)
+    v14 = o.ev_present_reactive_power_l2
+    s = 14
+    if v14 is not None:
+        if v14.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v14, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v14)
+        s = 15
+    v15 = o.ev_present_reactive_power_l3
+    if v15 is not None:
+        t = _C163.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C155)
+        if v15.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v15)
+        s = 16
+    v16 = o.ev_maximum_discharge_power
+    if v16 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C155)
+    t = _C164.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C155)
+    if v16.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", v16, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v16)
+    v17 = o.ev_maximum_discharge_power_l2
+    s = 17
+    if v17 is not None:
+        if v17.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v17, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v17)
+        s = 18
+    v18 = o.ev_maximum_discharge_power_l3
+    if v18 is not None:
+        t = _C165.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C155)
+        if v18.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v18, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v18)
+        s = 19
+    v19 = o.ev_minimum_discharge_power
+    if v19 is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C155)
+    t = _C166.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C155)
+    if v19.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", v19, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v19)
+    v20 = o.ev_minimum_discharge_power_l2
+    s = 20
+    if v20 is not None:
+        if v20.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v20, "a RationalNumber")
+        w.bits(0, 3)
+        _e40(w, v20)
+        s = 21
+    v21 = o.ev_minimum_discharge_power_l3
+    if v21 is not None:
+        t = _C167.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C155)
+        if v21.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v21, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v21)
+        s = 22
+    v22 = o.ev_maximum_v2x_energy_request
+    if v22 is not None:
+        t = _C168.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C155)
+        if v22.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", v22, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v22)
+        s = 23
+    v23 = o.ev_minimum_v2x_energy_request
+    if v23 is not None:
+        t = _C169.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C155)
+        if v23.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", v23, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v23)
+        s = 24
+    t = _C170.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C155)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2548,10 +2425,10 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C219, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C171, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -2587,10 +2464,10 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C220, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C172, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -2616,10 +2493,10 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C221, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C173, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -2635,191 +2512,191 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C222, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C174, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C223, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C175, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 5:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 6:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 7:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C224, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C176, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 4:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 5:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 6:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C225, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C177, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C226, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C178, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C227, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C179, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C228, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C180, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C229, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C181, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C230, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C182, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C231, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C183, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -2827,7 +2704,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C232, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C184, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLResControlMode)
@@ -2848,144 +2725,135 @@ def _d9(r):
 
 def _e9(w, o):
     """iso20.BPT_Dynamic_AC_CLResControlMode -> BPT_Dynamic_AC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C234.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.departure_time", s, _C233)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_AC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_AC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C235.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C186.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C233)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_AC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C185)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("BPT_Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C187.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C185)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("BPT_Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C188.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C185)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C236.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C233)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_AC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C237.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C233)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_target_active_power
-    if v is not None:
-        t = _C238.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l2
-    if v is not None:
-        t = _C239.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l2", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l3
-    if v is not None:
-        t = _C240.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power
-    if v is not None:
-        t = _C241.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l2
-    if v is not None:
-        t = _C242.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l3
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C245.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C246.get(s)
-        if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C233)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C247.get(s)
+        s = 4
+    v4 = o.evse_target_active_power
+    if v4 is None:
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C185)
+    t = _C189.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLResControlMode", s, _C233)
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C185)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v4)
+    v5 = o.evse_target_active_power_l2
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v5, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_target_active_power_l3
+    if v6 is not None:
+        t = _C190.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C185)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v6)
+        s = 7
+    v7 = o.evse_target_reactive_power
+    if v7 is not None:
+        t = _C191.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C185)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_target_reactive_power_l2
+    if v8 is not None:
+        t = _C192.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C185)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v8)
+        s = 9
+    v9 = o.evse_target_reactive_power_l3
+    if v9 is not None:
+        t = _C193.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C185)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v9)
+        s = 10
+    v10 = o.evse_present_active_power
+    if v10 is not None:
+        t = _C194.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C185)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v10)
+        s = 11
+    v11 = o.evse_present_active_power_l2
+    if v11 is not None:
+        t = _C195.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C185)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    v12 = o.evse_present_active_power_l3
+    if v12 is not None:
+        t = _C196.get(s)
+        if t is None:
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C185)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    t = _C197.get(s)
+    if t is None:
+        _order("BPT_Dynamic_AC_CLResControlMode", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3016,512 +2884,512 @@ def _d10(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 9:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C248, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C198, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 8:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C249, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C199, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 7:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C250, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C200, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 6:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C251, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C201, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 5:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C252, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C202, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C253, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C203, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C254, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C204, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C255, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C205, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C256, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C206, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C257, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C207, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(4)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 3:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 4:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 5:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 6:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 7:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 8:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 9:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 10:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 11:
             s = -1
         elif ec == 12:
-            _escape(r, 1, _C258, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C208, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(4)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 3:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 4:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 5:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 6:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 7:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 8:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 9:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 1, _C259, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C209, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(4)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 2:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 3:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 4:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 5:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 6:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 7:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 8:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C260, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C210, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(4)
         if ec == 0:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 2:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 3:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 4:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 5:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 6:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 7:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C261, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C211, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(4)
         if ec == 0:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 2:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 3:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 4:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 5:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 6:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C262, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C212, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(3)
         if ec == 0:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 1:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 2:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 3:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 4:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 5:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C263, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C213, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(3)
         if ec == 0:
-            f16 = _d39(r)
+            f16 = _d40(r)
             s = 17
         elif ec == 1:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 2:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 3:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 4:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C264, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C214, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(3)
         if ec == 0:
-            f17 = _d39(r)
+            f17 = _d40(r)
             s = 18
         elif ec == 1:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 2:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 3:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C265, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C215, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
         ec = r.bits(3)
         if ec == 0:
-            f18 = _d39(r)
+            f18 = _d40(r)
             s = 19
         elif ec == 1:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 2:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C266, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C216, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
         ec = r.bits(2)
         if ec == 0:
-            f19 = _d39(r)
+            f19 = _d40(r)
             s = 20
         elif ec == 1:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C267, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C217, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
         ec = r.bits(2)
         if ec == 0:
-            f20 = _d39(r)
+            f20 = _d40(r)
             s = 21
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C268, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C218, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
@@ -3529,7 +3397,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C269, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C219, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLReqControlMode)
@@ -3558,220 +3426,215 @@ def _d10(r):
 
 def _e10(w, o):
     """iso20.BPT_Scheduled_AC_CLReqControlMode -> BPT_Scheduled_AC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C271.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C221.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_target_energy_request", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C220)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C272.get(s)
+        _e40(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C222.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C220)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C273.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.ev_maximum_charge_power
+    if v3 is not None:
+        t = _C223.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C220)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C274.get(s)
+        _e40(w, v3)
+        s = 4
+    v4 = o.ev_maximum_charge_power_l2
+    if v4 is not None:
+        t = _C224.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C220)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C275.get(s)
+        _e40(w, v4)
+        s = 5
+    v5 = o.ev_maximum_charge_power_l3
+    if v5 is not None:
+        t = _C225.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C220)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
-        t = _C276.get(s)
+        _e40(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C226.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C220)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C277.get(s)
+        _e40(w, v6)
+        s = 7
+    v7 = o.ev_minimum_charge_power_l2
+    if v7 is not None:
+        t = _C227.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C220)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C278.get(s)
+        _e40(w, v7)
+        s = 8
+    v8 = o.ev_minimum_charge_power_l3
+    if v8 is not None:
+        t = _C228.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C220)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C279.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power
-    if v is not None:
-        t = _C280.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l2
-    if v is not None:
-        t = _C281.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l3
-    if v is not None:
-        t = _C282.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power
-    if v is not None:
-        t = _C283.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l2
-    if v is not None:
-        t = _C284.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l3
-    if v is not None:
-        t = _C285.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C286.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l2
-    if v is not None:
-        t = _C287.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power_l3
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l2
-    if v is not None:
-        t = _C290.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power_l3
-    if v is not None:
-        t = _C291.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C270)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C292.get(s)
+        _e40(w, v8)
+        s = 9
+    v9 = o.ev_present_active_power
+    if v9 is None:
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C220)
+    t = _C229.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C270)
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C220)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v9)
+    v10 = o.ev_present_active_power_l2
+    s = 10
+    if v10 is not None:
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v10, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v10)
+        s = 11
+    v11 = o.ev_present_active_power_l3
+    if v11 is not None:
+        t = _C230.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C220)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    v12 = o.ev_present_reactive_power
+    if v12 is not None:
+        t = _C231.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C220)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    v13 = o.ev_present_reactive_power_l2
+    if v13 is not None:
+        t = _C232.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C220)
+        if v13.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v13)
+        s = 14
+    v14 = o.ev_present_reactive_power_l3
+    if v14 is not None:
+        t = _C233.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C220)
+        if v14.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v14)
+        s = 15
+    v15 = o.ev_maximum_discharge_power
+    if v15 is not None:
+        t = _C234.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C220)
+        if v15.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", v15, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v15)
+        s = 16
+    v16 = o.ev_maximum_discharge_power_l2
+    if v16 is not None:
+        t = _C235.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C220)
+        if v16.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v16, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v16)
+        s = 17
+    v17 = o.ev_maximum_discharge_power_l3
+    if v17 is not None:
+        t = _C236.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C220)
+        if v17.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v17, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v17)
+        s = 18
+    v18 = o.ev_minimum_discharge_power
+    if v18 is not None:
+        t = _C237.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C220)
+        if v18.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", v18, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v18)
+        s = 19
+    v19 = o.ev_minimum_discharge_power_l2
+    if v19 is not None:
+        t = _C238.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C220)
+        if v19.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v19, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v19)
+        s = 20
+    v20 = o.ev_minimum_discharge_power_l3
+    if v20 is not None:
+        t = _C239.get(s)
+        if t is None:
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C220)
+        if v20.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v20, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v20)
+        s = 21
+    t = _C240.get(s)
+    if t is None:
+        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C220)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3790,208 +3653,208 @@ def _d11(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C293, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C241, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C294, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C242, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C295, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C243, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C296, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C244, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C297, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C245, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C298, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C246, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C299, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C247, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C300, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C248, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C301, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C249, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -3999,7 +3862,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C302, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C250, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLResControlMode)
@@ -4016,100 +3879,97 @@ def _d11(r):
 
 def _e11(w, o):
     """iso20.BPT_Scheduled_AC_CLResControlMode -> BPT_Scheduled_AC_CLResControlModeType"""
+    v0 = o.evse_target_active_power
     s = 0
-    v = o.evse_target_active_power
-    if v is not None:
-        t = _C304.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v0)
+        s = 1
+    v1 = o.evse_target_active_power_l2
+    if v1 is not None:
+        t = _C252.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C251)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l2
-    if v is not None:
-        t = _C305.get(s)
+        _e40(w, v1)
+        s = 2
+    v2 = o.evse_target_active_power_l3
+    if v2 is not None:
+        t = _C253.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C251)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l3
-    if v is not None:
-        t = _C306.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.evse_target_reactive_power
+    if v3 is not None:
+        t = _C254.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C251)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power
-    if v is not None:
-        t = _C307.get(s)
+        _e40(w, v3)
+        s = 4
+    v4 = o.evse_target_reactive_power_l2
+    if v4 is not None:
+        t = _C255.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C251)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l2
-    if v is not None:
-        t = _C308.get(s)
+        _e40(w, v4)
+        s = 5
+    v5 = o.evse_target_reactive_power_l3
+    if v5 is not None:
+        t = _C256.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C251)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l3
-    if v is not None:
-        t = _C309.get(s)
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_present_active_power
+    if v6 is not None:
+        t = _C257.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C251)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C310.get(s)
+        _e40(w, v6)
+        s = 7
+    v7 = o.evse_present_active_power_l2
+    if v7 is not None:
+        t = _C258.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C251)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C311.get(s)
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_present_active_power_l3
+    if v8 is not None:
+        t = _C259.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C251)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C312.get(s)
-        if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C313.get(s)
+        _e40(w, v8)
+        s = 9
+    t = _C260.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLResControlMode", s, _C303)
+        _order("BPT_Scheduled_AC_CLResControlMode", s, _C251)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4121,7 +3981,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C314, "CLReqControlModeType")
+            _escape(r, 3, _C261, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -4129,12 +3989,7 @@ def _d12(r):
 
 def _e12(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C316.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C315)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d13(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -4144,7 +3999,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C317, "CLResControlModeType")
+            _escape(r, 3, _C263, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -4152,12 +4007,7 @@ def _d13(r):
 
 def _e13(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C319.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C318)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d14(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -4170,7 +4020,7 @@ def _d14(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C320, "CanonicalizationMethodType")
+            _escape(r, 3, _C265, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4182,7 +4032,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C321, "CanonicalizationMethodType")
+            _escape(r, 2, _C266, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4194,7 +4044,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C322, "CanonicalizationMethodType")
+            _escape(r, 1, _C267, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4208,7 +4058,7 @@ def _d14(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C323, "CanonicalizationMethodType")
+                _escape(r, 1, _C268, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -4217,22 +4067,14 @@ def _d14(r):
 
 def _e14(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C325.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C324)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C326.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C324)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C269)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d15(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -4271,7 +4113,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C327, "DSAKeyValueType")
+            _escape(r, 3, _C270, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4285,7 +4127,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C328, "DSAKeyValueType")
+            _escape(r, 2, _C271, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4307,7 +4149,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C329, "DSAKeyValueType")
+            _escape(r, 2, _C272, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4321,7 +4163,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C330, "DSAKeyValueType")
+            _escape(r, 2, _C273, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4345,7 +4187,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C331, "DSAKeyValueType")
+            _escape(r, 1, _C274, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4361,7 +4203,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C332, "DSAKeyValueType")
+            _escape(r, 1, _C275, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4375,7 +4217,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C333, "DSAKeyValueType")
+            _escape(r, 2, _C276, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4383,7 +4225,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C334, "DSAKeyValueType")
+            _escape(r, 1, _C277, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4398,87 +4240,82 @@ def _d15(r):
 
 def _e15(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C336.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C337.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C279.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C278)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C338.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C280.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C278)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C339.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C340.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C341.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C342.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C335)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C343.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C278)
+    t = _C281.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C335)
+        _order("DSAKeyValue.y", s, _C278)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C282.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C278)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C283.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C278)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C284.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C278)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4493,7 +4330,7 @@ def _d16(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C344, "DigestMethodType")
+            _escape(r, 3, _C285, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4505,7 +4342,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C345, "DigestMethodType")
+            _escape(r, 2, _C286, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4517,7 +4354,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C346, "DigestMethodType")
+            _escape(r, 1, _C287, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4531,7 +4368,7 @@ def _d16(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C347, "DigestMethodType")
+                _escape(r, 1, _C288, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4540,22 +4377,14 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C349.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C348)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C350.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C348)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C289)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d17(r):
     """Dynamic_AC_CLReqControlModeType -> iso20.Dynamic_AC_CLReqControlMode"""
@@ -4589,179 +4418,179 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C351, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C290, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C352, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C291, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C353, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C292, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C354, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C293, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C355, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C294, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C356, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C295, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C357, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C296, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C358, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C297, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C359, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C298, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C360, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C299, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C361, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C300, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C362, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C301, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C363, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C302, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(1)
         if ec == 0:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C364, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C303, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C365, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C304, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(2)
         if ec == 0:
-            f15 = _d39(r)
+            f15 = _d40(r)
             s = 16
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C366, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C305, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
@@ -4769,7 +4598,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C367, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C306, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLReqControlMode)
@@ -4793,171 +4622,151 @@ def _d17(r):
 
 def _e17(w, o):
     """iso20.Dynamic_AC_CLReqControlMode -> Dynamic_AC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C369.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.departure_time", s, _C368)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_AC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_AC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C370.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C371.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C372.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C373.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C374.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
-        t = _C375.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C376.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C377.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C378.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power
-    if v is not None:
-        t = _C379.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l2
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l3
-    if v is not None:
-        t = _C381.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l2
-    if v is not None:
-        t = _C383.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l3
-    if v is not None:
-        t = _C384.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C368)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C385.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C307)
+    t = _C308.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode", s, _C368)
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C307)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C307)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C307)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C307)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.ev_maximum_charge_power_l2
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2", v5, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v5)
+        s = 6
+    v6 = o.ev_maximum_charge_power_l3
+    if v6 is not None:
+        t = _C309.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C307)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v6)
+        s = 7
+    v7 = o.ev_minimum_charge_power
+    if v7 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C307)
+    t = _C310.get(s)
+    if t is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C307)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v7)
+    v8 = o.ev_minimum_charge_power_l2
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2", v8, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v8)
+        s = 9
+    v9 = o.ev_minimum_charge_power_l3
+    if v9 is not None:
+        t = _C311.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C307)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v9)
+        s = 10
+    v10 = o.ev_present_active_power
+    if v10 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C307)
+    t = _C312.get(s)
+    if t is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C307)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v10)
+    v11 = o.ev_present_active_power_l2
+    s = 11
+    if v11 is not None:
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l2", v11, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v11)
+        s = 12
+    v12 = o.ev_present_active_power_l3
+    if v12 is not None:
+        t = _C313.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C307)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    v13 = o.ev_present_reactive_power
+    if v13 is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C307)
+    t = _C314.get(s)
+    if t is None:
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C307)
+    if v13.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v13)
+    v14 = o.ev_present_reactive_power_l2
+    s = 14
+    if v14 is not None:
+        if v14.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2", v14, "a RationalNumber")
+        w.bits(0, 2)
+        _e40(w, v14)
+        s = 15
+    v15 = o.ev_present_reactive_power_l3
+    if v15 is not None:
+        t = _C315.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C307)
+        if v15.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v15)
+        s = 16
+    t = _C316.get(s)
+    if t is None:
+        _order("Dynamic_AC_CLReqControlMode", s, _C307)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5020,10 +4829,10 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C386, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C317, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -5059,10 +4868,10 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C387, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C318, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -5088,10 +4897,10 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C388, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C319, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -5107,191 +4916,191 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C389, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C320, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C390, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C321, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 5:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 6:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 7:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C391, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C322, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 4:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 5:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 6:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C392, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C323, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C393, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C324, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C394, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C325, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C395, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C326, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C396, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C327, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C397, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C328, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C398, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C329, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -5299,7 +5108,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C399, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C330, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLResControlMode)
@@ -5320,144 +5129,135 @@ def _d18(r):
 
 def _e18(w, o):
     """iso20.Dynamic_AC_CLResControlMode -> Dynamic_AC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C401.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.departure_time", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_AC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_AC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C402.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C332.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_AC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C331)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C333.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C331)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C334.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C331)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C403.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_AC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C404.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Dynamic_AC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_target_active_power
-    if v is not None:
-        t = _C405.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l2
-    if v is not None:
-        t = _C406.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l2", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l3
-    if v is not None:
-        t = _C407.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power
-    if v is not None:
-        t = _C408.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l2
-    if v is not None:
-        t = _C409.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l3
-    if v is not None:
-        t = _C410.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C411.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C412.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C413.get(s)
-        if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C400)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C414.get(s)
+        s = 4
+    v4 = o.evse_target_active_power
+    if v4 is None:
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C331)
+    t = _C335.get(s)
     if t is None:
-        _order("Dynamic_AC_CLResControlMode", s, _C400)
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C331)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v4)
+    v5 = o.evse_target_active_power_l2
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l2", v5, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_target_active_power_l3
+    if v6 is not None:
+        t = _C336.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C331)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v6)
+        s = 7
+    v7 = o.evse_target_reactive_power
+    if v7 is not None:
+        t = _C337.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C331)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_target_reactive_power_l2
+    if v8 is not None:
+        t = _C338.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C331)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v8)
+        s = 9
+    v9 = o.evse_target_reactive_power_l3
+    if v9 is not None:
+        t = _C339.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C331)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v9)
+        s = 10
+    v10 = o.evse_present_active_power
+    if v10 is not None:
+        t = _C340.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C331)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v10)
+        s = 11
+    v11 = o.evse_present_active_power_l2
+    if v11 is not None:
+        t = _C341.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C331)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    v12 = o.evse_present_active_power_l3
+    if v12 is not None:
+        t = _C342.get(s)
+        if t is None:
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C331)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    t = _C343.get(s)
+    if t is None:
+        _order("Dynamic_AC_CLResControlMode", s, _C331)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5521,7 +5321,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C415, "KeyInfoType")
+                _escape(r, 3, _C344, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -5569,7 +5369,7 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C416, "KeyInfoType")
+                _escape(r, 3, _C345, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -5617,7 +5417,7 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C417, "KeyInfoType")
+                _escape(r, 2, _C346, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -5667,7 +5467,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C418, "KeyInfoType")
+                _escape(r, 1, _C347, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -5717,7 +5517,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C419, "KeyInfoType")
+                _escape(r, 1, _C348, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -5767,7 +5567,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C420, "KeyInfoType")
+                _escape(r, 1, _C349, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -5817,7 +5617,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C421, "KeyInfoType")
+                _escape(r, 1, _C350, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -5867,7 +5667,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C422, "KeyInfoType")
+                _escape(r, 1, _C351, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -5917,7 +5717,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C423, "KeyInfoType")
+                _escape(r, 1, _C352, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -5967,7 +5767,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C424, "KeyInfoType")
+                _escape(r, 1, _C353, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -6017,7 +5817,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C425, "KeyInfoType")
+                _escape(r, 1, _C354, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -6033,32 +5833,29 @@ def _d19(r):
 
 def _e19(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C427.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C426)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C428.get(s)
+        t = _C356.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C355)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -6067,15 +5864,15 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C429.get(s)
+        t = _C357.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C426)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C355)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e20(w, v)
+        _e20(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -6083,15 +5880,15 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C430.get(s)
+        t = _C358.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C426)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C355)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e26(w, v)
+        _e26(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -6099,15 +5896,15 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C431.get(s)
+        t = _C359.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C426)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C355)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -6115,15 +5912,15 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C432.get(s)
+        t = _C360.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C426)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C355)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e23(w, v)
+        _e23(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -6131,15 +5928,15 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C433.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C426)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C355)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e27(w, v)
+        _e27(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -6147,20 +5944,20 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C434.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C355)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C435.get(s)
+    t = _C363.get(s)
     if t is None:
-        _order("KeyInfo", s, _C426)
+        _order("KeyInfo", s, _C355)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6182,7 +5979,7 @@ def _d20(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C436, "KeyValueType")
+            _escape(r, 3, _C364, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6198,7 +5995,7 @@ def _d20(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C437, "KeyValueType")
+            _escape(r, 2, _C365, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6208,7 +6005,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C438, "KeyValueType")
+            _escape(r, 1, _C366, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -6218,7 +6015,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C439, "KeyValueType")
+            _escape(r, 1, _C367, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -6228,7 +6025,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C440, "KeyValueType")
+            _escape(r, 1, _C368, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -6238,30 +6035,27 @@ def _d20(r):
 
 def _e20(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C442.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e15(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C370.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C441)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C369)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e15(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C443.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C441)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    t = _C444.get(s)
+        _e24(w, v1)
+        s = 2
+    t = _C371.get(s)
     if t is None:
-        _order("KeyValue", s, _C441)
+        _order("KeyValue", s, _C369)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6282,7 +6076,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C445, "ManifestType")
+            _escape(r, 3, _C372, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -6293,7 +6087,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C446, "ManifestType")
+            _escape(r, 3, _C373, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -6308,7 +6102,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C447, "ManifestType")
+                _escape(r, 1, _C374, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -6318,34 +6112,31 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C449.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C448)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C450.get(s)
+        t = _C376.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C448)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C375)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e25(w, v)
+        _e25(w, v1)
         s = 1
-    t = _C451.get(s)
+    t = _C377.get(s)
     if t is None:
-        _order("Manifest", s, _C448)
+        _order("Manifest", s, _C375)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6373,7 +6164,7 @@ def _d22(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C452, "ObjectType")
+            _escape(r, 3, _C378, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -6391,7 +6182,7 @@ def _d22(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C453, "ObjectType")
+            _escape(r, 2, _C379, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -6406,7 +6197,7 @@ def _d22(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C454, "ObjectType")
+            _escape(r, 2, _C380, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -6418,7 +6209,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C455, "ObjectType")
+            _escape(r, 2, _C381, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -6430,7 +6221,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C456, "ObjectType")
+            _escape(r, 1, _C382, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -6442,7 +6233,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C457, "ObjectType")
+            _escape(r, 1, _C383, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -6453,40 +6244,37 @@ def _d22(r):
 
 def _e22(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C459.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C385.get(s)
         if t is None:
-            _order("Object.encoding", s, _C458)
+            _order("Object.id", s, _C384)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C460.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C386.get(s)
         if t is None:
-            _order("Object.id", s, _C458)
+            _order("Object.mime_type", s, _C384)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C461.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C458)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C462.get(s)
+        w.string(v2)
+        s = 3
+    t = _C387.get(s)
     if t is None:
-        _order("Object", s, _C458)
+        _order("Object", s, _C384)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6515,7 +6303,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C463, "PGPDataType")
+            _escape(r, 3, _C388, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -6525,7 +6313,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C464, "PGPDataType")
+            _escape(r, 1, _C389, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -6537,7 +6325,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C465, "PGPDataType")
+                _escape(r, 1, _C390, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6555,7 +6343,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C466, "PGPDataType")
+            _escape(r, 1, _C391, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -6565,7 +6353,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C467, "PGPDataType")
+            _escape(r, 1, _C392, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6577,7 +6365,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C468, "PGPDataType")
+                _escape(r, 1, _C393, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -6587,32 +6375,29 @@ def _d23(r):
 
 def _e23(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C470.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C395.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C394)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C471.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C472.get(s)
+    t = _C396.get(s)
     if t is None:
-        _order("PGPData", s, _C469)
+        _order("PGPData", s, _C394)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6632,7 +6417,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C473, "RSAKeyValueType")
+            _escape(r, 3, _C397, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6646,7 +6431,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C474, "RSAKeyValueType")
+            _escape(r, 2, _C398, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6654,7 +6439,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C475, "RSAKeyValueType")
+            _escape(r, 1, _C399, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6664,34 +6449,21 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C477.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C476)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C478.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C476)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C479.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C476)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C400)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C400)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d25(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -6720,7 +6492,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C480, "ReferenceType")
+            _escape(r, 3, _C401, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6738,7 +6510,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C481, "ReferenceType")
+            _escape(r, 3, _C402, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6753,7 +6525,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C482, "ReferenceType")
+            _escape(r, 3, _C403, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6765,7 +6537,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C483, "ReferenceType")
+            _escape(r, 3, _C404, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6774,7 +6546,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C484, "ReferenceType")
+            _escape(r, 2, _C405, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6788,7 +6560,7 @@ def _d25(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C485, "ReferenceType")
+            _escape(r, 2, _C406, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6796,7 +6568,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C486, "ReferenceType")
+            _escape(r, 1, _C407, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6810,73 +6582,62 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C488.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C409.get(s)
         if t is None:
-            _order("Reference.id", s, _C487)
+            _order("Reference.type", s, _C408)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C489.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C410.get(s)
         if t is None:
-            _order("Reference.type", s, _C487)
+            _order("Reference.uri", s, _C408)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C490.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C411.get(s)
         if t is None:
-            _order("Reference.uri", s, _C487)
+            _order("Reference.transforms", s, _C408)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C491.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C487)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C492.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C487)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e16(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C493.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C487)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C494.get(s)
+        _e37(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C408)
+    t = _C412.get(s)
     if t is None:
-        _order("Reference", s, _C487)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C408)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e16(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C408)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d26(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -6898,7 +6659,7 @@ def _d26(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C495, "RetrievalMethodType")
+            _escape(r, 3, _C413, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6912,7 +6673,7 @@ def _d26(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C496, "RetrievalMethodType")
+            _escape(r, 2, _C414, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6923,7 +6684,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C497, "RetrievalMethodType")
+            _escape(r, 2, _C415, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6931,7 +6692,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C498, "RetrievalMethodType")
+            _escape(r, 1, _C416, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6942,40 +6703,37 @@ def _d26(r):
 
 def _e26(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C500.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C418.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C499)
+            _order("RetrievalMethod.uri", s, _C417)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C501.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C419.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C499)
+            _order("RetrievalMethod.transforms", s, _C417)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C502.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C499)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
-    t = _C503.get(s)
+        _e37(w, v2)
+        s = 1
+    t = _C420.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C499)
+        _order("RetrievalMethod", s, _C417)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6996,7 +6754,7 @@ def _d27(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C504, "SPKIDataType")
+                _escape(r, 3, _C421, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7015,7 +6773,7 @@ def _d27(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C505, "SPKIDataType")
+                _escape(r, 1, _C422, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7032,7 +6790,7 @@ def _d27(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C506, "SPKIDataType")
+                _escape(r, 1, _C423, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7048,20 +6806,20 @@ def _e27(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C508.get(s)
+        t = _C425.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C507)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C424)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C509.get(s)
+    t = _C426.get(s)
     if t is None:
-        _order("SPKIData", s, _C507)
+        _order("SPKIData", s, _C424)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7086,311 +6844,311 @@ def _d28(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 9:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C510, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C427, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 8:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C511, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C428, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 7:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C512, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C429, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 6:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C513, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C430, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 5:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C514, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C431, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C515, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C432, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C516, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C433, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C517, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C434, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C518, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C435, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d39(r)
+            f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C519, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C436, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d39(r)
+            f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 3:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 4:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C520, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C437, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(3)
         if ec == 0:
-            f11 = _d39(r)
+            f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 3:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C521, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C438, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(3)
         if ec == 0:
-            f12 = _d39(r)
+            f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 2:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C522, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C439, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d39(r)
+            f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C523, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C440, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d39(r)
+            f14 = _d40(r)
             s = 15
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C524, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C441, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -7398,7 +7156,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C525, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C442, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLReqControlMode)
@@ -7421,160 +7179,155 @@ def _d28(r):
 
 def _e28(w, o):
     """iso20.Scheduled_AC_CLReqControlMode -> Scheduled_AC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C527.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C444.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_target_energy_request", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C443)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C528.get(s)
+        _e40(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C445.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C443)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C529.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.ev_maximum_charge_power
+    if v3 is not None:
+        t = _C446.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C443)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C530.get(s)
+        _e40(w, v3)
+        s = 4
+    v4 = o.ev_maximum_charge_power_l2
+    if v4 is not None:
+        t = _C447.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C443)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l2
-    if v is not None:
-        t = _C531.get(s)
+        _e40(w, v4)
+        s = 5
+    v5 = o.ev_maximum_charge_power_l3
+    if v5 is not None:
+        t = _C448.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C443)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power_l3
-    if v is not None:
-        t = _C532.get(s)
+        _e40(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C449.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C443)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C533.get(s)
+        _e40(w, v6)
+        s = 7
+    v7 = o.ev_minimum_charge_power_l2
+    if v7 is not None:
+        t = _C450.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C443)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l2
-    if v is not None:
-        t = _C534.get(s)
+        _e40(w, v7)
+        s = 8
+    v8 = o.ev_minimum_charge_power_l3
+    if v8 is not None:
+        t = _C451.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v, "a RationalNumber")
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C443)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power_l3
-    if v is not None:
-        t = _C535.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power
-    if v is not None:
-        t = _C536.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l2
-    if v is not None:
-        t = _C537.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_active_power_l3
-    if v is not None:
-        t = _C538.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power
-    if v is not None:
-        t = _C539.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l2
-    if v is not None:
-        t = _C540.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.ev_present_reactive_power_l3
-    if v is not None:
-        t = _C541.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C526)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C542.get(s)
+        _e40(w, v8)
+        s = 9
+    v9 = o.ev_present_active_power
+    if v9 is None:
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C443)
+    t = _C452.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode", s, _C526)
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C443)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e40(w, v9)
+    v10 = o.ev_present_active_power_l2
+    s = 10
+    if v10 is not None:
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l2", v10, "a RationalNumber")
+        w.bits(0, 3)
+        _e40(w, v10)
+        s = 11
+    v11 = o.ev_present_active_power_l3
+    if v11 is not None:
+        t = _C453.get(s)
+        if t is None:
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C443)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v11)
+        s = 12
+    v12 = o.ev_present_reactive_power
+    if v12 is not None:
+        t = _C454.get(s)
+        if t is None:
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C443)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v12)
+        s = 13
+    v13 = o.ev_present_reactive_power_l2
+    if v13 is not None:
+        t = _C455.get(s)
+        if t is None:
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C443)
+        if v13.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v13)
+        s = 14
+    v14 = o.ev_present_reactive_power_l3
+    if v14 is not None:
+        t = _C456.get(s)
+        if t is None:
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C443)
+        if v14.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e40(w, v14)
+        s = 15
+    t = _C457.get(s)
+    if t is None:
+        _order("Scheduled_AC_CLReqControlMode", s, _C443)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7593,208 +7346,208 @@ def _d29(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d39(r)
+            f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C543, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C458, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C544, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C459, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C545, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C460, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d39(r)
+            f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C546, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C461, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d39(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C547, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C462, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d39(r)
+            f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C548, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C463, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d39(r)
+            f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C549, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C464, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d39(r)
+            f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C550, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C465, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C551, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C466, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7802,7 +7555,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C552, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C467, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLResControlMode)
@@ -7819,100 +7572,97 @@ def _d29(r):
 
 def _e29(w, o):
     """iso20.Scheduled_AC_CLResControlMode -> Scheduled_AC_CLResControlModeType"""
+    v0 = o.evse_target_active_power
     s = 0
-    v = o.evse_target_active_power
-    if v is not None:
-        t = _C554.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e40(w, v0)
+        s = 1
+    v1 = o.evse_target_active_power_l2
+    if v1 is not None:
+        t = _C469.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C468)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l2
-    if v is not None:
-        t = _C555.get(s)
+        _e40(w, v1)
+        s = 2
+    v2 = o.evse_target_active_power_l3
+    if v2 is not None:
+        t = _C470.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C468)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_active_power_l3
-    if v is not None:
-        t = _C556.get(s)
+        _e40(w, v2)
+        s = 3
+    v3 = o.evse_target_reactive_power
+    if v3 is not None:
+        t = _C471.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C468)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power
-    if v is not None:
-        t = _C557.get(s)
+        _e40(w, v3)
+        s = 4
+    v4 = o.evse_target_reactive_power_l2
+    if v4 is not None:
+        t = _C472.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C468)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l2
-    if v is not None:
-        t = _C558.get(s)
+        _e40(w, v4)
+        s = 5
+    v5 = o.evse_target_reactive_power_l3
+    if v5 is not None:
+        t = _C473.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C468)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_target_reactive_power_l3
-    if v is not None:
-        t = _C559.get(s)
+        _e40(w, v5)
+        s = 6
+    v6 = o.evse_present_active_power
+    if v6 is not None:
+        t = _C474.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C468)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power
-    if v is not None:
-        t = _C560.get(s)
+        _e40(w, v6)
+        s = 7
+    v7 = o.evse_present_active_power_l2
+    if v7 is not None:
+        t = _C475.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C468)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l2
-    if v is not None:
-        t = _C561.get(s)
+        _e40(w, v7)
+        s = 8
+    v8 = o.evse_present_active_power_l3
+    if v8 is not None:
+        t = _C476.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v, "a RationalNumber")
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C468)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.evse_present_active_power_l3
-    if v is not None:
-        t = _C562.get(s)
-        if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C553)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C563.get(s)
+        _e40(w, v8)
+        s = 9
+    t = _C477.get(s)
     if t is None:
-        _order("Scheduled_AC_CLResControlMode", s, _C553)
+        _order("Scheduled_AC_CLResControlMode", s, _C468)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7934,7 +7684,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C564, "SignatureType")
+            _escape(r, 3, _C478, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7943,7 +7693,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C565, "SignatureType")
+            _escape(r, 3, _C479, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7952,7 +7702,7 @@ def _d30(r):
             f2 = _d34(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C566, "SignatureType")
+            _escape(r, 2, _C480, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7968,7 +7718,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C567, "SignatureType")
+            _escape(r, 1, _C481, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7981,7 +7731,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C568, "SignatureType")
+            _escape(r, 1, _C482, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7996,7 +7746,7 @@ def _d30(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C569, "SignatureType")
+                _escape(r, 1, _C483, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8009,64 +7759,56 @@ def _d30(r):
 
 def _e30(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("Signature.id", s, _C570)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C572.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C570)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C573.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C570)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e34(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C574.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C570)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e19(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C484)
+    t = _C485.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C484)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e35(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C484)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e34(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e19(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C575.get(s)
+        t = _C486.get(s)
         if t is None:
-            _order("Signature.object", s, _C570)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C484)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e22(w, v)
+        _e22(w, v4)
         s = 4
-    t = _C576.get(s)
+    t = _C487.get(s)
     if t is None:
-        _order("Signature", s, _C570)
+        _order("Signature", s, _C484)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8082,7 +7824,7 @@ def _d31(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C577, "SignatureMethodType")
+            _escape(r, 3, _C488, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8102,7 +7844,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C578, "SignatureMethodType")
+            _escape(r, 2, _C489, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8122,7 +7864,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C579, "SignatureMethodType")
+            _escape(r, 1, _C490, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8134,7 +7876,7 @@ def _d31(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C580, "SignatureMethodType")
+            _escape(r, 1, _C491, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8148,7 +7890,7 @@ def _d31(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C581, "SignatureMethodType")
+                _escape(r, 1, _C492, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8158,31 +7900,25 @@ def _d31(r):
 
 def _e31(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C583.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C582)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C584.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C582)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C493)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C585.get(s)
+        s = 1
+    t = _C494.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C582)
+        _order("SignatureMethod", s, _C493)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8203,7 +7939,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C586, "SignaturePropertiesType")
+            _escape(r, 3, _C495, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8214,7 +7950,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C587, "SignaturePropertiesType")
+            _escape(r, 3, _C496, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8229,7 +7965,7 @@ def _d32(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C588, "SignaturePropertiesType")
+                _escape(r, 1, _C497, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8239,34 +7975,31 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C590.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C589)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C591.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C589)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C498)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v1)
         s = 1
-    t = _C592.get(s)
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C589)
+        _order("SignatureProperties", s, _C498)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8284,7 +8017,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C593, "SignaturePropertyType")
+            _escape(r, 3, _C501, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8293,7 +8026,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C594, "SignaturePropertyType")
+            _escape(r, 3, _C502, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8303,7 +8036,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C595, "SignaturePropertyType")
+            _escape(r, 3, _C503, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8313,7 +8046,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C596, "SignaturePropertyType")
+            _escape(r, 2, _C504, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8325,7 +8058,7 @@ def _d33(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C597, "SignaturePropertyType")
+            _escape(r, 1, _C505, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8335,32 +8068,25 @@ def _d33(r):
 
 def _e33(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C599.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C598)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C600.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C598)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C601.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C506)
+    t = _C507.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C598)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C506)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C506)
 
 def _d34(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8376,7 +8102,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C602, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C508, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8386,7 +8112,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C603, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C509, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8395,7 +8121,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "SignatureValueType")
+            _escape(r, 1, _C510, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8405,31 +8131,25 @@ def _d34(r):
 
 def _e34(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C606.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C605)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C607.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C511)
+    t = _C512.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C605)
+        _order("SignatureValue.value", s, _C511)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C608.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C605)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d35(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -8448,7 +8168,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C609, "SignedInfoType")
+            _escape(r, 3, _C513, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8457,7 +8177,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C610, "SignedInfoType")
+            _escape(r, 3, _C514, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8466,7 +8186,7 @@ def _d35(r):
             f2 = _d31(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C611, "SignedInfoType")
+            _escape(r, 2, _C515, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8477,7 +8197,7 @@ def _d35(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C612, "SignedInfoType")
+            _escape(r, 2, _C516, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8492,7 +8212,7 @@ def _d35(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C613, "SignedInfoType")
+                _escape(r, 1, _C517, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8504,54 +8224,49 @@ def _d35(r):
 
 def _e35(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C615.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C614)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C616.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C614)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e14(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C617.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C614)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e31(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C518)
+    t = _C519.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C518)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e14(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C518)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e31(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C618.get(s)
+        t = _C520.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C614)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C518)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e25(w, v)
+        _e25(w, v3)
         s = 3
-    t = _C619.get(s)
+    t = _C521.get(s)
     if t is None:
-        _order("SignedInfo", s, _C614)
+        _order("SignedInfo", s, _C518)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8567,7 +8282,7 @@ def _d36(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C620, "TransformType")
+                _escape(r, 3, _C522, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8588,7 +8303,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C621, "TransformType")
+                _escape(r, 2, _C523, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8609,7 +8324,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C622, "TransformType")
+                _escape(r, 1, _C524, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8630,7 +8345,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C623, "TransformType")
+                _escape(r, 1, _C525, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8651,7 +8366,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C624, "TransformType")
+                _escape(r, 1, _C526, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8661,37 +8376,34 @@ def _d36(r):
 
 def _e36(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C626.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C625)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C527)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C627.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C527)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C628.get(s)
+    t = _C529.get(s)
     if t is None:
-        _order("Transform", s, _C625)
+        _order("Transform", s, _C527)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8708,7 +8420,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C629, "TransformsType")
+            _escape(r, 3, _C530, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8723,7 +8435,7 @@ def _d37(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C630, "TransformsType")
+                _escape(r, 1, _C531, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8737,19 +8449,19 @@ def _e37(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C632.get(s)
+        t = _C533.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C631)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C532)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e36(w, v)
+        _e36(w, v0)
         s = 1
-    t = _C633.get(s)
+    t = _C534.get(s)
     if t is None:
-        _order("Transforms", s, _C631)
+        _order("Transforms", s, _C532)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8765,7 +8477,7 @@ def _d38(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8807,13 +8519,13 @@ def _d38(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C634, "X509DataType")
+                _escape(r, 3, _C535, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8857,13 +8569,13 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C635, "X509DataType")
+                _escape(r, 1, _C536, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8907,13 +8619,13 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C636, "X509DataType")
+                _escape(r, 1, _C537, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8957,13 +8669,13 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C637, "X509DataType")
+                _escape(r, 1, _C538, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9007,13 +8719,13 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C638, "X509DataType")
+                _escape(r, 1, _C539, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9057,13 +8769,13 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C639, "X509DataType")
+                _escape(r, 1, _C540, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d45(r)
+                v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9107,7 +8819,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C640, "X509DataType")
+                _escape(r, 1, _C541, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9127,15 +8839,15 @@ def _e38(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C642.get(s)
+        t = _C543.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C641)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C542)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e45(w, v)
+        _e46(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -9143,15 +8855,15 @@ def _e38(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C643.get(s)
+        t = _C544.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C641)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C542)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -9160,15 +8872,15 @@ def _e38(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C644.get(s)
+        t = _C545.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C641)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C542)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -9177,15 +8889,15 @@ def _e38(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C645.get(s)
+        t = _C546.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C641)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C542)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -9194,24 +8906,78 @@ def _e38(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C646.get(s)
+        t = _C547.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C641)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C542)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C647.get(s)
+    t = _C548.get(s)
     if t is None:
-        _order("X509Data", s, _C641)
+        _order("X509Data", s, _C542)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d39(r):
+    """DetailedCostType -> iso20.DetailedCost"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d40(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C549, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d40(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C550, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C551, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
+    return o
+
+def _e39(w, o):
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C552)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C552)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e40(w, v1)
+    w.bits(0, 1)
+
+def _d40(r):
     """RationalNumberType -> iso20.RationalNumber"""
     f0 = None
     f1 = None
@@ -9227,7 +8993,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C648, "RationalNumberType")
+            _escape(r, 3, _C553, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -9243,7 +9009,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C649, "RationalNumberType")
+            _escape(r, 2, _C554, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -9251,7 +9017,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C650, "RationalNumberType")
+            _escape(r, 1, _C555, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -9259,138 +9025,21 @@ def _d39(r):
     o.value = f1
     return o
 
-def _e39(w, o):
-    """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C652.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C651)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C653.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C651)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C654.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C651)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d40(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C655, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C656, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d30(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C657, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C658, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
-    return o
-
 def _e40(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C660.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C661.get(s)
-        if t is None:
-            _order("MessageHeader.time_stamp", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C662.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C659)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e30(w, v)
-        s = t[2]
-    t = _C663.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C659)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.RationalNumber -> RationalNumberType"""
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C556)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C556)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d41(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
@@ -9486,7 +9135,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 9:
             if r.bits(1):
@@ -9499,7 +9148,7 @@ def _d41(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C664, "DisplayParametersType")
+            _escape(r, 3, _C557, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -9573,7 +9222,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 8:
             if r.bits(1):
@@ -9586,7 +9235,7 @@ def _d41(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C665, "DisplayParametersType")
+            _escape(r, 1, _C558, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -9650,7 +9299,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 7:
             if r.bits(1):
@@ -9663,7 +9312,7 @@ def _d41(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C666, "DisplayParametersType")
+            _escape(r, 1, _C559, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -9717,7 +9366,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 6:
             if r.bits(1):
@@ -9730,7 +9379,7 @@ def _d41(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C667, "DisplayParametersType")
+            _escape(r, 1, _C560, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -9774,7 +9423,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 5:
             if r.bits(1):
@@ -9787,7 +9436,7 @@ def _d41(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C668, "DisplayParametersType")
+            _escape(r, 1, _C561, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -9821,7 +9470,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 4:
             if r.bits(1):
@@ -9834,7 +9483,7 @@ def _d41(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C669, "DisplayParametersType")
+            _escape(r, 1, _C562, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -9858,7 +9507,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 3:
             if r.bits(1):
@@ -9871,7 +9520,7 @@ def _d41(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C670, "DisplayParametersType")
+            _escape(r, 1, _C563, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -9885,7 +9534,7 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 2:
             if r.bits(1):
@@ -9898,13 +9547,13 @@ def _d41(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C671, "DisplayParametersType")
+            _escape(r, 1, _C564, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d39(r)
+            f8 = _d40(r)
             s = 9
         elif ec == 1:
             if r.bits(1):
@@ -9917,7 +9566,7 @@ def _d41(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C672, "DisplayParametersType")
+            _escape(r, 1, _C565, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -9933,7 +9582,7 @@ def _d41(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C673, "DisplayParametersType")
+            _escape(r, 1, _C566, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -9941,7 +9590,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C674, "DisplayParametersType")
+            _escape(r, 1, _C567, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -9959,119 +9608,104 @@ def _d41(r):
 
 def _e41(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C676.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C569.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C568)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C570.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C568)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C571.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C568)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C572.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C568)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C677.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C573.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C568)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C678.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C574.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C568)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C679.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C575.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C680.get(s)
+            _order("DisplayParameters.charging_complete", s, _C568)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C576.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C681.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C683.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C684.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C675)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C568)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C685.get(s)
+        _e40(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C577.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C675)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C686.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C568)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C578.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C675)
+        _order("DisplayParameters", s, _C568)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10093,7 +9727,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C687, "EVSEStatusType")
+            _escape(r, 3, _C579, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -10105,12 +9739,12 @@ def _d42(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C688[f1]
+                f1 = _C580[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C690, "EVSEStatusType")
+            _escape(r, 2, _C582, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -10118,7 +9752,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C691, "EVSEStatusType")
+            _escape(r, 1, _C583, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -10128,37 +9762,114 @@ def _d42(r):
 
 def _e42(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C584)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C584)
+    i1 = _C581.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d43(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C693.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C692)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C694.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C692)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C689.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C695.get(s)
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SessionID")
+            else:
+                f0 = r.binary(8, 8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C585, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeStamp")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C586, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d30(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C587, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C588, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e43(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C589)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C589)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e30(w, v2)
+        s = 3
+    t = _C590.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C692)
+        _order("MessageHeader", s, _C589)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d43(r):
+def _d44(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -10180,7 +9891,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C696, "MeterInfoType")
+            _escape(r, 3, _C591, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -10196,7 +9907,7 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C697, "MeterInfoType")
+            _escape(r, 2, _C592, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -10262,7 +9973,7 @@ def _d43(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C698, "MeterInfoType")
+            _escape(r, 1, _C593, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -10318,7 +10029,7 @@ def _d43(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C699, "MeterInfoType")
+            _escape(r, 1, _C594, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -10364,7 +10075,7 @@ def _d43(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C700, "MeterInfoType")
+            _escape(r, 1, _C595, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -10400,7 +10111,7 @@ def _d43(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C701, "MeterInfoType")
+            _escape(r, 1, _C596, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -10428,7 +10139,7 @@ def _d43(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C702, "MeterInfoType")
+            _escape(r, 1, _C597, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -10446,7 +10157,7 @@ def _d43(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C703, "MeterInfoType")
+            _escape(r, 1, _C598, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -10454,7 +10165,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C704, "MeterInfoType")
+            _escape(r, 1, _C599, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -10468,104 +10179,94 @@ def _d43(r):
     o.meter_timestamp = f7
     return o
 
-def _e43(w, o):
+def _e44(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C706.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C600)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C600)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C707.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C601.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C600)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C708.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C602.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C600)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C709.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C603.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C600)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C710.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C604.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C600)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C711.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C605.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C600)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C712.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C713.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C705)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C714.get(s)
+        s = 8
+    t = _C606.get(s)
     if t is None:
-        _order("MeterInfo", s, _C705)
+        _order("MeterInfo", s, _C600)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d44(r):
+def _d45(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -10588,22 +10289,22 @@ def _d44(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C715, "ReceiptType")
+            _escape(r, 3, _C607, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d46(r)
+            f1 = _d39(r)
             s = 2
         elif ec == 1:
-            f2 = _d46(r)
+            f2 = _d39(r)
             s = 3
         elif ec == 2:
-            f3 = _d46(r)
+            f3 = _d39(r)
             s = 4
         elif ec == 3:
-            f4 = _d46(r)
+            f4 = _d39(r)
             s = 5
         elif ec == 4:
             v = _d47(r)
@@ -10613,19 +10314,19 @@ def _d44(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C716, "ReceiptType")
+            _escape(r, 1, _C608, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d46(r)
+            f2 = _d39(r)
             s = 3
         elif ec == 1:
-            f3 = _d46(r)
+            f3 = _d39(r)
             s = 4
         elif ec == 2:
-            f4 = _d46(r)
+            f4 = _d39(r)
             s = 5
         elif ec == 3:
             v = _d47(r)
@@ -10635,16 +10336,16 @@ def _d44(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C717, "ReceiptType")
+            _escape(r, 1, _C609, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d46(r)
+            f3 = _d39(r)
             s = 4
         elif ec == 1:
-            f4 = _d46(r)
+            f4 = _d39(r)
             s = 5
         elif ec == 2:
             v = _d47(r)
@@ -10654,13 +10355,13 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C718, "ReceiptType")
+            _escape(r, 1, _C610, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d46(r)
+            f4 = _d39(r)
             s = 5
         elif ec == 1:
             v = _d47(r)
@@ -10670,7 +10371,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C719, "ReceiptType")
+            _escape(r, 1, _C611, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -10683,7 +10384,7 @@ def _d44(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C720, "ReceiptType")
+            _escape(r, 1, _C612, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -10699,7 +10400,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C721, "ReceiptType")
+                    _escape(r, 1, _C613, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -10708,7 +10409,7 @@ def _d44(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C722, "ReceiptType")
+                    _escape(r, 1, _C614, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -10720,83 +10421,77 @@ def _d44(r):
     o.tax_costs = f5
     return o
 
-def _e44(w, o):
+def _e45(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C724.get(s)
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C615)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e39(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C616.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C723)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C725.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C723)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C615)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C726.get(s)
+        _e39(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C617.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C723)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+            _order("Receipt.additional_services_costs", s, _C615)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C727.get(s)
+        _e39(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C618.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C723)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+            _order("Receipt.overstay_costs", s, _C615)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C728.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C723)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
+        _e39(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C729.get(s)
+        t = _C619.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C723)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C615)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e47(w, v)
+        _e47(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C730.get(s)
+    t = _C620.get(s)
     if t is None:
-        _order("Receipt", s, _C723)
+        _order("Receipt", s, _C615)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d45(r):
+def _d46(r):
     """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
     f0 = None
     f1 = None
@@ -10812,7 +10507,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C731, "X509IssuerSerialType")
+            _escape(r, 3, _C621, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -10826,7 +10521,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C732, "X509IssuerSerialType")
+            _escape(r, 2, _C622, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -10834,7 +10529,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C733, "X509IssuerSerialType")
+            _escape(r, 1, _C623, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -10842,101 +10537,23 @@ def _d45(r):
     o.x509_serial_number = f1
     return o
 
-def _e45(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C735.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C734)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C736.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C734)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C737.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C734)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d46(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d39(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C738, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d39(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C739, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C740, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
 def _e46(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C742.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C741)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C743.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C741)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C744.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C741)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C624)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C624)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d47(r):
     """DetailedTaxType -> iso20.DetailedTax"""
@@ -10956,16 +10573,16 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C745, "DetailedTaxType")
+            _escape(r, 3, _C625, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d39(r)
+            f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C746, "DetailedTaxType")
+            _escape(r, 2, _C626, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -10973,7 +10590,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C747, "DetailedTaxType")
+            _escape(r, 1, _C627, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -10983,33 +10600,21 @@ def _d47(r):
 
 def _e47(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C749.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C748)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C750.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C748)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    t = _C751.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C748)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C628)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C628)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e40(w, v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
@@ -11021,101 +10626,101 @@ _C4 = ('SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = ('SE_ANY', 'CH')
 _C7 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, end of element', 5: 'EVMinimumChargePower_L3, end of element', 6: 'end of element'}
-_C8 = {0: (0, 1, 1)}
-_C9 = {1: (0, 2, 2)}
-_C10 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C11 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C12 = {4: (0, 2, 5)}
-_C13 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C14 = {4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C8 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C9 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C10 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C11 = {4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C12 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C13 = ('EE', 'SE_ANY', 'CH')
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
 _C18 = ('EE', 'SE_ANY', 'CH')
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('EE', 'SE_ANY', 'CH')
-_C21 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('SE_ANY', 'CH')
+_C20 = ('SE_ANY', 'CH')
+_C21 = ('SE_ANY', 'CH')
 _C22 = ('SE_ANY', 'CH')
 _C23 = ('SE_ANY', 'CH')
 _C24 = ('SE_ANY', 'CH')
-_C25 = ('SE_ANY', 'CH')
-_C26 = ('SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L3, end of element', 12: 'end of element'}
-_C29 = {0: (0, 1, 1)}
-_C30 = {1: (0, 2, 2)}
-_C31 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C32 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C33 = {4: (0, 2, 5)}
-_C34 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C35 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C36 = {7: (0, 3, 8)}
-_C37 = {7: (1, 3, 9), 8: (0, 3, 9)}
-_C38 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C39 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
-_C40 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
-_C41 = {7: (5, 3, -1), 8: (4, 3, -1), 9: (3, 3, -1), 10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
-_C42 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C43 = ('EE', 'SE_ANY', 'CH')
-_C44 = ('EE', 'SE_ANY', 'CH')
-_C45 = ('EE', 'SE_ANY', 'CH')
-_C46 = ('SE_ANY', 'CH')
-_C47 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode', 4: 'end of element'}
-_C48 = {0: (0, 1, 1)}
-_C49 = {1: (0, 2, 2)}
-_C50 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C51 = {3: (0, 3, 4)}
-_C52 = {3: (1, 3, 4)}
-_C53 = {3: (2, 3, 4)}
-_C54 = {3: (3, 3, 4)}
-_C55 = {3: (4, 3, 4)}
-_C56 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (_C51, _e8), _iso20.BPT_Scheduled_AC_CLReqControlMode: (_C52, _e10), _iso20.CLReqControlMode: (_C53, _e12), _iso20.Dynamic_AC_CLReqControlMode: (_C54, _e17), _iso20.Scheduled_AC_CLReqControlMode: (_C55, _e28)}
-_C57 = {4: (0, 1, -1)}
-_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C60 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('EE', 'SE_ANY', 'CH')
-_C63 = ('EE', 'SE_ANY', 'CH')
-_C64 = ('EE', 'SE_ANY', 'CH')
+_C25 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L3, end of element', 12: 'end of element'}
+_C26 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C27 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C28 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C29 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C30 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C31 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C32 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C33 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
+_C34 = {7: (5, 3), 8: (4, 3), 9: (3, 3), 10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = ('EE', 'SE_ANY', 'CH')
+_C37 = ('EE', 'SE_ANY', 'CH')
+_C38 = ('EE', 'SE_ANY', 'CH')
+_C39 = ('SE_ANY', 'CH')
+_C40 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode', 4: 'end of element'}
+_C41 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C42 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (0, _e8), _iso20.BPT_Scheduled_AC_CLReqControlMode: (1, _e10), _iso20.CLReqControlMode: (2, _e12), _iso20.Dynamic_AC_CLReqControlMode: (3, _e17), _iso20.Scheduled_AC_CLReqControlMode: (4, _e28)}
+_C43 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C44 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C45 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C46 = ('EE', 'SE_ANY', 'CH')
+_C47 = ('EE', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
+_C51 = ('EE', 'SE_ANY', 'CH')
+_C52 = ('SE_ANY', 'CH')
+_C53 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
+_C54 = {2: (1, 4, 4), 3: (0, 4, 4)}
+_C55 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C56 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C57 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C58 = {2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
+_C59 = {2: 5, 3: 4, 4: 3, 5: 2, 6: 1}
+_C60 = {2: 6, 3: 5, 4: 4, 5: 3, 6: 2}
+_C61 = {2: 7, 3: 6, 4: 5, 5: 4, 6: 3}
+_C62 = {2: 8, 3: 7, 4: 6, 5: 5, 6: 4}
+_C63 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C58, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C59, _e11), _iso20.CLResControlMode: (_C60, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C61, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C62, _e29)}
+_C64 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C65 = ('EE', 'SE_ANY', 'CH')
-_C66 = ('EE', 'SE_ANY', 'CH')
-_C67 = ('SE_ANY', 'CH')
-_C68 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
-_C69 = {0: (0, 1, 1)}
-_C70 = {1: (0, 1, 2)}
-_C71 = {2: (0, 4, 3)}
-_C72 = {2: (1, 4, 4), 3: (0, 4, 4)}
-_C73 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C74 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C75 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C76 = {2: (5, 4, 7), 3: (4, 4, 7), 4: (3, 3, 7), 5: (2, 3, 7), 6: (1, 3, 7)}
-_C77 = {2: (6, 4, 7), 3: (5, 4, 7), 4: (4, 3, 7), 5: (3, 3, 7), 6: (2, 3, 7)}
-_C78 = {2: (7, 4, 7), 3: (6, 4, 7), 4: (5, 3, 7), 5: (4, 3, 7), 6: (3, 3, 7)}
-_C79 = {2: (8, 4, 7), 3: (7, 4, 7), 4: (6, 3, 7), 5: (5, 3, 7), 6: (4, 3, 7)}
-_C80 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C75, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C76, _e11), _iso20.CLResControlMode: (_C77, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C78, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C79, _e29)}
-_C81 = {7: (0, 1, -1)}
-_C82 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C66 = ('SE_ANY', 'CH')
+_C67 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C68 = {_iso20.AC_CPDReqEnergyTransferMode: (0, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (1, _e6)}
+_C69 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C70 = ('EE', 'SE_ANY', 'CH')
+_C71 = ('EE', 'SE_ANY', 'CH')
+_C72 = ('SE_ANY', 'CH')
+_C73 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C74 = {_iso20.AC_CPDResEnergyTransferMode: (0, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (1, _e7)}
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
+_C77 = ('EE', 'SE_ANY', 'CH')
+_C78 = ('EE', 'SE_ANY', 'CH')
+_C79 = ('EE', 'SE_ANY', 'CH')
+_C80 = ('EE', 'SE_ANY', 'CH')
+_C81 = ('EE', 'SE_ANY', 'CH')
+_C82 = ('EE', 'SE_ANY', 'CH')
 _C83 = ('EE', 'SE_ANY', 'CH')
-_C84 = ('SE_ANY', 'CH')
-_C85 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C86 = {0: (0, 1, 1)}
-_C87 = {1: (0, 2, 2)}
-_C88 = {1: (1, 2, 2)}
-_C89 = {_iso20.AC_CPDReqEnergyTransferMode: (_C87, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (_C88, _e6)}
-_C90 = {2: (0, 1, -1)}
-_C91 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C92 = ('EE', 'SE_ANY', 'CH')
-_C93 = ('EE', 'SE_ANY', 'CH')
-_C94 = ('SE_ANY', 'CH')
-_C95 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C96 = {0: (0, 1, 1)}
-_C97 = {1: (0, 1, 2)}
-_C98 = {2: (0, 2, 3)}
-_C99 = {2: (1, 2, 3)}
-_C100 = {_iso20.AC_CPDResEnergyTransferMode: (_C98, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (_C99, _e7)}
-_C101 = {3: (0, 1, -1)}
-_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C84 = ('EE', 'SE_ANY', 'CH')
+_C85 = ('SE_ANY', 'CH')
+_C86 = ('SE_ANY', 'CH')
+_C87 = ('SE_ANY', 'CH')
+_C88 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
+_C89 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C90 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C91 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C92 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C93 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C94 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C95 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C96 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C97 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C98 = ('EE', 'SE_ANY', 'CH')
+_C99 = ('EE', 'SE_ANY', 'CH')
+_C100 = ('EE', 'SE_ANY', 'CH')
+_C101 = ('EE', 'SE_ANY', 'CH')
+_C102 = ('EE', 'SE_ANY', 'CH')
 _C103 = ('EE', 'SE_ANY', 'CH')
 _C104 = ('EE', 'SE_ANY', 'CH')
 _C105 = ('EE', 'SE_ANY', 'CH')
@@ -11125,25 +10730,25 @@ _C108 = ('EE', 'SE_ANY', 'CH')
 _C109 = ('EE', 'SE_ANY', 'CH')
 _C110 = ('EE', 'SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('SE_ANY', 'CH')
+_C112 = ('EE', 'SE_ANY', 'CH')
 _C113 = ('SE_ANY', 'CH')
 _C114 = ('SE_ANY', 'CH')
-_C115 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
-_C116 = {0: (0, 1, 1)}
-_C117 = {1: (0, 2, 2)}
-_C118 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C119 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C120 = {4: (0, 2, 5)}
-_C121 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C122 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C123 = {7: (0, 2, 8)}
-_C124 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C125 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C126 = {10: (0, 2, 11)}
-_C127 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C128 = {10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
-_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C130 = ('EE', 'SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
+_C117 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C118 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C119 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C120 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C121 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C122 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C123 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C124 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
+_C125 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
+_C126 = {13: (1, 2, 15), 14: (0, 2, 15)}
+_C127 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
+_C128 = {16: (1, 2, 18), 17: (0, 2, 18)}
+_C129 = {16: (2, 2), 17: (1, 2), 18: (0, 1)}
+_C130 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C131 = ('EE', 'SE_ANY', 'CH')
 _C132 = ('EE', 'SE_ANY', 'CH')
 _C133 = ('EE', 'SE_ANY', 'CH')
@@ -11158,613 +10763,490 @@ _C141 = ('EE', 'SE_ANY', 'CH')
 _C142 = ('EE', 'SE_ANY', 'CH')
 _C143 = ('EE', 'SE_ANY', 'CH')
 _C144 = ('EE', 'SE_ANY', 'CH')
-_C145 = ('SE_ANY', 'CH')
-_C146 = ('SE_ANY', 'CH')
-_C147 = ('SE_ANY', 'CH')
-_C148 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
-_C149 = {0: (0, 1, 1)}
-_C150 = {1: (0, 2, 2)}
-_C151 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C152 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C153 = {4: (0, 2, 5)}
-_C154 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C155 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C156 = {7: (0, 3, 8)}
-_C157 = {7: (1, 3, 9), 8: (0, 3, 9)}
-_C158 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C159 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
-_C160 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
-_C161 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
-_C162 = {13: (0, 2, 14)}
-_C163 = {13: (1, 2, 15), 14: (0, 2, 15)}
-_C164 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
-_C165 = {16: (0, 2, 17)}
-_C166 = {16: (1, 2, 18), 17: (0, 2, 18)}
-_C167 = {16: (2, 2, -1), 17: (1, 2, -1), 18: (0, 1, -1)}
-_C168 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C169 = ('EE', 'SE_ANY', 'CH')
-_C170 = ('EE', 'SE_ANY', 'CH')
-_C171 = ('EE', 'SE_ANY', 'CH')
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('EE', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
+_C150 = ('SE_ANY', 'CH')
+_C151 = ('SE_ANY', 'CH')
+_C152 = ('SE_ANY', 'CH')
+_C153 = ('SE_ANY', 'CH')
+_C154 = ('SE_ANY', 'CH')
+_C155 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
+_C156 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C157 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C158 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C159 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C160 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C161 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C162 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C163 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C164 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
+_C165 = {17: (1, 2, 19), 18: (0, 2, 19)}
+_C166 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
+_C167 = {20: (1, 3, 22), 21: (0, 3, 22)}
+_C168 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
+_C169 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
+_C170 = {20: (4, 3), 21: (3, 3), 22: (2, 2), 23: (1, 2), 24: (0, 1)}
+_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C172 = ('EE', 'SE_ANY', 'CH')
 _C173 = ('EE', 'SE_ANY', 'CH')
 _C174 = ('EE', 'SE_ANY', 'CH')
 _C175 = ('EE', 'SE_ANY', 'CH')
-_C176 = ('EE', 'SE_ANY', 'CH')
-_C177 = ('EE', 'SE_ANY', 'CH')
-_C178 = ('EE', 'SE_ANY', 'CH')
-_C179 = ('EE', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('EE', 'SE_ANY', 'CH')
-_C182 = ('EE', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
-_C188 = ('SE_ANY', 'CH')
-_C189 = ('SE_ANY', 'CH')
-_C190 = ('SE_ANY', 'CH')
-_C191 = ('SE_ANY', 'CH')
-_C192 = ('SE_ANY', 'CH')
-_C193 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
-_C194 = {0: (0, 2, 1)}
-_C195 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C196 = {2: (0, 1, 3)}
-_C197 = {3: (0, 1, 4)}
-_C198 = {4: (0, 1, 5)}
-_C199 = {5: (0, 2, 6)}
-_C200 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C201 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C202 = {8: (0, 2, 9)}
-_C203 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C204 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C205 = {11: (0, 2, 12)}
-_C206 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C207 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C208 = {14: (0, 2, 15)}
-_C209 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C210 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
-_C211 = {17: (0, 2, 18)}
-_C212 = {17: (1, 2, 19), 18: (0, 2, 19)}
-_C213 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
-_C214 = {20: (0, 3, 21)}
-_C215 = {20: (1, 3, 22), 21: (0, 3, 22)}
-_C216 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
-_C217 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
-_C218 = {20: (4, 3, -1), 21: (3, 3, -1), 22: (2, 2, -1), 23: (1, 2, -1), 24: (0, 1, -1)}
-_C219 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C220 = ('EE', 'SE_ANY', 'CH')
-_C221 = ('EE', 'SE_ANY', 'CH')
-_C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
-_C227 = ('SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = ('SE_ANY', 'CH')
-_C230 = ('SE_ANY', 'CH')
-_C231 = ('SE_ANY', 'CH')
-_C232 = ('SE_ANY', 'CH')
-_C233 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C234 = {0: (0, 3, 1)}
-_C235 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C236 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C237 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C238 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C239 = {5: (0, 4, 6)}
-_C240 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C241 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C242 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C243 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C244 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C245 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C246 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C247 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
-_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('EE', 'SE_ANY', 'CH')
-_C251 = ('EE', 'SE_ANY', 'CH')
-_C252 = ('EE', 'SE_ANY', 'CH')
-_C253 = ('EE', 'SE_ANY', 'CH')
-_C254 = ('EE', 'SE_ANY', 'CH')
-_C255 = ('EE', 'SE_ANY', 'CH')
-_C256 = ('EE', 'SE_ANY', 'CH')
-_C257 = ('EE', 'SE_ANY', 'CH')
-_C258 = ('SE_ANY', 'CH')
-_C259 = ('SE_ANY', 'CH')
-_C260 = ('SE_ANY', 'CH')
-_C261 = ('SE_ANY', 'CH')
-_C262 = ('SE_ANY', 'CH')
-_C263 = ('SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = ('SE_ANY', 'CH')
+_C176 = ('SE_ANY', 'CH')
+_C177 = ('SE_ANY', 'CH')
+_C178 = ('SE_ANY', 'CH')
+_C179 = ('SE_ANY', 'CH')
+_C180 = ('SE_ANY', 'CH')
+_C181 = ('SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C186 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C187 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C188 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C189 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C190 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C191 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C192 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C193 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C194 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C195 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C196 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C197 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('EE', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('EE', 'SE_ANY', 'CH')
+_C205 = ('EE', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('EE', 'SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = ('SE_ANY', 'CH')
+_C210 = ('SE_ANY', 'CH')
+_C211 = ('SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = ('SE_ANY', 'CH')
+_C214 = ('SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
+_C221 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C222 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C223 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C224 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C225 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C226 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C227 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C228 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C229 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C230 = {10: (1, 4, 12), 11: (0, 4, 12)}
+_C231 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
+_C232 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
+_C233 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
+_C234 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
+_C235 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
+_C236 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
+_C237 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
+_C238 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
+_C239 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
+_C240 = {10: (11, 4), 11: (10, 4), 12: (9, 4), 13: (8, 4), 14: (7, 4), 15: (6, 3), 16: (5, 3), 17: (4, 3), 18: (3, 3), 19: (2, 2), 20: (1, 2), 21: (0, 1)}
+_C241 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
+_C247 = ('SE_ANY', 'CH')
+_C248 = ('SE_ANY', 'CH')
+_C249 = ('SE_ANY', 'CH')
+_C250 = ('SE_ANY', 'CH')
+_C251 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C252 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C253 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C254 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C255 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C256 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C257 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C258 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C259 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C260 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C261 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C262 = {0: 'end of element'}
+_C263 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = {0: 'end of element'}
+_C265 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C266 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
-_C269 = ('SE_ANY', 'CH')
-_C270 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
-_C271 = {0: (0, 4, 1)}
-_C272 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C273 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C274 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C275 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C276 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C277 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C278 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C279 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C280 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C281 = {10: (0, 4, 11)}
-_C282 = {10: (1, 4, 12), 11: (0, 4, 12)}
-_C283 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
-_C284 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
-_C285 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
-_C286 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
-_C287 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
-_C288 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
-_C289 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
-_C290 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
-_C291 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
-_C292 = {10: (11, 4, -1), 11: (10, 4, -1), 12: (9, 4, -1), 13: (8, 4, -1), 14: (7, 4, -1), 15: (6, 3, -1), 16: (5, 3, -1), 17: (4, 3, -1), 18: (3, 3, -1), 19: (2, 2, -1), 20: (1, 2, -1), 21: (0, 1, -1)}
-_C293 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C294 = ('SE_ANY', 'CH')
-_C295 = ('SE_ANY', 'CH')
-_C296 = ('SE_ANY', 'CH')
-_C297 = ('SE_ANY', 'CH')
-_C298 = ('SE_ANY', 'CH')
-_C299 = ('SE_ANY', 'CH')
-_C300 = ('SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
-_C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C304 = {0: (0, 4, 1)}
-_C305 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C306 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C307 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C308 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C309 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C310 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C311 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C312 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C313 = {0: (9, 4, -1), 1: (8, 4, -1), 2: (7, 4, -1), 3: (6, 3, -1), 4: (5, 3, -1), 5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C314 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C315 = {0: 'end of element'}
-_C316 = {0: (0, 1, -1)}
-_C317 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C318 = {0: 'end of element'}
-_C319 = {0: (0, 1, -1)}
-_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C321 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C269 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C271 = ('EE', 'SE_ANY', 'CH')
+_C272 = ('EE', 'SE_ANY', 'CH')
+_C273 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('SE_ANY', 'CH')
+_C275 = ('SE_ANY', 'CH')
+_C276 = ('EE', 'SE_ANY', 'CH')
+_C277 = ('SE_ANY', 'CH')
+_C278 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C279 = {1: (0, 1, 2)}
+_C280 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C281 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C282 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C283 = {6: (0, 1, 7)}
+_C284 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C285 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C286 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = ('SE_ANY', 'CH')
+_C289 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('EE', 'SE_ANY', 'CH')
+_C292 = ('EE', 'SE_ANY', 'CH')
+_C293 = ('EE', 'SE_ANY', 'CH')
+_C294 = ('EE', 'SE_ANY', 'CH')
+_C295 = ('EE', 'SE_ANY', 'CH')
+_C296 = ('EE', 'SE_ANY', 'CH')
+_C297 = ('EE', 'SE_ANY', 'CH')
+_C298 = ('EE', 'SE_ANY', 'CH')
+_C299 = ('EE', 'SE_ANY', 'CH')
+_C300 = ('EE', 'SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('EE', 'SE_ANY', 'CH')
+_C303 = ('EE', 'SE_ANY', 'CH')
+_C304 = ('SE_ANY', 'CH')
+_C305 = ('SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
+_C308 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C309 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C310 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C311 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C312 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C313 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C314 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C315 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C316 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
+_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C318 = ('EE', 'SE_ANY', 'CH')
+_C319 = ('EE', 'SE_ANY', 'CH')
+_C320 = ('EE', 'SE_ANY', 'CH')
+_C321 = ('EE', 'SE_ANY', 'CH')
 _C322 = ('SE_ANY', 'CH')
 _C323 = ('SE_ANY', 'CH')
-_C324 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C325 = {0: (0, 1, 3)}
-_C326 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C327 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C328 = ('EE', 'SE_ANY', 'CH')
-_C329 = ('EE', 'SE_ANY', 'CH')
-_C330 = ('EE', 'SE_ANY', 'CH')
-_C331 = ('SE_ANY', 'CH')
-_C332 = ('SE_ANY', 'CH')
-_C333 = ('EE', 'SE_ANY', 'CH')
-_C334 = ('SE_ANY', 'CH')
-_C335 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C336 = {0: (0, 2, 1)}
-_C337 = {1: (0, 1, 2)}
-_C338 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C339 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C340 = {4: (0, 2, 5)}
-_C341 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C342 = {6: (0, 1, 7)}
-_C343 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
+_C324 = ('SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = ('SE_ANY', 'CH')
+_C328 = ('SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
+_C331 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C332 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C333 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C334 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C335 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C336 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C337 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C338 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C339 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C340 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C341 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C342 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C343 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
 _C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C346 = ('SE_ANY', 'CH')
+_C345 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
 _C347 = ('SE_ANY', 'CH')
-_C348 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C349 = {0: (0, 1, 3)}
-_C350 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C352 = ('EE', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('EE', 'SE_ANY', 'CH')
-_C356 = ('EE', 'SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
-_C358 = ('EE', 'SE_ANY', 'CH')
-_C359 = ('EE', 'SE_ANY', 'CH')
-_C360 = ('EE', 'SE_ANY', 'CH')
-_C361 = ('EE', 'SE_ANY', 'CH')
-_C362 = ('EE', 'SE_ANY', 'CH')
-_C363 = ('EE', 'SE_ANY', 'CH')
-_C364 = ('EE', 'SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
+_C348 = ('SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = ('SE_ANY', 'CH')
+_C355 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C356 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C357 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C358 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C359 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C360 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C361 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C362 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C363 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C364 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C365 = ('EE', 'SE_ANY', 'CH')
 _C366 = ('SE_ANY', 'CH')
 _C367 = ('SE_ANY', 'CH')
-_C368 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
-_C369 = {0: (0, 2, 1)}
-_C370 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C371 = {2: (0, 1, 3)}
-_C372 = {3: (0, 1, 4)}
-_C373 = {4: (0, 1, 5)}
-_C374 = {5: (0, 2, 6)}
-_C375 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C376 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C377 = {8: (0, 2, 9)}
-_C378 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C379 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C380 = {11: (0, 2, 12)}
-_C381 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C382 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C383 = {14: (0, 2, 15)}
-_C384 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C385 = {14: (2, 2, -1), 15: (1, 2, -1), 16: (0, 1, -1)}
-_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('EE', 'SE_ANY', 'CH')
-_C388 = ('EE', 'SE_ANY', 'CH')
-_C389 = ('EE', 'SE_ANY', 'CH')
-_C390 = ('EE', 'SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C370 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C371 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C373 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C376 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C377 = {1: (1, 2)}
+_C378 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C380 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C382 = ('SE_ANY', 'CH')
+_C383 = ('SE_ANY', 'CH')
+_C384 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C385 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C386 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C387 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C388 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
 _C391 = ('SE_ANY', 'CH')
 _C392 = ('SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = ('SE_ANY', 'CH')
-_C398 = ('SE_ANY', 'CH')
+_C394 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C395 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C396 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C398 = ('EE', 'SE_ANY', 'CH')
 _C399 = ('SE_ANY', 'CH')
-_C400 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C401 = {0: (0, 3, 1)}
-_C402 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C403 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C404 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C405 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C406 = {5: (0, 4, 6)}
-_C407 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C408 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C409 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C410 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C411 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C412 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C413 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C414 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
-_C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C416 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C417 = ('EE', 'SE_ANY', 'CH')
-_C418 = ('SE_ANY', 'CH')
-_C419 = ('SE_ANY', 'CH')
-_C420 = ('SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
+_C400 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C404 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C405 = ('EE', 'SE_ANY', 'CH')
+_C406 = ('EE', 'SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C409 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C410 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C411 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C412 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C413 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C414 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C415 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C418 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C419 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C420 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C422 = ('SE_ANY', 'CH')
 _C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C427 = {0: (0, 4, 10)}
-_C428 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C429 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C430 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C431 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C432 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C433 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C434 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C435 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C437 = ('EE', 'SE_ANY', 'CH')
+_C424 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C425 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C426 = {1: (2, 2), 2: (1, 2)}
+_C427 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C428 = ('EE', 'SE_ANY', 'CH')
+_C429 = ('EE', 'SE_ANY', 'CH')
+_C430 = ('EE', 'SE_ANY', 'CH')
+_C431 = ('EE', 'SE_ANY', 'CH')
+_C432 = ('EE', 'SE_ANY', 'CH')
+_C433 = ('EE', 'SE_ANY', 'CH')
+_C434 = ('EE', 'SE_ANY', 'CH')
+_C435 = ('EE', 'SE_ANY', 'CH')
+_C436 = ('EE', 'SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
 _C438 = ('SE_ANY', 'CH')
 _C439 = ('SE_ANY', 'CH')
 _C440 = ('SE_ANY', 'CH')
-_C441 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C442 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C443 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C444 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C446 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C447 = ('SE_ANY', 'CH')
-_C448 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C449 = {0: (0, 2, 2)}
-_C450 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C451 = {1: (1, 2, -1)}
-_C452 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C453 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C454 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
-_C457 = ('SE_ANY', 'CH')
-_C458 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C459 = {0: (0, 3, 5)}
-_C460 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C461 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C462 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C441 = ('SE_ANY', 'CH')
+_C442 = ('SE_ANY', 'CH')
+_C443 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
+_C444 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C445 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C446 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C447 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C448 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C449 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C450 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C451 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C452 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C453 = {10: (1, 3, 12), 11: (0, 3, 12)}
+_C454 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
+_C455 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
+_C456 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
+_C457 = {10: (5, 3), 11: (4, 3), 12: (3, 3), 13: (2, 2), 14: (1, 2), 15: (0, 1)}
+_C458 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = ('SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
 _C464 = ('SE_ANY', 'CH')
 _C465 = ('SE_ANY', 'CH')
 _C466 = ('SE_ANY', 'CH')
 _C467 = ('SE_ANY', 'CH')
-_C468 = ('SE_ANY', 'CH')
-_C469 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C470 = {0: (0, 2, 1)}
-_C471 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C472 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C474 = ('EE', 'SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
-_C476 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C477 = {0: (0, 1, 1)}
-_C478 = {1: (0, 1, 2)}
-_C479 = {2: (0, 1, -1)}
-_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C481 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C482 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C483 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C484 = ('EE', 'SE_ANY', 'CH')
-_C485 = ('EE', 'SE_ANY', 'CH')
-_C486 = ('SE_ANY', 'CH')
-_C487 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C488 = {0: (0, 3, 6)}
-_C489 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C490 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C491 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C492 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C493 = {2: (0, 1, 3)}
-_C494 = {3: (0, 1, -1)}
-_C495 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C496 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C497 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C498 = ('SE_ANY', 'CH')
-_C499 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C500 = {0: (0, 3, 3)}
-_C501 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C502 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C503 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C504 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C469 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C470 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C471 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C472 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C473 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C474 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C475 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C476 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C477 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C480 = ('EE', 'SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
+_C483 = ('SE_ANY', 'CH')
+_C484 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C485 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C486 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C487 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C488 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C489 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('SE_ANY', 'CH')
+_C491 = ('SE_ANY', 'CH')
+_C492 = ('SE_ANY', 'CH')
+_C493 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C494 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C495 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C496 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C499 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C500 = {1: (1, 2)}
+_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C503 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C504 = ('EE', 'SE_ANY', 'CH')
 _C505 = ('SE_ANY', 'CH')
-_C506 = ('SE_ANY', 'CH')
-_C507 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C508 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C509 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C510 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C511 = ('EE', 'SE_ANY', 'CH')
-_C512 = ('EE', 'SE_ANY', 'CH')
-_C513 = ('EE', 'SE_ANY', 'CH')
-_C514 = ('EE', 'SE_ANY', 'CH')
+_C506 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C507 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('SE_ANY', 'CH')
+_C511 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C512 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C514 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C515 = ('EE', 'SE_ANY', 'CH')
 _C516 = ('EE', 'SE_ANY', 'CH')
-_C517 = ('EE', 'SE_ANY', 'CH')
-_C518 = ('EE', 'SE_ANY', 'CH')
-_C519 = ('EE', 'SE_ANY', 'CH')
-_C520 = ('SE_ANY', 'CH')
-_C521 = ('SE_ANY', 'CH')
-_C522 = ('SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
+_C517 = ('SE_ANY', 'CH')
+_C518 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C519 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C520 = {2: (0, 1), 3: (0, 2)}
+_C521 = {3: (1, 2)}
+_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C523 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C524 = ('SE_ANY', 'CH')
 _C525 = ('SE_ANY', 'CH')
-_C526 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
-_C527 = {0: (0, 4, 1)}
-_C528 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C529 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C530 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C531 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C532 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C533 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C534 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C535 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C536 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C537 = {10: (0, 3, 11)}
-_C538 = {10: (1, 3, 12), 11: (0, 3, 12)}
-_C539 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
-_C540 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
-_C541 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
-_C542 = {10: (5, 3, -1), 11: (4, 3, -1), 12: (3, 3, -1), 13: (2, 2, -1), 14: (1, 2, -1), 15: (0, 1, -1)}
-_C543 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C544 = ('SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = ('SE_ANY', 'CH')
-_C547 = ('SE_ANY', 'CH')
-_C548 = ('SE_ANY', 'CH')
-_C549 = ('SE_ANY', 'CH')
-_C550 = ('SE_ANY', 'CH')
+_C526 = ('SE_ANY', 'CH')
+_C527 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C528 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C529 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = ('SE_ANY', 'CH')
+_C532 = {0: 'Transform', 1: 'Transform, end of element'}
+_C533 = {0: (0, 1), 1: (0, 2)}
+_C534 = {1: (1, 2)}
+_C535 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C536 = ('SE_ANY', 'CH')
+_C537 = ('SE_ANY', 'CH')
+_C538 = ('SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = ('SE_ANY', 'CH')
+_C541 = ('SE_ANY', 'CH')
+_C542 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C543 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C544 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C545 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C546 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C547 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C548 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C550 = ('EE', 'SE_ANY', 'CH')
 _C551 = ('SE_ANY', 'CH')
-_C552 = ('SE_ANY', 'CH')
-_C553 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C554 = {0: (0, 4, 1)}
-_C555 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C556 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C557 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C558 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C559 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C560 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C561 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C562 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C563 = {0: (9, 4, -1), 1: (8, 4, -1), 2: (7, 4, -1), 3: (6, 3, -1), 4: (5, 3, -1), 5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C564 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C565 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C566 = ('EE', 'SE_ANY', 'CH')
+_C552 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C553 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C554 = ('EE', 'SE_ANY', 'CH')
+_C555 = ('SE_ANY', 'CH')
+_C556 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C557 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = ('SE_ANY', 'CH')
+_C560 = ('SE_ANY', 'CH')
+_C561 = ('SE_ANY', 'CH')
+_C562 = ('SE_ANY', 'CH')
+_C563 = ('SE_ANY', 'CH')
+_C564 = ('SE_ANY', 'CH')
+_C565 = ('SE_ANY', 'CH')
+_C566 = ('SE_ANY', 'CH')
 _C567 = ('SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
-_C570 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C571 = {0: (0, 2, 5)}
-_C572 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C573 = {1: (0, 1, 2)}
-_C574 = {2: (0, 2, 3)}
-_C575 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C576 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C578 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C579 = ('SE_ANY', 'CH')
-_C580 = ('SE_ANY', 'CH')
-_C581 = ('SE_ANY', 'CH')
-_C582 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C583 = {0: (0, 1, 4)}
-_C584 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C585 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C587 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C568 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C569 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C570 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C571 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C572 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C573 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C574 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C575 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C576 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C577 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C578 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C579 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C580 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C581 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C582 = ('EE', 'SE_ANY', 'CH')
+_C583 = ('SE_ANY', 'CH')
+_C584 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C585 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C586 = ('EE', 'SE_ANY', 'CH')
+_C587 = ('SE_ANY', 'CH')
 _C588 = ('SE_ANY', 'CH')
-_C589 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C590 = {0: (0, 2, 2)}
-_C591 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C592 = {1: (1, 2, -1)}
-_C593 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C594 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C595 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C596 = ('EE', 'SE_ANY', 'CH')
+_C589 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C590 = {2: (1, 2), 3: (0, 1)}
+_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C592 = ('EE', 'SE_ANY', 'CH')
+_C593 = ('SE_ANY', 'CH')
+_C594 = ('SE_ANY', 'CH')
+_C595 = ('SE_ANY', 'CH')
+_C596 = ('SE_ANY', 'CH')
 _C597 = ('SE_ANY', 'CH')
-_C598 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C599 = {0: (0, 2, 4)}
-_C600 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C601 = {1: (1, 2, -1)}
-_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C603 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C604 = ('SE_ANY', 'CH')
-_C605 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C606 = {0: (0, 2, 2)}
-_C607 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C608 = {1: (0, 1, -1)}
-_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C610 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C611 = ('EE', 'SE_ANY', 'CH')
-_C612 = ('EE', 'SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = ('SE_ANY', 'CH')
+_C600 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C601 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C602 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C603 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C604 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C605 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C606 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C607 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C608 = ('SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = ('SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
+_C612 = ('SE_ANY', 'CH')
 _C613 = ('SE_ANY', 'CH')
-_C614 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C615 = {0: (0, 2, 4)}
-_C616 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C617 = {1: (0, 1, 2)}
-_C618 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C619 = {3: (1, 2, -1)}
-_C620 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C621 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('SE_ANY', 'CH')
+_C614 = ('SE_ANY', 'CH')
+_C615 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C616 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C617 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C618 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C619 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C620 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C622 = ('EE', 'SE_ANY', 'CH')
 _C623 = ('SE_ANY', 'CH')
-_C624 = ('SE_ANY', 'CH')
-_C625 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C626 = {0: (0, 1, 4)}
-_C627 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C628 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C629 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C630 = ('SE_ANY', 'CH')
-_C631 = {0: 'Transform', 1: 'Transform, end of element'}
-_C632 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C633 = {1: (1, 2, -1)}
-_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C635 = ('SE_ANY', 'CH')
-_C636 = ('SE_ANY', 'CH')
-_C637 = ('SE_ANY', 'CH')
-_C638 = ('SE_ANY', 'CH')
-_C639 = ('SE_ANY', 'CH')
-_C640 = ('SE_ANY', 'CH')
-_C641 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C642 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C643 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C644 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C645 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C646 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C647 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C648 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C649 = ('EE', 'SE_ANY', 'CH')
-_C650 = ('SE_ANY', 'CH')
-_C651 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C652 = {0: (0, 1, 1)}
-_C653 = {1: (0, 1, 2)}
-_C654 = {2: (0, 1, -1)}
-_C655 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C656 = ('EE', 'SE_ANY', 'CH')
-_C657 = ('SE_ANY', 'CH')
-_C658 = ('SE_ANY', 'CH')
-_C659 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C660 = {0: (0, 1, 1)}
-_C661 = {1: (0, 1, 2)}
-_C662 = {2: (0, 2, 3)}
-_C663 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C664 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C665 = ('SE_ANY', 'CH')
-_C666 = ('SE_ANY', 'CH')
-_C667 = ('SE_ANY', 'CH')
-_C668 = ('SE_ANY', 'CH')
-_C669 = ('SE_ANY', 'CH')
-_C670 = ('SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = ('SE_ANY', 'CH')
-_C673 = ('SE_ANY', 'CH')
-_C674 = ('SE_ANY', 'CH')
-_C675 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C676 = {0: (0, 4, 1)}
-_C677 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C678 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C679 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C680 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C681 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C682 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C683 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C684 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C685 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C686 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C687 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C688 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C689 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C690 = ('EE', 'SE_ANY', 'CH')
-_C691 = ('SE_ANY', 'CH')
-_C692 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C693 = {0: (0, 1, 1)}
-_C694 = {1: (0, 1, 2)}
-_C695 = {2: (0, 1, -1)}
-_C696 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C697 = ('EE', 'SE_ANY', 'CH')
-_C698 = ('SE_ANY', 'CH')
-_C699 = ('SE_ANY', 'CH')
-_C700 = ('SE_ANY', 'CH')
-_C701 = ('SE_ANY', 'CH')
-_C702 = ('SE_ANY', 'CH')
-_C703 = ('SE_ANY', 'CH')
-_C704 = ('SE_ANY', 'CH')
-_C705 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C706 = {0: (0, 1, 1)}
-_C707 = {1: (0, 1, 2)}
-_C708 = {2: (0, 3, 3)}
-_C709 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C710 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C711 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C712 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C713 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C714 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C716 = ('SE_ANY', 'CH')
-_C717 = ('SE_ANY', 'CH')
-_C718 = ('SE_ANY', 'CH')
-_C719 = ('SE_ANY', 'CH')
-_C720 = ('SE_ANY', 'CH')
-_C721 = ('SE_ANY', 'CH')
-_C722 = ('SE_ANY', 'CH')
-_C723 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C724 = {0: (0, 1, 1)}
-_C725 = {1: (0, 3, 2)}
-_C726 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C727 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C728 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C729 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C730 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C731 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C732 = ('EE', 'SE_ANY', 'CH')
-_C733 = ('SE_ANY', 'CH')
-_C734 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C735 = {0: (0, 1, 1)}
-_C736 = {1: (0, 1, 2)}
-_C737 = {2: (0, 1, -1)}
-_C738 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C739 = ('EE', 'SE_ANY', 'CH')
-_C740 = ('SE_ANY', 'CH')
-_C741 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C742 = {0: (0, 1, 1)}
-_C743 = {1: (0, 1, 2)}
-_C744 = {2: (0, 1, -1)}
-_C745 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C746 = ('EE', 'SE_ANY', 'CH')
-_C747 = ('SE_ANY', 'CH')
-_C748 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C749 = {0: (0, 1, 1)}
-_C750 = {1: (0, 1, 2)}
-_C751 = {2: (0, 1, -1)}
+_C624 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C626 = ('EE', 'SE_ANY', 'CH')
+_C627 = ('SE_ANY', 'CH')
+_C628 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -11914,8 +11396,8 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryReq'): (4, _e4, False, (_iso20.AC_ChargeParameterDiscoveryReq, )),
     ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryRes'): (5, _e5, False, (_iso20.AC_ChargeParameterDiscoveryRes, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (6, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (7, _e46, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (8, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (7, _e39, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (8, _e40, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferMode'): (9, _e6, False, (_iso20.BPT_AC_CPDReqEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferMode'): (10, _e7, False, (_iso20.BPT_AC_CPDResEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (11, None, False, ()),
@@ -11924,14 +11406,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (14, None, False, ()),
     ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlMode'): (15, _e10, False, (_iso20.BPT_Scheduled_AC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlMode'): (16, _e11, False, (_iso20.BPT_Scheduled_AC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (17, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (17, _e40, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (18, _e12, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (19, _e13, False, (_iso20.CLResControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (20, _e14, False, (_xmldsig.CanonicalizationMethod, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (21, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (22, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (23, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (24, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (24, _e40, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (25, _e15, False, (_xmldsig.DSAKeyValue, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (26, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (27, _e16, False, (_xmldsig.DigestMethod, )),
@@ -11939,71 +11421,71 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (29, _e41, False, (_iso20.DisplayParameters, )),
     ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlMode'): (30, _e17, False, (_iso20.Dynamic_AC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlMode'): (31, _e18, False, (_iso20.Dynamic_AC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower'): (32, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower_L2'): (33, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower_L3'): (34, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower'): (35, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower_L2'): (36, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower_L3'): (37, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (38, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumV2XEnergyRequest'): (39, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower'): (40, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower_L2'): (41, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower_L3'): (42, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower'): (43, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower_L2'): (44, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower_L3'): (45, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (46, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumV2XEnergyRequest'): (47, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower'): (48, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower_L2'): (49, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower_L3'): (50, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower'): (51, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower_L2'): (52, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower_L3'): (53, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower'): (54, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower_L2'): (55, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower_L3'): (56, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower'): (57, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower_L2'): (58, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower_L3'): (59, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower'): (60, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower_L2'): (61, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower_L3'): (62, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower'): (63, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower_L2'): (64, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower_L3'): (65, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSENominalFrequency'): (66, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower'): (32, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower_L2'): (33, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumChargePower_L3'): (34, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower'): (35, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower_L2'): (36, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumDischargePower_L3'): (37, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (38, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMaximumV2XEnergyRequest'): (39, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower'): (40, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower_L2'): (41, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumChargePower_L3'): (42, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower'): (43, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower_L2'): (44, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumDischargePower_L3'): (45, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (46, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVMinimumV2XEnergyRequest'): (47, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower'): (48, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower_L2'): (49, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentActivePower_L3'): (50, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower'): (51, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower_L2'): (52, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVPresentReactivePower_L3'): (53, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower'): (54, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower_L2'): (55, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumChargePower_L3'): (56, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower'): (57, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower_L2'): (58, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMaximumDischargePower_L3'): (59, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower'): (60, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower_L2'): (61, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumChargePower_L3'): (62, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower'): (63, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower_L2'): (64, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEMinimumDischargePower_L3'): (65, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSENominalFrequency'): (66, _e40, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (67, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPowerRampLimitation'): (68, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower'): (69, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower_L2'): (70, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower_L3'): (71, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPowerRampLimitation'): (68, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower'): (69, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower_L2'): (70, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSEPresentActivePower_L3'): (71, _e40, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (72, _e42, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower'): (73, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower_L2'): (74, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower_L3'): (75, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetFrequency'): (76, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower'): (77, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower_L2'): (78, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower_L3'): (79, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (80, _e39, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (81, _e46, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower'): (73, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower_L2'): (74, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetActivePower_L3'): (75, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetFrequency'): (76, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower'): (77, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower_L2'): (78, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'EVSETargetReactivePower_L3'): (79, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (80, _e40, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (81, _e39, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (82, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (83, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (84, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (85, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (86, _e40, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (86, _e43, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (87, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (88, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (89, _e19, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (90, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (91, _e20, False, (_xmldsig.KeyValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (92, _e21, False, (_xmldsig.Manifest, )),
-    ('urn:iso:std:iso:15118:-20:AC', 'MaximumPowerAsymmetry'): (93, _e39, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:AC', 'MaximumPowerAsymmetry'): (93, _e40, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (94, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (95, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (96, _e43, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (96, _e44, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (97, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (98, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (99, None, False, ()),
@@ -12013,8 +11495,8 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (103, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (104, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (105, _e22, False, (_xmldsig.Object, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (106, _e46, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (107, _e46, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (106, _e39, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (107, _e39, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (108, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (109, _e23, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (110, None, False, ()),
@@ -12023,14 +11505,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (113, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (114, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (115, _e24, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (116, _e44, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (116, _e45, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (117, _e25, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (118, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (119, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (120, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (121, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (122, _e26, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (123, _e45, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (123, _e46, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (124, _e27, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (125, None, False, ()),
     ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlMode'): (126, _e28, False, (_iso20.Scheduled_AC_CLReqControlMode, )),
@@ -12055,7 +11537,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (145, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (146, _e38, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (147, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (148, _e45, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (148, _e46, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (149, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (150, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (151, None, False, ()),

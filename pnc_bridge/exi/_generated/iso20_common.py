@@ -29,7 +29,7 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "AuthorizationReqType")
@@ -53,10 +53,10 @@ def _d0(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d52(r)
+            f2 = _d64(r)
             s = 4
         elif ec == 1:
-            f3 = _d53(r)
+            f3 = _d87(r)
             s = 3
         elif ec == 2:
             _escape(r, 2, _C4, "AuthorizationReqType")
@@ -87,50 +87,39 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.AuthorizationReq -> AuthorizationReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
+    v0 = o.header
+    if v0 is None:
+        _order("AuthorizationReq.header", 0, _C7)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AuthorizationReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.selected_authorization_service
+    if v1 is None:
+        _order("AuthorizationReq.selected_authorization_service", 1, _C7)
+    i1 = _C2.get(v1)
+    if i1 is None:
+        _bad("AuthorizationReq.selected_authorization_service", v1, "a member of _iso20.Authorization")
+    v2 = o.eim_areq_authorization_mode
+    w.bits(((((0) << 1) << 1) | (i1)) << 1, 4)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EIM_AReqAuthorizationMode:
+            _bad("AuthorizationReq.eim_areq_authorization_mode", v2, "a EIM_AReqAuthorizationMode")
+        w.bits(0, 2)
+        _e64(w, v2)
+        s = 3
+    v3 = o.pnc_areq_authorization_mode
+    if v3 is not None:
         t = _C8.get(s)
         if t is None:
-            _order("AuthorizationReq.header", s, _C7)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AuthorizationReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.selected_authorization_service
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AuthorizationReq.selected_authorization_service", s, _C7)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C2.get(v)
-        if i is None:
-            _bad("AuthorizationReq.selected_authorization_service", v, "a member of _iso20.Authorization")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.eim_areq_authorization_mode
-    if v is not None:
-        t = _C10.get(s)
-        if t is None:
-            _order("AuthorizationReq.eim_areq_authorization_mode", s, _C7)
-        if v.__class__ is not _iso20.EIM_AReqAuthorizationMode:
-            _bad("AuthorizationReq.eim_areq_authorization_mode", v, "a EIM_AReqAuthorizationMode")
-        w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.pnc_areq_authorization_mode
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
             _order("AuthorizationReq.pnc_areq_authorization_mode", s, _C7)
-        if v.__class__ is not _iso20.PnC_AReqAuthorizationMode:
-            _bad("AuthorizationReq.pnc_areq_authorization_mode", v, "a PnC_AReqAuthorizationMode")
+        if v3.__class__ is not _iso20.PnC_AReqAuthorizationMode:
+            _bad("AuthorizationReq.pnc_areq_authorization_mode", v3, "a PnC_AReqAuthorizationMode")
         w.bits(t[0], t[1])
-        _e53(w, v)
-        s = t[2]
-    t = _C12.get(s)
+        _e87(w, v3)
+        s = 4
+    t = _C9.get(s)
     if t is None:
         _order("AuthorizationReq", s, _C7)
     if t[1]:
@@ -145,10 +134,10 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C13, "AuthorizationResType")
+            _escape(r, 3, _C10, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
@@ -160,12 +149,12 @@ def _d1(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C16, "AuthorizationResType")
+            _escape(r, 2, _C13, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
@@ -177,12 +166,12 @@ def _d1(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C17[f2]
+                f2 = _C14[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C19, "AuthorizationResType")
+            _escape(r, 2, _C16, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 3:
@@ -190,7 +179,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "AuthorizationResType")
+            _escape(r, 1, _C17, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationRes)
@@ -201,46 +190,26 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.AuthorizationRes -> AuthorizationResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("AuthorizationRes.header", s, _C21)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AuthorizationRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("AuthorizationRes.response_code", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("AuthorizationRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C24.get(s)
-        if t is None:
-            _order("AuthorizationRes.evse_processing", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("AuthorizationRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C25.get(s)
-    if t is None:
-        _order("AuthorizationRes", s, _C21)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("AuthorizationRes.header", 0, _C18)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AuthorizationRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("AuthorizationRes.response_code", 1, _C18)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("AuthorizationRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("AuthorizationRes.evse_processing", 2, _C18)
+    i2 = _C15.get(v2)
+    if i2 is None:
+        _bad("AuthorizationRes.evse_processing", v2, "a member of _iso20.Processing")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
 
 def _d2(r):
     """AuthorizationSetupReqType -> iso20.AuthorizationSetupReq"""
@@ -249,10 +218,10 @@ def _d2(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C26, "AuthorizationSetupReqType")
+            _escape(r, 3, _C19, "AuthorizationSetupReqType")
         else:
             r.fail("AuthorizationSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -260,7 +229,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C27, "AuthorizationSetupReqType")
+            _escape(r, 1, _C20, "AuthorizationSetupReqType")
         else:
             r.fail("AuthorizationSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationSetupReq)
@@ -269,22 +238,14 @@ def _d2(r):
 
 def _e2(w, o):
     """iso20.AuthorizationSetupReq -> AuthorizationSetupReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C29.get(s)
-        if t is None:
-            _order("AuthorizationSetupReq.header", s, _C28)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AuthorizationSetupReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    t = _C30.get(s)
-    if t is None:
-        _order("AuthorizationSetupReq", s, _C28)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("AuthorizationSetupReq.header", 0, _C21)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AuthorizationSetupReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    w.bits(0, 1)
 
 def _d3(r):
     """AuthorizationSetupResType -> iso20.AuthorizationSetupRes"""
@@ -299,10 +260,10 @@ def _d3(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C31, "AuthorizationSetupResType")
+            _escape(r, 3, _C22, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -314,12 +275,12 @@ def _d3(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C32, "AuthorizationSetupResType")
+            _escape(r, 2, _C23, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -336,7 +297,7 @@ def _d3(r):
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C33, "AuthorizationSetupResType")
+            _escape(r, 2, _C24, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -364,7 +325,7 @@ def _d3(r):
                     s = 4
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C34, "AuthorizationSetupResType")
+                    _escape(r, 2, _C25, "AuthorizationSetupResType")
                 else:
                     r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
             else:
@@ -379,19 +340,19 @@ def _d3(r):
                     s = 4
                     break
                 elif ec == 1:
-                    _escape(r, 2, _C35, "AuthorizationSetupResType")
+                    _escape(r, 2, _C26, "AuthorizationSetupResType")
                 else:
                     r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d54(r)
+            f4 = _d65(r)
             s = 6
         elif ec == 1:
-            f5 = _d55(r)
+            f5 = _d88(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C36, "AuthorizationSetupResType")
+            _escape(r, 2, _C27, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -399,7 +360,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C37, "AuthorizationSetupResType")
+            _escape(r, 1, _C28, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -407,7 +368,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C38, "AuthorizationSetupResType")
+            _escape(r, 1, _C29, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationSetupRes)
@@ -421,81 +382,67 @@ def _d3(r):
 
 def _e3(w, o):
     """iso20.AuthorizationSetupRes -> AuthorizationSetupResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C40.get(s)
-        if t is None:
-            _order("AuthorizationSetupRes.header", s, _C39)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("AuthorizationSetupRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C41.get(s)
-        if t is None:
-            _order("AuthorizationSetupRes.response_code", s, _C39)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("AuthorizationSetupRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("AuthorizationSetupRes.header", 0, _C30)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("AuthorizationSetupRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("AuthorizationSetupRes.response_code", 1, _C30)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("AuthorizationSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
     items = o.authorization_services
     if items.__class__ is not list:
         _bad("AuthorizationSetupRes.authorization_services", items, "a list")
     if len(items) > 2:
         _bad("AuthorizationSetupRes.authorization_services", items, "at most 2 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C42.get(s)
+        t = _C31.get(s)
         if t is None:
-            _order("AuthorizationSetupRes.authorization_services", s, _C39)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C2.get(v)
-        if i is None:
-            _bad("AuthorizationSetupRes.authorization_services", v, "a member of _iso20.Authorization")
-        w.bits(i, 1)
-        w.bits(0, 1)
+            _order("AuthorizationSetupRes.authorization_services", s, _C30)
+        i2 = _C2.get(v2)
+        if i2 is None:
+            _bad("AuthorizationSetupRes.authorization_services", v2, "a member of _iso20.Authorization")
+        w.bits(((((t[0]) << 1) << 1) | (i2)) << 1, t[1] + 1 + 1 + 1)
         s = (3 if n < 2 else 4)
-    v = o.certificate_installation_service
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("AuthorizationSetupRes.certificate_installation_service", s, _C39)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AuthorizationSetupRes.certificate_installation_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.eim_asres_authorization_mode
-    if v is not None:
-        t = _C44.get(s)
-        if t is None:
-            _order("AuthorizationSetupRes.eim_asres_authorization_mode", s, _C39)
-        if v.__class__ is not _iso20.EIM_ASResAuthorizationMode:
-            _bad("AuthorizationSetupRes.eim_asres_authorization_mode", v, "a EIM_ASResAuthorizationMode")
-        w.bits(t[0], t[1])
-        _e54(w, v)
-        s = t[2]
-    v = o.pnc_asres_authorization_mode
-    if v is not None:
-        t = _C45.get(s)
-        if t is None:
-            _order("AuthorizationSetupRes.pnc_asres_authorization_mode", s, _C39)
-        if v.__class__ is not _iso20.PnC_ASResAuthorizationMode:
-            _bad("AuthorizationSetupRes.pnc_asres_authorization_mode", v, "a PnC_ASResAuthorizationMode")
-        w.bits(t[0], t[1])
-        _e55(w, v)
-        s = t[2]
-    t = _C46.get(s)
+    v3 = o.certificate_installation_service
+    if v3 is None:
+        _order("AuthorizationSetupRes.certificate_installation_service", s, _C30)
+    t = _C32.get(s)
     if t is None:
-        _order("AuthorizationSetupRes", s, _C39)
+        _order("AuthorizationSetupRes.certificate_installation_service", s, _C30)
+    if v3.__class__ is not bool:
+        _bad("AuthorizationSetupRes.certificate_installation_service", v3, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v3)) << 1, t[1] + 1 + 1 + 1)
+    v4 = o.eim_asres_authorization_mode
+    s = 5
+    if v4 is not None:
+        if v4.__class__ is not _iso20.EIM_ASResAuthorizationMode:
+            _bad("AuthorizationSetupRes.eim_asres_authorization_mode", v4, "a EIM_ASResAuthorizationMode")
+        w.bits(0, 2)
+        _e65(w, v4)
+        s = 6
+    v5 = o.pnc_asres_authorization_mode
+    if v5 is not None:
+        t = _C33.get(s)
+        if t is None:
+            _order("AuthorizationSetupRes.pnc_asres_authorization_mode", s, _C30)
+        if v5.__class__ is not _iso20.PnC_ASResAuthorizationMode:
+            _bad("AuthorizationSetupRes.pnc_asres_authorization_mode", v5, "a PnC_ASResAuthorizationMode")
+        w.bits(t[0], t[1])
+        _e88(w, v5)
+        s = 7
+    t = _C34.get(s)
+    if t is None:
+        _order("AuthorizationSetupRes", s, _C30)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -507,7 +454,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C47, "CLReqControlModeType")
+            _escape(r, 3, _C35, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -515,12 +462,7 @@ def _d4(r):
 
 def _e4(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C49.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C48)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d5(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -530,7 +472,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C50, "CLResControlModeType")
+            _escape(r, 3, _C37, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -538,12 +480,7 @@ def _d5(r):
 
 def _e5(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C52.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C51)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d6(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -556,7 +493,7 @@ def _d6(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C53, "CanonicalizationMethodType")
+            _escape(r, 3, _C39, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -568,7 +505,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C54, "CanonicalizationMethodType")
+            _escape(r, 2, _C40, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -580,7 +517,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C55, "CanonicalizationMethodType")
+            _escape(r, 1, _C41, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -594,7 +531,7 @@ def _d6(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C56, "CanonicalizationMethodType")
+                _escape(r, 1, _C42, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -603,22 +540,14 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C58.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C57)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C59.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C57)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C43)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d7(r):
     """CertificateInstallationReqType -> iso20.CertificateInstallationReq"""
@@ -631,28 +560,28 @@ def _d7(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C60, "CertificateInstallationReqType")
+            _escape(r, 3, _C44, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d56(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C61, "CertificateInstallationReqType")
+            _escape(r, 2, _C45, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d57(r)
+            f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C62, "CertificateInstallationReqType")
+            _escape(r, 2, _C46, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -666,18 +595,18 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "MaximumContractCertificateChains")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C63, "CertificateInstallationReqType")
+            _escape(r, 2, _C47, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d58(r)
+            f4 = _d97(r)
             s = 5
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C64, "CertificateInstallationReqType")
+            _escape(r, 1, _C48, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 5:
@@ -685,7 +614,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C65, "CertificateInstallationReqType")
+            _escape(r, 1, _C49, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateInstallationReq)
@@ -698,61 +627,44 @@ def _d7(r):
 
 def _e7(w, o):
     """iso20.CertificateInstallationReq -> CertificateInstallationReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C67.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.header", s, _C66)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("CertificateInstallationReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.oem_provisioning_certificate_chain
-    if v is not None:
-        t = _C68.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.oem_provisioning_certificate_chain", s, _C66)
-        if v.__class__ is not _iso20.SignedCertificateChain:
-            _bad("CertificateInstallationReq.oem_provisioning_certificate_chain", v, "a SignedCertificateChain")
-        w.bits(t[0], t[1])
-        _e56(w, v)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C69.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C66)
-        if v.__class__ is not _iso20.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e57(w, v)
-        s = t[2]
-    v = o.maximum_contract_certificate_chains
-    if v is not None:
-        t = _C70.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.maximum_contract_certificate_chains", s, _C66)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("CertificateInstallationReq.maximum_contract_certificate_chains", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.prioritized_ema_ids
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.prioritized_ema_ids", s, _C66)
-        if v.__class__ is not _iso20.EMAIDList:
-            _bad("CertificateInstallationReq.prioritized_ema_ids", v, "a EMAIDList")
-        w.bits(t[0], t[1])
-        _e58(w, v)
-        s = t[2]
-    t = _C72.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("CertificateInstallationReq.header", 0, _C50)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("CertificateInstallationReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.oem_provisioning_certificate_chain
+    if v1 is None:
+        _order("CertificateInstallationReq.oem_provisioning_certificate_chain", 1, _C50)
+    if v1.__class__ is not _iso20.SignedCertificateChain:
+        _bad("CertificateInstallationReq.oem_provisioning_certificate_chain", v1, "a SignedCertificateChain")
+    w.bits(0, 1)
+    _e82(w, v1)
+    v2 = o.list_of_root_certificate_ids
+    if v2 is None:
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 2, _C50)
+    if v2.__class__ is not _iso20.ListOfRootCertificateIDs:
+        _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.maximum_contract_certificate_chains
+    if v3 is None:
+        _order("CertificateInstallationReq.maximum_contract_certificate_chains", 3, _C50)
+    if v3.__class__ is not int or not 0 <= v3 <= 255:
+        _bad("CertificateInstallationReq.maximum_contract_certificate_chains", v3, "an integer in 0..255")
+    v4 = o.prioritized_ema_ids
+    w.bits(((((0) << 1) << 8) | (v3)) << 1, 11)
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.EMAIDList:
+            _bad("CertificateInstallationReq.prioritized_ema_ids", v4, "a EMAIDList")
+        w.bits(0, 2)
+        _e97(w, v4)
+        s = 5
+    t = _C51.get(s)
     if t is None:
-        _order("CertificateInstallationReq", s, _C66)
+        _order("CertificateInstallationReq", s, _C50)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -768,10 +680,10 @@ def _d8(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C73, "CertificateInstallationResType")
+            _escape(r, 3, _C52, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
@@ -783,12 +695,12 @@ def _d8(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C74, "CertificateInstallationResType")
+            _escape(r, 2, _C53, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
@@ -800,21 +712,21 @@ def _d8(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C17[f2]
+                f2 = _C14[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C75, "CertificateInstallationResType")
+            _escape(r, 2, _C54, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d59(r)
+            f3 = _d56(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C76, "CertificateInstallationResType")
+            _escape(r, 2, _C55, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
@@ -823,7 +735,7 @@ def _d8(r):
             f4 = _d42(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C77, "CertificateInstallationResType")
+            _escape(r, 2, _C56, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
@@ -837,7 +749,7 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingContractCertificateChains")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C78, "CertificateInstallationResType")
+            _escape(r, 2, _C57, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -845,7 +757,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C79, "CertificateInstallationResType")
+            _escape(r, 1, _C58, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateInstallationRes)
@@ -859,77 +771,45 @@ def _d8(r):
 
 def _e8(w, o):
     """iso20.CertificateInstallationRes -> CertificateInstallationResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C81.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.header", s, _C80)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("CertificateInstallationRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C82.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.response_code", s, _C80)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C83.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.evse_processing", s, _C80)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.cps_certificate_chain
-    if v is not None:
-        t = _C84.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.cps_certificate_chain", s, _C80)
-        if v.__class__ is not _iso20.CertificateChain:
-            _bad("CertificateInstallationRes.cps_certificate_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e59(w, v)
-        s = t[2]
-    v = o.signed_installation_data
-    if v is not None:
-        t = _C85.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.signed_installation_data", s, _C80)
-        if v.__class__ is not _iso20.SignedInstallationData:
-            _bad("CertificateInstallationRes.signed_installation_data", v, "a SignedInstallationData")
-        w.bits(t[0], t[1])
-        _e42(w, v)
-        s = t[2]
-    v = o.remaining_contract_certificate_chains
-    if v is not None:
-        t = _C86.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.remaining_contract_certificate_chains", s, _C80)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("CertificateInstallationRes.remaining_contract_certificate_chains", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C87.get(s)
-    if t is None:
-        _order("CertificateInstallationRes", s, _C80)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("CertificateInstallationRes.header", 0, _C59)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("CertificateInstallationRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("CertificateInstallationRes.response_code", 1, _C59)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("CertificateInstallationRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("CertificateInstallationRes.evse_processing", 2, _C59)
+    i2 = _C15.get(v2)
+    if i2 is None:
+        _bad("CertificateInstallationRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.cps_certificate_chain
+    if v3 is None:
+        _order("CertificateInstallationRes.cps_certificate_chain", 3, _C59)
+    if v3.__class__ is not _iso20.CertificateChain:
+        _bad("CertificateInstallationRes.cps_certificate_chain", v3, "a CertificateChain")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
+    _e56(w, v3)
+    v4 = o.signed_installation_data
+    if v4 is None:
+        _order("CertificateInstallationRes.signed_installation_data", 4, _C59)
+    if v4.__class__ is not _iso20.SignedInstallationData:
+        _bad("CertificateInstallationRes.signed_installation_data", v4, "a SignedInstallationData")
+    w.bits(0, 1)
+    _e42(w, v4)
+    v5 = o.remaining_contract_certificate_chains
+    if v5 is None:
+        _order("CertificateInstallationRes.remaining_contract_certificate_chains", 5, _C59)
+    if v5.__class__ is not int or not 0 <= v5 <= 255:
+        _bad("CertificateInstallationRes.remaining_contract_certificate_chains", v5, "an integer in 0..255")
+    w.bits((((((0) << 1) << 8) | (v5)) << 1) << 1, 12)
 
 def _d9(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -968,7 +848,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C88, "DSAKeyValueType")
+            _escape(r, 3, _C60, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -982,7 +862,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C89, "DSAKeyValueType")
+            _escape(r, 2, _C61, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1004,7 +884,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C90, "DSAKeyValueType")
+            _escape(r, 2, _C62, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1018,7 +898,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C91, "DSAKeyValueType")
+            _escape(r, 2, _C63, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1042,7 +922,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C92, "DSAKeyValueType")
+            _escape(r, 1, _C64, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -1058,7 +938,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C93, "DSAKeyValueType")
+            _escape(r, 1, _C65, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -1072,7 +952,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C94, "DSAKeyValueType")
+            _escape(r, 2, _C66, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -1080,7 +960,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C95, "DSAKeyValueType")
+            _escape(r, 1, _C67, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -1095,87 +975,82 @@ def _d9(r):
 
 def _e9(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C98.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C69.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C68)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C99.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C70.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C68)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C101.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C102.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C103.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C96)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C104.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C68)
+    t = _C71.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C96)
+        _order("DSAKeyValue.y", s, _C68)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C72.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C68)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C73.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C68)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C74.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C68)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1190,7 +1065,7 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C105, "DigestMethodType")
+            _escape(r, 3, _C75, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1202,7 +1077,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C106, "DigestMethodType")
+            _escape(r, 2, _C76, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1214,7 +1089,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C107, "DigestMethodType")
+            _escape(r, 1, _C77, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1228,7 +1103,7 @@ def _d10(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C108, "DigestMethodType")
+                _escape(r, 1, _C78, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -1237,22 +1112,14 @@ def _d10(r):
 
 def _e10(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C110.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C109)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C111.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C109)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C79)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d11(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -1314,7 +1181,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C112, "KeyInfoType")
+                _escape(r, 3, _C80, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -1362,7 +1229,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C113, "KeyInfoType")
+                _escape(r, 3, _C81, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -1410,7 +1277,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C114, "KeyInfoType")
+                _escape(r, 2, _C82, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -1460,7 +1327,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C115, "KeyInfoType")
+                _escape(r, 1, _C83, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -1510,7 +1377,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C116, "KeyInfoType")
+                _escape(r, 1, _C84, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -1560,7 +1427,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C117, "KeyInfoType")
+                _escape(r, 1, _C85, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -1610,7 +1477,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C118, "KeyInfoType")
+                _escape(r, 1, _C86, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -1660,7 +1527,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C119, "KeyInfoType")
+                _escape(r, 1, _C87, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -1710,7 +1577,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C120, "KeyInfoType")
+                _escape(r, 1, _C88, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -1760,7 +1627,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C121, "KeyInfoType")
+                _escape(r, 1, _C89, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -1810,7 +1677,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C122, "KeyInfoType")
+                _escape(r, 1, _C90, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -1826,32 +1693,29 @@ def _d11(r):
 
 def _e11(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C123)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C125.get(s)
+        t = _C92.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C123)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C91)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -1860,15 +1724,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C126.get(s)
+        t = _C93.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C123)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C91)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e12(w, v)
+        _e12(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -1876,15 +1740,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C127.get(s)
+        t = _C94.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C123)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C91)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e22(w, v)
+        _e22(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -1892,15 +1756,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C128.get(s)
+        t = _C95.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C123)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C91)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e50(w, v)
+        _e50(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -1908,15 +1772,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C129.get(s)
+        t = _C96.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C123)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C91)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e17(w, v)
+        _e17(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -1924,15 +1788,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C130.get(s)
+        t = _C97.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C123)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C91)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e23(w, v)
+        _e23(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -1940,20 +1804,20 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C131.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C123)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C91)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C132.get(s)
+    t = _C99.get(s)
     if t is None:
-        _order("KeyInfo", s, _C123)
+        _order("KeyInfo", s, _C91)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1975,7 +1839,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C133, "KeyValueType")
+            _escape(r, 3, _C100, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1991,7 +1855,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C134, "KeyValueType")
+            _escape(r, 2, _C101, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2001,7 +1865,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C135, "KeyValueType")
+            _escape(r, 1, _C102, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -2011,7 +1875,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C136, "KeyValueType")
+            _escape(r, 1, _C103, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -2021,7 +1885,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C137, "KeyValueType")
+            _escape(r, 1, _C104, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -2031,30 +1895,27 @@ def _d12(r):
 
 def _e12(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C139.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e9(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C106.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C138)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C105)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e9(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C140.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C138)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e20(w, v)
-        s = t[2]
-    t = _C141.get(s)
+        _e20(w, v1)
+        s = 2
+    t = _C107.get(s)
     if t is None:
-        _order("KeyValue", s, _C138)
+        _order("KeyValue", s, _C105)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2075,7 +1936,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C142, "ManifestType")
+            _escape(r, 3, _C108, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -2086,7 +1947,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C143, "ManifestType")
+            _escape(r, 3, _C109, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -2101,7 +1962,7 @@ def _d13(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C144, "ManifestType")
+                _escape(r, 1, _C110, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -2111,34 +1972,31 @@ def _d13(r):
 
 def _e13(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C146.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C145)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C147.get(s)
+        t = _C112.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C145)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C111)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e21(w, v)
+        _e21(w, v1)
         s = 1
-    t = _C148.get(s)
+    t = _C113.get(s)
     if t is None:
-        _order("Manifest", s, _C145)
+        _order("Manifest", s, _C111)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2150,10 +2008,10 @@ def _d14(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C149, "MeteringConfirmationReqType")
+            _escape(r, 3, _C114, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2162,7 +2020,7 @@ def _d14(r):
             f1 = _d43(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C150, "MeteringConfirmationReqType")
+            _escape(r, 2, _C115, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2170,7 +2028,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C151, "MeteringConfirmationReqType")
+            _escape(r, 1, _C116, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     o = _new(_iso20.MeteringConfirmationReq)
@@ -2180,32 +2038,21 @@ def _d14(r):
 
 def _e14(w, o):
     """iso20.MeteringConfirmationReq -> MeteringConfirmationReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C153.get(s)
-        if t is None:
-            _order("MeteringConfirmationReq.header", s, _C152)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("MeteringConfirmationReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.signed_metering_data
-    if v is not None:
-        t = _C154.get(s)
-        if t is None:
-            _order("MeteringConfirmationReq.signed_metering_data", s, _C152)
-        if v.__class__ is not _iso20.SignedMeteringData:
-            _bad("MeteringConfirmationReq.signed_metering_data", v, "a SignedMeteringData")
-        w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C155.get(s)
-    if t is None:
-        _order("MeteringConfirmationReq", s, _C152)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("MeteringConfirmationReq.header", 0, _C117)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("MeteringConfirmationReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.signed_metering_data
+    if v1 is None:
+        _order("MeteringConfirmationReq.signed_metering_data", 1, _C117)
+    if v1.__class__ is not _iso20.SignedMeteringData:
+        _bad("MeteringConfirmationReq.signed_metering_data", v1, "a SignedMeteringData")
+    w.bits(0, 1)
+    _e43(w, v1)
+    w.bits(0, 1)
 
 def _d15(r):
     """MeteringConfirmationResType -> iso20.MeteringConfirmationRes"""
@@ -2215,10 +2062,10 @@ def _d15(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C156, "MeteringConfirmationResType")
+            _escape(r, 3, _C118, "MeteringConfirmationResType")
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 1:
@@ -2230,12 +2077,12 @@ def _d15(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C157, "MeteringConfirmationResType")
+            _escape(r, 2, _C119, "MeteringConfirmationResType")
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 2:
@@ -2243,7 +2090,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C158, "MeteringConfirmationResType")
+            _escape(r, 1, _C120, "MeteringConfirmationResType")
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     o = _new(_iso20.MeteringConfirmationRes)
@@ -2253,34 +2100,20 @@ def _d15(r):
 
 def _e15(w, o):
     """iso20.MeteringConfirmationRes -> MeteringConfirmationResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C160.get(s)
-        if t is None:
-            _order("MeteringConfirmationRes.header", s, _C159)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("MeteringConfirmationRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C161.get(s)
-        if t is None:
-            _order("MeteringConfirmationRes.response_code", s, _C159)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("MeteringConfirmationRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C162.get(s)
-    if t is None:
-        _order("MeteringConfirmationRes", s, _C159)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("MeteringConfirmationRes.header", 0, _C121)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("MeteringConfirmationRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("MeteringConfirmationRes.response_code", 1, _C121)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("MeteringConfirmationRes.response_code", v1, "a member of _iso20.ResponseCode")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
 
 def _d16(r):
     """ObjectType -> xmldsig.Object"""
@@ -2306,7 +2139,7 @@ def _d16(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C163, "ObjectType")
+            _escape(r, 3, _C122, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -2324,7 +2157,7 @@ def _d16(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C164, "ObjectType")
+            _escape(r, 2, _C123, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -2339,7 +2172,7 @@ def _d16(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C165, "ObjectType")
+            _escape(r, 2, _C124, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -2351,7 +2184,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C166, "ObjectType")
+            _escape(r, 2, _C125, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -2363,7 +2196,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C167, "ObjectType")
+            _escape(r, 1, _C126, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -2375,7 +2208,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C168, "ObjectType")
+            _escape(r, 1, _C127, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -2386,40 +2219,37 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C170.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C129.get(s)
         if t is None:
-            _order("Object.encoding", s, _C169)
+            _order("Object.id", s, _C128)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C171.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C130.get(s)
         if t is None:
-            _order("Object.id", s, _C169)
+            _order("Object.mime_type", s, _C128)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C172.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C169)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C173.get(s)
+        w.string(v2)
+        s = 3
+    t = _C131.get(s)
     if t is None:
-        _order("Object", s, _C169)
+        _order("Object", s, _C128)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2448,7 +2278,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C174, "PGPDataType")
+            _escape(r, 3, _C132, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -2458,7 +2288,7 @@ def _d17(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C175, "PGPDataType")
+            _escape(r, 1, _C133, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -2470,7 +2300,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C176, "PGPDataType")
+                _escape(r, 1, _C134, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -2488,7 +2318,7 @@ def _d17(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C177, "PGPDataType")
+            _escape(r, 1, _C135, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -2498,7 +2328,7 @@ def _d17(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C178, "PGPDataType")
+            _escape(r, 1, _C136, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -2510,7 +2340,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C179, "PGPDataType")
+                _escape(r, 1, _C137, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -2520,32 +2350,29 @@ def _d17(r):
 
 def _e17(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C181.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C139.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C180)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C138)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C182.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C180)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C183.get(s)
+    t = _C140.get(s)
     if t is None:
-        _order("PGPData", s, _C180)
+        _order("PGPData", s, _C138)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2560,10 +2387,10 @@ def _d18(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C184, "PowerDeliveryReqType")
+            _escape(r, 3, _C141, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2575,12 +2402,12 @@ def _d18(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C17[f1]
+                f1 = _C14[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C185, "PowerDeliveryReqType")
+            _escape(r, 2, _C142, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2590,32 +2417,32 @@ def _d18(r):
                 f2 = _simple_escape(r, None, "ChargeProgress")
             else:
                 f2 = r.bits(2)
-                f2 = _C186[f2]
+                f2 = _C143[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C188, "PowerDeliveryReqType")
+            _escape(r, 2, _C145, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d60(r)
+            f3 = _d68(r)
             s = 4
         elif ec == 1:
             if r.bits(1):
                 f4 = _simple_escape(r, None, "BPT_ChannelSelection")
             else:
                 f4 = r.bits(1)
-                f4 = _C189[f4]
+                f4 = _C146[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C191, "PowerDeliveryReqType")
+            _escape(r, 1, _C148, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2625,14 +2452,14 @@ def _d18(r):
                 f4 = _simple_escape(r, None, "BPT_ChannelSelection")
             else:
                 f4 = r.bits(1)
-                f4 = _C189[f4]
+                f4 = _C146[f4]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C192, "PowerDeliveryReqType")
+            _escape(r, 1, _C149, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2640,7 +2467,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "PowerDeliveryReqType")
+            _escape(r, 1, _C150, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryReq)
@@ -2653,66 +2480,47 @@ def _d18(r):
 
 def _e18(w, o):
     """iso20.PowerDeliveryReq -> PowerDeliveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C195.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("PowerDeliveryReq.header", 0, _C151)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("PowerDeliveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("PowerDeliveryReq.ev_processing", 1, _C151)
+    i1 = _C15.get(v1)
+    if i1 is None:
+        _bad("PowerDeliveryReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.charge_progress
+    if v2 is None:
+        _order("PowerDeliveryReq.charge_progress", 2, _C151)
+    i2 = _C144.get(v2)
+    if i2 is None:
+        _bad("PowerDeliveryReq.charge_progress", v2, "a member of _iso20.ChargeProgress")
+    v3 = o.ev_power_profile
+    w.bits((((((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 10)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso20.EVPowerProfile:
+            _bad("PowerDeliveryReq.ev_power_profile", v3, "a EVPowerProfile")
+        w.bits(0, 2)
+        _e68(w, v3)
+        s = 4
+    v4 = o.bpt_channel_selection
+    if v4 is not None:
+        t = _C152.get(s)
         if t is None:
-            _order("PowerDeliveryReq.header", s, _C194)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("PowerDeliveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_processing", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("PowerDeliveryReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charge_progress
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.charge_progress", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C187.get(v)
-        if i is None:
-            _bad("PowerDeliveryReq.charge_progress", v, "a member of _iso20.ChargeProgress")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_power_profile
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_power_profile", s, _C194)
-        if v.__class__ is not _iso20.EVPowerProfile:
-            _bad("PowerDeliveryReq.ev_power_profile", v, "a EVPowerProfile")
-        w.bits(t[0], t[1])
-        _e60(w, v)
-        s = t[2]
-    v = o.bpt_channel_selection
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.bpt_channel_selection", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C190.get(v)
-        if i is None:
-            _bad("PowerDeliveryReq.bpt_channel_selection", v, "a member of _iso20.ChannelSelection")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C200.get(s)
+            _order("PowerDeliveryReq.bpt_channel_selection", s, _C151)
+        i4 = _C147.get(v4)
+        if i4 is None:
+            _bad("PowerDeliveryReq.bpt_channel_selection", v4, "a member of _iso20.ChannelSelection")
+        w.bits(((((t[0]) << 1) << 1) | (i4)) << 1, t[1] + 1 + 1 + 1)
+        s = 5
+    t = _C153.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C194)
+        _order("PowerDeliveryReq", s, _C151)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2725,10 +2533,10 @@ def _d19(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C201, "PowerDeliveryResType")
+            _escape(r, 3, _C154, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -2740,23 +2548,23 @@ def _d19(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C202, "PowerDeliveryResType")
+            _escape(r, 2, _C155, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d61(r)
+            f2 = _d77(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C203, "PowerDeliveryResType")
+            _escape(r, 1, _C156, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -2764,7 +2572,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C204, "PowerDeliveryResType")
+            _escape(r, 1, _C157, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryRes)
@@ -2775,42 +2583,31 @@ def _d19(r):
 
 def _e19(w, o):
     """iso20.PowerDeliveryRes -> PowerDeliveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C206.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.header", s, _C205)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("PowerDeliveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C207.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C205)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("PowerDeliveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C208.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C205)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("PowerDeliveryRes.evse_status", v, "a EVSEStatus")
-        w.bits(t[0], t[1])
-        _e61(w, v)
-        s = t[2]
-    t = _C209.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("PowerDeliveryRes.header", 0, _C158)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("PowerDeliveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("PowerDeliveryRes.response_code", 1, _C158)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("PowerDeliveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("PowerDeliveryRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 2)
+        _e77(w, v2)
+        s = 3
+    t = _C159.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C205)
+        _order("PowerDeliveryRes", s, _C158)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2830,7 +2627,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C210, "RSAKeyValueType")
+            _escape(r, 3, _C160, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2844,7 +2641,7 @@ def _d20(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C211, "RSAKeyValueType")
+            _escape(r, 2, _C161, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2852,7 +2649,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C212, "RSAKeyValueType")
+            _escape(r, 1, _C162, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -2862,34 +2659,21 @@ def _d20(r):
 
 def _e20(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C214.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C215.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C216.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C213)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C163)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C163)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d21(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -2918,7 +2702,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C217, "ReferenceType")
+            _escape(r, 3, _C164, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -2936,7 +2720,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C218, "ReferenceType")
+            _escape(r, 3, _C165, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -2951,7 +2735,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C219, "ReferenceType")
+            _escape(r, 3, _C166, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -2963,7 +2747,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C220, "ReferenceType")
+            _escape(r, 3, _C167, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -2972,7 +2756,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C221, "ReferenceType")
+            _escape(r, 2, _C168, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -2986,7 +2770,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C222, "ReferenceType")
+            _escape(r, 2, _C169, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -2994,7 +2778,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C223, "ReferenceType")
+            _escape(r, 1, _C170, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -3008,73 +2792,62 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C225.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C172.get(s)
         if t is None:
-            _order("Reference.id", s, _C224)
+            _order("Reference.type", s, _C171)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C226.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C173.get(s)
         if t is None:
-            _order("Reference.type", s, _C224)
+            _order("Reference.uri", s, _C171)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C227.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C174.get(s)
         if t is None:
-            _order("Reference.uri", s, _C224)
+            _order("Reference.transforms", s, _C171)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C228.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C224)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C229.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C224)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e10(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C230.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C224)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C231.get(s)
+        _e45(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C171)
+    t = _C175.get(s)
     if t is None:
-        _order("Reference", s, _C224)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C171)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e10(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C171)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d22(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -3096,7 +2869,7 @@ def _d22(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C232, "RetrievalMethodType")
+            _escape(r, 3, _C176, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3110,7 +2883,7 @@ def _d22(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C233, "RetrievalMethodType")
+            _escape(r, 2, _C177, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3121,7 +2894,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C234, "RetrievalMethodType")
+            _escape(r, 2, _C178, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3129,7 +2902,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C235, "RetrievalMethodType")
+            _escape(r, 1, _C179, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -3140,40 +2913,37 @@ def _d22(r):
 
 def _e22(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C237.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C181.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C236)
+            _order("RetrievalMethod.uri", s, _C180)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C238.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C182.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C236)
+            _order("RetrievalMethod.transforms", s, _C180)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C239.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C236)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C240.get(s)
+        _e45(w, v2)
+        s = 1
+    t = _C183.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C236)
+        _order("RetrievalMethod", s, _C180)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3194,7 +2964,7 @@ def _d23(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C241, "SPKIDataType")
+                _escape(r, 3, _C184, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3213,7 +2983,7 @@ def _d23(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C242, "SPKIDataType")
+                _escape(r, 1, _C185, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3230,7 +3000,7 @@ def _d23(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C243, "SPKIDataType")
+                _escape(r, 1, _C186, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3246,20 +3016,20 @@ def _e23(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C245.get(s)
+        t = _C188.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C244)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C187)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C246.get(s)
+    t = _C189.get(s)
     if t is None:
-        _order("SPKIData", s, _C244)
+        _order("SPKIData", s, _C187)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3273,10 +3043,10 @@ def _d24(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C247, "ScheduleExchangeReqType")
+            _escape(r, 3, _C190, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3292,19 +3062,19 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C248, "ScheduleExchangeReqType")
+            _escape(r, 2, _C191, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d62(r)
+            f2 = _d61(r)
             s = 4
         elif ec == 1:
-            f3 = _d63(r)
+            f3 = _d102(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C249, "ScheduleExchangeReqType")
+            _escape(r, 2, _C192, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3312,7 +3082,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C250, "ScheduleExchangeReqType")
+            _escape(r, 1, _C193, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3320,7 +3090,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C251, "ScheduleExchangeReqType")
+            _escape(r, 1, _C194, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeReq)
@@ -3332,51 +3102,40 @@ def _d24(r):
 
 def _e24(w, o):
     """iso20.ScheduleExchangeReq -> ScheduleExchangeReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C253.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("ScheduleExchangeReq.header", 0, _C195)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ScheduleExchangeReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.maximum_supporting_points
+    if v1 is None:
+        _order("ScheduleExchangeReq.maximum_supporting_points", 1, _C195)
+    if v1.__class__ is not int or not 12 <= v1 <= 1024:
+        _bad("ScheduleExchangeReq.maximum_supporting_points", v1, "an integer in 12..1024")
+    v2 = o.dynamic_se_req_control_mode
+    w.bits(((((0) << 1) << 10) | (v1 - 12)) << 1, 13)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.Dynamic_SEReqControlMode:
+            _bad("ScheduleExchangeReq.dynamic_se_req_control_mode", v2, "a Dynamic_SEReqControlMode")
+        w.bits(0, 2)
+        _e61(w, v2)
+        s = 3
+    v3 = o.scheduled_se_req_control_mode
+    if v3 is not None:
+        t = _C196.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.header", s, _C252)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ScheduleExchangeReq.header", v, "a MessageHeader")
+            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C195)
+        if v3.__class__ is not _iso20.Scheduled_SEReqControlMode:
+            _bad("ScheduleExchangeReq.scheduled_se_req_control_mode", v3, "a Scheduled_SEReqControlMode")
         w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.maximum_supporting_points
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("ScheduleExchangeReq.maximum_supporting_points", s, _C252)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 12 <= v <= 1024:
-            _bad("ScheduleExchangeReq.maximum_supporting_points", v, "an integer in 12..1024")
-        w.bits(v - 12, 10)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dynamic_se_req_control_mode
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("ScheduleExchangeReq.dynamic_se_req_control_mode", s, _C252)
-        if v.__class__ is not _iso20.Dynamic_SEReqControlMode:
-            _bad("ScheduleExchangeReq.dynamic_se_req_control_mode", v, "a Dynamic_SEReqControlMode")
-        w.bits(t[0], t[1])
-        _e62(w, v)
-        s = t[2]
-    v = o.scheduled_se_req_control_mode
-    if v is not None:
-        t = _C256.get(s)
-        if t is None:
-            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C252)
-        if v.__class__ is not _iso20.Scheduled_SEReqControlMode:
-            _bad("ScheduleExchangeReq.scheduled_se_req_control_mode", v, "a Scheduled_SEReqControlMode")
-        w.bits(t[0], t[1])
-        _e63(w, v)
-        s = t[2]
-    t = _C257.get(s)
+        _e102(w, v3)
+        s = 4
+    t = _C197.get(s)
     if t is None:
-        _order("ScheduleExchangeReq", s, _C252)
+        _order("ScheduleExchangeReq", s, _C195)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3392,10 +3151,10 @@ def _d25(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C258, "ScheduleExchangeResType")
+            _escape(r, 3, _C198, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3407,12 +3166,12 @@ def _d25(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C259, "ScheduleExchangeResType")
+            _escape(r, 2, _C199, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 2:
@@ -3424,12 +3183,12 @@ def _d25(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C17[f2]
+                f2 = _C14[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C260, "ScheduleExchangeResType")
+            _escape(r, 2, _C200, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3443,25 +3202,25 @@ def _d25(r):
                     _escape(r, 1, _EV_ELEM_EE, "GoToPause")
             s = 4
         elif ec == 1:
-            f4 = _d64(r)
+            f4 = _d62(r)
             s = 6
         elif ec == 2:
-            f5 = _d65(r)
+            f5 = _d103(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C261, "ScheduleExchangeResType")
+            _escape(r, 2, _C201, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d64(r)
+            f4 = _d62(r)
             s = 6
         elif ec == 1:
-            f5 = _d65(r)
+            f5 = _d103(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C262, "ScheduleExchangeResType")
+            _escape(r, 2, _C202, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 5:
@@ -3469,7 +3228,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C263, "ScheduleExchangeResType")
+            _escape(r, 1, _C203, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 6:
@@ -3477,7 +3236,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C264, "ScheduleExchangeResType")
+            _escape(r, 1, _C204, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeRes)
@@ -3491,75 +3250,56 @@ def _d25(r):
 
 def _e25(w, o):
     """iso20.ScheduleExchangeRes -> ScheduleExchangeResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C266.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("ScheduleExchangeRes.header", 0, _C205)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ScheduleExchangeRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ScheduleExchangeRes.response_code", 1, _C205)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("ScheduleExchangeRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("ScheduleExchangeRes.evse_processing", 2, _C205)
+    i2 = _C15.get(v2)
+    if i2 is None:
+        _bad("ScheduleExchangeRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.go_to_pause
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not bool:
+            _bad("ScheduleExchangeRes.go_to_pause", v3, "a bool")
+        w.bits(((((0) << 1) << 1) | (v3)) << 1, 5)
+        s = 4
+    v4 = o.dynamic_se_res_control_mode
+    if v4 is not None:
+        t = _C206.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.header", s, _C265)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ScheduleExchangeRes.header", v, "a MessageHeader")
+            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C205)
+        if v4.__class__ is not _iso20.Dynamic_SEResControlMode:
+            _bad("ScheduleExchangeRes.dynamic_se_res_control_mode", v4, "a Dynamic_SEResControlMode")
         w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C267.get(s)
+        _e62(w, v4)
+        s = 5
+    v5 = o.scheduled_se_res_control_mode
+    if v5 is not None:
+        t = _C207.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.response_code", s, _C265)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("ScheduleExchangeRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C268.get(s)
-        if t is None:
-            _order("ScheduleExchangeRes.evse_processing", s, _C265)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("ScheduleExchangeRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.go_to_pause
-    if v is not None:
-        t = _C269.get(s)
-        if t is None:
-            _order("ScheduleExchangeRes.go_to_pause", s, _C265)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ScheduleExchangeRes.go_to_pause", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dynamic_se_res_control_mode
-    if v is not None:
-        t = _C270.get(s)
-        if t is None:
-            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C265)
-        if v.__class__ is not _iso20.Dynamic_SEResControlMode:
-            _bad("ScheduleExchangeRes.dynamic_se_res_control_mode", v, "a Dynamic_SEResControlMode")
+            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C205)
+        if v5.__class__ is not _iso20.Scheduled_SEResControlMode:
+            _bad("ScheduleExchangeRes.scheduled_se_res_control_mode", v5, "a Scheduled_SEResControlMode")
         w.bits(t[0], t[1])
-        _e64(w, v)
-        s = t[2]
-    v = o.scheduled_se_res_control_mode
-    if v is not None:
-        t = _C271.get(s)
-        if t is None:
-            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C265)
-        if v.__class__ is not _iso20.Scheduled_SEResControlMode:
-            _bad("ScheduleExchangeRes.scheduled_se_res_control_mode", v, "a Scheduled_SEResControlMode")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
-    t = _C272.get(s)
+        _e103(w, v5)
+        s = 6
+    t = _C208.get(s)
     if t is None:
-        _order("ScheduleExchangeRes", s, _C265)
+        _order("ScheduleExchangeRes", s, _C205)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3571,10 +3311,10 @@ def _d26(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C273, "ServiceDetailReqType")
+            _escape(r, 3, _C209, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3590,7 +3330,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C274, "ServiceDetailReqType")
+            _escape(r, 2, _C210, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3598,7 +3338,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C275, "ServiceDetailReqType")
+            _escape(r, 1, _C211, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailReq)
@@ -3608,33 +3348,21 @@ def _d26(r):
 
 def _e26(w, o):
     """iso20.ServiceDetailReq -> ServiceDetailReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C277.get(s)
-        if t is None:
-            _order("ServiceDetailReq.header", s, _C276)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceDetailReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C278.get(s)
-        if t is None:
-            _order("ServiceDetailReq.service_id", s, _C276)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C279.get(s)
-    if t is None:
-        _order("ServiceDetailReq", s, _C276)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceDetailReq.header", 0, _C212)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceDetailReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.service_id
+    if v1 is None:
+        _order("ServiceDetailReq.service_id", 1, _C212)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("ServiceDetailReq.service_id", v1, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v1)
+    w.bits(0, 2)
 
 def _d27(r):
     """ServiceDetailResType -> iso20.ServiceDetailRes"""
@@ -3646,10 +3374,10 @@ def _d27(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C280, "ServiceDetailResType")
+            _escape(r, 3, _C213, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -3661,12 +3389,12 @@ def _d27(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C281, "ServiceDetailResType")
+            _escape(r, 2, _C214, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -3682,16 +3410,16 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C282, "ServiceDetailResType")
+            _escape(r, 2, _C215, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d66(r)
+            f3 = _d108(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C283, "ServiceDetailResType")
+            _escape(r, 2, _C216, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 4:
@@ -3699,7 +3427,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C284, "ServiceDetailResType")
+            _escape(r, 1, _C217, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailRes)
@@ -3711,55 +3439,34 @@ def _d27(r):
 
 def _e27(w, o):
     """iso20.ServiceDetailRes -> ServiceDetailResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C286.get(s)
-        if t is None:
-            _order("ServiceDetailRes.header", s, _C285)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceDetailRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C287.get(s)
-        if t is None:
-            _order("ServiceDetailRes.response_code", s, _C285)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("ServiceDetailRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_id", s, _C285)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_parameter_list
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C285)
-        if v.__class__ is not _iso20.ServiceParameterList:
-            _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
-        w.bits(t[0], t[1])
-        _e66(w, v)
-        s = t[2]
-    t = _C290.get(s)
-    if t is None:
-        _order("ServiceDetailRes", s, _C285)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceDetailRes.header", 0, _C218)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceDetailRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ServiceDetailRes.response_code", 1, _C218)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("ServiceDetailRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.service_id
+    if v2 is None:
+        _order("ServiceDetailRes.service_id", 2, _C218)
+    if type(v2) is not int or v2 < 0 or v2 > 65535:
+        _bad("ServiceDetailRes.service_id", v2, "an integer in 0..65535")
+    w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
+    w.uint(v2)
+    v3 = o.service_parameter_list
+    if v3 is None:
+        _order("ServiceDetailRes.service_parameter_list", 3, _C218)
+    if v3.__class__ is not _iso20.ServiceParameterList:
+        _bad("ServiceDetailRes.service_parameter_list", v3, "a ServiceParameterList")
+    w.bits(0, 2)
+    _e108(w, v3)
+    w.bits(0, 1)
 
 def _d28(r):
     """ServiceDiscoveryReqType -> iso20.ServiceDiscoveryReq"""
@@ -3769,21 +3476,21 @@ def _d28(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C291, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C219, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d67(r)
+            f1 = _d111(r)
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C292, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C220, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3791,7 +3498,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C293, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C221, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryReq)
@@ -3801,30 +3508,24 @@ def _d28(r):
 
 def _e28(w, o):
     """iso20.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C295.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.header", s, _C294)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.supported_service_ids
-    if v is not None:
-        t = _C296.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.supported_service_ids", s, _C294)
-        if v.__class__ is not _iso20.ServiceIDList:
-            _bad("ServiceDiscoveryReq.supported_service_ids", v, "a ServiceIDList")
-        w.bits(t[0], t[1])
-        _e67(w, v)
-        s = t[2]
-    t = _C297.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceDiscoveryReq.header", 0, _C222)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.supported_service_ids
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.ServiceIDList:
+            _bad("ServiceDiscoveryReq.supported_service_ids", v1, "a ServiceIDList")
+        w.bits(0, 2)
+        _e111(w, v1)
+        s = 2
+    t = _C223.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C294)
+        _order("ServiceDiscoveryReq", s, _C222)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3839,10 +3540,10 @@ def _d29(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C298, "ServiceDiscoveryResType")
+            _escape(r, 3, _C224, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -3854,12 +3555,12 @@ def _d29(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C299, "ServiceDiscoveryResType")
+            _escape(r, 2, _C225, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -3873,27 +3574,27 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C300, "ServiceDiscoveryResType")
+            _escape(r, 2, _C226, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d68(r)
+            f3 = _d78(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C301, "ServiceDiscoveryResType")
+            _escape(r, 2, _C227, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d68(r)
+            f4 = _d78(r)
             s = 5
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C302, "ServiceDiscoveryResType")
+            _escape(r, 1, _C228, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -3901,7 +3602,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C303, "ServiceDiscoveryResType")
+            _escape(r, 1, _C229, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryRes)
@@ -3914,63 +3615,42 @@ def _d29(r):
 
 def _e29(w, o):
     """iso20.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.header", s, _C304)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C304)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_renegotiation_supported
-    if v is not None:
-        t = _C307.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.service_renegotiation_supported", s, _C304)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ServiceDiscoveryRes.service_renegotiation_supported", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_transfer_service_list
-    if v is not None:
-        t = _C308.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.energy_transfer_service_list", s, _C304)
-        if v.__class__ is not _iso20.ServiceList:
-            _bad("ServiceDiscoveryRes.energy_transfer_service_list", v, "a ServiceList")
-        w.bits(t[0], t[1])
-        _e68(w, v)
-        s = t[2]
-    v = o.vas_list
-    if v is not None:
-        t = _C309.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.vas_list", s, _C304)
-        if v.__class__ is not _iso20.ServiceList:
-            _bad("ServiceDiscoveryRes.vas_list", v, "a ServiceList")
-        w.bits(t[0], t[1])
-        _e68(w, v)
-        s = t[2]
-    t = _C310.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceDiscoveryRes.header", 0, _C230)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ServiceDiscoveryRes.response_code", 1, _C230)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("ServiceDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.service_renegotiation_supported
+    if v2 is None:
+        _order("ServiceDiscoveryRes.service_renegotiation_supported", 2, _C230)
+    if v2.__class__ is not bool:
+        _bad("ServiceDiscoveryRes.service_renegotiation_supported", v2, "a bool")
+    v3 = o.energy_transfer_service_list
+    if v3 is None:
+        _order("ServiceDiscoveryRes.energy_transfer_service_list", 3, _C230)
+    if v3.__class__ is not _iso20.ServiceList:
+        _bad("ServiceDiscoveryRes.energy_transfer_service_list", v3, "a ServiceList")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 14)
+    _e78(w, v3)
+    v4 = o.vas_list
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _iso20.ServiceList:
+            _bad("ServiceDiscoveryRes.vas_list", v4, "a ServiceList")
+        w.bits(0, 2)
+        _e78(w, v4)
+        s = 5
+    t = _C231.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C304)
+        _order("ServiceDiscoveryRes", s, _C230)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3983,30 +3663,30 @@ def _d30(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C311, "ServiceSelectionReqType")
+            _escape(r, 3, _C232, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d69(r)
+            f1 = _d105(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C312, "ServiceSelectionReqType")
+            _escape(r, 2, _C233, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d70(r)
+            f2 = _d106(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C313, "ServiceSelectionReqType")
+            _escape(r, 1, _C234, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4014,7 +3694,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C314, "ServiceSelectionReqType")
+            _escape(r, 1, _C235, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionReq)
@@ -4025,40 +3705,31 @@ def _d30(r):
 
 def _e30(w, o):
     """iso20.ServiceSelectionReq -> ServiceSelectionReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C316.get(s)
-        if t is None:
-            _order("ServiceSelectionReq.header", s, _C315)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceSelectionReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.selected_energy_transfer_service
-    if v is not None:
-        t = _C317.get(s)
-        if t is None:
-            _order("ServiceSelectionReq.selected_energy_transfer_service", s, _C315)
-        if v.__class__ is not _iso20.SelectedService:
-            _bad("ServiceSelectionReq.selected_energy_transfer_service", v, "a SelectedService")
-        w.bits(t[0], t[1])
-        _e69(w, v)
-        s = t[2]
-    v = o.selected_vas_list
-    if v is not None:
-        t = _C318.get(s)
-        if t is None:
-            _order("ServiceSelectionReq.selected_vas_list", s, _C315)
-        if v.__class__ is not _iso20.SelectedServiceList:
-            _bad("ServiceSelectionReq.selected_vas_list", v, "a SelectedServiceList")
-        w.bits(t[0], t[1])
-        _e70(w, v)
-        s = t[2]
-    t = _C319.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceSelectionReq.header", 0, _C236)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceSelectionReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.selected_energy_transfer_service
+    if v1 is None:
+        _order("ServiceSelectionReq.selected_energy_transfer_service", 1, _C236)
+    if v1.__class__ is not _iso20.SelectedService:
+        _bad("ServiceSelectionReq.selected_energy_transfer_service", v1, "a SelectedService")
+    w.bits(0, 1)
+    _e105(w, v1)
+    v2 = o.selected_vas_list
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.SelectedServiceList:
+            _bad("ServiceSelectionReq.selected_vas_list", v2, "a SelectedServiceList")
+        w.bits(0, 2)
+        _e106(w, v2)
+        s = 3
+    t = _C237.get(s)
     if t is None:
-        _order("ServiceSelectionReq", s, _C315)
+        _order("ServiceSelectionReq", s, _C236)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4070,10 +3741,10 @@ def _d31(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C320, "ServiceSelectionResType")
+            _escape(r, 3, _C238, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -4085,12 +3756,12 @@ def _d31(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C321, "ServiceSelectionResType")
+            _escape(r, 2, _C239, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -4098,7 +3769,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C322, "ServiceSelectionResType")
+            _escape(r, 1, _C240, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionRes)
@@ -4108,34 +3779,20 @@ def _d31(r):
 
 def _e31(w, o):
     """iso20.ServiceSelectionRes -> ServiceSelectionResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C324.get(s)
-        if t is None:
-            _order("ServiceSelectionRes.header", s, _C323)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ServiceSelectionRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C325.get(s)
-        if t is None:
-            _order("ServiceSelectionRes.response_code", s, _C323)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("ServiceSelectionRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C326.get(s)
-    if t is None:
-        _order("ServiceSelectionRes", s, _C323)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ServiceSelectionRes.header", 0, _C241)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ServiceSelectionRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ServiceSelectionRes.response_code", 1, _C241)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("ServiceSelectionRes.response_code", v1, "a member of _iso20.ResponseCode")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
 
 def _d32(r):
     """SessionSetupReqType -> iso20.SessionSetupReq"""
@@ -4145,10 +3802,10 @@ def _d32(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C327, "SessionSetupReqType")
+            _escape(r, 3, _C242, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4162,7 +3819,7 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C328, "SessionSetupReqType")
+            _escape(r, 2, _C243, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4170,7 +3827,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C329, "SessionSetupReqType")
+            _escape(r, 1, _C244, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupReq)
@@ -4180,33 +3837,21 @@ def _d32(r):
 
 def _e32(w, o):
     """iso20.SessionSetupReq -> SessionSetupReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C331.get(s)
-        if t is None:
-            _order("SessionSetupReq.header", s, _C330)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("SessionSetupReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.evccid
-    if v is not None:
-        t = _C332.get(s)
-        if t is None:
-            _order("SessionSetupReq.evccid", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("SessionSetupReq.evccid", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C333.get(s)
-    if t is None:
-        _order("SessionSetupReq", s, _C330)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("SessionSetupReq.header", 0, _C245)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("SessionSetupReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.evccid
+    if v1 is None:
+        _order("SessionSetupReq.evccid", 1, _C245)
+    if type(v1) is not str or len(v1) > 255:
+        _bad("SessionSetupReq.evccid", v1, "a str of length 0..255")
+    w.bits(0, 2)
+    w.string(v1)
+    w.bits(0, 2)
 
 def _d33(r):
     """SessionSetupResType -> iso20.SessionSetupRes"""
@@ -4217,10 +3862,10 @@ def _d33(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C334, "SessionSetupResType")
+            _escape(r, 3, _C246, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -4232,12 +3877,12 @@ def _d33(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C335, "SessionSetupResType")
+            _escape(r, 2, _C247, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -4251,7 +3896,7 @@ def _d33(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C336, "SessionSetupResType")
+            _escape(r, 2, _C248, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -4259,7 +3904,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C337, "SessionSetupResType")
+            _escape(r, 1, _C249, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupRes)
@@ -4270,45 +3915,27 @@ def _d33(r):
 
 def _e33(w, o):
     """iso20.SessionSetupRes -> SessionSetupResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C339.get(s)
-        if t is None:
-            _order("SessionSetupRes.header", s, _C338)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("SessionSetupRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C340.get(s)
-        if t is None:
-            _order("SessionSetupRes.response_code", s, _C338)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("SessionSetupRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C341.get(s)
-        if t is None:
-            _order("SessionSetupRes.evseid", s, _C338)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("SessionSetupRes.evseid", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C342.get(s)
-    if t is None:
-        _order("SessionSetupRes", s, _C338)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("SessionSetupRes.header", 0, _C250)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("SessionSetupRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("SessionSetupRes.response_code", 1, _C250)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("SessionSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evseid
+    if v2 is None:
+        _order("SessionSetupRes.evseid", 2, _C250)
+    if type(v2) is not str or len(v2) > 255:
+        _bad("SessionSetupRes.evseid", v2, "a str of length 0..255")
+    w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
+    w.string(v2)
+    w.bits(0, 2)
 
 def _d34(r):
     """SessionStopReqType -> iso20.SessionStopReq"""
@@ -4320,10 +3947,10 @@ def _d34(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C343, "SessionStopReqType")
+            _escape(r, 3, _C251, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4335,12 +3962,12 @@ def _d34(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("ChargingSession: enumeration index %d out of range" % f1)
-                f1 = _C344[f1]
+                f1 = _C252[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C346, "SessionStopReqType")
+            _escape(r, 2, _C254, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4364,7 +3991,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C347, "SessionStopReqType")
+            _escape(r, 1, _C255, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4380,7 +4007,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C348, "SessionStopReqType")
+            _escape(r, 1, _C256, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4388,7 +4015,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C349, "SessionStopReqType")
+            _escape(r, 1, _C257, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopReq)
@@ -4400,54 +4027,43 @@ def _d34(r):
 
 def _e34(w, o):
     """iso20.SessionStopReq -> SessionStopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C351.get(s)
-        if t is None:
-            _order("SessionStopReq.header", s, _C350)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("SessionStopReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.charging_session
-    if v is not None:
-        t = _C352.get(s)
-        if t is None:
-            _order("SessionStopReq.charging_session", s, _C350)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C345.get(v)
-        if i is None:
-            _bad("SessionStopReq.charging_session", v, "a member of _iso20.ChargingSession")
-        w.bits(i, 2)
+    v0 = o.header
+    if v0 is None:
+        _order("SessionStopReq.header", 0, _C258)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("SessionStopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.charging_session
+    if v1 is None:
+        _order("SessionStopReq.charging_session", 1, _C258)
+    i1 = _C253.get(v1)
+    if i1 is None:
+        _bad("SessionStopReq.charging_session", v1, "a member of _iso20.ChargingSession")
+    v2 = o.ev_termination_code
+    w.bits(((((0) << 1) << 2) | (i1)) << 1, 5)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not str or len(v2) > 80:
+            _bad("SessionStopReq.ev_termination_code", v2, "a str of length 0..80")
+        w.bits(0, 3)
+        w.string(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_termination_code
-    if v is not None:
-        t = _C353.get(s)
+        s = 3
+    v3 = o.ev_termination_explanation
+    if v3 is not None:
+        t = _C259.get(s)
         if t is None:
-            _order("SessionStopReq.ev_termination_code", s, _C350)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 80:
-            _bad("SessionStopReq.ev_termination_code", v, "a str of length 0..80")
-        w.string(v)
+            _order("SessionStopReq.ev_termination_explanation", s, _C258)
+        if type(v3) is not str or len(v3) > 160:
+            _bad("SessionStopReq.ev_termination_explanation", v3, "a str of length 0..160")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_termination_explanation
-    if v is not None:
-        t = _C354.get(s)
-        if t is None:
-            _order("SessionStopReq.ev_termination_explanation", s, _C350)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 160:
-            _bad("SessionStopReq.ev_termination_explanation", v, "a str of length 0..160")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C355.get(s)
+        s = 4
+    t = _C260.get(s)
     if t is None:
-        _order("SessionStopReq", s, _C350)
+        _order("SessionStopReq", s, _C258)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4459,10 +4075,10 @@ def _d35(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C356, "SessionStopResType")
+            _escape(r, 3, _C261, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -4474,12 +4090,12 @@ def _d35(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C357, "SessionStopResType")
+            _escape(r, 2, _C262, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 2:
@@ -4487,7 +4103,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C358, "SessionStopResType")
+            _escape(r, 1, _C263, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopRes)
@@ -4497,34 +4113,20 @@ def _d35(r):
 
 def _e35(w, o):
     """iso20.SessionStopRes -> SessionStopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C360.get(s)
-        if t is None:
-            _order("SessionStopRes.header", s, _C359)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("SessionStopRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C361.get(s)
-        if t is None:
-            _order("SessionStopRes.response_code", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("SessionStopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C362.get(s)
-    if t is None:
-        _order("SessionStopRes", s, _C359)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("SessionStopRes.header", 0, _C264)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("SessionStopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("SessionStopRes.response_code", 1, _C264)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("SessionStopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
 
 def _d36(r):
     """SignatureType -> xmldsig.Signature"""
@@ -4544,7 +4146,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C363, "SignatureType")
+            _escape(r, 3, _C265, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -4553,7 +4155,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C364, "SignatureType")
+            _escape(r, 3, _C266, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -4562,7 +4164,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C365, "SignatureType")
+            _escape(r, 2, _C267, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -4578,7 +4180,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C366, "SignatureType")
+            _escape(r, 1, _C268, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -4591,7 +4193,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C367, "SignatureType")
+            _escape(r, 1, _C269, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -4606,7 +4208,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C368, "SignatureType")
+                _escape(r, 1, _C270, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -4619,64 +4221,56 @@ def _d36(r):
 
 def _e36(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C370.get(s)
-        if t is None:
-            _order("Signature.id", s, _C369)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C371.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C369)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C372.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C369)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C373.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C369)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e11(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C271)
+    t = _C272.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C271)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e41(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C271)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e40(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e11(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C374.get(s)
+        t = _C273.get(s)
         if t is None:
-            _order("Signature.object", s, _C369)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C271)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e16(w, v)
+        _e16(w, v4)
         s = 4
-    t = _C375.get(s)
+    t = _C274.get(s)
     if t is None:
-        _order("Signature", s, _C369)
+        _order("Signature", s, _C271)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4692,7 +4286,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C376, "SignatureMethodType")
+            _escape(r, 3, _C275, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4712,7 +4306,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C377, "SignatureMethodType")
+            _escape(r, 2, _C276, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4732,7 +4326,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C378, "SignatureMethodType")
+            _escape(r, 1, _C277, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4744,7 +4338,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C379, "SignatureMethodType")
+            _escape(r, 1, _C278, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -4758,7 +4352,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C380, "SignatureMethodType")
+                _escape(r, 1, _C279, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -4768,31 +4362,25 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C381)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C383.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C381)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C280)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C384.get(s)
+        s = 1
+    t = _C281.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C381)
+        _order("SignatureMethod", s, _C280)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4813,7 +4401,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C385, "SignaturePropertiesType")
+            _escape(r, 3, _C282, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -4824,7 +4412,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C386, "SignaturePropertiesType")
+            _escape(r, 3, _C283, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -4839,7 +4427,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C387, "SignaturePropertiesType")
+                _escape(r, 1, _C284, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -4849,34 +4437,31 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C389.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C388)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C390.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C388)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C285)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v1)
         s = 1
-    t = _C391.get(s)
+    t = _C287.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C388)
+        _order("SignatureProperties", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4894,7 +4479,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C392, "SignaturePropertyType")
+            _escape(r, 3, _C288, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -4903,7 +4488,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C393, "SignaturePropertyType")
+            _escape(r, 3, _C289, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -4913,7 +4498,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C394, "SignaturePropertyType")
+            _escape(r, 3, _C290, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -4923,7 +4508,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C395, "SignaturePropertyType")
+            _escape(r, 2, _C291, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -4935,7 +4520,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C396, "SignaturePropertyType")
+            _escape(r, 1, _C292, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -4945,32 +4530,25 @@ def _d39(r):
 
 def _e39(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C398.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C397)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C399.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C397)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C400.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C293)
+    t = _C294.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C397)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C293)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C293)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -4986,7 +4564,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C401, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C295, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -4996,7 +4574,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C402, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C296, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5005,7 +4583,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C403, "SignatureValueType")
+            _escape(r, 1, _C297, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -5015,31 +4593,25 @@ def _d40(r):
 
 def _e40(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C405.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C404)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C406.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C298)
+    t = _C299.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C404)
+        _order("SignatureValue.value", s, _C298)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C407.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C404)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -5058,7 +4630,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C408, "SignedInfoType")
+            _escape(r, 3, _C300, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -5067,7 +4639,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C409, "SignedInfoType")
+            _escape(r, 3, _C301, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -5076,7 +4648,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C410, "SignedInfoType")
+            _escape(r, 2, _C302, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -5087,7 +4659,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C411, "SignedInfoType")
+            _escape(r, 2, _C303, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -5102,7 +4674,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C412, "SignedInfoType")
+                _escape(r, 1, _C304, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -5114,54 +4686,49 @@ def _d41(r):
 
 def _e41(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C414.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C413)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C415.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C413)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e6(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C416.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C413)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C305)
+    t = _C306.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C305)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e6(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C305)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e37(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C417.get(s)
+        t = _C307.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C413)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C305)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e21(w, v)
+        _e21(w, v3)
         s = 3
-    t = _C418.get(s)
+    t = _C308.get(s)
     if t is None:
-        _order("SignedInfo", s, _C413)
+        _order("SignedInfo", s, _C305)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5181,16 +4748,16 @@ def _d42(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C419, "SignedInstallationDataType")
+            _escape(r, 3, _C309, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d71(r)
+            f1 = _d58(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C420, "SignedInstallationDataType")
+            _escape(r, 3, _C310, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5200,12 +4767,12 @@ def _d42(r):
                 f2 = _simple_escape(r, None, "ECDHCurve")
             else:
                 f2 = r.bits(1)
-                f2 = _C421[f2]
+                f2 = _C311[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C423, "SignedInstallationDataType")
+            _escape(r, 2, _C313, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5219,7 +4786,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C424, "SignedInstallationDataType")
+            _escape(r, 2, _C314, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5249,7 +4816,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C425, "SignedInstallationDataType")
+            _escape(r, 2, _C315, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5257,7 +4824,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C426, "SignedInstallationDataType")
+            _escape(r, 1, _C316, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5265,7 +4832,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C427, "SignedInstallationDataType")
+            _escape(r, 1, _C317, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 7:
@@ -5273,7 +4840,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C428, "SignedInstallationDataType")
+            _escape(r, 1, _C318, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedInstallationData)
@@ -5288,86 +4855,68 @@ def _d42(r):
 
 def _e42(w, o):
     """iso20.SignedInstallationData -> SignedInstallationDataType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C430.get(s)
-        if t is None:
-            _order("SignedInstallationData.id", s, _C429)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInstallationData.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.contract_certificate_chain
-    if v is not None:
-        t = _C431.get(s)
-        if t is None:
-            _order("SignedInstallationData.contract_certificate_chain", s, _C429)
-        if v.__class__ is not _iso20.ContractCertificateChain:
-            _bad("SignedInstallationData.contract_certificate_chain", v, "a ContractCertificateChain")
-        w.bits(t[0], t[1])
-        _e71(w, v)
-        s = t[2]
-    v = o.ecdh_curve
-    if v is not None:
-        t = _C432.get(s)
-        if t is None:
-            _order("SignedInstallationData.ecdh_curve", s, _C429)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C422.get(v)
-        if i is None:
-            _bad("SignedInstallationData.ecdh_curve", v, "a member of _iso20.EcdhCurve")
-        w.bits(i, 1)
+    v0 = o.id
+    if v0 is None:
+        _order("SignedInstallationData.id", 0, _C319)
+    if type(v0) is not str:
+        _bad("SignedInstallationData.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.contract_certificate_chain
+    if v1 is None:
+        _order("SignedInstallationData.contract_certificate_chain", 7, _C319)
+    if v1.__class__ is not _iso20.ContractCertificateChain:
+        _bad("SignedInstallationData.contract_certificate_chain", v1, "a ContractCertificateChain")
+    w.bits(0, 1)
+    _e58(w, v1)
+    v2 = o.ecdh_curve
+    if v2 is None:
+        _order("SignedInstallationData.ecdh_curve", 1, _C319)
+    i2 = _C312.get(v2)
+    if i2 is None:
+        _bad("SignedInstallationData.ecdh_curve", v2, "a member of _iso20.EcdhCurve")
+    v3 = o.dh_public_key
+    if v3 is None:
+        _order("SignedInstallationData.dh_public_key", 2, _C319)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) < 133 or len(v3) > 133:
+        _bad("SignedInstallationData.dh_public_key", v3, "bytes of length 133..133")
+    w.bits(((((((0) << 1) << 1) | (i2)) << 1) << 1) << 1, 6)
+    w.binary(v3)
+    v4 = o.secp521_encrypted_private_key
+    w.bits(0, 1)
+    s = 3
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)) or len(v4) < 94 or len(v4) > 94:
+            _bad("SignedInstallationData.secp521_encrypted_private_key", v4, "bytes of length 94..94")
+        w.bits(0, 3)
+        w.binary(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.dh_public_key
-    if v is not None:
-        t = _C433.get(s)
+        s = 4
+    v5 = o.x448_encrypted_private_key
+    if v5 is not None:
+        t = _C320.get(s)
         if t is None:
-            _order("SignedInstallationData.dh_public_key", s, _C429)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 133 or len(v) > 133:
-            _bad("SignedInstallationData.dh_public_key", v, "bytes of length 133..133")
-        w.binary(v)
+            _order("SignedInstallationData.x448_encrypted_private_key", s, _C319)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) < 84 or len(v5) > 84:
+            _bad("SignedInstallationData.x448_encrypted_private_key", v5, "bytes of length 84..84")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.secp521_encrypted_private_key
-    if v is not None:
-        t = _C434.get(s)
+        s = 5
+    v6 = o.tpm_encrypted_private_key
+    if v6 is not None:
+        t = _C321.get(s)
         if t is None:
-            _order("SignedInstallationData.secp521_encrypted_private_key", s, _C429)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 94 or len(v) > 94:
-            _bad("SignedInstallationData.secp521_encrypted_private_key", v, "bytes of length 94..94")
-        w.binary(v)
+            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C319)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) < 206 or len(v6) > 206:
+            _bad("SignedInstallationData.tpm_encrypted_private_key", v6, "bytes of length 206..206")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.x448_encrypted_private_key
-    if v is not None:
-        t = _C435.get(s)
-        if t is None:
-            _order("SignedInstallationData.x448_encrypted_private_key", s, _C429)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 84 or len(v) > 84:
-            _bad("SignedInstallationData.x448_encrypted_private_key", v, "bytes of length 84..84")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tpm_encrypted_private_key
-    if v is not None:
-        t = _C436.get(s)
-        if t is None:
-            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C429)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 206 or len(v) > 206:
-            _bad("SignedInstallationData.tpm_encrypted_private_key", v, "bytes of length 206..206")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C437.get(s)
+        s = 6
+    t = _C322.get(s)
     if t is None:
-        _order("SignedInstallationData", s, _C429)
+        _order("SignedInstallationData", s, _C319)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5386,7 +4935,7 @@ def _d43(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C438, "SignedMeteringDataType")
+            _escape(r, 3, _C323, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5400,43 +4949,43 @@ def _d43(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C439, "SignedMeteringDataType")
+            _escape(r, 3, _C324, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d72(r)
+            f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C440, "SignedMeteringDataType")
+            _escape(r, 2, _C325, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d73(r)
+            f3 = _d98(r)
             s = 4
         elif ec == 1:
-            f4 = _d74(r)
+            f4 = _d63(r)
             s = 6
         elif ec == 2:
-            f5 = _d75(r)
+            f5 = _d104(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C441, "SignedMeteringDataType")
+            _escape(r, 2, _C326, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d74(r)
+            f4 = _d63(r)
             s = 6
         elif ec == 1:
-            f5 = _d75(r)
+            f5 = _d104(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C442, "SignedMeteringDataType")
+            _escape(r, 2, _C327, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5444,7 +4993,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C443, "SignedMeteringDataType")
+            _escape(r, 1, _C328, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5452,7 +5001,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C444, "SignedMeteringDataType")
+            _escape(r, 1, _C329, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedMeteringData)
@@ -5466,71 +5015,58 @@ def _d43(r):
 
 def _e43(w, o):
     """iso20.SignedMeteringData -> SignedMeteringDataType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C446.get(s)
+    v0 = o.id
+    if v0 is None:
+        _order("SignedMeteringData.id", 0, _C330)
+    if type(v0) is not str:
+        _bad("SignedMeteringData.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.session_id
+    if v1 is None:
+        _order("SignedMeteringData.session_id", 6, _C330)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) < 8 or len(v1) > 8:
+        _bad("SignedMeteringData.session_id", v1, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v1)
+    v2 = o.meter_info
+    if v2 is None:
+        _order("SignedMeteringData.meter_info", 1, _C330)
+    if v2.__class__ is not _iso20.MeterInfo:
+        _bad("SignedMeteringData.meter_info", v2, "a MeterInfo")
+    w.bits(0, 2)
+    _e81(w, v2)
+    v3 = o.receipt
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _iso20.Receipt:
+            _bad("SignedMeteringData.receipt", v3, "a Receipt")
+        w.bits(0, 2)
+        _e98(w, v3)
+        s = 3
+    v4 = o.dynamic_smdt_control_mode
+    if v4 is not None:
+        t = _C331.get(s)
         if t is None:
-            _order("SignedMeteringData.id", s, _C445)
+            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C330)
+        if v4.__class__ is not _iso20.Dynamic_SMDTControlMode:
+            _bad("SignedMeteringData.dynamic_smdt_control_mode", v4, "a Dynamic_SMDTControlMode")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedMeteringData.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.session_id
-    if v is not None:
-        t = _C447.get(s)
+        _e63(w, v4)
+        s = 4
+    v5 = o.scheduled_smdt_control_mode
+    if v5 is not None:
+        t = _C332.get(s)
         if t is None:
-            _order("SignedMeteringData.session_id", s, _C445)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("SignedMeteringData.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C448.get(s)
-        if t is None:
-            _order("SignedMeteringData.meter_info", s, _C445)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("SignedMeteringData.meter_info", v, "a MeterInfo")
+            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C330)
+        if v5.__class__ is not _iso20.Scheduled_SMDTControlMode:
+            _bad("SignedMeteringData.scheduled_smdt_control_mode", v5, "a Scheduled_SMDTControlMode")
         w.bits(t[0], t[1])
-        _e72(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C449.get(s)
-        if t is None:
-            _order("SignedMeteringData.receipt", s, _C445)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("SignedMeteringData.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e73(w, v)
-        s = t[2]
-    v = o.dynamic_smdt_control_mode
-    if v is not None:
-        t = _C450.get(s)
-        if t is None:
-            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C445)
-        if v.__class__ is not _iso20.Dynamic_SMDTControlMode:
-            _bad("SignedMeteringData.dynamic_smdt_control_mode", v, "a Dynamic_SMDTControlMode")
-        w.bits(t[0], t[1])
-        _e74(w, v)
-        s = t[2]
-    v = o.scheduled_smdt_control_mode
-    if v is not None:
-        t = _C451.get(s)
-        if t is None:
-            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C445)
-        if v.__class__ is not _iso20.Scheduled_SMDTControlMode:
-            _bad("SignedMeteringData.scheduled_smdt_control_mode", v, "a Scheduled_SMDTControlMode")
-        w.bits(t[0], t[1])
-        _e75(w, v)
-        s = t[2]
-    t = _C452.get(s)
+        _e104(w, v5)
+        s = 5
+    t = _C333.get(s)
     if t is None:
-        _order("SignedMeteringData", s, _C445)
+        _order("SignedMeteringData", s, _C330)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5546,7 +5082,7 @@ def _d44(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C453, "TransformType")
+                _escape(r, 3, _C334, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -5567,7 +5103,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C454, "TransformType")
+                _escape(r, 2, _C335, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -5588,7 +5124,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C455, "TransformType")
+                _escape(r, 1, _C336, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -5609,7 +5145,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C456, "TransformType")
+                _escape(r, 1, _C337, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -5630,7 +5166,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C457, "TransformType")
+                _escape(r, 1, _C338, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -5640,37 +5176,34 @@ def _d44(r):
 
 def _e44(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C459.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C458)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C339)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C460.get(s)
+        t = _C340.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C458)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C339)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C461.get(s)
+    t = _C341.get(s)
     if t is None:
-        _order("Transform", s, _C458)
+        _order("Transform", s, _C339)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5687,7 +5220,7 @@ def _d45(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C462, "TransformsType")
+            _escape(r, 3, _C342, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -5702,7 +5235,7 @@ def _d45(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C463, "TransformsType")
+                _escape(r, 1, _C343, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -5716,19 +5249,19 @@ def _e45(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C465.get(s)
+        t = _C345.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C464)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C344)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e44(w, v)
+        _e44(w, v0)
         s = 1
-    t = _C466.get(s)
+    t = _C346.get(s)
     if t is None:
-        _order("Transforms", s, _C464)
+        _order("Transforms", s, _C344)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5744,10 +5277,10 @@ def _d46(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C467, "VehicleCheckInReqType")
+            _escape(r, 3, _C347, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5759,12 +5292,12 @@ def _d46(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
-                f1 = _C468[f1]
+                f1 = _C348[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C470, "VehicleCheckInReqType")
+            _escape(r, 2, _C350, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5776,12 +5309,12 @@ def _d46(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("ParkingMethod: enumeration index %d out of range" % f2)
-                f2 = _C471[f2]
+                f2 = _C351[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C473, "VehicleCheckInReqType")
+            _escape(r, 2, _C353, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5819,7 +5352,7 @@ def _d46(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C474, "VehicleCheckInReqType")
+            _escape(r, 1, _C354, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5847,7 +5380,7 @@ def _d46(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C475, "VehicleCheckInReqType")
+            _escape(r, 1, _C355, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5865,7 +5398,7 @@ def _d46(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C476, "VehicleCheckInReqType")
+            _escape(r, 1, _C356, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5873,7 +5406,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C477, "VehicleCheckInReqType")
+            _escape(r, 1, _C357, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInReq)
@@ -5887,77 +5420,60 @@ def _d46(r):
 
 def _e46(w, o):
     """iso20.VehicleCheckInReq -> VehicleCheckInReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C479.get(s)
-        if t is None:
-            _order("VehicleCheckInReq.header", s, _C478)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("VehicleCheckInReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.ev_check_in_status
-    if v is not None:
-        t = _C480.get(s)
-        if t is None:
-            _order("VehicleCheckInReq.ev_check_in_status", s, _C478)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C469.get(v)
-        if i is None:
-            _bad("VehicleCheckInReq.ev_check_in_status", v, "a member of _iso20.EvCheckInStatus")
-        w.bits(i, 2)
+    v0 = o.header
+    if v0 is None:
+        _order("VehicleCheckInReq.header", 0, _C358)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("VehicleCheckInReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.ev_check_in_status
+    if v1 is None:
+        _order("VehicleCheckInReq.ev_check_in_status", 1, _C358)
+    i1 = _C349.get(v1)
+    if i1 is None:
+        _bad("VehicleCheckInReq.ev_check_in_status", v1, "a member of _iso20.EvCheckInStatus")
+    v2 = o.parking_method
+    if v2 is None:
+        _order("VehicleCheckInReq.parking_method", 2, _C358)
+    i2 = _C352.get(v2)
+    if i2 is None:
+        _bad("VehicleCheckInReq.parking_method", v2, "a member of _iso20.ParkingMethod")
+    v3 = o.vehicle_frame
+    w.bits((((((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 10)
+    s = 3
+    if v3 is not None:
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("VehicleCheckInReq.vehicle_frame", v3, "an integer in -32768..32767")
+        w.bits(0, 4)
+        w.integer(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.parking_method
-    if v is not None:
-        t = _C481.get(s)
+        s = 4
+    v4 = o.device_offset
+    if v4 is not None:
+        t = _C359.get(s)
         if t is None:
-            _order("VehicleCheckInReq.parking_method", s, _C478)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C472.get(v)
-        if i is None:
-            _bad("VehicleCheckInReq.parking_method", v, "a member of _iso20.ParkingMethod")
-        w.bits(i, 2)
+            _order("VehicleCheckInReq.device_offset", s, _C358)
+        if type(v4) is not int or v4 < -32768 or v4 > 32767:
+            _bad("VehicleCheckInReq.device_offset", v4, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.vehicle_frame
-    if v is not None:
-        t = _C482.get(s)
+        s = 5
+    v5 = o.vehicle_travel
+    if v5 is not None:
+        t = _C360.get(s)
         if t is None:
-            _order("VehicleCheckInReq.vehicle_frame", s, _C478)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInReq.vehicle_frame", v, "an integer in -32768..32767")
-        w.integer(v)
+            _order("VehicleCheckInReq.vehicle_travel", s, _C358)
+        if type(v5) is not int or v5 < -32768 or v5 > 32767:
+            _bad("VehicleCheckInReq.vehicle_travel", v5, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.device_offset
-    if v is not None:
-        t = _C483.get(s)
-        if t is None:
-            _order("VehicleCheckInReq.device_offset", s, _C478)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInReq.device_offset", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.vehicle_travel
-    if v is not None:
-        t = _C484.get(s)
-        if t is None:
-            _order("VehicleCheckInReq.vehicle_travel", s, _C478)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInReq.vehicle_travel", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C485.get(s)
+        s = 6
+    t = _C361.get(s)
     if t is None:
-        _order("VehicleCheckInReq", s, _C478)
+        _order("VehicleCheckInReq", s, _C358)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5972,10 +5488,10 @@ def _d47(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C486, "VehicleCheckInResType")
+            _escape(r, 3, _C362, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 1:
@@ -5987,12 +5503,12 @@ def _d47(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C487, "VehicleCheckInResType")
+            _escape(r, 2, _C363, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 2:
@@ -6030,7 +5546,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C488, "VehicleCheckInResType")
+            _escape(r, 1, _C364, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 3:
@@ -6058,7 +5574,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C489, "VehicleCheckInResType")
+            _escape(r, 1, _C365, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 4:
@@ -6076,7 +5592,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C490, "VehicleCheckInResType")
+            _escape(r, 1, _C366, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 5:
@@ -6084,7 +5600,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C491, "VehicleCheckInResType")
+            _escape(r, 1, _C367, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInRes)
@@ -6097,65 +5613,54 @@ def _d47(r):
 
 def _e47(w, o):
     """iso20.VehicleCheckInRes -> VehicleCheckInResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C493.get(s)
-        if t is None:
-            _order("VehicleCheckInRes.header", s, _C492)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("VehicleCheckInRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C494.get(s)
-        if t is None:
-            _order("VehicleCheckInRes.response_code", s, _C492)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("VehicleCheckInRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
+    v0 = o.header
+    if v0 is None:
+        _order("VehicleCheckInRes.header", 0, _C368)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("VehicleCheckInRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("VehicleCheckInRes.response_code", 1, _C368)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("VehicleCheckInRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.parking_space
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < -32768 or v2 > 32767:
+            _bad("VehicleCheckInRes.parking_space", v2, "an integer in -32768..32767")
+        w.bits(0, 4)
+        w.integer(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.parking_space
-    if v is not None:
-        t = _C495.get(s)
+        s = 3
+    v3 = o.device_location
+    if v3 is not None:
+        t = _C369.get(s)
         if t is None:
-            _order("VehicleCheckInRes.parking_space", s, _C492)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInRes.parking_space", v, "an integer in -32768..32767")
-        w.integer(v)
+            _order("VehicleCheckInRes.device_location", s, _C368)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("VehicleCheckInRes.device_location", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.device_location
-    if v is not None:
-        t = _C496.get(s)
+        s = 4
+    v4 = o.target_distance
+    if v4 is not None:
+        t = _C370.get(s)
         if t is None:
-            _order("VehicleCheckInRes.device_location", s, _C492)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInRes.device_location", v, "an integer in -32768..32767")
-        w.integer(v)
+            _order("VehicleCheckInRes.target_distance", s, _C368)
+        if type(v4) is not int or v4 < -32768 or v4 > 32767:
+            _bad("VehicleCheckInRes.target_distance", v4, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_distance
-    if v is not None:
-        t = _C497.get(s)
-        if t is None:
-            _order("VehicleCheckInRes.target_distance", s, _C492)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("VehicleCheckInRes.target_distance", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C498.get(s)
+        s = 5
+    t = _C371.get(s)
     if t is None:
-        _order("VehicleCheckInRes", s, _C492)
+        _order("VehicleCheckInRes", s, _C368)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6168,10 +5673,10 @@ def _d48(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C499, "VehicleCheckOutReqType")
+            _escape(r, 3, _C372, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6183,12 +5688,12 @@ def _d48(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
-                f1 = _C500[f1]
+                f1 = _C373[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C502, "VehicleCheckOutReqType")
+            _escape(r, 2, _C375, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6204,7 +5709,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C503, "VehicleCheckOutReqType")
+            _escape(r, 2, _C376, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6212,7 +5717,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C504, "VehicleCheckOutReqType")
+            _escape(r, 1, _C377, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutReq)
@@ -6223,45 +5728,27 @@ def _d48(r):
 
 def _e48(w, o):
     """iso20.VehicleCheckOutReq -> VehicleCheckOutReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C506.get(s)
-        if t is None:
-            _order("VehicleCheckOutReq.header", s, _C505)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("VehicleCheckOutReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.ev_check_out_status
-    if v is not None:
-        t = _C507.get(s)
-        if t is None:
-            _order("VehicleCheckOutReq.ev_check_out_status", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C501.get(v)
-        if i is None:
-            _bad("VehicleCheckOutReq.ev_check_out_status", v, "a member of _iso20.EvCheckOutStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.check_out_time
-    if v is not None:
-        t = _C508.get(s)
-        if t is None:
-            _order("VehicleCheckOutReq.check_out_time", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("VehicleCheckOutReq.check_out_time", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C509.get(s)
-    if t is None:
-        _order("VehicleCheckOutReq", s, _C505)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("VehicleCheckOutReq.header", 0, _C378)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("VehicleCheckOutReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.ev_check_out_status
+    if v1 is None:
+        _order("VehicleCheckOutReq.ev_check_out_status", 1, _C378)
+    i1 = _C374.get(v1)
+    if i1 is None:
+        _bad("VehicleCheckOutReq.ev_check_out_status", v1, "a member of _iso20.EvCheckOutStatus")
+    v2 = o.check_out_time
+    if v2 is None:
+        _order("VehicleCheckOutReq.check_out_time", 2, _C378)
+    if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+        _bad("VehicleCheckOutReq.check_out_time", v2, "an integer in 0..18446744073709551615")
+    w.bits(((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1, 7)
+    w.uint(v2)
+    w.bits(0, 2)
 
 def _d49(r):
     """VehicleCheckOutResType -> iso20.VehicleCheckOutRes"""
@@ -6272,10 +5759,10 @@ def _d49(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d51(r)
+            f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C510, "VehicleCheckOutResType")
+            _escape(r, 3, _C379, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 1:
@@ -6287,12 +5774,12 @@ def _d49(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+                f1 = _C11[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C511, "VehicleCheckOutResType")
+            _escape(r, 2, _C380, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 2:
@@ -6302,12 +5789,12 @@ def _d49(r):
                 f2 = _simple_escape(r, None, "EVSECheckOutStatus")
             else:
                 f2 = r.bits(1)
-                f2 = _C512[f2]
+                f2 = _C381[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C514, "VehicleCheckOutResType")
+            _escape(r, 2, _C383, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 3:
@@ -6315,7 +5802,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C515, "VehicleCheckOutResType")
+            _escape(r, 1, _C384, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutRes)
@@ -6326,46 +5813,26 @@ def _d49(r):
 
 def _e49(w, o):
     """iso20.VehicleCheckOutRes -> VehicleCheckOutResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C517.get(s)
-        if t is None:
-            _order("VehicleCheckOutRes.header", s, _C516)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("VehicleCheckOutRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e51(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C518.get(s)
-        if t is None:
-            _order("VehicleCheckOutRes.response_code", s, _C516)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C15.get(v)
-        if i is None:
-            _bad("VehicleCheckOutRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_check_out_status
-    if v is not None:
-        t = _C519.get(s)
-        if t is None:
-            _order("VehicleCheckOutRes.evse_check_out_status", s, _C516)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C513.get(v)
-        if i is None:
-            _bad("VehicleCheckOutRes.evse_check_out_status", v, "a member of _iso20.EvseCheckOutStatus")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C520.get(s)
-    if t is None:
-        _order("VehicleCheckOutRes", s, _C516)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("VehicleCheckOutRes.header", 0, _C385)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("VehicleCheckOutRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e79(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("VehicleCheckOutRes.response_code", 1, _C385)
+    i1 = _C12.get(v1)
+    if i1 is None:
+        _bad("VehicleCheckOutRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_check_out_status
+    if v2 is None:
+        _order("VehicleCheckOutRes.evse_check_out_status", 2, _C385)
+    i2 = _C382.get(v2)
+    if i2 is None:
+        _bad("VehicleCheckOutRes.evse_check_out_status", v2, "a member of _iso20.EvseCheckOutStatus")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (i2)) << 1) << 1, 14)
 
 def _d50(r):
     """X509DataType -> xmldsig.X509Data"""
@@ -6379,7 +5846,7 @@ def _d50(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6421,13 +5888,13 @@ def _d50(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C521, "X509DataType")
+                _escape(r, 3, _C386, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6471,13 +5938,13 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C522, "X509DataType")
+                _escape(r, 1, _C387, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6521,13 +5988,13 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C523, "X509DataType")
+                _escape(r, 1, _C388, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6571,13 +6038,13 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C524, "X509DataType")
+                _escape(r, 1, _C389, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6621,13 +6088,13 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C525, "X509DataType")
+                _escape(r, 1, _C390, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6671,13 +6138,13 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C526, "X509DataType")
+                _escape(r, 1, _C391, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d76(r)
+                v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6721,7 +6188,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C527, "X509DataType")
+                _escape(r, 1, _C392, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6741,15 +6208,15 @@ def _e50(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C529.get(s)
+        t = _C394.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C528)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C393)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e76(w, v)
+        _e99(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -6757,15 +6224,15 @@ def _e50(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C530.get(s)
+        t = _C395.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C528)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C393)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -6774,15 +6241,15 @@ def _e50(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C531.get(s)
+        t = _C396.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C528)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C393)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -6791,15 +6258,15 @@ def _e50(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C532.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C528)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C393)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -6808,265 +6275,568 @@ def _e50(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C533.get(s)
+        t = _C398.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C528)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C393)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C534.get(s)
+    t = _C399.get(s)
     if t is None:
-        _order("X509Data", s, _C528)
+        _order("X509Data", s, _C393)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d51(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
+    """AbsolutePriceScheduleType -> iso20.AbsolutePriceSchedule"""
     f0 = None
     f1 = None
     f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
+    f8 = None
+    f9 = None
+    f10 = None
+    f11 = None
+    f12 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
+        ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C535, "MessageHeaderType")
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C400, "AbsolutePriceScheduleType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
+                f1 = _simple_escape(r, None, "TimeAnchor")
             else:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C536, "MessageHeaderType")
+            _escape(r, 3, _C401, "AbsolutePriceScheduleType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "PriceScheduleID")
+            else:
+                f2 = r.uint(5)
+                if f2 < 1 or f2 > 4294967295:
+                    r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C402, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d36(r)
-            s = 3
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "PriceScheduleDescription")
+            else:
+                f3 = r.string(None, 160)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, "", "Currency")
+            else:
+                f4 = r.string(None, 3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Currency")
+            s = 5
+        elif ec == 2:
+            _escape(r, 2, _C403, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, "", "Currency")
+            else:
+                f4 = r.string(None, 3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Currency")
+            s = 5
+        elif ec == 1:
+            _escape(r, 2, _C404, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f5 = _simple_escape(r, "", "Language")
+            else:
+                f5 = r.string(None, 3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Language")
+            s = 6
+        elif ec == 1:
+            _escape(r, 2, _C405, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f6 = _simple_escape(r, "", "PriceAlgorithm")
+            else:
+                f6 = r.string(None, 255)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+            s = 7
+        elif ec == 1:
+            _escape(r, 2, _C406, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(3)
+        if ec == 0:
+            f7 = _d55(r)
+            s = 8
+        elif ec == 1:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 2:
+            f9 = _d114(r)
+            s = 10
+        elif ec == 3:
+            f10 = _d96(r)
+            s = 11
+        elif ec == 4:
+            _escape(r, 2, _C407, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(2)
+        if ec == 0:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 1:
+            f9 = _d114(r)
+            s = 10
+        elif ec == 2:
+            f10 = _d96(r)
+            s = 11
+        elif ec == 3:
+            _escape(r, 2, _C408, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 9:
+        ec = r.bits(2)
+        if ec == 0:
+            f9 = _d114(r)
+            s = 10
+        elif ec == 1:
+            f10 = _d96(r)
+            s = 11
+        elif ec == 2:
+            _escape(r, 2, _C409, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 10:
+        ec = r.bits(1)
+        if ec == 0:
+            f10 = _d96(r)
+            s = 11
+        elif ec == 1:
+            _escape(r, 2, _C410, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 11:
+        ec = r.bits(2)
+        if ec == 0:
+            f11 = _d84(r)
+            s = 12
+        elif ec == 1:
+            f12 = _d52(r)
+            s = 13
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C411, "AbsolutePriceScheduleType")
+        else:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 12:
+        ec = r.bits(2)
+        if ec == 0:
+            f12 = _d52(r)
+            s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C537, "MessageHeaderType")
+            _escape(r, 1, _C412, "AbsolutePriceScheduleType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 13:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C538, "MessageHeaderType")
+            _escape(r, 1, _C413, "AbsolutePriceScheduleType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
+            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.AbsolutePriceSchedule)
+    o.id = f0
+    o.time_anchor = f1
+    o.price_schedule_id = f2
+    o.price_schedule_description = f3
+    o.currency = f4
+    o.language = f5
+    o.price_algorithm = f6
+    o.minimum_cost = f7
+    o.maximum_cost = f8
+    o.tax_rules = f9
+    o.price_rule_stacks = f10
+    o.overstay_rules = f11
+    o.additional_selected_services = f12
     return o
 
 def _e51(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
+    """iso20.AbsolutePriceSchedule -> AbsolutePriceScheduleType"""
+    v0 = o.id
     s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C540.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C539)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C541.get(s)
-        if t is None:
-            _order("MessageHeader.time_stamp", s, _C539)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C542.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C539)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C543.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("AbsolutePriceSchedule.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 13
+    v1 = o.time_anchor
+    if v1 is None:
+        _order("AbsolutePriceSchedule.time_anchor", s, _C414)
+    t = _C415.get(s)
     if t is None:
-        _order("MessageHeader", s, _C539)
+        _order("AbsolutePriceSchedule.time_anchor", s, _C414)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("AbsolutePriceSchedule.time_anchor", v1, "an integer in 0..18446744073709551615")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.uint(v1)
+    w.bits(0, 1)
+    v2 = o.price_schedule_id
+    if v2 is None:
+        _order("AbsolutePriceSchedule.price_schedule_id", 1, _C414)
+    if type(v2) is not int or v2 < 1 or v2 > 4294967295:
+        _bad("AbsolutePriceSchedule.price_schedule_id", v2, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.price_schedule_description
+    w.bits(0, 1)
+    s = 2
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 160:
+            _bad("AbsolutePriceSchedule.price_schedule_description", v3, "a str of length 0..160")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 3
+    v4 = o.currency
+    if v4 is None:
+        _order("AbsolutePriceSchedule.currency", s, _C414)
+    t = _C416.get(s)
+    if t is None:
+        _order("AbsolutePriceSchedule.currency", s, _C414)
+    if type(v4) is not str or len(v4) > 3:
+        _bad("AbsolutePriceSchedule.currency", v4, "a str of length 0..3")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.string(v4)
+    w.bits(0, 1)
+    v5 = o.language
+    if v5 is None:
+        _order("AbsolutePriceSchedule.language", 4, _C414)
+    if type(v5) is not str or len(v5) > 3:
+        _bad("AbsolutePriceSchedule.language", v5, "a str of length 0..3")
+    w.bits(0, 2)
+    w.string(v5)
+    v6 = o.price_algorithm
+    if v6 is None:
+        _order("AbsolutePriceSchedule.price_algorithm", 5, _C414)
+    if type(v6) is not str or len(v6) > 255:
+        _bad("AbsolutePriceSchedule.price_algorithm", v6, "a str of length 0..255")
+    w.bits(0, 3)
+    w.string(v6)
+    v7 = o.minimum_cost
+    w.bits(0, 1)
+    s = 6
+    if v7 is not None:
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("AbsolutePriceSchedule.minimum_cost", v7, "a RationalNumber")
+        w.bits(0, 3)
+        _e55(w, v7)
+        s = 7
+    v8 = o.maximum_cost
+    if v8 is not None:
+        t = _C417.get(s)
+        if t is None:
+            _order("AbsolutePriceSchedule.maximum_cost", s, _C414)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("AbsolutePriceSchedule.maximum_cost", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v8)
+        s = 8
+    v9 = o.tax_rules
+    if v9 is not None:
+        t = _C418.get(s)
+        if t is None:
+            _order("AbsolutePriceSchedule.tax_rules", s, _C414)
+        if v9.__class__ is not _iso20.TaxRuleList:
+            _bad("AbsolutePriceSchedule.tax_rules", v9, "a TaxRuleList")
+        w.bits(t[0], t[1])
+        _e114(w, v9)
+        s = 9
+    v10 = o.price_rule_stacks
+    if v10 is None:
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C414)
+    t = _C419.get(s)
+    if t is None:
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C414)
+    if v10.__class__ is not _iso20.PriceRuleStackList:
+        _bad("AbsolutePriceSchedule.price_rule_stacks", v10, "a PriceRuleStackList")
+    w.bits(t[0], t[1])
+    _e96(w, v10)
+    v11 = o.overstay_rules
+    s = 10
+    if v11 is not None:
+        if v11.__class__ is not _iso20.OverstayRuleList:
+            _bad("AbsolutePriceSchedule.overstay_rules", v11, "a OverstayRuleList")
+        w.bits(0, 2)
+        _e84(w, v11)
+        s = 11
+    v12 = o.additional_selected_services
+    if v12 is not None:
+        t = _C420.get(s)
+        if t is None:
+            _order("AbsolutePriceSchedule.additional_selected_services", s, _C414)
+        if v12.__class__ is not _iso20.AdditionalServiceList:
+            _bad("AbsolutePriceSchedule.additional_selected_services", v12, "a AdditionalServiceList")
+        w.bits(t[0], t[1])
+        _e52(w, v12)
+        s = 12
+    t = _C421.get(s)
+    if t is None:
+        _order("AbsolutePriceSchedule", s, _C414)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d52(r):
-    """EIM_AReqAuthorizationModeType -> iso20.EIM_AReqAuthorizationMode"""
+    """AdditionalServiceListType -> iso20.AdditionalServiceList"""
+    f0 = []
     s = 0
+    k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            s = -1
+            v = _d53(r)
+            f0.append(v)
+            s = 1
+            k = 1
         elif ec == 1:
-            _escape(r, 3, _C544, "EIM_AReqAuthorizationModeType")
+            _escape(r, 3, _C422, "AdditionalServiceListType")
         else:
-            r.fail("EIM_AReqAuthorizationModeType: event code %d out of range" % ec)
-    o = _new(_iso20.EIM_AReqAuthorizationMode)
+            r.fail("AdditionalServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 5:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d53(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C423, "AdditionalServiceListType")
+                else:
+                    r.fail("AdditionalServiceListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C424, "AdditionalServiceListType")
+                else:
+                    r.fail("AdditionalServiceListType: event code %d out of range" % ec)
+    o = _new(_iso20.AdditionalServiceList)
+    o.additional_service = f0
     return o
 
 def _e52(w, o):
-    """iso20.EIM_AReqAuthorizationMode -> EIM_AReqAuthorizationModeType"""
+    """iso20.AdditionalServiceList -> AdditionalServiceListType"""
     s = 0
-    t = _C546.get(s)
+    items = o.additional_service
+    if items.__class__ is not list:
+        _bad("AdditionalServiceList.additional_service", items, "a list")
+    if len(items) > 5:
+        _bad("AdditionalServiceList.additional_service", items, "at most 5 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C426.get(s)
+        if t is None:
+            _order("AdditionalServiceList.additional_service", s, _C425)
+        if v0.__class__ is not _iso20.AdditionalService:
+            _bad("AdditionalServiceList.additional_service", v0, "a AdditionalService")
+        w.bits(t[0], t[1])
+        _e53(w, v0)
+        s = (1 if n < 5 else 2)
+    t = _C427.get(s)
     if t is None:
-        _order("EIM_AReqAuthorizationMode", s, _C545)
+        _order("AdditionalServiceList", s, _C425)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d53(r):
-    """PnC_AReqAuthorizationModeType -> iso20.PnC_AReqAuthorizationMode"""
+    """AdditionalServiceType -> iso20.AdditionalService"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = r.string(None, None)
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "ServiceName")
+            else:
+                f0 = r.string(None, 80)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C547, "PnC_AReqAuthorizationModeType")
+            _escape(r, 3, _C428, "AdditionalServiceType")
         else:
-            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+            r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "GenChallenge")
-            else:
-                f1 = r.binary(16, 16)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+            f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C548, "PnC_AReqAuthorizationModeType")
+            _escape(r, 2, _C429, "AdditionalServiceType")
         else:
-            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+            r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            f2 = _d71(r)
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C549, "PnC_AReqAuthorizationModeType")
-        else:
-            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
-    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C550, "PnC_AReqAuthorizationModeType")
+            _escape(r, 1, _C430, "AdditionalServiceType")
         else:
-            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
-    o = _new(_iso20.PnC_AReqAuthorizationMode)
-    o.id = f0
-    o.gen_challenge = f1
-    o.contract_certificate_chain = f2
+            r.fail("AdditionalServiceType: event code %d out of range" % ec)
+    o = _new(_iso20.AdditionalService)
+    o.service_name = f0
+    o.service_fee = f1
     return o
 
 def _e53(w, o):
-    """iso20.PnC_AReqAuthorizationMode -> PnC_AReqAuthorizationModeType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C552.get(s)
-        if t is None:
-            _order("PnC_AReqAuthorizationMode.id", s, _C551)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("PnC_AReqAuthorizationMode.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.gen_challenge
-    if v is not None:
-        t = _C553.get(s)
-        if t is None:
-            _order("PnC_AReqAuthorizationMode.gen_challenge", s, _C551)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("PnC_AReqAuthorizationMode.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_certificate_chain
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("PnC_AReqAuthorizationMode.contract_certificate_chain", s, _C551)
-        if v.__class__ is not _iso20.ContractCertificateChain:
-            _bad("PnC_AReqAuthorizationMode.contract_certificate_chain", v, "a ContractCertificateChain")
-        w.bits(t[0], t[1])
-        _e71(w, v)
-        s = t[2]
-    t = _C555.get(s)
-    if t is None:
-        _order("PnC_AReqAuthorizationMode", s, _C551)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.AdditionalService -> AdditionalServiceType"""
+    v0 = o.service_name
+    if v0 is None:
+        _order("AdditionalService.service_name", 0, _C431)
+    if type(v0) is not str or len(v0) > 80:
+        _bad("AdditionalService.service_name", v0, "a str of length 0..80")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.service_fee
+    if v1 is None:
+        _order("AdditionalService.service_fee", 1, _C431)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("AdditionalService.service_fee", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e55(w, v1)
+    w.bits(0, 1)
 
 def _d54(r):
-    """EIM_ASResAuthorizationModeType -> iso20.EIM_ASResAuthorizationMode"""
+    """DetailedCostType -> iso20.DetailedCost"""
+    f0 = None
+    f1 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
+            f0 = _d55(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C432, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C433, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C556, "EIM_ASResAuthorizationModeType")
+            _escape(r, 1, _C434, "DetailedCostType")
         else:
-            r.fail("EIM_ASResAuthorizationModeType: event code %d out of range" % ec)
-    o = _new(_iso20.EIM_ASResAuthorizationMode)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
     return o
 
 def _e54(w, o):
-    """iso20.EIM_ASResAuthorizationMode -> EIM_ASResAuthorizationModeType"""
-    s = 0
-    t = _C558.get(s)
-    if t is None:
-        _order("EIM_ASResAuthorizationMode", s, _C557)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C435)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C435)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v1)
+    w.bits(0, 1)
 
 def _d55(r):
-    """PnC_ASResAuthorizationModeType -> iso20.PnC_ASResAuthorizationMode"""
+    """RationalNumberType -> iso20.RationalNumber"""
     f0 = None
     f1 = None
     s = 0
@@ -7074,316 +6844,62 @@ def _d55(r):
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, None, "GenChallenge")
+                f0 = _simple_escape(r, None, "Exponent")
             else:
-                f0 = r.binary(16, 16)
+                f0 = r.bits(8) + -128
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C559, "PnC_ASResAuthorizationModeType")
+            _escape(r, 3, _C436, "RationalNumberType")
         else:
-            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+            r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(2)
+        ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "Value")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C560, "PnC_ASResAuthorizationModeType")
+            _escape(r, 2, _C437, "RationalNumberType")
         else:
-            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+            r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C561, "PnC_ASResAuthorizationModeType")
+            _escape(r, 1, _C438, "RationalNumberType")
         else:
-            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
-    o = _new(_iso20.PnC_ASResAuthorizationMode)
-    o.gen_challenge = f0
-    o.supported_providers = f1
+            r.fail("RationalNumberType: event code %d out of range" % ec)
+    o = _new(_iso20.RationalNumber)
+    o.exponent = f0
+    o.value = f1
     return o
 
 def _e55(w, o):
-    """iso20.PnC_ASResAuthorizationMode -> PnC_ASResAuthorizationModeType"""
-    s = 0
-    v = o.gen_challenge
-    if v is not None:
-        t = _C563.get(s)
-        if t is None:
-            _order("PnC_ASResAuthorizationMode.gen_challenge", s, _C562)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("PnC_ASResAuthorizationMode.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.supported_providers
-    if v is not None:
-        t = _C564.get(s)
-        if t is None:
-            _order("PnC_ASResAuthorizationMode.supported_providers", s, _C562)
-        if v.__class__ is not _iso20.SupportedProvidersList:
-            _bad("PnC_ASResAuthorizationMode.supported_providers", v, "a SupportedProvidersList")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C565.get(s)
-    if t is None:
-        _order("PnC_ASResAuthorizationMode", s, _C562)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.RationalNumber -> RationalNumberType"""
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C439)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C439)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d56(r):
-    """SignedCertificateChainType -> iso20.SignedCertificateChain"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C566, "SignedCertificateChainType")
-        else:
-            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
-            else:
-                f1 = r.binary(None, 1600)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C567, "SignedCertificateChainType")
-        else:
-            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d78(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C568, "SignedCertificateChainType")
-        else:
-            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C569, "SignedCertificateChainType")
-        else:
-            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
-    o = _new(_iso20.SignedCertificateChain)
-    o.id = f0
-    o.certificate = f1
-    o.sub_certificates = f2
-    return o
-
-def _e56(w, o):
-    """iso20.SignedCertificateChain -> SignedCertificateChainType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("SignedCertificateChain.id", s, _C570)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedCertificateChain.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.certificate
-    if v is not None:
-        t = _C572.get(s)
-        if t is None:
-            _order("SignedCertificateChain.certificate", s, _C570)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
-            _bad("SignedCertificateChain.certificate", v, "bytes of length 0..1600")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C573.get(s)
-        if t is None:
-            _order("SignedCertificateChain.sub_certificates", s, _C570)
-        if v.__class__ is not _iso20.SubCertificates:
-            _bad("SignedCertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C574.get(s)
-    if t is None:
-        _order("SignedCertificateChain", s, _C570)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d57(r):
-    """ListOfRootCertificateIDsType -> iso20.ListOfRootCertificateIDs"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d76(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C575, "ListOfRootCertificateIDsType")
-        else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 20:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d76(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C576, "ListOfRootCertificateIDsType")
-                else:
-                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C577, "ListOfRootCertificateIDsType")
-                else:
-                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    o = _new(_iso20.ListOfRootCertificateIDs)
-    o.root_certificate_id = f0
-    return o
-
-def _e57(w, o):
-    """iso20.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
-    s = 0
-    items = o.root_certificate_id
-    if items.__class__ is not list:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
-    if len(items) > 20:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C579.get(s)
-        if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C578)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a X509IssuerSerial")
-        w.bits(t[0], t[1])
-        _e76(w, v)
-        s = (1 if n < 20 else 2)
-    t = _C580.get(s)
-    if t is None:
-        _order("ListOfRootCertificateIDs", s, _C578)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d58(r):
-    """EMAIDListType -> iso20.EMAIDList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "EMAID")
-            else:
-                v = r.string(None, 255)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EMAID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C581, "EMAIDListType")
-        else:
-            r.fail("EMAIDListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, "", "EMAID")
-                    else:
-                        v = r.string(None, 255)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EMAID")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C582, "EMAIDListType")
-                else:
-                    r.fail("EMAIDListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C583, "EMAIDListType")
-                else:
-                    r.fail("EMAIDListType: event code %d out of range" % ec)
-    o = _new(_iso20.EMAIDList)
-    o.emaid = f0
-    return o
-
-def _e58(w, o):
-    """iso20.EMAIDList -> EMAIDListType"""
-    s = 0
-    items = o.emaid
-    if items.__class__ is not list:
-        _bad("EMAIDList.emaid", items, "a list")
-    if len(items) > 8:
-        _bad("EMAIDList.emaid", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C585.get(s)
-        if t is None:
-            _order("EMAIDList.emaid", s, _C584)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("EMAIDList.emaid", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C586.get(s)
-    if t is None:
-        _order("EMAIDList", s, _C584)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d59(r):
     """CertificateChainType -> iso20.CertificateChain"""
     f0 = None
     f1 = None
@@ -7399,18 +6915,18 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C587, "CertificateChainType")
+            _escape(r, 3, _C440, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d109(r)
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C588, "CertificateChainType")
+            _escape(r, 1, _C441, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -7418,7 +6934,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C589, "CertificateChainType")
+            _escape(r, 1, _C442, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateChain)
@@ -7426,238 +6942,860 @@ def _d59(r):
     o.sub_certificates = f1
     return o
 
-def _e59(w, o):
+def _e56(w, o):
     """iso20.CertificateChain -> CertificateChainType"""
-    s = 0
-    v = o.certificate
-    if v is not None:
-        t = _C591.get(s)
-        if t is None:
-            _order("CertificateChain.certificate", s, _C590)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
-            _bad("CertificateChain.certificate", v, "bytes of length 0..1600")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C592.get(s)
-        if t is None:
-            _order("CertificateChain.sub_certificates", s, _C590)
-        if v.__class__ is not _iso20.SubCertificates:
-            _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C593.get(s)
+    v0 = o.certificate
+    if v0 is None:
+        _order("CertificateChain.certificate", 0, _C443)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
+        _bad("CertificateChain.certificate", v0, "bytes of length 0..1600")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.sub_certificates
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.SubCertificates:
+            _bad("CertificateChain.sub_certificates", v1, "a SubCertificates")
+        w.bits(0, 2)
+        _e109(w, v1)
+        s = 2
+    t = _C444.get(s)
     if t is None:
-        _order("CertificateChain", s, _C590)
+        _order("CertificateChain", s, _C443)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d60(r):
-    """EVPowerProfileType -> iso20.EVPowerProfile"""
+def _d57(r):
+    """ChargingScheduleType -> iso20.ChargingSchedule"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d89(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C445, "ChargingScheduleType")
+        else:
+            r.fail("ChargingScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d51(r)
+            s = 3
+        elif ec == 1:
+            f2 = _d91(r)
+            s = 2
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C446, "ChargingScheduleType")
+        else:
+            r.fail("ChargingScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C447, "ChargingScheduleType")
+        else:
+            r.fail("ChargingScheduleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C448, "ChargingScheduleType")
+        else:
+            r.fail("ChargingScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.ChargingSchedule)
+    o.power_schedule = f0
+    o.absolute_price_schedule = f1
+    o.price_level_schedule = f2
+    return o
+
+def _e57(w, o):
+    """iso20.ChargingSchedule -> ChargingScheduleType"""
+    v0 = o.power_schedule
+    if v0 is None:
+        _order("ChargingSchedule.power_schedule", 0, _C449)
+    if v0.__class__ is not _iso20.PowerSchedule:
+        _bad("ChargingSchedule.power_schedule", v0, "a PowerSchedule")
+    w.bits(0, 1)
+    _e89(w, v0)
+    v1 = o.absolute_price_schedule
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.AbsolutePriceSchedule:
+            _bad("ChargingSchedule.absolute_price_schedule", v1, "a AbsolutePriceSchedule")
+        w.bits(0, 2)
+        _e51(w, v1)
+        s = 2
+    v2 = o.price_level_schedule
+    if v2 is not None:
+        t = _C450.get(s)
+        if t is None:
+            _order("ChargingSchedule.price_level_schedule", s, _C449)
+        if v2.__class__ is not _iso20.PriceLevelSchedule:
+            _bad("ChargingSchedule.price_level_schedule", v2, "a PriceLevelSchedule")
+        w.bits(t[0], t[1])
+        _e91(w, v2)
+        s = 3
+    t = _C451.get(s)
+    if t is None:
+        _order("ChargingSchedule", s, _C449)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d58(r):
+    """ContractCertificateChainType -> iso20.ContractCertificateChain"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, b"", "Certificate")
+            else:
+                f0 = r.binary(None, 1600)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C452, "ContractCertificateChainType")
+        else:
+            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d109(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C453, "ContractCertificateChainType")
+        else:
+            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C454, "ContractCertificateChainType")
+        else:
+            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
+    o = _new(_iso20.ContractCertificateChain)
+    o.certificate = f0
+    o.sub_certificates = f1
+    return o
+
+def _e58(w, o):
+    """iso20.ContractCertificateChain -> ContractCertificateChainType"""
+    v0 = o.certificate
+    if v0 is None:
+        _order("ContractCertificateChain.certificate", 0, _C455)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
+        _bad("ContractCertificateChain.certificate", v0, "bytes of length 0..1600")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.sub_certificates
+    if v1 is None:
+        _order("ContractCertificateChain.sub_certificates", 1, _C455)
+    if v1.__class__ is not _iso20.SubCertificates:
+        _bad("ContractCertificateChain.sub_certificates", v1, "a SubCertificates")
+    w.bits(0, 2)
+    _e109(w, v1)
+    w.bits(0, 1)
+
+def _d59(r):
+    """DisplayParametersType -> iso20.DisplayParameters"""
     f0 = None
     f1 = None
     f2 = None
     f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
+    f8 = None
+    f9 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
+        ec = r.bits(4)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+                f0 = _simple_escape(r, None, "PresentSOC")
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                f0 = r.bits(7)
+                if f0 > 100:
+                    r.facet("PresentSOC: %d above maxInclusive 100" % f0)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C594, "EVPowerProfileType")
-        else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d79(r)
-            s = 3
-        elif ec == 1:
-            f2 = _d80(r)
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C595, "EVPowerProfileType")
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 3:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 4:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 5:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 6:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 7:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 8:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 9:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 10:
+            s = -1
+        elif ec == 11:
+            _escape(r, 3, _C456, "DisplayParametersType")
         else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(4)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "MinimumSOC")
+            else:
+                f1 = r.bits(7)
+                if f1 > 100:
+                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 4:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 5:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 6:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 7:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 8:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 9:
+            s = -1
+        elif ec == 10:
+            _escape(r, 1, _C457, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
+        ec = r.bits(4)
         if ec == 0:
-            f3 = _d81(r)
-            s = 4
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "TargetSOC")
+            else:
+                f2 = r.bits(7)
+                if f2 > 100:
+                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+            s = 3
         elif ec == 1:
-            _escape(r, 2, _C596, "EVPowerProfileType")
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 3:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 4:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 5:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 6:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 7:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 8:
+            s = -1
+        elif ec == 9:
+            _escape(r, 1, _C458, "DisplayParametersType")
         else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
+        ec = r.bits(4)
         if ec == 0:
-            f3 = _d81(r)
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MaximumSOC")
+            else:
+                f3 = r.bits(7)
+                if f3 > 100:
+                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C597, "EVPowerProfileType")
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 2:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 3:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 4:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 5:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 6:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 7:
+            s = -1
+        elif ec == 8:
+            _escape(r, 1, _C459, "DisplayParametersType")
         else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
+            else:
+                f4 = r.uint(5)
+                if f4 > 4294967295:
+                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
+            s = 5
+        elif ec == 1:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 2:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 3:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 4:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 5:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 6:
+            s = -1
+        elif ec == 7:
+            _escape(r, 1, _C460, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
+            else:
+                f5 = r.uint(5)
+                if f5 > 4294967295:
+                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
+            s = 6
+        elif ec == 1:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 2:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 3:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 4:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C461, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
+            else:
+                f6 = r.uint(5)
+                if f6 > 4294967295:
+                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
+            s = 7
+        elif ec == 1:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 2:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 3:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C462, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f7 = _simple_escape(r, None, "ChargingComplete")
+            else:
+                f7 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+            s = 8
+        elif ec == 1:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 2:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C463, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(2)
+        if ec == 0:
+            f8 = _d55(r)
+            s = 9
+        elif ec == 1:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C464, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 9:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f9 = _simple_escape(r, None, "InletHot")
+            else:
+                f9 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+            s = 10
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C465, "DisplayParametersType")
+        else:
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    if s == 10:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C598, "EVPowerProfileType")
+            _escape(r, 1, _C466, "DisplayParametersType")
         else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
-    o = _new(_iso20.EVPowerProfile)
-    o.time_anchor = f0
-    o.dynamic_evppt_control_mode = f1
-    o.scheduled_evppt_control_mode = f2
-    o.ev_power_profile_entries = f3
+            r.fail("DisplayParametersType: event code %d out of range" % ec)
+    o = _new(_iso20.DisplayParameters)
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    return o
+
+def _e59(w, o):
+    """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
+    s = 0
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C468.get(s)
+        if t is None:
+            _order("DisplayParameters.minimum_soc", s, _C467)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C469.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C467)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C470.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C467)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C471.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C467)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C472.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C467)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C473.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C467)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
+        w.bits(0, 1)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C474.get(s)
+        if t is None:
+            _order("DisplayParameters.charging_complete", s, _C467)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C475.get(s)
+        if t is None:
+            _order("DisplayParameters.battery_energy_capacity", s, _C467)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C476.get(s)
+        if t is None:
+            _order("DisplayParameters.inlet_hot", s, _C467)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C477.get(s)
+    if t is None:
+        _order("DisplayParameters", s, _C467)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d60(r):
+    """Dynamic_EVPPTControlModeType -> iso20.Dynamic_EVPPTControlMode"""
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 3, _C478, "Dynamic_EVPPTControlModeType")
+        else:
+            r.fail("Dynamic_EVPPTControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Dynamic_EVPPTControlMode)
     return o
 
 def _e60(w, o):
-    """iso20.EVPowerProfile -> EVPowerProfileType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C600.get(s)
-        if t is None:
-            _order("EVPowerProfile.time_anchor", s, _C599)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("EVPowerProfile.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dynamic_evppt_control_mode
-    if v is not None:
-        t = _C601.get(s)
-        if t is None:
-            _order("EVPowerProfile.dynamic_evppt_control_mode", s, _C599)
-        if v.__class__ is not _iso20.Dynamic_EVPPTControlMode:
-            _bad("EVPowerProfile.dynamic_evppt_control_mode", v, "a Dynamic_EVPPTControlMode")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.scheduled_evppt_control_mode
-    if v is not None:
-        t = _C602.get(s)
-        if t is None:
-            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C599)
-        if v.__class__ is not _iso20.Scheduled_EVPPTControlMode:
-            _bad("EVPowerProfile.scheduled_evppt_control_mode", v, "a Scheduled_EVPPTControlMode")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.ev_power_profile_entries
-    if v is not None:
-        t = _C603.get(s)
-        if t is None:
-            _order("EVPowerProfile.ev_power_profile_entries", s, _C599)
-        if v.__class__ is not _iso20.EVPowerProfileEntryList:
-            _bad("EVPowerProfile.ev_power_profile_entries", v, "a EVPowerProfileEntryList")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    t = _C604.get(s)
-    if t is None:
-        _order("EVPowerProfile", s, _C599)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.Dynamic_EVPPTControlMode -> Dynamic_EVPPTControlModeType"""
+    w.bits(0, 1)
 
 def _d61(r):
-    """EVSEStatusType -> iso20.EVSEStatus"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C605, "EVSEStatusType")
-        else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C606[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C608, "EVSEStatusType")
-        else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C609, "EVSEStatusType")
-        else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    o = _new(_iso20.EVSEStatus)
-    o.notification_max_delay = f0
-    o.evse_notification = f1
-    return o
-
-def _e61(w, o):
-    """iso20.EVSEStatus -> EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C611.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C610)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C612.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C610)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C607.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C613.get(s)
-    if t is None:
-        _order("EVSEStatus", s, _C610)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d62(r):
     """Dynamic_SEReqControlModeType -> iso20.Dynamic_SEReqControlMode"""
     f0 = None
     f1 = None
@@ -7681,7 +7819,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C614, "Dynamic_SEReqControlModeType")
+            _escape(r, 3, _C480, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7707,10 +7845,10 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            f3 = _d82(r)
+            f3 = _d55(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C615, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C481, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7726,62 +7864,62 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            f3 = _d82(r)
+            f3 = _d55(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C616, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C482, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d82(r)
+            f3 = _d55(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C617, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C483, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d82(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C618, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C484, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d82(r)
+            f5 = _d55(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C619, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C485, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d82(r)
+            f6 = _d55(r)
             s = 7
         elif ec == 1:
-            f7 = _d82(r)
+            f7 = _d55(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C620, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C486, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d82(r)
+            f7 = _d55(r)
             s = 8
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C621, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C487, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7789,7 +7927,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C622, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C488, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEReqControlMode)
@@ -7803,275 +7941,81 @@ def _d62(r):
     o.ev_minimum_v2x_energy_request = f7
     return o
 
-def _e62(w, o):
+def _e61(w, o):
     """iso20.Dynamic_SEReqControlMode -> Dynamic_SEReqControlModeType"""
-    s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C624.get(s)
+    v0 = o.departure_time
+    if v0 is None:
+        _order("Dynamic_SEReqControlMode.departure_time", 0, _C489)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("Dynamic_SEReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.minimum_soc
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("Dynamic_SEReqControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v1)) << 1, 11)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C490.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.departure_time", s, _C623)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_SEReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C625.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.minimum_soc", s, _C623)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_SEReqControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C626.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.target_soc", s, _C623)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_SEReqControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C627.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C623)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_SEReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C628.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", s, _C623)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_SEReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C629.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", s, _C623)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_SEReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_maximum_v2x_energy_request
-    if v is not None:
-        t = _C630.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", s, _C623)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_minimum_v2x_energy_request
-    if v is not None:
-        t = _C631.get(s)
-        if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C623)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C632.get(s)
+            _order("Dynamic_SEReqControlMode.target_soc", s, _C489)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("Dynamic_SEReqControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ev_target_energy_request
+    if v3 is None:
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C489)
+    t = _C491.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode", s, _C623)
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C489)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_SEReqControlMode.ev_target_energy_request", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e55(w, v3)
+    v4 = o.ev_maximum_energy_request
+    if v4 is None:
+        _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", 4, _C489)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_SEReqControlMode.ev_maximum_energy_request", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v4)
+    v5 = o.ev_minimum_energy_request
+    if v5 is None:
+        _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", 5, _C489)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_SEReqControlMode.ev_minimum_energy_request", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v5)
+    v6 = o.ev_maximum_v2x_energy_request
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_SEReqControlMode.ev_maximum_v2x_energy_request", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e55(w, v6)
+        s = 7
+    v7 = o.ev_minimum_v2x_energy_request
+    if v7 is not None:
+        t = _C492.get(s)
+        if t is None:
+            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C489)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v7)
+        s = 8
+    t = _C493.get(s)
+    if t is None:
+        _order("Dynamic_SEReqControlMode", s, _C489)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d63(r):
-    """Scheduled_SEReqControlModeType -> iso20.Scheduled_SEReqControlMode"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "DepartureTime")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("DepartureTime: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
-            s = 1
-        elif ec == 1:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 2:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 3:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 4:
-            f4 = _d83(r)
-            s = 5
-        elif ec == 5:
-            s = -1
-        elif ec == 6:
-            _escape(r, 3, _C633, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 2:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 3:
-            f4 = _d83(r)
-            s = 5
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C634, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 1:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 2:
-            f4 = _d83(r)
-            s = 5
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C635, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 1:
-            f4 = _d83(r)
-            s = 5
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C636, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            f4 = _d83(r)
-            s = 5
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C637, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C638, "Scheduled_SEReqControlModeType")
-        else:
-            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Scheduled_SEReqControlMode)
-    o.departure_time = f0
-    o.ev_target_energy_request = f1
-    o.ev_maximum_energy_request = f2
-    o.ev_minimum_energy_request = f3
-    o.ev_energy_offer = f4
-    return o
-
-def _e63(w, o):
-    """iso20.Scheduled_SEReqControlMode -> Scheduled_SEReqControlModeType"""
-    s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C640.get(s)
-        if t is None:
-            _order("Scheduled_SEReqControlMode.departure_time", s, _C639)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Scheduled_SEReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C641.get(s)
-        if t is None:
-            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C639)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_SEReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C642.get(s)
-        if t is None:
-            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C639)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_SEReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C643.get(s)
-        if t is None:
-            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C639)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_SEReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_energy_offer
-    if v is not None:
-        t = _C644.get(s)
-        if t is None:
-            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C639)
-        if v.__class__ is not _iso20.EVEnergyOffer:
-            _bad("Scheduled_SEReqControlMode.ev_energy_offer", v, "a EVEnergyOffer")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    t = _C645.get(s)
-    if t is None:
-        _order("Scheduled_SEReqControlMode", s, _C639)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d64(r):
+def _d62(r):
     """Dynamic_SEResControlModeType -> iso20.Dynamic_SEResControlMode"""
     f0 = None
     f1 = None
@@ -8112,15 +8056,15 @@ def _d64(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            f3 = _d84(r)
+            f3 = _d51(r)
             s = 5
         elif ec == 4:
-            f4 = _d85(r)
+            f4 = _d91(r)
             s = 4
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C646, "Dynamic_SEResControlModeType")
+            _escape(r, 3, _C494, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -8146,15 +8090,15 @@ def _d64(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            f3 = _d84(r)
+            f3 = _d51(r)
             s = 5
         elif ec == 3:
-            f4 = _d85(r)
+            f4 = _d91(r)
             s = 4
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C647, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C495, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -8170,29 +8114,29 @@ def _d64(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            f3 = _d84(r)
+            f3 = _d51(r)
             s = 5
         elif ec == 2:
-            f4 = _d85(r)
+            f4 = _d91(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C648, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C496, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d84(r)
+            f3 = _d51(r)
             s = 5
         elif ec == 1:
-            f4 = _d85(r)
+            f4 = _d91(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C649, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C497, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -8200,7 +8144,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C650, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C498, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -8208,7 +8152,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C651, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C499, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEResControlMode)
@@ -8219,294 +8163,1023 @@ def _d64(r):
     o.price_level_schedule = f4
     return o
 
-def _e64(w, o):
+def _e62(w, o):
     """iso20.Dynamic_SEResControlMode -> Dynamic_SEResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C653.get(s)
-        if t is None:
-            _order("Dynamic_SEResControlMode.departure_time", s, _C652)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_SEResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_SEResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C654.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C501.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.minimum_soc", s, _C652)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_SEResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C655.get(s)
+            _order("Dynamic_SEResControlMode.minimum_soc", s, _C500)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("Dynamic_SEResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C502.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.target_soc", s, _C652)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_SEResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.absolute_price_schedule
-    if v is not None:
-        t = _C656.get(s)
+            _order("Dynamic_SEResControlMode.target_soc", s, _C500)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("Dynamic_SEResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.absolute_price_schedule
+    if v3 is not None:
+        t = _C503.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C652)
-        if v.__class__ is not _iso20.AbsolutePriceSchedule:
-            _bad("Dynamic_SEResControlMode.absolute_price_schedule", v, "a AbsolutePriceSchedule")
+            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C500)
+        if v3.__class__ is not _iso20.AbsolutePriceSchedule:
+            _bad("Dynamic_SEResControlMode.absolute_price_schedule", v3, "a AbsolutePriceSchedule")
         w.bits(t[0], t[1])
-        _e84(w, v)
-        s = t[2]
-    v = o.price_level_schedule
-    if v is not None:
-        t = _C657.get(s)
+        _e51(w, v3)
+        s = 4
+    v4 = o.price_level_schedule
+    if v4 is not None:
+        t = _C504.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C652)
-        if v.__class__ is not _iso20.PriceLevelSchedule:
-            _bad("Dynamic_SEResControlMode.price_level_schedule", v, "a PriceLevelSchedule")
+            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C500)
+        if v4.__class__ is not _iso20.PriceLevelSchedule:
+            _bad("Dynamic_SEResControlMode.price_level_schedule", v4, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    t = _C658.get(s)
+        _e91(w, v4)
+        s = 5
+    t = _C505.get(s)
     if t is None:
-        _order("Dynamic_SEResControlMode", s, _C652)
+        _order("Dynamic_SEResControlMode", s, _C500)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d65(r):
-    """Scheduled_SEResControlModeType -> iso20.Scheduled_SEResControlMode"""
-    f0 = []
+def _d63(r):
+    """Dynamic_SMDTControlModeType -> iso20.Dynamic_SMDTControlMode"""
     s = 0
-    k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d86(r)
-            f0.append(v)
-            s = 1
-            k = 1
+            s = -1
         elif ec == 1:
-            _escape(r, 3, _C659, "Scheduled_SEResControlModeType")
+            _escape(r, 3, _C506, "Dynamic_SMDTControlModeType")
         else:
-            r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 3:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d86(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C660, "Scheduled_SEResControlModeType")
-                else:
-                    r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C661, "Scheduled_SEResControlModeType")
-                else:
-                    r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Scheduled_SEResControlMode)
-    o.schedule_tuple = f0
+            r.fail("Dynamic_SMDTControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Dynamic_SMDTControlMode)
+    return o
+
+def _e63(w, o):
+    """iso20.Dynamic_SMDTControlMode -> Dynamic_SMDTControlModeType"""
+    w.bits(0, 1)
+
+def _d64(r):
+    """EIM_AReqAuthorizationModeType -> iso20.EIM_AReqAuthorizationMode"""
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 3, _C508, "EIM_AReqAuthorizationModeType")
+        else:
+            r.fail("EIM_AReqAuthorizationModeType: event code %d out of range" % ec)
+    o = _new(_iso20.EIM_AReqAuthorizationMode)
+    return o
+
+def _e64(w, o):
+    """iso20.EIM_AReqAuthorizationMode -> EIM_AReqAuthorizationModeType"""
+    w.bits(0, 1)
+
+def _d65(r):
+    """EIM_ASResAuthorizationModeType -> iso20.EIM_ASResAuthorizationMode"""
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 3, _C510, "EIM_ASResAuthorizationModeType")
+        else:
+            r.fail("EIM_ASResAuthorizationModeType: event code %d out of range" % ec)
+    o = _new(_iso20.EIM_ASResAuthorizationMode)
     return o
 
 def _e65(w, o):
-    """iso20.Scheduled_SEResControlMode -> Scheduled_SEResControlModeType"""
-    s = 0
-    items = o.schedule_tuple
-    if items.__class__ is not list:
-        _bad("Scheduled_SEResControlMode.schedule_tuple", items, "a list")
-    if len(items) > 3:
-        _bad("Scheduled_SEResControlMode.schedule_tuple", items, "at most 3 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C663.get(s)
-        if t is None:
-            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C662)
-        if v.__class__ is not _iso20.ScheduleTuple:
-            _bad("Scheduled_SEResControlMode.schedule_tuple", v, "a ScheduleTuple")
-        w.bits(t[0], t[1])
-        _e86(w, v)
-        s = (1 if n < 3 else 2)
-    t = _C664.get(s)
-    if t is None:
-        _order("Scheduled_SEResControlMode", s, _C662)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.EIM_ASResAuthorizationMode -> EIM_ASResAuthorizationModeType"""
+    w.bits(0, 1)
 
 def _d66(r):
-    """ServiceParameterListType -> iso20.ServiceParameterList"""
+    """EVAbsolutePriceScheduleType -> iso20.EVAbsolutePriceSchedule"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C512, "EVAbsolutePriceScheduleType")
+        else:
+            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "Currency")
+            else:
+                f1 = r.string(None, 3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Currency")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C513, "EVAbsolutePriceScheduleType")
+        else:
+            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "PriceAlgorithm")
+            else:
+                f2 = r.string(None, 255)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C514, "EVAbsolutePriceScheduleType")
+        else:
+            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            f3 = _d76(r)
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C515, "EVAbsolutePriceScheduleType")
+        else:
+            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C516, "EVAbsolutePriceScheduleType")
+        else:
+            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.EVAbsolutePriceSchedule)
+    o.time_anchor = f0
+    o.currency = f1
+    o.price_algorithm = f2
+    o.ev_price_rule_stacks = f3
+    return o
+
+def _e66(w, o):
+    """iso20.EVAbsolutePriceSchedule -> EVAbsolutePriceScheduleType"""
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("EVAbsolutePriceSchedule.time_anchor", 0, _C517)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("EVAbsolutePriceSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.currency
+    if v1 is None:
+        _order("EVAbsolutePriceSchedule.currency", 1, _C517)
+    if type(v1) is not str or len(v1) > 3:
+        _bad("EVAbsolutePriceSchedule.currency", v1, "a str of length 0..3")
+    w.bits(0, 3)
+    w.string(v1)
+    v2 = o.price_algorithm
+    if v2 is None:
+        _order("EVAbsolutePriceSchedule.price_algorithm", 2, _C517)
+    if type(v2) is not str or len(v2) > 255:
+        _bad("EVAbsolutePriceSchedule.price_algorithm", v2, "a str of length 0..255")
+    w.bits(0, 3)
+    w.string(v2)
+    v3 = o.ev_price_rule_stacks
+    if v3 is None:
+        _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", 3, _C517)
+    if v3.__class__ is not _iso20.EVPriceRuleStackList:
+        _bad("EVAbsolutePriceSchedule.ev_price_rule_stacks", v3, "a EVPriceRuleStackList")
+    w.bits(0, 2)
+    _e76(w, v3)
+    w.bits(0, 1)
+
+def _d67(r):
+    """EVEnergyOfferType -> iso20.EVEnergyOffer"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d71(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C518, "EVEnergyOfferType")
+        else:
+            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d66(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C519, "EVEnergyOfferType")
+        else:
+            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C520, "EVEnergyOfferType")
+        else:
+            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
+    o = _new(_iso20.EVEnergyOffer)
+    o.ev_power_schedule = f0
+    o.ev_absolute_price_schedule = f1
+    return o
+
+def _e67(w, o):
+    """iso20.EVEnergyOffer -> EVEnergyOfferType"""
+    v0 = o.ev_power_schedule
+    if v0 is None:
+        _order("EVEnergyOffer.ev_power_schedule", 0, _C521)
+    if v0.__class__ is not _iso20.EVPowerSchedule:
+        _bad("EVEnergyOffer.ev_power_schedule", v0, "a EVPowerSchedule")
+    w.bits(0, 1)
+    _e71(w, v0)
+    v1 = o.ev_absolute_price_schedule
+    if v1 is None:
+        _order("EVEnergyOffer.ev_absolute_price_schedule", 1, _C521)
+    if v1.__class__ is not _iso20.EVAbsolutePriceSchedule:
+        _bad("EVEnergyOffer.ev_absolute_price_schedule", v1, "a EVAbsolutePriceSchedule")
+    w.bits(0, 1)
+    _e66(w, v1)
+    w.bits(0, 1)
+
+def _d68(r):
+    """EVPowerProfileType -> iso20.EVPowerProfile"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C522, "EVPowerProfileType")
+        else:
+            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d60(r)
+            s = 3
+        elif ec == 1:
+            f2 = _d101(r)
+            s = 2
+        elif ec == 2:
+            _escape(r, 2, _C523, "EVPowerProfileType")
+        else:
+            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            f3 = _d69(r)
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C524, "EVPowerProfileType")
+        else:
+            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            f3 = _d69(r)
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C525, "EVPowerProfileType")
+        else:
+            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C526, "EVPowerProfileType")
+        else:
+            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+    o = _new(_iso20.EVPowerProfile)
+    o.time_anchor = f0
+    o.dynamic_evppt_control_mode = f1
+    o.scheduled_evppt_control_mode = f2
+    o.ev_power_profile_entries = f3
+    return o
+
+def _e68(w, o):
+    """iso20.EVPowerProfile -> EVPowerProfileType"""
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("EVPowerProfile.time_anchor", 0, _C527)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("EVPowerProfile.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.dynamic_evppt_control_mode
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.Dynamic_EVPPTControlMode:
+            _bad("EVPowerProfile.dynamic_evppt_control_mode", v1, "a Dynamic_EVPPTControlMode")
+        w.bits(0, 2)
+        _e60(w, v1)
+        s = 2
+    v2 = o.scheduled_evppt_control_mode
+    if v2 is not None:
+        t = _C528.get(s)
+        if t is None:
+            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C527)
+        if v2.__class__ is not _iso20.Scheduled_EVPPTControlMode:
+            _bad("EVPowerProfile.scheduled_evppt_control_mode", v2, "a Scheduled_EVPPTControlMode")
+        w.bits(t[0], t[1])
+        _e101(w, v2)
+        s = 3
+    v3 = o.ev_power_profile_entries
+    if v3 is None:
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C527)
+    t = _C529.get(s)
+    if t is None:
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C527)
+    if v3.__class__ is not _iso20.EVPowerProfileEntryList:
+        _bad("EVPowerProfile.ev_power_profile_entries", v3, "a EVPowerProfileEntryList")
+    w.bits(t[0], t[1])
+    _e69(w, v3)
+    w.bits(0, 1)
+
+def _d69(r):
+    """EVPowerProfileEntryListType -> iso20.EVPowerProfileEntryList"""
     f0 = []
     s = 0
     k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d87(r)
+            v = _d70(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C665, "ServiceParameterListType")
+            _escape(r, 3, _C530, "EVPowerProfileEntryListType")
         else:
-            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+            r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 32:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d87(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C666, "ServiceParameterListType")
-                else:
-                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d70(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C531, "EVPowerProfileEntryListType")
             else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C667, "ServiceParameterListType")
-                else:
-                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    o = _new(_iso20.ServiceParameterList)
-    o.parameter_set = f0
+                r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
+    if len(f0) > 2048:
+        r.facet("EVPowerProfileEntryListType: more than 2048 EVPowerProfileEntry elements")
+    o = _new(_iso20.EVPowerProfileEntryList)
+    o.ev_power_profile_entry = f0
     return o
 
-def _e66(w, o):
-    """iso20.ServiceParameterList -> ServiceParameterListType"""
+def _e69(w, o):
+    """iso20.EVPowerProfileEntryList -> EVPowerProfileEntryListType"""
     s = 0
-    items = o.parameter_set
+    items = o.ev_power_profile_entry
     if items.__class__ is not list:
-        _bad("ServiceParameterList.parameter_set", items, "a list")
-    if len(items) > 32:
-        _bad("ServiceParameterList.parameter_set", items, "at most 32 items")
+        _bad("EVPowerProfileEntryList.ev_power_profile_entry", items, "a list")
+    if len(items) > 2048:
+        _bad("EVPowerProfileEntryList.ev_power_profile_entry", items, "at most 2048 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C669.get(s)
+        t = _C533.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C668)
-        if v.__class__ is not _iso20.ParameterSet:
-            _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
+            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C532)
+        if v0.__class__ is not _iso20.PowerScheduleEntry:
+            _bad("EVPowerProfileEntryList.ev_power_profile_entry", v0, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
-        _e87(w, v)
-        s = (1 if n < 32 else 2)
-    t = _C670.get(s)
+        _e70(w, v0)
+        s = 1
+    t = _C534.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C668)
+        _order("EVPowerProfileEntryList", s, _C532)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d67(r):
-    """ServiceIDListType -> iso20.ServiceIDList"""
+def _d70(r):
+    """PowerScheduleEntryType -> iso20.PowerScheduleEntry"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Duration")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Duration")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C535, "PowerScheduleEntryType")
+        else:
+            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C536, "PowerScheduleEntryType")
+        else:
+            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 1:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C537, "PowerScheduleEntryType")
+        else:
+            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C538, "PowerScheduleEntryType")
+        else:
+            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C539, "PowerScheduleEntryType")
+        else:
+            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+    o = _new(_iso20.PowerScheduleEntry)
+    o.duration = f0
+    o.power = f1
+    o.power_l2 = f2
+    o.power_l3 = f3
+    return o
+
+def _e70(w, o):
+    """iso20.PowerScheduleEntry -> PowerScheduleEntryType"""
+    v0 = o.duration
+    if v0 is None:
+        _order("PowerScheduleEntry.duration", 0, _C540)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("PowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.power
+    if v1 is None:
+        _order("PowerScheduleEntry.power", 1, _C540)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("PowerScheduleEntry.power", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e55(w, v1)
+    v2 = o.power_l2
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("PowerScheduleEntry.power_l2", v2, "a RationalNumber")
+        w.bits(0, 2)
+        _e55(w, v2)
+        s = 3
+    v3 = o.power_l3
+    if v3 is not None:
+        t = _C541.get(s)
+        if t is None:
+            _order("PowerScheduleEntry.power_l3", s, _C540)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("PowerScheduleEntry.power_l3", v3, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v3)
+        s = 4
+    t = _C542.get(s)
+    if t is None:
+        _order("PowerScheduleEntry", s, _C540)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d71(r):
+    """EVPowerScheduleType -> iso20.EVPowerSchedule"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C543, "EVPowerScheduleType")
+        else:
+            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d72(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C544, "EVPowerScheduleType")
+        else:
+            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C545, "EVPowerScheduleType")
+        else:
+            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.EVPowerSchedule)
+    o.time_anchor = f0
+    o.ev_power_schedule_entries = f1
+    return o
+
+def _e71(w, o):
+    """iso20.EVPowerSchedule -> EVPowerScheduleType"""
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("EVPowerSchedule.time_anchor", 0, _C546)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("EVPowerSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.ev_power_schedule_entries
+    if v1 is None:
+        _order("EVPowerSchedule.ev_power_schedule_entries", 1, _C546)
+    if v1.__class__ is not _iso20.EVPowerScheduleEntryList:
+        _bad("EVPowerSchedule.ev_power_schedule_entries", v1, "a EVPowerScheduleEntryList")
+    w.bits(0, 2)
+    _e72(w, v1)
+    w.bits(0, 1)
+
+def _d72(r):
+    """EVPowerScheduleEntryListType -> iso20.EVPowerScheduleEntryList"""
     f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d73(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C547, "EVPowerScheduleEntryListType")
+        else:
+            r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d73(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C548, "EVPowerScheduleEntryListType")
+            else:
+                r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("EVPowerScheduleEntryListType: more than 1024 EVPowerScheduleEntry elements")
+    o = _new(_iso20.EVPowerScheduleEntryList)
+    o.ev_power_schedule_entry = f0
+    return o
+
+def _e72(w, o):
+    """iso20.EVPowerScheduleEntryList -> EVPowerScheduleEntryListType"""
+    s = 0
+    items = o.ev_power_schedule_entry
+    if items.__class__ is not list:
+        _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C550.get(s)
+        if t is None:
+            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C549)
+        if v0.__class__ is not _iso20.EVPowerScheduleEntry:
+            _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", v0, "a EVPowerScheduleEntry")
+        w.bits(t[0], t[1])
+        _e73(w, v0)
+        s = 1
+    t = _C551.get(s)
+    if t is None:
+        _order("EVPowerScheduleEntryList", s, _C549)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d73(r):
+    """EVPowerScheduleEntryType -> iso20.EVPowerScheduleEntry"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Duration")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Duration")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C552, "EVPowerScheduleEntryType")
+        else:
+            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C553, "EVPowerScheduleEntryType")
+        else:
+            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C554, "EVPowerScheduleEntryType")
+        else:
+            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
+    o = _new(_iso20.EVPowerScheduleEntry)
+    o.duration = f0
+    o.power = f1
+    return o
+
+def _e73(w, o):
+    """iso20.EVPowerScheduleEntry -> EVPowerScheduleEntryType"""
+    v0 = o.duration
+    if v0 is None:
+        _order("EVPowerScheduleEntry.duration", 0, _C555)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("EVPowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.power
+    if v1 is None:
+        _order("EVPowerScheduleEntry.power", 1, _C555)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("EVPowerScheduleEntry.power", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e55(w, v1)
+    w.bits(0, 1)
+
+def _d74(r):
+    """EVPriceRuleType -> iso20.EVPriceRule"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d55(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C556, "EVPriceRuleType")
+        else:
+            r.fail("EVPriceRuleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C557, "EVPriceRuleType")
+        else:
+            r.fail("EVPriceRuleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C558, "EVPriceRuleType")
+        else:
+            r.fail("EVPriceRuleType: event code %d out of range" % ec)
+    o = _new(_iso20.EVPriceRule)
+    o.energy_fee = f0
+    o.power_range_start = f1
+    return o
+
+def _e74(w, o):
+    """iso20.EVPriceRule -> EVPriceRuleType"""
+    v0 = o.energy_fee
+    if v0 is None:
+        _order("EVPriceRule.energy_fee", 0, _C559)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("EVPriceRule.energy_fee", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v0)
+    v1 = o.power_range_start
+    if v1 is None:
+        _order("EVPriceRule.power_range_start", 1, _C559)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("EVPriceRule.power_range_start", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v1)
+    w.bits(0, 1)
+
+def _d75(r):
+    """EVPriceRuleStackType -> iso20.EVPriceRuleStack"""
+    f0 = None
+    f1 = []
     s = 0
     k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                v = _simple_escape(r, None, "ServiceID")
+                f0 = _simple_escape(r, None, "Duration")
             else:
-                v = r.uint(3)
-                if v > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % v)
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % f0)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            f0.append(v)
+                    _escape(r, 1, _EV_ELEM_EE, "Duration")
             s = 1
+        elif ec == 1:
+            _escape(r, 3, _C560, "EVPriceRuleStackType")
+        else:
+            r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d74(r)
+            f1.append(v)
+            s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C671, "ServiceIDListType")
+            _escape(r, 2, _C561, "EVPriceRuleStackType")
         else:
-            r.fail("ServiceIDListType: event code %d out of range" % ec)
-    if s == 1:
+            r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
+    if s == 2:
         while True:
-            if k < 16:
+            if k < 8:
                 ec = r.bits(2)
                 if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "ServiceID")
-                    else:
-                        v = r.uint(3)
-                        if v > 65535:
-                            r.facet("ServiceID: %d outside 0..65535" % v)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-                    f0.append(v)
+                    v = _d74(r)
+                    f1.append(v)
                     k += 1
                     continue
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C672, "ServiceIDListType")
+                    _escape(r, 1, _C562, "EVPriceRuleStackType")
                 else:
-                    r.fail("ServiceIDListType: event code %d out of range" % ec)
+                    r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
             else:
                 ec = r.bits(1)
                 if ec == 0:
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C673, "ServiceIDListType")
+                    _escape(r, 1, _C563, "EVPriceRuleStackType")
                 else:
-                    r.fail("ServiceIDListType: event code %d out of range" % ec)
-    o = _new(_iso20.ServiceIDList)
-    o.service_id = f0
+                    r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
+    o = _new(_iso20.EVPriceRuleStack)
+    o.duration = f0
+    o.ev_price_rule = f1
     return o
 
-def _e67(w, o):
-    """iso20.ServiceIDList -> ServiceIDListType"""
-    s = 0
-    items = o.service_id
+def _e75(w, o):
+    """iso20.EVPriceRuleStack -> EVPriceRuleStackType"""
+    v0 = o.duration
+    if v0 is None:
+        _order("EVPriceRuleStack.duration", 0, _C564)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("EVPriceRuleStack.duration", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.ev_price_rule
     if items.__class__ is not list:
-        _bad("ServiceIDList.service_id", items, "a list")
-    if len(items) > 16:
-        _bad("ServiceIDList.service_id", items, "at most 16 items")
+        _bad("EVPriceRuleStack.ev_price_rule", items, "a list")
+    if len(items) > 8:
+        _bad("EVPriceRuleStack.ev_price_rule", items, "at most 8 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C675.get(s)
+        t = _C565.get(s)
         if t is None:
-            _order("ServiceIDList.service_id", s, _C674)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceIDList.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = (1 if n < 16 else 2)
-    t = _C676.get(s)
+            _order("EVPriceRuleStack.ev_price_rule", s, _C564)
+        if v1.__class__ is not _iso20.EVPriceRule:
+            _bad("EVPriceRuleStack.ev_price_rule", v1, "a EVPriceRule")
+        w.bits(t[0], t[1])
+        _e74(w, v1)
+        s = (2 if n < 8 else 3)
+    t = _C566.get(s)
     if t is None:
-        _order("ServiceIDList", s, _C674)
+        _order("EVPriceRuleStack", s, _C564)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d68(r):
+def _d76(r):
+    """EVPriceRuleStackListType -> iso20.EVPriceRuleStackList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d75(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C567, "EVPriceRuleStackListType")
+        else:
+            r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d75(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C568, "EVPriceRuleStackListType")
+            else:
+                r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("EVPriceRuleStackListType: more than 1024 EVPriceRuleStack elements")
+    o = _new(_iso20.EVPriceRuleStackList)
+    o.ev_price_rule_stack = f0
+    return o
+
+def _e76(w, o):
+    """iso20.EVPriceRuleStackList -> EVPriceRuleStackListType"""
+    s = 0
+    items = o.ev_price_rule_stack
+    if items.__class__ is not list:
+        _bad("EVPriceRuleStackList.ev_price_rule_stack", items, "a list")
+    if len(items) > 1024:
+        _bad("EVPriceRuleStackList.ev_price_rule_stack", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C570.get(s)
+        if t is None:
+            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C569)
+        if v0.__class__ is not _iso20.EVPriceRuleStack:
+            _bad("EVPriceRuleStackList.ev_price_rule_stack", v0, "a EVPriceRuleStack")
+        w.bits(t[0], t[1])
+        _e75(w, v0)
+        s = 1
+    t = _C571.get(s)
+    if t is None:
+        _order("EVPriceRuleStackList", s, _C569)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d77(r):
+    """EVSEStatusType -> iso20.EVSEStatus"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C572, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "EVSENotification")
+            else:
+                f1 = r.bits(3)
+                if f1 >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                f1 = _C573[f1]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C575, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C576, "EVSEStatusType")
+        else:
+            r.fail("EVSEStatusType: event code %d out of range" % ec)
+    o = _new(_iso20.EVSEStatus)
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    return o
+
+def _e77(w, o):
+    """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C577)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C577)
+    i1 = _C574.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d78(r):
     """ServiceListType -> iso20.ServiceList"""
     f0 = []
     s = 0
@@ -8514,12 +9187,12 @@ def _d68(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d88(r)
+            v = _d107(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C677, "ServiceListType")
+            _escape(r, 3, _C578, "ServiceListType")
         else:
             r.fail("ServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -8527,7 +9200,7 @@ def _d68(r):
             if k < 8:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d88(r)
+                    v = _d107(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -8535,7 +9208,7 @@ def _d68(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C678, "ServiceListType")
+                    _escape(r, 1, _C579, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
             else:
@@ -8544,14 +9217,14 @@ def _d68(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C679, "ServiceListType")
+                    _escape(r, 1, _C580, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceList)
     o.service = f0
     return o
 
-def _e68(w, o):
+def _e78(w, o):
     """iso20.ServiceList -> ServiceListType"""
     s = 0
     items = o.service
@@ -8560,125 +9233,136 @@ def _e68(w, o):
     if len(items) > 8:
         _bad("ServiceList.service", items, "at most 8 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C681.get(s)
+        t = _C582.get(s)
         if t is None:
-            _order("ServiceList.service", s, _C680)
-        if v.__class__ is not _iso20.Service:
-            _bad("ServiceList.service", v, "a Service")
+            _order("ServiceList.service", s, _C581)
+        if v0.__class__ is not _iso20.Service:
+            _bad("ServiceList.service", v0, "a Service")
         w.bits(t[0], t[1])
-        _e88(w, v)
+        _e107(w, v0)
         s = (1 if n < 8 else 2)
-    t = _C682.get(s)
+    t = _C583.get(s)
     if t is None:
-        _order("ServiceList", s, _C680)
+        _order("ServiceList", s, _C581)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d69(r):
-    """SelectedServiceType -> iso20.SelectedService"""
+def _d79(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
     f0 = None
     f1 = None
+    f2 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+                f0 = _simple_escape(r, None, "SessionID")
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                f0 = r.binary(8, 8)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C683, "SelectedServiceType")
+            _escape(r, 3, _C584, "MessageHeaderType")
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
+                f1 = _simple_escape(r, None, "TimeStamp")
             else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ParameterSetID: %d outside 0..65535" % f1)
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C684, "SelectedServiceType")
+            _escape(r, 2, _C585, "MessageHeaderType")
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d36(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C586, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C685, "SelectedServiceType")
+            _escape(r, 1, _C587, "MessageHeaderType")
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    o = _new(_iso20.SelectedService)
-    o.service_id = f0
-    o.parameter_set_id = f1
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
     return o
 
-def _e69(w, o):
-    """iso20.SelectedService -> SelectedServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C687.get(s)
-        if t is None:
-            _order("SelectedService.service_id", s, _C686)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C688.get(s)
-        if t is None:
-            _order("SelectedService.parameter_set_id", s, _C686)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.parameter_set_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C689.get(s)
+def _e79(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C588)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C588)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e36(w, v2)
+        s = 3
+    t = _C589.get(s)
     if t is None:
-        _order("SelectedService", s, _C686)
+        _order("MessageHeader", s, _C588)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d70(r):
-    """SelectedServiceListType -> iso20.SelectedServiceList"""
+def _d80(r):
+    """ListOfRootCertificateIDsType -> iso20.ListOfRootCertificateIDs"""
     f0 = []
     s = 0
     k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d69(r)
+            v = _d99(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C690, "SelectedServiceListType")
+            _escape(r, 3, _C590, "ListOfRootCertificateIDsType")
         else:
-            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            if k < 16:
+            if k < 20:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d69(r)
+                    v = _d99(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -8686,119 +9370,48 @@ def _d70(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C691, "SelectedServiceListType")
+                    _escape(r, 1, _C591, "ListOfRootCertificateIDsType")
                 else:
-                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
+                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
             else:
                 ec = r.bits(1)
                 if ec == 0:
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C692, "SelectedServiceListType")
+                    _escape(r, 1, _C592, "ListOfRootCertificateIDsType")
                 else:
-                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    o = _new(_iso20.SelectedServiceList)
-    o.selected_service = f0
+                    r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    o = _new(_iso20.ListOfRootCertificateIDs)
+    o.root_certificate_id = f0
     return o
 
-def _e70(w, o):
-    """iso20.SelectedServiceList -> SelectedServiceListType"""
+def _e80(w, o):
+    """iso20.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
     s = 0
-    items = o.selected_service
+    items = o.root_certificate_id
     if items.__class__ is not list:
-        _bad("SelectedServiceList.selected_service", items, "a list")
-    if len(items) > 16:
-        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
+    if len(items) > 20:
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C694.get(s)
+        t = _C594.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C693)
-        if v.__class__ is not _iso20.SelectedService:
-            _bad("SelectedServiceList.selected_service", v, "a SelectedService")
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C593)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e69(w, v)
-        s = (1 if n < 16 else 2)
-    t = _C695.get(s)
+        _e99(w, v0)
+        s = (1 if n < 20 else 2)
+    t = _C595.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C693)
+        _order("ListOfRootCertificateIDs", s, _C593)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d71(r):
-    """ContractCertificateChainType -> iso20.ContractCertificateChain"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
-            else:
-                f0 = r.binary(None, 1600)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C696, "ContractCertificateChainType")
-        else:
-            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d78(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C697, "ContractCertificateChainType")
-        else:
-            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C698, "ContractCertificateChainType")
-        else:
-            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
-    o = _new(_iso20.ContractCertificateChain)
-    o.certificate = f0
-    o.sub_certificates = f1
-    return o
-
-def _e71(w, o):
-    """iso20.ContractCertificateChain -> ContractCertificateChainType"""
-    s = 0
-    v = o.certificate
-    if v is not None:
-        t = _C700.get(s)
-        if t is None:
-            _order("ContractCertificateChain.certificate", s, _C699)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
-            _bad("ContractCertificateChain.certificate", v, "bytes of length 0..1600")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C701.get(s)
-        if t is None:
-            _order("ContractCertificateChain.sub_certificates", s, _C699)
-        if v.__class__ is not _iso20.SubCertificates:
-            _bad("ContractCertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C702.get(s)
-    if t is None:
-        _order("ContractCertificateChain", s, _C699)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d72(r):
+def _d81(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -8820,7 +9433,7 @@ def _d72(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C703, "MeterInfoType")
+            _escape(r, 3, _C596, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8836,7 +9449,7 @@ def _d72(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C704, "MeterInfoType")
+            _escape(r, 2, _C597, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8902,7 +9515,7 @@ def _d72(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C705, "MeterInfoType")
+            _escape(r, 1, _C598, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8958,7 +9571,7 @@ def _d72(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C706, "MeterInfoType")
+            _escape(r, 1, _C599, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9004,7 +9617,7 @@ def _d72(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C707, "MeterInfoType")
+            _escape(r, 1, _C600, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9040,7 +9653,7 @@ def _d72(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C708, "MeterInfoType")
+            _escape(r, 1, _C601, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -9068,7 +9681,7 @@ def _d72(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C709, "MeterInfoType")
+            _escape(r, 1, _C602, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9086,7 +9699,7 @@ def _d72(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C710, "MeterInfoType")
+            _escape(r, 1, _C603, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9094,7 +9707,7 @@ def _d72(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C711, "MeterInfoType")
+            _escape(r, 1, _C604, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9108,2401 +9721,304 @@ def _d72(r):
     o.meter_timestamp = f7
     return o
 
-def _e72(w, o):
-    """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C713.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C714.get(s)
-        if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C715.get(s)
-        if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C716.get(s)
-        if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C717.get(s)
-        if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C718.get(s)
-        if t is None:
-            _order("MeterInfo.meter_signature", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C719.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C720.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C712)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C721.get(s)
-    if t is None:
-        _order("MeterInfo", s, _C712)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d73(r):
-    """ReceiptType -> iso20.Receipt"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C722, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            f1 = _d89(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d89(r)
-            s = 3
-        elif ec == 2:
-            f3 = _d89(r)
-            s = 4
-        elif ec == 3:
-            f4 = _d89(r)
-            s = 5
-        elif ec == 4:
-            v = _d90(r)
-            f5.append(v)
-            s = 6
-            k = 1
-        elif ec == 5:
-            s = -1
-        elif ec == 6:
-            _escape(r, 1, _C723, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            f2 = _d89(r)
-            s = 3
-        elif ec == 1:
-            f3 = _d89(r)
-            s = 4
-        elif ec == 2:
-            f4 = _d89(r)
-            s = 5
-        elif ec == 3:
-            v = _d90(r)
-            f5.append(v)
-            s = 6
-            k = 1
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C724, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(3)
-        if ec == 0:
-            f3 = _d89(r)
-            s = 4
-        elif ec == 1:
-            f4 = _d89(r)
-            s = 5
-        elif ec == 2:
-            v = _d90(r)
-            f5.append(v)
-            s = 6
-            k = 1
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C725, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            f4 = _d89(r)
-            s = 5
-        elif ec == 1:
-            v = _d90(r)
-            f5.append(v)
-            s = 6
-            k = 1
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C726, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(2)
-        if ec == 0:
-            v = _d90(r)
-            f5.append(v)
-            s = 6
-            k = 1
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C727, "ReceiptType")
-        else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
-    if s == 6:
-        while True:
-            if k < 10:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d90(r)
-                    f5.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C728, "ReceiptType")
-                else:
-                    r.fail("ReceiptType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C729, "ReceiptType")
-                else:
-                    r.fail("ReceiptType: event code %d out of range" % ec)
-    o = _new(_iso20.Receipt)
-    o.time_anchor = f0
-    o.energy_costs = f1
-    o.occupancy_costs = f2
-    o.additional_services_costs = f3
-    o.overstay_costs = f4
-    o.tax_costs = f5
-    return o
-
-def _e73(w, o):
-    """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C731.get(s)
-        if t is None:
-            _order("Receipt.time_anchor", s, _C730)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C732.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C730)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C733.get(s)
-        if t is None:
-            _order("Receipt.occupancy_costs", s, _C730)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C734.get(s)
-        if t is None:
-            _order("Receipt.additional_services_costs", s, _C730)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C735.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C730)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    items = o.tax_costs
-    if items.__class__ is not list:
-        _bad("Receipt.tax_costs", items, "a list")
-    if len(items) > 10:
-        _bad("Receipt.tax_costs", items, "at most 10 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C736.get(s)
-        if t is None:
-            _order("Receipt.tax_costs", s, _C730)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
-        w.bits(t[0], t[1])
-        _e90(w, v)
-        s = (6 if n < 10 else 7)
-    t = _C737.get(s)
-    if t is None:
-        _order("Receipt", s, _C730)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d74(r):
-    """Dynamic_SMDTControlModeType -> iso20.Dynamic_SMDTControlMode"""
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 3, _C738, "Dynamic_SMDTControlModeType")
-        else:
-            r.fail("Dynamic_SMDTControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Dynamic_SMDTControlMode)
-    return o
-
-def _e74(w, o):
-    """iso20.Dynamic_SMDTControlMode -> Dynamic_SMDTControlModeType"""
-    s = 0
-    t = _C740.get(s)
-    if t is None:
-        _order("Dynamic_SMDTControlMode", s, _C739)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d75(r):
-    """Scheduled_SMDTControlModeType -> iso20.Scheduled_SMDTControlMode"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C741, "Scheduled_SMDTControlModeType")
-        else:
-            r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C742, "Scheduled_SMDTControlModeType")
-        else:
-            r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Scheduled_SMDTControlMode)
-    o.selected_schedule_tuple_id = f0
-    return o
-
-def _e75(w, o):
-    """iso20.Scheduled_SMDTControlMode -> Scheduled_SMDTControlModeType"""
-    s = 0
-    v = o.selected_schedule_tuple_id
-    if v is not None:
-        t = _C744.get(s)
-        if t is None:
-            _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", s, _C743)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("Scheduled_SMDTControlMode.selected_schedule_tuple_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C745.get(s)
-    if t is None:
-        _order("Scheduled_SMDTControlMode", s, _C743)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d76(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
-            else:
-                f0 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C746, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C747, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C748, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
-    return o
-
-def _e76(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C750.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C749)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C751.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C749)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C752.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C749)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d77(r):
-    """SupportedProvidersListType -> iso20.SupportedProvidersList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "ProviderID")
-            else:
-                v = r.string(None, 80)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ProviderID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C753, "SupportedProvidersListType")
-        else:
-            r.fail("SupportedProvidersListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 128:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, "", "ProviderID")
-                    else:
-                        v = r.string(None, 80)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "ProviderID")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C754, "SupportedProvidersListType")
-                else:
-                    r.fail("SupportedProvidersListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C755, "SupportedProvidersListType")
-                else:
-                    r.fail("SupportedProvidersListType: event code %d out of range" % ec)
-    o = _new(_iso20.SupportedProvidersList)
-    o.provider_id = f0
-    return o
-
-def _e77(w, o):
-    """iso20.SupportedProvidersList -> SupportedProvidersListType"""
-    s = 0
-    items = o.provider_id
-    if items.__class__ is not list:
-        _bad("SupportedProvidersList.provider_id", items, "a list")
-    if len(items) > 128:
-        _bad("SupportedProvidersList.provider_id", items, "at most 128 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C757.get(s)
-        if t is None:
-            _order("SupportedProvidersList.provider_id", s, _C756)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 80:
-            _bad("SupportedProvidersList.provider_id", v, "a str of length 0..80")
-        w.string(v)
-        w.bits(0, 1)
-        s = (1 if n < 128 else 2)
-    t = _C758.get(s)
-    if t is None:
-        _order("SupportedProvidersList", s, _C756)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d78(r):
-    """SubCertificatesType -> iso20.SubCertificates"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
-            else:
-                v = r.binary(None, 1600)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C759, "SubCertificatesType")
-        else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 3:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, b"", "Certificate")
-                    else:
-                        v = r.binary(None, 1600)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C760, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C761, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-    o = _new(_iso20.SubCertificates)
-    o.certificate = f0
-    return o
-
-def _e78(w, o):
-    """iso20.SubCertificates -> SubCertificatesType"""
-    s = 0
-    items = o.certificate
-    if items.__class__ is not list:
-        _bad("SubCertificates.certificate", items, "a list")
-    if len(items) > 3:
-        _bad("SubCertificates.certificate", items, "at most 3 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C763.get(s)
-        if t is None:
-            _order("SubCertificates.certificate", s, _C762)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1600:
-            _bad("SubCertificates.certificate", v, "bytes of length 0..1600")
-        w.binary(v)
-        w.bits(0, 1)
-        s = (1 if n < 3 else 2)
-    t = _C764.get(s)
-    if t is None:
-        _order("SubCertificates", s, _C762)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d79(r):
-    """Dynamic_EVPPTControlModeType -> iso20.Dynamic_EVPPTControlMode"""
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 3, _C765, "Dynamic_EVPPTControlModeType")
-        else:
-            r.fail("Dynamic_EVPPTControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Dynamic_EVPPTControlMode)
-    return o
-
-def _e79(w, o):
-    """iso20.Dynamic_EVPPTControlMode -> Dynamic_EVPPTControlModeType"""
-    s = 0
-    t = _C767.get(s)
-    if t is None:
-        _order("Dynamic_EVPPTControlMode", s, _C766)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d80(r):
-    """Scheduled_EVPPTControlModeType -> iso20.Scheduled_EVPPTControlMode"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C768, "Scheduled_EVPPTControlModeType")
-        else:
-            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
-            else:
-                f1 = r.bits(1)
-                f1 = _C769[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C771, "Scheduled_EVPPTControlModeType")
-        else:
-            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C772, "Scheduled_EVPPTControlModeType")
-        else:
-            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
-    o = _new(_iso20.Scheduled_EVPPTControlMode)
-    o.selected_schedule_tuple_id = f0
-    o.power_tolerance_acceptance = f1
-    return o
-
-def _e80(w, o):
-    """iso20.Scheduled_EVPPTControlMode -> Scheduled_EVPPTControlModeType"""
-    s = 0
-    v = o.selected_schedule_tuple_id
-    if v is not None:
-        t = _C774.get(s)
-        if t is None:
-            _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", s, _C773)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power_tolerance_acceptance
-    if v is not None:
-        t = _C775.get(s)
-        if t is None:
-            _order("Scheduled_EVPPTControlMode.power_tolerance_acceptance", s, _C773)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C770.get(v)
-        if i is None:
-            _bad("Scheduled_EVPPTControlMode.power_tolerance_acceptance", v, "a member of _iso20.PowerToleranceAcceptance")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C776.get(s)
-    if t is None:
-        _order("Scheduled_EVPPTControlMode", s, _C773)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d81(r):
-    """EVPowerProfileEntryListType -> iso20.EVPowerProfileEntryList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d91(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C777, "EVPowerProfileEntryListType")
-        else:
-            r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d91(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C778, "EVPowerProfileEntryListType")
-            else:
-                r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
-    if len(f0) > 2048:
-        r.facet("EVPowerProfileEntryListType: more than 2048 EVPowerProfileEntry elements")
-    o = _new(_iso20.EVPowerProfileEntryList)
-    o.ev_power_profile_entry = f0
-    return o
-
 def _e81(w, o):
-    """iso20.EVPowerProfileEntryList -> EVPowerProfileEntryListType"""
-    s = 0
-    items = o.ev_power_profile_entry
-    if items.__class__ is not list:
-        _bad("EVPowerProfileEntryList.ev_power_profile_entry", items, "a list")
-    if len(items) > 2048:
-        _bad("EVPowerProfileEntryList.ev_power_profile_entry", items, "at most 2048 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C780.get(s)
+    """iso20.MeterInfo -> MeterInfoType"""
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C605)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C605)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C606.get(s)
         if t is None:
-            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C779)
-        if v.__class__ is not _iso20.PowerScheduleEntry:
-            _bad("EVPowerProfileEntryList.ev_power_profile_entry", v, "a PowerScheduleEntry")
-        w.bits(t[0], t[1])
-        _e91(w, v)
-        s = 1
-    t = _C781.get(s)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C605)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C607.get(s)
+        if t is None:
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C605)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C608.get(s)
+        if t is None:
+            _order("MeterInfo.meter_signature", s, _C605)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C609.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C605)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
+        w.bits(0, 1)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C610.get(s)
+        if t is None:
+            _order("MeterInfo.meter_timestamp", s, _C605)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
+        w.bits(0, 1)
+        s = 8
+    t = _C611.get(s)
     if t is None:
-        _order("EVPowerProfileEntryList", s, _C779)
+        _order("MeterInfo", s, _C605)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d82(r):
-    """RationalNumberType -> iso20.RationalNumber"""
+    """SignedCertificateChainType -> iso20.SignedCertificateChain"""
     f0 = None
     f1 = None
+    f2 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
-            else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
+            f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C782, "RationalNumberType")
+            _escape(r, 3, _C612, "SignedCertificateChainType")
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
+                f1 = _simple_escape(r, b"", "Certificate")
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
+                f1 = r.binary(None, 1600)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C783, "RationalNumberType")
+            _escape(r, 3, _C613, "SignedCertificateChainType")
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d109(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C614, "SignedCertificateChainType")
+        else:
+            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
+    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C784, "RationalNumberType")
+            _escape(r, 1, _C615, "SignedCertificateChainType")
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    o = _new(_iso20.RationalNumber)
-    o.exponent = f0
-    o.value = f1
+            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
+    o = _new(_iso20.SignedCertificateChain)
+    o.id = f0
+    o.certificate = f1
+    o.sub_certificates = f2
     return o
 
 def _e82(w, o):
-    """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C786.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C785)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C787.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C785)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C788.get(s)
+    """iso20.SignedCertificateChain -> SignedCertificateChainType"""
+    v0 = o.id
+    if v0 is None:
+        _order("SignedCertificateChain.id", 0, _C616)
+    if type(v0) is not str:
+        _bad("SignedCertificateChain.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.certificate
+    if v1 is None:
+        _order("SignedCertificateChain.certificate", 3, _C616)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 1600:
+        _bad("SignedCertificateChain.certificate", v1, "bytes of length 0..1600")
+    w.bits(0, 2)
+    w.binary(v1)
+    v2 = o.sub_certificates
+    w.bits(0, 1)
+    s = 1
+    if v2 is not None:
+        if v2.__class__ is not _iso20.SubCertificates:
+            _bad("SignedCertificateChain.sub_certificates", v2, "a SubCertificates")
+        w.bits(0, 2)
+        _e109(w, v2)
+        s = 2
+    t = _C617.get(s)
     if t is None:
-        _order("RationalNumber", s, _C785)
+        _order("SignedCertificateChain", s, _C616)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d83(r):
-    """EVEnergyOfferType -> iso20.EVEnergyOffer"""
+    """OverstayRuleType -> iso20.OverstayRule"""
     f0 = None
     f1 = None
+    f2 = None
+    f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
+        ec = r.bits(2)
         if ec == 0:
-            f0 = _d92(r)
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "OverstayRuleDescription")
+            else:
+                f0 = r.string(None, 160)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "OverstayRuleDescription")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C789, "EVEnergyOfferType")
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "StartTime")
+            else:
+                f1 = r.uint(5)
+                if f1 > 4294967295:
+                    r.facet("StartTime: %d outside 0..4294967295" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "StartTime")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C618, "OverstayRuleType")
         else:
-            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
+            r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d93(r)
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "StartTime")
+            else:
+                f1 = r.uint(5)
+                if f1 > 4294967295:
+                    r.facet("StartTime: %d outside 0..4294967295" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "StartTime")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C790, "EVEnergyOfferType")
+            _escape(r, 2, _C619, "OverstayRuleType")
         else:
-            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
+            r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C620, "OverstayRuleType")
+        else:
+            r.fail("OverstayRuleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "OverstayFeePeriod")
+            else:
+                f3 = r.uint(5)
+                if f3 > 4294967295:
+                    r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C621, "OverstayRuleType")
+        else:
+            r.fail("OverstayRuleType: event code %d out of range" % ec)
+    if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C791, "EVEnergyOfferType")
+            _escape(r, 1, _C622, "OverstayRuleType")
         else:
-            r.fail("EVEnergyOfferType: event code %d out of range" % ec)
-    o = _new(_iso20.EVEnergyOffer)
-    o.ev_power_schedule = f0
-    o.ev_absolute_price_schedule = f1
+            r.fail("OverstayRuleType: event code %d out of range" % ec)
+    o = _new(_iso20.OverstayRule)
+    o.overstay_rule_description = f0
+    o.start_time = f1
+    o.overstay_fee = f2
+    o.overstay_fee_period = f3
     return o
 
 def _e83(w, o):
-    """iso20.EVEnergyOffer -> EVEnergyOfferType"""
+    """iso20.OverstayRule -> OverstayRuleType"""
+    v0 = o.overstay_rule_description
     s = 0
-    v = o.ev_power_schedule
-    if v is not None:
-        t = _C793.get(s)
-        if t is None:
-            _order("EVEnergyOffer.ev_power_schedule", s, _C792)
-        if v.__class__ is not _iso20.EVPowerSchedule:
-            _bad("EVEnergyOffer.ev_power_schedule", v, "a EVPowerSchedule")
-        w.bits(t[0], t[1])
-        _e92(w, v)
-        s = t[2]
-    v = o.ev_absolute_price_schedule
-    if v is not None:
-        t = _C794.get(s)
-        if t is None:
-            _order("EVEnergyOffer.ev_absolute_price_schedule", s, _C792)
-        if v.__class__ is not _iso20.EVAbsolutePriceSchedule:
-            _bad("EVEnergyOffer.ev_absolute_price_schedule", v, "a EVAbsolutePriceSchedule")
-        w.bits(t[0], t[1])
-        _e93(w, v)
-        s = t[2]
-    t = _C795.get(s)
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 160:
+            _bad("OverstayRule.overstay_rule_description", v0, "a str of length 0..160")
+        w.bits(0, 3)
+        w.string(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.start_time
+    if v1 is None:
+        _order("OverstayRule.start_time", s, _C623)
+    t = _C624.get(s)
     if t is None:
-        _order("EVEnergyOffer", s, _C792)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("OverstayRule.start_time", s, _C623)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("OverstayRule.start_time", v1, "an integer in 0..4294967295")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.uint(v1)
+    w.bits(0, 1)
+    v2 = o.overstay_fee
+    if v2 is None:
+        _order("OverstayRule.overstay_fee", 2, _C623)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("OverstayRule.overstay_fee", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v2)
+    v3 = o.overstay_fee_period
+    if v3 is None:
+        _order("OverstayRule.overstay_fee_period", 3, _C623)
+    if type(v3) is not int or v3 < 0 or v3 > 4294967295:
+        _bad("OverstayRule.overstay_fee_period", v3, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v3)
+    w.bits(0, 2)
 
 def _d84(r):
-    """AbsolutePriceScheduleType -> iso20.AbsolutePriceSchedule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    f6 = None
-    f7 = None
-    f8 = None
-    f9 = None
-    f10 = None
-    f11 = None
-    f12 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C796, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C797, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PriceScheduleID")
-            else:
-                f2 = r.uint(5)
-                if f2 < 1 or f2 > 4294967295:
-                    r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C798, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "PriceScheduleDescription")
-            else:
-                f3 = r.string(None, 160)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, "", "Currency")
-            else:
-                f4 = r.string(None, 3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Currency")
-            s = 5
-        elif ec == 2:
-            _escape(r, 2, _C799, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, "", "Currency")
-            else:
-                f4 = r.string(None, 3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Currency")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C800, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "Language")
-            else:
-                f5 = r.string(None, 3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Language")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C801, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, "", "PriceAlgorithm")
-            else:
-                f6 = r.string(None, 255)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C802, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 7:
-        ec = r.bits(3)
-        if ec == 0:
-            f7 = _d82(r)
-            s = 8
-        elif ec == 1:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 2:
-            f9 = _d94(r)
-            s = 10
-        elif ec == 3:
-            f10 = _d95(r)
-            s = 11
-        elif ec == 4:
-            _escape(r, 2, _C803, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 8:
-        ec = r.bits(2)
-        if ec == 0:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 1:
-            f9 = _d94(r)
-            s = 10
-        elif ec == 2:
-            f10 = _d95(r)
-            s = 11
-        elif ec == 3:
-            _escape(r, 2, _C804, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 9:
-        ec = r.bits(2)
-        if ec == 0:
-            f9 = _d94(r)
-            s = 10
-        elif ec == 1:
-            f10 = _d95(r)
-            s = 11
-        elif ec == 2:
-            _escape(r, 2, _C805, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            f10 = _d95(r)
-            s = 11
-        elif ec == 1:
-            _escape(r, 2, _C806, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 11:
-        ec = r.bits(2)
-        if ec == 0:
-            f11 = _d96(r)
-            s = 12
-        elif ec == 1:
-            f12 = _d97(r)
-            s = 13
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C807, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 12:
-        ec = r.bits(2)
-        if ec == 0:
-            f12 = _d97(r)
-            s = 13
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C808, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 13:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C809, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.AbsolutePriceSchedule)
-    o.id = f0
-    o.time_anchor = f1
-    o.price_schedule_id = f2
-    o.price_schedule_description = f3
-    o.currency = f4
-    o.language = f5
-    o.price_algorithm = f6
-    o.minimum_cost = f7
-    o.maximum_cost = f8
-    o.tax_rules = f9
-    o.price_rule_stacks = f10
-    o.overstay_rules = f11
-    o.additional_selected_services = f12
-    return o
-
-def _e84(w, o):
-    """iso20.AbsolutePriceSchedule -> AbsolutePriceScheduleType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C811.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.id", s, _C810)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("AbsolutePriceSchedule.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.time_anchor
-    if v is not None:
-        t = _C812.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.time_anchor", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("AbsolutePriceSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_schedule_id
-    if v is not None:
-        t = _C813.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.price_schedule_id", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("AbsolutePriceSchedule.price_schedule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_schedule_description
-    if v is not None:
-        t = _C814.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.price_schedule_description", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 160:
-            _bad("AbsolutePriceSchedule.price_schedule_description", v, "a str of length 0..160")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.currency
-    if v is not None:
-        t = _C815.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.currency", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 3:
-            _bad("AbsolutePriceSchedule.currency", v, "a str of length 0..3")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.language
-    if v is not None:
-        t = _C816.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.language", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 3:
-            _bad("AbsolutePriceSchedule.language", v, "a str of length 0..3")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_algorithm
-    if v is not None:
-        t = _C817.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.price_algorithm", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("AbsolutePriceSchedule.price_algorithm", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_cost
-    if v is not None:
-        t = _C818.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.minimum_cost", s, _C810)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AbsolutePriceSchedule.minimum_cost", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.maximum_cost
-    if v is not None:
-        t = _C819.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.maximum_cost", s, _C810)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AbsolutePriceSchedule.maximum_cost", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.tax_rules
-    if v is not None:
-        t = _C820.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.tax_rules", s, _C810)
-        if v.__class__ is not _iso20.TaxRuleList:
-            _bad("AbsolutePriceSchedule.tax_rules", v, "a TaxRuleList")
-        w.bits(t[0], t[1])
-        _e94(w, v)
-        s = t[2]
-    v = o.price_rule_stacks
-    if v is not None:
-        t = _C821.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.price_rule_stacks", s, _C810)
-        if v.__class__ is not _iso20.PriceRuleStackList:
-            _bad("AbsolutePriceSchedule.price_rule_stacks", v, "a PriceRuleStackList")
-        w.bits(t[0], t[1])
-        _e95(w, v)
-        s = t[2]
-    v = o.overstay_rules
-    if v is not None:
-        t = _C822.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.overstay_rules", s, _C810)
-        if v.__class__ is not _iso20.OverstayRuleList:
-            _bad("AbsolutePriceSchedule.overstay_rules", v, "a OverstayRuleList")
-        w.bits(t[0], t[1])
-        _e96(w, v)
-        s = t[2]
-    v = o.additional_selected_services
-    if v is not None:
-        t = _C823.get(s)
-        if t is None:
-            _order("AbsolutePriceSchedule.additional_selected_services", s, _C810)
-        if v.__class__ is not _iso20.AdditionalServiceList:
-            _bad("AbsolutePriceSchedule.additional_selected_services", v, "a AdditionalServiceList")
-        w.bits(t[0], t[1])
-        _e97(w, v)
-        s = t[2]
-    t = _C824.get(s)
-    if t is None:
-        _order("AbsolutePriceSchedule", s, _C810)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d85(r):
-    """PriceLevelScheduleType -> iso20.PriceLevelSchedule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C825, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C826, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PriceScheduleID")
-            else:
-                f2 = r.uint(5)
-                if f2 < 1 or f2 > 4294967295:
-                    r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C827, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "PriceScheduleDescription")
-            else:
-                f3 = r.string(None, 160)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
-            s = 5
-        elif ec == 2:
-            _escape(r, 2, _C828, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C829, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            f5 = _d98(r)
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C830, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C831, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.PriceLevelSchedule)
-    o.id = f0
-    o.time_anchor = f1
-    o.price_schedule_id = f2
-    o.price_schedule_description = f3
-    o.number_of_price_levels = f4
-    o.price_level_schedule_entries = f5
-    return o
-
-def _e85(w, o):
-    """iso20.PriceLevelSchedule -> PriceLevelScheduleType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C833.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.id", s, _C832)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("PriceLevelSchedule.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.time_anchor
-    if v is not None:
-        t = _C834.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.time_anchor", s, _C832)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("PriceLevelSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_schedule_id
-    if v is not None:
-        t = _C835.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.price_schedule_id", s, _C832)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("PriceLevelSchedule.price_schedule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_schedule_description
-    if v is not None:
-        t = _C836.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.price_schedule_description", s, _C832)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 160:
-            _bad("PriceLevelSchedule.price_schedule_description", v, "a str of length 0..160")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.number_of_price_levels
-    if v is not None:
-        t = _C837.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.number_of_price_levels", s, _C832)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("PriceLevelSchedule.number_of_price_levels", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_level_schedule_entries
-    if v is not None:
-        t = _C838.get(s)
-        if t is None:
-            _order("PriceLevelSchedule.price_level_schedule_entries", s, _C832)
-        if v.__class__ is not _iso20.PriceLevelScheduleEntryList:
-            _bad("PriceLevelSchedule.price_level_schedule_entries", v, "a PriceLevelScheduleEntryList")
-        w.bits(t[0], t[1])
-        _e98(w, v)
-        s = t[2]
-    t = _C839.get(s)
-    if t is None:
-        _order("PriceLevelSchedule", s, _C832)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d86(r):
-    """ScheduleTupleType -> iso20.ScheduleTuple"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ScheduleTupleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("ScheduleTupleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C840, "ScheduleTupleType")
-        else:
-            r.fail("ScheduleTupleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d99(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C841, "ScheduleTupleType")
-        else:
-            r.fail("ScheduleTupleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d99(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C842, "ScheduleTupleType")
-        else:
-            r.fail("ScheduleTupleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C843, "ScheduleTupleType")
-        else:
-            r.fail("ScheduleTupleType: event code %d out of range" % ec)
-    o = _new(_iso20.ScheduleTuple)
-    o.schedule_tuple_id = f0
-    o.charging_schedule = f1
-    o.discharging_schedule = f2
-    return o
-
-def _e86(w, o):
-    """iso20.ScheduleTuple -> ScheduleTupleType"""
-    s = 0
-    v = o.schedule_tuple_id
-    if v is not None:
-        t = _C845.get(s)
-        if t is None:
-            _order("ScheduleTuple.schedule_tuple_id", s, _C844)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("ScheduleTuple.schedule_tuple_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_schedule
-    if v is not None:
-        t = _C846.get(s)
-        if t is None:
-            _order("ScheduleTuple.charging_schedule", s, _C844)
-        if v.__class__ is not _iso20.ChargingSchedule:
-            _bad("ScheduleTuple.charging_schedule", v, "a ChargingSchedule")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = t[2]
-    v = o.discharging_schedule
-    if v is not None:
-        t = _C847.get(s)
-        if t is None:
-            _order("ScheduleTuple.discharging_schedule", s, _C844)
-        if v.__class__ is not _iso20.ChargingSchedule:
-            _bad("ScheduleTuple.discharging_schedule", v, "a ChargingSchedule")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = t[2]
-    t = _C848.get(s)
-    if t is None:
-        _order("ScheduleTuple", s, _C844)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d87(r):
-    """ParameterSetType -> iso20.ParameterSet"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ParameterSetID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C849, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d100(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C850, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 32:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d100(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C851, "ParameterSetType")
-                else:
-                    r.fail("ParameterSetType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C852, "ParameterSetType")
-                else:
-                    r.fail("ParameterSetType: event code %d out of range" % ec)
-    o = _new(_iso20.ParameterSet)
-    o.parameter_set_id = f0
-    o.parameter = f1
-    return o
-
-def _e87(w, o):
-    """iso20.ParameterSet -> ParameterSetType"""
-    s = 0
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C854.get(s)
-        if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C853)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ParameterSet.parameter_set_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.parameter
-    if items.__class__ is not list:
-        _bad("ParameterSet.parameter", items, "a list")
-    if len(items) > 32:
-        _bad("ParameterSet.parameter", items, "at most 32 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C855.get(s)
-        if t is None:
-            _order("ParameterSet.parameter", s, _C853)
-        if v.__class__ is not _iso20.Parameter:
-            _bad("ParameterSet.parameter", v, "a Parameter")
-        w.bits(t[0], t[1])
-        _e100(w, v)
-        s = (2 if n < 32 else 3)
-    t = _C856.get(s)
-    if t is None:
-        _order("ParameterSet", s, _C853)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d88(r):
-    """ServiceType -> iso20.Service"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C857, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C858, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C859, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    o = _new(_iso20.Service)
-    o.service_id = f0
-    o.free_service = f1
-    return o
-
-def _e88(w, o):
-    """iso20.Service -> ServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C861.get(s)
-        if t is None:
-            _order("Service.service_id", s, _C860)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Service.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C862.get(s)
-        if t is None:
-            _order("Service.free_service", s, _C860)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Service.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C863.get(s)
-    if t is None:
-        _order("Service", s, _C860)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d89(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d82(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C864, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C865, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C866, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
-def _e89(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C868.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C867)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C869.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C867)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C870.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C867)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d90(r):
-    """DetailedTaxType -> iso20.DetailedTax"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C871, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C872, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C873, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedTax)
-    o.tax_rule_id = f0
-    o.amount = f1
-    return o
-
-def _e90(w, o):
-    """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C875.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C874)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C876.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C874)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C877.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C874)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d91(r):
-    """PowerScheduleEntryType -> iso20.PowerScheduleEntry"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C878, "PowerScheduleEntryType")
-        else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C879, "PowerScheduleEntryType")
-        else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 1:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C880, "PowerScheduleEntryType")
-        else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            f3 = _d82(r)
-            s = 4
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C881, "PowerScheduleEntryType")
-        else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C882, "PowerScheduleEntryType")
-        else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
-    o = _new(_iso20.PowerScheduleEntry)
-    o.duration = f0
-    o.power = f1
-    o.power_l2 = f2
-    o.power_l3 = f3
-    return o
-
-def _e91(w, o):
-    """iso20.PowerScheduleEntry -> PowerScheduleEntryType"""
-    s = 0
-    v = o.duration
-    if v is not None:
-        t = _C884.get(s)
-        if t is None:
-            _order("PowerScheduleEntry.duration", s, _C883)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("PowerScheduleEntry.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power
-    if v is not None:
-        t = _C885.get(s)
-        if t is None:
-            _order("PowerScheduleEntry.power", s, _C883)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PowerScheduleEntry.power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.power_l2
-    if v is not None:
-        t = _C886.get(s)
-        if t is None:
-            _order("PowerScheduleEntry.power_l2", s, _C883)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PowerScheduleEntry.power_l2", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.power_l3
-    if v is not None:
-        t = _C887.get(s)
-        if t is None:
-            _order("PowerScheduleEntry.power_l3", s, _C883)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PowerScheduleEntry.power_l3", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C888.get(s)
-    if t is None:
-        _order("PowerScheduleEntry", s, _C883)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d92(r):
-    """EVPowerScheduleType -> iso20.EVPowerSchedule"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C889, "EVPowerScheduleType")
-        else:
-            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d101(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C890, "EVPowerScheduleType")
-        else:
-            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C891, "EVPowerScheduleType")
-        else:
-            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.EVPowerSchedule)
-    o.time_anchor = f0
-    o.ev_power_schedule_entries = f1
-    return o
-
-def _e92(w, o):
-    """iso20.EVPowerSchedule -> EVPowerScheduleType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C893.get(s)
-        if t is None:
-            _order("EVPowerSchedule.time_anchor", s, _C892)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("EVPowerSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_power_schedule_entries
-    if v is not None:
-        t = _C894.get(s)
-        if t is None:
-            _order("EVPowerSchedule.ev_power_schedule_entries", s, _C892)
-        if v.__class__ is not _iso20.EVPowerScheduleEntryList:
-            _bad("EVPowerSchedule.ev_power_schedule_entries", v, "a EVPowerScheduleEntryList")
-        w.bits(t[0], t[1])
-        _e101(w, v)
-        s = t[2]
-    t = _C895.get(s)
-    if t is None:
-        _order("EVPowerSchedule", s, _C892)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d93(r):
-    """EVAbsolutePriceScheduleType -> iso20.EVAbsolutePriceSchedule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C896, "EVAbsolutePriceScheduleType")
-        else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "Currency")
-            else:
-                f1 = r.string(None, 3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Currency")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C897, "EVAbsolutePriceScheduleType")
-        else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "PriceAlgorithm")
-            else:
-                f2 = r.string(None, 255)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C898, "EVAbsolutePriceScheduleType")
-        else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            f3 = _d102(r)
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C899, "EVAbsolutePriceScheduleType")
-        else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C900, "EVAbsolutePriceScheduleType")
-        else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.EVAbsolutePriceSchedule)
-    o.time_anchor = f0
-    o.currency = f1
-    o.price_algorithm = f2
-    o.ev_price_rule_stacks = f3
-    return o
-
-def _e93(w, o):
-    """iso20.EVAbsolutePriceSchedule -> EVAbsolutePriceScheduleType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C902.get(s)
-        if t is None:
-            _order("EVAbsolutePriceSchedule.time_anchor", s, _C901)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("EVAbsolutePriceSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.currency
-    if v is not None:
-        t = _C903.get(s)
-        if t is None:
-            _order("EVAbsolutePriceSchedule.currency", s, _C901)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 3:
-            _bad("EVAbsolutePriceSchedule.currency", v, "a str of length 0..3")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_algorithm
-    if v is not None:
-        t = _C904.get(s)
-        if t is None:
-            _order("EVAbsolutePriceSchedule.price_algorithm", s, _C901)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("EVAbsolutePriceSchedule.price_algorithm", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_price_rule_stacks
-    if v is not None:
-        t = _C905.get(s)
-        if t is None:
-            _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", s, _C901)
-        if v.__class__ is not _iso20.EVPriceRuleStackList:
-            _bad("EVAbsolutePriceSchedule.ev_price_rule_stacks", v, "a EVPriceRuleStackList")
-        w.bits(t[0], t[1])
-        _e102(w, v)
-        s = t[2]
-    t = _C906.get(s)
-    if t is None:
-        _order("EVAbsolutePriceSchedule", s, _C901)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d94(r):
-    """TaxRuleListType -> iso20.TaxRuleList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d103(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C907, "TaxRuleListType")
-        else:
-            r.fail("TaxRuleListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 10:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d103(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C908, "TaxRuleListType")
-                else:
-                    r.fail("TaxRuleListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C909, "TaxRuleListType")
-                else:
-                    r.fail("TaxRuleListType: event code %d out of range" % ec)
-    o = _new(_iso20.TaxRuleList)
-    o.tax_rule = f0
-    return o
-
-def _e94(w, o):
-    """iso20.TaxRuleList -> TaxRuleListType"""
-    s = 0
-    items = o.tax_rule
-    if items.__class__ is not list:
-        _bad("TaxRuleList.tax_rule", items, "a list")
-    if len(items) > 10:
-        _bad("TaxRuleList.tax_rule", items, "at most 10 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C911.get(s)
-        if t is None:
-            _order("TaxRuleList.tax_rule", s, _C910)
-        if v.__class__ is not _iso20.TaxRule:
-            _bad("TaxRuleList.tax_rule", v, "a TaxRule")
-        w.bits(t[0], t[1])
-        _e103(w, v)
-        s = (1 if n < 10 else 2)
-    t = _C912.get(s)
-    if t is None:
-        _order("TaxRuleList", s, _C910)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d95(r):
-    """PriceRuleStackListType -> iso20.PriceRuleStackList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d104(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C913, "PriceRuleStackListType")
-        else:
-            r.fail("PriceRuleStackListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d104(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C914, "PriceRuleStackListType")
-            else:
-                r.fail("PriceRuleStackListType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("PriceRuleStackListType: more than 1024 PriceRuleStack elements")
-    o = _new(_iso20.PriceRuleStackList)
-    o.price_rule_stack = f0
-    return o
-
-def _e95(w, o):
-    """iso20.PriceRuleStackList -> PriceRuleStackListType"""
-    s = 0
-    items = o.price_rule_stack
-    if items.__class__ is not list:
-        _bad("PriceRuleStackList.price_rule_stack", items, "a list")
-    if len(items) > 1024:
-        _bad("PriceRuleStackList.price_rule_stack", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C916.get(s)
-        if t is None:
-            _order("PriceRuleStackList.price_rule_stack", s, _C915)
-        if v.__class__ is not _iso20.PriceRuleStack:
-            _bad("PriceRuleStackList.price_rule_stack", v, "a PriceRuleStack")
-        w.bits(t[0], t[1])
-        _e104(w, v)
-        s = 1
-    t = _C917.get(s)
-    if t is None:
-        _order("PriceRuleStackList", s, _C915)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d96(r):
     """OverstayRuleListType -> iso20.OverstayRuleList"""
     f0 = None
     f1 = None
@@ -11522,40 +10038,40 @@ def _d96(r):
                     _escape(r, 1, _EV_ELEM_EE, "OverstayTimeThreshold")
             s = 1
         elif ec == 1:
-            f1 = _d82(r)
+            f1 = _d55(r)
             s = 2
         elif ec == 2:
-            v = _d105(r)
+            v = _d83(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 3:
-            _escape(r, 3, _C918, "OverstayRuleListType")
+            _escape(r, 3, _C625, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d82(r)
+            f1 = _d55(r)
             s = 2
         elif ec == 1:
-            v = _d105(r)
+            v = _d83(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 2:
-            _escape(r, 2, _C919, "OverstayRuleListType")
+            _escape(r, 2, _C626, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            v = _d105(r)
+            v = _d83(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C920, "OverstayRuleListType")
+            _escape(r, 2, _C627, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 3:
@@ -11563,7 +10079,7 @@ def _d96(r):
             if k < 5:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d105(r)
+                    v = _d83(r)
                     f2.append(v)
                     k += 1
                     continue
@@ -11571,7 +10087,7 @@ def _d96(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C921, "OverstayRuleListType")
+                    _escape(r, 1, _C628, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
             else:
@@ -11580,7 +10096,7 @@ def _d96(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C922, "OverstayRuleListType")
+                    _escape(r, 1, _C629, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
     o = _new(_iso20.OverstayRuleList)
@@ -11589,275 +10105,50 @@ def _d96(r):
     o.overstay_rule = f2
     return o
 
-def _e96(w, o):
+def _e84(w, o):
     """iso20.OverstayRuleList -> OverstayRuleListType"""
+    v0 = o.overstay_time_threshold
     s = 0
-    v = o.overstay_time_threshold
-    if v is not None:
-        t = _C924.get(s)
-        if t is None:
-            _order("OverstayRuleList.overstay_time_threshold", s, _C923)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("OverstayRuleList.overstay_time_threshold", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("OverstayRuleList.overstay_time_threshold", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.overstay_power_threshold
-    if v is not None:
-        t = _C925.get(s)
+        s = 1
+    v1 = o.overstay_power_threshold
+    if v1 is not None:
+        t = _C631.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_power_threshold", s, _C923)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("OverstayRuleList.overstay_power_threshold", v, "a RationalNumber")
+            _order("OverstayRuleList.overstay_power_threshold", s, _C630)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("OverstayRuleList.overstay_power_threshold", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
+        _e55(w, v1)
+        s = 2
     items = o.overstay_rule
     if items.__class__ is not list:
         _bad("OverstayRuleList.overstay_rule", items, "a list")
     if len(items) > 5:
         _bad("OverstayRuleList.overstay_rule", items, "at most 5 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C926.get(s)
+        t = _C632.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_rule", s, _C923)
-        if v.__class__ is not _iso20.OverstayRule:
-            _bad("OverstayRuleList.overstay_rule", v, "a OverstayRule")
+            _order("OverstayRuleList.overstay_rule", s, _C630)
+        if v2.__class__ is not _iso20.OverstayRule:
+            _bad("OverstayRuleList.overstay_rule", v2, "a OverstayRule")
         w.bits(t[0], t[1])
-        _e105(w, v)
+        _e83(w, v2)
         s = (3 if n < 5 else 4)
-    t = _C927.get(s)
+    t = _C633.get(s)
     if t is None:
-        _order("OverstayRuleList", s, _C923)
+        _order("OverstayRuleList", s, _C630)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d97(r):
-    """AdditionalServiceListType -> iso20.AdditionalServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d106(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C928, "AdditionalServiceListType")
-        else:
-            r.fail("AdditionalServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 5:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d106(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C929, "AdditionalServiceListType")
-                else:
-                    r.fail("AdditionalServiceListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C930, "AdditionalServiceListType")
-                else:
-                    r.fail("AdditionalServiceListType: event code %d out of range" % ec)
-    o = _new(_iso20.AdditionalServiceList)
-    o.additional_service = f0
-    return o
-
-def _e97(w, o):
-    """iso20.AdditionalServiceList -> AdditionalServiceListType"""
-    s = 0
-    items = o.additional_service
-    if items.__class__ is not list:
-        _bad("AdditionalServiceList.additional_service", items, "a list")
-    if len(items) > 5:
-        _bad("AdditionalServiceList.additional_service", items, "at most 5 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C932.get(s)
-        if t is None:
-            _order("AdditionalServiceList.additional_service", s, _C931)
-        if v.__class__ is not _iso20.AdditionalService:
-            _bad("AdditionalServiceList.additional_service", v, "a AdditionalService")
-        w.bits(t[0], t[1])
-        _e106(w, v)
-        s = (1 if n < 5 else 2)
-    t = _C933.get(s)
-    if t is None:
-        _order("AdditionalServiceList", s, _C931)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d98(r):
-    """PriceLevelScheduleEntryListType -> iso20.PriceLevelScheduleEntryList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d107(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C934, "PriceLevelScheduleEntryListType")
-        else:
-            r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d107(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C935, "PriceLevelScheduleEntryListType")
-            else:
-                r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("PriceLevelScheduleEntryListType: more than 1024 PriceLevelScheduleEntry elements")
-    o = _new(_iso20.PriceLevelScheduleEntryList)
-    o.price_level_schedule_entry = f0
-    return o
-
-def _e98(w, o):
-    """iso20.PriceLevelScheduleEntryList -> PriceLevelScheduleEntryListType"""
-    s = 0
-    items = o.price_level_schedule_entry
-    if items.__class__ is not list:
-        _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C937.get(s)
-        if t is None:
-            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C936)
-        if v.__class__ is not _iso20.PriceLevelScheduleEntry:
-            _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", v, "a PriceLevelScheduleEntry")
-        w.bits(t[0], t[1])
-        _e107(w, v)
-        s = 1
-    t = _C938.get(s)
-    if t is None:
-        _order("PriceLevelScheduleEntryList", s, _C936)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d99(r):
-    """ChargingScheduleType -> iso20.ChargingSchedule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d108(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C939, "ChargingScheduleType")
-        else:
-            r.fail("ChargingScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d84(r)
-            s = 3
-        elif ec == 1:
-            f2 = _d85(r)
-            s = 2
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C940, "ChargingScheduleType")
-        else:
-            r.fail("ChargingScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C941, "ChargingScheduleType")
-        else:
-            r.fail("ChargingScheduleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C942, "ChargingScheduleType")
-        else:
-            r.fail("ChargingScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.ChargingSchedule)
-    o.power_schedule = f0
-    o.absolute_price_schedule = f1
-    o.price_level_schedule = f2
-    return o
-
-def _e99(w, o):
-    """iso20.ChargingSchedule -> ChargingScheduleType"""
-    s = 0
-    v = o.power_schedule
-    if v is not None:
-        t = _C944.get(s)
-        if t is None:
-            _order("ChargingSchedule.power_schedule", s, _C943)
-        if v.__class__ is not _iso20.PowerSchedule:
-            _bad("ChargingSchedule.power_schedule", v, "a PowerSchedule")
-        w.bits(t[0], t[1])
-        _e108(w, v)
-        s = t[2]
-    v = o.absolute_price_schedule
-    if v is not None:
-        t = _C945.get(s)
-        if t is None:
-            _order("ChargingSchedule.absolute_price_schedule", s, _C943)
-        if v.__class__ is not _iso20.AbsolutePriceSchedule:
-            _bad("ChargingSchedule.absolute_price_schedule", v, "a AbsolutePriceSchedule")
-        w.bits(t[0], t[1])
-        _e84(w, v)
-        s = t[2]
-    v = o.price_level_schedule
-    if v is not None:
-        t = _C946.get(s)
-        if t is None:
-            _order("ChargingSchedule.price_level_schedule", s, _C943)
-        if v.__class__ is not _iso20.PriceLevelSchedule:
-            _bad("ChargingSchedule.price_level_schedule", v, "a PriceLevelSchedule")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    t = _C947.get(s)
-    if t is None:
-        _order("ChargingSchedule", s, _C943)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d100(r):
+def _d85(r):
     """ParameterType -> iso20.Parameter"""
     f0 = None
     f1 = None
@@ -11873,7 +10164,7 @@ def _d100(r):
             f0 = r.string(None, 80)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C948, "ParameterType")
+            _escape(r, 3, _C634, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11915,7 +10206,7 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 4
         elif ec == 4:
-            f5 = _d82(r)
+            f5 = _d55(r)
             s = 3
         elif ec == 5:
             if r.bits(1):
@@ -11926,7 +10217,7 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "finiteString")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C949, "ParameterType")
+            _escape(r, 3, _C635, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11934,7 +10225,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C950, "ParameterType")
+            _escape(r, 1, _C636, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11942,7 +10233,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C951, "ParameterType")
+            _escape(r, 1, _C637, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11950,7 +10241,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C952, "ParameterType")
+            _escape(r, 1, _C638, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11958,7 +10249,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C953, "ParameterType")
+            _escape(r, 1, _C639, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11966,7 +10257,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C954, "ParameterType")
+            _escape(r, 1, _C640, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11974,7 +10265,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C955, "ParameterType")
+            _escape(r, 1, _C641, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso20.Parameter)
@@ -11987,215 +10278,2581 @@ def _d100(r):
     o.finite_string = f6
     return o
 
-def _e100(w, o):
+def _e85(w, o):
     """iso20.Parameter -> ParameterType"""
-    s = 0
-    v = o.name
-    if v is not None:
-        t = _C957.get(s)
+    v0 = o.name
+    if v0 is None:
+        _order("Parameter.name", 0, _C642)
+    if type(v0) is not str or len(v0) > 80:
+        _bad("Parameter.name", v0, "a str of length 0..80")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.bool_value
+    s = 7
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("Parameter.bool_value", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 6)
+        s = 1
+    v2 = o.byte_value
+    if v2 is not None:
+        t = _C643.get(s)
         if t is None:
-            _order("Parameter.name", s, _C956)
+            _order("Parameter.byte_value", s, _C642)
+        if v2.__class__ is not int or not -128 <= v2 <= 127:
+            _bad("Parameter.byte_value", v2, "an integer in -128..127")
+        w.bits(((((t[0]) << 1) << 8) | (v2 - -128)) << 1, t[1] + 1 + 8 + 1)
+        s = 2
+    v3 = o.short_value
+    if v3 is not None:
+        t = _C644.get(s)
+        if t is None:
+            _order("Parameter.short_value", s, _C642)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("Parameter.short_value", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 3
+    v4 = o.int_value
+    if v4 is not None:
+        t = _C645.get(s)
+        if t is None:
+            _order("Parameter.int_value", s, _C642)
+        if type(v4) is not int or v4 < -2147483648 or v4 > 2147483647:
+            _bad("Parameter.int_value", v4, "an integer in -2147483648..2147483647")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 4
+    v5 = o.rational_number
+    if v5 is not None:
+        t = _C646.get(s)
+        if t is None:
+            _order("Parameter.rational_number", s, _C642)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Parameter.rational_number", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str or len(v) > 80:
-            _bad("Parameter.name", v, "a str of length 0..80")
-        w.string(v)
-    v = o.bool_value
-    if v is not None:
-        t = _C958.get(s)
+        _e55(w, v5)
+        s = 5
+    v6 = o.finite_string
+    if v6 is not None:
+        t = _C647.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C956)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Parameter.bool_value", v, "a bool")
-        w.bits(v, 1)
+            _order("Parameter.finite_string", s, _C642)
+        if type(v6) is not str or len(v6) > 80:
+            _bad("Parameter.finite_string", v6, "a str of length 0..80")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.byte_value
-    if v is not None:
-        t = _C959.get(s)
-        if t is None:
-            _order("Parameter.byte_value", s, _C956)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("Parameter.byte_value", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.short_value
-    if v is not None:
-        t = _C960.get(s)
-        if t is None:
-            _order("Parameter.short_value", s, _C956)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("Parameter.short_value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.int_value
-    if v is not None:
-        t = _C961.get(s)
-        if t is None:
-            _order("Parameter.int_value", s, _C956)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -2147483648 or v > 2147483647:
-            _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rational_number
-    if v is not None:
-        t = _C962.get(s)
-        if t is None:
-            _order("Parameter.rational_number", s, _C956)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Parameter.rational_number", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.finite_string
-    if v is not None:
-        t = _C963.get(s)
-        if t is None:
-            _order("Parameter.finite_string", s, _C956)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 80:
-            _bad("Parameter.finite_string", v, "a str of length 0..80")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C964.get(s)
+        s = 6
+    t = _C648.get(s)
     if t is None:
-        _order("Parameter", s, _C956)
+        _order("Parameter", s, _C642)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d86(r):
+    """ParameterSetType -> iso20.ParameterSet"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ParameterSetID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C649, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d85(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C650, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 32:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d85(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C651, "ParameterSetType")
+                else:
+                    r.fail("ParameterSetType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C652, "ParameterSetType")
+                else:
+                    r.fail("ParameterSetType: event code %d out of range" % ec)
+    o = _new(_iso20.ParameterSet)
+    o.parameter_set_id = f0
+    o.parameter = f1
+    return o
+
+def _e86(w, o):
+    """iso20.ParameterSet -> ParameterSetType"""
+    v0 = o.parameter_set_id
+    if v0 is None:
+        _order("ParameterSet.parameter_set_id", 0, _C653)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ParameterSet.parameter_set_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.parameter
+    if items.__class__ is not list:
+        _bad("ParameterSet.parameter", items, "a list")
+    if len(items) > 32:
+        _bad("ParameterSet.parameter", items, "at most 32 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C654.get(s)
+        if t is None:
+            _order("ParameterSet.parameter", s, _C653)
+        if v1.__class__ is not _iso20.Parameter:
+            _bad("ParameterSet.parameter", v1, "a Parameter")
+        w.bits(t[0], t[1])
+        _e85(w, v1)
+        s = (2 if n < 32 else 3)
+    t = _C655.get(s)
+    if t is None:
+        _order("ParameterSet", s, _C653)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d87(r):
+    """PnC_AReqAuthorizationModeType -> iso20.PnC_AReqAuthorizationMode"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C656, "PnC_AReqAuthorizationModeType")
+        else:
+            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "GenChallenge")
+            else:
+                f1 = r.binary(16, 16)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+            s = 2
+        elif ec == 1:
+            _escape(r, 3, _C657, "PnC_AReqAuthorizationModeType")
+        else:
+            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            f2 = _d58(r)
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C658, "PnC_AReqAuthorizationModeType")
+        else:
+            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C659, "PnC_AReqAuthorizationModeType")
+        else:
+            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+    o = _new(_iso20.PnC_AReqAuthorizationMode)
+    o.id = f0
+    o.gen_challenge = f1
+    o.contract_certificate_chain = f2
+    return o
+
+def _e87(w, o):
+    """iso20.PnC_AReqAuthorizationMode -> PnC_AReqAuthorizationModeType"""
+    v0 = o.id
+    if v0 is None:
+        _order("PnC_AReqAuthorizationMode.id", 0, _C660)
+    if type(v0) is not str:
+        _bad("PnC_AReqAuthorizationMode.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.gen_challenge
+    if v1 is None:
+        _order("PnC_AReqAuthorizationMode.gen_challenge", 3, _C660)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
+        _bad("PnC_AReqAuthorizationMode.gen_challenge", v1, "bytes of length 16..16")
+    w.bits(0, 2)
+    w.binary(v1)
+    v2 = o.contract_certificate_chain
+    if v2 is None:
+        _order("PnC_AReqAuthorizationMode.contract_certificate_chain", 1, _C660)
+    if v2.__class__ is not _iso20.ContractCertificateChain:
+        _bad("PnC_AReqAuthorizationMode.contract_certificate_chain", v2, "a ContractCertificateChain")
+    w.bits(0, 2)
+    _e58(w, v2)
+    w.bits(0, 1)
+
+def _d88(r):
+    """PnC_ASResAuthorizationModeType -> iso20.PnC_ASResAuthorizationMode"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "GenChallenge")
+            else:
+                f0 = r.binary(16, 16)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C661, "PnC_ASResAuthorizationModeType")
+        else:
+            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d110(r)
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C662, "PnC_ASResAuthorizationModeType")
+        else:
+            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C663, "PnC_ASResAuthorizationModeType")
+        else:
+            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+    o = _new(_iso20.PnC_ASResAuthorizationMode)
+    o.gen_challenge = f0
+    o.supported_providers = f1
+    return o
+
+def _e88(w, o):
+    """iso20.PnC_ASResAuthorizationMode -> PnC_ASResAuthorizationModeType"""
+    v0 = o.gen_challenge
+    if v0 is None:
+        _order("PnC_ASResAuthorizationMode.gen_challenge", 0, _C664)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 16 or len(v0) > 16:
+        _bad("PnC_ASResAuthorizationMode.gen_challenge", v0, "bytes of length 16..16")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.supported_providers
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.SupportedProvidersList:
+            _bad("PnC_ASResAuthorizationMode.supported_providers", v1, "a SupportedProvidersList")
+        w.bits(0, 2)
+        _e110(w, v1)
+        s = 2
+    t = _C665.get(s)
+    if t is None:
+        _order("PnC_ASResAuthorizationMode", s, _C664)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d89(r):
+    """PowerScheduleType -> iso20.PowerSchedule"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C666, "PowerScheduleType")
+        else:
+            r.fail("PowerScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 2:
+            f3 = _d90(r)
+            s = 4
+        elif ec == 3:
+            _escape(r, 2, _C667, "PowerScheduleType")
+        else:
+            r.fail("PowerScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 1:
+            f3 = _d90(r)
+            s = 4
+        elif ec == 2:
+            _escape(r, 2, _C668, "PowerScheduleType")
+        else:
+            r.fail("PowerScheduleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            f3 = _d90(r)
+            s = 4
+        elif ec == 1:
+            _escape(r, 2, _C669, "PowerScheduleType")
+        else:
+            r.fail("PowerScheduleType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C670, "PowerScheduleType")
+        else:
+            r.fail("PowerScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.PowerSchedule)
+    o.time_anchor = f0
+    o.available_energy = f1
+    o.power_tolerance = f2
+    o.power_schedule_entries = f3
+    return o
+
+def _e89(w, o):
+    """iso20.PowerSchedule -> PowerScheduleType"""
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("PowerSchedule.time_anchor", 0, _C671)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("PowerSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.available_energy
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("PowerSchedule.available_energy", v1, "a RationalNumber")
+        w.bits(0, 2)
+        _e55(w, v1)
+        s = 2
+    v2 = o.power_tolerance
+    if v2 is not None:
+        t = _C672.get(s)
+        if t is None:
+            _order("PowerSchedule.power_tolerance", s, _C671)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("PowerSchedule.power_tolerance", v2, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v2)
+        s = 3
+    v3 = o.power_schedule_entries
+    if v3 is None:
+        _order("PowerSchedule.power_schedule_entries", s, _C671)
+    t = _C673.get(s)
+    if t is None:
+        _order("PowerSchedule.power_schedule_entries", s, _C671)
+    if v3.__class__ is not _iso20.PowerScheduleEntryList:
+        _bad("PowerSchedule.power_schedule_entries", v3, "a PowerScheduleEntryList")
+    w.bits(t[0], t[1])
+    _e90(w, v3)
+    w.bits(0, 1)
+
+def _d90(r):
+    """PowerScheduleEntryListType -> iso20.PowerScheduleEntryList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d70(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C674, "PowerScheduleEntryListType")
+        else:
+            r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d70(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C675, "PowerScheduleEntryListType")
+            else:
+                r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PowerScheduleEntryListType: more than 1024 PowerScheduleEntry elements")
+    o = _new(_iso20.PowerScheduleEntryList)
+    o.power_schedule_entry = f0
+    return o
+
+def _e90(w, o):
+    """iso20.PowerScheduleEntryList -> PowerScheduleEntryListType"""
+    s = 0
+    items = o.power_schedule_entry
+    if items.__class__ is not list:
+        _bad("PowerScheduleEntryList.power_schedule_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("PowerScheduleEntryList.power_schedule_entry", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C677.get(s)
+        if t is None:
+            _order("PowerScheduleEntryList.power_schedule_entry", s, _C676)
+        if v0.__class__ is not _iso20.PowerScheduleEntry:
+            _bad("PowerScheduleEntryList.power_schedule_entry", v0, "a PowerScheduleEntry")
+        w.bits(t[0], t[1])
+        _e70(w, v0)
+        s = 1
+    t = _C678.get(s)
+    if t is None:
+        _order("PowerScheduleEntryList", s, _C676)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d91(r):
+    """PriceLevelScheduleType -> iso20.PriceLevelSchedule"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C679, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 2
+        elif ec == 1:
+            _escape(r, 3, _C680, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "PriceScheduleID")
+            else:
+                f2 = r.uint(5)
+                if f2 < 1 or f2 > 4294967295:
+                    r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+            s = 3
+        elif ec == 1:
+            _escape(r, 2, _C681, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "PriceScheduleDescription")
+            else:
+                f3 = r.string(None, 160)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+            s = 5
+        elif ec == 2:
+            _escape(r, 2, _C682, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+            s = 5
+        elif ec == 1:
+            _escape(r, 2, _C683, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            f5 = _d92(r)
+            s = 6
+        elif ec == 1:
+            _escape(r, 2, _C684, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C685, "PriceLevelScheduleType")
+        else:
+            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    o = _new(_iso20.PriceLevelSchedule)
+    o.id = f0
+    o.time_anchor = f1
+    o.price_schedule_id = f2
+    o.price_schedule_description = f3
+    o.number_of_price_levels = f4
+    o.price_level_schedule_entries = f5
+    return o
+
+def _e91(w, o):
+    """iso20.PriceLevelSchedule -> PriceLevelScheduleType"""
+    v0 = o.id
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("PriceLevelSchedule.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 6
+    v1 = o.time_anchor
+    if v1 is None:
+        _order("PriceLevelSchedule.time_anchor", s, _C686)
+    t = _C687.get(s)
+    if t is None:
+        _order("PriceLevelSchedule.time_anchor", s, _C686)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("PriceLevelSchedule.time_anchor", v1, "an integer in 0..18446744073709551615")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.uint(v1)
+    w.bits(0, 1)
+    v2 = o.price_schedule_id
+    if v2 is None:
+        _order("PriceLevelSchedule.price_schedule_id", 1, _C686)
+    if type(v2) is not int or v2 < 1 or v2 > 4294967295:
+        _bad("PriceLevelSchedule.price_schedule_id", v2, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.price_schedule_description
+    w.bits(0, 1)
+    s = 2
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 160:
+            _bad("PriceLevelSchedule.price_schedule_description", v3, "a str of length 0..160")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 3
+    v4 = o.number_of_price_levels
+    if v4 is None:
+        _order("PriceLevelSchedule.number_of_price_levels", s, _C686)
+    t = _C688.get(s)
+    if t is None:
+        _order("PriceLevelSchedule.number_of_price_levels", s, _C686)
+    if v4.__class__ is not int or not 0 <= v4 <= 255:
+        _bad("PriceLevelSchedule.number_of_price_levels", v4, "an integer in 0..255")
+    w.bits(((((t[0]) << 1) << 8) | (v4)) << 1, t[1] + 1 + 8 + 1)
+    v5 = o.price_level_schedule_entries
+    if v5 is None:
+        _order("PriceLevelSchedule.price_level_schedule_entries", 4, _C686)
+    if v5.__class__ is not _iso20.PriceLevelScheduleEntryList:
+        _bad("PriceLevelSchedule.price_level_schedule_entries", v5, "a PriceLevelScheduleEntryList")
+    w.bits(0, 1)
+    _e92(w, v5)
+    w.bits(0, 1)
+
+def _d92(r):
+    """PriceLevelScheduleEntryListType -> iso20.PriceLevelScheduleEntryList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d93(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C689, "PriceLevelScheduleEntryListType")
+        else:
+            r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d93(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C690, "PriceLevelScheduleEntryListType")
+            else:
+                r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PriceLevelScheduleEntryListType: more than 1024 PriceLevelScheduleEntry elements")
+    o = _new(_iso20.PriceLevelScheduleEntryList)
+    o.price_level_schedule_entry = f0
+    return o
+
+def _e92(w, o):
+    """iso20.PriceLevelScheduleEntryList -> PriceLevelScheduleEntryListType"""
+    s = 0
+    items = o.price_level_schedule_entry
+    if items.__class__ is not list:
+        _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C692.get(s)
+        if t is None:
+            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C691)
+        if v0.__class__ is not _iso20.PriceLevelScheduleEntry:
+            _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", v0, "a PriceLevelScheduleEntry")
+        w.bits(t[0], t[1])
+        _e93(w, v0)
+        s = 1
+    t = _C693.get(s)
+    if t is None:
+        _order("PriceLevelScheduleEntryList", s, _C691)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d93(r):
+    """PriceLevelScheduleEntryType -> iso20.PriceLevelScheduleEntry"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Duration")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Duration")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C694, "PriceLevelScheduleEntryType")
+        else:
+            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "PriceLevel")
+            else:
+                f1 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C695, "PriceLevelScheduleEntryType")
+        else:
+            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C696, "PriceLevelScheduleEntryType")
+        else:
+            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
+    o = _new(_iso20.PriceLevelScheduleEntry)
+    o.duration = f0
+    o.price_level = f1
+    return o
+
+def _e93(w, o):
+    """iso20.PriceLevelScheduleEntry -> PriceLevelScheduleEntryType"""
+    v0 = o.duration
+    if v0 is None:
+        _order("PriceLevelScheduleEntry.duration", 0, _C697)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("PriceLevelScheduleEntry.duration", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.price_level
+    if v1 is None:
+        _order("PriceLevelScheduleEntry.price_level", 1, _C697)
+    if v1.__class__ is not int or not 0 <= v1 <= 255:
+        _bad("PriceLevelScheduleEntry.price_level", v1, "an integer in 0..255")
+    w.bits(((((((0) << 1) << 1) << 8) | (v1)) << 1) << 1, 13)
+
+def _d94(r):
+    """PriceRuleType -> iso20.PriceRule"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d55(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C698, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ParkingFeePeriod")
+            else:
+                f2 = r.uint(5)
+                if f2 > 4294967295:
+                    r.facet("ParkingFeePeriod: %d outside 0..4294967295" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParkingFeePeriod")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+            s = 5
+        elif ec == 4:
+            f5 = _d55(r)
+            s = 6
+        elif ec == 5:
+            _escape(r, 2, _C699, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "ParkingFeePeriod")
+            else:
+                f2 = r.uint(5)
+                if f2 > 4294967295:
+                    r.facet("ParkingFeePeriod: %d outside 0..4294967295" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParkingFeePeriod")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+            s = 5
+        elif ec == 3:
+            f5 = _d55(r)
+            s = 6
+        elif ec == 4:
+            _escape(r, 2, _C700, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+            s = 5
+        elif ec == 2:
+            f5 = _d55(r)
+            s = 6
+        elif ec == 3:
+            _escape(r, 2, _C701, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            else:
+                f4 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+            s = 5
+        elif ec == 1:
+            f5 = _d55(r)
+            s = 6
+        elif ec == 2:
+            _escape(r, 2, _C702, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            f5 = _d55(r)
+            s = 6
+        elif ec == 1:
+            _escape(r, 2, _C703, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C704, "PriceRuleType")
+        else:
+            r.fail("PriceRuleType: event code %d out of range" % ec)
+    o = _new(_iso20.PriceRule)
+    o.energy_fee = f0
+    o.parking_fee = f1
+    o.parking_fee_period = f2
+    o.carbon_dioxide_emission = f3
+    o.renewable_generation_percentage = f4
+    o.power_range_start = f5
+    return o
+
+def _e94(w, o):
+    """iso20.PriceRule -> PriceRuleType"""
+    v0 = o.energy_fee
+    if v0 is None:
+        _order("PriceRule.energy_fee", 0, _C705)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("PriceRule.energy_fee", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e55(w, v0)
+    v1 = o.parking_fee
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("PriceRule.parking_fee", v1, "a RationalNumber")
+        w.bits(0, 3)
+        _e55(w, v1)
+        s = 2
+    v2 = o.parking_fee_period
+    if v2 is not None:
+        t = _C706.get(s)
+        if t is None:
+            _order("PriceRule.parking_fee_period", s, _C705)
+        if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+            _bad("PriceRule.parking_fee_period", v2, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.carbon_dioxide_emission
+    if v3 is not None:
+        t = _C707.get(s)
+        if t is None:
+            _order("PriceRule.carbon_dioxide_emission", s, _C705)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("PriceRule.carbon_dioxide_emission", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.renewable_generation_percentage
+    if v4 is not None:
+        t = _C708.get(s)
+        if t is None:
+            _order("PriceRule.renewable_generation_percentage", s, _C705)
+        if v4.__class__ is not int or not 0 <= v4 <= 255:
+            _bad("PriceRule.renewable_generation_percentage", v4, "an integer in 0..255")
+        w.bits(((((t[0]) << 1) << 8) | (v4)) << 1, t[1] + 1 + 8 + 1)
+        s = 5
+    v5 = o.power_range_start
+    if v5 is None:
+        _order("PriceRule.power_range_start", s, _C705)
+    t = _C709.get(s)
+    if t is None:
+        _order("PriceRule.power_range_start", s, _C705)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("PriceRule.power_range_start", v5, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e55(w, v5)
+    w.bits(0, 1)
+
+def _d95(r):
+    """PriceRuleStackType -> iso20.PriceRuleStack"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "Duration")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Duration")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C710, "PriceRuleStackType")
+        else:
+            r.fail("PriceRuleStackType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d94(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C711, "PriceRuleStackType")
+        else:
+            r.fail("PriceRuleStackType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d94(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C712, "PriceRuleStackType")
+                else:
+                    r.fail("PriceRuleStackType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C713, "PriceRuleStackType")
+                else:
+                    r.fail("PriceRuleStackType: event code %d out of range" % ec)
+    o = _new(_iso20.PriceRuleStack)
+    o.duration = f0
+    o.price_rule = f1
+    return o
+
+def _e95(w, o):
+    """iso20.PriceRuleStack -> PriceRuleStackType"""
+    v0 = o.duration
+    if v0 is None:
+        _order("PriceRuleStack.duration", 0, _C714)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("PriceRuleStack.duration", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.price_rule
+    if items.__class__ is not list:
+        _bad("PriceRuleStack.price_rule", items, "a list")
+    if len(items) > 8:
+        _bad("PriceRuleStack.price_rule", items, "at most 8 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C715.get(s)
+        if t is None:
+            _order("PriceRuleStack.price_rule", s, _C714)
+        if v1.__class__ is not _iso20.PriceRule:
+            _bad("PriceRuleStack.price_rule", v1, "a PriceRule")
+        w.bits(t[0], t[1])
+        _e94(w, v1)
+        s = (2 if n < 8 else 3)
+    t = _C716.get(s)
+    if t is None:
+        _order("PriceRuleStack", s, _C714)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d96(r):
+    """PriceRuleStackListType -> iso20.PriceRuleStackList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d95(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C717, "PriceRuleStackListType")
+        else:
+            r.fail("PriceRuleStackListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d95(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C718, "PriceRuleStackListType")
+            else:
+                r.fail("PriceRuleStackListType: event code %d out of range" % ec)
+    if len(f0) > 1024:
+        r.facet("PriceRuleStackListType: more than 1024 PriceRuleStack elements")
+    o = _new(_iso20.PriceRuleStackList)
+    o.price_rule_stack = f0
+    return o
+
+def _e96(w, o):
+    """iso20.PriceRuleStackList -> PriceRuleStackListType"""
+    s = 0
+    items = o.price_rule_stack
+    if items.__class__ is not list:
+        _bad("PriceRuleStackList.price_rule_stack", items, "a list")
+    if len(items) > 1024:
+        _bad("PriceRuleStackList.price_rule_stack", items, "at most 1024 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C720.get(s)
+        if t is None:
+            _order("PriceRuleStackList.price_rule_stack", s, _C719)
+        if v0.__class__ is not _iso20.PriceRuleStack:
+            _bad("PriceRuleStackList.price_rule_stack", v0, "a PriceRuleStack")
+        w.bits(t[0], t[1])
+        _e95(w, v0)
+        s = 1
+    t = _C721.get(s)
+    if t is None:
+        _order("PriceRuleStackList", s, _C719)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d97(r):
+    """EMAIDListType -> iso20.EMAIDList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, "", "EMAID")
+            else:
+                v = r.string(None, 255)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EMAID")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C722, "EMAIDListType")
+        else:
+            r.fail("EMAIDListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, "", "EMAID")
+                    else:
+                        v = r.string(None, 255)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EMAID")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C723, "EMAIDListType")
+                else:
+                    r.fail("EMAIDListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C724, "EMAIDListType")
+                else:
+                    r.fail("EMAIDListType: event code %d out of range" % ec)
+    o = _new(_iso20.EMAIDList)
+    o.emaid = f0
+    return o
+
+def _e97(w, o):
+    """iso20.EMAIDList -> EMAIDListType"""
+    s = 0
+    items = o.emaid
+    if items.__class__ is not list:
+        _bad("EMAIDList.emaid", items, "a list")
+    if len(items) > 8:
+        _bad("EMAIDList.emaid", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C726.get(s)
+        if t is None:
+            _order("EMAIDList.emaid", s, _C725)
+        if type(v0) is not str or len(v0) > 255:
+            _bad("EMAIDList.emaid", v0, "a str of length 0..255")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v0)
+        w.bits(0, 1)
+        s = (1 if n < 8 else 2)
+    t = _C727.get(s)
+    if t is None:
+        _order("EMAIDList", s, _C725)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d98(r):
+    """ReceiptType -> iso20.Receipt"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TimeAnchor")
+            else:
+                f0 = r.uint(10)
+                if f0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C728, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d54(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d54(r)
+            s = 3
+        elif ec == 2:
+            f3 = _d54(r)
+            s = 4
+        elif ec == 3:
+            f4 = _d54(r)
+            s = 5
+        elif ec == 4:
+            v = _d112(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C729, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            f2 = _d54(r)
+            s = 3
+        elif ec == 1:
+            f3 = _d54(r)
+            s = 4
+        elif ec == 2:
+            f4 = _d54(r)
+            s = 5
+        elif ec == 3:
+            v = _d112(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C730, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(3)
+        if ec == 0:
+            f3 = _d54(r)
+            s = 4
+        elif ec == 1:
+            f4 = _d54(r)
+            s = 5
+        elif ec == 2:
+            v = _d112(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C731, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            f4 = _d54(r)
+            s = 5
+        elif ec == 1:
+            v = _d112(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C732, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(2)
+        if ec == 0:
+            v = _d112(r)
+            f5.append(v)
+            s = 6
+            k = 1
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C733, "ReceiptType")
+        else:
+            r.fail("ReceiptType: event code %d out of range" % ec)
+    if s == 6:
+        while True:
+            if k < 10:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d112(r)
+                    f5.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C734, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C735, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
+    o = _new(_iso20.Receipt)
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = f5
+    return o
+
+def _e98(w, o):
+    """iso20.Receipt -> ReceiptType"""
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C736)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e54(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C737.get(s)
+        if t is None:
+            _order("Receipt.occupancy_costs", s, _C736)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e54(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C738.get(s)
+        if t is None:
+            _order("Receipt.additional_services_costs", s, _C736)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e54(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C739.get(s)
+        if t is None:
+            _order("Receipt.overstay_costs", s, _C736)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e54(w, v4)
+        s = 5
+    items = o.tax_costs
+    if items.__class__ is not list:
+        _bad("Receipt.tax_costs", items, "a list")
+    if len(items) > 10:
+        _bad("Receipt.tax_costs", items, "at most 10 items")
+    n = 0
+    for v5 in items:
+        n += 1
+        t = _C740.get(s)
+        if t is None:
+            _order("Receipt.tax_costs", s, _C736)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
+        w.bits(t[0], t[1])
+        _e112(w, v5)
+        s = (6 if n < 10 else 7)
+    t = _C741.get(s)
+    if t is None:
+        _order("Receipt", s, _C736)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d99(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "X509IssuerName")
+            else:
+                f0 = r.string(None, None)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C742, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "X509SerialNumber")
+            else:
+                f1 = r.integer(64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C743, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C744, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e99(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C745)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C745)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d100(r):
+    """ScheduleTupleType -> iso20.ScheduleTuple"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ScheduleTupleID")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("ScheduleTupleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C746, "ScheduleTupleType")
+        else:
+            r.fail("ScheduleTupleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d57(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C747, "ScheduleTupleType")
+        else:
+            r.fail("ScheduleTupleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d57(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C748, "ScheduleTupleType")
+        else:
+            r.fail("ScheduleTupleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C749, "ScheduleTupleType")
+        else:
+            r.fail("ScheduleTupleType: event code %d out of range" % ec)
+    o = _new(_iso20.ScheduleTuple)
+    o.schedule_tuple_id = f0
+    o.charging_schedule = f1
+    o.discharging_schedule = f2
+    return o
+
+def _e100(w, o):
+    """iso20.ScheduleTuple -> ScheduleTupleType"""
+    v0 = o.schedule_tuple_id
+    if v0 is None:
+        _order("ScheduleTuple.schedule_tuple_id", 0, _C750)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("ScheduleTuple.schedule_tuple_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.charging_schedule
+    if v1 is None:
+        _order("ScheduleTuple.charging_schedule", 1, _C750)
+    if v1.__class__ is not _iso20.ChargingSchedule:
+        _bad("ScheduleTuple.charging_schedule", v1, "a ChargingSchedule")
+    w.bits(0, 2)
+    _e57(w, v1)
+    v2 = o.discharging_schedule
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.ChargingSchedule:
+            _bad("ScheduleTuple.discharging_schedule", v2, "a ChargingSchedule")
+        w.bits(0, 2)
+        _e57(w, v2)
+        s = 3
+    t = _C751.get(s)
+    if t is None:
+        _order("ScheduleTuple", s, _C750)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d101(r):
-    """EVPowerScheduleEntryListType -> iso20.EVPowerScheduleEntryList"""
-    f0 = []
+    """Scheduled_EVPPTControlModeType -> iso20.Scheduled_EVPPTControlMode"""
+    f0 = None
+    f1 = None
     s = 0
-    k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d109(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C965, "EVPowerScheduleEntryListType")
-        else:
-            r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d109(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C966, "EVPowerScheduleEntryListType")
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
             else:
-                r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("EVPowerScheduleEntryListType: more than 1024 EVPowerScheduleEntry elements")
-    o = _new(_iso20.EVPowerScheduleEntryList)
-    o.ev_power_schedule_entry = f0
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C752, "Scheduled_EVPPTControlModeType")
+        else:
+            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
+            else:
+                f1 = r.bits(1)
+                f1 = _C753[f1]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C755, "Scheduled_EVPPTControlModeType")
+        else:
+            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C756, "Scheduled_EVPPTControlModeType")
+        else:
+            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Scheduled_EVPPTControlMode)
+    o.selected_schedule_tuple_id = f0
+    o.power_tolerance_acceptance = f1
     return o
 
 def _e101(w, o):
-    """iso20.EVPowerScheduleEntryList -> EVPowerScheduleEntryListType"""
-    s = 0
-    items = o.ev_power_schedule_entry
-    if items.__class__ is not list:
-        _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C968.get(s)
-        if t is None:
-            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C967)
-        if v.__class__ is not _iso20.EVPowerScheduleEntry:
-            _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", v, "a EVPowerScheduleEntry")
-        w.bits(t[0], t[1])
-        _e109(w, v)
-        s = 1
-    t = _C969.get(s)
+    """iso20.Scheduled_EVPPTControlMode -> Scheduled_EVPPTControlModeType"""
+    v0 = o.selected_schedule_tuple_id
+    if v0 is None:
+        _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", 0, _C757)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.power_tolerance_acceptance
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        i1 = _C754.get(v1)
+        if i1 is None:
+            _bad("Scheduled_EVPPTControlMode.power_tolerance_acceptance", v1, "a member of _iso20.PowerToleranceAcceptance")
+        w.bits(((((0) << 1) << 1) | (i1)) << 1, 5)
+        s = 2
+    t = _C758.get(s)
     if t is None:
-        _order("EVPowerScheduleEntryList", s, _C967)
+        _order("Scheduled_EVPPTControlMode", s, _C757)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d102(r):
-    """EVPriceRuleStackListType -> iso20.EVPriceRuleStackList"""
+    """Scheduled_SEReqControlModeType -> iso20.Scheduled_SEReqControlMode"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "DepartureTime")
+            else:
+                f0 = r.uint(5)
+                if f0 > 4294967295:
+                    r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
+            s = 1
+        elif ec == 1:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 2:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 3:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 4:
+            f4 = _d67(r)
+            s = 5
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 3, _C759, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 2:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 3:
+            f4 = _d67(r)
+            s = 5
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C760, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            f2 = _d55(r)
+            s = 3
+        elif ec == 1:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 2:
+            f4 = _d67(r)
+            s = 5
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C761, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            f3 = _d55(r)
+            s = 4
+        elif ec == 1:
+            f4 = _d67(r)
+            s = 5
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C762, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            f4 = _d67(r)
+            s = 5
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C763, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C764, "Scheduled_SEReqControlModeType")
+        else:
+            r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Scheduled_SEReqControlMode)
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_energy_offer = f4
+    return o
+
+def _e102(w, o):
+    """iso20.Scheduled_SEReqControlMode -> Scheduled_SEReqControlModeType"""
+    v0 = o.departure_time
+    s = 0
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Scheduled_SEReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is not None:
+        t = _C766.get(s)
+        if t is None:
+            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C765)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_SEReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v1)
+        s = 2
+    v2 = o.ev_maximum_energy_request
+    if v2 is not None:
+        t = _C767.get(s)
+        if t is None:
+            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C765)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_SEReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v2)
+        s = 3
+    v3 = o.ev_minimum_energy_request
+    if v3 is not None:
+        t = _C768.get(s)
+        if t is None:
+            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C765)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_SEReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e55(w, v3)
+        s = 4
+    v4 = o.ev_energy_offer
+    if v4 is not None:
+        t = _C769.get(s)
+        if t is None:
+            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C765)
+        if v4.__class__ is not _iso20.EVEnergyOffer:
+            _bad("Scheduled_SEReqControlMode.ev_energy_offer", v4, "a EVEnergyOffer")
+        w.bits(t[0], t[1])
+        _e67(w, v4)
+        s = 5
+    t = _C770.get(s)
+    if t is None:
+        _order("Scheduled_SEReqControlMode", s, _C765)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d103(r):
+    """Scheduled_SEResControlModeType -> iso20.Scheduled_SEResControlMode"""
     f0 = []
     s = 0
     k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d110(r)
+            v = _d100(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C970, "EVPriceRuleStackListType")
+            _escape(r, 3, _C771, "Scheduled_SEResControlModeType")
         else:
-            r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
+            r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d110(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C971, "EVPriceRuleStackListType")
+            if k < 3:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d100(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C772, "Scheduled_SEResControlModeType")
+                else:
+                    r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
             else:
-                r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("EVPriceRuleStackListType: more than 1024 EVPriceRuleStack elements")
-    o = _new(_iso20.EVPriceRuleStackList)
-    o.ev_price_rule_stack = f0
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C773, "Scheduled_SEResControlModeType")
+                else:
+                    r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Scheduled_SEResControlMode)
+    o.schedule_tuple = f0
     return o
 
-def _e102(w, o):
-    """iso20.EVPriceRuleStackList -> EVPriceRuleStackListType"""
+def _e103(w, o):
+    """iso20.Scheduled_SEResControlMode -> Scheduled_SEResControlModeType"""
     s = 0
-    items = o.ev_price_rule_stack
+    items = o.schedule_tuple
     if items.__class__ is not list:
-        _bad("EVPriceRuleStackList.ev_price_rule_stack", items, "a list")
-    if len(items) > 1024:
-        _bad("EVPriceRuleStackList.ev_price_rule_stack", items, "at most 1024 items")
+        _bad("Scheduled_SEResControlMode.schedule_tuple", items, "a list")
+    if len(items) > 3:
+        _bad("Scheduled_SEResControlMode.schedule_tuple", items, "at most 3 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C973.get(s)
+        t = _C775.get(s)
         if t is None:
-            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C972)
-        if v.__class__ is not _iso20.EVPriceRuleStack:
-            _bad("EVPriceRuleStackList.ev_price_rule_stack", v, "a EVPriceRuleStack")
+            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C774)
+        if v0.__class__ is not _iso20.ScheduleTuple:
+            _bad("Scheduled_SEResControlMode.schedule_tuple", v0, "a ScheduleTuple")
         w.bits(t[0], t[1])
-        _e110(w, v)
-        s = 1
-    t = _C974.get(s)
+        _e100(w, v0)
+        s = (1 if n < 3 else 2)
+    t = _C776.get(s)
     if t is None:
-        _order("EVPriceRuleStackList", s, _C972)
+        _order("Scheduled_SEResControlMode", s, _C774)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d103(r):
+def _d104(r):
+    """Scheduled_SMDTControlModeType -> iso20.Scheduled_SMDTControlMode"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C777, "Scheduled_SMDTControlModeType")
+        else:
+            r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C778, "Scheduled_SMDTControlModeType")
+        else:
+            r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
+    o = _new(_iso20.Scheduled_SMDTControlMode)
+    o.selected_schedule_tuple_id = f0
+    return o
+
+def _e104(w, o):
+    """iso20.Scheduled_SMDTControlMode -> Scheduled_SMDTControlModeType"""
+    v0 = o.selected_schedule_tuple_id
+    if v0 is None:
+        _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", 0, _C779)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("Scheduled_SMDTControlMode.selected_schedule_tuple_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 2)
+
+def _d105(r):
+    """SelectedServiceType -> iso20.SelectedService"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C780, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f1 = r.uint(3)
+                if f1 > 65535:
+                    r.facet("ParameterSetID: %d outside 0..65535" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C781, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C782, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    o = _new(_iso20.SelectedService)
+    o.service_id = f0
+    o.parameter_set_id = f1
+    return o
+
+def _e105(w, o):
+    """iso20.SelectedService -> SelectedServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("SelectedService.service_id", 0, _C783)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("SelectedService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.parameter_set_id
+    if v1 is None:
+        _order("SelectedService.parameter_set_id", 1, _C783)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("SelectedService.parameter_set_id", v1, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v1)
+    w.bits(0, 2)
+
+def _d106(r):
+    """SelectedServiceListType -> iso20.SelectedServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d105(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C784, "SelectedServiceListType")
+        else:
+            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 16:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d105(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C785, "SelectedServiceListType")
+                else:
+                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C786, "SelectedServiceListType")
+                else:
+                    r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    o = _new(_iso20.SelectedServiceList)
+    o.selected_service = f0
+    return o
+
+def _e106(w, o):
+    """iso20.SelectedServiceList -> SelectedServiceListType"""
+    s = 0
+    items = o.selected_service
+    if items.__class__ is not list:
+        _bad("SelectedServiceList.selected_service", items, "a list")
+    if len(items) > 16:
+        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C788.get(s)
+        if t is None:
+            _order("SelectedServiceList.selected_service", s, _C787)
+        if v0.__class__ is not _iso20.SelectedService:
+            _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
+        w.bits(t[0], t[1])
+        _e105(w, v0)
+        s = (1 if n < 16 else 2)
+    t = _C789.get(s)
+    if t is None:
+        _order("SelectedServiceList", s, _C787)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d107(r):
+    """ServiceType -> iso20.Service"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "ServiceID")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C790, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "FreeService")
+            else:
+                f1 = r.boolean()
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C791, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C792, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    o = _new(_iso20.Service)
+    o.service_id = f0
+    o.free_service = f1
+    return o
+
+def _e107(w, o):
+    """iso20.Service -> ServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("Service.service_id", 0, _C793)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("Service.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.free_service
+    if v1 is None:
+        _order("Service.free_service", 1, _C793)
+    if v1.__class__ is not bool:
+        _bad("Service.free_service", v1, "a bool")
+    w.bits(((((((0) << 1) << 1) << 1) | (v1)) << 1) << 1, 6)
+
+def _d108(r):
+    """ServiceParameterListType -> iso20.ServiceParameterList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d86(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C794, "ServiceParameterListType")
+        else:
+            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 32:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d86(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C795, "ServiceParameterListType")
+                else:
+                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C796, "ServiceParameterListType")
+                else:
+                    r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    o = _new(_iso20.ServiceParameterList)
+    o.parameter_set = f0
+    return o
+
+def _e108(w, o):
+    """iso20.ServiceParameterList -> ServiceParameterListType"""
+    s = 0
+    items = o.parameter_set
+    if items.__class__ is not list:
+        _bad("ServiceParameterList.parameter_set", items, "a list")
+    if len(items) > 32:
+        _bad("ServiceParameterList.parameter_set", items, "at most 32 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C798.get(s)
+        if t is None:
+            _order("ServiceParameterList.parameter_set", s, _C797)
+        if v0.__class__ is not _iso20.ParameterSet:
+            _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
+        w.bits(t[0], t[1])
+        _e86(w, v0)
+        s = (1 if n < 32 else 2)
+    t = _C799.get(s)
+    if t is None:
+        _order("ServiceParameterList", s, _C797)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d109(r):
+    """SubCertificatesType -> iso20.SubCertificates"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, b"", "Certificate")
+            else:
+                v = r.binary(None, 1600)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C800, "SubCertificatesType")
+        else:
+            r.fail("SubCertificatesType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 3:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "Certificate")
+                    else:
+                        v = r.binary(None, 1600)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C801, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C802, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+    o = _new(_iso20.SubCertificates)
+    o.certificate = f0
+    return o
+
+def _e109(w, o):
+    """iso20.SubCertificates -> SubCertificatesType"""
+    s = 0
+    items = o.certificate
+    if items.__class__ is not list:
+        _bad("SubCertificates.certificate", items, "a list")
+    if len(items) > 3:
+        _bad("SubCertificates.certificate", items, "at most 3 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C804.get(s)
+        if t is None:
+            _order("SubCertificates.certificate", s, _C803)
+        if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
+            _bad("SubCertificates.certificate", v0, "bytes of length 0..1600")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = (1 if n < 3 else 2)
+    t = _C805.get(s)
+    if t is None:
+        _order("SubCertificates", s, _C803)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d110(r):
+    """SupportedProvidersListType -> iso20.SupportedProvidersList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, "", "ProviderID")
+            else:
+                v = r.string(None, 80)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ProviderID")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C806, "SupportedProvidersListType")
+        else:
+            r.fail("SupportedProvidersListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 128:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, "", "ProviderID")
+                    else:
+                        v = r.string(None, 80)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ProviderID")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C807, "SupportedProvidersListType")
+                else:
+                    r.fail("SupportedProvidersListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C808, "SupportedProvidersListType")
+                else:
+                    r.fail("SupportedProvidersListType: event code %d out of range" % ec)
+    o = _new(_iso20.SupportedProvidersList)
+    o.provider_id = f0
+    return o
+
+def _e110(w, o):
+    """iso20.SupportedProvidersList -> SupportedProvidersListType"""
+    s = 0
+    items = o.provider_id
+    if items.__class__ is not list:
+        _bad("SupportedProvidersList.provider_id", items, "a list")
+    if len(items) > 128:
+        _bad("SupportedProvidersList.provider_id", items, "at most 128 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C810.get(s)
+        if t is None:
+            _order("SupportedProvidersList.provider_id", s, _C809)
+        if type(v0) is not str or len(v0) > 80:
+            _bad("SupportedProvidersList.provider_id", v0, "a str of length 0..80")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v0)
+        w.bits(0, 1)
+        s = (1 if n < 128 else 2)
+    t = _C811.get(s)
+    if t is None:
+        _order("SupportedProvidersList", s, _C809)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d111(r):
+    """ServiceIDListType -> iso20.ServiceIDList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "ServiceID")
+            else:
+                v = r.uint(3)
+                if v > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % v)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C812, "ServiceIDListType")
+        else:
+            r.fail("ServiceIDListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 16:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "ServiceID")
+                    else:
+                        v = r.uint(3)
+                        if v > 65535:
+                            r.facet("ServiceID: %d outside 0..65535" % v)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C813, "ServiceIDListType")
+                else:
+                    r.fail("ServiceIDListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C814, "ServiceIDListType")
+                else:
+                    r.fail("ServiceIDListType: event code %d out of range" % ec)
+    o = _new(_iso20.ServiceIDList)
+    o.service_id = f0
+    return o
+
+def _e111(w, o):
+    """iso20.ServiceIDList -> ServiceIDListType"""
+    s = 0
+    items = o.service_id
+    if items.__class__ is not list:
+        _bad("ServiceIDList.service_id", items, "a list")
+    if len(items) > 16:
+        _bad("ServiceIDList.service_id", items, "at most 16 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C816.get(s)
+        if t is None:
+            _order("ServiceIDList.service_id", s, _C815)
+        if type(v0) is not int or v0 < 0 or v0 > 65535:
+            _bad("ServiceIDList.service_id", v0, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v0)
+        w.bits(0, 1)
+        s = (1 if n < 16 else 2)
+    t = _C817.get(s)
+    if t is None:
+        _order("ServiceIDList", s, _C815)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d112(r):
+    """DetailedTaxType -> iso20.DetailedTax"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TaxRuleID")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C818, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d55(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C819, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C820, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedTax)
+    o.tax_rule_id = f0
+    o.amount = f1
+    return o
+
+def _e112(w, o):
+    """iso20.DetailedTax -> DetailedTaxType"""
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C821)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C821)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e55(w, v1)
+    w.bits(0, 1)
+
+def _d113(r):
     """TaxRuleType -> iso20.TaxRule"""
     f0 = None
     f1 = None
@@ -12219,7 +12876,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C975, "TaxRuleType")
+            _escape(r, 3, _C822, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -12233,19 +12890,19 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleName")
             s = 2
         elif ec == 1:
-            f2 = _d82(r)
+            f2 = _d55(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C976, "TaxRuleType")
+            _escape(r, 2, _C823, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d82(r)
+            f2 = _d55(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C977, "TaxRuleType")
+            _escape(r, 2, _C824, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -12267,7 +12924,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C978, "TaxRuleType")
+            _escape(r, 2, _C825, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -12281,7 +12938,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C979, "TaxRuleType")
+            _escape(r, 2, _C826, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 5:
@@ -12295,7 +12952,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToParkingFee")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C980, "TaxRuleType")
+            _escape(r, 2, _C827, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 6:
@@ -12309,7 +12966,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesToOverstayFee")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C981, "TaxRuleType")
+            _escape(r, 2, _C828, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 7:
@@ -12323,7 +12980,7 @@ def _d103(r):
                     _escape(r, 1, _EV_ELEM_EE, "AppliesMinimumMaximumCost")
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C982, "TaxRuleType")
+            _escape(r, 2, _C829, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 8:
@@ -12331,7 +12988,7 @@ def _d103(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C983, "TaxRuleType")
+            _escape(r, 1, _C830, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     o = _new(_iso20.TaxRule)
@@ -12345,1147 +13002,135 @@ def _d103(r):
     o.applies_minimum_maximum_cost = f7
     return o
 
-def _e103(w, o):
+def _e113(w, o):
     """iso20.TaxRule -> TaxRuleType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C985.get(s)
-        if t is None:
-            _order("TaxRule.tax_rule_id", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("TaxRule.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("TaxRule.tax_rule_id", 0, _C831)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("TaxRule.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.tax_rule_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 80:
+            _bad("TaxRule.tax_rule_name", v1, "a str of length 0..80")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.tax_rule_name
-    if v is not None:
-        t = _C986.get(s)
-        if t is None:
-            _order("TaxRule.tax_rule_name", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 80:
-            _bad("TaxRule.tax_rule_name", v, "a str of length 0..80")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tax_rate
-    if v is not None:
-        t = _C987.get(s)
-        if t is None:
-            _order("TaxRule.tax_rate", s, _C984)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("TaxRule.tax_rate", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.tax_included_in_price
-    if v is not None:
-        t = _C988.get(s)
-        if t is None:
-            _order("TaxRule.tax_included_in_price", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("TaxRule.tax_included_in_price", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.applies_to_energy_fee
-    if v is not None:
-        t = _C989.get(s)
-        if t is None:
-            _order("TaxRule.applies_to_energy_fee", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("TaxRule.applies_to_energy_fee", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.applies_to_parking_fee
-    if v is not None:
-        t = _C990.get(s)
-        if t is None:
-            _order("TaxRule.applies_to_parking_fee", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("TaxRule.applies_to_parking_fee", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.applies_to_overstay_fee
-    if v is not None:
-        t = _C991.get(s)
-        if t is None:
-            _order("TaxRule.applies_to_overstay_fee", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("TaxRule.applies_to_overstay_fee", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.applies_minimum_maximum_cost
-    if v is not None:
-        t = _C992.get(s)
-        if t is None:
-            _order("TaxRule.applies_minimum_maximum_cost", s, _C984)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("TaxRule.applies_minimum_maximum_cost", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C993.get(s)
+        s = 2
+    v2 = o.tax_rate
+    if v2 is None:
+        _order("TaxRule.tax_rate", s, _C831)
+    t = _C832.get(s)
     if t is None:
-        _order("TaxRule", s, _C984)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d104(r):
-    """PriceRuleStackType -> iso20.PriceRuleStack"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C994, "PriceRuleStackType")
-        else:
-            r.fail("PriceRuleStackType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d111(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C995, "PriceRuleStackType")
-        else:
-            r.fail("PriceRuleStackType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d111(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C996, "PriceRuleStackType")
-                else:
-                    r.fail("PriceRuleStackType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C997, "PriceRuleStackType")
-                else:
-                    r.fail("PriceRuleStackType: event code %d out of range" % ec)
-    o = _new(_iso20.PriceRuleStack)
-    o.duration = f0
-    o.price_rule = f1
-    return o
-
-def _e104(w, o):
-    """iso20.PriceRuleStack -> PriceRuleStackType"""
-    s = 0
-    v = o.duration
-    if v is not None:
-        t = _C999.get(s)
-        if t is None:
-            _order("PriceRuleStack.duration", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("PriceRuleStack.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.price_rule
-    if items.__class__ is not list:
-        _bad("PriceRuleStack.price_rule", items, "a list")
-    if len(items) > 8:
-        _bad("PriceRuleStack.price_rule", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C1000.get(s)
-        if t is None:
-            _order("PriceRuleStack.price_rule", s, _C998)
-        if v.__class__ is not _iso20.PriceRule:
-            _bad("PriceRuleStack.price_rule", v, "a PriceRule")
-        w.bits(t[0], t[1])
-        _e111(w, v)
-        s = (2 if n < 8 else 3)
-    t = _C1001.get(s)
+        _order("TaxRule.tax_rate", s, _C831)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("TaxRule.tax_rate", v2, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e55(w, v2)
+    v3 = o.tax_included_in_price
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not bool:
+            _bad("TaxRule.tax_included_in_price", v3, "a bool")
+        w.bits(((((0) << 1) << 1) | (v3)) << 1, 5)
+        s = 4
+    v4 = o.applies_to_energy_fee
+    if v4 is None:
+        _order("TaxRule.applies_to_energy_fee", s, _C831)
+    t = _C833.get(s)
     if t is None:
-        _order("PriceRuleStack", s, _C998)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("TaxRule.applies_to_energy_fee", s, _C831)
+    if v4.__class__ is not bool:
+        _bad("TaxRule.applies_to_energy_fee", v4, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
+    v5 = o.applies_to_parking_fee
+    if v5 is None:
+        _order("TaxRule.applies_to_parking_fee", 5, _C831)
+    if v5.__class__ is not bool:
+        _bad("TaxRule.applies_to_parking_fee", v5, "a bool")
+    v6 = o.applies_to_overstay_fee
+    if v6 is None:
+        _order("TaxRule.applies_to_overstay_fee", 6, _C831)
+    if v6.__class__ is not bool:
+        _bad("TaxRule.applies_to_overstay_fee", v6, "a bool")
+    v7 = o.applies_minimum_maximum_cost
+    if v7 is None:
+        _order("TaxRule.applies_minimum_maximum_cost", 7, _C831)
+    if v7.__class__ is not bool:
+        _bad("TaxRule.applies_minimum_maximum_cost", v7, "a bool")
+    w.bits((((((((((((((((0) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1) << 1) << 1) << 1) | (v7)) << 1) << 1, 13)
 
-def _d105(r):
-    """OverstayRuleType -> iso20.OverstayRule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "OverstayRuleDescription")
-            else:
-                f0 = r.string(None, 160)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "OverstayRuleDescription")
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "StartTime")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("StartTime: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "StartTime")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C1002, "OverstayRuleType")
-        else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "StartTime")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("StartTime: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "StartTime")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C1003, "OverstayRuleType")
-        else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C1004, "OverstayRuleType")
-        else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "OverstayFeePeriod")
-            else:
-                f3 = r.uint(5)
-                if f3 > 4294967295:
-                    r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C1005, "OverstayRuleType")
-        else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1006, "OverstayRuleType")
-        else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
-    o = _new(_iso20.OverstayRule)
-    o.overstay_rule_description = f0
-    o.start_time = f1
-    o.overstay_fee = f2
-    o.overstay_fee_period = f3
-    return o
-
-def _e105(w, o):
-    """iso20.OverstayRule -> OverstayRuleType"""
-    s = 0
-    v = o.overstay_rule_description
-    if v is not None:
-        t = _C1008.get(s)
-        if t is None:
-            _order("OverstayRule.overstay_rule_description", s, _C1007)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 160:
-            _bad("OverstayRule.overstay_rule_description", v, "a str of length 0..160")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.start_time
-    if v is not None:
-        t = _C1009.get(s)
-        if t is None:
-            _order("OverstayRule.start_time", s, _C1007)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("OverstayRule.start_time", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.overstay_fee
-    if v is not None:
-        t = _C1010.get(s)
-        if t is None:
-            _order("OverstayRule.overstay_fee", s, _C1007)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("OverstayRule.overstay_fee", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.overstay_fee_period
-    if v is not None:
-        t = _C1011.get(s)
-        if t is None:
-            _order("OverstayRule.overstay_fee_period", s, _C1007)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("OverstayRule.overstay_fee_period", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1012.get(s)
-    if t is None:
-        _order("OverstayRule", s, _C1007)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d106(r):
-    """AdditionalServiceType -> iso20.AdditionalService"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ServiceName")
-            else:
-                f0 = r.string(None, 80)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1013, "AdditionalServiceType")
-        else:
-            r.fail("AdditionalServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C1014, "AdditionalServiceType")
-        else:
-            r.fail("AdditionalServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1015, "AdditionalServiceType")
-        else:
-            r.fail("AdditionalServiceType: event code %d out of range" % ec)
-    o = _new(_iso20.AdditionalService)
-    o.service_name = f0
-    o.service_fee = f1
-    return o
-
-def _e106(w, o):
-    """iso20.AdditionalService -> AdditionalServiceType"""
-    s = 0
-    v = o.service_name
-    if v is not None:
-        t = _C1017.get(s)
-        if t is None:
-            _order("AdditionalService.service_name", s, _C1016)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 80:
-            _bad("AdditionalService.service_name", v, "a str of length 0..80")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_fee
-    if v is not None:
-        t = _C1018.get(s)
-        if t is None:
-            _order("AdditionalService.service_fee", s, _C1016)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("AdditionalService.service_fee", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C1019.get(s)
-    if t is None:
-        _order("AdditionalService", s, _C1016)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d107(r):
-    """PriceLevelScheduleEntryType -> iso20.PriceLevelScheduleEntry"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1020, "PriceLevelScheduleEntryType")
-        else:
-            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PriceLevel")
-            else:
-                f1 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C1021, "PriceLevelScheduleEntryType")
-        else:
-            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1022, "PriceLevelScheduleEntryType")
-        else:
-            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
-    o = _new(_iso20.PriceLevelScheduleEntry)
-    o.duration = f0
-    o.price_level = f1
-    return o
-
-def _e107(w, o):
-    """iso20.PriceLevelScheduleEntry -> PriceLevelScheduleEntryType"""
-    s = 0
-    v = o.duration
-    if v is not None:
-        t = _C1024.get(s)
-        if t is None:
-            _order("PriceLevelScheduleEntry.duration", s, _C1023)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("PriceLevelScheduleEntry.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.price_level
-    if v is not None:
-        t = _C1025.get(s)
-        if t is None:
-            _order("PriceLevelScheduleEntry.price_level", s, _C1023)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("PriceLevelScheduleEntry.price_level", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1026.get(s)
-    if t is None:
-        _order("PriceLevelScheduleEntry", s, _C1023)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d108(r):
-    """PowerScheduleType -> iso20.PowerSchedule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1027, "PowerScheduleType")
-        else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 2:
-            f3 = _d112(r)
-            s = 4
-        elif ec == 3:
-            _escape(r, 2, _C1028, "PowerScheduleType")
-        else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d82(r)
-            s = 3
-        elif ec == 1:
-            f3 = _d112(r)
-            s = 4
-        elif ec == 2:
-            _escape(r, 2, _C1029, "PowerScheduleType")
-        else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            f3 = _d112(r)
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C1030, "PowerScheduleType")
-        else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1031, "PowerScheduleType")
-        else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
-    o = _new(_iso20.PowerSchedule)
-    o.time_anchor = f0
-    o.available_energy = f1
-    o.power_tolerance = f2
-    o.power_schedule_entries = f3
-    return o
-
-def _e108(w, o):
-    """iso20.PowerSchedule -> PowerScheduleType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C1033.get(s)
-        if t is None:
-            _order("PowerSchedule.time_anchor", s, _C1032)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("PowerSchedule.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.available_energy
-    if v is not None:
-        t = _C1034.get(s)
-        if t is None:
-            _order("PowerSchedule.available_energy", s, _C1032)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PowerSchedule.available_energy", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.power_tolerance
-    if v is not None:
-        t = _C1035.get(s)
-        if t is None:
-            _order("PowerSchedule.power_tolerance", s, _C1032)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PowerSchedule.power_tolerance", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.power_schedule_entries
-    if v is not None:
-        t = _C1036.get(s)
-        if t is None:
-            _order("PowerSchedule.power_schedule_entries", s, _C1032)
-        if v.__class__ is not _iso20.PowerScheduleEntryList:
-            _bad("PowerSchedule.power_schedule_entries", v, "a PowerScheduleEntryList")
-        w.bits(t[0], t[1])
-        _e112(w, v)
-        s = t[2]
-    t = _C1037.get(s)
-    if t is None:
-        _order("PowerSchedule", s, _C1032)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d109(r):
-    """EVPowerScheduleEntryType -> iso20.EVPowerScheduleEntry"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1038, "EVPowerScheduleEntryType")
-        else:
-            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C1039, "EVPowerScheduleEntryType")
-        else:
-            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1040, "EVPowerScheduleEntryType")
-        else:
-            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
-    o = _new(_iso20.EVPowerScheduleEntry)
-    o.duration = f0
-    o.power = f1
-    return o
-
-def _e109(w, o):
-    """iso20.EVPowerScheduleEntry -> EVPowerScheduleEntryType"""
-    s = 0
-    v = o.duration
-    if v is not None:
-        t = _C1042.get(s)
-        if t is None:
-            _order("EVPowerScheduleEntry.duration", s, _C1041)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("EVPowerScheduleEntry.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power
-    if v is not None:
-        t = _C1043.get(s)
-        if t is None:
-            _order("EVPowerScheduleEntry.power", s, _C1041)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("EVPowerScheduleEntry.power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C1044.get(s)
-    if t is None:
-        _order("EVPowerScheduleEntry", s, _C1041)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d110(r):
-    """EVPriceRuleStackType -> iso20.EVPriceRuleStack"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1045, "EVPriceRuleStackType")
-        else:
-            r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d113(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C1046, "EVPriceRuleStackType")
-        else:
-            r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d113(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C1047, "EVPriceRuleStackType")
-                else:
-                    r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C1048, "EVPriceRuleStackType")
-                else:
-                    r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
-    o = _new(_iso20.EVPriceRuleStack)
-    o.duration = f0
-    o.ev_price_rule = f1
-    return o
-
-def _e110(w, o):
-    """iso20.EVPriceRuleStack -> EVPriceRuleStackType"""
-    s = 0
-    v = o.duration
-    if v is not None:
-        t = _C1050.get(s)
-        if t is None:
-            _order("EVPriceRuleStack.duration", s, _C1049)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("EVPriceRuleStack.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.ev_price_rule
-    if items.__class__ is not list:
-        _bad("EVPriceRuleStack.ev_price_rule", items, "a list")
-    if len(items) > 8:
-        _bad("EVPriceRuleStack.ev_price_rule", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C1051.get(s)
-        if t is None:
-            _order("EVPriceRuleStack.ev_price_rule", s, _C1049)
-        if v.__class__ is not _iso20.EVPriceRule:
-            _bad("EVPriceRuleStack.ev_price_rule", v, "a EVPriceRule")
-        w.bits(t[0], t[1])
-        _e113(w, v)
-        s = (2 if n < 8 else 3)
-    t = _C1052.get(s)
-    if t is None:
-        _order("EVPriceRuleStack", s, _C1049)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d111(r):
-    """PriceRuleType -> iso20.PriceRule"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d82(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1053, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ParkingFeePeriod")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("ParkingFeePeriod: %d outside 0..4294967295" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParkingFeePeriod")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
-            s = 4
-        elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
-            s = 5
-        elif ec == 4:
-            f5 = _d82(r)
-            s = 6
-        elif ec == 5:
-            _escape(r, 2, _C1054, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ParkingFeePeriod")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("ParkingFeePeriod: %d outside 0..4294967295" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParkingFeePeriod")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
-            s = 5
-        elif ec == 3:
-            f5 = _d82(r)
-            s = 6
-        elif ec == 4:
-            _escape(r, 2, _C1055, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "CarbonDioxideEmission")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("CarbonDioxideEmission: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
-            s = 5
-        elif ec == 2:
-            f5 = _d82(r)
-            s = 6
-        elif ec == 3:
-            _escape(r, 2, _C1056, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
-            else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
-            s = 5
-        elif ec == 1:
-            f5 = _d82(r)
-            s = 6
-        elif ec == 2:
-            _escape(r, 2, _C1057, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            f5 = _d82(r)
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C1058, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1059, "PriceRuleType")
-        else:
-            r.fail("PriceRuleType: event code %d out of range" % ec)
-    o = _new(_iso20.PriceRule)
-    o.energy_fee = f0
-    o.parking_fee = f1
-    o.parking_fee_period = f2
-    o.carbon_dioxide_emission = f3
-    o.renewable_generation_percentage = f4
-    o.power_range_start = f5
-    return o
-
-def _e111(w, o):
-    """iso20.PriceRule -> PriceRuleType"""
-    s = 0
-    v = o.energy_fee
-    if v is not None:
-        t = _C1061.get(s)
-        if t is None:
-            _order("PriceRule.energy_fee", s, _C1060)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PriceRule.energy_fee", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.parking_fee
-    if v is not None:
-        t = _C1062.get(s)
-        if t is None:
-            _order("PriceRule.parking_fee", s, _C1060)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PriceRule.parking_fee", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.parking_fee_period
-    if v is not None:
-        t = _C1063.get(s)
-        if t is None:
-            _order("PriceRule.parking_fee_period", s, _C1060)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("PriceRule.parking_fee_period", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.carbon_dioxide_emission
-    if v is not None:
-        t = _C1064.get(s)
-        if t is None:
-            _order("PriceRule.carbon_dioxide_emission", s, _C1060)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("PriceRule.carbon_dioxide_emission", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.renewable_generation_percentage
-    if v is not None:
-        t = _C1065.get(s)
-        if t is None:
-            _order("PriceRule.renewable_generation_percentage", s, _C1060)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("PriceRule.renewable_generation_percentage", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power_range_start
-    if v is not None:
-        t = _C1066.get(s)
-        if t is None:
-            _order("PriceRule.power_range_start", s, _C1060)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("PriceRule.power_range_start", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C1067.get(s)
-    if t is None:
-        _order("PriceRule", s, _C1060)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d112(r):
-    """PowerScheduleEntryListType -> iso20.PowerScheduleEntryList"""
+def _d114(r):
+    """TaxRuleListType -> iso20.TaxRuleList"""
     f0 = []
     s = 0
     k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d91(r)
+            v = _d113(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C1068, "PowerScheduleEntryListType")
+            _escape(r, 3, _C834, "TaxRuleListType")
         else:
-            r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
+            r.fail("TaxRuleListType: event code %d out of range" % ec)
     if s == 1:
         while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d91(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C1069, "PowerScheduleEntryListType")
+            if k < 10:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d113(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C835, "TaxRuleListType")
+                else:
+                    r.fail("TaxRuleListType: event code %d out of range" % ec)
             else:
-                r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
-    if len(f0) > 1024:
-        r.facet("PowerScheduleEntryListType: more than 1024 PowerScheduleEntry elements")
-    o = _new(_iso20.PowerScheduleEntryList)
-    o.power_schedule_entry = f0
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C836, "TaxRuleListType")
+                else:
+                    r.fail("TaxRuleListType: event code %d out of range" % ec)
+    o = _new(_iso20.TaxRuleList)
+    o.tax_rule = f0
     return o
 
-def _e112(w, o):
-    """iso20.PowerScheduleEntryList -> PowerScheduleEntryListType"""
+def _e114(w, o):
+    """iso20.TaxRuleList -> TaxRuleListType"""
     s = 0
-    items = o.power_schedule_entry
+    items = o.tax_rule
     if items.__class__ is not list:
-        _bad("PowerScheduleEntryList.power_schedule_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("PowerScheduleEntryList.power_schedule_entry", items, "at most 1024 items")
+        _bad("TaxRuleList.tax_rule", items, "a list")
+    if len(items) > 10:
+        _bad("TaxRuleList.tax_rule", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C1071.get(s)
+        t = _C838.get(s)
         if t is None:
-            _order("PowerScheduleEntryList.power_schedule_entry", s, _C1070)
-        if v.__class__ is not _iso20.PowerScheduleEntry:
-            _bad("PowerScheduleEntryList.power_schedule_entry", v, "a PowerScheduleEntry")
+            _order("TaxRuleList.tax_rule", s, _C837)
+        if v0.__class__ is not _iso20.TaxRule:
+            _bad("TaxRuleList.tax_rule", v0, "a TaxRule")
         w.bits(t[0], t[1])
-        _e91(w, v)
-        s = 1
-    t = _C1072.get(s)
+        _e113(w, v0)
+        s = (1 if n < 10 else 2)
+    t = _C839.get(s)
     if t is None:
-        _order("PowerScheduleEntryList", s, _C1070)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d113(r):
-    """EVPriceRuleType -> iso20.EVPriceRule"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d82(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1073, "EVPriceRuleType")
-        else:
-            r.fail("EVPriceRuleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d82(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C1074, "EVPriceRuleType")
-        else:
-            r.fail("EVPriceRuleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1075, "EVPriceRuleType")
-        else:
-            r.fail("EVPriceRuleType: event code %d out of range" % ec)
-    o = _new(_iso20.EVPriceRule)
-    o.energy_fee = f0
-    o.power_range_start = f1
-    return o
-
-def _e113(w, o):
-    """iso20.EVPriceRule -> EVPriceRuleType"""
-    s = 0
-    v = o.energy_fee
-    if v is not None:
-        t = _C1077.get(s)
-        if t is None:
-            _order("EVPriceRule.energy_fee", s, _C1076)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("EVPriceRule.energy_fee", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.power_range_start
-    if v is not None:
-        t = _C1078.get(s)
-        if t is None:
-            _order("EVPriceRule.power_range_start", s, _C1076)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("EVPriceRule.power_range_start", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C1079.get(s)
-    if t is None:
-        _order("EVPriceRule", s, _C1076)
+        _order("TaxRuleList", s, _C837)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13499,1078 +13144,838 @@ _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = ('SE_ANY', 'CH')
 _C7 = {0: 'Header', 1: 'SelectedAuthorizationService', 2: 'EIM_AReqAuthorizationMode, PnC_AReqAuthorizationMode', 3: 'end of element', 4: 'end of element'}
-_C8 = {0: (0, 1, 1)}
-_C9 = {1: (0, 1, 2)}
-_C10 = {2: (0, 2, 3)}
-_C11 = {2: (1, 2, 4)}
-_C12 = {3: (0, 1, -1), 4: (0, 1, -1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C15 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C8 = {2: (1, 2, 4)}
+_C9 = {3: (0, 1), 4: (0, 1)}
+_C10 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C11 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C12 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C13 = ('EE', 'SE_ANY', 'CH')
+_C14 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C15 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
 _C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C18 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C19 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('SE_ANY', 'CH')
+_C18 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
+_C19 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C22 = {0: (0, 1, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {2: (0, 1, 3)}
-_C25 = {3: (0, 1, -1)}
-_C26 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: 'Header', 1: 'end of element'}
-_C29 = {0: (0, 1, 1)}
-_C30 = {1: (0, 1, -1)}
-_C31 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C32 = ('EE', 'SE_ANY', 'CH')
-_C33 = ('EE', 'SE_ANY', 'CH')
-_C34 = ('EE', 'SE_ANY', 'CH')
-_C35 = ('EE', 'SE_ANY', 'CH')
-_C36 = ('EE', 'SE_ANY', 'CH')
-_C37 = ('SE_ANY', 'CH')
-_C38 = ('SE_ANY', 'CH')
-_C39 = {0: 'Header', 1: 'ResponseCode', 2: 'AuthorizationServices', 3: 'AuthorizationServices, CertificateInstallationService', 4: 'CertificateInstallationService', 5: 'EIM_ASResAuthorizationMode, PnC_ASResAuthorizationMode', 6: 'end of element', 7: 'end of element'}
-_C40 = {0: (0, 1, 1)}
-_C41 = {1: (0, 1, 2)}
-_C42 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C43 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C44 = {5: (0, 2, 6)}
-_C45 = {5: (1, 2, 7)}
-_C46 = {6: (0, 1, -1), 7: (0, 1, -1)}
-_C47 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C48 = {0: 'end of element'}
-_C49 = {0: (0, 1, -1)}
-_C50 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C51 = {0: 'end of element'}
-_C52 = {0: (0, 1, -1)}
-_C53 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C54 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C55 = ('SE_ANY', 'CH')
-_C56 = ('SE_ANY', 'CH')
-_C57 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C58 = {0: (0, 1, 3)}
-_C59 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
+_C21 = {0: 'Header', 1: 'end of element'}
+_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C23 = ('EE', 'SE_ANY', 'CH')
+_C24 = ('EE', 'SE_ANY', 'CH')
+_C25 = ('EE', 'SE_ANY', 'CH')
+_C26 = ('EE', 'SE_ANY', 'CH')
+_C27 = ('EE', 'SE_ANY', 'CH')
+_C28 = ('SE_ANY', 'CH')
+_C29 = ('SE_ANY', 'CH')
+_C30 = {0: 'Header', 1: 'ResponseCode', 2: 'AuthorizationServices', 3: 'AuthorizationServices, CertificateInstallationService', 4: 'CertificateInstallationService', 5: 'EIM_ASResAuthorizationMode, PnC_ASResAuthorizationMode', 6: 'end of element', 7: 'end of element'}
+_C31 = {2: (0, 1), 3: (0, 2)}
+_C32 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C33 = {5: (1, 2, 7)}
+_C34 = {6: (0, 1), 7: (0, 1)}
+_C35 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = {0: 'end of element'}
+_C37 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C38 = {0: 'end of element'}
+_C39 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C40 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = ('SE_ANY', 'CH')
+_C43 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C45 = ('EE', 'SE_ANY', 'CH')
+_C46 = ('EE', 'SE_ANY', 'CH')
+_C47 = ('EE', 'SE_ANY', 'CH')
+_C48 = ('SE_ANY', 'CH')
+_C49 = ('SE_ANY', 'CH')
+_C50 = {0: 'Header', 1: 'OEMProvisioningCertificateChain', 2: 'ListOfRootCertificateIDs', 3: 'MaximumContractCertificateChains', 4: 'PrioritizedEMAIDs, end of element', 5: 'end of element'}
+_C51 = {4: (1, 2), 5: (0, 1)}
+_C52 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C53 = ('EE', 'SE_ANY', 'CH')
+_C54 = ('EE', 'SE_ANY', 'CH')
+_C55 = ('EE', 'SE_ANY', 'CH')
+_C56 = ('EE', 'SE_ANY', 'CH')
+_C57 = ('EE', 'SE_ANY', 'CH')
+_C58 = ('SE_ANY', 'CH')
+_C59 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'CPSCertificateChain', 4: 'SignedInstallationData', 5: 'RemainingContractCertificateChains', 6: 'end of element'}
 _C60 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C61 = ('EE', 'SE_ANY', 'CH')
 _C62 = ('EE', 'SE_ANY', 'CH')
 _C63 = ('EE', 'SE_ANY', 'CH')
 _C64 = ('SE_ANY', 'CH')
 _C65 = ('SE_ANY', 'CH')
-_C66 = {0: 'Header', 1: 'OEMProvisioningCertificateChain', 2: 'ListOfRootCertificateIDs', 3: 'MaximumContractCertificateChains', 4: 'PrioritizedEMAIDs, end of element', 5: 'end of element'}
-_C67 = {0: (0, 1, 1)}
-_C68 = {1: (0, 1, 2)}
-_C69 = {2: (0, 1, 3)}
-_C70 = {3: (0, 1, 4)}
-_C71 = {4: (0, 2, 5)}
-_C72 = {4: (1, 2, -1), 5: (0, 1, -1)}
-_C73 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C74 = ('EE', 'SE_ANY', 'CH')
-_C75 = ('EE', 'SE_ANY', 'CH')
-_C76 = ('EE', 'SE_ANY', 'CH')
-_C77 = ('EE', 'SE_ANY', 'CH')
-_C78 = ('EE', 'SE_ANY', 'CH')
-_C79 = ('SE_ANY', 'CH')
-_C80 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'CPSCertificateChain', 4: 'SignedInstallationData', 5: 'RemainingContractCertificateChains', 6: 'end of element'}
-_C81 = {0: (0, 1, 1)}
-_C82 = {1: (0, 1, 2)}
-_C83 = {2: (0, 1, 3)}
-_C84 = {3: (0, 1, 4)}
-_C85 = {4: (0, 1, 5)}
-_C86 = {5: (0, 1, 6)}
-_C87 = {6: (0, 1, -1)}
-_C88 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C89 = ('EE', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
-_C92 = ('SE_ANY', 'CH')
-_C93 = ('SE_ANY', 'CH')
-_C94 = ('EE', 'SE_ANY', 'CH')
-_C95 = ('SE_ANY', 'CH')
-_C96 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C97 = {0: (0, 2, 1)}
-_C98 = {1: (0, 1, 2)}
-_C99 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C100 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C101 = {4: (0, 2, 5)}
-_C102 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C103 = {6: (0, 1, 7)}
-_C104 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C107 = ('SE_ANY', 'CH')
-_C108 = ('SE_ANY', 'CH')
-_C109 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C110 = {0: (0, 1, 3)}
-_C111 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C113 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C114 = ('EE', 'SE_ANY', 'CH')
-_C115 = ('SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
+_C67 = ('SE_ANY', 'CH')
+_C68 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C69 = {1: (0, 1, 2)}
+_C70 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C71 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C72 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C73 = {6: (0, 1, 7)}
+_C74 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C76 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = ('SE_ANY', 'CH')
+_C79 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C82 = ('EE', 'SE_ANY', 'CH')
+_C83 = ('SE_ANY', 'CH')
+_C84 = ('SE_ANY', 'CH')
+_C85 = ('SE_ANY', 'CH')
+_C86 = ('SE_ANY', 'CH')
+_C87 = ('SE_ANY', 'CH')
+_C88 = ('SE_ANY', 'CH')
+_C89 = ('SE_ANY', 'CH')
+_C90 = ('SE_ANY', 'CH')
+_C91 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C92 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C93 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C94 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C95 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C96 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C97 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C98 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C99 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C100 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C101 = ('EE', 'SE_ANY', 'CH')
+_C102 = ('SE_ANY', 'CH')
+_C103 = ('SE_ANY', 'CH')
+_C104 = ('SE_ANY', 'CH')
+_C105 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C106 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C107 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C109 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = ('SE_ANY', 'CH')
+_C111 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C112 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C113 = {1: (1, 2)}
+_C114 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C115 = ('EE', 'SE_ANY', 'CH')
 _C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = ('SE_ANY', 'CH')
-_C119 = ('SE_ANY', 'CH')
+_C117 = {0: 'Header', 1: 'SignedMeteringData', 2: 'end of element'}
+_C118 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
 _C120 = ('SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = ('SE_ANY', 'CH')
-_C123 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C124 = {0: (0, 4, 10)}
-_C125 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C126 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C127 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C128 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C129 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C130 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C131 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C132 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
+_C121 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C122 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C124 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C125 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C126 = ('SE_ANY', 'CH')
+_C127 = ('SE_ANY', 'CH')
+_C128 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C129 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C130 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C131 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C133 = ('SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
 _C135 = ('SE_ANY', 'CH')
 _C136 = ('SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
-_C138 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C139 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C140 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C141 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C144 = ('SE_ANY', 'CH')
-_C145 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C146 = {0: (0, 2, 2)}
-_C147 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C148 = {1: (1, 2, -1)}
-_C149 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C150 = ('EE', 'SE_ANY', 'CH')
-_C151 = ('SE_ANY', 'CH')
-_C152 = {0: 'Header', 1: 'SignedMeteringData', 2: 'end of element'}
-_C153 = {0: (0, 1, 1)}
-_C154 = {1: (0, 1, 2)}
-_C155 = {2: (0, 1, -1)}
-_C156 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = ('EE', 'SE_ANY', 'CH')
-_C158 = ('SE_ANY', 'CH')
-_C159 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C160 = {0: (0, 1, 1)}
-_C161 = {1: (0, 1, 2)}
-_C162 = {2: (0, 1, -1)}
-_C163 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C166 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C167 = ('SE_ANY', 'CH')
-_C168 = ('SE_ANY', 'CH')
-_C169 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C170 = {0: (0, 3, 5)}
-_C171 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C172 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C173 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C174 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C175 = ('SE_ANY', 'CH')
-_C176 = ('SE_ANY', 'CH')
-_C177 = ('SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
+_C138 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C139 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C140 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C142 = ('EE', 'SE_ANY', 'CH')
+_C143 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
+_C144 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
+_C147 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
+_C148 = ('SE_ANY', 'CH')
+_C149 = ('SE_ANY', 'CH')
+_C150 = ('SE_ANY', 'CH')
+_C151 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
+_C152 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C153 = {3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C155 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
+_C159 = {2: (1, 2), 3: (0, 1)}
+_C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C161 = ('EE', 'SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C165 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C166 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C167 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C168 = ('EE', 'SE_ANY', 'CH')
+_C169 = ('EE', 'SE_ANY', 'CH')
+_C170 = ('SE_ANY', 'CH')
+_C171 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C172 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C173 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C174 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C175 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C176 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C177 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C178 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C179 = ('SE_ANY', 'CH')
-_C180 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C181 = {0: (0, 2, 1)}
-_C182 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C183 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C180 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C181 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C182 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C183 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C184 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
-_C187 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
-_C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
-_C190 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
-_C191 = ('SE_ANY', 'CH')
-_C192 = ('SE_ANY', 'CH')
+_C185 = ('SE_ANY', 'CH')
+_C186 = ('SE_ANY', 'CH')
+_C187 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C188 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C189 = {1: (2, 2), 2: (1, 2)}
+_C190 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C191 = ('EE', 'SE_ANY', 'CH')
+_C192 = ('EE', 'SE_ANY', 'CH')
 _C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
-_C195 = {0: (0, 1, 1)}
-_C196 = {1: (0, 1, 2)}
-_C197 = {2: (0, 1, 3)}
-_C198 = {3: (0, 2, 4)}
-_C199 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C200 = {3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C194 = ('SE_ANY', 'CH')
+_C195 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
+_C196 = {2: (1, 2, 4)}
+_C197 = {3: (0, 1), 4: (0, 1)}
+_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('EE', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
 _C202 = ('EE', 'SE_ANY', 'CH')
 _C203 = ('SE_ANY', 'CH')
 _C204 = ('SE_ANY', 'CH')
-_C205 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
-_C206 = {0: (0, 1, 1)}
-_C207 = {1: (0, 1, 2)}
-_C208 = {2: (0, 2, 3)}
-_C209 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C214 = {0: (0, 1, 1)}
-_C215 = {1: (0, 1, 2)}
-_C216 = {2: (0, 1, -1)}
-_C217 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C218 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C219 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C220 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = ('EE', 'SE_ANY', 'CH')
-_C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('SE_ANY', 'CH')
-_C224 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C225 = {0: (0, 3, 6)}
-_C226 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C227 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C228 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C229 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C230 = {2: (0, 1, 3)}
-_C231 = {3: (0, 1, -1)}
-_C232 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C233 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C234 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C205 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
+_C206 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C207 = {3: (2, 2, 6), 4: (1, 2, 6)}
+_C208 = {5: (0, 1), 6: (0, 1)}
+_C209 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
+_C211 = ('SE_ANY', 'CH')
+_C212 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
+_C213 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
+_C216 = ('EE', 'SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
+_C219 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C220 = ('SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
+_C223 = {1: (1, 2), 2: (0, 1)}
+_C224 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C225 = ('EE', 'SE_ANY', 'CH')
+_C226 = ('EE', 'SE_ANY', 'CH')
+_C227 = ('EE', 'SE_ANY', 'CH')
+_C228 = ('SE_ANY', 'CH')
+_C229 = ('SE_ANY', 'CH')
+_C230 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
+_C231 = {4: (1, 2), 5: (0, 1)}
+_C232 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = ('EE', 'SE_ANY', 'CH')
+_C234 = ('SE_ANY', 'CH')
 _C235 = ('SE_ANY', 'CH')
-_C236 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C237 = {0: (0, 3, 3)}
-_C238 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C239 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C240 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C241 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C242 = ('SE_ANY', 'CH')
-_C243 = ('SE_ANY', 'CH')
-_C244 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C245 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C246 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C247 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C236 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
+_C237 = {2: (1, 2), 3: (0, 1)}
+_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = ('EE', 'SE_ANY', 'CH')
+_C240 = ('SE_ANY', 'CH')
+_C241 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C242 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C243 = ('EE', 'SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
+_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C247 = ('EE', 'SE_ANY', 'CH')
 _C248 = ('EE', 'SE_ANY', 'CH')
-_C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = ('SE_ANY', 'CH')
-_C252 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
-_C253 = {0: (0, 1, 1)}
-_C254 = {1: (0, 1, 2)}
-_C255 = {2: (0, 2, 3)}
-_C256 = {2: (1, 2, 4)}
-_C257 = {3: (0, 1, -1), 4: (0, 1, -1)}
-_C258 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C259 = ('EE', 'SE_ANY', 'CH')
-_C260 = ('EE', 'SE_ANY', 'CH')
-_C261 = ('EE', 'SE_ANY', 'CH')
+_C249 = ('SE_ANY', 'CH')
+_C250 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
+_C251 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
+_C253 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
+_C254 = ('EE', 'SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
+_C259 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C260 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C262 = ('EE', 'SE_ANY', 'CH')
 _C263 = ('SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
-_C266 = {0: (0, 1, 1)}
-_C267 = {1: (0, 1, 2)}
-_C268 = {2: (0, 1, 3)}
-_C269 = {3: (0, 2, 4)}
-_C270 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C271 = {3: (2, 2, 6), 4: (1, 2, 6)}
-_C272 = {5: (0, 1, -1), 6: (0, 1, -1)}
-_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('EE', 'SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
-_C276 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
-_C277 = {0: (0, 1, 1)}
-_C278 = {1: (0, 1, 2)}
-_C279 = {2: (0, 1, -1)}
-_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C281 = ('EE', 'SE_ANY', 'CH')
-_C282 = ('EE', 'SE_ANY', 'CH')
-_C283 = ('EE', 'SE_ANY', 'CH')
+_C264 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C265 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C266 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C267 = ('EE', 'SE_ANY', 'CH')
+_C268 = ('SE_ANY', 'CH')
+_C269 = ('SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C272 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C273 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C274 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C275 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C276 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C277 = ('SE_ANY', 'CH')
+_C278 = ('SE_ANY', 'CH')
+_C279 = ('SE_ANY', 'CH')
+_C280 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C281 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C284 = ('SE_ANY', 'CH')
-_C285 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
-_C286 = {0: (0, 1, 1)}
-_C287 = {1: (0, 1, 2)}
-_C288 = {2: (0, 1, 3)}
-_C289 = {3: (0, 1, 4)}
-_C290 = {4: (0, 1, -1)}
-_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C285 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C286 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C287 = {1: (1, 2)}
+_C288 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C289 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('EE', 'SE_ANY', 'CH')
 _C292 = ('SE_ANY', 'CH')
-_C293 = ('SE_ANY', 'CH')
-_C294 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
-_C295 = {0: (0, 1, 1)}
-_C296 = {1: (0, 2, 2)}
-_C297 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C298 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
-_C300 = ('EE', 'SE_ANY', 'CH')
-_C301 = ('EE', 'SE_ANY', 'CH')
-_C302 = ('SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
-_C304 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
-_C305 = {0: (0, 1, 1)}
-_C306 = {1: (0, 1, 2)}
-_C307 = {2: (0, 1, 3)}
-_C308 = {3: (0, 1, 4)}
-_C309 = {4: (0, 2, 5)}
-_C310 = {4: (1, 2, -1), 5: (0, 1, -1)}
-_C311 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C312 = ('EE', 'SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('SE_ANY', 'CH')
-_C315 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
-_C316 = {0: (0, 1, 1)}
-_C317 = {1: (0, 1, 2)}
-_C318 = {2: (0, 2, 3)}
-_C319 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
-_C322 = ('SE_ANY', 'CH')
-_C323 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C324 = {0: (0, 1, 1)}
-_C325 = {1: (0, 1, 2)}
-_C326 = {2: (0, 1, -1)}
-_C327 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C328 = ('EE', 'SE_ANY', 'CH')
+_C293 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C294 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('SE_ANY', 'CH')
+_C298 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C299 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C301 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C302 = ('EE', 'SE_ANY', 'CH')
+_C303 = ('EE', 'SE_ANY', 'CH')
+_C304 = ('SE_ANY', 'CH')
+_C305 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C306 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C307 = {2: (0, 1), 3: (0, 2)}
+_C308 = {3: (1, 2)}
+_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C310 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C311 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
+_C312 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
+_C313 = ('EE', 'SE_ANY', 'CH')
+_C314 = ('EE', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = ('SE_ANY', 'CH')
+_C319 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
+_C320 = {3: (1, 2, 5)}
+_C321 = {3: (2, 2, 6)}
+_C322 = {4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C324 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C325 = ('EE', 'SE_ANY', 'CH')
+_C326 = ('EE', 'SE_ANY', 'CH')
+_C327 = ('EE', 'SE_ANY', 'CH')
+_C328 = ('SE_ANY', 'CH')
 _C329 = ('SE_ANY', 'CH')
-_C330 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
-_C331 = {0: (0, 1, 1)}
-_C332 = {1: (0, 1, 2)}
-_C333 = {2: (0, 1, -1)}
+_C330 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
+_C331 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C332 = {2: (2, 2, 5), 3: (1, 2, 5)}
+_C333 = {4: (0, 1), 5: (0, 1)}
 _C334 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C335 = ('EE', 'SE_ANY', 'CH')
-_C336 = ('EE', 'SE_ANY', 'CH')
+_C335 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
 _C337 = ('SE_ANY', 'CH')
-_C338 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
-_C339 = {0: (0, 1, 1)}
-_C340 = {1: (0, 1, 2)}
-_C341 = {2: (0, 1, 3)}
-_C342 = {3: (0, 1, -1)}
-_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
-_C345 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
-_C346 = ('EE', 'SE_ANY', 'CH')
-_C347 = ('SE_ANY', 'CH')
-_C348 = ('SE_ANY', 'CH')
-_C349 = ('SE_ANY', 'CH')
-_C350 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
-_C351 = {0: (0, 1, 1)}
-_C352 = {1: (0, 1, 2)}
-_C353 = {2: (0, 2, 3)}
-_C354 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C355 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C360 = {0: (0, 1, 1)}
-_C361 = {1: (0, 1, 2)}
-_C362 = {2: (0, 1, -1)}
-_C363 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C364 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C365 = ('EE', 'SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C340 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C341 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C343 = ('SE_ANY', 'CH')
+_C344 = {0: 'Transform', 1: 'Transform, end of element'}
+_C345 = {0: (0, 1), 1: (0, 2)}
+_C346 = {1: (1, 2)}
+_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C348 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
+_C349 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
+_C350 = ('EE', 'SE_ANY', 'CH')
+_C351 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
+_C352 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
+_C353 = ('EE', 'SE_ANY', 'CH')
+_C354 = ('SE_ANY', 'CH')
+_C355 = ('SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = ('SE_ANY', 'CH')
+_C358 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
+_C359 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C360 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C361 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C362 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C363 = ('EE', 'SE_ANY', 'CH')
+_C364 = ('SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
 _C366 = ('SE_ANY', 'CH')
 _C367 = ('SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C370 = {0: (0, 2, 5)}
-_C371 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C372 = {1: (0, 1, 2)}
-_C373 = {2: (0, 2, 3)}
-_C374 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C375 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C377 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = ('SE_ANY', 'CH')
-_C381 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C382 = {0: (0, 1, 4)}
-_C383 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C384 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C386 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C368 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
+_C369 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C370 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C371 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C373 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
+_C374 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
+_C375 = ('EE', 'SE_ANY', 'CH')
+_C376 = ('EE', 'SE_ANY', 'CH')
+_C377 = ('SE_ANY', 'CH')
+_C378 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
+_C379 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C380 = ('EE', 'SE_ANY', 'CH')
+_C381 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
+_C382 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C383 = ('EE', 'SE_ANY', 'CH')
+_C384 = ('SE_ANY', 'CH')
+_C385 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
+_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C387 = ('SE_ANY', 'CH')
-_C388 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C389 = {0: (0, 2, 2)}
-_C390 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C391 = {1: (1, 2, -1)}
-_C392 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C393 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C394 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C395 = ('EE', 'SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C398 = {0: (0, 2, 4)}
-_C399 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C400 = {1: (1, 2, -1)}
-_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('SE_ANY', 'CH')
-_C404 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C405 = {0: (0, 2, 2)}
-_C406 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C407 = {1: (0, 1, -1)}
-_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C409 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = ('SE_ANY', 'CH')
+_C392 = ('SE_ANY', 'CH')
+_C393 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C394 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C395 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C396 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C397 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C398 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C399 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C400 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C401 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'SE_ANY', 'CH')
+_C403 = ('EE', 'SE_ANY', 'CH')
+_C404 = ('EE', 'SE_ANY', 'CH')
+_C405 = ('EE', 'SE_ANY', 'CH')
+_C406 = ('EE', 'SE_ANY', 'CH')
+_C407 = ('EE', 'SE_ANY', 'CH')
+_C408 = ('EE', 'SE_ANY', 'CH')
+_C409 = ('EE', 'SE_ANY', 'CH')
 _C410 = ('EE', 'SE_ANY', 'CH')
-_C411 = ('EE', 'SE_ANY', 'CH')
+_C411 = ('SE_ANY', 'CH')
 _C412 = ('SE_ANY', 'CH')
-_C413 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C414 = {0: (0, 2, 4)}
-_C415 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C416 = {1: (0, 1, 2)}
-_C417 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C418 = {3: (1, 2, -1)}
-_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
-_C422 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
-_C423 = ('EE', 'SE_ANY', 'CH')
-_C424 = ('EE', 'SE_ANY', 'CH')
-_C425 = ('EE', 'SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
-_C427 = ('SE_ANY', 'CH')
-_C428 = ('SE_ANY', 'CH')
-_C429 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
-_C430 = {0: (0, 1, 7)}
-_C431 = {7: (0, 1, 1)}
-_C432 = {1: (0, 1, 2)}
-_C433 = {2: (0, 1, 3)}
-_C434 = {3: (0, 2, 4)}
-_C435 = {3: (1, 2, 5)}
-_C436 = {3: (2, 2, 6)}
-_C437 = {4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
-_C438 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C439 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
-_C441 = ('EE', 'SE_ANY', 'CH')
-_C442 = ('EE', 'SE_ANY', 'CH')
-_C443 = ('SE_ANY', 'CH')
-_C444 = ('SE_ANY', 'CH')
-_C445 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
-_C446 = {0: (0, 1, 6)}
-_C447 = {6: (0, 1, 1)}
-_C448 = {1: (0, 1, 2)}
-_C449 = {2: (0, 2, 3)}
-_C450 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C451 = {2: (2, 2, 5), 3: (1, 2, 5)}
-_C452 = {4: (0, 1, -1), 5: (0, 1, -1)}
-_C453 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C454 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
+_C413 = ('SE_ANY', 'CH')
+_C414 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
+_C415 = {0: (1, 2, 1), 13: (0, 1, 1)}
+_C416 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C417 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C418 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C419 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C420 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C421 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C422 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
+_C424 = ('SE_ANY', 'CH')
+_C425 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
+_C426 = {0: (0, 1), 1: (0, 2)}
+_C427 = {1: (1, 2), 2: (0, 1)}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('EE', 'SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
+_C432 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C433 = ('EE', 'SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C437 = ('EE', 'SE_ANY', 'CH')
+_C438 = ('SE_ANY', 'CH')
+_C439 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C441 = ('SE_ANY', 'CH')
+_C442 = ('SE_ANY', 'CH')
+_C443 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C444 = {1: (1, 2), 2: (0, 1)}
+_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
+_C450 = {1: (1, 2, 3)}
+_C451 = {1: (2, 2), 2: (0, 1), 3: (0, 1)}
+_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C453 = ('EE', 'SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
+_C456 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
-_C458 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C459 = {0: (0, 1, 4)}
-_C460 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C461 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C462 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = ('SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
 _C463 = ('SE_ANY', 'CH')
-_C464 = {0: 'Transform', 1: 'Transform, end of element'}
-_C465 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C466 = {1: (1, 2, -1)}
-_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C468 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
-_C469 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
-_C470 = ('EE', 'SE_ANY', 'CH')
-_C471 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
-_C472 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
-_C473 = ('EE', 'SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
-_C476 = ('SE_ANY', 'CH')
-_C477 = ('SE_ANY', 'CH')
-_C478 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
-_C479 = {0: (0, 1, 1)}
-_C480 = {1: (0, 1, 2)}
-_C481 = {2: (0, 1, 3)}
-_C482 = {3: (0, 3, 4)}
-_C483 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C484 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C485 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C486 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C487 = ('EE', 'SE_ANY', 'CH')
+_C464 = ('SE_ANY', 'CH')
+_C465 = ('SE_ANY', 'CH')
+_C466 = ('SE_ANY', 'CH')
+_C467 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C468 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C469 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C470 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C471 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C472 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C473 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C474 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C475 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C476 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C477 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C478 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = {0: 'end of element'}
+_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C481 = ('EE', 'SE_ANY', 'CH')
+_C482 = ('EE', 'SE_ANY', 'CH')
+_C483 = ('EE', 'SE_ANY', 'CH')
+_C484 = ('EE', 'SE_ANY', 'CH')
+_C485 = ('EE', 'SE_ANY', 'CH')
+_C486 = ('SE_ANY', 'CH')
+_C487 = ('SE_ANY', 'CH')
 _C488 = ('SE_ANY', 'CH')
-_C489 = ('SE_ANY', 'CH')
-_C490 = ('SE_ANY', 'CH')
-_C491 = ('SE_ANY', 'CH')
-_C492 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
-_C493 = {0: (0, 1, 1)}
-_C494 = {1: (0, 1, 2)}
-_C495 = {2: (0, 3, 3)}
-_C496 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C497 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C498 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C500 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
-_C501 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
-_C502 = ('EE', 'SE_ANY', 'CH')
-_C503 = ('EE', 'SE_ANY', 'CH')
-_C504 = ('SE_ANY', 'CH')
-_C505 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
-_C506 = {0: (0, 1, 1)}
-_C507 = {1: (0, 1, 2)}
-_C508 = {2: (0, 1, 3)}
-_C509 = {3: (0, 1, -1)}
-_C510 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C511 = ('EE', 'SE_ANY', 'CH')
-_C512 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
-_C513 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C489 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
+_C490 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C491 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C492 = {6: (1, 2, 8), 7: (0, 2, 8)}
+_C493 = {6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C494 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = ('SE_ANY', 'CH')
+_C500 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
+_C501 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C502 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C503 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C504 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
+_C505 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (0, 1), 5: (0, 1)}
+_C506 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C507 = {0: 'end of element'}
+_C508 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = {0: 'end of element'}
+_C510 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = {0: 'end of element'}
+_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = ('EE', 'SE_ANY', 'CH')
 _C514 = ('EE', 'SE_ANY', 'CH')
-_C515 = ('SE_ANY', 'CH')
-_C516 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
-_C517 = {0: (0, 1, 1)}
-_C518 = {1: (0, 1, 2)}
-_C519 = {2: (0, 1, 3)}
-_C520 = {3: (0, 1, -1)}
-_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C522 = ('SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
-_C524 = ('SE_ANY', 'CH')
-_C525 = ('SE_ANY', 'CH')
+_C515 = ('EE', 'SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
+_C517 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
+_C518 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C519 = ('EE', 'SE_ANY', 'CH')
+_C520 = ('SE_ANY', 'CH')
+_C521 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
+_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C523 = ('EE', 'SE_ANY', 'CH')
+_C524 = ('EE', 'SE_ANY', 'CH')
+_C525 = ('EE', 'SE_ANY', 'CH')
 _C526 = ('SE_ANY', 'CH')
-_C527 = ('SE_ANY', 'CH')
-_C528 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C529 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C530 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C531 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C532 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C533 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C534 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
+_C527 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
+_C528 = {1: (1, 2, 3)}
+_C529 = {2: (0, 1, 4), 3: (0, 1, 4)}
+_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = ('SE_ANY', 'CH')
+_C532 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
+_C533 = {0: (0, 1), 1: (0, 2)}
+_C534 = {1: (1, 2)}
 _C535 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C536 = ('EE', 'SE_ANY', 'CH')
 _C537 = ('SE_ANY', 'CH')
 _C538 = ('SE_ANY', 'CH')
-_C539 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C540 = {0: (0, 1, 1)}
-_C541 = {1: (0, 1, 2)}
-_C542 = {2: (0, 2, 3)}
-_C543 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C544 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C545 = {0: 'end of element'}
-_C546 = {0: (0, 1, -1)}
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
+_C541 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C542 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C544 = ('EE', 'SE_ANY', 'CH')
+_C545 = ('SE_ANY', 'CH')
+_C546 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
 _C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C548 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C549 = ('EE', 'SE_ANY', 'CH')
-_C550 = ('SE_ANY', 'CH')
-_C551 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
-_C552 = {0: (0, 1, 3)}
-_C553 = {3: (0, 1, 1)}
-_C554 = {1: (0, 1, 2)}
-_C555 = {2: (0, 1, -1)}
-_C556 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C557 = {0: 'end of element'}
-_C558 = {0: (0, 1, -1)}
-_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C560 = ('SE_ANY', 'CH')
-_C561 = ('SE_ANY', 'CH')
-_C562 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
-_C563 = {0: (0, 1, 1)}
-_C564 = {1: (0, 2, 2)}
-_C565 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C567 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
+_C550 = {0: (0, 1), 1: (0, 2)}
+_C551 = {1: (1, 2)}
+_C552 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C553 = ('EE', 'SE_ANY', 'CH')
+_C554 = ('SE_ANY', 'CH')
+_C555 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
+_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = ('EE', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
+_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C561 = ('EE', 'SE_ANY', 'CH')
+_C562 = ('SE_ANY', 'CH')
+_C563 = ('SE_ANY', 'CH')
+_C564 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
+_C565 = {1: (0, 1), 2: (0, 2)}
+_C566 = {2: (1, 2), 3: (0, 1)}
+_C567 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C568 = ('SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
-_C570 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C571 = {0: (0, 1, 3)}
-_C572 = {3: (0, 1, 1)}
-_C573 = {1: (0, 2, 2)}
-_C574 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C569 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
+_C570 = {0: (0, 1), 1: (0, 2)}
+_C571 = {1: (1, 2)}
+_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C573 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C574 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C575 = ('EE', 'SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
-_C579 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C580 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C582 = ('SE_ANY', 'CH')
-_C583 = ('SE_ANY', 'CH')
-_C584 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
-_C585 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C586 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C591 = {0: (0, 1, 1)}
-_C592 = {1: (0, 2, 2)}
-_C593 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C594 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C595 = ('EE', 'SE_ANY', 'CH')
-_C596 = ('EE', 'SE_ANY', 'CH')
+_C577 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C578 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
+_C580 = ('SE_ANY', 'CH')
+_C581 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C582 = {0: (0, 1), 1: (0, 2)}
+_C583 = {1: (1, 2), 2: (0, 1)}
+_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C585 = ('EE', 'SE_ANY', 'CH')
+_C586 = ('SE_ANY', 'CH')
+_C587 = ('SE_ANY', 'CH')
+_C588 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C589 = {2: (1, 2), 3: (0, 1)}
+_C590 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C591 = ('SE_ANY', 'CH')
+_C592 = ('SE_ANY', 'CH')
+_C593 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
+_C594 = {0: (0, 1), 1: (0, 2)}
+_C595 = {1: (1, 2), 2: (0, 1)}
+_C596 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C597 = ('EE', 'SE_ANY', 'CH')
 _C598 = ('SE_ANY', 'CH')
-_C599 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
-_C600 = {0: (0, 1, 1)}
-_C601 = {1: (0, 2, 2)}
-_C602 = {1: (1, 2, 3)}
-_C603 = {2: (0, 1, 4), 3: (0, 1, 4)}
-_C604 = {4: (0, 1, -1)}
-_C605 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C606 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C607 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C608 = ('EE', 'SE_ANY', 'CH')
-_C609 = ('SE_ANY', 'CH')
-_C610 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C611 = {0: (0, 1, 1)}
-_C612 = {1: (0, 1, 2)}
-_C613 = {2: (0, 1, -1)}
-_C614 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C615 = ('EE', 'SE_ANY', 'CH')
-_C616 = ('EE', 'SE_ANY', 'CH')
-_C617 = ('EE', 'SE_ANY', 'CH')
-_C618 = ('EE', 'SE_ANY', 'CH')
+_C599 = ('SE_ANY', 'CH')
+_C600 = ('SE_ANY', 'CH')
+_C601 = ('SE_ANY', 'CH')
+_C602 = ('SE_ANY', 'CH')
+_C603 = ('SE_ANY', 'CH')
+_C604 = ('SE_ANY', 'CH')
+_C605 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C606 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C607 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C608 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C609 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C610 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C611 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C612 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C613 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C614 = ('SE_ANY', 'CH')
+_C615 = ('SE_ANY', 'CH')
+_C616 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C617 = {1: (1, 2), 2: (0, 1)}
+_C618 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C619 = ('EE', 'SE_ANY', 'CH')
-_C620 = ('SE_ANY', 'CH')
-_C621 = ('SE_ANY', 'CH')
+_C620 = ('EE', 'SE_ANY', 'CH')
+_C621 = ('EE', 'SE_ANY', 'CH')
 _C622 = ('SE_ANY', 'CH')
-_C623 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
-_C624 = {0: (0, 1, 1)}
-_C625 = {1: (0, 2, 2)}
-_C626 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C627 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C628 = {4: (0, 1, 5)}
-_C629 = {5: (0, 1, 6)}
-_C630 = {6: (0, 2, 7)}
-_C631 = {6: (1, 2, 8), 7: (0, 2, 8)}
-_C632 = {6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C633 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C634 = ('SE_ANY', 'CH')
-_C635 = ('SE_ANY', 'CH')
+_C623 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
+_C624 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C626 = ('EE', 'SE_ANY', 'CH')
+_C627 = ('EE', 'SE_ANY', 'CH')
+_C628 = ('SE_ANY', 'CH')
+_C629 = ('SE_ANY', 'CH')
+_C630 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
+_C631 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C632 = {0: (2, 2), 1: (1, 2), 2: (0, 1), 3: (0, 2)}
+_C633 = {3: (1, 2), 4: (0, 1)}
+_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C635 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C636 = ('SE_ANY', 'CH')
 _C637 = ('SE_ANY', 'CH')
 _C638 = ('SE_ANY', 'CH')
-_C639 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
-_C640 = {0: (0, 3, 1)}
-_C641 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C642 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
-_C643 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C644 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C645 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C646 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C647 = ('SE_ANY', 'CH')
-_C648 = ('SE_ANY', 'CH')
-_C649 = ('SE_ANY', 'CH')
-_C650 = ('SE_ANY', 'CH')
+_C639 = ('SE_ANY', 'CH')
+_C640 = ('SE_ANY', 'CH')
+_C641 = ('SE_ANY', 'CH')
+_C642 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
+_C643 = {7: (1, 3, 2)}
+_C644 = {7: (2, 3, 3)}
+_C645 = {7: (3, 3, 4)}
+_C646 = {7: (4, 3, 5)}
+_C647 = {7: (5, 3, 6)}
+_C648 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C649 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C650 = ('EE', 'SE_ANY', 'CH')
 _C651 = ('SE_ANY', 'CH')
-_C652 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
-_C653 = {0: (0, 3, 1)}
-_C654 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C655 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
-_C656 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C657 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
-_C658 = {0: (5, 3, -1), 1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1), 5: (0, 1, -1)}
-_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C660 = ('SE_ANY', 'CH')
-_C661 = ('SE_ANY', 'CH')
-_C662 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
-_C663 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C664 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C665 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C666 = ('SE_ANY', 'CH')
-_C667 = ('SE_ANY', 'CH')
-_C668 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
-_C669 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C670 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C671 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C672 = ('SE_ANY', 'CH')
-_C673 = ('SE_ANY', 'CH')
-_C674 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
-_C675 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C676 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C677 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C678 = ('SE_ANY', 'CH')
-_C679 = ('SE_ANY', 'CH')
-_C680 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C681 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C682 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C683 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C652 = ('SE_ANY', 'CH')
+_C653 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
+_C654 = {1: (0, 1), 2: (0, 2)}
+_C655 = {2: (1, 2), 3: (0, 1)}
+_C656 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C657 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C658 = ('EE', 'SE_ANY', 'CH')
+_C659 = ('SE_ANY', 'CH')
+_C660 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
+_C661 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C662 = ('SE_ANY', 'CH')
+_C663 = ('SE_ANY', 'CH')
+_C664 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
+_C665 = {1: (1, 2), 2: (0, 1)}
+_C666 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C667 = ('EE', 'SE_ANY', 'CH')
+_C668 = ('EE', 'SE_ANY', 'CH')
+_C669 = ('EE', 'SE_ANY', 'CH')
+_C670 = ('SE_ANY', 'CH')
+_C671 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
+_C672 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C673 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C675 = ('SE_ANY', 'CH')
+_C676 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element'}
+_C677 = {0: (0, 1), 1: (0, 2)}
+_C678 = {1: (1, 2)}
+_C679 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C680 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C681 = ('EE', 'SE_ANY', 'CH')
+_C682 = ('EE', 'SE_ANY', 'CH')
+_C683 = ('EE', 'SE_ANY', 'CH')
 _C684 = ('EE', 'SE_ANY', 'CH')
 _C685 = ('SE_ANY', 'CH')
-_C686 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
-_C687 = {0: (0, 1, 1)}
-_C688 = {1: (0, 1, 2)}
-_C689 = {2: (0, 1, -1)}
-_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C691 = ('SE_ANY', 'CH')
-_C692 = ('SE_ANY', 'CH')
-_C693 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
-_C694 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C695 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C696 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C697 = ('EE', 'SE_ANY', 'CH')
-_C698 = ('SE_ANY', 'CH')
-_C699 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
-_C700 = {0: (0, 1, 1)}
-_C701 = {1: (0, 1, 2)}
-_C702 = {2: (0, 1, -1)}
-_C703 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C704 = ('EE', 'SE_ANY', 'CH')
-_C705 = ('SE_ANY', 'CH')
-_C706 = ('SE_ANY', 'CH')
-_C707 = ('SE_ANY', 'CH')
-_C708 = ('SE_ANY', 'CH')
-_C709 = ('SE_ANY', 'CH')
-_C710 = ('SE_ANY', 'CH')
-_C711 = ('SE_ANY', 'CH')
-_C712 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C713 = {0: (0, 1, 1)}
-_C714 = {1: (0, 1, 2)}
-_C715 = {2: (0, 3, 3)}
-_C716 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C717 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C718 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C719 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C720 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C721 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C686 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
+_C687 = {0: (1, 2, 1), 6: (0, 1, 1)}
+_C688 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C689 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C690 = ('SE_ANY', 'CH')
+_C691 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element'}
+_C692 = {0: (0, 1), 1: (0, 2)}
+_C693 = {1: (1, 2)}
+_C694 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C695 = ('EE', 'SE_ANY', 'CH')
+_C696 = ('SE_ANY', 'CH')
+_C697 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
+_C698 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C699 = ('EE', 'SE_ANY', 'CH')
+_C700 = ('EE', 'SE_ANY', 'CH')
+_C701 = ('EE', 'SE_ANY', 'CH')
+_C702 = ('EE', 'SE_ANY', 'CH')
+_C703 = ('EE', 'SE_ANY', 'CH')
+_C704 = ('SE_ANY', 'CH')
+_C705 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
+_C706 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C707 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C708 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C709 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('EE', 'SE_ANY', 'CH')
+_C712 = ('SE_ANY', 'CH')
+_C713 = ('SE_ANY', 'CH')
+_C714 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
+_C715 = {1: (0, 1), 2: (0, 2)}
+_C716 = {2: (1, 2), 3: (0, 1)}
+_C717 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C718 = ('SE_ANY', 'CH')
+_C719 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element'}
+_C720 = {0: (0, 1), 1: (0, 2)}
+_C721 = {1: (1, 2)}
 _C722 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C723 = ('SE_ANY', 'CH')
 _C724 = ('SE_ANY', 'CH')
-_C725 = ('SE_ANY', 'CH')
-_C726 = ('SE_ANY', 'CH')
-_C727 = ('SE_ANY', 'CH')
-_C728 = ('SE_ANY', 'CH')
+_C725 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
+_C726 = {0: (0, 1), 1: (0, 2)}
+_C727 = {1: (1, 2), 2: (0, 1)}
+_C728 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C729 = ('SE_ANY', 'CH')
-_C730 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C731 = {0: (0, 1, 1)}
-_C732 = {1: (0, 3, 2)}
-_C733 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C734 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C735 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C736 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C737 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C738 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C739 = {0: 'end of element'}
-_C740 = {0: (0, 1, -1)}
-_C741 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C742 = ('SE_ANY', 'CH')
-_C743 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
-_C744 = {0: (0, 1, 1)}
-_C745 = {1: (0, 1, -1)}
+_C730 = ('SE_ANY', 'CH')
+_C731 = ('SE_ANY', 'CH')
+_C732 = ('SE_ANY', 'CH')
+_C733 = ('SE_ANY', 'CH')
+_C734 = ('SE_ANY', 'CH')
+_C735 = ('SE_ANY', 'CH')
+_C736 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C737 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C738 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C739 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C740 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C741 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C742 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C743 = ('EE', 'SE_ANY', 'CH')
+_C744 = ('SE_ANY', 'CH')
+_C745 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 _C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C747 = ('EE', 'SE_ANY', 'CH')
 _C748 = ('SE_ANY', 'CH')
-_C749 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C750 = {0: (0, 1, 1)}
-_C751 = {1: (0, 1, 2)}
-_C752 = {2: (0, 1, -1)}
-_C753 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C754 = ('SE_ANY', 'CH')
+_C749 = ('SE_ANY', 'CH')
+_C750 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
+_C751 = {2: (1, 2), 3: (0, 1)}
+_C752 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C753 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
+_C754 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
 _C755 = ('SE_ANY', 'CH')
-_C756 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
-_C757 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C758 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C759 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C756 = ('SE_ANY', 'CH')
+_C757 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
+_C758 = {1: (1, 2), 2: (0, 1)}
+_C759 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C760 = ('SE_ANY', 'CH')
 _C761 = ('SE_ANY', 'CH')
-_C762 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C763 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C764 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C765 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C766 = {0: 'end of element'}
-_C767 = {0: (0, 1, -1)}
-_C768 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C769 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
-_C770 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
-_C771 = ('SE_ANY', 'CH')
+_C762 = ('SE_ANY', 'CH')
+_C763 = ('SE_ANY', 'CH')
+_C764 = ('SE_ANY', 'CH')
+_C765 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
+_C766 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C767 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C768 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C769 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C770 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C771 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C772 = ('SE_ANY', 'CH')
-_C773 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
-_C774 = {0: (0, 1, 1)}
-_C775 = {1: (0, 2, 2)}
-_C776 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C773 = ('SE_ANY', 'CH')
+_C774 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
+_C775 = {0: (0, 1), 1: (0, 2)}
+_C776 = {1: (1, 2), 2: (0, 1)}
 _C777 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C778 = ('SE_ANY', 'CH')
-_C779 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
-_C780 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C781 = {1: (1, 2, -1)}
-_C782 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C783 = ('EE', 'SE_ANY', 'CH')
-_C784 = ('SE_ANY', 'CH')
-_C785 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C786 = {0: (0, 1, 1)}
-_C787 = {1: (0, 1, 2)}
-_C788 = {2: (0, 1, -1)}
-_C789 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C790 = ('EE', 'SE_ANY', 'CH')
-_C791 = ('SE_ANY', 'CH')
-_C792 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
-_C793 = {0: (0, 1, 1)}
-_C794 = {1: (0, 1, 2)}
-_C795 = {2: (0, 1, -1)}
-_C796 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C797 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C798 = ('EE', 'SE_ANY', 'CH')
-_C799 = ('EE', 'SE_ANY', 'CH')
-_C800 = ('EE', 'SE_ANY', 'CH')
-_C801 = ('EE', 'SE_ANY', 'CH')
-_C802 = ('EE', 'SE_ANY', 'CH')
-_C803 = ('EE', 'SE_ANY', 'CH')
-_C804 = ('EE', 'SE_ANY', 'CH')
-_C805 = ('EE', 'SE_ANY', 'CH')
-_C806 = ('EE', 'SE_ANY', 'CH')
+_C779 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
+_C780 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C781 = ('EE', 'SE_ANY', 'CH')
+_C782 = ('SE_ANY', 'CH')
+_C783 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
+_C784 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C785 = ('SE_ANY', 'CH')
+_C786 = ('SE_ANY', 'CH')
+_C787 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
+_C788 = {0: (0, 1), 1: (0, 2)}
+_C789 = {1: (1, 2), 2: (0, 1)}
+_C790 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C791 = ('EE', 'SE_ANY', 'CH')
+_C792 = ('SE_ANY', 'CH')
+_C793 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
+_C794 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C795 = ('SE_ANY', 'CH')
+_C796 = ('SE_ANY', 'CH')
+_C797 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
+_C798 = {0: (0, 1), 1: (0, 2)}
+_C799 = {1: (1, 2), 2: (0, 1)}
+_C800 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C801 = ('SE_ANY', 'CH')
+_C802 = ('SE_ANY', 'CH')
+_C803 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C804 = {0: (0, 1), 1: (0, 2)}
+_C805 = {1: (1, 2), 2: (0, 1)}
+_C806 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C807 = ('SE_ANY', 'CH')
 _C808 = ('SE_ANY', 'CH')
-_C809 = ('SE_ANY', 'CH')
-_C810 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
-_C811 = {0: (0, 2, 13)}
-_C812 = {0: (1, 2, 1), 13: (0, 1, 1)}
-_C813 = {1: (0, 1, 2)}
-_C814 = {2: (0, 2, 3)}
-_C815 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C816 = {4: (0, 1, 5)}
-_C817 = {5: (0, 1, 6)}
-_C818 = {6: (0, 3, 7)}
-_C819 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C820 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C821 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C822 = {10: (0, 2, 11)}
-_C823 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C824 = {10: (2, 2, -1), 11: (1, 2, -1), 12: (0, 1, -1)}
-_C825 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C826 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C809 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
+_C810 = {0: (0, 1), 1: (0, 2)}
+_C811 = {1: (1, 2), 2: (0, 1)}
+_C812 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C813 = ('SE_ANY', 'CH')
+_C814 = ('SE_ANY', 'CH')
+_C815 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
+_C816 = {0: (0, 1), 1: (0, 2)}
+_C817 = {1: (1, 2), 2: (0, 1)}
+_C818 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C819 = ('EE', 'SE_ANY', 'CH')
+_C820 = ('SE_ANY', 'CH')
+_C821 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C822 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C823 = ('EE', 'SE_ANY', 'CH')
+_C824 = ('EE', 'SE_ANY', 'CH')
+_C825 = ('EE', 'SE_ANY', 'CH')
+_C826 = ('EE', 'SE_ANY', 'CH')
 _C827 = ('EE', 'SE_ANY', 'CH')
 _C828 = ('EE', 'SE_ANY', 'CH')
 _C829 = ('EE', 'SE_ANY', 'CH')
-_C830 = ('EE', 'SE_ANY', 'CH')
-_C831 = ('SE_ANY', 'CH')
-_C832 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
-_C833 = {0: (0, 2, 6)}
-_C834 = {0: (1, 2, 1), 6: (0, 1, 1)}
-_C835 = {1: (0, 1, 2)}
-_C836 = {2: (0, 2, 3)}
-_C837 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C838 = {4: (0, 1, 5)}
-_C839 = {5: (0, 1, -1)}
-_C840 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C841 = ('EE', 'SE_ANY', 'CH')
-_C842 = ('SE_ANY', 'CH')
-_C843 = ('SE_ANY', 'CH')
-_C844 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
-_C845 = {0: (0, 1, 1)}
-_C846 = {1: (0, 1, 2)}
-_C847 = {2: (0, 2, 3)}
-_C848 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C849 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C850 = ('EE', 'SE_ANY', 'CH')
-_C851 = ('SE_ANY', 'CH')
-_C852 = ('SE_ANY', 'CH')
-_C853 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
-_C854 = {0: (0, 1, 1)}
-_C855 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C856 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C857 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C858 = ('EE', 'SE_ANY', 'CH')
-_C859 = ('SE_ANY', 'CH')
-_C860 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
-_C861 = {0: (0, 1, 1)}
-_C862 = {1: (0, 1, 2)}
-_C863 = {2: (0, 1, -1)}
-_C864 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C865 = ('EE', 'SE_ANY', 'CH')
-_C866 = ('SE_ANY', 'CH')
-_C867 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C868 = {0: (0, 1, 1)}
-_C869 = {1: (0, 1, 2)}
-_C870 = {2: (0, 1, -1)}
-_C871 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C872 = ('EE', 'SE_ANY', 'CH')
-_C873 = ('SE_ANY', 'CH')
-_C874 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C875 = {0: (0, 1, 1)}
-_C876 = {1: (0, 1, 2)}
-_C877 = {2: (0, 1, -1)}
-_C878 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C879 = ('EE', 'SE_ANY', 'CH')
-_C880 = ('SE_ANY', 'CH')
-_C881 = ('SE_ANY', 'CH')
-_C882 = ('SE_ANY', 'CH')
-_C883 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
-_C884 = {0: (0, 1, 1)}
-_C885 = {1: (0, 1, 2)}
-_C886 = {2: (0, 2, 3)}
-_C887 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C888 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C889 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C890 = ('EE', 'SE_ANY', 'CH')
-_C891 = ('SE_ANY', 'CH')
-_C892 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
-_C893 = {0: (0, 1, 1)}
-_C894 = {1: (0, 1, 2)}
-_C895 = {2: (0, 1, -1)}
-_C896 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C897 = ('EE', 'SE_ANY', 'CH')
-_C898 = ('EE', 'SE_ANY', 'CH')
-_C899 = ('EE', 'SE_ANY', 'CH')
-_C900 = ('SE_ANY', 'CH')
-_C901 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
-_C902 = {0: (0, 1, 1)}
-_C903 = {1: (0, 1, 2)}
-_C904 = {2: (0, 1, 3)}
-_C905 = {3: (0, 1, 4)}
-_C906 = {4: (0, 1, -1)}
-_C907 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C908 = ('SE_ANY', 'CH')
-_C909 = ('SE_ANY', 'CH')
-_C910 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
-_C911 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C912 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C913 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C914 = ('SE_ANY', 'CH')
-_C915 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element'}
-_C916 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C917 = {1: (1, 2, -1)}
-_C918 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C919 = ('EE', 'SE_ANY', 'CH')
-_C920 = ('EE', 'SE_ANY', 'CH')
-_C921 = ('SE_ANY', 'CH')
-_C922 = ('SE_ANY', 'CH')
-_C923 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
-_C924 = {0: (0, 2, 1)}
-_C925 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C926 = {0: (2, 2, 3), 1: (1, 2, 3), 2: (0, 1, 3), 3: (0, 2, -1)}
-_C927 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C928 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C929 = ('SE_ANY', 'CH')
-_C930 = ('SE_ANY', 'CH')
-_C931 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
-_C932 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C933 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C934 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C935 = ('SE_ANY', 'CH')
-_C936 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element'}
-_C937 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C938 = {1: (1, 2, -1)}
-_C939 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C940 = ('SE_ANY', 'CH')
-_C941 = ('SE_ANY', 'CH')
-_C942 = ('SE_ANY', 'CH')
-_C943 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
-_C944 = {0: (0, 1, 1)}
-_C945 = {1: (0, 2, 2)}
-_C946 = {1: (1, 2, 3)}
-_C947 = {1: (2, 2, -1), 2: (0, 1, -1), 3: (0, 1, -1)}
-_C948 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C949 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C950 = ('SE_ANY', 'CH')
-_C951 = ('SE_ANY', 'CH')
-_C952 = ('SE_ANY', 'CH')
-_C953 = ('SE_ANY', 'CH')
-_C954 = ('SE_ANY', 'CH')
-_C955 = ('SE_ANY', 'CH')
-_C956 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
-_C957 = {0: (0, 1, 7)}
-_C958 = {7: (0, 3, 1)}
-_C959 = {7: (1, 3, 2)}
-_C960 = {7: (2, 3, 3)}
-_C961 = {7: (3, 3, 4)}
-_C962 = {7: (4, 3, 5)}
-_C963 = {7: (5, 3, 6)}
-_C964 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
-_C965 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C966 = ('SE_ANY', 'CH')
-_C967 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
-_C968 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C969 = {1: (1, 2, -1)}
-_C970 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C971 = ('SE_ANY', 'CH')
-_C972 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
-_C973 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C974 = {1: (1, 2, -1)}
-_C975 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C976 = ('EE', 'SE_ANY', 'CH')
-_C977 = ('EE', 'SE_ANY', 'CH')
-_C978 = ('EE', 'SE_ANY', 'CH')
-_C979 = ('EE', 'SE_ANY', 'CH')
-_C980 = ('EE', 'SE_ANY', 'CH')
-_C981 = ('EE', 'SE_ANY', 'CH')
-_C982 = ('EE', 'SE_ANY', 'CH')
-_C983 = ('SE_ANY', 'CH')
-_C984 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
-_C985 = {0: (0, 1, 1)}
-_C986 = {1: (0, 2, 2)}
-_C987 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C988 = {3: (0, 2, 4)}
-_C989 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C990 = {5: (0, 1, 6)}
-_C991 = {6: (0, 1, 7)}
-_C992 = {7: (0, 1, 8)}
-_C993 = {8: (0, 1, -1)}
-_C994 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C995 = ('EE', 'SE_ANY', 'CH')
-_C996 = ('SE_ANY', 'CH')
-_C997 = ('SE_ANY', 'CH')
-_C998 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
-_C999 = {0: (0, 1, 1)}
-_C1000 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C1001 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C1002 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1003 = ('EE', 'SE_ANY', 'CH')
-_C1004 = ('EE', 'SE_ANY', 'CH')
-_C1005 = ('EE', 'SE_ANY', 'CH')
-_C1006 = ('SE_ANY', 'CH')
-_C1007 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
-_C1008 = {0: (0, 2, 1)}
-_C1009 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C1010 = {2: (0, 1, 3)}
-_C1011 = {3: (0, 1, 4)}
-_C1012 = {4: (0, 1, -1)}
-_C1013 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1014 = ('EE', 'SE_ANY', 'CH')
-_C1015 = ('SE_ANY', 'CH')
-_C1016 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
-_C1017 = {0: (0, 1, 1)}
-_C1018 = {1: (0, 1, 2)}
-_C1019 = {2: (0, 1, -1)}
-_C1020 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1021 = ('EE', 'SE_ANY', 'CH')
-_C1022 = ('SE_ANY', 'CH')
-_C1023 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
-_C1024 = {0: (0, 1, 1)}
-_C1025 = {1: (0, 1, 2)}
-_C1026 = {2: (0, 1, -1)}
-_C1027 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1028 = ('EE', 'SE_ANY', 'CH')
-_C1029 = ('EE', 'SE_ANY', 'CH')
-_C1030 = ('EE', 'SE_ANY', 'CH')
-_C1031 = ('SE_ANY', 'CH')
-_C1032 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
-_C1033 = {0: (0, 1, 1)}
-_C1034 = {1: (0, 2, 2)}
-_C1035 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C1036 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C1037 = {4: (0, 1, -1)}
-_C1038 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1039 = ('EE', 'SE_ANY', 'CH')
-_C1040 = ('SE_ANY', 'CH')
-_C1041 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
-_C1042 = {0: (0, 1, 1)}
-_C1043 = {1: (0, 1, 2)}
-_C1044 = {2: (0, 1, -1)}
-_C1045 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1046 = ('EE', 'SE_ANY', 'CH')
-_C1047 = ('SE_ANY', 'CH')
-_C1048 = ('SE_ANY', 'CH')
-_C1049 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
-_C1050 = {0: (0, 1, 1)}
-_C1051 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C1052 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C1053 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1054 = ('EE', 'SE_ANY', 'CH')
-_C1055 = ('EE', 'SE_ANY', 'CH')
-_C1056 = ('EE', 'SE_ANY', 'CH')
-_C1057 = ('EE', 'SE_ANY', 'CH')
-_C1058 = ('EE', 'SE_ANY', 'CH')
-_C1059 = ('SE_ANY', 'CH')
-_C1060 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
-_C1061 = {0: (0, 1, 1)}
-_C1062 = {1: (0, 3, 2)}
-_C1063 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C1064 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C1065 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C1066 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C1067 = {6: (0, 1, -1)}
-_C1068 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1069 = ('SE_ANY', 'CH')
-_C1070 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element'}
-_C1071 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C1072 = {1: (1, 2, -1)}
-_C1073 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1074 = ('EE', 'SE_ANY', 'CH')
-_C1075 = ('SE_ANY', 'CH')
-_C1076 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
-_C1077 = {0: (0, 1, 1)}
-_C1078 = {1: (0, 1, 2)}
-_C1079 = {2: (0, 1, -1)}
+_C830 = ('SE_ANY', 'CH')
+_C831 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
+_C832 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C833 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C834 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C835 = ('SE_ANY', 'CH')
+_C836 = ('SE_ANY', 'CH')
+_C837 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
+_C838 = {0: (0, 1), 1: (0, 2)}
+_C839 = {1: (1, 2), 2: (0, 1)}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -14749,12 +14154,12 @@ ROOT_NAMES = ('AuthorizationReq', 'AuthorizationRes', 'AuthorizationSetupReq', '
 FRAGMENT_BITS = 9
 FRAGMENT_ED = 282
 FRAGMENT_ELEMENTS = {
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceSchedule'): (0, _e84, False, (_iso20.AbsolutePriceSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceSchedule'): (0, _e51, False, (_iso20.AbsolutePriceSchedule, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (1, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalSelectedServices'): (2, _e97, False, (_iso20.AdditionalServiceList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalService'): (3, _e106, False, (_iso20.AdditionalService, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (4, _e89, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (5, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalSelectedServices'): (2, _e52, False, (_iso20.AdditionalServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalService'): (3, _e53, False, (_iso20.AdditionalService, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (4, _e54, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (5, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesMinimumMaximumCost'): (6, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToEnergyFee'): (7, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToOverstayFee'): (8, None, False, ()),
@@ -14764,14 +14169,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationServices'): (12, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq'): (13, _e2, False, (_iso20.AuthorizationSetupReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes'): (14, _e3, False, (_iso20.AuthorizationSetupRes, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AvailableEnergy'): (15, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AvailableEnergy'): (15, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'BPT_ChannelSelection'): (16, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (17, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (18, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (19, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (19, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (20, _e4, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (21, _e5, False, (_iso20.CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CPSCertificateChain'): (22, _e59, False, (_iso20.CertificateChain, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CPSCertificateChain'): (22, _e56, False, (_iso20.CertificateChain, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (23, _e6, False, (_xmldsig.CanonicalizationMethod, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (24, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'CarbonDioxideEmission'): (25, None, False, ()),
@@ -14782,11 +14187,11 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargeProgress'): (30, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (31, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (32, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSchedule'): (33, _e99, False, (_iso20.ChargingSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSchedule'): (33, _e57, False, (_iso20.ChargingSchedule, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSession'): (34, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'CheckOutTime'): (35, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChain'): (36, _e71, False, (_iso20.ContractCertificateChain, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (37, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChain'): (36, _e58, False, (_iso20.ContractCertificateChain, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (37, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'Currency'): (38, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'DHPublicKey'): (39, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (40, _e9, False, (_xmldsig.DSAKeyValue, )),
@@ -14796,51 +14201,51 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceOffset'): (44, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (45, _e10, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (46, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DischargingSchedule'): (47, _e99, False, (_iso20.ChargingSchedule, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (48, _e114, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'DischargingSchedule'): (47, _e57, False, (_iso20.ChargingSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (48, _e59, False, (_iso20.DisplayParameters, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'Duration'): (49, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlMode'): (50, _e79, False, (_iso20.Dynamic_EVPPTControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlMode'): (51, _e62, False, (_iso20.Dynamic_SEReqControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlMode'): (52, _e64, False, (_iso20.Dynamic_SEResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlMode'): (53, _e74, False, (_iso20.Dynamic_SMDTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlMode'): (50, _e60, False, (_iso20.Dynamic_EVPPTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlMode'): (51, _e61, False, (_iso20.Dynamic_SEReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlMode'): (52, _e62, False, (_iso20.Dynamic_SEResControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlMode'): (53, _e63, False, (_iso20.Dynamic_SMDTControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ECDHCurve'): (54, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationMode'): (55, _e52, False, (_iso20.EIM_AReqAuthorizationMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationMode'): (56, _e54, False, (_iso20.EIM_ASResAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationMode'): (55, _e64, False, (_iso20.EIM_AReqAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationMode'): (56, _e65, False, (_iso20.EIM_ASResAuthorizationMode, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAID'): (57, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceSchedule'): (58, _e93, False, (_iso20.EVAbsolutePriceSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceSchedule'): (58, _e66, False, (_iso20.EVAbsolutePriceSchedule, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCCID'): (59, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckInStatus'): (60, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckOutStatus'): (61, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOffer'): (62, _e83, False, (_iso20.EVEnergyOffer, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumEnergyRequest'): (63, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (64, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumV2XEnergyRequest'): (65, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumEnergyRequest'): (66, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (67, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumV2XEnergyRequest'): (68, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfile'): (69, _e60, False, (_iso20.EVPowerProfile, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntries'): (70, _e81, False, (_iso20.EVPowerProfileEntryList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntry'): (71, _e91, False, (_iso20.PowerScheduleEntry, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerSchedule'): (72, _e92, False, (_iso20.EVPowerSchedule, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntries'): (73, _e101, False, (_iso20.EVPowerScheduleEntryList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntry'): (74, _e109, False, (_iso20.EVPowerScheduleEntry, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRule'): (75, _e113, False, (_iso20.EVPriceRule, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStack'): (76, _e110, False, (_iso20.EVPriceRuleStack, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStacks'): (77, _e102, False, (_iso20.EVPriceRuleStackList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOffer'): (62, _e67, False, (_iso20.EVEnergyOffer, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumEnergyRequest'): (63, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (64, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumV2XEnergyRequest'): (65, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumEnergyRequest'): (66, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (67, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumV2XEnergyRequest'): (68, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfile'): (69, _e68, False, (_iso20.EVPowerProfile, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntries'): (70, _e69, False, (_iso20.EVPowerProfileEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntry'): (71, _e70, False, (_iso20.PowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerSchedule'): (72, _e71, False, (_iso20.EVPowerSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntries'): (73, _e72, False, (_iso20.EVPowerScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntry'): (74, _e73, False, (_iso20.EVPowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRule'): (75, _e74, False, (_iso20.EVPriceRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStack'): (76, _e75, False, (_iso20.EVPriceRuleStack, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStacks'): (77, _e76, False, (_iso20.EVPriceRuleStackList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVProcessing'): (78, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSECheckOutStatus'): (79, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEID'): (80, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (81, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEProcessing'): (82, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEStatus'): (83, _e61, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (84, _e61, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTargetEnergyRequest'): (85, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (86, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEStatus'): (83, _e77, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (84, _e77, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTargetEnergyRequest'): (85, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (86, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationCode'): (87, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationExplanation'): (88, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (89, _e89, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyFee'): (90, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyTransferServiceList'): (91, _e68, False, (_iso20.ServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (89, _e54, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyFee'): (90, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyTransferServiceList'): (91, _e78, False, (_iso20.ServiceList, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (92, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (93, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'FreeService'): (94, None, False, ()),
@@ -14848,22 +14253,22 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'GenChallenge'): (96, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'GoToPause'): (97, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (98, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (99, _e51, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (99, _e79, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (100, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (101, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (102, _e11, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (103, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (104, _e12, False, (_xmldsig.KeyValue, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'Language'): (105, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ListOfRootCertificateIDs'): (106, _e57, False, (_iso20.ListOfRootCertificateIDs, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ListOfRootCertificateIDs'): (106, _e80, False, (_iso20.ListOfRootCertificateIDs, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (107, _e13, False, (_xmldsig.Manifest, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumContractCertificateChains'): (108, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumCost'): (109, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumCost'): (109, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (110, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumSupportingPoints'): (111, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (112, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeterInfo'): (113, _e72, False, (_iso20.MeterInfo, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (114, _e72, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeterInfo'): (113, _e81, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (114, _e81, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (115, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (116, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (117, None, False, ()),
@@ -14871,65 +14276,65 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq'): (119, _e14, False, (_iso20.MeteringConfirmationReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes'): (120, _e15, False, (_iso20.MeteringConfirmationRes, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (121, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumCost'): (122, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumCost'): (122, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumSOC'): (123, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC'): (124, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (125, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (126, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'NumberOfPriceLevels'): (127, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OEMProvisioningCertificateChain'): (128, _e56, False, (_iso20.SignedCertificateChain, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OEMProvisioningCertificateChain'): (128, _e82, False, (_iso20.SignedCertificateChain, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (129, _e16, False, (_xmldsig.Object, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (130, _e89, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (131, _e89, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFee'): (132, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (130, _e54, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (131, _e54, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFee'): (132, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFeePeriod'): (133, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayPowerThreshold'): (134, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRule'): (135, _e105, False, (_iso20.OverstayRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayPowerThreshold'): (134, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRule'): (135, _e83, False, (_iso20.OverstayRule, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleDescription'): (136, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRules'): (137, _e96, False, (_iso20.OverstayRuleList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRules'): (137, _e84, False, (_iso20.OverstayRuleList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayTimeThreshold'): (138, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (139, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (140, _e17, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (141, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (142, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Parameter'): (143, _e100, False, (_iso20.Parameter, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSet'): (144, _e87, False, (_iso20.ParameterSet, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Parameter'): (143, _e85, False, (_iso20.Parameter, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSet'): (144, _e86, False, (_iso20.ParameterSet, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetID'): (145, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFee'): (146, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFee'): (146, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFeePeriod'): (147, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingMethod'): (148, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingSpace'): (149, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (150, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationMode'): (151, _e53, False, (_iso20.PnC_AReqAuthorizationMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationMode'): (152, _e55, False, (_iso20.PnC_ASResAuthorizationMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power'): (153, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationMode'): (151, _e87, False, (_iso20.PnC_AReqAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationMode'): (152, _e88, False, (_iso20.PnC_ASResAuthorizationMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power'): (153, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq'): (154, _e18, False, (_iso20.PowerDeliveryReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes'): (155, _e19, False, (_iso20.PowerDeliveryRes, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerRangeStart'): (156, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerSchedule'): (157, _e108, False, (_iso20.PowerSchedule, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntries'): (158, _e112, False, (_iso20.PowerScheduleEntryList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntry'): (159, _e91, False, (_iso20.PowerScheduleEntry, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerTolerance'): (160, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerRangeStart'): (156, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerSchedule'): (157, _e89, False, (_iso20.PowerSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntries'): (158, _e90, False, (_iso20.PowerScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntry'): (159, _e70, False, (_iso20.PowerScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerTolerance'): (160, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerToleranceAcceptance'): (161, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L2'): (162, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L3'): (163, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L2'): (162, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L3'): (163, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (164, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceAlgorithm'): (165, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevel'): (166, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelSchedule'): (167, _e85, False, (_iso20.PriceLevelSchedule, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntries'): (168, _e98, False, (_iso20.PriceLevelScheduleEntryList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntry'): (169, _e107, False, (_iso20.PriceLevelScheduleEntry, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRule'): (170, _e111, False, (_iso20.PriceRule, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStack'): (171, _e104, False, (_iso20.PriceRuleStack, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStacks'): (172, _e95, False, (_iso20.PriceRuleStackList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelSchedule'): (167, _e91, False, (_iso20.PriceLevelSchedule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntries'): (168, _e92, False, (_iso20.PriceLevelScheduleEntryList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntry'): (169, _e93, False, (_iso20.PriceLevelScheduleEntry, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRule'): (170, _e94, False, (_iso20.PriceRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStack'): (171, _e95, False, (_iso20.PriceRuleStack, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStacks'): (172, _e96, False, (_iso20.PriceRuleStackList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleDescription'): (173, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleID'): (174, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PrioritizedEMAIDs'): (175, _e58, False, (_iso20.EMAIDList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PrioritizedEMAIDs'): (175, _e97, False, (_iso20.EMAIDList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ProviderID'): (176, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (177, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (178, _e20, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Receipt'): (179, _e73, False, (_iso20.Receipt, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (180, _e73, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Receipt'): (179, _e98, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (180, _e98, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (181, _e21, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'RemainingContractCertificateChains'): (182, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (183, None, False, ()),
@@ -14938,33 +14343,33 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'RenewableGenerationPercentage'): (186, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (187, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (188, _e22, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (189, _e76, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (189, _e99, False, (_xmldsig.X509IssuerSerial, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'SECP521_EncryptedPrivateKey'): (190, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (191, _e23, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (192, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq'): (193, _e24, False, (_iso20.ScheduleExchangeReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes'): (194, _e25, False, (_iso20.ScheduleExchangeRes, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTuple'): (195, _e86, False, (_iso20.ScheduleTuple, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTuple'): (195, _e100, False, (_iso20.ScheduleTuple, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleID'): (196, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlMode'): (197, _e80, False, (_iso20.Scheduled_EVPPTControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlMode'): (198, _e63, False, (_iso20.Scheduled_SEReqControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlMode'): (199, _e65, False, (_iso20.Scheduled_SEResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlMode'): (200, _e75, False, (_iso20.Scheduled_SMDTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlMode'): (197, _e101, False, (_iso20.Scheduled_EVPPTControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlMode'): (198, _e102, False, (_iso20.Scheduled_SEReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlMode'): (199, _e103, False, (_iso20.Scheduled_SEResControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlMode'): (200, _e104, False, (_iso20.Scheduled_SMDTControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (201, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedAuthorizationService'): (202, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedEnergyTransferService'): (203, _e69, False, (_iso20.SelectedService, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedEnergyTransferService'): (203, _e105, False, (_iso20.SelectedService, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedScheduleTupleID'): (204, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedService'): (205, _e69, False, (_iso20.SelectedService, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedVASList'): (206, _e70, False, (_iso20.SelectedServiceList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Service'): (207, _e88, False, (_iso20.Service, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedService'): (205, _e105, False, (_iso20.SelectedService, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedVASList'): (206, _e106, False, (_iso20.SelectedServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Service'): (207, _e107, False, (_iso20.Service, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq'): (208, _e26, False, (_iso20.ServiceDetailReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes'): (209, _e27, False, (_iso20.ServiceDetailRes, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq'): (210, _e28, False, (_iso20.ServiceDiscoveryReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes'): (211, _e29, False, (_iso20.ServiceDiscoveryRes, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceFee'): (212, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceFee'): (212, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceID'): (213, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceName'): (214, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterList'): (215, _e66, False, (_iso20.ServiceParameterList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterList'): (215, _e108, False, (_iso20.ServiceParameterList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceRenegotiationSupported'): (216, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq'): (217, _e30, False, (_iso20.ServiceSelectionReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes'): (218, _e31, False, (_iso20.ServiceSelectionRes, )),
@@ -14983,29 +14388,29 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData'): (231, _e42, False, (_iso20.SignedInstallationData, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData'): (232, _e43, False, (_iso20.SignedMeteringData, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'StartTime'): (233, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificates'): (234, _e78, False, (_iso20.SubCertificates, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProviders'): (235, _e77, False, (_iso20.SupportedProvidersList, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedServiceIDs'): (236, _e67, False, (_iso20.ServiceIDList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificates'): (234, _e109, False, (_iso20.SubCertificates, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProviders'): (235, _e110, False, (_iso20.SupportedProvidersList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedServiceIDs'): (236, _e111, False, (_iso20.ServiceIDList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TPM_EncryptedPrivateKey'): (237, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetDistance'): (238, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetX'): (239, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetY'): (240, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetSOC'): (241, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (242, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (243, _e90, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (243, _e112, False, (_iso20.DetailedTax, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxIncludedInPrice'): (244, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRate'): (245, _e82, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRule'): (246, _e103, False, (_iso20.TaxRule, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRate'): (245, _e55, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRule'): (246, _e113, False, (_iso20.TaxRule, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleID'): (247, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (248, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleName'): (249, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRules'): (250, _e94, False, (_iso20.TaxRuleList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRules'): (250, _e114, False, (_iso20.TaxRuleList, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'TimeAnchor'): (251, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (252, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (253, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (254, _e44, False, (_xmldsig.Transform, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (255, _e45, False, (_xmldsig.Transforms, )),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VASList'): (256, _e68, False, (_iso20.ServiceList, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VASList'): (256, _e78, False, (_iso20.ServiceList, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (257, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq'): (258, _e46, False, (_iso20.VehicleCheckInReq, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes'): (259, _e47, False, (_iso20.VehicleCheckInRes, )),
@@ -15018,7 +14423,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (266, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (267, _e50, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (268, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (269, _e76, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (269, _e99, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (270, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (271, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (272, None, False, ()),
@@ -15028,7 +14433,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'byteValue'): (276, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'finiteString'): (277, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'intValue'): (278, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonMessages', 'rationalNumber'): (279, _e82, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'rationalNumber'): (279, _e55, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonMessages', 'shortValue'): (280, None, False, ()),
 }
 # relaxed element fragment grammar: attribute qname -> (code, datatype kind)
@@ -15045,712 +14450,6 @@ RELAXED_ATTRIBUTES = {
 }
 RELAXED_EF0 = (9, 293, 292)  # bits, CH code, EE code
 RELAXED_EF1 = (9, 283, 282)  # bits, CH code, EE code
-
-def _d114(r):
-    """DisplayParametersType -> iso20.DisplayParameters"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    f6 = None
-    f7 = None
-    f8 = None
-    f9 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(4)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
-                if f0 > 100:
-                    r.facet("PresentSOC: %d above maxInclusive 100" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
-                if f1 > 100:
-                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
-            s = 2
-        elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
-                if f2 > 100:
-                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
-            s = 3
-        elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
-                if f3 > 100:
-                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
-            s = 4
-        elif ec == 4:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
-            else:
-                f4 = r.uint(5)
-                if f4 > 4294967295:
-                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
-            s = 5
-        elif ec == 5:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 6:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 8:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 10:
-            s = -1
-        elif ec == 11:
-            _escape(r, 3, _C1080, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(4)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
-                if f1 > 100:
-                    r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
-                if f2 > 100:
-                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
-                if f3 > 100:
-                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
-            s = 4
-        elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
-            else:
-                f4 = r.uint(5)
-                if f4 > 4294967295:
-                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
-            s = 5
-        elif ec == 4:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 5:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 7:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 9:
-            s = -1
-        elif ec == 10:
-            _escape(r, 1, _C1081, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(4)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
-                if f2 > 100:
-                    r.facet("TargetSOC: %d above maxInclusive 100" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
-                if f3 > 100:
-                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
-            else:
-                f4 = r.uint(5)
-                if f4 > 4294967295:
-                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
-            s = 5
-        elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 6:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 8:
-            s = -1
-        elif ec == 9:
-            _escape(r, 1, _C1082, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(4)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
-                if f3 > 100:
-                    r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
-            else:
-                f4 = r.uint(5)
-                if f4 > 4294967295:
-                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
-            s = 5
-        elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 5:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 7:
-            s = -1
-        elif ec == 8:
-            _escape(r, 1, _C1083, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RemainingTimeToMinimumSOC")
-            else:
-                f4 = r.uint(5)
-                if f4 > 4294967295:
-                    r.facet("RemainingTimeToMinimumSOC: %d outside 0..4294967295" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMinimumSOC")
-            s = 5
-        elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 4:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 6:
-            s = -1
-        elif ec == 7:
-            _escape(r, 1, _C1084, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingTimeToTargetSOC")
-            else:
-                f5 = r.uint(5)
-                if f5 > 4294967295:
-                    r.facet("RemainingTimeToTargetSOC: %d outside 0..4294967295" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToTargetSOC")
-            s = 6
-        elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 3:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 5:
-            s = -1
-        elif ec == 6:
-            _escape(r, 1, _C1085, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RemainingTimeToMaximumSOC")
-            else:
-                f6 = r.uint(5)
-                if f6 > 4294967295:
-                    r.facet("RemainingTimeToMaximumSOC: %d outside 0..4294967295" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
-            s = 7
-        elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 2:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C1086, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 7:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 8
-        elif ec == 1:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C1087, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 8:
-        ec = r.bits(2)
-        if ec == 0:
-            f8 = _d82(r)
-            s = 9
-        elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C1088, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 9:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
-            s = 10
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C1089, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1090, "DisplayParametersType")
-        else:
-            r.fail("DisplayParametersType: event code %d out of range" % ec)
-    o = _new(_iso20.DisplayParameters)
-    o.present_soc = f0
-    o.minimum_soc = f1
-    o.target_soc = f2
-    o.maximum_soc = f3
-    o.remaining_time_to_minimum_soc = f4
-    o.remaining_time_to_target_soc = f5
-    o.remaining_time_to_maximum_soc = f6
-    o.charging_complete = f7
-    o.battery_energy_capacity = f8
-    o.inlet_hot = f9
-    return o
-
-def _e114(w, o):
-    """iso20.DisplayParameters -> DisplayParametersType"""
-    s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C1092.get(s)
-        if t is None:
-            _order("DisplayParameters.present_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C1093.get(s)
-        if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C1094.get(s)
-        if t is None:
-            _order("DisplayParameters.target_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C1095.get(s)
-        if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C1096.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C1097.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C1098.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C1099.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C1100.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C1091)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C1101.get(s)
-        if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C1091)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1102.get(s)
-    if t is None:
-        _order("DisplayParameters", s, _C1091)
-    if t[1]:
-        w.bits(t[0], t[1])
-_C1080 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1081 = ('SE_ANY', 'CH')
-_C1082 = ('SE_ANY', 'CH')
-_C1083 = ('SE_ANY', 'CH')
-_C1084 = ('SE_ANY', 'CH')
-_C1085 = ('SE_ANY', 'CH')
-_C1086 = ('SE_ANY', 'CH')
-_C1087 = ('SE_ANY', 'CH')
-_C1088 = ('SE_ANY', 'CH')
-_C1089 = ('SE_ANY', 'CH')
-_C1090 = ('SE_ANY', 'CH')
-_C1091 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C1092 = {0: (0, 4, 1)}
-_C1093 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C1094 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C1095 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C1096 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C1097 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C1098 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C1099 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C1100 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C1101 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C1102 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
 
 # (namespace, local name) of each global element -> message class
 ROOT_ELEMENTS = {

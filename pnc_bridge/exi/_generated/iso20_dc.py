@@ -36,7 +36,7 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -45,7 +45,7 @@ def _d0(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -54,7 +54,7 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -63,7 +63,7 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -72,7 +72,7 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -81,7 +81,7 @@ def _d0(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C5, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -100,7 +100,7 @@ def _d0(r):
                     _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 2:
             _escape(r, 2, _C6, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -109,7 +109,7 @@ def _d0(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C7, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -118,7 +118,7 @@ def _d0(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C8, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -127,7 +127,7 @@ def _d0(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C9, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -136,7 +136,7 @@ def _d0(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C10, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -166,123 +166,87 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.BPT_DC_CPDReqEnergyTransferMode -> BPT_DC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C13.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C14.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C15.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_current
-    if v is not None:
-        t = _C16.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C17.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C18.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.target_soc", s, _C12)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C21.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_current
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C24.get(s)
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C12)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.ev_minimum_charge_power
+    if v1 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", 1, _C12)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.ev_maximum_charge_current
+    if v2 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", 2, _C12)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_charge_current
+    if v3 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", 3, _C12)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_voltage
+    if v4 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", 4, _C12)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_voltage
+    if v5 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", 5, _C12)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.target_soc
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("BPT_DC_CPDReqEnergyTransferMode.target_soc", v6, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v6)) << 1, 11)
+        s = 7
+    v7 = o.ev_maximum_discharge_power
+    if v7 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
+    t = _C13.get(s)
     if t is None:
-        _order("BPT_DC_CPDReqEnergyTransferMode", s, _C12)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v7)
+    v8 = o.ev_minimum_discharge_power
+    if v8 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", 8, _C12)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.ev_maximum_discharge_current
+    if v9 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", 9, _C12)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.ev_minimum_discharge_current
+    if v10 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", 10, _C12)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    w.bits(0, 1)
 
 def _d1(r):
     """BPT_DC_CPDResEnergyTransferModeType -> iso20.BPT_DC_CPDResEnergyTransferMode"""
@@ -301,103 +265,103 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C25, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C14, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C26, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C15, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C27, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C16, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C28, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C17, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C29, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C18, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C30, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C19, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C31, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C20, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C32, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C21, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C33, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C22, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C34, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C23, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C35, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C24, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
@@ -405,7 +369,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C36, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C25, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_DC_CPDResEnergyTransferMode)
@@ -424,122 +388,88 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.BPT_DC_CPDResEnergyTransferMode -> BPT_DC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C38.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C39.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C40.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_current
-    if v is not None:
-        t = _C41.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C42.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C44.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C45.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C46.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C47.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_current
-    if v is not None:
-        t = _C48.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C49.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C26)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.evse_minimum_charge_power
+    if v1 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", 1, _C26)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.evse_maximum_charge_current
+    if v2 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", 2, _C26)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.evse_minimum_charge_current
+    if v3 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", 3, _C26)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.evse_maximum_voltage
+    if v4 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", 4, _C26)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.evse_minimum_voltage
+    if v5 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", 5, _C26)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_power_ramp_limitation
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v6)
+        s = 7
+    v7 = o.evse_maximum_discharge_power
+    if v7 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C26)
+    t = _C27.get(s)
     if t is None:
-        _order("BPT_DC_CPDResEnergyTransferMode", s, _C37)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C26)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v7)
+    v8 = o.evse_minimum_discharge_power
+    if v8 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", 8, _C26)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.evse_maximum_discharge_current
+    if v9 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", 9, _C26)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.evse_minimum_discharge_current
+    if v10 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", 10, _C26)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    w.bits(0, 1)
 
 def _d2(r):
     """BPT_Dynamic_DC_CLReqControlModeType -> iso20.BPT_Dynamic_DC_CLReqControlMode"""
@@ -571,134 +501,134 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C50, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C28, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C51, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C29, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C52, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C30, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C53, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C31, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C54, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C32, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C55, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C33, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C56, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C34, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C57, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C35, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C58, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C36, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C59, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C37, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C60, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C38, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 1:
-            _escape(r, 2, _C61, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C39, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 1:
-            f13 = _d45(r)
+            f13 = _d46(r)
             s = 14
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C62, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C40, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d45(r)
+            f13 = _d46(r)
             s = 14
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C63, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C41, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -706,7 +636,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C64, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C42, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_DC_CLReqControlMode)
@@ -728,151 +658,116 @@ def _d2(r):
 
 def _e2(w, o):
     """iso20.BPT_Dynamic_DC_CLReqControlMode -> BPT_Dynamic_DC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C66.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.departure_time", s, _C65)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C67.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C68.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C69.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C70.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C72.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C74.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C75.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C76.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C77.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_v2x_energy_request
-    if v is not None:
-        t = _C78.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_v2x_energy_request
-    if v is not None:
-        t = _C79.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C80.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C43)
+    t = _C44.get(s)
     if t is None:
-        _order("BPT_Dynamic_DC_CLReqControlMode", s, _C65)
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C43)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C43)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C43)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C43)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_charge_power
+    if v5 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C43)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.ev_maximum_charge_current
+    if v6 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C43)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.ev_maximum_voltage
+    if v7 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C43)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.ev_minimum_voltage
+    if v8 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C43)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.ev_maximum_discharge_power
+    if v9 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", 9, _C43)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.ev_minimum_discharge_power
+    if v10 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", 10, _C43)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    v11 = o.ev_maximum_discharge_current
+    if v11 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", 11, _C43)
+    if v11.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", v11, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v11)
+    v12 = o.ev_maximum_v2x_energy_request
+    s = 12
+    if v12 is not None:
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", v12, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v12)
+        s = 13
+    v13 = o.ev_minimum_v2x_energy_request
+    if v13 is not None:
+        t = _C45.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C43)
+        if v13.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", v13, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v13)
+        s = 14
+    t = _C46.get(s)
+    if t is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode", s, _C43)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -934,10 +829,10 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C81, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C47, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -973,10 +868,10 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C82, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C48, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -1002,10 +897,10 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C83, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C49, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -1021,82 +916,82 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C84, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C50, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C85, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C51, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C86, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C52, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C87, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C53, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C88, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C54, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C89, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C55, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C90, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C56, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C91, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C57, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 1:
-            _escape(r, 2, _C92, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C58, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1104,7 +999,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C93, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C59, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_DC_CLResControlMode)
@@ -1124,136 +1019,104 @@ def _d3(r):
 
 def _e3(w, o):
     """iso20.BPT_Dynamic_DC_CLResControlMode -> BPT_Dynamic_DC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C95.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.departure_time", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_DC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C96.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C61.get(s)
         if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.minimum_soc", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("BPT_Dynamic_DC_CLResControlMode.minimum_soc", s, _C60)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("BPT_Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C62.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLResControlMode.target_soc", s, _C60)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("BPT_Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C63.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", s, _C60)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.target_soc", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C98.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C101.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C102.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C103.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C104.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C105.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C106.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C107.get(s)
+        s = 4
+    v4 = o.evse_maximum_charge_power
+    if v4 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C60)
+    t = _C64.get(s)
     if t is None:
-        _order("BPT_Dynamic_DC_CLResControlMode", s, _C94)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C60)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v4)
+    v5 = o.evse_minimum_charge_power
+    if v5 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C60)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_maximum_charge_current
+    if v6 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C60)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_maximum_voltage
+    if v7 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C60)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.evse_maximum_discharge_power
+    if v8 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", 8, _C60)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.evse_minimum_discharge_power
+    if v9 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", 9, _C60)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.evse_maximum_discharge_current
+    if v10 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", 10, _C60)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    v11 = o.evse_minimum_voltage
+    if v11 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", 11, _C60)
+    if v11.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", v11, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v11)
+    w.bits(0, 1)
 
 def _d4(r):
     """BPT_Scheduled_DC_CLReqControlModeType -> iso20.BPT_Scheduled_DC_CLReqControlMode"""
@@ -1274,236 +1137,236 @@ def _d4(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C108, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C65, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C109, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C66, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C110, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C67, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C111, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C68, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C112, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C69, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 5:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 6:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 7:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C113, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C70, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 4:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 5:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 6:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C114, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C71, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 3:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 4:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 5:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C115, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C72, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 2:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 3:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 4:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C116, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C73, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 2:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 3:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C117, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C74, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d45(r)
+            f10 = _d46(r)
             s = 11
         elif ec == 1:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 2:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C118, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C75, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d45(r)
+            f11 = _d46(r)
             s = 12
         elif ec == 1:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C119, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C76, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d45(r)
+            f12 = _d46(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C120, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C77, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -1511,7 +1374,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C121, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C78, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_DC_CLReqControlMode)
@@ -1532,140 +1395,132 @@ def _d4(r):
 
 def _e4(w, o):
     """iso20.BPT_Scheduled_DC_CLReqControlMode -> BPT_Scheduled_DC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C123.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C80.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C79)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C124.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C81.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C79)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C125.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C126.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C128.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C129.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C130.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C131.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C132.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C133.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C134.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C135.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C136.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.ev_target_current
+    if v3 is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C79)
+    t = _C82.get(s)
     if t is None:
-        _order("BPT_Scheduled_DC_CLReqControlMode", s, _C122)
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C79)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v3)
+    v4 = o.ev_target_voltage
+    if v4 is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C79)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_maximum_charge_power
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v5, "a RationalNumber")
+        w.bits(0, 4)
+        _e46(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C83.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C79)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v6)
+        s = 7
+    v7 = o.ev_maximum_charge_current
+    if v7 is not None:
+        t = _C84.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C79)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v7)
+        s = 8
+    v8 = o.ev_maximum_voltage
+    if v8 is not None:
+        t = _C85.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C79)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v8)
+        s = 9
+    v9 = o.ev_minimum_voltage
+    if v9 is not None:
+        t = _C86.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C79)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v9)
+        s = 10
+    v10 = o.ev_maximum_discharge_power
+    if v10 is not None:
+        t = _C87.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C79)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", v10, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v10)
+        s = 11
+    v11 = o.ev_minimum_discharge_power
+    if v11 is not None:
+        t = _C88.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C79)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v11)
+        s = 12
+    v12 = o.ev_maximum_discharge_current
+    if v12 is not None:
+        t = _C89.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C79)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v12)
+        s = 13
+    t = _C90.get(s)
+    if t is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode", s, _C79)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1683,173 +1538,173 @@ def _d5(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 5:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 6:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 7:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 3, _C137, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C91, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 4:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 5:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 6:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C138, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C92, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 3:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 4:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 5:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C139, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C93, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 2:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 3:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 4:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C140, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C94, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 2:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 3:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C141, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C95, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C142, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C96, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C143, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C97, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C144, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C98, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -1857,7 +1712,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C145, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C99, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_DC_CLResControlMode)
@@ -1873,90 +1728,87 @@ def _d5(r):
 
 def _e5(w, o):
     """iso20.BPT_Scheduled_DC_CLResControlMode -> BPT_Scheduled_DC_CLResControlModeType"""
+    v0 = o.evse_maximum_charge_power
     s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C147.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e46(w, v0)
+        s = 1
+    v1 = o.evse_minimum_charge_power
+    if v1 is not None:
+        t = _C101.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C100)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C148.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_current
+    if v2 is not None:
+        t = _C102.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C100)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C149.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage
+    if v3 is not None:
+        t = _C103.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C100)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C150.get(s)
+        _e46(w, v3)
+        s = 4
+    v4 = o.evse_maximum_discharge_power
+    if v4 is not None:
+        t = _C104.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", s, _C100)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C151.get(s)
+        _e46(w, v4)
+        s = 5
+    v5 = o.evse_minimum_discharge_power
+    if v5 is not None:
+        t = _C105.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", s, _C100)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C152.get(s)
+        _e46(w, v5)
+        s = 6
+    v6 = o.evse_maximum_discharge_current
+    if v6 is not None:
+        t = _C106.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", s, _C100)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C153.get(s)
+        _e46(w, v6)
+        s = 7
+    v7 = o.evse_minimum_voltage
+    if v7 is not None:
+        t = _C107.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", s, _C100)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C154.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C155.get(s)
+        _e46(w, v7)
+        s = 8
+    t = _C108.get(s)
     if t is None:
-        _order("BPT_Scheduled_DC_CLResControlMode", s, _C146)
+        _order("BPT_Scheduled_DC_CLResControlMode", s, _C100)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1968,7 +1820,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C156, "CLReqControlModeType")
+            _escape(r, 3, _C109, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -1976,12 +1828,7 @@ def _d6(r):
 
 def _e6(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C158.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C157)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d7(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -1991,7 +1838,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C159, "CLResControlModeType")
+            _escape(r, 3, _C111, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -1999,12 +1846,7 @@ def _d7(r):
 
 def _e7(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C161.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C160)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d8(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -2017,7 +1859,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C162, "CanonicalizationMethodType")
+            _escape(r, 3, _C113, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2029,7 +1871,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C163, "CanonicalizationMethodType")
+            _escape(r, 2, _C114, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2041,7 +1883,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C164, "CanonicalizationMethodType")
+            _escape(r, 1, _C115, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2055,7 +1897,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C165, "CanonicalizationMethodType")
+                _escape(r, 1, _C116, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -2064,22 +1906,14 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C168.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C166)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C117)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d9(r):
     """DC_CPDReqEnergyTransferModeType -> iso20.DC_CPDReqEnergyTransferMode"""
@@ -2094,55 +1928,55 @@ def _d9(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C169, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 3, _C118, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C170, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C119, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C171, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C120, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C172, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C121, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C173, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C122, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C174, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C123, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
@@ -2160,7 +1994,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C175, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C124, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -2168,7 +2002,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C176, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C125, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CPDReqEnergyTransferMode)
@@ -2183,81 +2017,58 @@ def _d9(r):
 
 def _e9(w, o):
     """iso20.DC_CPDReqEnergyTransferMode -> DC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C178.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C179.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C180.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_current
-    if v is not None:
-        t = _C181.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C182.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C183.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C184.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.target_soc", s, _C177)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C185.get(s)
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C126)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.ev_minimum_charge_power
+    if v1 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", 1, _C126)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.ev_maximum_charge_current
+    if v2 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", 2, _C126)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_charge_current
+    if v3 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", 3, _C126)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_voltage
+    if v4 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", 4, _C126)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_voltage
+    if v5 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", 5, _C126)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.target_soc
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("DC_CPDReqEnergyTransferMode.target_soc", v6, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v6)) << 1, 11)
+        s = 7
+    t = _C127.get(s)
     if t is None:
-        _order("DC_CPDReqEnergyTransferMode", s, _C177)
+        _order("DC_CPDReqEnergyTransferMode", s, _C126)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2274,66 +2085,66 @@ def _d10(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C186, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C128, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C187, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C129, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C188, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C130, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C189, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C131, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C190, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C132, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C191, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C133, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C192, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C134, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -2341,7 +2152,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C135, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CPDResEnergyTransferMode)
@@ -2356,80 +2167,59 @@ def _d10(r):
 
 def _e10(w, o):
     """iso20.DC_CPDResEnergyTransferMode -> DC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C195.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_current
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_voltage", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C200.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_voltage", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C201.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C202.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C136)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.evse_minimum_charge_power
+    if v1 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", 1, _C136)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.evse_maximum_charge_current
+    if v2 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", 2, _C136)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.evse_minimum_charge_current
+    if v3 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", 3, _C136)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.evse_maximum_voltage
+    if v4 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_voltage", 4, _C136)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.evse_minimum_voltage
+    if v5 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_voltage", 5, _C136)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_power_ramp_limitation
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v6)
+        s = 7
+    t = _C137.get(s)
     if t is None:
-        _order("DC_CPDResEnergyTransferMode", s, _C194)
+        _order("DC_CPDResEnergyTransferMode", s, _C136)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2440,10 +2230,10 @@ def _d11(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C203, "DC_CableCheckReqType")
+            _escape(r, 3, _C138, "DC_CableCheckReqType")
         else:
             r.fail("DC_CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2451,7 +2241,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C204, "DC_CableCheckReqType")
+            _escape(r, 1, _C139, "DC_CableCheckReqType")
         else:
             r.fail("DC_CableCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CableCheckReq)
@@ -2460,22 +2250,14 @@ def _d11(r):
 
 def _e11(w, o):
     """iso20.DC_CableCheckReq -> DC_CableCheckReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C206.get(s)
-        if t is None:
-            _order("DC_CableCheckReq.header", s, _C205)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_CableCheckReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    t = _C207.get(s)
-    if t is None:
-        _order("DC_CableCheckReq", s, _C205)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_CableCheckReq.header", 0, _C140)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_CableCheckReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    w.bits(0, 1)
 
 def _d12(r):
     """DC_CableCheckResType -> iso20.DC_CableCheckRes"""
@@ -2486,10 +2268,10 @@ def _d12(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C208, "DC_CableCheckResType")
+            _escape(r, 3, _C141, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -2501,12 +2283,12 @@ def _d12(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
+                f1 = _C142[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C211, "DC_CableCheckResType")
+            _escape(r, 2, _C144, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -2518,12 +2300,12 @@ def _d12(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C212[f2]
+                f2 = _C145[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C214, "DC_CableCheckResType")
+            _escape(r, 2, _C147, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -2531,7 +2313,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C215, "DC_CableCheckResType")
+            _escape(r, 1, _C148, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CableCheckRes)
@@ -2542,46 +2324,26 @@ def _d12(r):
 
 def _e12(w, o):
     """iso20.DC_CableCheckRes -> DC_CableCheckResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.header", s, _C216)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_CableCheckRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C218.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.response_code", s, _C216)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_CableCheckRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.evse_processing", s, _C216)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_CableCheckRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C220.get(s)
-    if t is None:
-        _order("DC_CableCheckRes", s, _C216)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_CableCheckRes.header", 0, _C149)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_CableCheckRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_CableCheckRes.response_code", 1, _C149)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_CableCheckRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("DC_CableCheckRes.evse_processing", 2, _C149)
+    i2 = _C146.get(v2)
+    if i2 is None:
+        _bad("DC_CableCheckRes.evse_processing", v2, "a member of _iso20.Processing")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
 
 def _d13(r):
     """DC_ChargeLoopReqType -> iso20.DC_ChargeLoopReq"""
@@ -2594,10 +2356,10 @@ def _d13(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C221, "DC_ChargeLoopReqType")
+            _escape(r, 3, _C150, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2614,7 +2376,7 @@ def _d13(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C222, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C151, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2628,16 +2390,16 @@ def _d13(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C223, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C152, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C224, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C153, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2658,7 +2420,7 @@ def _d13(r):
             f4 = _d34(r)
             s = 5
         elif ec == 5:
-            _escape(r, 2, _C225, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C154, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2666,7 +2428,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C226, "DC_ChargeLoopReqType")
+            _escape(r, 1, _C155, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopReq)
@@ -2679,64 +2441,46 @@ def _d13(r):
 
 def _e13(w, o):
     """iso20.DC_ChargeLoopReq -> DC_ChargeLoopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C228.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.header", s, _C227)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeLoopReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.display_parameters
-    if v is not None:
-        t = _C229.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.display_parameters", s, _C227)
-        if v.__class__ is not _iso20.DisplayParameters:
-            _bad("DC_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
-        w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    v = o.meter_info_requested
-    if v is not None:
-        t = _C230.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.meter_info_requested", s, _C227)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopReq.meter_info_requested", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_present_voltage
-    if v is not None:
-        t = _C231.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.ev_present_voltage", s, _C227)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopReq.ev_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.cl_req_control_mode
-    if v is not None:
-        d = _C237.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeLoopReq.cl_req_control_mode", v, "one of: BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.cl_req_control_mode", s, _C227)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C238.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeLoopReq.header", 0, _C156)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeLoopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.display_parameters
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DisplayParameters:
+            _bad("DC_ChargeLoopReq.display_parameters", v1, "a DisplayParameters")
+        w.bits(0, 2)
+        _e47(w, v1)
+        s = 2
+    v2 = o.meter_info_requested
+    if v2 is None:
+        _order("DC_ChargeLoopReq.meter_info_requested", s, _C156)
+    t = _C157.get(s)
     if t is None:
-        _order("DC_ChargeLoopReq", s, _C227)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_ChargeLoopReq.meter_info_requested", s, _C156)
+    if v2.__class__ is not bool:
+        _bad("DC_ChargeLoopReq.meter_info_requested", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    v3 = o.ev_present_voltage
+    if v3 is None:
+        _order("DC_ChargeLoopReq.ev_present_voltage", 3, _C156)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopReq.ev_present_voltage", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.cl_req_control_mode
+    if v4 is None:
+        _order("DC_ChargeLoopReq.cl_req_control_mode", 4, _C156)
+    d = _C158.get(v4.__class__)
+    if d is None:
+        _bad("DC_ChargeLoopReq.cl_req_control_mode", v4, "one of: BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode")
+    w.bits(d[0], 3)
+    d[1](w, v4)
+    w.bits(0, 1)
 
 def _d14(r):
     """DC_ChargeLoopResType -> iso20.DC_ChargeLoopRes"""
@@ -2755,10 +2499,10 @@ def _d14(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C239, "DC_ChargeLoopResType")
+            _escape(r, 3, _C159, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
@@ -2770,12 +2514,12 @@ def _d14(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
+                f1 = _C142[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C240, "DC_ChargeLoopResType")
+            _escape(r, 2, _C160, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -2784,61 +2528,61 @@ def _d14(r):
             f2 = _d48(r)
             s = 3
         elif ec == 1:
-            f3 = _d49(r)
+            f3 = _d50(r)
             s = 4
         elif ec == 2:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 3:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C241, "DC_ChargeLoopResType")
+            _escape(r, 2, _C161, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d49(r)
+            f3 = _d50(r)
             s = 4
         elif ec == 1:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 2:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C242, "DC_ChargeLoopResType")
+            _escape(r, 2, _C162, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 1:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C243, "DC_ChargeLoopResType")
+            _escape(r, 2, _C163, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C244, "DC_ChargeLoopResType")
+            _escape(r, 2, _C164, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C245, "DC_ChargeLoopResType")
+            _escape(r, 2, _C165, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -2852,7 +2596,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C246, "DC_ChargeLoopResType")
+            _escape(r, 2, _C166, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
@@ -2866,7 +2610,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C247, "DC_ChargeLoopResType")
+            _escape(r, 2, _C167, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
@@ -2880,7 +2624,7 @@ def _d14(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C248, "DC_ChargeLoopResType")
+            _escape(r, 2, _C168, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
@@ -2901,7 +2645,7 @@ def _d14(r):
             f10 = _d35(r)
             s = 11
         elif ec == 5:
-            _escape(r, 2, _C249, "DC_ChargeLoopResType")
+            _escape(r, 2, _C169, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -2909,7 +2653,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C250, "DC_ChargeLoopResType")
+            _escape(r, 1, _C170, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopRes)
@@ -2928,128 +2672,89 @@ def _d14(r):
 
 def _e14(w, o):
     """iso20.DC_ChargeLoopRes -> DC_ChargeLoopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C252.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeLoopRes.header", 0, _C171)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeLoopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_ChargeLoopRes.response_code", 1, _C171)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("DC_ChargeLoopRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 3)
+        _e48(w, v2)
+        s = 3
+    v3 = o.meter_info
+    if v3 is not None:
+        t = _C172.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.header", s, _C251)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeLoopRes.header", v, "a MessageHeader")
+            _order("DC_ChargeLoopRes.meter_info", s, _C171)
+        if v3.__class__ is not _iso20.MeterInfo:
+            _bad("DC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C253.get(s)
+        _e50(w, v3)
+        s = 4
+    v4 = o.receipt
+    if v4 is not None:
+        t = _C173.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.response_code", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_status", s, _C251)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("DC_ChargeLoopRes.evse_status", v, "a EVSEStatus")
+            _order("DC_ChargeLoopRes.receipt", s, _C171)
+        if v4.__class__ is not _iso20.Receipt:
+            _bad("DC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.meter_info", s, _C251)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("DC_ChargeLoopRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e49(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C256.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.receipt", s, _C251)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("DC_ChargeLoopRes.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_present_current", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopRes.evse_present_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_present_voltage", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_power_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C260.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_current_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C261.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.cl_res_control_mode
-    if v is not None:
-        d = _C267.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeLoopRes.cl_res_control_mode", v, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.cl_res_control_mode", s, _C251)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C268.get(s)
+        _e51(w, v4)
+        s = 5
+    v5 = o.evse_present_current
+    if v5 is None:
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C171)
+    t = _C174.get(s)
     if t is None:
-        _order("DC_ChargeLoopRes", s, _C251)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C171)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopRes.evse_present_current", v5, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v5)
+    v6 = o.evse_present_voltage
+    if v6 is None:
+        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C171)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopRes.evse_present_voltage", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_power_limit_achieved
+    if v7 is None:
+        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C171)
+    if v7.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v7, "a bool")
+    v8 = o.evse_current_limit_achieved
+    if v8 is None:
+        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C171)
+    if v8.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v8, "a bool")
+    v9 = o.evse_voltage_limit_achieved
+    if v9 is None:
+        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C171)
+    if v9.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v9, "a bool")
+    v10 = o.cl_res_control_mode
+    if v10 is None:
+        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C171)
+    d = _C175.get(v10.__class__)
+    if d is None:
+        _bad("DC_ChargeLoopRes.cl_res_control_mode", v10, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
+    w.bits(((((((((((((((((0) << 1) << 1) | (v7)) << 1) << 1) << 1) << 1) | (v8)) << 1) << 1) << 1) << 1) | (v9)) << 1) << 3) | (d[0]), 15)
+    d[1](w, v10)
+    w.bits(0, 1)
 
 def _d15(r):
     """DC_ChargeParameterDiscoveryReqType -> iso20.DC_ChargeParameterDiscoveryReq"""
@@ -3059,10 +2764,10 @@ def _d15(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C269, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C176, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3074,7 +2779,7 @@ def _d15(r):
             f1 = _d9(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C270, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C177, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3082,7 +2787,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C271, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C178, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryReq)
@@ -3092,33 +2797,22 @@ def _d15(r):
 
 def _e15(w, o):
     """iso20.DC_ChargeParameterDiscoveryReq -> DC_ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryReq.header", s, _C272)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.dc_cpd_req_energy_transfer_mode
-    if v is not None:
-        d = _C276.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", s, _C272)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C277.get(s)
-    if t is None:
-        _order("DC_ChargeParameterDiscoveryReq", s, _C272)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C179)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.dc_cpd_req_energy_transfer_mode
+    if v1 is None:
+        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C179)
+    d = _C180.get(v1.__class__)
+    if d is None:
+        _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v1, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
+    w.bits(d[0], 2)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d16(r):
     """DC_ChargeParameterDiscoveryResType -> iso20.DC_ChargeParameterDiscoveryRes"""
@@ -3129,10 +2823,10 @@ def _d16(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C278, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C181, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -3144,12 +2838,12 @@ def _d16(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
+                f1 = _C142[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C279, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C182, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -3161,7 +2855,7 @@ def _d16(r):
             f2 = _d10(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C280, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C183, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3169,7 +2863,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C281, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C184, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryRes)
@@ -3180,45 +2874,28 @@ def _d16(r):
 
 def _e16(w, o):
     """iso20.DC_ChargeParameterDiscoveryRes -> DC_ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C283.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.header", s, _C282)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C284.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.response_code", s, _C282)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_cpd_res_energy_transfer_mode
-    if v is not None:
-        d = _C287.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", s, _C282)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C288.get(s)
-    if t is None:
-        _order("DC_ChargeParameterDiscoveryRes", s, _C282)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C185)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C185)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.dc_cpd_res_energy_transfer_mode
+    if v2 is None:
+        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C185)
+    d = _C186.get(v2.__class__)
+    if d is None:
+        _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v2, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
+    w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
+    d[1](w, v2)
+    w.bits(0, 1)
 
 def _d17(r):
     """DC_PreChargeReqType -> iso20.DC_PreChargeReq"""
@@ -3230,10 +2907,10 @@ def _d17(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C289, "DC_PreChargeReqType")
+            _escape(r, 3, _C187, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3245,30 +2922,30 @@ def _d17(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C212[f1]
+                f1 = _C145[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C290, "DC_PreChargeReqType")
+            _escape(r, 2, _C188, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C291, "DC_PreChargeReqType")
+            _escape(r, 2, _C189, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C292, "DC_PreChargeReqType")
+            _escape(r, 2, _C190, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3276,7 +2953,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C293, "DC_PreChargeReqType")
+            _escape(r, 1, _C191, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeReq)
@@ -3288,54 +2965,34 @@ def _d17(r):
 
 def _e17(w, o):
     """iso20.DC_PreChargeReq -> DC_PreChargeReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C295.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.header", s, _C294)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_PreChargeReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C296.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_processing", s, _C294)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_PreChargeReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_present_voltage
-    if v is not None:
-        t = _C297.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_present_voltage", s, _C294)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeReq.ev_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C298.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_target_voltage", s, _C294)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeReq.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C299.get(s)
-    if t is None:
-        _order("DC_PreChargeReq", s, _C294)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_PreChargeReq.header", 0, _C192)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_PreChargeReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("DC_PreChargeReq.ev_processing", 1, _C192)
+    i1 = _C146.get(v1)
+    if i1 is None:
+        _bad("DC_PreChargeReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_present_voltage
+    if v2 is None:
+        _order("DC_PreChargeReq.ev_present_voltage", 2, _C192)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeReq.ev_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
+    _e46(w, v2)
+    v3 = o.ev_target_voltage
+    if v3 is None:
+        _order("DC_PreChargeReq.ev_target_voltage", 3, _C192)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeReq.ev_target_voltage", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    w.bits(0, 1)
 
 def _d18(r):
     """DC_PreChargeResType -> iso20.DC_PreChargeRes"""
@@ -3346,10 +3003,10 @@ def _d18(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C300, "DC_PreChargeResType")
+            _escape(r, 3, _C193, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3361,21 +3018,21 @@ def _d18(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
+                f1 = _C142[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C301, "DC_PreChargeResType")
+            _escape(r, 2, _C194, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C302, "DC_PreChargeResType")
+            _escape(r, 2, _C195, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3383,7 +3040,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C303, "DC_PreChargeResType")
+            _escape(r, 1, _C196, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeRes)
@@ -3394,44 +3051,27 @@ def _d18(r):
 
 def _e18(w, o):
     """iso20.DC_PreChargeRes -> DC_PreChargeResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.header", s, _C304)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_PreChargeRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.response_code", s, _C304)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_PreChargeRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C307.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.evse_present_voltage", s, _C304)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C308.get(s)
-    if t is None:
-        _order("DC_PreChargeRes", s, _C304)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_PreChargeRes.header", 0, _C197)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_PreChargeRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_PreChargeRes.response_code", 1, _C197)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_PreChargeRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("DC_PreChargeRes.evse_present_voltage", 2, _C197)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeRes.evse_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e46(w, v2)
+    w.bits(0, 1)
 
 def _d19(r):
     """DC_WeldingDetectionReqType -> iso20.DC_WeldingDetectionReq"""
@@ -3441,10 +3081,10 @@ def _d19(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C309, "DC_WeldingDetectionReqType")
+            _escape(r, 3, _C198, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3456,12 +3096,12 @@ def _d19(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C212[f1]
+                f1 = _C145[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C310, "DC_WeldingDetectionReqType")
+            _escape(r, 2, _C199, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3469,7 +3109,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C311, "DC_WeldingDetectionReqType")
+            _escape(r, 1, _C200, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionReq)
@@ -3479,34 +3119,20 @@ def _d19(r):
 
 def _e19(w, o):
     """iso20.DC_WeldingDetectionReq -> DC_WeldingDetectionReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C313.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionReq.header", s, _C312)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_WeldingDetectionReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C314.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionReq.ev_processing", s, _C312)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_WeldingDetectionReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C315.get(s)
-    if t is None:
-        _order("DC_WeldingDetectionReq", s, _C312)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_WeldingDetectionReq.header", 0, _C201)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_WeldingDetectionReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("DC_WeldingDetectionReq.ev_processing", 1, _C201)
+    i1 = _C146.get(v1)
+    if i1 is None:
+        _bad("DC_WeldingDetectionReq.ev_processing", v1, "a member of _iso20.Processing")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
 
 def _d20(r):
     """DC_WeldingDetectionResType -> iso20.DC_WeldingDetectionRes"""
@@ -3517,10 +3143,10 @@ def _d20(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C316, "DC_WeldingDetectionResType")
+            _escape(r, 3, _C202, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -3532,21 +3158,21 @@ def _d20(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
+                f1 = _C142[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C317, "DC_WeldingDetectionResType")
+            _escape(r, 2, _C203, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C318, "DC_WeldingDetectionResType")
+            _escape(r, 2, _C204, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -3554,7 +3180,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C319, "DC_WeldingDetectionResType")
+            _escape(r, 1, _C205, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionRes)
@@ -3565,44 +3191,27 @@ def _d20(r):
 
 def _e20(w, o):
     """iso20.DC_WeldingDetectionRes -> DC_WeldingDetectionResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.header", s, _C320)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_WeldingDetectionRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.response_code", s, _C320)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_WeldingDetectionRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.evse_present_voltage", s, _C320)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_WeldingDetectionRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C324.get(s)
-    if t is None:
-        _order("DC_WeldingDetectionRes", s, _C320)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_WeldingDetectionRes.header", 0, _C206)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_WeldingDetectionRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_WeldingDetectionRes.response_code", 1, _C206)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_WeldingDetectionRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C206)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_WeldingDetectionRes.evse_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e46(w, v2)
+    w.bits(0, 1)
 
 def _d21(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3641,7 +3250,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C325, "DSAKeyValueType")
+            _escape(r, 3, _C207, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3655,7 +3264,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C326, "DSAKeyValueType")
+            _escape(r, 2, _C208, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3677,7 +3286,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C327, "DSAKeyValueType")
+            _escape(r, 2, _C209, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -3691,7 +3300,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C328, "DSAKeyValueType")
+            _escape(r, 2, _C210, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -3715,7 +3324,7 @@ def _d21(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C329, "DSAKeyValueType")
+            _escape(r, 1, _C211, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3731,7 +3340,7 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C330, "DSAKeyValueType")
+            _escape(r, 1, _C212, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -3745,7 +3354,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C331, "DSAKeyValueType")
+            _escape(r, 2, _C213, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -3753,7 +3362,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C332, "DSAKeyValueType")
+            _escape(r, 1, _C214, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3768,87 +3377,82 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C334.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C335.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C216.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C215)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C336.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C217.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C215)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C337.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C338.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C339.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C340.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C341.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C215)
+    t = _C218.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C333)
+        _order("DSAKeyValue.y", s, _C215)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C219.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C215)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C220.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C215)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C221.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C215)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3863,7 +3467,7 @@ def _d22(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C342, "DigestMethodType")
+            _escape(r, 3, _C222, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3875,7 +3479,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C343, "DigestMethodType")
+            _escape(r, 2, _C223, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3887,7 +3491,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C344, "DigestMethodType")
+            _escape(r, 1, _C224, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3901,7 +3505,7 @@ def _d22(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C345, "DigestMethodType")
+                _escape(r, 1, _C225, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3910,22 +3514,14 @@ def _d22(r):
 
 def _e22(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C346)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C348.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C346)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C226)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d23(r):
     """Dynamic_DC_CLReqControlModeType -> iso20.Dynamic_DC_CLReqControlMode"""
@@ -3952,82 +3548,82 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C349, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C227, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C350, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C228, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C351, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C229, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C352, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C230, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C353, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C231, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C354, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C232, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C355, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C233, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C356, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C234, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C357, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C235, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -4035,7 +3631,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C358, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C236, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLReqControlMode)
@@ -4052,103 +3648,75 @@ def _d23(r):
 
 def _e23(w, o):
     """iso20.Dynamic_DC_CLReqControlMode -> Dynamic_DC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C360.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.departure_time", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_DC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C361.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C362.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C363.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C364.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C365.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C366.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C367.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C368.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C369.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C237)
+    t = _C238.get(s)
     if t is None:
-        _order("Dynamic_DC_CLReqControlMode", s, _C359)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C237)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C237)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C237)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C237)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_charge_power
+    if v5 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C237)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.ev_maximum_charge_current
+    if v6 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C237)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.ev_maximum_voltage
+    if v7 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C237)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.ev_minimum_voltage
+    if v8 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C237)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    w.bits(0, 1)
 
 def _d24(r):
     """Dynamic_DC_CLResControlModeType -> iso20.Dynamic_DC_CLResControlMode"""
@@ -4204,10 +3772,10 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C370, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C239, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -4243,10 +3811,10 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C371, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C240, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -4272,10 +3840,10 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C372, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C241, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -4291,46 +3859,46 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C373, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C242, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C374, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C243, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C375, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C244, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C376, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C245, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C377, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C246, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -4338,7 +3906,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C378, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C247, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLResControlMode)
@@ -4354,96 +3922,76 @@ def _d24(r):
 
 def _e24(w, o):
     """iso20.Dynamic_DC_CLResControlMode -> Dynamic_DC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.departure_time", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_DC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C381.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C249.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C248)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C250.get(s)
+        if t is None:
+            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C248)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C251.get(s)
+        if t is None:
+            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C248)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C383.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C384.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C385.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C386.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C387.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C388.get(s)
+        s = 4
+    v4 = o.evse_maximum_charge_power
+    if v4 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C248)
+    t = _C252.get(s)
     if t is None:
-        _order("Dynamic_DC_CLResControlMode", s, _C379)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C248)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v4)
+    v5 = o.evse_minimum_charge_power
+    if v5 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C248)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_maximum_charge_current
+    if v6 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C248)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_maximum_voltage
+    if v7 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C248)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    w.bits(0, 1)
 
 def _d25(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4505,7 +4053,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C389, "KeyInfoType")
+                _escape(r, 3, _C253, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4553,7 +4101,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C390, "KeyInfoType")
+                _escape(r, 3, _C254, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4601,7 +4149,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C391, "KeyInfoType")
+                _escape(r, 2, _C255, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4651,7 +4199,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C392, "KeyInfoType")
+                _escape(r, 1, _C256, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4701,7 +4249,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C393, "KeyInfoType")
+                _escape(r, 1, _C257, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4751,7 +4299,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C394, "KeyInfoType")
+                _escape(r, 1, _C258, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4801,7 +4349,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C395, "KeyInfoType")
+                _escape(r, 1, _C259, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4851,7 +4399,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C396, "KeyInfoType")
+                _escape(r, 1, _C260, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4901,7 +4449,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C397, "KeyInfoType")
+                _escape(r, 1, _C261, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4951,7 +4499,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C398, "KeyInfoType")
+                _escape(r, 1, _C262, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -5001,7 +4549,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C399, "KeyInfoType")
+                _escape(r, 1, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -5017,32 +4565,29 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C401.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C400)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C402.get(s)
+        t = _C265.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C264)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -5051,15 +4596,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C403.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C400)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C264)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e26(w, v)
+        _e26(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -5067,15 +4612,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C404.get(s)
+        t = _C267.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C400)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C264)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e32(w, v)
+        _e32(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -5083,15 +4628,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C405.get(s)
+        t = _C268.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C400)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C264)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e44(w, v)
+        _e44(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -5099,15 +4644,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C406.get(s)
+        t = _C269.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C400)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C264)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e29(w, v)
+        _e29(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -5115,15 +4660,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C407.get(s)
+        t = _C270.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C400)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C264)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -5131,20 +4676,20 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C408.get(s)
+        t = _C271.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C264)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C409.get(s)
+    t = _C272.get(s)
     if t is None:
-        _order("KeyInfo", s, _C400)
+        _order("KeyInfo", s, _C264)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5166,7 +4711,7 @@ def _d26(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C410, "KeyValueType")
+            _escape(r, 3, _C273, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5182,7 +4727,7 @@ def _d26(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C411, "KeyValueType")
+            _escape(r, 2, _C274, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5192,7 +4737,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C412, "KeyValueType")
+            _escape(r, 1, _C275, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5202,7 +4747,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C413, "KeyValueType")
+            _escape(r, 1, _C276, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5212,7 +4757,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C414, "KeyValueType")
+            _escape(r, 1, _C277, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5222,30 +4767,27 @@ def _d26(r):
 
 def _e26(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C416.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e21(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C279.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C415)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C278)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C417.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C415)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e30(w, v)
-        s = t[2]
-    t = _C418.get(s)
+        _e30(w, v1)
+        s = 2
+    t = _C280.get(s)
     if t is None:
-        _order("KeyValue", s, _C415)
+        _order("KeyValue", s, _C278)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5266,7 +4808,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C419, "ManifestType")
+            _escape(r, 3, _C281, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5277,7 +4819,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C420, "ManifestType")
+            _escape(r, 3, _C282, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5292,7 +4834,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C421, "ManifestType")
+                _escape(r, 1, _C283, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5302,34 +4844,31 @@ def _d27(r):
 
 def _e27(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C423.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C422)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C424.get(s)
+        t = _C285.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C422)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C284)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e31(w, v)
+        _e31(w, v1)
         s = 1
-    t = _C425.get(s)
+    t = _C286.get(s)
     if t is None:
-        _order("Manifest", s, _C422)
+        _order("Manifest", s, _C284)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5357,7 +4896,7 @@ def _d28(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C426, "ObjectType")
+            _escape(r, 3, _C287, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5375,7 +4914,7 @@ def _d28(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C427, "ObjectType")
+            _escape(r, 2, _C288, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5390,7 +4929,7 @@ def _d28(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C428, "ObjectType")
+            _escape(r, 2, _C289, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5402,7 +4941,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C429, "ObjectType")
+            _escape(r, 2, _C290, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5414,7 +4953,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C430, "ObjectType")
+            _escape(r, 1, _C291, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5426,7 +4965,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C431, "ObjectType")
+            _escape(r, 1, _C292, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5437,40 +4976,37 @@ def _d28(r):
 
 def _e28(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C433.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C294.get(s)
         if t is None:
-            _order("Object.encoding", s, _C432)
+            _order("Object.id", s, _C293)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C434.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C295.get(s)
         if t is None:
-            _order("Object.id", s, _C432)
+            _order("Object.mime_type", s, _C293)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C435.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C432)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C436.get(s)
+        w.string(v2)
+        s = 3
+    t = _C296.get(s)
     if t is None:
-        _order("Object", s, _C432)
+        _order("Object", s, _C293)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5499,7 +5035,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C437, "PGPDataType")
+            _escape(r, 3, _C297, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5509,7 +5045,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C438, "PGPDataType")
+            _escape(r, 1, _C298, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5521,7 +5057,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C439, "PGPDataType")
+                _escape(r, 1, _C299, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5539,7 +5075,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C440, "PGPDataType")
+            _escape(r, 1, _C300, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5549,7 +5085,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C441, "PGPDataType")
+            _escape(r, 1, _C301, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5561,7 +5097,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C442, "PGPDataType")
+                _escape(r, 1, _C302, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5571,32 +5107,29 @@ def _d29(r):
 
 def _e29(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C444.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C304.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C303)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C445.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C446.get(s)
+    t = _C305.get(s)
     if t is None:
-        _order("PGPData", s, _C443)
+        _order("PGPData", s, _C303)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5616,7 +5149,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C447, "RSAKeyValueType")
+            _escape(r, 3, _C306, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5630,7 +5163,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C448, "RSAKeyValueType")
+            _escape(r, 2, _C307, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5638,7 +5171,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C449, "RSAKeyValueType")
+            _escape(r, 1, _C308, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5648,34 +5181,21 @@ def _d30(r):
 
 def _e30(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C451.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C453.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C450)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C309)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C309)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d31(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -5704,7 +5224,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C454, "ReferenceType")
+            _escape(r, 3, _C310, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -5722,7 +5242,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C455, "ReferenceType")
+            _escape(r, 3, _C311, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -5737,7 +5257,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C456, "ReferenceType")
+            _escape(r, 3, _C312, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -5749,7 +5269,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C457, "ReferenceType")
+            _escape(r, 3, _C313, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -5758,7 +5278,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C458, "ReferenceType")
+            _escape(r, 2, _C314, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -5772,7 +5292,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C459, "ReferenceType")
+            _escape(r, 2, _C315, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -5780,7 +5300,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C460, "ReferenceType")
+            _escape(r, 1, _C316, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -5794,73 +5314,62 @@ def _d31(r):
 
 def _e31(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C462.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C318.get(s)
         if t is None:
-            _order("Reference.id", s, _C461)
+            _order("Reference.type", s, _C317)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C463.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C319.get(s)
         if t is None:
-            _order("Reference.type", s, _C461)
+            _order("Reference.uri", s, _C317)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C464.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C320.get(s)
         if t is None:
-            _order("Reference.uri", s, _C461)
+            _order("Reference.transforms", s, _C317)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C465.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C461)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C466.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C461)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C467.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C461)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C468.get(s)
+        _e43(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C317)
+    t = _C321.get(s)
     if t is None:
-        _order("Reference", s, _C461)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C317)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e22(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C317)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d32(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -5882,7 +5391,7 @@ def _d32(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C469, "RetrievalMethodType")
+            _escape(r, 3, _C322, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5896,7 +5405,7 @@ def _d32(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C470, "RetrievalMethodType")
+            _escape(r, 2, _C323, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5907,7 +5416,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C471, "RetrievalMethodType")
+            _escape(r, 2, _C324, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5915,7 +5424,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C472, "RetrievalMethodType")
+            _escape(r, 1, _C325, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -5926,40 +5435,37 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C474.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C327.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C473)
+            _order("RetrievalMethod.uri", s, _C326)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C475.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C328.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C473)
+            _order("RetrievalMethod.transforms", s, _C326)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C476.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C473)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C477.get(s)
+        _e43(w, v2)
+        s = 1
+    t = _C329.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C473)
+        _order("RetrievalMethod", s, _C326)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5980,7 +5486,7 @@ def _d33(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C478, "SPKIDataType")
+                _escape(r, 3, _C330, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -5999,7 +5505,7 @@ def _d33(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C479, "SPKIDataType")
+                _escape(r, 1, _C331, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6016,7 +5522,7 @@ def _d33(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C480, "SPKIDataType")
+                _escape(r, 1, _C332, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6032,20 +5538,20 @@ def _e33(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C482.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C481)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C333)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C483.get(s)
+    t = _C335.get(s)
     if t is None:
-        _order("SPKIData", s, _C481)
+        _order("SPKIData", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6065,149 +5571,149 @@ def _d34(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C484, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C336, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C485, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C337, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C486, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C338, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C487, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C339, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C488, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C340, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d45(r)
+            f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C489, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C341, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d45(r)
+            f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C490, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C342, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d45(r)
+            f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C491, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C343, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C492, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C344, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d45(r)
+            f9 = _d46(r)
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C493, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C345, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -6215,7 +5721,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C494, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C346, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLReqControlMode)
@@ -6233,110 +5739,102 @@ def _d34(r):
 
 def _e34(w, o):
     """iso20.Scheduled_DC_CLReqControlMode -> Scheduled_DC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C496.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C348.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C347)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C497.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C349.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C347)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C499.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C500.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C501.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C502.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C503.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C504.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C505.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C506.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.ev_target_current
+    if v3 is None:
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C347)
+    t = _C350.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode", s, _C495)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C347)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v3)
+    v4 = o.ev_target_voltage
+    if v4 is None:
+        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C347)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_maximum_charge_power
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v5, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C351.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C347)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v6)
+        s = 7
+    v7 = o.ev_maximum_charge_current
+    if v7 is not None:
+        t = _C352.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C347)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v7)
+        s = 8
+    v8 = o.ev_maximum_voltage
+    if v8 is not None:
+        t = _C353.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C347)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v8)
+        s = 9
+    v9 = o.ev_minimum_voltage
+    if v9 is not None:
+        t = _C354.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C347)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v9)
+        s = 10
+    t = _C355.get(s)
+    if t is None:
+        _order("Scheduled_DC_CLReqControlMode", s, _C347)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6350,63 +5848,63 @@ def _d35(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C507, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C356, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C508, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C357, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C509, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C358, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d46(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C510, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C359, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6414,7 +5912,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C511, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C360, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLResControlMode)
@@ -6426,50 +5924,47 @@ def _d35(r):
 
 def _e35(w, o):
     """iso20.Scheduled_DC_CLResControlMode -> Scheduled_DC_CLResControlModeType"""
+    v0 = o.evse_maximum_charge_power
     s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C513.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.evse_minimum_charge_power
+    if v1 is not None:
+        t = _C362.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C361)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C514.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_current
+    if v2 is not None:
+        t = _C363.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C361)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C515.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage
+    if v3 is not None:
+        t = _C364.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C361)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C516.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C517.get(s)
+        _e46(w, v3)
+        s = 4
+    t = _C365.get(s)
     if t is None:
-        _order("Scheduled_DC_CLResControlMode", s, _C512)
+        _order("Scheduled_DC_CLResControlMode", s, _C361)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6491,7 +5986,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C518, "SignatureType")
+            _escape(r, 3, _C366, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -6500,7 +5995,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C519, "SignatureType")
+            _escape(r, 3, _C367, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -6509,7 +6004,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C520, "SignatureType")
+            _escape(r, 2, _C368, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -6525,7 +6020,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C521, "SignatureType")
+            _escape(r, 1, _C369, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -6538,7 +6033,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C522, "SignatureType")
+            _escape(r, 1, _C370, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -6553,7 +6048,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C523, "SignatureType")
+                _escape(r, 1, _C371, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -6566,64 +6061,56 @@ def _d36(r):
 
 def _e36(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("Signature.id", s, _C524)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C524)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C527.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C524)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C528.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C524)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C372)
+    t = _C373.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C372)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e41(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C372)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e40(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e25(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C529.get(s)
+        t = _C374.get(s)
         if t is None:
-            _order("Signature.object", s, _C524)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C372)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e28(w, v)
+        _e28(w, v4)
         s = 4
-    t = _C530.get(s)
+    t = _C375.get(s)
     if t is None:
-        _order("Signature", s, _C524)
+        _order("Signature", s, _C372)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6639,7 +6126,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C531, "SignatureMethodType")
+            _escape(r, 3, _C376, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6659,7 +6146,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C532, "SignatureMethodType")
+            _escape(r, 2, _C377, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6679,7 +6166,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C533, "SignatureMethodType")
+            _escape(r, 1, _C378, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6691,7 +6178,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C534, "SignatureMethodType")
+            _escape(r, 1, _C379, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -6705,7 +6192,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C535, "SignatureMethodType")
+                _escape(r, 1, _C380, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -6715,31 +6202,25 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C537.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C536)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C538.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C536)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C381)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C539.get(s)
+        s = 1
+    t = _C382.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C536)
+        _order("SignatureMethod", s, _C381)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6760,7 +6241,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C540, "SignaturePropertiesType")
+            _escape(r, 3, _C383, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -6771,7 +6252,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C541, "SignaturePropertiesType")
+            _escape(r, 3, _C384, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -6786,7 +6267,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C542, "SignaturePropertiesType")
+                _escape(r, 1, _C385, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -6796,34 +6277,31 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C544.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C543)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C545.get(s)
+        t = _C387.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C543)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C386)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v1)
         s = 1
-    t = _C546.get(s)
+    t = _C388.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C543)
+        _order("SignatureProperties", s, _C386)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6841,7 +6319,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C547, "SignaturePropertyType")
+            _escape(r, 3, _C389, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -6850,7 +6328,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C548, "SignaturePropertyType")
+            _escape(r, 3, _C390, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -6860,7 +6338,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C549, "SignaturePropertyType")
+            _escape(r, 3, _C391, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -6870,7 +6348,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C550, "SignaturePropertyType")
+            _escape(r, 2, _C392, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -6882,7 +6360,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C551, "SignaturePropertyType")
+            _escape(r, 1, _C393, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -6892,32 +6370,25 @@ def _d39(r):
 
 def _e39(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C553.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C552)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C552)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C555.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C394)
+    t = _C395.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C552)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C394)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C394)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -6933,7 +6404,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C556, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C396, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6943,7 +6414,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C557, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C397, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6952,7 +6423,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C558, "SignatureValueType")
+            _escape(r, 1, _C398, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -6962,31 +6433,25 @@ def _d40(r):
 
 def _e40(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C560.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C559)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C561.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C399)
+    t = _C400.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C559)
+        _order("SignatureValue.value", s, _C399)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C562.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C559)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -7005,7 +6470,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C563, "SignedInfoType")
+            _escape(r, 3, _C401, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7014,7 +6479,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C564, "SignedInfoType")
+            _escape(r, 3, _C402, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7023,7 +6488,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C565, "SignedInfoType")
+            _escape(r, 2, _C403, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7034,7 +6499,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C566, "SignedInfoType")
+            _escape(r, 2, _C404, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7049,7 +6514,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C567, "SignedInfoType")
+                _escape(r, 1, _C405, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -7061,54 +6526,49 @@ def _d41(r):
 
 def _e41(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C569.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C568)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C570.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C568)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C568)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C406)
+    t = _C407.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C406)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e8(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C406)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e37(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C572.get(s)
+        t = _C408.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C568)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C406)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e31(w, v)
+        _e31(w, v3)
         s = 3
-    t = _C573.get(s)
+    t = _C409.get(s)
     if t is None:
-        _order("SignedInfo", s, _C568)
+        _order("SignedInfo", s, _C406)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7124,7 +6584,7 @@ def _d42(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C574, "TransformType")
+                _escape(r, 3, _C410, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -7145,7 +6605,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C575, "TransformType")
+                _escape(r, 2, _C411, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -7166,7 +6626,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C576, "TransformType")
+                _escape(r, 1, _C412, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -7187,7 +6647,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C577, "TransformType")
+                _escape(r, 1, _C413, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -7208,7 +6668,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C578, "TransformType")
+                _escape(r, 1, _C414, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -7218,37 +6678,34 @@ def _d42(r):
 
 def _e42(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C580.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C579)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C415)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C581.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C579)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C415)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C582.get(s)
+    t = _C417.get(s)
     if t is None:
-        _order("Transform", s, _C579)
+        _order("Transform", s, _C415)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7265,7 +6722,7 @@ def _d43(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C583, "TransformsType")
+            _escape(r, 3, _C418, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -7280,7 +6737,7 @@ def _d43(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C584, "TransformsType")
+                _escape(r, 1, _C419, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -7294,19 +6751,19 @@ def _e43(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C586.get(s)
+        t = _C421.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C585)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C420)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e42(w, v)
+        _e42(w, v0)
         s = 1
-    t = _C587.get(s)
+    t = _C422.get(s)
     if t is None:
-        _order("Transforms", s, _C585)
+        _order("Transforms", s, _C420)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7322,7 +6779,7 @@ def _d44(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7364,13 +6821,13 @@ def _d44(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C588, "X509DataType")
+                _escape(r, 3, _C423, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7414,13 +6871,13 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C589, "X509DataType")
+                _escape(r, 1, _C424, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7464,13 +6921,13 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C590, "X509DataType")
+                _escape(r, 1, _C425, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7514,13 +6971,13 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C591, "X509DataType")
+                _escape(r, 1, _C426, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7564,13 +7021,13 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C592, "X509DataType")
+                _escape(r, 1, _C427, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7614,13 +7071,13 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C593, "X509DataType")
+                _escape(r, 1, _C428, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7664,7 +7121,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C594, "X509DataType")
+                _escape(r, 1, _C429, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -7684,15 +7141,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C596.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C595)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C430)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e52(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -7700,15 +7157,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C597.get(s)
+        t = _C432.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C430)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -7717,15 +7174,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C598.get(s)
+        t = _C433.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C430)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -7734,15 +7191,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C599.get(s)
+        t = _C434.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C430)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -7751,24 +7208,78 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C600.get(s)
+        t = _C435.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C430)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C601.get(s)
+    t = _C436.get(s)
     if t is None:
-        _order("X509Data", s, _C595)
+        _order("X509Data", s, _C430)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d45(r):
+    """DetailedCostType -> iso20.DetailedCost"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d46(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C437, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d46(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C438, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C439, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
+    return o
+
+def _e45(w, o):
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C440)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C440)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    w.bits(0, 1)
+
+def _d46(r):
     """RationalNumberType -> iso20.RationalNumber"""
     f0 = None
     f1 = None
@@ -7784,7 +7295,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C602, "RationalNumberType")
+            _escape(r, 3, _C441, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7800,7 +7311,7 @@ def _d45(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C603, "RationalNumberType")
+            _escape(r, 2, _C442, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7808,7 +7319,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "RationalNumberType")
+            _escape(r, 1, _C443, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7816,138 +7327,21 @@ def _d45(r):
     o.value = f1
     return o
 
-def _e45(w, o):
-    """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C606.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C607.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C608.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C605)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d46(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C609, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C610, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d36(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C611, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C612, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
-    return o
-
 def _e46(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C614.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C615.get(s)
-        if t is None:
-            _order("MessageHeader.time_stamp", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C616.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C613)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C617.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C613)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.RationalNumber -> RationalNumberType"""
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C444)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C444)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d47(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
@@ -8043,7 +7437,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 9:
             if r.bits(1):
@@ -8056,7 +7450,7 @@ def _d47(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C618, "DisplayParametersType")
+            _escape(r, 3, _C445, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8130,7 +7524,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 8:
             if r.bits(1):
@@ -8143,7 +7537,7 @@ def _d47(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C619, "DisplayParametersType")
+            _escape(r, 1, _C446, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8207,7 +7601,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 7:
             if r.bits(1):
@@ -8220,7 +7614,7 @@ def _d47(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C620, "DisplayParametersType")
+            _escape(r, 1, _C447, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8274,7 +7668,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 6:
             if r.bits(1):
@@ -8287,7 +7681,7 @@ def _d47(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C621, "DisplayParametersType")
+            _escape(r, 1, _C448, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8331,7 +7725,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 5:
             if r.bits(1):
@@ -8344,7 +7738,7 @@ def _d47(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C622, "DisplayParametersType")
+            _escape(r, 1, _C449, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8378,7 +7772,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 4:
             if r.bits(1):
@@ -8391,7 +7785,7 @@ def _d47(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C623, "DisplayParametersType")
+            _escape(r, 1, _C450, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8415,7 +7809,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 3:
             if r.bits(1):
@@ -8428,7 +7822,7 @@ def _d47(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C624, "DisplayParametersType")
+            _escape(r, 1, _C451, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8442,7 +7836,7 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 2:
             if r.bits(1):
@@ -8455,13 +7849,13 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C625, "DisplayParametersType")
+            _escape(r, 1, _C452, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d45(r)
+            f8 = _d46(r)
             s = 9
         elif ec == 1:
             if r.bits(1):
@@ -8474,7 +7868,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C626, "DisplayParametersType")
+            _escape(r, 1, _C453, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8490,7 +7884,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C627, "DisplayParametersType")
+            _escape(r, 1, _C454, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8498,7 +7892,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C628, "DisplayParametersType")
+            _escape(r, 1, _C455, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8516,119 +7910,104 @@ def _d47(r):
 
 def _e47(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C630.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C457.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C456)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C458.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C456)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C459.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C456)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C460.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C456)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C631.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C461.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C456)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C632.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C462.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C456)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C633.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C463.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C634.get(s)
+            _order("DisplayParameters.charging_complete", s, _C456)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C464.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C635.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C636.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C637.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C638.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C629)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C456)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C639.get(s)
+        _e46(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C465.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C640.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C456)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C466.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C629)
+        _order("DisplayParameters", s, _C456)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8650,7 +8029,7 @@ def _d48(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C641, "EVSEStatusType")
+            _escape(r, 3, _C467, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -8662,12 +8041,12 @@ def _d48(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C642[f1]
+                f1 = _C468[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C644, "EVSEStatusType")
+            _escape(r, 2, _C470, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -8675,7 +8054,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C645, "EVSEStatusType")
+            _escape(r, 1, _C471, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -8685,37 +8064,114 @@ def _d48(r):
 
 def _e48(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C472)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C472)
+    i1 = _C469.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d49(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C647.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C646)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C648.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C646)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C643.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C649.get(s)
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SessionID")
+            else:
+                f0 = r.binary(8, 8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C473, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeStamp")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C474, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d36(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C475, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C476, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e49(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C477)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C477)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e36(w, v2)
+        s = 3
+    t = _C478.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C646)
+        _order("MessageHeader", s, _C477)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d49(r):
+def _d50(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -8737,7 +8193,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C650, "MeterInfoType")
+            _escape(r, 3, _C479, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8753,7 +8209,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C651, "MeterInfoType")
+            _escape(r, 2, _C480, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8819,7 +8275,7 @@ def _d49(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C652, "MeterInfoType")
+            _escape(r, 1, _C481, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8875,7 +8331,7 @@ def _d49(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C653, "MeterInfoType")
+            _escape(r, 1, _C482, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8921,7 +8377,7 @@ def _d49(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C654, "MeterInfoType")
+            _escape(r, 1, _C483, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -8957,7 +8413,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C655, "MeterInfoType")
+            _escape(r, 1, _C484, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -8985,7 +8441,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C656, "MeterInfoType")
+            _escape(r, 1, _C485, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9003,7 +8459,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C657, "MeterInfoType")
+            _escape(r, 1, _C486, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9011,7 +8467,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C658, "MeterInfoType")
+            _escape(r, 1, _C487, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9025,104 +8481,94 @@ def _d49(r):
     o.meter_timestamp = f7
     return o
 
-def _e49(w, o):
+def _e50(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C660.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C488)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C488)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C661.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C489.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C488)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C662.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C490.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C488)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C663.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C491.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C488)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C664.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C492.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C488)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C665.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C493.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C488)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C666.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C667.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C668.get(s)
+        s = 8
+    t = _C494.get(s)
     if t is None:
-        _order("MeterInfo", s, _C659)
+        _order("MeterInfo", s, _C488)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d50(r):
+def _d51(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -9145,22 +8591,22 @@ def _d50(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C669, "ReceiptType")
+            _escape(r, 3, _C495, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d52(r)
+            f1 = _d45(r)
             s = 2
         elif ec == 1:
-            f2 = _d52(r)
+            f2 = _d45(r)
             s = 3
         elif ec == 2:
-            f3 = _d52(r)
+            f3 = _d45(r)
             s = 4
         elif ec == 3:
-            f4 = _d52(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 4:
             v = _d53(r)
@@ -9170,19 +8616,19 @@ def _d50(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C670, "ReceiptType")
+            _escape(r, 1, _C496, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d52(r)
+            f2 = _d45(r)
             s = 3
         elif ec == 1:
-            f3 = _d52(r)
+            f3 = _d45(r)
             s = 4
         elif ec == 2:
-            f4 = _d52(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 3:
             v = _d53(r)
@@ -9192,16 +8638,16 @@ def _d50(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C671, "ReceiptType")
+            _escape(r, 1, _C497, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d52(r)
+            f3 = _d45(r)
             s = 4
         elif ec == 1:
-            f4 = _d52(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 2:
             v = _d53(r)
@@ -9211,13 +8657,13 @@ def _d50(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C672, "ReceiptType")
+            _escape(r, 1, _C498, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d52(r)
+            f4 = _d45(r)
             s = 5
         elif ec == 1:
             v = _d53(r)
@@ -9227,7 +8673,7 @@ def _d50(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C673, "ReceiptType")
+            _escape(r, 1, _C499, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -9240,7 +8686,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C674, "ReceiptType")
+            _escape(r, 1, _C500, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -9256,7 +8702,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C675, "ReceiptType")
+                    _escape(r, 1, _C501, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -9265,7 +8711,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C676, "ReceiptType")
+                    _escape(r, 1, _C502, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -9277,83 +8723,77 @@ def _d50(r):
     o.tax_costs = f5
     return o
 
-def _e50(w, o):
+def _e51(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C678.get(s)
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C503)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e45(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C504.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C677)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C679.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C503)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C680.get(s)
+        _e45(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C505.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+            _order("Receipt.additional_services_costs", s, _C503)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C681.get(s)
+        _e45(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C506.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+            _order("Receipt.overstay_costs", s, _C503)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
+        _e45(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C683.get(s)
+        t = _C507.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C503)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e53(w, v)
+        _e53(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C684.get(s)
+    t = _C508.get(s)
     if t is None:
-        _order("Receipt", s, _C677)
+        _order("Receipt", s, _C503)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d51(r):
+def _d52(r):
     """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
     f0 = None
     f1 = None
@@ -9369,7 +8809,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C685, "X509IssuerSerialType")
+            _escape(r, 3, _C509, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -9383,7 +8823,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C686, "X509IssuerSerialType")
+            _escape(r, 2, _C510, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -9391,7 +8831,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C687, "X509IssuerSerialType")
+            _escape(r, 1, _C511, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -9399,101 +8839,23 @@ def _d51(r):
     o.x509_serial_number = f1
     return o
 
-def _e51(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C691.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C688)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d52(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d45(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C692, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d45(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C693, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C694, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
 def _e52(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C696.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C695)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C695)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C698.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C512)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C512)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d53(r):
     """DetailedTaxType -> iso20.DetailedTax"""
@@ -9513,16 +8875,16 @@ def _d53(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C699, "DetailedTaxType")
+            _escape(r, 3, _C513, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C700, "DetailedTaxType")
+            _escape(r, 2, _C514, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -9530,7 +8892,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C701, "DetailedTaxType")
+            _escape(r, 1, _C515, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -9540,33 +8902,21 @@ def _d53(r):
 
 def _e53(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C703.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C702)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C704.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C702)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C705.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C702)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C516)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C516)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e46(w, v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
@@ -9583,22 +8933,22 @@ _C9 = ('EE', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, EVMaximumDischargePower', 7: 'EVMaximumDischargePower', 8: 'EVMinimumDischargePower', 9: 'EVMaximumDischargeCurrent', 10: 'EVMinimumDischargeCurrent', 11: 'end of element'}
-_C13 = {0: (0, 1, 1)}
-_C14 = {1: (0, 1, 2)}
-_C15 = {2: (0, 1, 3)}
-_C16 = {3: (0, 1, 4)}
-_C17 = {4: (0, 1, 5)}
-_C18 = {5: (0, 1, 6)}
-_C19 = {6: (0, 2, 7)}
-_C20 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C21 = {8: (0, 1, 9)}
-_C22 = {9: (0, 1, 10)}
-_C23 = {10: (0, 1, 11)}
-_C24 = {11: (0, 1, -1)}
-_C25 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = ('EE', 'SE_ANY', 'CH')
-_C28 = ('EE', 'SE_ANY', 'CH')
+_C13 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C14 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
+_C16 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('EE', 'SE_ANY', 'CH')
+_C20 = ('EE', 'SE_ANY', 'CH')
+_C21 = ('EE', 'SE_ANY', 'CH')
+_C22 = ('EE', 'SE_ANY', 'CH')
+_C23 = ('EE', 'SE_ANY', 'CH')
+_C24 = ('EE', 'SE_ANY', 'CH')
+_C25 = ('SE_ANY', 'CH')
+_C26 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, EVSEMaximumDischargePower', 7: 'EVSEMaximumDischargePower', 8: 'EVSEMinimumDischargePower', 9: 'EVSEMaximumDischargeCurrent', 10: 'EVSEMinimumDischargeCurrent', 11: 'end of element'}
+_C27 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('EE', 'SE_ANY', 'CH')
 _C31 = ('EE', 'SE_ANY', 'CH')
@@ -9606,21 +8956,21 @@ _C32 = ('EE', 'SE_ANY', 'CH')
 _C33 = ('EE', 'SE_ANY', 'CH')
 _C34 = ('EE', 'SE_ANY', 'CH')
 _C35 = ('EE', 'SE_ANY', 'CH')
-_C36 = ('SE_ANY', 'CH')
-_C37 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, EVSEMaximumDischargePower', 7: 'EVSEMaximumDischargePower', 8: 'EVSEMinimumDischargePower', 9: 'EVSEMaximumDischargeCurrent', 10: 'EVSEMinimumDischargeCurrent', 11: 'end of element'}
-_C38 = {0: (0, 1, 1)}
-_C39 = {1: (0, 1, 2)}
-_C40 = {2: (0, 1, 3)}
-_C41 = {3: (0, 1, 4)}
-_C42 = {4: (0, 1, 5)}
-_C43 = {5: (0, 1, 6)}
-_C44 = {6: (0, 2, 7)}
-_C45 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C46 = {8: (0, 1, 9)}
-_C47 = {9: (0, 1, 10)}
-_C48 = {10: (0, 1, 11)}
-_C49 = {11: (0, 1, -1)}
-_C50 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = ('EE', 'SE_ANY', 'CH')
+_C37 = ('EE', 'SE_ANY', 'CH')
+_C38 = ('EE', 'SE_ANY', 'CH')
+_C39 = ('EE', 'SE_ANY', 'CH')
+_C40 = ('SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = ('SE_ANY', 'CH')
+_C43 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'EVMaximumDischargePower', 10: 'EVMinimumDischargePower', 11: 'EVMaximumDischargeCurrent', 12: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 13: 'EVMinimumV2XEnergyRequest, end of element', 14: 'end of element'}
+_C44 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C45 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C46 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
 _C52 = ('EE', 'SE_ANY', 'CH')
 _C53 = ('EE', 'SE_ANY', 'CH')
@@ -9629,186 +8979,186 @@ _C55 = ('EE', 'SE_ANY', 'CH')
 _C56 = ('EE', 'SE_ANY', 'CH')
 _C57 = ('EE', 'SE_ANY', 'CH')
 _C58 = ('EE', 'SE_ANY', 'CH')
-_C59 = ('EE', 'SE_ANY', 'CH')
-_C60 = ('EE', 'SE_ANY', 'CH')
-_C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = ('SE_ANY', 'CH')
-_C64 = ('SE_ANY', 'CH')
-_C65 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'EVMaximumDischargePower', 10: 'EVMinimumDischargePower', 11: 'EVMaximumDischargeCurrent', 12: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 13: 'EVMinimumV2XEnergyRequest, end of element', 14: 'end of element'}
-_C66 = {0: (0, 2, 1)}
-_C67 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C68 = {2: (0, 1, 3)}
-_C69 = {3: (0, 1, 4)}
-_C70 = {4: (0, 1, 5)}
-_C71 = {5: (0, 1, 6)}
-_C72 = {6: (0, 1, 7)}
-_C73 = {7: (0, 1, 8)}
-_C74 = {8: (0, 1, 9)}
-_C75 = {9: (0, 1, 10)}
-_C76 = {10: (0, 1, 11)}
-_C77 = {11: (0, 1, 12)}
-_C78 = {12: (0, 2, 13)}
-_C79 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C80 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C81 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('EE', 'SE_ANY', 'CH')
-_C84 = ('EE', 'SE_ANY', 'CH')
-_C85 = ('EE', 'SE_ANY', 'CH')
-_C86 = ('EE', 'SE_ANY', 'CH')
-_C87 = ('EE', 'SE_ANY', 'CH')
-_C88 = ('EE', 'SE_ANY', 'CH')
-_C89 = ('EE', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
-_C92 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('SE_ANY', 'CH')
+_C60 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'EVSEMaximumDischargePower', 9: 'EVSEMinimumDischargePower', 10: 'EVSEMaximumDischargeCurrent', 11: 'EVSEMinimumVoltage', 12: 'end of element'}
+_C61 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C62 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C63 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C64 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C65 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
+_C67 = ('EE', 'SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = ('SE_ANY', 'CH')
+_C72 = ('SE_ANY', 'CH')
+_C73 = ('SE_ANY', 'CH')
+_C74 = ('SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = ('SE_ANY', 'CH')
+_C79 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 9: 'EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 10: 'EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 11: 'EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 12: 'EVMaximumDischargeCurrent, end of element', 13: 'end of element'}
+_C80 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C81 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C82 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C83 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C84 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C85 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C86 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C87 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C88 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C89 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C90 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C91 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
 _C93 = ('SE_ANY', 'CH')
-_C94 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'EVSEMaximumDischargePower', 9: 'EVSEMinimumDischargePower', 10: 'EVSEMaximumDischargeCurrent', 11: 'EVSEMinimumVoltage', 12: 'end of element'}
-_C95 = {0: (0, 3, 1)}
-_C96 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C97 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C98 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C99 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C100 = {5: (0, 1, 6)}
-_C101 = {6: (0, 1, 7)}
-_C102 = {7: (0, 1, 8)}
-_C103 = {8: (0, 1, 9)}
-_C104 = {9: (0, 1, 10)}
-_C105 = {10: (0, 1, 11)}
-_C106 = {11: (0, 1, 12)}
-_C107 = {12: (0, 1, -1)}
-_C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C109 = ('EE', 'SE_ANY', 'CH')
-_C110 = ('EE', 'SE_ANY', 'CH')
-_C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('EE', 'SE_ANY', 'CH')
-_C113 = ('SE_ANY', 'CH')
-_C114 = ('SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = ('SE_ANY', 'CH')
+_C96 = ('SE_ANY', 'CH')
+_C97 = ('SE_ANY', 'CH')
+_C98 = ('SE_ANY', 'CH')
+_C99 = ('SE_ANY', 'CH')
+_C100 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 3: 'EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 4: 'EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 5: 'EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 6: 'EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 7: 'EVSEMinimumVoltage, end of element', 8: 'end of element'}
+_C101 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C102 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 3, 3)}
+_C103 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C104 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C105 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C106 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C107 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C108 = {0: (8, 4), 1: (7, 4), 2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C109 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = {0: 'end of element'}
+_C111 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C112 = {0: 'end of element'}
+_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C115 = ('SE_ANY', 'CH')
 _C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = ('SE_ANY', 'CH')
-_C119 = ('SE_ANY', 'CH')
-_C120 = ('SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 9: 'EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 10: 'EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 11: 'EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 12: 'EVMaximumDischargeCurrent, end of element', 13: 'end of element'}
-_C123 = {0: (0, 3, 1)}
-_C124 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C125 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C126 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C127 = {4: (0, 1, 5)}
-_C128 = {5: (0, 4, 6)}
-_C129 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C130 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C131 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C132 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C133 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C134 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C135 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C136 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
-_C137 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
+_C117 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C118 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('EE', 'SE_ANY', 'CH')
+_C121 = ('EE', 'SE_ANY', 'CH')
+_C122 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = ('SE_ANY', 'CH')
+_C126 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, end of element', 7: 'end of element'}
+_C127 = {6: (1, 2), 7: (0, 1)}
+_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('EE', 'SE_ANY', 'CH')
+_C130 = ('EE', 'SE_ANY', 'CH')
+_C131 = ('EE', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = ('SE_ANY', 'CH')
+_C136 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, end of element', 7: 'end of element'}
+_C137 = {6: (1, 2), 7: (0, 1)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C139 = ('SE_ANY', 'CH')
-_C140 = ('SE_ANY', 'CH')
-_C141 = ('SE_ANY', 'CH')
-_C142 = ('SE_ANY', 'CH')
-_C143 = ('SE_ANY', 'CH')
-_C144 = ('SE_ANY', 'CH')
-_C145 = ('SE_ANY', 'CH')
-_C146 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 3: 'EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 4: 'EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 5: 'EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 6: 'EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 7: 'EVSEMinimumVoltage, end of element', 8: 'end of element'}
-_C147 = {0: (0, 4, 1)}
-_C148 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C149 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 3, 3)}
-_C150 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C151 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C152 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C153 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C154 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C155 = {0: (8, 4, -1), 1: (7, 4, -1), 2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C156 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = {0: 'end of element'}
-_C158 = {0: (0, 1, -1)}
-_C159 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C160 = {0: 'end of element'}
-_C161 = {0: (0, 1, -1)}
-_C162 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C163 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('SE_ANY', 'CH')
-_C165 = ('SE_ANY', 'CH')
-_C166 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C167 = {0: (0, 1, 3)}
-_C168 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = ('EE', 'SE_ANY', 'CH')
-_C171 = ('EE', 'SE_ANY', 'CH')
-_C172 = ('EE', 'SE_ANY', 'CH')
-_C173 = ('EE', 'SE_ANY', 'CH')
-_C174 = ('EE', 'SE_ANY', 'CH')
-_C175 = ('SE_ANY', 'CH')
-_C176 = ('SE_ANY', 'CH')
-_C177 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, end of element', 7: 'end of element'}
-_C178 = {0: (0, 1, 1)}
-_C179 = {1: (0, 1, 2)}
-_C180 = {2: (0, 1, 3)}
-_C181 = {3: (0, 1, 4)}
-_C182 = {4: (0, 1, 5)}
-_C183 = {5: (0, 1, 6)}
-_C184 = {6: (0, 2, 7)}
-_C185 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
+_C140 = {0: 'Header', 1: 'end of element'}
+_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C142 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C143 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C144 = ('EE', 'SE_ANY', 'CH')
+_C145 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C146 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
+_C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
+_C155 = ('SE_ANY', 'CH')
+_C156 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPresentVoltage', 4: 'BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode', 5: 'end of element'}
+_C157 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C158 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (0, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (1, _e4), _iso20.CLReqControlMode: (2, _e6), _iso20.Dynamic_DC_CLReqControlMode: (3, _e23), _iso20.Scheduled_DC_CLReqControlMode: (4, _e34)}
+_C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C160 = ('EE', 'SE_ANY', 'CH')
+_C161 = ('EE', 'SE_ANY', 'CH')
+_C162 = ('EE', 'SE_ANY', 'CH')
+_C163 = ('EE', 'SE_ANY', 'CH')
+_C164 = ('EE', 'SE_ANY', 'CH')
+_C165 = ('EE', 'SE_ANY', 'CH')
+_C166 = ('EE', 'SE_ANY', 'CH')
+_C167 = ('EE', 'SE_ANY', 'CH')
+_C168 = ('EE', 'SE_ANY', 'CH')
+_C169 = ('EE', 'SE_ANY', 'CH')
+_C170 = ('SE_ANY', 'CH')
+_C171 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
+_C172 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C173 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C174 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C175 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
+_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('SE_ANY', 'CH')
+_C179 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C180 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
+_C181 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C182 = ('EE', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C186 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
+_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C188 = ('EE', 'SE_ANY', 'CH')
 _C189 = ('EE', 'SE_ANY', 'CH')
 _C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
-_C192 = ('SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, end of element', 7: 'end of element'}
-_C195 = {0: (0, 1, 1)}
-_C196 = {1: (0, 1, 2)}
-_C197 = {2: (0, 1, 3)}
-_C198 = {3: (0, 1, 4)}
-_C199 = {4: (0, 1, 5)}
-_C200 = {5: (0, 1, 6)}
-_C201 = {6: (0, 2, 7)}
-_C202 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C204 = ('SE_ANY', 'CH')
-_C205 = {0: 'Header', 1: 'end of element'}
-_C206 = {0: (0, 1, 1)}
-_C207 = {1: (0, 1, -1)}
-_C208 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C209 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C210 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C213 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C214 = ('EE', 'SE_ANY', 'CH')
-_C215 = ('SE_ANY', 'CH')
-_C216 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C217 = {0: (0, 1, 1)}
-_C218 = {1: (0, 1, 2)}
-_C219 = {2: (0, 1, 3)}
-_C220 = {3: (0, 1, -1)}
-_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('EE', 'SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
-_C227 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPresentVoltage', 4: 'BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode', 5: 'end of element'}
-_C228 = {0: (0, 1, 1)}
-_C229 = {1: (0, 2, 2)}
-_C230 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C231 = {3: (0, 1, 4)}
-_C232 = {4: (0, 3, 5)}
-_C233 = {4: (1, 3, 5)}
-_C234 = {4: (2, 3, 5)}
-_C235 = {4: (3, 3, 5)}
-_C236 = {4: (4, 3, 5)}
-_C237 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (_C232, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (_C233, _e4), _iso20.CLReqControlMode: (_C234, _e6), _iso20.Dynamic_DC_CLReqControlMode: (_C235, _e23), _iso20.Scheduled_DC_CLReqControlMode: (_C236, _e34)}
-_C238 = {5: (0, 1, -1)}
+_C191 = ('SE_ANY', 'CH')
+_C192 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
+_C193 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C194 = ('EE', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
+_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C203 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('EE', 'SE_ANY', 'CH')
+_C205 = ('SE_ANY', 'CH')
+_C206 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C207 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C208 = ('EE', 'SE_ANY', 'CH')
+_C209 = ('EE', 'SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
+_C211 = ('SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('SE_ANY', 'CH')
+_C215 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C216 = {1: (0, 1, 2)}
+_C217 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C218 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C219 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C220 = {6: (0, 1, 7)}
+_C221 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C222 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C224 = ('SE_ANY', 'CH')
+_C225 = ('SE_ANY', 'CH')
+_C226 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C227 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('EE', 'SE_ANY', 'CH')
+_C231 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('EE', 'SE_ANY', 'CH')
+_C233 = ('EE', 'SE_ANY', 'CH')
+_C234 = ('EE', 'SE_ANY', 'CH')
+_C235 = ('EE', 'SE_ANY', 'CH')
+_C236 = ('SE_ANY', 'CH')
+_C237 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
+_C238 = {0: (1, 2, 2), 1: (0, 1, 2)}
 _C239 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('EE', 'SE_ANY', 'CH')
@@ -9817,465 +9167,276 @@ _C243 = ('EE', 'SE_ANY', 'CH')
 _C244 = ('EE', 'SE_ANY', 'CH')
 _C245 = ('EE', 'SE_ANY', 'CH')
 _C246 = ('EE', 'SE_ANY', 'CH')
-_C247 = ('EE', 'SE_ANY', 'CH')
-_C248 = ('EE', 'SE_ANY', 'CH')
-_C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
-_C252 = {0: (0, 1, 1)}
-_C253 = {1: (0, 1, 2)}
-_C254 = {2: (0, 3, 3)}
-_C255 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C256 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C257 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C258 = {6: (0, 1, 7)}
-_C259 = {7: (0, 1, 8)}
-_C260 = {8: (0, 1, 9)}
-_C261 = {9: (0, 1, 10)}
-_C262 = {10: (0, 3, 11)}
-_C263 = {10: (1, 3, 11)}
-_C264 = {10: (2, 3, 11)}
-_C265 = {10: (3, 3, 11)}
-_C266 = {10: (4, 3, 11)}
-_C267 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (_C262, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (_C263, _e5), _iso20.CLResControlMode: (_C264, _e7), _iso20.Dynamic_DC_CLResControlMode: (_C265, _e24), _iso20.Scheduled_DC_CLResControlMode: (_C266, _e35)}
-_C268 = {11: (0, 1, -1)}
-_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = ('SE_ANY', 'CH')
-_C272 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C273 = {0: (0, 1, 1)}
-_C274 = {1: (0, 2, 2)}
-_C275 = {1: (1, 2, 2)}
-_C276 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (_C274, _e0), _iso20.DC_CPDReqEnergyTransferMode: (_C275, _e9)}
-_C277 = {2: (0, 1, -1)}
-_C278 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C279 = ('EE', 'SE_ANY', 'CH')
-_C280 = ('EE', 'SE_ANY', 'CH')
-_C281 = ('SE_ANY', 'CH')
-_C282 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C283 = {0: (0, 1, 1)}
-_C284 = {1: (0, 1, 2)}
-_C285 = {2: (0, 2, 3)}
-_C286 = {2: (1, 2, 3)}
-_C287 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (_C285, _e1), _iso20.DC_CPDResEnergyTransferMode: (_C286, _e10)}
-_C288 = {3: (0, 1, -1)}
-_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('EE', 'SE_ANY', 'CH')
-_C291 = ('EE', 'SE_ANY', 'CH')
-_C292 = ('EE', 'SE_ANY', 'CH')
-_C293 = ('SE_ANY', 'CH')
-_C294 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
-_C295 = {0: (0, 1, 1)}
-_C296 = {1: (0, 1, 2)}
-_C297 = {2: (0, 1, 3)}
-_C298 = {3: (0, 1, 4)}
-_C299 = {4: (0, 1, -1)}
-_C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C301 = ('EE', 'SE_ANY', 'CH')
-_C302 = ('EE', 'SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
-_C304 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C305 = {0: (0, 1, 1)}
-_C306 = {1: (0, 1, 2)}
-_C307 = {2: (0, 1, 3)}
-_C308 = {3: (0, 1, -1)}
-_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('SE_ANY', 'CH')
-_C312 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
-_C313 = {0: (0, 1, 1)}
-_C314 = {1: (0, 1, 2)}
-_C315 = {2: (0, 1, -1)}
-_C316 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C317 = ('EE', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
-_C319 = ('SE_ANY', 'CH')
-_C320 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C321 = {0: (0, 1, 1)}
-_C322 = {1: (0, 1, 2)}
-_C323 = {2: (0, 1, 3)}
-_C324 = {3: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('EE', 'SE_ANY', 'CH')
-_C327 = ('EE', 'SE_ANY', 'CH')
-_C328 = ('EE', 'SE_ANY', 'CH')
-_C329 = ('SE_ANY', 'CH')
-_C330 = ('SE_ANY', 'CH')
-_C331 = ('EE', 'SE_ANY', 'CH')
+_C247 = ('SE_ANY', 'CH')
+_C248 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
+_C249 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C250 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C251 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C252 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C254 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = ('SE_ANY', 'CH')
+_C260 = ('SE_ANY', 'CH')
+_C261 = ('SE_ANY', 'CH')
+_C262 = ('SE_ANY', 'CH')
+_C263 = ('SE_ANY', 'CH')
+_C264 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C265 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C266 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C267 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C268 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C269 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C270 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C271 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C272 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('SE_ANY', 'CH')
+_C276 = ('SE_ANY', 'CH')
+_C277 = ('SE_ANY', 'CH')
+_C278 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C279 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C280 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('SE_ANY', 'CH')
+_C284 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C285 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C286 = {1: (1, 2)}
+_C287 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C288 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C289 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C294 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C295 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C296 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('SE_ANY', 'CH')
+_C299 = ('SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = ('SE_ANY', 'CH')
+_C302 = ('SE_ANY', 'CH')
+_C303 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C304 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C305 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C307 = ('EE', 'SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C311 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C312 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C314 = ('EE', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C318 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C319 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C320 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C321 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C322 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C324 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C327 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C328 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C329 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C330 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
 _C332 = ('SE_ANY', 'CH')
-_C333 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C334 = {0: (0, 2, 1)}
-_C335 = {1: (0, 1, 2)}
-_C336 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C337 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C338 = {4: (0, 2, 5)}
-_C339 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C340 = {6: (0, 1, 7)}
-_C341 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C343 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C333 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C334 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C335 = {1: (2, 2), 2: (1, 2)}
+_C336 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C337 = ('EE', 'SE_ANY', 'CH')
+_C338 = ('EE', 'SE_ANY', 'CH')
+_C339 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = ('SE_ANY', 'CH')
 _C344 = ('SE_ANY', 'CH')
 _C345 = ('SE_ANY', 'CH')
-_C346 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C347 = {0: (0, 1, 3)}
-_C348 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C350 = ('EE', 'SE_ANY', 'CH')
-_C351 = ('EE', 'SE_ANY', 'CH')
-_C352 = ('EE', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('EE', 'SE_ANY', 'CH')
-_C356 = ('EE', 'SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
+_C346 = ('SE_ANY', 'CH')
+_C347 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
+_C348 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C349 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C350 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C351 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C352 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C353 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C354 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C355 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C356 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C357 = ('SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
-_C359 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
-_C360 = {0: (0, 2, 1)}
-_C361 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C362 = {2: (0, 1, 3)}
-_C363 = {3: (0, 1, 4)}
-_C364 = {4: (0, 1, 5)}
-_C365 = {5: (0, 1, 6)}
-_C366 = {6: (0, 1, 7)}
-_C367 = {7: (0, 1, 8)}
-_C368 = {8: (0, 1, 9)}
-_C369 = {9: (0, 1, -1)}
-_C370 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C371 = ('EE', 'SE_ANY', 'CH')
-_C372 = ('EE', 'SE_ANY', 'CH')
-_C373 = ('EE', 'SE_ANY', 'CH')
-_C374 = ('EE', 'SE_ANY', 'CH')
-_C375 = ('EE', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('EE', 'SE_ANY', 'CH')
+_C359 = ('SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
+_C362 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C363 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C364 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C365 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C366 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C367 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C368 = ('EE', 'SE_ANY', 'CH')
+_C369 = ('SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
+_C372 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C373 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C374 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C375 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C377 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C378 = ('SE_ANY', 'CH')
-_C379 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
-_C380 = {0: (0, 3, 1)}
-_C381 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C382 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C383 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C384 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C385 = {5: (0, 1, 6)}
-_C386 = {6: (0, 1, 7)}
-_C387 = {7: (0, 1, 8)}
-_C388 = {8: (0, 1, -1)}
+_C379 = ('SE_ANY', 'CH')
+_C380 = ('SE_ANY', 'CH')
+_C381 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C382 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C385 = ('SE_ANY', 'CH')
+_C386 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C387 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C388 = {1: (1, 2)}
 _C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
+_C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C392 = ('EE', 'SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = ('SE_ANY', 'CH')
+_C394 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C395 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C396 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C397 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C398 = ('SE_ANY', 'CH')
-_C399 = ('SE_ANY', 'CH')
-_C400 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C401 = {0: (0, 4, 10)}
-_C402 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C403 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C404 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C405 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C406 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C407 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C408 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C409 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
+_C399 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C400 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('EE', 'SE_ANY', 'CH')
+_C404 = ('EE', 'SE_ANY', 'CH')
+_C405 = ('SE_ANY', 'CH')
+_C406 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C407 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C408 = {2: (0, 1), 3: (0, 2)}
+_C409 = {3: (1, 2)}
 _C410 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('EE', 'SE_ANY', 'CH')
+_C411 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C412 = ('SE_ANY', 'CH')
 _C413 = ('SE_ANY', 'CH')
 _C414 = ('SE_ANY', 'CH')
-_C415 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C416 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C417 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C418 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
-_C422 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C423 = {0: (0, 2, 2)}
-_C424 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C425 = {1: (1, 2, -1)}
-_C426 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C427 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C428 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C429 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
-_C431 = ('SE_ANY', 'CH')
-_C432 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C433 = {0: (0, 3, 5)}
-_C434 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C435 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C436 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
+_C415 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C416 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C417 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C418 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C419 = ('SE_ANY', 'CH')
+_C420 = {0: 'Transform', 1: 'Transform, end of element'}
+_C421 = {0: (0, 1), 1: (0, 2)}
+_C422 = {1: (1, 2)}
+_C423 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C424 = ('SE_ANY', 'CH')
+_C425 = ('SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
+_C427 = ('SE_ANY', 'CH')
+_C428 = ('SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C431 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C432 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C433 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C434 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C435 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C436 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
 _C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
+_C438 = ('EE', 'SE_ANY', 'CH')
 _C439 = ('SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C444 = {0: (0, 2, 1)}
-_C445 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C446 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C448 = ('EE', 'SE_ANY', 'CH')
+_C440 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C442 = ('EE', 'SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
+_C444 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C445 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
 _C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C451 = {0: (0, 1, 1)}
-_C452 = {1: (0, 1, 2)}
-_C453 = {2: (0, 1, -1)}
-_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C457 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C458 = ('EE', 'SE_ANY', 'CH')
-_C459 = ('EE', 'SE_ANY', 'CH')
-_C460 = ('SE_ANY', 'CH')
-_C461 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C462 = {0: (0, 3, 6)}
-_C463 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C464 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C465 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C466 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C467 = {2: (0, 1, 3)}
-_C468 = {3: (0, 1, -1)}
-_C469 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C470 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C471 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C472 = ('SE_ANY', 'CH')
-_C473 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C474 = {0: (0, 3, 3)}
-_C475 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C476 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C477 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C479 = ('SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
-_C481 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C482 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C483 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C485 = ('EE', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('EE', 'SE_ANY', 'CH')
-_C488 = ('EE', 'SE_ANY', 'CH')
-_C489 = ('SE_ANY', 'CH')
-_C490 = ('SE_ANY', 'CH')
-_C491 = ('SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
-_C493 = ('SE_ANY', 'CH')
-_C494 = ('SE_ANY', 'CH')
-_C495 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
-_C496 = {0: (0, 3, 1)}
-_C497 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C498 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C499 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C500 = {4: (0, 1, 5)}
-_C501 = {5: (0, 3, 6)}
-_C502 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C503 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C504 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C505 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C506 = {5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C507 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C508 = ('SE_ANY', 'CH')
-_C509 = ('SE_ANY', 'CH')
-_C510 = ('SE_ANY', 'CH')
+_C450 = ('SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
+_C452 = ('SE_ANY', 'CH')
+_C453 = ('SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = ('SE_ANY', 'CH')
+_C456 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C457 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C458 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C459 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C460 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C461 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C462 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C463 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C464 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C465 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C466 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C469 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C470 = ('EE', 'SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('EE', 'SE_ANY', 'CH')
+_C475 = ('SE_ANY', 'CH')
+_C476 = ('SE_ANY', 'CH')
+_C477 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C478 = {2: (1, 2), 3: (0, 1)}
+_C479 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C480 = ('EE', 'SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
+_C483 = ('SE_ANY', 'CH')
+_C484 = ('SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = ('SE_ANY', 'CH')
+_C487 = ('SE_ANY', 'CH')
+_C488 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C489 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C490 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C491 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C492 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C493 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C494 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C495 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = ('SE_ANY', 'CH')
+_C500 = ('SE_ANY', 'CH')
+_C501 = ('SE_ANY', 'CH')
+_C502 = ('SE_ANY', 'CH')
+_C503 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C504 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C505 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C506 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C507 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C508 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
 _C511 = ('SE_ANY', 'CH')
-_C512 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
-_C513 = {0: (0, 3, 1)}
-_C514 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C515 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C516 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C517 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C518 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C519 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C520 = ('EE', 'SE_ANY', 'CH')
-_C521 = ('SE_ANY', 'CH')
-_C522 = ('SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
-_C524 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C525 = {0: (0, 2, 5)}
-_C526 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C527 = {1: (0, 1, 2)}
-_C528 = {2: (0, 2, 3)}
-_C529 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C530 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C531 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C533 = ('SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = ('SE_ANY', 'CH')
-_C536 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C537 = {0: (0, 1, 4)}
-_C538 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C539 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C541 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C542 = ('SE_ANY', 'CH')
-_C543 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C544 = {0: (0, 2, 2)}
-_C545 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C546 = {1: (1, 2, -1)}
-_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C548 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C549 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C553 = {0: (0, 2, 4)}
-_C554 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C555 = {1: (1, 2, -1)}
-_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C557 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('SE_ANY', 'CH')
-_C559 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C560 = {0: (0, 2, 2)}
-_C561 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C562 = {1: (0, 1, -1)}
-_C563 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C564 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C565 = ('EE', 'SE_ANY', 'CH')
-_C566 = ('EE', 'SE_ANY', 'CH')
-_C567 = ('SE_ANY', 'CH')
-_C568 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C569 = {0: (0, 2, 4)}
-_C570 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C571 = {1: (0, 1, 2)}
-_C572 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C573 = {3: (1, 2, -1)}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
-_C579 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C580 = {0: (0, 1, 4)}
-_C581 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C582 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C583 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C584 = ('SE_ANY', 'CH')
-_C585 = {0: 'Transform', 1: 'Transform, end of element'}
-_C586 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C587 = {1: (1, 2, -1)}
-_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = ('SE_ANY', 'CH')
-_C591 = ('SE_ANY', 'CH')
-_C592 = ('SE_ANY', 'CH')
-_C593 = ('SE_ANY', 'CH')
-_C594 = ('SE_ANY', 'CH')
-_C595 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C596 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C597 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C598 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C599 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C600 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C601 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C603 = ('EE', 'SE_ANY', 'CH')
-_C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C606 = {0: (0, 1, 1)}
-_C607 = {1: (0, 1, 2)}
-_C608 = {2: (0, 1, -1)}
-_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C610 = ('EE', 'SE_ANY', 'CH')
-_C611 = ('SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
-_C613 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C614 = {0: (0, 1, 1)}
-_C615 = {1: (0, 1, 2)}
-_C616 = {2: (0, 2, 3)}
-_C617 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C618 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C619 = ('SE_ANY', 'CH')
-_C620 = ('SE_ANY', 'CH')
-_C621 = ('SE_ANY', 'CH')
-_C622 = ('SE_ANY', 'CH')
-_C623 = ('SE_ANY', 'CH')
-_C624 = ('SE_ANY', 'CH')
-_C625 = ('SE_ANY', 'CH')
-_C626 = ('SE_ANY', 'CH')
-_C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C630 = {0: (0, 4, 1)}
-_C631 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C632 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C633 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C634 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C635 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C636 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C637 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C638 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C639 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C640 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C642 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C643 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C644 = ('EE', 'SE_ANY', 'CH')
-_C645 = ('SE_ANY', 'CH')
-_C646 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C647 = {0: (0, 1, 1)}
-_C648 = {1: (0, 1, 2)}
-_C649 = {2: (0, 1, -1)}
-_C650 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C651 = ('EE', 'SE_ANY', 'CH')
-_C652 = ('SE_ANY', 'CH')
-_C653 = ('SE_ANY', 'CH')
-_C654 = ('SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = ('SE_ANY', 'CH')
-_C657 = ('SE_ANY', 'CH')
-_C658 = ('SE_ANY', 'CH')
-_C659 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C660 = {0: (0, 1, 1)}
-_C661 = {1: (0, 1, 2)}
-_C662 = {2: (0, 3, 3)}
-_C663 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C664 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C665 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C666 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C667 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C668 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = ('SE_ANY', 'CH')
-_C673 = ('SE_ANY', 'CH')
-_C674 = ('SE_ANY', 'CH')
-_C675 = ('SE_ANY', 'CH')
-_C676 = ('SE_ANY', 'CH')
-_C677 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C678 = {0: (0, 1, 1)}
-_C679 = {1: (0, 3, 2)}
-_C680 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C681 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C682 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C683 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C684 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C689 = {0: (0, 1, 1)}
-_C690 = {1: (0, 1, 2)}
-_C691 = {2: (0, 1, -1)}
-_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('SE_ANY', 'CH')
-_C695 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C696 = {0: (0, 1, 1)}
-_C697 = {1: (0, 1, 2)}
-_C698 = {2: (0, 1, -1)}
-_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C700 = ('EE', 'SE_ANY', 'CH')
-_C701 = ('SE_ANY', 'CH')
-_C702 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C703 = {0: (0, 1, 1)}
-_C704 = {1: (0, 1, 2)}
-_C705 = {2: (0, 1, -1)}
+_C512 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C514 = ('EE', 'SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -10437,8 +9598,8 @@ FRAGMENT_BITS = 8
 FRAGMENT_ED = 150
 FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (0, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e52, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (2, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e45, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (2, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'): (3, _e0, False, (_iso20.BPT_DC_CPDReqEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'): (4, _e1, False, (_iso20.BPT_DC_CPDResEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (5, None, False, ()),
@@ -10447,14 +9608,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (8, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'): (9, _e4, False, (_iso20.BPT_Scheduled_DC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'): (10, _e5, False, (_iso20.BPT_Scheduled_DC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (11, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (11, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (12, _e6, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (13, _e7, False, (_iso20.CLResControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (14, _e8, False, (_xmldsig.CanonicalizationMethod, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (15, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (16, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (17, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'): (19, _e9, False, (_iso20.DC_CPDReqEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'): (20, _e10, False, (_iso20.DC_CPDResEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReq'): (21, _e11, False, (_iso20.DC_CableCheckReq, )),
@@ -10474,50 +9635,50 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (35, _e47, False, (_iso20.DisplayParameters, )),
     ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'): (36, _e23, False, (_iso20.Dynamic_DC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'): (37, _e24, False, (_iso20.Dynamic_DC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargeCurrent'): (38, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargePower'): (39, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargeCurrent'): (40, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargePower'): (41, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (42, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumV2XEnergyRequest'): (43, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumVoltage'): (44, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargeCurrent'): (45, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargePower'): (46, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargeCurrent'): (47, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargePower'): (48, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (49, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumV2XEnergyRequest'): (50, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumVoltage'): (51, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVPresentVoltage'): (52, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargeCurrent'): (38, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargePower'): (39, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargeCurrent'): (40, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargePower'): (41, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (42, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumV2XEnergyRequest'): (43, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumVoltage'): (44, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargeCurrent'): (45, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargePower'): (46, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargeCurrent'): (47, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargePower'): (48, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (49, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumV2XEnergyRequest'): (50, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumVoltage'): (51, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVPresentVoltage'): (52, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVProcessing'): (53, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSECurrentLimitAchieved'): (54, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargeCurrent'): (55, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargePower'): (56, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargeCurrent'): (57, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargePower'): (58, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumVoltage'): (59, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargeCurrent'): (60, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargePower'): (61, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargeCurrent'): (62, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargePower'): (63, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumVoltage'): (64, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargeCurrent'): (55, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargePower'): (56, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargeCurrent'): (57, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargePower'): (58, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumVoltage'): (59, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargeCurrent'): (60, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargePower'): (61, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargeCurrent'): (62, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargePower'): (63, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumVoltage'): (64, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (65, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerLimitAchieved'): (66, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerRampLimitation'): (67, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentCurrent'): (68, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentVoltage'): (69, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerRampLimitation'): (67, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentCurrent'): (68, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentVoltage'): (69, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEProcessing'): (70, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (71, _e48, False, (_iso20.EVSEStatus, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEVoltageLimitAchieved'): (72, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetCurrent'): (73, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (74, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetVoltage'): (75, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (76, _e52, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetCurrent'): (73, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (74, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetVoltage'): (75, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (76, _e45, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (77, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (78, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (79, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (80, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (81, _e46, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (81, _e49, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (82, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (83, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (84, _e25, False, (_xmldsig.KeyInfo, )),
@@ -10526,7 +9687,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (87, _e27, False, (_xmldsig.Manifest, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (88, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (89, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (90, _e49, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (90, _e50, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (91, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (92, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (93, None, False, ()),
@@ -10536,8 +9697,8 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (97, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (98, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (99, _e28, False, (_xmldsig.Object, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (100, _e52, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (101, _e52, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (100, _e45, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (101, _e45, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (102, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (103, _e29, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (104, None, False, ()),
@@ -10546,14 +9707,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (107, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (108, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (109, _e30, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (110, _e50, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (110, _e51, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (111, _e31, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (112, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (113, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (114, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (115, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (116, _e32, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (117, _e51, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (117, _e52, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (118, _e33, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (119, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'): (120, _e34, False, (_iso20.Scheduled_DC_CLReqControlMode, )),
@@ -10579,7 +9740,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (140, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (141, _e44, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (142, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (143, _e51, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (143, _e52, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (144, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (145, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (146, None, False, ()),

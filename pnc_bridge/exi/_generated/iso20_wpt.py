@@ -35,12 +35,7 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C2.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C1)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d1(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -50,7 +45,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C3, "CLResControlModeType")
+            _escape(r, 3, _C2, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -58,12 +53,7 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C5.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C4)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d2(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -76,7 +66,7 @@ def _d2(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C6, "CanonicalizationMethodType")
+            _escape(r, 3, _C4, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -88,7 +78,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C7, "CanonicalizationMethodType")
+            _escape(r, 2, _C5, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -100,7 +90,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C8, "CanonicalizationMethodType")
+            _escape(r, 1, _C6, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -114,7 +104,7 @@ def _d2(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C9, "CanonicalizationMethodType")
+                _escape(r, 1, _C7, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -123,22 +113,14 @@ def _d2(r):
 
 def _e2(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C10)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C12.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C10)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C8)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d3(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -177,7 +159,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C13, "DSAKeyValueType")
+            _escape(r, 3, _C9, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -191,7 +173,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C14, "DSAKeyValueType")
+            _escape(r, 2, _C10, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -213,7 +195,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C15, "DSAKeyValueType")
+            _escape(r, 2, _C11, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -227,7 +209,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C16, "DSAKeyValueType")
+            _escape(r, 2, _C12, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -251,7 +233,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C17, "DSAKeyValueType")
+            _escape(r, 1, _C13, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -267,7 +249,7 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C18, "DSAKeyValueType")
+            _escape(r, 1, _C14, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -281,7 +263,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C19, "DSAKeyValueType")
+            _escape(r, 2, _C15, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -289,7 +271,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "DSAKeyValueType")
+            _escape(r, 1, _C16, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -304,87 +286,82 @@ def _d3(r):
 
 def _e3(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C18.get(s)
+        if t is None:
+            _order("DSAKeyValue.q", s, _C17)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C19.get(s)
+        if t is None:
+            _order("DSAKeyValue.g", s, _C17)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C17)
+    t = _C20.get(s)
+    if t is None:
+        _order("DSAKeyValue.y", s, _C17)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C21.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C17)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
         t = _C22.get(s)
         if t is None:
-            _order("DSAKeyValue.p", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.pgen_counter", s, _C17)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("DSAKeyValue.q", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C24.get(s)
-        if t is None:
-            _order("DSAKeyValue.g", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C25.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C26.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C27.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C28.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C29.get(s)
+        s = 7
+    t = _C23.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C21)
+        _order("DSAKeyValue", s, _C17)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -399,7 +376,7 @@ def _d4(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C30, "DigestMethodType")
+            _escape(r, 3, _C24, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -411,7 +388,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C31, "DigestMethodType")
+            _escape(r, 2, _C25, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -423,7 +400,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C32, "DigestMethodType")
+            _escape(r, 1, _C26, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -437,7 +414,7 @@ def _d4(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C33, "DigestMethodType")
+                _escape(r, 1, _C27, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -446,22 +423,14 @@ def _d4(r):
 
 def _e4(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C35.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C34)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C36.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C34)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C28)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d5(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -523,7 +492,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C37, "KeyInfoType")
+                _escape(r, 3, _C29, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -571,7 +540,7 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C38, "KeyInfoType")
+                _escape(r, 3, _C30, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -619,7 +588,7 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C39, "KeyInfoType")
+                _escape(r, 2, _C31, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -669,7 +638,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C40, "KeyInfoType")
+                _escape(r, 1, _C32, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -719,7 +688,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C41, "KeyInfoType")
+                _escape(r, 1, _C33, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -769,7 +738,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C42, "KeyInfoType")
+                _escape(r, 1, _C34, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -819,7 +788,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C43, "KeyInfoType")
+                _escape(r, 1, _C35, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -869,7 +838,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C44, "KeyInfoType")
+                _escape(r, 1, _C36, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -919,7 +888,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C45, "KeyInfoType")
+                _escape(r, 1, _C37, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -969,7 +938,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C46, "KeyInfoType")
+                _escape(r, 1, _C38, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -1019,7 +988,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C47, "KeyInfoType")
+                _escape(r, 1, _C39, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -1035,32 +1004,29 @@ def _d5(r):
 
 def _e5(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C49.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C48)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C50.get(s)
+        t = _C41.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C48)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C40)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -1069,15 +1035,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C51.get(s)
+        t = _C42.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C48)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C40)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e6(w, v)
+        _e6(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -1085,15 +1051,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C52.get(s)
+        t = _C43.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C48)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C40)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e12(w, v)
+        _e12(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -1101,15 +1067,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C53.get(s)
+        t = _C44.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C48)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C40)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e34(w, v)
+        _e34(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -1117,15 +1083,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C54.get(s)
+        t = _C45.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C48)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C40)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e9(w, v)
+        _e9(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -1133,15 +1099,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C55.get(s)
+        t = _C46.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C48)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C40)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e13(w, v)
+        _e13(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -1149,20 +1115,20 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C56.get(s)
+        t = _C47.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C48)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C40)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C57.get(s)
+    t = _C48.get(s)
     if t is None:
-        _order("KeyInfo", s, _C48)
+        _order("KeyInfo", s, _C40)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1184,7 +1150,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C58, "KeyValueType")
+            _escape(r, 3, _C49, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1200,7 +1166,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C59, "KeyValueType")
+            _escape(r, 2, _C50, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1210,7 +1176,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C60, "KeyValueType")
+            _escape(r, 1, _C51, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1220,7 +1186,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C61, "KeyValueType")
+            _escape(r, 1, _C52, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1230,7 +1196,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C62, "KeyValueType")
+            _escape(r, 1, _C53, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -1240,30 +1206,27 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C64.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e3(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C55.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C63)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C54)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e3(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C65.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C63)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e10(w, v)
-        s = t[2]
-    t = _C66.get(s)
+        _e10(w, v1)
+        s = 2
+    t = _C56.get(s)
     if t is None:
-        _order("KeyValue", s, _C63)
+        _order("KeyValue", s, _C54)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1284,7 +1247,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C67, "ManifestType")
+            _escape(r, 3, _C57, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -1295,7 +1258,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C68, "ManifestType")
+            _escape(r, 3, _C58, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -1310,7 +1273,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C69, "ManifestType")
+                _escape(r, 1, _C59, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -1320,34 +1283,31 @@ def _d7(r):
 
 def _e7(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C70)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C72.get(s)
+        t = _C61.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C70)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C60)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e11(w, v)
+        _e11(w, v1)
         s = 1
-    t = _C73.get(s)
+    t = _C62.get(s)
     if t is None:
-        _order("Manifest", s, _C70)
+        _order("Manifest", s, _C60)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1375,7 +1335,7 @@ def _d8(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C74, "ObjectType")
+            _escape(r, 3, _C63, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -1393,7 +1353,7 @@ def _d8(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C75, "ObjectType")
+            _escape(r, 2, _C64, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -1408,7 +1368,7 @@ def _d8(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C76, "ObjectType")
+            _escape(r, 2, _C65, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -1420,7 +1380,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C77, "ObjectType")
+            _escape(r, 2, _C66, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -1432,7 +1392,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C78, "ObjectType")
+            _escape(r, 1, _C67, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -1444,7 +1404,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C79, "ObjectType")
+            _escape(r, 1, _C68, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -1455,40 +1415,37 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C81.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C70.get(s)
         if t is None:
-            _order("Object.encoding", s, _C80)
+            _order("Object.id", s, _C69)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C82.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C71.get(s)
         if t is None:
-            _order("Object.id", s, _C80)
+            _order("Object.mime_type", s, _C69)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C83.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C80)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C84.get(s)
+        w.string(v2)
+        s = 3
+    t = _C72.get(s)
     if t is None:
-        _order("Object", s, _C80)
+        _order("Object", s, _C69)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1517,7 +1474,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C85, "PGPDataType")
+            _escape(r, 3, _C73, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -1527,7 +1484,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C86, "PGPDataType")
+            _escape(r, 1, _C74, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -1539,7 +1496,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C87, "PGPDataType")
+                _escape(r, 1, _C75, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -1557,7 +1514,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C88, "PGPDataType")
+            _escape(r, 1, _C76, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -1567,7 +1524,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C89, "PGPDataType")
+            _escape(r, 1, _C77, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -1579,7 +1536,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C90, "PGPDataType")
+                _escape(r, 1, _C78, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -1589,32 +1546,29 @@ def _d9(r):
 
 def _e9(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C92.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C80.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C79)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C93.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C94.get(s)
+    t = _C81.get(s)
     if t is None:
-        _order("PGPData", s, _C91)
+        _order("PGPData", s, _C79)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1634,7 +1588,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C95, "RSAKeyValueType")
+            _escape(r, 3, _C82, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1648,7 +1602,7 @@ def _d10(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C96, "RSAKeyValueType")
+            _escape(r, 2, _C83, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1656,7 +1610,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C97, "RSAKeyValueType")
+            _escape(r, 1, _C84, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1666,34 +1620,21 @@ def _d10(r):
 
 def _e10(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C98)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C98)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C101.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C98)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C85)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C85)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d11(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -1722,7 +1663,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C102, "ReferenceType")
+            _escape(r, 3, _C86, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1740,7 +1681,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C103, "ReferenceType")
+            _escape(r, 3, _C87, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1755,7 +1696,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C104, "ReferenceType")
+            _escape(r, 3, _C88, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1767,7 +1708,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C105, "ReferenceType")
+            _escape(r, 3, _C89, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1776,7 +1717,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C106, "ReferenceType")
+            _escape(r, 2, _C90, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -1790,7 +1731,7 @@ def _d11(r):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C107, "ReferenceType")
+            _escape(r, 2, _C91, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -1798,7 +1739,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C108, "ReferenceType")
+            _escape(r, 1, _C92, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1812,73 +1753,62 @@ def _d11(r):
 
 def _e11(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C110.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C94.get(s)
         if t is None:
-            _order("Reference.id", s, _C109)
+            _order("Reference.type", s, _C93)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C111.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C95.get(s)
         if t is None:
-            _order("Reference.type", s, _C109)
+            _order("Reference.uri", s, _C93)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C112.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C96.get(s)
         if t is None:
-            _order("Reference.uri", s, _C109)
+            _order("Reference.transforms", s, _C93)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C113.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C109)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C114.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C109)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e4(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C115.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C109)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C116.get(s)
+        _e21(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C93)
+    t = _C97.get(s)
     if t is None:
-        _order("Reference", s, _C109)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C93)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e4(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C93)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d12(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -1900,7 +1830,7 @@ def _d12(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C117, "RetrievalMethodType")
+            _escape(r, 3, _C98, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1914,7 +1844,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C118, "RetrievalMethodType")
+            _escape(r, 2, _C99, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1925,7 +1855,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C119, "RetrievalMethodType")
+            _escape(r, 2, _C100, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1933,7 +1863,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C120, "RetrievalMethodType")
+            _escape(r, 1, _C101, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1944,40 +1874,37 @@ def _d12(r):
 
 def _e12(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C122.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C103.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C121)
+            _order("RetrievalMethod.uri", s, _C102)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C123.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C104.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C121)
+            _order("RetrievalMethod.transforms", s, _C102)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C121)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    t = _C125.get(s)
+        _e21(w, v2)
+        s = 1
+    t = _C105.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C121)
+        _order("RetrievalMethod", s, _C102)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1998,7 +1925,7 @@ def _d13(r):
                 f0.append(v)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C126, "SPKIDataType")
+                _escape(r, 3, _C106, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -2017,7 +1944,7 @@ def _d13(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C127, "SPKIDataType")
+                _escape(r, 1, _C107, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -2034,7 +1961,7 @@ def _d13(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C128, "SPKIDataType")
+                _escape(r, 1, _C108, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2050,20 +1977,20 @@ def _e13(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C130.get(s)
+        t = _C110.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C129)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C109)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C131.get(s)
+    t = _C111.get(s)
     if t is None:
-        _order("SPKIData", s, _C129)
+        _order("SPKIData", s, _C109)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2085,7 +2012,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C132, "SignatureType")
+            _escape(r, 3, _C112, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2094,7 +2021,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C133, "SignatureType")
+            _escape(r, 3, _C113, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2103,7 +2030,7 @@ def _d14(r):
             f2 = _d18(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C134, "SignatureType")
+            _escape(r, 2, _C114, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2119,7 +2046,7 @@ def _d14(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C135, "SignatureType")
+            _escape(r, 1, _C115, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2132,7 +2059,7 @@ def _d14(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C136, "SignatureType")
+            _escape(r, 1, _C116, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2147,7 +2074,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C137, "SignatureType")
+                _escape(r, 1, _C117, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2160,64 +2087,56 @@ def _d14(r):
 
 def _e14(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C139.get(s)
-        if t is None:
-            _order("Signature.id", s, _C138)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C140.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C138)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e19(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C141.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C138)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e18(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C142.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C138)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e5(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C118)
+    t = _C119.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C118)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e19(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C118)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e18(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e5(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C143.get(s)
+        t = _C120.get(s)
         if t is None:
-            _order("Signature.object", s, _C138)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C118)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e8(w, v)
+        _e8(w, v4)
         s = 4
-    t = _C144.get(s)
+    t = _C121.get(s)
     if t is None:
-        _order("Signature", s, _C138)
+        _order("Signature", s, _C118)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2233,7 +2152,7 @@ def _d15(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C145, "SignatureMethodType")
+            _escape(r, 3, _C122, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2253,7 +2172,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C146, "SignatureMethodType")
+            _escape(r, 2, _C123, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2273,7 +2192,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C147, "SignatureMethodType")
+            _escape(r, 1, _C124, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2285,7 +2204,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C148, "SignatureMethodType")
+            _escape(r, 1, _C125, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2299,7 +2218,7 @@ def _d15(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C149, "SignatureMethodType")
+                _escape(r, 1, _C126, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2309,31 +2228,25 @@ def _d15(r):
 
 def _e15(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C151.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C150)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C152.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C150)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C127)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C153.get(s)
+        s = 1
+    t = _C128.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C150)
+        _order("SignatureMethod", s, _C127)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2354,7 +2267,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C154, "SignaturePropertiesType")
+            _escape(r, 3, _C129, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2365,7 +2278,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C155, "SignaturePropertiesType")
+            _escape(r, 3, _C130, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2380,7 +2293,7 @@ def _d16(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C156, "SignaturePropertiesType")
+                _escape(r, 1, _C131, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2390,34 +2303,31 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C158.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C157)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C159.get(s)
+        t = _C133.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C157)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C132)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e17(w, v)
+        _e17(w, v1)
         s = 1
-    t = _C160.get(s)
+    t = _C134.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C157)
+        _order("SignatureProperties", s, _C132)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2435,7 +2345,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C161, "SignaturePropertyType")
+            _escape(r, 3, _C135, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2444,7 +2354,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C162, "SignaturePropertyType")
+            _escape(r, 3, _C136, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2454,7 +2364,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C163, "SignaturePropertyType")
+            _escape(r, 3, _C137, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2464,7 +2374,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C164, "SignaturePropertyType")
+            _escape(r, 2, _C138, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2476,7 +2386,7 @@ def _d17(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C165, "SignaturePropertyType")
+            _escape(r, 1, _C139, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2486,32 +2396,25 @@ def _d17(r):
 
 def _e17(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C168.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C169.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C140)
+    t = _C141.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C166)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C140)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C140)
 
 def _d18(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -2527,7 +2430,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C170, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C142, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2537,7 +2440,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C171, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C143, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2546,7 +2449,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C172, "SignatureValueType")
+            _escape(r, 1, _C144, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2556,31 +2459,25 @@ def _d18(r):
 
 def _e18(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C173)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C175.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C145)
+    t = _C146.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C173)
+        _order("SignatureValue.value", s, _C145)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C176.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C173)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d19(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -2599,7 +2496,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C177, "SignedInfoType")
+            _escape(r, 3, _C147, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2608,7 +2505,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C178, "SignedInfoType")
+            _escape(r, 3, _C148, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2617,7 +2514,7 @@ def _d19(r):
             f2 = _d15(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C179, "SignedInfoType")
+            _escape(r, 2, _C149, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2628,7 +2525,7 @@ def _d19(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C180, "SignedInfoType")
+            _escape(r, 2, _C150, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2643,7 +2540,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C181, "SignedInfoType")
+                _escape(r, 1, _C151, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2655,54 +2552,49 @@ def _d19(r):
 
 def _e19(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C183.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C182)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C184.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C182)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C185.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C182)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e15(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C152)
+    t = _C153.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C152)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e2(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C152)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e15(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C186.get(s)
+        t = _C154.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C182)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C152)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e11(w, v)
+        _e11(w, v3)
         s = 3
-    t = _C187.get(s)
+    t = _C155.get(s)
     if t is None:
-        _order("SignedInfo", s, _C182)
+        _order("SignedInfo", s, _C152)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2718,7 +2610,7 @@ def _d20(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C188, "TransformType")
+                _escape(r, 3, _C156, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2739,7 +2631,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C189, "TransformType")
+                _escape(r, 2, _C157, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2760,7 +2652,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C190, "TransformType")
+                _escape(r, 1, _C158, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2781,7 +2673,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C191, "TransformType")
+                _escape(r, 1, _C159, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2802,7 +2694,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C192, "TransformType")
+                _escape(r, 1, _C160, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2812,37 +2704,34 @@ def _d20(r):
 
 def _e20(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C194.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C193)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C161)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C195.get(s)
+        t = _C162.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C193)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C161)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C196.get(s)
+    t = _C163.get(s)
     if t is None:
-        _order("Transform", s, _C193)
+        _order("Transform", s, _C161)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2859,7 +2748,7 @@ def _d21(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C197, "TransformsType")
+            _escape(r, 3, _C164, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2874,7 +2763,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C198, "TransformsType")
+                _escape(r, 1, _C165, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2888,19 +2777,19 @@ def _e21(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C200.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C199)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C166)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e20(w, v)
+        _e20(w, v0)
         s = 1
-    t = _C201.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("Transforms", s, _C199)
+        _order("Transforms", s, _C166)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2916,10 +2805,10 @@ def _d22(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C202, "WPT_AlignmentCheckReqType")
+            _escape(r, 3, _C169, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2931,18 +2820,18 @@ def _d22(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+                f1 = _C170[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C205, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C172, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d36(r)
+            f2 = _d38(r)
             s = 3
         elif ec == 1:
             if r.bits(1):
@@ -2951,12 +2840,12 @@ def _d22(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                f3 = _C173[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C208, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C175, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2968,12 +2857,12 @@ def _d22(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                f3 = _C173[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C209, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C176, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2991,7 +2880,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C210, "WPT_AlignmentCheckReqType")
+            _escape(r, 1, _C177, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3012,7 +2901,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C211, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C178, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
             else:
@@ -3021,7 +2910,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C212, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C179, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckReq)
@@ -3034,71 +2923,59 @@ def _d22(r):
 
 def _e22(w, o):
     """iso20.WPT_AlignmentCheckReq -> WPT_AlignmentCheckReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C214.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.header", s, _C213)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_AlignmentCheckReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C215.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.ev_processing", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.target_coil_current
-    if v is not None:
-        t = _C216.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.target_coil_current", s, _C213)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckReq.target_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.ev_result_code", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_AlignmentCheckReq.header", 0, _C180)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_AlignmentCheckReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_AlignmentCheckReq.ev_processing", 1, _C180)
+    i1 = _C171.get(v1)
+    if i1 is None:
+        _bad("WPT_AlignmentCheckReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.target_coil_current
+    w.bits(((((0) << 1) << 2) | (i1)) << 1, 5)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckReq.target_coil_current", v2, "a RationalNumber")
+        w.bits(0, 2)
+        _e38(w, v2)
+        s = 3
+    v3 = o.ev_result_code
+    if v3 is None:
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C180)
+    t = _C181.get(s)
+    if t is None:
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C180)
+    i3 = _C174.get(v3)
+    if i3 is None:
+        _bad("WPT_AlignmentCheckReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
+    w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
+    s = 4
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C218.get(s)
+        t = _C182.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C180)
+        if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+            _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v4, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C219.get(s)
+    t = _C183.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckReq", s, _C213)
+        _order("WPT_AlignmentCheckReq", s, _C180)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3115,10 +2992,10 @@ def _d23(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C220, "WPT_AlignmentCheckResType")
+            _escape(r, 3, _C184, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -3130,12 +3007,12 @@ def _d23(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C223, "WPT_AlignmentCheckResType")
+            _escape(r, 2, _C187, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -3147,21 +3024,21 @@ def _d23(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+                f2 = _C170[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C224, "WPT_AlignmentCheckResType")
+            _escape(r, 2, _C188, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d36(r)
+            f3 = _d38(r)
             s = 4
         elif ec == 1:
-            f4 = _d36(r)
+            f4 = _d38(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -3176,13 +3053,13 @@ def _d23(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C225, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C189, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d36(r)
+            f4 = _d38(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -3197,7 +3074,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C226, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C190, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 5:
@@ -3215,7 +3092,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C227, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C191, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 6:
@@ -3236,7 +3113,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C228, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C192, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
             else:
@@ -3245,7 +3122,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C229, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C193, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckRes)
@@ -3259,81 +3136,64 @@ def _d23(r):
 
 def _e23(w, o):
     """iso20.WPT_AlignmentCheckRes -> WPT_AlignmentCheckResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C231.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_AlignmentCheckRes.header", 0, _C194)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_AlignmentCheckRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_AlignmentCheckRes.response_code", 1, _C194)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_AlignmentCheckRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_AlignmentCheckRes.evse_processing", 2, _C194)
+    i2 = _C171.get(v2)
+    if i2 is None:
+        _bad("WPT_AlignmentCheckRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.power_transmitted
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckRes.power_transmitted", v3, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v3)
+        s = 4
+    v4 = o.supply_device_current
+    if v4 is not None:
+        t = _C195.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.header", s, _C230)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_AlignmentCheckRes.header", v, "a MessageHeader")
+            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C194)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckRes.supply_device_current", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C232.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.response_code", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C233.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.evse_processing", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power_transmitted
-    if v is not None:
-        t = _C234.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.power_transmitted", s, _C230)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckRes.power_transmitted", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.supply_device_current
-    if v is not None:
-        t = _C235.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C230)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckRes.supply_device_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
+        _e38(w, v4)
+        s = 5
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C236.get(s)
+        t = _C196.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C194)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
+            _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v5, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C237.get(s)
+    t = _C197.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckRes", s, _C230)
+        _order("WPT_AlignmentCheckRes", s, _C194)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3353,16 +3213,16 @@ def _d24(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C238, "WPT_ChargeLoopReqType")
+            _escape(r, 3, _C198, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d37(r)
+            f1 = _d39(r)
             s = 2
         elif ec == 1:
             if r.bits(1):
@@ -3373,7 +3233,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C239, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C199, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3387,25 +3247,25 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C240, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C200, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C241, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C201, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C242, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C202, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3415,21 +3275,21 @@ def _d24(r):
                 f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
             else:
                 f5 = r.bits(2)
-                f5 = _C243[f5]
+                f5 = _C203[f5]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C245, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C205, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d36(r)
+            f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d38(r)
+            f7 = _d43(r)
             s = 8
         elif ec == 2:
             if r.bits(1):
@@ -3444,13 +3304,13 @@ def _d24(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C246, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C206, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d38(r)
+            f7 = _d43(r)
             s = 8
         elif ec == 1:
             if r.bits(1):
@@ -3465,7 +3325,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C247, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C207, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 8:
@@ -3483,7 +3343,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C248, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C208, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 9:
@@ -3504,7 +3364,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C249, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C209, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
             else:
@@ -3513,7 +3373,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C250, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C210, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopReq)
@@ -3530,110 +3390,89 @@ def _d24(r):
 
 def _e24(w, o):
     """iso20.WPT_ChargeLoopReq -> WPT_ChargeLoopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C252.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeLoopReq.header", 0, _C211)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeLoopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.display_parameters
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DisplayParameters:
+            _bad("WPT_ChargeLoopReq.display_parameters", v1, "a DisplayParameters")
+        w.bits(0, 2)
+        _e39(w, v1)
+        s = 2
+    v2 = o.meter_info_requested
+    if v2 is None:
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C211)
+    t = _C212.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C211)
+    if v2.__class__ is not bool:
+        _bad("WPT_ChargeLoopReq.meter_info_requested", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    v3 = o.evpc_power_request
+    if v3 is None:
+        _order("WPT_ChargeLoopReq.evpc_power_request", 3, _C211)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopReq.evpc_power_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v3)
+    v4 = o.evpc_power_output
+    if v4 is None:
+        _order("WPT_ChargeLoopReq.evpc_power_output", 4, _C211)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopReq.evpc_power_output", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v4)
+    v5 = o.evpc_charge_diagnostics
+    if v5 is None:
+        _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", 5, _C211)
+    i5 = _C204.get(v5)
+    if i5 is None:
+        _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v5, "a member of _iso20.WPT_EVPCChargeDiagnostics")
+    v6 = o.evpc_operating_frequency
+    w.bits(((((0) << 1) << 2) | (i5)) << 1, 5)
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopReq.evpc_operating_frequency", v6, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v6)
+        s = 7
+    v7 = o.evpc_power_control_parameter
+    if v7 is not None:
+        t = _C213.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.header", s, _C251)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeLoopReq.header", v, "a MessageHeader")
+            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C211)
+        if v7.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
+            _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v7, "a WPT_EVPCPowerControlParameter")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.display_parameters
-    if v is not None:
-        t = _C253.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.display_parameters", s, _C251)
-        if v.__class__ is not _iso20.DisplayParameters:
-            _bad("WPT_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
-    v = o.meter_info_requested
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.meter_info_requested", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("WPT_ChargeLoopReq.meter_info_requested", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_power_request
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_request", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_power_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_power_output
-    if v is not None:
-        t = _C256.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_output", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_power_output", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_charge_diagnostics
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C244.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v, "a member of _iso20.WPT_EVPCChargeDiagnostics")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_operating_frequency
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_operating_frequency", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_operating_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_power_control_parameter
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C251)
-        if v.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
-            _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v, "a WPT_EVPCPowerControlParameter")
-        w.bits(t[0], t[1])
-        _e38(w, v)
-        s = t[2]
+        _e43(w, v7)
+        s = 8
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v8 in items:
         n += 1
-        t = _C260.get(s)
+        t = _C214.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C211)
+        if not isinstance(v8, (bytes, bytearray)) or len(v8) > 256:
+            _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v8, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v8)
         w.bits(0, 1)
         s = (9 if n < 16 else 10)
-    t = _C261.get(s)
+    t = _C215.get(s)
     if t is None:
-        _order("WPT_ChargeLoopReq", s, _C251)
+        _order("WPT_ChargeLoopReq", s, _C211)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3657,10 +3496,10 @@ def _d25(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C262, "WPT_ChargeLoopResType")
+            _escape(r, 3, _C216, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
@@ -3672,96 +3511,96 @@ def _d25(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C263, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C217, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d39(r)
+            f2 = _d44(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            f3 = _d51(r)
             s = 4
         elif ec == 2:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 3:
-            f5 = _d36(r)
+            f5 = _d38(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C264, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C218, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d40(r)
+            f3 = _d51(r)
             s = 4
         elif ec == 1:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 2:
-            f5 = _d36(r)
+            f5 = _d38(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C265, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C219, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 1:
-            f5 = _d36(r)
+            f5 = _d38(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C266, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C220, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d36(r)
+            f5 = _d38(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C267, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C221, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d36(r)
+            f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d36(r)
+            f7 = _d38(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C268, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C222, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d36(r)
+            f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C269, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C223, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C270, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C224, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
@@ -3773,21 +3612,21 @@ def _d25(r):
                 f9 = r.bits(3)
                 if f9 >= 6:
                     r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                f9 = _C271[f9]
+                f9 = _C225[f9]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C273, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C227, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d36(r)
+            f10 = _d38(r)
             s = 11
         elif ec == 1:
-            f11 = _d42(r)
+            f11 = _d58(r)
             s = 12
         elif ec == 2:
             if r.bits(1):
@@ -3802,13 +3641,13 @@ def _d25(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C274, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C228, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d42(r)
+            f11 = _d58(r)
             s = 12
         elif ec == 1:
             if r.bits(1):
@@ -3823,7 +3662,7 @@ def _d25(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C275, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C229, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 12:
@@ -3841,7 +3680,7 @@ def _d25(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C276, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C230, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 13:
@@ -3862,7 +3701,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C277, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C231, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
             else:
@@ -3871,7 +3710,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C278, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C232, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopRes)
@@ -3892,151 +3731,128 @@ def _d25(r):
 
 def _e25(w, o):
     """iso20.WPT_ChargeLoopRes -> WPT_ChargeLoopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C280.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeLoopRes.header", 0, _C233)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeLoopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_ChargeLoopRes.response_code", 1, _C233)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("WPT_ChargeLoopRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 3)
+        _e44(w, v2)
+        s = 3
+    v3 = o.meter_info
+    if v3 is not None:
+        t = _C234.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.header", s, _C279)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeLoopRes.header", v, "a MessageHeader")
+            _order("WPT_ChargeLoopRes.meter_info", s, _C233)
+        if v3.__class__ is not _iso20.MeterInfo:
+            _bad("WPT_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C281.get(s)
+        _e51(w, v3)
+        s = 4
+    v4 = o.receipt
+    if v4 is not None:
+        t = _C235.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.response_code", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C282.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.evse_status", s, _C279)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("WPT_ChargeLoopRes.evse_status", v, "a EVSEStatus")
+            _order("WPT_ChargeLoopRes.receipt", s, _C233)
+        if v4.__class__ is not _iso20.Receipt:
+            _bad("WPT_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C283.get(s)
+        _e55(w, v4)
+        s = 5
+    v5 = o.evpc_power_request
+    if v5 is None:
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C233)
+    t = _C236.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C233)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.evpc_power_request", v5, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e38(w, v5)
+    v6 = o.sd_power_input
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopRes.sd_power_input", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e38(w, v6)
+        s = 7
+    v7 = o.spc_max_output_power_limit
+    if v7 is None:
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C233)
+    t = _C237.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C233)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e38(w, v7)
+    v8 = o.spc_min_output_power_limit
+    if v8 is None:
+        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C233)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v8)
+    v9 = o.spc_charge_diagnostics
+    if v9 is None:
+        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C233)
+    i9 = _C226.get(v9)
+    if i9 is None:
+        _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v9, "a member of _iso20.WPT_SPCChargeDiagnostics")
+    v10 = o.spc_operating_frequency
+    w.bits(((((0) << 1) << 3) | (i9)) << 1, 6)
+    s = 10
+    if v10 is not None:
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopRes.spc_operating_frequency", v10, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v10)
+        s = 11
+    v11 = o.spc_power_control_parameter
+    if v11 is not None:
+        t = _C238.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.meter_info", s, _C279)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("WPT_ChargeLoopRes.meter_info", v, "a MeterInfo")
+            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C233)
+        if v11.__class__ is not _iso20.WPT_SPCPowerControlParameter:
+            _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v11, "a WPT_SPCPowerControlParameter")
         w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C284.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.receipt", s, _C279)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("WPT_ChargeLoopRes.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.evpc_power_request
-    if v is not None:
-        t = _C285.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.evpc_power_request", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.evpc_power_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_power_input
-    if v is not None:
-        t = _C286.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.sd_power_input", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.sd_power_input", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_max_output_power_limit
-    if v is not None:
-        t = _C287.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_min_output_power_limit
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_min_output_power_limit", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_charge_diagnostics
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_charge_diagnostics", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C272.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v, "a member of _iso20.WPT_SPCChargeDiagnostics")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.spc_operating_frequency
-    if v is not None:
-        t = _C290.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_operating_frequency", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_operating_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_power_control_parameter
-    if v is not None:
-        t = _C291.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C279)
-        if v.__class__ is not _iso20.WPT_SPCPowerControlParameter:
-            _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v, "a WPT_SPCPowerControlParameter")
-        w.bits(t[0], t[1])
-        _e42(w, v)
-        s = t[2]
+        _e58(w, v11)
+        s = 12
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v12 in items:
         n += 1
-        t = _C292.get(s)
+        t = _C239.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C233)
+        if not isinstance(v12, (bytes, bytearray)) or len(v12) > 256:
+            _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v12, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v12)
         w.bits(0, 1)
         s = (13 if n < 16 else 14)
-    t = _C293.get(s)
+    t = _C240.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes", s, _C279)
+        _order("WPT_ChargeLoopRes", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4054,19 +3870,19 @@ def _d26(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C294, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C241, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C295, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C242, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4082,7 +3898,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C296, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C243, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4098,16 +3914,16 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C297, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C244, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C298, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C245, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4121,7 +3937,7 @@ def _d26(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C299, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C246, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
@@ -4139,7 +3955,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C300, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C247, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 7:
@@ -4160,7 +3976,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C301, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C248, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
             else:
@@ -4169,7 +3985,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C302, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C249, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryReq)
@@ -4184,90 +4000,68 @@ def _d26(r):
 
 def _e26(w, o):
     """iso20.WPT_ChargeParameterDiscoveryReq -> WPT_ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.header", s, _C303)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.evpc_max_receivable_power
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_ground_clearence
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_ground_clearence
-    if v is not None:
-        t = _C307.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_natural_frequency
-    if v is not None:
-        t = _C308.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_device_local_control
-    if v is not None:
-        t = _C309.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C250)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.evpc_max_receivable_power
+    if v1 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C250)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    v2 = o.sd_max_ground_clearence
+    if v2 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C250)
+    if type(v2) is not int or v2 < 0 or v2 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v2, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.sd_min_ground_clearence
+    if v3 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C250)
+    if type(v3) is not int or v3 < 0 or v3 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v3, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v3)
+    v4 = o.evpc_natural_frequency
+    if v4 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C250)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v4, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v4)
+    v5 = o.evpc_device_local_control
+    if v5 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C250)
+    if v5.__class__ is not bool:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v5, "a bool")
+    w.bits(((((0) << 1) << 1) | (v5)) << 1, 4)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C310.get(s)
+        t = _C251.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C250)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    t = _C311.get(s)
+    t = _C252.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryReq", s, _C303)
+        _order("WPT_ChargeParameterDiscoveryReq", s, _C250)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4288,10 +4082,10 @@ def _d27(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C312, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C253, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4303,12 +4097,12 @@ def _d27(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C313, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C254, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4318,30 +4112,30 @@ def _d27(r):
                 f2 = _simple_escape(r, None, "PDInputPowerClass")
             else:
                 f2 = r.bits(2)
-                f2 = _C314[f2]
+                f2 = _C255[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C316, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C317, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C258, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C318, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C259, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4357,7 +4151,7 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C319, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 6:
@@ -4373,25 +4167,25 @@ def _d27(r):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C320, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C261, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d36(r)
+            f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C321, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C262, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C322, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C263, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 9:
@@ -4409,7 +4203,7 @@ def _d27(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C323, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C264, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 10:
@@ -4430,7 +4224,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C324, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C265, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
             else:
@@ -4439,7 +4233,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C325, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C266, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryRes)
@@ -4457,123 +4251,88 @@ def _d27(r):
 
 def _e27(w, o):
     """iso20.WPT_ChargeParameterDiscoveryRes -> WPT_ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C327.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.header", s, _C326)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C328.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.response_code", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pd_input_power_class
-    if v is not None:
-        t = _C329.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C315.get(v)
-        if i is None:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v, "a member of _iso20.WPT_PowerClass")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_output_power
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_output_power
-    if v is not None:
-        t = _C331.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_ground_clearance_support
-    if v is not None:
-        t = _C332.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_ground_clearance_support
-    if v is not None:
-        t = _C333.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pd_min_coil_current
-    if v is not None:
-        t = _C334.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.pd_max_coil_current
-    if v is not None:
-        t = _C335.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C267)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C267)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.pd_input_power_class
+    if v2 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C267)
+    i2 = _C256.get(v2)
+    if i2 is None:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v2, "a member of _iso20.WPT_PowerClass")
+    v3 = o.sd_min_output_power
+    if v3 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C267)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v3, "a RationalNumber")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
+    _e38(w, v3)
+    v4 = o.sd_max_output_power
+    if v4 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C267)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v4)
+    v5 = o.sd_max_ground_clearance_support
+    if v5 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C267)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    v6 = o.sd_min_ground_clearance_support
+    if v6 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C267)
+    if type(v6) is not int or v6 < 0 or v6 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v6, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v6)
+    v7 = o.pd_min_coil_current
+    if v7 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C267)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v7, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v7)
+    v8 = o.pd_max_coil_current
+    if v8 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C267)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v8)
+    s = 9
     items = o.sd_manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v9 in items:
         n += 1
-        t = _C336.get(s)
+        t = _C268.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C267)
+        if not isinstance(v9, (bytes, bytearray)) or len(v9) > 256:
+            _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v9, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v9)
         w.bits(0, 1)
         s = (10 if n < 16 else 11)
-    t = _C337.get(s)
+    t = _C269.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryRes", s, _C326)
+        _order("WPT_ChargeParameterDiscoveryRes", s, _C267)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4589,10 +4348,10 @@ def _d28(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C338, "WPT_FinePositioningReqType")
+            _escape(r, 3, _C270, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4604,12 +4363,12 @@ def _d28(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+                f1 = _C170[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C339, "WPT_FinePositioningReqType")
+            _escape(r, 2, _C271, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4621,12 +4380,12 @@ def _d28(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f2)
-                f2 = _C206[f2]
+                f2 = _C173[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C340, "WPT_FinePositioningReqType")
+            _escape(r, 2, _C272, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4642,12 +4401,12 @@ def _d28(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d43(r)
+            f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C341, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C273, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4665,27 +4424,27 @@ def _d28(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d43(r)
+                    f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C342, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C274, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d43(r)
+                    f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C343, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C275, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4693,7 +4452,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C344, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C276, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningReq)
@@ -4706,71 +4465,57 @@ def _d28(r):
 
 def _e28(w, o):
     """iso20.WPT_FinePositioningReq -> WPT_FinePositioningReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C346.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.header", s, _C345)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.ev_processing", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C348.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.ev_result_code", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningReq.header", 0, _C277)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_FinePositioningReq.ev_processing", 1, _C277)
+    i1 = _C171.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_result_code
+    if v2 is None:
+        _order("WPT_FinePositioningReq.ev_result_code", 2, _C277)
+    i2 = _C174.get(v2)
+    if i2 is None:
+        _bad("WPT_FinePositioningReq.ev_result_code", v2, "a member of _iso20.WPT_EVResult")
+    w.bits((((((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 10)
+    s = 3
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C349.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C277)
+        if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+            _bad("WPT_FinePositioningReq.vendor_specific_data_container", v3, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = (4 if n < 16 else 5)
-    v = o.wpt_lf_data_package_list
-    if v is not None:
-        t = _C350.get(s)
+    v4 = o.wpt_lf_data_package_list
+    if v4 is not None:
+        t = _C279.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C345)
-        if v.__class__ is not _iso20.WPT_LF_DataPackageList:
-            _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
+            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C277)
+        if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
+            _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C351.get(s)
+        _e63(w, v4)
+        s = 6
+    t = _C280.get(s)
     if t is None:
-        _order("WPT_FinePositioningReq", s, _C345)
+        _order("WPT_FinePositioningReq", s, _C277)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4786,10 +4531,10 @@ def _d29(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C352, "WPT_FinePositioningResType")
+            _escape(r, 3, _C281, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
@@ -4801,12 +4546,12 @@ def _d29(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C353, "WPT_FinePositioningResType")
+            _escape(r, 2, _C282, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 2:
@@ -4818,12 +4563,12 @@ def _d29(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+                f2 = _C170[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C354, "WPT_FinePositioningResType")
+            _escape(r, 2, _C283, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
@@ -4839,12 +4584,12 @@ def _d29(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d43(r)
+            f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C355, "WPT_FinePositioningResType")
+            _escape(r, 1, _C284, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 4:
@@ -4862,27 +4607,27 @@ def _d29(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d43(r)
+                    f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C356, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C285, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d43(r)
+                    f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C357, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C286, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 5:
@@ -4890,7 +4635,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C358, "WPT_FinePositioningResType")
+            _escape(r, 1, _C287, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningRes)
@@ -4903,71 +4648,57 @@ def _d29(r):
 
 def _e29(w, o):
     """iso20.WPT_FinePositioningRes -> WPT_FinePositioningResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C360.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.header", s, _C359)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C361.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.response_code", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C362.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.evse_processing", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningRes.header", 0, _C288)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_FinePositioningRes.response_code", 1, _C288)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_FinePositioningRes.evse_processing", 2, _C288)
+    i2 = _C171.get(v2)
+    if i2 is None:
+        _bad("WPT_FinePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C363.get(s)
+        t = _C289.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C288)
+        if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+            _bad("WPT_FinePositioningRes.vendor_specific_data_container", v3, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = (4 if n < 16 else 5)
-    v = o.wpt_lf_data_package_list
-    if v is not None:
-        t = _C364.get(s)
+    v4 = o.wpt_lf_data_package_list
+    if v4 is not None:
+        t = _C290.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C359)
-        if v.__class__ is not _iso20.WPT_LF_DataPackageList:
-            _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
+            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C288)
+        if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
+            _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C365.get(s)
+        _e63(w, v4)
+        s = 6
+    t = _C291.get(s)
     if t is None:
-        _order("WPT_FinePositioningRes", s, _C359)
+        _order("WPT_FinePositioningRes", s, _C288)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4986,10 +4717,10 @@ def _d30(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C366, "WPT_FinePositioningSetupReqType")
+            _escape(r, 3, _C292, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5001,39 +4732,39 @@ def _d30(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+                f1 = _C170[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C367, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C293, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d44(r)
+            f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C368, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C294, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C369, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C295, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C370, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C296, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5049,7 +4780,7 @@ def _d30(r):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C371, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C297, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5065,12 +4796,12 @@ def _d30(r):
             s = 7
             k = 1
         elif ec == 1:
-            f7 = _d47(r)
+            f7 = _d48(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C372, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C298, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 7:
@@ -5088,27 +4819,27 @@ def _d30(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C373, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C299, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C374, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C300, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 8:
@@ -5116,7 +4847,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C375, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C301, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupReq)
@@ -5132,100 +4863,79 @@ def _d30(r):
 
 def _e30(w, o):
     """iso20.WPT_FinePositioningSetupReq -> WPT_FinePositioningSetupReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C377.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.header", s, _C376)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningSetupReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C378.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_processing", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningSetupReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_device_fine_positioning_method_list
-    if v is not None:
-        t = _C379.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
-        w.bits(t[0], t[1])
-        _e44(w, v)
-        s = t[2]
-    v = o.ev_device_pairing_method_list
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_PairingMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v, "a WPT_PairingMethodList")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_device_alignment_check_method_list
-    if v is not None:
-        t = _C381.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.natural_offset
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.natural_offset", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_FinePositioningSetupReq.natural_offset", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningSetupReq.header", 0, _C302)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningSetupReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C302)
+    i1 = _C171.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningSetupReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_device_fine_positioning_method_list
+    if v2 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C302)
+    if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
+    _e41(w, v2)
+    v3 = o.ev_device_pairing_method_list
+    if v3 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C302)
+    if v3.__class__ is not _iso20.WPT_PairingMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v3, "a WPT_PairingMethodList")
+    w.bits(0, 1)
+    _e42(w, v3)
+    v4 = o.ev_device_alignment_check_method_list
+    if v4 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C302)
+    if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.natural_offset
+    if v5 is None:
+        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C302)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_FinePositioningSetupReq.natural_offset", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    w.bits(0, 1)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C383.get(s)
+        t = _C303.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C302)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    v = o.lf_system_setup_data
-    if v is not None:
-        t = _C384.get(s)
+    v7 = o.lf_system_setup_data
+    if v7 is not None:
+        t = _C304.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C376)
-        if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
-            _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
+            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C302)
+        if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
+            _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    t = _C385.get(s)
+        _e48(w, v7)
+        s = 9
+    t = _C305.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupReq", s, _C376)
+        _order("WPT_FinePositioningSetupReq", s, _C302)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5244,10 +4954,10 @@ def _d31(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C386, "WPT_FinePositioningSetupResType")
+            _escape(r, 3, _C306, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -5259,39 +4969,39 @@ def _d31(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C387, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C307, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d44(r)
+            f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C388, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C308, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C389, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C309, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C390, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C310, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -5307,7 +5017,7 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C391, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C311, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -5323,12 +5033,12 @@ def _d31(r):
             s = 7
             k = 1
         elif ec == 1:
-            f7 = _d47(r)
+            f7 = _d48(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C392, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C312, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 7:
@@ -5346,27 +5056,27 @@ def _d31(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C393, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C313, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C394, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C314, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 8:
@@ -5374,7 +5084,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C395, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C315, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupRes)
@@ -5390,100 +5100,79 @@ def _d31(r):
 
 def _e31(w, o):
     """iso20.WPT_FinePositioningSetupRes -> WPT_FinePositioningSetupResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C397.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.header", s, _C396)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningSetupRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C398.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.response_code", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningSetupRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.primary_device_fine_positioning_method_list
-    if v is not None:
-        t = _C399.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
-        w.bits(t[0], t[1])
-        _e44(w, v)
-        s = t[2]
-    v = o.primary_device_pairing_method_list
-    if v is not None:
-        t = _C400.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_PairingMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v, "a WPT_PairingMethodList")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.primary_device_alignment_check_method_list
-    if v is not None:
-        t = _C401.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.natural_offset
-    if v is not None:
-        t = _C402.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.natural_offset", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_FinePositioningSetupRes.natural_offset", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningSetupRes.header", 0, _C316)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningSetupRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_FinePositioningSetupRes.response_code", 1, _C316)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.primary_device_fine_positioning_method_list
+    if v2 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C316)
+    if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e41(w, v2)
+    v3 = o.primary_device_pairing_method_list
+    if v3 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C316)
+    if v3.__class__ is not _iso20.WPT_PairingMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v3, "a WPT_PairingMethodList")
+    w.bits(0, 1)
+    _e42(w, v3)
+    v4 = o.primary_device_alignment_check_method_list
+    if v4 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C316)
+    if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.natural_offset
+    if v5 is None:
+        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C316)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_FinePositioningSetupRes.natural_offset", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    w.bits(0, 1)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C403.get(s)
+        t = _C317.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C316)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    v = o.lf_system_setup_data
-    if v is not None:
-        t = _C404.get(s)
+    v7 = o.lf_system_setup_data
+    if v7 is not None:
+        t = _C318.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C396)
-        if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
-            _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
+            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C316)
+        if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
+            _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    t = _C405.get(s)
+        _e48(w, v7)
+        s = 9
+    t = _C319.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupRes", s, _C396)
+        _order("WPT_FinePositioningSetupRes", s, _C316)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5499,10 +5188,10 @@ def _d32(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C406, "WPT_PairingReqType")
+            _escape(r, 3, _C320, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5514,12 +5203,12 @@ def _d32(r):
                 f1 = r.bits(2)
                 if f1 >= 3:
                     r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+                f1 = _C170[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C407, "WPT_PairingReqType")
+            _escape(r, 2, _C321, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5541,12 +5230,12 @@ def _d32(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                f3 = _C173[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C408, "WPT_PairingReqType")
+            _escape(r, 2, _C322, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5558,12 +5247,12 @@ def _d32(r):
                 f3 = r.bits(2)
                 if f3 >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                f3 = _C173[f3]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C409, "WPT_PairingReqType")
+            _escape(r, 2, _C323, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5581,7 +5270,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C410, "WPT_PairingReqType")
+            _escape(r, 1, _C324, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5602,7 +5291,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C411, "WPT_PairingReqType")
+                    _escape(r, 1, _C325, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
             else:
@@ -5611,7 +5300,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C412, "WPT_PairingReqType")
+                    _escape(r, 1, _C326, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingReq)
@@ -5624,72 +5313,60 @@ def _d32(r):
 
 def _e32(w, o):
     """iso20.WPT_PairingReq -> WPT_PairingReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C414.get(s)
-        if t is None:
-            _order("WPT_PairingReq.header", s, _C413)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_PairingReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C415.get(s)
-        if t is None:
-            _order("WPT_PairingReq.ev_processing", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_PairingReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_PairingReq.header", 0, _C327)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_PairingReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_PairingReq.ev_processing", 1, _C327)
+    i1 = _C171.get(v1)
+    if i1 is None:
+        _bad("WPT_PairingReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.observed_id_code
+    w.bits(((((0) << 1) << 2) | (i1)) << 1, 5)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 1 or v2 > 4294967295:
+            _bad("WPT_PairingReq.observed_id_code", v2, "an integer in 1..4294967295")
+        w.bits(0, 3)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.observed_id_code
-    if v is not None:
-        t = _C416.get(s)
-        if t is None:
-            _order("WPT_PairingReq.observed_id_code", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_PairingReq.observed_id_code", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C417.get(s)
-        if t is None:
-            _order("WPT_PairingReq.ev_result_code", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_PairingReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+        s = 3
+    v3 = o.ev_result_code
+    if v3 is None:
+        _order("WPT_PairingReq.ev_result_code", s, _C327)
+    t = _C328.get(s)
+    if t is None:
+        _order("WPT_PairingReq.ev_result_code", s, _C327)
+    i3 = _C174.get(v3)
+    if i3 is None:
+        _bad("WPT_PairingReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
+    w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
+    s = 4
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_PairingReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C418.get(s)
+        t = _C329.get(s)
         if t is None:
-            _order("WPT_PairingReq.vendor_specific_data_container", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_PairingReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_PairingReq.vendor_specific_data_container", s, _C327)
+        if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+            _bad("WPT_PairingReq.vendor_specific_data_container", v4, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C419.get(s)
+    t = _C330.get(s)
     if t is None:
-        _order("WPT_PairingReq", s, _C413)
+        _order("WPT_PairingReq", s, _C327)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5706,10 +5383,10 @@ def _d33(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C420, "WPT_PairingResType")
+            _escape(r, 3, _C331, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
@@ -5721,12 +5398,12 @@ def _d33(r):
                 f1 = r.bits(6)
                 if f1 >= 40:
                     r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+                f1 = _C185[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C421, "WPT_PairingResType")
+            _escape(r, 2, _C332, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 2:
@@ -5738,12 +5415,12 @@ def _d33(r):
                 f2 = r.bits(2)
                 if f2 >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+                f2 = _C170[f2]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C422, "WPT_PairingResType")
+            _escape(r, 2, _C333, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
@@ -5759,7 +5436,7 @@ def _d33(r):
                     _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
             s = 4
         elif ec == 1:
-            f4 = _d48(r)
+            f4 = _d37(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -5774,13 +5451,13 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C423, "WPT_PairingResType")
+            _escape(r, 1, _C334, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d48(r)
+            f4 = _d37(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -5795,7 +5472,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C424, "WPT_PairingResType")
+            _escape(r, 1, _C335, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 5:
@@ -5813,7 +5490,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C425, "WPT_PairingResType")
+            _escape(r, 1, _C336, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 6:
@@ -5834,7 +5511,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C426, "WPT_PairingResType")
+                    _escape(r, 1, _C337, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
             else:
@@ -5843,7 +5520,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C427, "WPT_PairingResType")
+                    _escape(r, 1, _C338, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingRes)
@@ -5857,82 +5534,65 @@ def _d33(r):
 
 def _e33(w, o):
     """iso20.WPT_PairingRes -> WPT_PairingResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C429.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_PairingRes.header", 0, _C339)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_PairingRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_PairingRes.response_code", 1, _C339)
+    i1 = _C186.get(v1)
+    if i1 is None:
+        _bad("WPT_PairingRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_PairingRes.evse_processing", 2, _C339)
+    i2 = _C171.get(v2)
+    if i2 is None:
+        _bad("WPT_PairingRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.observed_id_code
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
+    if v3 is not None:
+        if type(v3) is not int or v3 < 1 or v3 > 4294967295:
+            _bad("WPT_PairingRes.observed_id_code", v3, "an integer in 1..4294967295")
+        w.bits(0, 4)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.alternative_secc_list
+    if v4 is not None:
+        t = _C340.get(s)
         if t is None:
-            _order("WPT_PairingRes.header", s, _C428)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_PairingRes.header", v, "a MessageHeader")
+            _order("WPT_PairingRes.alternative_secc_list", s, _C339)
+        if v4.__class__ is not _iso20.AlternativeSECCList:
+            _bad("WPT_PairingRes.alternative_secc_list", v4, "a AlternativeSECCList")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C430.get(s)
-        if t is None:
-            _order("WPT_PairingRes.response_code", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_PairingRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C431.get(s)
-        if t is None:
-            _order("WPT_PairingRes.evse_processing", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_PairingRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.observed_id_code
-    if v is not None:
-        t = _C432.get(s)
-        if t is None:
-            _order("WPT_PairingRes.observed_id_code", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_PairingRes.observed_id_code", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.alternative_secc_list
-    if v is not None:
-        t = _C433.get(s)
-        if t is None:
-            _order("WPT_PairingRes.alternative_secc_list", s, _C428)
-        if v.__class__ is not _iso20.AlternativeSECCList:
-            _bad("WPT_PairingRes.alternative_secc_list", v, "a AlternativeSECCList")
-        w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
+        _e37(w, v4)
+        s = 5
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_PairingRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C434.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("WPT_PairingRes.vendor_specific_data_container", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_PairingRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_PairingRes.vendor_specific_data_container", s, _C339)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
+            _bad("WPT_PairingRes.vendor_specific_data_container", v5, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C435.get(s)
+    t = _C342.get(s)
     if t is None:
-        _order("WPT_PairingRes", s, _C428)
+        _order("WPT_PairingRes", s, _C339)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5948,7 +5608,7 @@ def _d34(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -5990,13 +5650,13 @@ def _d34(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C436, "X509DataType")
+                _escape(r, 3, _C343, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6040,13 +5700,13 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C437, "X509DataType")
+                _escape(r, 1, _C344, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6090,13 +5750,13 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C438, "X509DataType")
+                _escape(r, 1, _C345, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6140,13 +5800,13 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C439, "X509DataType")
+                _escape(r, 1, _C346, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6190,13 +5850,13 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C440, "X509DataType")
+                _escape(r, 1, _C347, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6240,13 +5900,13 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C441, "X509DataType")
+                _escape(r, 1, _C348, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6290,7 +5950,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C442, "X509DataType")
+                _escape(r, 1, _C349, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6310,15 +5970,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C444.get(s)
+        t = _C351.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C443)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C350)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e56(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -6326,15 +5986,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C445.get(s)
+        t = _C352.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C350)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -6343,15 +6003,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C446.get(s)
+        t = _C353.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C350)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -6360,15 +6020,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C447.get(s)
+        t = _C354.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C350)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -6377,126 +6037,340 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C448.get(s)
+        t = _C355.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C350)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C449.get(s)
+    t = _C356.get(s)
     if t is None:
-        _order("X509Data", s, _C443)
+        _order("X509Data", s, _C350)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d35(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
+    """DetailedCostType -> iso20.DetailedCost"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C450, "MessageHeaderType")
+            _escape(r, 3, _C357, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+            f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C451, "MessageHeaderType")
+            _escape(r, 2, _C358, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d14(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C452, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C453, "MessageHeaderType")
+            _escape(r, 1, _C359, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
     return o
 
 def _e35(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C360)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C360)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d36(r):
+    """AlternativeSECCType -> iso20.AlternativeSECC"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
     s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C455.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C454)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
+    if s == 0:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "SSID")
+            else:
+                f0 = r.string(None, 255)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SSID")
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "BSSID")
+            else:
+                f1 = r.string(None, 12)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
+            s = 2
+        elif ec == 2:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 3:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 3, _C361, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "BSSID")
+            else:
+                f1 = r.string(None, 12)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C362, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C363, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C364, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C365, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    o = _new(_iso20.AlternativeSECC)
+    o.ssid = f0
+    o.bssid = f1
+    o.ip_address = f2
+    o.port = f3
+    return o
+
+def _e36(w, o):
+    """iso20.AlternativeSECC -> AlternativeSECCType"""
+    v0 = o.ssid
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 255:
+            _bad("AlternativeSECC.ssid", v0, "a str of length 0..255")
+        w.bits(0, 4)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C456.get(s)
+        s = 1
+    v1 = o.bssid
+    if v1 is not None:
+        t = _C367.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C454)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("AlternativeSECC.bssid", s, _C366)
+        if type(v1) is not str or len(v1) > 12:
+            _bad("AlternativeSECC.bssid", v1, "a str of length 0..12")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C457.get(s)
+        s = 2
+    v2 = o.ip_address
+    if v2 is not None:
+        t = _C368.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C454)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e14(w, v)
-        s = t[2]
-    t = _C458.get(s)
+            _order("AlternativeSECC.ip_address", s, _C366)
+        if type(v2) is not str or len(v2) > 39:
+            _bad("AlternativeSECC.ip_address", v2, "a str of length 0..39")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.port
+    if v3 is not None:
+        t = _C369.get(s)
+        if t is None:
+            _order("AlternativeSECC.port", s, _C366)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("AlternativeSECC.port", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    t = _C370.get(s)
     if t is None:
-        _order("MessageHeader", s, _C454)
+        _order("AlternativeSECC", s, _C366)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d36(r):
+def _d37(r):
+    """AlternativeSECCListType -> iso20.AlternativeSECCList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d36(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C371, "AlternativeSECCListType")
+        else:
+            r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d36(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C372, "AlternativeSECCListType")
+                else:
+                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C373, "AlternativeSECCListType")
+                else:
+                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+    o = _new(_iso20.AlternativeSECCList)
+    o.alternative_secc = f0
+    return o
+
+def _e37(w, o):
+    """iso20.AlternativeSECCList -> AlternativeSECCListType"""
+    s = 0
+    items = o.alternative_secc
+    if items.__class__ is not list:
+        _bad("AlternativeSECCList.alternative_secc", items, "a list")
+    if len(items) > 8:
+        _bad("AlternativeSECCList.alternative_secc", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C375.get(s)
+        if t is None:
+            _order("AlternativeSECCList.alternative_secc", s, _C374)
+        if v0.__class__ is not _iso20.AlternativeSECC:
+            _bad("AlternativeSECCList.alternative_secc", v0, "a AlternativeSECC")
+        w.bits(t[0], t[1])
+        _e36(w, v0)
+        s = (1 if n < 8 else 2)
+    t = _C376.get(s)
+    if t is None:
+        _order("AlternativeSECCList", s, _C374)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d38(r):
     """RationalNumberType -> iso20.RationalNumber"""
     f0 = None
     f1 = None
@@ -6512,7 +6386,7 @@ def _d36(r):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C459, "RationalNumberType")
+            _escape(r, 3, _C377, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -6528,7 +6402,7 @@ def _d36(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C460, "RationalNumberType")
+            _escape(r, 2, _C378, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -6536,7 +6410,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C461, "RationalNumberType")
+            _escape(r, 1, _C379, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -6544,38 +6418,23 @@ def _d36(r):
     o.value = f1
     return o
 
-def _e36(w, o):
+def _e38(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C463.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C462)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C464.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C462)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C465.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C462)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C380)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C380)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
-def _d37(r):
+def _d39(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
     f0 = None
     f1 = None
@@ -6669,7 +6528,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 9:
             if r.bits(1):
@@ -6682,7 +6541,7 @@ def _d37(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C466, "DisplayParametersType")
+            _escape(r, 3, _C381, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -6756,7 +6615,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 8:
             if r.bits(1):
@@ -6769,7 +6628,7 @@ def _d37(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C467, "DisplayParametersType")
+            _escape(r, 1, _C382, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -6833,7 +6692,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 7:
             if r.bits(1):
@@ -6846,7 +6705,7 @@ def _d37(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C468, "DisplayParametersType")
+            _escape(r, 1, _C383, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -6900,7 +6759,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 6:
             if r.bits(1):
@@ -6913,7 +6772,7 @@ def _d37(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C469, "DisplayParametersType")
+            _escape(r, 1, _C384, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -6957,7 +6816,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 5:
             if r.bits(1):
@@ -6970,7 +6829,7 @@ def _d37(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C470, "DisplayParametersType")
+            _escape(r, 1, _C385, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -7004,7 +6863,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 4:
             if r.bits(1):
@@ -7017,7 +6876,7 @@ def _d37(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C471, "DisplayParametersType")
+            _escape(r, 1, _C386, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -7041,7 +6900,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 3:
             if r.bits(1):
@@ -7054,7 +6913,7 @@ def _d37(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C472, "DisplayParametersType")
+            _escape(r, 1, _C387, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -7068,7 +6927,7 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 2:
             if r.bits(1):
@@ -7081,13 +6940,13 @@ def _d37(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C473, "DisplayParametersType")
+            _escape(r, 1, _C388, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d36(r)
+            f8 = _d38(r)
             s = 9
         elif ec == 1:
             if r.bits(1):
@@ -7100,7 +6959,7 @@ def _d37(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C474, "DisplayParametersType")
+            _escape(r, 1, _C389, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -7116,7 +6975,7 @@ def _d37(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C475, "DisplayParametersType")
+            _escape(r, 1, _C390, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -7124,7 +6983,7 @@ def _d37(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C476, "DisplayParametersType")
+            _escape(r, 1, _C391, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -7140,125 +6999,368 @@ def _d37(r):
     o.inlet_hot = f9
     return o
 
-def _e37(w, o):
+def _e39(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C478.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C393.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C392)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C394.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C392)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C395.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C392)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C396.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C392)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C479.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C397.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C392)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C480.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C398.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C392)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C481.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C399.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C482.get(s)
+            _order("DisplayParameters.charging_complete", s, _C392)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C400.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C483.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C484.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C485.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C486.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C477)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C392)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C487.get(s)
+        _e38(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C401.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C488.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C392)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C402.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C477)
+        _order("DisplayParameters", s, _C392)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d38(r):
+def _d40(r):
+    """WPT_AlignmentCheckMethodListType -> iso20.WPT_AlignmentCheckMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
+            else:
+                v = r.bits(2)
+                if v >= 3:
+                    r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
+                v = _C403[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C405, "WPT_AlignmentCheckMethodListType")
+        else:
+            r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
+                    else:
+                        v = r.bits(2)
+                        if v >= 3:
+                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
+                        v = _C403[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C406, "WPT_AlignmentCheckMethodListType")
+                else:
+                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C407, "WPT_AlignmentCheckMethodListType")
+                else:
+                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_AlignmentCheckMethodList)
+    o.wpt_alignment_check_method = f0
+    return o
+
+def _e40(w, o):
+    """iso20.WPT_AlignmentCheckMethodList -> WPT_AlignmentCheckMethodListType"""
+    s = 0
+    items = o.wpt_alignment_check_method
+    if items.__class__ is not list:
+        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C409.get(s)
+        if t is None:
+            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C408)
+        i0 = _C404.get(v0)
+        if i0 is None:
+            _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v0, "a member of _iso20.WPT_AlignmentCheckMethod")
+        w.bits(((((t[0]) << 1) << 2) | (i0)) << 1, t[1] + 1 + 2 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C410.get(s)
+    if t is None:
+        _order("WPT_AlignmentCheckMethodList", s, _C408)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d41(r):
+    """WPT_FinePositioningMethodListType -> iso20.WPT_FinePositioningMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "WPT_FinePositioningMethod")
+            else:
+                v = r.bits(3)
+                if v >= 5:
+                    r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
+                v = _C411[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C413, "WPT_FinePositioningMethodListType")
+        else:
+            r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_FinePositioningMethod")
+                    else:
+                        v = r.bits(3)
+                        if v >= 5:
+                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
+                        v = _C411[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C414, "WPT_FinePositioningMethodListType")
+                else:
+                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C415, "WPT_FinePositioningMethodListType")
+                else:
+                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_FinePositioningMethodList)
+    o.wpt_fine_positioning_method = f0
+    return o
+
+def _e41(w, o):
+    """iso20.WPT_FinePositioningMethodList -> WPT_FinePositioningMethodListType"""
+    s = 0
+    items = o.wpt_fine_positioning_method
+    if items.__class__ is not list:
+        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C417.get(s)
+        if t is None:
+            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C416)
+        i0 = _C412.get(v0)
+        if i0 is None:
+            _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v0, "a member of _iso20.WPT_FinePositioningMethod")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C418.get(s)
+    if t is None:
+        _order("WPT_FinePositioningMethodList", s, _C416)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d42(r):
+    """WPT_PairingMethodListType -> iso20.WPT_PairingMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                v = _simple_escape(r, None, "WPT_PairingMethod")
+            else:
+                v = r.bits(3)
+                if v >= 6:
+                    r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
+                v = _C419[v]
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C421, "WPT_PairingMethodListType")
+        else:
+            r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_PairingMethod")
+                    else:
+                        v = r.bits(3)
+                        if v >= 6:
+                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
+                        v = _C419[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C422, "WPT_PairingMethodListType")
+                else:
+                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C423, "WPT_PairingMethodListType")
+                else:
+                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_PairingMethodList)
+    o.wpt_pairing_method = f0
+    return o
+
+def _e42(w, o):
+    """iso20.WPT_PairingMethodList -> WPT_PairingMethodListType"""
+    s = 0
+    items = o.wpt_pairing_method
+    if items.__class__ is not list:
+        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C425.get(s)
+        if t is None:
+            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C424)
+        i0 = _C420.get(v0)
+        if i0 is None:
+            _bad("WPT_PairingMethodList.wpt_pairing_method", v0, "a member of _iso20.WPT_PairingMethod")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C426.get(s)
+    if t is None:
+        _order("WPT_PairingMethodList", s, _C424)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d43(r):
     """WPT_EVPCPowerControlParameterType -> iso20.WPT_EVPCPowerControlParameter"""
     f0 = None
     f1 = None
@@ -7268,37 +7370,37 @@ def _d38(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d36(r)
+            f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C489, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 3, _C427, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C490, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C428, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d36(r)
+            f2 = _d38(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C491, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C429, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C492, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C430, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -7306,7 +7408,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C493, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 1, _C431, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_EVPCPowerControlParameter)
@@ -7316,56 +7418,39 @@ def _d38(r):
     o.evpc_voltage_output_information = f3
     return o
 
-def _e38(w, o):
+def _e43(w, o):
     """iso20.WPT_EVPCPowerControlParameter -> WPT_EVPCPowerControlParameterType"""
-    s = 0
-    v = o.evpc_coil_current_request
-    if v is not None:
-        t = _C495.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_coil_current_information
-    if v is not None:
-        t = _C496.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_current_output_information
-    if v is not None:
-        t = _C497.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_voltage_output_information
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C499.get(s)
-    if t is None:
-        _order("WPT_EVPCPowerControlParameter", s, _C494)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evpc_coil_current_request
+    if v0 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C432)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    v1 = o.evpc_coil_current_information
+    if v1 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C432)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    v2 = o.evpc_current_output_information
+    if v2 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C432)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v2)
+    v3 = o.evpc_voltage_output_information
+    if v3 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C432)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v3)
+    w.bits(0, 1)
 
-def _d39(r):
+def _d44(r):
     """EVSEStatusType -> iso20.EVSEStatus"""
     f0 = None
     f1 = None
@@ -7383,7 +7468,7 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C500, "EVSEStatusType")
+            _escape(r, 3, _C433, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -7395,12 +7480,12 @@ def _d39(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C501[f1]
+                f1 = _C434[f1]
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C503, "EVSEStatusType")
+            _escape(r, 2, _C436, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -7408,7 +7493,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C504, "EVSEStatusType")
+            _escape(r, 1, _C437, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -7416,39 +7501,485 @@ def _d39(r):
     o.evse_notification = f1
     return o
 
-def _e39(w, o):
+def _e44(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C438)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C438)
+    i1 = _C435.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d45(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C506.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C507.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C502.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C508.get(s)
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "SessionID")
+            else:
+                f0 = r.binary(8, 8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C439, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TimeStamp")
+            else:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C440, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d14(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C441, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C442, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e45(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C443)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C443)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e14(w, v2)
+        s = 3
+    t = _C444.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C505)
+        _order("MessageHeader", s, _C443)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d40(r):
+def _d46(r):
+    """WPT_LF_ReceiverDataType -> iso20.WPT_LF_ReceiverData"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "NumberOfReceivers")
+            else:
+                f0 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C445, "WPT_LF_ReceiverDataType")
+        else:
+            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d57(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C446, "WPT_LF_ReceiverDataType")
+        else:
+            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 2:
+                ec = r.bits(1)
+                if ec == 0:
+                    v = _d57(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    _escape(r, 2, _C447, "WPT_LF_ReceiverDataType")
+                else:
+                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d57(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C448, "WPT_LF_ReceiverDataType")
+                else:
+                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if len(f1) > 255:
+        r.facet("WPT_LF_ReceiverDataType: more than 255 RxSpecData elements")
+    o = _new(_iso20.WPT_LF_ReceiverData)
+    o.number_of_receivers = f0
+    o.rx_spec_data = f1
+    return o
+
+def _e46(w, o):
+    """iso20.WPT_LF_ReceiverData -> WPT_LF_ReceiverDataType"""
+    v0 = o.number_of_receivers
+    if v0 is None:
+        _order("WPT_LF_ReceiverData.number_of_receivers", 0, _C449)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_ReceiverData.number_of_receivers", v0, "an integer in 0..255")
+    w.bits(((((0) << 1) << 8) | (v0)) << 1, 11)
+    s = 1
+    items = o.rx_spec_data
+    if items.__class__ is not list:
+        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "a list")
+    if len(items) > 255:
+        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "at most 255 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C450.get(s)
+        if t is None:
+            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C449)
+        if v1.__class__ is not _iso20.WPT_TxRxSpecData:
+            _bad("WPT_LF_ReceiverData.rx_spec_data", v1, "a WPT_TxRxSpecData")
+        w.bits(t[0], t[1])
+        _e57(w, v1)
+        s = (2 if n < 2 else 3)
+    t = _C451.get(s)
+    if t is None:
+        _order("WPT_LF_ReceiverData", s, _C449)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d47(r):
+    """WPT_LF_RxDataListType -> iso20.WPT_LF_RxDataList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d64(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C452, "WPT_LF_RxDataListType")
+        else:
+            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C453, "WPT_LF_RxDataListType")
+        else:
+            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxDataList)
+    o.wpt_lf_rx_data_list = f0
+    return o
+
+def _e47(w, o):
+    """iso20.WPT_LF_RxDataList -> WPT_LF_RxDataListType"""
+    v0 = o.wpt_lf_rx_data_list
+    if v0 is None:
+        _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", 0, _C454)
+    if v0.__class__ is not _iso20.WPT_LF_RxData:
+        _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v0, "a WPT_LF_RxData")
+    w.bits(0, 1)
+    _e64(w, v0)
+    w.bits(0, 1)
+
+def _d48(r):
+    """WPT_LF_SystemSetupDataType -> iso20.WPT_LF_SystemSetupData"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = _d49(r)
+            s = 2
+        elif ec == 1:
+            f1 = _d46(r)
+            s = 1
+        elif ec == 2:
+            _escape(r, 3, _C455, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C456, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C457, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_SystemSetupData)
+    o.lf_transmitter_setup_data = f0
+    o.lf_receiver_setup_data = f1
+    return o
+
+def _e48(w, o):
+    """iso20.WPT_LF_SystemSetupData -> WPT_LF_SystemSetupDataType"""
+    v0 = o.lf_transmitter_setup_data
+    s = 0
+    if v0 is not None:
+        if v0.__class__ is not _iso20.WPT_LF_TransmitterData:
+            _bad("WPT_LF_SystemSetupData.lf_transmitter_setup_data", v0, "a WPT_LF_TransmitterData")
+        w.bits(0, 2)
+        _e49(w, v0)
+        s = 1
+    v1 = o.lf_receiver_setup_data
+    if v1 is not None:
+        t = _C459.get(s)
+        if t is None:
+            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C458)
+        if v1.__class__ is not _iso20.WPT_LF_ReceiverData:
+            _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v1, "a WPT_LF_ReceiverData")
+        w.bits(t[0], t[1])
+        _e46(w, v1)
+        s = 2
+    t = _C460.get(s)
+    if t is None:
+        _order("WPT_LF_SystemSetupData", s, _C458)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d49(r):
+    """WPT_LF_TransmitterDataType -> iso20.WPT_LF_TransmitterData"""
+    f0 = None
+    f1 = None
+    f2 = []
+    f3 = None
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "NumberOfTransmitters")
+            else:
+                f0 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C461, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C462, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d57(r)
+            f2.append(v)
+            s = 3
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C463, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 3:
+        while True:
+            if k < 2:
+                ec = r.bits(1)
+                if ec == 0:
+                    v = _d57(r)
+                    f2.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    _escape(r, 2, _C464, "WPT_LF_TransmitterDataType")
+                else:
+                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d57(r)
+                    f2.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    f3 = _d60(r)
+                    s = 4
+                    break
+                elif ec == 2:
+                    s = -1
+                    break
+                elif ec == 3:
+                    _escape(r, 1, _C465, "WPT_LF_TransmitterDataType")
+                else:
+                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C466, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if len(f2) > 255:
+        r.facet("WPT_LF_TransmitterDataType: more than 255 TxSpecData elements")
+    o = _new(_iso20.WPT_LF_TransmitterData)
+    o.number_of_transmitters = f0
+    o.signal_frequency = f1
+    o.tx_spec_data = f2
+    o.tx_package_spec_data = f3
+    return o
+
+def _e49(w, o):
+    """iso20.WPT_LF_TransmitterData -> WPT_LF_TransmitterDataType"""
+    v0 = o.number_of_transmitters
+    if v0 is None:
+        _order("WPT_LF_TransmitterData.number_of_transmitters", 0, _C467)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_TransmitterData.number_of_transmitters", v0, "an integer in 0..255")
+    v1 = o.signal_frequency
+    if v1 is None:
+        _order("WPT_LF_TransmitterData.signal_frequency", 1, _C467)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_TransmitterData.signal_frequency", v1, "a RationalNumber")
+    w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
+    _e38(w, v1)
+    s = 2
+    items = o.tx_spec_data
+    if items.__class__ is not list:
+        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "a list")
+    if len(items) > 255:
+        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "at most 255 items")
+    n = 0
+    for v2 in items:
+        n += 1
+        t = _C468.get(s)
+        if t is None:
+            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C467)
+        if v2.__class__ is not _iso20.WPT_TxRxSpecData:
+            _bad("WPT_LF_TransmitterData.tx_spec_data", v2, "a WPT_TxRxSpecData")
+        w.bits(t[0], t[1])
+        _e57(w, v2)
+        s = (3 if n < 2 else 4)
+    v3 = o.tx_package_spec_data
+    if v3 is not None:
+        t = _C469.get(s)
+        if t is None:
+            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C467)
+        if v3.__class__ is not _iso20.WPT_TxRxPackageSpecData:
+            _bad("WPT_LF_TransmitterData.tx_package_spec_data", v3, "a WPT_TxRxPackageSpecData")
+        w.bits(t[0], t[1])
+        _e60(w, v3)
+        s = 5
+    t = _C470.get(s)
+    if t is None:
+        _order("WPT_LF_TransmitterData", s, _C467)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d50(r):
+    """WPT_LF_TxDataListType -> iso20.WPT_LF_TxDataList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d65(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C471, "WPT_LF_TxDataListType")
+        else:
+            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C472, "WPT_LF_TxDataListType")
+        else:
+            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_TxDataList)
+    o.wpt_lf_tx_data_list = f0
+    return o
+
+def _e50(w, o):
+    """iso20.WPT_LF_TxDataList -> WPT_LF_TxDataListType"""
+    v0 = o.wpt_lf_tx_data_list
+    if v0 is None:
+        _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", 0, _C473)
+    if v0.__class__ is not _iso20.WPT_LF_TxData:
+        _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v0, "a WPT_LF_TxData")
+    w.bits(0, 1)
+    _e65(w, v0)
+    w.bits(0, 1)
+
+def _d51(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -7470,7 +8001,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C509, "MeterInfoType")
+            _escape(r, 3, _C474, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7486,7 +8017,7 @@ def _d40(r):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C510, "MeterInfoType")
+            _escape(r, 2, _C475, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7552,7 +8083,7 @@ def _d40(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C511, "MeterInfoType")
+            _escape(r, 1, _C476, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7608,7 +8139,7 @@ def _d40(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C512, "MeterInfoType")
+            _escape(r, 1, _C477, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7654,7 +8185,7 @@ def _d40(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C513, "MeterInfoType")
+            _escape(r, 1, _C478, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -7690,7 +8221,7 @@ def _d40(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C514, "MeterInfoType")
+            _escape(r, 1, _C479, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -7718,7 +8249,7 @@ def _d40(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C515, "MeterInfoType")
+            _escape(r, 1, _C480, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -7736,7 +8267,7 @@ def _d40(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C516, "MeterInfoType")
+            _escape(r, 1, _C481, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -7744,7 +8275,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C517, "MeterInfoType")
+            _escape(r, 1, _C482, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -7758,104 +8289,259 @@ def _d40(r):
     o.meter_timestamp = f7
     return o
 
-def _e40(w, o):
+def _e51(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C519.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C483)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C483)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C520.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C484.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C483)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C521.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C485.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C483)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C522.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C486.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C483)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C523.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C487.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C483)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C524.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C488.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C483)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C527.get(s)
+        s = 8
+    t = _C489.get(s)
     if t is None:
-        _order("MeterInfo", s, _C518)
+        _order("MeterInfo", s, _C483)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d41(r):
+def _d52(r):
+    """WPT_TxRxPulseOrderType -> iso20.WPT_TxRxPulseOrder"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "IndexNumber")
+            else:
+                f0 = r.uint(3)
+                if f0 > 65535:
+                    r.facet("IndexNumber: %d outside 0..65535" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C490, "WPT_TxRxPulseOrderType")
+        else:
+            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "TxRxIdentifier")
+            else:
+                f1 = r.uint(5)
+                if f1 < 1 or f1 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C491, "WPT_TxRxPulseOrderType")
+        else:
+            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C492, "WPT_TxRxPulseOrderType")
+        else:
+            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_TxRxPulseOrder)
+    o.index_number = f0
+    o.tx_rx_identifier = f1
+    return o
+
+def _e52(w, o):
+    """iso20.WPT_TxRxPulseOrder -> WPT_TxRxPulseOrderType"""
+    v0 = o.index_number
+    if v0 is None:
+        _order("WPT_TxRxPulseOrder.index_number", 0, _C493)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("WPT_TxRxPulseOrder.index_number", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.tx_rx_identifier
+    if v1 is None:
+        _order("WPT_TxRxPulseOrder.tx_rx_identifier", 1, _C493)
+    if type(v1) is not int or v1 < 1 or v1 > 4294967295:
+        _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v1, "an integer in 1..4294967295")
+    w.bits(0, 3)
+    w.uint(v1)
+    w.bits(0, 2)
+
+def _d53(r):
+    """WPT_LF_RxRSSIListType -> iso20.WPT_LF_RxRSSIList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d54(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C494, "WPT_LF_RxRSSIListType")
+        else:
+            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C495, "WPT_LF_RxRSSIListType")
+        else:
+            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxRSSIList)
+    o.rssi_data_list = f0
+    return o
+
+def _e53(w, o):
+    """iso20.WPT_LF_RxRSSIList -> WPT_LF_RxRSSIListType"""
+    v0 = o.rssi_data_list
+    if v0 is None:
+        _order("WPT_LF_RxRSSIList.rssi_data_list", 0, _C496)
+    if v0.__class__ is not _iso20.WPT_LF_RxRSSI:
+        _bad("WPT_LF_RxRSSIList.rssi_data_list", v0, "a WPT_LF_RxRSSI")
+    w.bits(0, 1)
+    _e54(w, v0)
+    w.bits(0, 1)
+
+def _d54(r):
+    """WPT_LF_RxRSSIType -> iso20.WPT_LF_RxRSSI"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TxIdentifier")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C497, "WPT_LF_RxRSSIType")
+        else:
+            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C498, "WPT_LF_RxRSSIType")
+        else:
+            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C499, "WPT_LF_RxRSSIType")
+        else:
+            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxRSSI)
+    o.tx_identifier = f0
+    o.rssi = f1
+    return o
+
+def _e54(w, o):
+    """iso20.WPT_LF_RxRSSI -> WPT_LF_RxRSSIType"""
+    v0 = o.tx_identifier
+    if v0 is None:
+        _order("WPT_LF_RxRSSI.tx_identifier", 0, _C500)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_RxRSSI.tx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.rssi
+    if v1 is None:
+        _order("WPT_LF_RxRSSI.rssi", 1, _C500)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_RxRSSI.rssi", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d55(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -7878,102 +8564,102 @@ def _d41(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C528, "ReceiptType")
+            _escape(r, 3, _C501, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d50(r)
+            f1 = _d35(r)
             s = 2
         elif ec == 1:
-            f2 = _d50(r)
+            f2 = _d35(r)
             s = 3
         elif ec == 2:
-            f3 = _d50(r)
+            f3 = _d35(r)
             s = 4
         elif ec == 3:
-            f4 = _d50(r)
+            f4 = _d35(r)
             s = 5
         elif ec == 4:
-            v = _d51(r)
+            v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C529, "ReceiptType")
+            _escape(r, 1, _C502, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d50(r)
+            f2 = _d35(r)
             s = 3
         elif ec == 1:
-            f3 = _d50(r)
+            f3 = _d35(r)
             s = 4
         elif ec == 2:
-            f4 = _d50(r)
+            f4 = _d35(r)
             s = 5
         elif ec == 3:
-            v = _d51(r)
+            v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C530, "ReceiptType")
+            _escape(r, 1, _C503, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d50(r)
+            f3 = _d35(r)
             s = 4
         elif ec == 1:
-            f4 = _d50(r)
+            f4 = _d35(r)
             s = 5
         elif ec == 2:
-            v = _d51(r)
+            v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C531, "ReceiptType")
+            _escape(r, 1, _C504, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d50(r)
+            f4 = _d35(r)
             s = 5
         elif ec == 1:
-            v = _d51(r)
+            v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C532, "ReceiptType")
+            _escape(r, 1, _C505, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d51(r)
+            v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C533, "ReceiptType")
+            _escape(r, 1, _C506, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -7981,7 +8667,7 @@ def _d41(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d51(r)
+                    v = _d59(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -7989,7 +8675,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C534, "ReceiptType")
+                    _escape(r, 1, _C507, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -7998,7 +8684,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C535, "ReceiptType")
+                    _escape(r, 1, _C508, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -8010,599 +8696,77 @@ def _d41(r):
     o.tax_costs = f5
     return o
 
-def _e41(w, o):
+def _e55(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C537.get(s)
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C509)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e35(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C510.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C536)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C538.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C509)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C539.get(s)
+        _e35(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C511.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+            _order("Receipt.additional_services_costs", s, _C509)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C540.get(s)
+        _e35(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C512.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+            _order("Receipt.overstay_costs", s, _C509)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C541.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
+        _e35(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C542.get(s)
+        t = _C513.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C509)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e59(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C543.get(s)
+    t = _C514.get(s)
     if t is None:
-        _order("Receipt", s, _C536)
+        _order("Receipt", s, _C509)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d42(r):
-    """WPT_SPCPowerControlParameterType -> iso20.WPT_SPCPowerControlParameter"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d36(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C544, "WPT_SPCPowerControlParameterType")
-        else:
-            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C545, "WPT_SPCPowerControlParameterType")
-        else:
-            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_SPCPowerControlParameter)
-    o.spc_primary_device_coil_current_information = f0
-    return o
-
-def _e42(w, o):
-    """iso20.WPT_SPCPowerControlParameter -> WPT_SPCPowerControlParameterType"""
-    s = 0
-    v = o.spc_primary_device_coil_current_information
-    if v is not None:
-        t = _C547.get(s)
-        if t is None:
-            _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", s, _C546)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C548.get(s)
-    if t is None:
-        _order("WPT_SPCPowerControlParameter", s, _C546)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d43(r):
-    """WPT_LF_DataPackageListType -> iso20.WPT_LF_DataPackageList"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumPackages")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumPackages")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C549, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d52(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C550, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C551, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_DataPackageList)
-    o.num_packages = f0
-    o.wpt_lf_data_package = f1
-    return o
-
-def _e43(w, o):
-    """iso20.WPT_LF_DataPackageList -> WPT_LF_DataPackageListType"""
-    s = 0
-    v = o.num_packages
-    if v is not None:
-        t = _C553.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackageList.num_packages", s, _C552)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_DataPackageList.num_packages", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.wpt_lf_data_package
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackageList.wpt_lf_data_package", s, _C552)
-        if v.__class__ is not _iso20.WPT_LF_DataPackage:
-            _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v, "a WPT_LF_DataPackage")
-        w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    t = _C555.get(s)
-    if t is None:
-        _order("WPT_LF_DataPackageList", s, _C552)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d44(r):
-    """WPT_FinePositioningMethodListType -> iso20.WPT_FinePositioningMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_FinePositioningMethod")
-            else:
-                v = r.bits(3)
-                if v >= 5:
-                    r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                v = _C556[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C558, "WPT_FinePositioningMethodListType")
-        else:
-            r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_FinePositioningMethod")
-                    else:
-                        v = r.bits(3)
-                        if v >= 5:
-                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                        v = _C556[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C559, "WPT_FinePositioningMethodListType")
-                else:
-                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C560, "WPT_FinePositioningMethodListType")
-                else:
-                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_FinePositioningMethodList)
-    o.wpt_fine_positioning_method = f0
-    return o
-
-def _e44(w, o):
-    """iso20.WPT_FinePositioningMethodList -> WPT_FinePositioningMethodListType"""
-    s = 0
-    items = o.wpt_fine_positioning_method
-    if items.__class__ is not list:
-        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C562.get(s)
-        if t is None:
-            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C561)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C557.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v, "a member of _iso20.WPT_FinePositioningMethod")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C563.get(s)
-    if t is None:
-        _order("WPT_FinePositioningMethodList", s, _C561)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d45(r):
-    """WPT_PairingMethodListType -> iso20.WPT_PairingMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_PairingMethod")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                v = _C564[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C566, "WPT_PairingMethodListType")
-        else:
-            r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_PairingMethod")
-                    else:
-                        v = r.bits(3)
-                        if v >= 6:
-                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                        v = _C564[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C567, "WPT_PairingMethodListType")
-                else:
-                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C568, "WPT_PairingMethodListType")
-                else:
-                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_PairingMethodList)
-    o.wpt_pairing_method = f0
-    return o
-
-def _e45(w, o):
-    """iso20.WPT_PairingMethodList -> WPT_PairingMethodListType"""
-    s = 0
-    items = o.wpt_pairing_method
-    if items.__class__ is not list:
-        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C570.get(s)
-        if t is None:
-            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C569)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C565.get(v)
-        if i is None:
-            _bad("WPT_PairingMethodList.wpt_pairing_method", v, "a member of _iso20.WPT_PairingMethod")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C571.get(s)
-    if t is None:
-        _order("WPT_PairingMethodList", s, _C569)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d46(r):
-    """WPT_AlignmentCheckMethodListType -> iso20.WPT_AlignmentCheckMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
-            else:
-                v = r.bits(2)
-                if v >= 3:
-                    r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                v = _C572[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C574, "WPT_AlignmentCheckMethodListType")
-        else:
-            r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
-                    else:
-                        v = r.bits(2)
-                        if v >= 3:
-                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                        v = _C572[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C575, "WPT_AlignmentCheckMethodListType")
-                else:
-                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C576, "WPT_AlignmentCheckMethodListType")
-                else:
-                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_AlignmentCheckMethodList)
-    o.wpt_alignment_check_method = f0
-    return o
-
-def _e46(w, o):
-    """iso20.WPT_AlignmentCheckMethodList -> WPT_AlignmentCheckMethodListType"""
-    s = 0
-    items = o.wpt_alignment_check_method
-    if items.__class__ is not list:
-        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C578.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C573.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v, "a member of _iso20.WPT_AlignmentCheckMethod")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C579.get(s)
-    if t is None:
-        _order("WPT_AlignmentCheckMethodList", s, _C577)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d47(r):
-    """WPT_LF_SystemSetupDataType -> iso20.WPT_LF_SystemSetupData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = _d53(r)
-            s = 2
-        elif ec == 1:
-            f1 = _d54(r)
-            s = 1
-        elif ec == 2:
-            _escape(r, 3, _C580, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C581, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C582, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_SystemSetupData)
-    o.lf_transmitter_setup_data = f0
-    o.lf_receiver_setup_data = f1
-    return o
-
-def _e47(w, o):
-    """iso20.WPT_LF_SystemSetupData -> WPT_LF_SystemSetupDataType"""
-    s = 0
-    v = o.lf_transmitter_setup_data
-    if v is not None:
-        t = _C584.get(s)
-        if t is None:
-            _order("WPT_LF_SystemSetupData.lf_transmitter_setup_data", s, _C583)
-        if v.__class__ is not _iso20.WPT_LF_TransmitterData:
-            _bad("WPT_LF_SystemSetupData.lf_transmitter_setup_data", v, "a WPT_LF_TransmitterData")
-        w.bits(t[0], t[1])
-        _e53(w, v)
-        s = t[2]
-    v = o.lf_receiver_setup_data
-    if v is not None:
-        t = _C585.get(s)
-        if t is None:
-            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C583)
-        if v.__class__ is not _iso20.WPT_LF_ReceiverData:
-            _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v, "a WPT_LF_ReceiverData")
-        w.bits(t[0], t[1])
-        _e54(w, v)
-        s = t[2]
-    t = _C586.get(s)
-    if t is None:
-        _order("WPT_LF_SystemSetupData", s, _C583)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d48(r):
-    """AlternativeSECCListType -> iso20.AlternativeSECCList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d55(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C587, "AlternativeSECCListType")
-        else:
-            r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d55(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C588, "AlternativeSECCListType")
-                else:
-                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C589, "AlternativeSECCListType")
-                else:
-                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-    o = _new(_iso20.AlternativeSECCList)
-    o.alternative_secc = f0
-    return o
-
-def _e48(w, o):
-    """iso20.AlternativeSECCList -> AlternativeSECCListType"""
-    s = 0
-    items = o.alternative_secc
-    if items.__class__ is not list:
-        _bad("AlternativeSECCList.alternative_secc", items, "a list")
-    if len(items) > 8:
-        _bad("AlternativeSECCList.alternative_secc", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C591.get(s)
-        if t is None:
-            _order("AlternativeSECCList.alternative_secc", s, _C590)
-        if v.__class__ is not _iso20.AlternativeSECC:
-            _bad("AlternativeSECCList.alternative_secc", v, "a AlternativeSECC")
-        w.bits(t[0], t[1])
-        _e55(w, v)
-        s = (1 if n < 8 else 2)
-    t = _C592.get(s)
-    if t is None:
-        _order("AlternativeSECCList", s, _C590)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d49(r):
+def _d56(r):
     """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
     f0 = None
     f1 = None
@@ -8618,7 +8782,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C593, "X509IssuerSerialType")
+            _escape(r, 3, _C515, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -8632,7 +8796,7 @@ def _d49(r):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C594, "X509IssuerSerialType")
+            _escape(r, 2, _C516, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -8640,7 +8804,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C595, "X509IssuerSerialType")
+            _escape(r, 1, _C517, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -8648,800 +8812,25 @@ def _d49(r):
     o.x509_serial_number = f1
     return o
 
-def _e49(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C599.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C596)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d50(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d36(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C600, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C601, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C602, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
-def _e50(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C604.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C603)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C605.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C603)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C606.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C603)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d51(r):
-    """DetailedTaxType -> iso20.DetailedTax"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C607, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C608, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C609, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedTax)
-    o.tax_rule_id = f0
-    o.amount = f1
-    return o
-
-def _e51(w, o):
-    """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C611.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C610)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C612.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C610)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C613.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C610)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d52(r):
-    """WPT_LF_DataPackageType -> iso20.WPT_LF_DataPackage"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PackageIndex")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C614, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d56(r)
-            s = 3
-        elif ec == 1:
-            f2 = _d57(r)
-            s = 2
-        elif ec == 2:
-            _escape(r, 2, _C615, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C616, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C617, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_DataPackage)
-    o.package_index = f0
-    o.lf_tx_data = f1
-    o.lf_rx_data = f2
-    return o
-
-def _e52(w, o):
-    """iso20.WPT_LF_DataPackage -> WPT_LF_DataPackageType"""
-    s = 0
-    v = o.package_index
-    if v is not None:
-        t = _C619.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.package_index", s, _C618)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_DataPackage.package_index", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.lf_tx_data
-    if v is not None:
-        t = _C620.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.lf_tx_data", s, _C618)
-        if v.__class__ is not _iso20.WPT_LF_TxDataList:
-            _bad("WPT_LF_DataPackage.lf_tx_data", v, "a WPT_LF_TxDataList")
-        w.bits(t[0], t[1])
-        _e56(w, v)
-        s = t[2]
-    v = o.lf_rx_data
-    if v is not None:
-        t = _C621.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.lf_rx_data", s, _C618)
-        if v.__class__ is not _iso20.WPT_LF_RxDataList:
-            _bad("WPT_LF_DataPackage.lf_rx_data", v, "a WPT_LF_RxDataList")
-        w.bits(t[0], t[1])
-        _e57(w, v)
-        s = t[2]
-    t = _C622.get(s)
-    if t is None:
-        _order("WPT_LF_DataPackage", s, _C618)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d53(r):
-    """WPT_LF_TransmitterDataType -> iso20.WPT_LF_TransmitterData"""
-    f0 = None
-    f1 = None
-    f2 = []
-    f3 = None
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfTransmitters")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C623, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C624, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d58(r)
-            f2.append(v)
-            s = 3
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C625, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 3:
-        while True:
-            if k < 2:
-                ec = r.bits(1)
-                if ec == 0:
-                    v = _d58(r)
-                    f2.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    _escape(r, 2, _C626, "WPT_LF_TransmitterDataType")
-                else:
-                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d58(r)
-                    f2.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    f3 = _d59(r)
-                    s = 4
-                    break
-                elif ec == 2:
-                    s = -1
-                    break
-                elif ec == 3:
-                    _escape(r, 1, _C627, "WPT_LF_TransmitterDataType")
-                else:
-                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C628, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if len(f2) > 255:
-        r.facet("WPT_LF_TransmitterDataType: more than 255 TxSpecData elements")
-    o = _new(_iso20.WPT_LF_TransmitterData)
-    o.number_of_transmitters = f0
-    o.signal_frequency = f1
-    o.tx_spec_data = f2
-    o.tx_package_spec_data = f3
-    return o
-
-def _e53(w, o):
-    """iso20.WPT_LF_TransmitterData -> WPT_LF_TransmitterDataType"""
-    s = 0
-    v = o.number_of_transmitters
-    if v is not None:
-        t = _C630.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.number_of_transmitters", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_TransmitterData.number_of_transmitters", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signal_frequency
-    if v is not None:
-        t = _C631.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.signal_frequency", s, _C629)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_TransmitterData.signal_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    items = o.tx_spec_data
-    if items.__class__ is not list:
-        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "a list")
-    if len(items) > 255:
-        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C632.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C629)
-        if v.__class__ is not _iso20.WPT_TxRxSpecData:
-            _bad("WPT_LF_TransmitterData.tx_spec_data", v, "a WPT_TxRxSpecData")
-        w.bits(t[0], t[1])
-        _e58(w, v)
-        s = (3 if n < 2 else 4)
-    v = o.tx_package_spec_data
-    if v is not None:
-        t = _C633.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C629)
-        if v.__class__ is not _iso20.WPT_TxRxPackageSpecData:
-            _bad("WPT_LF_TransmitterData.tx_package_spec_data", v, "a WPT_TxRxPackageSpecData")
-        w.bits(t[0], t[1])
-        _e59(w, v)
-        s = t[2]
-    t = _C634.get(s)
-    if t is None:
-        _order("WPT_LF_TransmitterData", s, _C629)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d54(r):
-    """WPT_LF_ReceiverDataType -> iso20.WPT_LF_ReceiverData"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfReceivers")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C635, "WPT_LF_ReceiverDataType")
-        else:
-            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d58(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C636, "WPT_LF_ReceiverDataType")
-        else:
-            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 2:
-                ec = r.bits(1)
-                if ec == 0:
-                    v = _d58(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    _escape(r, 2, _C637, "WPT_LF_ReceiverDataType")
-                else:
-                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d58(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C638, "WPT_LF_ReceiverDataType")
-                else:
-                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if len(f1) > 255:
-        r.facet("WPT_LF_ReceiverDataType: more than 255 RxSpecData elements")
-    o = _new(_iso20.WPT_LF_ReceiverData)
-    o.number_of_receivers = f0
-    o.rx_spec_data = f1
-    return o
-
-def _e54(w, o):
-    """iso20.WPT_LF_ReceiverData -> WPT_LF_ReceiverDataType"""
-    s = 0
-    v = o.number_of_receivers
-    if v is not None:
-        t = _C640.get(s)
-        if t is None:
-            _order("WPT_LF_ReceiverData.number_of_receivers", s, _C639)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_ReceiverData.number_of_receivers", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.rx_spec_data
-    if items.__class__ is not list:
-        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "a list")
-    if len(items) > 255:
-        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C641.get(s)
-        if t is None:
-            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C639)
-        if v.__class__ is not _iso20.WPT_TxRxSpecData:
-            _bad("WPT_LF_ReceiverData.rx_spec_data", v, "a WPT_TxRxSpecData")
-        w.bits(t[0], t[1])
-        _e58(w, v)
-        s = (2 if n < 2 else 3)
-    t = _C642.get(s)
-    if t is None:
-        _order("WPT_LF_ReceiverData", s, _C639)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d55(r):
-    """AlternativeSECCType -> iso20.AlternativeSECC"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "SSID")
-            else:
-                f0 = r.string(None, 255)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SSID")
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "BSSID")
-            else:
-                f1 = r.string(None, 12)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
-            s = 2
-        elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 3, _C643, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "BSSID")
-            else:
-                f1 = r.string(None, 12)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C644, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C645, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C646, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C647, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    o = _new(_iso20.AlternativeSECC)
-    o.ssid = f0
-    o.bssid = f1
-    o.ip_address = f2
-    o.port = f3
-    return o
-
-def _e55(w, o):
-    """iso20.AlternativeSECC -> AlternativeSECCType"""
-    s = 0
-    v = o.ssid
-    if v is not None:
-        t = _C649.get(s)
-        if t is None:
-            _order("AlternativeSECC.ssid", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("AlternativeSECC.ssid", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bssid
-    if v is not None:
-        t = _C650.get(s)
-        if t is None:
-            _order("AlternativeSECC.bssid", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 12:
-            _bad("AlternativeSECC.bssid", v, "a str of length 0..12")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ip_address
-    if v is not None:
-        t = _C651.get(s)
-        if t is None:
-            _order("AlternativeSECC.ip_address", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 39:
-            _bad("AlternativeSECC.ip_address", v, "a str of length 0..39")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.port
-    if v is not None:
-        t = _C652.get(s)
-        if t is None:
-            _order("AlternativeSECC.port", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("AlternativeSECC.port", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C653.get(s)
-    if t is None:
-        _order("AlternativeSECC", s, _C648)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d56(r):
-    """WPT_LF_TxDataListType -> iso20.WPT_LF_TxDataList"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d60(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C654, "WPT_LF_TxDataListType")
-        else:
-            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C655, "WPT_LF_TxDataListType")
-        else:
-            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_TxDataList)
-    o.wpt_lf_tx_data_list = f0
-    return o
-
 def _e56(w, o):
-    """iso20.WPT_LF_TxDataList -> WPT_LF_TxDataListType"""
-    s = 0
-    v = o.wpt_lf_tx_data_list
-    if v is not None:
-        t = _C657.get(s)
-        if t is None:
-            _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", s, _C656)
-        if v.__class__ is not _iso20.WPT_LF_TxData:
-            _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v, "a WPT_LF_TxData")
-        w.bits(t[0], t[1])
-        _e60(w, v)
-        s = t[2]
-    t = _C658.get(s)
-    if t is None:
-        _order("WPT_LF_TxDataList", s, _C656)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C518)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C518)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d57(r):
-    """WPT_LF_RxDataListType -> iso20.WPT_LF_RxDataList"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d61(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C659, "WPT_LF_RxDataListType")
-        else:
-            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C660, "WPT_LF_RxDataListType")
-        else:
-            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxDataList)
-    o.wpt_lf_rx_data_list = f0
-    return o
-
-def _e57(w, o):
-    """iso20.WPT_LF_RxDataList -> WPT_LF_RxDataListType"""
-    s = 0
-    v = o.wpt_lf_rx_data_list
-    if v is not None:
-        t = _C662.get(s)
-        if t is None:
-            _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", s, _C661)
-        if v.__class__ is not _iso20.WPT_LF_RxData:
-            _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v, "a WPT_LF_RxData")
-        w.bits(t[0], t[1])
-        _e61(w, v)
-        s = t[2]
-    t = _C663.get(s)
-    if t is None:
-        _order("WPT_LF_RxDataList", s, _C661)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d58(r):
     """WPT_TxRxSpecDataType -> iso20.WPT_TxRxSpecData"""
     f0 = None
     f1 = None
@@ -9460,25 +8849,25 @@ def _d58(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C664, "WPT_TxRxSpecDataType")
+            _escape(r, 3, _C519, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d62(r)
+            f1 = _d61(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C665, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C520, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d62(r)
+            f2 = _d61(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C666, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C521, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9486,7 +8875,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C667, "WPT_TxRxSpecDataType")
+            _escape(r, 1, _C522, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxSpecData)
@@ -9495,47 +8884,129 @@ def _d58(r):
     o.tx_rx_orientation = f2
     return o
 
-def _e58(w, o):
+def _e57(w, o):
     """iso20.WPT_TxRxSpecData -> WPT_TxRxSpecDataType"""
+    v0 = o.tx_rx_identifier
+    if v0 is None:
+        _order("WPT_TxRxSpecData.tx_rx_identifier", 0, _C523)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_TxRxSpecData.tx_rx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.tx_rx_position
+    if v1 is None:
+        _order("WPT_TxRxSpecData.tx_rx_position", 1, _C523)
+    if v1.__class__ is not _iso20.WPT_CoordinateXYZ:
+        _bad("WPT_TxRxSpecData.tx_rx_position", v1, "a WPT_CoordinateXYZ")
+    w.bits(0, 2)
+    _e61(w, v1)
+    v2 = o.tx_rx_orientation
+    if v2 is None:
+        _order("WPT_TxRxSpecData.tx_rx_orientation", 2, _C523)
+    if v2.__class__ is not _iso20.WPT_CoordinateXYZ:
+        _bad("WPT_TxRxSpecData.tx_rx_orientation", v2, "a WPT_CoordinateXYZ")
+    w.bits(0, 1)
+    _e61(w, v2)
+    w.bits(0, 1)
+
+def _d58(r):
+    """WPT_SPCPowerControlParameterType -> iso20.WPT_SPCPowerControlParameter"""
+    f0 = None
     s = 0
-    v = o.tx_rx_identifier
-    if v is not None:
-        t = _C669.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_identifier", s, _C668)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_TxRxSpecData.tx_rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tx_rx_position
-    if v is not None:
-        t = _C670.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_position", s, _C668)
-        if v.__class__ is not _iso20.WPT_CoordinateXYZ:
-            _bad("WPT_TxRxSpecData.tx_rx_position", v, "a WPT_CoordinateXYZ")
-        w.bits(t[0], t[1])
-        _e62(w, v)
-        s = t[2]
-    v = o.tx_rx_orientation
-    if v is not None:
-        t = _C671.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_orientation", s, _C668)
-        if v.__class__ is not _iso20.WPT_CoordinateXYZ:
-            _bad("WPT_TxRxSpecData.tx_rx_orientation", v, "a WPT_CoordinateXYZ")
-        w.bits(t[0], t[1])
-        _e62(w, v)
-        s = t[2]
-    t = _C672.get(s)
-    if t is None:
-        _order("WPT_TxRxSpecData", s, _C668)
-    if t[1]:
-        w.bits(t[0], t[1])
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d38(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C524, "WPT_SPCPowerControlParameterType")
+        else:
+            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C525, "WPT_SPCPowerControlParameterType")
+        else:
+            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_SPCPowerControlParameter)
+    o.spc_primary_device_coil_current_information = f0
+    return o
+
+def _e58(w, o):
+    """iso20.WPT_SPCPowerControlParameter -> WPT_SPCPowerControlParameterType"""
+    v0 = o.spc_primary_device_coil_current_information
+    if v0 is None:
+        _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", 0, _C526)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    w.bits(0, 1)
 
 def _d59(r):
+    """DetailedTaxType -> iso20.DetailedTax"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "TaxRuleID")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C527, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C528, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C529, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedTax)
+    o.tax_rule_id = f0
+    o.amount = f1
+    return o
+
+def _e59(w, o):
+    """iso20.DetailedTax -> DetailedTaxType"""
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C530)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C530)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d60(r):
     """WPT_TxRxPackageSpecDataType -> iso20.WPT_TxRxPackageSpecData"""
     f0 = []
     f1 = None
@@ -9546,12 +9017,12 @@ def _d59(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d63(r)
+            v = _d52(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C673, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 3, _C531, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9559,18 +9030,18 @@ def _d59(r):
             if k < 2:
                 ec = r.bits(1)
                 if ec == 0:
-                    v = _d63(r)
+                    v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C674, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C532, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d63(r)
+                    v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -9586,7 +9057,7 @@ def _d59(r):
                     s = 2
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C675, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C533, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9602,7 +9073,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C676, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 2, _C534, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9618,7 +9089,7 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C677, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 2, _C535, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 4:
@@ -9626,7 +9097,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C678, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 1, _C536, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if len(f0) > 255:
@@ -9638,7 +9109,7 @@ def _d59(r):
     o.package_separation_time = f3
     return o
 
-def _e59(w, o):
+def _e60(w, o):
     """iso20.WPT_TxRxPackageSpecData -> WPT_TxRxPackageSpecDataType"""
     s = 0
     items = o.pulse_sequence_order
@@ -9647,202 +9118,44 @@ def _e59(w, o):
     if len(items) > 255:
         _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", items, "at most 255 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C680.get(s)
+        t = _C538.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C679)
-        if v.__class__ is not _iso20.WPT_TxRxPulseOrder:
-            _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v, "a WPT_TxRxPulseOrder")
+            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C537)
+        if v0.__class__ is not _iso20.WPT_TxRxPulseOrder:
+            _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v0, "a WPT_TxRxPulseOrder")
         w.bits(t[0], t[1])
-        _e63(w, v)
+        _e52(w, v0)
         s = (1 if n < 2 else 2)
-    v = o.pulse_separation_time
-    if v is not None:
-        t = _C681.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pulse_duration
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_duration", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.pulse_duration", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.package_separation_time
-    if v is not None:
-        t = _C683.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.package_separation_time", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.package_separation_time", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C684.get(s)
+    v1 = o.pulse_separation_time
+    if v1 is None:
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C537)
+    t = _C539.get(s)
     if t is None:
-        _order("WPT_TxRxPackageSpecData", s, _C679)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d60(r):
-    """WPT_LF_TxDataType -> iso20.WPT_LF_TxData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxIdentifier")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C685, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C686, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C687, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_TxData)
-    o.tx_identifier = f0
-    o.eirp = f1
-    return o
-
-def _e60(w, o):
-    """iso20.WPT_LF_TxData -> WPT_LF_TxDataType"""
-    s = 0
-    v = o.tx_identifier
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("WPT_LF_TxData.tx_identifier", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_TxData.tx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.eirp
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("WPT_LF_TxData.eirp", s, _C688)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_TxData.eirp", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C691.get(s)
-    if t is None:
-        _order("WPT_LF_TxData", s, _C688)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C537)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v1, "an integer in 0..65535")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.uint(v1)
+    w.bits(0, 1)
+    v2 = o.pulse_duration
+    if v2 is None:
+        _order("WPT_TxRxPackageSpecData.pulse_duration", 3, _C537)
+    if type(v2) is not int or v2 < 0 or v2 > 65535:
+        _bad("WPT_TxRxPackageSpecData.pulse_duration", v2, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.package_separation_time
+    if v3 is None:
+        _order("WPT_TxRxPackageSpecData.package_separation_time", 4, _C537)
+    if type(v3) is not int or v3 < 0 or v3 > 65535:
+        _bad("WPT_TxRxPackageSpecData.package_separation_time", v3, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v3)
+    w.bits(0, 2)
 
 def _d61(r):
-    """WPT_LF_RxDataType -> iso20.WPT_LF_RxData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "RxIdentifier")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C692, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d64(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C693, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C694, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxData)
-    o.rx_identifier = f0
-    o.rssi_data = f1
-    return o
-
-def _e61(w, o):
-    """iso20.WPT_LF_RxData -> WPT_LF_RxDataType"""
-    s = 0
-    v = o.rx_identifier
-    if v is not None:
-        t = _C696.get(s)
-        if t is None:
-            _order("WPT_LF_RxData.rx_identifier", s, _C695)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_RxData.rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rssi_data
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("WPT_LF_RxData.rssi_data", s, _C695)
-        if v.__class__ is not _iso20.WPT_LF_RxRSSIList:
-            _bad("WPT_LF_RxData.rssi_data", v, "a WPT_LF_RxRSSIList")
-        w.bits(t[0], t[1])
-        _e64(w, v)
-        s = t[2]
-    t = _C698.get(s)
-    if t is None:
-        _order("WPT_LF_RxData", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d62(r):
     """WPT_CoordinateXYZType -> iso20.WPT_CoordinateXYZ"""
     f0 = None
     f1 = None
@@ -9861,7 +9174,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_X")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C699, "WPT_CoordinateXYZType")
+            _escape(r, 3, _C540, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 1:
@@ -9877,7 +9190,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C700, "WPT_CoordinateXYZType")
+            _escape(r, 2, _C541, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 2:
@@ -9893,7 +9206,7 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C701, "WPT_CoordinateXYZType")
+            _escape(r, 2, _C542, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 3:
@@ -9901,7 +9214,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C702, "WPT_CoordinateXYZType")
+            _escape(r, 1, _C543, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_CoordinateXYZ)
@@ -9910,50 +9223,119 @@ def _d62(r):
     o.coord_z = f2
     return o
 
-def _e62(w, o):
+def _e61(w, o):
     """iso20.WPT_CoordinateXYZ -> WPT_CoordinateXYZType"""
+    v0 = o.coord_x
+    if v0 is None:
+        _order("WPT_CoordinateXYZ.coord_x", 0, _C544)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_x", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    v1 = o.coord_y
+    if v1 is None:
+        _order("WPT_CoordinateXYZ.coord_y", 1, _C544)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_y", v1, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v1)
+    v2 = o.coord_z
+    if v2 is None:
+        _order("WPT_CoordinateXYZ.coord_z", 2, _C544)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_z", v2, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
+
+def _d62(r):
+    """WPT_LF_DataPackageType -> iso20.WPT_LF_DataPackage"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.coord_x
-    if v is not None:
-        t = _C704.get(s)
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "PackageIndex")
+            else:
+                f0 = r.bits(8)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C545, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d50(r)
+            s = 3
+        elif ec == 1:
+            f2 = _d47(r)
+            s = 2
+        elif ec == 2:
+            _escape(r, 2, _C546, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C547, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C548, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_DataPackage)
+    o.package_index = f0
+    o.lf_tx_data = f1
+    o.lf_rx_data = f2
+    return o
+
+def _e62(w, o):
+    """iso20.WPT_LF_DataPackage -> WPT_LF_DataPackageType"""
+    v0 = o.package_index
+    if v0 is None:
+        _order("WPT_LF_DataPackage.package_index", 0, _C549)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_DataPackage.package_index", v0, "an integer in 0..255")
+    v1 = o.lf_tx_data
+    w.bits(((((0) << 1) << 8) | (v0)) << 1, 11)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.WPT_LF_TxDataList:
+            _bad("WPT_LF_DataPackage.lf_tx_data", v1, "a WPT_LF_TxDataList")
+        w.bits(0, 2)
+        _e50(w, v1)
+        s = 2
+    v2 = o.lf_rx_data
+    if v2 is not None:
+        t = _C550.get(s)
         if t is None:
-            _order("WPT_CoordinateXYZ.coord_x", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_x", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.coord_y
-    if v is not None:
-        t = _C705.get(s)
-        if t is None:
-            _order("WPT_CoordinateXYZ.coord_y", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_y", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.coord_z
-    if v is not None:
-        t = _C706.get(s)
-        if t is None:
-            _order("WPT_CoordinateXYZ.coord_z", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_z", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C707.get(s)
+            _order("WPT_LF_DataPackage.lf_rx_data", s, _C549)
+        if v2.__class__ is not _iso20.WPT_LF_RxDataList:
+            _bad("WPT_LF_DataPackage.lf_rx_data", v2, "a WPT_LF_RxDataList")
+        w.bits(t[0], t[1])
+        _e47(w, v2)
+        s = 3
+    t = _C551.get(s)
     if t is None:
-        _order("WPT_CoordinateXYZ", s, _C703)
+        _order("WPT_LF_DataPackage", s, _C549)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d63(r):
-    """WPT_TxRxPulseOrderType -> iso20.WPT_TxRxPulseOrder"""
+    """WPT_LF_DataPackageListType -> iso20.WPT_LF_DataPackageList"""
     f0 = None
     f1 = None
     s = 0
@@ -9961,124 +9343,117 @@ def _d63(r):
         ec = r.bits(1)
         if ec == 0:
             if r.bits(1):
-                f0 = _simple_escape(r, None, "IndexNumber")
+                f0 = _simple_escape(r, None, "NumPackages")
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("IndexNumber: %d outside 0..65535" % f0)
+                f0 = r.bits(8)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+                    _escape(r, 1, _EV_ELEM_EE, "NumPackages")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C708, "WPT_TxRxPulseOrderType")
+            _escape(r, 3, _C552, "WPT_LF_DataPackageListType")
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TxRxIdentifier")
-            else:
-                f1 = r.uint(5)
-                if f1 < 1 or f1 > 4294967295:
-                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+            f1 = _d62(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C709, "WPT_TxRxPulseOrderType")
+            _escape(r, 2, _C553, "WPT_LF_DataPackageListType")
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C710, "WPT_TxRxPulseOrderType")
+            _escape(r, 1, _C554, "WPT_LF_DataPackageListType")
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_TxRxPulseOrder)
-    o.index_number = f0
-    o.tx_rx_identifier = f1
+            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_DataPackageList)
+    o.num_packages = f0
+    o.wpt_lf_data_package = f1
     return o
 
 def _e63(w, o):
-    """iso20.WPT_TxRxPulseOrder -> WPT_TxRxPulseOrderType"""
-    s = 0
-    v = o.index_number
-    if v is not None:
-        t = _C712.get(s)
-        if t is None:
-            _order("WPT_TxRxPulseOrder.index_number", s, _C711)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPulseOrder.index_number", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tx_rx_identifier
-    if v is not None:
-        t = _C713.get(s)
-        if t is None:
-            _order("WPT_TxRxPulseOrder.tx_rx_identifier", s, _C711)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C714.get(s)
-    if t is None:
-        _order("WPT_TxRxPulseOrder", s, _C711)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.WPT_LF_DataPackageList -> WPT_LF_DataPackageListType"""
+    v0 = o.num_packages
+    if v0 is None:
+        _order("WPT_LF_DataPackageList.num_packages", 0, _C555)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_DataPackageList.num_packages", v0, "an integer in 0..255")
+    v1 = o.wpt_lf_data_package
+    if v1 is None:
+        _order("WPT_LF_DataPackageList.wpt_lf_data_package", 1, _C555)
+    if v1.__class__ is not _iso20.WPT_LF_DataPackage:
+        _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v1, "a WPT_LF_DataPackage")
+    w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
+    _e62(w, v1)
+    w.bits(0, 1)
 
 def _d64(r):
-    """WPT_LF_RxRSSIListType -> iso20.WPT_LF_RxRSSIList"""
+    """WPT_LF_RxDataType -> iso20.WPT_LF_RxData"""
     f0 = None
+    f1 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d65(r)
+            if r.bits(1):
+                f0 = _simple_escape(r, None, "RxIdentifier")
+            else:
+                f0 = r.uint(5)
+                if f0 < 1 or f0 > 4294967295:
+                    r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C715, "WPT_LF_RxRSSIListType")
+            _escape(r, 3, _C556, "WPT_LF_RxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
+            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d53(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C557, "WPT_LF_RxDataType")
+        else:
+            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
+    if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C716, "WPT_LF_RxRSSIListType")
+            _escape(r, 1, _C558, "WPT_LF_RxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxRSSIList)
-    o.rssi_data_list = f0
+            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxData)
+    o.rx_identifier = f0
+    o.rssi_data = f1
     return o
 
 def _e64(w, o):
-    """iso20.WPT_LF_RxRSSIList -> WPT_LF_RxRSSIListType"""
-    s = 0
-    v = o.rssi_data_list
-    if v is not None:
-        t = _C718.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSIList.rssi_data_list", s, _C717)
-        if v.__class__ is not _iso20.WPT_LF_RxRSSI:
-            _bad("WPT_LF_RxRSSIList.rssi_data_list", v, "a WPT_LF_RxRSSI")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
-    t = _C719.get(s)
-    if t is None:
-        _order("WPT_LF_RxRSSIList", s, _C717)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.WPT_LF_RxData -> WPT_LF_RxDataType"""
+    v0 = o.rx_identifier
+    if v0 is None:
+        _order("WPT_LF_RxData.rx_identifier", 0, _C559)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_RxData.rx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.rssi_data
+    if v1 is None:
+        _order("WPT_LF_RxData.rssi_data", 1, _C559)
+    if v1.__class__ is not _iso20.WPT_LF_RxRSSIList:
+        _bad("WPT_LF_RxData.rssi_data", v1, "a WPT_LF_RxRSSIList")
+    w.bits(0, 2)
+    _e53(w, v1)
+    w.bits(0, 1)
 
 def _d65(r):
-    """WPT_LF_RxRSSIType -> iso20.WPT_LF_RxRSSI"""
+    """WPT_LF_TxDataType -> iso20.WPT_LF_TxData"""
     f0 = None
     f1 = None
     s = 0
@@ -10095,790 +9470,615 @@ def _d65(r):
                     _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C720, "WPT_LF_RxRSSIType")
+            _escape(r, 3, _C560, "WPT_LF_TxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C721, "WPT_LF_RxRSSIType")
+            _escape(r, 2, _C561, "WPT_LF_TxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C722, "WPT_LF_RxRSSIType")
+            _escape(r, 1, _C562, "WPT_LF_TxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxRSSI)
+            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_TxData)
     o.tx_identifier = f0
-    o.rssi = f1
+    o.eirp = f1
     return o
 
 def _e65(w, o):
-    """iso20.WPT_LF_RxRSSI -> WPT_LF_RxRSSIType"""
-    s = 0
-    v = o.tx_identifier
-    if v is not None:
-        t = _C724.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSI.tx_identifier", s, _C723)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_RxRSSI.tx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rssi
-    if v is not None:
-        t = _C725.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSI.rssi", s, _C723)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_RxRSSI.rssi", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C726.get(s)
-    if t is None:
-        _order("WPT_LF_RxRSSI", s, _C723)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.WPT_LF_TxData -> WPT_LF_TxDataType"""
+    v0 = o.tx_identifier
+    if v0 is None:
+        _order("WPT_LF_TxData.tx_identifier", 0, _C563)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_TxData.tx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.eirp
+    if v1 is None:
+        _order("WPT_LF_TxData.eirp", 1, _C563)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_TxData.eirp", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
 _C0 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C1 = {0: 'end of element'}
-_C2 = {0: (0, 1, -1)}
-_C3 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C4 = {0: 'end of element'}
-_C5 = {0: (0, 1, -1)}
-_C6 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C7 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C8 = ('SE_ANY', 'CH')
-_C9 = ('SE_ANY', 'CH')
-_C10 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C11 = {0: (0, 1, 3)}
-_C12 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = ('EE', 'SE_ANY', 'CH')
+_C2 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C3 = {0: 'end of element'}
+_C4 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C5 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C6 = ('SE_ANY', 'CH')
+_C7 = ('SE_ANY', 'CH')
+_C8 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('EE', 'SE_ANY', 'CH')
+_C12 = ('EE', 'SE_ANY', 'CH')
+_C13 = ('SE_ANY', 'CH')
+_C14 = ('SE_ANY', 'CH')
 _C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('SE_ANY', 'CH')
-_C18 = ('SE_ANY', 'CH')
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C22 = {0: (0, 2, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C25 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C26 = {4: (0, 2, 5)}
-_C27 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C28 = {6: (0, 1, 7)}
-_C29 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C31 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C16 = ('SE_ANY', 'CH')
+_C17 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C18 = {1: (0, 1, 2)}
+_C19 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C20 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C21 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C22 = {6: (0, 1, 7)}
+_C23 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C25 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C26 = ('SE_ANY', 'CH')
+_C27 = ('SE_ANY', 'CH')
+_C28 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C29 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C30 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C31 = ('EE', 'SE_ANY', 'CH')
 _C32 = ('SE_ANY', 'CH')
 _C33 = ('SE_ANY', 'CH')
-_C34 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C35 = {0: (0, 1, 3)}
-_C36 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C37 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C38 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C39 = ('EE', 'SE_ANY', 'CH')
-_C40 = ('SE_ANY', 'CH')
-_C41 = ('SE_ANY', 'CH')
-_C42 = ('SE_ANY', 'CH')
-_C43 = ('SE_ANY', 'CH')
-_C44 = ('SE_ANY', 'CH')
-_C45 = ('SE_ANY', 'CH')
-_C46 = ('SE_ANY', 'CH')
-_C47 = ('SE_ANY', 'CH')
-_C48 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C49 = {0: (0, 4, 10)}
-_C50 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C51 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C52 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C53 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C54 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C55 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C56 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C57 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = ('EE', 'SE_ANY', 'CH')
-_C60 = ('SE_ANY', 'CH')
-_C61 = ('SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C64 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C65 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C66 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C67 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C68 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C69 = ('SE_ANY', 'CH')
-_C70 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C71 = {0: (0, 2, 2)}
-_C72 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C73 = {1: (1, 2, -1)}
-_C74 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C75 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C34 = ('SE_ANY', 'CH')
+_C35 = ('SE_ANY', 'CH')
+_C36 = ('SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = ('SE_ANY', 'CH')
+_C39 = ('SE_ANY', 'CH')
+_C40 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C41 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C42 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C43 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C44 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C45 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C46 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C47 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C48 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C49 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = ('SE_ANY', 'CH')
+_C53 = ('SE_ANY', 'CH')
+_C54 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C55 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C56 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C57 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C58 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C59 = ('SE_ANY', 'CH')
+_C60 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C61 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C62 = {1: (1, 2)}
+_C63 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C65 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C66 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C67 = ('SE_ANY', 'CH')
+_C68 = ('SE_ANY', 'CH')
+_C69 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C70 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C71 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C72 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C73 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C74 = ('SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
 _C78 = ('SE_ANY', 'CH')
-_C79 = ('SE_ANY', 'CH')
-_C80 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C81 = {0: (0, 3, 5)}
-_C82 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C83 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C84 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C85 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C86 = ('SE_ANY', 'CH')
-_C87 = ('SE_ANY', 'CH')
-_C88 = ('SE_ANY', 'CH')
-_C89 = ('SE_ANY', 'CH')
-_C90 = ('SE_ANY', 'CH')
-_C91 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C92 = {0: (0, 2, 1)}
-_C93 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C94 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C95 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C96 = ('EE', 'SE_ANY', 'CH')
-_C97 = ('SE_ANY', 'CH')
-_C98 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C99 = {0: (0, 1, 1)}
-_C100 = {1: (0, 1, 2)}
-_C101 = {2: (0, 1, -1)}
-_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C103 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C104 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
+_C79 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C80 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C81 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C82 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C83 = ('EE', 'SE_ANY', 'CH')
+_C84 = ('SE_ANY', 'CH')
+_C85 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C86 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C87 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C88 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C89 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C90 = ('EE', 'SE_ANY', 'CH')
+_C91 = ('EE', 'SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
+_C93 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C94 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C95 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C96 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C97 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C98 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C99 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C100 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C101 = ('SE_ANY', 'CH')
+_C102 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C103 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C104 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C105 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C106 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C107 = ('SE_ANY', 'CH')
 _C108 = ('SE_ANY', 'CH')
-_C109 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C110 = {0: (0, 3, 6)}
-_C111 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C112 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C113 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C114 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C115 = {2: (0, 1, 3)}
-_C116 = {3: (0, 1, -1)}
-_C117 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C118 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C119 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C120 = ('SE_ANY', 'CH')
-_C121 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C122 = {0: (0, 3, 3)}
-_C123 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C124 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C125 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C126 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C127 = ('SE_ANY', 'CH')
-_C128 = ('SE_ANY', 'CH')
-_C129 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C130 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C131 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C133 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('SE_ANY', 'CH')
-_C136 = ('SE_ANY', 'CH')
-_C137 = ('SE_ANY', 'CH')
-_C138 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C139 = {0: (0, 2, 5)}
-_C140 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C141 = {1: (0, 1, 2)}
-_C142 = {2: (0, 2, 3)}
-_C143 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C144 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C145 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C146 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C147 = ('SE_ANY', 'CH')
-_C148 = ('SE_ANY', 'CH')
-_C149 = ('SE_ANY', 'CH')
-_C150 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C151 = {0: (0, 1, 4)}
-_C152 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C153 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C155 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C156 = ('SE_ANY', 'CH')
-_C157 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C158 = {0: (0, 2, 2)}
-_C159 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C160 = {1: (1, 2, -1)}
-_C161 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C162 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C163 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('EE', 'SE_ANY', 'CH')
+_C109 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C110 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C111 = {1: (2, 2), 2: (1, 2)}
+_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C113 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('EE', 'SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = ('SE_ANY', 'CH')
+_C117 = ('SE_ANY', 'CH')
+_C118 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C119 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C120 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C121 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C122 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = ('SE_ANY', 'CH')
+_C126 = ('SE_ANY', 'CH')
+_C127 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C128 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C130 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C131 = ('SE_ANY', 'CH')
+_C132 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C133 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C134 = {1: (1, 2)}
+_C135 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C136 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C137 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C138 = ('EE', 'SE_ANY', 'CH')
+_C139 = ('SE_ANY', 'CH')
+_C140 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C141 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C144 = ('SE_ANY', 'CH')
+_C145 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C146 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C147 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C148 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
+_C150 = ('EE', 'SE_ANY', 'CH')
+_C151 = ('SE_ANY', 'CH')
+_C152 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C153 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C154 = {2: (0, 1), 3: (0, 2)}
+_C155 = {3: (1, 2)}
+_C156 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C157 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
+_C161 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C162 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C163 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C165 = ('SE_ANY', 'CH')
-_C166 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C167 = {0: (0, 2, 4)}
-_C168 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C169 = {1: (1, 2, -1)}
-_C170 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C171 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('SE_ANY', 'CH')
-_C173 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C174 = {0: (0, 2, 2)}
-_C175 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C176 = {1: (0, 1, -1)}
-_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C179 = ('EE', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('SE_ANY', 'CH')
-_C182 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C183 = {0: (0, 2, 4)}
-_C184 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C185 = {1: (0, 1, 2)}
-_C186 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C187 = {3: (1, 2, -1)}
-_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C189 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C166 = {0: 'Transform', 1: 'Transform, end of element'}
+_C167 = {0: (0, 1), 1: (0, 2)}
+_C168 = {1: (1, 2)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C171 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C172 = ('EE', 'SE_ANY', 'CH')
+_C173 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
+_C174 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
+_C175 = ('EE', 'SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
+_C177 = ('SE_ANY', 'CH')
+_C178 = ('SE_ANY', 'CH')
+_C179 = ('SE_ANY', 'CH')
+_C180 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C181 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C182 = {4: (0, 2), 5: (0, 2)}
+_C183 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C184 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C185 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C186 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C187 = ('EE', 'SE_ANY', 'CH')
+_C188 = ('EE', 'SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
 _C190 = ('SE_ANY', 'CH')
 _C191 = ('SE_ANY', 'CH')
 _C192 = ('SE_ANY', 'CH')
-_C193 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C194 = {0: (0, 1, 4)}
-_C195 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C196 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C197 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C198 = ('SE_ANY', 'CH')
-_C199 = {0: 'Transform', 1: 'Transform, end of element'}
-_C200 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C201 = {1: (1, 2, -1)}
-_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C203 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C204 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C193 = ('SE_ANY', 'CH')
+_C194 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C195 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C196 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C197 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('EE', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
+_C204 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
 _C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
-_C207 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
+_C206 = ('SE_ANY', 'CH')
+_C207 = ('SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = ('SE_ANY', 'CH')
 _C210 = ('SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C214 = {0: (0, 1, 1)}
-_C215 = {1: (0, 1, 2)}
-_C216 = {2: (0, 2, 3)}
-_C217 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C218 = {4: (0, 2, 5), 5: (0, 2, -1)}
-_C219 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C220 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C222 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C211 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
+_C212 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C213 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C214 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
+_C215 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (1, 2), 10: (0, 1)}
+_C216 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C217 = ('EE', 'SE_ANY', 'CH')
+_C218 = ('EE', 'SE_ANY', 'CH')
+_C219 = ('EE', 'SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('EE', 'SE_ANY', 'CH')
+_C222 = ('EE', 'SE_ANY', 'CH')
 _C223 = ('EE', 'SE_ANY', 'CH')
 _C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
-_C227 = ('SE_ANY', 'CH')
+_C225 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
+_C226 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C227 = ('EE', 'SE_ANY', 'CH')
 _C228 = ('SE_ANY', 'CH')
 _C229 = ('SE_ANY', 'CH')
-_C230 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C231 = {0: (0, 1, 1)}
-_C232 = {1: (0, 1, 2)}
-_C233 = {2: (0, 1, 3)}
-_C234 = {3: (0, 3, 4)}
-_C235 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C236 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C237 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('EE', 'SE_ANY', 'CH')
-_C240 = ('EE', 'SE_ANY', 'CH')
-_C241 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
+_C234 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C235 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C236 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C237 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C238 = {10: (1, 3, 12), 11: (0, 2, 12)}
+_C239 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
+_C240 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
+_C241 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
-_C244 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
+_C243 = ('EE', 'SE_ANY', 'CH')
+_C244 = ('EE', 'SE_ANY', 'CH')
 _C245 = ('EE', 'SE_ANY', 'CH')
-_C246 = ('SE_ANY', 'CH')
+_C246 = ('EE', 'SE_ANY', 'CH')
 _C247 = ('SE_ANY', 'CH')
 _C248 = ('SE_ANY', 'CH')
 _C249 = ('SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
-_C252 = {0: (0, 1, 1)}
-_C253 = {1: (0, 2, 2)}
-_C254 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C255 = {3: (0, 1, 4)}
-_C256 = {4: (0, 1, 5)}
-_C257 = {5: (0, 1, 6)}
-_C258 = {6: (0, 3, 7)}
-_C259 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C260 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9), 9: (0, 2, -1)}
-_C261 = {6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C250 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
+_C251 = {6: (0, 2), 7: (0, 2)}
+_C252 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C254 = ('EE', 'SE_ANY', 'CH')
+_C255 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C256 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C257 = ('EE', 'SE_ANY', 'CH')
+_C258 = ('EE', 'SE_ANY', 'CH')
+_C259 = ('EE', 'SE_ANY', 'CH')
+_C260 = ('EE', 'SE_ANY', 'CH')
+_C261 = ('EE', 'SE_ANY', 'CH')
+_C262 = ('EE', 'SE_ANY', 'CH')
 _C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
-_C265 = ('EE', 'SE_ANY', 'CH')
-_C266 = ('EE', 'SE_ANY', 'CH')
-_C267 = ('EE', 'SE_ANY', 'CH')
-_C268 = ('EE', 'SE_ANY', 'CH')
-_C269 = ('EE', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
-_C272 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
-_C273 = ('EE', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
+_C266 = ('SE_ANY', 'CH')
+_C267 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
+_C268 = {9: (0, 2), 10: (0, 2)}
+_C269 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
+_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C271 = ('EE', 'SE_ANY', 'CH')
+_C272 = ('EE', 'SE_ANY', 'CH')
+_C273 = ('SE_ANY', 'CH')
 _C274 = ('SE_ANY', 'CH')
 _C275 = ('SE_ANY', 'CH')
 _C276 = ('SE_ANY', 'CH')
-_C277 = ('SE_ANY', 'CH')
-_C278 = ('SE_ANY', 'CH')
-_C279 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
-_C280 = {0: (0, 1, 1)}
-_C281 = {1: (0, 1, 2)}
-_C282 = {2: (0, 3, 3)}
-_C283 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C284 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C285 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C286 = {6: (0, 2, 7)}
-_C287 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C288 = {8: (0, 1, 9)}
-_C289 = {9: (0, 1, 10)}
-_C290 = {10: (0, 3, 11)}
-_C291 = {10: (1, 3, 12), 11: (0, 2, 12)}
-_C292 = {10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13), 13: (0, 2, -1)}
-_C293 = {10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C277 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C278 = {3: (0, 2), 4: (0, 2)}
+_C279 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C280 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('EE', 'SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C289 = {3: (0, 2), 4: (0, 2)}
+_C290 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C291 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C292 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C293 = ('EE', 'SE_ANY', 'CH')
+_C294 = ('EE', 'SE_ANY', 'CH')
 _C295 = ('EE', 'SE_ANY', 'CH')
 _C296 = ('EE', 'SE_ANY', 'CH')
 _C297 = ('EE', 'SE_ANY', 'CH')
-_C298 = ('EE', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
+_C298 = ('SE_ANY', 'CH')
+_C299 = ('SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
 _C301 = ('SE_ANY', 'CH')
-_C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
-_C304 = {0: (0, 1, 1)}
-_C305 = {1: (0, 1, 2)}
-_C306 = {2: (0, 1, 3)}
-_C307 = {3: (0, 1, 4)}
-_C308 = {4: (0, 1, 5)}
-_C309 = {5: (0, 1, 6)}
-_C310 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C311 = {6: (1, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C313 = ('EE', 'SE_ANY', 'CH')
-_C314 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C315 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
-_C316 = ('EE', 'SE_ANY', 'CH')
-_C317 = ('EE', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
-_C319 = ('EE', 'SE_ANY', 'CH')
-_C320 = ('EE', 'SE_ANY', 'CH')
+_C302 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C303 = {6: (0, 2), 7: (0, 2)}
+_C304 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C305 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C307 = ('EE', 'SE_ANY', 'CH')
+_C308 = ('EE', 'SE_ANY', 'CH')
+_C309 = ('EE', 'SE_ANY', 'CH')
+_C310 = ('EE', 'SE_ANY', 'CH')
+_C311 = ('EE', 'SE_ANY', 'CH')
+_C312 = ('SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
+_C314 = ('SE_ANY', 'CH')
+_C315 = ('SE_ANY', 'CH')
+_C316 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C317 = {6: (0, 2), 7: (0, 2)}
+_C318 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C319 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C321 = ('EE', 'SE_ANY', 'CH')
 _C322 = ('EE', 'SE_ANY', 'CH')
-_C323 = ('SE_ANY', 'CH')
+_C323 = ('EE', 'SE_ANY', 'CH')
 _C324 = ('SE_ANY', 'CH')
 _C325 = ('SE_ANY', 'CH')
-_C326 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
-_C327 = {0: (0, 1, 1)}
-_C328 = {1: (0, 1, 2)}
-_C329 = {2: (0, 1, 3)}
-_C330 = {3: (0, 1, 4)}
-_C331 = {4: (0, 1, 5)}
-_C332 = {5: (0, 1, 6)}
-_C333 = {6: (0, 1, 7)}
-_C334 = {7: (0, 1, 8)}
-_C335 = {8: (0, 1, 9)}
-_C336 = {9: (0, 2, 10), 10: (0, 2, -1)}
-_C337 = {9: (1, 2, -1), 10: (1, 2, -1), 11: (0, 1, -1)}
-_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('EE', 'SE_ANY', 'CH')
-_C341 = ('SE_ANY', 'CH')
-_C342 = ('SE_ANY', 'CH')
-_C343 = ('SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C328 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C329 = {4: (0, 2), 5: (0, 2)}
+_C330 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C331 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('EE', 'SE_ANY', 'CH')
+_C333 = ('EE', 'SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = ('SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
+_C337 = ('SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C340 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C341 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C342 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C344 = ('SE_ANY', 'CH')
-_C345 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C346 = {0: (0, 1, 1)}
-_C347 = {1: (0, 1, 2)}
-_C348 = {2: (0, 1, 3)}
-_C349 = {3: (0, 2, 4), 4: (0, 2, -1)}
-_C350 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C351 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C352 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
-_C357 = ('SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C360 = {0: (0, 1, 1)}
-_C361 = {1: (0, 1, 2)}
-_C362 = {2: (0, 1, 3)}
-_C363 = {3: (0, 2, 4), 4: (0, 2, -1)}
-_C364 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C365 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C366 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C367 = ('EE', 'SE_ANY', 'CH')
-_C368 = ('EE', 'SE_ANY', 'CH')
-_C369 = ('EE', 'SE_ANY', 'CH')
-_C370 = ('EE', 'SE_ANY', 'CH')
-_C371 = ('EE', 'SE_ANY', 'CH')
+_C345 = ('SE_ANY', 'CH')
+_C346 = ('SE_ANY', 'CH')
+_C347 = ('SE_ANY', 'CH')
+_C348 = ('SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C351 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C352 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C353 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C354 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C355 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C356 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C358 = ('EE', 'SE_ANY', 'CH')
+_C359 = ('SE_ANY', 'CH')
+_C360 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C361 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C362 = ('SE_ANY', 'CH')
+_C363 = ('SE_ANY', 'CH')
+_C364 = ('SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
+_C367 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C368 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C369 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C370 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C371 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
-_C374 = ('SE_ANY', 'CH')
-_C375 = ('SE_ANY', 'CH')
-_C376 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C377 = {0: (0, 1, 1)}
-_C378 = {1: (0, 1, 2)}
-_C379 = {2: (0, 1, 3)}
-_C380 = {3: (0, 1, 4)}
-_C381 = {4: (0, 1, 5)}
-_C382 = {5: (0, 1, 6)}
-_C383 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C384 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C385 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('EE', 'SE_ANY', 'CH')
-_C388 = ('EE', 'SE_ANY', 'CH')
-_C389 = ('EE', 'SE_ANY', 'CH')
-_C390 = ('EE', 'SE_ANY', 'CH')
-_C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C397 = {0: (0, 1, 1)}
-_C398 = {1: (0, 1, 2)}
-_C399 = {2: (0, 1, 3)}
-_C400 = {3: (0, 1, 4)}
-_C401 = {4: (0, 1, 5)}
-_C402 = {5: (0, 1, 6)}
-_C403 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C404 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C405 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C407 = ('EE', 'SE_ANY', 'CH')
-_C408 = ('EE', 'SE_ANY', 'CH')
-_C409 = ('EE', 'SE_ANY', 'CH')
-_C410 = ('SE_ANY', 'CH')
-_C411 = ('SE_ANY', 'CH')
-_C412 = ('SE_ANY', 'CH')
-_C413 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C414 = {0: (0, 1, 1)}
-_C415 = {1: (0, 1, 2)}
-_C416 = {2: (0, 2, 3)}
-_C417 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C418 = {4: (0, 2, 5), 5: (0, 2, -1)}
-_C419 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('EE', 'SE_ANY', 'CH')
-_C422 = ('EE', 'SE_ANY', 'CH')
+_C374 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
+_C375 = {0: (0, 1), 1: (0, 2)}
+_C376 = {1: (1, 2), 2: (0, 1)}
+_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('EE', 'SE_ANY', 'CH')
+_C379 = ('SE_ANY', 'CH')
+_C380 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C381 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C382 = ('SE_ANY', 'CH')
+_C383 = ('SE_ANY', 'CH')
+_C384 = ('SE_ANY', 'CH')
+_C385 = ('SE_ANY', 'CH')
+_C386 = ('SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = ('SE_ANY', 'CH')
+_C392 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C393 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C394 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C395 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C396 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C397 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C398 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C399 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C400 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C401 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C402 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C403 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
+_C404 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
+_C405 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C406 = ('SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
+_C409 = {0: (0, 1), 1: (0, 2)}
+_C410 = {1: (1, 2), 2: (0, 1)}
+_C411 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
+_C412 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
+_C413 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C414 = ('SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
+_C417 = {0: (0, 1), 1: (0, 2)}
+_C418 = {1: (1, 2), 2: (0, 1)}
+_C419 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
+_C420 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
+_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = ('SE_ANY', 'CH')
 _C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
-_C427 = ('SE_ANY', 'CH')
-_C428 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C429 = {0: (0, 1, 1)}
-_C430 = {1: (0, 1, 2)}
-_C431 = {2: (0, 1, 3)}
-_C432 = {3: (0, 3, 4)}
-_C433 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C434 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C435 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C424 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
+_C425 = {0: (0, 1), 1: (0, 2)}
+_C426 = {1: (1, 2), 2: (0, 1)}
+_C427 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C428 = ('EE', 'SE_ANY', 'CH')
+_C429 = ('EE', 'SE_ANY', 'CH')
+_C430 = ('EE', 'SE_ANY', 'CH')
+_C431 = ('SE_ANY', 'CH')
+_C432 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C434 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C435 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C436 = ('EE', 'SE_ANY', 'CH')
 _C437 = ('SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
-_C439 = ('SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
+_C438 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C440 = ('EE', 'SE_ANY', 'CH')
 _C441 = ('SE_ANY', 'CH')
 _C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C444 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C445 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C446 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C447 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C448 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C449 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C451 = ('EE', 'SE_ANY', 'CH')
-_C452 = ('SE_ANY', 'CH')
+_C443 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C444 = {2: (1, 2), 3: (0, 1)}
+_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C446 = ('EE', 'SE_ANY', 'CH')
+_C447 = ('EE', 'SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
+_C450 = {1: (0, 1), 2: (0, 1), 3: (0, 2)}
+_C451 = {3: (1, 2)}
+_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C453 = ('SE_ANY', 'CH')
-_C454 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C455 = {0: (0, 1, 1)}
-_C456 = {1: (0, 1, 2)}
-_C457 = {2: (0, 2, 3)}
-_C458 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C459 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C460 = ('EE', 'SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
-_C462 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C463 = {0: (0, 1, 1)}
-_C464 = {1: (0, 1, 2)}
-_C465 = {2: (0, 1, -1)}
-_C466 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C467 = ('SE_ANY', 'CH')
-_C468 = ('SE_ANY', 'CH')
-_C469 = ('SE_ANY', 'CH')
-_C470 = ('SE_ANY', 'CH')
-_C471 = ('SE_ANY', 'CH')
+_C454 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
+_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('SE_ANY', 'CH')
+_C457 = ('SE_ANY', 'CH')
+_C458 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
+_C459 = {0: (1, 2, 2)}
+_C460 = {1: (0, 1), 2: (0, 1)}
+_C461 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C462 = ('EE', 'SE_ANY', 'CH')
+_C463 = ('EE', 'SE_ANY', 'CH')
+_C464 = ('EE', 'SE_ANY', 'CH')
+_C465 = ('SE_ANY', 'CH')
+_C466 = ('SE_ANY', 'CH')
+_C467 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
+_C468 = {2: (0, 1), 3: (0, 1), 4: (0, 2)}
+_C469 = {4: (1, 2, 5)}
+_C470 = {4: (2, 2), 5: (0, 1)}
+_C471 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C472 = ('SE_ANY', 'CH')
-_C473 = ('SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
+_C473 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
+_C474 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C475 = ('EE', 'SE_ANY', 'CH')
 _C476 = ('SE_ANY', 'CH')
-_C477 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C478 = {0: (0, 4, 1)}
-_C479 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C480 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C481 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C482 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C483 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C484 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C485 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C486 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C487 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C488 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C490 = ('EE', 'SE_ANY', 'CH')
+_C477 = ('SE_ANY', 'CH')
+_C478 = ('SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = ('SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
+_C483 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C484 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C485 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C486 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C487 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C488 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C489 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C490 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C491 = ('EE', 'SE_ANY', 'CH')
-_C492 = ('EE', 'SE_ANY', 'CH')
-_C493 = ('SE_ANY', 'CH')
-_C494 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C495 = {0: (0, 1, 1)}
-_C496 = {1: (0, 1, 2)}
-_C497 = {2: (0, 1, 3)}
-_C498 = {3: (0, 1, 4)}
-_C499 = {4: (0, 1, -1)}
-_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C501 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C502 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C503 = ('EE', 'SE_ANY', 'CH')
+_C492 = ('SE_ANY', 'CH')
+_C493 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
+_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
+_C496 = {0: 'RSSIDataList', 1: 'end of element'}
+_C497 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C498 = ('EE', 'SE_ANY', 'CH')
+_C499 = ('SE_ANY', 'CH')
+_C500 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
+_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
 _C504 = ('SE_ANY', 'CH')
-_C505 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C506 = {0: (0, 1, 1)}
-_C507 = {1: (0, 1, 2)}
-_C508 = {2: (0, 1, -1)}
-_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C510 = ('EE', 'SE_ANY', 'CH')
-_C511 = ('SE_ANY', 'CH')
-_C512 = ('SE_ANY', 'CH')
-_C513 = ('SE_ANY', 'CH')
-_C514 = ('SE_ANY', 'CH')
-_C515 = ('SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
+_C505 = ('SE_ANY', 'CH')
+_C506 = ('SE_ANY', 'CH')
+_C507 = ('SE_ANY', 'CH')
+_C508 = ('SE_ANY', 'CH')
+_C509 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C510 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C511 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C512 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C513 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C514 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C515 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C516 = ('EE', 'SE_ANY', 'CH')
 _C517 = ('SE_ANY', 'CH')
-_C518 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C519 = {0: (0, 1, 1)}
-_C520 = {1: (0, 1, 2)}
-_C521 = {2: (0, 3, 3)}
-_C522 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C523 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C524 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C525 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C526 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C527 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C518 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C520 = ('EE', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
+_C522 = ('SE_ANY', 'CH')
+_C523 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
+_C524 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C525 = ('SE_ANY', 'CH')
+_C526 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
+_C527 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C528 = ('EE', 'SE_ANY', 'CH')
 _C529 = ('SE_ANY', 'CH')
-_C530 = ('SE_ANY', 'CH')
-_C531 = ('SE_ANY', 'CH')
-_C532 = ('SE_ANY', 'CH')
-_C533 = ('SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = ('SE_ANY', 'CH')
-_C536 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C537 = {0: (0, 1, 1)}
-_C538 = {1: (0, 3, 2)}
-_C539 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C540 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C541 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C542 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C543 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
-_C547 = {0: (0, 1, 1)}
-_C548 = {1: (0, 1, -1)}
-_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
-_C553 = {0: (0, 1, 1)}
-_C554 = {1: (0, 1, 2)}
-_C555 = {2: (0, 1, -1)}
-_C556 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
-_C557 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
-_C558 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C559 = ('SE_ANY', 'CH')
-_C560 = ('SE_ANY', 'CH')
-_C561 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
-_C562 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C563 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C564 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
-_C565 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
-_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C567 = ('SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
-_C570 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C571 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C572 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
-_C573 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
-_C578 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C579 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C580 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C581 = ('SE_ANY', 'CH')
-_C582 = ('SE_ANY', 'CH')
-_C583 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
-_C584 = {0: (0, 2, 1)}
-_C585 = {0: (1, 2, 2)}
-_C586 = {1: (0, 1, -1), 2: (0, 1, -1)}
-_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
-_C591 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C592 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C593 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C594 = ('EE', 'SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C597 = {0: (0, 1, 1)}
-_C598 = {1: (0, 1, 2)}
-_C599 = {2: (0, 1, -1)}
-_C600 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C601 = ('EE', 'SE_ANY', 'CH')
-_C602 = ('SE_ANY', 'CH')
-_C603 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C604 = {0: (0, 1, 1)}
-_C605 = {1: (0, 1, 2)}
-_C606 = {2: (0, 1, -1)}
-_C607 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C608 = ('EE', 'SE_ANY', 'CH')
-_C609 = ('SE_ANY', 'CH')
-_C610 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C611 = {0: (0, 1, 1)}
-_C612 = {1: (0, 1, 2)}
-_C613 = {2: (0, 1, -1)}
-_C614 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C615 = ('EE', 'SE_ANY', 'CH')
-_C616 = ('SE_ANY', 'CH')
-_C617 = ('SE_ANY', 'CH')
-_C618 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
-_C619 = {0: (0, 1, 1)}
-_C620 = {1: (0, 2, 2)}
-_C621 = {1: (1, 2, 3)}
-_C622 = {2: (0, 1, -1), 3: (0, 1, -1)}
-_C623 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C624 = ('EE', 'SE_ANY', 'CH')
-_C625 = ('EE', 'SE_ANY', 'CH')
-_C626 = ('EE', 'SE_ANY', 'CH')
-_C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
-_C630 = {0: (0, 1, 1)}
-_C631 = {1: (0, 1, 2)}
-_C632 = {2: (0, 1, 3), 3: (0, 1, -1), 4: (0, 2, -1)}
-_C633 = {4: (1, 2, 5)}
-_C634 = {4: (2, 2, -1), 5: (0, 1, -1)}
-_C635 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C636 = ('EE', 'SE_ANY', 'CH')
-_C637 = ('EE', 'SE_ANY', 'CH')
-_C638 = ('SE_ANY', 'CH')
-_C639 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
-_C640 = {0: (0, 1, 1)}
-_C641 = {1: (0, 1, 2), 2: (0, 1, -1), 3: (0, 2, -1)}
-_C642 = {3: (1, 2, -1)}
-_C643 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C644 = ('SE_ANY', 'CH')
-_C645 = ('SE_ANY', 'CH')
-_C646 = ('SE_ANY', 'CH')
-_C647 = ('SE_ANY', 'CH')
-_C648 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
-_C649 = {0: (0, 3, 1)}
-_C650 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C651 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C652 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C653 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C654 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
-_C657 = {0: (0, 1, 1)}
-_C658 = {1: (0, 1, -1)}
-_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C660 = ('SE_ANY', 'CH')
-_C661 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
-_C662 = {0: (0, 1, 1)}
-_C663 = {1: (0, 1, -1)}
-_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C665 = ('EE', 'SE_ANY', 'CH')
-_C666 = ('EE', 'SE_ANY', 'CH')
-_C667 = ('SE_ANY', 'CH')
-_C668 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
-_C669 = {0: (0, 1, 1)}
-_C670 = {1: (0, 1, 2)}
-_C671 = {2: (0, 1, 3)}
-_C672 = {3: (0, 1, -1)}
-_C673 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C674 = ('EE', 'SE_ANY', 'CH')
-_C675 = ('EE', 'SE_ANY', 'CH')
-_C676 = ('EE', 'SE_ANY', 'CH')
-_C677 = ('EE', 'SE_ANY', 'CH')
-_C678 = ('SE_ANY', 'CH')
-_C679 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
-_C680 = {0: (0, 1, 1), 1: (0, 1, -1), 2: (0, 2, -1)}
-_C681 = {2: (1, 2, 3)}
-_C682 = {3: (0, 1, 4)}
-_C683 = {4: (0, 1, 5)}
-_C684 = {5: (0, 1, -1)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
-_C689 = {0: (0, 1, 1)}
-_C690 = {1: (0, 1, 2)}
-_C691 = {2: (0, 1, -1)}
-_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('SE_ANY', 'CH')
-_C695 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
-_C696 = {0: (0, 1, 1)}
-_C697 = {1: (0, 1, 2)}
-_C698 = {2: (0, 1, -1)}
-_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C700 = ('EE', 'SE_ANY', 'CH')
-_C701 = ('EE', 'SE_ANY', 'CH')
-_C702 = ('SE_ANY', 'CH')
-_C703 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
-_C704 = {0: (0, 1, 1)}
-_C705 = {1: (0, 1, 2)}
-_C706 = {2: (0, 1, 3)}
-_C707 = {3: (0, 1, -1)}
-_C708 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C709 = ('EE', 'SE_ANY', 'CH')
-_C710 = ('SE_ANY', 'CH')
-_C711 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
-_C712 = {0: (0, 1, 1)}
-_C713 = {1: (0, 1, 2)}
-_C714 = {2: (0, 1, -1)}
-_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C716 = ('SE_ANY', 'CH')
-_C717 = {0: 'RSSIDataList', 1: 'end of element'}
-_C718 = {0: (0, 1, 1)}
-_C719 = {1: (0, 1, -1)}
-_C720 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C721 = ('EE', 'SE_ANY', 'CH')
-_C722 = ('SE_ANY', 'CH')
-_C723 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
-_C724 = {0: (0, 1, 1)}
-_C725 = {1: (0, 1, 2)}
-_C726 = {2: (0, 1, -1)}
+_C530 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C531 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C532 = ('EE', 'SE_ANY', 'CH')
+_C533 = ('EE', 'SE_ANY', 'CH')
+_C534 = ('EE', 'SE_ANY', 'CH')
+_C535 = ('EE', 'SE_ANY', 'CH')
+_C536 = ('SE_ANY', 'CH')
+_C537 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
+_C538 = {0: (0, 1), 1: (0, 1), 2: (0, 2)}
+_C539 = {2: (1, 2, 3)}
+_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C541 = ('EE', 'SE_ANY', 'CH')
+_C542 = ('EE', 'SE_ANY', 'CH')
+_C543 = ('SE_ANY', 'CH')
+_C544 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
+_C545 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C546 = ('EE', 'SE_ANY', 'CH')
+_C547 = ('SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
+_C550 = {1: (1, 2, 3)}
+_C551 = {2: (0, 1), 3: (0, 1)}
+_C552 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C553 = ('EE', 'SE_ANY', 'CH')
+_C554 = ('SE_ANY', 'CH')
+_C555 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
+_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = ('EE', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
+_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C561 = ('EE', 'SE_ANY', 'CH')
+_C562 = ('SE_ANY', 'CH')
+_C563 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
@@ -11010,14 +10210,14 @@ FRAGMENT_BITS = 8
 FRAGMENT_ED = 194
 FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (0, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e50, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECC'): (2, _e55, False, (_iso20.AlternativeSECC, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCList'): (3, _e48, False, (_iso20.AlternativeSECCList, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (4, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e35, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECC'): (2, _e36, False, (_iso20.AlternativeSECC, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCList'): (3, _e37, False, (_iso20.AlternativeSECCList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (4, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (5, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (6, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'BSSID'): (7, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (8, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (8, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (9, _e0, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (10, _e1, False, (_iso20.CLResControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (11, _e2, False, (_xmldsig.CanonicalizationMethod, )),
@@ -11027,42 +10227,42 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_X'): (15, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_Y'): (16, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_Z'): (17, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (19, _e3, False, (_xmldsig.DSAKeyValue, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (20, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (21, _e4, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (22, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (23, _e37, False, (_iso20.DisplayParameters, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EIRP'): (24, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceAlignmentCheckMethodList'): (25, _e46, False, (_iso20.WPT_AlignmentCheckMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceFinePositioningMethodList'): (26, _e44, False, (_iso20.WPT_FinePositioningMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDevicePairingMethodList'): (27, _e45, False, (_iso20.WPT_PairingMethodList, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (28, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (29, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (23, _e39, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EIRP'): (24, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceAlignmentCheckMethodList'): (25, _e40, False, (_iso20.WPT_AlignmentCheckMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceFinePositioningMethodList'): (26, _e41, False, (_iso20.WPT_FinePositioningMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDevicePairingMethodList'): (27, _e42, False, (_iso20.WPT_PairingMethodList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (28, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (29, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVPCChargeDiagnostics'): (30, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentInformation'): (31, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentRequest'): (32, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCurrentOutputInformation'): (33, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentInformation'): (31, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentRequest'): (32, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCurrentOutputInformation'): (33, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVPCDeviceLocalControl'): (34, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCMaxReceivablePower'): (35, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCNaturalFrequency'): (36, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCOperatingFrequency'): (37, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerControlParameter'): (38, _e38, False, (_iso20.WPT_EVPCPowerControlParameter, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerOutput'): (39, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerRequest'): (40, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCVoltageOutputInformation'): (41, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCMaxReceivablePower'): (35, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCNaturalFrequency'): (36, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCOperatingFrequency'): (37, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerControlParameter'): (38, _e43, False, (_iso20.WPT_EVPCPowerControlParameter, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerOutput'): (39, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerRequest'): (40, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCVoltageOutputInformation'): (41, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVProcessing'): (42, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVResultCode'): (43, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (44, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVSEProcessing'): (45, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (46, _e39, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (47, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (48, _e50, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (46, _e44, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (47, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (48, _e35, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (49, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (50, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (51, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (52, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (53, _e35, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (53, _e45, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'IPAddress'): (54, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'IndexNumber'): (55, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (56, None, False, ()),
@@ -11070,16 +10270,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (58, _e5, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (59, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (60, _e6, False, (_xmldsig.KeyValue, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_ReceiverSetupData'): (61, _e54, False, (_iso20.WPT_LF_ReceiverData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_RxData'): (62, _e57, False, (_iso20.WPT_LF_RxDataList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_SystemSetupData'): (63, _e47, False, (_iso20.WPT_LF_SystemSetupData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TransmitterSetupData'): (64, _e53, False, (_iso20.WPT_LF_TransmitterData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TxData'): (65, _e56, False, (_iso20.WPT_LF_TxDataList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_ReceiverSetupData'): (61, _e46, False, (_iso20.WPT_LF_ReceiverData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_RxData'): (62, _e47, False, (_iso20.WPT_LF_RxDataList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_SystemSetupData'): (63, _e48, False, (_iso20.WPT_LF_SystemSetupData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TransmitterSetupData'): (64, _e49, False, (_iso20.WPT_LF_TransmitterData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TxData'): (65, _e50, False, (_iso20.WPT_LF_TxDataList, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (66, _e7, False, (_xmldsig.Manifest, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'ManufacturerSpecificDataContainer'): (67, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (68, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (69, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (70, _e40, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (70, _e51, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (71, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (72, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (73, None, False, ()),
@@ -11094,12 +10294,12 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'NumberOfTransmitters'): (82, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (83, _e8, False, (_xmldsig.Object, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'ObservedIDCode'): (84, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (85, _e50, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (86, _e50, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (85, _e35, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (86, _e35, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (87, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'PDInputPowerClass'): (88, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PDMaxCoilCurrent'): (89, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PDMinCoilCurrent'): (90, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PDMaxCoilCurrent'): (89, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PDMinCoilCurrent'): (90, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (91, _e9, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (92, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (93, None, False, ()),
@@ -11107,70 +10307,70 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'PackageSeparationTime'): (95, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (96, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Port'): (97, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PowerTransmitted'): (98, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PowerTransmitted'): (98, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (99, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceAlignmentCheckMethodList'): (100, _e46, False, (_iso20.WPT_AlignmentCheckMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceFinePositioningMethodList'): (101, _e44, False, (_iso20.WPT_FinePositioningMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDevicePairingMethodList'): (102, _e45, False, (_iso20.WPT_PairingMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceAlignmentCheckMethodList'): (100, _e40, False, (_iso20.WPT_AlignmentCheckMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceFinePositioningMethodList'): (101, _e41, False, (_iso20.WPT_FinePositioningMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDevicePairingMethodList'): (102, _e42, False, (_iso20.WPT_PairingMethodList, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'PulseDuration'): (103, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'PulseSeparationTime'): (104, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PulseSequenceOrder'): (105, _e63, False, (_iso20.WPT_TxRxPulseOrder, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PulseSequenceOrder'): (105, _e52, False, (_iso20.WPT_TxRxPulseOrder, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (106, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (107, _e10, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSI'): (108, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIData'): (109, _e64, False, (_iso20.WPT_LF_RxRSSIList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIDataList'): (110, _e65, False, (_iso20.WPT_LF_RxRSSI, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (111, _e41, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSI'): (108, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIData'): (109, _e53, False, (_iso20.WPT_LF_RxRSSIList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIDataList'): (110, _e54, False, (_iso20.WPT_LF_RxRSSI, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (111, _e55, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (112, _e11, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (113, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (114, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (115, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (116, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (117, _e12, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (118, _e49, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (118, _e56, False, (_xmldsig.X509IssuerSerial, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'RxIdentifier'): (119, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RxSpecData'): (120, _e58, False, (_iso20.WPT_TxRxSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RxSpecData'): (120, _e57, False, (_iso20.WPT_TxRxSpecData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDManufacturerSpecificDataContainer'): (121, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxGroundClearanceSupport'): (122, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxGroundClearence'): (123, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxOutputPower'): (124, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxOutputPower'): (124, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMinGroundClearanceSupport'): (125, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMinGroundClearence'): (126, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDMinOutputPower'): (127, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDPowerInput'): (128, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDMinOutputPower'): (127, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDPowerInput'): (128, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SPCChargeDiagnostics'): (129, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMaxOutputPowerLimit'): (130, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMinOutputPowerLimit'): (131, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCOperatingFrequency'): (132, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPowerControlParameter'): (133, _e42, False, (_iso20.WPT_SPCPowerControlParameter, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPrimaryDeviceCoilCurrentInformation'): (134, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMaxOutputPowerLimit'): (130, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMinOutputPowerLimit'): (131, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCOperatingFrequency'): (132, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPowerControlParameter'): (133, _e58, False, (_iso20.WPT_SPCPowerControlParameter, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPrimaryDeviceCoilCurrentInformation'): (134, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (135, _e13, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (136, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SSID'): (137, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (138, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (139, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SignalFrequency'): (140, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SignalFrequency'): (140, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (141, _e14, False, (_xmldsig.Signature, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (142, _e15, False, (_xmldsig.SignatureMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (143, _e16, False, (_xmldsig.SignatureProperties, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (144, _e17, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (145, _e18, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (146, _e19, False, (_xmldsig.SignedInfo, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SupplyDeviceCurrent'): (147, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TargetCoilCurrent'): (148, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SupplyDeviceCurrent'): (147, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TargetCoilCurrent'): (148, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (149, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (150, _e51, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (150, _e59, False, (_iso20.DetailedTax, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (151, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (152, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (153, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (154, _e20, False, (_xmldsig.Transform, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (155, _e21, False, (_xmldsig.Transforms, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'TxIdentifier'): (156, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxPackageSpecData'): (157, _e59, False, (_iso20.WPT_TxRxPackageSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxPackageSpecData'): (157, _e60, False, (_iso20.WPT_TxRxPackageSpecData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'TxRxIdentifier'): (158, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxOrientation'): (159, _e62, False, (_iso20.WPT_CoordinateXYZ, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxPosition'): (160, _e62, False, (_iso20.WPT_CoordinateXYZ, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxSpecData'): (161, _e58, False, (_iso20.WPT_TxRxSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxOrientation'): (159, _e61, False, (_iso20.WPT_CoordinateXYZ, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxPosition'): (160, _e61, False, (_iso20.WPT_CoordinateXYZ, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxSpecData'): (161, _e57, False, (_iso20.WPT_TxRxSpecData, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (162, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'VendorSpecificDataContainer'): (163, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckMethod'): (164, None, False, ()),
@@ -11185,10 +10385,10 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningRes'): (173, _e29, False, (_iso20.WPT_FinePositioningRes, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReq'): (174, _e30, False, (_iso20.WPT_FinePositioningSetupReq, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupRes'): (175, _e31, False, (_iso20.WPT_FinePositioningSetupRes, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackage'): (176, _e52, False, (_iso20.WPT_LF_DataPackage, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageList'): (177, _e43, False, (_iso20.WPT_LF_DataPackageList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataList'): (178, _e61, False, (_iso20.WPT_LF_RxData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataList'): (179, _e60, False, (_iso20.WPT_LF_TxData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackage'): (176, _e62, False, (_iso20.WPT_LF_DataPackage, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageList'): (177, _e63, False, (_iso20.WPT_LF_DataPackageList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataList'): (178, _e64, False, (_iso20.WPT_LF_RxData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataList'): (179, _e65, False, (_iso20.WPT_LF_TxData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingMethod'): (180, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReq'): (181, _e32, False, (_iso20.WPT_PairingReq, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingRes'): (182, _e33, False, (_iso20.WPT_PairingRes, )),
@@ -11196,7 +10396,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (184, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (185, _e34, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (186, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (187, _e49, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (187, _e56, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (188, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (189, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (190, None, False, ()),

@@ -436,6 +436,40 @@ class _Code:
         self.lines.append("    " * indent + text)
 
 
+class _Emit:
+    """Bits waiting to be written: (expression, width) pairs joined into one
+    ``w.bits(value, width)`` call on flush. Widths may be expressions too."""
+
+    def __init__(self, c: _Code) -> None:
+        self.c = c
+        self.parts: list[tuple[str, object]] = []
+
+    def add(self, expr: str, width) -> None:
+        if width == 0:
+            return
+        self.parts.append((expr, width))
+
+    def flush(self, ind: int) -> None:
+        if not self.parts:
+            return
+        if all(isinstance(w, int) for _, w in self.parts) and all(e.isdigit() for e, _ in self.parts):
+            val = 0
+            total = 0
+            for e, w in self.parts:
+                val = (val << w) | int(e)
+                total += w
+            self.c(ind, f"w.bits({val}, {total})")
+        else:
+            expr, total = self.parts[0][0], str(self.parts[0][1])
+            for e, w in self.parts[1:]:
+                expr = f"(({expr}) << {w}) | ({e})" if e != "0" else f"({expr}) << {w}"
+                total = f"{total} + {w}"
+            if all(isinstance(w, int) for _, w in self.parts):
+                total = str(sum(w for _, w in self.parts))
+            self.c(ind, f"w.bits({expr}, {total})")
+        self.parts = []
+
+
 def _groups_for(dt: Datatype) -> int:
     hi = dt.hi
     lo = dt.lo
@@ -539,8 +573,10 @@ class CodecWriter:
 
     # ---- values: encode --------------------------------------------------- #
 
-    def write_value(self, c: _Code, ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str) -> None:
+    def write_value(self, c: _Code, ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str, before_write=None) -> None:
         k = dt.kind
+        if before_write is None:
+            before_write = lambda: None  # noqa: E731
         if k == "nbit":
             c(ind, f"if type({v}) is not int or not {dt.lo} <= {v} <= {dt.hi}:")
             c(ind + 1, f'_bad("{path}", {v}, "an integer in {dt.lo}..{dt.hi}")')
@@ -555,6 +591,7 @@ class CodecWriter:
                 conds.append(f"{v} > {hi}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "an integer in {lo if lo is not None else ""}..{hi if hi is not None else ""}")')
+            before_write()
             c(ind, f"w.uint({v})" if k == "uint" else f"w.integer({v})")
         elif k == "bool":
             c(ind, f"if type({v}) is not bool:")
@@ -575,6 +612,7 @@ class CodecWriter:
                 conds.append(f"len({v}) > {dt.max_len}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "a str of length {dt.min_len or 0}..{dt.max_len if dt.max_len is not None else ""}")')
+            before_write()
             c(ind, f"w.string({v})")
         elif k in ("hex", "b64"):
             conds = [f"not isinstance({v}, (bytes, bytearray))"]
@@ -584,6 +622,7 @@ class CodecWriter:
                 conds.append(f"len({v}) > {dt.max_len}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "bytes of length {dt.min_len or 0}..{dt.max_len if dt.max_len is not None else ""}")')
+            before_write()
             c(ind, f"w.binary({v})")
 
     # ---- element content ---------------------------------------------------- #
@@ -805,95 +844,312 @@ class CodecWriter:
                 goto(p.next)
 
     # ---- encoder ------------------------------------------------------------ #
+    #
+    # The encoder walks the fields in document order, tracking at generation time the set
+    # of grammar states the encoding can be in. Where that set is a single state, event
+    # codes are constants; runs of constant bits and fixed-width values are written with
+    # one Writer.bits call. Where it is not (after optional elements, lists, choices), the
+    # state is kept at run time in `s` and codes come from {state: (code, bits, next)}
+    # tables, whose misses are the schema's ordering and occurrence rules.
 
     def encoder(self, idx: int, g: TypeGrammar, cls: ClassSpec) -> list[str]:
         c = _Code()
         c(0, f"def _e{idx}(w, o):")
         c(1, f'"""{cls.ref} -> {cls.xsd}"""')
-        c(1, "s = 0")
         name = cls.name
-        # per event: {state id: (code, nbits, next state id)}
-        def table(pred, with_next=True) -> str:
-            entries = []
+        by_id = {st.id: st for st in g.states}
+        expect = self._expect_table(g)
+        self._expect_table_cache = expect
+        em = _Emit(c)
+        known = {0}
+        s_valid = False
+
+        def prods_for(f: FieldSpec):
+            out = {}
             for st in g.states:
                 for i, p in enumerate(st.prods):
-                    if pred(p):
-                        nxt = -1 if p.next is None else p.next.id
-                        entries.append(f"{st.id}: ({i}, {st.bits1}, {nxt})")
-            return self.const("{" + ", ".join(entries) + "}")
+                    if f.kind == "attr" and p.kind == "AT" and p.attr.name == (f.ns, f.xml):
+                        out.setdefault(st.id, []).append((i, p))
+                    elif f.kind == "value" and p.kind == "CH":
+                        out.setdefault(st.id, []).append((i, p))
+                    elif f.kind == "elem" and p.kind == "SE" and p.leaf is not None and p.leaf.term.name == (f.ns, f.xml):
+                        out.setdefault(st.id, []).append((i, p))
+            return out
 
-        def expect_table() -> str:
+        def table(pmap) -> str:
             entries = []
-            for st in g.states:
-                names = []
-                for p in st.prods:
-                    if p.kind == "SE":
-                        names.append(p.element.name[1])
-                    elif p.kind == "AT":
-                        names.append("@" + p.attr.name[1])
-                    elif p.kind == "EE":
-                        names.append("end of element")
-                    elif p.kind == "CH":
-                        names.append("value")
-                entries.append(f"{st.id}: {', '.join(dict.fromkeys(names))!r}")
+            for sid, lst in sorted(pmap.items()):
+                i, p = lst[0]
+                nxt = -1 if p.next is None else p.next.id
+                entries.append(f"{sid}: ({i}, {by_id[sid].bits1}, {nxt})")
             return self.const("{" + ", ".join(entries) + "}")
 
-        expect = expect_table()
-        for f in cls.fields:
+        def ensure_s(ind: int):
+            nonlocal s_valid
+            if not s_valid:
+                (only,) = known
+                em.flush(ind)
+                c(ind, f"s = {only}")
+                s_valid = True
+
+        for fi, f in enumerate(cls.fields):
             path = f"{name}.{f.name}"
-            if f.kind == "attr":
-                t = table(lambda p, f=f: p.kind == "AT" and p.attr.name == (f.ns, f.xml))
-                c(1, f"v = o.{f.name}")
-                c(1, "if v is not None:")
-                c(2, f"t = {t}.get(s)")
-                c(2, "if t is None:")
-                c(3, f'_order("{path}", s, {expect})')
-                c(2, "w.bits(t[0], t[1])")
-                c(2, "s = t[2]")
-                dt = next(p.datatype for st in g.states for p in st.prods if p.kind == "AT" and p.attr.name == (f.ns, f.xml))
-                self.write_value(c, 2, "v", dt, f.enum, path)
-            elif f.kind == "value":
-                t = table(lambda p: p.kind == "CH")
-                c(1, f"v = o.{f.name}")
-                c(1, f"t = {t}.get(s)")
-                c(1, "if t is None:")
-                c(2, f'_order("{path}", s, {expect})')
-                c(1, "w.bits(t[0], t[1])")
-                c(1, "s = t[2]")
-                self.write_value(c, 1, "v", g.simple, f.enum, path)
-            else:
-                field_leaves = [l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml)]
-                leaf = field_leaves[0]
-                states = {st.occ: st.id for st in g.states if st.leaf is leaf}
+            v = f"v{fi}"
+            pmap = prods_for(f)
+            members = None
+            if f.kind == "elem":
+                leaf = next(l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml))
                 members = self.gb.members(leaf.term)
-                if f.is_list:
-                    mx = leaf.max_occurs
-                    c(1, f"items = o.{f.name}")
-                    c(1, "if items.__class__ is not list:")
-                    c(2, f'_bad("{path}", items, "a list")')
-                    if mx is not None:
-                        c(1, f"if len(items) > {mx}:")
-                        c(2, f'_bad("{path}", items, "at most {mx} items")')
-                    c(1, "n = 0")
-                    c(1, "for v in items:")
-                    ind = 2
-                    c(2, "n += 1")
+            if f.is_list:
+                em.flush(1)
+                ensure_s(1)
+                self._emit_list(c, g, f, leaf, members, pmap, path, expect, v)
+                known = known | {st.id for st in g.states if st.leaf is leaf}
+                s_valid = True
+                continue
+            c(1, f"{v} = o.{f.name}")
+            required = not f.optional
+            if required:
+                c(1, f"if {v} is None:")
+                c(2, f'_order("{path}", {("s" if s_valid else str(next(iter(known))))}, {expect})')
+                ind = 1
+            else:
+                em.flush(1)
+                c(1, f"if {v} is not None:")
+                ind = 2
+            # the production for this field from each possible state
+            if len(known) == 1 and not s_valid:
+                (sid,) = known
+                hits = pmap.get(sid)
+                if not hits:
+                    c(ind, f'_order("{path}", {sid}, {expect})')
+                    if ind == 1:
+                        # required but impossible here: never encodable (kept for clarity)
+                        pass
+                    after = set()
                 else:
-                    c(1, f"v = o.{f.name}")
-                    c(1, "if v is not None:")
-                    ind = 2
-                self._emit_se(c, ind, g, field_leaves, members, f, path, expect)
-                # next state
-                if f.is_list:
-                    occ_expr = self._occ_expr(leaf, states, "n")
-                    c(ind, f"s = {occ_expr}")
-        t = table(lambda p: p.kind == "EE")
-        c(1, f"t = {t}.get(s)")
-        c(1, "if t is None:")
-        c(2, f'_order("{name}", s, {expect})')
-        c(1, "if t[1]:")
-        c(2, "w.bits(t[0], t[1])")
+                    st = by_id[sid]
+                    nxt_ids = self._emit_value_static(c, em, ind, st, hits, f, members, v, path)
+                    after = nxt_ids
+                    if ind == 2:
+                        em.flush(ind)
+                if ind == 2:
+                    # optional: the state after the if is either unchanged or `after`
+                    new_known = known | after
+                    known_before = set(known)
+                    known = new_known
+                    if len(known) > 1:
+                        # make `s` hold the state on both paths
+                        self._fix_branch_state(c, v, known_before, after, s_valid)
+                        s_valid = True
+                    else:
+                        s_valid = False
+                else:
+                    known = after
+                    s_valid = False
+            else:
+                # state known only at run time
+                em.flush(ind)
+                t = table(pmap)
+                c(ind, f"t = {t}.get(s)")
+                c(ind, "if t is None:")
+                c(ind + 1, f'_order("{path}", s, {expect})')
+                nxt_ids = self._emit_value_dynamic(c, em, ind, f, members, v, path, pmap, by_id)
+                em.flush(ind)
+                if len(nxt_ids) == 1:
+                    if ind == 2:
+                        (only,) = nxt_ids
+                        c(ind, f"s = {only}")
+                        known = known | nxt_ids
+                        s_valid = True
+                    else:
+                        known = nxt_ids
+                        s_valid = False
+                else:
+                    c(ind, "s = t[2]")
+                    known = (known | nxt_ids) if ind == 2 else nxt_ids
+                    s_valid = True
+        # end of element
+        ee = {st.id: i for st in g.states for i, p in enumerate(st.prods) if p.kind == "EE"}
+        if len(known) == 1 and not s_valid:
+            (sid,) = known
+            if sid in ee:
+                if by_id[sid].bits1:
+                    em.add(str(ee[sid]), by_id[sid].bits1)
+                em.flush(1)
+            else:
+                em.flush(1)
+                c(1, f'_order("{name}", {sid}, {expect})')
+        else:
+            em.flush(1)
+            t = self.const("{" + ", ".join(f"{sid}: ({i}, {by_id[sid].bits1})" for sid, i in sorted(ee.items())) + "}")
+            c(1, f"t = {t}.get(s)")
+            c(1, "if t is None:")
+            c(2, f'_order("{name}", s, {expect})')
+            c(1, "if t[1]:")
+            c(2, "w.bits(t[0], t[1])")
         return c.lines
+
+    def _fix_branch_state(self, c: _Code, v: str, before: set, after: set, s_valid: bool) -> None:
+        """Make `s` hold the current state on both paths of `if vN is not None:`."""
+        # find the `if vN is not None:` line
+        head = f"    if {v} is not None:"
+        pos = max(i for i, l in enumerate(c.lines) if l == head)
+        if not s_valid:
+            (only,) = before
+            c.lines.insert(pos, f"    s = {only}")
+        if len(after) == 1:
+            (a,) = after
+            c(2, f"s = {a}")
+        else:
+            c(2, "s = t[2]")
+
+    def _expect_table(self, g: TypeGrammar) -> str:
+        entries = []
+        for st in g.states:
+            names = []
+            for p in st.prods:
+                if p.kind == "SE":
+                    names.append(p.element.name[1])
+                elif p.kind == "AT":
+                    names.append("@" + p.attr.name[1])
+                elif p.kind == "EE":
+                    names.append("end of element")
+                elif p.kind == "CH":
+                    names.append("value")
+            entries.append(f"{st.id}: {', '.join(dict.fromkeys(names))!r}")
+        return self.const("{" + ", ".join(entries) + "}")
+
+    def _emit_value_static(self, c: _Code, em: "_Emit", ind: int, st: State, hits, f: FieldSpec, members, v: str, path: str) -> set:
+        """Emit one field occurrence whose event code is known; return the next state ids."""
+        if f.kind in ("attr", "value"):
+            i, p = hits[0]
+            if st.bits1:
+                em.add(str(i), st.bits1)
+            self._value(c, em, ind, v, p.datatype, f.enum, path)
+            return {p.next.id} if p.next is not None else set()
+        if members is not None and len(members) > 1:
+            # substitution group: the value's class picks the element (and its code)
+            entries = []
+            for i, p in hits:
+                cls = self.models.class_for(p.element.type, self.gb)
+                entries.append(f"{self.mref(cls)}: ({i}, _e{self.func_index(p.element.type)})")
+            disp = self.const("{" + ", ".join(entries) + "}")
+            c(ind, f"d = {disp}.get({v}.__class__)")
+            c(ind, "if d is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "one of: {", ".join(m.name[1] for m in members)}")')
+            em.add("d[0]", st.bits1)
+            em.flush(ind)
+            c(ind, f"d[1](w, {v})")
+            return {p.next.id for _, p in hits if p.next is not None}
+        i, p = hits[0]
+        if st.bits1:
+            em.add(str(i), st.bits1)
+        self._element(c, em, ind, v, p.element, f, path)
+        return {p.next.id} if p.next is not None else set()
+
+    def _emit_value_dynamic(self, c: _Code, em: "_Emit", ind: int, f: FieldSpec, members, v: str, path: str, pmap, by_id) -> set:
+        """Emit one field occurrence whose code is in `t` (looked up at run time)."""
+        nxt = {p.next.id for lst in pmap.values() for _, p in lst if p.next is not None}
+        if f.kind in ("attr", "value"):
+            p = next(iter(pmap.values()))[0][1]
+            em.add("t[0]", "t[1]")
+            self._value(c, em, ind, v, p.datatype, f.enum, path)
+            return nxt
+        if members is not None and len(members) > 1:
+            entries = []
+            for m in members:
+                cls = self.models.class_for(m.type, self.gb)
+                tab = self.const(
+                    "{" + ", ".join(
+                        f"{sid}: {i}" for sid, lst in sorted(pmap.items()) for i, p in lst if p.element.name == m.name
+                    ) + "}"
+                )
+                entries.append(f"{self.mref(cls)}: ({tab}, _e{self.func_index(m.type)})")
+            disp = self.const("{" + ", ".join(entries) + "}")
+            c(ind, f"d = {disp}.get({v}.__class__)")
+            c(ind, "if d is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "one of: {", ".join(m.name[1] for m in members)}")')
+            c(ind, "code = d[0].get(s)")
+            c(ind, "if code is None:")
+            c(ind + 1, f'_order("{path}", s, {self._expect_table_cache})')
+            em.add("code", "t[1]")
+            em.flush(ind)
+            c(ind, f"d[1](w, {v})")
+            return nxt
+        p = next(iter(pmap.values()))[0][1]
+        em.add("t[0]", "t[1]")
+        self._element(c, em, ind, v, p.element, f, path)
+        return nxt
+
+    def _element(self, c: _Code, em: "_Emit", ind: int, v: str, decl: ElementDecl, f: FieldSpec, path: str) -> None:
+        t = decl.type
+        if isinstance(t, ComplexType):
+            cls = self.models.class_for(t, self.gb)
+            c(ind, f"if {v}.__class__ is not {self.mref(cls)}:")
+            c(ind + 1, f'_bad("{path}", {v}, "a {cls.name}")')
+            em.flush(ind)
+            c(ind, f"_e{self.func_index(t)}(w, {v})")
+            return
+        dt = self.gb.grammar(t).simple
+        em.add("0", 1)  # CH
+        self._value(c, em, ind, v, dt, f.enum, path)
+        em.add("0", 1)  # EE
+
+    def _value(self, c: _Code, em: "_Emit", ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str) -> None:
+        """Check a simple value against its facets and write it (fixed-width values join
+        the pending bits; variable-width ones flush them first)."""
+        k = dt.kind
+        if k == "nbit":
+            c(ind, f"if {v}.__class__ is not int or not {dt.lo} <= {v} <= {dt.hi}:")
+            c(ind + 1, f'_bad("{path}", {v}, "an integer in {dt.lo}..{dt.hi}")')
+            if dt.nbits:
+                em.add(f"{v} - {dt.lo}" if dt.lo else v, dt.nbits)
+        elif k == "bool":
+            c(ind, f"if {v}.__class__ is not bool:")
+            c(ind + 1, f'_bad("{path}", {v}, "a bool")')
+            em.add(v, 1)
+        elif k == "enum":
+            _, idx = self.enum_tables_for(enum)
+            iv = f"i{v[1:]}"
+            c(ind, f"{iv} = {idx}.get({v})")
+            c(ind, f"if {iv} is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "a member of {self.eref(enum)}")')
+            if dt.nbits:
+                em.add(iv, dt.nbits)
+        else:
+            self.write_value(c, ind, v, dt, enum, path, before_write=lambda: em.flush(ind))
+
+    def _emit_list(self, c: _Code, g: TypeGrammar, f: FieldSpec, leaf, members, pmap, path: str, expect: str, v: str) -> None:
+        mx = leaf.max_occurs
+        states = {st.occ: st.id for st in g.states if st.leaf is leaf}
+        c(1, f"items = o.{f.name}")
+        c(1, "if items.__class__ is not list:")
+        c(2, f'_bad("{path}", items, "a list")')
+        if mx is not None:
+            c(1, f"if len(items) > {mx}:")
+            c(2, f'_bad("{path}", items, "at most {mx} items")')
+        c(1, "n = 0")
+        c(1, f"for {v} in items:")
+        c(2, "n += 1")
+        em = _Emit(c)
+        by_id = {st.id: st for st in g.states}
+        if members is not None and len(members) > 1:
+            t = self.const("{" + ", ".join(f"{sid}: (0, {by_id[sid].bits1}, 0)" for sid in sorted(pmap)) + "}")
+            c(2, f"t = {t}.get(s)")
+            c(2, "if t is None:")
+            c(3, f'_order("{path}", s, {expect})')
+            self._emit_value_dynamic(c, em, 2, f, members, v, path, pmap, by_id)
+        else:
+            tab = self.const("{" + ", ".join(f"{sid}: ({lst[0][0]}, {by_id[sid].bits1})" for sid, lst in sorted(pmap.items())) + "}")
+            c(2, f"t = {tab}.get(s)")
+            c(2, "if t is None:")
+            c(3, f'_order("{path}", s, {expect})')
+            em.add("t[0]", "t[1]")
+            p = next(iter(pmap.values()))[0][1]
+            self._element(c, em, 2, v, p.element, f, path)
+        em.flush(2)
+        c(2, f"s = {self._occ_expr(leaf, states, 'n')}")
 
     def _occ_expr(self, leaf, states, n: str) -> str:
         parts = []
@@ -911,57 +1167,6 @@ class CodecWriter:
                 expr = f"({sid} if {cond} else {expr})"
         return expr
 
-    def _emit_se(self, c: _Code, ind: int, g: TypeGrammar, leaves, members, f: FieldSpec, path: str, expect: str) -> None:
-        # code of SE(member) in each state where the field's element can start or repeat:
-        # {state: (code, bits, next state)}; lists compute the next state from the count
-        def tab_for(m: ElementDecl) -> str:
-            entries = []
-            for st in g.states:
-                for i, p in enumerate(st.prods):
-                    if p.kind == "SE" and p.leaf in leaves and p.element.name == m.name:
-                        nxt = -1 if p.next is None else p.next.id
-                        entries.append(f"{st.id}: ({i}, {st.bits1}, {nxt})")
-            return self.const("{" + ", ".join(entries) + "}")
-
-        if len(members) == 1:
-            m = members[0]
-            t = tab_for(m)
-            c(ind, f"t = {t}.get(s)")
-            c(ind, "if t is None:")
-            c(ind + 1, f'_order("{path}", s, {expect})')
-            self._write_member(c, ind, m, f, path, "t[0]", "t[1]")
-        else:
-            # substitution group: the value's class picks the element
-            entries = []
-            for m in members:
-                cls = self.models.class_for(m.type, self.gb)
-                entries.append(f"{self.mref(cls)}: ({tab_for(m)}, _e{self.func_index(m.type)})")
-            disp = self.const("{" + ", ".join(entries) + "}")
-            c(ind, f"d = {disp}.get(v.__class__)")
-            c(ind, "if d is None:")
-            c(ind + 1, f'_bad("{path}", v, "one of: {", ".join(m.name[1] for m in members)}")')
-            c(ind, "t = d[0].get(s)")
-            c(ind, "if t is None:")
-            c(ind + 1, f'_order("{path}", s, {expect})')
-            c(ind, "w.bits(t[0], t[1])")
-            c(ind, "d[1](w, v)")
-        if not f.is_list:
-            c(ind, "s = t[2]")
-
-    def _write_member(self, c: _Code, ind: int, m: ElementDecl, f: FieldSpec, path: str, code: str, bits: str) -> None:
-        t = m.type
-        if isinstance(t, ComplexType):
-            cls = self.models.class_for(t, self.gb)
-            c(ind, f"if v.__class__ is not {self.mref(cls)}:")
-            c(ind + 1, f'_bad("{path}", v, "a {cls.name}")')
-            c(ind, f"w.bits({code}, {bits})")
-            c(ind, f"_e{self.func_index(t)}(w, v)")
-        else:
-            dt = self.gb.grammar(t).simple
-            c(ind, f"w.bits({code} << 1, {bits} + 1)")
-            self.write_value(c, ind, "v", dt, f.enum, path)
-            c(ind, "w.bits(0, 1)")
-
     # ---- module ------------------------------------------------------------- #
 
     def write(self, inputs: str) -> str:
@@ -971,6 +1176,10 @@ class CodecWriter:
         for d in roots:
             if isinstance(d.type, ComplexType):
                 self.func_index(d.type)
+        frags = self.gb.fragment_elements()
+        for qn, decls, unique in frags:
+            if unique and isinstance(decls[0].type, ComplexType):
+                self.func_index(decls[0].type)
         funcs: list[str] = []
         done = 0
         while done < len(self.grammars):
@@ -1010,9 +1219,7 @@ class CodecWriter:
         lines.append("")
         body = []
         body += funcs
-        self.grammars_emitted = len(self.grammars)
         body += ["", "", "# tables (after the functions: some refer to encoders)"] + self.consts
-        self.consts_emitted = len(self.consts)
         body += [""] + doc.lines
         body.append("")
         body.append("# message class -> [(global element, document event code, encoder)]")
@@ -1022,7 +1229,6 @@ class CodecWriter:
         body.append("}")
         body.append("ROOT_NAMES = (" + "".join(f"{d.name[1]!r}, " for d in roots) + ")")
         # fragments (EXI fragment mode, used for the XML-DSig digests of ISO 15118)
-        frags = self.gb.fragment_elements()
         body.append("")
         body.append("# EXI fragments: FragmentContent lists every element qname of the schema set,")
         body.append("# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,")
@@ -1056,14 +1262,6 @@ class CodecWriter:
         body.append("}")
         body.append(f"RELAXED_EF0 = ({coding_length(ef0 + 1)}, {n + 1 + m + 1 + 1}, {n + 1 + m + 1})  # bits, CH code, EE code")
         body.append(f"RELAXED_EF1 = ({coding_length(ef1 + 1)}, {m + 1 + 1}, {m + 1})  # bits, CH code, EE code")
-        # all fragment encoders must exist: generate any grammar they reference
-        done = self.grammars_emitted
-        while done < len(self.grammars):
-            g, cls = self.grammars[done]
-            body += [""] + self.decoder(done, g, cls)
-            body += [""] + self.encoder(done, g, cls)
-            done += 1
-        body += self.consts[self.consts_emitted:]
         body.append("")
         body.append("# (namespace, local name) of each global element -> message class")
         body.append("ROOT_ELEMENTS = {")
