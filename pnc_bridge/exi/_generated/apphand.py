@@ -92,31 +92,55 @@ def _d1(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C6[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C6[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C8, "supportedAppProtocolRes (anonymous type)")
         else:
-            r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C6[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C6[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C8, "supportedAppProtocolRes (anonymous type)")
+            else:
+                r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SchemaID")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = (x >> 1) & 255
             else:
-                f1 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                    f1 = _simple_escape(r, None, "SchemaID")
+                else:
+                    f1 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SchemaID")
             s = 2
         elif ec == 1:
             s = -1
@@ -168,81 +192,215 @@ def _d2(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ProtocolNamespace")
-            else:
-                f0 = r.string(None, 100)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C13, "AppProtocolType")
-        else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "VersionNumberMajor")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 100)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(5)
                 if f1 > 4294967295:
                     r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C14, "AppProtocolType")
-        else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "VersionNumberMinor")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                    p = r.pos
+                    x = r.bits(21)
+                    if x & 1835907 == 0:
+                        y = (x >> 10) & 255
+                        f3 = y
+                        y = ((x >> 2) & 31) + 1
+                        if y > 20:
+                            r.facet("Priority: %d above maxInclusive 20" % y)
+                        f4 = y
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                        s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                    s = 2
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "ProtocolNamespace")
+                else:
+                    f0 = r.string(None, 100)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C13, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.uint(5)
                 if f2 > 4294967295:
                     r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                p = r.pos
+                x = r.bits(21)
+                if x & 1835907 == 0:
+                    y = (x >> 10) & 255
+                    f3 = y
+                    y = ((x >> 2) & 31) + 1
+                    if y > 20:
+                        r.facet("Priority: %d above maxInclusive 20" % y)
+                    f4 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "VersionNumberMajor")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C14, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(21)
+            if x & 1835907 == 0:
+                y = (x >> 10) & 255
+                f3 = y
+                y = ((x >> 2) & 31) + 1
+                if y > 20:
+                    r.facet("Priority: %d above maxInclusive 20" % y)
+                f4 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C15, "AppProtocolType")
+                s = 3
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "VersionNumberMinor")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C15, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "SchemaID")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SchemaID")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C16, "AppProtocolType")
+        p = r.pos
+        x = r.bits(20)
+        if x & 787331 == 0:
+            y = (x >> 10) & 255
+            f3 = y
+            y = ((x >> 2) & 31) + 1
+            if y > 20:
+                r.facet("Priority: %d above maxInclusive 20" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "SchemaID")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C16, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "Priority")
-            else:
-                f4 = r.bits(5) + 1
-                if f4 > 20:
-                    r.facet("Priority: %d above maxInclusive 20" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Priority")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C17, "AppProtocolType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = ((x >> 2) & 31) + 1
+            if y > 20:
+                r.facet("Priority: %d above maxInclusive 20" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    f4 = ((x >> 1) & 31) + 1
+                    if f4 > 20:
+                        r.facet("Priority: %d above maxInclusive 20" % f4)
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "Priority")
+                    else:
+                        f4 = r.bits(5) + 1
+                        if f4 > 20:
+                            r.facet("Priority: %d above maxInclusive 20" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Priority")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C17, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:

@@ -30,21 +30,66 @@ def _d0(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "DepartureTime")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f3 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f4 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                s = 5
+                        else:
+                            r.pos = p
+                            s = 4
+                    else:
+                        r.pos = p
+                        s = 3
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C0, "AC_EVChargeParameterType")
+                s = 1
         else:
-            r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "DepartureTime")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C0, "AC_EVChargeParameterType")
+            else:
+                r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -234,66 +279,167 @@ def _d2(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PowerSwitchClosed")
+        p = r.pos
+        x = r.bits(10)
+        if x & 887 == 0:
+            y = ((x >> 7) & 1) == 1
+            f0 = y
+            y = ((x >> 3) & 1) == 1
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f3 = y
+                s = -1
             else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PowerSwitchClosed")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEStatusType")
-        else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RCD")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RCD")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C14, "AC_EVSEStatusType")
-        else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "NotificationMaxDelay")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C15, "AC_EVSEStatusType")
+                s = 3
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSENotification")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "PowerSwitchClosed")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PowerSwitchClosed")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C15, "AC_EVSEStatusType")
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C16[f3]
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(6)
+        if x & 55 == 0:
+            y = ((x >> 3) & 1) == 1
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C18, "AC_EVSEStatusType")
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "RCD")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RCD")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C16, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C17, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f3 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f3 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f3)
+                        f3 = _C13[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C18, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -331,7 +477,7 @@ def _e2(w, o):
     v3 = o.evse_notification
     if v3 is None:
         _order("AC_EVSEStatus.evse_notification", 3, _C20)
-    i3 = _C17.get(v3)
+    i3 = _C14.get(v3)
     if i3 is None:
         _bad("AC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
@@ -397,46 +543,90 @@ def _d5(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C28[y]
+                f2 = y
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C28, "CableCheckResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C30, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C29, "CableCheckResType")
+            _escape(r, 2, _C31, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(1)
-                f2 = _C30[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C32, "CableCheckResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f2 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(1)
+                        f2 = _C28[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C32, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -469,7 +659,7 @@ def _e5(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("CableCheckRes.evse_processing", 2, _C34)
-    i2 = _C31.get(v2)
+    i2 = _C29.get(v2)
     if i2 is None:
         _bad("CableCheckRes.evse_processing", v2, "a member of _din.EVSEProcessing")
     w.bits((((((0) << 1) << 1) | (i2)) << 1) << 1, 5)
@@ -566,19 +756,50 @@ def _d7(r):
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 1200)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d85(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f3 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.binary(None, 1200)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C41, "CertificateInstallationReqType")
+                s = 2
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+                else:
+                    f1 = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C41, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -589,19 +810,34 @@ def _d7(r):
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "DHParams")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f3 = r.binary(None, 256)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C43, "CertificateInstallationReqType")
+                s = 4
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f3 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C43, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -673,22 +909,75 @@ def _d8(r):
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f1 = y
+            f2 = _d81(r)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = r.binary(None, 128)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f5 = r.string(None, 24)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                            s = 6
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                    s = 4
             else:
-                f1 = r.bits(5)
-                if f1 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C26[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C48, "CertificateInstallationResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(5)
+                        if f1 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C26[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C48, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -699,47 +988,119 @@ def _d8(r):
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 128)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f4 = r.binary(None, 256)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f5 = r.string(None, 24)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                        s = 6
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                    s = 5
             else:
-                f3 = r.binary(None, 128)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C50, "CertificateInstallationResType")
+                s = 4
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+                else:
+                    f3 = r.binary(None, 128)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C50, "CertificateInstallationResType")
             else:
-                f4 = r.binary(None, 256)
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                    s = 6
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C51, "CertificateInstallationResType")
+                s = 5
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "ContractID")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C51, "CertificateInstallationResType")
             else:
-                f5 = r.string(None, 24)
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C52, "CertificateInstallationResType")
+                s = 6
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, "", "ContractID")
+                else:
+                    f5 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C52, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -832,19 +1193,50 @@ def _d9(r):
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "ContractID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d85(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f2 = r.string(None, 24)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C57, "CertificateUpdateReqType")
+                s = 3
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "ContractID")
+                else:
+                    f2 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C57, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -855,19 +1247,34 @@ def _d9(r):
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f4 = r.binary(None, 256)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C59, "CertificateUpdateReqType")
+                s = 5
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C59, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -947,22 +1354,86 @@ def _d10(r):
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f1 = y
+            f2 = _d81(r)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = r.binary(None, 128)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f5 = r.string(None, 24)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                                s = 7
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                            s = 6
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                    s = 4
             else:
-                f1 = r.bits(5)
-                if f1 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C26[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C64, "CertificateUpdateResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(5)
+                        if f1 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C26[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C64, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -973,63 +1444,185 @@ def _d10(r):
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 128)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f4 = r.binary(None, 256)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f5 = r.string(None, 24)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                        s = 6
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                    s = 5
             else:
-                f3 = r.binary(None, 128)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C66, "CertificateUpdateResType")
+                s = 4
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+                else:
+                    f3 = r.binary(None, 128)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C66, "CertificateUpdateResType")
             else:
-                f4 = r.binary(None, 256)
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                    s = 6
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C67, "CertificateUpdateResType")
+                s = 5
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "ContractID")
-            else:
-                f5 = r.string(None, 24)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C68, "CertificateUpdateResType")
-        else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RetryCounter")
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C67, "CertificateUpdateResType")
             else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.integer(3)
                 if f6 < -32768 or f6 > 32767:
                     r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                    s = 7
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, "", "ContractID")
+                else:
+                    f5 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C68, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.integer(3)
+            if f6 < -32768 or f6 > 32767:
+                r.facet("RetryCounter: %d outside -32768..32767" % f6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C69, "CertificateUpdateResType")
+                s = 7
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "RetryCounter")
+                else:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C69, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -1106,22 +1699,41 @@ def _d11(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVRequestedEnergyTransferType")
-            else:
-                f0 = r.bits(3)
-                if f0 >= 6:
-                    r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % f0)
-                f0 = _C72[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % y)
+            y = _C72[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C74, "ChargeParameterDiscoveryReqType")
         else:
-            r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % x)
+                    f0 = _C72[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVRequestedEnergyTransferType")
+                    else:
+                        f0 = r.bits(3)
+                        if f0 >= 6:
+                            r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % f0)
+                        f0 = _C72[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C74, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -1176,37 +1788,74 @@ def _d12(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C79, "ChargeParameterDiscoveryResType")
-        else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(1)
-                f1 = _C30[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3101 == 0:
+            y = (x >> 5) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 1) & 1
+            y = _C28[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C79, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C28[y]
+            f1 = y
+            s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -1260,7 +1909,7 @@ def _e12(w, o):
     v1 = o.evse_processing
     if v1 is None:
         _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C84)
-    i1 = _C31.get(v1)
+    i1 = _C29.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _din.EVSEProcessing")
     v2 = o.sa_schedules
@@ -1310,52 +1959,134 @@ def _d14(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C89, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "EVSEID")
-            else:
-                f1 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C90, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(3)
                 if f2 < -32768 or f2 > 32767:
                     r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C89, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "EVSEID")
+                else:
+                    f1 = r.binary(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C90, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 3
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C91, "ChargingStatusResType")
+                s = 3
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C91, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -1365,12 +2096,17 @@ def _d14(r):
             f4 = _d86(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
             _escape(r, 2, _C92, "ChargingStatusResType")
@@ -1382,31 +2118,56 @@ def _d14(r):
             f4 = _d86(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
             _escape(r, 2, _C93, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f5 = y
+            f6 = _d2(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C94, "ChargingStatusResType")
+                r.pos = p
+                s = 7
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C94, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -1579,37 +2340,74 @@ def _d16(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C106, "ContractAuthenticationResType")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6203 == 0:
+            y = (x >> 6) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C106, "ContractAuthenticationResType")
+            else:
+                r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(1)
-                f1 = _C30[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C107, "ContractAuthenticationResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C107, "ContractAuthenticationResType")
+            else:
+                r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -1634,7 +2432,7 @@ def _e16(w, o):
     v1 = o.evse_processing
     if v1 is None:
         _order("ContractAuthenticationRes.evse_processing", 1, _C109)
-    i1 = _C31.get(v1)
+    i1 = _C29.get(v1)
     if i1 is None:
         _bad("ContractAuthenticationRes.evse_processing", v1, "a member of _din.EVSEProcessing")
     w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 1, 13)
@@ -1682,20 +2480,30 @@ def _d17(r):
             f4 = _d83(r)
             s = 5
         elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
             _escape(r, 2, _C112, "CurrentDemandReqType")
@@ -1710,20 +2518,30 @@ def _d17(r):
             f4 = _d83(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
             _escape(r, 2, _C113, "CurrentDemandReqType")
@@ -1735,20 +2553,30 @@ def _d17(r):
             f4 = _d83(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
             _escape(r, 2, _C114, "CurrentDemandReqType")
@@ -1757,39 +2585,62 @@ def _d17(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
             _escape(r, 2, _C115, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f6 = y
             s = 7
-        elif ec == 1:
-            _escape(r, 2, _C116, "CurrentDemandReqType")
         else:
-            r.fail("CurrentDemandReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C116, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
@@ -1953,22 +2804,68 @@ def _d18(r):
     f9 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3549 == 0:
+                        y = ((x >> 9) & 1) == 1
+                        f4 = y
+                        y = ((x >> 5) & 1) == 1
+                        f5 = y
+                        y = ((x >> 1) & 1) == 1
+                        f6 = y
+                        s = 7
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C128, "CurrentDemandResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C128, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -1997,47 +2894,92 @@ def _d18(r):
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C132, "CurrentDemandResType")
-        else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C133, "CurrentDemandResType")
-        else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3549 == 0:
+            y = ((x >> 9) & 1) == 1
+            f4 = y
+            y = ((x >> 5) & 1) == 1
+            f5 = y
+            y = ((x >> 1) & 1) == 1
+            f6 = y
             s = 7
-        elif ec == 1:
-            _escape(r, 2, _C134, "CurrentDemandResType")
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C132, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(8)
+        if x & 221 == 0:
+            y = ((x >> 5) & 1) == 1
+            f5 = y
+            y = ((x >> 1) & 1) == 1
+            f6 = y
+            s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C133, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f6 = y
+            s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C134, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
@@ -2239,24 +3181,38 @@ def _d19(r):
             f5 = _d83(r)
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 4:
             s = -1
@@ -2270,24 +3226,38 @@ def _d19(r):
             f5 = _d83(r)
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 3:
             s = -1
@@ -2298,24 +3268,38 @@ def _d19(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 2:
             s = -1
@@ -2326,14 +3310,21 @@ def _d19(r):
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 1:
             s = -1
@@ -2454,39 +3445,62 @@ def _d20(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f1 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f2 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C159, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C160, "DC_EVPowerDeliveryParameterType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C160, "DC_EVPowerDeliveryParameterType")
+            else:
+                r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -2739,79 +3753,169 @@ def _d22(r):
     if s == 0:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVSEIsolationStatus")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f0 = _C178[x]
             else:
-                f0 = r.bits(2)
-                f0 = _C178[f0]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    f0 = _simple_escape(r, None, "EVSEIsolationStatus")
+                else:
+                    f0 = r.bits(2)
+                    f0 = _C178[f0]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEStatusCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                f1 = _C180[x]
             else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C180[f1]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    f1 = _simple_escape(r, None, "EVSEStatusCode")
+                else:
+                    f1 = r.bits(4)
+                    if f1 >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
+                    f1 = _C180[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 2
         elif ec == 2:
             _escape(r, 3, _C182, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEStatusCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 391 == 0:
+            y = (x >> 3) & 15
+            if y >= 12:
+                r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
+            y = _C180[y]
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f3 = y
+                s = -1
             else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C180[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C183, "DC_EVSEStatusType")
-        else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "NotificationMaxDelay")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C184, "DC_EVSEStatusType")
+                s = 3
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSENotification")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f1 = _C180[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
+                        f1 = _C180[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C183, "DC_EVSEStatusType")
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C16[f3]
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C185, "DC_EVSEStatusType")
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C184, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f3 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f3 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f3)
+                        f3 = _C13[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C185, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -2857,7 +3961,7 @@ def _e22(w, o):
     v3 = o.evse_notification
     if v3 is None:
         _order("DC_EVSEStatus.evse_notification", 3, _C187)
-    i3 = _C17.get(v3)
+    i3 = _C14.get(v3)
     if i3 is None:
         _bad("DC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
@@ -2871,47 +3975,78 @@ def _d23(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReady")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReady")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C189, "DC_EVStatusType")
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReady")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReady")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C189, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVCabinConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
+                    f1 = _simple_escape(r, None, "EVCabinConditioning")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                    f2 = _simple_escape(r, None, "EVRESSConditioning")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f3 = _C190[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C190[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f3 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                    f3 = _C190[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 3:
             _escape(r, 2, _C192, "DC_EVStatusType")
@@ -2920,61 +4055,114 @@ def _d23(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                    f2 = _simple_escape(r, None, "EVRESSConditioning")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f3 = _C190[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C190[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f3 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                    f3 = _C190[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 2:
             _escape(r, 2, _C193, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C190[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C194, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(18)
+        if x & 200195 == 0:
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f3 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f3 = _C190[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                        f3 = _C190[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C194, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVRESSSOC")
-            else:
-                f4 = r.bits(7)
-                if f4 > 100:
-                    r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C195, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1539 == 0:
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f4 = (x >> 1) & 127
+                    if f4 > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVRESSSOC")
+                    else:
+                        f4 = r.bits(7)
+                        if f4 > 100:
+                            r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C195, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -3073,19 +4261,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C201, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C201, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3109,19 +4312,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C203, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C203, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -3163,19 +4381,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C206, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C206, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -4376,19 +5609,34 @@ def _d35(r):
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C269, "MeteringReceiptReqType")
+                s = 2
         else:
-            r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f1 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C269, "MeteringReceiptReqType")
+            else:
+                r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -4480,22 +5728,48 @@ def _d36(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d2(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C276, "MeteringReceiptResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("MeteringReceiptResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C276, "MeteringReceiptResType")
+            else:
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -4814,21 +6088,38 @@ def _d39(r):
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PMax")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("PMax: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("PMax: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PMax")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C300, "PMaxScheduleEntryType")
+                s = 2
         else:
-            r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "PMax")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("PMax: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PMax")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C300, "PMaxScheduleEntryType")
+            else:
+                r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -4867,19 +6158,41 @@ def _d40(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ContractID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d81(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.string(None, 24)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C304, "PaymentDetailsReqType")
+                s = 1
         else:
-            r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "ContractID")
+                else:
+                    f0 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C304, "PaymentDetailsReqType")
+            else:
+                r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -4927,52 +6240,134 @@ def _d41(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C308, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "GenChallenge")
-            else:
-                f1 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C309, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "DateTimeNow")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(10)
                 if f2 < -9223372036854775808 or f2 > 9223372036854775807:
                     r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C308, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(10)
+                if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                    r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "GenChallenge")
+                else:
+                    f1 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C309, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(10)
+            if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C310, "PaymentDetailsResType")
+                s = 3
         else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "DateTimeNow")
+                else:
+                    f2 = r.integer(10)
+                    if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                        r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C310, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -5018,19 +6413,32 @@ def _d42(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ReadyToChargeState")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C313, "PowerDeliveryReqType")
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ReadyToChargeState")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C313, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -5118,22 +6526,41 @@ def _d43(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(8)
+        if x & 193 == 0:
+            y = (x >> 1) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C323, "PowerDeliveryResType")
         else:
-            r.fail("PowerDeliveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C323, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -5259,22 +6686,55 @@ def _d45(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C333, "PreChargeResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PreChargeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C333, "PreChargeResType")
+            else:
+                r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -5337,33 +6797,72 @@ def _d46(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C338, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C338, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C339, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C339, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -5480,19 +6979,34 @@ def _d47(r):
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C347, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C347, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -5575,21 +7089,38 @@ def _d48(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "start")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("start: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("start: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "start")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C354, "RelativeTimeIntervalType")
+                s = 1
         else:
-            r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "start")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("start: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "start")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C354, "RelativeTimeIntervalType")
+            else:
+                r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -5826,20 +7357,36 @@ def _d52(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 1
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C374, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C374, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -5926,19 +7473,32 @@ def _d53(r):
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EPriceLevel")
-            else:
-                f1 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = (x >> 1) & 255
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C381, "SalesTariffEntryType")
         else:
-            r.fail("SalesTariffEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EPriceLevel")
+                    else:
+                        f1 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C381, "SalesTariffEntryType")
+            else:
+                r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -6026,36 +7586,73 @@ def _d54(r):
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C389, "ServiceChargeType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3523 == 0:
+            y = ((x >> 9) & 1) == 1
+            f1 = y
+            y = (x >> 2) & 15
+            if y >= 10:
+                r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+            y = _C389[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("ServiceChargeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C391, "ServiceChargeType")
+            else:
+                r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EnergyTransferType")
-            else:
-                f2 = r.bits(4)
-                if f2 >= 10:
-                    r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
-                f2 = _C390[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C392, "ServiceChargeType")
+        p = r.pos
+        x = r.bits(8)
+        if x & 195 == 0:
+            y = (x >> 2) & 15
+            if y >= 10:
+                r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+            y = _C389[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("ServiceChargeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EnergyTransferType: enumeration index %d out of range" % x)
+                    f2 = _C389[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EnergyTransferType")
+                    else:
+                        f2 = r.bits(4)
+                        if f2 >= 10:
+                            r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
+                        f2 = _C389[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C392, "ServiceChargeType")
+            else:
+                r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -6087,7 +7684,7 @@ def _e54(w, o):
     v2 = o.energy_transfer_type
     if v2 is None:
         _order("ServiceCharge.energy_transfer_type", 2, _C394)
-    i2 = _C391.get(v2)
+    i2 = _C390.get(v2)
     if i2 is None:
         _bad("ServiceCharge.energy_transfer_type", v2, "a member of _din.EVSESupportedEnergyTransfer")
     w.bits(((((((((((0) << 1) << 1) | (v1)) << 1) << 1) << 1) << 4) | (i2)) << 1) << 1, 12)
@@ -6097,21 +7694,38 @@ def _d55(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C395, "ServiceDetailReqType")
+                s = 1
         else:
-            r.fail("ServiceDetailReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C395, "ServiceDetailReqType")
+            else:
+                r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6142,38 +7756,85 @@ def _d56(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C398, "ServiceDetailResType")
-        else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceID")
-            else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C399, "ServiceDetailResType")
+                s = 2
         else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C398, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C399, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -6245,13 +7906,19 @@ def _d57(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C404[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C404[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C404[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
@@ -6262,13 +7929,19 @@ def _d57(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C404[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C404[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C404[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
@@ -6324,22 +7997,49 @@ def _d58(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d91(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d54(r)
+                s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C412, "ServiceDiscoveryResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C412, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6426,20 +8126,42 @@ def _d59(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedPaymentOption")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C419[y]
+            f0 = y
+            f1 = _d96(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(1)
-                f0 = _C419[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C421, "ServicePaymentSelectionReqType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C419[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SelectedPaymentOption")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C419[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C421, "ServicePaymentSelectionReqType")
+            else:
+                r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6484,22 +8206,41 @@ def _d60(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C425, "ServicePaymentSelectionResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C425, "ServicePaymentSelectionResType")
+            else:
+                r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6527,19 +8268,34 @@ def _d61(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "EVCCID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C428, "SessionSetupReqType")
+                s = 1
         else:
-            r.fail("SessionSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "EVCCID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCCID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C428, "SessionSetupReqType")
+            else:
+                r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6570,36 +8326,79 @@ def _d62(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C431, "SessionSetupResType")
-        else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "EVSEID")
-            else:
-                f1 = r.binary(None, 32)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C432, "SessionSetupResType")
+                s = 2
         else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C431, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "EVSEID")
+                else:
+                    f1 = r.binary(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C432, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -6686,22 +8485,41 @@ def _d64(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C439, "SessionStopResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C439, "SessionStopResType")
+            else:
+                r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -7638,22 +9456,55 @@ def _d76(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C508, "WeldingDetectionResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WeldingDetectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C508, "WeldingDetectionResType")
+            else:
+                r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8321,21 +10172,40 @@ def _d79(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d92(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C532, "ChargingProfileType")
+                s = 1
         else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C532, "ChargingProfileType")
+            else:
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8405,21 +10275,38 @@ def _d80(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "startValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("startValue: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("startValue: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "startValue")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C538, "ConsumptionCostType")
+                s = 1
         else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "startValue")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("startValue: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "startValue")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C538, "ConsumptionCostType")
+            else:
+                r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -8490,19 +10377,34 @@ def _d81(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 1200)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.binary(None, 1200)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C544, "CertificateChainType")
+                s = 1
         else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f0 = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C544, "CertificateChainType")
+            else:
+                r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -8558,49 +10460,103 @@ def _d82(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
+        p = r.pos
+        x = r.bits(7)
+        if x & 103 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("costKind: enumeration index %d out of range" % y)
+            y = _C549[y]
+            f0 = y
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C549[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C551, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C552, "CostType")
+                s = 2
         else:
-            r.fail("CostType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("costKind: enumeration index %d out of range" % x)
+                    f0 = _C549[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "costKind")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("costKind: enumeration index %d out of range" % f0)
+                        f0 = _C549[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "costKind")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C551, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "amount")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("amount: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C552, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
+            x = r.bits(5)
+            if x & 17 == 0:
+                f2 = ((x >> 1) & 7) + -3
                 if f2 > 3:
                     r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    f2 = _simple_escape(r, None, "amountMultiplier")
+                else:
+                    f2 = r.bits(3) + -3
+                    if f2 > 3:
+                        r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
             s = 3
         elif ec == 1:
             s = -1
@@ -8658,33 +10614,58 @@ def _d83(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
-            else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = ((x >> 1) & 7) + -3
+            if y > 3:
+                r.facet("Multiplier: %d above maxInclusive 3" % y)
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C557, "PhysicalValueType")
         else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    f0 = ((x >> 1) & 7) + -3
+                    if f0 > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Multiplier")
+                    else:
+                        f0 = r.bits(3) + -3
+                        if f0 > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C557, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("Unit: enumeration index %d out of range" % x)
+                f1 = _C558[x]
             else:
-                f1 = r.bits(4)
-                if f1 >= 10:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C558[f1]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
+                    f1 = _simple_escape(r, None, "Unit")
+                else:
+                    f1 = r.bits(4)
+                    if f1 >= 10:
+                        r.fail("Unit: enumeration index %d out of range" % f1)
+                    f1 = _C558[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Unit")
             s = 2
         elif ec == 1:
             if r.bits(1):
@@ -8701,21 +10682,38 @@ def _d83(r):
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C561, "PhysicalValueType")
+                s = 3
         else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C561, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -8766,19 +10764,34 @@ def _d84(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C565, "MessageHeaderType")
+                s = 1
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C565, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -8858,21 +10871,38 @@ def _d85(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "RootCertificateID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.string(None, 40)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.string(None, 40)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C572, "ListOfRootCertificateIDsType")
+                s = 1
         else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "RootCertificateID")
+                else:
+                    v = r.string(None, 40)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C572, "ListOfRootCertificateIDsType")
+            else:
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
@@ -8930,19 +10960,34 @@ def _d86(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.string(None, 32)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C577, "MeterInfoType")
+                s = 1
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C577, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -9143,22 +11188,41 @@ def _d87(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "FaultCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C588[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("FaultCode: enumeration index %d out of range" % y)
+            y = _C588[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C590, "NotificationType")
         else:
-            r.fail("NotificationType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("FaultCode: enumeration index %d out of range" % x)
+                    f0 = _C588[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "FaultCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("FaultCode: enumeration index %d out of range" % f0)
+                        f0 = _C588[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C590, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -9219,21 +11283,40 @@ def _d88(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PMaxScheduleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d39(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C595, "PMaxScheduleType")
+                s = 1
         else:
-            r.fail("PMaxScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "PMaxScheduleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C595, "PMaxScheduleType")
+            else:
+                r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9317,34 +11400,55 @@ def _d89(r):
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.bits(3)
-            if f1 >= 6:
-                r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
-            f1 = _C602[f1]
+        p = r.pos
+        x = r.bits(4)
+        if x & 8 == 0:
+            y = x & 7
+            if y >= 6:
+                r.fail("ParameterType@ValueType: enumeration index %d out of range" % y)
+            y = _C602[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 3, _C604, "ParameterType")
         else:
-            r.fail("ParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                f1 = r.bits(3)
+                if f1 >= 6:
+                    r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
+                f1 = _C602[f1]
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C604, "ParameterType")
+            else:
+                r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "boolValue")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                    f2 = _simple_escape(r, None, "boolValue")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "boolValue")
             s = 8
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "byteValue")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = ((x >> 1) & 255) + -128
             else:
-                f3 = r.bits(8) + -128
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                    f3 = _simple_escape(r, None, "byteValue")
+                else:
+                    f3 = r.bits(8) + -128
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "byteValue")
             s = 7
         elif ec == 2:
             if r.bits(1):
@@ -9528,21 +11632,40 @@ def _d90(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d89(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C619, "ParameterSetType")
+                s = 1
         else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C619, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9611,33 +11734,55 @@ def _d91(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
-            else:
-                v = r.bits(1)
-                v = _C419[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C419[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C625, "PaymentOptionsType")
         else:
-            r.fail("PaymentOptionsType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C419[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C419[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C625, "PaymentOptionsType")
+            else:
+                r.fail("PaymentOptionsType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, None, "PaymentOption")
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C419[x]
                 else:
-                    v = r.bits(1)
-                    v = _C419[v]
+                    r.pos -= 3
                     if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C419[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
                 k += 1
                 continue
@@ -9681,37 +11826,82 @@ def _d92(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C630, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.integer(3)
                 if f1 < -32768 or f1 > 32767:
                     r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C630, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C631, "ProfileEntryType")
+                s = 2
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C631, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -9750,21 +11940,39 @@ def _d93(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d88(r)
+                s = 2
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C634, "SAScheduleTupleType")
+                s = 1
         else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C634, "SAScheduleTupleType")
+            else:
+                r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9848,21 +12056,38 @@ def _d94(r):
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C641, "SalesTariffType")
+                s = 2
         else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "SalesTariffID")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C641, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -9874,31 +12099,51 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
             else:
-                f3 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 2:
             _escape(r, 2, _C642, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C643, "SalesTariffType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f3 = y
+            f4.append(_d53(r))
+            s = 5
+            k = 1
         else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "NumEPriceLevels")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C643, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -9995,21 +12240,38 @@ def _d95(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C650, "SelectedServiceType")
+                s = 1
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C650, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10139,19 +12401,32 @@ def _d97(r):
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C661, "ServiceType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f1 = y
+            s = -1
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C661, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -10305,21 +12580,38 @@ def _d100(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C674, "ServiceTagType")
+                s = 1
         else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C674, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10331,33 +12623,54 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceName")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C404[x]
             else:
-                f2 = r.bits(2)
-                f2 = _C404[f2]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C404[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C675, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C404[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            y = _C404[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C676, "ServiceTagType")
         else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C404[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C404[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C676, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -10439,21 +12752,38 @@ def _d101(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.binary(None, 1200)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.binary(None, 1200)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C682, "SubCertificatesType")
+                s = 1
         else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C682, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
@@ -10508,33 +12838,72 @@ def _d102(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C687, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C687, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C688, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C688, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -10581,11 +12950,11 @@ _C9 = ('EE', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = ('EE', 'SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
-_C17 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C13 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
+_C14 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C16 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
 _C18 = ('EE', 'SE_ANY', 'CH')
 _C19 = ('SE_ANY', 'CH')
 _C20 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
@@ -10596,10 +12965,10 @@ _C24 = ('SE_ANY', 'CH')
 _C25 = {0: 'DC_EVStatus', 1: 'end of element'}
 _C26 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
 _C27 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
-_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C29 = ('EE', 'SE_ANY', 'CH')
-_C30 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
-_C31 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C28 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
+_C29 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C31 = ('EE', 'SE_ANY', 'CH')
 _C32 = ('EE', 'SE_ANY', 'CH')
 _C33 = ('SE_ANY', 'CH')
 _C34 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
@@ -10957,9 +13326,9 @@ _C385 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
 _C386 = {2: (0, 2), 3: (0, 2)}
 _C387 = {2: (1, 2), 3: (1, 2)}
 _C388 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C389 = ('EE', 'SE_ANY', 'CH')
-_C390 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
-_C391 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C389 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
+_C390 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C391 = ('EE', 'SE_ANY', 'CH')
 _C392 = ('EE', 'SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
 _C394 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}

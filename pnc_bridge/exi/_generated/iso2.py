@@ -223,52 +223,110 @@ def _d2(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(11)
+            if x & 1851 == 0:
+                y = (x >> 6) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f1 = y
+                y = ((x >> 2) & 1) == 1
+                f2 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEStatusType")
+                s = 1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C15, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C16, "AC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(10)
+        if x & 827 == 0:
+            y = (x >> 6) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f1 = y
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C13[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C16, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "RCD")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RCD")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C17, "AC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "RCD")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RCD")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C17, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -295,7 +353,7 @@ def _e2(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("AC_EVSEStatus.evse_notification", 1, _C19)
-    i1 = _C15.get(v1)
+    i1 = _C14.get(v1)
     if i1 is None:
         _bad("AC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     v2 = o.rcd
@@ -391,39 +449,82 @@ def _d4(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C28, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12403 == 0:
+            y = (x >> 7) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C30, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C29[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C31, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C31, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -448,7 +549,7 @@ def _e4(w, o):
     v1 = o.evse_processing
     if v1 is None:
         _order("AuthorizationRes.evse_processing", 1, _C33)
-    i1 = _C30.get(v1)
+    i1 = _C29.get(v1)
     if i1 is None:
         _bad("AuthorizationRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
     w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1) << 1, 14)
@@ -514,22 +615,53 @@ def _d7(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(6)
+            if x & 51 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                y = _C28[y]
+                f2 = y
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C39, "CableCheckResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C39, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -540,22 +672,41 @@ def _d7(r):
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C29[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C41, "CableCheckResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C28[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C28[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C41, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -588,7 +739,7 @@ def _e7(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("CableCheckRes.evse_processing", 2, _C43)
-    i2 = _C30.get(v2)
+    i2 = _C29.get(v2)
     if i2 is None:
         _bad("CableCheckRes.evse_processing", v2, "a member of _iso2.EVSEProcessing")
     w.bits((((((0) << 1) << 2) | (i2)) << 1) << 1, 6)
@@ -676,19 +827,41 @@ def _d9(r):
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 800)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d87(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.binary(None, 800)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C50, "CertificateInstallationReqType")
+                s = 2
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+                else:
+                    f1 = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C50, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -747,22 +920,76 @@ def _d10(r):
     f5 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d82(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f4 = _d85(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f5 = _d105(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                s = 6
+                        else:
+                            r.pos = p
+                            s = 5
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C54, "CertificateInstallationResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C54, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -896,19 +1123,41 @@ def _d11(r):
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "eMAID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(14, 15)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d87(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f2 = r.string(14, 15)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C64, "CertificateUpdateReqType")
+                s = 3
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "eMAID")
+                else:
+                    f2 = r.string(14, 15)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "eMAID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C64, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -976,22 +1225,70 @@ def _d12(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d82(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f4 = _d85(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f5 = _d105(r)
+                            s = 6
+                        else:
+                            r.pos = p
+                            s = 5
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C68, "CertificateUpdateResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C68, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -1150,37 +1447,64 @@ def _d13(r):
                     _escape(r, 1, _EV_ELEM_EE, "MaxEntriesSAScheduleTuple")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 6:
+                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
+                f1 = _C78[x]
             else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C78[f1]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
+                    f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+                else:
+                    f1 = r.bits(3)
+                    if f1 >= 6:
+                        r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
+                    f1 = _C78[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
             s = 2
         elif ec == 2:
             _escape(r, 3, _C80, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C78[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % y)
+            y = _C78[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
         else:
-            r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
+                    f1 = _C78[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
+                        f1 = _C78[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -1249,39 +1573,82 @@ def _d14(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C87, "ChargeParameterDiscoveryResType")
-        else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C29[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6201 == 0:
+            y = (x >> 6) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C87, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f1 = y
+            s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -1344,7 +1711,7 @@ def _e14(w, o):
     v1 = o.evse_processing
     if v1 is None:
         _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C92)
-    i1 = _C30.get(v1)
+    i1 = _C29.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
     v2 = o.sa_schedules
@@ -1402,52 +1769,120 @@ def _d16(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(12)
+            if x & 3585 == 0:
+                y = ((x >> 1) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f2 = y
+                s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C101, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEID")
-            else:
-                f1 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C102, "ChargingStatusResType")
+                s = 2
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C101, "ChargingStatusResType")
             else:
-                f2 = r.bits(8) + 1
-                if f2 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(12)
+            if x & 3585 == 0:
+                y = ((x >> 1) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f2 = y
+                s = 3
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C103, "ChargingStatusResType")
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f1 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C102, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = ((x >> 1) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f2 = ((x >> 1) & 255) + 1
+                    if f2 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f2 = r.bits(8) + 1
+                        if f2 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C103, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
@@ -1457,12 +1892,17 @@ def _d16(r):
             f4 = _d88(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
             f6 = _d2(r)
@@ -1477,12 +1917,17 @@ def _d16(r):
             f4 = _d88(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
             f6 = _d2(r)
@@ -1494,12 +1939,17 @@ def _d16(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 1:
             f6 = _d2(r)
@@ -1638,20 +2088,30 @@ def _d17(r):
             f4 = _d80(r)
             s = 5
         elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
             _escape(r, 2, _C115, "CurrentDemandReqType")
@@ -1666,20 +2126,30 @@ def _d17(r):
             f4 = _d80(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
             _escape(r, 2, _C116, "CurrentDemandReqType")
@@ -1691,20 +2161,30 @@ def _d17(r):
             f4 = _d80(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
             _escape(r, 2, _C117, "CurrentDemandReqType")
@@ -1713,39 +2193,62 @@ def _d17(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
             _escape(r, 2, _C118, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f6 = y
             s = 7
-        elif ec == 1:
-            _escape(r, 2, _C119, "CurrentDemandReqType")
         else:
-            r.fail("CurrentDemandReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C119, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
@@ -1913,22 +2416,68 @@ def _d18(r):
     f13 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d80(r)
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3549 == 0:
+                        y = ((x >> 9) & 1) == 1
+                        f4 = y
+                        y = ((x >> 5) & 1) == 1
+                        f5 = y
+                        y = ((x >> 1) & 1) == 1
+                        f6 = y
+                        s = 7
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C131, "CurrentDemandResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C131, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -1957,47 +2506,92 @@ def _d18(r):
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C135, "CurrentDemandResType")
-        else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C136, "CurrentDemandResType")
-        else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3549 == 0:
+            y = ((x >> 9) & 1) == 1
+            f4 = y
+            y = ((x >> 5) & 1) == 1
+            f5 = y
+            y = ((x >> 1) & 1) == 1
+            f6 = y
             s = 7
-        elif ec == 1:
-            _escape(r, 2, _C137, "CurrentDemandResType")
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C135, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(8)
+        if x & 221 == 0:
+            y = ((x >> 5) & 1) == 1
+            f5 = y
+            y = ((x >> 1) & 1) == 1
+            f6 = y
+            s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C136, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f6 = y
+            s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C137, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
@@ -2059,47 +2653,88 @@ def _d18(r):
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f10 = _simple_escape(r, None, "EVSEID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f10 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(12)
+            if x & 3585 == 0:
+                y = ((x >> 1) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f11 = y
+                s = 12
             else:
-                f10 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 11
-        elif ec == 1:
-            _escape(r, 2, _C141, "CurrentDemandResType")
+                s = 11
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 11:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f11 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f11 = r.bits(8) + 1
-                if f11 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 1:
+                _escape(r, 2, _C141, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 11:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = ((x >> 1) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f11 = y
             s = 12
-        elif ec == 1:
-            _escape(r, 2, _C142, "CurrentDemandResType")
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f11 = ((x >> 1) & 255) + 1
+                    if f11 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f11 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f11 = r.bits(8) + 1
+                        if f11 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 12
+            elif ec == 1:
+                _escape(r, 2, _C142, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
             f12 = _d88(r)
             s = 13
         elif ec == 1:
-            if r.bits(1):
-                f13 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f13 = x == 2
             else:
-                f13 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f13 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f13 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 14
         elif ec == 2:
             s = -1
@@ -2110,12 +2745,17 @@ def _d18(r):
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f13 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f13 = x == 2
             else:
-                f13 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f13 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f13 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 14
         elif ec == 1:
             s = -1
@@ -2340,24 +2980,38 @@ def _d19(r):
             f6 = _d80(r)
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 3:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 4:
             s = -1
@@ -2371,24 +3025,38 @@ def _d19(r):
             f6 = _d80(r)
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 2:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 3:
             s = -1
@@ -2399,24 +3067,38 @@ def _d19(r):
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 1:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 2:
             s = -1
@@ -2427,14 +3109,21 @@ def _d19(r):
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 1:
             s = -1
@@ -2568,39 +3257,62 @@ def _d20(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f1 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f2 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C170, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
+            else:
+                r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -2844,83 +3556,159 @@ def _d22(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(6)
+            if x & 57 == 0:
+                y = (x >> 1) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f1 = y
+                s = 2
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C188, "DC_EVSEStatusType")
+                s = 1
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C188, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C189, "DC_EVSEStatusType")
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C13[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C189, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                f2 = _C190[x]
             else:
-                f2 = r.bits(3)
-                if f2 >= 5:
-                    r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                f2 = _C190[f2]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                else:
+                    f2 = r.bits(3)
+                    if f2 >= 5:
+                        r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                    f2 = _C190[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEStatusCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                f3 = _C192[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C192[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    f3 = _simple_escape(r, None, "EVSEStatusCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                    f3 = _C192[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 2:
             _escape(r, 2, _C194, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEStatusCode")
-            else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C192[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C195, "DC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(8)
+        if x & 195 == 0:
+            y = (x >> 2) & 15
+            if y >= 12:
+                r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
+            y = _C192[y]
+            f3 = y
+            s = -1
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f3 = _C192[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                        f3 = _C192[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C195, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -2948,7 +3736,7 @@ def _e22(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("DC_EVSEStatus.evse_notification", 1, _C197)
-    i1 = _C15.get(v1)
+    i1 = _C14.get(v1)
     if i1 is None:
         _bad("DC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     v2 = o.evse_isolation_status
@@ -2979,52 +3767,114 @@ def _d23(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReady")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReady")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C199, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(22)
+        if x & 3608067 == 0:
+            y = ((x >> 19) & 1) == 1
+            f0 = y
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C199[y]
+            f1 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReady")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReady")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C201, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f1)
-                f1 = _C200[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C202, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(18)
+        if x & 200195 == 0:
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C199[y]
+            f1 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f1 = _C199[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f1)
+                        f1 = _C199[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C202, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSSOC")
-            else:
-                f2 = r.bits(7)
-                if f2 > 100:
-                    r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C203, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1539 == 0:
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f2 = (x >> 1) & 127
+                    if f2 > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVRESSSOC")
+                    else:
+                        f2 = r.bits(7)
+                        if f2 > 100:
+                            r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C203, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -3049,7 +3899,7 @@ def _e23(w, o):
     v1 = o.ev_error_code
     if v1 is None:
         _order("DC_EVStatus.ev_error_code", 1, _C205)
-    i1 = _C201.get(v1)
+    i1 = _C200.get(v1)
     if i1 is None:
         _bad("DC_EVStatus.ev_error_code", v1, "a member of _iso2.DC_EVErrorCode")
     v2 = o.evresssoc
@@ -3100,19 +3950,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C207, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C207, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3136,19 +4001,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C209, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C209, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -3190,19 +4070,34 @@ def _d24(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C212, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C212, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -3462,38 +4357,79 @@ def _d29(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C13[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C234, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C235, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C234, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C13[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C235, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -3519,7 +4455,7 @@ def _e29(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C237)
-    i1 = _C15.get(v1)
+    i1 = _C14.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1, 7)
@@ -4486,30 +5422,52 @@ def _d35(r):
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C279, "MeteringReceiptReqType")
+                s = 2
         else:
-            r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f1 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C279, "MeteringReceiptReqType")
+            else:
+                r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f2 = r.bits(8) + 1
+            x = r.bits(10)
+            if x & 513 == 0:
+                f2 = ((x >> 1) & 255) + 1
                 if f2 > 255:
                     r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+            else:
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f2 = r.bits(8) + 1
+                    if f2 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
             f3 = _d88(r)
@@ -4588,22 +5546,41 @@ def _d36(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(8)
+        if x & 193 == 0:
+            y = (x >> 1) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C286, "MeteringReceiptResType")
         else:
-            r.fail("MeteringReceiptResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C286, "MeteringReceiptResType")
+            else:
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -4975,19 +5952,41 @@ def _d40(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "eMAID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(14, 15)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.string(14, 15)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C315, "PaymentDetailsReqType")
+                s = 1
         else:
-            r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "eMAID")
+                else:
+                    f0 = r.string(14, 15)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "eMAID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C315, "PaymentDetailsReqType")
+            else:
+                r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -5035,52 +6034,134 @@ def _d41(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C319, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "GenChallenge")
-            else:
-                f1 = r.binary(16, 16)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C320, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSETimeStamp")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(10)
                 if f2 < -9223372036854775808 or f2 > 9223372036854775807:
                     r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C319, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(10)
+                if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                    r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "GenChallenge")
+                else:
+                    f1 = r.binary(16, 16)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C320, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(10)
+            if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C321, "PaymentDetailsResType")
+                s = 3
         else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "EVSETimeStamp")
+                else:
+                    f2 = r.integer(10)
+                    if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                        r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C321, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -5125,20 +6206,42 @@ def _d42(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedPaymentOption")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C324[y]
+            f0 = y
+            f1 = _d99(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(1)
-                f0 = _C324[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C326, "PaymentServiceSelectionReqType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C324[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SelectedPaymentOption")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C324[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C326, "PaymentServiceSelectionReqType")
+            else:
+                r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -5183,22 +6286,41 @@ def _d43(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C330, "PaymentServiceSelectionResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C330, "PaymentServiceSelectionResType")
+            else:
+                r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -5229,38 +6351,78 @@ def _d44(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargeProgress")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                f0 = _C333[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C335, "PowerDeliveryReqType")
-        else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+        p = r.pos
+        x = r.bits(16)
+        if x & 52737 == 0:
+            y = (x >> 12) & 3
+            if y >= 3:
+                r.fail("ChargeProgress: enumeration index %d out of range" % y)
+            y = _C333[y]
+            f0 = y
+            y = ((x >> 1) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C336, "PowerDeliveryReqType")
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ChargeProgress: enumeration index %d out of range" % x)
+                    f0 = _C333[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ChargeProgress")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("ChargeProgress: enumeration index %d out of range" % f0)
+                        f0 = _C333[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C335, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = ((x >> 1) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f1 = y
+            s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = ((x >> 1) & 255) + 1
+                    if f1 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f1 = r.bits(8) + 1
+                        if f1 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C336, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -5355,22 +6517,41 @@ def _d45(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(8)
+        if x & 193 == 0:
+            y = (x >> 1) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C346, "PowerDeliveryResType")
         else:
-            r.fail("PowerDeliveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C346, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -5496,22 +6677,55 @@ def _d47(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C356, "PreChargeResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PreChargeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C356, "PreChargeResType")
+            else:
+                r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -5574,33 +6788,72 @@ def _d48(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C361, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C361, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C362, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C362, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -5717,19 +6970,34 @@ def _d49(r):
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C370, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C370, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -5812,21 +7080,38 @@ def _d50(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "start")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(4)
+            if f0 > 16777214:
+                r.facet("start: %d outside 0..16777214" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(4)
-                if f0 > 16777214:
-                    r.facet("start: %d outside 0..16777214" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "start")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C377, "RelativeTimeIntervalType")
+                s = 1
         else:
-            r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "start")
+                else:
+                    f0 = r.uint(4)
+                    if f0 > 16777214:
+                        r.facet("start: %d outside 0..16777214" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "start")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C377, "RelativeTimeIntervalType")
+            else:
+                r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -6075,20 +7360,36 @@ def _d54(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 1
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C398, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C398, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -6177,12 +7478,17 @@ def _d55(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EPriceLevel")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = (x >> 1) & 255
             else:
-                f1 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
+                    f1 = _simple_escape(r, None, "EPriceLevel")
+                else:
+                    f1 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
             s = 2
         elif ec == 1:
             v = _d81(r)
@@ -6283,21 +7589,38 @@ def _d56(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C413, "ServiceDetailReqType")
+                s = 1
         else:
-            r.fail("ServiceDetailReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C413, "ServiceDetailReqType")
+            else:
+                r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6328,38 +7651,85 @@ def _d57(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C416, "ServiceDetailResType")
-        else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceID")
-            else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C417, "ServiceDetailResType")
+                s = 2
         else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C416, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C417, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -6431,13 +7801,19 @@ def _d58(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C422[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C422[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C422[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
@@ -6448,13 +7824,19 @@ def _d58(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C422[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C422[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C422[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
@@ -6510,22 +7892,49 @@ def _d59(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d93(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d78(r)
+                s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C430, "ServiceDiscoveryResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C430, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6611,19 +8020,34 @@ def _d60(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "EVCCID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.binary(None, 6)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C437, "SessionSetupReqType")
+                s = 1
         else:
-            r.fail("SessionSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "EVCCID")
+                else:
+                    f0 = r.binary(None, 6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCCID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C437, "SessionSetupReqType")
+            else:
+                r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6654,36 +8078,79 @@ def _d61(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C440, "SessionSetupResType")
-        else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEID")
-            else:
-                f1 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C441, "SessionSetupResType")
+                s = 2
         else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C440, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f1 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C441, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -6752,20 +8219,35 @@ def _d62(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingSession")
-            else:
-                f0 = r.bits(1)
-                f0 = _C446[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C448, "SessionStopReqType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C446[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C446[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ChargingSession")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C446[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C448, "SessionStopReqType")
+            else:
+                r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6793,22 +8275,41 @@ def _d63(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C451, "SessionStopResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C451, "SessionStopResType")
+            else:
+                r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -7745,22 +9246,55 @@ def _d75(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C26[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C520, "WeldingDetectionResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WeldingDetectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C520, "WeldingDetectionResType")
+            else:
+                r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8431,21 +9965,38 @@ def _d78(r):
     f5 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C544, "ChargeServiceType")
+                s = 1
         else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C544, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -8457,33 +10008,54 @@ def _d78(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceName")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C422[x]
             else:
-                f2 = r.bits(2)
-                f2 = _C422[f2]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C422[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C545, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C422[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            y = _C422[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C546, "ChargeServiceType")
         else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C422[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C422[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C546, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -8495,31 +10067,56 @@ def _d78(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f4 = x == 2
             else:
-                f4 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                    f4 = _simple_escape(r, None, "FreeService")
+                else:
+                    f4 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
             _escape(r, 2, _C547, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f4 = y
+            f5 = _d104(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C548, "ChargeServiceType")
+                r.pos = p
+                s = 6
         else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C548, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -8671,54 +10268,134 @@ def _d80(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12743 == 0:
+            y = ((x >> 9) & 7) + -3
+            if y > 3:
+                r.facet("Multiplier: %d above maxInclusive 3" % y)
+            f0 = y
+            y = (x >> 3) & 7
+            if y >= 7:
+                r.fail("Unit: enumeration index %d out of range" % y)
+            y = _C559[y]
+            f1 = y
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C559, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 7:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C560[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C562, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C563, "PhysicalValueType")
+                s = 3
         else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    f0 = ((x >> 1) & 7) + -3
+                    if f0 > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Multiplier")
+                    else:
+                        f0 = r.bits(3) + -3
+                        if f0 > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C561, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(8)
+        if x & 199 == 0:
+            y = (x >> 3) & 7
+            if y >= 7:
+                r.fail("Unit: enumeration index %d out of range" % y)
+            y = _C559[y]
+            f1 = y
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % x)
+                    f1 = _C559[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "Unit")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % f1)
+                        f1 = _C559[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Unit")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C562, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C563, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -8743,7 +10420,7 @@ def _e80(w, o):
     v1 = o.unit
     if v1 is None:
         _order("PhysicalValue.unit", 1, _C565)
-    i1 = _C561.get(v1)
+    i1 = _C560.get(v1)
     if i1 is None:
         _bad("PhysicalValue.unit", v1, "a member of _iso2.UnitSymbol")
     v2 = o.value
@@ -8867,19 +10544,34 @@ def _d82(r):
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 800)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, 800)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C574, "CertificateChainType")
+                s = 2
         else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f1 = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C574, "CertificateChainType")
+            else:
+                r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -9002,49 +10694,103 @@ def _d84(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
+        p = r.pos
+        x = r.bits(7)
+        if x & 103 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("costKind: enumeration index %d out of range" % y)
+            y = _C584[y]
+            f0 = y
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C584[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C586, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C587, "CostType")
+                s = 2
         else:
-            r.fail("CostType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("costKind: enumeration index %d out of range" % x)
+                    f0 = _C584[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "costKind")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("costKind: enumeration index %d out of range" % f0)
+                        f0 = _C584[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "costKind")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C586, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "amount")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("amount: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C587, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
+            x = r.bits(5)
+            if x & 17 == 0:
+                f2 = ((x >> 1) & 7) + -3
                 if f2 > 3:
                     r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    f2 = _simple_escape(r, None, "amountMultiplier")
+                else:
+                    f2 = r.bits(3) + -3
+                    if f2 > 3:
+                        r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
             s = 3
         elif ec == 1:
             s = -1
@@ -9157,19 +10903,34 @@ def _d86(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C596, "MessageHeaderType")
+                s = 1
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C596, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -9314,19 +11075,34 @@ def _d88(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.string(None, 32)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C608, "MeterInfoType")
+                s = 1
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C608, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -9535,22 +11311,41 @@ def _d89(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "FaultCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C619[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("FaultCode: enumeration index %d out of range" % y)
+            y = _C619[y]
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C621, "NotificationType")
         else:
-            r.fail("NotificationType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("FaultCode: enumeration index %d out of range" % x)
+                    f0 = _C619[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "FaultCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("FaultCode: enumeration index %d out of range" % f0)
+                        f0 = _C619[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C621, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -9688,20 +11483,30 @@ def _d91(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "boolValue")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                    f1 = _simple_escape(r, None, "boolValue")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "boolValue")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "byteValue")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f2 = ((x >> 1) & 255) + -128
             else:
-                f2 = r.bits(8) + -128
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                    f2 = _simple_escape(r, None, "byteValue")
+                else:
+                    f2 = r.bits(8) + -128
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "byteValue")
             s = 6
         elif ec == 2:
             if r.bits(1):
@@ -9877,21 +11682,40 @@ def _d92(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d91(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C646, "ParameterSetType")
+                s = 1
         else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C646, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9964,27 +11788,24 @@ def _d93(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
-            else:
-                v = r.bits(1)
-                v = _C324[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C324[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C652, "PaymentOptionListType")
         else:
-            r.fail("PaymentOptionListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 2:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C324[x]
+                else:
+                    r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
@@ -9992,6 +11813,31 @@ def _d93(r):
                         v = _C324[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C652, "PaymentOptionListType")
+            else:
+                r.fail("PaymentOptionListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 2:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        x = (x >> 1) & 1
+                        v = _C324[x]
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "PaymentOption")
+                        else:
+                            v = r.bits(1)
+                            v = _C324[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                     f0.append(v)
                     k += 1
                     continue
@@ -10047,21 +11893,39 @@ def _d94(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d80(r)
+                s = 2
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C658, "ProfileEntryType")
+                s = 1
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C658, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -10074,14 +11938,21 @@ def _d94(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
-            else:
-                f2 = r.bits(2) + 1
+            x = r.bits(4)
+            if x & 9 == 0:
+                f2 = ((x >> 1) & 3) + 1
                 if f2 > 3:
                     r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+                    f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+                else:
+                    f2 = r.bits(2) + 1
+                    if f2 > 3:
+                        r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
             s = 3
         elif ec == 1:
             s = -1
@@ -10138,33 +12009,72 @@ def _d95(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C664, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C664, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C665, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C665, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -10203,21 +12113,39 @@ def _d96(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.bits(8) + 1
-                if f0 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C668, "SAScheduleTupleType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = ((x >> 2) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f0 = y
+            f1 = _d90(r)
+            s = 2
         else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + 1
+                    if f0 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f0 = r.bits(8) + 1
+                        if f0 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C668, "SAScheduleTupleType")
+            else:
+                r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -10295,35 +12223,59 @@ def _d97(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = ((x >> 1) & 255) + 1
                 if f1 > 255:
                     r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+            else:
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                    f1 = _simple_escape(r, None, "SalesTariffID")
+                else:
+                    f1 = r.bits(8) + 1
+                    if f1 > 255:
+                        r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
             s = 2
         elif ec == 2:
             _escape(r, 3, _C674, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = ((x >> 1) & 255) + 1
+            if y > 255:
+                r.facet("SalesTariffID: %d above maxInclusive 255" % y)
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 3, _C675, "SalesTariffType")
         else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = ((x >> 1) & 255) + 1
+                    if f1 > 255:
+                        r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SalesTariffID")
+                    else:
+                        f1 = r.bits(8) + 1
+                        if f1 > 255:
+                            r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C675, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -10335,12 +12287,17 @@ def _d97(r):
                     _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
             else:
-                f3 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 2:
             v = _d55(r)
@@ -10354,12 +12311,17 @@ def _d97(r):
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
             else:
-                f3 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 1:
             v = _d55(r)
@@ -10471,21 +12433,38 @@ def _d98(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C685, "SelectedServiceType")
+                s = 1
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C685, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10613,21 +12592,38 @@ def _d100(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C695, "ServiceType")
+                s = 1
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C695, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10639,33 +12635,54 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceName")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C422[x]
             else:
-                f2 = r.bits(2)
-                f2 = _C422[f2]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C422[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C696, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C422[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            y = _C422[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C697, "ServiceType")
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C422[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C422[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C697, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -10677,31 +12694,49 @@ def _d100(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f4 = x == 2
             else:
-                f4 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                    f4 = _simple_escape(r, None, "FreeService")
+                else:
+                    f4 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
             _escape(r, 2, _C698, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C699, "ServiceType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f4 = y
+            s = -1
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C699, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -10905,21 +12940,38 @@ def _d103(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.binary(None, 800)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.binary(None, 800)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C715, "SubCertificatesType")
+                s = 1
         else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C715, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
         while True:
             if k < 4:
@@ -10986,29 +13038,28 @@ def _d104(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "EnergyTransferMode")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                v = _C78[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("EnergyTransferMode: enumeration index %d out of range" % y)
+            y = _C78[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C721, "SupportedEnergyTransferModeType")
         else:
-            r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 6:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
+                    v = _C78[x]
+                else:
+                    r.pos -= 5
                     if r.bits(1):
                         v = _simple_escape(r, None, "EnergyTransferMode")
                     else:
@@ -11018,6 +13069,35 @@ def _d104(r):
                         v = _C78[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C721, "SupportedEnergyTransferModeType")
+            else:
+                r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 6:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 6:
+                            r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
+                        v = _C78[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "EnergyTransferMode")
+                        else:
+                            v = r.bits(3)
+                            if v >= 6:
+                                r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
+                            v = _C78[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
                     f0.append(v)
                     k += 1
                     continue
@@ -11136,9 +13216,9 @@ _C9 = ('EE', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
-_C15 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
+_C13 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
+_C14 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
+_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
 _C18 = ('SE_ANY', 'CH')
@@ -11151,9 +13231,9 @@ _C24 = {0: (1, 2, 1), 2: (0, 2, 1)}
 _C25 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
 _C26 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
 _C27 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
-_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C29 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
-_C30 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C28 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
+_C29 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C31 = ('EE', 'SE_ANY', 'CH')
 _C32 = ('SE_ANY', 'CH')
 _C33 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
@@ -11322,9 +13402,9 @@ _C195 = ('EE', 'SE_ANY', 'CH')
 _C196 = ('SE_ANY', 'CH')
 _C197 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
 _C198 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C199 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C200 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
-_C201 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C199 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
+_C200 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C202 = ('EE', 'SE_ANY', 'CH')
 _C203 = ('EE', 'SE_ANY', 'CH')
 _C204 = ('SE_ANY', 'CH')
@@ -11682,9 +13762,9 @@ _C555 = ('SE_ANY', 'CH')
 _C556 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
 _C557 = {0: (0, 1), 1: (0, 2)}
 _C558 = {1: (1, 2)}
-_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C560 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C561 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C559 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C560 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C561 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C562 = ('EE', 'SE_ANY', 'CH')
 _C563 = ('EE', 'SE_ANY', 'CH')
 _C564 = ('SE_ANY', 'CH')

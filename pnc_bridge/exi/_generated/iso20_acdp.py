@@ -34,20 +34,35 @@ def _d0(r):
         else:
             r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVElectricalChargingDeviceStatus")
-            else:
-                f1 = r.bits(2)
-                f1 = _C1[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVElectricalChargingDeviceStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C3, "ACDP_ConnectReqType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            y = _C1[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f1 = _C1[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVElectricalChargingDeviceStatus")
+                    else:
+                        f1 = r.bits(2)
+                        f1 = _C1[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVElectricalChargingDeviceStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C3, "ACDP_ConnectReqType")
+            else:
+                r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -96,71 +111,169 @@ def _d1(r):
         else:
             r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C7[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C9, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(25)
+        if x & 25284211 == 0:
+            y = (x >> 17) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 12) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C13, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C10[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C12, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(16)
+        if x & 52851 == 0:
+            y = (x >> 12) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C9[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C9[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C14, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEElectricalChargingDeviceStatus")
-            else:
-                f3 = r.bits(2)
-                f3 = _C1[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEElectricalChargingDeviceStatus")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C13, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1651 == 0:
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f3 = _C1[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEElectricalChargingDeviceStatus")
+                    else:
+                        f3 = r.bits(2)
+                        f3 = _C1[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEElectricalChargingDeviceStatus")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C15, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
-            else:
-                f4 = r.bits(2)
-                if f4 >= 3:
-                    r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f4)
-                f4 = _C14[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C16, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % x)
+                    f4 = _C11[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
+                    else:
+                        f4 = r.bits(2)
+                        if f4 >= 3:
+                            r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f4)
+                        f4 = _C11[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C16, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -195,7 +308,7 @@ def _e1(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("ACDP_ConnectRes.evse_processing", 2, _C18)
-    i2 = _C11.get(v2)
+    i2 = _C10.get(v2)
     if i2 is None:
         _bad("ACDP_ConnectRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.evse_electrical_charging_device_status
@@ -207,7 +320,7 @@ def _e1(w, o):
     v4 = o.evse_mechanical_charging_device_status
     if v4 is None:
         _order("ACDP_ConnectRes.evse_mechanical_charging_device_status", 4, _C18)
-    i4 = _C15.get(v4)
+    i4 = _C12.get(v4)
     if i4 is None:
         _bad("ACDP_ConnectRes.evse_mechanical_charging_device_status", v4, "a member of _iso20.MechanicalChargingDeviceStatus")
     w.bits(((((((((((((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1) << 1) << 2) | (i3)) << 1) << 1) << 1) << 2) | (i4)) << 1) << 1, 25)
@@ -290,152 +403,392 @@ def _d3(r):
         else:
             r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C7[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C24, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(48)
+        if x & 212100311661499 == 0:
+            y = (x >> 40) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 35) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f2 = y
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C26, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f2)
-                f2 = _C14[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C25, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(39)
+        if x & 444323314619 == 0:
+            y = (x >> 35) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f2 = y
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % x)
+                    f2 = _C11[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f2)
+                        f2 = _C11[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C27, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEReadyToCharge")
-            else:
-                f3 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEReadyToCharge")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C26, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(34)
+        if x & 14826585019 == 0:
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEReadyToCharge")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEReadyToCharge")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C28, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSEIsolationStatus")
-            else:
-                f4 = r.bits(2)
-                f4 = _C27[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C29, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(30)
+        if x & 867941307 == 0:
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f4 = _C24[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSEIsolationStatus")
+                    else:
+                        f4 = r.bits(2)
+                        f4 = _C24[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C29, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEDisabled")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEDisabled")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C30, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(25)
+        if x & 29080507 == 0:
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEDisabled")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEDisabled")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C30, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEUtilityInterruptEvent")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEUtilityInterruptEvent")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C31, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(21)
+        if x & 1817531 == 0:
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEUtilityInterruptEvent")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEUtilityInterruptEvent")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C31, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVSEEmergencyShutdown")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEEmergencyShutdown")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C32, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(17)
+        if x & 113595 == 0:
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVSEEmergencyShutdown")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEEmergencyShutdown")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C32, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "EVSEMalfunction")
-            else:
-                f8 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMalfunction")
-            s = 9
-        elif ec == 1:
-            _escape(r, 2, _C33, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(13)
+        if x & 7099 == 0:
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f8 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f8 = _simple_escape(r, None, "EVSEMalfunction")
+                    else:
+                        f8 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMalfunction")
+                s = 9
+            elif ec == 1:
+                _escape(r, 2, _C33, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 9:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "EVInChargePosition")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
-            s = 10
-        elif ec == 1:
-            _escape(r, 2, _C34, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 443 == 0:
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f9 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f9 = _simple_escape(r, None, "EVInChargePosition")
+                    else:
+                        f9 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
+                s = 10
+            elif ec == 1:
+                _escape(r, 2, _C34, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f10 = _simple_escape(r, None, "EVAssociationStatus")
-            else:
-                f10 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVAssociationStatus")
-            s = 11
-        elif ec == 1:
-            _escape(r, 2, _C35, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f10 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f10 = _simple_escape(r, None, "EVAssociationStatus")
+                    else:
+                        f10 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVAssociationStatus")
+                s = 11
+            elif ec == 1:
+                _escape(r, 2, _C35, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
@@ -476,7 +829,7 @@ def _e3(w, o):
     v2 = o.evse_mechanical_charging_device_status
     if v2 is None:
         _order("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", 2, _C37)
-    i2 = _C15.get(v2)
+    i2 = _C12.get(v2)
     if i2 is None:
         _bad("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", v2, "a member of _iso20.MechanicalChargingDeviceStatus")
     v3 = o.evse_ready_to_charge
@@ -487,7 +840,7 @@ def _e3(w, o):
     v4 = o.evse_isolation_status
     if v4 is None:
         _order("ACDP_SystemStatusRes.evse_isolation_status", 4, _C37)
-    i4 = _C28.get(v4)
+    i4 = _C25.get(v4)
     if i4 is None:
         _bad("ACDP_SystemStatusRes.evse_isolation_status", v4, "a member of _iso20.IsolationStatus")
     v5 = o.evse_disabled
@@ -538,33 +891,61 @@ def _d4(r):
         else:
             r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVMobilityStatus")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVMobilityStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C39, "ACDP_VehiclePositioningReqType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 443 == 0:
+            y = ((x >> 6) & 1) == 1
+            f1 = y
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVMobilityStatus")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVMobilityStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C39, "ACDP_VehiclePositioningReqType")
+            else:
+                r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVPositioningSupport")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPositioningSupport")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C40, "ACDP_VehiclePositioningReqType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVPositioningSupport")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPositioningSupport")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C40, "ACDP_VehiclePositioningReqType")
+            else:
+                r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -622,131 +1003,484 @@ def _d5(r):
         else:
             r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C7[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C44, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C10[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C45, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEPositioningSupport")
-            else:
-                f3 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPositioningSupport")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C46, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVRelativeXDeviation")
-            else:
-                f4 = r.integer(3)
-                if f4 < -32768 or f4 > 32767:
-                    r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C47, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVRelativeYDeviation")
-            else:
+        p = r.pos
+        x = r.bits(20)
+        if x & 790135 == 0:
+            y = (x >> 12) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 7) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f5 = r.integer(3)
                 if f5 < -32768 or f5 > 32767:
                     r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C48, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ContactWindowXc")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C44, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1655 == 0:
+            y = (x >> 7) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C9[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C9[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C45, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 55 == 0:
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEPositioningSupport")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPositioningSupport")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C46, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "EVRelativeXDeviation")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C47, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.integer(3)
+            if f5 < -32768 or f5 > 32767:
+                r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.integer(3)
                 if f6 < -32768 or f6 > 32767:
                     r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C49, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ContactWindowYc")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f7 = r.integer(3)
+                    if f7 < -32768 or f7 > 32767:
+                        r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                    p = r.pos
+                    x = r.bits(6)
+                    if x & 59 == 0:
+                        y = ((x >> 2) & 1) == 1
+                        f8 = y
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                        s = 8
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                    s = 7
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVRelativeYDeviation")
+                else:
+                    f5 = r.integer(3)
+                    if f5 < -32768 or f5 > 32767:
+                        r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C48, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.integer(3)
+            if f6 < -32768 or f6 > 32767:
+                r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f7 = r.integer(3)
                 if f7 < -32768 or f7 > 32767:
                     r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                p = r.pos
+                x = r.bits(6)
+                if x & 59 == 0:
+                    y = ((x >> 2) & 1) == 1
+                    f8 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                    s = 8
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "ContactWindowXc")
+                else:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C49, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 7:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f7 = r.integer(3)
+            if f7 < -32768 or f7 > 32767:
+                r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+            p = r.pos
+            x = r.bits(6)
+            if x & 59 == 0:
+                y = ((x >> 2) & 1) == 1
+                f8 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C50, "ACDP_VehiclePositioningResType")
+                s = 8
         else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "EVInChargePosition")
-            else:
-                f8 = r.boolean()
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
-            s = 9
-        elif ec == 1:
-            _escape(r, 2, _C51, "ACDP_VehiclePositioningResType")
+                    f7 = _simple_escape(r, None, "ContactWindowYc")
+                else:
+                    f7 = r.integer(3)
+                    if f7 < -32768 or f7 > 32767:
+                        r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C50, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 8:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f8 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f8 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f8 = _simple_escape(r, None, "EVInChargePosition")
+                    else:
+                        f8 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
+                s = 9
+            elif ec == 1:
+                _escape(r, 2, _C51, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
@@ -785,7 +1519,7 @@ def _e5(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("ACDP_VehiclePositioningRes.evse_processing", 2, _C53)
-    i2 = _C11.get(v2)
+    i2 = _C10.get(v2)
     if i2 is None:
         _bad("ACDP_VehiclePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.evse_positioning_support
@@ -972,19 +1706,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C64, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C64, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -1008,19 +1757,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C66, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C66, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -1062,19 +1826,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C69, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C69, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -2387,33 +3166,72 @@ def _d16(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C136, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C136, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C137, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C137, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -2530,19 +3348,34 @@ def _d17(r):
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C145, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C145, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -2723,20 +3556,36 @@ def _d19(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 1
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C160, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C160, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -4120,35 +4969,76 @@ def _d30(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C241, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C242, "RationalNumberType")
+                s = 2
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C241, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C242, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -4194,44 +5084,72 @@ def _d31(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -4264,23 +5182,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
             f8 = _d30(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
@@ -4291,34 +5219,55 @@ def _d31(r):
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -4351,23 +5300,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
             f8 = _d30(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
@@ -4378,24 +5337,38 @@ def _d31(r):
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -4428,23 +5401,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
             f8 = _d30(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
@@ -4455,14 +5438,21 @@ def _d31(r):
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -4495,23 +5485,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
             f8 = _d30(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
@@ -4552,23 +5552,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
             f8 = _d30(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
@@ -4599,23 +5609,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
             f8 = _d30(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
@@ -4636,23 +5656,33 @@ def _d31(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
             f8 = _d30(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
@@ -4663,23 +5693,33 @@ def _d31(r):
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
             f8 = _d30(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
@@ -4693,12 +5733,17 @@ def _d31(r):
             f8 = _d30(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
@@ -4709,12 +5754,17 @@ def _d31(r):
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
@@ -4852,38 +5902,79 @@ def _d32(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C267[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C267, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C268[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C270, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C269, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C267[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C267[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C267[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C270, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -4909,7 +6000,7 @@ def _e32(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C272)
-    i1 = _C269.get(v1)
+    i1 = _C268.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -4926,85 +6017,146 @@ def _d33(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReadyToCharge")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C273, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVImmobilizationRequest")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
+        p = r.pos
+        x = r.bits(8)
+        if x & 221 == 0:
+            y = ((x >> 5) & 1) == 1
+            f0 = y
+            y = ((x >> 1) & 1) == 1
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C274, "EVTechnicalStatusType")
         else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReadyToCharge")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C273, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f1 = y
+            s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVImmobilizationRequest")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C274, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVImmobilized")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+                    f2 = _simple_escape(r, None, "EVImmobilized")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
             s = 3
         elif ec == 1:
             f3 = _d30(r)
             s = 4
         elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C275[x]
             else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C275[f4]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C275[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
         elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
                 if f5 > 100:
                     r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
             s = 6
         elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C277[x]
             else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C277[f6]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C277[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 6:
             s = -1
@@ -5018,44 +6170,72 @@ def _d33(r):
             f3 = _d30(r)
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C275[x]
             else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C275[f4]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C275[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
                 if f5 > 100:
                     r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
             s = 6
         elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C277[x]
             else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C277[f6]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C277[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 5:
             s = -1
@@ -5066,44 +6246,72 @@ def _d33(r):
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C275[x]
             else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C275[f4]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C275[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
                 if f5 > 100:
                     r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C277[x]
             else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C277[f6]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C277[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 4:
             s = -1
@@ -5114,33 +6322,53 @@ def _d33(r):
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
                 if f5 > 100:
                     r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C277[x]
             else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C277[f6]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C277[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 3:
             s = -1
@@ -5151,23 +6379,36 @@ def _d33(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C277[x]
             else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C277[f6]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C277[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 2:
             s = -1
@@ -5178,12 +6419,17 @@ def _d33(r):
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
             s = 8
         elif ec == 1:
             s = -1
@@ -5291,35 +6537,78 @@ def _d34(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C293, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C293, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C294, "MessageHeaderType")
+                s = 2
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C294, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -5388,35 +6677,78 @@ def _d35(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C299, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C299, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C300, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C300, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -5784,21 +7116,38 @@ def _d36(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C315, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C315, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -6004,33 +7353,72 @@ def _d37(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C329, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C329, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C330, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C330, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -6068,21 +7456,45 @@ def _d38(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C333, "DetailedTaxType")
+                s = 1
         else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C333, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6134,13 +7546,13 @@ _C5 = {0: 'Header', 1: 'EVElectricalChargingDeviceStatus', 2: 'end of element'}
 _C6 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C7 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
 _C8 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C9 = ('EE', 'SE_ANY', 'CH')
-_C10 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C11 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C12 = ('EE', 'SE_ANY', 'CH')
+_C9 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C10 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C11 = (_iso20.MechanicalChargingDeviceStatus.Home, _iso20.MechanicalChargingDeviceStatus.Moving, _iso20.MechanicalChargingDeviceStatus.EndPosition, )
+_C12 = {_iso20.MechanicalChargingDeviceStatus.Home: 0, _iso20.MechanicalChargingDeviceStatus.Moving: 1, _iso20.MechanicalChargingDeviceStatus.EndPosition: 2}
 _C13 = ('EE', 'SE_ANY', 'CH')
-_C14 = (_iso20.MechanicalChargingDeviceStatus.Home, _iso20.MechanicalChargingDeviceStatus.Moving, _iso20.MechanicalChargingDeviceStatus.EndPosition, )
-_C15 = {_iso20.MechanicalChargingDeviceStatus.Home: 0, _iso20.MechanicalChargingDeviceStatus.Moving: 1, _iso20.MechanicalChargingDeviceStatus.EndPosition: 2}
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('SE_ANY', 'CH')
 _C18 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEElectricalChargingDeviceStatus', 4: 'EVSEMechanicalChargingDeviceStatus', 5: 'end of element'}
@@ -6149,11 +7561,11 @@ _C20 = ('EE', 'SE_ANY', 'CH')
 _C21 = ('SE_ANY', 'CH')
 _C22 = {0: 'Header', 1: 'EVTechnicalStatus', 2: 'end of element'}
 _C23 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C24 = ('EE', 'SE_ANY', 'CH')
-_C25 = ('EE', 'SE_ANY', 'CH')
+_C24 = (_iso20.IsolationStatus.Invalid, _iso20.IsolationStatus.Safe, _iso20.IsolationStatus.Warning, _iso20.IsolationStatus.Fault, )
+_C25 = {_iso20.IsolationStatus.Invalid: 0, _iso20.IsolationStatus.Safe: 1, _iso20.IsolationStatus.Warning: 2, _iso20.IsolationStatus.Fault: 3}
 _C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = (_iso20.IsolationStatus.Invalid, _iso20.IsolationStatus.Safe, _iso20.IsolationStatus.Warning, _iso20.IsolationStatus.Fault, )
-_C28 = {_iso20.IsolationStatus.Invalid: 0, _iso20.IsolationStatus.Safe: 1, _iso20.IsolationStatus.Warning: 2, _iso20.IsolationStatus.Fault: 3}
+_C27 = ('EE', 'SE_ANY', 'CH')
+_C28 = ('EE', 'SE_ANY', 'CH')
 _C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('EE', 'SE_ANY', 'CH')
 _C31 = ('EE', 'SE_ANY', 'CH')
@@ -6392,9 +7804,9 @@ _C263 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5
 _C264 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
 _C265 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
 _C266 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C267 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C268 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C269 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C267 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C268 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C270 = ('EE', 'SE_ANY', 'CH')
 _C271 = ('SE_ANY', 'CH')
 _C272 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}

@@ -36,20 +36,35 @@ def _d0(r):
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SelectedAuthorizationService")
-            else:
-                f1 = r.bits(1)
-                f1 = _C1[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedAuthorizationService")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C1[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C3, "AuthorizationReqType")
         else:
-            r.fail("AuthorizationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f1 = _C1[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SelectedAuthorizationService")
+                    else:
+                        f1 = r.bits(1)
+                        f1 = _C1[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SelectedAuthorizationService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C3, "AuthorizationReqType")
+            else:
+                r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -141,39 +156,82 @@ def _d1(r):
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C13, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(15)
+        if x & 24691 == 0:
+            y = (x >> 7) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C15, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C14[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C16, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C13[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C16, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -206,7 +264,7 @@ def _e1(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("AuthorizationRes.evse_processing", 2, _C18)
-    i2 = _C15.get(v2)
+    i2 = _C14.get(v2)
     if i2 is None:
         _bad("AuthorizationRes.evse_processing", v2, "a member of _iso20.Processing")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
@@ -267,44 +325,64 @@ def _d3(r):
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C23, "AuthorizationSetupResType")
-        else:
-            r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "AuthorizationServices")
-            else:
-                v = r.bits(1)
-                v = _C1[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AuthorizationServices")
-            f2.append(v)
+        p = r.pos
+        x = r.bits(13)
+        if x & 6173 == 0:
+            y = (x >> 5) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = (x >> 1) & 1
+            y = _C1[y]
+            f2.append(y)
             s = 3
             k = 1
-        elif ec == 1:
-            _escape(r, 2, _C24, "AuthorizationSetupResType")
         else:
-            r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
-    if s == 3:
-        while True:
-            if k < 2:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C23, "AuthorizationSetupResType")
+            else:
+                r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C1[y]
+            f2.append(y)
+            s = 3
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C1[x]
+                else:
+                    r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "AuthorizationServices")
                     else:
@@ -312,16 +390,46 @@ def _d3(r):
                         v = _C1[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "AuthorizationServices")
+                f2.append(v)
+                s = 3
+                k = 1
+            elif ec == 1:
+                _escape(r, 2, _C24, "AuthorizationSetupResType")
+            else:
+                r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
+    if s == 3:
+        while True:
+            if k < 2:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        x = (x >> 1) & 1
+                        v = _C1[x]
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "AuthorizationServices")
+                        else:
+                            v = r.bits(1)
+                            v = _C1[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "AuthorizationServices")
                     f2.append(v)
                     k += 1
                     continue
                 elif ec == 1:
-                    if r.bits(1):
-                        f3 = _simple_escape(r, None, "CertificateInstallationService")
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f3 = x == 2
                     else:
-                        f3 = r.boolean()
+                        r.pos -= 3
                         if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "CertificateInstallationService")
+                            f3 = _simple_escape(r, None, "CertificateInstallationService")
+                        else:
+                            f3 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CertificateInstallationService")
                     s = 4
                     break
                 elif ec == 2:
@@ -331,12 +439,17 @@ def _d3(r):
             else:
                 ec = r.bits(1)
                 if ec == 0:
-                    if r.bits(1):
-                        f3 = _simple_escape(r, None, "CertificateInstallationService")
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f3 = x == 2
                     else:
-                        f3 = r.boolean()
+                        r.pos -= 3
                         if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "CertificateInstallationService")
+                            f3 = _simple_escape(r, None, "CertificateInstallationService")
+                        else:
+                            f3 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CertificateInstallationService")
                     s = 4
                     break
                 elif ec == 1:
@@ -585,19 +698,32 @@ def _d7(r):
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumContractCertificateChains")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumContractCertificateChains")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = (x >> 1) & 255
+            f3 = y
             s = 4
-        elif ec == 1:
-            _escape(r, 2, _C47, "CertificateInstallationReqType")
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "MaximumContractCertificateChains")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MaximumContractCertificateChains")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C47, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -687,39 +813,114 @@ def _d8(r):
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(15)
+        if x & 24691 == 0:
+            y = (x >> 7) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
+            f3 = _d56(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f4 = _d42(r)
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    f5 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C53, "CertificateInstallationResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C53, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
+            f3 = _d56(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f4 = _d42(r)
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    f5 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C14[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C54, "CertificateInstallationResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C13[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C54, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -739,19 +940,32 @@ def _d8(r):
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "RemainingContractCertificateChains")
-            else:
-                f5 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RemainingContractCertificateChains")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C57, "CertificateInstallationResType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f5 = y
+            s = -1
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f5 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "RemainingContractCertificateChains")
+                    else:
+                        f5 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RemainingContractCertificateChains")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C57, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -787,7 +1001,7 @@ def _e8(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("CertificateInstallationRes.evse_processing", 2, _C59)
-    i2 = _C15.get(v2)
+    i2 = _C14.get(v2)
     if i2 is None:
         _bad("CertificateInstallationRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.cps_certificate_chain
@@ -852,19 +1066,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C61, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C61, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -888,19 +1117,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C63, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C63, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -942,19 +1186,34 @@ def _d9(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C66, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C66, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -2069,22 +2328,41 @@ def _d15(r):
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C119, "MeteringConfirmationResType")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C119, "MeteringConfirmationResType")
+            else:
+                r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -2394,50 +2672,93 @@ def _d18(r):
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C14[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C142, "PowerDeliveryReqType")
-        else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargeProgress")
-            else:
-                f2 = r.bits(2)
-                f2 = _C143[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
+        p = r.pos
+        x = r.bits(10)
+        if x & 825 == 0:
+            y = (x >> 6) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f1 = y
+            y = (x >> 1) & 3
+            y = _C142[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C145, "PowerDeliveryReqType")
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C13[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C144, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            y = _C142[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C142[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ChargeProgress")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C142[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C145, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
             f3 = _d68(r)
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+            x = r.bits(3)
+            if x & 5 == 0:
+                x = (x >> 1) & 1
+                f4 = _C146[x]
             else:
-                f4 = r.bits(1)
-                f4 = _C146[f4]
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
+                    f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+                else:
+                    f4 = r.bits(1)
+                    f4 = _C146[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 2:
             s = -1
@@ -2448,13 +2769,19 @@ def _d18(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+            x = r.bits(3)
+            if x & 5 == 0:
+                x = (x >> 1) & 1
+                f4 = _C146[x]
             else:
-                f4 = r.bits(1)
-                f4 = _C146[f4]
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
+                    f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+                else:
+                    f4 = r.bits(1)
+                    f4 = _C146[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 1:
             s = -1
@@ -2490,13 +2817,13 @@ def _e18(w, o):
     v1 = o.ev_processing
     if v1 is None:
         _order("PowerDeliveryReq.ev_processing", 1, _C151)
-    i1 = _C15.get(v1)
+    i1 = _C14.get(v1)
     if i1 is None:
         _bad("PowerDeliveryReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.charge_progress
     if v2 is None:
         _order("PowerDeliveryReq.charge_progress", 2, _C151)
-    i2 = _C144.get(v2)
+    i2 = _C143.get(v2)
     if i2 is None:
         _bad("PowerDeliveryReq.charge_progress", v2, "a member of _iso20.ChargeProgress")
     v3 = o.ev_power_profile
@@ -2540,22 +2867,41 @@ def _d19(r):
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 385 == 0:
+            y = (x >> 1) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C155, "PowerDeliveryResType")
         else:
-            r.fail("PowerDeliveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C155, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -2617,33 +2963,72 @@ def _d20(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C160, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C160, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C161, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C161, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -2760,19 +3145,34 @@ def _d21(r):
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C169, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C169, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -2953,20 +3353,36 @@ def _d23(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 1
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C184, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C184, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -3050,21 +3466,38 @@ def _d24(r):
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MaximumSupportingPoints")
-            else:
-                f1 = r.bits(10) + 12
-                if f1 > 1024:
-                    r.facet("MaximumSupportingPoints: %d above maxInclusive 1024" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6145 == 0:
+            y = ((x >> 1) & 1023) + 12
+            if y > 1024:
+                r.facet("MaximumSupportingPoints: %d above maxInclusive 1024" % y)
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C191, "ScheduleExchangeReqType")
         else:
-            r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(12)
+                if x & 2049 == 0:
+                    f1 = ((x >> 1) & 1023) + 12
+                    if f1 > 1024:
+                        r.facet("MaximumSupportingPoints: %d above maxInclusive 1024" % f1)
+                else:
+                    r.pos -= 12
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "MaximumSupportingPoints")
+                    else:
+                        f1 = r.bits(10) + 12
+                        if f1 > 1024:
+                            r.facet("MaximumSupportingPoints: %d above maxInclusive 1024" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C191, "ScheduleExchangeReqType")
+            else:
+                r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3158,48 +3591,96 @@ def _d25(r):
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C199, "ScheduleExchangeResType")
-        else:
-            r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C14[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12345 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C200, "ScheduleExchangeResType")
         else:
-            r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C199, "ScheduleExchangeResType")
+            else:
+                r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C13[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C13[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C13[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C200, "ScheduleExchangeResType")
+            else:
+                r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "GoToPause")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f3 = x == 2
             else:
-                f3 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GoToPause")
+                    f3 = _simple_escape(r, None, "GoToPause")
+                else:
+                    f3 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GoToPause")
             s = 4
         elif ec == 1:
             f4 = _d62(r)
@@ -3266,7 +3747,7 @@ def _e25(w, o):
     v2 = o.evse_processing
     if v2 is None:
         _order("ScheduleExchangeRes.evse_processing", 2, _C205)
-    i2 = _C15.get(v2)
+    i2 = _C14.get(v2)
     if i2 is None:
         _bad("ScheduleExchangeRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.go_to_pause
@@ -3318,21 +3799,38 @@ def _d26(r):
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C210, "ServiceDetailReqType")
+                s = 2
         else:
-            r.fail("ServiceDetailReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C210, "ServiceDetailReqType")
+            else:
+                r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -3381,38 +3879,99 @@ def _d27(r):
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1543 == 0:
+            y = (x >> 3) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d108(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C214, "ServiceDetailResType")
-        else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceID")
-            else:
-                f2 = r.uint(3)
-                if f2 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C215, "ServiceDetailResType")
+                s = 3
         else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C214, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d108(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f2 = r.uint(3)
+                    if f2 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C215, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -3547,36 +4106,72 @@ def _d29(r):
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C225, "ServiceDiscoveryResType")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12347 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            f3 = _d78(r)
+            s = 4
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C225, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceRenegotiationSupported")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C226, "ServiceDiscoveryResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            f3 = _d78(r)
+            s = 4
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceRenegotiationSupported")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C226, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -3748,22 +4343,41 @@ def _d31(r):
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C239, "ServiceSelectionResType")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ServiceSelectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C239, "ServiceSelectionResType")
+            else:
+                r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -3809,19 +4423,34 @@ def _d32(r):
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "EVCCID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(None, 255)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.string(None, 255)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C243, "SessionSetupReqType")
+                s = 2
         else:
-            r.fail("SessionSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "EVCCID")
+                else:
+                    f1 = r.string(None, 255)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCCID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C243, "SessionSetupReqType")
+            else:
+                r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -3869,36 +4498,79 @@ def _d33(r):
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1543 == 0:
+            y = (x >> 3) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            f2 = r.string(None, 255)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C247, "SessionSetupResType")
-        else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "EVSEID")
-            else:
-                f2 = r.string(None, 255)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C248, "SessionSetupResType")
+                s = 3
         else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C247, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(None, 255)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "EVSEID")
+                else:
+                    f2 = r.string(None, 255)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C248, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -3954,22 +4626,41 @@ def _d34(r):
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargingSession")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("ChargingSession: enumeration index %d out of range" % f1)
-                f1 = _C252[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("ChargingSession: enumeration index %d out of range" % y)
+            y = _C252[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C254, "SessionStopReqType")
         else:
-            r.fail("SessionStopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ChargingSession: enumeration index %d out of range" % x)
+                    f1 = _C252[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ChargingSession")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("ChargingSession: enumeration index %d out of range" % f1)
+                        f1 = _C252[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C254, "SessionStopReqType")
+            else:
+                r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -4082,22 +4773,41 @@ def _d35(r):
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C262, "SessionStopResType")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("SessionStopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C262, "SessionStopResType")
+            else:
+                r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -4761,34 +5471,73 @@ def _d42(r):
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ECDHCurve")
+        p = r.pos
+        x = r.bits(6)
+        if x & 55 == 0:
+            y = (x >> 3) & 1
+            y = _C311[y]
+            f2 = y
+            f3 = r.binary(133, 133)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f2 = r.bits(1)
-                f2 = _C311[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C313, "SignedInstallationDataType")
-        else:
-            r.fail("SignedInstallationDataType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "DHPublicKey")
-            else:
-                f3 = r.binary(133, 133)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C314, "SignedInstallationDataType")
+                s = 4
         else:
-            r.fail("SignedInstallationDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f2 = _C311[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ECDHCurve")
+                    else:
+                        f2 = r.bits(1)
+                        f2 = _C311[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C313, "SignedInstallationDataType")
+            else:
+                r.fail("SignedInstallationDataType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(133, 133)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
+                s = 4
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "DHPublicKey")
+                else:
+                    f3 = r.binary(133, 133)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C314, "SignedInstallationDataType")
+            else:
+                r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -4939,19 +5688,35 @@ def _d43(r):
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d81(r)
+                s = 3
             else:
-                f1 = r.binary(8, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C324, "SignedMeteringDataType")
+                s = 2
         else:
-            r.fail("SignedMeteringDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "SessionID")
+                else:
+                    f1 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C324, "SignedMeteringDataType")
+            else:
+                r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -5284,39 +6049,82 @@ def _d46(r):
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVCheckInStatus")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
-                f1 = _C348[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C350, "VehicleCheckInReqType")
-        else:
-            r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ParkingMethod")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("ParkingMethod: enumeration index %d out of range" % f2)
-                f2 = _C351[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
+        p = r.pos
+        x = r.bits(10)
+        if x & 825 == 0:
+            y = (x >> 6) & 3
+            if y >= 3:
+                r.fail("EVCheckInStatus: enumeration index %d out of range" % y)
+            y = _C348[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("ParkingMethod: enumeration index %d out of range" % y)
+            y = _C350[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C353, "VehicleCheckInReqType")
         else:
-            r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVCheckInStatus: enumeration index %d out of range" % x)
+                    f1 = _C348[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVCheckInStatus")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
+                        f1 = _C348[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C352, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("ParkingMethod: enumeration index %d out of range" % y)
+            y = _C350[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ParkingMethod: enumeration index %d out of range" % x)
+                    f2 = _C350[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ParkingMethod")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("ParkingMethod: enumeration index %d out of range" % f2)
+                        f2 = _C350[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C353, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
@@ -5436,7 +6244,7 @@ def _e46(w, o):
     v2 = o.parking_method
     if v2 is None:
         _order("VehicleCheckInReq.parking_method", 2, _C358)
-    i2 = _C352.get(v2)
+    i2 = _C351.get(v2)
     if i2 is None:
         _bad("VehicleCheckInReq.parking_method", v2, "a member of _iso20.ParkingMethod")
     v3 = o.vehicle_frame
@@ -5495,22 +6303,41 @@ def _d47(r):
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 385 == 0:
+            y = (x >> 1) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C363, "VehicleCheckInResType")
         else:
-            r.fail("VehicleCheckInResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C363, "VehicleCheckInResType")
+            else:
+                r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -5680,38 +6507,85 @@ def _d48(r):
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVCheckOutStatus")
+        p = r.pos
+        x = r.bits(7)
+        if x & 103 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVCheckOutStatus: enumeration index %d out of range" % y)
+            y = _C373[y]
+            f1 = y
+            f2 = r.uint(10)
+            if f2 > 18446744073709551615:
+                r.facet("CheckOutTime: %d outside 0..18446744073709551615" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
-                f1 = _C373[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C375, "VehicleCheckOutReqType")
-        else:
-            r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "CheckOutTime")
-            else:
-                f2 = r.uint(10)
-                if f2 > 18446744073709551615:
-                    r.facet("CheckOutTime: %d outside 0..18446744073709551615" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C376, "VehicleCheckOutReqType")
+                s = 3
         else:
-            r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVCheckOutStatus: enumeration index %d out of range" % x)
+                    f1 = _C373[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVCheckOutStatus")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
+                        f1 = _C373[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C375, "VehicleCheckOutReqType")
+            else:
+                r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(10)
+            if f2 > 18446744073709551615:
+                r.facet("CheckOutTime: %d outside 0..18446744073709551615" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "CheckOutTime")
+                else:
+                    f2 = r.uint(10)
+                    if f2 > 18446744073709551615:
+                        r.facet("CheckOutTime: %d outside 0..18446744073709551615" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C376, "VehicleCheckOutReqType")
+            else:
+                r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -5766,37 +6640,74 @@ def _d49(r):
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C11[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C380, "VehicleCheckOutResType")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12347 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f1 = y
+            y = (x >> 2) & 1
+            y = _C380[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C11[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C11[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C382, "VehicleCheckOutResType")
+            else:
+                r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSECheckOutStatus")
-            else:
-                f2 = r.bits(1)
-                f2 = _C381[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C383, "VehicleCheckOutResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C380[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f2 = _C380[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSECheckOutStatus")
+                    else:
+                        f2 = r.bits(1)
+                        f2 = _C380[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C383, "VehicleCheckOutResType")
+            else:
+                r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -5829,7 +6740,7 @@ def _e49(w, o):
     v2 = o.evse_check_out_status
     if v2 is None:
         _order("VehicleCheckOutRes.evse_check_out_status", 2, _C385)
-    i2 = _C382.get(v2)
+    i2 = _C381.get(v2)
     if i2 is None:
         _bad("VehicleCheckOutRes.evse_check_out_status", v2, "a member of _iso20.EvseCheckOutStatus")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (i2)) << 1) << 1, 14)
@@ -6328,37 +7239,82 @@ def _d51(r):
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C401, "AbsolutePriceScheduleType")
-        else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PriceScheduleID")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.uint(5)
                 if f2 < 1 or f2 > 4294967295:
                     r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C401, "AbsolutePriceScheduleType")
+            else:
+                r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 < 1 or f2 > 4294967295:
+                r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 3
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C402, "AbsolutePriceScheduleType")
+                s = 3
         else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "PriceScheduleID")
+                else:
+                    f2 = r.uint(5)
+                    if f2 < 1 or f2 > 4294967295:
+                        r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C402, "AbsolutePriceScheduleType")
+            else:
+                r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -6382,47 +7338,119 @@ def _d51(r):
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, "", "Currency")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.string(None, 3)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.string(None, 3)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.string(None, 255)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Language")
+                    s = 6
             else:
-                f4 = r.string(None, 3)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C404, "AbsolutePriceScheduleType")
+                s = 5
         else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "Language")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, "", "Currency")
+                else:
+                    f4 = r.string(None, 3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Currency")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C404, "AbsolutePriceScheduleType")
             else:
-                f5 = r.string(None, 3)
+                r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.string(None, 3)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f6 = r.string(None, 255)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                    s = 7
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Language")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C405, "AbsolutePriceScheduleType")
+                s = 6
         else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, "", "PriceAlgorithm")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, "", "Language")
+                else:
+                    f5 = r.string(None, 3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Language")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C405, "AbsolutePriceScheduleType")
             else:
-                f6 = r.string(None, 255)
+                r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.string(None, 255)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 7
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C406, "AbsolutePriceScheduleType")
+                s = 7
         else:
-            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, "", "PriceAlgorithm")
+                else:
+                    f6 = r.string(None, 255)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C406, "AbsolutePriceScheduleType")
+            else:
+                r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
@@ -6728,19 +7756,41 @@ def _d53(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ServiceName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 80)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.string(None, 80)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C428, "AdditionalServiceType")
+                s = 1
         else:
-            r.fail("AdditionalServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "ServiceName")
+                else:
+                    f0 = r.string(None, 80)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C428, "AdditionalServiceType")
+            else:
+                r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -6841,35 +7891,76 @@ def _d55(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C436, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C437, "RationalNumberType")
+                s = 2
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C436, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C437, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -6905,19 +7996,34 @@ def _d56(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 1600)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.binary(None, 1600)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C440, "CertificateChainType")
+                s = 1
         else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f0 = r.binary(None, 1600)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C440, "CertificateChainType")
+            else:
+                r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -7056,19 +8162,41 @@ def _d58(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 1600)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d109(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.binary(None, 1600)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C452, "ContractCertificateChainType")
+                s = 1
         else:
-            r.fail("ContractCertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f0 = r.binary(None, 1600)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C452, "ContractCertificateChainType")
+            else:
+                r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -7125,44 +8253,72 @@ def _d59(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -7195,23 +8351,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
             f8 = _d55(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
@@ -7222,34 +8388,55 @@ def _d59(r):
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -7282,23 +8469,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
             f8 = _d55(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
@@ -7309,24 +8506,38 @@ def _d59(r):
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -7359,23 +8570,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
             f8 = _d55(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
@@ -7386,14 +8607,21 @@ def _d59(r):
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -7426,23 +8654,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
             f8 = _d55(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
@@ -7483,23 +8721,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
             f8 = _d55(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
@@ -7530,23 +8778,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
             f8 = _d55(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
@@ -7567,23 +8825,33 @@ def _d59(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
             f8 = _d55(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
@@ -7594,23 +8862,33 @@ def _d59(r):
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
             f8 = _d55(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
@@ -7624,12 +8902,17 @@ def _d59(r):
             f8 = _d55(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
@@ -7640,12 +8923,17 @@ def _d59(r):
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
@@ -7807,42 +9095,73 @@ def _d61(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "DepartureTime")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C480, "Dynamic_SEReqControlModeType")
+                s = 1
         else:
-            r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "DepartureTime")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C480, "Dynamic_SEReqControlModeType")
+            else:
+                r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
             f3 = _d55(r)
@@ -7854,14 +9173,21 @@ def _d61(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
             f3 = _d55(r)
@@ -8036,24 +9362,38 @@ def _d62(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
             f3 = _d51(r)
@@ -8070,24 +9410,38 @@ def _d62(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
             f3 = _d51(r)
@@ -8104,14 +9458,21 @@ def _d62(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
             f3 = _d51(r)
@@ -8280,49 +9641,144 @@ def _d66(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.string(None, 3)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f2 = r.string(None, 255)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        f3 = _d76(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            s = -1
+                        else:
+                            r.pos = p
+                            s = 4
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                        s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Currency")
+                    s = 2
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C512, "EVAbsolutePriceScheduleType")
+                s = 1
         else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "Currency")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C512, "EVAbsolutePriceScheduleType")
             else:
-                f1 = r.string(None, 3)
+                r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(None, 3)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.string(None, 255)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f3 = _d76(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                    s = 3
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C513, "EVAbsolutePriceScheduleType")
+                s = 2
         else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "PriceAlgorithm")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "Currency")
+                else:
+                    f1 = r.string(None, 3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Currency")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C513, "EVAbsolutePriceScheduleType")
             else:
-                f2 = r.string(None, 255)
+                r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(None, 255)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d76(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C514, "EVAbsolutePriceScheduleType")
+                s = 3
         else:
-            r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "PriceAlgorithm")
+                else:
+                    f2 = r.string(None, 255)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C514, "EVAbsolutePriceScheduleType")
+            else:
+                r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -8441,21 +9897,38 @@ def _d68(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C522, "EVPowerProfileType")
+                s = 1
         else:
-            r.fail("EVPowerProfileType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C522, "EVPowerProfileType")
+            else:
+                r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -8611,21 +10084,39 @@ def _d70(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("Duration: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d55(r)
+                s = 2
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C535, "PowerScheduleEntryType")
+                s = 1
         else:
-            r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Duration")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Duration")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C535, "PowerScheduleEntryType")
+            else:
+                r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8721,21 +10212,45 @@ def _d71(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d72(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C543, "EVPowerScheduleType")
+                s = 1
         else:
-            r.fail("EVPowerScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C543, "EVPowerScheduleType")
+            else:
+                r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8844,21 +10359,45 @@ def _d73(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("Duration: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C552, "EVPowerScheduleEntryType")
+                s = 1
         else:
-            r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Duration")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Duration")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C552, "EVPowerScheduleEntryType")
+            else:
+                r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8960,21 +10499,40 @@ def _d75(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("Duration: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d74(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C560, "EVPriceRuleStackType")
+                s = 1
         else:
-            r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Duration")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Duration")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C560, "EVPriceRuleStackType")
+            else:
+                r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9117,38 +10675,79 @@ def _d77(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C572[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C572, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C573[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C575, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C574, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C572[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C572[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C572[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C575, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -9174,7 +10773,7 @@ def _e77(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C577)
-    i1 = _C574.get(v1)
+    i1 = _C573.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -9256,35 +10855,78 @@ def _d79(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C584, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C584, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C585, "MessageHeaderType")
+                s = 2
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C585, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -9423,35 +11065,78 @@ def _d81(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C596, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C596, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C597, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C597, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -9824,19 +11509,34 @@ def _d82(r):
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 1600)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, 1600)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C613, "SignedCertificateChainType")
+                s = 2
         else:
-            r.fail("SignedCertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f1 = r.binary(None, 1600)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C613, "SignedCertificateChainType")
+            else:
+                r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -9925,21 +11625,56 @@ def _d83(r):
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "StartTime")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("StartTime: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d55(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f3 = r.uint(5)
+                    if f3 > 4294967295:
+                        r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("StartTime: %d outside 0..4294967295" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "StartTime")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C619, "OverstayRuleType")
+                s = 2
         else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "StartTime")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("StartTime: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "StartTime")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C619, "OverstayRuleType")
+            else:
+                r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -9950,21 +11685,38 @@ def _d83(r):
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "OverstayFeePeriod")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.uint(5)
+            if f3 > 4294967295:
+                r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f3 = r.uint(5)
-                if f3 > 4294967295:
-                    r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C621, "OverstayRuleType")
+                s = 4
         else:
-            r.fail("OverstayRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "OverstayFeePeriod")
+                else:
+                    f3 = r.uint(5)
+                    if f3 > 4294967295:
+                        r.facet("OverstayFeePeriod: %d outside 0..4294967295" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C621, "OverstayRuleType")
+            else:
+                r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -10170,20 +11922,30 @@ def _d85(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "boolValue")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                    f1 = _simple_escape(r, None, "boolValue")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "boolValue")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "byteValue")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f2 = ((x >> 1) & 255) + -128
             else:
-                f2 = r.bits(8) + -128
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                    f2 = _simple_escape(r, None, "byteValue")
+                else:
+                    f2 = r.bits(8) + -128
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "byteValue")
             s = 6
         elif ec == 2:
             if r.bits(1):
@@ -10359,21 +12121,40 @@ def _d86(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ParameterSetID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d85(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ParameterSetID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C649, "ParameterSetType")
+                s = 1
         else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ParameterSetID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C649, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -10464,19 +12245,41 @@ def _d87(r):
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "GenChallenge")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d58(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.binary(16, 16)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C657, "PnC_AReqAuthorizationModeType")
+                s = 2
         else:
-            r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "GenChallenge")
+                else:
+                    f1 = r.binary(16, 16)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C657, "PnC_AReqAuthorizationModeType")
+            else:
+                r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -10531,19 +12334,34 @@ def _d88(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "GenChallenge")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.binary(16, 16)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C661, "PnC_ASResAuthorizationModeType")
+                s = 1
         else:
-            r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "GenChallenge")
+                else:
+                    f0 = r.binary(16, 16)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C661, "PnC_ASResAuthorizationModeType")
+            else:
+                r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10600,21 +12418,38 @@ def _d89(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C666, "PowerScheduleType")
+                s = 1
         else:
-            r.fail("PowerScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C666, "PowerScheduleType")
+            else:
+                r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -10797,37 +12632,82 @@ def _d91(r):
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeAnchor")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C680, "PriceLevelScheduleType")
-        else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PriceScheduleID")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.uint(5)
                 if f2 < 1 or f2 > 4294967295:
                     r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C680, "PriceLevelScheduleType")
+            else:
+                r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 < 1 or f2 > 4294967295:
+                r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 3
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C681, "PriceLevelScheduleType")
+                s = 3
         else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "PriceScheduleID")
+                else:
+                    f2 = r.uint(5)
+                    if f2 < 1 or f2 > 4294967295:
+                        r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C681, "PriceLevelScheduleType")
+            else:
+                r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -10839,31 +12719,56 @@ def _d91(r):
                     _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f4 = (x >> 1) & 255
             else:
-                f4 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+                    f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+                else:
+                    f4 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
             s = 5
         elif ec == 2:
             _escape(r, 2, _C682, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f4 = y
+            f5 = _d92(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f4 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C683, "PriceLevelScheduleType")
+                r.pos = p
+                s = 6
         else:
-            r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f4 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+                    else:
+                        f4 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C683, "PriceLevelScheduleType")
+            else:
+                r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
@@ -11014,35 +12919,67 @@ def _d93(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("Duration: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(13)
+            if x & 7171 == 0:
+                y = (x >> 2) & 255
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C694, "PriceLevelScheduleEntryType")
+                s = 1
         else:
-            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PriceLevel")
-            else:
-                f1 = r.bits(8)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C695, "PriceLevelScheduleEntryType")
+                    f0 = _simple_escape(r, None, "Duration")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Duration")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C694, "PriceLevelScheduleEntryType")
+            else:
+                r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f1 = y
+            s = -1
         else:
-            r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "PriceLevel")
+                    else:
+                        f1 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C695, "PriceLevelScheduleEntryType")
+            else:
+                r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -11116,12 +13053,17 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
             s = 4
         elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f4 = (x >> 1) & 255
             else:
-                f4 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+                    f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+                else:
+                    f4 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 4:
             f5 = _d55(r)
@@ -11153,12 +13095,17 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
             s = 4
         elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f4 = (x >> 1) & 255
             else:
-                f4 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+                    f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+                else:
+                    f4 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 3:
             f5 = _d55(r)
@@ -11180,12 +13127,17 @@ def _d94(r):
                     _escape(r, 1, _EV_ELEM_EE, "CarbonDioxideEmission")
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f4 = (x >> 1) & 255
             else:
-                f4 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+                    f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+                else:
+                    f4 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 2:
             f5 = _d55(r)
@@ -11197,12 +13149,17 @@ def _d94(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f4 = (x >> 1) & 255
             else:
-                f4 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
+                    f4 = _simple_escape(r, None, "RenewableGenerationPercentage")
+                else:
+                    f4 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 1:
             f5 = _d55(r)
@@ -11304,21 +13261,40 @@ def _d95(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Duration")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("Duration: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d94(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("Duration: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Duration")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C710, "PriceRuleStackType")
+                s = 1
         else:
-            r.fail("PriceRuleStackType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Duration")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Duration")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C710, "PriceRuleStackType")
+            else:
+                r.fail("PriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -11461,21 +13437,38 @@ def _d97(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "EMAID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.string(None, 255)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.string(None, 255)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EMAID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C722, "EMAIDListType")
+                s = 1
         else:
-            r.fail("EMAIDListType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "EMAID")
+                else:
+                    v = r.string(None, 255)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EMAID")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C722, "EMAIDListType")
+            else:
+                r.fail("EMAIDListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             if k < 8:
@@ -11547,21 +13540,38 @@ def _d98(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C728, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C728, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -11767,33 +13777,72 @@ def _d99(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C742, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C742, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C743, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C743, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -11832,21 +13881,39 @@ def _d100(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ScheduleTupleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("ScheduleTupleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d57(r)
+                s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("ScheduleTupleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C746, "ScheduleTupleType")
+                s = 1
         else:
-            r.fail("ScheduleTupleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ScheduleTupleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("ScheduleTupleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C746, "ScheduleTupleType")
+            else:
+                r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -11917,31 +13984,54 @@ def _d101(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C752, "Scheduled_EVPPTControlModeType")
+                s = 1
         else:
-            r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C752, "Scheduled_EVPPTControlModeType")
+            else:
+                r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
+            x = r.bits(3)
+            if x & 5 == 0:
+                x = (x >> 1) & 1
+                f1 = _C753[x]
             else:
-                f1 = r.bits(1)
-                f1 = _C753[f1]
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
+                    f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
+                else:
+                    f1 = r.bits(1)
+                    f1 = _C753[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
             s = 2
         elif ec == 1:
             s = -1
@@ -12234,21 +14324,38 @@ def _d104(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C777, "Scheduled_SMDTControlModeType")
+                s = 1
         else:
-            r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SelectedScheduleTupleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C777, "Scheduled_SMDTControlModeType")
+            else:
+                r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -12278,37 +14385,82 @@ def _d105(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C780, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(3)
                 if f1 > 65535:
                     r.facet("ParameterSetID: %d outside 0..65535" % f1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C780, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ParameterSetID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C781, "SelectedServiceType")
+                s = 2
         else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ParameterSetID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C781, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -12416,35 +14568,67 @@ def _d107(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(6)
+            if x & 59 == 0:
+                y = ((x >> 2) & 1) == 1
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C790, "ServiceType")
+                s = 1
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C791, "ServiceType")
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C790, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f1 = y
+            s = -1
         else:
-            r.fail("ServiceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C791, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -12550,21 +14734,38 @@ def _d109(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.binary(None, 1600)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.binary(None, 1600)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C800, "SubCertificatesType")
+                s = 1
         else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 1600)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C800, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
         while True:
             if k < 3:
@@ -12631,21 +14832,38 @@ def _d110(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "ProviderID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.string(None, 80)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.string(None, 80)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ProviderID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C806, "SupportedProvidersListType")
+                s = 1
         else:
-            r.fail("SupportedProvidersListType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "ProviderID")
+                else:
+                    v = r.string(None, 80)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ProviderID")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C806, "SupportedProvidersListType")
+            else:
+                r.fail("SupportedProvidersListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             if k < 128:
@@ -12712,23 +14930,42 @@ def _d111(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.uint(3)
+            if y > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % y)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.uint(3)
-                if v > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % v)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C812, "ServiceIDListType")
+                s = 1
         else:
-            r.fail("ServiceIDListType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, None, "ServiceID")
+                else:
+                    v = r.uint(3)
+                    if v > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % v)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C812, "ServiceIDListType")
+            else:
+                r.fail("ServiceIDListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             if k < 16:
@@ -12797,21 +15034,45 @@ def _d112(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C818, "DetailedTaxType")
+                s = 1
         else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C818, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -12864,21 +15125,38 @@ def _d113(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C822, "TaxRuleType")
+                s = 1
         else:
-            r.fail("TaxRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C822, "TaxRuleType")
+            else:
+                r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -12908,81 +15186,155 @@ def _d113(r):
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "TaxIncludedInPrice")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f3 = x == 2
             else:
-                f3 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TaxIncludedInPrice")
+                    f3 = _simple_escape(r, None, "TaxIncludedInPrice")
+                else:
+                    f3 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxIncludedInPrice")
             s = 4
         elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "AppliesToEnergyFee")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f4 = x == 2
             else:
-                f4 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
+                    f4 = _simple_escape(r, None, "AppliesToEnergyFee")
+                else:
+                    f4 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 2:
             _escape(r, 2, _C825, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "AppliesToEnergyFee")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C826, "TaxRuleType")
+        p = r.pos
+        x = r.bits(17)
+        if x & 113595 == 0:
+            y = ((x >> 14) & 1) == 1
+            f4 = y
+            y = ((x >> 10) & 1) == 1
+            f5 = y
+            y = ((x >> 6) & 1) == 1
+            f6 = y
+            y = ((x >> 2) & 1) == 1
+            f7 = y
+            s = -1
         else:
-            r.fail("TaxRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "AppliesToEnergyFee")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C826, "TaxRuleType")
+            else:
+                r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "AppliesToParkingFee")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AppliesToParkingFee")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C827, "TaxRuleType")
+        p = r.pos
+        x = r.bits(13)
+        if x & 7099 == 0:
+            y = ((x >> 10) & 1) == 1
+            f5 = y
+            y = ((x >> 6) & 1) == 1
+            f6 = y
+            y = ((x >> 2) & 1) == 1
+            f7 = y
+            s = -1
         else:
-            r.fail("TaxRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "AppliesToParkingFee")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "AppliesToParkingFee")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C827, "TaxRuleType")
+            else:
+                r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "AppliesToOverstayFee")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AppliesToOverstayFee")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C828, "TaxRuleType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 443 == 0:
+            y = ((x >> 6) & 1) == 1
+            f6 = y
+            y = ((x >> 2) & 1) == 1
+            f7 = y
+            s = -1
         else:
-            r.fail("TaxRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "AppliesToOverstayFee")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "AppliesToOverstayFee")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C828, "TaxRuleType")
+            else:
+                r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "AppliesMinimumMaximumCost")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "AppliesMinimumMaximumCost")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C829, "TaxRuleType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f7 = y
+            s = -1
         else:
-            r.fail("TaxRuleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "AppliesMinimumMaximumCost")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "AppliesMinimumMaximumCost")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C829, "TaxRuleType")
+            else:
+                r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
@@ -13149,9 +15501,9 @@ _C9 = {3: (0, 1), 4: (0, 1)}
 _C10 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C11 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
 _C12 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C13 = ('EE', 'SE_ANY', 'CH')
-_C14 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C15 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C13 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C14 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('SE_ANY', 'CH')
 _C18 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
@@ -13278,9 +15630,9 @@ _C138 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end
 _C139 = {0: (1, 2, 4), 1: (0, 2, 2)}
 _C140 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
 _C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C142 = ('EE', 'SE_ANY', 'CH')
-_C143 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
-_C144 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
+_C142 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
+_C143 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
+_C144 = ('EE', 'SE_ANY', 'CH')
 _C145 = ('EE', 'SE_ANY', 'CH')
 _C146 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
 _C147 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
@@ -13486,9 +15838,9 @@ _C346 = {1: (1, 2)}
 _C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C348 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
 _C349 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
-_C350 = ('EE', 'SE_ANY', 'CH')
-_C351 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
-_C352 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
+_C350 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
+_C351 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
+_C352 = ('EE', 'SE_ANY', 'CH')
 _C353 = ('EE', 'SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
 _C355 = ('SE_ANY', 'CH')
@@ -13516,9 +15868,9 @@ _C376 = ('EE', 'SE_ANY', 'CH')
 _C377 = ('SE_ANY', 'CH')
 _C378 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
 _C379 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C380 = ('EE', 'SE_ANY', 'CH')
-_C381 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
-_C382 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C380 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
+_C381 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C382 = ('EE', 'SE_ANY', 'CH')
 _C383 = ('EE', 'SE_ANY', 'CH')
 _C384 = ('SE_ANY', 'CH')
 _C385 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
@@ -13708,9 +16060,9 @@ _C568 = ('SE_ANY', 'CH')
 _C569 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
 _C570 = {0: (0, 1), 1: (0, 2)}
 _C571 = {1: (1, 2)}
-_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C573 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C574 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C572 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C573 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C575 = ('EE', 'SE_ANY', 'CH')
 _C576 = ('SE_ANY', 'CH')
 _C577 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}

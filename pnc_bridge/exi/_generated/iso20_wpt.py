@@ -163,19 +163,34 @@ def _d3(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C10, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C10, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -199,19 +214,34 @@ def _d3(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 4
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C12, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C12, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -253,19 +283,34 @@ def _d3(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C15, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C15, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -1578,33 +1623,72 @@ def _d10(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C82, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C82, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C83, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C83, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -1721,19 +1805,34 @@ def _d11(r):
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C91, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C91, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
@@ -1914,20 +2013,36 @@ def _d13(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 1
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C106, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C106, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -2812,59 +2927,105 @@ def _d22(r):
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C170[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C172, "WPT_AlignmentCheckReqType")
         else:
-            r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C170[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C172, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
             f2 = _d38(r)
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                if x >= 3:
+                    r.fail("EVResultCode: enumeration index %d out of range" % x)
+                f3 = _C173[x]
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C173[f3]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                    f3 = _simple_escape(r, None, "EVResultCode")
+                else:
+                    f3 = r.bits(2)
+                    if f3 >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                    f3 = _C173[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
             _escape(r, 2, _C175, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C173[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f3 = y
             s = 4
-        elif ec == 1:
-            _escape(r, 2, _C176, "WPT_AlignmentCheckReqType")
         else:
-            r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C173[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C176, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -2999,39 +3160,82 @@ def _d23(r):
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C187, "WPT_AlignmentCheckResType")
-        else:
-            r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C170[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12345 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C188, "WPT_AlignmentCheckResType")
         else:
-            r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C187, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C170[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C188, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
@@ -3225,38 +3429,73 @@ def _d24(r):
             f1 = _d39(r)
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                    f2 = _simple_escape(r, None, "MeterInfoRequested")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
             _escape(r, 2, _C199, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f4 = _d38(r)
+                p = r.pos
+                x = r.bits(5)
+                if x & 25 == 0:
+                    y = (x >> 1) & 3
+                    y = _C200[y]
+                    f5 = y
+                    s = 6
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C200, "WPT_ChargeLoopReqType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "MeterInfoRequested")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C202, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C201, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C203, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3265,24 +3504,39 @@ def _d24(r):
             f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C202, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C204, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
-            else:
-                f5 = r.bits(2)
-                f5 = _C203[f5]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            y = _C200[y]
+            f5 = y
             s = 6
-        elif ec == 1:
-            _escape(r, 2, _C205, "WPT_ChargeLoopReqType")
         else:
-            r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f5 = _C200[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
+                    else:
+                        f5 = r.bits(2)
+                        f5 = _C200[f5]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C205, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
@@ -3431,7 +3685,7 @@ def _e24(w, o):
     v5 = o.evpc_charge_diagnostics
     if v5 is None:
         _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", 5, _C211)
-    i5 = _C204.get(v5)
+    i5 = _C201.get(v5)
     if i5 is None:
         _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v5, "a member of _iso20.WPT_EVPCChargeDiagnostics")
     v6 = o.evpc_operating_frequency
@@ -3503,22 +3757,41 @@ def _d25(r):
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 385 == 0:
+            y = (x >> 1) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C217, "WPT_ChargeLoopResType")
         else:
-            r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C217, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -3604,22 +3877,41 @@ def _d25(r):
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "SPCChargeDiagnostics")
-            else:
-                f9 = r.bits(3)
-                if f9 >= 6:
-                    r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                f9 = _C225[f9]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % y)
+            y = _C225[y]
+            f9 = y
             s = 10
-        elif ec == 1:
-            _escape(r, 2, _C227, "WPT_ChargeLoopResType")
         else:
-            r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % x)
+                    f9 = _C225[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f9 = _simple_escape(r, None, "SPCChargeDiagnostics")
+                    else:
+                        f9 = r.bits(3)
+                        if f9 >= 6:
+                            r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
+                        f9 = _C225[f9]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
+                s = 10
+            elif ec == 1:
+                _escape(r, 2, _C227, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
@@ -3886,37 +4178,100 @@ def _d26(r):
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SDMaxGroundClearence")
-            else:
-                f2 = r.uint(3)
-                if f2 > 65535:
-                    r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C243, "WPT_ChargeParameterDiscoveryReqType")
-        else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "SDMinGroundClearence")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f3 = r.uint(3)
                 if f3 > 65535:
                     r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f4 = _d38(r)
+                    p = r.pos
+                    x = r.bits(4)
+                    if x & 13 == 0:
+                        y = ((x >> 1) & 1) == 1
+                        f5 = y
+                        s = 6
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
+                    s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "SDMaxGroundClearence")
+                else:
+                    f2 = r.uint(3)
+                    if f2 > 65535:
+                        r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C243, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.uint(3)
+            if f3 > 65535:
+                r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f4 = _d38(r)
+                p = r.pos
+                x = r.bits(4)
+                if x & 13 == 0:
+                    y = ((x >> 1) & 1) == 1
+                    f5 = y
+                    s = 6
+                else:
+                    r.pos = p
+                    s = 5
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C244, "WPT_ChargeParameterDiscoveryReqType")
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "SDMinGroundClearence")
+                else:
+                    f3 = r.uint(3)
+                    if f3 > 65535:
+                        r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C244, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -3927,19 +4282,32 @@ def _d26(r):
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVPCDeviceLocalControl")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = ((x >> 1) & 1) == 1
+            f5 = y
             s = 6
-        elif ec == 1:
-            _escape(r, 2, _C246, "WPT_ChargeParameterDiscoveryReqType")
         else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVPCDeviceLocalControl")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C246, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -4089,37 +4457,162 @@ def _d27(r):
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(15)
+        if x & 24691 == 0:
+            y = (x >> 7) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
+            y = (x >> 2) & 3
+            y = _C254[y]
+            f2 = y
+            f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f4 = _d38(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.uint(3)
+                        if f6 > 65535:
+                            r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            f7 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                f8 = _d38(r)
+                                s = 9
+                            else:
+                                r.pos = p
+                                s = 8
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                        s = 6
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C254, "WPT_ChargeParameterDiscoveryResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C256, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PDInputPowerClass")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            y = _C254[y]
+            f2 = y
+            f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f4 = _d38(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.uint(3)
+                        if f6 > 65535:
+                            r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            f7 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                f8 = _d38(r)
+                                s = 9
+                            else:
+                                r.pos = p
+                                s = 8
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                        s = 6
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f2 = r.bits(2)
-                f2 = _C255[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C254[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "PDInputPowerClass")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C254[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -4139,37 +4632,98 @@ def _d27(r):
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "SDMaxGroundClearanceSupport")
-            else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryResType")
-        else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "SDMinGroundClearanceSupport")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.uint(3)
                 if f6 > 65535:
                     r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f7 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f8 = _d38(r)
+                        s = 9
+                    else:
+                        r.pos = p
+                        s = 8
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                    s = 7
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "SDMaxGroundClearanceSupport")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.uint(3)
+            if f6 > 65535:
+                r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f7 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f8 = _d38(r)
+                    s = 9
+                else:
+                    r.pos = p
+                    s = 8
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C261, "WPT_ChargeParameterDiscoveryResType")
+                s = 7
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "SDMinGroundClearanceSupport")
+                else:
+                    f6 = r.uint(3)
+                    if f6 > 65535:
+                        r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C261, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -4267,7 +4821,7 @@ def _e27(w, o):
     v2 = o.pd_input_power_class
     if v2 is None:
         _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C267)
-    i2 = _C256.get(v2)
+    i2 = _C255.get(v2)
     if i2 is None:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v2, "a member of _iso20.WPT_PowerClass")
     v3 = o.sd_min_output_power
@@ -4355,39 +4909,82 @@ def _d28(r):
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C170[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C271, "WPT_FinePositioningReqType")
-        else:
-            r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f2)
-                f2 = _C173[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 825 == 0:
+            y = (x >> 6) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C272, "WPT_FinePositioningReqType")
         else:
-            r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C170[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C271, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f2 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f2)
+                        f2 = _C173[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C272, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -4538,39 +5135,82 @@ def _d29(r):
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C282, "WPT_FinePositioningResType")
-        else:
-            r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C170[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12345 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C283, "WPT_FinePositioningResType")
         else:
-            r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C282, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C170[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C283, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -4724,22 +5364,73 @@ def _d30(r):
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f1 = y
+            f2 = _d41(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f3 = _d42(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f4 = _d40(r)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        f5 = r.uint(3)
+                        if f5 > 65535:
+                            r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            s = 6
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                            s = 6
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C170[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C293, "WPT_FinePositioningSetupReqType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C170[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C293, "WPT_FinePositioningSetupReqType")
+            else:
+                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -4768,21 +5459,38 @@ def _d30(r):
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "NaturalOffset")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("NaturalOffset: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 6
             else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C297, "WPT_FinePositioningSetupReqType")
+                s = 6
         else:
-            r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "NaturalOffset")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C297, "WPT_FinePositioningSetupReqType")
+            else:
+                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -4961,22 +5669,73 @@ def _d31(r):
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
+            f2 = _d41(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f3 = _d42(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f4 = _d40(r)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        f5 = r.uint(3)
+                        if f5 > 65535:
+                            r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            s = 6
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                            s = 6
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C307, "WPT_FinePositioningSetupResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C307, "WPT_FinePositioningSetupResType")
+            else:
+                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -5005,21 +5764,38 @@ def _d31(r):
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "NaturalOffset")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("NaturalOffset: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 6
             else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C311, "WPT_FinePositioningSetupResType")
+                s = 6
         else:
-            r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "NaturalOffset")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C311, "WPT_FinePositioningSetupResType")
+            else:
+                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -5195,22 +5971,41 @@ def _d32(r):
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C170[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f1 = y
             s = 2
-        elif ec == 1:
-            _escape(r, 2, _C321, "WPT_PairingReqType")
         else:
-            r.fail("WPT_PairingReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C170[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C321, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -5224,37 +6019,64 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                if x >= 3:
+                    r.fail("EVResultCode: enumeration index %d out of range" % x)
+                f3 = _C173[x]
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C173[f3]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                    f3 = _simple_escape(r, None, "EVResultCode")
+                else:
+                    f3 = r.bits(2)
+                    if f3 >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                    f3 = _C173[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
             _escape(r, 2, _C322, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C173[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f3 = y
             s = 4
-        elif ec == 1:
-            _escape(r, 2, _C323, "WPT_PairingReqType")
         else:
-            r.fail("WPT_PairingReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C173[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C323, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -5390,39 +6212,82 @@ def _d33(r):
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C185[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C332, "WPT_PairingResType")
-        else:
-            r.fail("WPT_PairingResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C170[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12345 == 0:
+            y = (x >> 6) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C185[y]
+            f1 = y
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
             s = 3
-        elif ec == 1:
-            _escape(r, 2, _C333, "WPT_PairingResType")
         else:
-            r.fail("WPT_PairingResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C185[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C185[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C332, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C170[y]
+            f2 = y
+            s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C170[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C170[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C333, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
@@ -6376,35 +7241,76 @@ def _d38(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C377, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C378, "RationalNumberType")
+                s = 2
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C377, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C378, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -6450,44 +7356,72 @@ def _d39(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -6520,23 +7454,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
             f8 = _d38(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
@@ -6547,34 +7491,55 @@ def _d39(r):
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -6607,23 +7572,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
             f8 = _d38(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
@@ -6634,24 +7609,38 @@ def _d39(r):
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -6684,23 +7673,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
             f8 = _d38(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
@@ -6711,14 +7710,21 @@ def _d39(r):
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -6751,23 +7757,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
             f8 = _d38(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
@@ -6808,23 +7824,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
             f8 = _d38(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
@@ -6855,23 +7881,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
             f8 = _d38(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
@@ -6892,23 +7928,33 @@ def _d39(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
             f8 = _d38(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
@@ -6919,23 +7965,33 @@ def _d39(r):
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
             f8 = _d38(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
@@ -6949,12 +8005,17 @@ def _d39(r):
             f8 = _d38(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
@@ -6965,12 +8026,17 @@ def _d39(r):
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
@@ -7108,29 +8174,28 @@ def _d40(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
-            else:
-                v = r.bits(2)
-                if v >= 3:
-                    r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                v = _C403[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % y)
+            y = _C403[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C405, "WPT_AlignmentCheckMethodListType")
         else:
-            r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
+                    v = _C403[x]
+                else:
+                    r.pos -= 4
                     if r.bits(1):
                         v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
                     else:
@@ -7140,6 +8205,35 @@ def _d40(r):
                         v = _C403[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C405, "WPT_AlignmentCheckMethodListType")
+            else:
+                r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        if x >= 3:
+                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
+                        v = _C403[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
+                        else:
+                            v = r.bits(2)
+                            if v >= 3:
+                                r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
+                            v = _C403[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                     f0.append(v)
                     k += 1
                     continue
@@ -7194,29 +8288,28 @@ def _d41(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_FinePositioningMethod")
-            else:
-                v = r.bits(3)
-                if v >= 5:
-                    r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                v = _C411[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 5:
+                r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % y)
+            y = _C411[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C413, "WPT_FinePositioningMethodListType")
         else:
-            r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
+                    v = _C411[x]
+                else:
+                    r.pos -= 5
                     if r.bits(1):
                         v = _simple_escape(r, None, "WPT_FinePositioningMethod")
                     else:
@@ -7226,6 +8319,35 @@ def _d41(r):
                         v = _C411[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C413, "WPT_FinePositioningMethodListType")
+            else:
+                r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 5:
+                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
+                        v = _C411[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_FinePositioningMethod")
+                        else:
+                            v = r.bits(3)
+                            if v >= 5:
+                                r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
+                            v = _C411[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                     f0.append(v)
                     k += 1
                     continue
@@ -7280,29 +8402,28 @@ def _d42(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_PairingMethod")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                v = _C419[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
-            f0.append(v)
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("WPT_PairingMethod: enumeration index %d out of range" % y)
+            y = _C419[y]
+            f0.append(y)
             s = 1
             k = 1
-        elif ec == 1:
-            _escape(r, 3, _C421, "WPT_PairingMethodListType")
         else:
-            r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
+                    v = _C419[x]
+                else:
+                    r.pos -= 5
                     if r.bits(1):
                         v = _simple_escape(r, None, "WPT_PairingMethod")
                     else:
@@ -7312,6 +8433,35 @@ def _d42(r):
                         v = _C419[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C421, "WPT_PairingMethodListType")
+            else:
+                r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 6:
+                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
+                        v = _C419[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_PairingMethod")
+                        else:
+                            v = r.bits(3)
+                            if v >= 6:
+                                r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
+                            v = _C419[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                     f0.append(v)
                     k += 1
                     continue
@@ -7456,38 +8606,79 @@ def _d44(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C433[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C433, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C434[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C436, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C435, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C433[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C433[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C433[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C436, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -7513,7 +8704,7 @@ def _e44(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C438)
-    i1 = _C435.get(v1)
+    i1 = _C434.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -7525,35 +8716,78 @@ def _d45(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C439, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C439, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C440, "MessageHeaderType")
+                s = 2
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C440, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -7617,19 +8851,34 @@ def _d46(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfReceivers")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C445, "WPT_LF_ReceiverDataType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            f1.append(_d57(r))
+            s = 2
+            k = 1
         else:
-            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumberOfReceivers")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C445, "WPT_LF_ReceiverDataType")
+            else:
+                r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -7815,19 +9064,41 @@ def _d49(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfTransmitters")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            f1 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2.append(_d57(r))
+                s = 3
+                k = 1
             else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C461, "WPT_LF_TransmitterDataType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumberOfTransmitters")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C461, "WPT_LF_TransmitterDataType")
+            else:
+                r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -7991,35 +9262,78 @@ def _d51(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C474, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = 2
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C474, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 2
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C475, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C475, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -8382,37 +9696,82 @@ def _d52(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "IndexNumber")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("IndexNumber: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C490, "WPT_TxRxPulseOrderType")
-        else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TxRxIdentifier")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("IndexNumber: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(5)
                 if f1 < 1 or f1 > 4294967295:
                     r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "IndexNumber")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("IndexNumber: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C490, "WPT_TxRxPulseOrderType")
+            else:
+                r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 < 1 or f1 > 4294967295:
+                r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C491, "WPT_TxRxPulseOrderType")
+                s = 2
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TxRxIdentifier")
+                else:
+                    f1 = r.uint(5)
+                    if f1 < 1 or f1 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C491, "WPT_TxRxPulseOrderType")
+            else:
+                r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -8486,21 +9845,45 @@ def _d54(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C497, "WPT_LF_RxRSSIType")
+                s = 1
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C497, "WPT_LF_RxRSSIType")
+            else:
+                r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8552,21 +9935,38 @@ def _d55(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C501, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C501, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -8772,33 +10172,72 @@ def _d56(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C515, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C515, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C516, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C516, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -8837,21 +10276,52 @@ def _d57(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxRxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d61(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f2 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        s = 3
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C519, "WPT_TxRxSpecDataType")
+                s = 1
         else:
-            r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxRxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C519, "WPT_TxRxSpecDataType")
+            else:
+                r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -8951,21 +10421,45 @@ def _d59(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C527, "DetailedTaxType")
+                s = 1
         else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C527, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9061,37 +10555,82 @@ def _d60(r):
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PulseDuration")
-            else:
-                f2 = r.uint(3)
-                if f2 > 65535:
-                    r.facet("PulseDuration: %d outside 0..65535" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C534, "WPT_TxRxPackageSpecDataType")
-        else:
-            r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "PackageSeparationTime")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("PulseDuration: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f3 = r.uint(3)
                 if f3 > 65535:
                     r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
+                    s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "PulseDuration")
+                else:
+                    f2 = r.uint(3)
+                    if f2 > 65535:
+                        r.facet("PulseDuration: %d outside 0..65535" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C534, "WPT_TxRxPackageSpecDataType")
+            else:
+                r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.uint(3)
+            if f3 > 65535:
+                r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C535, "WPT_TxRxPackageSpecDataType")
+                s = 4
         else:
-            r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "PackageSeparationTime")
+                else:
+                    f3 = r.uint(3)
+                    if f3 > 65535:
+                        r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C535, "WPT_TxRxPackageSpecDataType")
+            else:
+                r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
@@ -9162,53 +10701,137 @@ def _d61(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Coord_X")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("Coord_X: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Coord_X")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C540, "WPT_CoordinateXYZType")
-        else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Coord_Y")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("Coord_X: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.integer(3)
                 if f1 < -32768 or f1 > 32767:
                     r.facet("Coord_Y: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C541, "WPT_CoordinateXYZType")
-        else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Coord_Z")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                        s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                    s = 2
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Coord_X")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Coord_X")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("Coord_X: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_X")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C540, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Coord_Y: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(3)
                 if f2 < -32768 or f2 > 32767:
                     r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Coord_Y")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C541, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Coord_Z: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C542, "WPT_CoordinateXYZType")
+                s = 3
         else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Coord_Z")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C542, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
@@ -9255,19 +10878,32 @@ def _d62(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PackageIndex")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1537 == 0:
+            y = (x >> 1) & 255
+            f0 = y
             s = 1
-        elif ec == 1:
-            _escape(r, 3, _C545, "WPT_LF_DataPackageType")
         else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "PackageIndex")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C545, "WPT_LF_DataPackageType")
+            else:
+                r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -9340,19 +10976,39 @@ def _d63(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumPackages")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            f1 = _d62(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumPackages")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C552, "WPT_LF_DataPackageListType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumPackages")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumPackages")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C552, "WPT_LF_DataPackageListType")
+            else:
+                r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9397,21 +11053,45 @@ def _d64(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "RxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d53(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C556, "WPT_LF_RxDataType")
+                s = 1
         else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "RxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C556, "WPT_LF_RxDataType")
+            else:
+                r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9458,21 +11138,45 @@ def _d65(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C560, "WPT_LF_TxDataType")
+                s = 1
         else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C560, "WPT_LF_TxDataType")
+            else:
+                r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -9715,11 +11419,11 @@ _C196 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
 _C197 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
 _C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('EE', 'SE_ANY', 'CH')
-_C201 = ('EE', 'SE_ANY', 'CH')
+_C200 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
+_C201 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
 _C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
-_C204 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
+_C203 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('EE', 'SE_ANY', 'CH')
 _C205 = ('EE', 'SE_ANY', 'CH')
 _C206 = ('SE_ANY', 'CH')
 _C207 = ('SE_ANY', 'CH')
@@ -9769,9 +11473,9 @@ _C250 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3:
 _C251 = {6: (0, 2), 7: (0, 2)}
 _C252 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
 _C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C254 = ('EE', 'SE_ANY', 'CH')
-_C255 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C256 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C254 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C255 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C256 = ('EE', 'SE_ANY', 'CH')
 _C257 = ('EE', 'SE_ANY', 'CH')
 _C258 = ('EE', 'SE_ANY', 'CH')
 _C259 = ('EE', 'SE_ANY', 'CH')
@@ -9948,9 +11652,9 @@ _C429 = ('EE', 'SE_ANY', 'CH')
 _C430 = ('EE', 'SE_ANY', 'CH')
 _C431 = ('SE_ANY', 'CH')
 _C432 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C434 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C435 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C433 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C434 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C435 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C436 = ('EE', 'SE_ANY', 'CH')
 _C437 = ('SE_ANY', 'CH')
 _C438 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}

@@ -636,6 +636,28 @@ class CodecWriter:
         enum = f.enum if f is not None else None
         what = decl.name[1]
         empty = self.empty_value(dt)
+        if dt.kind in self._FIXED and dt.nbits:
+            # CH code, value and EE code in one read; rewind on a deviation
+            n = dt.nbits
+            c(ind, f"x = r.bits({n + 2})")
+            c(ind, f"if x & {(1 << (n + 1)) | 1} == 0:")
+            if dt.kind == "nbit":
+                c(ind + 1, f"{target} = ((x >> 1) & {(1 << n) - 1}) + {dt.lo}" if dt.lo else f"{target} = (x >> 1) & {(1 << n) - 1}")
+                if dt.hi - dt.lo + 1 != (1 << n):
+                    c(ind + 1, f"if {target} > {dt.hi}:")
+                    c(ind + 2, f'r.facet("{what}: %d above maxInclusive {dt.hi}" % {target})')
+            elif dt.kind == "bool":
+                c(ind + 1, f"{target} = x == 2")
+            else:
+                vals, _ = self.enum_tables_for(enum)
+                c(ind + 1, f"x = (x >> 1) & {(1 << n) - 1}")
+                if len(dt.values) != (1 << n):
+                    c(ind + 1, f"if x >= {len(dt.values)}:")
+                    c(ind + 2, f'r.fail("{what}: enumeration index %d out of range" % x)')
+                c(ind + 1, f"{target} = {vals}[x]")
+            c(ind, "else:")
+            c(ind + 1, f"r.pos -= {n + 2}")
+            ind += 1
         c(ind, "if r.bits(1):")
         c(ind + 1, f'{target} = _simple_escape(r, {empty if empty is not None else "None"}, "{what}")')
         c(ind, "else:")
@@ -722,6 +744,170 @@ class CodecWriter:
                     return f
         return None
 
+    # ---- decoder: fused runs ------------------------------------------------ #
+    #
+    # Where a state has a single production (a required element or attribute, the end of
+    # the element), its event code is known unless the stream deviates. The decoder reads
+    # such runs of fixed-width parts (event codes, CH/EE codes of simple elements, n-bit
+    # values, booleans, enumerations) with one Reader.bits call and one mask check; on a
+    # mismatch it rewinds and takes the general path for that state, which also handles
+    # every legitimate deviation (an empty string written as a second-level EE).
+
+    _FIXED = ("nbit", "bool", "enum")
+
+    def _single(self, st: State, block_of, blocks_len) -> Production | None:
+        if len(st.prods) != 1 or st.bits1 != 1:
+            return None
+        p = st.prods[0]
+        if p.repeat or p.kind not in ("SE", "EE", "AT", "CH"):
+            return None
+        if st.leaf is not None and (st.leaf.grammar_max is None or st.leaf.grammar_max > 1 or st.leaf.min_occurs > 1):
+            return None  # a counted leaf: handled by its loop block
+        return p
+
+    def _runs(self, st0: State, g: TypeGrammar, cls: ClassSpec, block_of):
+        """Split the chain of single-production states from st0 into runs:
+        [(start state, pending EE element name or None, segments, terminal)], where a
+        segment is ('ctl', bits) or ('val', bits, production, datatype, field) and terminal
+        is ('var', production, field) | ('call', production, field) | ('stop', state|None)."""
+        runs = []
+        cur = st0
+        pending = None
+        segs: list = [("ctl", 1)] if pending else []
+        start = st0
+        while True:
+            p = self._single(cur, block_of, None) if cur is not None else None
+            if p is None:
+                runs.append((start, pending, segs, ("stop", cur)))
+                return runs
+            f = self.field_of(cls, p) if p.kind != "EE" else None
+            if p.kind == "EE":
+                segs.append(("ctl", 1))
+                runs.append((start, pending, segs, ("stop", None)))
+                return runs
+            if p.kind == "SE":
+                t = p.element.type
+                if isinstance(t, ComplexType):
+                    segs.append(("ctl", 1))
+                    runs.append((start, pending, segs, ("call", p, f)))
+                    cur = p.next
+                    start, pending, segs = cur, None, []
+                    continue
+                dt = self.gb.grammar(t).simple
+                segs += [("ctl", 1), ("ctl", 1)]
+                if dt.kind in self._FIXED:
+                    segs.append(("val", dt.nbits, p, dt, f))
+                    segs.append(("ctl", 1))
+                    cur = p.next
+                    continue
+                runs.append((start, pending, segs, ("var", p, f)))
+                cur = p.next
+                start, pending, segs = cur, p.element.name[1], [("ctl", 1)]
+                continue
+            # AT / CH (simple content)
+            dt = p.datatype
+            segs.append(("ctl", 1))
+            if dt.kind in self._FIXED:
+                segs.append(("val", dt.nbits, p, dt, f))
+                cur = p.next
+                continue
+            runs.append((start, pending, segs, ("var", p, f)))
+            cur = p.next
+            start, pending, segs = cur, None, []
+
+    def _emit_runs(self, c: _Code, ind: int, st0: State, g: TypeGrammar, cls: ClassSpec, var, block_of, blocks) -> bool:
+        runs = self._runs(st0, g, cls, block_of)
+        first_bits = sum(s[1] for s in runs[0][2])
+        nvals = sum(1 for s in runs[0][2] if s[0] == "val")
+        if first_bits < 2 or (nvals == 0 and first_bits < 3 and len(runs) == 1):
+            return False
+        self._emit_run(c, ind, runs, 0, st0, g, cls, var, block_of)
+        return True
+
+    def _emit_run(self, c: _Code, ind: int, runs, i: int, st0: State, g, cls, var, block_of) -> None:
+        start, pending, segs, term = runs[i]
+        k = sum(s[1] for s in segs)
+        if k == 0:
+            self._emit_terminal(c, ind, runs, i, st0, g, cls, var, block_of)
+            return
+        mask = 0
+        off = 0
+        for s in segs:
+            if s[0] == "ctl":
+                mask |= ((1 << s[1]) - 1) << (k - off - s[1])
+            off += s[1]
+        c(ind, "p = r.pos")
+        c(ind, f"x = r.bits({k})")
+        c(ind, f"if x & {mask} == 0:")
+        off = 0
+        for s in segs:
+            if s[0] == "val":
+                _, n, p, dt, f = s
+                sh = k - off - n
+                target = var[f.name]
+                expr = f"(x >> {sh}) & {(1 << n) - 1}" if sh else f"x & {(1 << n) - 1}"
+                tmp = "y"
+                what = p.element.name[1] if p.kind == "SE" else (f"{cls.xsd}@{p.attr.name[1]}" if p.kind == "AT" else cls.xsd)
+                if dt.kind == "nbit":
+                    c(ind + 1, f"{tmp} = ({expr}) + {dt.lo}" if dt.lo else f"{tmp} = {expr}")
+                    if dt.hi - dt.lo + 1 != (1 << dt.nbits):
+                        c(ind + 1, f"if {tmp} > {dt.hi}:")
+                        c(ind + 2, f'r.facet("{what}: %d above maxInclusive {dt.hi}" % {tmp})')
+                elif dt.kind == "bool":
+                    c(ind + 1, f"{tmp} = ({expr}) == 1")
+                else:  # enum
+                    vals, _ = self.enum_tables_for(f.enum)
+                    if n == 0:
+                        c(ind + 1, f"{tmp} = {vals}[0]")
+                    else:
+                        c(ind + 1, f"{tmp} = {expr}")
+                        if len(dt.values) != (1 << n):
+                            c(ind + 1, f"if {tmp} >= {len(dt.values)}:")
+                            c(ind + 2, f'r.fail("{what}: enumeration index %d out of range" % {tmp})')
+                        c(ind + 1, f"{tmp} = {vals}[{tmp}]")
+                if f.is_list:
+                    c(ind + 1, f"{target}.append({tmp})")
+                else:
+                    c(ind + 1, f"{target} = {tmp}")
+            off += s[1]
+        self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of)
+        c(ind, "else:")
+        c(ind + 1, "r.pos = p")
+        if i == 0:
+            self.dispatch(c, ind + 1, st0, g, cls, var, block_of, in_loop=False, fast=False)
+        else:
+            if pending:
+                c(ind + 1, "if r.bits(1):")
+                c(ind + 2, f'_escape(r, 1, _EV_ELEM_EE, "{pending}")')
+            c(ind + 1, f"s = {block_of[id(start)]}")
+
+    def _emit_terminal(self, c: _Code, ind: int, runs, i: int, st0, g, cls, var, block_of) -> None:
+        start, pending, segs, term = runs[i]
+        kind = term[0]
+        if kind == "stop":
+            nxt = term[1]
+            if nxt is None:
+                c(ind, "s = -1")
+            else:
+                c(ind, f"s = {block_of[id(nxt)]}")
+                if nxt.leaf is not None and (nxt.leaf.grammar_max is None or nxt.leaf.grammar_max > 1 or nxt.leaf.min_occurs > 1):
+                    c(ind, "k = 1")
+            return
+        _, p, f = term
+        target = var[f.name]
+        if kind == "call":
+            call = f"_d{self.func_index(p.element.type)}(r)"
+            c(ind, f"{target}.append({call})" if f.is_list else f"{target} = {call}")
+        else:  # var
+            dt = p.datatype if p.kind in ("AT", "CH") else self.gb.grammar(p.element.type).simple
+            what = p.element.name[1] if p.kind == "SE" else cls.xsd
+            if f.is_list:
+                self.read_value(c, ind, "y", dt, f.enum, what)
+                c(ind, f"{target}.append(y)")
+            else:
+                self.read_value(c, ind, target, dt, f.enum, what)
+        self._emit_run(c, ind, runs, i + 1, st0, g, cls, var, block_of)
+
     def decoder(self, idx: int, g: TypeGrammar, cls: ClassSpec) -> list[str]:
         c = _Code()
         blocks, block_of, cyclic = self.blocks(g)
@@ -742,7 +928,8 @@ class CodecWriter:
         for bi, b in enumerate(blocks):
             c(ind, f"if s == {bi}:")
             if len(b) == 1 and not any(p.repeat for p in b[0].prods):
-                self.dispatch(c, ind + 1, b[0], g, cls, var, block_of, in_loop=False)
+                if not self._emit_runs(c, ind + 1, b[0], g, cls, var, block_of, blocks):
+                    self.dispatch(c, ind + 1, b[0], g, cls, var, block_of, in_loop=False)
             else:
                 leaf = b[0].leaf
                 by_occ = {s.occ: s for s in b}
@@ -782,10 +969,29 @@ class CodecWriter:
         c(1, "return o")
         return c.lines
 
-    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool) -> None:
+    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool, fast: bool = True) -> None:
         prods = st.prods
         esc = len(prods)
         c(ind, f"ec = r.bits({st.bits1})" if st.bits1 else "ec = 0")
+        # a choice among many elements of one field (a substitution group such as ISO-2's
+        # BodyElement): one table lookup instead of a chain of comparisons
+        if (
+            len(prods) >= 8
+            and all(p.kind == "SE" and isinstance(p.element.type, ComplexType) and not p.repeat for p in prods)
+            and len({id(p.next) for p in prods}) == 1
+            and len({self.field_of(cls, p).name for p in prods}) == 1
+        ):
+            f = self.field_of(cls, prods[0])
+            tab = self.const("(" + "".join(f"_d{self.func_index(p.element.type)}, " for p in prods) + ")")
+            c(ind, f"if ec < {esc}:")
+            c(ind + 1, f"{var[f.name]}.append({tab}[ec](r))" if f.is_list else f"{var[f.name]} = {tab}[ec](r)")
+            self._goto(c, ind + 1, prods[0].next, block_of, in_loop)
+            c(ind, f"elif ec == {esc}:")
+            evs = self.const(repr(tuple(st.second_level())))
+            c(ind + 1, f'_escape(r, {st.bits2}, {evs}, "{cls.xsd}")')
+            c(ind, "else:")
+            c(ind + 1, f'r.fail("{cls.xsd}: event code %d out of range" % ec)')
+            return
         for i, p in enumerate(prods):
             c(ind, ("if" if i == 0 else "elif") + f" ec == {i}:")
             self.action(c, ind + 1, p, st, g, cls, var, block_of, in_loop)
@@ -804,6 +1010,16 @@ class CodecWriter:
             c(ind + 1, f'_escape(r, {st.bits2}, {evs}, "{cls.xsd}")')
         c(ind, "else:")
         c(ind + 1, f'r.fail("{cls.xsd}: event code %d out of range" % ec)')
+
+    def _goto(self, c: _Code, ind: int, nxt, block_of, in_loop: bool) -> None:
+        if nxt is None:
+            c(ind, "s = -1")
+        else:
+            c(ind, f"s = {block_of[id(nxt)]}")
+            if nxt.leaf is not None and (nxt.leaf.grammar_max is None or nxt.leaf.grammar_max > 1 or nxt.leaf.min_occurs > 1):
+                c(ind, "k = 1")
+        if in_loop:
+            c(ind, "break")
 
     def action(self, c: _Code, ind: int, p: Production, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool) -> None:
         def goto(nxt: State | None):
