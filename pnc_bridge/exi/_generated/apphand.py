@@ -93,14 +93,33 @@ def _d1(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C6[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SchemaID")
+                    else:
+                        f1 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C8, "supportedAppProtocolRes (anonymous type)")
+            else:
+                r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -124,7 +143,7 @@ def _d1(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C8, "supportedAppProtocolRes (anonymous type)")
+                _escape(r, 3, _C9, "supportedAppProtocolRes (anonymous type)")
             else:
                 r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -145,7 +164,7 @@ def _d1(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C9, "supportedAppProtocolRes (anonymous type)")
+            _escape(r, 1, _C10, "supportedAppProtocolRes (anonymous type)")
         else:
             r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -153,7 +172,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C10, "supportedAppProtocolRes (anonymous type)")
+            _escape(r, 1, _C11, "supportedAppProtocolRes (anonymous type)")
         else:
             r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     o = _new(_apphand.SupportedAppProtocolRes)
@@ -165,7 +184,7 @@ def _e1(w, o):
     """apphand.SupportedAppProtocolRes -> supportedAppProtocolRes (anonymous type)"""
     v0 = o.response_code
     if v0 is None:
-        _order("SupportedAppProtocolRes.response_code", 0, _C11)
+        _order("SupportedAppProtocolRes.response_code", 0, _C12)
     i0 = _C7.get(v0)
     if i0 is None:
         _bad("SupportedAppProtocolRes.response_code", v0, "a member of _apphand.ResponseCode")
@@ -177,9 +196,9 @@ def _e1(w, o):
             _bad("SupportedAppProtocolRes.schema_id", v1, "an integer in 0..255")
         w.bits(((((0) << 1) << 8) | (v1)) << 1, 12)
         s = 2
-    t = _C12.get(s)
+    t = _C13.get(s)
     if t is None:
-        _order("SupportedAppProtocolRes", s, _C11)
+        _order("SupportedAppProtocolRes", s, _C12)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -245,7 +264,7 @@ def _d2(r):
                         _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C13, "AppProtocolType")
+                _escape(r, 3, _C14, "AppProtocolType")
             else:
                 r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 1:
@@ -295,7 +314,7 @@ def _d2(r):
                         _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C14, "AppProtocolType")
+                _escape(r, 2, _C15, "AppProtocolType")
             else:
                 r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 2:
@@ -334,7 +353,7 @@ def _d2(r):
                         _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C15, "AppProtocolType")
+                _escape(r, 2, _C16, "AppProtocolType")
             else:
                 r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 3:
@@ -365,7 +384,7 @@ def _d2(r):
                             _escape(r, 1, _EV_ELEM_EE, "SchemaID")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C16, "AppProtocolType")
+                _escape(r, 2, _C17, "AppProtocolType")
             else:
                 r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 4:
@@ -398,7 +417,7 @@ def _d2(r):
                             _escape(r, 1, _EV_ELEM_EE, "Priority")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C17, "AppProtocolType")
+                _escape(r, 2, _C18, "AppProtocolType")
             else:
                 r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 5:
@@ -406,7 +425,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C18, "AppProtocolType")
+            _escape(r, 1, _C19, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     o = _new(_apphand.AppProtocol)
@@ -421,33 +440,33 @@ def _e2(w, o):
     """apphand.AppProtocol -> AppProtocolType"""
     v0 = o.protocol_namespace
     if v0 is None:
-        _order("AppProtocol.protocol_namespace", 0, _C19)
+        _order("AppProtocol.protocol_namespace", 0, _C20)
     if type(v0) is not str or len(v0) > 100:
         _bad("AppProtocol.protocol_namespace", v0, "a str of length 0..100")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.version_number_major
     if v1 is None:
-        _order("AppProtocol.version_number_major", 1, _C19)
+        _order("AppProtocol.version_number_major", 1, _C20)
     if type(v1) is not int or v1 < 0 or v1 > 4294967295:
         _bad("AppProtocol.version_number_major", v1, "an integer in 0..4294967295")
     w.bits(0, 3)
     w.uint(v1)
     v2 = o.version_number_minor
     if v2 is None:
-        _order("AppProtocol.version_number_minor", 2, _C19)
+        _order("AppProtocol.version_number_minor", 2, _C20)
     if type(v2) is not int or v2 < 0 or v2 > 4294967295:
         _bad("AppProtocol.version_number_minor", v2, "an integer in 0..4294967295")
     w.bits(0, 3)
     w.uint(v2)
     v3 = o.schema_id
     if v3 is None:
-        _order("AppProtocol.schema_id", 3, _C19)
+        _order("AppProtocol.schema_id", 3, _C20)
     if v3.__class__ is not int or not 0 <= v3 <= 255:
         _bad("AppProtocol.schema_id", v3, "an integer in 0..255")
     v4 = o.priority
     if v4 is None:
-        _order("AppProtocol.priority", 4, _C19)
+        _order("AppProtocol.priority", 4, _C20)
     if v4.__class__ is not int or not 1 <= v4 <= 20:
         _bad("AppProtocol.priority", v4, "an integer in 1..20")
     w.bits((((((((((((0) << 1) << 1) << 8) | (v3)) << 1) << 1) << 1) << 5) | (v4 - 1)) << 1) << 1, 21)
@@ -462,18 +481,19 @@ _C4 = {0: (0, 1), 1: (0, 2)}
 _C5 = {1: (1, 2), 2: (0, 1)}
 _C6 = (_apphand.ResponseCode.OK_SuccessfulNegotiation, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation, _apphand.ResponseCode.Failed_NoNegotiation, )
 _C7 = {_apphand.ResponseCode.OK_SuccessfulNegotiation: 0, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation: 1, _apphand.ResponseCode.Failed_NoNegotiation: 2}
-_C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C9 = ('SE_ANY', 'CH')
+_C8 = ('SE_ANY', 'CH')
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C10 = ('SE_ANY', 'CH')
-_C11 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
-_C12 = {1: (1, 2), 2: (0, 1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('SE_ANY', 'CH')
+_C12 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
+_C13 = {1: (1, 2), 2: (0, 1)}
+_C14 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
-_C18 = ('SE_ANY', 'CH')
-_C19 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('SE_ANY', 'CH')
+_C20 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(2)

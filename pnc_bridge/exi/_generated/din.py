@@ -1700,14 +1700,27 @@ def _d11(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(6)
-        if x & 49 == 0:
-            y = (x >> 1) & 7
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = (x >> 3) & 7
             if y >= 6:
                 r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % y)
             y = _C72[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                f1 = _d0(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d19(r)
+                s = 2
+            elif ec == 2:
+                f1 = _d26(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C74, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1731,7 +1744,7 @@ def _d11(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C74, "ChargeParameterDiscoveryReqType")
+                _escape(r, 3, _C75, "ChargeParameterDiscoveryReqType")
             else:
                 r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1746,7 +1759,7 @@ def _d11(r):
             f1 = _d26(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C75, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C76, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1754,7 +1767,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C76, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C77, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryReq)
@@ -1766,14 +1779,14 @@ def _e11(w, o):
     """din.ChargeParameterDiscoveryReq -> ChargeParameterDiscoveryReqType"""
     v0 = o.ev_requested_energy_transfer_type
     if v0 is None:
-        _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", 0, _C77)
+        _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", 0, _C78)
     i0 = _C73.get(v0)
     if i0 is None:
         _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v0, "a member of _din.EVRequestedEnergyTransfer")
     v1 = o.ev_charge_parameter
     if v1 is None:
-        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 1, _C77)
-    d = _C78.get(v1.__class__)
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 1, _C78)
+    d = _C79.get(v1.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v1, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
     w.bits(((((((0) << 1) << 3) | (i0)) << 1) << 2) | (d[0]), 8)
@@ -1789,17 +1802,27 @@ def _d12(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(12)
-        if x & 3101 == 0:
-            y = (x >> 5) & 31
+        x = r.bits(14)
+        if x & 12404 == 0:
+            y = (x >> 7) & 31
             if y >= 23:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            y = (x >> 1) & 1
+            y = (x >> 3) & 1
             y = _C28[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d50(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d51(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1823,17 +1846,27 @@ def _d12(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C79, "ChargeParameterDiscoveryResType")
+                _escape(r, 3, _C81, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = (x >> 1) & 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = (x >> 3) & 1
             y = _C28[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d50(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d51(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C82, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1853,7 +1886,7 @@ def _d12(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C83, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1865,7 +1898,7 @@ def _d12(r):
             f2 = _d51(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C81, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C84, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1880,7 +1913,7 @@ def _d12(r):
             f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C82, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C85, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1888,7 +1921,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C83, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C86, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryRes)
@@ -1902,28 +1935,28 @@ def _e12(w, o):
     """din.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargeParameterDiscoveryRes.response_code", 0, _C84)
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C87)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.evse_processing
     if v1 is None:
-        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C84)
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C87)
     i1 = _C29.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _din.EVSEProcessing")
     v2 = o.sa_schedules
     if v2 is None:
-        _order("ChargeParameterDiscoveryRes.sa_schedules", 2, _C84)
-    d = _C85.get(v2.__class__)
+        _order("ChargeParameterDiscoveryRes.sa_schedules", 2, _C87)
+    d = _C88.get(v2.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
     w.bits((((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 2) | (d[0]), 14)
     d[1](w, v2)
     v3 = o.evse_charge_parameter
     if v3 is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", 3, _C84)
-    d = _C86.get(v3.__class__)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", 3, _C87)
+    d = _C89.get(v3.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
     w.bits(d[0], 2)
@@ -1938,7 +1971,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C87, "ChargingStatusReqType")
+            _escape(r, 3, _C90, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusReq)
@@ -1975,9 +2008,32 @@ def _d14(r):
                 if f2 < -32768 or f2 > 32767:
                     r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 3
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f3 = _d83(r)
+                        s = 4
+                    elif ec == 1:
+                        f4 = _d86(r)
+                        s = 5
+                    elif ec == 2:
+                        x = r.bits(3)
+                        if x & 5 == 0:
+                            f5 = x == 2
+                        else:
+                            r.pos -= 3
+                            if r.bits(1):
+                                f5 = _simple_escape(r, None, "ReceiptRequired")
+                            else:
+                                f5 = r.boolean()
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                        s = 6
+                    elif ec == 3:
+                        _escape(r, 2, _C92, "ChargingStatusResType")
+                    else:
+                        r.fail("ChargingStatusResType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -2011,7 +2067,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C89, "ChargingStatusResType")
+                _escape(r, 3, _C93, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 1:
@@ -2026,9 +2082,32 @@ def _d14(r):
                 if f2 < -32768 or f2 > 32767:
                     r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 3
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f3 = _d83(r)
+                        s = 4
+                    elif ec == 1:
+                        f4 = _d86(r)
+                        s = 5
+                    elif ec == 2:
+                        x = r.bits(3)
+                        if x & 5 == 0:
+                            f5 = x == 2
+                        else:
+                            r.pos -= 3
+                            if r.bits(1):
+                                f5 = _simple_escape(r, None, "ReceiptRequired")
+                            else:
+                                f5 = r.boolean()
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                        s = 6
+                    elif ec == 3:
+                        _escape(r, 2, _C94, "ChargingStatusResType")
+                    else:
+                        r.fail("ChargingStatusResType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -2051,7 +2130,7 @@ def _d14(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C90, "ChargingStatusResType")
+                _escape(r, 2, _C95, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 2:
@@ -2062,9 +2141,32 @@ def _d14(r):
             if f2 < -32768 or f2 > 32767:
                 r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 3
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f3 = _d83(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d86(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    _escape(r, 2, _C96, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -2084,7 +2186,7 @@ def _d14(r):
                         _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C91, "ChargingStatusResType")
+                _escape(r, 2, _C97, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
@@ -2109,7 +2211,7 @@ def _d14(r):
                         _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C92, "ChargingStatusResType")
+            _escape(r, 2, _C98, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
@@ -2131,7 +2233,7 @@ def _d14(r):
                         _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C93, "ChargingStatusResType")
+            _escape(r, 2, _C99, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
@@ -2165,7 +2267,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C94, "ChargingStatusResType")
+                _escape(r, 2, _C100, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
@@ -2174,7 +2276,7 @@ def _d14(r):
             f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C95, "ChargingStatusResType")
+            _escape(r, 2, _C101, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -2182,7 +2284,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C96, "ChargingStatusResType")
+            _escape(r, 1, _C102, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusRes)
@@ -2199,20 +2301,20 @@ def _e14(w, o):
     """din.ChargingStatusRes -> ChargingStatusResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargingStatusRes.response_code", 0, _C97)
+        _order("ChargingStatusRes.response_code", 0, _C103)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ChargingStatusRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("ChargingStatusRes.evseid", 1, _C97)
+        _order("ChargingStatusRes.evseid", 1, _C103)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
         _bad("ChargingStatusRes.evseid", v1, "bytes of length 0..32")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.binary(v1)
     v2 = o.sa_schedule_tuple_id
     if v2 is None:
-        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C97)
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C103)
     if type(v2) is not int or v2 < -32768 or v2 > 32767:
         _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in -32768..32767")
     w.bits(0, 3)
@@ -2228,9 +2330,9 @@ def _e14(w, o):
         s = 4
     v4 = o.meter_info
     if v4 is not None:
-        t = _C98.get(s)
+        t = _C104.get(s)
         if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C97)
+            _order("ChargingStatusRes.meter_info", s, _C103)
         if v4.__class__ is not _din.MeterInfo:
             _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -2238,16 +2340,16 @@ def _e14(w, o):
         s = 5
     v5 = o.receipt_required
     if v5 is None:
-        _order("ChargingStatusRes.receipt_required", s, _C97)
-    t = _C99.get(s)
+        _order("ChargingStatusRes.receipt_required", s, _C103)
+    t = _C105.get(s)
     if t is None:
-        _order("ChargingStatusRes.receipt_required", s, _C97)
+        _order("ChargingStatusRes.receipt_required", s, _C103)
     if v5.__class__ is not bool:
         _bad("ChargingStatusRes.receipt_required", v5, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
     v6 = o.ac_evse_status
     if v6 is None:
-        _order("ChargingStatusRes.ac_evse_status", 6, _C97)
+        _order("ChargingStatusRes.ac_evse_status", 6, _C103)
     if v6.__class__ is not _din.AC_EVSEStatus:
         _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
     w.bits(0, 1)
@@ -2275,7 +2377,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C100, "ContractAuthenticationReqType")
+            _escape(r, 3, _C106, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2291,7 +2393,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C101, "ContractAuthenticationReqType")
+            _escape(r, 2, _C107, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2299,7 +2401,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C102, "ContractAuthenticationReqType")
+            _escape(r, 1, _C108, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationReq)
@@ -2319,18 +2421,18 @@ def _e15(w, o):
         s = 2
     v1 = o.gen_challenge
     if v1 is not None:
-        t = _C104.get(s)
+        t = _C110.get(s)
         if t is None:
-            _order("ContractAuthenticationReq.gen_challenge", s, _C103)
+            _order("ContractAuthenticationReq.gen_challenge", s, _C109)
         if type(v1) is not str:
             _bad("ContractAuthenticationReq.gen_challenge", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 1
-    t = _C105.get(s)
+    t = _C111.get(s)
     if t is None:
-        _order("ContractAuthenticationReq", s, _C103)
+        _order("ContractAuthenticationReq", s, _C109)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2375,7 +2477,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C106, "ContractAuthenticationResType")
+                _escape(r, 3, _C112, "ContractAuthenticationResType")
             else:
                 r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 1:
@@ -2405,7 +2507,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C107, "ContractAuthenticationResType")
+                _escape(r, 2, _C113, "ContractAuthenticationResType")
             else:
                 r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 2:
@@ -2413,7 +2515,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C108, "ContractAuthenticationResType")
+            _escape(r, 1, _C114, "ContractAuthenticationResType")
         else:
             r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationRes)
@@ -2425,13 +2527,13 @@ def _e16(w, o):
     """din.ContractAuthenticationRes -> ContractAuthenticationResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ContractAuthenticationRes.response_code", 0, _C109)
+        _order("ContractAuthenticationRes.response_code", 0, _C115)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ContractAuthenticationRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.evse_processing
     if v1 is None:
-        _order("ContractAuthenticationRes.evse_processing", 1, _C109)
+        _order("ContractAuthenticationRes.evse_processing", 1, _C115)
     i1 = _C29.get(v1)
     if i1 is None:
         _bad("ContractAuthenticationRes.evse_processing", v1, "a member of _din.EVSEProcessing")
@@ -2456,7 +2558,7 @@ def _d17(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C110, "CurrentDemandReqType")
+            _escape(r, 3, _C116, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2465,7 +2567,7 @@ def _d17(r):
             f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C111, "CurrentDemandReqType")
+            _escape(r, 2, _C117, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2506,7 +2608,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C112, "CurrentDemandReqType")
+            _escape(r, 2, _C118, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2544,7 +2646,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C113, "CurrentDemandReqType")
+            _escape(r, 2, _C119, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2579,7 +2681,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C114, "CurrentDemandReqType")
+            _escape(r, 2, _C120, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2611,16 +2713,29 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C115, "CurrentDemandReqType")
+            _escape(r, 2, _C121, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 3
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                _escape(r, 2, _C122, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2638,7 +2753,7 @@ def _d17(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C116, "CurrentDemandReqType")
+                _escape(r, 2, _C123, "CurrentDemandReqType")
             else:
                 r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
@@ -2653,7 +2768,7 @@ def _d17(r):
             f9 = _d83(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C117, "CurrentDemandReqType")
+            _escape(r, 2, _C124, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
@@ -2665,7 +2780,7 @@ def _d17(r):
             f9 = _d83(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C118, "CurrentDemandReqType")
+            _escape(r, 2, _C125, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
@@ -2674,7 +2789,7 @@ def _d17(r):
             f9 = _d83(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C119, "CurrentDemandReqType")
+            _escape(r, 2, _C126, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2682,7 +2797,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C120, "CurrentDemandReqType")
+            _escape(r, 1, _C127, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandReq)
@@ -2702,14 +2817,14 @@ def _e17(w, o):
     """din.CurrentDemandReq -> CurrentDemandReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("CurrentDemandReq.dc_ev_status", 0, _C121)
+        _order("CurrentDemandReq.dc_ev_status", 0, _C128)
     if v0.__class__ is not _din.DC_EVStatus:
         _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_current
     if v1 is None:
-        _order("CurrentDemandReq.ev_target_current", 1, _C121)
+        _order("CurrentDemandReq.ev_target_current", 1, _C128)
     if v1.__class__ is not _din.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -2724,9 +2839,9 @@ def _e17(w, o):
         s = 3
     v3 = o.ev_maximum_current_limit
     if v3 is not None:
-        t = _C122.get(s)
+        t = _C129.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C121)
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C128)
         if v3.__class__ is not _din.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2734,9 +2849,9 @@ def _e17(w, o):
         s = 4
     v4 = o.ev_maximum_power_limit
     if v4 is not None:
-        t = _C123.get(s)
+        t = _C130.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C121)
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C128)
         if v4.__class__ is not _din.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2744,19 +2859,19 @@ def _e17(w, o):
         s = 5
     v5 = o.bulk_charging_complete
     if v5 is not None:
-        t = _C124.get(s)
+        t = _C131.get(s)
         if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C121)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C128)
         if v5.__class__ is not bool:
             _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
         s = 6
     v6 = o.charging_complete
     if v6 is None:
-        _order("CurrentDemandReq.charging_complete", s, _C121)
-    t = _C125.get(s)
+        _order("CurrentDemandReq.charging_complete", s, _C128)
+    t = _C132.get(s)
     if t is None:
-        _order("CurrentDemandReq.charging_complete", s, _C121)
+        _order("CurrentDemandReq.charging_complete", s, _C128)
     if v6.__class__ is not bool:
         _bad("CurrentDemandReq.charging_complete", v6, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
@@ -2770,9 +2885,9 @@ def _e17(w, o):
         s = 8
     v8 = o.remaining_time_to_bulk_soc
     if v8 is not None:
-        t = _C126.get(s)
+        t = _C133.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C121)
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C128)
         if v8.__class__ is not _din.PhysicalValue:
             _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2780,10 +2895,10 @@ def _e17(w, o):
         s = 9
     v9 = o.ev_target_voltage
     if v9 is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C121)
-    t = _C127.get(s)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C128)
+    t = _C134.get(s)
     if t is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C121)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C128)
     if v9.__class__ is not _din.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -2822,15 +2937,30 @@ def _d18(r):
                 if x & 1 == 0:
                     f3 = _d83(r)
                     p = r.pos
-                    x = r.bits(12)
-                    if x & 3549 == 0:
-                        y = ((x >> 9) & 1) == 1
+                    x = r.bits(15)
+                    if x & 28392 == 0:
+                        y = ((x >> 12) & 1) == 1
                         f4 = y
-                        y = ((x >> 5) & 1) == 1
+                        y = ((x >> 8) & 1) == 1
                         f5 = y
-                        y = ((x >> 1) & 1) == 1
+                        y = ((x >> 4) & 1) == 1
                         f6 = y
-                        s = 7
+                        ec = x & 7
+                        if ec == 0:
+                            f7 = _d83(r)
+                            s = 8
+                        elif ec == 1:
+                            f8 = _d83(r)
+                            s = 9
+                        elif ec == 2:
+                            f9 = _d83(r)
+                            s = 10
+                        elif ec == 3:
+                            s = -1
+                        elif ec == 4:
+                            _escape(r, 1, _C135, "CurrentDemandResType")
+                        else:
+                            r.fail("CurrentDemandResType: event code %d out of range" % ec)
                     else:
                         r.pos = p
                         s = 4
@@ -2863,7 +2993,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C128, "CurrentDemandResType")
+                _escape(r, 3, _C136, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
@@ -2872,7 +3002,7 @@ def _d18(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C129, "CurrentDemandResType")
+            _escape(r, 2, _C137, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
@@ -2881,7 +3011,7 @@ def _d18(r):
             f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C130, "CurrentDemandResType")
+            _escape(r, 2, _C138, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
@@ -2890,20 +3020,35 @@ def _d18(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C131, "CurrentDemandResType")
+            _escape(r, 2, _C139, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
         p = r.pos
-        x = r.bits(12)
-        if x & 3549 == 0:
-            y = ((x >> 9) & 1) == 1
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
             f4 = y
-            y = ((x >> 5) & 1) == 1
+            y = ((x >> 8) & 1) == 1
             f5 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C140, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2921,18 +3066,33 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C132, "CurrentDemandResType")
+                _escape(r, 2, _C141, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
         p = r.pos
-        x = r.bits(8)
-        if x & 221 == 0:
-            y = ((x >> 5) & 1) == 1
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
             f5 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C142, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2950,16 +3110,31 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C133, "CurrentDemandResType")
+                _escape(r, 2, _C143, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C144, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2977,7 +3152,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C134, "CurrentDemandResType")
+                _escape(r, 2, _C145, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
@@ -2994,7 +3169,7 @@ def _d18(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C135, "CurrentDemandResType")
+            _escape(r, 1, _C146, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
@@ -3008,7 +3183,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C136, "CurrentDemandResType")
+            _escape(r, 1, _C147, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
@@ -3019,7 +3194,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C137, "CurrentDemandResType")
+            _escape(r, 1, _C148, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -3027,7 +3202,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C138, "CurrentDemandResType")
+            _escape(r, 1, _C149, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandRes)
@@ -3047,44 +3222,44 @@ def _e18(w, o):
     """din.CurrentDemandRes -> CurrentDemandResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CurrentDemandRes.response_code", 0, _C139)
+        _order("CurrentDemandRes.response_code", 0, _C150)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("CurrentDemandRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("CurrentDemandRes.dc_evse_status", 1, _C139)
+        _order("CurrentDemandRes.dc_evse_status", 1, _C150)
     if v1.__class__ is not _din.DC_EVSEStatus:
         _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("CurrentDemandRes.evse_present_voltage", 2, _C139)
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C150)
     if v2.__class__ is not _din.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v2)
     v3 = o.evse_present_current
     if v3 is None:
-        _order("CurrentDemandRes.evse_present_current", 3, _C139)
+        _order("CurrentDemandRes.evse_present_current", 3, _C150)
     if v3.__class__ is not _din.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v3)
     v4 = o.evse_current_limit_achieved
     if v4 is None:
-        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C139)
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C150)
     if v4.__class__ is not bool:
         _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
     v5 = o.evse_voltage_limit_achieved
     if v5 is None:
-        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C139)
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C150)
     if v5.__class__ is not bool:
         _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
     v6 = o.evse_power_limit_achieved
     if v6 is None:
-        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C139)
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C150)
     if v6.__class__ is not bool:
         _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
     v7 = o.evse_maximum_voltage_limit
@@ -3098,9 +3273,9 @@ def _e18(w, o):
         s = 8
     v8 = o.evse_maximum_current_limit
     if v8 is not None:
-        t = _C140.get(s)
+        t = _C151.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C139)
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C150)
         if v8.__class__ is not _din.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3108,17 +3283,17 @@ def _e18(w, o):
         s = 9
     v9 = o.evse_maximum_power_limit
     if v9 is not None:
-        t = _C141.get(s)
+        t = _C152.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C139)
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C150)
         if v9.__class__ is not _din.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
         _e83(w, v9)
         s = 10
-    t = _C142.get(s)
+    t = _C153.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C139)
+        _order("CurrentDemandRes", s, _C150)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3139,7 +3314,7 @@ def _d19(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C143, "DC_EVChargeParameterType")
+            _escape(r, 3, _C154, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3148,7 +3323,7 @@ def _d19(r):
             f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C144, "DC_EVChargeParameterType")
+            _escape(r, 2, _C155, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3160,7 +3335,7 @@ def _d19(r):
             f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C145, "DC_EVChargeParameterType")
+            _escape(r, 2, _C156, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3169,7 +3344,7 @@ def _d19(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C146, "DC_EVChargeParameterType")
+            _escape(r, 2, _C157, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -3217,7 +3392,7 @@ def _d19(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C147, "DC_EVChargeParameterType")
+            _escape(r, 1, _C158, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -3262,7 +3437,7 @@ def _d19(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C148, "DC_EVChargeParameterType")
+            _escape(r, 1, _C159, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -3304,7 +3479,7 @@ def _d19(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C149, "DC_EVChargeParameterType")
+            _escape(r, 1, _C160, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -3329,7 +3504,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C150, "DC_EVChargeParameterType")
+            _escape(r, 1, _C161, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -3337,7 +3512,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C151, "DC_EVChargeParameterType")
+            _escape(r, 1, _C162, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVChargeParameter)
@@ -3355,14 +3530,14 @@ def _e19(w, o):
     """din.DC_EVChargeParameter -> DC_EVChargeParameterType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("DC_EVChargeParameter.dc_ev_status", 0, _C152)
+        _order("DC_EVChargeParameter.dc_ev_status", 0, _C163)
     if v0.__class__ is not _din.DC_EVStatus:
         _bad("DC_EVChargeParameter.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_maximum_current_limit
     if v1 is None:
-        _order("DC_EVChargeParameter.ev_maximum_current_limit", 1, _C152)
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 1, _C163)
     if v1.__class__ is not _din.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_current_limit", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -3377,10 +3552,10 @@ def _e19(w, o):
         s = 3
     v3 = o.ev_maximum_voltage_limit
     if v3 is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C152)
-    t = _C153.get(s)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C163)
+    t = _C164.get(s)
     if t is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C152)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C163)
     if v3.__class__ is not _din.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v3, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3395,9 +3570,9 @@ def _e19(w, o):
         s = 5
     v5 = o.ev_energy_request
     if v5 is not None:
-        t = _C154.get(s)
+        t = _C165.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C152)
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C163)
         if v5.__class__ is not _din.PhysicalValue:
             _bad("DC_EVChargeParameter.ev_energy_request", v5, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3405,25 +3580,25 @@ def _e19(w, o):
         s = 6
     v6 = o.full_soc
     if v6 is not None:
-        t = _C155.get(s)
+        t = _C166.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C152)
+            _order("DC_EVChargeParameter.full_soc", s, _C163)
         if v6.__class__ is not int or not 0 <= v6 <= 100:
             _bad("DC_EVChargeParameter.full_soc", v6, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v6)) << 1, t[1] + 1 + 7 + 1)
         s = 7
     v7 = o.bulk_soc
     if v7 is not None:
-        t = _C156.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C152)
+            _order("DC_EVChargeParameter.bulk_soc", s, _C163)
         if v7.__class__ is not int or not 0 <= v7 <= 100:
             _bad("DC_EVChargeParameter.bulk_soc", v7, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
         s = 8
-    t = _C157.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C152)
+        _order("DC_EVChargeParameter", s, _C163)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3439,7 +3614,7 @@ def _d20(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C158, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C169, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3471,7 +3646,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C159, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C170, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3498,7 +3673,7 @@ def _d20(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C160, "DC_EVPowerDeliveryParameterType")
+                _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
             else:
                 r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3506,7 +3681,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C161, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C172, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVPowerDeliveryParameter)
@@ -3519,7 +3694,7 @@ def _e20(w, o):
     """din.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C162)
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C173)
     if v0.__class__ is not _din.DC_EVStatus:
         _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -3533,10 +3708,10 @@ def _e20(w, o):
         s = 2
     v2 = o.charging_complete
     if v2 is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C162)
-    t = _C163.get(s)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+    t = _C174.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C162)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
     if v2.__class__ is not bool:
         _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
@@ -3560,7 +3735,7 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C164, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C175, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3569,7 +3744,7 @@ def _d21(r):
             f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C165, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C176, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3581,7 +3756,7 @@ def _d21(r):
             f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C166, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C177, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3590,7 +3765,7 @@ def _d21(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C167, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C178, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -3599,7 +3774,7 @@ def _d21(r):
             f4 = _d83(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C168, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C179, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -3608,7 +3783,7 @@ def _d21(r):
             f5 = _d83(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C169, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C180, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -3620,7 +3795,7 @@ def _d21(r):
             f7 = _d83(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C170, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C181, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -3629,7 +3804,7 @@ def _d21(r):
             f7 = _d83(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C171, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C182, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -3640,7 +3815,7 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C172, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C183, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3648,7 +3823,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C173, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C184, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEChargeParameter)
@@ -3667,14 +3842,14 @@ def _e21(w, o):
     """din.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
     v0 = o.dc_evse_status
     if v0 is None:
-        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C174)
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C185)
     if v0.__class__ is not _din.DC_EVSEStatus:
         _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
     w.bits(0, 1)
     _e22(w, v0)
     v1 = o.evse_maximum_current_limit
     if v1 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C174)
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C185)
     if v1.__class__ is not _din.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -3689,24 +3864,24 @@ def _e21(w, o):
         s = 3
     v3 = o.evse_maximum_voltage_limit
     if v3 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C174)
-    t = _C175.get(s)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C185)
+    t = _C186.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C174)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C185)
     if v3.__class__ is not _din.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
     w.bits(t[0], t[1])
     _e83(w, v3)
     v4 = o.evse_minimum_current_limit
     if v4 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C174)
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C185)
     if v4.__class__ is not _din.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v4)
     v5 = o.evse_minimum_voltage_limit
     if v5 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C174)
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C185)
     if v5.__class__ is not _din.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
     w.bits(0, 1)
@@ -3721,10 +3896,10 @@ def _e21(w, o):
         s = 7
     v7 = o.evse_peak_current_ripple
     if v7 is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C174)
-    t = _C176.get(s)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+    t = _C187.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C174)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
     if v7.__class__ is not _din.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3737,9 +3912,9 @@ def _e21(w, o):
         w.bits(0, 2)
         _e83(w, v8)
         s = 9
-    t = _C177.get(s)
+    t = _C188.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C174)
+        _order("DC_EVSEChargeParameter", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3756,14 +3931,14 @@ def _d22(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f0 = _C178[x]
+                f0 = _C189[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f0 = _simple_escape(r, None, "EVSEIsolationStatus")
                 else:
                     f0 = r.bits(2)
-                    f0 = _C178[f0]
+                    f0 = _C189[f0]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 1
@@ -3773,7 +3948,7 @@ def _d22(r):
                 x = (x >> 1) & 15
                 if x >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                f1 = _C180[x]
+                f1 = _C191[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -3782,12 +3957,12 @@ def _d22(r):
                     f1 = r.bits(4)
                     if f1 >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                    f1 = _C180[f1]
+                    f1 = _C191[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C182, "DC_EVSEStatusType")
+            _escape(r, 3, _C193, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3797,7 +3972,7 @@ def _d22(r):
             y = (x >> 3) & 15
             if y >= 12:
                 r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
-            y = _C180[y]
+            y = _C191[y]
             f1 = y
             f2 = r.uint(5)
             if f2 > 4294967295:
@@ -3825,7 +4000,7 @@ def _d22(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                    f1 = _C180[x]
+                    f1 = _C191[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -3834,12 +4009,12 @@ def _d22(r):
                         f1 = r.bits(4)
                         if f1 >= 12:
                             r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                        f1 = _C180[f1]
+                        f1 = _C191[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C183, "DC_EVSEStatusType")
+                _escape(r, 2, _C194, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3877,7 +4052,7 @@ def _d22(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C184, "DC_EVSEStatusType")
+                _escape(r, 2, _C195, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3913,7 +4088,7 @@ def _d22(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C185, "DC_EVSEStatusType")
+                _escape(r, 2, _C196, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -3921,7 +4096,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C186, "DC_EVSEStatusType")
+            _escape(r, 1, _C197, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEStatus)
@@ -3936,31 +4111,31 @@ def _e22(w, o):
     v0 = o.evse_isolation_status
     s = 0
     if v0 is not None:
-        i0 = _C179.get(v0)
+        i0 = _C190.get(v0)
         if i0 is None:
             _bad("DC_EVSEStatus.evse_isolation_status", v0, "a member of _din.IsolationLevel")
         w.bits(((((0) << 1) << 2) | (i0)) << 1, 6)
         s = 1
     v1 = o.evse_status_code
     if v1 is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C187)
-    t = _C188.get(s)
+        _order("DC_EVSEStatus.evse_status_code", s, _C198)
+    t = _C199.get(s)
     if t is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C187)
-    i1 = _C181.get(v1)
+        _order("DC_EVSEStatus.evse_status_code", s, _C198)
+    i1 = _C192.get(v1)
     if i1 is None:
         _bad("DC_EVSEStatus.evse_status_code", v1, "a member of _din.DC_EVSEStatusCode")
     w.bits(((((t[0]) << 1) << 4) | (i1)) << 1, t[1] + 1 + 4 + 1)
     v2 = o.notification_max_delay
     if v2 is None:
-        _order("DC_EVSEStatus.notification_max_delay", 2, _C187)
+        _order("DC_EVSEStatus.notification_max_delay", 2, _C198)
     if type(v2) is not int or v2 < 0 or v2 > 4294967295:
         _bad("DC_EVSEStatus.notification_max_delay", v2, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v2)
     v3 = o.evse_notification
     if v3 is None:
-        _order("DC_EVSEStatus.evse_notification", 3, _C187)
+        _order("DC_EVSEStatus.evse_notification", 3, _C198)
     i3 = _C14.get(v3)
     if i3 is None:
         _bad("DC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
@@ -3976,11 +4151,60 @@ def _d23(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVCabinConditioning")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
+                s = 2
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVRESSConditioning")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                s = 3
+            elif ec == 2:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f3 = _C200[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                        f3 = _C200[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 4
+            elif ec == 3:
+                _escape(r, 2, _C202, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3998,7 +4222,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVReady")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C189, "DC_EVStatusType")
+                _escape(r, 3, _C203, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -4035,7 +4259,7 @@ def _d23(r):
                 x = (x >> 1) & 15
                 if x >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f3 = _C190[x]
+                f3 = _C200[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -4044,12 +4268,12 @@ def _d23(r):
                     f3 = r.bits(4)
                     if f3 >= 12:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                    f3 = _C190[f3]
+                    f3 = _C200[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C192, "DC_EVStatusType")
+            _escape(r, 2, _C204, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -4073,7 +4297,7 @@ def _d23(r):
                 x = (x >> 1) & 15
                 if x >= 12:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f3 = _C190[x]
+                f3 = _C200[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -4082,12 +4306,12 @@ def _d23(r):
                     f3 = r.bits(4)
                     if f3 >= 12:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                    f3 = _C190[f3]
+                    f3 = _C200[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C193, "DC_EVStatusType")
+            _escape(r, 2, _C205, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -4097,7 +4321,7 @@ def _d23(r):
             y = (x >> 12) & 15
             if y >= 12:
                 r.fail("EVErrorCode: enumeration index %d out of range" % y)
-            y = _C190[y]
+            y = _C200[y]
             f3 = y
             y = (x >> 2) & 127
             if y > 100:
@@ -4113,7 +4337,7 @@ def _d23(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                    f3 = _C190[x]
+                    f3 = _C200[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -4122,12 +4346,12 @@ def _d23(r):
                         f3 = r.bits(4)
                         if f3 >= 12:
                             r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                        f3 = _C190[f3]
+                        f3 = _C200[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C194, "DC_EVStatusType")
+                _escape(r, 2, _C206, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -4160,7 +4384,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C195, "DC_EVStatusType")
+                _escape(r, 2, _C207, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 5:
@@ -4168,7 +4392,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C196, "DC_EVStatusType")
+            _escape(r, 1, _C208, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVStatus)
@@ -4183,7 +4407,7 @@ def _e23(w, o):
     """din.DC_EVStatus -> DC_EVStatusType"""
     v0 = o.ev_ready
     if v0 is None:
-        _order("DC_EVStatus.ev_ready", 0, _C197)
+        _order("DC_EVStatus.ev_ready", 0, _C209)
     if v0.__class__ is not bool:
         _bad("DC_EVStatus.ev_ready", v0, "a bool")
     v1 = o.ev_cabin_conditioning
@@ -4196,26 +4420,26 @@ def _e23(w, o):
         s = 2
     v2 = o.evress_conditioning
     if v2 is not None:
-        t = _C198.get(s)
+        t = _C210.get(s)
         if t is None:
-            _order("DC_EVStatus.evress_conditioning", s, _C197)
+            _order("DC_EVStatus.evress_conditioning", s, _C209)
         if v2.__class__ is not bool:
             _bad("DC_EVStatus.evress_conditioning", v2, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
         s = 3
     v3 = o.ev_error_code
     if v3 is None:
-        _order("DC_EVStatus.ev_error_code", s, _C197)
-    t = _C199.get(s)
+        _order("DC_EVStatus.ev_error_code", s, _C209)
+    t = _C211.get(s)
     if t is None:
-        _order("DC_EVStatus.ev_error_code", s, _C197)
-    i3 = _C191.get(v3)
+        _order("DC_EVStatus.ev_error_code", s, _C209)
+    i3 = _C201.get(v3)
     if i3 is None:
         _bad("DC_EVStatus.ev_error_code", v3, "a member of _din.DC_EVErrorCode")
     w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
     v4 = o.evresssoc
     if v4 is None:
-        _order("DC_EVStatus.evresssoc", 4, _C197)
+        _order("DC_EVStatus.evresssoc", 4, _C209)
     if v4.__class__ is not int or not 0 <= v4 <= 100:
         _bad("DC_EVStatus.evresssoc", v4, "an integer in 0..100")
     w.bits((((((0) << 1) << 7) | (v4)) << 1) << 1, 11)
@@ -4257,7 +4481,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C200, "DSAKeyValueType")
+            _escape(r, 3, _C212, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4266,9 +4490,29 @@ def _d24(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C213, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -4286,7 +4530,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C201, "DSAKeyValueType")
+                _escape(r, 2, _C214, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4308,7 +4552,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C202, "DSAKeyValueType")
+            _escape(r, 2, _C215, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4317,9 +4561,31 @@ def _d24(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C216, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -4337,7 +4603,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C203, "DSAKeyValueType")
+                _escape(r, 2, _C217, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4361,7 +4627,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C204, "DSAKeyValueType")
+            _escape(r, 1, _C218, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4377,7 +4643,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C205, "DSAKeyValueType")
+            _escape(r, 1, _C219, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4406,7 +4672,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C206, "DSAKeyValueType")
+                _escape(r, 2, _C220, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4414,7 +4680,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C207, "DSAKeyValueType")
+            _escape(r, 1, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4440,9 +4706,9 @@ def _e24(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C209.get(s)
+        t = _C223.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C208)
+            _order("DSAKeyValue.q", s, _C222)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4451,9 +4717,9 @@ def _e24(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C210.get(s)
+        t = _C224.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C208)
+            _order("DSAKeyValue.g", s, _C222)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4462,10 +4728,10 @@ def _e24(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C208)
-    t = _C211.get(s)
+        _order("DSAKeyValue.y", s, _C222)
+    t = _C225.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C208)
+        _order("DSAKeyValue.y", s, _C222)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -4482,9 +4748,9 @@ def _e24(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C212.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C208)
+            _order("DSAKeyValue.seed", s, _C222)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4493,18 +4759,18 @@ def _e24(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C213.get(s)
+        t = _C227.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C208)
+            _order("DSAKeyValue.pgen_counter", s, _C222)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C214.get(s)
+    t = _C228.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C208)
+        _order("DSAKeyValue", s, _C222)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4519,7 +4785,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C215, "DigestMethodType")
+            _escape(r, 3, _C229, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4531,7 +4797,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C216, "DigestMethodType")
+            _escape(r, 2, _C230, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4543,7 +4809,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C217, "DigestMethodType")
+            _escape(r, 1, _C231, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4557,7 +4823,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C218, "DigestMethodType")
+                _escape(r, 1, _C232, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4568,7 +4834,7 @@ def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C219)
+        _order("DigestMethod.algorithm", 0, _C233)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4583,7 +4849,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C220, "EVChargeParameterType")
+            _escape(r, 3, _C234, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVChargeParameter)
@@ -4601,7 +4867,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C222, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C236, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.EVPowerDeliveryParameter)
@@ -4619,7 +4885,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C224, "EVSEChargeParameterType")
+            _escape(r, 3, _C238, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVSEChargeParameter)
@@ -4637,7 +4903,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C226, "EVSEStatusType")
+            _escape(r, 3, _C240, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.EVSEStatus)
@@ -4655,7 +4921,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C228, "EVStatusType")
+            _escape(r, 3, _C242, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_din.EVStatus)
@@ -4678,7 +4944,7 @@ def _d31(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C230, "EntryType")
+            _escape(r, 3, _C244, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -4686,7 +4952,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C231, "EntryType")
+            _escape(r, 1, _C245, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_din.Entry)
@@ -4697,8 +4963,8 @@ def _e31(w, o):
     """din.Entry -> EntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("Entry.time_interval", 0, _C232)
-    d = _C233.get(v0.__class__)
+        _order("Entry.time_interval", 0, _C246)
+    d = _C247.get(v0.__class__)
     if d is None:
         _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
@@ -4765,7 +5031,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C234, "KeyInfoType")
+                _escape(r, 3, _C248, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4813,7 +5079,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C235, "KeyInfoType")
+                _escape(r, 3, _C249, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4861,7 +5127,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C236, "KeyInfoType")
+                _escape(r, 2, _C250, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4911,7 +5177,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C237, "KeyInfoType")
+                _escape(r, 1, _C251, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4961,7 +5227,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C238, "KeyInfoType")
+                _escape(r, 1, _C252, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -5011,7 +5277,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C239, "KeyInfoType")
+                _escape(r, 1, _C253, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -5061,7 +5327,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C240, "KeyInfoType")
+                _escape(r, 1, _C254, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -5111,7 +5377,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C241, "KeyInfoType")
+                _escape(r, 1, _C255, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -5161,7 +5427,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C242, "KeyInfoType")
+                _escape(r, 1, _C256, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -5211,7 +5477,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C243, "KeyInfoType")
+                _escape(r, 1, _C257, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -5261,7 +5527,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C244, "KeyInfoType")
+                _escape(r, 1, _C258, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -5293,9 +5559,9 @@ def _e32(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C246.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C245)
+            _order("KeyInfo.key_name", s, _C259)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5310,9 +5576,9 @@ def _e32(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C247.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C245)
+            _order("KeyInfo.key_value", s, _C259)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -5326,9 +5592,9 @@ def _e32(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C248.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C245)
+            _order("KeyInfo.retrieval_method", s, _C259)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -5342,9 +5608,9 @@ def _e32(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C249.get(s)
+        t = _C263.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C245)
+            _order("KeyInfo.x509_data", s, _C259)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -5358,9 +5624,9 @@ def _e32(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C250.get(s)
+        t = _C264.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C245)
+            _order("KeyInfo.pgp_data", s, _C259)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -5374,9 +5640,9 @@ def _e32(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C251.get(s)
+        t = _C265.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C245)
+            _order("KeyInfo.spki_data", s, _C259)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -5390,18 +5656,18 @@ def _e32(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C252.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C245)
+            _order("KeyInfo.mgmt_data", s, _C259)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C253.get(s)
+    t = _C267.get(s)
     if t is None:
-        _order("KeyInfo", s, _C245)
+        _order("KeyInfo", s, _C259)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5423,7 +5689,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C254, "KeyValueType")
+            _escape(r, 3, _C268, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5439,7 +5705,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C255, "KeyValueType")
+            _escape(r, 2, _C269, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5449,7 +5715,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C256, "KeyValueType")
+            _escape(r, 1, _C270, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5459,7 +5725,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C257, "KeyValueType")
+            _escape(r, 1, _C271, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5469,7 +5735,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C258, "KeyValueType")
+            _escape(r, 1, _C272, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5489,17 +5755,17 @@ def _e33(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C260.get(s)
+        t = _C274.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C259)
+            _order("KeyValue.rsa_key_value", s, _C273)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e46(w, v1)
         s = 2
-    t = _C261.get(s)
+    t = _C275.get(s)
     if t is None:
-        _order("KeyValue", s, _C259)
+        _order("KeyValue", s, _C273)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5520,7 +5786,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C262, "ManifestType")
+            _escape(r, 3, _C276, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5531,7 +5797,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C263, "ManifestType")
+            _escape(r, 3, _C277, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5546,7 +5812,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C264, "ManifestType")
+                _escape(r, 1, _C278, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5570,17 +5836,17 @@ def _e34(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C266.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C265)
+            _order("Manifest.reference", s, _C279)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e47(w, v1)
         s = 1
-    t = _C267.get(s)
+    t = _C281.get(s)
     if t is None:
-        _order("Manifest", s, _C265)
+        _order("Manifest", s, _C279)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5605,7 +5871,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C268, "MeteringReceiptReqType")
+            _escape(r, 3, _C282, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5614,9 +5880,26 @@ def _d35(r):
         if x & 3 == 0:
             f1 = r.binary(None, 8)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f2 = r.integer(3)
+                        if f2 < -32768 or f2 > 32767:
+                            r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+                elif ec == 1:
+                    f3 = _d86(r)
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C283, "MeteringReceiptReqType")
+                else:
+                    r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5634,7 +5917,7 @@ def _d35(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C269, "MeteringReceiptReqType")
+                _escape(r, 3, _C284, "MeteringReceiptReqType")
             else:
                 r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5653,7 +5936,7 @@ def _d35(r):
             f3 = _d86(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C270, "MeteringReceiptReqType")
+            _escape(r, 2, _C285, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5662,7 +5945,7 @@ def _d35(r):
             f3 = _d86(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C271, "MeteringReceiptReqType")
+            _escape(r, 2, _C286, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5670,7 +5953,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C272, "MeteringReceiptReqType")
+            _escape(r, 1, _C287, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptReq)
@@ -5692,10 +5975,10 @@ def _e35(w, o):
         s = 4
     v1 = o.session_id
     if v1 is None:
-        _order("MeteringReceiptReq.session_id", s, _C273)
-    t = _C274.get(s)
+        _order("MeteringReceiptReq.session_id", s, _C288)
+    t = _C289.get(s)
     if t is None:
-        _order("MeteringReceiptReq.session_id", s, _C273)
+        _order("MeteringReceiptReq.session_id", s, _C288)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
         _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -5712,10 +5995,10 @@ def _e35(w, o):
         s = 2
     v3 = o.meter_info
     if v3 is None:
-        _order("MeteringReceiptReq.meter_info", s, _C273)
-    t = _C275.get(s)
+        _order("MeteringReceiptReq.meter_info", s, _C288)
+    t = _C290.get(s)
     if t is None:
-        _order("MeteringReceiptReq.meter_info", s, _C273)
+        _order("MeteringReceiptReq.meter_info", s, _C288)
     if v3.__class__ is not _din.MeterInfo:
         _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
     w.bits(t[0], t[1])
@@ -5767,7 +6050,7 @@ def _d36(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C276, "MeteringReceiptResType")
+                _escape(r, 3, _C291, "MeteringReceiptResType")
             else:
                 r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
@@ -5776,7 +6059,7 @@ def _d36(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C277, "MeteringReceiptResType")
+            _escape(r, 2, _C292, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5784,7 +6067,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C278, "MeteringReceiptResType")
+            _escape(r, 1, _C293, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptRes)
@@ -5796,13 +6079,13 @@ def _e36(w, o):
     """din.MeteringReceiptRes -> MeteringReceiptResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("MeteringReceiptRes.response_code", 0, _C279)
+        _order("MeteringReceiptRes.response_code", 0, _C294)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("MeteringReceiptRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.ac_evse_status
     if v1 is None:
-        _order("MeteringReceiptRes.ac_evse_status", 1, _C279)
+        _order("MeteringReceiptRes.ac_evse_status", 1, _C294)
     if v1.__class__ is not _din.AC_EVSEStatus:
         _bad("MeteringReceiptRes.ac_evse_status", v1, "a AC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
@@ -5833,7 +6116,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C280, "ObjectType")
+            _escape(r, 3, _C295, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5851,7 +6134,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C281, "ObjectType")
+            _escape(r, 2, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5866,7 +6149,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C282, "ObjectType")
+            _escape(r, 2, _C297, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5878,7 +6161,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C283, "ObjectType")
+            _escape(r, 2, _C298, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5890,7 +6173,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C284, "ObjectType")
+            _escape(r, 1, _C299, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5902,7 +6185,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C285, "ObjectType")
+            _escape(r, 1, _C300, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5923,9 +6206,9 @@ def _e37(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C287.get(s)
+        t = _C302.get(s)
         if t is None:
-            _order("Object.id", s, _C286)
+            _order("Object.id", s, _C301)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5933,17 +6216,17 @@ def _e37(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C288.get(s)
+        t = _C303.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C286)
+            _order("Object.mime_type", s, _C301)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C289.get(s)
+    t = _C304.get(s)
     if t is None:
-        _order("Object", s, _C286)
+        _order("Object", s, _C301)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5972,7 +6255,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C290, "PGPDataType")
+            _escape(r, 3, _C305, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5982,7 +6265,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C291, "PGPDataType")
+            _escape(r, 1, _C306, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5994,7 +6277,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C292, "PGPDataType")
+                _escape(r, 1, _C307, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6012,7 +6295,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C293, "PGPDataType")
+            _escape(r, 1, _C308, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -6022,7 +6305,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C294, "PGPDataType")
+            _escape(r, 1, _C309, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6034,7 +6317,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C295, "PGPDataType")
+                _escape(r, 1, _C310, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -6055,18 +6338,18 @@ def _e38(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C297.get(s)
+        t = _C312.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C296)
+            _order("PGPData.pgp_key_packet", s, _C311)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C298.get(s)
+    t = _C313.get(s)
     if t is None:
-        _order("PGPData", s, _C296)
+        _order("PGPData", s, _C311)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6084,7 +6367,7 @@ def _d39(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C299, "PMaxScheduleEntryType")
+            _escape(r, 3, _C314, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -6117,7 +6400,7 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "PMax")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C300, "PMaxScheduleEntryType")
+                _escape(r, 2, _C315, "PMaxScheduleEntryType")
             else:
                 r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -6125,7 +6408,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C301, "PMaxScheduleEntryType")
+            _escape(r, 1, _C316, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_din.PMaxScheduleEntry)
@@ -6137,15 +6420,15 @@ def _e39(w, o):
     """din.PMaxScheduleEntry -> PMaxScheduleEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("PMaxScheduleEntry.time_interval", 0, _C302)
-    d = _C303.get(v0.__class__)
+        _order("PMaxScheduleEntry.time_interval", 0, _C317)
+    d = _C318.get(v0.__class__)
     if d is None:
         _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
     d[1](w, v0)
     v1 = o.p_max
     if v1 is None:
-        _order("PMaxScheduleEntry.p_max", 1, _C302)
+        _order("PMaxScheduleEntry.p_max", 1, _C317)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("PMaxScheduleEntry.p_max", v1, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -6190,7 +6473,7 @@ def _d40(r):
                         _escape(r, 1, _EV_ELEM_EE, "ContractID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C304, "PaymentDetailsReqType")
+                _escape(r, 3, _C319, "PaymentDetailsReqType")
             else:
                 r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6199,7 +6482,7 @@ def _d40(r):
             f1 = _d81(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C305, "PaymentDetailsReqType")
+            _escape(r, 2, _C320, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6207,7 +6490,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C306, "PaymentDetailsReqType")
+            _escape(r, 1, _C321, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsReq)
@@ -6219,14 +6502,14 @@ def _e40(w, o):
     """din.PaymentDetailsReq -> PaymentDetailsReqType"""
     v0 = o.contract_id
     if v0 is None:
-        _order("PaymentDetailsReq.contract_id", 0, _C307)
+        _order("PaymentDetailsReq.contract_id", 0, _C322)
     if type(v0) is not str or len(v0) > 24:
         _bad("PaymentDetailsReq.contract_id", v0, "a str of length 0..24")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.contract_signature_cert_chain
     if v1 is None:
-        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C307)
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C322)
     if v1.__class__ is not _din.CertificateChain:
         _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
     w.bits(0, 2)
@@ -6292,7 +6575,7 @@ def _d41(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C308, "PaymentDetailsResType")
+                _escape(r, 3, _C323, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -6332,7 +6615,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C309, "PaymentDetailsResType")
+                _escape(r, 2, _C324, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -6365,7 +6648,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C310, "PaymentDetailsResType")
+                _escape(r, 2, _C325, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -6373,7 +6656,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C311, "PaymentDetailsResType")
+            _escape(r, 1, _C326, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsRes)
@@ -6386,20 +6669,20 @@ def _e41(w, o):
     """din.PaymentDetailsRes -> PaymentDetailsResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PaymentDetailsRes.response_code", 0, _C312)
+        _order("PaymentDetailsRes.response_code", 0, _C327)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PaymentDetailsRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.gen_challenge
     if v1 is None:
-        _order("PaymentDetailsRes.gen_challenge", 1, _C312)
+        _order("PaymentDetailsRes.gen_challenge", 1, _C327)
     if type(v1) is not str:
         _bad("PaymentDetailsRes.gen_challenge", v1, "a str of length 0..")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.string(v1)
     v2 = o.date_time_now
     if v2 is None:
-        _order("PaymentDetailsRes.date_time_now", 2, _C312)
+        _order("PaymentDetailsRes.date_time_now", 2, _C327)
     if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
         _bad("PaymentDetailsRes.date_time_now", v2, "an integer in -9223372036854775808..9223372036854775807")
     w.bits(0, 3)
@@ -6414,11 +6697,26 @@ def _d42(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f0 = y
-            s = 1
+            ec = x & 7
+            if ec == 0:
+                f1 = _d79(r)
+                s = 2
+            elif ec == 1:
+                f2 = _d20(r)
+                s = 3
+            elif ec == 2:
+                f2 = _d27(r)
+                s = 3
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C328, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6436,7 +6734,7 @@ def _d42(r):
                             _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C313, "PowerDeliveryReqType")
+                _escape(r, 3, _C329, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6453,7 +6751,7 @@ def _d42(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C314, "PowerDeliveryReqType")
+            _escape(r, 1, _C330, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6467,7 +6765,7 @@ def _d42(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C315, "PowerDeliveryReqType")
+            _escape(r, 1, _C331, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6475,7 +6773,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C316, "PowerDeliveryReqType")
+            _escape(r, 1, _C332, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryReq)
@@ -6488,7 +6786,7 @@ def _e42(w, o):
     """din.PowerDeliveryReq -> PowerDeliveryReqType"""
     v0 = o.ready_to_charge_state
     if v0 is None:
-        _order("PowerDeliveryReq.ready_to_charge_state", 0, _C317)
+        _order("PowerDeliveryReq.ready_to_charge_state", 0, _C333)
     if v0.__class__ is not bool:
         _bad("PowerDeliveryReq.ready_to_charge_state", v0, "a bool")
     v1 = o.charging_profile
@@ -6502,21 +6800,21 @@ def _e42(w, o):
         s = 2
     v2 = o.ev_power_delivery_parameter
     if v2 is not None:
-        t = _C318.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C317)
-        d = _C321.get(v2.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C333)
+        d = _C337.get(v2.__class__)
         if d is None:
             _bad("PowerDeliveryReq.ev_power_delivery_parameter", v2, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
         code = d[0].get(s)
         if code is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C317)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C333)
         w.bits(code, t[1])
         d[1](w, v2)
         s = 3
-    t = _C322.get(s)
+    t = _C338.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C317)
+        _order("PowerDeliveryReq", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6527,14 +6825,27 @@ def _d43(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(8)
-        if x & 193 == 0:
-            y = (x >> 1) & 31
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
             if y >= 23:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C339, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6558,7 +6869,7 @@ def _d43(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C323, "PowerDeliveryResType")
+                _escape(r, 3, _C340, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -6573,7 +6884,7 @@ def _d43(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C324, "PowerDeliveryResType")
+            _escape(r, 2, _C341, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -6581,7 +6892,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C325, "PowerDeliveryResType")
+            _escape(r, 1, _C342, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryRes)
@@ -6593,14 +6904,14 @@ def _e43(w, o):
     """din.PowerDeliveryRes -> PowerDeliveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PowerDeliveryRes.response_code", 0, _C326)
+        _order("PowerDeliveryRes.response_code", 0, _C343)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PowerDeliveryRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.evse_status
     if v1 is None:
-        _order("PowerDeliveryRes.evse_status", 1, _C326)
-    d = _C327.get(v1.__class__)
+        _order("PowerDeliveryRes.evse_status", 1, _C343)
+    d = _C344.get(v1.__class__)
     if d is None:
         _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
@@ -6619,7 +6930,7 @@ def _d44(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C328, "PreChargeReqType")
+            _escape(r, 3, _C345, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6628,7 +6939,7 @@ def _d44(r):
             f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C329, "PreChargeReqType")
+            _escape(r, 2, _C346, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6637,7 +6948,7 @@ def _d44(r):
             f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C330, "PreChargeReqType")
+            _escape(r, 2, _C347, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6645,7 +6956,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C331, "PreChargeReqType")
+            _escape(r, 1, _C348, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_din.PreChargeReq)
@@ -6658,21 +6969,21 @@ def _e44(w, o):
     """din.PreChargeReq -> PreChargeReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("PreChargeReq.dc_ev_status", 0, _C332)
+        _order("PreChargeReq.dc_ev_status", 0, _C349)
     if v0.__class__ is not _din.DC_EVStatus:
         _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_voltage
     if v1 is None:
-        _order("PreChargeReq.ev_target_voltage", 1, _C332)
+        _order("PreChargeReq.ev_target_voltage", 1, _C349)
     if v1.__class__ is not _din.PhysicalValue:
         _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v1)
     v2 = o.ev_target_current
     if v2 is None:
-        _order("PreChargeReq.ev_target_current", 2, _C332)
+        _order("PreChargeReq.ev_target_current", 2, _C349)
     if v2.__class__ is not _din.PhysicalValue:
         _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -6732,7 +7043,7 @@ def _d45(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C333, "PreChargeResType")
+                _escape(r, 3, _C350, "PreChargeResType")
             else:
                 r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -6741,7 +7052,7 @@ def _d45(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C334, "PreChargeResType")
+            _escape(r, 2, _C351, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
@@ -6750,7 +7061,7 @@ def _d45(r):
             f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C335, "PreChargeResType")
+            _escape(r, 2, _C352, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -6758,7 +7069,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C336, "PreChargeResType")
+            _escape(r, 1, _C353, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_din.PreChargeRes)
@@ -6771,20 +7082,20 @@ def _e45(w, o):
     """din.PreChargeRes -> PreChargeResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PreChargeRes.response_code", 0, _C337)
+        _order("PreChargeRes.response_code", 0, _C354)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PreChargeRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("PreChargeRes.dc_evse_status", 1, _C337)
+        _order("PreChargeRes.dc_evse_status", 1, _C354)
     if v1.__class__ is not _din.DC_EVSEStatus:
         _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("PreChargeRes.evse_present_voltage", 2, _C337)
+        _order("PreChargeRes.evse_present_voltage", 2, _C354)
     if v2.__class__ is not _din.PhysicalValue:
         _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -6831,7 +7142,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C338, "RSAKeyValueType")
+                _escape(r, 3, _C355, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6860,7 +7171,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C339, "RSAKeyValueType")
+                _escape(r, 2, _C356, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6868,7 +7179,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C340, "RSAKeyValueType")
+            _escape(r, 1, _C357, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6880,14 +7191,14 @@ def _e46(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C341)
+        _order("RSAKeyValue.modulus", 0, _C358)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C341)
+        _order("RSAKeyValue.exponent", 1, _C358)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -6921,7 +7232,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C342, "ReferenceType")
+            _escape(r, 3, _C359, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6939,7 +7250,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C343, "ReferenceType")
+            _escape(r, 3, _C360, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6954,7 +7265,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C344, "ReferenceType")
+            _escape(r, 3, _C361, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6966,7 +7277,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C345, "ReferenceType")
+            _escape(r, 3, _C362, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6975,7 +7286,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C346, "ReferenceType")
+            _escape(r, 2, _C363, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -7004,7 +7315,7 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C347, "ReferenceType")
+                _escape(r, 2, _C364, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -7012,7 +7323,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C348, "ReferenceType")
+            _escape(r, 1, _C365, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -7036,9 +7347,9 @@ def _e47(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C350.get(s)
+        t = _C367.get(s)
         if t is None:
-            _order("Reference.type", s, _C349)
+            _order("Reference.type", s, _C366)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7046,9 +7357,9 @@ def _e47(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C351.get(s)
+        t = _C368.get(s)
         if t is None:
-            _order("Reference.uri", s, _C349)
+            _order("Reference.uri", s, _C366)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7056,9 +7367,9 @@ def _e47(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C352.get(s)
+        t = _C369.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C349)
+            _order("Reference.transforms", s, _C366)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -7066,17 +7377,17 @@ def _e47(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C349)
-    t = _C353.get(s)
+        _order("Reference.digest_method", s, _C366)
+    t = _C370.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C349)
+        _order("Reference.digest_method", s, _C366)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e25(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C349)
+        _order("Reference.digest_value", 2, _C366)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -7096,9 +7407,25 @@ def _d48(r):
             if f0 > 4294967295:
                 r.facet("start: %d outside 0..4294967295" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "duration")
+                    else:
+                        f1 = r.uint(5)
+                        if f1 > 4294967295:
+                            r.facet("duration: %d outside 0..4294967295" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "duration")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C371, "RelativeTimeIntervalType")
+                else:
+                    r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7118,7 +7445,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "start")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C354, "RelativeTimeIntervalType")
+                _escape(r, 3, _C372, "RelativeTimeIntervalType")
             else:
                 r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -7136,7 +7463,7 @@ def _d48(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C355, "RelativeTimeIntervalType")
+            _escape(r, 1, _C373, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -7144,7 +7471,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C356, "RelativeTimeIntervalType")
+            _escape(r, 1, _C374, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_din.RelativeTimeInterval)
@@ -7156,7 +7483,7 @@ def _e48(w, o):
     """din.RelativeTimeInterval -> RelativeTimeIntervalType"""
     v0 = o.start
     if v0 is None:
-        _order("RelativeTimeInterval.start", 0, _C357)
+        _order("RelativeTimeInterval.start", 0, _C375)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("RelativeTimeInterval.start", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -7171,9 +7498,9 @@ def _e48(w, o):
         w.uint(v1)
         w.bits(0, 1)
         s = 2
-    t = _C358.get(s)
+    t = _C376.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C357)
+        _order("RelativeTimeInterval", s, _C375)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7197,7 +7524,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C359, "RetrievalMethodType")
+            _escape(r, 3, _C377, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7211,7 +7538,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C360, "RetrievalMethodType")
+            _escape(r, 2, _C378, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7222,7 +7549,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C361, "RetrievalMethodType")
+            _escape(r, 2, _C379, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7230,7 +7557,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C362, "RetrievalMethodType")
+            _escape(r, 1, _C380, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -7251,9 +7578,9 @@ def _e49(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C364.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C363)
+            _order("RetrievalMethod.uri", s, _C381)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7261,17 +7588,17 @@ def _e49(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C365.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C363)
+            _order("RetrievalMethod.transforms", s, _C381)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e73(w, v2)
         s = 1
-    t = _C366.get(s)
+    t = _C384.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C363)
+        _order("RetrievalMethod", s, _C381)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7288,7 +7615,7 @@ def _d50(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C367, "SAScheduleListType")
+            _escape(r, 3, _C385, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -7303,7 +7630,7 @@ def _d50(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C368, "SAScheduleListType")
+                _escape(r, 1, _C386, "SAScheduleListType")
             else:
                 r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleList)
@@ -7319,17 +7646,17 @@ def _e50(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C370.get(s)
+        t = _C388.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C369)
+            _order("SAScheduleList.sa_schedule_tuple", s, _C387)
         if v0.__class__ is not _din.SAScheduleTuple:
             _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
         _e93(w, v0)
         s = 1
-    t = _C371.get(s)
+    t = _C389.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C369)
+        _order("SAScheduleList", s, _C387)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7341,7 +7668,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C372, "SASchedulesType")
+            _escape(r, 3, _C390, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_din.SASchedules)
@@ -7363,9 +7690,26 @@ def _d52(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C392, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -7384,7 +7728,7 @@ def _d52(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C374, "SPKIDataType")
+                    _escape(r, 3, _C393, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7403,7 +7747,7 @@ def _d52(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C375, "SPKIDataType")
+                _escape(r, 1, _C394, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7420,7 +7764,7 @@ def _d52(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C376, "SPKIDataType")
+                _escape(r, 1, _C395, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7438,18 +7782,18 @@ def _e52(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C378.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C377)
+            _order("SPKIData.spki_sexp", s, _C396)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C379.get(s)
+    t = _C398.get(s)
     if t is None:
-        _order("SPKIData", s, _C377)
+        _order("SPKIData", s, _C396)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7469,16 +7813,27 @@ def _d53(r):
             f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C380, "SalesTariffEntryType")
+            _escape(r, 3, _C399, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = (x >> 1) & 255
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = (x >> 3) & 255
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                v = _d80(r)
+                f2.append(v)
+                s = 3
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C400, "SalesTariffEntryType")
+            else:
+                r.fail("SalesTariffEntryType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -7496,7 +7851,7 @@ def _d53(r):
                             _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C381, "SalesTariffEntryType")
+                _escape(r, 2, _C401, "SalesTariffEntryType")
             else:
                 r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -7509,7 +7864,7 @@ def _d53(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C382, "SalesTariffEntryType")
+            _escape(r, 1, _C402, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -7524,7 +7879,7 @@ def _d53(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C383, "SalesTariffEntryType")
+                _escape(r, 1, _C403, "SalesTariffEntryType")
             else:
                 r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_din.SalesTariffEntry)
@@ -7537,15 +7892,15 @@ def _e53(w, o):
     """din.SalesTariffEntry -> SalesTariffEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("SalesTariffEntry.time_interval", 0, _C384)
-    d = _C385.get(v0.__class__)
+        _order("SalesTariffEntry.time_interval", 0, _C404)
+    d = _C405.get(v0.__class__)
     if d is None:
         _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
     d[1](w, v0)
     v1 = o.e_price_level
     if v1 is None:
-        _order("SalesTariffEntry.e_price_level", 1, _C384)
+        _order("SalesTariffEntry.e_price_level", 1, _C404)
     if v1.__class__ is not int or not 0 <= v1 <= 255:
         _bad("SalesTariffEntry.e_price_level", v1, "an integer in 0..255")
     w.bits(((((0) << 1) << 8) | (v1)) << 1, 11)
@@ -7556,17 +7911,17 @@ def _e53(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C386.get(s)
+        t = _C406.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C384)
+            _order("SalesTariffEntry.consumption_cost", s, _C404)
         if v2.__class__ is not _din.ConsumptionCost:
             _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
         _e80(w, v2)
         s = 3
-    t = _C387.get(s)
+    t = _C407.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C384)
+        _order("SalesTariffEntry", s, _C404)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7582,7 +7937,7 @@ def _d54(r):
             f0 = _d100(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C388, "ServiceChargeType")
+            _escape(r, 3, _C408, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 1:
@@ -7594,7 +7949,7 @@ def _d54(r):
             y = (x >> 2) & 15
             if y >= 10:
                 r.fail("EnergyTransferType: enumeration index %d out of range" % y)
-            y = _C389[y]
+            y = _C409[y]
             f2 = y
             s = -1
         else:
@@ -7614,7 +7969,7 @@ def _d54(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C391, "ServiceChargeType")
+                _escape(r, 2, _C411, "ServiceChargeType")
             else:
                 r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 2:
@@ -7624,7 +7979,7 @@ def _d54(r):
             y = (x >> 2) & 15
             if y >= 10:
                 r.fail("EnergyTransferType: enumeration index %d out of range" % y)
-            y = _C389[y]
+            y = _C409[y]
             f2 = y
             s = -1
         else:
@@ -7636,7 +7991,7 @@ def _d54(r):
                     x = (x >> 1) & 15
                     if x >= 10:
                         r.fail("EnergyTransferType: enumeration index %d out of range" % x)
-                    f2 = _C389[x]
+                    f2 = _C409[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -7645,12 +8000,12 @@ def _d54(r):
                         f2 = r.bits(4)
                         if f2 >= 10:
                             r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
-                        f2 = _C389[f2]
+                        f2 = _C409[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C392, "ServiceChargeType")
+                _escape(r, 2, _C412, "ServiceChargeType")
             else:
                 r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 3:
@@ -7658,7 +8013,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C393, "ServiceChargeType")
+            _escape(r, 1, _C413, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     o = _new(_din.ServiceCharge)
@@ -7671,20 +8026,20 @@ def _e54(w, o):
     """din.ServiceCharge -> ServiceChargeType"""
     v0 = o.service_tag
     if v0 is None:
-        _order("ServiceCharge.service_tag", 0, _C394)
+        _order("ServiceCharge.service_tag", 0, _C414)
     if v0.__class__ is not _din.ServiceTag:
         _bad("ServiceCharge.service_tag", v0, "a ServiceTag")
     w.bits(0, 1)
     _e100(w, v0)
     v1 = o.free_service
     if v1 is None:
-        _order("ServiceCharge.free_service", 1, _C394)
+        _order("ServiceCharge.free_service", 1, _C414)
     if v1.__class__ is not bool:
         _bad("ServiceCharge.free_service", v1, "a bool")
     v2 = o.energy_transfer_type
     if v2 is None:
-        _order("ServiceCharge.energy_transfer_type", 2, _C394)
-    i2 = _C390.get(v2)
+        _order("ServiceCharge.energy_transfer_type", 2, _C414)
+    i2 = _C410.get(v2)
     if i2 is None:
         _bad("ServiceCharge.energy_transfer_type", v2, "a member of _din.EVSESupportedEnergyTransfer")
     w.bits(((((((((((0) << 1) << 1) | (v1)) << 1) << 1) << 1) << 4) | (i2)) << 1) << 1, 12)
@@ -7723,7 +8078,7 @@ def _d55(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C395, "ServiceDetailReqType")
+                _escape(r, 3, _C415, "ServiceDetailReqType")
             else:
                 r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7731,7 +8086,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C396, "ServiceDetailReqType")
+            _escape(r, 1, _C416, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailReq)
@@ -7742,7 +8097,7 @@ def _e55(w, o):
     """din.ServiceDetailReq -> ServiceDetailReqType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ServiceDetailReq.service_id", 0, _C397)
+        _order("ServiceDetailReq.service_id", 0, _C417)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -7768,9 +8123,18 @@ def _d56(r):
             if f1 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d99(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C418, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7799,7 +8163,7 @@ def _d56(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C398, "ServiceDetailResType")
+                _escape(r, 3, _C419, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -7810,9 +8174,18 @@ def _d56(r):
             if f1 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d99(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C420, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7832,7 +8205,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C399, "ServiceDetailResType")
+                _escape(r, 2, _C421, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -7843,7 +8216,7 @@ def _d56(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C400, "ServiceDetailResType")
+            _escape(r, 1, _C422, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -7851,7 +8224,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C401, "ServiceDetailResType")
+            _escape(r, 1, _C423, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailRes)
@@ -7864,13 +8237,13 @@ def _e56(w, o):
     """din.ServiceDetailRes -> ServiceDetailResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDetailRes.response_code", 0, _C402)
+        _order("ServiceDetailRes.response_code", 0, _C424)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ServiceDetailRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.service_id
     if v1 is None:
-        _order("ServiceDetailRes.service_id", 1, _C402)
+        _order("ServiceDetailRes.service_id", 1, _C424)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -7884,9 +8257,9 @@ def _e56(w, o):
         w.bits(0, 2)
         _e99(w, v2)
         s = 3
-    t = _C403.get(s)
+    t = _C425.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C402)
+        _order("ServiceDetailRes", s, _C424)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7909,21 +8282,21 @@ def _d57(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C404[x]
+                f1 = _C426[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C404[f1]
+                    f1 = _C426[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C406, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C428, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7932,21 +8305,21 @@ def _d57(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C404[x]
+                f1 = _C426[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C404[f1]
+                    f1 = _C426[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C407, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C429, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7954,7 +8327,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C408, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C430, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryReq)
@@ -7975,17 +8348,17 @@ def _e57(w, o):
         s = 1
     v1 = o.service_category
     if v1 is not None:
-        t = _C410.get(s)
+        t = _C432.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C409)
-        i1 = _C405.get(v1)
+            _order("ServiceDiscoveryReq.service_category", s, _C431)
+        i1 = _C427.get(v1)
         if i1 is None:
             _bad("ServiceDiscoveryReq.service_category", v1, "a member of _din.ServiceCategory")
         w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
         s = 2
-    t = _C411.get(s)
+    t = _C433.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C409)
+        _order("ServiceDiscoveryReq", s, _C431)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8037,7 +8410,7 @@ def _d58(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C412, "ServiceDiscoveryResType")
+                _escape(r, 3, _C434, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -8046,7 +8419,7 @@ def _d58(r):
             f1 = _d91(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C413, "ServiceDiscoveryResType")
+            _escape(r, 2, _C435, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -8055,7 +8428,7 @@ def _d58(r):
             f2 = _d54(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C414, "ServiceDiscoveryResType")
+            _escape(r, 2, _C436, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -8066,7 +8439,7 @@ def _d58(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C415, "ServiceDiscoveryResType")
+            _escape(r, 1, _C437, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -8074,7 +8447,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C416, "ServiceDiscoveryResType")
+            _escape(r, 1, _C438, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryRes)
@@ -8088,20 +8461,20 @@ def _e58(w, o):
     """din.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDiscoveryRes.response_code", 0, _C417)
+        _order("ServiceDiscoveryRes.response_code", 0, _C439)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ServiceDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.payment_options
     if v1 is None:
-        _order("ServiceDiscoveryRes.payment_options", 1, _C417)
+        _order("ServiceDiscoveryRes.payment_options", 1, _C439)
     if v1.__class__ is not _din.PaymentOptions:
         _bad("ServiceDiscoveryRes.payment_options", v1, "a PaymentOptions")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e91(w, v1)
     v2 = o.charge_service
     if v2 is None:
-        _order("ServiceDiscoveryRes.charge_service", 2, _C417)
+        _order("ServiceDiscoveryRes.charge_service", 2, _C439)
     if v2.__class__ is not _din.ServiceCharge:
         _bad("ServiceDiscoveryRes.charge_service", v2, "a ServiceCharge")
     w.bits(0, 1)
@@ -8114,9 +8487,9 @@ def _e58(w, o):
         w.bits(0, 2)
         _e98(w, v3)
         s = 4
-    t = _C418.get(s)
+    t = _C440.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C417)
+        _order("ServiceDiscoveryRes", s, _C439)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8130,7 +8503,7 @@ def _d59(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C419[y]
+            y = _C441[y]
             f0 = y
             f1 = _d96(r)
             p = r.pos
@@ -8147,19 +8520,19 @@ def _d59(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f0 = _C419[x]
+                    f0 = _C441[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f0 = _simple_escape(r, None, "SelectedPaymentOption")
                     else:
                         f0 = r.bits(1)
-                        f0 = _C419[f0]
+                        f0 = _C441[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C421, "ServicePaymentSelectionReqType")
+                _escape(r, 3, _C443, "ServicePaymentSelectionReqType")
             else:
                 r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8168,7 +8541,7 @@ def _d59(r):
             f1 = _d96(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C422, "ServicePaymentSelectionReqType")
+            _escape(r, 2, _C444, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -8176,7 +8549,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C423, "ServicePaymentSelectionReqType")
+            _escape(r, 1, _C445, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionReq)
@@ -8188,13 +8561,13 @@ def _e59(w, o):
     """din.ServicePaymentSelectionReq -> ServicePaymentSelectionReqType"""
     v0 = o.selected_payment_option
     if v0 is None:
-        _order("ServicePaymentSelectionReq.selected_payment_option", 0, _C424)
-    i0 = _C420.get(v0)
+        _order("ServicePaymentSelectionReq.selected_payment_option", 0, _C446)
+    i0 = _C442.get(v0)
     if i0 is None:
         _bad("ServicePaymentSelectionReq.selected_payment_option", v0, "a member of _din.PaymentOption")
     v1 = o.selected_service_list
     if v1 is None:
-        _order("ServicePaymentSelectionReq.selected_service_list", 1, _C424)
+        _order("ServicePaymentSelectionReq.selected_service_list", 1, _C446)
     if v1.__class__ is not _din.SelectedServiceList:
         _bad("ServicePaymentSelectionReq.selected_service_list", v1, "a SelectedServiceList")
     w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
@@ -8238,7 +8611,7 @@ def _d60(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C425, "ServicePaymentSelectionResType")
+                _escape(r, 3, _C447, "ServicePaymentSelectionResType")
             else:
                 r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -8246,7 +8619,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C426, "ServicePaymentSelectionResType")
+            _escape(r, 1, _C448, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionRes)
@@ -8257,7 +8630,7 @@ def _e60(w, o):
     """din.ServicePaymentSelectionRes -> ServicePaymentSelectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServicePaymentSelectionRes.response_code", 0, _C427)
+        _order("ServicePaymentSelectionRes.response_code", 0, _C449)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ServicePaymentSelectionRes.response_code", v0, "a member of _din.ResponseCode")
@@ -8293,7 +8666,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVCCID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C428, "SessionSetupReqType")
+                _escape(r, 3, _C450, "SessionSetupReqType")
             else:
                 r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8301,7 +8674,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C429, "SessionSetupReqType")
+            _escape(r, 1, _C451, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupReq)
@@ -8312,7 +8685,7 @@ def _e61(w, o):
     """din.SessionSetupReq -> SessionSetupReqType"""
     v0 = o.evccid
     if v0 is None:
-        _order("SessionSetupReq.evccid", 0, _C430)
+        _order("SessionSetupReq.evccid", 0, _C452)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
         _bad("SessionSetupReq.evccid", v0, "bytes of length 0..8")
     w.bits(0, 2)
@@ -8336,9 +8709,25 @@ def _d62(r):
             f0 = y
             f1 = r.binary(None, 32)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "DateTimeNow")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C453, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8367,7 +8756,7 @@ def _d62(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C431, "SessionSetupResType")
+                _escape(r, 3, _C454, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -8376,9 +8765,25 @@ def _d62(r):
         if x & 3 == 0:
             f1 = r.binary(None, 32)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "DateTimeNow")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C455, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8396,7 +8801,7 @@ def _d62(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C432, "SessionSetupResType")
+                _escape(r, 2, _C456, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -8414,7 +8819,7 @@ def _d62(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C433, "SessionSetupResType")
+            _escape(r, 1, _C457, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -8422,7 +8827,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C434, "SessionSetupResType")
+            _escape(r, 1, _C458, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupRes)
@@ -8435,13 +8840,13 @@ def _e62(w, o):
     """din.SessionSetupRes -> SessionSetupResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionSetupRes.response_code", 0, _C435)
+        _order("SessionSetupRes.response_code", 0, _C459)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("SessionSetupRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("SessionSetupRes.evseid", 1, _C435)
+        _order("SessionSetupRes.evseid", 1, _C459)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
         _bad("SessionSetupRes.evseid", v1, "bytes of length 0..32")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -8456,9 +8861,9 @@ def _e62(w, o):
         w.integer(v2)
         w.bits(0, 1)
         s = 3
-    t = _C436.get(s)
+    t = _C460.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C435)
+        _order("SessionSetupRes", s, _C459)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8470,7 +8875,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C437, "SessionStopType")
+            _escape(r, 3, _C461, "SessionStopType")
         else:
             r.fail("SessionStopType: event code %d out of range" % ec)
     o = _new(_din.SessionStop)
@@ -8517,7 +8922,7 @@ def _d64(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C439, "SessionStopResType")
+                _escape(r, 3, _C463, "SessionStopResType")
             else:
                 r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -8525,7 +8930,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C440, "SessionStopResType")
+            _escape(r, 1, _C464, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_din.SessionStopRes)
@@ -8536,7 +8941,7 @@ def _e64(w, o):
     """din.SessionStopRes -> SessionStopResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionStopRes.response_code", 0, _C441)
+        _order("SessionStopRes.response_code", 0, _C465)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("SessionStopRes.response_code", v0, "a member of _din.ResponseCode")
@@ -8560,7 +8965,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C442, "SignatureType")
+            _escape(r, 3, _C466, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -8569,7 +8974,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C443, "SignatureType")
+            _escape(r, 3, _C467, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -8578,7 +8983,7 @@ def _d65(r):
             f2 = _d69(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C444, "SignatureType")
+            _escape(r, 2, _C468, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -8594,7 +8999,7 @@ def _d65(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C445, "SignatureType")
+            _escape(r, 1, _C469, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -8607,7 +9012,7 @@ def _d65(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C446, "SignatureType")
+            _escape(r, 1, _C470, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -8622,7 +9027,7 @@ def _d65(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C447, "SignatureType")
+                _escape(r, 1, _C471, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8645,17 +9050,17 @@ def _e65(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C448)
-    t = _C449.get(s)
+        _order("Signature.signed_info", s, _C472)
+    t = _C473.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C448)
+        _order("Signature.signed_info", s, _C472)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e70(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C448)
+        _order("Signature.signature_value", 1, _C472)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -8674,17 +9079,17 @@ def _e65(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C450.get(s)
+        t = _C474.get(s)
         if t is None:
-            _order("Signature.object", s, _C448)
+            _order("Signature.object", s, _C472)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e37(w, v4)
         s = 4
-    t = _C451.get(s)
+    t = _C475.get(s)
     if t is None:
-        _order("Signature", s, _C448)
+        _order("Signature", s, _C472)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8700,7 +9105,7 @@ def _d66(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C452, "SignatureMethodType")
+            _escape(r, 3, _C476, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8720,7 +9125,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C453, "SignatureMethodType")
+            _escape(r, 2, _C477, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8740,7 +9145,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C454, "SignatureMethodType")
+            _escape(r, 1, _C478, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8752,7 +9157,7 @@ def _d66(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C455, "SignatureMethodType")
+            _escape(r, 1, _C479, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8766,7 +9171,7 @@ def _d66(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C456, "SignatureMethodType")
+                _escape(r, 1, _C480, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8778,7 +9183,7 @@ def _e66(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C457)
+        _order("SignatureMethod.algorithm", 0, _C481)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8792,9 +9197,9 @@ def _e66(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C458.get(s)
+    t = _C482.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C457)
+        _order("SignatureMethod", s, _C481)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8815,7 +9220,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C459, "SignaturePropertiesType")
+            _escape(r, 3, _C483, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8826,7 +9231,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C460, "SignaturePropertiesType")
+            _escape(r, 3, _C484, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8841,7 +9246,7 @@ def _d67(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C461, "SignaturePropertiesType")
+                _escape(r, 1, _C485, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8865,17 +9270,17 @@ def _e67(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C463.get(s)
+        t = _C487.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C462)
+            _order("SignatureProperties.signature_property", s, _C486)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e68(w, v1)
         s = 1
-    t = _C464.get(s)
+    t = _C488.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C462)
+        _order("SignatureProperties", s, _C486)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8893,7 +9298,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C465, "SignaturePropertyType")
+            _escape(r, 3, _C489, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8902,7 +9307,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C466, "SignaturePropertyType")
+            _escape(r, 3, _C490, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8912,7 +9317,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C467, "SignaturePropertyType")
+            _escape(r, 3, _C491, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8922,7 +9327,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C468, "SignaturePropertyType")
+            _escape(r, 2, _C492, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8934,7 +9339,7 @@ def _d68(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C469, "SignaturePropertyType")
+            _escape(r, 1, _C493, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8954,15 +9359,15 @@ def _e68(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C470)
-    t = _C471.get(s)
+        _order("SignatureProperty.target", s, _C494)
+    t = _C495.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C470)
+        _order("SignatureProperty.target", s, _C494)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C470)
+    _order("SignatureProperty", 3, _C494)
 
 def _d69(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8978,7 +9383,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C472, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C496, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8988,7 +9393,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C473, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C497, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8997,7 +9402,7 @@ def _d69(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C474, "SignatureValueType")
+            _escape(r, 1, _C498, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -9017,10 +9422,10 @@ def _e69(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C475)
-    t = _C476.get(s)
+        _order("SignatureValue.value", s, _C499)
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C475)
+        _order("SignatureValue.value", s, _C499)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -9044,7 +9449,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C477, "SignedInfoType")
+            _escape(r, 3, _C501, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -9053,7 +9458,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C478, "SignedInfoType")
+            _escape(r, 3, _C502, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9062,7 +9467,7 @@ def _d70(r):
             f2 = _d66(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C479, "SignedInfoType")
+            _escape(r, 2, _C503, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9073,7 +9478,7 @@ def _d70(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C480, "SignedInfoType")
+            _escape(r, 2, _C504, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9088,7 +9493,7 @@ def _d70(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C481, "SignedInfoType")
+                _escape(r, 1, _C505, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -9110,17 +9515,17 @@ def _e70(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C482)
-    t = _C483.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C506)
+    t = _C507.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C482)
+        _order("SignedInfo.canonicalization_method", s, _C506)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e6(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C482)
+        _order("SignedInfo.signature_method", 1, _C506)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -9132,17 +9537,17 @@ def _e70(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C484.get(s)
+        t = _C508.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C482)
+            _order("SignedInfo.reference", s, _C506)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e47(w, v3)
         s = 3
-    t = _C485.get(s)
+    t = _C509.get(s)
     if t is None:
-        _order("SignedInfo", s, _C482)
+        _order("SignedInfo", s, _C506)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9154,7 +9559,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C486, "IntervalType")
+            _escape(r, 3, _C510, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_din.Interval)
@@ -9176,7 +9581,7 @@ def _d72(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C488, "TransformType")
+                _escape(r, 3, _C512, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -9197,7 +9602,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C489, "TransformType")
+                _escape(r, 2, _C513, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -9218,7 +9623,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C490, "TransformType")
+                _escape(r, 1, _C514, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -9239,7 +9644,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C491, "TransformType")
+                _escape(r, 1, _C515, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -9260,7 +9665,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C492, "TransformType")
+                _escape(r, 1, _C516, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -9272,7 +9677,7 @@ def _e72(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C493)
+        _order("Transform.algorithm", 0, _C517)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -9286,18 +9691,18 @@ def _e72(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C494.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C493)
+            _order("Transform.x_path", s, _C517)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C495.get(s)
+    t = _C519.get(s)
     if t is None:
-        _order("Transform", s, _C493)
+        _order("Transform", s, _C517)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9314,7 +9719,7 @@ def _d73(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C496, "TransformsType")
+            _escape(r, 3, _C520, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -9329,7 +9734,7 @@ def _d73(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C497, "TransformsType")
+                _escape(r, 1, _C521, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -9345,17 +9750,17 @@ def _e73(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C499.get(s)
+        t = _C523.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C498)
+            _order("Transforms.transform", s, _C522)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e72(w, v0)
         s = 1
-    t = _C500.get(s)
+    t = _C524.get(s)
     if t is None:
-        _order("Transforms", s, _C498)
+        _order("Transforms", s, _C522)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9370,7 +9775,7 @@ def _d74(r):
             f0 = _d84(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C501, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C525, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -9379,7 +9784,7 @@ def _d74(r):
             f1 = _d78(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C502, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C526, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -9387,7 +9792,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C503, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C527, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_din.V2G_Message)
@@ -9399,14 +9804,14 @@ def _e74(w, o):
     """din.V2G_Message -> V2G_Message (anonymous type)"""
     v0 = o.header
     if v0 is None:
-        _order("V2G_Message.header", 0, _C504)
+        _order("V2G_Message.header", 0, _C528)
     if v0.__class__ is not _din.MessageHeader:
         _bad("V2G_Message.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e84(w, v0)
     v1 = o.body
     if v1 is None:
-        _order("V2G_Message.body", 1, _C504)
+        _order("V2G_Message.body", 1, _C528)
     if v1.__class__ is not _din.Body:
         _bad("V2G_Message.body", v1, "a Body")
     w.bits(0, 1)
@@ -9423,7 +9828,7 @@ def _d75(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C505, "WeldingDetectionReqType")
+            _escape(r, 3, _C529, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -9431,7 +9836,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C506, "WeldingDetectionReqType")
+            _escape(r, 1, _C530, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionReq)
@@ -9442,7 +9847,7 @@ def _e75(w, o):
     """din.WeldingDetectionReq -> WeldingDetectionReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("WeldingDetectionReq.dc_ev_status", 0, _C507)
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C531)
     if v0.__class__ is not _din.DC_EVStatus:
         _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -9502,7 +9907,7 @@ def _d76(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C508, "WeldingDetectionResType")
+                _escape(r, 3, _C532, "WeldingDetectionResType")
             else:
                 r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -9511,7 +9916,7 @@ def _d76(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C509, "WeldingDetectionResType")
+            _escape(r, 2, _C533, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -9520,7 +9925,7 @@ def _d76(r):
             f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C510, "WeldingDetectionResType")
+            _escape(r, 2, _C534, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -9528,7 +9933,7 @@ def _d76(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C511, "WeldingDetectionResType")
+            _escape(r, 1, _C535, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionRes)
@@ -9541,20 +9946,20 @@ def _e76(w, o):
     """din.WeldingDetectionRes -> WeldingDetectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("WeldingDetectionRes.response_code", 0, _C512)
+        _order("WeldingDetectionRes.response_code", 0, _C536)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("WeldingDetectionRes.response_code", v0, "a member of _din.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("WeldingDetectionRes.dc_evse_status", 1, _C512)
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C536)
     if v1.__class__ is not _din.DC_EVSEStatus:
         _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("WeldingDetectionRes.evse_present_voltage", 2, _C512)
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C536)
     if v2.__class__ is not _din.PhysicalValue:
         _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -9615,7 +10020,7 @@ def _d77(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C513, "X509DataType")
+                _escape(r, 3, _C537, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -9665,7 +10070,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C514, "X509DataType")
+                _escape(r, 1, _C538, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -9715,7 +10120,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C515, "X509DataType")
+                _escape(r, 1, _C539, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -9765,7 +10170,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C516, "X509DataType")
+                _escape(r, 1, _C540, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -9815,7 +10220,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C517, "X509DataType")
+                _escape(r, 1, _C541, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -9865,7 +10270,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C518, "X509DataType")
+                _escape(r, 1, _C542, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -9915,7 +10320,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C519, "X509DataType")
+                _escape(r, 1, _C543, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9937,9 +10342,9 @@ def _e77(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C521.get(s)
+        t = _C545.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C520)
+            _order("X509Data.x509_issuer_serial", s, _C544)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9953,9 +10358,9 @@ def _e77(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C522.get(s)
+        t = _C546.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C520)
+            _order("X509Data.x509ski", s, _C544)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9970,9 +10375,9 @@ def _e77(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C523.get(s)
+        t = _C547.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C520)
+            _order("X509Data.x509_subject_name", s, _C544)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9987,9 +10392,9 @@ def _e77(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C524.get(s)
+        t = _C548.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C520)
+            _order("X509Data.x509_certificate", s, _C544)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10004,18 +10409,18 @@ def _e77(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C525.get(s)
+        t = _C549.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C520)
+            _order("X509Data.x509crl", s, _C544)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C526.get(s)
+    t = _C550.get(s)
     if t is None:
-        _order("X509Data", s, _C520)
+        _order("X509Data", s, _C544)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10133,7 +10538,7 @@ def _d78(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C527, "BodyType")
+            _escape(r, 3, _C551, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10141,7 +10546,7 @@ def _d78(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C528, "BodyType")
+            _escape(r, 1, _C552, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_din.Body)
@@ -10153,15 +10558,15 @@ def _e78(w, o):
     v0 = o.body_element
     s = 0
     if v0 is not None:
-        d = _C530.get(v0.__class__)
+        d = _C554.get(v0.__class__)
         if d is None:
             _bad("Body.body_element", v0, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
         w.bits(d[0], 6)
         d[1](w, v0)
         s = 1
-    t = _C531.get(s)
+    t = _C555.get(s)
     if t is None:
-        _order("Body", s, _C529)
+        _order("Body", s, _C553)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10203,7 +10608,7 @@ def _d79(r):
                         _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C532, "ChargingProfileType")
+                _escape(r, 3, _C556, "ChargingProfileType")
             else:
                 r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -10214,7 +10619,7 @@ def _d79(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C533, "ChargingProfileType")
+            _escape(r, 2, _C557, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 2:
@@ -10229,7 +10634,7 @@ def _d79(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C534, "ChargingProfileType")
+                _escape(r, 1, _C558, "ChargingProfileType")
             else:
                 r.fail("ChargingProfileType: event code %d out of range" % ec)
     o = _new(_din.ChargingProfile)
@@ -10241,7 +10646,7 @@ def _e79(w, o):
     """din.ChargingProfile -> ChargingProfileType"""
     v0 = o.sa_schedule_tuple_id
     if v0 is None:
-        _order("ChargingProfile.sa_schedule_tuple_id", 0, _C535)
+        _order("ChargingProfile.sa_schedule_tuple_id", 0, _C559)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("ChargingProfile.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -10254,17 +10659,17 @@ def _e79(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C536.get(s)
+        t = _C560.get(s)
         if t is None:
-            _order("ChargingProfile.profile_entry", s, _C535)
+            _order("ChargingProfile.profile_entry", s, _C559)
         if v1.__class__ is not _din.ProfileEntry:
             _bad("ChargingProfile.profile_entry", v1, "a ProfileEntry")
         w.bits(t[0], t[1])
         _e92(w, v1)
         s = 2
-    t = _C537.get(s)
+    t = _C561.get(s)
     if t is None:
-        _order("ChargingProfile", s, _C535)
+        _order("ChargingProfile", s, _C559)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10282,9 +10687,20 @@ def _d80(r):
             if f0 > 4294967295:
                 r.facet("startValue: %d outside 0..4294967295" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    v = _d82(r)
+                    f1.append(v)
+                    s = 2
+                    k = 1
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C562, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10304,7 +10720,7 @@ def _d80(r):
                         _escape(r, 1, _EV_ELEM_EE, "startValue")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C538, "ConsumptionCostType")
+                _escape(r, 3, _C563, "ConsumptionCostType")
             else:
                 r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 1:
@@ -10317,7 +10733,7 @@ def _d80(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C539, "ConsumptionCostType")
+            _escape(r, 1, _C564, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 2:
@@ -10332,7 +10748,7 @@ def _d80(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C540, "ConsumptionCostType")
+                _escape(r, 1, _C565, "ConsumptionCostType")
             else:
                 r.fail("ConsumptionCostType: event code %d out of range" % ec)
     o = _new(_din.ConsumptionCost)
@@ -10344,7 +10760,7 @@ def _e80(w, o):
     """din.ConsumptionCost -> ConsumptionCostType"""
     v0 = o.start_value
     if v0 is None:
-        _order("ConsumptionCost.start_value", 0, _C541)
+        _order("ConsumptionCost.start_value", 0, _C566)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("ConsumptionCost.start_value", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -10357,17 +10773,17 @@ def _e80(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C542.get(s)
+        t = _C567.get(s)
         if t is None:
-            _order("ConsumptionCost.cost", s, _C541)
+            _order("ConsumptionCost.cost", s, _C566)
         if v1.__class__ is not _din.Cost:
             _bad("ConsumptionCost.cost", v1, "a Cost")
         w.bits(t[0], t[1])
         _e82(w, v1)
         s = 2
-    t = _C543.get(s)
+    t = _C568.get(s)
     if t is None:
-        _order("ConsumptionCost", s, _C541)
+        _order("ConsumptionCost", s, _C566)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10382,9 +10798,18 @@ def _d81(r):
         if x & 3 == 0:
             f0 = r.binary(None, 1200)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d101(r)
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C569, "CertificateChainType")
+                else:
+                    r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10402,7 +10827,7 @@ def _d81(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C544, "CertificateChainType")
+                _escape(r, 3, _C570, "CertificateChainType")
             else:
                 r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -10413,7 +10838,7 @@ def _d81(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C545, "CertificateChainType")
+            _escape(r, 1, _C571, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -10421,7 +10846,7 @@ def _d81(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C546, "CertificateChainType")
+            _escape(r, 1, _C572, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_din.CertificateChain)
@@ -10433,7 +10858,7 @@ def _e81(w, o):
     """din.CertificateChain -> CertificateChainType"""
     v0 = o.certificate
     if v0 is None:
-        _order("CertificateChain.certificate", 0, _C547)
+        _order("CertificateChain.certificate", 0, _C573)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
         _bad("CertificateChain.certificate", v0, "bytes of length 0..1200")
     w.bits(0, 2)
@@ -10447,9 +10872,9 @@ def _e81(w, o):
         w.bits(0, 2)
         _e101(w, v1)
         s = 2
-    t = _C548.get(s)
+    t = _C574.get(s)
     if t is None:
-        _order("CertificateChain", s, _C547)
+        _order("CertificateChain", s, _C573)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10466,15 +10891,38 @@ def _d82(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("costKind: enumeration index %d out of range" % y)
-            y = _C549[y]
+            y = _C575[y]
             f0 = y
             f1 = r.uint(5)
             if f1 > 4294967295:
                 r.facet("amount: %d outside 0..4294967295" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C577, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10489,7 +10937,7 @@ def _d82(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("costKind: enumeration index %d out of range" % x)
-                    f0 = _C549[x]
+                    f0 = _C575[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -10498,12 +10946,12 @@ def _d82(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("costKind: enumeration index %d out of range" % f0)
-                        f0 = _C549[f0]
+                        f0 = _C575[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "costKind")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C551, "CostType")
+                _escape(r, 3, _C578, "CostType")
             else:
                 r.fail("CostType: event code %d out of range" % ec)
     if s == 1:
@@ -10514,9 +10962,32 @@ def _d82(r):
             if f1 > 4294967295:
                 r.facet("amount: %d outside 0..4294967295" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C579, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10536,7 +11007,7 @@ def _d82(r):
                         _escape(r, 1, _EV_ELEM_EE, "amount")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C552, "CostType")
+                _escape(r, 2, _C580, "CostType")
             else:
                 r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
@@ -10561,7 +11032,7 @@ def _d82(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C553, "CostType")
+            _escape(r, 1, _C581, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 3:
@@ -10569,7 +11040,7 @@ def _d82(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C554, "CostType")
+            _escape(r, 1, _C582, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     o = _new(_din.Cost)
@@ -10582,13 +11053,13 @@ def _e82(w, o):
     """din.Cost -> CostType"""
     v0 = o.cost_kind
     if v0 is None:
-        _order("Cost.cost_kind", 0, _C555)
-    i0 = _C550.get(v0)
+        _order("Cost.cost_kind", 0, _C583)
+    i0 = _C576.get(v0)
     if i0 is None:
         _bad("Cost.cost_kind", v0, "a member of _din.CostKind")
     v1 = o.amount
     if v1 is None:
-        _order("Cost.amount", 1, _C555)
+        _order("Cost.amount", 1, _C583)
     if type(v1) is not int or v1 < 0 or v1 > 4294967295:
         _bad("Cost.amount", v1, "an integer in 0..4294967295")
     w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
@@ -10601,9 +11072,9 @@ def _e82(w, o):
             _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
         w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
         s = 3
-    t = _C556.get(s)
+    t = _C584.get(s)
     if t is None:
-        _order("Cost", s, _C555)
+        _order("Cost", s, _C583)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10615,13 +11086,46 @@ def _d83(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(6)
-        if x & 49 == 0:
-            y = ((x >> 1) & 7) + -3
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = ((x >> 3) & 7) + -3
             if y > 3:
                 r.facet("Multiplier: %d above maxInclusive 3" % y)
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("Unit: enumeration index %d out of range" % x)
+                    f1 = _C585[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "Unit")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 10:
+                            r.fail("Unit: enumeration index %d out of range" % f1)
+                        f1 = _C585[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Unit")
+                s = 2
+            elif ec == 1:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C587, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -10643,7 +11147,7 @@ def _d83(r):
                             _escape(r, 1, _EV_ELEM_EE, "Multiplier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C557, "PhysicalValueType")
+                _escape(r, 3, _C588, "PhysicalValueType")
             else:
                 r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 1:
@@ -10654,7 +11158,7 @@ def _d83(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("Unit: enumeration index %d out of range" % x)
-                f1 = _C558[x]
+                f1 = _C585[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -10663,7 +11167,7 @@ def _d83(r):
                     f1 = r.bits(4)
                     if f1 >= 10:
                         r.fail("Unit: enumeration index %d out of range" % f1)
-                    f1 = _C558[f1]
+                    f1 = _C585[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "Unit")
             s = 2
@@ -10678,7 +11182,7 @@ def _d83(r):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C560, "PhysicalValueType")
+            _escape(r, 2, _C589, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 2:
@@ -10711,7 +11215,7 @@ def _d83(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C561, "PhysicalValueType")
+                _escape(r, 2, _C590, "PhysicalValueType")
             else:
                 r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
@@ -10719,7 +11223,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C562, "PhysicalValueType")
+            _escape(r, 1, _C591, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     o = _new(_din.PhysicalValue)
@@ -10732,24 +11236,24 @@ def _e83(w, o):
     """din.PhysicalValue -> PhysicalValueType"""
     v0 = o.multiplier
     if v0 is None:
-        _order("PhysicalValue.multiplier", 0, _C563)
+        _order("PhysicalValue.multiplier", 0, _C592)
     if v0.__class__ is not int or not -3 <= v0 <= 3:
         _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
     v1 = o.unit
     w.bits(((((0) << 1) << 3) | (v0 - -3)) << 1, 6)
     s = 1
     if v1 is not None:
-        i1 = _C559.get(v1)
+        i1 = _C586.get(v1)
         if i1 is None:
             _bad("PhysicalValue.unit", v1, "a member of _din.UnitSymbol")
         w.bits(((((0) << 1) << 4) | (i1)) << 1, 8)
         s = 2
     v2 = o.value
     if v2 is None:
-        _order("PhysicalValue.value", s, _C563)
-    t = _C564.get(s)
+        _order("PhysicalValue.value", s, _C592)
+    t = _C593.get(s)
     if t is None:
-        _order("PhysicalValue.value", s, _C563)
+        _order("PhysicalValue.value", s, _C592)
     if type(v2) is not int or v2 < -32768 or v2 > 32767:
         _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -10769,9 +11273,21 @@ def _d84(r):
         if x & 3 == 0:
             f0 = r.binary(None, 8)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d87(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d65(r)
+                    s = 3
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C594, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10789,7 +11305,7 @@ def _d84(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C565, "MessageHeaderType")
+                _escape(r, 3, _C595, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10803,7 +11319,7 @@ def _d84(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C566, "MessageHeaderType")
+            _escape(r, 1, _C596, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10814,7 +11330,7 @@ def _d84(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C567, "MessageHeaderType")
+            _escape(r, 1, _C597, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10822,7 +11338,7 @@ def _d84(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C568, "MessageHeaderType")
+            _escape(r, 1, _C598, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_din.MessageHeader)
@@ -10835,7 +11351,7 @@ def _e84(w, o):
     """din.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C569)
+        _order("MessageHeader.session_id", 0, _C599)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
     w.bits(0, 2)
@@ -10851,17 +11367,17 @@ def _e84(w, o):
         s = 2
     v2 = o.signature
     if v2 is not None:
-        t = _C570.get(s)
+        t = _C600.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C569)
+            _order("MessageHeader.signature", s, _C599)
         if v2.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v2, "a Signature")
         w.bits(t[0], t[1])
         _e65(w, v2)
         s = 3
-    t = _C571.get(s)
+    t = _C601.get(s)
     if t is None:
-        _order("MessageHeader", s, _C569)
+        _order("MessageHeader", s, _C599)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10900,7 +11416,7 @@ def _d85(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C572, "ListOfRootCertificateIDsType")
+                _escape(r, 3, _C602, "ListOfRootCertificateIDsType")
             else:
                 r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
@@ -10920,7 +11436,7 @@ def _d85(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C573, "ListOfRootCertificateIDsType")
+                _escape(r, 1, _C603, "ListOfRootCertificateIDsType")
             else:
                 r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     o = _new(_din.ListOfRootCertificateIDs)
@@ -10936,18 +11452,18 @@ def _e85(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C575.get(s)
+        t = _C605.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C574)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C604)
         if type(v0) is not str or len(v0) > 40:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a str of length 0..40")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v0)
         w.bits(0, 1)
         s = 1
-    t = _C576.get(s)
+    t = _C606.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C574)
+        _order("ListOfRootCertificateIDs", s, _C604)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10965,9 +11481,46 @@ def _d86(r):
         if x & 3 == 0:
             f0 = r.string(None, 32)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d83(r)
+                    s = 2
+                elif ec == 1:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "SigMeterReading")
+                    else:
+                        f2 = r.binary(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+                    s = 3
+                elif ec == 2:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f3 = r.integer(3)
+                        if f3 < -32768 or f3 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 4
+                elif ec == 3:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "TMeter")
+                    else:
+                        f4 = r.integer(10)
+                        if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                            r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TMeter")
+                    s = 5
+                elif ec == 4:
+                    s = -1
+                elif ec == 5:
+                    _escape(r, 1, _C607, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10985,7 +11538,7 @@ def _d86(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C577, "MeterInfoType")
+                _escape(r, 3, _C608, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -11024,7 +11577,7 @@ def _d86(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C578, "MeterInfoType")
+            _escape(r, 1, _C609, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -11060,7 +11613,7 @@ def _d86(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C579, "MeterInfoType")
+            _escape(r, 1, _C610, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -11088,7 +11641,7 @@ def _d86(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C580, "MeterInfoType")
+            _escape(r, 1, _C611, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -11106,7 +11659,7 @@ def _d86(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C581, "MeterInfoType")
+            _escape(r, 1, _C612, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -11114,7 +11667,7 @@ def _d86(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C582, "MeterInfoType")
+            _escape(r, 1, _C613, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_din.MeterInfo)
@@ -11129,7 +11682,7 @@ def _e86(w, o):
     """din.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C583)
+        _order("MeterInfo.meter_id", 0, _C614)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
@@ -11145,9 +11698,9 @@ def _e86(w, o):
         s = 2
     v2 = o.sig_meter_reading
     if v2 is not None:
-        t = _C584.get(s)
+        t = _C615.get(s)
         if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C583)
+            _order("MeterInfo.sig_meter_reading", s, _C614)
         if not isinstance(v2, (bytes, bytearray)) or len(v2) > 32:
             _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..32")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11156,9 +11709,9 @@ def _e86(w, o):
         s = 3
     v3 = o.meter_status
     if v3 is not None:
-        t = _C585.get(s)
+        t = _C616.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C583)
+            _order("MeterInfo.meter_status", s, _C614)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11167,18 +11720,18 @@ def _e86(w, o):
         s = 4
     v4 = o.t_meter
     if v4 is not None:
-        t = _C586.get(s)
+        t = _C617.get(s)
         if t is None:
-            _order("MeterInfo.t_meter", s, _C583)
+            _order("MeterInfo.t_meter", s, _C614)
         if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
             _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v4)
         w.bits(0, 1)
         s = 5
-    t = _C587.get(s)
+    t = _C618.get(s)
     if t is None:
-        _order("MeterInfo", s, _C583)
+        _order("MeterInfo", s, _C614)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11189,14 +11742,28 @@ def _d87(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("FaultCode: enumeration index %d out of range" % y)
-            y = _C588[y]
+            y = _C619[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "FaultMsg")
+                else:
+                    f1 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C621, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -11206,7 +11773,7 @@ def _d87(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("FaultCode: enumeration index %d out of range" % x)
-                    f0 = _C588[x]
+                    f0 = _C619[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -11215,12 +11782,12 @@ def _d87(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("FaultCode: enumeration index %d out of range" % f0)
-                        f0 = _C588[f0]
+                        f0 = _C619[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "FaultCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C590, "NotificationType")
+                _escape(r, 3, _C622, "NotificationType")
             else:
                 r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
@@ -11236,7 +11803,7 @@ def _d87(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C591, "NotificationType")
+            _escape(r, 1, _C623, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
@@ -11244,7 +11811,7 @@ def _d87(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C592, "NotificationType")
+            _escape(r, 1, _C624, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     o = _new(_din.Notification)
@@ -11256,8 +11823,8 @@ def _e87(w, o):
     """din.Notification -> NotificationType"""
     v0 = o.fault_code
     if v0 is None:
-        _order("Notification.fault_code", 0, _C593)
-    i0 = _C589.get(v0)
+        _order("Notification.fault_code", 0, _C625)
+    i0 = _C620.get(v0)
     if i0 is None:
         _bad("Notification.fault_code", v0, "a member of _din.FaultCode")
     v1 = o.fault_msg
@@ -11270,9 +11837,9 @@ def _e87(w, o):
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C594.get(s)
+    t = _C626.get(s)
     if t is None:
-        _order("Notification", s, _C593)
+        _order("Notification", s, _C625)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11314,7 +11881,7 @@ def _d88(r):
                         _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C595, "PMaxScheduleType")
+                _escape(r, 3, _C627, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11325,7 +11892,7 @@ def _d88(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C596, "PMaxScheduleType")
+            _escape(r, 2, _C628, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -11340,7 +11907,7 @@ def _d88(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C597, "PMaxScheduleType")
+                _escape(r, 1, _C629, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     o = _new(_din.PMaxSchedule)
@@ -11352,7 +11919,7 @@ def _e88(w, o):
     """din.PMaxSchedule -> PMaxScheduleType"""
     v0 = o.p_max_schedule_id
     if v0 is None:
-        _order("PMaxSchedule.p_max_schedule_id", 0, _C598)
+        _order("PMaxSchedule.p_max_schedule_id", 0, _C630)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("PMaxSchedule.p_max_schedule_id", v0, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -11365,17 +11932,17 @@ def _e88(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C599.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C598)
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C630)
         if v1.__class__ is not _din.PMaxScheduleEntry:
             _bad("PMaxSchedule.p_max_schedule_entry", v1, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
         _e39(w, v1)
         s = 2
-    t = _C600.get(s)
+    t = _C632.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C598)
+        _order("PMaxSchedule", s, _C630)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11396,19 +11963,80 @@ def _d89(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C601, "ParameterType")
+            _escape(r, 3, _C633, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(4)
-        if x & 8 == 0:
-            y = x & 7
+        x = r.bits(7)
+        if x & 64 == 0:
+            y = (x >> 3) & 7
             if y >= 6:
                 r.fail("ParameterType@ValueType: enumeration index %d out of range" % y)
-            y = _C602[y]
+            y = _C634[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "boolValue")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                s = 8
+            elif ec == 1:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "byteValue")
+                    else:
+                        f3 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                s = 7
+            elif ec == 2:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "shortValue")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("shortValue: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "shortValue")
+                s = 6
+            elif ec == 3:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "intValue")
+                else:
+                    f5 = r.integer(5)
+                    if f5 < -2147483648 or f5 > 2147483647:
+                        r.facet("intValue: %d outside -2147483648..2147483647" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "intValue")
+                s = 5
+            elif ec == 4:
+                f6 = _d83(r)
+                s = 4
+            elif ec == 5:
+                if r.bits(1):
+                    f7 = _simple_escape(r, "", "stringValue")
+                else:
+                    f7 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "stringValue")
+                s = 3
+            elif ec == 6:
+                _escape(r, 3, _C636, "ParameterType")
+            else:
+                r.fail("ParameterType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -11416,10 +12044,10 @@ def _d89(r):
                 f1 = r.bits(3)
                 if f1 >= 6:
                     r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
-                f1 = _C602[f1]
+                f1 = _C634[f1]
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C604, "ParameterType")
+                _escape(r, 3, _C637, "ParameterType")
             else:
                 r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11482,7 +12110,7 @@ def _d89(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 3
         elif ec == 6:
-            _escape(r, 3, _C605, "ParameterType")
+            _escape(r, 3, _C638, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11490,7 +12118,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C606, "ParameterType")
+            _escape(r, 1, _C639, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11498,7 +12126,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C607, "ParameterType")
+            _escape(r, 1, _C640, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11506,7 +12134,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C608, "ParameterType")
+            _escape(r, 1, _C641, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11514,7 +12142,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C609, "ParameterType")
+            _escape(r, 1, _C642, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11522,7 +12150,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C610, "ParameterType")
+            _escape(r, 1, _C643, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -11530,7 +12158,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C611, "ParameterType")
+            _escape(r, 1, _C644, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_din.Parameter)
@@ -11548,15 +12176,15 @@ def _e89(w, o):
     """din.Parameter -> ParameterType"""
     v0 = o.name
     if v0 is None:
-        _order("Parameter.name", 0, _C612)
+        _order("Parameter.name", 0, _C645)
     if type(v0) is not str:
         _bad("Parameter.name", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.value_type
     if v1 is None:
-        _order("Parameter.value_type", 8, _C612)
-    i1 = _C603.get(v1)
+        _order("Parameter.value_type", 8, _C645)
+    i1 = _C635.get(v1)
     if i1 is None:
         _bad("Parameter.value_type", v1, "a member of _din.Value")
     v2 = o.bool_value
@@ -11569,18 +12197,18 @@ def _e89(w, o):
         s = 1
     v3 = o.byte_value
     if v3 is not None:
-        t = _C613.get(s)
+        t = _C646.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C612)
+            _order("Parameter.byte_value", s, _C645)
         if v3.__class__ is not int or not -128 <= v3 <= 127:
             _bad("Parameter.byte_value", v3, "an integer in -128..127")
         w.bits(((((t[0]) << 1) << 8) | (v3 - -128)) << 1, t[1] + 1 + 8 + 1)
         s = 2
     v4 = o.short_value
     if v4 is not None:
-        t = _C614.get(s)
+        t = _C647.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C612)
+            _order("Parameter.short_value", s, _C645)
         if type(v4) is not int or v4 < -32768 or v4 > 32767:
             _bad("Parameter.short_value", v4, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11589,9 +12217,9 @@ def _e89(w, o):
         s = 3
     v5 = o.int_value
     if v5 is not None:
-        t = _C615.get(s)
+        t = _C648.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C612)
+            _order("Parameter.int_value", s, _C645)
         if type(v5) is not int or v5 < -2147483648 or v5 > 2147483647:
             _bad("Parameter.int_value", v5, "an integer in -2147483648..2147483647")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11600,9 +12228,9 @@ def _e89(w, o):
         s = 4
     v6 = o.physical_value
     if v6 is not None:
-        t = _C616.get(s)
+        t = _C649.get(s)
         if t is None:
-            _order("Parameter.physical_value", s, _C612)
+            _order("Parameter.physical_value", s, _C645)
         if v6.__class__ is not _din.PhysicalValue:
             _bad("Parameter.physical_value", v6, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -11610,18 +12238,18 @@ def _e89(w, o):
         s = 5
     v7 = o.string_value
     if v7 is not None:
-        t = _C617.get(s)
+        t = _C650.get(s)
         if t is None:
-            _order("Parameter.string_value", s, _C612)
+            _order("Parameter.string_value", s, _C645)
         if type(v7) is not str:
             _bad("Parameter.string_value", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 6
-    t = _C618.get(s)
+    t = _C651.get(s)
     if t is None:
-        _order("Parameter", s, _C612)
+        _order("Parameter", s, _C645)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11663,7 +12291,7 @@ def _d90(r):
                         _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C619, "ParameterSetType")
+                _escape(r, 3, _C652, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -11674,7 +12302,7 @@ def _d90(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C620, "ParameterSetType")
+            _escape(r, 2, _C653, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
@@ -11689,7 +12317,7 @@ def _d90(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C621, "ParameterSetType")
+                _escape(r, 1, _C654, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     o = _new(_din.ParameterSet)
@@ -11701,7 +12329,7 @@ def _e90(w, o):
     """din.ParameterSet -> ParameterSetType"""
     v0 = o.parameter_set_id
     if v0 is None:
-        _order("ParameterSet.parameter_set_id", 0, _C622)
+        _order("ParameterSet.parameter_set_id", 0, _C655)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -11714,17 +12342,17 @@ def _e90(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C623.get(s)
+        t = _C656.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C622)
+            _order("ParameterSet.parameter", s, _C655)
         if v1.__class__ is not _din.Parameter:
             _bad("ParameterSet.parameter", v1, "a Parameter")
         w.bits(t[0], t[1])
         _e89(w, v1)
         s = 2
-    t = _C624.get(s)
+    t = _C657.get(s)
     if t is None:
-        _order("ParameterSet", s, _C622)
+        _order("ParameterSet", s, _C655)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11738,7 +12366,7 @@ def _d91(r):
         x = r.bits(4)
         if x & 13 == 0:
             y = (x >> 1) & 1
-            y = _C419[y]
+            y = _C441[y]
             f0.append(y)
             s = 1
             k = 1
@@ -11749,21 +12377,21 @@ def _d91(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    v = _C419[x]
+                    v = _C441[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
                         v = r.bits(1)
-                        v = _C419[v]
+                        v = _C441[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C625, "PaymentOptionsType")
+                _escape(r, 3, _C658, "PaymentOptionsType")
             else:
                 r.fail("PaymentOptionsType: event code %d out of range" % ec)
     if s == 1:
@@ -11773,14 +12401,14 @@ def _d91(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    v = _C419[x]
+                    v = _C441[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
                         v = r.bits(1)
-                        v = _C419[v]
+                        v = _C441[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
@@ -11790,7 +12418,7 @@ def _d91(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C626, "PaymentOptionsType")
+                _escape(r, 1, _C659, "PaymentOptionsType")
             else:
                 r.fail("PaymentOptionsType: event code %d out of range" % ec)
     o = _new(_din.PaymentOptions)
@@ -11806,17 +12434,17 @@ def _e91(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C628.get(s)
+        t = _C661.get(s)
         if t is None:
-            _order("PaymentOptions.payment_option", s, _C627)
-        i0 = _C420.get(v0)
+            _order("PaymentOptions.payment_option", s, _C660)
+        i0 = _C442.get(v0)
         if i0 is None:
             _bad("PaymentOptions.payment_option", v0, "a member of _din.PaymentOption")
         w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
         s = 1
-    t = _C629.get(s)
+    t = _C662.get(s)
     if t is None:
-        _order("PaymentOptions", s, _C627)
+        _order("PaymentOptions", s, _C660)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11866,7 +12494,7 @@ def _d92(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C630, "ProfileEntryType")
+                _escape(r, 3, _C663, "ProfileEntryType")
             else:
                 r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -11899,7 +12527,7 @@ def _d92(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C631, "ProfileEntryType")
+                _escape(r, 2, _C664, "ProfileEntryType")
             else:
                 r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -11907,7 +12535,7 @@ def _d92(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C632, "ProfileEntryType")
+            _escape(r, 1, _C665, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     o = _new(_din.ProfileEntry)
@@ -11919,14 +12547,14 @@ def _e92(w, o):
     """din.ProfileEntry -> ProfileEntryType"""
     v0 = o.charging_profile_entry_start
     if v0 is None:
-        _order("ProfileEntry.charging_profile_entry_start", 0, _C633)
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C666)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.charging_profile_entry_max_power
     if v1 is None:
-        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C633)
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C666)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("ProfileEntry.charging_profile_entry_max_power", v1, "an integer in -32768..32767")
     w.bits(0, 3)
@@ -11970,7 +12598,7 @@ def _d93(r):
                         _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C634, "SAScheduleTupleType")
+                _escape(r, 3, _C667, "SAScheduleTupleType")
             else:
                 r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -11979,7 +12607,7 @@ def _d93(r):
             f1 = _d88(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C635, "SAScheduleTupleType")
+            _escape(r, 2, _C668, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -11990,7 +12618,7 @@ def _d93(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C636, "SAScheduleTupleType")
+            _escape(r, 1, _C669, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -11998,7 +12626,7 @@ def _d93(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C637, "SAScheduleTupleType")
+            _escape(r, 1, _C670, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleTuple)
@@ -12011,14 +12639,14 @@ def _e93(w, o):
     """din.SAScheduleTuple -> SAScheduleTupleType"""
     v0 = o.sa_schedule_tuple_id
     if v0 is None:
-        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C638)
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C671)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
     w.bits(0, 2)
     w.integer(v0)
     v1 = o.p_max_schedule
     if v1 is None:
-        _order("SAScheduleTuple.p_max_schedule", 1, _C638)
+        _order("SAScheduleTuple.p_max_schedule", 1, _C671)
     if v1.__class__ is not _din.PMaxSchedule:
         _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
     w.bits(0, 2)
@@ -12031,9 +12659,9 @@ def _e93(w, o):
         w.bits(0, 2)
         _e94(w, v2)
         s = 3
-    t = _C639.get(s)
+    t = _C672.get(s)
     if t is None:
-        _order("SAScheduleTuple", s, _C638)
+        _order("SAScheduleTuple", s, _C671)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12052,7 +12680,7 @@ def _d94(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C640, "SalesTariffType")
+            _escape(r, 3, _C673, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
@@ -12063,9 +12691,34 @@ def _d94(r):
             if f1 < -32768 or f1 > 32767:
                 r.facet("SalesTariffID: %d outside -32768..32767" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, "", "SalesTariffDescription")
+                    else:
+                        f2 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+                    s = 3
+                elif ec == 1:
+                    x = r.bits(10)
+                    if x & 513 == 0:
+                        f3 = (x >> 1) & 255
+                    else:
+                        r.pos -= 10
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "NumEPriceLevels")
+                        else:
+                            f3 = r.bits(8)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C674, "SalesTariffType")
+                else:
+                    r.fail("SalesTariffType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12085,7 +12738,7 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C641, "SalesTariffType")
+                _escape(r, 3, _C675, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
@@ -12112,7 +12765,7 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C642, "SalesTariffType")
+            _escape(r, 2, _C676, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 3:
@@ -12141,7 +12794,7 @@ def _d94(r):
                             _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C643, "SalesTariffType")
+                _escape(r, 2, _C677, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 4:
@@ -12152,7 +12805,7 @@ def _d94(r):
             s = 5
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C644, "SalesTariffType")
+            _escape(r, 2, _C678, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 5:
@@ -12167,7 +12820,7 @@ def _d94(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C645, "SalesTariffType")
+                _escape(r, 1, _C679, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     o = _new(_din.SalesTariff)
@@ -12182,14 +12835,14 @@ def _e94(w, o):
     """din.SalesTariff -> SalesTariffType"""
     v0 = o.id
     if v0 is None:
-        _order("SalesTariff.id", 0, _C646)
+        _order("SalesTariff.id", 0, _C680)
     if type(v0) is not str:
         _bad("SalesTariff.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.sales_tariff_id
     if v1 is None:
-        _order("SalesTariff.sales_tariff_id", 5, _C646)
+        _order("SalesTariff.sales_tariff_id", 5, _C680)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("SalesTariff.sales_tariff_id", v1, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -12206,10 +12859,10 @@ def _e94(w, o):
         s = 2
     v3 = o.num_e_price_levels
     if v3 is None:
-        _order("SalesTariff.num_e_price_levels", s, _C646)
-    t = _C647.get(s)
+        _order("SalesTariff.num_e_price_levels", s, _C680)
+    t = _C681.get(s)
     if t is None:
-        _order("SalesTariff.num_e_price_levels", s, _C646)
+        _order("SalesTariff.num_e_price_levels", s, _C680)
     if v3.__class__ is not int or not 0 <= v3 <= 255:
         _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
     w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
@@ -12220,17 +12873,17 @@ def _e94(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C648.get(s)
+        t = _C682.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C646)
+            _order("SalesTariff.sales_tariff_entry", s, _C680)
         if v4.__class__ is not _din.SalesTariffEntry:
             _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
         w.bits(t[0], t[1])
         _e53(w, v4)
         s = 4
-    t = _C649.get(s)
+    t = _C683.get(s)
     if t is None:
-        _order("SalesTariff", s, _C646)
+        _order("SalesTariff", s, _C680)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12247,9 +12900,25 @@ def _d95(r):
             if f0 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ParameterSetID")
+                    else:
+                        f1 = r.integer(3)
+                        if f1 < -32768 or f1 > 32767:
+                            r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C684, "SelectedServiceType")
+                else:
+                    r.fail("SelectedServiceType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12269,7 +12938,7 @@ def _d95(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C650, "SelectedServiceType")
+                _escape(r, 3, _C685, "SelectedServiceType")
             else:
                 r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -12287,7 +12956,7 @@ def _d95(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C651, "SelectedServiceType")
+            _escape(r, 1, _C686, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -12295,7 +12964,7 @@ def _d95(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C652, "SelectedServiceType")
+            _escape(r, 1, _C687, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_din.SelectedService)
@@ -12307,7 +12976,7 @@ def _e95(w, o):
     """din.SelectedService -> SelectedServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("SelectedService.service_id", 0, _C653)
+        _order("SelectedService.service_id", 0, _C688)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("SelectedService.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -12322,9 +12991,9 @@ def _e95(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 2
-    t = _C654.get(s)
+    t = _C689.get(s)
     if t is None:
-        _order("SelectedService", s, _C653)
+        _order("SelectedService", s, _C688)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12341,7 +13010,7 @@ def _d96(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C655, "SelectedServiceListType")
+            _escape(r, 3, _C690, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -12356,7 +13025,7 @@ def _d96(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C656, "SelectedServiceListType")
+                _escape(r, 1, _C691, "SelectedServiceListType")
             else:
                 r.fail("SelectedServiceListType: event code %d out of range" % ec)
     o = _new(_din.SelectedServiceList)
@@ -12372,17 +13041,17 @@ def _e96(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C658.get(s)
+        t = _C693.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C657)
+            _order("SelectedServiceList.selected_service", s, _C692)
         if v0.__class__ is not _din.SelectedService:
             _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
         w.bits(t[0], t[1])
         _e95(w, v0)
         s = 1
-    t = _C659.get(s)
+    t = _C694.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C657)
+        _order("SelectedServiceList", s, _C692)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12397,7 +13066,7 @@ def _d97(r):
             f0 = _d100(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C660, "ServiceType")
+            _escape(r, 3, _C695, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -12424,7 +13093,7 @@ def _d97(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C661, "ServiceType")
+                _escape(r, 2, _C696, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -12432,7 +13101,7 @@ def _d97(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C662, "ServiceType")
+            _escape(r, 1, _C697, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_din.Service)
@@ -12444,14 +13113,14 @@ def _e97(w, o):
     """din.Service -> ServiceType"""
     v0 = o.service_tag
     if v0 is None:
-        _order("Service.service_tag", 0, _C663)
+        _order("Service.service_tag", 0, _C698)
     if v0.__class__ is not _din.ServiceTag:
         _bad("Service.service_tag", v0, "a ServiceTag")
     w.bits(0, 1)
     _e100(w, v0)
     v1 = o.free_service
     if v1 is None:
-        _order("Service.free_service", 1, _C663)
+        _order("Service.free_service", 1, _C698)
     if v1.__class__ is not bool:
         _bad("Service.free_service", v1, "a bool")
     w.bits((((((0) << 1) << 1) | (v1)) << 1) << 1, 5)
@@ -12469,7 +13138,7 @@ def _d98(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C664, "ServiceTagListType")
+            _escape(r, 3, _C699, "ServiceTagListType")
         else:
             r.fail("ServiceTagListType: event code %d out of range" % ec)
     if s == 1:
@@ -12484,7 +13153,7 @@ def _d98(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C665, "ServiceTagListType")
+                _escape(r, 1, _C700, "ServiceTagListType")
             else:
                 r.fail("ServiceTagListType: event code %d out of range" % ec)
     o = _new(_din.ServiceTagList)
@@ -12500,17 +13169,17 @@ def _e98(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C667.get(s)
+        t = _C702.get(s)
         if t is None:
-            _order("ServiceTagList.service", s, _C666)
+            _order("ServiceTagList.service", s, _C701)
         if v0.__class__ is not _din.Service:
             _bad("ServiceTagList.service", v0, "a Service")
         w.bits(t[0], t[1])
         _e97(w, v0)
         s = 1
-    t = _C668.get(s)
+    t = _C703.get(s)
     if t is None:
-        _order("ServiceTagList", s, _C666)
+        _order("ServiceTagList", s, _C701)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12527,7 +13196,7 @@ def _d99(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C669, "ServiceParameterListType")
+            _escape(r, 3, _C704, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
@@ -12542,7 +13211,7 @@ def _d99(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C670, "ServiceParameterListType")
+                _escape(r, 1, _C705, "ServiceParameterListType")
             else:
                 r.fail("ServiceParameterListType: event code %d out of range" % ec)
     o = _new(_din.ServiceParameterList)
@@ -12558,17 +13227,17 @@ def _e99(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C672.get(s)
+        t = _C707.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C671)
+            _order("ServiceParameterList.parameter_set", s, _C706)
         if v0.__class__ is not _din.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
         w.bits(t[0], t[1])
         _e90(w, v0)
         s = 1
-    t = _C673.get(s)
+    t = _C708.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C671)
+        _order("ServiceParameterList", s, _C706)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12587,9 +13256,36 @@ def _d100(r):
             if f0 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C426[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C426[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C709, "ServiceTagType")
+                else:
+                    r.fail("ServiceTagType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12609,7 +13305,7 @@ def _d100(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C674, "ServiceTagType")
+                _escape(r, 3, _C710, "ServiceTagType")
             else:
                 r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 1:
@@ -12626,29 +13322,43 @@ def _d100(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f2 = _C404[x]
+                f2 = _C426[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f2 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f2 = r.bits(2)
-                    f2 = _C404[f2]
+                    f2 = _C426[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C675, "ServiceTagType")
+            _escape(r, 2, _C711, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
-            y = _C404[y]
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C426[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C712, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -12656,19 +13366,19 @@ def _d100(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C404[x]
+                    f2 = _C426[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ServiceCategory")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C404[f2]
+                        f2 = _C426[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C676, "ServiceTagType")
+                _escape(r, 2, _C713, "ServiceTagType")
             else:
                 r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 3:
@@ -12684,7 +13394,7 @@ def _d100(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C677, "ServiceTagType")
+            _escape(r, 1, _C714, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     if s == 4:
@@ -12692,7 +13402,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C678, "ServiceTagType")
+            _escape(r, 1, _C715, "ServiceTagType")
         else:
             r.fail("ServiceTagType: event code %d out of range" % ec)
     o = _new(_din.ServiceTag)
@@ -12706,7 +13416,7 @@ def _e100(w, o):
     """din.ServiceTag -> ServiceTagType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ServiceTag.service_id", 0, _C679)
+        _order("ServiceTag.service_id", 0, _C716)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ServiceTag.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -12723,11 +13433,11 @@ def _e100(w, o):
         s = 2
     v2 = o.service_category
     if v2 is None:
-        _order("ServiceTag.service_category", s, _C679)
-    t = _C680.get(s)
+        _order("ServiceTag.service_category", s, _C716)
+    t = _C717.get(s)
     if t is None:
-        _order("ServiceTag.service_category", s, _C679)
-    i2 = _C405.get(v2)
+        _order("ServiceTag.service_category", s, _C716)
+    i2 = _C427.get(v2)
     if i2 is None:
         _bad("ServiceTag.service_category", v2, "a member of _din.ServiceCategory")
     w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
@@ -12740,9 +13450,9 @@ def _e100(w, o):
         w.string(v3)
         w.bits(0, 1)
         s = 4
-    t = _C681.get(s)
+    t = _C718.get(s)
     if t is None:
-        _order("ServiceTag", s, _C679)
+        _order("ServiceTag", s, _C716)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12781,7 +13491,7 @@ def _d101(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C682, "SubCertificatesType")
+                _escape(r, 3, _C719, "SubCertificatesType")
             else:
                 r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -12801,7 +13511,7 @@ def _d101(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C683, "SubCertificatesType")
+                _escape(r, 1, _C720, "SubCertificatesType")
             else:
                 r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_din.SubCertificates)
@@ -12817,18 +13527,18 @@ def _e101(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C685.get(s)
+        t = _C722.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C684)
+            _order("SubCertificates.certificate", s, _C721)
         if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
             _bad("SubCertificates.certificate", v0, "bytes of length 0..1200")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C686.get(s)
+    t = _C723.get(s)
     if t is None:
-        _order("SubCertificates", s, _C684)
+        _order("SubCertificates", s, _C721)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12872,7 +13582,7 @@ def _d102(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C687, "X509IssuerSerialType")
+                _escape(r, 3, _C724, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -12901,7 +13611,7 @@ def _d102(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C688, "X509IssuerSerialType")
+                _escape(r, 2, _C725, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -12909,7 +13619,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C689, "X509IssuerSerialType")
+            _escape(r, 1, _C726, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -12921,14 +13631,14 @@ def _e102(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C690)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C727)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C690)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C727)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -13011,623 +13721,660 @@ _C70 = ('SE_ANY', 'CH')
 _C71 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
 _C72 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
 _C73 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
-_C74 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C75 = ('EE', 'SE_ANY', 'CH')
-_C76 = ('SE_ANY', 'CH')
-_C77 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
-_C78 = {_din.AC_EVChargeParameter: (0, _e0), _din.DC_EVChargeParameter: (1, _e19), _din.EVChargeParameter: (2, _e26)}
-_C79 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C74 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
+_C79 = {_din.AC_EVChargeParameter: (0, _e0), _din.DC_EVChargeParameter: (1, _e19), _din.EVChargeParameter: (2, _e26)}
 _C80 = ('EE', 'SE_ANY', 'CH')
-_C81 = ('EE', 'SE_ANY', 'CH')
+_C81 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('SE_ANY', 'CH')
-_C84 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C85 = {_din.SAScheduleList: (0, _e50), _din.SASchedules: (1, _e51)}
-_C86 = {_din.AC_EVSEChargeParameter: (0, _e1), _din.DC_EVSEChargeParameter: (1, _e21), _din.EVSEChargeParameter: (2, _e28)}
-_C87 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C88 = {0: 'end of element'}
-_C89 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
+_C83 = ('EE', 'SE_ANY', 'CH')
+_C84 = ('EE', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
+_C86 = ('SE_ANY', 'CH')
+_C87 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C88 = {_din.SAScheduleList: (0, _e50), _din.SASchedules: (1, _e51)}
+_C89 = {_din.AC_EVSEChargeParameter: (0, _e1), _din.DC_EVSEChargeParameter: (1, _e21), _din.EVSEChargeParameter: (2, _e28)}
+_C90 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C91 = {0: 'end of element'}
 _C92 = ('EE', 'SE_ANY', 'CH')
-_C93 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C94 = ('EE', 'SE_ANY', 'CH')
 _C95 = ('EE', 'SE_ANY', 'CH')
-_C96 = ('SE_ANY', 'CH')
-_C97 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C98 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C99 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C100 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C96 = ('EE', 'SE_ANY', 'CH')
+_C97 = ('EE', 'SE_ANY', 'CH')
+_C98 = ('EE', 'SE_ANY', 'CH')
+_C99 = ('EE', 'SE_ANY', 'CH')
+_C100 = ('EE', 'SE_ANY', 'CH')
+_C101 = ('EE', 'SE_ANY', 'CH')
 _C102 = ('SE_ANY', 'CH')
-_C103 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C104 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C105 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
-_C106 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
+_C103 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C104 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C105 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C106 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C107 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C108 = ('SE_ANY', 'CH')
-_C109 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C110 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('EE', 'SE_ANY', 'CH')
+_C109 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C110 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C111 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C113 = ('EE', 'SE_ANY', 'CH')
-_C114 = ('EE', 'SE_ANY', 'CH')
-_C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('SE_ANY', 'CH')
+_C115 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C116 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C117 = ('EE', 'SE_ANY', 'CH')
 _C118 = ('EE', 'SE_ANY', 'CH')
 _C119 = ('EE', 'SE_ANY', 'CH')
-_C120 = ('SE_ANY', 'CH')
-_C121 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C122 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C123 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C124 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C125 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C126 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C127 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C129 = ('EE', 'SE_ANY', 'CH')
-_C130 = ('EE', 'SE_ANY', 'CH')
-_C131 = ('EE', 'SE_ANY', 'CH')
-_C132 = ('EE', 'SE_ANY', 'CH')
-_C133 = ('EE', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('EE', 'SE_ANY', 'CH')
+_C121 = ('EE', 'SE_ANY', 'CH')
+_C122 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
+_C124 = ('EE', 'SE_ANY', 'CH')
+_C125 = ('EE', 'SE_ANY', 'CH')
+_C126 = ('EE', 'SE_ANY', 'CH')
+_C127 = ('SE_ANY', 'CH')
+_C128 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C129 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C130 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C131 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C132 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C133 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C134 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C135 = ('SE_ANY', 'CH')
-_C136 = ('SE_ANY', 'CH')
-_C137 = ('SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
-_C139 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
-_C140 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C141 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C142 = {7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C143 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C144 = ('EE', 'SE_ANY', 'CH')
+_C136 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C137 = ('EE', 'SE_ANY', 'CH')
+_C138 = ('EE', 'SE_ANY', 'CH')
+_C139 = ('EE', 'SE_ANY', 'CH')
+_C140 = ('SE_ANY', 'CH')
+_C141 = ('EE', 'SE_ANY', 'CH')
+_C142 = ('SE_ANY', 'CH')
+_C143 = ('EE', 'SE_ANY', 'CH')
+_C144 = ('SE_ANY', 'CH')
 _C145 = ('EE', 'SE_ANY', 'CH')
-_C146 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('SE_ANY', 'CH')
 _C147 = ('SE_ANY', 'CH')
 _C148 = ('SE_ANY', 'CH')
 _C149 = ('SE_ANY', 'CH')
-_C150 = ('SE_ANY', 'CH')
-_C151 = ('SE_ANY', 'CH')
-_C152 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
-_C153 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C154 = {4: (1, 3, 6), 5: (0, 3, 6)}
-_C155 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C156 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C157 = {4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C158 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C159 = ('EE', 'SE_ANY', 'CH')
-_C160 = ('EE', 'SE_ANY', 'CH')
+_C150 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
+_C151 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C152 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C153 = {7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C155 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('EE', 'SE_ANY', 'CH')
+_C157 = ('EE', 'SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
 _C161 = ('SE_ANY', 'CH')
-_C162 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C163 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('EE', 'SE_ANY', 'CH')
-_C166 = ('EE', 'SE_ANY', 'CH')
-_C167 = ('EE', 'SE_ANY', 'CH')
-_C168 = ('EE', 'SE_ANY', 'CH')
-_C169 = ('EE', 'SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
+_C164 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C165 = {4: (1, 3, 6), 5: (0, 3, 6)}
+_C166 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C167 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C168 = {4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C170 = ('EE', 'SE_ANY', 'CH')
 _C171 = ('EE', 'SE_ANY', 'CH')
 _C172 = ('SE_ANY', 'CH')
-_C173 = ('SE_ANY', 'CH')
-_C174 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C175 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C176 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C177 = {8: (1, 2), 9: (0, 1)}
-_C178 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
-_C179 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
-_C180 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
-_C181 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
-_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('SE_ANY', 'CH')
-_C187 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C188 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C190 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
-_C191 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
-_C192 = ('EE', 'SE_ANY', 'CH')
-_C193 = ('EE', 'SE_ANY', 'CH')
+_C173 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C174 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C175 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
+_C179 = ('EE', 'SE_ANY', 'CH')
+_C180 = ('EE', 'SE_ANY', 'CH')
+_C181 = ('EE', 'SE_ANY', 'CH')
+_C182 = ('EE', 'SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C186 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C187 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C188 = {8: (1, 2), 9: (0, 1)}
+_C189 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
+_C190 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
+_C191 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
+_C192 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
+_C193 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C194 = ('EE', 'SE_ANY', 'CH')
 _C195 = ('EE', 'SE_ANY', 'CH')
-_C196 = ('SE_ANY', 'CH')
-_C197 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
-_C198 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C199 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C201 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('SE_ANY', 'CH')
+_C198 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
+_C199 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C200 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
+_C201 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
 _C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('SE_ANY', 'CH')
-_C205 = ('SE_ANY', 'CH')
+_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C204 = ('EE', 'SE_ANY', 'CH')
+_C205 = ('EE', 'SE_ANY', 'CH')
 _C206 = ('EE', 'SE_ANY', 'CH')
-_C207 = ('SE_ANY', 'CH')
-_C208 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C209 = {1: (0, 1, 2)}
-_C210 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C211 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C212 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C213 = {6: (0, 1, 7)}
-_C214 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C215 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C216 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C217 = ('SE_ANY', 'CH')
+_C207 = ('EE', 'SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
+_C210 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C211 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C212 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('EE', 'SE_ANY', 'CH')
 _C218 = ('SE_ANY', 'CH')
-_C219 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C220 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = {0: 'end of element'}
-_C222 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C223 = {0: 'end of element'}
-_C224 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C225 = {0: 'end of element'}
-_C226 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C227 = {0: 'end of element'}
-_C228 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C229 = {0: 'end of element'}
-_C230 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C223 = {1: (0, 1, 2)}
+_C224 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C225 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C226 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C227 = {6: (0, 1, 7)}
+_C228 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C230 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C231 = ('SE_ANY', 'CH')
-_C232 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C233 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
-_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C235 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C236 = ('EE', 'SE_ANY', 'CH')
-_C237 = ('SE_ANY', 'CH')
-_C238 = ('SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = ('SE_ANY', 'CH')
-_C242 = ('SE_ANY', 'CH')
-_C243 = ('SE_ANY', 'CH')
-_C244 = ('SE_ANY', 'CH')
-_C245 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C246 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C247 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C248 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C249 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C250 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C251 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C252 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C253 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C254 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C255 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C234 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C235 = {0: 'end of element'}
+_C236 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C237 = {0: 'end of element'}
+_C238 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = {0: 'end of element'}
+_C240 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = {0: 'end of element'}
+_C242 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C243 = {0: 'end of element'}
+_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C247 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C249 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C250 = ('EE', 'SE_ANY', 'CH')
+_C251 = ('SE_ANY', 'CH')
+_C252 = ('SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
 _C256 = ('SE_ANY', 'CH')
 _C257 = ('SE_ANY', 'CH')
 _C258 = ('SE_ANY', 'CH')
-_C259 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C260 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C261 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C266 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C267 = {1: (1, 2)}
+_C259 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C260 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C261 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C262 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C263 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C264 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C265 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C266 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C267 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
 _C268 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C269 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = ('EE', 'SE_ANY', 'CH')
+_C269 = ('EE', 'SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
 _C272 = ('SE_ANY', 'CH')
-_C273 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C274 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C275 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C273 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C274 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C275 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
 _C276 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C277 = ('EE', 'SE_ANY', 'CH')
+_C277 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C278 = ('SE_ANY', 'CH')
-_C279 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
-_C280 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C281 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C283 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C284 = ('SE_ANY', 'CH')
-_C285 = ('SE_ANY', 'CH')
-_C286 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C287 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C288 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C289 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('SE_ANY', 'CH')
-_C292 = ('SE_ANY', 'CH')
+_C279 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C280 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C281 = {1: (1, 2)}
+_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C285 = ('EE', 'SE_ANY', 'CH')
+_C286 = ('EE', 'SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C289 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C290 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('EE', 'SE_ANY', 'CH')
 _C293 = ('SE_ANY', 'CH')
-_C294 = ('SE_ANY', 'CH')
-_C295 = ('SE_ANY', 'CH')
-_C296 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C297 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C298 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C300 = ('EE', 'SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
-_C302 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C303 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
-_C304 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C305 = ('EE', 'SE_ANY', 'CH')
+_C294 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
+_C295 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C302 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C303 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C304 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C305 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C306 = ('SE_ANY', 'CH')
-_C307 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('SE_ANY', 'CH')
-_C312 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
-_C313 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C314 = ('SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C312 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C313 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C314 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
 _C316 = ('SE_ANY', 'CH')
-_C317 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
-_C318 = {1: (1, 3, 3), 2: (0, 2, 3)}
-_C319 = {1: 1, 2: 0}
-_C320 = {1: 2, 2: 1}
-_C321 = {_din.DC_EVPowerDeliveryParameter: (_C319, _e20), _din.EVPowerDeliveryParameter: (_C320, _e27)}
-_C322 = {1: (3, 3), 2: (2, 2), 3: (0, 1)}
+_C317 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C318 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C320 = ('EE', 'SE_ANY', 'CH')
+_C321 = ('SE_ANY', 'CH')
+_C322 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
 _C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C324 = ('EE', 'SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C327 = {_din.AC_EVSEStatus: (0, _e2), _din.DC_EVSEStatus: (1, _e22), _din.EVSEStatus: (2, _e29)}
-_C328 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C329 = ('EE', 'SE_ANY', 'CH')
-_C330 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('EE', 'SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
+_C328 = ('SE_ANY', 'CH')
+_C329 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
 _C331 = ('SE_ANY', 'CH')
-_C332 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C333 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C334 = ('EE', 'SE_ANY', 'CH')
-_C335 = ('EE', 'SE_ANY', 'CH')
-_C336 = ('SE_ANY', 'CH')
-_C337 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
+_C333 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
+_C334 = {1: (1, 3, 3), 2: (0, 2, 3)}
+_C335 = {1: 1, 2: 0}
+_C336 = {1: 2, 2: 1}
+_C337 = {_din.DC_EVPowerDeliveryParameter: (_C335, _e20), _din.EVPowerDeliveryParameter: (_C336, _e27)}
+_C338 = {1: (3, 3), 2: (2, 2), 3: (0, 1)}
 _C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('SE_ANY', 'CH')
-_C341 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C343 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C344 = {_din.AC_EVSEStatus: (0, _e2), _din.DC_EVSEStatus: (1, _e22), _din.EVSEStatus: (2, _e29)}
+_C345 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C346 = ('EE', 'SE_ANY', 'CH')
 _C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
-_C349 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C350 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C351 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C352 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C353 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C355 = ('SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
-_C357 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C358 = {1: (1, 2), 2: (0, 1)}
-_C359 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C360 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C361 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C362 = ('SE_ANY', 'CH')
-_C363 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C364 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C365 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C366 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C367 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
-_C370 = {0: (0, 1), 1: (0, 2)}
-_C371 = {1: (1, 2)}
-_C372 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C373 = {0: 'end of element'}
-_C374 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C375 = ('SE_ANY', 'CH')
-_C376 = ('SE_ANY', 'CH')
-_C377 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C378 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C379 = {1: (2, 2), 2: (1, 2)}
-_C380 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C381 = ('EE', 'SE_ANY', 'CH')
-_C382 = ('SE_ANY', 'CH')
-_C383 = ('SE_ANY', 'CH')
-_C384 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
-_C385 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
-_C386 = {2: (0, 2), 3: (0, 2)}
-_C387 = {2: (1, 2), 3: (1, 2)}
-_C388 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C389 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
-_C390 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
-_C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('EE', 'SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
-_C395 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = {0: 'ServiceID', 1: 'end of element'}
-_C398 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C399 = ('EE', 'SE_ANY', 'CH')
+_C349 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C350 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C351 = ('EE', 'SE_ANY', 'CH')
+_C352 = ('EE', 'SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C356 = ('EE', 'SE_ANY', 'CH')
+_C357 = ('SE_ANY', 'CH')
+_C358 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C359 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C360 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C361 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C362 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C363 = ('EE', 'SE_ANY', 'CH')
+_C364 = ('EE', 'SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C367 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C368 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C369 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C370 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C371 = ('SE_ANY', 'CH')
+_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C373 = ('SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C376 = {1: (1, 2), 2: (0, 1)}
+_C377 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C380 = ('SE_ANY', 'CH')
+_C381 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C382 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C383 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C384 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('SE_ANY', 'CH')
+_C387 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
+_C388 = {0: (0, 1), 1: (0, 2)}
+_C389 = {1: (1, 2)}
+_C390 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C391 = {0: 'end of element'}
+_C392 = ('SE_ANY', 'CH')
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C397 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C398 = {1: (2, 2), 2: (1, 2)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C400 = ('SE_ANY', 'CH')
-_C401 = ('SE_ANY', 'CH')
-_C402 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C403 = {2: (1, 2), 3: (0, 1)}
-_C404 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
-_C405 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
-_C406 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C407 = ('SE_ANY', 'CH')
-_C408 = ('SE_ANY', 'CH')
-_C409 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C410 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C411 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
-_C412 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C413 = ('EE', 'SE_ANY', 'CH')
-_C414 = ('EE', 'SE_ANY', 'CH')
-_C415 = ('SE_ANY', 'CH')
+_C401 = ('EE', 'SE_ANY', 'CH')
+_C402 = ('SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
+_C405 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C406 = {2: (0, 2), 3: (0, 2)}
+_C407 = {2: (1, 2), 3: (1, 2)}
+_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
+_C410 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C411 = ('EE', 'SE_ANY', 'CH')
+_C412 = ('EE', 'SE_ANY', 'CH')
+_C413 = ('SE_ANY', 'CH')
+_C414 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
+_C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C416 = ('SE_ANY', 'CH')
-_C417 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C418 = {3: (1, 2), 4: (0, 1)}
-_C419 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
-_C420 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
-_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = ('EE', 'SE_ANY', 'CH')
+_C417 = {0: 'ServiceID', 1: 'end of element'}
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('SE_ANY', 'CH')
+_C421 = ('EE', 'SE_ANY', 'CH')
+_C422 = ('SE_ANY', 'CH')
 _C423 = ('SE_ANY', 'CH')
-_C424 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C425 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
-_C427 = {0: 'ResponseCode', 1: 'end of element'}
-_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C424 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C425 = {2: (1, 2), 3: (0, 1)}
+_C426 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
+_C427 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
+_C428 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C429 = ('SE_ANY', 'CH')
-_C430 = {0: 'EVCCID', 1: 'end of element'}
-_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C432 = ('EE', 'SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
-_C434 = ('SE_ANY', 'CH')
-_C435 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
-_C436 = {2: (1, 2), 3: (0, 1)}
-_C437 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C438 = {0: 'end of element'}
-_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = {0: 'ResponseCode', 1: 'end of element'}
-_C442 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C443 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C432 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C433 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C434 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C435 = ('EE', 'SE_ANY', 'CH')
+_C436 = ('EE', 'SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
+_C438 = ('SE_ANY', 'CH')
+_C439 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C440 = {3: (1, 2), 4: (0, 1)}
+_C441 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
+_C442 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
+_C443 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C444 = ('EE', 'SE_ANY', 'CH')
 _C445 = ('SE_ANY', 'CH')
-_C446 = ('SE_ANY', 'CH')
-_C447 = ('SE_ANY', 'CH')
-_C448 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C449 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C450 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C451 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C453 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C454 = ('SE_ANY', 'CH')
+_C446 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'ResponseCode', 1: 'end of element'}
+_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
+_C452 = {0: 'EVCCID', 1: 'end of element'}
+_C453 = ('SE_ANY', 'CH')
+_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C455 = ('SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
-_C457 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C458 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C459 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C460 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
-_C462 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C463 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C464 = {1: (1, 2)}
-_C465 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C466 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('EE', 'SE_ANY', 'CH')
+_C457 = ('SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
+_C460 = {2: (1, 2), 3: (0, 1)}
+_C461 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C462 = {0: 'end of element'}
+_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C464 = ('SE_ANY', 'CH')
+_C465 = {0: 'ResponseCode', 1: 'end of element'}
+_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C467 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C468 = ('EE', 'SE_ANY', 'CH')
 _C469 = ('SE_ANY', 'CH')
-_C470 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C471 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C472 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C473 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C476 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C478 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C479 = ('EE', 'SE_ANY', 'CH')
-_C480 = ('EE', 'SE_ANY', 'CH')
-_C481 = ('SE_ANY', 'CH')
-_C482 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C483 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C484 = {2: (0, 1), 3: (0, 2)}
-_C485 = {3: (1, 2)}
-_C486 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C487 = {0: 'end of element'}
-_C488 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C489 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C490 = ('SE_ANY', 'CH')
-_C491 = ('SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
-_C493 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C494 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C495 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C473 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C474 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C475 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C477 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = ('SE_ANY', 'CH')
+_C481 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C482 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C483 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C487 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C488 = {1: (1, 2)}
+_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C491 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C495 = {0: (1, 2, 3), 4: (0, 1, 3)}
 _C496 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C497 = ('SE_ANY', 'CH')
-_C498 = {0: 'Transform', 1: 'Transform, end of element'}
-_C499 = {0: (0, 1), 1: (0, 2)}
-_C500 = {1: (1, 2)}
+_C497 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C500 = {0: (1, 2, 1), 2: (0, 1, 1)}
 _C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = ('EE', 'SE_ANY', 'CH')
-_C503 = ('SE_ANY', 'CH')
-_C504 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C505 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C506 = ('SE_ANY', 'CH')
-_C507 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C509 = ('EE', 'SE_ANY', 'CH')
-_C510 = ('EE', 'SE_ANY', 'CH')
-_C511 = ('SE_ANY', 'CH')
-_C512 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C503 = ('EE', 'SE_ANY', 'CH')
+_C504 = ('EE', 'SE_ANY', 'CH')
+_C505 = ('SE_ANY', 'CH')
+_C506 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C507 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C508 = {2: (0, 1), 3: (0, 2)}
+_C509 = {3: (1, 2)}
+_C510 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = {0: 'end of element'}
+_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C514 = ('SE_ANY', 'CH')
 _C515 = ('SE_ANY', 'CH')
 _C516 = ('SE_ANY', 'CH')
-_C517 = ('SE_ANY', 'CH')
-_C518 = ('SE_ANY', 'CH')
-_C519 = ('SE_ANY', 'CH')
-_C520 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C521 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C522 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C523 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C524 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C525 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C526 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C527 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C528 = ('SE_ANY', 'CH')
-_C529 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C530 = {_din.BodyBase: (0, _e3), _din.CableCheckReq: (1, _e4), _din.CableCheckRes: (2, _e5), _din.CertificateInstallationReq: (3, _e7), _din.CertificateInstallationRes: (4, _e8), _din.CertificateUpdateReq: (5, _e9), _din.CertificateUpdateRes: (6, _e10), _din.ChargeParameterDiscoveryReq: (7, _e11), _din.ChargeParameterDiscoveryRes: (8, _e12), _din.ChargingStatusReq: (9, _e13), _din.ChargingStatusRes: (10, _e14), _din.ContractAuthenticationReq: (11, _e15), _din.ContractAuthenticationRes: (12, _e16), _din.CurrentDemandReq: (13, _e17), _din.CurrentDemandRes: (14, _e18), _din.MeteringReceiptReq: (15, _e35), _din.MeteringReceiptRes: (16, _e36), _din.PaymentDetailsReq: (17, _e40), _din.PaymentDetailsRes: (18, _e41), _din.PowerDeliveryReq: (19, _e42), _din.PowerDeliveryRes: (20, _e43), _din.PreChargeReq: (21, _e44), _din.PreChargeRes: (22, _e45), _din.ServiceDetailReq: (23, _e55), _din.ServiceDetailRes: (24, _e56), _din.ServiceDiscoveryReq: (25, _e57), _din.ServiceDiscoveryRes: (26, _e58), _din.ServicePaymentSelectionReq: (27, _e59), _din.ServicePaymentSelectionRes: (28, _e60), _din.SessionSetupReq: (29, _e61), _din.SessionSetupRes: (30, _e62), _din.SessionStop: (31, _e63), _din.SessionStopRes: (32, _e64), _din.WeldingDetectionReq: (33, _e75), _din.WeldingDetectionRes: (34, _e76)}
-_C531 = {0: (35, 6), 1: (0, 1)}
+_C517 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C518 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C519 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('SE_ANY', 'CH')
+_C522 = {0: 'Transform', 1: 'Transform, end of element'}
+_C523 = {0: (0, 1), 1: (0, 2)}
+_C524 = {1: (1, 2)}
+_C525 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C526 = ('EE', 'SE_ANY', 'CH')
+_C527 = ('SE_ANY', 'CH')
+_C528 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C529 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C530 = ('SE_ANY', 'CH')
+_C531 = {0: 'DC_EVStatus', 1: 'end of element'}
 _C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C533 = ('EE', 'SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
-_C536 = {1: (0, 1), 2: (0, 2)}
-_C537 = {2: (1, 2)}
-_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C534 = ('EE', 'SE_ANY', 'CH')
+_C535 = ('SE_ANY', 'CH')
+_C536 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C537 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C538 = ('SE_ANY', 'CH')
 _C539 = ('SE_ANY', 'CH')
 _C540 = ('SE_ANY', 'CH')
-_C541 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
-_C542 = {1: (0, 2), 2: (0, 2)}
-_C543 = {1: (1, 2), 2: (1, 2)}
-_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = ('SE_ANY', 'CH')
-_C547 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C548 = {1: (1, 2), 2: (0, 1)}
-_C549 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
-_C550 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
-_C551 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C552 = ('EE', 'SE_ANY', 'CH')
-_C553 = ('SE_ANY', 'CH')
-_C554 = ('SE_ANY', 'CH')
-_C555 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C556 = {2: (1, 2), 3: (0, 1)}
-_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
-_C559 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
-_C560 = ('EE', 'SE_ANY', 'CH')
-_C561 = ('EE', 'SE_ANY', 'CH')
+_C541 = ('SE_ANY', 'CH')
+_C542 = ('SE_ANY', 'CH')
+_C543 = ('SE_ANY', 'CH')
+_C544 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C545 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C546 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C547 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C548 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C549 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C550 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C551 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C552 = ('SE_ANY', 'CH')
+_C553 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C554 = {_din.BodyBase: (0, _e3), _din.CableCheckReq: (1, _e4), _din.CableCheckRes: (2, _e5), _din.CertificateInstallationReq: (3, _e7), _din.CertificateInstallationRes: (4, _e8), _din.CertificateUpdateReq: (5, _e9), _din.CertificateUpdateRes: (6, _e10), _din.ChargeParameterDiscoveryReq: (7, _e11), _din.ChargeParameterDiscoveryRes: (8, _e12), _din.ChargingStatusReq: (9, _e13), _din.ChargingStatusRes: (10, _e14), _din.ContractAuthenticationReq: (11, _e15), _din.ContractAuthenticationRes: (12, _e16), _din.CurrentDemandReq: (13, _e17), _din.CurrentDemandRes: (14, _e18), _din.MeteringReceiptReq: (15, _e35), _din.MeteringReceiptRes: (16, _e36), _din.PaymentDetailsReq: (17, _e40), _din.PaymentDetailsRes: (18, _e41), _din.PowerDeliveryReq: (19, _e42), _din.PowerDeliveryRes: (20, _e43), _din.PreChargeReq: (21, _e44), _din.PreChargeRes: (22, _e45), _din.ServiceDetailReq: (23, _e55), _din.ServiceDetailRes: (24, _e56), _din.ServiceDiscoveryReq: (25, _e57), _din.ServiceDiscoveryRes: (26, _e58), _din.ServicePaymentSelectionReq: (27, _e59), _din.ServicePaymentSelectionRes: (28, _e60), _din.SessionSetupReq: (29, _e61), _din.SessionSetupRes: (30, _e62), _din.SessionStop: (31, _e63), _din.SessionStopRes: (32, _e64), _din.WeldingDetectionReq: (33, _e75), _din.WeldingDetectionRes: (34, _e76)}
+_C555 = {0: (35, 6), 1: (0, 1)}
+_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = ('EE', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
+_C560 = {1: (0, 1), 2: (0, 2)}
+_C561 = {2: (1, 2)}
 _C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
-_C564 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C565 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C566 = ('SE_ANY', 'CH')
-_C567 = ('SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C570 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C571 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
-_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C573 = ('SE_ANY', 'CH')
-_C574 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C575 = {0: (0, 1), 1: (0, 2)}
-_C576 = {1: (1, 2)}
-_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
+_C563 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C564 = ('SE_ANY', 'CH')
+_C565 = ('SE_ANY', 'CH')
+_C566 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
+_C567 = {1: (0, 2), 2: (0, 2)}
+_C568 = {1: (1, 2), 2: (1, 2)}
+_C569 = ('SE_ANY', 'CH')
+_C570 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C571 = ('SE_ANY', 'CH')
+_C572 = ('SE_ANY', 'CH')
+_C573 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C574 = {1: (1, 2), 2: (0, 1)}
+_C575 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
+_C576 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
+_C577 = ('SE_ANY', 'CH')
+_C578 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C579 = ('SE_ANY', 'CH')
-_C580 = ('SE_ANY', 'CH')
+_C580 = ('EE', 'SE_ANY', 'CH')
 _C581 = ('SE_ANY', 'CH')
 _C582 = ('SE_ANY', 'CH')
-_C583 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C584 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C585 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C586 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C587 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C588 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
-_C589 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
-_C590 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C583 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C584 = {2: (1, 2), 3: (0, 1)}
+_C585 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
+_C586 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
+_C587 = ('EE', 'SE_ANY', 'CH')
+_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C589 = ('EE', 'SE_ANY', 'CH')
+_C590 = ('EE', 'SE_ANY', 'CH')
 _C591 = ('SE_ANY', 'CH')
-_C592 = ('SE_ANY', 'CH')
-_C593 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C594 = {1: (1, 2), 2: (0, 1)}
+_C592 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
+_C593 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C594 = ('SE_ANY', 'CH')
 _C595 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C596 = ('EE', 'SE_ANY', 'CH')
+_C596 = ('SE_ANY', 'CH')
 _C597 = ('SE_ANY', 'CH')
-_C598 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
-_C599 = {1: (0, 1), 2: (0, 2)}
-_C600 = {2: (1, 2)}
-_C601 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C602 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
-_C603 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
-_C604 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C605 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C606 = ('SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C600 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C601 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C603 = ('SE_ANY', 'CH')
+_C604 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C605 = {0: (0, 1), 1: (0, 2)}
+_C606 = {1: (1, 2)}
 _C607 = ('SE_ANY', 'CH')
-_C608 = ('SE_ANY', 'CH')
+_C608 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C609 = ('SE_ANY', 'CH')
 _C610 = ('SE_ANY', 'CH')
 _C611 = ('SE_ANY', 'CH')
-_C612 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
-_C613 = {7: (1, 3, 2)}
-_C614 = {7: (2, 3, 3)}
-_C615 = {7: (3, 3, 4)}
-_C616 = {7: (4, 3, 5)}
-_C617 = {7: (5, 3, 6)}
-_C618 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
-_C619 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C620 = ('EE', 'SE_ANY', 'CH')
+_C612 = ('SE_ANY', 'CH')
+_C613 = ('SE_ANY', 'CH')
+_C614 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C615 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C616 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C617 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C618 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C619 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
+_C620 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
 _C621 = ('SE_ANY', 'CH')
-_C622 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C623 = {1: (0, 1), 2: (0, 2)}
-_C624 = {2: (1, 2)}
-_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C626 = ('SE_ANY', 'CH')
-_C627 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
-_C628 = {0: (0, 1), 1: (0, 2)}
-_C629 = {1: (1, 2)}
-_C630 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C631 = ('EE', 'SE_ANY', 'CH')
-_C632 = ('SE_ANY', 'CH')
-_C633 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
-_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C635 = ('EE', 'SE_ANY', 'CH')
-_C636 = ('SE_ANY', 'CH')
-_C637 = ('SE_ANY', 'CH')
-_C638 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C639 = {2: (1, 2), 3: (0, 1)}
-_C640 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C641 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C642 = ('EE', 'SE_ANY', 'CH')
-_C643 = ('EE', 'SE_ANY', 'CH')
-_C644 = ('EE', 'SE_ANY', 'CH')
-_C645 = ('SE_ANY', 'CH')
-_C646 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C647 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C648 = {3: (0, 1), 4: (0, 2)}
-_C649 = {4: (1, 2)}
-_C650 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C651 = ('SE_ANY', 'CH')
-_C652 = ('SE_ANY', 'CH')
-_C653 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C654 = {1: (1, 2), 2: (0, 1)}
-_C655 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C656 = ('SE_ANY', 'CH')
-_C657 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C658 = {0: (0, 1), 1: (0, 2)}
-_C659 = {1: (1, 2)}
-_C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C661 = ('EE', 'SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
-_C663 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
-_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C622 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C623 = ('SE_ANY', 'CH')
+_C624 = ('SE_ANY', 'CH')
+_C625 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C626 = {1: (1, 2), 2: (0, 1)}
+_C627 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C628 = ('EE', 'SE_ANY', 'CH')
+_C629 = ('SE_ANY', 'CH')
+_C630 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
+_C631 = {1: (0, 1), 2: (0, 2)}
+_C632 = {2: (1, 2)}
+_C633 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C634 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
+_C635 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
+_C636 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C637 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C638 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C639 = ('SE_ANY', 'CH')
+_C640 = ('SE_ANY', 'CH')
+_C641 = ('SE_ANY', 'CH')
+_C642 = ('SE_ANY', 'CH')
+_C643 = ('SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
+_C646 = {7: (1, 3, 2)}
+_C647 = {7: (2, 3, 3)}
+_C648 = {7: (3, 3, 4)}
+_C649 = {7: (4, 3, 5)}
+_C650 = {7: (5, 3, 6)}
+_C651 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C652 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C653 = ('EE', 'SE_ANY', 'CH')
+_C654 = ('SE_ANY', 'CH')
+_C655 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C656 = {1: (0, 1), 2: (0, 2)}
+_C657 = {2: (1, 2)}
+_C658 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C659 = ('SE_ANY', 'CH')
+_C660 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
+_C661 = {0: (0, 1), 1: (0, 2)}
+_C662 = {1: (1, 2)}
+_C663 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C664 = ('EE', 'SE_ANY', 'CH')
 _C665 = ('SE_ANY', 'CH')
-_C666 = {0: 'Service', 1: 'Service, end of element'}
-_C667 = {0: (0, 1), 1: (0, 2)}
-_C668 = {1: (1, 2)}
-_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C666 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
+_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C668 = ('EE', 'SE_ANY', 'CH')
+_C669 = ('SE_ANY', 'CH')
 _C670 = ('SE_ANY', 'CH')
-_C671 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C672 = {0: (0, 1), 1: (0, 2)}
-_C673 = {1: (1, 2)}
-_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C675 = ('EE', 'SE_ANY', 'CH')
+_C671 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C672 = {2: (1, 2), 3: (0, 1)}
+_C673 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C674 = ('EE', 'SE_ANY', 'CH')
+_C675 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C676 = ('EE', 'SE_ANY', 'CH')
-_C677 = ('SE_ANY', 'CH')
-_C678 = ('SE_ANY', 'CH')
-_C679 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
-_C680 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C681 = {3: (1, 2), 4: (0, 1)}
-_C682 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C683 = ('SE_ANY', 'CH')
-_C684 = {0: 'Certificate', 1: 'Certificate, end of element'}
-_C685 = {0: (0, 1), 1: (0, 2)}
-_C686 = {1: (1, 2)}
-_C687 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C688 = ('EE', 'SE_ANY', 'CH')
-_C689 = ('SE_ANY', 'CH')
-_C690 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C677 = ('EE', 'SE_ANY', 'CH')
+_C678 = ('EE', 'SE_ANY', 'CH')
+_C679 = ('SE_ANY', 'CH')
+_C680 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C681 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C682 = {3: (0, 1), 4: (0, 2)}
+_C683 = {4: (1, 2)}
+_C684 = ('SE_ANY', 'CH')
+_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C686 = ('SE_ANY', 'CH')
+_C687 = ('SE_ANY', 'CH')
+_C688 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C689 = {1: (1, 2), 2: (0, 1)}
+_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C691 = ('SE_ANY', 'CH')
+_C692 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C693 = {0: (0, 1), 1: (0, 2)}
+_C694 = {1: (1, 2)}
+_C695 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C696 = ('EE', 'SE_ANY', 'CH')
+_C697 = ('SE_ANY', 'CH')
+_C698 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
+_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C700 = ('SE_ANY', 'CH')
+_C701 = {0: 'Service', 1: 'Service, end of element'}
+_C702 = {0: (0, 1), 1: (0, 2)}
+_C703 = {1: (1, 2)}
+_C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C705 = ('SE_ANY', 'CH')
+_C706 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C707 = {0: (0, 1), 1: (0, 2)}
+_C708 = {1: (1, 2)}
+_C709 = ('EE', 'SE_ANY', 'CH')
+_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('EE', 'SE_ANY', 'CH')
+_C712 = ('SE_ANY', 'CH')
+_C713 = ('EE', 'SE_ANY', 'CH')
+_C714 = ('SE_ANY', 'CH')
+_C715 = ('SE_ANY', 'CH')
+_C716 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
+_C717 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C718 = {3: (1, 2), 4: (0, 1)}
+_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C720 = ('SE_ANY', 'CH')
+_C721 = {0: 'Certificate', 1: 'Certificate, end of element'}
+_C722 = {0: (0, 1), 1: (0, 2)}
+_C723 = {1: (1, 2)}
+_C724 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C725 = ('EE', 'SE_ANY', 'CH')
+_C726 = ('SE_ANY', 'CH')
+_C727 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(7)

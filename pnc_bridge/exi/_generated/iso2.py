@@ -1471,14 +1471,27 @@ def _d13(r):
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(6)
-        if x & 49 == 0:
-            y = (x >> 1) & 7
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = (x >> 3) & 7
             if y >= 6:
                 r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % y)
             y = _C78[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d0(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d19(r)
+                s = 3
+            elif ec == 2:
+                f2 = _d26(r)
+                s = 3
+            elif ec == 3:
+                _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1502,7 +1515,7 @@ def _d13(r):
                             _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C82, "ChargeParameterDiscoveryReqType")
             else:
                 r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1517,7 +1530,7 @@ def _d13(r):
             f2 = _d26(r)
             s = 3
         elif ec == 3:
-            _escape(r, 2, _C82, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C83, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -1525,7 +1538,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C83, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C84, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryReq)
@@ -1547,18 +1560,18 @@ def _e13(w, o):
         s = 1
     v1 = o.requested_energy_transfer_mode
     if v1 is None:
-        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C84)
-    t = _C85.get(s)
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C85)
+    t = _C86.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C84)
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C85)
     i1 = _C79.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v1, "a member of _iso2.EnergyTransferMode")
     w.bits(((((t[0]) << 1) << 3) | (i1)) << 1, t[1] + 1 + 3 + 1)
     v2 = o.ev_charge_parameter
     if v2 is None:
-        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C84)
-    d = _C86.get(v2.__class__)
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C85)
+    d = _C87.get(v2.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v2, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
     w.bits(d[0], 2)
@@ -1574,19 +1587,38 @@ def _d14(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(13)
-        if x & 6201 == 0:
-            y = (x >> 6) & 31
+        x = r.bits(16)
+        if x & 49608 == 0:
+            y = (x >> 9) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            y = (x >> 1) & 3
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
             y = _C28[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d52(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d53(r)
+                s = 3
+            elif ec == 2:
+                f3 = _d1(r)
+                s = 4
+            elif ec == 3:
+                f3 = _d21(r)
+                s = 4
+            elif ec == 4:
+                f3 = _d28(r)
+                s = 4
+            elif ec == 5:
+                _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1610,19 +1642,38 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C87, "ChargeParameterDiscoveryResType")
+                _escape(r, 3, _C89, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
             y = _C28[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d52(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d53(r)
+                s = 3
+            elif ec == 2:
+                f3 = _d1(r)
+                s = 4
+            elif ec == 3:
+                f3 = _d21(r)
+                s = 4
+            elif ec == 4:
+                f3 = _d28(r)
+                s = 4
+            elif ec == 5:
+                _escape(r, 2, _C90, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1646,7 +1697,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C91, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1667,7 +1718,7 @@ def _d14(r):
             f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C89, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C92, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1682,7 +1733,7 @@ def _d14(r):
             f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C90, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C93, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1690,7 +1741,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C91, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C94, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryRes)
@@ -1704,13 +1755,13 @@ def _e14(w, o):
     """iso2.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargeParameterDiscoveryRes.response_code", 0, _C92)
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C95)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_processing
     if v1 is None:
-        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C92)
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C95)
     i1 = _C29.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
@@ -1718,7 +1769,7 @@ def _e14(w, o):
     w.bits((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1, 13)
     s = 2
     if v2 is not None:
-        d = _C93.get(v2.__class__)
+        d = _C96.get(v2.__class__)
         if d is None:
             _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
         w.bits(d[0], 3)
@@ -1726,16 +1777,16 @@ def _e14(w, o):
         s = 3
     v3 = o.evse_charge_parameter
     if v3 is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
-    t = _C94.get(s)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
+    t = _C97.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
-    d = _C98.get(v3.__class__)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
+    d = _C101.get(v3.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
     code = d[0].get(s)
     if code is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C92)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
     w.bits(code, t[1])
     d[1](w, v3)
     w.bits(0, 1)
@@ -1748,7 +1799,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C99, "ChargingStatusReqType")
+            _escape(r, 3, _C102, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusReq)
@@ -1779,13 +1830,39 @@ def _d16(r):
             f0 = y
             f1 = r.string(7, 37)
             p = r.pos
-            x = r.bits(12)
-            if x & 3585 == 0:
-                y = ((x >> 1) & 255) + 1
+            x = r.bits(15)
+            if x & 28680 == 0:
+                y = ((x >> 4) & 255) + 1
                 if y > 255:
                     r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
                 f2 = y
-                s = 3
+                ec = x & 7
+                if ec == 0:
+                    f3 = _d80(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d88(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    f6 = _d2(r)
+                    s = 7
+                elif ec == 4:
+                    _escape(r, 2, _C104, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1814,7 +1891,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C101, "ChargingStatusResType")
+                _escape(r, 3, _C105, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 1:
@@ -1823,13 +1900,39 @@ def _d16(r):
         if x & 3 == 0:
             f1 = r.string(7, 37)
             p = r.pos
-            x = r.bits(12)
-            if x & 3585 == 0:
-                y = ((x >> 1) & 255) + 1
+            x = r.bits(15)
+            if x & 28680 == 0:
+                y = ((x >> 4) & 255) + 1
                 if y > 255:
                     r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
                 f2 = y
-                s = 3
+                ec = x & 7
+                if ec == 0:
+                    f3 = _d80(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d88(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    f6 = _d2(r)
+                    s = 7
+                elif ec == 4:
+                    _escape(r, 2, _C106, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1847,18 +1950,44 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C102, "ChargingStatusResType")
+                _escape(r, 2, _C107, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = ((x >> 1) & 255) + 1
+        x = r.bits(14)
+        if x & 12296 == 0:
+            y = ((x >> 4) & 255) + 1
             if y > 255:
                 r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                f3 = _d80(r)
+                s = 4
+            elif ec == 1:
+                f4 = _d88(r)
+                s = 5
+            elif ec == 2:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 6
+            elif ec == 3:
+                f6 = _d2(r)
+                s = 7
+            elif ec == 4:
+                _escape(r, 2, _C108, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1880,7 +2009,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C103, "ChargingStatusResType")
+                _escape(r, 2, _C109, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
@@ -1908,7 +2037,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C104, "ChargingStatusResType")
+            _escape(r, 2, _C110, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
@@ -1933,7 +2062,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C105, "ChargingStatusResType")
+            _escape(r, 2, _C111, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
@@ -1955,7 +2084,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C106, "ChargingStatusResType")
+            _escape(r, 2, _C112, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
@@ -1964,7 +2093,7 @@ def _d16(r):
             f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C107, "ChargingStatusResType")
+            _escape(r, 2, _C113, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -1972,7 +2101,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C108, "ChargingStatusResType")
+            _escape(r, 1, _C114, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusRes)
@@ -1989,20 +2118,20 @@ def _e16(w, o):
     """iso2.ChargingStatusRes -> ChargingStatusResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargingStatusRes.response_code", 0, _C109)
+        _order("ChargingStatusRes.response_code", 0, _C115)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ChargingStatusRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("ChargingStatusRes.evseid", 1, _C109)
+        _order("ChargingStatusRes.evseid", 1, _C115)
     if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
         _bad("ChargingStatusRes.evseid", v1, "a str of length 7..37")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.string(v1)
     v2 = o.sa_schedule_tuple_id
     if v2 is None:
-        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C109)
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C115)
     if v2.__class__ is not int or not 1 <= v2 <= 255:
         _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in 1..255")
     v3 = o.evse_max_current
@@ -2016,9 +2145,9 @@ def _e16(w, o):
         s = 4
     v4 = o.meter_info
     if v4 is not None:
-        t = _C110.get(s)
+        t = _C116.get(s)
         if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C109)
+            _order("ChargingStatusRes.meter_info", s, _C115)
         if v4.__class__ is not _iso2.MeterInfo:
             _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -2026,19 +2155,19 @@ def _e16(w, o):
         s = 5
     v5 = o.receipt_required
     if v5 is not None:
-        t = _C111.get(s)
+        t = _C117.get(s)
         if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C109)
+            _order("ChargingStatusRes.receipt_required", s, _C115)
         if v5.__class__ is not bool:
             _bad("ChargingStatusRes.receipt_required", v5, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
         s = 6
     v6 = o.ac_evse_status
     if v6 is None:
-        _order("ChargingStatusRes.ac_evse_status", s, _C109)
-    t = _C112.get(s)
+        _order("ChargingStatusRes.ac_evse_status", s, _C115)
+    t = _C118.get(s)
     if t is None:
-        _order("ChargingStatusRes.ac_evse_status", s, _C109)
+        _order("ChargingStatusRes.ac_evse_status", s, _C115)
     if v6.__class__ is not _iso2.AC_EVSEStatus:
         _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
     w.bits(t[0], t[1])
@@ -2064,7 +2193,7 @@ def _d17(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C113, "CurrentDemandReqType")
+            _escape(r, 3, _C119, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2073,7 +2202,7 @@ def _d17(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C114, "CurrentDemandReqType")
+            _escape(r, 2, _C120, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2114,7 +2243,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C115, "CurrentDemandReqType")
+            _escape(r, 2, _C121, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2152,7 +2281,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C116, "CurrentDemandReqType")
+            _escape(r, 2, _C122, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2187,7 +2316,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C117, "CurrentDemandReqType")
+            _escape(r, 2, _C123, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2219,16 +2348,29 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C118, "CurrentDemandReqType")
+            _escape(r, 2, _C124, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 3
+            if ec == 0:
+                f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                _escape(r, 2, _C125, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2246,7 +2388,7 @@ def _d17(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C119, "CurrentDemandReqType")
+                _escape(r, 2, _C126, "CurrentDemandReqType")
             else:
                 r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
@@ -2261,7 +2403,7 @@ def _d17(r):
             f9 = _d80(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C120, "CurrentDemandReqType")
+            _escape(r, 2, _C127, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
@@ -2273,7 +2415,7 @@ def _d17(r):
             f9 = _d80(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C121, "CurrentDemandReqType")
+            _escape(r, 2, _C128, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
@@ -2282,7 +2424,7 @@ def _d17(r):
             f9 = _d80(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C122, "CurrentDemandReqType")
+            _escape(r, 2, _C129, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2290,7 +2432,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C123, "CurrentDemandReqType")
+            _escape(r, 1, _C130, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandReq)
@@ -2310,14 +2452,14 @@ def _e17(w, o):
     """iso2.CurrentDemandReq -> CurrentDemandReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("CurrentDemandReq.dc_ev_status", 0, _C124)
+        _order("CurrentDemandReq.dc_ev_status", 0, _C131)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_current
     if v1 is None:
-        _order("CurrentDemandReq.ev_target_current", 1, _C124)
+        _order("CurrentDemandReq.ev_target_current", 1, _C131)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -2332,9 +2474,9 @@ def _e17(w, o):
         s = 3
     v3 = o.ev_maximum_current_limit
     if v3 is not None:
-        t = _C125.get(s)
+        t = _C132.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C124)
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C131)
         if v3.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2342,9 +2484,9 @@ def _e17(w, o):
         s = 4
     v4 = o.ev_maximum_power_limit
     if v4 is not None:
-        t = _C126.get(s)
+        t = _C133.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C124)
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C131)
         if v4.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2352,19 +2494,19 @@ def _e17(w, o):
         s = 5
     v5 = o.bulk_charging_complete
     if v5 is not None:
-        t = _C127.get(s)
+        t = _C134.get(s)
         if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C124)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C131)
         if v5.__class__ is not bool:
             _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
         s = 6
     v6 = o.charging_complete
     if v6 is None:
-        _order("CurrentDemandReq.charging_complete", s, _C124)
-    t = _C128.get(s)
+        _order("CurrentDemandReq.charging_complete", s, _C131)
+    t = _C135.get(s)
     if t is None:
-        _order("CurrentDemandReq.charging_complete", s, _C124)
+        _order("CurrentDemandReq.charging_complete", s, _C131)
     if v6.__class__ is not bool:
         _bad("CurrentDemandReq.charging_complete", v6, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
@@ -2378,9 +2520,9 @@ def _e17(w, o):
         s = 8
     v8 = o.remaining_time_to_bulk_soc
     if v8 is not None:
-        t = _C129.get(s)
+        t = _C136.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C124)
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C131)
         if v8.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2388,10 +2530,10 @@ def _e17(w, o):
         s = 9
     v9 = o.ev_target_voltage
     if v9 is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C124)
-    t = _C130.get(s)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C131)
+    t = _C137.get(s)
     if t is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C124)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C131)
     if v9.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -2434,15 +2576,36 @@ def _d18(r):
                 if x & 1 == 0:
                     f3 = _d80(r)
                     p = r.pos
-                    x = r.bits(12)
-                    if x & 3549 == 0:
-                        y = ((x >> 9) & 1) == 1
+                    x = r.bits(15)
+                    if x & 28392 == 0:
+                        y = ((x >> 12) & 1) == 1
                         f4 = y
-                        y = ((x >> 5) & 1) == 1
+                        y = ((x >> 8) & 1) == 1
                         f5 = y
-                        y = ((x >> 1) & 1) == 1
+                        y = ((x >> 4) & 1) == 1
                         f6 = y
-                        s = 7
+                        ec = x & 7
+                        if ec == 0:
+                            f7 = _d80(r)
+                            s = 8
+                        elif ec == 1:
+                            f8 = _d80(r)
+                            s = 9
+                        elif ec == 2:
+                            f9 = _d80(r)
+                            s = 10
+                        elif ec == 3:
+                            if r.bits(1):
+                                f10 = _simple_escape(r, None, "EVSEID")
+                            else:
+                                f10 = r.string(7, 37)
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                            s = 11
+                        elif ec == 4:
+                            _escape(r, 2, _C138, "CurrentDemandResType")
+                        else:
+                            r.fail("CurrentDemandResType: event code %d out of range" % ec)
                     else:
                         r.pos = p
                         s = 4
@@ -2475,7 +2638,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C131, "CurrentDemandResType")
+                _escape(r, 3, _C139, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
@@ -2484,7 +2647,7 @@ def _d18(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C132, "CurrentDemandResType")
+            _escape(r, 2, _C140, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
@@ -2493,7 +2656,7 @@ def _d18(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C133, "CurrentDemandResType")
+            _escape(r, 2, _C141, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
@@ -2502,20 +2665,41 @@ def _d18(r):
             f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C134, "CurrentDemandResType")
+            _escape(r, 2, _C142, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
         p = r.pos
-        x = r.bits(12)
-        if x & 3549 == 0:
-            y = ((x >> 9) & 1) == 1
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
             f4 = y
-            y = ((x >> 5) & 1) == 1
+            y = ((x >> 8) & 1) == 1
             f5 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                if r.bits(1):
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C143, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2533,18 +2717,39 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C135, "CurrentDemandResType")
+                _escape(r, 2, _C144, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
         p = r.pos
-        x = r.bits(8)
-        if x & 221 == 0:
-            y = ((x >> 5) & 1) == 1
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
             f5 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                if r.bits(1):
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C145, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2562,16 +2767,37 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C136, "CurrentDemandResType")
+                _escape(r, 2, _C146, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f6 = y
-            s = 7
+            ec = x & 7
+            if ec == 0:
+                f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                if r.bits(1):
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C147, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2589,7 +2815,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C137, "CurrentDemandResType")
+                _escape(r, 2, _C148, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
@@ -2612,7 +2838,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C138, "CurrentDemandResType")
+            _escape(r, 2, _C149, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
@@ -2632,7 +2858,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C139, "CurrentDemandResType")
+            _escape(r, 2, _C150, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
@@ -2649,7 +2875,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C140, "CurrentDemandResType")
+            _escape(r, 2, _C151, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -2658,13 +2884,35 @@ def _d18(r):
         if x & 3 == 0:
             f10 = r.string(7, 37)
             p = r.pos
-            x = r.bits(12)
-            if x & 3585 == 0:
-                y = ((x >> 1) & 255) + 1
+            x = r.bits(14)
+            if x & 14340 == 0:
+                y = ((x >> 3) & 255) + 1
                 if y > 255:
                     r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
                 f11 = y
-                s = 12
+                ec = x & 3
+                if ec == 0:
+                    f12 = _d88(r)
+                    s = 13
+                elif ec == 1:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f13 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f13 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f13 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 14
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C152, "CurrentDemandResType")
+                else:
+                    r.fail("CurrentDemandResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -2682,18 +2930,40 @@ def _d18(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 11
             elif ec == 1:
-                _escape(r, 2, _C141, "CurrentDemandResType")
+                _escape(r, 2, _C153, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 11:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = ((x >> 1) & 255) + 1
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = ((x >> 3) & 255) + 1
             if y > 255:
                 r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
             f11 = y
-            s = 12
+            ec = x & 3
+            if ec == 0:
+                f12 = _d88(r)
+                s = 13
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f13 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f13 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f13 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 14
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C154, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2715,7 +2985,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 12
             elif ec == 1:
-                _escape(r, 2, _C142, "CurrentDemandResType")
+                _escape(r, 2, _C155, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 12:
@@ -2739,7 +3009,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C143, "CurrentDemandResType")
+            _escape(r, 1, _C156, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 13:
@@ -2760,7 +3030,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C144, "CurrentDemandResType")
+            _escape(r, 1, _C157, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 14:
@@ -2768,7 +3038,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C145, "CurrentDemandResType")
+            _escape(r, 1, _C158, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandRes)
@@ -2792,44 +3062,44 @@ def _e18(w, o):
     """iso2.CurrentDemandRes -> CurrentDemandResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CurrentDemandRes.response_code", 0, _C146)
+        _order("CurrentDemandRes.response_code", 0, _C159)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("CurrentDemandRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("CurrentDemandRes.dc_evse_status", 1, _C146)
+        _order("CurrentDemandRes.dc_evse_status", 1, _C159)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("CurrentDemandRes.evse_present_voltage", 2, _C146)
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C159)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.evse_present_current
     if v3 is None:
-        _order("CurrentDemandRes.evse_present_current", 3, _C146)
+        _order("CurrentDemandRes.evse_present_current", 3, _C159)
     if v3.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v3)
     v4 = o.evse_current_limit_achieved
     if v4 is None:
-        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C146)
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C159)
     if v4.__class__ is not bool:
         _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
     v5 = o.evse_voltage_limit_achieved
     if v5 is None:
-        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C146)
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C159)
     if v5.__class__ is not bool:
         _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
     v6 = o.evse_power_limit_achieved
     if v6 is None:
-        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C146)
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C159)
     if v6.__class__ is not bool:
         _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
     v7 = o.evse_maximum_voltage_limit
@@ -2843,9 +3113,9 @@ def _e18(w, o):
         s = 8
     v8 = o.evse_maximum_current_limit
     if v8 is not None:
-        t = _C147.get(s)
+        t = _C160.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C146)
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C159)
         if v8.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2853,9 +3123,9 @@ def _e18(w, o):
         s = 9
     v9 = o.evse_maximum_power_limit
     if v9 is not None:
-        t = _C148.get(s)
+        t = _C161.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C146)
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C159)
         if v9.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2863,10 +3133,10 @@ def _e18(w, o):
         s = 10
     v10 = o.evseid
     if v10 is None:
-        _order("CurrentDemandRes.evseid", s, _C146)
-    t = _C149.get(s)
+        _order("CurrentDemandRes.evseid", s, _C159)
+    t = _C162.get(s)
     if t is None:
-        _order("CurrentDemandRes.evseid", s, _C146)
+        _order("CurrentDemandRes.evseid", s, _C159)
     if type(v10) is not str or len(v10) < 7 or len(v10) > 37:
         _bad("CurrentDemandRes.evseid", v10, "a str of length 7..37")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -2874,7 +3144,7 @@ def _e18(w, o):
     w.bits(0, 1)
     v11 = o.sa_schedule_tuple_id
     if v11 is None:
-        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C146)
+        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C159)
     if v11.__class__ is not int or not 1 <= v11 <= 255:
         _bad("CurrentDemandRes.sa_schedule_tuple_id", v11, "an integer in 1..255")
     v12 = o.meter_info
@@ -2888,16 +3158,16 @@ def _e18(w, o):
         s = 13
     v13 = o.receipt_required
     if v13 is not None:
-        t = _C150.get(s)
+        t = _C163.get(s)
         if t is None:
-            _order("CurrentDemandRes.receipt_required", s, _C146)
+            _order("CurrentDemandRes.receipt_required", s, _C159)
         if v13.__class__ is not bool:
             _bad("CurrentDemandRes.receipt_required", v13, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v13)) << 1, t[1] + 1 + 1 + 1)
         s = 14
-    t = _C151.get(s)
+    t = _C164.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C146)
+        _order("CurrentDemandRes", s, _C159)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2929,7 +3199,7 @@ def _d19(r):
             f1 = _d23(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C152, "DC_EVChargeParameterType")
+            _escape(r, 3, _C165, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -2938,7 +3208,7 @@ def _d19(r):
             f1 = _d23(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C153, "DC_EVChargeParameterType")
+            _escape(r, 2, _C166, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -2947,7 +3217,7 @@ def _d19(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C154, "DC_EVChargeParameterType")
+            _escape(r, 2, _C167, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -2959,7 +3229,7 @@ def _d19(r):
             f4 = _d80(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C155, "DC_EVChargeParameterType")
+            _escape(r, 2, _C168, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -2968,7 +3238,7 @@ def _d19(r):
             f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C156, "DC_EVChargeParameterType")
+            _escape(r, 2, _C169, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -3016,7 +3286,7 @@ def _d19(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C157, "DC_EVChargeParameterType")
+            _escape(r, 1, _C170, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -3061,7 +3331,7 @@ def _d19(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C158, "DC_EVChargeParameterType")
+            _escape(r, 1, _C171, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -3103,7 +3373,7 @@ def _d19(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C159, "DC_EVChargeParameterType")
+            _escape(r, 1, _C172, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -3128,7 +3398,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C160, "DC_EVChargeParameterType")
+            _escape(r, 1, _C173, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3136,7 +3406,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C161, "DC_EVChargeParameterType")
+            _escape(r, 1, _C174, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVChargeParameter)
@@ -3164,17 +3434,17 @@ def _e19(w, o):
         s = 1
     v1 = o.dc_ev_status
     if v1 is None:
-        _order("DC_EVChargeParameter.dc_ev_status", s, _C162)
-    t = _C163.get(s)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C175)
+    t = _C176.get(s)
     if t is None:
-        _order("DC_EVChargeParameter.dc_ev_status", s, _C162)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C175)
     if v1.__class__ is not _iso2.DC_EVStatus:
         _bad("DC_EVChargeParameter.dc_ev_status", v1, "a DC_EVStatus")
     w.bits(t[0], t[1])
     _e23(w, v1)
     v2 = o.ev_maximum_current_limit
     if v2 is None:
-        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C162)
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C175)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_current_limit", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -3189,10 +3459,10 @@ def _e19(w, o):
         s = 4
     v4 = o.ev_maximum_voltage_limit
     if v4 is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C162)
-    t = _C164.get(s)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C175)
+    t = _C177.get(s)
     if t is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C162)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C175)
     if v4.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v4, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3207,9 +3477,9 @@ def _e19(w, o):
         s = 6
     v6 = o.ev_energy_request
     if v6 is not None:
-        t = _C165.get(s)
+        t = _C178.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C162)
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C175)
         if v6.__class__ is not _iso2.PhysicalValue:
             _bad("DC_EVChargeParameter.ev_energy_request", v6, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3217,25 +3487,25 @@ def _e19(w, o):
         s = 7
     v7 = o.full_soc
     if v7 is not None:
-        t = _C166.get(s)
+        t = _C179.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C162)
+            _order("DC_EVChargeParameter.full_soc", s, _C175)
         if v7.__class__ is not int or not 0 <= v7 <= 100:
             _bad("DC_EVChargeParameter.full_soc", v7, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
         s = 8
     v8 = o.bulk_soc
     if v8 is not None:
-        t = _C167.get(s)
+        t = _C180.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C162)
+            _order("DC_EVChargeParameter.bulk_soc", s, _C175)
         if v8.__class__ is not int or not 0 <= v8 <= 100:
             _bad("DC_EVChargeParameter.bulk_soc", v8, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v8)) << 1, t[1] + 1 + 7 + 1)
         s = 9
-    t = _C168.get(s)
+    t = _C181.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C162)
+        _order("DC_EVChargeParameter", s, _C175)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3251,7 +3521,7 @@ def _d20(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C169, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C182, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3283,7 +3553,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C170, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C183, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3310,7 +3580,7 @@ def _d20(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
+                _escape(r, 2, _C184, "DC_EVPowerDeliveryParameterType")
             else:
                 r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3318,7 +3588,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C172, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C185, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVPowerDeliveryParameter)
@@ -3331,7 +3601,7 @@ def _e20(w, o):
     """iso2.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C173)
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C186)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -3345,10 +3615,10 @@ def _e20(w, o):
         s = 2
     v2 = o.charging_complete
     if v2 is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
-    t = _C174.get(s)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C186)
+    t = _C187.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C186)
     if v2.__class__ is not bool:
         _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
@@ -3372,7 +3642,7 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C175, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C188, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3381,7 +3651,7 @@ def _d21(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C176, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C189, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3390,7 +3660,7 @@ def _d21(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C177, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C190, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3399,7 +3669,7 @@ def _d21(r):
             f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C178, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C191, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -3408,7 +3678,7 @@ def _d21(r):
             f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C179, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C192, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -3417,7 +3687,7 @@ def _d21(r):
             f5 = _d80(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C180, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C193, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -3429,7 +3699,7 @@ def _d21(r):
             f7 = _d80(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C181, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C194, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -3438,7 +3708,7 @@ def _d21(r):
             f7 = _d80(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C182, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C195, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -3449,7 +3719,7 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C183, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C196, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3457,7 +3727,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C184, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C197, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEChargeParameter)
@@ -3476,42 +3746,42 @@ def _e21(w, o):
     """iso2.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
     v0 = o.dc_evse_status
     if v0 is None:
-        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C185)
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C198)
     if v0.__class__ is not _iso2.DC_EVSEStatus:
         _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
     w.bits(0, 1)
     _e22(w, v0)
     v1 = o.evse_maximum_current_limit
     if v1 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C185)
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C198)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v1)
     v2 = o.evse_maximum_power_limit
     if v2 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C185)
+        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C198)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.evse_maximum_voltage_limit
     if v3 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C185)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C198)
     if v3.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v3)
     v4 = o.evse_minimum_current_limit
     if v4 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C185)
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C198)
     if v4.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v4)
     v5 = o.evse_minimum_voltage_limit
     if v5 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C185)
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C198)
     if v5.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
     w.bits(0, 1)
@@ -3526,10 +3796,10 @@ def _e21(w, o):
         s = 7
     v7 = o.evse_peak_current_ripple
     if v7 is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
-    t = _C186.get(s)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C198)
+    t = _C199.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C198)
     if v7.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3542,9 +3812,9 @@ def _e21(w, o):
         w.bits(0, 2)
         _e80(w, v8)
         s = 9
-    t = _C187.get(s)
+    t = _C200.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C185)
+        _order("DC_EVSEChargeParameter", s, _C198)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3563,14 +3833,56 @@ def _d22(r):
             if f0 > 65535:
                 r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(6)
-            if x & 57 == 0:
-                y = (x >> 1) & 3
+            x = r.bits(8)
+            if x & 228 == 0:
+                y = (x >> 3) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
                 y = _C13[y]
                 f1 = y
-                s = 2
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 5:
+                            r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                        f2 = _C201[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                        else:
+                            f2 = r.bits(3)
+                            if f2 >= 5:
+                                r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                            f2 = _C201[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    s = 3
+                elif ec == 1:
+                    x = r.bits(6)
+                    if x & 33 == 0:
+                        x = (x >> 1) & 15
+                        if x >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                        f3 = _C203[x]
+                    else:
+                        r.pos -= 6
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "EVSEStatusCode")
+                        else:
+                            f3 = r.bits(4)
+                            if f3 >= 12:
+                                r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                            f3 = _C203[f3]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C205, "DC_EVSEStatusType")
+                else:
+                    r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -3590,19 +3902,61 @@ def _d22(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C188, "DC_EVSEStatusType")
+                _escape(r, 3, _C206, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
             y = _C13[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                    f2 = _C201[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                    else:
+                        f2 = r.bits(3)
+                        if f2 >= 5:
+                            r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                        f2 = _C201[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                s = 3
+            elif ec == 1:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f3 = _C203[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                        f3 = _C203[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C207, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3626,7 +3980,7 @@ def _d22(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C189, "DC_EVSEStatusType")
+                _escape(r, 2, _C208, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3637,7 +3991,7 @@ def _d22(r):
                 x = (x >> 1) & 7
                 if x >= 5:
                     r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
-                f2 = _C190[x]
+                f2 = _C201[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -3646,7 +4000,7 @@ def _d22(r):
                     f2 = r.bits(3)
                     if f2 >= 5:
                         r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                    f2 = _C190[f2]
+                    f2 = _C201[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 3
@@ -3656,7 +4010,7 @@ def _d22(r):
                 x = (x >> 1) & 15
                 if x >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                f3 = _C192[x]
+                f3 = _C203[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -3665,12 +4019,12 @@ def _d22(r):
                     f3 = r.bits(4)
                     if f3 >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                    f3 = _C192[f3]
+                    f3 = _C203[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C194, "DC_EVSEStatusType")
+            _escape(r, 2, _C209, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3680,7 +4034,7 @@ def _d22(r):
             y = (x >> 2) & 15
             if y >= 12:
                 r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
-            y = _C192[y]
+            y = _C203[y]
             f3 = y
             s = -1
         else:
@@ -3692,7 +4046,7 @@ def _d22(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                    f3 = _C192[x]
+                    f3 = _C203[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -3701,12 +4055,12 @@ def _d22(r):
                         f3 = r.bits(4)
                         if f3 >= 12:
                             r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                        f3 = _C192[f3]
+                        f3 = _C203[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C195, "DC_EVSEStatusType")
+                _escape(r, 2, _C210, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -3714,7 +4068,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C196, "DC_EVSEStatusType")
+            _escape(r, 1, _C211, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEStatus)
@@ -3728,14 +4082,14 @@ def _e22(w, o):
     """iso2.DC_EVSEStatus -> DC_EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("DC_EVSEStatus.notification_max_delay", 0, _C197)
+        _order("DC_EVSEStatus.notification_max_delay", 0, _C212)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("DC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("DC_EVSEStatus.evse_notification", 1, _C197)
+        _order("DC_EVSEStatus.evse_notification", 1, _C212)
     i1 = _C14.get(v1)
     if i1 is None:
         _bad("DC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
@@ -3743,18 +4097,18 @@ def _e22(w, o):
     w.bits((((((0) << 1) << 1) << 2) | (i1)) << 1, 6)
     s = 2
     if v2 is not None:
-        i2 = _C191.get(v2)
+        i2 = _C202.get(v2)
         if i2 is None:
             _bad("DC_EVSEStatus.evse_isolation_status", v2, "a member of _iso2.IsolationLevel")
         w.bits(((((0) << 1) << 3) | (i2)) << 1, 7)
         s = 3
     v3 = o.evse_status_code
     if v3 is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C197)
-    t = _C198.get(s)
+        _order("DC_EVSEStatus.evse_status_code", s, _C212)
+    t = _C213.get(s)
     if t is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C197)
-    i3 = _C193.get(v3)
+        _order("DC_EVSEStatus.evse_status_code", s, _C212)
+    i3 = _C204.get(v3)
     if i3 is None:
         _bad("DC_EVSEStatus.evse_status_code", v3, "a member of _iso2.DC_EVSEStatusCode")
     w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
@@ -3775,7 +4129,7 @@ def _d23(r):
             y = (x >> 12) & 15
             if y >= 12:
                 r.fail("EVErrorCode: enumeration index %d out of range" % y)
-            y = _C199[y]
+            y = _C214[y]
             f1 = y
             y = (x >> 2) & 127
             if y > 100:
@@ -3799,7 +4153,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVReady")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C201, "DC_EVStatusType")
+                _escape(r, 3, _C216, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3809,7 +4163,7 @@ def _d23(r):
             y = (x >> 12) & 15
             if y >= 12:
                 r.fail("EVErrorCode: enumeration index %d out of range" % y)
-            y = _C199[y]
+            y = _C214[y]
             f1 = y
             y = (x >> 2) & 127
             if y > 100:
@@ -3825,7 +4179,7 @@ def _d23(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                    f1 = _C199[x]
+                    f1 = _C214[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -3834,12 +4188,12 @@ def _d23(r):
                         f1 = r.bits(4)
                         if f1 >= 12:
                             r.fail("EVErrorCode: enumeration index %d out of range" % f1)
-                        f1 = _C199[f1]
+                        f1 = _C214[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C202, "DC_EVStatusType")
+                _escape(r, 2, _C217, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3872,7 +4226,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C203, "DC_EVStatusType")
+                _escape(r, 2, _C218, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -3880,7 +4234,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C204, "DC_EVStatusType")
+            _escape(r, 1, _C219, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVStatus)
@@ -3893,18 +4247,18 @@ def _e23(w, o):
     """iso2.DC_EVStatus -> DC_EVStatusType"""
     v0 = o.ev_ready
     if v0 is None:
-        _order("DC_EVStatus.ev_ready", 0, _C205)
+        _order("DC_EVStatus.ev_ready", 0, _C220)
     if v0.__class__ is not bool:
         _bad("DC_EVStatus.ev_ready", v0, "a bool")
     v1 = o.ev_error_code
     if v1 is None:
-        _order("DC_EVStatus.ev_error_code", 1, _C205)
-    i1 = _C200.get(v1)
+        _order("DC_EVStatus.ev_error_code", 1, _C220)
+    i1 = _C215.get(v1)
     if i1 is None:
         _bad("DC_EVStatus.ev_error_code", v1, "a member of _iso2.DC_EVErrorCode")
     v2 = o.evresssoc
     if v2 is None:
-        _order("DC_EVStatus.evresssoc", 2, _C205)
+        _order("DC_EVStatus.evresssoc", 2, _C220)
     if v2.__class__ is not int or not 0 <= v2 <= 100:
         _bad("DC_EVStatus.evresssoc", v2, "an integer in 0..100")
     w.bits((((((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 4) | (i1)) << 1) << 1) << 1) << 7) | (v2)) << 1) << 1, 22)
@@ -3946,7 +4300,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C206, "DSAKeyValueType")
+            _escape(r, 3, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3955,9 +4309,29 @@ def _d24(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C222, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -3975,7 +4349,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C207, "DSAKeyValueType")
+                _escape(r, 2, _C223, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3997,7 +4371,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C208, "DSAKeyValueType")
+            _escape(r, 2, _C224, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4006,9 +4380,31 @@ def _d24(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C225, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -4026,7 +4422,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C209, "DSAKeyValueType")
+                _escape(r, 2, _C226, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4050,7 +4446,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C210, "DSAKeyValueType")
+            _escape(r, 1, _C227, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4066,7 +4462,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C211, "DSAKeyValueType")
+            _escape(r, 1, _C228, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4095,7 +4491,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C212, "DSAKeyValueType")
+                _escape(r, 2, _C229, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4103,7 +4499,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C213, "DSAKeyValueType")
+            _escape(r, 1, _C230, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4129,9 +4525,9 @@ def _e24(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C215.get(s)
+        t = _C232.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C214)
+            _order("DSAKeyValue.q", s, _C231)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4140,9 +4536,9 @@ def _e24(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C216.get(s)
+        t = _C233.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C214)
+            _order("DSAKeyValue.g", s, _C231)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4151,10 +4547,10 @@ def _e24(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C214)
-    t = _C217.get(s)
+        _order("DSAKeyValue.y", s, _C231)
+    t = _C234.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C214)
+        _order("DSAKeyValue.y", s, _C231)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -4171,9 +4567,9 @@ def _e24(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C218.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C214)
+            _order("DSAKeyValue.seed", s, _C231)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4182,18 +4578,18 @@ def _e24(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C219.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C214)
+            _order("DSAKeyValue.pgen_counter", s, _C231)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C220.get(s)
+    t = _C237.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C214)
+        _order("DSAKeyValue", s, _C231)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4208,7 +4604,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C221, "DigestMethodType")
+            _escape(r, 3, _C238, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4220,7 +4616,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C222, "DigestMethodType")
+            _escape(r, 2, _C239, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4232,7 +4628,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C223, "DigestMethodType")
+            _escape(r, 1, _C240, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4246,7 +4642,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C224, "DigestMethodType")
+                _escape(r, 1, _C241, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4257,7 +4653,7 @@ def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C225)
+        _order("DigestMethod.algorithm", 0, _C242)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4283,7 +4679,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 3, _C226, "EVChargeParameterType")
+            _escape(r, 3, _C243, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -4291,7 +4687,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C227, "EVChargeParameterType")
+            _escape(r, 1, _C244, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVChargeParameter)
@@ -4309,9 +4705,9 @@ def _e26(w, o):
         w.uint(v0)
         w.bits(0, 1)
         s = 1
-    t = _C229.get(s)
+    t = _C246.get(s)
     if t is None:
-        _order("EVChargeParameter", s, _C228)
+        _order("EVChargeParameter", s, _C245)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4323,7 +4719,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C230, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C247, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVPowerDeliveryParameter)
@@ -4341,7 +4737,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C232, "EVSEChargeParameterType")
+            _escape(r, 3, _C249, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEChargeParameter)
@@ -4391,7 +4787,7 @@ def _d29(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C234, "EVSEStatusType")
+                _escape(r, 3, _C251, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -4427,7 +4823,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C235, "EVSEStatusType")
+                _escape(r, 2, _C252, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -4435,7 +4831,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C236, "EVSEStatusType")
+            _escape(r, 1, _C253, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEStatus)
@@ -4447,14 +4843,14 @@ def _e29(w, o):
     """iso2.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C237)
+        _order("EVSEStatus.notification_max_delay", 0, _C254)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C237)
+        _order("EVSEStatus.evse_notification", 1, _C254)
     i1 = _C14.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
@@ -4468,7 +4864,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C238, "EVStatusType")
+            _escape(r, 3, _C255, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVStatus)
@@ -4491,7 +4887,7 @@ def _d31(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C240, "EntryType")
+            _escape(r, 3, _C257, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -4499,7 +4895,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C241, "EntryType")
+            _escape(r, 1, _C258, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_iso2.Entry)
@@ -4510,8 +4906,8 @@ def _e31(w, o):
     """iso2.Entry -> EntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("Entry.time_interval", 0, _C242)
-    d = _C243.get(v0.__class__)
+        _order("Entry.time_interval", 0, _C259)
+    d = _C260.get(v0.__class__)
     if d is None:
         _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
@@ -4578,7 +4974,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C244, "KeyInfoType")
+                _escape(r, 3, _C261, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4626,7 +5022,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C245, "KeyInfoType")
+                _escape(r, 3, _C262, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4674,7 +5070,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C246, "KeyInfoType")
+                _escape(r, 2, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4724,7 +5120,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C247, "KeyInfoType")
+                _escape(r, 1, _C264, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4774,7 +5170,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C248, "KeyInfoType")
+                _escape(r, 1, _C265, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4824,7 +5220,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C249, "KeyInfoType")
+                _escape(r, 1, _C266, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4874,7 +5270,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C250, "KeyInfoType")
+                _escape(r, 1, _C267, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4924,7 +5320,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C251, "KeyInfoType")
+                _escape(r, 1, _C268, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4974,7 +5370,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C252, "KeyInfoType")
+                _escape(r, 1, _C269, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -5024,7 +5420,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C253, "KeyInfoType")
+                _escape(r, 1, _C270, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -5074,7 +5470,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C254, "KeyInfoType")
+                _escape(r, 1, _C271, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -5106,9 +5502,9 @@ def _e32(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C256.get(s)
+        t = _C273.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C255)
+            _order("KeyInfo.key_name", s, _C272)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5123,9 +5519,9 @@ def _e32(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C257.get(s)
+        t = _C274.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C255)
+            _order("KeyInfo.key_value", s, _C272)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -5139,9 +5535,9 @@ def _e32(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C258.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C255)
+            _order("KeyInfo.retrieval_method", s, _C272)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -5155,9 +5551,9 @@ def _e32(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C259.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C255)
+            _order("KeyInfo.x509_data", s, _C272)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -5171,9 +5567,9 @@ def _e32(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C260.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C255)
+            _order("KeyInfo.pgp_data", s, _C272)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -5187,9 +5583,9 @@ def _e32(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C261.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C255)
+            _order("KeyInfo.spki_data", s, _C272)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -5203,18 +5599,18 @@ def _e32(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C262.get(s)
+        t = _C279.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C255)
+            _order("KeyInfo.mgmt_data", s, _C272)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C263.get(s)
+    t = _C280.get(s)
     if t is None:
-        _order("KeyInfo", s, _C255)
+        _order("KeyInfo", s, _C272)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5236,7 +5632,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C264, "KeyValueType")
+            _escape(r, 3, _C281, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5252,7 +5648,7 @@ def _d33(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C265, "KeyValueType")
+            _escape(r, 2, _C282, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5262,7 +5658,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C266, "KeyValueType")
+            _escape(r, 1, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5272,7 +5668,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C267, "KeyValueType")
+            _escape(r, 1, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5282,7 +5678,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C268, "KeyValueType")
+            _escape(r, 1, _C285, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5302,17 +5698,17 @@ def _e33(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C270.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C269)
+            _order("KeyValue.rsa_key_value", s, _C286)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e48(w, v1)
         s = 2
-    t = _C271.get(s)
+    t = _C288.get(s)
     if t is None:
-        _order("KeyValue", s, _C269)
+        _order("KeyValue", s, _C286)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5333,7 +5729,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C272, "ManifestType")
+            _escape(r, 3, _C289, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5344,7 +5740,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C273, "ManifestType")
+            _escape(r, 3, _C290, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5359,7 +5755,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C274, "ManifestType")
+                _escape(r, 1, _C291, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5383,17 +5779,17 @@ def _e34(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C276.get(s)
+        t = _C293.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C275)
+            _order("Manifest.reference", s, _C292)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e49(w, v1)
         s = 1
-    t = _C277.get(s)
+    t = _C294.get(s)
     if t is None:
-        _order("Manifest", s, _C275)
+        _order("Manifest", s, _C292)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5418,7 +5814,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C278, "MeteringReceiptReqType")
+            _escape(r, 3, _C295, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5427,9 +5823,33 @@ def _d35(r):
         if x & 3 == 0:
             f1 = r.binary(None, 8)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(10)
+                    if x & 513 == 0:
+                        f2 = ((x >> 1) & 255) + 1
+                        if f2 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                    else:
+                        r.pos -= 10
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                        else:
+                            f2 = r.bits(8) + 1
+                            if f2 > 255:
+                                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+                elif ec == 1:
+                    f3 = _d88(r)
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C296, "MeteringReceiptReqType")
+                else:
+                    r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5447,7 +5867,7 @@ def _d35(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C279, "MeteringReceiptReqType")
+                _escape(r, 3, _C297, "MeteringReceiptReqType")
             else:
                 r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5473,7 +5893,7 @@ def _d35(r):
             f3 = _d88(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C280, "MeteringReceiptReqType")
+            _escape(r, 2, _C298, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5482,7 +5902,7 @@ def _d35(r):
             f3 = _d88(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C281, "MeteringReceiptReqType")
+            _escape(r, 2, _C299, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5490,7 +5910,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C282, "MeteringReceiptReqType")
+            _escape(r, 1, _C300, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptReq)
@@ -5512,10 +5932,10 @@ def _e35(w, o):
         s = 4
     v1 = o.session_id
     if v1 is None:
-        _order("MeteringReceiptReq.session_id", s, _C283)
-    t = _C284.get(s)
+        _order("MeteringReceiptReq.session_id", s, _C301)
+    t = _C302.get(s)
     if t is None:
-        _order("MeteringReceiptReq.session_id", s, _C283)
+        _order("MeteringReceiptReq.session_id", s, _C301)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
         _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -5530,10 +5950,10 @@ def _e35(w, o):
         s = 2
     v3 = o.meter_info
     if v3 is None:
-        _order("MeteringReceiptReq.meter_info", s, _C283)
-    t = _C285.get(s)
+        _order("MeteringReceiptReq.meter_info", s, _C301)
+    t = _C303.get(s)
     if t is None:
-        _order("MeteringReceiptReq.meter_info", s, _C283)
+        _order("MeteringReceiptReq.meter_info", s, _C301)
     if v3.__class__ is not _iso2.MeterInfo:
         _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
     w.bits(t[0], t[1])
@@ -5547,14 +5967,27 @@ def _d36(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(8)
-        if x & 193 == 0:
-            y = (x >> 1) & 31
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C304, "MeteringReceiptResType")
+            else:
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -5578,7 +6011,7 @@ def _d36(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C286, "MeteringReceiptResType")
+                _escape(r, 3, _C305, "MeteringReceiptResType")
             else:
                 r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
@@ -5593,7 +6026,7 @@ def _d36(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C287, "MeteringReceiptResType")
+            _escape(r, 2, _C306, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5601,7 +6034,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C288, "MeteringReceiptResType")
+            _escape(r, 1, _C307, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptRes)
@@ -5613,14 +6046,14 @@ def _e36(w, o):
     """iso2.MeteringReceiptRes -> MeteringReceiptResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("MeteringReceiptRes.response_code", 0, _C289)
+        _order("MeteringReceiptRes.response_code", 0, _C308)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("MeteringReceiptRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_status
     if v1 is None:
-        _order("MeteringReceiptRes.evse_status", 1, _C289)
-    d = _C290.get(v1.__class__)
+        _order("MeteringReceiptRes.evse_status", 1, _C308)
+    d = _C309.get(v1.__class__)
     if d is None:
         _bad("MeteringReceiptRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
@@ -5651,7 +6084,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C291, "ObjectType")
+            _escape(r, 3, _C310, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5669,7 +6102,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C292, "ObjectType")
+            _escape(r, 2, _C311, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5684,7 +6117,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C293, "ObjectType")
+            _escape(r, 2, _C312, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5696,7 +6129,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C294, "ObjectType")
+            _escape(r, 2, _C313, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5708,7 +6141,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C295, "ObjectType")
+            _escape(r, 1, _C314, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5720,7 +6153,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C296, "ObjectType")
+            _escape(r, 1, _C315, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5741,9 +6174,9 @@ def _e37(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C298.get(s)
+        t = _C317.get(s)
         if t is None:
-            _order("Object.id", s, _C297)
+            _order("Object.id", s, _C316)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5751,17 +6184,17 @@ def _e37(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C299.get(s)
+        t = _C318.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C297)
+            _order("Object.mime_type", s, _C316)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C300.get(s)
+    t = _C319.get(s)
     if t is None:
-        _order("Object", s, _C297)
+        _order("Object", s, _C316)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5790,7 +6223,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C301, "PGPDataType")
+            _escape(r, 3, _C320, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5800,7 +6233,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C302, "PGPDataType")
+            _escape(r, 1, _C321, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5812,7 +6245,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C303, "PGPDataType")
+                _escape(r, 1, _C322, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5830,7 +6263,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C304, "PGPDataType")
+            _escape(r, 1, _C323, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5840,7 +6273,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C305, "PGPDataType")
+            _escape(r, 1, _C324, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5852,7 +6285,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C306, "PGPDataType")
+                _escape(r, 1, _C325, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5873,18 +6306,18 @@ def _e38(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C308.get(s)
+        t = _C327.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C307)
+            _order("PGPData.pgp_key_packet", s, _C326)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C309.get(s)
+    t = _C328.get(s)
     if t is None:
-        _order("PGPData", s, _C307)
+        _order("PGPData", s, _C326)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5902,7 +6335,7 @@ def _d39(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C310, "PMaxScheduleEntryType")
+            _escape(r, 3, _C329, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -5911,7 +6344,7 @@ def _d39(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C311, "PMaxScheduleEntryType")
+            _escape(r, 2, _C330, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5919,7 +6352,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C312, "PMaxScheduleEntryType")
+            _escape(r, 1, _C331, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso2.PMaxScheduleEntry)
@@ -5931,15 +6364,15 @@ def _e39(w, o):
     """iso2.PMaxScheduleEntry -> PMaxScheduleEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("PMaxScheduleEntry.time_interval", 0, _C313)
-    d = _C314.get(v0.__class__)
+        _order("PMaxScheduleEntry.time_interval", 0, _C332)
+    d = _C333.get(v0.__class__)
     if d is None:
         _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
     d[1](w, v0)
     v1 = o.p_max
     if v1 is None:
-        _order("PMaxScheduleEntry.p_max", 1, _C313)
+        _order("PMaxScheduleEntry.p_max", 1, _C332)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("PMaxScheduleEntry.p_max", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -5984,7 +6417,7 @@ def _d40(r):
                         _escape(r, 1, _EV_ELEM_EE, "eMAID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C315, "PaymentDetailsReqType")
+                _escape(r, 3, _C334, "PaymentDetailsReqType")
             else:
                 r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5993,7 +6426,7 @@ def _d40(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C316, "PaymentDetailsReqType")
+            _escape(r, 2, _C335, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6001,7 +6434,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C317, "PaymentDetailsReqType")
+            _escape(r, 1, _C336, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsReq)
@@ -6013,14 +6446,14 @@ def _e40(w, o):
     """iso2.PaymentDetailsReq -> PaymentDetailsReqType"""
     v0 = o.e_maid
     if v0 is None:
-        _order("PaymentDetailsReq.e_maid", 0, _C318)
+        _order("PaymentDetailsReq.e_maid", 0, _C337)
     if type(v0) is not str or len(v0) < 14 or len(v0) > 15:
         _bad("PaymentDetailsReq.e_maid", v0, "a str of length 14..15")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.contract_signature_cert_chain
     if v1 is None:
-        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C318)
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C337)
     if v1.__class__ is not _iso2.CertificateChain:
         _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
     w.bits(0, 2)
@@ -6086,7 +6519,7 @@ def _d41(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C319, "PaymentDetailsResType")
+                _escape(r, 3, _C338, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -6126,7 +6559,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C320, "PaymentDetailsResType")
+                _escape(r, 2, _C339, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -6159,7 +6592,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C321, "PaymentDetailsResType")
+                _escape(r, 2, _C340, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -6167,7 +6600,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C322, "PaymentDetailsResType")
+            _escape(r, 1, _C341, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsRes)
@@ -6180,20 +6613,20 @@ def _e41(w, o):
     """iso2.PaymentDetailsRes -> PaymentDetailsResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PaymentDetailsRes.response_code", 0, _C323)
+        _order("PaymentDetailsRes.response_code", 0, _C342)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PaymentDetailsRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.gen_challenge
     if v1 is None:
-        _order("PaymentDetailsRes.gen_challenge", 1, _C323)
+        _order("PaymentDetailsRes.gen_challenge", 1, _C342)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
         _bad("PaymentDetailsRes.gen_challenge", v1, "bytes of length 16..16")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.binary(v1)
     v2 = o.evse_time_stamp
     if v2 is None:
-        _order("PaymentDetailsRes.evse_time_stamp", 2, _C323)
+        _order("PaymentDetailsRes.evse_time_stamp", 2, _C342)
     if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
         _bad("PaymentDetailsRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
     w.bits(0, 3)
@@ -6210,7 +6643,7 @@ def _d42(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C324[y]
+            y = _C343[y]
             f0 = y
             f1 = _d99(r)
             p = r.pos
@@ -6227,19 +6660,19 @@ def _d42(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f0 = _C324[x]
+                    f0 = _C343[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f0 = _simple_escape(r, None, "SelectedPaymentOption")
                     else:
                         f0 = r.bits(1)
-                        f0 = _C324[f0]
+                        f0 = _C343[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C326, "PaymentServiceSelectionReqType")
+                _escape(r, 3, _C345, "PaymentServiceSelectionReqType")
             else:
                 r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6248,7 +6681,7 @@ def _d42(r):
             f1 = _d99(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C327, "PaymentServiceSelectionReqType")
+            _escape(r, 2, _C346, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6256,7 +6689,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C328, "PaymentServiceSelectionReqType")
+            _escape(r, 1, _C347, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionReq)
@@ -6268,13 +6701,13 @@ def _e42(w, o):
     """iso2.PaymentServiceSelectionReq -> PaymentServiceSelectionReqType"""
     v0 = o.selected_payment_option
     if v0 is None:
-        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C329)
-    i0 = _C325.get(v0)
+        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C348)
+    i0 = _C344.get(v0)
     if i0 is None:
         _bad("PaymentServiceSelectionReq.selected_payment_option", v0, "a member of _iso2.PaymentOption")
     v1 = o.selected_service_list
     if v1 is None:
-        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C329)
+        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C348)
     if v1.__class__ is not _iso2.SelectedServiceList:
         _bad("PaymentServiceSelectionReq.selected_service_list", v1, "a SelectedServiceList")
     w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
@@ -6318,7 +6751,7 @@ def _d43(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C330, "PaymentServiceSelectionResType")
+                _escape(r, 3, _C349, "PaymentServiceSelectionResType")
             else:
                 r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -6326,7 +6759,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C331, "PaymentServiceSelectionResType")
+            _escape(r, 1, _C350, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionRes)
@@ -6337,7 +6770,7 @@ def _e43(w, o):
     """iso2.PaymentServiceSelectionRes -> PaymentServiceSelectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PaymentServiceSelectionRes.response_code", 0, _C332)
+        _order("PaymentServiceSelectionRes.response_code", 0, _C351)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PaymentServiceSelectionRes.response_code", v0, "a member of _iso2.ResponseCode")
@@ -6352,18 +6785,33 @@ def _d44(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(16)
-        if x & 52737 == 0:
-            y = (x >> 12) & 3
+        x = r.bits(19)
+        if x & 421896 == 0:
+            y = (x >> 15) & 3
             if y >= 3:
                 r.fail("ChargeProgress: enumeration index %d out of range" % y)
-            y = _C333[y]
+            y = _C352[y]
             f0 = y
-            y = ((x >> 1) & 255) + 1
+            y = ((x >> 4) & 255) + 1
             if y > 255:
                 r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d79(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d20(r)
+                s = 4
+            elif ec == 2:
+                f3 = _d27(r)
+                s = 4
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C354, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6373,7 +6821,7 @@ def _d44(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("ChargeProgress: enumeration index %d out of range" % x)
-                    f0 = _C333[x]
+                    f0 = _C352[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6382,23 +6830,38 @@ def _d44(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                        f0 = _C333[f0]
+                        f0 = _C352[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C335, "PowerDeliveryReqType")
+                _escape(r, 3, _C355, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = ((x >> 1) & 255) + 1
+        x = r.bits(14)
+        if x & 12296 == 0:
+            y = ((x >> 4) & 255) + 1
             if y > 255:
                 r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d79(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d20(r)
+                s = 4
+            elif ec == 2:
+                f3 = _d27(r)
+                s = 4
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C356, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6420,7 +6883,7 @@ def _d44(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C336, "PowerDeliveryReqType")
+                _escape(r, 2, _C357, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6437,7 +6900,7 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C337, "PowerDeliveryReqType")
+            _escape(r, 1, _C358, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6451,7 +6914,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C338, "PowerDeliveryReqType")
+            _escape(r, 1, _C359, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6459,7 +6922,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C339, "PowerDeliveryReqType")
+            _escape(r, 1, _C360, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryReq)
@@ -6473,13 +6936,13 @@ def _e44(w, o):
     """iso2.PowerDeliveryReq -> PowerDeliveryReqType"""
     v0 = o.charge_progress
     if v0 is None:
-        _order("PowerDeliveryReq.charge_progress", 0, _C340)
-    i0 = _C334.get(v0)
+        _order("PowerDeliveryReq.charge_progress", 0, _C361)
+    i0 = _C353.get(v0)
     if i0 is None:
         _bad("PowerDeliveryReq.charge_progress", v0, "a member of _iso2.ChargeProgress")
     v1 = o.sa_schedule_tuple_id
     if v1 is None:
-        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C340)
+        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C361)
     if v1.__class__ is not int or not 1 <= v1 <= 255:
         _bad("PowerDeliveryReq.sa_schedule_tuple_id", v1, "an integer in 1..255")
     v2 = o.charging_profile
@@ -6493,21 +6956,21 @@ def _e44(w, o):
         s = 3
     v3 = o.ev_power_delivery_parameter
     if v3 is not None:
-        t = _C341.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C340)
-        d = _C344.get(v3.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C361)
+        d = _C365.get(v3.__class__)
         if d is None:
             _bad("PowerDeliveryReq.ev_power_delivery_parameter", v3, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
         code = d[0].get(s)
         if code is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C340)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C361)
         w.bits(code, t[1])
         d[1](w, v3)
         s = 4
-    t = _C345.get(s)
+    t = _C366.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C340)
+        _order("PowerDeliveryReq", s, _C361)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6518,14 +6981,27 @@ def _d45(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(8)
-        if x & 193 == 0:
-            y = (x >> 1) & 31
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C367, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6549,7 +7025,7 @@ def _d45(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C346, "PowerDeliveryResType")
+                _escape(r, 3, _C368, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -6564,7 +7040,7 @@ def _d45(r):
             f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C347, "PowerDeliveryResType")
+            _escape(r, 2, _C369, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -6572,7 +7048,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C348, "PowerDeliveryResType")
+            _escape(r, 1, _C370, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryRes)
@@ -6584,14 +7060,14 @@ def _e45(w, o):
     """iso2.PowerDeliveryRes -> PowerDeliveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PowerDeliveryRes.response_code", 0, _C349)
+        _order("PowerDeliveryRes.response_code", 0, _C371)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PowerDeliveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_status
     if v1 is None:
-        _order("PowerDeliveryRes.evse_status", 1, _C349)
-    d = _C350.get(v1.__class__)
+        _order("PowerDeliveryRes.evse_status", 1, _C371)
+    d = _C372.get(v1.__class__)
     if d is None:
         _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
@@ -6610,7 +7086,7 @@ def _d46(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C351, "PreChargeReqType")
+            _escape(r, 3, _C373, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6619,7 +7095,7 @@ def _d46(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C352, "PreChargeReqType")
+            _escape(r, 2, _C374, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6628,7 +7104,7 @@ def _d46(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C353, "PreChargeReqType")
+            _escape(r, 2, _C375, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6636,7 +7112,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C354, "PreChargeReqType")
+            _escape(r, 1, _C376, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeReq)
@@ -6649,21 +7125,21 @@ def _e46(w, o):
     """iso2.PreChargeReq -> PreChargeReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("PreChargeReq.dc_ev_status", 0, _C355)
+        _order("PreChargeReq.dc_ev_status", 0, _C377)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_voltage
     if v1 is None:
-        _order("PreChargeReq.ev_target_voltage", 1, _C355)
+        _order("PreChargeReq.ev_target_voltage", 1, _C377)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v1)
     v2 = o.ev_target_current
     if v2 is None:
-        _order("PreChargeReq.ev_target_current", 2, _C355)
+        _order("PreChargeReq.ev_target_current", 2, _C377)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -6723,7 +7199,7 @@ def _d47(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C356, "PreChargeResType")
+                _escape(r, 3, _C378, "PreChargeResType")
             else:
                 r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -6732,7 +7208,7 @@ def _d47(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C357, "PreChargeResType")
+            _escape(r, 2, _C379, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
@@ -6741,7 +7217,7 @@ def _d47(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C358, "PreChargeResType")
+            _escape(r, 2, _C380, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -6749,7 +7225,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C359, "PreChargeResType")
+            _escape(r, 1, _C381, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeRes)
@@ -6762,20 +7238,20 @@ def _e47(w, o):
     """iso2.PreChargeRes -> PreChargeResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PreChargeRes.response_code", 0, _C360)
+        _order("PreChargeRes.response_code", 0, _C382)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("PreChargeRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("PreChargeRes.dc_evse_status", 1, _C360)
+        _order("PreChargeRes.dc_evse_status", 1, _C382)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("PreChargeRes.evse_present_voltage", 2, _C360)
+        _order("PreChargeRes.evse_present_voltage", 2, _C382)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -6822,7 +7298,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C361, "RSAKeyValueType")
+                _escape(r, 3, _C383, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6851,7 +7327,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C362, "RSAKeyValueType")
+                _escape(r, 2, _C384, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6859,7 +7335,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C363, "RSAKeyValueType")
+            _escape(r, 1, _C385, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6871,14 +7347,14 @@ def _e48(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C364)
+        _order("RSAKeyValue.modulus", 0, _C386)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C364)
+        _order("RSAKeyValue.exponent", 1, _C386)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -6912,7 +7388,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C365, "ReferenceType")
+            _escape(r, 3, _C387, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6930,7 +7406,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C366, "ReferenceType")
+            _escape(r, 3, _C388, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6945,7 +7421,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C367, "ReferenceType")
+            _escape(r, 3, _C389, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6957,7 +7433,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C368, "ReferenceType")
+            _escape(r, 3, _C390, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6966,7 +7442,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C369, "ReferenceType")
+            _escape(r, 2, _C391, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6995,7 +7471,7 @@ def _d49(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C370, "ReferenceType")
+                _escape(r, 2, _C392, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -7003,7 +7479,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C371, "ReferenceType")
+            _escape(r, 1, _C393, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -7027,9 +7503,9 @@ def _e49(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C373.get(s)
+        t = _C395.get(s)
         if t is None:
-            _order("Reference.type", s, _C372)
+            _order("Reference.type", s, _C394)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7037,9 +7513,9 @@ def _e49(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C374.get(s)
+        t = _C396.get(s)
         if t is None:
-            _order("Reference.uri", s, _C372)
+            _order("Reference.uri", s, _C394)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7047,9 +7523,9 @@ def _e49(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C375.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C372)
+            _order("Reference.transforms", s, _C394)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -7057,17 +7533,17 @@ def _e49(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C372)
-    t = _C376.get(s)
+        _order("Reference.digest_method", s, _C394)
+    t = _C398.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C372)
+        _order("Reference.digest_method", s, _C394)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e25(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C372)
+        _order("Reference.digest_value", 2, _C394)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -7087,9 +7563,25 @@ def _d50(r):
             if f0 > 16777214:
                 r.facet("start: %d outside 0..16777214" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "duration")
+                    else:
+                        f1 = r.uint(3)
+                        if f1 > 86400:
+                            r.facet("duration: %d outside 0..86400" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "duration")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C399, "RelativeTimeIntervalType")
+                else:
+                    r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7109,7 +7601,7 @@ def _d50(r):
                         _escape(r, 1, _EV_ELEM_EE, "start")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C377, "RelativeTimeIntervalType")
+                _escape(r, 3, _C400, "RelativeTimeIntervalType")
             else:
                 r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -7127,7 +7619,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C378, "RelativeTimeIntervalType")
+            _escape(r, 1, _C401, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -7135,7 +7627,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C379, "RelativeTimeIntervalType")
+            _escape(r, 1, _C402, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_iso2.RelativeTimeInterval)
@@ -7147,7 +7639,7 @@ def _e50(w, o):
     """iso2.RelativeTimeInterval -> RelativeTimeIntervalType"""
     v0 = o.start
     if v0 is None:
-        _order("RelativeTimeInterval.start", 0, _C380)
+        _order("RelativeTimeInterval.start", 0, _C403)
     if type(v0) is not int or v0 < 0 or v0 > 16777214:
         _bad("RelativeTimeInterval.start", v0, "an integer in 0..16777214")
     w.bits(0, 2)
@@ -7162,9 +7654,9 @@ def _e50(w, o):
         w.uint(v1)
         w.bits(0, 1)
         s = 2
-    t = _C381.get(s)
+    t = _C404.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C380)
+        _order("RelativeTimeInterval", s, _C403)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7188,7 +7680,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C382, "RetrievalMethodType")
+            _escape(r, 3, _C405, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7202,7 +7694,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C383, "RetrievalMethodType")
+            _escape(r, 2, _C406, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7213,7 +7705,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C384, "RetrievalMethodType")
+            _escape(r, 2, _C407, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7221,7 +7713,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C385, "RetrievalMethodType")
+            _escape(r, 1, _C408, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -7242,9 +7734,9 @@ def _e51(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C387.get(s)
+        t = _C410.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C386)
+            _order("RetrievalMethod.uri", s, _C409)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7252,17 +7744,17 @@ def _e51(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C388.get(s)
+        t = _C411.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C386)
+            _order("RetrievalMethod.transforms", s, _C409)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e72(w, v2)
         s = 1
-    t = _C389.get(s)
+    t = _C412.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C386)
+        _order("RetrievalMethod", s, _C409)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7279,7 +7771,7 @@ def _d52(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C390, "SAScheduleListType")
+            _escape(r, 3, _C413, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -7295,7 +7787,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C391, "SAScheduleListType")
+                    _escape(r, 1, _C414, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
             else:
@@ -7304,7 +7796,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C392, "SAScheduleListType")
+                    _escape(r, 1, _C415, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleList)
@@ -7322,17 +7814,17 @@ def _e52(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C394.get(s)
+        t = _C417.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C393)
+            _order("SAScheduleList.sa_schedule_tuple", s, _C416)
         if v0.__class__ is not _iso2.SAScheduleTuple:
             _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
         _e96(w, v0)
         s = (1 if n < 3 else 2)
-    t = _C395.get(s)
+    t = _C418.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C393)
+        _order("SAScheduleList", s, _C416)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7344,7 +7836,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C396, "SASchedulesType")
+            _escape(r, 3, _C419, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_iso2.SASchedules)
@@ -7366,9 +7858,26 @@ def _d54(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C421, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -7387,7 +7896,7 @@ def _d54(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C398, "SPKIDataType")
+                    _escape(r, 3, _C422, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7406,7 +7915,7 @@ def _d54(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C399, "SPKIDataType")
+                _escape(r, 1, _C423, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7423,7 +7932,7 @@ def _d54(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C400, "SPKIDataType")
+                _escape(r, 1, _C424, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7441,18 +7950,18 @@ def _e54(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C402.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C401)
+            _order("SPKIData.spki_sexp", s, _C425)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C403.get(s)
+    t = _C427.get(s)
     if t is None:
-        _order("SPKIData", s, _C401)
+        _order("SPKIData", s, _C425)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7472,7 +7981,7 @@ def _d55(r):
             f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C404, "SalesTariffEntryType")
+            _escape(r, 3, _C428, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -7498,7 +8007,7 @@ def _d55(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C405, "SalesTariffEntryType")
+            _escape(r, 1, _C429, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -7511,7 +8020,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C406, "SalesTariffEntryType")
+            _escape(r, 1, _C430, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -7527,7 +8036,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C407, "SalesTariffEntryType")
+                    _escape(r, 1, _C431, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
             else:
@@ -7536,7 +8045,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C408, "SalesTariffEntryType")
+                    _escape(r, 1, _C432, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_iso2.SalesTariffEntry)
@@ -7549,8 +8058,8 @@ def _e55(w, o):
     """iso2.SalesTariffEntry -> SalesTariffEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("SalesTariffEntry.time_interval", 0, _C409)
-    d = _C410.get(v0.__class__)
+        _order("SalesTariffEntry.time_interval", 0, _C433)
+    d = _C434.get(v0.__class__)
     if d is None:
         _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
@@ -7570,17 +8079,17 @@ def _e55(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C411.get(s)
+        t = _C435.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C409)
+            _order("SalesTariffEntry.consumption_cost", s, _C433)
         if v2.__class__ is not _iso2.ConsumptionCost:
             _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
         _e81(w, v2)
         s = (3 if n < 3 else 4)
-    t = _C412.get(s)
+    t = _C436.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C409)
+        _order("SalesTariffEntry", s, _C433)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7618,7 +8127,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C413, "ServiceDetailReqType")
+                _escape(r, 3, _C437, "ServiceDetailReqType")
             else:
                 r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7626,7 +8135,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C414, "ServiceDetailReqType")
+            _escape(r, 1, _C438, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailReq)
@@ -7637,7 +8146,7 @@ def _e56(w, o):
     """iso2.ServiceDetailReq -> ServiceDetailReqType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ServiceDetailReq.service_id", 0, _C415)
+        _order("ServiceDetailReq.service_id", 0, _C439)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -7663,9 +8172,18 @@ def _d57(r):
             if f1 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d102(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C440, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7694,7 +8212,7 @@ def _d57(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C416, "ServiceDetailResType")
+                _escape(r, 3, _C441, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -7705,9 +8223,18 @@ def _d57(r):
             if f1 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d102(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C442, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7727,7 +8254,7 @@ def _d57(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C417, "ServiceDetailResType")
+                _escape(r, 2, _C443, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -7738,7 +8265,7 @@ def _d57(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C418, "ServiceDetailResType")
+            _escape(r, 1, _C444, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -7746,7 +8273,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C419, "ServiceDetailResType")
+            _escape(r, 1, _C445, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailRes)
@@ -7759,13 +8286,13 @@ def _e57(w, o):
     """iso2.ServiceDetailRes -> ServiceDetailResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDetailRes.response_code", 0, _C420)
+        _order("ServiceDetailRes.response_code", 0, _C446)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ServiceDetailRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.service_id
     if v1 is None:
-        _order("ServiceDetailRes.service_id", 1, _C420)
+        _order("ServiceDetailRes.service_id", 1, _C446)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -7779,9 +8306,9 @@ def _e57(w, o):
         w.bits(0, 2)
         _e102(w, v2)
         s = 3
-    t = _C421.get(s)
+    t = _C447.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C420)
+        _order("ServiceDetailRes", s, _C446)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7804,21 +8331,21 @@ def _d58(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C422[x]
+                f1 = _C448[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C422[f1]
+                    f1 = _C448[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C424, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C450, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -7827,21 +8354,21 @@ def _d58(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C422[x]
+                f1 = _C448[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C422[f1]
+                    f1 = _C448[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C425, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C451, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7849,7 +8376,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C426, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C452, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryReq)
@@ -7870,17 +8397,17 @@ def _e58(w, o):
         s = 1
     v1 = o.service_category
     if v1 is not None:
-        t = _C428.get(s)
+        t = _C454.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C427)
-        i1 = _C423.get(v1)
+            _order("ServiceDiscoveryReq.service_category", s, _C453)
+        i1 = _C449.get(v1)
         if i1 is None:
             _bad("ServiceDiscoveryReq.service_category", v1, "a member of _iso2.ServiceCategory")
         w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
         s = 2
-    t = _C429.get(s)
+    t = _C455.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C427)
+        _order("ServiceDiscoveryReq", s, _C453)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7932,7 +8459,7 @@ def _d59(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C430, "ServiceDiscoveryResType")
+                _escape(r, 3, _C456, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -7941,7 +8468,7 @@ def _d59(r):
             f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C431, "ServiceDiscoveryResType")
+            _escape(r, 2, _C457, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -7950,7 +8477,7 @@ def _d59(r):
             f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C432, "ServiceDiscoveryResType")
+            _escape(r, 2, _C458, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -7961,7 +8488,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C433, "ServiceDiscoveryResType")
+            _escape(r, 1, _C459, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7969,7 +8496,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C434, "ServiceDiscoveryResType")
+            _escape(r, 1, _C460, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryRes)
@@ -7983,20 +8510,20 @@ def _e59(w, o):
     """iso2.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDiscoveryRes.response_code", 0, _C435)
+        _order("ServiceDiscoveryRes.response_code", 0, _C461)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("ServiceDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.payment_option_list
     if v1 is None:
-        _order("ServiceDiscoveryRes.payment_option_list", 1, _C435)
+        _order("ServiceDiscoveryRes.payment_option_list", 1, _C461)
     if v1.__class__ is not _iso2.PaymentOptionList:
         _bad("ServiceDiscoveryRes.payment_option_list", v1, "a PaymentOptionList")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e93(w, v1)
     v2 = o.charge_service
     if v2 is None:
-        _order("ServiceDiscoveryRes.charge_service", 2, _C435)
+        _order("ServiceDiscoveryRes.charge_service", 2, _C461)
     if v2.__class__ is not _iso2.ChargeService:
         _bad("ServiceDiscoveryRes.charge_service", v2, "a ChargeService")
     w.bits(0, 1)
@@ -8009,9 +8536,9 @@ def _e59(w, o):
         w.bits(0, 2)
         _e101(w, v3)
         s = 4
-    t = _C436.get(s)
+    t = _C462.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C435)
+        _order("ServiceDiscoveryRes", s, _C461)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8045,7 +8572,7 @@ def _d60(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVCCID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C437, "SessionSetupReqType")
+                _escape(r, 3, _C463, "SessionSetupReqType")
             else:
                 r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8053,7 +8580,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C438, "SessionSetupReqType")
+            _escape(r, 1, _C464, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupReq)
@@ -8064,7 +8591,7 @@ def _e60(w, o):
     """iso2.SessionSetupReq -> SessionSetupReqType"""
     v0 = o.evccid
     if v0 is None:
-        _order("SessionSetupReq.evccid", 0, _C439)
+        _order("SessionSetupReq.evccid", 0, _C465)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 6:
         _bad("SessionSetupReq.evccid", v0, "bytes of length 0..6")
     w.bits(0, 2)
@@ -8088,9 +8615,25 @@ def _d61(r):
             f0 = y
             f1 = r.string(7, 37)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSETimeStamp")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C466, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8119,7 +8662,7 @@ def _d61(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C440, "SessionSetupResType")
+                _escape(r, 3, _C467, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -8128,9 +8671,25 @@ def _d61(r):
         if x & 3 == 0:
             f1 = r.string(7, 37)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSETimeStamp")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C468, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8148,7 +8707,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C441, "SessionSetupResType")
+                _escape(r, 2, _C469, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -8166,7 +8725,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C442, "SessionSetupResType")
+            _escape(r, 1, _C470, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -8174,7 +8733,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C443, "SessionSetupResType")
+            _escape(r, 1, _C471, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupRes)
@@ -8187,13 +8746,13 @@ def _e61(w, o):
     """iso2.SessionSetupRes -> SessionSetupResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionSetupRes.response_code", 0, _C444)
+        _order("SessionSetupRes.response_code", 0, _C472)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("SessionSetupRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("SessionSetupRes.evseid", 1, _C444)
+        _order("SessionSetupRes.evseid", 1, _C472)
     if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
         _bad("SessionSetupRes.evseid", v1, "a str of length 7..37")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -8208,9 +8767,9 @@ def _e61(w, o):
         w.integer(v2)
         w.bits(0, 1)
         s = 3
-    t = _C445.get(s)
+    t = _C473.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C444)
+        _order("SessionSetupRes", s, _C472)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8223,7 +8782,7 @@ def _d62(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C446[y]
+            y = _C474[y]
             f0 = y
             s = -1
         else:
@@ -8233,19 +8792,19 @@ def _d62(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f0 = _C446[x]
+                    f0 = _C474[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f0 = _simple_escape(r, None, "ChargingSession")
                     else:
                         f0 = r.bits(1)
-                        f0 = _C446[f0]
+                        f0 = _C474[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C448, "SessionStopReqType")
+                _escape(r, 3, _C476, "SessionStopReqType")
             else:
                 r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8253,7 +8812,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C449, "SessionStopReqType")
+            _escape(r, 1, _C477, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopReq)
@@ -8264,8 +8823,8 @@ def _e62(w, o):
     """iso2.SessionStopReq -> SessionStopReqType"""
     v0 = o.charging_session
     if v0 is None:
-        _order("SessionStopReq.charging_session", 0, _C450)
-    i0 = _C447.get(v0)
+        _order("SessionStopReq.charging_session", 0, _C478)
+    i0 = _C475.get(v0)
     if i0 is None:
         _bad("SessionStopReq.charging_session", v0, "a member of _iso2.ChargingSession")
     w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
@@ -8307,7 +8866,7 @@ def _d63(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C451, "SessionStopResType")
+                _escape(r, 3, _C479, "SessionStopResType")
             else:
                 r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -8315,7 +8874,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C452, "SessionStopResType")
+            _escape(r, 1, _C480, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopRes)
@@ -8326,7 +8885,7 @@ def _e63(w, o):
     """iso2.SessionStopRes -> SessionStopResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionStopRes.response_code", 0, _C453)
+        _order("SessionStopRes.response_code", 0, _C481)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("SessionStopRes.response_code", v0, "a member of _iso2.ResponseCode")
@@ -8350,7 +8909,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C454, "SignatureType")
+            _escape(r, 3, _C482, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -8359,7 +8918,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C455, "SignatureType")
+            _escape(r, 3, _C483, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -8368,7 +8927,7 @@ def _d64(r):
             f2 = _d68(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C456, "SignatureType")
+            _escape(r, 2, _C484, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -8384,7 +8943,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C457, "SignatureType")
+            _escape(r, 1, _C485, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -8397,7 +8956,7 @@ def _d64(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C458, "SignatureType")
+            _escape(r, 1, _C486, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -8412,7 +8971,7 @@ def _d64(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C459, "SignatureType")
+                _escape(r, 1, _C487, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8435,17 +8994,17 @@ def _e64(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C460)
-    t = _C461.get(s)
+        _order("Signature.signed_info", s, _C488)
+    t = _C489.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C460)
+        _order("Signature.signed_info", s, _C488)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e69(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C460)
+        _order("Signature.signature_value", 1, _C488)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -8464,17 +9023,17 @@ def _e64(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C462.get(s)
+        t = _C490.get(s)
         if t is None:
-            _order("Signature.object", s, _C460)
+            _order("Signature.object", s, _C488)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e37(w, v4)
         s = 4
-    t = _C463.get(s)
+    t = _C491.get(s)
     if t is None:
-        _order("Signature", s, _C460)
+        _order("Signature", s, _C488)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8490,7 +9049,7 @@ def _d65(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C464, "SignatureMethodType")
+            _escape(r, 3, _C492, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8510,7 +9069,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C465, "SignatureMethodType")
+            _escape(r, 2, _C493, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8530,7 +9089,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C466, "SignatureMethodType")
+            _escape(r, 1, _C494, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8542,7 +9101,7 @@ def _d65(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C467, "SignatureMethodType")
+            _escape(r, 1, _C495, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8556,7 +9115,7 @@ def _d65(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C468, "SignatureMethodType")
+                _escape(r, 1, _C496, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8568,7 +9127,7 @@ def _e65(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C469)
+        _order("SignatureMethod.algorithm", 0, _C497)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8582,9 +9141,9 @@ def _e65(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C470.get(s)
+    t = _C498.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C469)
+        _order("SignatureMethod", s, _C497)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8605,7 +9164,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C471, "SignaturePropertiesType")
+            _escape(r, 3, _C499, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8616,7 +9175,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C472, "SignaturePropertiesType")
+            _escape(r, 3, _C500, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8631,7 +9190,7 @@ def _d66(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C473, "SignaturePropertiesType")
+                _escape(r, 1, _C501, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8655,17 +9214,17 @@ def _e66(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C475.get(s)
+        t = _C503.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C474)
+            _order("SignatureProperties.signature_property", s, _C502)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e67(w, v1)
         s = 1
-    t = _C476.get(s)
+    t = _C504.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C474)
+        _order("SignatureProperties", s, _C502)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8683,7 +9242,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C477, "SignaturePropertyType")
+            _escape(r, 3, _C505, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8692,7 +9251,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C478, "SignaturePropertyType")
+            _escape(r, 3, _C506, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8702,7 +9261,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C479, "SignaturePropertyType")
+            _escape(r, 3, _C507, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8712,7 +9271,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C480, "SignaturePropertyType")
+            _escape(r, 2, _C508, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8724,7 +9283,7 @@ def _d67(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C481, "SignaturePropertyType")
+            _escape(r, 1, _C509, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8744,15 +9303,15 @@ def _e67(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C482)
-    t = _C483.get(s)
+        _order("SignatureProperty.target", s, _C510)
+    t = _C511.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C482)
+        _order("SignatureProperty.target", s, _C510)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C482)
+    _order("SignatureProperty", 3, _C510)
 
 def _d68(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8768,7 +9327,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C484, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C512, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8778,7 +9337,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C485, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C513, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8787,7 +9346,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C486, "SignatureValueType")
+            _escape(r, 1, _C514, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8807,10 +9366,10 @@ def _e68(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C487)
-    t = _C488.get(s)
+        _order("SignatureValue.value", s, _C515)
+    t = _C516.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C487)
+        _order("SignatureValue.value", s, _C515)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -8834,7 +9393,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C489, "SignedInfoType")
+            _escape(r, 3, _C517, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8843,7 +9402,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C490, "SignedInfoType")
+            _escape(r, 3, _C518, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8852,7 +9411,7 @@ def _d69(r):
             f2 = _d65(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C491, "SignedInfoType")
+            _escape(r, 2, _C519, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8863,7 +9422,7 @@ def _d69(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C492, "SignedInfoType")
+            _escape(r, 2, _C520, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8878,7 +9437,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C493, "SignedInfoType")
+                _escape(r, 1, _C521, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8900,17 +9459,17 @@ def _e69(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C494)
-    t = _C495.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C522)
+    t = _C523.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C494)
+        _order("SignedInfo.canonicalization_method", s, _C522)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e8(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C494)
+        _order("SignedInfo.signature_method", 1, _C522)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -8922,17 +9481,17 @@ def _e69(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C496.get(s)
+        t = _C524.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C494)
+            _order("SignedInfo.reference", s, _C522)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e49(w, v3)
         s = 3
-    t = _C497.get(s)
+    t = _C525.get(s)
     if t is None:
-        _order("SignedInfo", s, _C494)
+        _order("SignedInfo", s, _C522)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8944,7 +9503,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C498, "IntervalType")
+            _escape(r, 3, _C526, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_iso2.Interval)
@@ -8966,7 +9525,7 @@ def _d71(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C500, "TransformType")
+                _escape(r, 3, _C528, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8987,7 +9546,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C501, "TransformType")
+                _escape(r, 2, _C529, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -9008,7 +9567,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C502, "TransformType")
+                _escape(r, 1, _C530, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -9029,7 +9588,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C503, "TransformType")
+                _escape(r, 1, _C531, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -9050,7 +9609,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C504, "TransformType")
+                _escape(r, 1, _C532, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -9062,7 +9621,7 @@ def _e71(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C505)
+        _order("Transform.algorithm", 0, _C533)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -9076,18 +9635,18 @@ def _e71(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C506.get(s)
+        t = _C534.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C505)
+            _order("Transform.x_path", s, _C533)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C507.get(s)
+    t = _C535.get(s)
     if t is None:
-        _order("Transform", s, _C505)
+        _order("Transform", s, _C533)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9104,7 +9663,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C508, "TransformsType")
+            _escape(r, 3, _C536, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -9119,7 +9678,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C509, "TransformsType")
+                _escape(r, 1, _C537, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -9135,17 +9694,17 @@ def _e72(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C511.get(s)
+        t = _C539.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C510)
+            _order("Transforms.transform", s, _C538)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e71(w, v0)
         s = 1
-    t = _C512.get(s)
+    t = _C540.get(s)
     if t is None:
-        _order("Transforms", s, _C510)
+        _order("Transforms", s, _C538)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9160,7 +9719,7 @@ def _d73(r):
             f0 = _d86(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C513, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C541, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -9169,7 +9728,7 @@ def _d73(r):
             f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C514, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C542, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -9177,7 +9736,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C515, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C543, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_iso2.V2G_Message)
@@ -9189,14 +9748,14 @@ def _e73(w, o):
     """iso2.V2G_Message -> V2G_Message (anonymous type)"""
     v0 = o.header
     if v0 is None:
-        _order("V2G_Message.header", 0, _C516)
+        _order("V2G_Message.header", 0, _C544)
     if v0.__class__ is not _iso2.MessageHeader:
         _bad("V2G_Message.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e86(w, v0)
     v1 = o.body
     if v1 is None:
-        _order("V2G_Message.body", 1, _C516)
+        _order("V2G_Message.body", 1, _C544)
     if v1.__class__ is not _iso2.Body:
         _bad("V2G_Message.body", v1, "a Body")
     w.bits(0, 1)
@@ -9213,7 +9772,7 @@ def _d74(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C517, "WeldingDetectionReqType")
+            _escape(r, 3, _C545, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -9221,7 +9780,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C518, "WeldingDetectionReqType")
+            _escape(r, 1, _C546, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionReq)
@@ -9232,7 +9791,7 @@ def _e74(w, o):
     """iso2.WeldingDetectionReq -> WeldingDetectionReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("WeldingDetectionReq.dc_ev_status", 0, _C519)
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C547)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -9292,7 +9851,7 @@ def _d75(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C520, "WeldingDetectionResType")
+                _escape(r, 3, _C548, "WeldingDetectionResType")
             else:
                 r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -9301,7 +9860,7 @@ def _d75(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C521, "WeldingDetectionResType")
+            _escape(r, 2, _C549, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -9310,7 +9869,7 @@ def _d75(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C522, "WeldingDetectionResType")
+            _escape(r, 2, _C550, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -9318,7 +9877,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C523, "WeldingDetectionResType")
+            _escape(r, 1, _C551, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionRes)
@@ -9331,20 +9890,20 @@ def _e75(w, o):
     """iso2.WeldingDetectionRes -> WeldingDetectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("WeldingDetectionRes.response_code", 0, _C524)
+        _order("WeldingDetectionRes.response_code", 0, _C552)
     i0 = _C27.get(v0)
     if i0 is None:
         _bad("WeldingDetectionRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("WeldingDetectionRes.dc_evse_status", 1, _C524)
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C552)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("WeldingDetectionRes.evse_present_voltage", 2, _C524)
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C552)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -9405,7 +9964,7 @@ def _d76(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C525, "X509DataType")
+                _escape(r, 3, _C553, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -9455,7 +10014,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C526, "X509DataType")
+                _escape(r, 1, _C554, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -9505,7 +10064,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C527, "X509DataType")
+                _escape(r, 1, _C555, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -9555,7 +10114,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C528, "X509DataType")
+                _escape(r, 1, _C556, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -9605,7 +10164,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C529, "X509DataType")
+                _escape(r, 1, _C557, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -9655,7 +10214,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C530, "X509DataType")
+                _escape(r, 1, _C558, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -9705,7 +10264,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C531, "X509DataType")
+                _escape(r, 1, _C559, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9727,9 +10286,9 @@ def _e76(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C533.get(s)
+        t = _C561.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C532)
+            _order("X509Data.x509_issuer_serial", s, _C560)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9743,9 +10302,9 @@ def _e76(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C534.get(s)
+        t = _C562.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C532)
+            _order("X509Data.x509ski", s, _C560)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9760,9 +10319,9 @@ def _e76(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C535.get(s)
+        t = _C563.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C532)
+            _order("X509Data.x509_subject_name", s, _C560)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9777,9 +10336,9 @@ def _e76(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C536.get(s)
+        t = _C564.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C532)
+            _order("X509Data.x509_certificate", s, _C560)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9794,18 +10353,18 @@ def _e76(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C537.get(s)
+        t = _C565.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C532)
+            _order("X509Data.x509crl", s, _C560)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C538.get(s)
+    t = _C566.get(s)
     if t is None:
-        _order("X509Data", s, _C532)
+        _order("X509Data", s, _C560)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9923,7 +10482,7 @@ def _d77(r):
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C539, "BodyType")
+            _escape(r, 3, _C567, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -9931,7 +10490,7 @@ def _d77(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C540, "BodyType")
+            _escape(r, 1, _C568, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_iso2.Body)
@@ -9943,15 +10502,15 @@ def _e77(w, o):
     v0 = o.body_element
     s = 0
     if v0 is not None:
-        d = _C542.get(v0.__class__)
+        d = _C570.get(v0.__class__)
         if d is None:
             _bad("Body.body_element", v0, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
         w.bits(d[0], 6)
         d[1](w, v0)
         s = 1
-    t = _C543.get(s)
+    t = _C571.get(s)
     if t is None:
-        _order("Body", s, _C541)
+        _order("Body", s, _C569)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9972,9 +10531,36 @@ def _d78(r):
             if f0 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C448[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C448[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C572, "ChargeServiceType")
+                else:
+                    r.fail("ChargeServiceType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9994,7 +10580,7 @@ def _d78(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C544, "ChargeServiceType")
+                _escape(r, 3, _C573, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -10011,29 +10597,54 @@ def _d78(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f2 = _C422[x]
+                f2 = _C448[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f2 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f2 = r.bits(2)
-                    f2 = _C422[f2]
+                    f2 = _C448[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C545, "ChargeServiceType")
+            _escape(r, 2, _C574, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
-            y = _C422[y]
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C448[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 2:
+                _escape(r, 2, _C575, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -10041,19 +10652,19 @@ def _d78(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C422[x]
+                    f2 = _C448[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ServiceCategory")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C422[f2]
+                        f2 = _C448[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C546, "ChargeServiceType")
+                _escape(r, 2, _C576, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 3:
@@ -10080,7 +10691,7 @@ def _d78(r):
                         _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C547, "ChargeServiceType")
+            _escape(r, 2, _C577, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 4:
@@ -10114,7 +10725,7 @@ def _d78(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C548, "ChargeServiceType")
+                _escape(r, 2, _C578, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 5:
@@ -10123,7 +10734,7 @@ def _d78(r):
             f5 = _d104(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C549, "ChargeServiceType")
+            _escape(r, 2, _C579, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 6:
@@ -10131,7 +10742,7 @@ def _d78(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C550, "ChargeServiceType")
+            _escape(r, 1, _C580, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeService)
@@ -10147,7 +10758,7 @@ def _e78(w, o):
     """iso2.ChargeService -> ChargeServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ChargeService.service_id", 0, _C551)
+        _order("ChargeService.service_id", 0, _C581)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ChargeService.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -10164,11 +10775,11 @@ def _e78(w, o):
         s = 2
     v2 = o.service_category
     if v2 is None:
-        _order("ChargeService.service_category", s, _C551)
-    t = _C552.get(s)
+        _order("ChargeService.service_category", s, _C581)
+    t = _C582.get(s)
     if t is None:
-        _order("ChargeService.service_category", s, _C551)
-    i2 = _C423.get(v2)
+        _order("ChargeService.service_category", s, _C581)
+    i2 = _C449.get(v2)
     if i2 is None:
         _bad("ChargeService.service_category", v2, "a member of _iso2.ServiceCategory")
     w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
@@ -10183,16 +10794,16 @@ def _e78(w, o):
         s = 4
     v4 = o.free_service
     if v4 is None:
-        _order("ChargeService.free_service", s, _C551)
-    t = _C553.get(s)
+        _order("ChargeService.free_service", s, _C581)
+    t = _C583.get(s)
     if t is None:
-        _order("ChargeService.free_service", s, _C551)
+        _order("ChargeService.free_service", s, _C581)
     if v4.__class__ is not bool:
         _bad("ChargeService.free_service", v4, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
     v5 = o.supported_energy_transfer_mode
     if v5 is None:
-        _order("ChargeService.supported_energy_transfer_mode", 5, _C551)
+        _order("ChargeService.supported_energy_transfer_mode", 5, _C581)
     if v5.__class__ is not _iso2.SupportedEnergyTransferMode:
         _bad("ChargeService.supported_energy_transfer_mode", v5, "a SupportedEnergyTransferMode")
     w.bits(0, 1)
@@ -10212,7 +10823,7 @@ def _d79(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C554, "ChargingProfileType")
+            _escape(r, 3, _C584, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -10227,7 +10838,7 @@ def _d79(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C555, "ChargingProfileType")
+                _escape(r, 1, _C585, "ChargingProfileType")
             else:
                 r.fail("ChargingProfileType: event code %d out of range" % ec)
     if len(f0) > 24:
@@ -10247,17 +10858,17 @@ def _e79(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C557.get(s)
+        t = _C587.get(s)
         if t is None:
-            _order("ChargingProfile.profile_entry", s, _C556)
+            _order("ChargingProfile.profile_entry", s, _C586)
         if v0.__class__ is not _iso2.ProfileEntry:
             _bad("ChargingProfile.profile_entry", v0, "a ProfileEntry")
         w.bits(t[0], t[1])
         _e94(w, v0)
         s = 1
-    t = _C558.get(s)
+    t = _C588.get(s)
     if t is None:
-        _order("ChargingProfile", s, _C556)
+        _order("ChargingProfile", s, _C586)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10278,7 +10889,7 @@ def _d80(r):
             y = (x >> 3) & 7
             if y >= 7:
                 r.fail("Unit: enumeration index %d out of range" % y)
-            y = _C559[y]
+            y = _C589[y]
             f1 = y
             f2 = r.integer(3)
             if f2 < -32768 or f2 > 32767:
@@ -10313,7 +10924,7 @@ def _d80(r):
                             _escape(r, 1, _EV_ELEM_EE, "Multiplier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C561, "PhysicalValueType")
+                _escape(r, 3, _C591, "PhysicalValueType")
             else:
                 r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 1:
@@ -10323,7 +10934,7 @@ def _d80(r):
             y = (x >> 3) & 7
             if y >= 7:
                 r.fail("Unit: enumeration index %d out of range" % y)
-            y = _C559[y]
+            y = _C589[y]
             f1 = y
             f2 = r.integer(3)
             if f2 < -32768 or f2 > 32767:
@@ -10346,7 +10957,7 @@ def _d80(r):
                     x = (x >> 1) & 7
                     if x >= 7:
                         r.fail("Unit: enumeration index %d out of range" % x)
-                    f1 = _C559[x]
+                    f1 = _C589[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -10355,12 +10966,12 @@ def _d80(r):
                         f1 = r.bits(3)
                         if f1 >= 7:
                             r.fail("Unit: enumeration index %d out of range" % f1)
-                        f1 = _C559[f1]
+                        f1 = _C589[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "Unit")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C562, "PhysicalValueType")
+                _escape(r, 2, _C592, "PhysicalValueType")
             else:
                 r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 2:
@@ -10393,7 +11004,7 @@ def _d80(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C563, "PhysicalValueType")
+                _escape(r, 2, _C593, "PhysicalValueType")
             else:
                 r.fail("PhysicalValueType: event code %d out of range" % ec)
     if s == 3:
@@ -10401,7 +11012,7 @@ def _d80(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C564, "PhysicalValueType")
+            _escape(r, 1, _C594, "PhysicalValueType")
         else:
             r.fail("PhysicalValueType: event code %d out of range" % ec)
     o = _new(_iso2.PhysicalValue)
@@ -10414,18 +11025,18 @@ def _e80(w, o):
     """iso2.PhysicalValue -> PhysicalValueType"""
     v0 = o.multiplier
     if v0 is None:
-        _order("PhysicalValue.multiplier", 0, _C565)
+        _order("PhysicalValue.multiplier", 0, _C595)
     if v0.__class__ is not int or not -3 <= v0 <= 3:
         _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
     v1 = o.unit
     if v1 is None:
-        _order("PhysicalValue.unit", 1, _C565)
-    i1 = _C560.get(v1)
+        _order("PhysicalValue.unit", 1, _C595)
+    i1 = _C590.get(v1)
     if i1 is None:
         _bad("PhysicalValue.unit", v1, "a member of _iso2.UnitSymbol")
     v2 = o.value
     if v2 is None:
-        _order("PhysicalValue.value", 2, _C565)
+        _order("PhysicalValue.value", 2, _C595)
     if type(v2) is not int or v2 < -32768 or v2 > 32767:
         _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
     w.bits((((((((((((0) << 1) << 3) | (v0 - -3)) << 1) << 1) << 1) << 3) | (i1)) << 1) << 1) << 1, 14)
@@ -10444,7 +11055,7 @@ def _d81(r):
             f0 = _d80(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C566, "ConsumptionCostType")
+            _escape(r, 3, _C596, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 1:
@@ -10455,7 +11066,7 @@ def _d81(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C567, "ConsumptionCostType")
+            _escape(r, 2, _C597, "ConsumptionCostType")
         else:
             r.fail("ConsumptionCostType: event code %d out of range" % ec)
     if s == 2:
@@ -10471,7 +11082,7 @@ def _d81(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C568, "ConsumptionCostType")
+                    _escape(r, 1, _C598, "ConsumptionCostType")
                 else:
                     r.fail("ConsumptionCostType: event code %d out of range" % ec)
             else:
@@ -10480,7 +11091,7 @@ def _d81(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C569, "ConsumptionCostType")
+                    _escape(r, 1, _C599, "ConsumptionCostType")
                 else:
                     r.fail("ConsumptionCostType: event code %d out of range" % ec)
     o = _new(_iso2.ConsumptionCost)
@@ -10492,7 +11103,7 @@ def _e81(w, o):
     """iso2.ConsumptionCost -> ConsumptionCostType"""
     v0 = o.start_value
     if v0 is None:
-        _order("ConsumptionCost.start_value", 0, _C570)
+        _order("ConsumptionCost.start_value", 0, _C600)
     if v0.__class__ is not _iso2.PhysicalValue:
         _bad("ConsumptionCost.start_value", v0, "a PhysicalValue")
     w.bits(0, 1)
@@ -10506,17 +11117,17 @@ def _e81(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C571.get(s)
+        t = _C601.get(s)
         if t is None:
-            _order("ConsumptionCost.cost", s, _C570)
+            _order("ConsumptionCost.cost", s, _C600)
         if v1.__class__ is not _iso2.Cost:
             _bad("ConsumptionCost.cost", v1, "a Cost")
         w.bits(t[0], t[1])
         _e84(w, v1)
         s = (2 if n < 3 else 3)
-    t = _C572.get(s)
+    t = _C602.get(s)
     if t is None:
-        _order("ConsumptionCost", s, _C570)
+        _order("ConsumptionCost", s, _C600)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10540,7 +11151,7 @@ def _d82(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C573, "CertificateChainType")
+            _escape(r, 3, _C603, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -10549,9 +11160,18 @@ def _d82(r):
         if x & 3 == 0:
             f1 = r.binary(None, 800)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d103(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C604, "CertificateChainType")
+                else:
+                    r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10569,7 +11189,7 @@ def _d82(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C574, "CertificateChainType")
+                _escape(r, 3, _C605, "CertificateChainType")
             else:
                 r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -10580,7 +11200,7 @@ def _d82(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C575, "CertificateChainType")
+            _escape(r, 1, _C606, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 3:
@@ -10588,7 +11208,7 @@ def _d82(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C576, "CertificateChainType")
+            _escape(r, 1, _C607, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateChain)
@@ -10609,10 +11229,10 @@ def _e82(w, o):
         s = 3
     v1 = o.certificate
     if v1 is None:
-        _order("CertificateChain.certificate", s, _C577)
-    t = _C578.get(s)
+        _order("CertificateChain.certificate", s, _C608)
+    t = _C609.get(s)
     if t is None:
-        _order("CertificateChain.certificate", s, _C577)
+        _order("CertificateChain.certificate", s, _C608)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
         _bad("CertificateChain.certificate", v1, "bytes of length 0..800")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -10626,9 +11246,9 @@ def _e82(w, o):
         w.bits(0, 2)
         _e103(w, v2)
         s = 2
-    t = _C579.get(s)
+    t = _C610.get(s)
     if t is None:
-        _order("CertificateChain", s, _C577)
+        _order("CertificateChain", s, _C608)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10643,7 +11263,7 @@ def _d83(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C580, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 3, _C611, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     if s == 1:
@@ -10652,7 +11272,7 @@ def _d83(r):
             f1 = r.binary(None, 48)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C581, b"", "ContractSignatureEncryptedPrivateKeyType")
+            f1 = _simple_escape_bits(r, 3, _C612, b"", "ContractSignatureEncryptedPrivateKeyType")
             s = -1
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
@@ -10661,7 +11281,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C582, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 1, _C613, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     o = _new(_iso2.ContractSignatureEncryptedPrivateKey)
@@ -10673,14 +11293,14 @@ def _e83(w, o):
     """iso2.ContractSignatureEncryptedPrivateKey -> ContractSignatureEncryptedPrivateKeyType"""
     v0 = o.id
     if v0 is None:
-        _order("ContractSignatureEncryptedPrivateKey.id", 0, _C583)
+        _order("ContractSignatureEncryptedPrivateKey.id", 0, _C614)
     if type(v0) is not str:
         _bad("ContractSignatureEncryptedPrivateKey.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.value
     if v1 is None:
-        _order("ContractSignatureEncryptedPrivateKey.value", 2, _C583)
+        _order("ContractSignatureEncryptedPrivateKey.value", 2, _C614)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 48:
         _bad("ContractSignatureEncryptedPrivateKey.value", v1, "bytes of length 0..48")
     w.bits(0, 1)
@@ -10700,15 +11320,38 @@ def _d84(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("costKind: enumeration index %d out of range" % y)
-            y = _C584[y]
+            y = _C615[y]
             f0 = y
             f1 = r.uint(5)
             if f1 > 4294967295:
                 r.facet("amount: %d outside 0..4294967295" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C617, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10723,7 +11366,7 @@ def _d84(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("costKind: enumeration index %d out of range" % x)
-                    f0 = _C584[x]
+                    f0 = _C615[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -10732,12 +11375,12 @@ def _d84(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("costKind: enumeration index %d out of range" % f0)
-                        f0 = _C584[f0]
+                        f0 = _C615[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "costKind")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C586, "CostType")
+                _escape(r, 3, _C618, "CostType")
             else:
                 r.fail("CostType: event code %d out of range" % ec)
     if s == 1:
@@ -10748,9 +11391,32 @@ def _d84(r):
             if f1 > 4294967295:
                 r.facet("amount: %d outside 0..4294967295" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C619, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10770,7 +11436,7 @@ def _d84(r):
                         _escape(r, 1, _EV_ELEM_EE, "amount")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C587, "CostType")
+                _escape(r, 2, _C620, "CostType")
             else:
                 r.fail("CostType: event code %d out of range" % ec)
     if s == 2:
@@ -10795,7 +11461,7 @@ def _d84(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C588, "CostType")
+            _escape(r, 1, _C621, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     if s == 3:
@@ -10803,7 +11469,7 @@ def _d84(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C589, "CostType")
+            _escape(r, 1, _C622, "CostType")
         else:
             r.fail("CostType: event code %d out of range" % ec)
     o = _new(_iso2.Cost)
@@ -10816,13 +11482,13 @@ def _e84(w, o):
     """iso2.Cost -> CostType"""
     v0 = o.cost_kind
     if v0 is None:
-        _order("Cost.cost_kind", 0, _C590)
-    i0 = _C585.get(v0)
+        _order("Cost.cost_kind", 0, _C623)
+    i0 = _C616.get(v0)
     if i0 is None:
         _bad("Cost.cost_kind", v0, "a member of _iso2.CostKind")
     v1 = o.amount
     if v1 is None:
-        _order("Cost.amount", 1, _C590)
+        _order("Cost.amount", 1, _C623)
     if type(v1) is not int or v1 < 0 or v1 > 4294967295:
         _bad("Cost.amount", v1, "an integer in 0..4294967295")
     w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
@@ -10835,9 +11501,9 @@ def _e84(w, o):
             _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
         w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
         s = 3
-    t = _C591.get(s)
+    t = _C624.get(s)
     if t is None:
-        _order("Cost", s, _C590)
+        _order("Cost", s, _C623)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10852,7 +11518,7 @@ def _d85(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C592, "DiffieHellmanPublickeyType")
+            _escape(r, 3, _C625, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     if s == 1:
@@ -10861,7 +11527,7 @@ def _d85(r):
             f1 = r.binary(None, 65)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C593, b"", "DiffieHellmanPublickeyType")
+            f1 = _simple_escape_bits(r, 3, _C626, b"", "DiffieHellmanPublickeyType")
             s = -1
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
@@ -10870,7 +11536,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C594, "DiffieHellmanPublickeyType")
+            _escape(r, 1, _C627, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     o = _new(_iso2.DiffieHellmanPublickey)
@@ -10882,14 +11548,14 @@ def _e85(w, o):
     """iso2.DiffieHellmanPublickey -> DiffieHellmanPublickeyType"""
     v0 = o.id
     if v0 is None:
-        _order("DiffieHellmanPublickey.id", 0, _C595)
+        _order("DiffieHellmanPublickey.id", 0, _C628)
     if type(v0) is not str:
         _bad("DiffieHellmanPublickey.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.value
     if v1 is None:
-        _order("DiffieHellmanPublickey.value", 2, _C595)
+        _order("DiffieHellmanPublickey.value", 2, _C628)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 65:
         _bad("DiffieHellmanPublickey.value", v1, "bytes of length 0..65")
     w.bits(0, 1)
@@ -10908,9 +11574,21 @@ def _d86(r):
         if x & 3 == 0:
             f0 = r.binary(None, 8)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d89(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d64(r)
+                    s = 3
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C629, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10928,7 +11606,7 @@ def _d86(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C596, "MessageHeaderType")
+                _escape(r, 3, _C630, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10942,7 +11620,7 @@ def _d86(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C597, "MessageHeaderType")
+            _escape(r, 1, _C631, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10953,7 +11631,7 @@ def _d86(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C598, "MessageHeaderType")
+            _escape(r, 1, _C632, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10961,7 +11639,7 @@ def _d86(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C599, "MessageHeaderType")
+            _escape(r, 1, _C633, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso2.MessageHeader)
@@ -10974,7 +11652,7 @@ def _e86(w, o):
     """iso2.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C600)
+        _order("MessageHeader.session_id", 0, _C634)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
     w.bits(0, 2)
@@ -10990,17 +11668,17 @@ def _e86(w, o):
         s = 2
     v2 = o.signature
     if v2 is not None:
-        t = _C601.get(s)
+        t = _C635.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C600)
+            _order("MessageHeader.signature", s, _C634)
         if v2.__class__ is not _xmldsig.Signature:
             _bad("MessageHeader.signature", v2, "a Signature")
         w.bits(t[0], t[1])
         _e64(w, v2)
         s = 3
-    t = _C602.get(s)
+    t = _C636.get(s)
     if t is None:
-        _order("MessageHeader", s, _C600)
+        _order("MessageHeader", s, _C634)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11017,7 +11695,7 @@ def _d87(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C603, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C637, "ListOfRootCertificateIDsType")
         else:
             r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
@@ -11032,7 +11710,7 @@ def _d87(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C604, "ListOfRootCertificateIDsType")
+                _escape(r, 1, _C638, "ListOfRootCertificateIDsType")
             else:
                 r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if len(f0) > 20:
@@ -11052,17 +11730,17 @@ def _e87(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C606.get(s)
+        t = _C640.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C605)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C639)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
         _e95(w, v0)
         s = 1
-    t = _C607.get(s)
+    t = _C641.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C605)
+        _order("ListOfRootCertificateIDs", s, _C639)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11080,9 +11758,53 @@ def _d88(r):
         if x & 3 == 0:
             f0 = r.string(None, 32)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "MeterReading")
+                    else:
+                        f1 = r.uint(10)
+                        if f1 > 18446744073709551615:
+                            r.facet("MeterReading: %d outside 0..18446744073709551615" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterReading")
+                    s = 2
+                elif ec == 1:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "SigMeterReading")
+                    else:
+                        f2 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+                    s = 3
+                elif ec == 2:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f3 = r.integer(3)
+                        if f3 < -32768 or f3 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 4
+                elif ec == 3:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "TMeter")
+                    else:
+                        f4 = r.integer(10)
+                        if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                            r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TMeter")
+                    s = 5
+                elif ec == 4:
+                    s = -1
+                elif ec == 5:
+                    _escape(r, 1, _C642, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -11100,7 +11822,7 @@ def _d88(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C608, "MeterInfoType")
+                _escape(r, 3, _C643, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -11146,7 +11868,7 @@ def _d88(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C609, "MeterInfoType")
+            _escape(r, 1, _C644, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -11182,7 +11904,7 @@ def _d88(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C610, "MeterInfoType")
+            _escape(r, 1, _C645, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -11210,7 +11932,7 @@ def _d88(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C611, "MeterInfoType")
+            _escape(r, 1, _C646, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -11228,7 +11950,7 @@ def _d88(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C612, "MeterInfoType")
+            _escape(r, 1, _C647, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -11236,7 +11958,7 @@ def _d88(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C613, "MeterInfoType")
+            _escape(r, 1, _C648, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso2.MeterInfo)
@@ -11251,7 +11973,7 @@ def _e88(w, o):
     """iso2.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C614)
+        _order("MeterInfo.meter_id", 0, _C649)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
@@ -11268,9 +11990,9 @@ def _e88(w, o):
         s = 2
     v2 = o.sig_meter_reading
     if v2 is not None:
-        t = _C615.get(s)
+        t = _C650.get(s)
         if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C614)
+            _order("MeterInfo.sig_meter_reading", s, _C649)
         if not isinstance(v2, (bytes, bytearray)) or len(v2) > 64:
             _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11279,9 +12001,9 @@ def _e88(w, o):
         s = 3
     v3 = o.meter_status
     if v3 is not None:
-        t = _C616.get(s)
+        t = _C651.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C614)
+            _order("MeterInfo.meter_status", s, _C649)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11290,18 +12012,18 @@ def _e88(w, o):
         s = 4
     v4 = o.t_meter
     if v4 is not None:
-        t = _C617.get(s)
+        t = _C652.get(s)
         if t is None:
-            _order("MeterInfo.t_meter", s, _C614)
+            _order("MeterInfo.t_meter", s, _C649)
         if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
             _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v4)
         w.bits(0, 1)
         s = 5
-    t = _C618.get(s)
+    t = _C653.get(s)
     if t is None:
-        _order("MeterInfo", s, _C614)
+        _order("MeterInfo", s, _C649)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11312,14 +12034,28 @@ def _d89(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("FaultCode: enumeration index %d out of range" % y)
-            y = _C619[y]
+            y = _C654[y]
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "FaultMsg")
+                else:
+                    f1 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C656, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -11329,7 +12065,7 @@ def _d89(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("FaultCode: enumeration index %d out of range" % x)
-                    f0 = _C619[x]
+                    f0 = _C654[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -11338,12 +12074,12 @@ def _d89(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("FaultCode: enumeration index %d out of range" % f0)
-                        f0 = _C619[f0]
+                        f0 = _C654[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "FaultCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C621, "NotificationType")
+                _escape(r, 3, _C657, "NotificationType")
             else:
                 r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
@@ -11359,7 +12095,7 @@ def _d89(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C622, "NotificationType")
+            _escape(r, 1, _C658, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
@@ -11367,7 +12103,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C623, "NotificationType")
+            _escape(r, 1, _C659, "NotificationType")
         else:
             r.fail("NotificationType: event code %d out of range" % ec)
     o = _new(_iso2.Notification)
@@ -11379,8 +12115,8 @@ def _e89(w, o):
     """iso2.Notification -> NotificationType"""
     v0 = o.fault_code
     if v0 is None:
-        _order("Notification.fault_code", 0, _C624)
-    i0 = _C620.get(v0)
+        _order("Notification.fault_code", 0, _C660)
+    i0 = _C655.get(v0)
     if i0 is None:
         _bad("Notification.fault_code", v0, "a member of _iso2.FaultCode")
     v1 = o.fault_msg
@@ -11393,9 +12129,9 @@ def _e89(w, o):
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C625.get(s)
+    t = _C661.get(s)
     if t is None:
-        _order("Notification", s, _C624)
+        _order("Notification", s, _C660)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11412,7 +12148,7 @@ def _d90(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C626, "PMaxScheduleType")
+            _escape(r, 3, _C662, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11427,7 +12163,7 @@ def _d90(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C627, "PMaxScheduleType")
+                _escape(r, 1, _C663, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -11447,17 +12183,17 @@ def _e90(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C629.get(s)
+        t = _C665.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C628)
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C664)
         if v0.__class__ is not _iso2.PMaxScheduleEntry:
             _bad("PMaxSchedule.p_max_schedule_entry", v0, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
         _e39(w, v0)
         s = 1
-    t = _C630.get(s)
+    t = _C666.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C628)
+        _order("PMaxSchedule", s, _C664)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11477,7 +12213,7 @@ def _d91(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C631, "ParameterType")
+            _escape(r, 3, _C667, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11540,7 +12276,7 @@ def _d91(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C632, "ParameterType")
+            _escape(r, 3, _C668, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11548,7 +12284,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C633, "ParameterType")
+            _escape(r, 1, _C669, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11556,7 +12292,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C634, "ParameterType")
+            _escape(r, 1, _C670, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11564,7 +12300,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C635, "ParameterType")
+            _escape(r, 1, _C671, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11572,7 +12308,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C636, "ParameterType")
+            _escape(r, 1, _C672, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11580,7 +12316,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C637, "ParameterType")
+            _escape(r, 1, _C673, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11588,7 +12324,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C638, "ParameterType")
+            _escape(r, 1, _C674, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso2.Parameter)
@@ -11605,7 +12341,7 @@ def _e91(w, o):
     """iso2.Parameter -> ParameterType"""
     v0 = o.name
     if v0 is None:
-        _order("Parameter.name", 0, _C639)
+        _order("Parameter.name", 0, _C675)
     if type(v0) is not str:
         _bad("Parameter.name", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -11619,18 +12355,18 @@ def _e91(w, o):
         s = 1
     v2 = o.byte_value
     if v2 is not None:
-        t = _C640.get(s)
+        t = _C676.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C639)
+            _order("Parameter.byte_value", s, _C675)
         if v2.__class__ is not int or not -128 <= v2 <= 127:
             _bad("Parameter.byte_value", v2, "an integer in -128..127")
         w.bits(((((t[0]) << 1) << 8) | (v2 - -128)) << 1, t[1] + 1 + 8 + 1)
         s = 2
     v3 = o.short_value
     if v3 is not None:
-        t = _C641.get(s)
+        t = _C677.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C639)
+            _order("Parameter.short_value", s, _C675)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("Parameter.short_value", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11639,9 +12375,9 @@ def _e91(w, o):
         s = 3
     v4 = o.int_value
     if v4 is not None:
-        t = _C642.get(s)
+        t = _C678.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C639)
+            _order("Parameter.int_value", s, _C675)
         if type(v4) is not int or v4 < -2147483648 or v4 > 2147483647:
             _bad("Parameter.int_value", v4, "an integer in -2147483648..2147483647")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11650,9 +12386,9 @@ def _e91(w, o):
         s = 4
     v5 = o.physical_value
     if v5 is not None:
-        t = _C643.get(s)
+        t = _C679.get(s)
         if t is None:
-            _order("Parameter.physical_value", s, _C639)
+            _order("Parameter.physical_value", s, _C675)
         if v5.__class__ is not _iso2.PhysicalValue:
             _bad("Parameter.physical_value", v5, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -11660,18 +12396,18 @@ def _e91(w, o):
         s = 5
     v6 = o.string_value
     if v6 is not None:
-        t = _C644.get(s)
+        t = _C680.get(s)
         if t is None:
-            _order("Parameter.string_value", s, _C639)
+            _order("Parameter.string_value", s, _C675)
         if type(v6) is not str:
             _bad("Parameter.string_value", v6, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v6)
         w.bits(0, 1)
         s = 6
-    t = _C645.get(s)
+    t = _C681.get(s)
     if t is None:
-        _order("Parameter", s, _C639)
+        _order("Parameter", s, _C675)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11713,7 +12449,7 @@ def _d92(r):
                         _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C646, "ParameterSetType")
+                _escape(r, 3, _C682, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -11724,7 +12460,7 @@ def _d92(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C647, "ParameterSetType")
+            _escape(r, 2, _C683, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
@@ -11739,7 +12475,7 @@ def _d92(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C648, "ParameterSetType")
+                _escape(r, 1, _C684, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     if len(f1) > 16:
@@ -11753,7 +12489,7 @@ def _e92(w, o):
     """iso2.ParameterSet -> ParameterSetType"""
     v0 = o.parameter_set_id
     if v0 is None:
-        _order("ParameterSet.parameter_set_id", 0, _C649)
+        _order("ParameterSet.parameter_set_id", 0, _C685)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
     w.bits(0, 2)
@@ -11768,17 +12504,17 @@ def _e92(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C650.get(s)
+        t = _C686.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C649)
+            _order("ParameterSet.parameter", s, _C685)
         if v1.__class__ is not _iso2.Parameter:
             _bad("ParameterSet.parameter", v1, "a Parameter")
         w.bits(t[0], t[1])
         _e91(w, v1)
         s = 2
-    t = _C651.get(s)
+    t = _C687.get(s)
     if t is None:
-        _order("ParameterSet", s, _C649)
+        _order("ParameterSet", s, _C685)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11792,7 +12528,7 @@ def _d93(r):
         x = r.bits(4)
         if x & 13 == 0:
             y = (x >> 1) & 1
-            y = _C324[y]
+            y = _C343[y]
             f0.append(y)
             s = 1
             k = 1
@@ -11803,21 +12539,21 @@ def _d93(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    v = _C324[x]
+                    v = _C343[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
                         v = r.bits(1)
-                        v = _C324[v]
+                        v = _C343[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C652, "PaymentOptionListType")
+                _escape(r, 3, _C688, "PaymentOptionListType")
             else:
                 r.fail("PaymentOptionListType: event code %d out of range" % ec)
     if s == 1:
@@ -11828,14 +12564,14 @@ def _d93(r):
                     x = r.bits(3)
                     if x & 5 == 0:
                         x = (x >> 1) & 1
-                        v = _C324[x]
+                        v = _C343[x]
                     else:
                         r.pos -= 3
                         if r.bits(1):
                             v = _simple_escape(r, None, "PaymentOption")
                         else:
                             v = r.bits(1)
-                            v = _C324[v]
+                            v = _C343[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                     f0.append(v)
@@ -11845,7 +12581,7 @@ def _d93(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C653, "PaymentOptionListType")
+                    _escape(r, 1, _C689, "PaymentOptionListType")
                 else:
                     r.fail("PaymentOptionListType: event code %d out of range" % ec)
             else:
@@ -11854,7 +12590,7 @@ def _d93(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C654, "PaymentOptionListType")
+                    _escape(r, 1, _C690, "PaymentOptionListType")
                 else:
                     r.fail("PaymentOptionListType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentOptionList)
@@ -11872,17 +12608,17 @@ def _e93(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C656.get(s)
+        t = _C692.get(s)
         if t is None:
-            _order("PaymentOptionList.payment_option", s, _C655)
-        i0 = _C325.get(v0)
+            _order("PaymentOptionList.payment_option", s, _C691)
+        i0 = _C344.get(v0)
         if i0 is None:
             _bad("PaymentOptionList.payment_option", v0, "a member of _iso2.PaymentOption")
         w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
         s = (1 if n < 2 else 2)
-    t = _C657.get(s)
+    t = _C693.get(s)
     if t is None:
-        _order("PaymentOptionList", s, _C655)
+        _order("PaymentOptionList", s, _C691)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11923,7 +12659,7 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C658, "ProfileEntryType")
+                _escape(r, 3, _C694, "ProfileEntryType")
             else:
                 r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -11932,7 +12668,7 @@ def _d94(r):
             f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C659, "ProfileEntryType")
+            _escape(r, 2, _C695, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -11957,7 +12693,7 @@ def _d94(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C660, "ProfileEntryType")
+            _escape(r, 1, _C696, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -11965,7 +12701,7 @@ def _d94(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C661, "ProfileEntryType")
+            _escape(r, 1, _C697, "ProfileEntryType")
         else:
             r.fail("ProfileEntryType: event code %d out of range" % ec)
     o = _new(_iso2.ProfileEntry)
@@ -11978,14 +12714,14 @@ def _e94(w, o):
     """iso2.ProfileEntry -> ProfileEntryType"""
     v0 = o.charging_profile_entry_start
     if v0 is None:
-        _order("ProfileEntry.charging_profile_entry_start", 0, _C662)
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C698)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.charging_profile_entry_max_power
     if v1 is None:
-        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C662)
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C698)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("ProfileEntry.charging_profile_entry_max_power", v1, "a PhysicalValue")
     w.bits(0, 2)
@@ -11997,9 +12733,9 @@ def _e94(w, o):
             _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v2, "an integer in 1..3")
         w.bits(((((0) << 1) << 2) | (v2 - 1)) << 1, 6)
         s = 3
-    t = _C663.get(s)
+    t = _C699.get(s)
     if t is None:
-        _order("ProfileEntry", s, _C662)
+        _order("ProfileEntry", s, _C698)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12043,7 +12779,7 @@ def _d95(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C664, "X509IssuerSerialType")
+                _escape(r, 3, _C700, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -12072,7 +12808,7 @@ def _d95(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C665, "X509IssuerSerialType")
+                _escape(r, 2, _C701, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -12080,7 +12816,7 @@ def _d95(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C666, "X509IssuerSerialType")
+            _escape(r, 1, _C702, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -12092,14 +12828,14 @@ def _e95(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C667)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C703)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C667)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C703)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -12143,7 +12879,7 @@ def _d96(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C668, "SAScheduleTupleType")
+                _escape(r, 3, _C704, "SAScheduleTupleType")
             else:
                 r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -12152,7 +12888,7 @@ def _d96(r):
             f1 = _d90(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C669, "SAScheduleTupleType")
+            _escape(r, 2, _C705, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -12163,7 +12899,7 @@ def _d96(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C670, "SAScheduleTupleType")
+            _escape(r, 1, _C706, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -12171,7 +12907,7 @@ def _d96(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C671, "SAScheduleTupleType")
+            _escape(r, 1, _C707, "SAScheduleTupleType")
         else:
             r.fail("SAScheduleTupleType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleTuple)
@@ -12184,12 +12920,12 @@ def _e96(w, o):
     """iso2.SAScheduleTuple -> SAScheduleTupleType"""
     v0 = o.sa_schedule_tuple_id
     if v0 is None:
-        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C672)
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C708)
     if v0.__class__ is not int or not 1 <= v0 <= 255:
         _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in 1..255")
     v1 = o.p_max_schedule
     if v1 is None:
-        _order("SAScheduleTuple.p_max_schedule", 1, _C672)
+        _order("SAScheduleTuple.p_max_schedule", 1, _C708)
     if v1.__class__ is not _iso2.PMaxSchedule:
         _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
     w.bits((((((0) << 1) << 8) | (v0 - 1)) << 1) << 1, 12)
@@ -12202,9 +12938,9 @@ def _e96(w, o):
         w.bits(0, 2)
         _e97(w, v2)
         s = 3
-    t = _C673.get(s)
+    t = _C709.get(s)
     if t is None:
-        _order("SAScheduleTuple", s, _C672)
+        _order("SAScheduleTuple", s, _C708)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12240,18 +12976,48 @@ def _d97(r):
                         _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C674, "SalesTariffType")
+            _escape(r, 3, _C710, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = ((x >> 1) & 255) + 1
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = ((x >> 3) & 255) + 1
             if y > 255:
                 r.facet("SalesTariffID: %d above maxInclusive 255" % y)
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "SalesTariffDescription")
+                else:
+                    f2 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+                s = 3
+            elif ec == 1:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "NumEPriceLevels")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                s = 4
+            elif ec == 2:
+                v = _d55(r)
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 3:
+                _escape(r, 2, _C711, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -12273,7 +13039,7 @@ def _d97(r):
                             _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C675, "SalesTariffType")
+                _escape(r, 3, _C712, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 2:
@@ -12305,7 +13071,7 @@ def _d97(r):
             s = 5
             k = 1
         elif ec == 3:
-            _escape(r, 2, _C676, "SalesTariffType")
+            _escape(r, 2, _C713, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 3:
@@ -12329,7 +13095,7 @@ def _d97(r):
             s = 5
             k = 1
         elif ec == 2:
-            _escape(r, 2, _C677, "SalesTariffType")
+            _escape(r, 2, _C714, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 4:
@@ -12340,7 +13106,7 @@ def _d97(r):
             s = 5
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C678, "SalesTariffType")
+            _escape(r, 2, _C715, "SalesTariffType")
         else:
             r.fail("SalesTariffType: event code %d out of range" % ec)
     if s == 5:
@@ -12355,7 +13121,7 @@ def _d97(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C679, "SalesTariffType")
+                _escape(r, 1, _C716, "SalesTariffType")
             else:
                 r.fail("SalesTariffType: event code %d out of range" % ec)
     if len(f4) > 1024:
@@ -12380,10 +13146,10 @@ def _e97(w, o):
         s = 5
     v1 = o.sales_tariff_id
     if v1 is None:
-        _order("SalesTariff.sales_tariff_id", s, _C680)
-    t = _C681.get(s)
+        _order("SalesTariff.sales_tariff_id", s, _C717)
+    t = _C718.get(s)
     if t is None:
-        _order("SalesTariff.sales_tariff_id", s, _C680)
+        _order("SalesTariff.sales_tariff_id", s, _C717)
     if v1.__class__ is not int or not 1 <= v1 <= 255:
         _bad("SalesTariff.sales_tariff_id", v1, "an integer in 1..255")
     w.bits(((((t[0]) << 1) << 8) | (v1 - 1)) << 1, t[1] + 1 + 8 + 1)
@@ -12398,9 +13164,9 @@ def _e97(w, o):
         s = 2
     v3 = o.num_e_price_levels
     if v3 is not None:
-        t = _C682.get(s)
+        t = _C719.get(s)
         if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C680)
+            _order("SalesTariff.num_e_price_levels", s, _C717)
         if v3.__class__ is not int or not 0 <= v3 <= 255:
             _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
         w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
@@ -12413,17 +13179,17 @@ def _e97(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C683.get(s)
+        t = _C720.get(s)
         if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C680)
+            _order("SalesTariff.sales_tariff_entry", s, _C717)
         if v4.__class__ is not _iso2.SalesTariffEntry:
             _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
         w.bits(t[0], t[1])
         _e55(w, v4)
         s = 4
-    t = _C684.get(s)
+    t = _C721.get(s)
     if t is None:
-        _order("SalesTariff", s, _C680)
+        _order("SalesTariff", s, _C717)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12440,9 +13206,25 @@ def _d98(r):
             if f0 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ParameterSetID")
+                    else:
+                        f1 = r.integer(3)
+                        if f1 < -32768 or f1 > 32767:
+                            r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C722, "SelectedServiceType")
+                else:
+                    r.fail("SelectedServiceType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12462,7 +13244,7 @@ def _d98(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C685, "SelectedServiceType")
+                _escape(r, 3, _C723, "SelectedServiceType")
             else:
                 r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -12480,7 +13262,7 @@ def _d98(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C686, "SelectedServiceType")
+            _escape(r, 1, _C724, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -12488,7 +13270,7 @@ def _d98(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C687, "SelectedServiceType")
+            _escape(r, 1, _C725, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_iso2.SelectedService)
@@ -12500,7 +13282,7 @@ def _e98(w, o):
     """iso2.SelectedService -> SelectedServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("SelectedService.service_id", 0, _C688)
+        _order("SelectedService.service_id", 0, _C726)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("SelectedService.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -12515,9 +13297,9 @@ def _e98(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 2
-    t = _C689.get(s)
+    t = _C727.get(s)
     if t is None:
-        _order("SelectedService", s, _C688)
+        _order("SelectedService", s, _C726)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12534,7 +13316,7 @@ def _d99(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C690, "SelectedServiceListType")
+            _escape(r, 3, _C728, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -12549,7 +13331,7 @@ def _d99(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C691, "SelectedServiceListType")
+                _escape(r, 1, _C729, "SelectedServiceListType")
             else:
                 r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if len(f0) > 16:
@@ -12569,17 +13351,17 @@ def _e99(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C693.get(s)
+        t = _C731.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C692)
+            _order("SelectedServiceList.selected_service", s, _C730)
         if v0.__class__ is not _iso2.SelectedService:
             _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
         w.bits(t[0], t[1])
         _e98(w, v0)
         s = 1
-    t = _C694.get(s)
+    t = _C732.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C692)
+        _order("SelectedServiceList", s, _C730)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12599,9 +13381,36 @@ def _d100(r):
             if f0 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C448[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C448[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C733, "ServiceType")
+                else:
+                    r.fail("ServiceType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12621,7 +13430,7 @@ def _d100(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C695, "ServiceType")
+                _escape(r, 3, _C734, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -12638,29 +13447,54 @@ def _d100(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f2 = _C422[x]
+                f2 = _C448[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f2 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f2 = r.bits(2)
-                    f2 = _C422[f2]
+                    f2 = _C448[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C696, "ServiceType")
+            _escape(r, 2, _C735, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
-            y = _C422[y]
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C448[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 2:
+                _escape(r, 2, _C736, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -12668,19 +13502,19 @@ def _d100(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C422[x]
+                    f2 = _C448[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ServiceCategory")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C422[f2]
+                        f2 = _C448[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C697, "ServiceType")
+                _escape(r, 2, _C737, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 3:
@@ -12707,7 +13541,7 @@ def _d100(r):
                         _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C698, "ServiceType")
+            _escape(r, 2, _C738, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     if s == 4:
@@ -12734,7 +13568,7 @@ def _d100(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C699, "ServiceType")
+                _escape(r, 2, _C739, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 5:
@@ -12742,7 +13576,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C700, "ServiceType")
+            _escape(r, 1, _C740, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_iso2.Service)
@@ -12757,7 +13591,7 @@ def _e100(w, o):
     """iso2.Service -> ServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("Service.service_id", 0, _C701)
+        _order("Service.service_id", 0, _C741)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("Service.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -12774,11 +13608,11 @@ def _e100(w, o):
         s = 2
     v2 = o.service_category
     if v2 is None:
-        _order("Service.service_category", s, _C701)
-    t = _C702.get(s)
+        _order("Service.service_category", s, _C741)
+    t = _C742.get(s)
     if t is None:
-        _order("Service.service_category", s, _C701)
-    i2 = _C423.get(v2)
+        _order("Service.service_category", s, _C741)
+    i2 = _C449.get(v2)
     if i2 is None:
         _bad("Service.service_category", v2, "a member of _iso2.ServiceCategory")
     w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
@@ -12793,10 +13627,10 @@ def _e100(w, o):
         s = 4
     v4 = o.free_service
     if v4 is None:
-        _order("Service.free_service", s, _C701)
-    t = _C703.get(s)
+        _order("Service.free_service", s, _C741)
+    t = _C743.get(s)
     if t is None:
-        _order("Service.free_service", s, _C701)
+        _order("Service.free_service", s, _C741)
     if v4.__class__ is not bool:
         _bad("Service.free_service", v4, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
@@ -12815,7 +13649,7 @@ def _d101(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C704, "ServiceListType")
+            _escape(r, 3, _C744, "ServiceListType")
         else:
             r.fail("ServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -12831,7 +13665,7 @@ def _d101(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C705, "ServiceListType")
+                    _escape(r, 1, _C745, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
             else:
@@ -12840,7 +13674,7 @@ def _d101(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C706, "ServiceListType")
+                    _escape(r, 1, _C746, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceList)
@@ -12858,17 +13692,17 @@ def _e101(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C708.get(s)
+        t = _C748.get(s)
         if t is None:
-            _order("ServiceList.service", s, _C707)
+            _order("ServiceList.service", s, _C747)
         if v0.__class__ is not _iso2.Service:
             _bad("ServiceList.service", v0, "a Service")
         w.bits(t[0], t[1])
         _e100(w, v0)
         s = (1 if n < 8 else 2)
-    t = _C709.get(s)
+    t = _C749.get(s)
     if t is None:
-        _order("ServiceList", s, _C707)
+        _order("ServiceList", s, _C747)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12885,7 +13719,7 @@ def _d102(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C710, "ServiceParameterListType")
+            _escape(r, 3, _C750, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
@@ -12900,7 +13734,7 @@ def _d102(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C711, "ServiceParameterListType")
+                _escape(r, 1, _C751, "ServiceParameterListType")
             else:
                 r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if len(f0) > 255:
@@ -12920,17 +13754,17 @@ def _e102(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C713.get(s)
+        t = _C753.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C712)
+            _order("ServiceParameterList.parameter_set", s, _C752)
         if v0.__class__ is not _iso2.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
         w.bits(t[0], t[1])
         _e92(w, v0)
         s = 1
-    t = _C714.get(s)
+    t = _C754.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C712)
+        _order("ServiceParameterList", s, _C752)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12969,7 +13803,7 @@ def _d103(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C715, "SubCertificatesType")
+                _escape(r, 3, _C755, "SubCertificatesType")
             else:
                 r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -12990,7 +13824,7 @@ def _d103(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C716, "SubCertificatesType")
+                    _escape(r, 1, _C756, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
             else:
@@ -12999,7 +13833,7 @@ def _d103(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C717, "SubCertificatesType")
+                    _escape(r, 1, _C757, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_iso2.SubCertificates)
@@ -13017,18 +13851,18 @@ def _e103(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C719.get(s)
+        t = _C759.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C718)
+            _order("SubCertificates.certificate", s, _C758)
         if not isinstance(v0, (bytes, bytearray)) or len(v0) > 800:
             _bad("SubCertificates.certificate", v0, "bytes of length 0..800")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = (1 if n < 4 else 2)
-    t = _C720.get(s)
+    t = _C760.get(s)
     if t is None:
-        _order("SubCertificates", s, _C718)
+        _order("SubCertificates", s, _C758)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13073,7 +13907,7 @@ def _d104(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C721, "SupportedEnergyTransferModeType")
+                _escape(r, 3, _C761, "SupportedEnergyTransferModeType")
             else:
                 r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
@@ -13105,7 +13939,7 @@ def _d104(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C722, "SupportedEnergyTransferModeType")
+                    _escape(r, 1, _C762, "SupportedEnergyTransferModeType")
                 else:
                     r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
             else:
@@ -13114,7 +13948,7 @@ def _d104(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C723, "SupportedEnergyTransferModeType")
+                    _escape(r, 1, _C763, "SupportedEnergyTransferModeType")
                 else:
                     r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso2.SupportedEnergyTransferMode)
@@ -13132,17 +13966,17 @@ def _e104(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C725.get(s)
+        t = _C765.get(s)
         if t is None:
-            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C724)
+            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C764)
         i0 = _C79.get(v0)
         if i0 is None:
             _bad("SupportedEnergyTransferMode.energy_transfer_mode", v0, "a member of _iso2.EnergyTransferMode")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
         s = (1 if n < 6 else 2)
-    t = _C726.get(s)
+    t = _C766.get(s)
     if t is None:
-        _order("SupportedEnergyTransferMode", s, _C724)
+        _order("SupportedEnergyTransferMode", s, _C764)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13157,7 +13991,7 @@ def _d105(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C727, "EMAIDType")
+            _escape(r, 3, _C767, "EMAIDType")
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
     if s == 1:
@@ -13166,7 +14000,7 @@ def _d105(r):
             f1 = r.string(14, 15)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C728, None, "EMAIDType")
+            f1 = _simple_escape_bits(r, 3, _C768, None, "EMAIDType")
             s = -1
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
@@ -13175,7 +14009,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C729, "EMAIDType")
+            _escape(r, 1, _C769, "EMAIDType")
         else:
             r.fail("EMAIDType: event code %d out of range" % ec)
     o = _new(_iso2.EMAID)
@@ -13187,14 +14021,14 @@ def _e105(w, o):
     """iso2.EMAID -> EMAIDType"""
     v0 = o.id
     if v0 is None:
-        _order("EMAID.id", 0, _C730)
+        _order("EMAID.id", 0, _C770)
     if type(v0) is not str:
         _bad("EMAID.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.value
     if v1 is None:
-        _order("EMAID.value", 2, _C730)
+        _order("EMAID.value", 2, _C770)
     if type(v1) is not str or len(v1) < 14 or len(v1) > 15:
         _bad("EMAID.value", v1, "a str of length 14..15")
     w.bits(0, 1)
@@ -13286,654 +14120,694 @@ _C79 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMo
 _C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C81 = ('EE', 'SE_ANY', 'CH')
 _C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('SE_ANY', 'CH')
-_C84 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
-_C85 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C86 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
-_C87 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C83 = ('EE', 'SE_ANY', 'CH')
+_C84 = ('SE_ANY', 'CH')
+_C85 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
+_C86 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C87 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
 _C88 = ('EE', 'SE_ANY', 'CH')
-_C89 = ('EE', 'SE_ANY', 'CH')
+_C89 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('SE_ANY', 'CH')
-_C92 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C93 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
-_C94 = {2: (2, 3, 4), 3: (0, 2, 4)}
-_C95 = {2: 2, 3: 0}
-_C96 = {2: 3, 3: 1}
-_C97 = {2: 4, 3: 2}
-_C98 = {_iso2.AC_EVSEChargeParameter: (_C95, _e1), _iso2.DC_EVSEChargeParameter: (_C96, _e21), _iso2.EVSEChargeParameter: (_C97, _e28)}
-_C99 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = {0: 'end of element'}
-_C101 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C102 = ('EE', 'SE_ANY', 'CH')
-_C103 = ('EE', 'SE_ANY', 'CH')
+_C91 = ('EE', 'SE_ANY', 'CH')
+_C92 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C96 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
+_C97 = {2: (2, 3, 4), 3: (0, 2, 4)}
+_C98 = {2: 2, 3: 0}
+_C99 = {2: 3, 3: 1}
+_C100 = {2: 4, 3: 2}
+_C101 = {_iso2.AC_EVSEChargeParameter: (_C98, _e1), _iso2.DC_EVSEChargeParameter: (_C99, _e21), _iso2.EVSEChargeParameter: (_C100, _e28)}
+_C102 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C103 = {0: 'end of element'}
 _C104 = ('EE', 'SE_ANY', 'CH')
-_C105 = ('EE', 'SE_ANY', 'CH')
+_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C106 = ('EE', 'SE_ANY', 'CH')
 _C107 = ('EE', 'SE_ANY', 'CH')
-_C108 = ('SE_ANY', 'CH')
-_C109 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C110 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C111 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C112 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C114 = ('EE', 'SE_ANY', 'CH')
-_C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('EE', 'SE_ANY', 'CH')
-_C117 = ('EE', 'SE_ANY', 'CH')
-_C118 = ('EE', 'SE_ANY', 'CH')
-_C119 = ('EE', 'SE_ANY', 'CH')
+_C108 = ('EE', 'SE_ANY', 'CH')
+_C109 = ('EE', 'SE_ANY', 'CH')
+_C110 = ('EE', 'SE_ANY', 'CH')
+_C111 = ('EE', 'SE_ANY', 'CH')
+_C112 = ('EE', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('SE_ANY', 'CH')
+_C115 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C116 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C117 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C118 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C119 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C120 = ('EE', 'SE_ANY', 'CH')
 _C121 = ('EE', 'SE_ANY', 'CH')
 _C122 = ('EE', 'SE_ANY', 'CH')
-_C123 = ('SE_ANY', 'CH')
-_C124 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C125 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C126 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C127 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C128 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C129 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C130 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C131 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C132 = ('EE', 'SE_ANY', 'CH')
-_C133 = ('EE', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('EE', 'SE_ANY', 'CH')
-_C136 = ('EE', 'SE_ANY', 'CH')
-_C137 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
+_C124 = ('EE', 'SE_ANY', 'CH')
+_C125 = ('EE', 'SE_ANY', 'CH')
+_C126 = ('EE', 'SE_ANY', 'CH')
+_C127 = ('EE', 'SE_ANY', 'CH')
+_C128 = ('EE', 'SE_ANY', 'CH')
+_C129 = ('EE', 'SE_ANY', 'CH')
+_C130 = ('SE_ANY', 'CH')
+_C131 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C132 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C133 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C134 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C135 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C136 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C137 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C138 = ('EE', 'SE_ANY', 'CH')
-_C139 = ('EE', 'SE_ANY', 'CH')
+_C139 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C140 = ('EE', 'SE_ANY', 'CH')
 _C141 = ('EE', 'SE_ANY', 'CH')
 _C142 = ('EE', 'SE_ANY', 'CH')
-_C143 = ('SE_ANY', 'CH')
-_C144 = ('SE_ANY', 'CH')
-_C145 = ('SE_ANY', 'CH')
-_C146 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
-_C147 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C148 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C149 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C150 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C151 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
-_C152 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C143 = ('EE', 'SE_ANY', 'CH')
+_C144 = ('EE', 'SE_ANY', 'CH')
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('EE', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
+_C150 = ('EE', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('SE_ANY', 'CH')
 _C153 = ('EE', 'SE_ANY', 'CH')
-_C154 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('SE_ANY', 'CH')
 _C155 = ('EE', 'SE_ANY', 'CH')
-_C156 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('SE_ANY', 'CH')
 _C157 = ('SE_ANY', 'CH')
 _C158 = ('SE_ANY', 'CH')
-_C159 = ('SE_ANY', 'CH')
-_C160 = ('SE_ANY', 'CH')
-_C161 = ('SE_ANY', 'CH')
-_C162 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
-_C163 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C164 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C165 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C166 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C167 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C168 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = ('EE', 'SE_ANY', 'CH')
-_C171 = ('EE', 'SE_ANY', 'CH')
+_C159 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
+_C160 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C161 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C162 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C163 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C164 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C165 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C166 = ('EE', 'SE_ANY', 'CH')
+_C167 = ('EE', 'SE_ANY', 'CH')
+_C168 = ('EE', 'SE_ANY', 'CH')
+_C169 = ('EE', 'SE_ANY', 'CH')
+_C170 = ('SE_ANY', 'CH')
+_C171 = ('SE_ANY', 'CH')
 _C172 = ('SE_ANY', 'CH')
-_C173 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C174 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C175 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C176 = ('EE', 'SE_ANY', 'CH')
-_C177 = ('EE', 'SE_ANY', 'CH')
-_C178 = ('EE', 'SE_ANY', 'CH')
-_C179 = ('EE', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('EE', 'SE_ANY', 'CH')
-_C182 = ('EE', 'SE_ANY', 'CH')
-_C183 = ('SE_ANY', 'CH')
-_C184 = ('SE_ANY', 'CH')
-_C185 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C186 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C187 = {8: (1, 2), 9: (0, 1)}
+_C173 = ('SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
+_C176 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C177 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C178 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C179 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C180 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C181 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
+_C184 = ('EE', 'SE_ANY', 'CH')
+_C185 = ('SE_ANY', 'CH')
+_C186 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C187 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
-_C191 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
-_C192 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
-_C193 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
+_C190 = ('EE', 'SE_ANY', 'CH')
+_C191 = ('EE', 'SE_ANY', 'CH')
+_C192 = ('EE', 'SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
 _C194 = ('EE', 'SE_ANY', 'CH')
 _C195 = ('EE', 'SE_ANY', 'CH')
 _C196 = ('SE_ANY', 'CH')
-_C197 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
-_C198 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C199 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
-_C200 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
-_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('SE_ANY', 'CH')
-_C205 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
+_C197 = ('SE_ANY', 'CH')
+_C198 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C199 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C200 = {8: (1, 2), 9: (0, 1)}
+_C201 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
+_C202 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
+_C203 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
+_C204 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
+_C205 = ('EE', 'SE_ANY', 'CH')
 _C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C207 = ('EE', 'SE_ANY', 'CH')
 _C208 = ('EE', 'SE_ANY', 'CH')
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
 _C211 = ('SE_ANY', 'CH')
-_C212 = ('EE', 'SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C215 = {1: (0, 1, 2)}
-_C216 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C217 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C218 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C219 = {6: (0, 1, 7)}
-_C220 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C212 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
+_C213 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C214 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
+_C215 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C216 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C217 = ('EE', 'SE_ANY', 'CH')
+_C218 = ('EE', 'SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
 _C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C222 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C223 = ('SE_ANY', 'CH')
-_C224 = ('SE_ANY', 'CH')
-_C225 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C226 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C222 = ('EE', 'SE_ANY', 'CH')
+_C223 = ('EE', 'SE_ANY', 'CH')
+_C224 = ('EE', 'SE_ANY', 'CH')
+_C225 = ('SE_ANY', 'CH')
+_C226 = ('EE', 'SE_ANY', 'CH')
 _C227 = ('SE_ANY', 'CH')
-_C228 = {0: 'DepartureTime, end of element', 1: 'end of element'}
-_C229 = {0: (1, 2), 1: (0, 1)}
-_C230 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C231 = {0: 'end of element'}
-_C232 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C233 = {0: 'end of element'}
-_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C235 = ('EE', 'SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
-_C237 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C238 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = {0: 'end of element'}
-_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C228 = ('SE_ANY', 'CH')
+_C229 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C232 = {1: (0, 1, 2)}
+_C233 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C234 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C235 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C236 = {6: (0, 1, 7)}
+_C237 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C240 = ('SE_ANY', 'CH')
 _C241 = ('SE_ANY', 'CH')
-_C242 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C243 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C245 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C246 = ('EE', 'SE_ANY', 'CH')
-_C247 = ('SE_ANY', 'CH')
-_C248 = ('SE_ANY', 'CH')
-_C249 = ('SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = ('SE_ANY', 'CH')
-_C252 = ('SE_ANY', 'CH')
+_C242 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C243 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = {0: 'DepartureTime, end of element', 1: 'end of element'}
+_C246 = {0: (1, 2), 1: (0, 1)}
+_C247 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C248 = {0: 'end of element'}
+_C249 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C250 = {0: 'end of element'}
+_C251 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = ('EE', 'SE_ANY', 'CH')
 _C253 = ('SE_ANY', 'CH')
-_C254 = ('SE_ANY', 'CH')
-_C255 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C256 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C257 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C258 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C259 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C260 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C261 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C262 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C263 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C264 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C265 = ('EE', 'SE_ANY', 'CH')
+_C254 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C255 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C256 = {0: 'end of element'}
+_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C260 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C262 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
 _C266 = ('SE_ANY', 'CH')
 _C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
-_C269 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C270 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C271 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C272 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C273 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('SE_ANY', 'CH')
-_C275 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C276 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C277 = {1: (1, 2)}
-_C278 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C279 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C280 = ('EE', 'SE_ANY', 'CH')
-_C281 = ('EE', 'SE_ANY', 'CH')
-_C282 = ('SE_ANY', 'CH')
-_C283 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C284 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C285 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C286 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C287 = ('EE', 'SE_ANY', 'CH')
-_C288 = ('SE_ANY', 'CH')
-_C289 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C290 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
-_C291 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C292 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C293 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C294 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C295 = ('SE_ANY', 'CH')
-_C296 = ('SE_ANY', 'CH')
-_C297 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C298 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C299 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C300 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C301 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C302 = ('SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
-_C304 = ('SE_ANY', 'CH')
-_C305 = ('SE_ANY', 'CH')
-_C306 = ('SE_ANY', 'CH')
-_C307 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C308 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C309 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C311 = ('EE', 'SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C314 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C315 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C316 = ('EE', 'SE_ANY', 'CH')
-_C317 = ('SE_ANY', 'CH')
-_C318 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C320 = ('EE', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
+_C269 = ('SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
+_C272 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C273 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C274 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C275 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C276 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C277 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C278 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C279 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C280 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('EE', 'SE_ANY', 'CH')
+_C283 = ('SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C287 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C288 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C293 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C294 = {1: (1, 2)}
+_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('EE', 'SE_ANY', 'CH')
+_C297 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('EE', 'SE_ANY', 'CH')
+_C299 = ('EE', 'SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C302 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C303 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C304 = ('EE', 'SE_ANY', 'CH')
+_C305 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C306 = ('EE', 'SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C309 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C310 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C311 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C312 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C314 = ('SE_ANY', 'CH')
+_C315 = ('SE_ANY', 'CH')
+_C316 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C317 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C318 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C319 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C321 = ('SE_ANY', 'CH')
 _C322 = ('SE_ANY', 'CH')
-_C323 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
-_C324 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
-_C325 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
-_C326 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C327 = ('EE', 'SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
-_C329 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C330 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('SE_ANY', 'CH')
+_C324 = ('SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C327 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C328 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C329 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C330 = ('EE', 'SE_ANY', 'CH')
 _C331 = ('SE_ANY', 'CH')
-_C332 = {0: 'ResponseCode', 1: 'end of element'}
-_C333 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
-_C334 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
-_C335 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C336 = ('EE', 'SE_ANY', 'CH')
-_C337 = ('SE_ANY', 'CH')
-_C338 = ('SE_ANY', 'CH')
-_C339 = ('SE_ANY', 'CH')
-_C340 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
-_C341 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C342 = {2: 1, 3: 0}
-_C343 = {2: 2, 3: 1}
-_C344 = {_iso2.DC_EVPowerDeliveryParameter: (_C342, _e20), _iso2.EVPowerDeliveryParameter: (_C343, _e27)}
-_C345 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
-_C346 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C347 = ('EE', 'SE_ANY', 'CH')
-_C348 = ('SE_ANY', 'CH')
-_C349 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C350 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
-_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C352 = ('EE', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
+_C332 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C333 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C334 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C335 = ('EE', 'SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
+_C337 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C339 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
+_C343 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
+_C344 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
+_C345 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('SE_ANY', 'CH')
+_C348 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = {0: 'ResponseCode', 1: 'end of element'}
+_C352 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
+_C353 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
 _C354 = ('SE_ANY', 'CH')
-_C355 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
 _C357 = ('EE', 'SE_ANY', 'CH')
-_C358 = ('EE', 'SE_ANY', 'CH')
+_C358 = ('SE_ANY', 'CH')
 _C359 = ('SE_ANY', 'CH')
-_C360 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C361 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C362 = ('EE', 'SE_ANY', 'CH')
-_C363 = ('SE_ANY', 'CH')
-_C364 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C365 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C366 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C367 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C368 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
+_C362 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C363 = {2: 1, 3: 0}
+_C364 = {2: 2, 3: 1}
+_C365 = {_iso2.DC_EVPowerDeliveryParameter: (_C363, _e20), _iso2.EVPowerDeliveryParameter: (_C364, _e27)}
+_C366 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
+_C367 = ('EE', 'SE_ANY', 'CH')
+_C368 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C369 = ('EE', 'SE_ANY', 'CH')
-_C370 = ('EE', 'SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
-_C372 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C373 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C374 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C375 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C376 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C381 = {1: (1, 2), 2: (0, 1)}
-_C382 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C383 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C384 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C372 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C373 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C374 = ('EE', 'SE_ANY', 'CH')
+_C375 = ('EE', 'SE_ANY', 'CH')
+_C376 = ('SE_ANY', 'CH')
+_C377 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C378 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('EE', 'SE_ANY', 'CH')
+_C380 = ('EE', 'SE_ANY', 'CH')
+_C381 = ('SE_ANY', 'CH')
+_C382 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = ('EE', 'SE_ANY', 'CH')
 _C385 = ('SE_ANY', 'CH')
-_C386 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C387 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C388 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C389 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C390 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
-_C394 = {0: (0, 1), 1: (0, 2)}
-_C395 = {1: (1, 2), 2: (0, 1)}
-_C396 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C397 = {0: 'end of element'}
-_C398 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C387 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C388 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C389 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C391 = ('EE', 'SE_ANY', 'CH')
+_C392 = ('EE', 'SE_ANY', 'CH')
+_C393 = ('SE_ANY', 'CH')
+_C394 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C395 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C396 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C397 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C398 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
 _C399 = ('SE_ANY', 'CH')
-_C400 = ('SE_ANY', 'CH')
-_C401 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C402 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C403 = {1: (2, 2), 2: (1, 2)}
-_C404 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C405 = ('SE_ANY', 'CH')
-_C406 = ('SE_ANY', 'CH')
-_C407 = ('SE_ANY', 'CH')
+_C400 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = ('SE_ANY', 'CH')
+_C403 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C404 = {1: (1, 2), 2: (0, 1)}
+_C405 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C406 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C408 = ('SE_ANY', 'CH')
-_C409 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
-_C410 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C411 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
-_C412 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
+_C409 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C410 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C411 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C412 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C413 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C414 = ('SE_ANY', 'CH')
-_C415 = {0: 'ServiceID', 1: 'end of element'}
-_C416 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C417 = ('EE', 'SE_ANY', 'CH')
-_C418 = ('SE_ANY', 'CH')
-_C419 = ('SE_ANY', 'CH')
-_C420 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C421 = {2: (1, 2), 3: (0, 1)}
-_C422 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
-_C423 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
-_C424 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
-_C427 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C428 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C429 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
-_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C431 = ('EE', 'SE_ANY', 'CH')
-_C432 = ('EE', 'SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
-_C434 = ('SE_ANY', 'CH')
-_C435 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C436 = {3: (1, 2), 4: (0, 1)}
+_C415 = ('SE_ANY', 'CH')
+_C416 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
+_C417 = {0: (0, 1), 1: (0, 2)}
+_C418 = {1: (1, 2), 2: (0, 1)}
+_C419 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = {0: 'end of element'}
+_C421 = ('SE_ANY', 'CH')
+_C422 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
+_C424 = ('SE_ANY', 'CH')
+_C425 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C426 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C427 = {1: (2, 2), 2: (1, 2)}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = ('SE_ANY', 'CH')
+_C432 = ('SE_ANY', 'CH')
+_C433 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
+_C434 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C435 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
+_C436 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
 _C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C438 = ('SE_ANY', 'CH')
-_C439 = {0: 'EVCCID', 1: 'end of element'}
-_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C441 = ('EE', 'SE_ANY', 'CH')
+_C439 = {0: 'ServiceID', 1: 'end of element'}
+_C440 = ('SE_ANY', 'CH')
+_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C442 = ('SE_ANY', 'CH')
-_C443 = ('SE_ANY', 'CH')
-_C444 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
-_C445 = {2: (1, 2), 3: (0, 1)}
-_C446 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
-_C447 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
-_C448 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'ChargingSession', 1: 'end of element'}
-_C451 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C443 = ('EE', 'SE_ANY', 'CH')
+_C444 = ('SE_ANY', 'CH')
+_C445 = ('SE_ANY', 'CH')
+_C446 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C447 = {2: (1, 2), 3: (0, 1)}
+_C448 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
+_C449 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
+_C450 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
 _C452 = ('SE_ANY', 'CH')
-_C453 = {0: 'ResponseCode', 1: 'end of element'}
-_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('EE', 'SE_ANY', 'CH')
-_C457 = ('SE_ANY', 'CH')
-_C458 = ('SE_ANY', 'CH')
+_C453 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C454 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C455 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C456 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C457 = ('EE', 'SE_ANY', 'CH')
+_C458 = ('EE', 'SE_ANY', 'CH')
 _C459 = ('SE_ANY', 'CH')
-_C460 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C461 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C462 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C463 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C464 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C465 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C460 = ('SE_ANY', 'CH')
+_C461 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C462 = {3: (1, 2), 4: (0, 1)}
+_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C464 = ('SE_ANY', 'CH')
+_C465 = {0: 'EVCCID', 1: 'end of element'}
 _C466 = ('SE_ANY', 'CH')
-_C467 = ('SE_ANY', 'CH')
+_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C468 = ('SE_ANY', 'CH')
-_C469 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C470 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C471 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C472 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C473 = ('SE_ANY', 'CH')
-_C474 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C475 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C476 = {1: (1, 2)}
-_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C478 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C479 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C480 = ('EE', 'SE_ANY', 'CH')
-_C481 = ('SE_ANY', 'CH')
-_C482 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C483 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C469 = ('EE', 'SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
+_C473 = {2: (1, 2), 3: (0, 1)}
+_C474 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
+_C475 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
+_C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C477 = ('SE_ANY', 'CH')
+_C478 = {0: 'ChargingSession', 1: 'end of element'}
+_C479 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C480 = ('SE_ANY', 'CH')
+_C481 = {0: 'ResponseCode', 1: 'end of element'}
+_C482 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C483 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('EE', 'SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
 _C486 = ('SE_ANY', 'CH')
-_C487 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C488 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C490 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C491 = ('EE', 'SE_ANY', 'CH')
-_C492 = ('EE', 'SE_ANY', 'CH')
-_C493 = ('SE_ANY', 'CH')
-_C494 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C495 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C496 = {2: (0, 1), 3: (0, 2)}
-_C497 = {3: (1, 2)}
-_C498 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C499 = {0: 'end of element'}
-_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C501 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = ('SE_ANY', 'CH')
-_C503 = ('SE_ANY', 'CH')
-_C504 = ('SE_ANY', 'CH')
-_C505 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C506 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C507 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C487 = ('SE_ANY', 'CH')
+_C488 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C489 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C490 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C491 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C492 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C493 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C494 = ('SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C498 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C500 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C501 = ('SE_ANY', 'CH')
+_C502 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C503 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C504 = {1: (1, 2)}
+_C505 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C506 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C507 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C508 = ('EE', 'SE_ANY', 'CH')
 _C509 = ('SE_ANY', 'CH')
-_C510 = {0: 'Transform', 1: 'Transform, end of element'}
-_C511 = {0: (0, 1), 1: (0, 2)}
-_C512 = {1: (1, 2)}
-_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C514 = ('EE', 'SE_ANY', 'CH')
-_C515 = ('SE_ANY', 'CH')
-_C516 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C510 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C511 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
+_C515 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C516 = {0: (1, 2, 1), 2: (0, 1, 1)}
 _C517 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C518 = ('SE_ANY', 'CH')
-_C519 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C521 = ('EE', 'SE_ANY', 'CH')
-_C522 = ('EE', 'SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
-_C524 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C525 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = ('SE_ANY', 'CH')
-_C528 = ('SE_ANY', 'CH')
-_C529 = ('SE_ANY', 'CH')
+_C518 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C519 = ('EE', 'SE_ANY', 'CH')
+_C520 = ('EE', 'SE_ANY', 'CH')
+_C521 = ('SE_ANY', 'CH')
+_C522 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C523 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C524 = {2: (0, 1), 3: (0, 2)}
+_C525 = {3: (1, 2)}
+_C526 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C527 = {0: 'end of element'}
+_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C530 = ('SE_ANY', 'CH')
 _C531 = ('SE_ANY', 'CH')
-_C532 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C533 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C534 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C535 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C536 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C537 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C538 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C539 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C540 = ('SE_ANY', 'CH')
-_C541 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C542 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
-_C543 = {0: (35, 6), 1: (0, 1)}
-_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C545 = ('EE', 'SE_ANY', 'CH')
-_C546 = ('EE', 'SE_ANY', 'CH')
-_C547 = ('EE', 'SE_ANY', 'CH')
-_C548 = ('EE', 'SE_ANY', 'CH')
+_C532 = ('SE_ANY', 'CH')
+_C533 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C534 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C535 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C537 = ('SE_ANY', 'CH')
+_C538 = {0: 'Transform', 1: 'Transform, end of element'}
+_C539 = {0: (0, 1), 1: (0, 2)}
+_C540 = {1: (1, 2)}
+_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C542 = ('EE', 'SE_ANY', 'CH')
+_C543 = ('SE_ANY', 'CH')
+_C544 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C545 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C546 = ('SE_ANY', 'CH')
+_C547 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C548 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C549 = ('EE', 'SE_ANY', 'CH')
-_C550 = ('SE_ANY', 'CH')
-_C551 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
-_C552 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C553 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C554 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C550 = ('EE', 'SE_ANY', 'CH')
+_C551 = ('SE_ANY', 'CH')
+_C552 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C553 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C554 = ('SE_ANY', 'CH')
 _C555 = ('SE_ANY', 'CH')
-_C556 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
-_C557 = {0: (0, 1), 1: (0, 2)}
-_C558 = {1: (1, 2)}
-_C559 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C560 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
-_C561 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C562 = ('EE', 'SE_ANY', 'CH')
-_C563 = ('EE', 'SE_ANY', 'CH')
-_C564 = ('SE_ANY', 'CH')
-_C565 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
-_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C567 = ('EE', 'SE_ANY', 'CH')
+_C556 = ('SE_ANY', 'CH')
+_C557 = ('SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = ('SE_ANY', 'CH')
+_C560 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C561 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C562 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C563 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C564 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C565 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C566 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C567 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C568 = ('SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
-_C570 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
-_C571 = {1: (0, 1), 2: (0, 2)}
-_C572 = {2: (1, 2), 3: (0, 1)}
+_C569 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C570 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
+_C571 = {0: (35, 6), 1: (0, 1)}
+_C572 = ('EE', 'SE_ANY', 'CH')
 _C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C574 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C578 = {0: (1, 2, 1), 3: (0, 1, 1)}
-_C579 = {1: (1, 2), 2: (0, 1)}
-_C580 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C581 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C582 = ('SE_ANY', 'CH')
-_C583 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C584 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
-_C585 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
-_C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C587 = ('EE', 'SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C591 = {2: (1, 2), 3: (0, 1)}
-_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C593 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C574 = ('EE', 'SE_ANY', 'CH')
+_C575 = ('EE', 'SE_ANY', 'CH')
+_C576 = ('EE', 'SE_ANY', 'CH')
+_C577 = ('EE', 'SE_ANY', 'CH')
+_C578 = ('EE', 'SE_ANY', 'CH')
+_C579 = ('EE', 'SE_ANY', 'CH')
+_C580 = ('SE_ANY', 'CH')
+_C581 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
+_C582 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C583 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C585 = ('SE_ANY', 'CH')
+_C586 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
+_C587 = {0: (0, 1), 1: (0, 2)}
+_C588 = {1: (1, 2)}
+_C589 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C590 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C592 = ('EE', 'SE_ANY', 'CH')
+_C593 = ('EE', 'SE_ANY', 'CH')
 _C594 = ('SE_ANY', 'CH')
-_C595 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C595 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
 _C596 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C597 = ('SE_ANY', 'CH')
+_C597 = ('EE', 'SE_ANY', 'CH')
 _C598 = ('SE_ANY', 'CH')
 _C599 = ('SE_ANY', 'CH')
-_C600 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C601 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C602 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C600 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
+_C601 = {1: (0, 1), 2: (0, 2)}
+_C602 = {2: (1, 2), 3: (0, 1)}
 _C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C606 = {0: (0, 1), 1: (0, 2)}
-_C607 = {1: (1, 2)}
-_C608 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C609 = ('SE_ANY', 'CH')
-_C610 = ('SE_ANY', 'CH')
-_C611 = ('SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
+_C605 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C606 = ('SE_ANY', 'CH')
+_C607 = ('SE_ANY', 'CH')
+_C608 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C609 = {0: (1, 2, 1), 3: (0, 1, 1)}
+_C610 = {1: (1, 2), 2: (0, 1)}
+_C611 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C612 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C613 = ('SE_ANY', 'CH')
-_C614 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C615 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C616 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C617 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C618 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C619 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
-_C620 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C614 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C615 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
+_C616 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
+_C617 = ('SE_ANY', 'CH')
+_C618 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C619 = ('SE_ANY', 'CH')
+_C620 = ('EE', 'SE_ANY', 'CH')
+_C621 = ('SE_ANY', 'CH')
 _C622 = ('SE_ANY', 'CH')
-_C623 = ('SE_ANY', 'CH')
-_C624 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C625 = {1: (1, 2), 2: (0, 1)}
-_C626 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C623 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C624 = {2: (1, 2), 3: (0, 1)}
+_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C626 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C627 = ('SE_ANY', 'CH')
-_C628 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
-_C629 = {0: (0, 1), 1: (0, 2)}
-_C630 = {1: (1, 2)}
-_C631 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C632 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C628 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C629 = ('SE_ANY', 'CH')
+_C630 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C631 = ('SE_ANY', 'CH')
+_C632 = ('SE_ANY', 'CH')
 _C633 = ('SE_ANY', 'CH')
-_C634 = ('SE_ANY', 'CH')
-_C635 = ('SE_ANY', 'CH')
-_C636 = ('SE_ANY', 'CH')
-_C637 = ('SE_ANY', 'CH')
+_C634 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C635 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C636 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C637 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C638 = ('SE_ANY', 'CH')
-_C639 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
-_C640 = {7: (1, 3, 2)}
-_C641 = {7: (2, 3, 3)}
-_C642 = {7: (3, 3, 4)}
-_C643 = {7: (4, 3, 5)}
-_C644 = {7: (5, 3, 6)}
-_C645 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
-_C646 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C647 = ('EE', 'SE_ANY', 'CH')
+_C639 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C640 = {0: (0, 1), 1: (0, 2)}
+_C641 = {1: (1, 2)}
+_C642 = ('SE_ANY', 'CH')
+_C643 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = ('SE_ANY', 'CH')
+_C647 = ('SE_ANY', 'CH')
 _C648 = ('SE_ANY', 'CH')
-_C649 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C650 = {1: (0, 1), 2: (0, 2)}
-_C651 = {2: (1, 2)}
-_C652 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C653 = ('SE_ANY', 'CH')
-_C654 = ('SE_ANY', 'CH')
-_C655 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
-_C656 = {0: (0, 1), 1: (0, 2)}
-_C657 = {1: (1, 2), 2: (0, 1)}
-_C658 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C659 = ('EE', 'SE_ANY', 'CH')
-_C660 = ('SE_ANY', 'CH')
-_C661 = ('SE_ANY', 'CH')
-_C662 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
-_C663 = {2: (1, 2), 3: (0, 1)}
-_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C665 = ('EE', 'SE_ANY', 'CH')
-_C666 = ('SE_ANY', 'CH')
-_C667 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C668 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C669 = ('EE', 'SE_ANY', 'CH')
+_C649 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C650 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C651 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C652 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C653 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C654 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
+_C655 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
+_C656 = ('SE_ANY', 'CH')
+_C657 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C658 = ('SE_ANY', 'CH')
+_C659 = ('SE_ANY', 'CH')
+_C660 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C661 = {1: (1, 2), 2: (0, 1)}
+_C662 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C663 = ('SE_ANY', 'CH')
+_C664 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
+_C665 = {0: (0, 1), 1: (0, 2)}
+_C666 = {1: (1, 2)}
+_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C668 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C669 = ('SE_ANY', 'CH')
 _C670 = ('SE_ANY', 'CH')
 _C671 = ('SE_ANY', 'CH')
-_C672 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C673 = {2: (1, 2), 3: (0, 1)}
-_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C675 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C676 = ('EE', 'SE_ANY', 'CH')
-_C677 = ('EE', 'SE_ANY', 'CH')
-_C678 = ('EE', 'SE_ANY', 'CH')
-_C679 = ('SE_ANY', 'CH')
-_C680 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C681 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C682 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C683 = {1: (2, 2), 2: (1, 2), 3: (0, 1), 4: (0, 2)}
-_C684 = {4: (1, 2)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C689 = {1: (1, 2), 2: (0, 1)}
-_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C691 = ('SE_ANY', 'CH')
-_C692 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C693 = {0: (0, 1), 1: (0, 2)}
-_C694 = {1: (1, 2)}
-_C695 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C696 = ('EE', 'SE_ANY', 'CH')
-_C697 = ('EE', 'SE_ANY', 'CH')
-_C698 = ('EE', 'SE_ANY', 'CH')
-_C699 = ('EE', 'SE_ANY', 'CH')
-_C700 = ('SE_ANY', 'CH')
-_C701 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
-_C702 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C703 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C672 = ('SE_ANY', 'CH')
+_C673 = ('SE_ANY', 'CH')
+_C674 = ('SE_ANY', 'CH')
+_C675 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
+_C676 = {7: (1, 3, 2)}
+_C677 = {7: (2, 3, 3)}
+_C678 = {7: (3, 3, 4)}
+_C679 = {7: (4, 3, 5)}
+_C680 = {7: (5, 3, 6)}
+_C681 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C682 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C683 = ('EE', 'SE_ANY', 'CH')
+_C684 = ('SE_ANY', 'CH')
+_C685 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C686 = {1: (0, 1), 2: (0, 2)}
+_C687 = {2: (1, 2)}
+_C688 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C689 = ('SE_ANY', 'CH')
+_C690 = ('SE_ANY', 'CH')
+_C691 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
+_C692 = {0: (0, 1), 1: (0, 2)}
+_C693 = {1: (1, 2), 2: (0, 1)}
+_C694 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C695 = ('EE', 'SE_ANY', 'CH')
+_C696 = ('SE_ANY', 'CH')
+_C697 = ('SE_ANY', 'CH')
+_C698 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
+_C699 = {2: (1, 2), 3: (0, 1)}
+_C700 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C701 = ('EE', 'SE_ANY', 'CH')
+_C702 = ('SE_ANY', 'CH')
+_C703 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 _C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C705 = ('SE_ANY', 'CH')
+_C705 = ('EE', 'SE_ANY', 'CH')
 _C706 = ('SE_ANY', 'CH')
-_C707 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C708 = {0: (0, 1), 1: (0, 2)}
-_C709 = {1: (1, 2), 2: (0, 1)}
+_C707 = ('SE_ANY', 'CH')
+_C708 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C709 = {2: (1, 2), 3: (0, 1)}
 _C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C711 = ('SE_ANY', 'CH')
-_C712 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C713 = {0: (0, 1), 1: (0, 2)}
-_C714 = {1: (1, 2)}
-_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('EE', 'SE_ANY', 'CH')
+_C712 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C713 = ('EE', 'SE_ANY', 'CH')
+_C714 = ('EE', 'SE_ANY', 'CH')
+_C715 = ('EE', 'SE_ANY', 'CH')
 _C716 = ('SE_ANY', 'CH')
-_C717 = ('SE_ANY', 'CH')
-_C718 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C719 = {0: (0, 1), 1: (0, 2)}
-_C720 = {1: (1, 2), 2: (0, 1)}
-_C721 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C717 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C718 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C719 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C720 = {1: (2, 2), 2: (1, 2), 3: (0, 1), 4: (0, 2)}
+_C721 = {4: (1, 2)}
 _C722 = ('SE_ANY', 'CH')
-_C723 = ('SE_ANY', 'CH')
-_C724 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
-_C725 = {0: (0, 1), 1: (0, 2)}
-_C726 = {1: (1, 2), 2: (0, 1)}
-_C727 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C728 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C724 = ('SE_ANY', 'CH')
+_C725 = ('SE_ANY', 'CH')
+_C726 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C727 = {1: (1, 2), 2: (0, 1)}
+_C728 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C729 = ('SE_ANY', 'CH')
-_C730 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C730 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C731 = {0: (0, 1), 1: (0, 2)}
+_C732 = {1: (1, 2)}
+_C733 = ('EE', 'SE_ANY', 'CH')
+_C734 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C735 = ('EE', 'SE_ANY', 'CH')
+_C736 = ('EE', 'SE_ANY', 'CH')
+_C737 = ('EE', 'SE_ANY', 'CH')
+_C738 = ('EE', 'SE_ANY', 'CH')
+_C739 = ('EE', 'SE_ANY', 'CH')
+_C740 = ('SE_ANY', 'CH')
+_C741 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
+_C742 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C743 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C744 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C745 = ('SE_ANY', 'CH')
+_C746 = ('SE_ANY', 'CH')
+_C747 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C748 = {0: (0, 1), 1: (0, 2)}
+_C749 = {1: (1, 2), 2: (0, 1)}
+_C750 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C751 = ('SE_ANY', 'CH')
+_C752 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C753 = {0: (0, 1), 1: (0, 2)}
+_C754 = {1: (1, 2)}
+_C755 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C756 = ('SE_ANY', 'CH')
+_C757 = ('SE_ANY', 'CH')
+_C758 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C759 = {0: (0, 1), 1: (0, 2)}
+_C760 = {1: (1, 2), 2: (0, 1)}
+_C761 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C762 = ('SE_ANY', 'CH')
+_C763 = ('SE_ANY', 'CH')
+_C764 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
+_C765 = {0: (0, 1), 1: (0, 2)}
+_C766 = {1: (1, 2), 2: (0, 1)}
+_C767 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C768 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C769 = ('SE_ANY', 'CH')
+_C770 = {0: '@Id', 1: 'end of element', 2: 'value'}
 
 def _decode_document(r):
     ec = r.bits(7)

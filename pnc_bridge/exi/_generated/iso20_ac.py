@@ -539,11 +539,30 @@ def _d2(r):
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                f3 = _d8(r)
+                s = 4
+            elif ec == 1:
+                f3 = _d10(r)
+                s = 4
+            elif ec == 2:
+                f3 = _d12(r)
+                s = 4
+            elif ec == 3:
+                f3 = _d17(r)
+                s = 4
+            elif ec == 4:
+                f3 = _d28(r)
+                s = 4
+            elif ec == 5:
+                _escape(r, 2, _C37, "AC_ChargeLoopReqType")
+            else:
+                r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -561,7 +580,7 @@ def _d2(r):
                             _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C37, "AC_ChargeLoopReqType")
+                _escape(r, 2, _C38, "AC_ChargeLoopReqType")
             else:
                 r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -582,7 +601,7 @@ def _d2(r):
             f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C38, "AC_ChargeLoopReqType")
+            _escape(r, 2, _C39, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -590,7 +609,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C39, "AC_ChargeLoopReqType")
+            _escape(r, 1, _C40, "AC_ChargeLoopReqType")
         else:
             r.fail("AC_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeLoopReq)
@@ -604,7 +623,7 @@ def _e2(w, o):
     """iso20.AC_ChargeLoopReq -> AC_ChargeLoopReqType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeLoopReq.header", 0, _C40)
+        _order("AC_ChargeLoopReq.header", 0, _C41)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeLoopReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
@@ -619,17 +638,17 @@ def _e2(w, o):
         s = 2
     v2 = o.meter_info_requested
     if v2 is None:
-        _order("AC_ChargeLoopReq.meter_info_requested", s, _C40)
-    t = _C41.get(s)
+        _order("AC_ChargeLoopReq.meter_info_requested", s, _C41)
+    t = _C42.get(s)
     if t is None:
-        _order("AC_ChargeLoopReq.meter_info_requested", s, _C40)
+        _order("AC_ChargeLoopReq.meter_info_requested", s, _C41)
     if v2.__class__ is not bool:
         _bad("AC_ChargeLoopReq.meter_info_requested", v2, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
     v3 = o.cl_req_control_mode
     if v3 is None:
-        _order("AC_ChargeLoopReq.cl_req_control_mode", 3, _C40)
-    d = _C42.get(v3.__class__)
+        _order("AC_ChargeLoopReq.cl_req_control_mode", 3, _C41)
+    d = _C43.get(v3.__class__)
     if d is None:
         _bad("AC_ChargeLoopReq.cl_req_control_mode", v3, "one of: BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode")
     w.bits(d[0], 3)
@@ -652,19 +671,50 @@ def _d3(r):
             f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C43, "AC_ChargeLoopResType")
+            _escape(r, 3, _C44, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(13)
+        if x & 6160 == 0:
+            y = (x >> 5) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C44[y]
+            y = _C45[y]
             f1 = y
-            s = 2
+            ec = x & 15
+            if ec == 0:
+                f2 = _d42(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d44(r)
+                s = 4
+            elif ec == 2:
+                f4 = _d45(r)
+                s = 5
+            elif ec == 3:
+                f5 = _d40(r)
+                s = 6
+            elif ec == 4:
+                f6 = _d9(r)
+                s = 7
+            elif ec == 5:
+                f6 = _d11(r)
+                s = 7
+            elif ec == 6:
+                f6 = _d13(r)
+                s = 7
+            elif ec == 7:
+                f6 = _d18(r)
+                s = 7
+            elif ec == 8:
+                f6 = _d29(r)
+                s = 7
+            elif ec == 9:
+                _escape(r, 2, _C47, "AC_ChargeLoopResType")
+            else:
+                r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -674,7 +724,7 @@ def _d3(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C44[x]
+                    f1 = _C45[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -683,12 +733,12 @@ def _d3(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C44[f1]
+                        f1 = _C45[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C46, "AC_ChargeLoopResType")
+                _escape(r, 2, _C48, "AC_ChargeLoopResType")
             else:
                 r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -721,7 +771,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 9:
-            _escape(r, 2, _C47, "AC_ChargeLoopResType")
+            _escape(r, 2, _C49, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -751,7 +801,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 8:
-            _escape(r, 2, _C48, "AC_ChargeLoopResType")
+            _escape(r, 2, _C50, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -778,7 +828,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 7:
-            _escape(r, 2, _C49, "AC_ChargeLoopResType")
+            _escape(r, 2, _C51, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
@@ -802,7 +852,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 6:
-            _escape(r, 2, _C50, "AC_ChargeLoopResType")
+            _escape(r, 2, _C52, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -823,7 +873,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C51, "AC_ChargeLoopResType")
+            _escape(r, 2, _C53, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -831,7 +881,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C52, "AC_ChargeLoopResType")
+            _escape(r, 1, _C54, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeLoopRes)
@@ -848,15 +898,15 @@ def _e3(w, o):
     """iso20.AC_ChargeLoopRes -> AC_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeLoopRes.header", 0, _C53)
+        _order("AC_ChargeLoopRes.header", 0, _C55)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AC_ChargeLoopRes.response_code", 1, _C53)
-    i1 = _C45.get(v1)
+        _order("AC_ChargeLoopRes.response_code", 1, _C55)
+    i1 = _C46.get(v1)
     if i1 is None:
         _bad("AC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_status
@@ -870,9 +920,9 @@ def _e3(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C54.get(s)
+        t = _C56.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.meter_info", s, _C53)
+            _order("AC_ChargeLoopRes.meter_info", s, _C55)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("AC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -880,9 +930,9 @@ def _e3(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C55.get(s)
+        t = _C57.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.receipt", s, _C53)
+            _order("AC_ChargeLoopRes.receipt", s, _C55)
         if v4.__class__ is not _iso20.Receipt:
             _bad("AC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -890,9 +940,9 @@ def _e3(w, o):
         s = 5
     v5 = o.evse_target_frequency
     if v5 is not None:
-        t = _C56.get(s)
+        t = _C58.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C53)
+            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C55)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("AC_ChargeLoopRes.evse_target_frequency", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -900,16 +950,16 @@ def _e3(w, o):
         s = 6
     v6 = o.cl_res_control_mode
     if v6 is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
-    t = _C57.get(s)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
+    t = _C59.get(s)
     if t is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
-    d = _C63.get(v6.__class__)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
+    d = _C65.get(v6.__class__)
     if d is None:
         _bad("AC_ChargeLoopRes.cl_res_control_mode", v6, "one of: BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode")
     code = d[0].get(s)
     if code is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C53)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
     w.bits(code, t[1])
     d[1](w, v6)
     w.bits(0, 1)
@@ -925,7 +975,7 @@ def _d4(r):
             f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C64, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C66, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -937,7 +987,7 @@ def _d4(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C65, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C67, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -945,7 +995,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C66, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C68, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryReq)
@@ -957,15 +1007,15 @@ def _e4(w, o):
     """iso20.AC_ChargeParameterDiscoveryReq -> AC_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeParameterDiscoveryReq.header", 0, _C67)
+        _order("AC_ChargeParameterDiscoveryReq.header", 0, _C69)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.ac_cpd_req_energy_transfer_mode
     if v1 is None:
-        _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", 1, _C67)
-    d = _C68.get(v1.__class__)
+        _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", 1, _C69)
+    d = _C70.get(v1.__class__)
     if d is None:
         _bad("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", v1, "one of: AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode")
     w.bits(d[0], 2)
@@ -984,19 +1034,29 @@ def _d5(r):
             f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C69, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C71, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(11)
+        if x & 1540 == 0:
+            y = (x >> 3) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C44[y]
+            y = _C45[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d1(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d7(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C72, "AC_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -1006,7 +1066,7 @@ def _d5(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C44[x]
+                    f1 = _C45[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -1015,12 +1075,12 @@ def _d5(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C44[f1]
+                        f1 = _C45[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C70, "AC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C73, "AC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1032,7 +1092,7 @@ def _d5(r):
             f2 = _d7(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C71, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C74, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1040,7 +1100,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C72, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C75, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryRes)
@@ -1053,21 +1113,21 @@ def _e5(w, o):
     """iso20.AC_ChargeParameterDiscoveryRes -> AC_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeParameterDiscoveryRes.header", 0, _C73)
+        _order("AC_ChargeParameterDiscoveryRes.header", 0, _C76)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AC_ChargeParameterDiscoveryRes.response_code", 1, _C73)
-    i1 = _C45.get(v1)
+        _order("AC_ChargeParameterDiscoveryRes.response_code", 1, _C76)
+    i1 = _C46.get(v1)
     if i1 is None:
         _bad("AC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.ac_cpd_res_energy_transfer_mode
     if v2 is None:
-        _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", 2, _C73)
-    d = _C74.get(v2.__class__)
+        _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", 2, _C76)
+    d = _C77.get(v2.__class__)
     if d is None:
         _bad("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", v2, "one of: AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
@@ -1095,7 +1155,7 @@ def _d6(r):
             f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C75, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 3, _C78, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
@@ -1110,7 +1170,7 @@ def _d6(r):
             f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C76, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C79, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
@@ -1122,7 +1182,7 @@ def _d6(r):
             f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C77, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C80, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
@@ -1131,7 +1191,7 @@ def _d6(r):
             f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C78, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C81, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
@@ -1146,7 +1206,7 @@ def _d6(r):
             f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C79, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C82, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
@@ -1158,7 +1218,7 @@ def _d6(r):
             f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C80, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C83, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
@@ -1167,7 +1227,7 @@ def _d6(r):
             f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C81, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C84, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -1182,7 +1242,7 @@ def _d6(r):
             f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C82, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C85, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
@@ -1194,7 +1254,7 @@ def _d6(r):
             f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C83, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C86, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
@@ -1203,7 +1263,7 @@ def _d6(r):
             f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C84, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C87, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
@@ -1217,7 +1277,7 @@ def _d6(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C85, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C88, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
@@ -1228,7 +1288,7 @@ def _d6(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C86, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C89, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1236,7 +1296,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C87, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C90, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDReqEnergyTransferMode)
@@ -1258,7 +1318,7 @@ def _e6(w, o):
     """iso20.BPT_AC_CPDReqEnergyTransferMode -> BPT_AC_CPDReqEnergyTransferModeType"""
     v0 = o.ev_maximum_charge_power
     if v0 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C88)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C91)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -1273,9 +1333,9 @@ def _e6(w, o):
         s = 2
     v2 = o.ev_maximum_charge_power_l3
     if v2 is not None:
-        t = _C89.get(s)
+        t = _C92.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C88)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C91)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1283,10 +1343,10 @@ def _e6(w, o):
         s = 3
     v3 = o.ev_minimum_charge_power
     if v3 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C88)
-    t = _C90.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C91)
+    t = _C93.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C88)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C91)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v3, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1301,9 +1361,9 @@ def _e6(w, o):
         s = 5
     v5 = o.ev_minimum_charge_power_l3
     if v5 is not None:
-        t = _C91.get(s)
+        t = _C94.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C88)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C91)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1311,10 +1371,10 @@ def _e6(w, o):
         s = 6
     v6 = o.ev_maximum_discharge_power
     if v6 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C88)
-    t = _C92.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C91)
+    t = _C95.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C88)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C91)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v6, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1329,9 +1389,9 @@ def _e6(w, o):
         s = 8
     v8 = o.ev_maximum_discharge_power_l3
     if v8 is not None:
-        t = _C93.get(s)
+        t = _C96.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C88)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C91)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1339,10 +1399,10 @@ def _e6(w, o):
         s = 9
     v9 = o.ev_minimum_discharge_power
     if v9 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C88)
-    t = _C94.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C91)
+    t = _C97.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C88)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C91)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1357,17 +1417,17 @@ def _e6(w, o):
         s = 11
     v11 = o.ev_minimum_discharge_power_l3
     if v11 is not None:
-        t = _C95.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C88)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C91)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v11)
         s = 12
-    t = _C96.get(s)
+    t = _C99.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C88)
+        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C91)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1398,7 +1458,7 @@ def _d7(r):
             f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C97, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C100, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
@@ -1413,7 +1473,7 @@ def _d7(r):
             f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C98, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C101, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
@@ -1425,7 +1485,7 @@ def _d7(r):
             f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C99, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C102, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
@@ -1434,7 +1494,7 @@ def _d7(r):
             f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C100, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C103, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
@@ -1449,7 +1509,7 @@ def _d7(r):
             f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C101, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C104, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
@@ -1461,7 +1521,7 @@ def _d7(r):
             f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C102, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C105, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
@@ -1470,7 +1530,7 @@ def _d7(r):
             f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C103, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C106, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -1494,7 +1554,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 6:
-            _escape(r, 2, _C104, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C107, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
@@ -1515,7 +1575,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 5:
-            _escape(r, 2, _C105, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C108, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
@@ -1533,7 +1593,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 4:
-            _escape(r, 2, _C106, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C109, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
@@ -1548,7 +1608,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 3:
-            _escape(r, 2, _C107, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C110, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
@@ -1560,7 +1620,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 2:
-            _escape(r, 2, _C108, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C111, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1569,7 +1629,7 @@ def _d7(r):
             f12 = _d40(r)
             s = 13
         elif ec == 1:
-            _escape(r, 2, _C109, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C112, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 13:
@@ -1584,7 +1644,7 @@ def _d7(r):
             f15 = _d40(r)
             s = 16
         elif ec == 3:
-            _escape(r, 2, _C110, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C113, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 14:
@@ -1596,7 +1656,7 @@ def _d7(r):
             f15 = _d40(r)
             s = 16
         elif ec == 2:
-            _escape(r, 2, _C111, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C114, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 15:
@@ -1605,7 +1665,7 @@ def _d7(r):
             f15 = _d40(r)
             s = 16
         elif ec == 1:
-            _escape(r, 2, _C112, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C115, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 16:
@@ -1619,7 +1679,7 @@ def _d7(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C113, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C116, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 17:
@@ -1630,7 +1690,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C114, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C117, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 18:
@@ -1638,7 +1698,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C115, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C118, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDResEnergyTransferMode)
@@ -1666,7 +1726,7 @@ def _e7(w, o):
     """iso20.BPT_AC_CPDResEnergyTransferMode -> BPT_AC_CPDResEnergyTransferModeType"""
     v0 = o.evse_maximum_charge_power
     if v0 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C119)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -1681,9 +1741,9 @@ def _e7(w, o):
         s = 2
     v2 = o.evse_maximum_charge_power_l3
     if v2 is not None:
-        t = _C117.get(s)
+        t = _C120.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C119)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1691,10 +1751,10 @@ def _e7(w, o):
         s = 3
     v3 = o.evse_minimum_charge_power
     if v3 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C116)
-    t = _C118.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C119)
+    t = _C121.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C119)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v3, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1709,9 +1769,9 @@ def _e7(w, o):
         s = 5
     v5 = o.evse_minimum_charge_power_l3
     if v5 is not None:
-        t = _C119.get(s)
+        t = _C122.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C119)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1719,10 +1779,10 @@ def _e7(w, o):
         s = 6
     v6 = o.evse_nominal_frequency
     if v6 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C116)
-    t = _C120.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C119)
+    t = _C123.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C119)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", v6, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1737,9 +1797,9 @@ def _e7(w, o):
         s = 8
     v8 = o.evse_power_ramp_limitation
     if v8 is not None:
-        t = _C121.get(s)
+        t = _C124.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C119)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1747,9 +1807,9 @@ def _e7(w, o):
         s = 9
     v9 = o.evse_present_active_power
     if v9 is not None:
-        t = _C122.get(s)
+        t = _C125.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C119)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1757,9 +1817,9 @@ def _e7(w, o):
         s = 10
     v10 = o.evse_present_active_power_l2
     if v10 is not None:
-        t = _C123.get(s)
+        t = _C126.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C119)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1767,9 +1827,9 @@ def _e7(w, o):
         s = 11
     v11 = o.evse_present_active_power_l3
     if v11 is not None:
-        t = _C124.get(s)
+        t = _C127.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C119)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1777,10 +1837,10 @@ def _e7(w, o):
         s = 12
     v12 = o.evse_maximum_discharge_power
     if v12 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C116)
-    t = _C125.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C119)
+    t = _C128.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C119)
     if v12.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v12, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1795,9 +1855,9 @@ def _e7(w, o):
         s = 14
     v14 = o.evse_maximum_discharge_power_l3
     if v14 is not None:
-        t = _C126.get(s)
+        t = _C129.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C119)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1805,10 +1865,10 @@ def _e7(w, o):
         s = 15
     v15 = o.evse_minimum_discharge_power
     if v15 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C116)
-    t = _C127.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C119)
+    t = _C130.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C119)
     if v15.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v15, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1823,17 +1883,17 @@ def _e7(w, o):
         s = 17
     v17 = o.evse_minimum_discharge_power_l3
     if v17 is not None:
-        t = _C128.get(s)
+        t = _C131.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C116)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C119)
         if v17.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", v17, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v17)
         s = 18
-    t = _C129.get(s)
+    t = _C132.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode", s, _C116)
+        _order("BPT_AC_CPDResEnergyTransferMode", s, _C119)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1880,7 +1940,7 @@ def _d8(r):
             f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C130, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C133, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -1889,7 +1949,7 @@ def _d8(r):
             f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C131, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C134, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -1898,7 +1958,7 @@ def _d8(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C132, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C135, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -1907,7 +1967,7 @@ def _d8(r):
             f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C133, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C136, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -1916,7 +1976,7 @@ def _d8(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C134, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C137, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -1931,7 +1991,7 @@ def _d8(r):
             f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C135, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C138, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -1943,7 +2003,7 @@ def _d8(r):
             f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C136, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C139, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -1952,7 +2012,7 @@ def _d8(r):
             f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C137, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C140, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -1967,7 +2027,7 @@ def _d8(r):
             f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C138, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C141, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -1979,7 +2039,7 @@ def _d8(r):
             f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C139, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C142, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -1988,7 +2048,7 @@ def _d8(r):
             f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C140, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C143, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -2003,7 +2063,7 @@ def _d8(r):
             f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C141, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C144, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -2015,7 +2075,7 @@ def _d8(r):
             f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C142, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C145, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -2024,7 +2084,7 @@ def _d8(r):
             f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C143, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C146, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -2039,7 +2099,7 @@ def _d8(r):
             f16 = _d40(r)
             s = 17
         elif ec == 3:
-            _escape(r, 2, _C144, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C147, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -2051,7 +2111,7 @@ def _d8(r):
             f16 = _d40(r)
             s = 17
         elif ec == 2:
-            _escape(r, 2, _C145, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C148, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
@@ -2060,7 +2120,7 @@ def _d8(r):
             f16 = _d40(r)
             s = 17
         elif ec == 1:
-            _escape(r, 2, _C146, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C149, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
@@ -2075,7 +2135,7 @@ def _d8(r):
             f19 = _d40(r)
             s = 20
         elif ec == 3:
-            _escape(r, 2, _C147, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C150, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
@@ -2087,7 +2147,7 @@ def _d8(r):
             f19 = _d40(r)
             s = 20
         elif ec == 2:
-            _escape(r, 2, _C148, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C151, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
@@ -2096,7 +2156,7 @@ def _d8(r):
             f19 = _d40(r)
             s = 20
         elif ec == 1:
-            _escape(r, 2, _C149, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C152, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
@@ -2116,7 +2176,7 @@ def _d8(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C150, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C153, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
@@ -2133,7 +2193,7 @@ def _d8(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C151, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C154, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 22:
@@ -2147,7 +2207,7 @@ def _d8(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C152, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C155, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 23:
@@ -2158,7 +2218,7 @@ def _d8(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C153, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C156, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 24:
@@ -2166,7 +2226,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C154, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C157, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLReqControlMode)
@@ -2209,31 +2269,31 @@ def _e8(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C155)
-    t = _C156.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C158)
+    t = _C159.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C158)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e40(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C158)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C158)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C158)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -2248,9 +2308,9 @@ def _e8(w, o):
         s = 6
     v6 = o.ev_maximum_charge_power_l3
     if v6 is not None:
-        t = _C157.get(s)
+        t = _C160.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C158)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2258,10 +2318,10 @@ def _e8(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power
     if v7 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C155)
-    t = _C158.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C158)
+    t = _C161.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C158)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2276,9 +2336,9 @@ def _e8(w, o):
         s = 9
     v9 = o.ev_minimum_charge_power_l3
     if v9 is not None:
-        t = _C159.get(s)
+        t = _C162.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C158)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2286,10 +2346,10 @@ def _e8(w, o):
         s = 10
     v10 = o.ev_present_active_power
     if v10 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C155)
-    t = _C160.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C158)
+    t = _C163.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C158)
     if v10.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2304,9 +2364,9 @@ def _e8(w, o):
         s = 12
     v12 = o.ev_present_active_power_l3
     if v12 is not None:
-        t = _C161.get(s)
+        t = _C164.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C158)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2314,10 +2374,10 @@ def _e8(w, o):
         s = 13
     v13 = o.ev_present_reactive_power
     if v13 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C155)
-    t = _C162.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C158)
+    t = _C165.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C158)
     if v13.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2332,9 +2392,9 @@ def _e8(w, o):
         s = 15
     v15 = o.ev_present_reactive_power_l3
     if v15 is not None:
-        t = _C163.get(s)
+        t = _C166.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C158)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2342,10 +2402,10 @@ def _e8(w, o):
         s = 16
     v16 = o.ev_maximum_discharge_power
     if v16 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C155)
-    t = _C164.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C158)
+    t = _C167.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C158)
     if v16.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", v16, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2360,9 +2420,9 @@ def _e8(w, o):
         s = 18
     v18 = o.ev_maximum_discharge_power_l3
     if v18 is not None:
-        t = _C165.get(s)
+        t = _C168.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C158)
         if v18.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v18, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2370,10 +2430,10 @@ def _e8(w, o):
         s = 19
     v19 = o.ev_minimum_discharge_power
     if v19 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C155)
-    t = _C166.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C158)
+    t = _C169.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C158)
     if v19.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", v19, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2388,9 +2448,9 @@ def _e8(w, o):
         s = 21
     v21 = o.ev_minimum_discharge_power_l3
     if v21 is not None:
-        t = _C167.get(s)
+        t = _C170.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C158)
         if v21.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v21, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2398,9 +2458,9 @@ def _e8(w, o):
         s = 22
     v22 = o.ev_maximum_v2x_energy_request
     if v22 is not None:
-        t = _C168.get(s)
+        t = _C171.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C158)
         if v22.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", v22, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2408,17 +2468,17 @@ def _e8(w, o):
         s = 23
     v23 = o.ev_minimum_v2x_energy_request
     if v23 is not None:
-        t = _C169.get(s)
+        t = _C172.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C155)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C158)
         if v23.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", v23, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v23)
         s = 24
-    t = _C170.get(s)
+    t = _C173.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C155)
+        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C158)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2498,7 +2558,7 @@ def _d9(r):
             f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C171, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C174, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -2551,7 +2611,7 @@ def _d9(r):
             f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C172, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C175, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -2587,7 +2647,7 @@ def _d9(r):
             f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C173, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C176, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -2606,7 +2666,7 @@ def _d9(r):
             f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C174, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C177, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -2615,7 +2675,7 @@ def _d9(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C175, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C178, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -2647,7 +2707,7 @@ def _d9(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C176, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C179, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -2676,7 +2736,7 @@ def _d9(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C177, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C180, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -2702,7 +2762,7 @@ def _d9(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C178, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C181, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -2725,7 +2785,7 @@ def _d9(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C179, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C182, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -2745,7 +2805,7 @@ def _d9(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C180, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C183, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -2762,7 +2822,7 @@ def _d9(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C181, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C184, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -2776,7 +2836,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C182, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C185, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -2787,7 +2847,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C183, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C186, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -2795,7 +2855,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C184, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C187, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLResControlMode)
@@ -2827,27 +2887,27 @@ def _e9(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C186.get(s)
+        t = _C189.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C188)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("BPT_Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C187.get(s)
+        t = _C190.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C188)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("BPT_Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C188.get(s)
+        t = _C191.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C188)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -2856,10 +2916,10 @@ def _e9(w, o):
         s = 4
     v4 = o.evse_target_active_power
     if v4 is None:
-        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C185)
-    t = _C189.get(s)
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C188)
+    t = _C192.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C185)
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C188)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2874,9 +2934,9 @@ def _e9(w, o):
         s = 6
     v6 = o.evse_target_active_power_l3
     if v6 is not None:
-        t = _C190.get(s)
+        t = _C193.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C188)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2884,9 +2944,9 @@ def _e9(w, o):
         s = 7
     v7 = o.evse_target_reactive_power
     if v7 is not None:
-        t = _C191.get(s)
+        t = _C194.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C188)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2894,9 +2954,9 @@ def _e9(w, o):
         s = 8
     v8 = o.evse_target_reactive_power_l2
     if v8 is not None:
-        t = _C192.get(s)
+        t = _C195.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C188)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2904,9 +2964,9 @@ def _e9(w, o):
         s = 9
     v9 = o.evse_target_reactive_power_l3
     if v9 is not None:
-        t = _C193.get(s)
+        t = _C196.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C188)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2914,9 +2974,9 @@ def _e9(w, o):
         s = 10
     v10 = o.evse_present_active_power
     if v10 is not None:
-        t = _C194.get(s)
+        t = _C197.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C188)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2924,9 +2984,9 @@ def _e9(w, o):
         s = 11
     v11 = o.evse_present_active_power_l2
     if v11 is not None:
-        t = _C195.get(s)
+        t = _C198.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C188)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2934,17 +2994,17 @@ def _e9(w, o):
         s = 12
     v12 = o.evse_present_active_power_l3
     if v12 is not None:
-        t = _C196.get(s)
+        t = _C199.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C185)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C188)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v12)
         s = 13
-    t = _C197.get(s)
+    t = _C200.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLResControlMode", s, _C185)
+        _order("BPT_Dynamic_AC_CLResControlMode", s, _C188)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3005,7 +3065,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C198, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C201, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -3038,7 +3098,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C199, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C202, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -3068,7 +3128,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C200, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C203, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -3095,7 +3155,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C201, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C204, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -3119,7 +3179,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C202, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C205, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -3140,7 +3200,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C203, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C206, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -3158,7 +3218,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C204, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C207, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -3173,7 +3233,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C205, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C208, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -3185,7 +3245,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C206, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C209, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -3194,7 +3254,7 @@ def _d10(r):
             f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C207, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C210, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -3235,7 +3295,7 @@ def _d10(r):
         elif ec == 11:
             s = -1
         elif ec == 12:
-            _escape(r, 1, _C208, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C211, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -3273,7 +3333,7 @@ def _d10(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 1, _C209, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C212, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -3308,7 +3368,7 @@ def _d10(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C210, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C213, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -3340,7 +3400,7 @@ def _d10(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C211, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C214, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -3369,7 +3429,7 @@ def _d10(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C212, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C215, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -3395,7 +3455,7 @@ def _d10(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C213, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C216, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
@@ -3418,7 +3478,7 @@ def _d10(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C214, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C217, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
@@ -3438,7 +3498,7 @@ def _d10(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C215, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C218, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
@@ -3455,7 +3515,7 @@ def _d10(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C216, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C219, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
@@ -3469,7 +3529,7 @@ def _d10(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C217, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C220, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
@@ -3480,7 +3540,7 @@ def _d10(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C218, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C221, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
@@ -3488,7 +3548,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C219, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C222, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLReqControlMode)
@@ -3527,9 +3587,9 @@ def _e10(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C221.get(s)
+        t = _C224.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C223)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3537,9 +3597,9 @@ def _e10(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C222.get(s)
+        t = _C225.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C223)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3547,9 +3607,9 @@ def _e10(w, o):
         s = 3
     v3 = o.ev_maximum_charge_power
     if v3 is not None:
-        t = _C223.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C223)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3557,9 +3617,9 @@ def _e10(w, o):
         s = 4
     v4 = o.ev_maximum_charge_power_l2
     if v4 is not None:
-        t = _C224.get(s)
+        t = _C227.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C223)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3567,9 +3627,9 @@ def _e10(w, o):
         s = 5
     v5 = o.ev_maximum_charge_power_l3
     if v5 is not None:
-        t = _C225.get(s)
+        t = _C228.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C223)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3577,9 +3637,9 @@ def _e10(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C226.get(s)
+        t = _C229.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C223)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3587,9 +3647,9 @@ def _e10(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power_l2
     if v7 is not None:
-        t = _C227.get(s)
+        t = _C230.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C223)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3597,9 +3657,9 @@ def _e10(w, o):
         s = 8
     v8 = o.ev_minimum_charge_power_l3
     if v8 is not None:
-        t = _C228.get(s)
+        t = _C231.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C223)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3607,10 +3667,10 @@ def _e10(w, o):
         s = 9
     v9 = o.ev_present_active_power
     if v9 is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C220)
-    t = _C229.get(s)
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C223)
+    t = _C232.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C220)
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C223)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -3625,9 +3685,9 @@ def _e10(w, o):
         s = 11
     v11 = o.ev_present_active_power_l3
     if v11 is not None:
-        t = _C230.get(s)
+        t = _C233.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C223)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3635,9 +3695,9 @@ def _e10(w, o):
         s = 12
     v12 = o.ev_present_reactive_power
     if v12 is not None:
-        t = _C231.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C223)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3645,9 +3705,9 @@ def _e10(w, o):
         s = 13
     v13 = o.ev_present_reactive_power_l2
     if v13 is not None:
-        t = _C232.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C223)
         if v13.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3655,9 +3715,9 @@ def _e10(w, o):
         s = 14
     v14 = o.ev_present_reactive_power_l3
     if v14 is not None:
-        t = _C233.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C223)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3665,9 +3725,9 @@ def _e10(w, o):
         s = 15
     v15 = o.ev_maximum_discharge_power
     if v15 is not None:
-        t = _C234.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C223)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", v15, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3675,9 +3735,9 @@ def _e10(w, o):
         s = 16
     v16 = o.ev_maximum_discharge_power_l2
     if v16 is not None:
-        t = _C235.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C223)
         if v16.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v16, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3685,9 +3745,9 @@ def _e10(w, o):
         s = 17
     v17 = o.ev_maximum_discharge_power_l3
     if v17 is not None:
-        t = _C236.get(s)
+        t = _C239.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C223)
         if v17.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v17, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3695,9 +3755,9 @@ def _e10(w, o):
         s = 18
     v18 = o.ev_minimum_discharge_power
     if v18 is not None:
-        t = _C237.get(s)
+        t = _C240.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C223)
         if v18.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", v18, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3705,9 +3765,9 @@ def _e10(w, o):
         s = 19
     v19 = o.ev_minimum_discharge_power_l2
     if v19 is not None:
-        t = _C238.get(s)
+        t = _C241.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C223)
         if v19.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v19, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3715,17 +3775,17 @@ def _e10(w, o):
         s = 20
     v20 = o.ev_minimum_discharge_power_l3
     if v20 is not None:
-        t = _C239.get(s)
+        t = _C242.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C220)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C223)
         if v20.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v20, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v20)
         s = 21
-    t = _C240.get(s)
+    t = _C243.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C220)
+        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C223)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3773,7 +3833,7 @@ def _d11(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C241, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C244, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -3805,7 +3865,7 @@ def _d11(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C242, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C245, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -3834,7 +3894,7 @@ def _d11(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C243, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C246, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -3860,7 +3920,7 @@ def _d11(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C244, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C247, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -3883,7 +3943,7 @@ def _d11(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C245, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C248, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -3903,7 +3963,7 @@ def _d11(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C246, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C249, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -3920,7 +3980,7 @@ def _d11(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C247, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C250, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -3934,7 +3994,7 @@ def _d11(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C248, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C251, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -3945,7 +4005,7 @@ def _d11(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C249, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C252, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -3953,7 +4013,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C250, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C253, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLResControlMode)
@@ -3980,9 +4040,9 @@ def _e11(w, o):
         s = 1
     v1 = o.evse_target_active_power_l2
     if v1 is not None:
-        t = _C252.get(s)
+        t = _C255.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C254)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3990,9 +4050,9 @@ def _e11(w, o):
         s = 2
     v2 = o.evse_target_active_power_l3
     if v2 is not None:
-        t = _C253.get(s)
+        t = _C256.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C254)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4000,9 +4060,9 @@ def _e11(w, o):
         s = 3
     v3 = o.evse_target_reactive_power
     if v3 is not None:
-        t = _C254.get(s)
+        t = _C257.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C254)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4010,9 +4070,9 @@ def _e11(w, o):
         s = 4
     v4 = o.evse_target_reactive_power_l2
     if v4 is not None:
-        t = _C255.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C254)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4020,9 +4080,9 @@ def _e11(w, o):
         s = 5
     v5 = o.evse_target_reactive_power_l3
     if v5 is not None:
-        t = _C256.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C254)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4030,9 +4090,9 @@ def _e11(w, o):
         s = 6
     v6 = o.evse_present_active_power
     if v6 is not None:
-        t = _C257.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C254)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4040,9 +4100,9 @@ def _e11(w, o):
         s = 7
     v7 = o.evse_present_active_power_l2
     if v7 is not None:
-        t = _C258.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C254)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4050,17 +4110,17 @@ def _e11(w, o):
         s = 8
     v8 = o.evse_present_active_power_l3
     if v8 is not None:
-        t = _C259.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C251)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C254)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v8)
         s = 9
-    t = _C260.get(s)
+    t = _C263.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLResControlMode", s, _C251)
+        _order("BPT_Scheduled_AC_CLResControlMode", s, _C254)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4072,7 +4132,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C261, "CLReqControlModeType")
+            _escape(r, 3, _C264, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -4090,7 +4150,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C263, "CLResControlModeType")
+            _escape(r, 3, _C266, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -4111,7 +4171,7 @@ def _d14(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C265, "CanonicalizationMethodType")
+            _escape(r, 3, _C268, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4123,7 +4183,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C266, "CanonicalizationMethodType")
+            _escape(r, 2, _C269, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4135,7 +4195,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C267, "CanonicalizationMethodType")
+            _escape(r, 1, _C270, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4149,7 +4209,7 @@ def _d14(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C268, "CanonicalizationMethodType")
+                _escape(r, 1, _C271, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -4160,7 +4220,7 @@ def _e14(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("CanonicalizationMethod.algorithm", 0, _C269)
+        _order("CanonicalizationMethod.algorithm", 0, _C272)
     if type(v0) is not str:
         _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4204,7 +4264,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C270, "DSAKeyValueType")
+            _escape(r, 3, _C273, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4213,9 +4273,29 @@ def _d15(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C274, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -4233,7 +4313,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C271, "DSAKeyValueType")
+                _escape(r, 2, _C275, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4255,7 +4335,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C272, "DSAKeyValueType")
+            _escape(r, 2, _C276, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4264,9 +4344,31 @@ def _d15(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C277, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -4284,7 +4386,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C273, "DSAKeyValueType")
+                _escape(r, 2, _C278, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4308,7 +4410,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C274, "DSAKeyValueType")
+            _escape(r, 1, _C279, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4324,7 +4426,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C275, "DSAKeyValueType")
+            _escape(r, 1, _C280, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4353,7 +4455,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C276, "DSAKeyValueType")
+                _escape(r, 2, _C281, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4361,7 +4463,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C277, "DSAKeyValueType")
+            _escape(r, 1, _C282, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4387,9 +4489,9 @@ def _e15(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C279.get(s)
+        t = _C284.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C278)
+            _order("DSAKeyValue.q", s, _C283)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4398,9 +4500,9 @@ def _e15(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C280.get(s)
+        t = _C285.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C278)
+            _order("DSAKeyValue.g", s, _C283)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4409,10 +4511,10 @@ def _e15(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C278)
-    t = _C281.get(s)
+        _order("DSAKeyValue.y", s, _C283)
+    t = _C286.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C278)
+        _order("DSAKeyValue.y", s, _C283)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -4429,9 +4531,9 @@ def _e15(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C282.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C278)
+            _order("DSAKeyValue.seed", s, _C283)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4440,18 +4542,18 @@ def _e15(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C283.get(s)
+        t = _C288.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C278)
+            _order("DSAKeyValue.pgen_counter", s, _C283)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C284.get(s)
+    t = _C289.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C278)
+        _order("DSAKeyValue", s, _C283)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4466,7 +4568,7 @@ def _d16(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C285, "DigestMethodType")
+            _escape(r, 3, _C290, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4478,7 +4580,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C286, "DigestMethodType")
+            _escape(r, 2, _C291, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4490,7 +4592,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C287, "DigestMethodType")
+            _escape(r, 1, _C292, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4504,7 +4606,7 @@ def _d16(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C288, "DigestMethodType")
+                _escape(r, 1, _C293, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4515,7 +4617,7 @@ def _e16(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C289)
+        _order("DigestMethod.algorithm", 0, _C294)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4557,7 +4659,7 @@ def _d17(r):
             f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C290, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C295, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -4566,7 +4668,7 @@ def _d17(r):
             f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C291, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C296, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -4575,7 +4677,7 @@ def _d17(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C292, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C297, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -4584,7 +4686,7 @@ def _d17(r):
             f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C293, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C298, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -4593,7 +4695,7 @@ def _d17(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C294, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C299, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -4608,7 +4710,7 @@ def _d17(r):
             f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C295, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C300, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -4620,7 +4722,7 @@ def _d17(r):
             f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C296, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C301, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -4629,7 +4731,7 @@ def _d17(r):
             f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C297, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C302, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -4644,7 +4746,7 @@ def _d17(r):
             f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C298, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C303, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -4656,7 +4758,7 @@ def _d17(r):
             f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C299, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C304, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -4665,7 +4767,7 @@ def _d17(r):
             f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C300, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C305, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -4680,7 +4782,7 @@ def _d17(r):
             f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C301, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C306, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -4692,7 +4794,7 @@ def _d17(r):
             f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C302, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C307, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -4701,7 +4803,7 @@ def _d17(r):
             f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C303, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C308, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -4715,7 +4817,7 @@ def _d17(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C304, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C309, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -4726,7 +4828,7 @@ def _d17(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C305, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C310, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
@@ -4734,7 +4836,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C306, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C311, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLReqControlMode)
@@ -4769,31 +4871,31 @@ def _e17(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C307)
-    t = _C308.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C312)
+    t = _C313.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C312)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e40(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C312)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C312)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C312)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -4808,9 +4910,9 @@ def _e17(w, o):
         s = 6
     v6 = o.ev_maximum_charge_power_l3
     if v6 is not None:
-        t = _C309.get(s)
+        t = _C314.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C307)
+            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C312)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4818,10 +4920,10 @@ def _e17(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power
     if v7 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C307)
-    t = _C310.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C312)
+    t = _C315.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C312)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4836,9 +4938,9 @@ def _e17(w, o):
         s = 9
     v9 = o.ev_minimum_charge_power_l3
     if v9 is not None:
-        t = _C311.get(s)
+        t = _C316.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C307)
+            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C312)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4846,10 +4948,10 @@ def _e17(w, o):
         s = 10
     v10 = o.ev_present_active_power
     if v10 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C307)
-    t = _C312.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C312)
+    t = _C317.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C312)
     if v10.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4864,9 +4966,9 @@ def _e17(w, o):
         s = 12
     v12 = o.ev_present_active_power_l3
     if v12 is not None:
-        t = _C313.get(s)
+        t = _C318.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C307)
+            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C312)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4874,10 +4976,10 @@ def _e17(w, o):
         s = 13
     v13 = o.ev_present_reactive_power
     if v13 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C307)
-    t = _C314.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C312)
+    t = _C319.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C307)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C312)
     if v13.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4892,17 +4994,17 @@ def _e17(w, o):
         s = 15
     v15 = o.ev_present_reactive_power_l3
     if v15 is not None:
-        t = _C315.get(s)
+        t = _C320.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C307)
+            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C312)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v15)
         s = 16
-    t = _C316.get(s)
+    t = _C321.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode", s, _C307)
+        _order("Dynamic_AC_CLReqControlMode", s, _C312)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4982,7 +5084,7 @@ def _d18(r):
             f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C317, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C322, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -5035,7 +5137,7 @@ def _d18(r):
             f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C318, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C323, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -5071,7 +5173,7 @@ def _d18(r):
             f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C319, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C324, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -5090,7 +5192,7 @@ def _d18(r):
             f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C320, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C325, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -5099,7 +5201,7 @@ def _d18(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C321, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C326, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -5131,7 +5233,7 @@ def _d18(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C322, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C327, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -5160,7 +5262,7 @@ def _d18(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C323, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C328, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -5186,7 +5288,7 @@ def _d18(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C324, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C329, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -5209,7 +5311,7 @@ def _d18(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C325, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C330, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -5229,7 +5331,7 @@ def _d18(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C326, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C331, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -5246,7 +5348,7 @@ def _d18(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C327, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C332, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -5260,7 +5362,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C328, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C333, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -5271,7 +5373,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C329, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C334, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -5279,7 +5381,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C330, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C335, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLResControlMode)
@@ -5311,27 +5413,27 @@ def _e18(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C332.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C336)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C333.get(s)
+        t = _C338.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C336)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C334.get(s)
+        t = _C339.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C336)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5340,10 +5442,10 @@ def _e18(w, o):
         s = 4
     v4 = o.evse_target_active_power
     if v4 is None:
-        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C331)
-    t = _C335.get(s)
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C336)
+    t = _C340.get(s)
     if t is None:
-        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C331)
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C336)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -5358,9 +5460,9 @@ def _e18(w, o):
         s = 6
     v6 = o.evse_target_active_power_l3
     if v6 is not None:
-        t = _C336.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C336)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5368,9 +5470,9 @@ def _e18(w, o):
         s = 7
     v7 = o.evse_target_reactive_power
     if v7 is not None:
-        t = _C337.get(s)
+        t = _C342.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C336)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5378,9 +5480,9 @@ def _e18(w, o):
         s = 8
     v8 = o.evse_target_reactive_power_l2
     if v8 is not None:
-        t = _C338.get(s)
+        t = _C343.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C336)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5388,9 +5490,9 @@ def _e18(w, o):
         s = 9
     v9 = o.evse_target_reactive_power_l3
     if v9 is not None:
-        t = _C339.get(s)
+        t = _C344.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C336)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5398,9 +5500,9 @@ def _e18(w, o):
         s = 10
     v10 = o.evse_present_active_power
     if v10 is not None:
-        t = _C340.get(s)
+        t = _C345.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C336)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5408,9 +5510,9 @@ def _e18(w, o):
         s = 11
     v11 = o.evse_present_active_power_l2
     if v11 is not None:
-        t = _C341.get(s)
+        t = _C346.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C336)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5418,17 +5520,17 @@ def _e18(w, o):
         s = 12
     v12 = o.evse_present_active_power_l3
     if v12 is not None:
-        t = _C342.get(s)
+        t = _C347.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C331)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C336)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v12)
         s = 13
-    t = _C343.get(s)
+    t = _C348.get(s)
     if t is None:
-        _order("Dynamic_AC_CLResControlMode", s, _C331)
+        _order("Dynamic_AC_CLResControlMode", s, _C336)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5492,7 +5594,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C344, "KeyInfoType")
+                _escape(r, 3, _C349, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -5540,7 +5642,7 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C345, "KeyInfoType")
+                _escape(r, 3, _C350, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -5588,7 +5690,7 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C346, "KeyInfoType")
+                _escape(r, 2, _C351, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -5638,7 +5740,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C347, "KeyInfoType")
+                _escape(r, 1, _C352, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -5688,7 +5790,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C348, "KeyInfoType")
+                _escape(r, 1, _C353, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -5738,7 +5840,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C349, "KeyInfoType")
+                _escape(r, 1, _C354, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -5788,7 +5890,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C350, "KeyInfoType")
+                _escape(r, 1, _C355, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -5838,7 +5940,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C351, "KeyInfoType")
+                _escape(r, 1, _C356, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -5888,7 +5990,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C352, "KeyInfoType")
+                _escape(r, 1, _C357, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -5938,7 +6040,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C353, "KeyInfoType")
+                _escape(r, 1, _C358, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -5988,7 +6090,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C354, "KeyInfoType")
+                _escape(r, 1, _C359, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -6020,9 +6122,9 @@ def _e19(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C356.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C355)
+            _order("KeyInfo.key_name", s, _C360)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6037,9 +6139,9 @@ def _e19(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C357.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C355)
+            _order("KeyInfo.key_value", s, _C360)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -6053,9 +6155,9 @@ def _e19(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C358.get(s)
+        t = _C363.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C355)
+            _order("KeyInfo.retrieval_method", s, _C360)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -6069,9 +6171,9 @@ def _e19(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C359.get(s)
+        t = _C364.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C355)
+            _order("KeyInfo.x509_data", s, _C360)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -6085,9 +6187,9 @@ def _e19(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C360.get(s)
+        t = _C365.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C355)
+            _order("KeyInfo.pgp_data", s, _C360)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -6101,9 +6203,9 @@ def _e19(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C361.get(s)
+        t = _C366.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C355)
+            _order("KeyInfo.spki_data", s, _C360)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -6117,18 +6219,18 @@ def _e19(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C362.get(s)
+        t = _C367.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C355)
+            _order("KeyInfo.mgmt_data", s, _C360)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C363.get(s)
+    t = _C368.get(s)
     if t is None:
-        _order("KeyInfo", s, _C355)
+        _order("KeyInfo", s, _C360)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6150,7 +6252,7 @@ def _d20(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C364, "KeyValueType")
+            _escape(r, 3, _C369, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6166,7 +6268,7 @@ def _d20(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C365, "KeyValueType")
+            _escape(r, 2, _C370, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6176,7 +6278,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C366, "KeyValueType")
+            _escape(r, 1, _C371, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -6186,7 +6288,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C367, "KeyValueType")
+            _escape(r, 1, _C372, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -6196,7 +6298,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C368, "KeyValueType")
+            _escape(r, 1, _C373, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -6216,17 +6318,17 @@ def _e20(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C370.get(s)
+        t = _C375.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C369)
+            _order("KeyValue.rsa_key_value", s, _C374)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e24(w, v1)
         s = 2
-    t = _C371.get(s)
+    t = _C376.get(s)
     if t is None:
-        _order("KeyValue", s, _C369)
+        _order("KeyValue", s, _C374)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6247,7 +6349,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C372, "ManifestType")
+            _escape(r, 3, _C377, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -6258,7 +6360,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C373, "ManifestType")
+            _escape(r, 3, _C378, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -6273,7 +6375,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C374, "ManifestType")
+                _escape(r, 1, _C379, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -6297,17 +6399,17 @@ def _e21(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C376.get(s)
+        t = _C381.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C375)
+            _order("Manifest.reference", s, _C380)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e25(w, v1)
         s = 1
-    t = _C377.get(s)
+    t = _C382.get(s)
     if t is None:
-        _order("Manifest", s, _C375)
+        _order("Manifest", s, _C380)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6335,7 +6437,7 @@ def _d22(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C378, "ObjectType")
+            _escape(r, 3, _C383, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -6353,7 +6455,7 @@ def _d22(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C379, "ObjectType")
+            _escape(r, 2, _C384, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -6368,7 +6470,7 @@ def _d22(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C380, "ObjectType")
+            _escape(r, 2, _C385, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -6380,7 +6482,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C381, "ObjectType")
+            _escape(r, 2, _C386, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -6392,7 +6494,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C382, "ObjectType")
+            _escape(r, 1, _C387, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -6404,7 +6506,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C383, "ObjectType")
+            _escape(r, 1, _C388, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -6425,9 +6527,9 @@ def _e22(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C385.get(s)
+        t = _C390.get(s)
         if t is None:
-            _order("Object.id", s, _C384)
+            _order("Object.id", s, _C389)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6435,17 +6537,17 @@ def _e22(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C386.get(s)
+        t = _C391.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C384)
+            _order("Object.mime_type", s, _C389)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C387.get(s)
+    t = _C392.get(s)
     if t is None:
-        _order("Object", s, _C384)
+        _order("Object", s, _C389)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6474,7 +6576,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C388, "PGPDataType")
+            _escape(r, 3, _C393, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -6484,7 +6586,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C389, "PGPDataType")
+            _escape(r, 1, _C394, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -6496,7 +6598,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C390, "PGPDataType")
+                _escape(r, 1, _C395, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6514,7 +6616,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C391, "PGPDataType")
+            _escape(r, 1, _C396, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -6524,7 +6626,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C392, "PGPDataType")
+            _escape(r, 1, _C397, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6536,7 +6638,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C393, "PGPDataType")
+                _escape(r, 1, _C398, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -6557,18 +6659,18 @@ def _e23(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C395.get(s)
+        t = _C400.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C394)
+            _order("PGPData.pgp_key_packet", s, _C399)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C396.get(s)
+    t = _C401.get(s)
     if t is None:
-        _order("PGPData", s, _C394)
+        _order("PGPData", s, _C399)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6612,7 +6714,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C397, "RSAKeyValueType")
+                _escape(r, 3, _C402, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6641,7 +6743,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C398, "RSAKeyValueType")
+                _escape(r, 2, _C403, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6649,7 +6751,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C399, "RSAKeyValueType")
+            _escape(r, 1, _C404, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6661,14 +6763,14 @@ def _e24(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C400)
+        _order("RSAKeyValue.modulus", 0, _C405)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C400)
+        _order("RSAKeyValue.exponent", 1, _C405)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -6702,7 +6804,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C401, "ReferenceType")
+            _escape(r, 3, _C406, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6720,7 +6822,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C402, "ReferenceType")
+            _escape(r, 3, _C407, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6735,7 +6837,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C403, "ReferenceType")
+            _escape(r, 3, _C408, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6747,7 +6849,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C404, "ReferenceType")
+            _escape(r, 3, _C409, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6756,7 +6858,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C405, "ReferenceType")
+            _escape(r, 2, _C410, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6785,7 +6887,7 @@ def _d25(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C406, "ReferenceType")
+                _escape(r, 2, _C411, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6793,7 +6895,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C407, "ReferenceType")
+            _escape(r, 1, _C412, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6817,9 +6919,9 @@ def _e25(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C409.get(s)
+        t = _C414.get(s)
         if t is None:
-            _order("Reference.type", s, _C408)
+            _order("Reference.type", s, _C413)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6827,9 +6929,9 @@ def _e25(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C410.get(s)
+        t = _C415.get(s)
         if t is None:
-            _order("Reference.uri", s, _C408)
+            _order("Reference.uri", s, _C413)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6837,9 +6939,9 @@ def _e25(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C411.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C408)
+            _order("Reference.transforms", s, _C413)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -6847,17 +6949,17 @@ def _e25(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C408)
-    t = _C412.get(s)
+        _order("Reference.digest_method", s, _C413)
+    t = _C417.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C408)
+        _order("Reference.digest_method", s, _C413)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e16(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C408)
+        _order("Reference.digest_value", 2, _C413)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -6884,7 +6986,7 @@ def _d26(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C413, "RetrievalMethodType")
+            _escape(r, 3, _C418, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6898,7 +7000,7 @@ def _d26(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C414, "RetrievalMethodType")
+            _escape(r, 2, _C419, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6909,7 +7011,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C415, "RetrievalMethodType")
+            _escape(r, 2, _C420, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6917,7 +7019,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C416, "RetrievalMethodType")
+            _escape(r, 1, _C421, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6938,9 +7040,9 @@ def _e26(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C418.get(s)
+        t = _C423.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C417)
+            _order("RetrievalMethod.uri", s, _C422)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6948,17 +7050,17 @@ def _e26(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C419.get(s)
+        t = _C424.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C417)
+            _order("RetrievalMethod.transforms", s, _C422)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e37(w, v2)
         s = 1
-    t = _C420.get(s)
+    t = _C425.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C417)
+        _order("RetrievalMethod", s, _C422)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6974,9 +7076,26 @@ def _d27(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C426, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -6995,7 +7114,7 @@ def _d27(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C421, "SPKIDataType")
+                    _escape(r, 3, _C427, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7014,7 +7133,7 @@ def _d27(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C422, "SPKIDataType")
+                _escape(r, 1, _C428, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7031,7 +7150,7 @@ def _d27(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C423, "SPKIDataType")
+                _escape(r, 1, _C429, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7049,18 +7168,18 @@ def _e27(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C425.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C424)
+            _order("SPKIData.spki_sexp", s, _C430)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C426.get(s)
+    t = _C432.get(s)
     if t is None:
-        _order("SPKIData", s, _C424)
+        _order("SPKIData", s, _C430)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7115,7 +7234,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C427, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C433, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7148,7 +7267,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C428, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C434, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7178,7 +7297,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C429, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C435, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7205,7 +7324,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C430, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C436, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -7229,7 +7348,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C431, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C437, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -7250,7 +7369,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C432, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C438, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -7268,7 +7387,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C433, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C439, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -7283,7 +7402,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C434, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C440, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7295,7 +7414,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C435, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C441, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7304,7 +7423,7 @@ def _d28(r):
             f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C436, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C442, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -7327,7 +7446,7 @@ def _d28(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C437, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C443, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
@@ -7347,7 +7466,7 @@ def _d28(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C438, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C444, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -7364,7 +7483,7 @@ def _d28(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C439, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C445, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -7378,7 +7497,7 @@ def _d28(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C440, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C446, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -7389,7 +7508,7 @@ def _d28(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C441, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C447, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -7397,7 +7516,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C442, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C448, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLReqControlMode)
@@ -7430,9 +7549,9 @@ def _e28(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C444.get(s)
+        t = _C450.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C449)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7440,9 +7559,9 @@ def _e28(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C445.get(s)
+        t = _C451.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C449)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7450,9 +7569,9 @@ def _e28(w, o):
         s = 3
     v3 = o.ev_maximum_charge_power
     if v3 is not None:
-        t = _C446.get(s)
+        t = _C452.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C449)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7460,9 +7579,9 @@ def _e28(w, o):
         s = 4
     v4 = o.ev_maximum_charge_power_l2
     if v4 is not None:
-        t = _C447.get(s)
+        t = _C453.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C449)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7470,9 +7589,9 @@ def _e28(w, o):
         s = 5
     v5 = o.ev_maximum_charge_power_l3
     if v5 is not None:
-        t = _C448.get(s)
+        t = _C454.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C449)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7480,9 +7599,9 @@ def _e28(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C449.get(s)
+        t = _C455.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C449)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7490,9 +7609,9 @@ def _e28(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power_l2
     if v7 is not None:
-        t = _C450.get(s)
+        t = _C456.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C449)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7500,9 +7619,9 @@ def _e28(w, o):
         s = 8
     v8 = o.ev_minimum_charge_power_l3
     if v8 is not None:
-        t = _C451.get(s)
+        t = _C457.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C449)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7510,10 +7629,10 @@ def _e28(w, o):
         s = 9
     v9 = o.ev_present_active_power
     if v9 is None:
-        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C443)
-    t = _C452.get(s)
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C449)
+    t = _C458.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C443)
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C449)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -7528,9 +7647,9 @@ def _e28(w, o):
         s = 11
     v11 = o.ev_present_active_power_l3
     if v11 is not None:
-        t = _C453.get(s)
+        t = _C459.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C449)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7538,9 +7657,9 @@ def _e28(w, o):
         s = 12
     v12 = o.ev_present_reactive_power
     if v12 is not None:
-        t = _C454.get(s)
+        t = _C460.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C449)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7548,9 +7667,9 @@ def _e28(w, o):
         s = 13
     v13 = o.ev_present_reactive_power_l2
     if v13 is not None:
-        t = _C455.get(s)
+        t = _C461.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C449)
         if v13.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7558,17 +7677,17 @@ def _e28(w, o):
         s = 14
     v14 = o.ev_present_reactive_power_l3
     if v14 is not None:
-        t = _C456.get(s)
+        t = _C462.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C443)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C449)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v14)
         s = 15
-    t = _C457.get(s)
+    t = _C463.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode", s, _C443)
+        _order("Scheduled_AC_CLReqControlMode", s, _C449)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7616,7 +7735,7 @@ def _d29(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C458, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C464, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -7648,7 +7767,7 @@ def _d29(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C459, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C465, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -7677,7 +7796,7 @@ def _d29(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C460, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C466, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -7703,7 +7822,7 @@ def _d29(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C461, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C467, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -7726,7 +7845,7 @@ def _d29(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C462, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C468, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -7746,7 +7865,7 @@ def _d29(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C463, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C469, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -7763,7 +7882,7 @@ def _d29(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C464, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C470, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -7777,7 +7896,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C465, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C471, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -7788,7 +7907,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C466, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C472, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7796,7 +7915,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C467, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C473, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLResControlMode)
@@ -7823,9 +7942,9 @@ def _e29(w, o):
         s = 1
     v1 = o.evse_target_active_power_l2
     if v1 is not None:
-        t = _C469.get(s)
+        t = _C475.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C474)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7833,9 +7952,9 @@ def _e29(w, o):
         s = 2
     v2 = o.evse_target_active_power_l3
     if v2 is not None:
-        t = _C470.get(s)
+        t = _C476.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C474)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7843,9 +7962,9 @@ def _e29(w, o):
         s = 3
     v3 = o.evse_target_reactive_power
     if v3 is not None:
-        t = _C471.get(s)
+        t = _C477.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C474)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7853,9 +7972,9 @@ def _e29(w, o):
         s = 4
     v4 = o.evse_target_reactive_power_l2
     if v4 is not None:
-        t = _C472.get(s)
+        t = _C478.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C474)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7863,9 +7982,9 @@ def _e29(w, o):
         s = 5
     v5 = o.evse_target_reactive_power_l3
     if v5 is not None:
-        t = _C473.get(s)
+        t = _C479.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C474)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7873,9 +7992,9 @@ def _e29(w, o):
         s = 6
     v6 = o.evse_present_active_power
     if v6 is not None:
-        t = _C474.get(s)
+        t = _C480.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C474)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7883,9 +8002,9 @@ def _e29(w, o):
         s = 7
     v7 = o.evse_present_active_power_l2
     if v7 is not None:
-        t = _C475.get(s)
+        t = _C481.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C474)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7893,17 +8012,17 @@ def _e29(w, o):
         s = 8
     v8 = o.evse_present_active_power_l3
     if v8 is not None:
-        t = _C476.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C468)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C474)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v8)
         s = 9
-    t = _C477.get(s)
+    t = _C483.get(s)
     if t is None:
-        _order("Scheduled_AC_CLResControlMode", s, _C468)
+        _order("Scheduled_AC_CLResControlMode", s, _C474)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7925,7 +8044,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C478, "SignatureType")
+            _escape(r, 3, _C484, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7934,7 +8053,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C479, "SignatureType")
+            _escape(r, 3, _C485, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7943,7 +8062,7 @@ def _d30(r):
             f2 = _d34(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C480, "SignatureType")
+            _escape(r, 2, _C486, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7959,7 +8078,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C481, "SignatureType")
+            _escape(r, 1, _C487, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7972,7 +8091,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C482, "SignatureType")
+            _escape(r, 1, _C488, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7987,7 +8106,7 @@ def _d30(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C483, "SignatureType")
+                _escape(r, 1, _C489, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8010,17 +8129,17 @@ def _e30(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C484)
-    t = _C485.get(s)
+        _order("Signature.signed_info", s, _C490)
+    t = _C491.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C484)
+        _order("Signature.signed_info", s, _C490)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e35(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C484)
+        _order("Signature.signature_value", 1, _C490)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -8039,17 +8158,17 @@ def _e30(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C486.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("Signature.object", s, _C484)
+            _order("Signature.object", s, _C490)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e22(w, v4)
         s = 4
-    t = _C487.get(s)
+    t = _C493.get(s)
     if t is None:
-        _order("Signature", s, _C484)
+        _order("Signature", s, _C490)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8065,7 +8184,7 @@ def _d31(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C488, "SignatureMethodType")
+            _escape(r, 3, _C494, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8085,7 +8204,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C489, "SignatureMethodType")
+            _escape(r, 2, _C495, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8105,7 +8224,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C490, "SignatureMethodType")
+            _escape(r, 1, _C496, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8117,7 +8236,7 @@ def _d31(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C491, "SignatureMethodType")
+            _escape(r, 1, _C497, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8131,7 +8250,7 @@ def _d31(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C492, "SignatureMethodType")
+                _escape(r, 1, _C498, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8143,7 +8262,7 @@ def _e31(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C493)
+        _order("SignatureMethod.algorithm", 0, _C499)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8157,9 +8276,9 @@ def _e31(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C494.get(s)
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C493)
+        _order("SignatureMethod", s, _C499)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8180,7 +8299,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C495, "SignaturePropertiesType")
+            _escape(r, 3, _C501, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8191,7 +8310,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C496, "SignaturePropertiesType")
+            _escape(r, 3, _C502, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8206,7 +8325,7 @@ def _d32(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C497, "SignaturePropertiesType")
+                _escape(r, 1, _C503, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8230,17 +8349,17 @@ def _e32(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C499.get(s)
+        t = _C505.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C498)
+            _order("SignatureProperties.signature_property", s, _C504)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e33(w, v1)
         s = 1
-    t = _C500.get(s)
+    t = _C506.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C498)
+        _order("SignatureProperties", s, _C504)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8258,7 +8377,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C501, "SignaturePropertyType")
+            _escape(r, 3, _C507, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8267,7 +8386,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C502, "SignaturePropertyType")
+            _escape(r, 3, _C508, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8277,7 +8396,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C503, "SignaturePropertyType")
+            _escape(r, 3, _C509, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8287,7 +8406,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C504, "SignaturePropertyType")
+            _escape(r, 2, _C510, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8299,7 +8418,7 @@ def _d33(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C505, "SignaturePropertyType")
+            _escape(r, 1, _C511, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8319,15 +8438,15 @@ def _e33(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C506)
-    t = _C507.get(s)
+        _order("SignatureProperty.target", s, _C512)
+    t = _C513.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C506)
+        _order("SignatureProperty.target", s, _C512)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C506)
+    _order("SignatureProperty", 3, _C512)
 
 def _d34(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8343,7 +8462,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C508, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C514, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8353,7 +8472,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C509, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C515, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8362,7 +8481,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C510, "SignatureValueType")
+            _escape(r, 1, _C516, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8382,10 +8501,10 @@ def _e34(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C511)
-    t = _C512.get(s)
+        _order("SignatureValue.value", s, _C517)
+    t = _C518.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C511)
+        _order("SignatureValue.value", s, _C517)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -8409,7 +8528,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C513, "SignedInfoType")
+            _escape(r, 3, _C519, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8418,7 +8537,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C514, "SignedInfoType")
+            _escape(r, 3, _C520, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8427,7 +8546,7 @@ def _d35(r):
             f2 = _d31(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C515, "SignedInfoType")
+            _escape(r, 2, _C521, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8438,7 +8557,7 @@ def _d35(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C516, "SignedInfoType")
+            _escape(r, 2, _C522, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8453,7 +8572,7 @@ def _d35(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C517, "SignedInfoType")
+                _escape(r, 1, _C523, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8475,17 +8594,17 @@ def _e35(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C518)
-    t = _C519.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C524)
+    t = _C525.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C518)
+        _order("SignedInfo.canonicalization_method", s, _C524)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e14(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C518)
+        _order("SignedInfo.signature_method", 1, _C524)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -8497,17 +8616,17 @@ def _e35(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C520.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C518)
+            _order("SignedInfo.reference", s, _C524)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e25(w, v3)
         s = 3
-    t = _C521.get(s)
+    t = _C527.get(s)
     if t is None:
-        _order("SignedInfo", s, _C518)
+        _order("SignedInfo", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8523,7 +8642,7 @@ def _d36(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C522, "TransformType")
+                _escape(r, 3, _C528, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8544,7 +8663,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C523, "TransformType")
+                _escape(r, 2, _C529, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8565,7 +8684,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C524, "TransformType")
+                _escape(r, 1, _C530, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8586,7 +8705,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C525, "TransformType")
+                _escape(r, 1, _C531, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8607,7 +8726,7 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C526, "TransformType")
+                _escape(r, 1, _C532, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8619,7 +8738,7 @@ def _e36(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C527)
+        _order("Transform.algorithm", 0, _C533)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8633,18 +8752,18 @@ def _e36(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C528.get(s)
+        t = _C534.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C527)
+            _order("Transform.x_path", s, _C533)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C529.get(s)
+    t = _C535.get(s)
     if t is None:
-        _order("Transform", s, _C527)
+        _order("Transform", s, _C533)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8661,7 +8780,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C530, "TransformsType")
+            _escape(r, 3, _C536, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8676,7 +8795,7 @@ def _d37(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C531, "TransformsType")
+                _escape(r, 1, _C537, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8692,17 +8811,17 @@ def _e37(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C533.get(s)
+        t = _C539.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C532)
+            _order("Transforms.transform", s, _C538)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e36(w, v0)
         s = 1
-    t = _C534.get(s)
+    t = _C540.get(s)
     if t is None:
-        _order("Transforms", s, _C532)
+        _order("Transforms", s, _C538)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8760,7 +8879,7 @@ def _d38(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C535, "X509DataType")
+                _escape(r, 3, _C541, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -8810,7 +8929,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C536, "X509DataType")
+                _escape(r, 1, _C542, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -8860,7 +8979,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C537, "X509DataType")
+                _escape(r, 1, _C543, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -8910,7 +9029,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C538, "X509DataType")
+                _escape(r, 1, _C544, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -8960,7 +9079,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C539, "X509DataType")
+                _escape(r, 1, _C545, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -9010,7 +9129,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C540, "X509DataType")
+                _escape(r, 1, _C546, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -9060,7 +9179,7 @@ def _d38(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C541, "X509DataType")
+                _escape(r, 1, _C547, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9082,9 +9201,9 @@ def _e38(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C543.get(s)
+        t = _C549.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C542)
+            _order("X509Data.x509_issuer_serial", s, _C548)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9098,9 +9217,9 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C544.get(s)
+        t = _C550.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C542)
+            _order("X509Data.x509ski", s, _C548)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9115,9 +9234,9 @@ def _e38(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C545.get(s)
+        t = _C551.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C542)
+            _order("X509Data.x509_subject_name", s, _C548)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9132,9 +9251,9 @@ def _e38(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C546.get(s)
+        t = _C552.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C542)
+            _order("X509Data.x509_certificate", s, _C548)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9149,18 +9268,18 @@ def _e38(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C547.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C542)
+            _order("X509Data.x509crl", s, _C548)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C548.get(s)
+    t = _C554.get(s)
     if t is None:
-        _order("X509Data", s, _C542)
+        _order("X509Data", s, _C548)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9175,7 +9294,7 @@ def _d39(r):
             f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C549, "DetailedCostType")
+            _escape(r, 3, _C555, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -9184,7 +9303,7 @@ def _d39(r):
             f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C550, "DetailedCostType")
+            _escape(r, 2, _C556, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -9192,7 +9311,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C551, "DetailedCostType")
+            _escape(r, 1, _C557, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -9204,14 +9323,14 @@ def _e39(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C552)
+        _order("DetailedCost.amount", 0, _C558)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C552)
+        _order("DetailedCost.cost_per_unit", 1, _C558)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -9258,7 +9377,7 @@ def _d40(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C553, "RationalNumberType")
+                _escape(r, 3, _C559, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -9291,7 +9410,7 @@ def _d40(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C554, "RationalNumberType")
+                _escape(r, 2, _C560, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -9299,7 +9418,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C555, "RationalNumberType")
+            _escape(r, 1, _C561, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -9311,12 +9430,12 @@ def _e40(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C556)
+        _order("RationalNumber.exponent", 0, _C562)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C556)
+        _order("RationalNumber.value", 1, _C562)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -9468,7 +9587,7 @@ def _d41(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C557, "DisplayParametersType")
+            _escape(r, 3, _C563, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -9586,7 +9705,7 @@ def _d41(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C558, "DisplayParametersType")
+            _escape(r, 1, _C564, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -9687,7 +9806,7 @@ def _d41(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C559, "DisplayParametersType")
+            _escape(r, 1, _C565, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -9771,7 +9890,7 @@ def _d41(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C560, "DisplayParametersType")
+            _escape(r, 1, _C566, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -9838,7 +9957,7 @@ def _d41(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C561, "DisplayParametersType")
+            _escape(r, 1, _C567, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -9895,7 +10014,7 @@ def _d41(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C562, "DisplayParametersType")
+            _escape(r, 1, _C568, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -9942,7 +10061,7 @@ def _d41(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C563, "DisplayParametersType")
+            _escape(r, 1, _C569, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -9979,7 +10098,7 @@ def _d41(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C564, "DisplayParametersType")
+            _escape(r, 1, _C570, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -10003,7 +10122,7 @@ def _d41(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C565, "DisplayParametersType")
+            _escape(r, 1, _C571, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -10024,7 +10143,7 @@ def _d41(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C566, "DisplayParametersType")
+            _escape(r, 1, _C572, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -10032,7 +10151,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C567, "DisplayParametersType")
+            _escape(r, 1, _C573, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -10059,36 +10178,36 @@ def _e41(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C569.get(s)
+        t = _C575.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C568)
+            _order("DisplayParameters.minimum_soc", s, _C574)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C570.get(s)
+        t = _C576.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C568)
+            _order("DisplayParameters.target_soc", s, _C574)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C571.get(s)
+        t = _C577.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C568)
+            _order("DisplayParameters.maximum_soc", s, _C574)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C572.get(s)
+        t = _C578.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C568)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C574)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10097,9 +10216,9 @@ def _e41(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C573.get(s)
+        t = _C579.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C568)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C574)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10108,9 +10227,9 @@ def _e41(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C574.get(s)
+        t = _C580.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C568)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C574)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10119,18 +10238,18 @@ def _e41(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C575.get(s)
+        t = _C581.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C568)
+            _order("DisplayParameters.charging_complete", s, _C574)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C576.get(s)
+        t = _C582.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C568)
+            _order("DisplayParameters.battery_energy_capacity", s, _C574)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -10138,16 +10257,16 @@ def _e41(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C577.get(s)
+        t = _C583.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C568)
+            _order("DisplayParameters.inlet_hot", s, _C574)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C578.get(s)
+    t = _C584.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C568)
+        _order("DisplayParameters", s, _C574)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10169,7 +10288,7 @@ def _d42(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C579[y]
+                y = _C585[y]
                 f1 = y
                 s = -1
             else:
@@ -10191,7 +10310,7 @@ def _d42(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C581, "EVSEStatusType")
+                _escape(r, 3, _C587, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -10201,7 +10320,7 @@ def _d42(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C579[y]
+            y = _C585[y]
             f1 = y
             s = -1
         else:
@@ -10213,7 +10332,7 @@ def _d42(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C579[x]
+                    f1 = _C585[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -10222,12 +10341,12 @@ def _d42(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C579[f1]
+                        f1 = _C585[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C582, "EVSEStatusType")
+                _escape(r, 2, _C588, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -10235,7 +10354,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C583, "EVSEStatusType")
+            _escape(r, 1, _C589, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -10247,15 +10366,15 @@ def _e42(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C584)
+        _order("EVSEStatus.notification_max_delay", 0, _C590)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C584)
-    i1 = _C580.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C590)
+    i1 = _C586.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -10278,9 +10397,18 @@ def _d43(r):
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d30(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C591, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -10303,7 +10431,7 @@ def _d43(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C585, "MessageHeaderType")
+                _escape(r, 3, _C592, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10314,9 +10442,18 @@ def _d43(r):
             if f1 > 18446744073709551615:
                 r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d30(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C593, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10336,7 +10473,7 @@ def _d43(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C586, "MessageHeaderType")
+                _escape(r, 2, _C594, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10347,7 +10484,7 @@ def _d43(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C587, "MessageHeaderType")
+            _escape(r, 1, _C595, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10355,7 +10492,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C588, "MessageHeaderType")
+            _escape(r, 1, _C596, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -10368,14 +10505,14 @@ def _e43(w, o):
     """iso20.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C589)
+        _order("MessageHeader.session_id", 0, _C597)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.time_stamp
     if v1 is None:
-        _order("MessageHeader.time_stamp", 1, _C589)
+        _order("MessageHeader.time_stamp", 1, _C597)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -10389,9 +10526,9 @@ def _e43(w, o):
         w.bits(0, 2)
         _e30(w, v2)
         s = 3
-    t = _C590.get(s)
+    t = _C598.get(s)
     if t is None:
-        _order("MessageHeader", s, _C589)
+        _order("MessageHeader", s, _C597)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10418,9 +10555,73 @@ def _d44(r):
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C599, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -10443,7 +10644,7 @@ def _d44(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C591, "MeterInfoType")
+                _escape(r, 3, _C600, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -10454,9 +10655,73 @@ def _d44(r):
             if f1 > 18446744073709551615:
                 r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C601, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10476,7 +10741,7 @@ def _d44(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C592, "MeterInfoType")
+                _escape(r, 2, _C602, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -10542,7 +10807,7 @@ def _d44(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C593, "MeterInfoType")
+            _escape(r, 1, _C603, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -10598,7 +10863,7 @@ def _d44(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C594, "MeterInfoType")
+            _escape(r, 1, _C604, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -10644,7 +10909,7 @@ def _d44(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C595, "MeterInfoType")
+            _escape(r, 1, _C605, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -10680,7 +10945,7 @@ def _d44(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C596, "MeterInfoType")
+            _escape(r, 1, _C606, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -10708,7 +10973,7 @@ def _d44(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C597, "MeterInfoType")
+            _escape(r, 1, _C607, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -10726,7 +10991,7 @@ def _d44(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C598, "MeterInfoType")
+            _escape(r, 1, _C608, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -10734,7 +10999,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C599, "MeterInfoType")
+            _escape(r, 1, _C609, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -10752,14 +11017,14 @@ def _e44(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C600)
+        _order("MeterInfo.meter_id", 0, _C610)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.charged_energy_reading_wh
     if v1 is None:
-        _order("MeterInfo.charged_energy_reading_wh", 1, _C600)
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C610)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -10776,9 +11041,9 @@ def _e44(w, o):
         s = 3
     v3 = o.capacitive_energy_reading_va_rh
     if v3 is not None:
-        t = _C601.get(s)
+        t = _C611.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C600)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C610)
         if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10787,9 +11052,9 @@ def _e44(w, o):
         s = 4
     v4 = o.bpt_inductive_energy_reading_va_rh
     if v4 is not None:
-        t = _C602.get(s)
+        t = _C612.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C600)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C610)
         if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10798,9 +11063,9 @@ def _e44(w, o):
         s = 5
     v5 = o.meter_signature
     if v5 is not None:
-        t = _C603.get(s)
+        t = _C613.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C600)
+            _order("MeterInfo.meter_signature", s, _C610)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
             _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10809,9 +11074,9 @@ def _e44(w, o):
         s = 6
     v6 = o.meter_status
     if v6 is not None:
-        t = _C604.get(s)
+        t = _C614.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C600)
+            _order("MeterInfo.meter_status", s, _C610)
         if type(v6) is not int or v6 < -32768 or v6 > 32767:
             _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10820,18 +11085,18 @@ def _e44(w, o):
         s = 7
     v7 = o.meter_timestamp
     if v7 is not None:
-        t = _C605.get(s)
+        t = _C615.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C600)
+            _order("MeterInfo.meter_timestamp", s, _C610)
         if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v7)
         w.bits(0, 1)
         s = 8
-    t = _C606.get(s)
+    t = _C616.get(s)
     if t is None:
-        _order("MeterInfo", s, _C600)
+        _order("MeterInfo", s, _C610)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10853,9 +11118,32 @@ def _d45(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d39(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d39(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d39(r)
+                    s = 4
+                elif ec == 3:
+                    f4 = _d39(r)
+                    s = 5
+                elif ec == 4:
+                    v = _d47(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C617, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10875,7 +11163,7 @@ def _d45(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C607, "ReceiptType")
+                _escape(r, 3, _C618, "ReceiptType")
             else:
                 r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -10900,7 +11188,7 @@ def _d45(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C608, "ReceiptType")
+            _escape(r, 1, _C619, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -10922,7 +11210,7 @@ def _d45(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C609, "ReceiptType")
+            _escape(r, 1, _C620, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -10941,7 +11229,7 @@ def _d45(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C610, "ReceiptType")
+            _escape(r, 1, _C621, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -10957,7 +11245,7 @@ def _d45(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C611, "ReceiptType")
+            _escape(r, 1, _C622, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -10970,7 +11258,7 @@ def _d45(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C612, "ReceiptType")
+            _escape(r, 1, _C623, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -10986,7 +11274,7 @@ def _d45(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C613, "ReceiptType")
+                    _escape(r, 1, _C624, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -10995,7 +11283,7 @@ def _d45(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C614, "ReceiptType")
+                    _escape(r, 1, _C625, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -11011,7 +11299,7 @@ def _e45(w, o):
     """iso20.Receipt -> ReceiptType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("Receipt.time_anchor", 0, _C615)
+        _order("Receipt.time_anchor", 0, _C626)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -11027,9 +11315,9 @@ def _e45(w, o):
         s = 2
     v2 = o.occupancy_costs
     if v2 is not None:
-        t = _C616.get(s)
+        t = _C627.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C615)
+            _order("Receipt.occupancy_costs", s, _C626)
         if v2.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -11037,9 +11325,9 @@ def _e45(w, o):
         s = 3
     v3 = o.additional_services_costs
     if v3 is not None:
-        t = _C617.get(s)
+        t = _C628.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C615)
+            _order("Receipt.additional_services_costs", s, _C626)
         if v3.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -11047,9 +11335,9 @@ def _e45(w, o):
         s = 4
     v4 = o.overstay_costs
     if v4 is not None:
-        t = _C618.get(s)
+        t = _C629.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C615)
+            _order("Receipt.overstay_costs", s, _C626)
         if v4.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -11063,17 +11351,17 @@ def _e45(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C619.get(s)
+        t = _C630.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C615)
+            _order("Receipt.tax_costs", s, _C626)
         if v5.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
         _e47(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C620.get(s)
+    t = _C631.get(s)
     if t is None:
-        _order("Receipt", s, _C615)
+        _order("Receipt", s, _C626)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11117,7 +11405,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C621, "X509IssuerSerialType")
+                _escape(r, 3, _C632, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -11146,7 +11434,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C622, "X509IssuerSerialType")
+                _escape(r, 2, _C633, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -11154,7 +11442,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C623, "X509IssuerSerialType")
+            _escape(r, 1, _C634, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -11166,14 +11454,14 @@ def _e46(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C624)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C635)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C624)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C635)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -11222,7 +11510,7 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C625, "DetailedTaxType")
+                _escape(r, 3, _C636, "DetailedTaxType")
             else:
                 r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -11231,7 +11519,7 @@ def _d47(r):
             f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C626, "DetailedTaxType")
+            _escape(r, 2, _C637, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -11239,7 +11527,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C627, "DetailedTaxType")
+            _escape(r, 1, _C638, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -11251,14 +11539,14 @@ def _e47(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("DetailedTax.tax_rule_id", 0, _C628)
+        _order("DetailedTax.tax_rule_id", 0, _C639)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.amount
     if v1 is None:
-        _order("DetailedTax.amount", 1, _C628)
+        _order("DetailedTax.amount", 1, _C639)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedTax.amount", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -11306,68 +11594,68 @@ _C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH
 _C36 = ('EE', 'SE_ANY', 'CH')
 _C37 = ('EE', 'SE_ANY', 'CH')
 _C38 = ('EE', 'SE_ANY', 'CH')
-_C39 = ('SE_ANY', 'CH')
-_C40 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode', 4: 'end of element'}
-_C41 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C42 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (0, _e8), _iso20.BPT_Scheduled_AC_CLReqControlMode: (1, _e10), _iso20.CLReqControlMode: (2, _e12), _iso20.Dynamic_AC_CLReqControlMode: (3, _e17), _iso20.Scheduled_AC_CLReqControlMode: (4, _e28)}
-_C43 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C44 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C45 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C46 = ('EE', 'SE_ANY', 'CH')
+_C39 = ('EE', 'SE_ANY', 'CH')
+_C40 = ('SE_ANY', 'CH')
+_C41 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'BPT_Dynamic_AC_CLReqControlMode, BPT_Scheduled_AC_CLReqControlMode, CLReqControlMode, Dynamic_AC_CLReqControlMode, Scheduled_AC_CLReqControlMode', 4: 'end of element'}
+_C42 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C43 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (0, _e8), _iso20.BPT_Scheduled_AC_CLReqControlMode: (1, _e10), _iso20.CLReqControlMode: (2, _e12), _iso20.Dynamic_AC_CLReqControlMode: (3, _e17), _iso20.Scheduled_AC_CLReqControlMode: (4, _e28)}
+_C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C45 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C46 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
 _C47 = ('EE', 'SE_ANY', 'CH')
 _C48 = ('EE', 'SE_ANY', 'CH')
 _C49 = ('EE', 'SE_ANY', 'CH')
 _C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
-_C52 = ('SE_ANY', 'CH')
-_C53 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
-_C54 = {2: (1, 4, 4), 3: (0, 4, 4)}
-_C55 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C56 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C57 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C58 = {2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
-_C59 = {2: 5, 3: 4, 4: 3, 5: 2, 6: 1}
-_C60 = {2: 6, 3: 5, 4: 4, 5: 3, 6: 2}
-_C61 = {2: 7, 3: 6, 4: 5, 5: 4, 6: 3}
-_C62 = {2: 8, 3: 7, 4: 6, 5: 5, 6: 4}
-_C63 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C58, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C59, _e11), _iso20.CLResControlMode: (_C60, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C61, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C62, _e29)}
-_C64 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C65 = ('EE', 'SE_ANY', 'CH')
-_C66 = ('SE_ANY', 'CH')
-_C67 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C68 = {_iso20.AC_CPDReqEnergyTransferMode: (0, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (1, _e6)}
-_C69 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C70 = ('EE', 'SE_ANY', 'CH')
-_C71 = ('EE', 'SE_ANY', 'CH')
-_C72 = ('SE_ANY', 'CH')
-_C73 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C74 = {_iso20.AC_CPDResEnergyTransferMode: (0, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (1, _e7)}
-_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('EE', 'SE_ANY', 'CH')
-_C77 = ('EE', 'SE_ANY', 'CH')
-_C78 = ('EE', 'SE_ANY', 'CH')
+_C52 = ('EE', 'SE_ANY', 'CH')
+_C53 = ('EE', 'SE_ANY', 'CH')
+_C54 = ('SE_ANY', 'CH')
+_C55 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
+_C56 = {2: (1, 4, 4), 3: (0, 4, 4)}
+_C57 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C58 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C59 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C60 = {2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
+_C61 = {2: 5, 3: 4, 4: 3, 5: 2, 6: 1}
+_C62 = {2: 6, 3: 5, 4: 4, 5: 3, 6: 2}
+_C63 = {2: 7, 3: 6, 4: 5, 5: 4, 6: 3}
+_C64 = {2: 8, 3: 7, 4: 6, 5: 5, 6: 4}
+_C65 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C60, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C61, _e11), _iso20.CLResControlMode: (_C62, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C63, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C64, _e29)}
+_C66 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C67 = ('EE', 'SE_ANY', 'CH')
+_C68 = ('SE_ANY', 'CH')
+_C69 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C70 = {_iso20.AC_CPDReqEnergyTransferMode: (0, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (1, _e6)}
+_C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C72 = ('EE', 'SE_ANY', 'CH')
+_C73 = ('EE', 'SE_ANY', 'CH')
+_C74 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C77 = {_iso20.AC_CPDResEnergyTransferMode: (0, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (1, _e7)}
+_C78 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C79 = ('EE', 'SE_ANY', 'CH')
 _C80 = ('EE', 'SE_ANY', 'CH')
 _C81 = ('EE', 'SE_ANY', 'CH')
 _C82 = ('EE', 'SE_ANY', 'CH')
 _C83 = ('EE', 'SE_ANY', 'CH')
 _C84 = ('EE', 'SE_ANY', 'CH')
-_C85 = ('SE_ANY', 'CH')
-_C86 = ('SE_ANY', 'CH')
-_C87 = ('SE_ANY', 'CH')
-_C88 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
-_C89 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C90 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C91 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C92 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C93 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C94 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C95 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C96 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
-_C97 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C98 = ('EE', 'SE_ANY', 'CH')
-_C99 = ('EE', 'SE_ANY', 'CH')
-_C100 = ('EE', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
+_C86 = ('EE', 'SE_ANY', 'CH')
+_C87 = ('EE', 'SE_ANY', 'CH')
+_C88 = ('SE_ANY', 'CH')
+_C89 = ('SE_ANY', 'CH')
+_C90 = ('SE_ANY', 'CH')
+_C91 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
+_C92 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C93 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C94 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C95 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C96 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C97 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C98 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C99 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C100 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C101 = ('EE', 'SE_ANY', 'CH')
 _C102 = ('EE', 'SE_ANY', 'CH')
 _C103 = ('EE', 'SE_ANY', 'CH')
@@ -11380,27 +11668,27 @@ _C109 = ('EE', 'SE_ANY', 'CH')
 _C110 = ('EE', 'SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
 _C112 = ('EE', 'SE_ANY', 'CH')
-_C113 = ('SE_ANY', 'CH')
-_C114 = ('SE_ANY', 'CH')
-_C115 = ('SE_ANY', 'CH')
-_C116 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
-_C117 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C118 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C119 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C120 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C121 = {7: (1, 3, 9), 8: (0, 3, 9)}
-_C122 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C123 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
-_C124 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
-_C125 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
-_C126 = {13: (1, 2, 15), 14: (0, 2, 15)}
-_C127 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
-_C128 = {16: (1, 2, 18), 17: (0, 2, 18)}
-_C129 = {16: (2, 2), 17: (1, 2), 18: (0, 1)}
-_C130 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C131 = ('EE', 'SE_ANY', 'CH')
-_C132 = ('EE', 'SE_ANY', 'CH')
-_C133 = ('EE', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('EE', 'SE_ANY', 'CH')
+_C115 = ('EE', 'SE_ANY', 'CH')
+_C116 = ('SE_ANY', 'CH')
+_C117 = ('SE_ANY', 'CH')
+_C118 = ('SE_ANY', 'CH')
+_C119 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
+_C120 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C121 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C122 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C123 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C124 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C125 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C126 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C127 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
+_C128 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
+_C129 = {13: (1, 2, 15), 14: (0, 2, 15)}
+_C130 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
+_C131 = {16: (1, 2, 18), 17: (0, 2, 18)}
+_C132 = {16: (2, 2), 17: (1, 2), 18: (0, 1)}
+_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C134 = ('EE', 'SE_ANY', 'CH')
 _C135 = ('EE', 'SE_ANY', 'CH')
 _C136 = ('EE', 'SE_ANY', 'CH')
@@ -11417,67 +11705,67 @@ _C146 = ('EE', 'SE_ANY', 'CH')
 _C147 = ('EE', 'SE_ANY', 'CH')
 _C148 = ('EE', 'SE_ANY', 'CH')
 _C149 = ('EE', 'SE_ANY', 'CH')
-_C150 = ('SE_ANY', 'CH')
-_C151 = ('SE_ANY', 'CH')
-_C152 = ('SE_ANY', 'CH')
+_C150 = ('EE', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
 _C153 = ('SE_ANY', 'CH')
 _C154 = ('SE_ANY', 'CH')
-_C155 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
-_C156 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C157 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C158 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C159 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C160 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C161 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C162 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C163 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C164 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
-_C165 = {17: (1, 2, 19), 18: (0, 2, 19)}
-_C166 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
-_C167 = {20: (1, 3, 22), 21: (0, 3, 22)}
-_C168 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
-_C169 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
-_C170 = {20: (4, 3), 21: (3, 3), 22: (2, 2), 23: (1, 2), 24: (0, 1)}
-_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('EE', 'SE_ANY', 'CH')
-_C173 = ('EE', 'SE_ANY', 'CH')
-_C174 = ('EE', 'SE_ANY', 'CH')
+_C155 = ('SE_ANY', 'CH')
+_C156 = ('SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
+_C159 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C160 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C161 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C162 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C163 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C164 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C165 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C166 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C167 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
+_C168 = {17: (1, 2, 19), 18: (0, 2, 19)}
+_C169 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
+_C170 = {20: (1, 3, 22), 21: (0, 3, 22)}
+_C171 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
+_C172 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
+_C173 = {20: (4, 3), 21: (3, 3), 22: (2, 2), 23: (1, 2), 24: (0, 1)}
+_C174 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C175 = ('EE', 'SE_ANY', 'CH')
-_C176 = ('SE_ANY', 'CH')
-_C177 = ('SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
 _C179 = ('SE_ANY', 'CH')
 _C180 = ('SE_ANY', 'CH')
 _C181 = ('SE_ANY', 'CH')
 _C182 = ('SE_ANY', 'CH')
 _C183 = ('SE_ANY', 'CH')
 _C184 = ('SE_ANY', 'CH')
-_C185 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C186 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C187 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C188 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C189 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C190 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C191 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C192 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C193 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C194 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C195 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C196 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C197 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('EE', 'SE_ANY', 'CH')
-_C201 = ('EE', 'SE_ANY', 'CH')
+_C185 = ('SE_ANY', 'CH')
+_C186 = ('SE_ANY', 'CH')
+_C187 = ('SE_ANY', 'CH')
+_C188 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C189 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C190 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C191 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C192 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C193 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C194 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C195 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C196 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C197 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C198 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C199 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C200 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C202 = ('EE', 'SE_ANY', 'CH')
 _C203 = ('EE', 'SE_ANY', 'CH')
 _C204 = ('EE', 'SE_ANY', 'CH')
 _C205 = ('EE', 'SE_ANY', 'CH')
 _C206 = ('EE', 'SE_ANY', 'CH')
 _C207 = ('EE', 'SE_ANY', 'CH')
-_C208 = ('SE_ANY', 'CH')
-_C209 = ('SE_ANY', 'CH')
-_C210 = ('SE_ANY', 'CH')
+_C208 = ('EE', 'SE_ANY', 'CH')
+_C209 = ('EE', 'SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
 _C211 = ('SE_ANY', 'CH')
 _C212 = ('SE_ANY', 'CH')
 _C213 = ('SE_ANY', 'CH')
@@ -11487,82 +11775,82 @@ _C216 = ('SE_ANY', 'CH')
 _C217 = ('SE_ANY', 'CH')
 _C218 = ('SE_ANY', 'CH')
 _C219 = ('SE_ANY', 'CH')
-_C220 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
-_C221 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C222 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C223 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C224 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C225 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C226 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C227 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C228 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C229 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C230 = {10: (1, 4, 12), 11: (0, 4, 12)}
-_C231 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
-_C232 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
-_C233 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
-_C234 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
-_C235 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
-_C236 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
-_C237 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
-_C238 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
-_C239 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
-_C240 = {10: (11, 4), 11: (10, 4), 12: (9, 4), 13: (8, 4), 14: (7, 4), 15: (6, 3), 16: (5, 3), 17: (4, 3), 18: (3, 3), 19: (2, 2), 20: (1, 2), 21: (0, 1)}
-_C241 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C242 = ('SE_ANY', 'CH')
-_C243 = ('SE_ANY', 'CH')
-_C244 = ('SE_ANY', 'CH')
+_C220 = ('SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = ('SE_ANY', 'CH')
+_C223 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
+_C224 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C225 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C226 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C227 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C228 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C229 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C230 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C231 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C232 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C233 = {10: (1, 4, 12), 11: (0, 4, 12)}
+_C234 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
+_C235 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
+_C236 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
+_C237 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
+_C238 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
+_C239 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
+_C240 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
+_C241 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
+_C242 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
+_C243 = {10: (11, 4), 11: (10, 4), 12: (9, 4), 13: (8, 4), 14: (7, 4), 15: (6, 3), 16: (5, 3), 17: (4, 3), 18: (3, 3), 19: (2, 2), 20: (1, 2), 21: (0, 1)}
+_C244 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C245 = ('SE_ANY', 'CH')
 _C246 = ('SE_ANY', 'CH')
 _C247 = ('SE_ANY', 'CH')
 _C248 = ('SE_ANY', 'CH')
 _C249 = ('SE_ANY', 'CH')
 _C250 = ('SE_ANY', 'CH')
-_C251 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C252 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C253 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C254 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C255 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C256 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C257 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C258 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C259 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C260 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C261 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = {0: 'end of element'}
-_C263 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C264 = {0: 'end of element'}
-_C265 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C266 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C267 = ('SE_ANY', 'CH')
-_C268 = ('SE_ANY', 'CH')
-_C269 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C271 = ('EE', 'SE_ANY', 'CH')
-_C272 = ('EE', 'SE_ANY', 'CH')
-_C273 = ('EE', 'SE_ANY', 'CH')
-_C274 = ('SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
+_C251 = ('SE_ANY', 'CH')
+_C252 = ('SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C255 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C256 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C257 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C258 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C259 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C260 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C261 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C262 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C263 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C264 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C265 = {0: 'end of element'}
+_C266 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C267 = {0: 'end of element'}
+_C268 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C269 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
+_C272 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('EE', 'SE_ANY', 'CH')
 _C276 = ('EE', 'SE_ANY', 'CH')
 _C277 = ('SE_ANY', 'CH')
-_C278 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C279 = {1: (0, 1, 2)}
-_C280 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C281 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C282 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C283 = {6: (0, 1, 7)}
-_C284 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C285 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C286 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C287 = ('SE_ANY', 'CH')
-_C288 = ('SE_ANY', 'CH')
-_C289 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C278 = ('EE', 'SE_ANY', 'CH')
+_C279 = ('SE_ANY', 'CH')
+_C280 = ('SE_ANY', 'CH')
+_C281 = ('EE', 'SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C284 = {1: (0, 1, 2)}
+_C285 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C286 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C287 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C288 = {6: (0, 1, 7)}
+_C289 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
 _C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('EE', 'SE_ANY', 'CH')
-_C292 = ('EE', 'SE_ANY', 'CH')
-_C293 = ('EE', 'SE_ANY', 'CH')
-_C294 = ('EE', 'SE_ANY', 'CH')
-_C295 = ('EE', 'SE_ANY', 'CH')
+_C291 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C296 = ('EE', 'SE_ANY', 'CH')
 _C297 = ('EE', 'SE_ANY', 'CH')
 _C298 = ('EE', 'SE_ANY', 'CH')
@@ -11571,331 +11859,342 @@ _C300 = ('EE', 'SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('EE', 'SE_ANY', 'CH')
 _C303 = ('EE', 'SE_ANY', 'CH')
-_C304 = ('SE_ANY', 'CH')
-_C305 = ('SE_ANY', 'CH')
-_C306 = ('SE_ANY', 'CH')
-_C307 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
-_C308 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C309 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C310 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C311 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C312 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C313 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C314 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C315 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C316 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
-_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
-_C319 = ('EE', 'SE_ANY', 'CH')
-_C320 = ('EE', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
-_C322 = ('SE_ANY', 'CH')
-_C323 = ('SE_ANY', 'CH')
-_C324 = ('SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = ('SE_ANY', 'CH')
+_C304 = ('EE', 'SE_ANY', 'CH')
+_C305 = ('EE', 'SE_ANY', 'CH')
+_C306 = ('EE', 'SE_ANY', 'CH')
+_C307 = ('EE', 'SE_ANY', 'CH')
+_C308 = ('EE', 'SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
+_C313 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C314 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C315 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C316 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C317 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C318 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C319 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C320 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C321 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
+_C322 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('EE', 'SE_ANY', 'CH')
+_C324 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('EE', 'SE_ANY', 'CH')
+_C326 = ('EE', 'SE_ANY', 'CH')
 _C327 = ('SE_ANY', 'CH')
 _C328 = ('SE_ANY', 'CH')
 _C329 = ('SE_ANY', 'CH')
 _C330 = ('SE_ANY', 'CH')
-_C331 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C332 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C333 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C334 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C335 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C336 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C337 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C338 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C339 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C340 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C341 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C342 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C343 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C346 = ('EE', 'SE_ANY', 'CH')
-_C347 = ('SE_ANY', 'CH')
-_C348 = ('SE_ANY', 'CH')
-_C349 = ('SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
-_C351 = ('SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
+_C333 = ('SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = ('SE_ANY', 'CH')
+_C336 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C337 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C338 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C339 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C340 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C341 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C342 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C343 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C344 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C345 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C346 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C347 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C348 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C350 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C351 = ('EE', 'SE_ANY', 'CH')
 _C352 = ('SE_ANY', 'CH')
 _C353 = ('SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
-_C355 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C356 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C357 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C358 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C359 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C360 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C361 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C362 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C363 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C364 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C365 = ('EE', 'SE_ANY', 'CH')
-_C366 = ('SE_ANY', 'CH')
-_C367 = ('SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C370 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C371 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C373 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C374 = ('SE_ANY', 'CH')
-_C375 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C376 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C377 = {1: (1, 2)}
-_C378 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C379 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C380 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C381 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C382 = ('SE_ANY', 'CH')
-_C383 = ('SE_ANY', 'CH')
-_C384 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C385 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C386 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C387 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C388 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C389 = ('SE_ANY', 'CH')
-_C390 = ('SE_ANY', 'CH')
-_C391 = ('SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C395 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C396 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('EE', 'SE_ANY', 'CH')
-_C399 = ('SE_ANY', 'CH')
-_C400 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C404 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C405 = ('EE', 'SE_ANY', 'CH')
-_C406 = ('EE', 'SE_ANY', 'CH')
-_C407 = ('SE_ANY', 'CH')
-_C408 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C409 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C410 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C411 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C412 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C413 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C414 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C415 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C416 = ('SE_ANY', 'CH')
-_C417 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C418 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C419 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C420 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = ('SE_ANY', 'CH')
-_C423 = ('SE_ANY', 'CH')
-_C424 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C425 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C426 = {1: (2, 2), 2: (1, 2)}
+_C355 = ('SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = ('SE_ANY', 'CH')
+_C358 = ('SE_ANY', 'CH')
+_C359 = ('SE_ANY', 'CH')
+_C360 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C361 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C362 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C363 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C364 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C365 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C366 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C367 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C368 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C369 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C370 = ('EE', 'SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
+_C372 = ('SE_ANY', 'CH')
+_C373 = ('SE_ANY', 'CH')
+_C374 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C375 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C376 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('SE_ANY', 'CH')
+_C380 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C381 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C382 = {1: (1, 2)}
+_C383 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C385 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C390 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C391 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C392 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = ('SE_ANY', 'CH')
+_C397 = ('SE_ANY', 'CH')
+_C398 = ('SE_ANY', 'CH')
+_C399 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C400 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C401 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('EE', 'SE_ANY', 'CH')
+_C404 = ('SE_ANY', 'CH')
+_C405 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('EE', 'SE_ANY', 'CH')
+_C411 = ('EE', 'SE_ANY', 'CH')
+_C412 = ('SE_ANY', 'CH')
+_C413 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C414 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C415 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C416 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C417 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C418 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = ('SE_ANY', 'CH')
+_C422 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C423 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C424 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C425 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C426 = ('SE_ANY', 'CH')
 _C427 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C428 = ('EE', 'SE_ANY', 'CH')
-_C429 = ('EE', 'SE_ANY', 'CH')
-_C430 = ('EE', 'SE_ANY', 'CH')
-_C431 = ('EE', 'SE_ANY', 'CH')
-_C432 = ('EE', 'SE_ANY', 'CH')
-_C433 = ('EE', 'SE_ANY', 'CH')
+_C428 = ('SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C431 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C432 = {1: (2, 2), 2: (1, 2)}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C434 = ('EE', 'SE_ANY', 'CH')
 _C435 = ('EE', 'SE_ANY', 'CH')
 _C436 = ('EE', 'SE_ANY', 'CH')
-_C437 = ('SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
-_C439 = ('SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
-_C444 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C445 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C446 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C447 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C448 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C449 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C450 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C451 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C452 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C453 = {10: (1, 3, 12), 11: (0, 3, 12)}
-_C454 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
-_C455 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
-_C456 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
-_C457 = {10: (5, 3), 11: (4, 3), 12: (3, 3), 13: (2, 2), 14: (1, 2), 15: (0, 1)}
-_C458 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C459 = ('SE_ANY', 'CH')
-_C460 = ('SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
-_C462 = ('SE_ANY', 'CH')
-_C463 = ('SE_ANY', 'CH')
-_C464 = ('SE_ANY', 'CH')
+_C437 = ('EE', 'SE_ANY', 'CH')
+_C438 = ('EE', 'SE_ANY', 'CH')
+_C439 = ('EE', 'SE_ANY', 'CH')
+_C440 = ('EE', 'SE_ANY', 'CH')
+_C441 = ('EE', 'SE_ANY', 'CH')
+_C442 = ('EE', 'SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
+_C444 = ('SE_ANY', 'CH')
+_C445 = ('SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
+_C450 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C451 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C452 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C453 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C454 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C455 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C456 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C457 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C458 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C459 = {10: (1, 3, 12), 11: (0, 3, 12)}
+_C460 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
+_C461 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
+_C462 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
+_C463 = {10: (5, 3), 11: (4, 3), 12: (3, 3), 13: (2, 2), 14: (1, 2), 15: (0, 1)}
+_C464 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C465 = ('SE_ANY', 'CH')
 _C466 = ('SE_ANY', 'CH')
 _C467 = ('SE_ANY', 'CH')
-_C468 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C469 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C470 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C471 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C472 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C473 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C474 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C475 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C476 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C477 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C479 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C480 = ('EE', 'SE_ANY', 'CH')
-_C481 = ('SE_ANY', 'CH')
-_C482 = ('SE_ANY', 'CH')
-_C483 = ('SE_ANY', 'CH')
-_C484 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C485 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C486 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C487 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C488 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C489 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C490 = ('SE_ANY', 'CH')
-_C491 = ('SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
-_C493 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C494 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C495 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C496 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = ('SE_ANY', 'CH')
+_C469 = ('SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = ('SE_ANY', 'CH')
+_C473 = ('SE_ANY', 'CH')
+_C474 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C475 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C476 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C477 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C478 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C479 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C480 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C481 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C482 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C483 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('EE', 'SE_ANY', 'CH')
+_C487 = ('SE_ANY', 'CH')
+_C488 = ('SE_ANY', 'CH')
+_C489 = ('SE_ANY', 'CH')
+_C490 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C491 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C492 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C493 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
 _C497 = ('SE_ANY', 'CH')
-_C498 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C499 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C500 = {1: (1, 2)}
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C500 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
 _C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C503 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C504 = ('EE', 'SE_ANY', 'CH')
-_C505 = ('SE_ANY', 'CH')
-_C506 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C507 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
+_C504 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C505 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C506 = {1: (1, 2)}
+_C507 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C508 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C509 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C510 = ('SE_ANY', 'CH')
-_C511 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C512 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C514 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C515 = ('EE', 'SE_ANY', 'CH')
-_C516 = ('EE', 'SE_ANY', 'CH')
-_C517 = ('SE_ANY', 'CH')
-_C518 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C519 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C520 = {2: (0, 1), 3: (0, 2)}
-_C521 = {3: (1, 2)}
-_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C523 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C524 = ('SE_ANY', 'CH')
-_C525 = ('SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C528 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C529 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C513 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C514 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C515 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
+_C517 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C518 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C520 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
+_C522 = ('EE', 'SE_ANY', 'CH')
+_C523 = ('SE_ANY', 'CH')
+_C524 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C525 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C526 = {2: (0, 1), 3: (0, 2)}
+_C527 = {3: (1, 2)}
+_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C530 = ('SE_ANY', 'CH')
 _C531 = ('SE_ANY', 'CH')
-_C532 = {0: 'Transform', 1: 'Transform, end of element'}
-_C533 = {0: (0, 1), 1: (0, 2)}
-_C534 = {1: (1, 2)}
-_C535 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C536 = ('SE_ANY', 'CH')
+_C532 = ('SE_ANY', 'CH')
+_C533 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C534 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C535 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C537 = ('SE_ANY', 'CH')
-_C538 = ('SE_ANY', 'CH')
-_C539 = ('SE_ANY', 'CH')
-_C540 = ('SE_ANY', 'CH')
-_C541 = ('SE_ANY', 'CH')
-_C542 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C543 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C544 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C545 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C546 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C547 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C548 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C553 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C554 = ('EE', 'SE_ANY', 'CH')
-_C555 = ('SE_ANY', 'CH')
-_C556 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C557 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('SE_ANY', 'CH')
-_C559 = ('SE_ANY', 'CH')
-_C560 = ('SE_ANY', 'CH')
+_C538 = {0: 'Transform', 1: 'Transform, end of element'}
+_C539 = {0: (0, 1), 1: (0, 2)}
+_C540 = {1: (1, 2)}
+_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C542 = ('SE_ANY', 'CH')
+_C543 = ('SE_ANY', 'CH')
+_C544 = ('SE_ANY', 'CH')
+_C545 = ('SE_ANY', 'CH')
+_C546 = ('SE_ANY', 'CH')
+_C547 = ('SE_ANY', 'CH')
+_C548 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C549 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C550 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C551 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C552 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C553 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C554 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C556 = ('EE', 'SE_ANY', 'CH')
+_C557 = ('SE_ANY', 'CH')
+_C558 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C560 = ('EE', 'SE_ANY', 'CH')
 _C561 = ('SE_ANY', 'CH')
-_C562 = ('SE_ANY', 'CH')
-_C563 = ('SE_ANY', 'CH')
+_C562 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C563 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C564 = ('SE_ANY', 'CH')
 _C565 = ('SE_ANY', 'CH')
 _C566 = ('SE_ANY', 'CH')
 _C567 = ('SE_ANY', 'CH')
-_C568 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C569 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C570 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C571 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C572 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C573 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C574 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C575 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C576 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C577 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C578 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C579 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C580 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C582 = ('EE', 'SE_ANY', 'CH')
-_C583 = ('SE_ANY', 'CH')
-_C584 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C585 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C586 = ('EE', 'SE_ANY', 'CH')
-_C587 = ('SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C590 = {2: (1, 2), 3: (0, 1)}
-_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C592 = ('EE', 'SE_ANY', 'CH')
+_C568 = ('SE_ANY', 'CH')
+_C569 = ('SE_ANY', 'CH')
+_C570 = ('SE_ANY', 'CH')
+_C571 = ('SE_ANY', 'CH')
+_C572 = ('SE_ANY', 'CH')
+_C573 = ('SE_ANY', 'CH')
+_C574 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C575 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C576 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C577 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C578 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C579 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C580 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C581 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C582 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C583 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C584 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C585 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C586 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C588 = ('EE', 'SE_ANY', 'CH')
+_C589 = ('SE_ANY', 'CH')
+_C590 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C591 = ('SE_ANY', 'CH')
+_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C593 = ('SE_ANY', 'CH')
-_C594 = ('SE_ANY', 'CH')
+_C594 = ('EE', 'SE_ANY', 'CH')
 _C595 = ('SE_ANY', 'CH')
 _C596 = ('SE_ANY', 'CH')
-_C597 = ('SE_ANY', 'CH')
-_C598 = ('SE_ANY', 'CH')
+_C597 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C598 = {2: (1, 2), 3: (0, 1)}
 _C599 = ('SE_ANY', 'CH')
-_C600 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C601 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C602 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C603 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C604 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C605 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C606 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C607 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C600 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C601 = ('SE_ANY', 'CH')
+_C602 = ('EE', 'SE_ANY', 'CH')
+_C603 = ('SE_ANY', 'CH')
+_C604 = ('SE_ANY', 'CH')
+_C605 = ('SE_ANY', 'CH')
+_C606 = ('SE_ANY', 'CH')
+_C607 = ('SE_ANY', 'CH')
 _C608 = ('SE_ANY', 'CH')
 _C609 = ('SE_ANY', 'CH')
-_C610 = ('SE_ANY', 'CH')
-_C611 = ('SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
-_C613 = ('SE_ANY', 'CH')
-_C614 = ('SE_ANY', 'CH')
-_C615 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C616 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C617 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C618 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C619 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C620 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('EE', 'SE_ANY', 'CH')
+_C610 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C611 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C612 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C613 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C614 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C615 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C616 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C617 = ('SE_ANY', 'CH')
+_C618 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C619 = ('SE_ANY', 'CH')
+_C620 = ('SE_ANY', 'CH')
+_C621 = ('SE_ANY', 'CH')
+_C622 = ('SE_ANY', 'CH')
 _C623 = ('SE_ANY', 'CH')
-_C624 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C626 = ('EE', 'SE_ANY', 'CH')
-_C627 = ('SE_ANY', 'CH')
-_C628 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C624 = ('SE_ANY', 'CH')
+_C625 = ('SE_ANY', 'CH')
+_C626 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C627 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C628 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C629 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C630 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C631 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C632 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C633 = ('EE', 'SE_ANY', 'CH')
+_C634 = ('SE_ANY', 'CH')
+_C635 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C636 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C637 = ('EE', 'SE_ANY', 'CH')
+_C638 = ('SE_ANY', 'CH')
+_C639 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)

@@ -1711,9 +1711,29 @@ def _d9(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C64, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1731,7 +1751,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C64, "DSAKeyValueType")
+                _escape(r, 2, _C65, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1753,7 +1773,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C65, "DSAKeyValueType")
+            _escape(r, 2, _C66, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1762,9 +1782,31 @@ def _d9(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C67, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1782,7 +1824,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C66, "DSAKeyValueType")
+                _escape(r, 2, _C68, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1806,7 +1848,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C67, "DSAKeyValueType")
+            _escape(r, 1, _C69, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -1822,7 +1864,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C68, "DSAKeyValueType")
+            _escape(r, 1, _C70, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -1851,7 +1893,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C69, "DSAKeyValueType")
+                _escape(r, 2, _C71, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -1859,7 +1901,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C70, "DSAKeyValueType")
+            _escape(r, 1, _C72, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -1885,9 +1927,9 @@ def _e9(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C72.get(s)
+        t = _C74.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C71)
+            _order("DSAKeyValue.q", s, _C73)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1896,9 +1938,9 @@ def _e9(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C73.get(s)
+        t = _C75.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C71)
+            _order("DSAKeyValue.g", s, _C73)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1907,10 +1949,10 @@ def _e9(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C71)
-    t = _C74.get(s)
+        _order("DSAKeyValue.y", s, _C73)
+    t = _C76.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C71)
+        _order("DSAKeyValue.y", s, _C73)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -1927,9 +1969,9 @@ def _e9(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C75.get(s)
+        t = _C77.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C71)
+            _order("DSAKeyValue.seed", s, _C73)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1938,18 +1980,18 @@ def _e9(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C76.get(s)
+        t = _C78.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C71)
+            _order("DSAKeyValue.pgen_counter", s, _C73)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C77.get(s)
+    t = _C79.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C71)
+        _order("DSAKeyValue", s, _C73)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1964,7 +2006,7 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C78, "DigestMethodType")
+            _escape(r, 3, _C80, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1976,7 +2018,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C79, "DigestMethodType")
+            _escape(r, 2, _C81, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1988,7 +2030,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C80, "DigestMethodType")
+            _escape(r, 1, _C82, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2002,7 +2044,7 @@ def _d10(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C81, "DigestMethodType")
+                _escape(r, 1, _C83, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -2013,7 +2055,7 @@ def _e10(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C82)
+        _order("DigestMethod.algorithm", 0, _C84)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -2080,7 +2122,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C83, "KeyInfoType")
+                _escape(r, 3, _C85, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -2128,7 +2170,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C84, "KeyInfoType")
+                _escape(r, 3, _C86, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -2176,110 +2218,10 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C85, "KeyInfoType")
+                _escape(r, 2, _C87, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d18(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d28(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d15(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d19(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C86, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d18(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d28(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d15(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d19(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C87, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2329,7 +2271,7 @@ def _d11(r):
                 _escape(r, 1, _C88, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2379,7 +2321,7 @@ def _d11(r):
                 _escape(r, 1, _C89, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2429,7 +2371,7 @@ def _d11(r):
                 _escape(r, 1, _C90, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2479,7 +2421,7 @@ def _d11(r):
                 _escape(r, 1, _C91, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2529,7 +2471,7 @@ def _d11(r):
                 _escape(r, 1, _C92, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -2579,6 +2521,106 @@ def _d11(r):
                 _escape(r, 1, _C93, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d18(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d28(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d15(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d19(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C94, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d18(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d28(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d15(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d19(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C95, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -2608,9 +2650,9 @@ def _e11(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C95.get(s)
+        t = _C97.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C94)
+            _order("KeyInfo.key_name", s, _C96)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -2625,9 +2667,9 @@ def _e11(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C96.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C94)
+            _order("KeyInfo.key_value", s, _C96)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -2641,9 +2683,9 @@ def _e11(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C97.get(s)
+        t = _C99.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C94)
+            _order("KeyInfo.retrieval_method", s, _C96)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -2657,9 +2699,9 @@ def _e11(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C98.get(s)
+        t = _C100.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C94)
+            _order("KeyInfo.x509_data", s, _C96)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -2673,9 +2715,9 @@ def _e11(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C99.get(s)
+        t = _C101.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C94)
+            _order("KeyInfo.pgp_data", s, _C96)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -2689,9 +2731,9 @@ def _e11(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C100.get(s)
+        t = _C102.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C94)
+            _order("KeyInfo.spki_data", s, _C96)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -2705,18 +2747,18 @@ def _e11(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C101.get(s)
+        t = _C103.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C94)
+            _order("KeyInfo.mgmt_data", s, _C96)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C102.get(s)
+    t = _C104.get(s)
     if t is None:
-        _order("KeyInfo", s, _C94)
+        _order("KeyInfo", s, _C96)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2738,7 +2780,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C103, "KeyValueType")
+            _escape(r, 3, _C105, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2754,7 +2796,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C104, "KeyValueType")
+            _escape(r, 2, _C106, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2764,7 +2806,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C105, "KeyValueType")
+            _escape(r, 1, _C107, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -2774,7 +2816,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C106, "KeyValueType")
+            _escape(r, 1, _C108, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -2784,7 +2826,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C107, "KeyValueType")
+            _escape(r, 1, _C109, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -2804,17 +2846,17 @@ def _e12(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C109.get(s)
+        t = _C111.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C108)
+            _order("KeyValue.rsa_key_value", s, _C110)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e16(w, v1)
         s = 2
-    t = _C110.get(s)
+    t = _C112.get(s)
     if t is None:
-        _order("KeyValue", s, _C108)
+        _order("KeyValue", s, _C110)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2835,7 +2877,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C111, "ManifestType")
+            _escape(r, 3, _C113, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -2846,7 +2888,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C112, "ManifestType")
+            _escape(r, 3, _C114, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -2861,7 +2903,7 @@ def _d13(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C113, "ManifestType")
+                _escape(r, 1, _C115, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -2885,17 +2927,17 @@ def _e13(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C115.get(s)
+        t = _C117.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C114)
+            _order("Manifest.reference", s, _C116)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e17(w, v1)
         s = 1
-    t = _C116.get(s)
+    t = _C118.get(s)
     if t is None:
-        _order("Manifest", s, _C114)
+        _order("Manifest", s, _C116)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2923,7 +2965,7 @@ def _d14(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C117, "ObjectType")
+            _escape(r, 3, _C119, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -2941,7 +2983,7 @@ def _d14(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C118, "ObjectType")
+            _escape(r, 2, _C120, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -2956,7 +2998,7 @@ def _d14(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C119, "ObjectType")
+            _escape(r, 2, _C121, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -2968,7 +3010,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C120, "ObjectType")
+            _escape(r, 2, _C122, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -2980,7 +3022,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C121, "ObjectType")
+            _escape(r, 1, _C123, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -2992,7 +3034,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C122, "ObjectType")
+            _escape(r, 1, _C124, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -3013,9 +3055,9 @@ def _e14(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C124.get(s)
+        t = _C126.get(s)
         if t is None:
-            _order("Object.id", s, _C123)
+            _order("Object.id", s, _C125)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3023,17 +3065,17 @@ def _e14(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C125.get(s)
+        t = _C127.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C123)
+            _order("Object.mime_type", s, _C125)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C126.get(s)
+    t = _C128.get(s)
     if t is None:
-        _order("Object", s, _C123)
+        _order("Object", s, _C125)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3062,7 +3104,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C127, "PGPDataType")
+            _escape(r, 3, _C129, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -3072,7 +3114,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C128, "PGPDataType")
+            _escape(r, 1, _C130, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -3084,7 +3126,7 @@ def _d15(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C129, "PGPDataType")
+                _escape(r, 1, _C131, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -3102,7 +3144,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C130, "PGPDataType")
+            _escape(r, 1, _C132, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -3112,7 +3154,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C131, "PGPDataType")
+            _escape(r, 1, _C133, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -3124,7 +3166,7 @@ def _d15(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C132, "PGPDataType")
+                _escape(r, 1, _C134, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -3145,18 +3187,18 @@ def _e15(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C134.get(s)
+        t = _C136.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C133)
+            _order("PGPData.pgp_key_packet", s, _C135)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C135.get(s)
+    t = _C137.get(s)
     if t is None:
-        _order("PGPData", s, _C133)
+        _order("PGPData", s, _C135)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3200,7 +3242,7 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C136, "RSAKeyValueType")
+                _escape(r, 3, _C138, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3229,7 +3271,7 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C137, "RSAKeyValueType")
+                _escape(r, 2, _C139, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3237,7 +3279,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C138, "RSAKeyValueType")
+            _escape(r, 1, _C140, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -3249,14 +3291,14 @@ def _e16(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C139)
+        _order("RSAKeyValue.modulus", 0, _C141)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C139)
+        _order("RSAKeyValue.exponent", 1, _C141)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -3290,7 +3332,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C140, "ReferenceType")
+            _escape(r, 3, _C142, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -3308,7 +3350,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C141, "ReferenceType")
+            _escape(r, 3, _C143, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -3323,7 +3365,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C142, "ReferenceType")
+            _escape(r, 3, _C144, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -3335,7 +3377,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C143, "ReferenceType")
+            _escape(r, 3, _C145, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -3344,7 +3386,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C144, "ReferenceType")
+            _escape(r, 2, _C146, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -3373,7 +3415,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C145, "ReferenceType")
+                _escape(r, 2, _C147, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -3381,7 +3423,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C146, "ReferenceType")
+            _escape(r, 1, _C148, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -3405,9 +3447,9 @@ def _e17(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C148.get(s)
+        t = _C150.get(s)
         if t is None:
-            _order("Reference.type", s, _C147)
+            _order("Reference.type", s, _C149)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3415,9 +3457,9 @@ def _e17(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C149.get(s)
+        t = _C151.get(s)
         if t is None:
-            _order("Reference.uri", s, _C147)
+            _order("Reference.uri", s, _C149)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3425,9 +3467,9 @@ def _e17(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C150.get(s)
+        t = _C152.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C147)
+            _order("Reference.transforms", s, _C149)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -3435,17 +3477,17 @@ def _e17(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C147)
-    t = _C151.get(s)
+        _order("Reference.digest_method", s, _C149)
+    t = _C153.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C147)
+        _order("Reference.digest_method", s, _C149)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e10(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C147)
+        _order("Reference.digest_value", 2, _C149)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -3472,7 +3514,7 @@ def _d18(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C152, "RetrievalMethodType")
+            _escape(r, 3, _C154, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3486,7 +3528,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C153, "RetrievalMethodType")
+            _escape(r, 2, _C155, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3497,7 +3539,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C154, "RetrievalMethodType")
+            _escape(r, 2, _C156, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3505,7 +3547,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C155, "RetrievalMethodType")
+            _escape(r, 1, _C157, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -3526,9 +3568,9 @@ def _e18(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C157.get(s)
+        t = _C159.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C156)
+            _order("RetrievalMethod.uri", s, _C158)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3536,17 +3578,17 @@ def _e18(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C158.get(s)
+        t = _C160.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C156)
+            _order("RetrievalMethod.transforms", s, _C158)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e27(w, v2)
         s = 1
-    t = _C159.get(s)
+    t = _C161.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C156)
+        _order("RetrievalMethod", s, _C158)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3562,9 +3604,26 @@ def _d19(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C162, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -3583,7 +3642,7 @@ def _d19(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C160, "SPKIDataType")
+                    _escape(r, 3, _C163, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3602,7 +3661,7 @@ def _d19(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C161, "SPKIDataType")
+                _escape(r, 1, _C164, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3619,7 +3678,7 @@ def _d19(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C162, "SPKIDataType")
+                _escape(r, 1, _C165, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3637,18 +3696,18 @@ def _e19(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C164.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C163)
+            _order("SPKIData.spki_sexp", s, _C166)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C165.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("SPKIData", s, _C163)
+        _order("SPKIData", s, _C166)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3670,7 +3729,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C166, "SignatureType")
+            _escape(r, 3, _C169, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -3679,7 +3738,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C167, "SignatureType")
+            _escape(r, 3, _C170, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -3688,7 +3747,7 @@ def _d20(r):
             f2 = _d24(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C168, "SignatureType")
+            _escape(r, 2, _C171, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -3704,7 +3763,7 @@ def _d20(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C169, "SignatureType")
+            _escape(r, 1, _C172, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -3717,7 +3776,7 @@ def _d20(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C170, "SignatureType")
+            _escape(r, 1, _C173, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -3732,7 +3791,7 @@ def _d20(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C171, "SignatureType")
+                _escape(r, 1, _C174, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -3755,17 +3814,17 @@ def _e20(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C172)
-    t = _C173.get(s)
+        _order("Signature.signed_info", s, _C175)
+    t = _C176.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C172)
+        _order("Signature.signed_info", s, _C175)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e25(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C172)
+        _order("Signature.signature_value", 1, _C175)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -3784,17 +3843,17 @@ def _e20(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C174.get(s)
+        t = _C177.get(s)
         if t is None:
-            _order("Signature.object", s, _C172)
+            _order("Signature.object", s, _C175)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e14(w, v4)
         s = 4
-    t = _C175.get(s)
+    t = _C178.get(s)
     if t is None:
-        _order("Signature", s, _C172)
+        _order("Signature", s, _C175)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3810,7 +3869,7 @@ def _d21(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C176, "SignatureMethodType")
+            _escape(r, 3, _C179, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3830,7 +3889,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C177, "SignatureMethodType")
+            _escape(r, 2, _C180, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3850,7 +3909,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C178, "SignatureMethodType")
+            _escape(r, 1, _C181, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3862,7 +3921,7 @@ def _d21(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C179, "SignatureMethodType")
+            _escape(r, 1, _C182, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -3876,7 +3935,7 @@ def _d21(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C180, "SignatureMethodType")
+                _escape(r, 1, _C183, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -3888,7 +3947,7 @@ def _e21(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C181)
+        _order("SignatureMethod.algorithm", 0, _C184)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -3902,9 +3961,9 @@ def _e21(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C182.get(s)
+    t = _C185.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C181)
+        _order("SignatureMethod", s, _C184)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3925,7 +3984,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C183, "SignaturePropertiesType")
+            _escape(r, 3, _C186, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -3936,7 +3995,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C184, "SignaturePropertiesType")
+            _escape(r, 3, _C187, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -3951,7 +4010,7 @@ def _d22(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C185, "SignaturePropertiesType")
+                _escape(r, 1, _C188, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -3975,17 +4034,17 @@ def _e22(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C187.get(s)
+        t = _C190.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C186)
+            _order("SignatureProperties.signature_property", s, _C189)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e23(w, v1)
         s = 1
-    t = _C188.get(s)
+    t = _C191.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C186)
+        _order("SignatureProperties", s, _C189)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4003,7 +4062,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C189, "SignaturePropertyType")
+            _escape(r, 3, _C192, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -4012,7 +4071,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C190, "SignaturePropertyType")
+            _escape(r, 3, _C193, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -4022,7 +4081,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C191, "SignaturePropertyType")
+            _escape(r, 3, _C194, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -4032,7 +4091,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C192, "SignaturePropertyType")
+            _escape(r, 2, _C195, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -4044,7 +4103,7 @@ def _d23(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C193, "SignaturePropertyType")
+            _escape(r, 1, _C196, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -4064,15 +4123,15 @@ def _e23(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C194)
-    t = _C195.get(s)
+        _order("SignatureProperty.target", s, _C197)
+    t = _C198.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C194)
+        _order("SignatureProperty.target", s, _C197)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C194)
+    _order("SignatureProperty", 3, _C197)
 
 def _d24(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -4088,7 +4147,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C196, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C199, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -4098,7 +4157,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C197, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C200, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -4107,7 +4166,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C198, "SignatureValueType")
+            _escape(r, 1, _C201, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -4127,10 +4186,10 @@ def _e24(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C199)
-    t = _C200.get(s)
+        _order("SignatureValue.value", s, _C202)
+    t = _C203.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C199)
+        _order("SignatureValue.value", s, _C202)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -4154,7 +4213,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C201, "SignedInfoType")
+            _escape(r, 3, _C204, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -4163,7 +4222,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C202, "SignedInfoType")
+            _escape(r, 3, _C205, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -4172,7 +4231,7 @@ def _d25(r):
             f2 = _d21(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C203, "SignedInfoType")
+            _escape(r, 2, _C206, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -4183,7 +4242,7 @@ def _d25(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C204, "SignedInfoType")
+            _escape(r, 2, _C207, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -4198,7 +4257,7 @@ def _d25(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C205, "SignedInfoType")
+                _escape(r, 1, _C208, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -4220,17 +4279,17 @@ def _e25(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C206)
-    t = _C207.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C209)
+    t = _C210.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C206)
+        _order("SignedInfo.canonicalization_method", s, _C209)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e8(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C206)
+        _order("SignedInfo.signature_method", 1, _C209)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -4242,17 +4301,17 @@ def _e25(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C208.get(s)
+        t = _C211.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C206)
+            _order("SignedInfo.reference", s, _C209)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e17(w, v3)
         s = 3
-    t = _C209.get(s)
+    t = _C212.get(s)
     if t is None:
-        _order("SignedInfo", s, _C206)
+        _order("SignedInfo", s, _C209)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4268,7 +4327,7 @@ def _d26(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C210, "TransformType")
+                _escape(r, 3, _C213, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -4289,7 +4348,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C211, "TransformType")
+                _escape(r, 2, _C214, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -4310,7 +4369,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C212, "TransformType")
+                _escape(r, 1, _C215, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -4331,7 +4390,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C213, "TransformType")
+                _escape(r, 1, _C216, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -4352,7 +4411,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C214, "TransformType")
+                _escape(r, 1, _C217, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -4364,7 +4423,7 @@ def _e26(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C215)
+        _order("Transform.algorithm", 0, _C218)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4378,18 +4437,18 @@ def _e26(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C216.get(s)
+        t = _C219.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C215)
+            _order("Transform.x_path", s, _C218)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C217.get(s)
+    t = _C220.get(s)
     if t is None:
-        _order("Transform", s, _C215)
+        _order("Transform", s, _C218)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4406,7 +4465,7 @@ def _d27(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C218, "TransformsType")
+            _escape(r, 3, _C221, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -4421,7 +4480,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C219, "TransformsType")
+                _escape(r, 1, _C222, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -4437,17 +4496,17 @@ def _e27(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C221.get(s)
+        t = _C224.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C220)
+            _order("Transforms.transform", s, _C223)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e26(w, v0)
         s = 1
-    t = _C222.get(s)
+    t = _C225.get(s)
     if t is None:
-        _order("Transforms", s, _C220)
+        _order("Transforms", s, _C223)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4505,7 +4564,7 @@ def _d28(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C223, "X509DataType")
+                _escape(r, 3, _C226, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -4555,7 +4614,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C224, "X509DataType")
+                _escape(r, 1, _C227, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -4605,7 +4664,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C225, "X509DataType")
+                _escape(r, 1, _C228, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -4655,7 +4714,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C226, "X509DataType")
+                _escape(r, 1, _C229, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -4705,7 +4764,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C227, "X509DataType")
+                _escape(r, 1, _C230, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -4755,7 +4814,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C228, "X509DataType")
+                _escape(r, 1, _C231, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -4805,7 +4864,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C229, "X509DataType")
+                _escape(r, 1, _C232, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -4827,9 +4886,9 @@ def _e28(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C231.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C230)
+            _order("X509Data.x509_issuer_serial", s, _C233)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -4843,9 +4902,9 @@ def _e28(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C232.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C230)
+            _order("X509Data.x509ski", s, _C233)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4860,9 +4919,9 @@ def _e28(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C233.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C230)
+            _order("X509Data.x509_subject_name", s, _C233)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4877,9 +4936,9 @@ def _e28(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C234.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C230)
+            _order("X509Data.x509_certificate", s, _C233)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4894,18 +4953,18 @@ def _e28(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C235.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C230)
+            _order("X509Data.x509crl", s, _C233)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C236.get(s)
+    t = _C239.get(s)
     if t is None:
-        _order("X509Data", s, _C230)
+        _order("X509Data", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4920,7 +4979,7 @@ def _d29(r):
             f0 = _d30(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C237, "DetailedCostType")
+            _escape(r, 3, _C240, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -4929,7 +4988,7 @@ def _d29(r):
             f1 = _d30(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C238, "DetailedCostType")
+            _escape(r, 2, _C241, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -4937,7 +4996,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C239, "DetailedCostType")
+            _escape(r, 1, _C242, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -4949,14 +5008,14 @@ def _e29(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C240)
+        _order("DetailedCost.amount", 0, _C243)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e30(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C240)
+        _order("DetailedCost.cost_per_unit", 1, _C243)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -5003,7 +5062,7 @@ def _d30(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C241, "RationalNumberType")
+                _escape(r, 3, _C244, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -5036,7 +5095,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C242, "RationalNumberType")
+                _escape(r, 2, _C245, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -5044,7 +5103,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C243, "RationalNumberType")
+            _escape(r, 1, _C246, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -5056,12 +5115,12 @@ def _e30(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C244)
+        _order("RationalNumber.exponent", 0, _C247)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C244)
+        _order("RationalNumber.value", 1, _C247)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -5213,7 +5272,7 @@ def _d31(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C245, "DisplayParametersType")
+            _escape(r, 3, _C248, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -5331,7 +5390,7 @@ def _d31(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C246, "DisplayParametersType")
+            _escape(r, 1, _C249, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -5432,7 +5491,7 @@ def _d31(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C247, "DisplayParametersType")
+            _escape(r, 1, _C250, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -5516,7 +5575,7 @@ def _d31(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C248, "DisplayParametersType")
+            _escape(r, 1, _C251, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -5583,7 +5642,7 @@ def _d31(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C249, "DisplayParametersType")
+            _escape(r, 1, _C252, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -5640,7 +5699,7 @@ def _d31(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C250, "DisplayParametersType")
+            _escape(r, 1, _C253, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -5687,7 +5746,7 @@ def _d31(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C251, "DisplayParametersType")
+            _escape(r, 1, _C254, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -5724,7 +5783,7 @@ def _d31(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C252, "DisplayParametersType")
+            _escape(r, 1, _C255, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -5748,7 +5807,7 @@ def _d31(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C253, "DisplayParametersType")
+            _escape(r, 1, _C256, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -5769,7 +5828,7 @@ def _d31(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C254, "DisplayParametersType")
+            _escape(r, 1, _C257, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -5777,7 +5836,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C255, "DisplayParametersType")
+            _escape(r, 1, _C258, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -5804,36 +5863,36 @@ def _e31(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C257.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C256)
+            _order("DisplayParameters.minimum_soc", s, _C259)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C258.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C256)
+            _order("DisplayParameters.target_soc", s, _C259)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C259.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C256)
+            _order("DisplayParameters.maximum_soc", s, _C259)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C260.get(s)
+        t = _C263.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C256)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C259)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5842,9 +5901,9 @@ def _e31(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C261.get(s)
+        t = _C264.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C256)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C259)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5853,9 +5912,9 @@ def _e31(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C262.get(s)
+        t = _C265.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C256)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C259)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5864,18 +5923,18 @@ def _e31(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C263.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C256)
+            _order("DisplayParameters.charging_complete", s, _C259)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C264.get(s)
+        t = _C267.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C256)
+            _order("DisplayParameters.battery_energy_capacity", s, _C259)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5883,16 +5942,16 @@ def _e31(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C265.get(s)
+        t = _C268.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C256)
+            _order("DisplayParameters.inlet_hot", s, _C259)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C266.get(s)
+    t = _C269.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C256)
+        _order("DisplayParameters", s, _C259)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5914,7 +5973,7 @@ def _d32(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C267[y]
+                y = _C270[y]
                 f1 = y
                 s = -1
             else:
@@ -5936,7 +5995,7 @@ def _d32(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C269, "EVSEStatusType")
+                _escape(r, 3, _C272, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -5946,7 +6005,7 @@ def _d32(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C267[y]
+            y = _C270[y]
             f1 = y
             s = -1
         else:
@@ -5958,7 +6017,7 @@ def _d32(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C267[x]
+                    f1 = _C270[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -5967,12 +6026,12 @@ def _d32(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C267[f1]
+                        f1 = _C270[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C270, "EVSEStatusType")
+                _escape(r, 2, _C273, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -5980,7 +6039,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C271, "EVSEStatusType")
+            _escape(r, 1, _C274, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -5992,15 +6051,15 @@ def _e32(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C272)
+        _order("EVSEStatus.notification_max_delay", 0, _C275)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C272)
-    i1 = _C268.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C275)
+    i1 = _C271.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -6018,13 +6077,103 @@ def _d33(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(8)
-        if x & 221 == 0:
-            y = ((x >> 5) & 1) == 1
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
             f0 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVImmobilized")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+                s = 3
+            elif ec == 1:
+                f3 = _d30(r)
+                s = 4
+            elif ec == 2:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                    f4 = _C276[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVCPStatus")
+                    else:
+                        f4 = r.bits(3)
+                        if f4 >= 5:
+                            r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                        f4 = _C276[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                s = 5
+            elif ec == 3:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f5 = (x >> 1) & 127
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSOC")
+                    else:
+                        f5 = r.bits(7)
+                        if f5 > 100:
+                            r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                s = 6
+            elif ec == 4:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f6 = _C278[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f6 = r.bits(4)
+                        if f6 >= 10:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                        f6 = _C278[f6]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 7
+            elif ec == 5:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVTimeout")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                s = 8
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C280, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6042,16 +6191,106 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C273, "EVTechnicalStatusType")
+                _escape(r, 3, _C281, "EVTechnicalStatusType")
             else:
                 r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVImmobilized")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+                s = 3
+            elif ec == 1:
+                f3 = _d30(r)
+                s = 4
+            elif ec == 2:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                    f4 = _C276[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVCPStatus")
+                    else:
+                        f4 = r.bits(3)
+                        if f4 >= 5:
+                            r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                        f4 = _C276[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                s = 5
+            elif ec == 3:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f5 = (x >> 1) & 127
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSOC")
+                    else:
+                        f5 = r.bits(7)
+                        if f5 > 100:
+                            r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                s = 6
+            elif ec == 4:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f6 = _C278[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f6 = r.bits(4)
+                        if f6 >= 10:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                        f6 = _C278[f6]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 7
+            elif ec == 5:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVTimeout")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                s = 8
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C282, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6069,7 +6308,7 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C274, "EVTechnicalStatusType")
+                _escape(r, 2, _C283, "EVTechnicalStatusType")
             else:
                 r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -6096,7 +6335,7 @@ def _d33(r):
                 x = (x >> 1) & 7
                 if x >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % x)
-                f4 = _C275[x]
+                f4 = _C276[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -6105,7 +6344,7 @@ def _d33(r):
                     f4 = r.bits(3)
                     if f4 >= 5:
                         r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                    f4 = _C275[f4]
+                    f4 = _C276[f4]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -6132,7 +6371,7 @@ def _d33(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f6 = _C277[x]
+                f6 = _C278[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -6141,7 +6380,7 @@ def _d33(r):
                     f6 = r.bits(4)
                     if f6 >= 10:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                    f6 = _C277[f6]
+                    f6 = _C278[f6]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -6161,7 +6400,7 @@ def _d33(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C279, "EVTechnicalStatusType")
+            _escape(r, 1, _C284, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -6175,7 +6414,7 @@ def _d33(r):
                 x = (x >> 1) & 7
                 if x >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % x)
-                f4 = _C275[x]
+                f4 = _C276[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -6184,7 +6423,7 @@ def _d33(r):
                     f4 = r.bits(3)
                     if f4 >= 5:
                         r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                    f4 = _C275[f4]
+                    f4 = _C276[f4]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -6211,7 +6450,7 @@ def _d33(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f6 = _C277[x]
+                f6 = _C278[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -6220,7 +6459,7 @@ def _d33(r):
                     f6 = r.bits(4)
                     if f6 >= 10:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                    f6 = _C277[f6]
+                    f6 = _C278[f6]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -6240,7 +6479,7 @@ def _d33(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C280, "EVTechnicalStatusType")
+            _escape(r, 1, _C285, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -6251,7 +6490,7 @@ def _d33(r):
                 x = (x >> 1) & 7
                 if x >= 5:
                     r.fail("EVCPStatus: enumeration index %d out of range" % x)
-                f4 = _C275[x]
+                f4 = _C276[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -6260,7 +6499,7 @@ def _d33(r):
                     f4 = r.bits(3)
                     if f4 >= 5:
                         r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                    f4 = _C275[f4]
+                    f4 = _C276[f4]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
             s = 5
@@ -6287,7 +6526,7 @@ def _d33(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f6 = _C277[x]
+                f6 = _C278[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -6296,7 +6535,7 @@ def _d33(r):
                     f6 = r.bits(4)
                     if f6 >= 10:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                    f6 = _C277[f6]
+                    f6 = _C278[f6]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -6316,7 +6555,7 @@ def _d33(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C281, "EVTechnicalStatusType")
+            _escape(r, 1, _C286, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 5:
@@ -6344,7 +6583,7 @@ def _d33(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f6 = _C277[x]
+                f6 = _C278[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -6353,7 +6592,7 @@ def _d33(r):
                     f6 = r.bits(4)
                     if f6 >= 10:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                    f6 = _C277[f6]
+                    f6 = _C278[f6]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -6373,7 +6612,7 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C282, "EVTechnicalStatusType")
+            _escape(r, 1, _C287, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 6:
@@ -6384,7 +6623,7 @@ def _d33(r):
                 x = (x >> 1) & 15
                 if x >= 10:
                     r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                f6 = _C277[x]
+                f6 = _C278[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -6393,7 +6632,7 @@ def _d33(r):
                     f6 = r.bits(4)
                     if f6 >= 10:
                         r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                    f6 = _C277[f6]
+                    f6 = _C278[f6]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 7
@@ -6413,7 +6652,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C283, "EVTechnicalStatusType")
+            _escape(r, 1, _C288, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 7:
@@ -6434,7 +6673,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C284, "EVTechnicalStatusType")
+            _escape(r, 1, _C289, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     if s == 8:
@@ -6442,7 +6681,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C285, "EVTechnicalStatusType")
+            _escape(r, 1, _C290, "EVTechnicalStatusType")
         else:
             r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVTechnicalStatus)
@@ -6460,12 +6699,12 @@ def _e33(w, o):
     """iso20.EVTechnicalStatus -> EVTechnicalStatusType"""
     v0 = o.ev_ready_to_charge
     if v0 is None:
-        _order("EVTechnicalStatus.ev_ready_to_charge", 0, _C286)
+        _order("EVTechnicalStatus.ev_ready_to_charge", 0, _C291)
     if v0.__class__ is not bool:
         _bad("EVTechnicalStatus.ev_ready_to_charge", v0, "a bool")
     v1 = o.ev_immobilization_request
     if v1 is None:
-        _order("EVTechnicalStatus.ev_immobilization_request", 1, _C286)
+        _order("EVTechnicalStatus.ev_immobilization_request", 1, _C291)
     if v1.__class__ is not bool:
         _bad("EVTechnicalStatus.ev_immobilization_request", v1, "a bool")
     v2 = o.ev_immobilized
@@ -6478,9 +6717,9 @@ def _e33(w, o):
         s = 3
     v3 = o.evwlan_strength
     if v3 is not None:
-        t = _C287.get(s)
+        t = _C292.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evwlan_strength", s, _C286)
+            _order("EVTechnicalStatus.evwlan_strength", s, _C291)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("EVTechnicalStatus.evwlan_strength", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6488,45 +6727,45 @@ def _e33(w, o):
         s = 4
     v4 = o.evcp_status
     if v4 is not None:
-        t = _C288.get(s)
+        t = _C293.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evcp_status", s, _C286)
-        i4 = _C276.get(v4)
+            _order("EVTechnicalStatus.evcp_status", s, _C291)
+        i4 = _C277.get(v4)
         if i4 is None:
             _bad("EVTechnicalStatus.evcp_status", v4, "a member of _iso20.CpStatus")
         w.bits(((((t[0]) << 1) << 3) | (i4)) << 1, t[1] + 1 + 3 + 1)
         s = 5
     v5 = o.evsoc
     if v5 is not None:
-        t = _C289.get(s)
+        t = _C294.get(s)
         if t is None:
-            _order("EVTechnicalStatus.evsoc", s, _C286)
+            _order("EVTechnicalStatus.evsoc", s, _C291)
         if v5.__class__ is not int or not 0 <= v5 <= 100:
             _bad("EVTechnicalStatus.evsoc", v5, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v5)) << 1, t[1] + 1 + 7 + 1)
         s = 6
     v6 = o.ev_error_code
     if v6 is not None:
-        t = _C290.get(s)
+        t = _C295.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_error_code", s, _C286)
-        i6 = _C278.get(v6)
+            _order("EVTechnicalStatus.ev_error_code", s, _C291)
+        i6 = _C279.get(v6)
         if i6 is None:
             _bad("EVTechnicalStatus.ev_error_code", v6, "a member of _iso20.ErrorCode")
         w.bits(((((t[0]) << 1) << 4) | (i6)) << 1, t[1] + 1 + 4 + 1)
         s = 7
     v7 = o.ev_timeout
     if v7 is not None:
-        t = _C291.get(s)
+        t = _C296.get(s)
         if t is None:
-            _order("EVTechnicalStatus.ev_timeout", s, _C286)
+            _order("EVTechnicalStatus.ev_timeout", s, _C291)
         if v7.__class__ is not bool:
             _bad("EVTechnicalStatus.ev_timeout", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
-    t = _C292.get(s)
+    t = _C297.get(s)
     if t is None:
-        _order("EVTechnicalStatus", s, _C286)
+        _order("EVTechnicalStatus", s, _C291)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6548,9 +6787,18 @@ def _d34(r):
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d20(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C298, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -6573,7 +6821,7 @@ def _d34(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C293, "MessageHeaderType")
+                _escape(r, 3, _C299, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -6584,9 +6832,18 @@ def _d34(r):
             if f1 > 18446744073709551615:
                 r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d20(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C300, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -6606,7 +6863,7 @@ def _d34(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C294, "MessageHeaderType")
+                _escape(r, 2, _C301, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -6617,7 +6874,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C295, "MessageHeaderType")
+            _escape(r, 1, _C302, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -6625,7 +6882,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C296, "MessageHeaderType")
+            _escape(r, 1, _C303, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -6638,14 +6895,14 @@ def _e34(w, o):
     """iso20.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C297)
+        _order("MessageHeader.session_id", 0, _C304)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.time_stamp
     if v1 is None:
-        _order("MessageHeader.time_stamp", 1, _C297)
+        _order("MessageHeader.time_stamp", 1, _C304)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -6659,9 +6916,9 @@ def _e34(w, o):
         w.bits(0, 2)
         _e20(w, v2)
         s = 3
-    t = _C298.get(s)
+    t = _C305.get(s)
     if t is None:
-        _order("MessageHeader", s, _C297)
+        _order("MessageHeader", s, _C304)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6688,9 +6945,73 @@ def _d35(r):
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C306, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -6713,7 +7034,7 @@ def _d35(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C299, "MeterInfoType")
+                _escape(r, 3, _C307, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -6724,9 +7045,73 @@ def _d35(r):
             if f1 > 18446744073709551615:
                 r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C308, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -6746,7 +7131,7 @@ def _d35(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C300, "MeterInfoType")
+                _escape(r, 2, _C309, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -6812,7 +7197,7 @@ def _d35(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C301, "MeterInfoType")
+            _escape(r, 1, _C310, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -6868,7 +7253,7 @@ def _d35(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C302, "MeterInfoType")
+            _escape(r, 1, _C311, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -6914,7 +7299,7 @@ def _d35(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C303, "MeterInfoType")
+            _escape(r, 1, _C312, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -6950,7 +7335,7 @@ def _d35(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C304, "MeterInfoType")
+            _escape(r, 1, _C313, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -6978,7 +7363,7 @@ def _d35(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C305, "MeterInfoType")
+            _escape(r, 1, _C314, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -6996,7 +7381,7 @@ def _d35(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C306, "MeterInfoType")
+            _escape(r, 1, _C315, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -7004,7 +7389,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C307, "MeterInfoType")
+            _escape(r, 1, _C316, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -7022,14 +7407,14 @@ def _e35(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C308)
+        _order("MeterInfo.meter_id", 0, _C317)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.charged_energy_reading_wh
     if v1 is None:
-        _order("MeterInfo.charged_energy_reading_wh", 1, _C308)
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C317)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -7046,9 +7431,9 @@ def _e35(w, o):
         s = 3
     v3 = o.capacitive_energy_reading_va_rh
     if v3 is not None:
-        t = _C309.get(s)
+        t = _C318.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C308)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C317)
         if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7057,9 +7442,9 @@ def _e35(w, o):
         s = 4
     v4 = o.bpt_inductive_energy_reading_va_rh
     if v4 is not None:
-        t = _C310.get(s)
+        t = _C319.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C308)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C317)
         if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7068,9 +7453,9 @@ def _e35(w, o):
         s = 5
     v5 = o.meter_signature
     if v5 is not None:
-        t = _C311.get(s)
+        t = _C320.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C308)
+            _order("MeterInfo.meter_signature", s, _C317)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
             _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7079,9 +7464,9 @@ def _e35(w, o):
         s = 6
     v6 = o.meter_status
     if v6 is not None:
-        t = _C312.get(s)
+        t = _C321.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C308)
+            _order("MeterInfo.meter_status", s, _C317)
         if type(v6) is not int or v6 < -32768 or v6 > 32767:
             _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7090,18 +7475,18 @@ def _e35(w, o):
         s = 7
     v7 = o.meter_timestamp
     if v7 is not None:
-        t = _C313.get(s)
+        t = _C322.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C308)
+            _order("MeterInfo.meter_timestamp", s, _C317)
         if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v7)
         w.bits(0, 1)
         s = 8
-    t = _C314.get(s)
+    t = _C323.get(s)
     if t is None:
-        _order("MeterInfo", s, _C308)
+        _order("MeterInfo", s, _C317)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7123,9 +7508,32 @@ def _d36(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d29(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d29(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d29(r)
+                    s = 4
+                elif ec == 3:
+                    f4 = _d29(r)
+                    s = 5
+                elif ec == 4:
+                    v = _d38(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C324, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7145,7 +7553,7 @@ def _d36(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C315, "ReceiptType")
+                _escape(r, 3, _C325, "ReceiptType")
             else:
                 r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -7170,7 +7578,7 @@ def _d36(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C316, "ReceiptType")
+            _escape(r, 1, _C326, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -7192,7 +7600,7 @@ def _d36(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C317, "ReceiptType")
+            _escape(r, 1, _C327, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -7211,7 +7619,7 @@ def _d36(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C318, "ReceiptType")
+            _escape(r, 1, _C328, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -7227,7 +7635,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C319, "ReceiptType")
+            _escape(r, 1, _C329, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -7240,7 +7648,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C320, "ReceiptType")
+            _escape(r, 1, _C330, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -7256,7 +7664,7 @@ def _d36(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C321, "ReceiptType")
+                    _escape(r, 1, _C331, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -7265,7 +7673,7 @@ def _d36(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C322, "ReceiptType")
+                    _escape(r, 1, _C332, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -7281,7 +7689,7 @@ def _e36(w, o):
     """iso20.Receipt -> ReceiptType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("Receipt.time_anchor", 0, _C323)
+        _order("Receipt.time_anchor", 0, _C333)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -7297,9 +7705,9 @@ def _e36(w, o):
         s = 2
     v2 = o.occupancy_costs
     if v2 is not None:
-        t = _C324.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C323)
+            _order("Receipt.occupancy_costs", s, _C333)
         if v2.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -7307,9 +7715,9 @@ def _e36(w, o):
         s = 3
     v3 = o.additional_services_costs
     if v3 is not None:
-        t = _C325.get(s)
+        t = _C335.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C323)
+            _order("Receipt.additional_services_costs", s, _C333)
         if v3.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -7317,9 +7725,9 @@ def _e36(w, o):
         s = 4
     v4 = o.overstay_costs
     if v4 is not None:
-        t = _C326.get(s)
+        t = _C336.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C323)
+            _order("Receipt.overstay_costs", s, _C333)
         if v4.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -7333,17 +7741,17 @@ def _e36(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C327.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C323)
+            _order("Receipt.tax_costs", s, _C333)
         if v5.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
         _e38(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C328.get(s)
+    t = _C338.get(s)
     if t is None:
-        _order("Receipt", s, _C323)
+        _order("Receipt", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7387,7 +7795,7 @@ def _d37(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C329, "X509IssuerSerialType")
+                _escape(r, 3, _C339, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -7416,7 +7824,7 @@ def _d37(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C330, "X509IssuerSerialType")
+                _escape(r, 2, _C340, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -7424,7 +7832,7 @@ def _d37(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C331, "X509IssuerSerialType")
+            _escape(r, 1, _C341, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -7436,14 +7844,14 @@ def _e37(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C332)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C342)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C332)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C342)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -7492,7 +7900,7 @@ def _d38(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C333, "DetailedTaxType")
+                _escape(r, 3, _C343, "DetailedTaxType")
             else:
                 r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -7501,7 +7909,7 @@ def _d38(r):
             f1 = _d30(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C334, "DetailedTaxType")
+            _escape(r, 2, _C344, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -7509,7 +7917,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C335, "DetailedTaxType")
+            _escape(r, 1, _C345, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -7521,14 +7929,14 @@ def _e38(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("DetailedTax.tax_rule_id", 0, _C336)
+        _order("DetailedTax.tax_rule_id", 0, _C346)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.amount
     if v1 is None:
-        _order("DetailedTax.amount", 1, _C336)
+        _order("DetailedTax.amount", 1, _C346)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedTax.amount", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -7605,187 +8013,187 @@ _C64 = ('EE', 'SE_ANY', 'CH')
 _C65 = ('EE', 'SE_ANY', 'CH')
 _C66 = ('EE', 'SE_ANY', 'CH')
 _C67 = ('SE_ANY', 'CH')
-_C68 = ('SE_ANY', 'CH')
-_C69 = ('EE', 'SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('SE_ANY', 'CH')
 _C70 = ('SE_ANY', 'CH')
-_C71 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C72 = {1: (0, 1, 2)}
-_C73 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C74 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C75 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C76 = {6: (0, 1, 7)}
-_C77 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C78 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C79 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C80 = ('SE_ANY', 'CH')
-_C81 = ('SE_ANY', 'CH')
-_C82 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C83 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C84 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C85 = ('EE', 'SE_ANY', 'CH')
-_C86 = ('SE_ANY', 'CH')
-_C87 = ('SE_ANY', 'CH')
+_C71 = ('EE', 'SE_ANY', 'CH')
+_C72 = ('SE_ANY', 'CH')
+_C73 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C74 = {1: (0, 1, 2)}
+_C75 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C76 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C77 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C78 = {6: (0, 1, 7)}
+_C79 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C82 = ('SE_ANY', 'CH')
+_C83 = ('SE_ANY', 'CH')
+_C84 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C85 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C86 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C87 = ('EE', 'SE_ANY', 'CH')
 _C88 = ('SE_ANY', 'CH')
 _C89 = ('SE_ANY', 'CH')
 _C90 = ('SE_ANY', 'CH')
 _C91 = ('SE_ANY', 'CH')
 _C92 = ('SE_ANY', 'CH')
 _C93 = ('SE_ANY', 'CH')
-_C94 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C95 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C96 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C97 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C98 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C99 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C100 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C101 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C102 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C103 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C104 = ('EE', 'SE_ANY', 'CH')
-_C105 = ('SE_ANY', 'CH')
-_C106 = ('SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = ('SE_ANY', 'CH')
+_C96 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C97 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C98 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C99 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C100 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C101 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C102 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C103 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C104 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C106 = ('EE', 'SE_ANY', 'CH')
 _C107 = ('SE_ANY', 'CH')
-_C108 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C109 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C110 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C111 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C112 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C113 = ('SE_ANY', 'CH')
-_C114 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C115 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C116 = {1: (1, 2)}
-_C117 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C118 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C119 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = ('SE_ANY', 'CH')
+_C110 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C111 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C112 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C117 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C118 = {1: (1, 2)}
+_C119 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C120 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = ('SE_ANY', 'CH')
-_C123 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C124 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C125 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C126 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C127 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C128 = ('SE_ANY', 'CH')
-_C129 = ('SE_ANY', 'CH')
+_C121 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C122 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C126 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C127 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C128 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C130 = ('SE_ANY', 'CH')
 _C131 = ('SE_ANY', 'CH')
 _C132 = ('SE_ANY', 'CH')
-_C133 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C134 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C135 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C136 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C137 = ('EE', 'SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
-_C139 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C140 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C141 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C142 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C133 = ('SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C136 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C137 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C139 = ('EE', 'SE_ANY', 'CH')
+_C140 = ('SE_ANY', 'CH')
+_C141 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C144 = ('EE', 'SE_ANY', 'CH')
-_C145 = ('EE', 'SE_ANY', 'CH')
-_C146 = ('SE_ANY', 'CH')
-_C147 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C148 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C149 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C150 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C151 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C152 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C153 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C154 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C155 = ('SE_ANY', 'CH')
-_C156 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C157 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C158 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C159 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('SE_ANY', 'CH')
+_C144 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C145 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C150 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C151 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C152 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C153 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C154 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C155 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C156 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C159 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C160 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C161 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C162 = ('SE_ANY', 'CH')
-_C163 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C164 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C165 = {1: (2, 2), 2: (1, 2)}
-_C166 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C167 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C168 = ('EE', 'SE_ANY', 'CH')
-_C169 = ('SE_ANY', 'CH')
-_C170 = ('SE_ANY', 'CH')
-_C171 = ('SE_ANY', 'CH')
-_C172 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C173 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C174 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C175 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C177 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = ('SE_ANY', 'CH')
-_C180 = ('SE_ANY', 'CH')
-_C181 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C182 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C183 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C184 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C185 = ('SE_ANY', 'CH')
-_C186 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C187 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C188 = {1: (1, 2)}
-_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C190 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C191 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C192 = ('EE', 'SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C195 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C196 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C197 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C198 = ('SE_ANY', 'CH')
-_C199 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C200 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C202 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('EE', 'SE_ANY', 'CH')
-_C205 = ('SE_ANY', 'CH')
-_C206 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C207 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C208 = {2: (0, 1), 3: (0, 2)}
-_C209 = {3: (1, 2)}
-_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C211 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C216 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C217 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C219 = ('SE_ANY', 'CH')
-_C220 = {0: 'Transform', 1: 'Transform, end of element'}
-_C221 = {0: (0, 1), 1: (0, 2)}
-_C222 = {1: (1, 2)}
-_C223 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C224 = ('SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
+_C163 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('SE_ANY', 'CH')
+_C165 = ('SE_ANY', 'CH')
+_C166 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C167 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C168 = {1: (2, 2), 2: (1, 2)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = ('SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C176 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C177 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C178 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C179 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C180 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C181 = ('SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C185 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C187 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C188 = ('SE_ANY', 'CH')
+_C189 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C190 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C191 = {1: (1, 2)}
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C193 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C194 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C198 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C199 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C200 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C201 = ('SE_ANY', 'CH')
+_C202 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C203 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C204 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C205 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('EE', 'SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C210 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C211 = {2: (0, 1), 3: (0, 2)}
+_C212 = {3: (1, 2)}
+_C213 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C214 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C219 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C220 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C222 = ('SE_ANY', 'CH')
+_C223 = {0: 'Transform', 1: 'Transform, end of element'}
+_C224 = {0: (0, 1), 1: (0, 2)}
+_C225 = {1: (1, 2)}
+_C226 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C227 = ('SE_ANY', 'CH')
 _C228 = ('SE_ANY', 'CH')
 _C229 = ('SE_ANY', 'CH')
-_C230 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C231 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C232 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C233 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C234 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C235 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C236 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C237 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C238 = ('EE', 'SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C241 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = ('SE_ANY', 'CH')
-_C244 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C245 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C234 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C235 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C236 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C237 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C238 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C239 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = ('EE', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C245 = ('EE', 'SE_ANY', 'CH')
 _C246 = ('SE_ANY', 'CH')
-_C247 = ('SE_ANY', 'CH')
-_C248 = ('SE_ANY', 'CH')
+_C247 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C248 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C249 = ('SE_ANY', 'CH')
 _C250 = ('SE_ANY', 'CH')
 _C251 = ('SE_ANY', 'CH')
@@ -7793,87 +8201,97 @@ _C252 = ('SE_ANY', 'CH')
 _C253 = ('SE_ANY', 'CH')
 _C254 = ('SE_ANY', 'CH')
 _C255 = ('SE_ANY', 'CH')
-_C256 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C257 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C258 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C259 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C260 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C261 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C262 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C263 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C264 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C265 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C266 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C267 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C268 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = ('SE_ANY', 'CH')
-_C272 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('EE', 'SE_ANY', 'CH')
-_C275 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
-_C276 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
-_C277 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
-_C278 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
-_C279 = ('SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C260 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C261 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C262 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C263 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C264 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C265 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C266 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C267 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C268 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C269 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C270 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C271 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C272 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C273 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('SE_ANY', 'CH')
+_C275 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C276 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
+_C277 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
+_C278 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
+_C279 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
 _C280 = ('SE_ANY', 'CH')
-_C281 = ('SE_ANY', 'CH')
+_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C282 = ('SE_ANY', 'CH')
-_C283 = ('SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
 _C284 = ('SE_ANY', 'CH')
 _C285 = ('SE_ANY', 'CH')
-_C286 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
-_C287 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C288 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C289 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C290 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C291 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C292 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C293 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C294 = ('EE', 'SE_ANY', 'CH')
-_C295 = ('SE_ANY', 'CH')
-_C296 = ('SE_ANY', 'CH')
-_C297 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C298 = {2: (1, 2), 3: (0, 1)}
+_C286 = ('SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = ('SE_ANY', 'CH')
+_C289 = ('SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
+_C292 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C293 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C294 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C295 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C296 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C297 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C298 = ('SE_ANY', 'CH')
 _C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C300 = ('EE', 'SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
 _C303 = ('SE_ANY', 'CH')
-_C304 = ('SE_ANY', 'CH')
-_C305 = ('SE_ANY', 'CH')
+_C304 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C305 = {2: (1, 2), 3: (0, 1)}
 _C306 = ('SE_ANY', 'CH')
-_C307 = ('SE_ANY', 'CH')
-_C308 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C309 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C310 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C311 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C312 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C313 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C314 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C315 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = ('EE', 'SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = ('SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
+_C314 = ('SE_ANY', 'CH')
+_C315 = ('SE_ANY', 'CH')
 _C316 = ('SE_ANY', 'CH')
-_C317 = ('SE_ANY', 'CH')
-_C318 = ('SE_ANY', 'CH')
-_C319 = ('SE_ANY', 'CH')
-_C320 = ('SE_ANY', 'CH')
-_C321 = ('SE_ANY', 'CH')
-_C322 = ('SE_ANY', 'CH')
-_C323 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C324 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C325 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C326 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C327 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C328 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C329 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C330 = ('EE', 'SE_ANY', 'CH')
+_C317 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C318 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C319 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C320 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C321 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C322 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C323 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C324 = ('SE_ANY', 'CH')
+_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = ('SE_ANY', 'CH')
+_C328 = ('SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
 _C331 = ('SE_ANY', 'CH')
-_C332 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C333 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C334 = ('EE', 'SE_ANY', 'CH')
-_C335 = ('SE_ANY', 'CH')
-_C336 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C332 = ('SE_ANY', 'CH')
+_C333 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C334 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C335 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C336 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C337 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C338 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C339 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C340 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C344 = ('EE', 'SE_ANY', 'CH')
+_C345 = ('SE_ANY', 'CH')
+_C346 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)

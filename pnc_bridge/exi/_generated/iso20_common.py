@@ -37,12 +37,22 @@ def _d0(r):
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = (x >> 1) & 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = (x >> 3) & 1
             y = _C1[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d64(r)
+                s = 4
+            elif ec == 1:
+                f3 = _d87(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C3, "AuthorizationReqType")
+            else:
+                r.fail("AuthorizationReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -62,7 +72,7 @@ def _d0(r):
                             _escape(r, 1, _EV_ELEM_EE, "SelectedAuthorizationService")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C3, "AuthorizationReqType")
+                _escape(r, 2, _C4, "AuthorizationReqType")
             else:
                 r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -74,7 +84,7 @@ def _d0(r):
             f3 = _d87(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C4, "AuthorizationReqType")
+            _escape(r, 2, _C5, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -82,7 +92,7 @@ def _d0(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C5, "AuthorizationReqType")
+            _escape(r, 1, _C6, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 4:
@@ -90,7 +100,7 @@ def _d0(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C6, "AuthorizationReqType")
+            _escape(r, 1, _C7, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationReq)
@@ -104,14 +114,14 @@ def _e0(w, o):
     """iso20.AuthorizationReq -> AuthorizationReqType"""
     v0 = o.header
     if v0 is None:
-        _order("AuthorizationReq.header", 0, _C7)
+        _order("AuthorizationReq.header", 0, _C8)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AuthorizationReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.selected_authorization_service
     if v1 is None:
-        _order("AuthorizationReq.selected_authorization_service", 1, _C7)
+        _order("AuthorizationReq.selected_authorization_service", 1, _C8)
     i1 = _C2.get(v1)
     if i1 is None:
         _bad("AuthorizationReq.selected_authorization_service", v1, "a member of _iso20.Authorization")
@@ -126,17 +136,17 @@ def _e0(w, o):
         s = 3
     v3 = o.pnc_areq_authorization_mode
     if v3 is not None:
-        t = _C8.get(s)
+        t = _C9.get(s)
         if t is None:
-            _order("AuthorizationReq.pnc_areq_authorization_mode", s, _C7)
+            _order("AuthorizationReq.pnc_areq_authorization_mode", s, _C8)
         if v3.__class__ is not _iso20.PnC_AReqAuthorizationMode:
             _bad("AuthorizationReq.pnc_areq_authorization_mode", v3, "a PnC_AReqAuthorizationMode")
         w.bits(t[0], t[1])
         _e87(w, v3)
         s = 4
-    t = _C9.get(s)
+    t = _C10.get(s)
     if t is None:
-        _order("AuthorizationReq", s, _C7)
+        _order("AuthorizationReq", s, _C8)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -152,7 +162,7 @@ def _d1(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C10, "AuthorizationResType")
+            _escape(r, 3, _C11, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
@@ -162,12 +172,12 @@ def _d1(r):
             y = (x >> 7) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
             s = -1
         else:
@@ -179,7 +189,7 @@ def _d1(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -188,12 +198,12 @@ def _d1(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C15, "AuthorizationResType")
+                _escape(r, 2, _C16, "AuthorizationResType")
             else:
                 r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
@@ -203,7 +213,7 @@ def _d1(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
             s = -1
         else:
@@ -215,7 +225,7 @@ def _d1(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C13[x]
+                    f2 = _C14[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -224,12 +234,12 @@ def _d1(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C13[f2]
+                        f2 = _C14[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C16, "AuthorizationResType")
+                _escape(r, 2, _C17, "AuthorizationResType")
             else:
                 r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 3:
@@ -237,7 +247,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C17, "AuthorizationResType")
+            _escape(r, 1, _C18, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationRes)
@@ -250,21 +260,21 @@ def _e1(w, o):
     """iso20.AuthorizationRes -> AuthorizationResType"""
     v0 = o.header
     if v0 is None:
-        _order("AuthorizationRes.header", 0, _C18)
+        _order("AuthorizationRes.header", 0, _C19)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AuthorizationRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AuthorizationRes.response_code", 1, _C18)
-    i1 = _C12.get(v1)
+        _order("AuthorizationRes.response_code", 1, _C19)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("AuthorizationRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("AuthorizationRes.evse_processing", 2, _C18)
-    i2 = _C14.get(v2)
+        _order("AuthorizationRes.evse_processing", 2, _C19)
+    i2 = _C15.get(v2)
     if i2 is None:
         _bad("AuthorizationRes.evse_processing", v2, "a member of _iso20.Processing")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
@@ -279,7 +289,7 @@ def _d2(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C19, "AuthorizationSetupReqType")
+            _escape(r, 3, _C20, "AuthorizationSetupReqType")
         else:
             r.fail("AuthorizationSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -287,7 +297,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "AuthorizationSetupReqType")
+            _escape(r, 1, _C21, "AuthorizationSetupReqType")
         else:
             r.fail("AuthorizationSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationSetupReq)
@@ -298,7 +308,7 @@ def _e2(w, o):
     """iso20.AuthorizationSetupReq -> AuthorizationSetupReqType"""
     v0 = o.header
     if v0 is None:
-        _order("AuthorizationSetupReq.header", 0, _C21)
+        _order("AuthorizationSetupReq.header", 0, _C22)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AuthorizationSetupReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
@@ -321,7 +331,7 @@ def _d3(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C22, "AuthorizationSetupResType")
+            _escape(r, 3, _C23, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -331,7 +341,7 @@ def _d3(r):
             y = (x >> 5) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             y = (x >> 1) & 1
             y = _C1[y]
@@ -347,7 +357,7 @@ def _d3(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -356,12 +366,12 @@ def _d3(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C23, "AuthorizationSetupResType")
+                _escape(r, 2, _C24, "AuthorizationSetupResType")
             else:
                 r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -394,7 +404,7 @@ def _d3(r):
                 s = 3
                 k = 1
             elif ec == 1:
-                _escape(r, 2, _C24, "AuthorizationSetupResType")
+                _escape(r, 2, _C25, "AuthorizationSetupResType")
             else:
                 r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -433,7 +443,7 @@ def _d3(r):
                     s = 4
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C25, "AuthorizationSetupResType")
+                    _escape(r, 2, _C26, "AuthorizationSetupResType")
                 else:
                     r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
             else:
@@ -453,7 +463,7 @@ def _d3(r):
                     s = 4
                     break
                 elif ec == 1:
-                    _escape(r, 2, _C26, "AuthorizationSetupResType")
+                    _escape(r, 2, _C27, "AuthorizationSetupResType")
                 else:
                     r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 4:
@@ -465,7 +475,7 @@ def _d3(r):
             f5 = _d88(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C27, "AuthorizationSetupResType")
+            _escape(r, 2, _C28, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -473,7 +483,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C28, "AuthorizationSetupResType")
+            _escape(r, 1, _C29, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -481,7 +491,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C29, "AuthorizationSetupResType")
+            _escape(r, 1, _C30, "AuthorizationSetupResType")
         else:
             r.fail("AuthorizationSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.AuthorizationSetupRes)
@@ -497,15 +507,15 @@ def _e3(w, o):
     """iso20.AuthorizationSetupRes -> AuthorizationSetupResType"""
     v0 = o.header
     if v0 is None:
-        _order("AuthorizationSetupRes.header", 0, _C30)
+        _order("AuthorizationSetupRes.header", 0, _C31)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AuthorizationSetupRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AuthorizationSetupRes.response_code", 1, _C30)
-    i1 = _C12.get(v1)
+        _order("AuthorizationSetupRes.response_code", 1, _C31)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("AuthorizationSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
     w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
@@ -518,9 +528,9 @@ def _e3(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C31.get(s)
+        t = _C32.get(s)
         if t is None:
-            _order("AuthorizationSetupRes.authorization_services", s, _C30)
+            _order("AuthorizationSetupRes.authorization_services", s, _C31)
         i2 = _C2.get(v2)
         if i2 is None:
             _bad("AuthorizationSetupRes.authorization_services", v2, "a member of _iso20.Authorization")
@@ -528,10 +538,10 @@ def _e3(w, o):
         s = (3 if n < 2 else 4)
     v3 = o.certificate_installation_service
     if v3 is None:
-        _order("AuthorizationSetupRes.certificate_installation_service", s, _C30)
-    t = _C32.get(s)
+        _order("AuthorizationSetupRes.certificate_installation_service", s, _C31)
+    t = _C33.get(s)
     if t is None:
-        _order("AuthorizationSetupRes.certificate_installation_service", s, _C30)
+        _order("AuthorizationSetupRes.certificate_installation_service", s, _C31)
     if v3.__class__ is not bool:
         _bad("AuthorizationSetupRes.certificate_installation_service", v3, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v3)) << 1, t[1] + 1 + 1 + 1)
@@ -545,17 +555,17 @@ def _e3(w, o):
         s = 6
     v5 = o.pnc_asres_authorization_mode
     if v5 is not None:
-        t = _C33.get(s)
+        t = _C34.get(s)
         if t is None:
-            _order("AuthorizationSetupRes.pnc_asres_authorization_mode", s, _C30)
+            _order("AuthorizationSetupRes.pnc_asres_authorization_mode", s, _C31)
         if v5.__class__ is not _iso20.PnC_ASResAuthorizationMode:
             _bad("AuthorizationSetupRes.pnc_asres_authorization_mode", v5, "a PnC_ASResAuthorizationMode")
         w.bits(t[0], t[1])
         _e88(w, v5)
         s = 7
-    t = _C34.get(s)
+    t = _C35.get(s)
     if t is None:
-        _order("AuthorizationSetupRes", s, _C30)
+        _order("AuthorizationSetupRes", s, _C31)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -567,7 +577,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C35, "CLReqControlModeType")
+            _escape(r, 3, _C36, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -585,7 +595,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C37, "CLResControlModeType")
+            _escape(r, 3, _C38, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -606,7 +616,7 @@ def _d6(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C39, "CanonicalizationMethodType")
+            _escape(r, 3, _C40, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -618,7 +628,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C40, "CanonicalizationMethodType")
+            _escape(r, 2, _C41, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -630,7 +640,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C41, "CanonicalizationMethodType")
+            _escape(r, 1, _C42, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -644,7 +654,7 @@ def _d6(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C42, "CanonicalizationMethodType")
+                _escape(r, 1, _C43, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -655,7 +665,7 @@ def _e6(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("CanonicalizationMethod.algorithm", 0, _C43)
+        _order("CanonicalizationMethod.algorithm", 0, _C44)
     if type(v0) is not str:
         _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -676,7 +686,7 @@ def _d7(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C44, "CertificateInstallationReqType")
+            _escape(r, 3, _C45, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -685,7 +695,7 @@ def _d7(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C45, "CertificateInstallationReqType")
+            _escape(r, 2, _C46, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -694,16 +704,25 @@ def _d7(r):
             f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C46, "CertificateInstallationReqType")
+            _escape(r, 2, _C47, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = (x >> 1) & 255
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = (x >> 3) & 255
             f3 = y
-            s = 4
+            ec = x & 3
+            if ec == 0:
+                f4 = _d97(r)
+                s = 5
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C48, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -721,7 +740,7 @@ def _d7(r):
                             _escape(r, 1, _EV_ELEM_EE, "MaximumContractCertificateChains")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C47, "CertificateInstallationReqType")
+                _escape(r, 2, _C49, "CertificateInstallationReqType")
             else:
                 r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
@@ -732,7 +751,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C48, "CertificateInstallationReqType")
+            _escape(r, 1, _C50, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 5:
@@ -740,7 +759,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C49, "CertificateInstallationReqType")
+            _escape(r, 1, _C51, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateInstallationReq)
@@ -755,28 +774,28 @@ def _e7(w, o):
     """iso20.CertificateInstallationReq -> CertificateInstallationReqType"""
     v0 = o.header
     if v0 is None:
-        _order("CertificateInstallationReq.header", 0, _C50)
+        _order("CertificateInstallationReq.header", 0, _C52)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("CertificateInstallationReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.oem_provisioning_certificate_chain
     if v1 is None:
-        _order("CertificateInstallationReq.oem_provisioning_certificate_chain", 1, _C50)
+        _order("CertificateInstallationReq.oem_provisioning_certificate_chain", 1, _C52)
     if v1.__class__ is not _iso20.SignedCertificateChain:
         _bad("CertificateInstallationReq.oem_provisioning_certificate_chain", v1, "a SignedCertificateChain")
     w.bits(0, 1)
     _e82(w, v1)
     v2 = o.list_of_root_certificate_ids
     if v2 is None:
-        _order("CertificateInstallationReq.list_of_root_certificate_ids", 2, _C50)
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 2, _C52)
     if v2.__class__ is not _iso20.ListOfRootCertificateIDs:
         _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.maximum_contract_certificate_chains
     if v3 is None:
-        _order("CertificateInstallationReq.maximum_contract_certificate_chains", 3, _C50)
+        _order("CertificateInstallationReq.maximum_contract_certificate_chains", 3, _C52)
     if v3.__class__ is not int or not 0 <= v3 <= 255:
         _bad("CertificateInstallationReq.maximum_contract_certificate_chains", v3, "an integer in 0..255")
     v4 = o.prioritized_ema_ids
@@ -788,9 +807,9 @@ def _e7(w, o):
         w.bits(0, 2)
         _e97(w, v4)
         s = 5
-    t = _C51.get(s)
+    t = _C53.get(s)
     if t is None:
-        _order("CertificateInstallationReq", s, _C50)
+        _order("CertificateInstallationReq", s, _C52)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -809,7 +828,7 @@ def _d8(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C52, "CertificateInstallationResType")
+            _escape(r, 3, _C54, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
@@ -819,12 +838,12 @@ def _d8(r):
             y = (x >> 7) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
             f3 = _d56(r)
             p = r.pos
@@ -852,7 +871,7 @@ def _d8(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -861,12 +880,12 @@ def _d8(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C53, "CertificateInstallationResType")
+                _escape(r, 2, _C55, "CertificateInstallationResType")
             else:
                 r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
@@ -876,7 +895,7 @@ def _d8(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
             f3 = _d56(r)
             p = r.pos
@@ -904,7 +923,7 @@ def _d8(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C13[x]
+                    f2 = _C14[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -913,12 +932,12 @@ def _d8(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C13[f2]
+                        f2 = _C14[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C54, "CertificateInstallationResType")
+                _escape(r, 2, _C56, "CertificateInstallationResType")
             else:
                 r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
@@ -927,7 +946,7 @@ def _d8(r):
             f3 = _d56(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C55, "CertificateInstallationResType")
+            _escape(r, 2, _C57, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
@@ -936,7 +955,7 @@ def _d8(r):
             f4 = _d42(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C56, "CertificateInstallationResType")
+            _escape(r, 2, _C58, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
@@ -963,7 +982,7 @@ def _d8(r):
                             _escape(r, 1, _EV_ELEM_EE, "RemainingContractCertificateChains")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C57, "CertificateInstallationResType")
+                _escape(r, 2, _C59, "CertificateInstallationResType")
             else:
                 r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -971,7 +990,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C58, "CertificateInstallationResType")
+            _escape(r, 1, _C60, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateInstallationRes)
@@ -987,40 +1006,40 @@ def _e8(w, o):
     """iso20.CertificateInstallationRes -> CertificateInstallationResType"""
     v0 = o.header
     if v0 is None:
-        _order("CertificateInstallationRes.header", 0, _C59)
+        _order("CertificateInstallationRes.header", 0, _C61)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("CertificateInstallationRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("CertificateInstallationRes.response_code", 1, _C59)
-    i1 = _C12.get(v1)
+        _order("CertificateInstallationRes.response_code", 1, _C61)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("CertificateInstallationRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("CertificateInstallationRes.evse_processing", 2, _C59)
-    i2 = _C14.get(v2)
+        _order("CertificateInstallationRes.evse_processing", 2, _C61)
+    i2 = _C15.get(v2)
     if i2 is None:
         _bad("CertificateInstallationRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.cps_certificate_chain
     if v3 is None:
-        _order("CertificateInstallationRes.cps_certificate_chain", 3, _C59)
+        _order("CertificateInstallationRes.cps_certificate_chain", 3, _C61)
     if v3.__class__ is not _iso20.CertificateChain:
         _bad("CertificateInstallationRes.cps_certificate_chain", v3, "a CertificateChain")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
     _e56(w, v3)
     v4 = o.signed_installation_data
     if v4 is None:
-        _order("CertificateInstallationRes.signed_installation_data", 4, _C59)
+        _order("CertificateInstallationRes.signed_installation_data", 4, _C61)
     if v4.__class__ is not _iso20.SignedInstallationData:
         _bad("CertificateInstallationRes.signed_installation_data", v4, "a SignedInstallationData")
     w.bits(0, 1)
     _e42(w, v4)
     v5 = o.remaining_contract_certificate_chains
     if v5 is None:
-        _order("CertificateInstallationRes.remaining_contract_certificate_chains", 5, _C59)
+        _order("CertificateInstallationRes.remaining_contract_certificate_chains", 5, _C61)
     if v5.__class__ is not int or not 0 <= v5 <= 255:
         _bad("CertificateInstallationRes.remaining_contract_certificate_chains", v5, "an integer in 0..255")
     w.bits((((((0) << 1) << 8) | (v5)) << 1) << 1, 12)
@@ -1062,7 +1081,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C60, "DSAKeyValueType")
+            _escape(r, 3, _C62, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1071,9 +1090,29 @@ def _d9(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C63, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1091,7 +1130,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C61, "DSAKeyValueType")
+                _escape(r, 2, _C64, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1113,7 +1152,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C62, "DSAKeyValueType")
+            _escape(r, 2, _C65, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1122,9 +1161,31 @@ def _d9(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C66, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -1142,7 +1203,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C63, "DSAKeyValueType")
+                _escape(r, 2, _C67, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1166,7 +1227,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C64, "DSAKeyValueType")
+            _escape(r, 1, _C68, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -1182,7 +1243,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C65, "DSAKeyValueType")
+            _escape(r, 1, _C69, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -1211,7 +1272,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C66, "DSAKeyValueType")
+                _escape(r, 2, _C70, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -1219,7 +1280,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C67, "DSAKeyValueType")
+            _escape(r, 1, _C71, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -1245,9 +1306,9 @@ def _e9(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C69.get(s)
+        t = _C73.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C68)
+            _order("DSAKeyValue.q", s, _C72)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1256,9 +1317,9 @@ def _e9(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C70.get(s)
+        t = _C74.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C68)
+            _order("DSAKeyValue.g", s, _C72)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1267,10 +1328,10 @@ def _e9(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C68)
-    t = _C71.get(s)
+        _order("DSAKeyValue.y", s, _C72)
+    t = _C75.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C68)
+        _order("DSAKeyValue.y", s, _C72)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -1287,9 +1348,9 @@ def _e9(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C72.get(s)
+        t = _C76.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C68)
+            _order("DSAKeyValue.seed", s, _C72)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1298,18 +1359,18 @@ def _e9(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C73.get(s)
+        t = _C77.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C68)
+            _order("DSAKeyValue.pgen_counter", s, _C72)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C74.get(s)
+    t = _C78.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C68)
+        _order("DSAKeyValue", s, _C72)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1324,7 +1385,7 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C75, "DigestMethodType")
+            _escape(r, 3, _C79, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1336,7 +1397,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C76, "DigestMethodType")
+            _escape(r, 2, _C80, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1348,7 +1409,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C77, "DigestMethodType")
+            _escape(r, 1, _C81, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1362,7 +1423,7 @@ def _d10(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C78, "DigestMethodType")
+                _escape(r, 1, _C82, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -1373,7 +1434,7 @@ def _e10(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C79)
+        _order("DigestMethod.algorithm", 0, _C83)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -1440,7 +1501,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C80, "KeyInfoType")
+                _escape(r, 3, _C84, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -1488,7 +1549,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C81, "KeyInfoType")
+                _escape(r, 3, _C85, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -1536,210 +1597,10 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C82, "KeyInfoType")
+                _escape(r, 2, _C86, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d22(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d50(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d17(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d23(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C83, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d22(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d50(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d17(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d23(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C84, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d22(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d50(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d17(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d23(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C85, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d12(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d22(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d50(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d17(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d23(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C86, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -1789,7 +1650,7 @@ def _d11(r):
                 _escape(r, 1, _C87, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -1839,7 +1700,7 @@ def _d11(r):
                 _escape(r, 1, _C88, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -1889,7 +1750,7 @@ def _d11(r):
                 _escape(r, 1, _C89, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -1939,6 +1800,206 @@ def _d11(r):
                 _escape(r, 1, _C90, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 7:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d22(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d50(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d17(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d23(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C91, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 8:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d22(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d50(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d17(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d23(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C92, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d22(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d50(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d17(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d23(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C93, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d12(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d22(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d50(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d17(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d23(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C94, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -1968,9 +2029,9 @@ def _e11(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C92.get(s)
+        t = _C96.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C91)
+            _order("KeyInfo.key_name", s, _C95)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1985,9 +2046,9 @@ def _e11(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C93.get(s)
+        t = _C97.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C91)
+            _order("KeyInfo.key_value", s, _C95)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -2001,9 +2062,9 @@ def _e11(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C94.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C91)
+            _order("KeyInfo.retrieval_method", s, _C95)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -2017,9 +2078,9 @@ def _e11(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C95.get(s)
+        t = _C99.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C91)
+            _order("KeyInfo.x509_data", s, _C95)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -2033,9 +2094,9 @@ def _e11(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C96.get(s)
+        t = _C100.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C91)
+            _order("KeyInfo.pgp_data", s, _C95)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -2049,9 +2110,9 @@ def _e11(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C97.get(s)
+        t = _C101.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C91)
+            _order("KeyInfo.spki_data", s, _C95)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -2065,18 +2126,18 @@ def _e11(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C98.get(s)
+        t = _C102.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C91)
+            _order("KeyInfo.mgmt_data", s, _C95)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C99.get(s)
+    t = _C103.get(s)
     if t is None:
-        _order("KeyInfo", s, _C91)
+        _order("KeyInfo", s, _C95)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2098,7 +2159,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C100, "KeyValueType")
+            _escape(r, 3, _C104, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2114,7 +2175,7 @@ def _d12(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C101, "KeyValueType")
+            _escape(r, 2, _C105, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2124,7 +2185,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C102, "KeyValueType")
+            _escape(r, 1, _C106, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -2134,7 +2195,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C103, "KeyValueType")
+            _escape(r, 1, _C107, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -2144,7 +2205,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C104, "KeyValueType")
+            _escape(r, 1, _C108, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -2164,17 +2225,17 @@ def _e12(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C106.get(s)
+        t = _C110.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C105)
+            _order("KeyValue.rsa_key_value", s, _C109)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e20(w, v1)
         s = 2
-    t = _C107.get(s)
+    t = _C111.get(s)
     if t is None:
-        _order("KeyValue", s, _C105)
+        _order("KeyValue", s, _C109)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2195,7 +2256,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C108, "ManifestType")
+            _escape(r, 3, _C112, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -2206,7 +2267,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C109, "ManifestType")
+            _escape(r, 3, _C113, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -2221,7 +2282,7 @@ def _d13(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C110, "ManifestType")
+                _escape(r, 1, _C114, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -2245,17 +2306,17 @@ def _e13(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C112.get(s)
+        t = _C116.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C111)
+            _order("Manifest.reference", s, _C115)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e21(w, v1)
         s = 1
-    t = _C113.get(s)
+    t = _C117.get(s)
     if t is None:
-        _order("Manifest", s, _C111)
+        _order("Manifest", s, _C115)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2270,7 +2331,7 @@ def _d14(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C114, "MeteringConfirmationReqType")
+            _escape(r, 3, _C118, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2279,7 +2340,7 @@ def _d14(r):
             f1 = _d43(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C115, "MeteringConfirmationReqType")
+            _escape(r, 2, _C119, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2287,7 +2348,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C116, "MeteringConfirmationReqType")
+            _escape(r, 1, _C120, "MeteringConfirmationReqType")
         else:
             r.fail("MeteringConfirmationReqType: event code %d out of range" % ec)
     o = _new(_iso20.MeteringConfirmationReq)
@@ -2299,14 +2360,14 @@ def _e14(w, o):
     """iso20.MeteringConfirmationReq -> MeteringConfirmationReqType"""
     v0 = o.header
     if v0 is None:
-        _order("MeteringConfirmationReq.header", 0, _C117)
+        _order("MeteringConfirmationReq.header", 0, _C121)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("MeteringConfirmationReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.signed_metering_data
     if v1 is None:
-        _order("MeteringConfirmationReq.signed_metering_data", 1, _C117)
+        _order("MeteringConfirmationReq.signed_metering_data", 1, _C121)
     if v1.__class__ is not _iso20.SignedMeteringData:
         _bad("MeteringConfirmationReq.signed_metering_data", v1, "a SignedMeteringData")
     w.bits(0, 1)
@@ -2324,7 +2385,7 @@ def _d15(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C118, "MeteringConfirmationResType")
+            _escape(r, 3, _C122, "MeteringConfirmationResType")
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 1:
@@ -2334,7 +2395,7 @@ def _d15(r):
             y = (x >> 2) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             s = -1
         else:
@@ -2346,7 +2407,7 @@ def _d15(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -2355,12 +2416,12 @@ def _d15(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C119, "MeteringConfirmationResType")
+                _escape(r, 2, _C123, "MeteringConfirmationResType")
             else:
                 r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     if s == 2:
@@ -2368,7 +2429,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C120, "MeteringConfirmationResType")
+            _escape(r, 1, _C124, "MeteringConfirmationResType")
         else:
             r.fail("MeteringConfirmationResType: event code %d out of range" % ec)
     o = _new(_iso20.MeteringConfirmationRes)
@@ -2380,15 +2441,15 @@ def _e15(w, o):
     """iso20.MeteringConfirmationRes -> MeteringConfirmationResType"""
     v0 = o.header
     if v0 is None:
-        _order("MeteringConfirmationRes.header", 0, _C121)
+        _order("MeteringConfirmationRes.header", 0, _C125)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("MeteringConfirmationRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("MeteringConfirmationRes.response_code", 1, _C121)
-    i1 = _C12.get(v1)
+        _order("MeteringConfirmationRes.response_code", 1, _C125)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("MeteringConfirmationRes.response_code", v1, "a member of _iso20.ResponseCode")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -2417,7 +2478,7 @@ def _d16(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C122, "ObjectType")
+            _escape(r, 3, _C126, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -2435,7 +2496,7 @@ def _d16(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C123, "ObjectType")
+            _escape(r, 2, _C127, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -2450,7 +2511,7 @@ def _d16(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C124, "ObjectType")
+            _escape(r, 2, _C128, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -2462,7 +2523,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C125, "ObjectType")
+            _escape(r, 2, _C129, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -2474,7 +2535,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C126, "ObjectType")
+            _escape(r, 1, _C130, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -2486,7 +2547,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C127, "ObjectType")
+            _escape(r, 1, _C131, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -2507,9 +2568,9 @@ def _e16(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C129.get(s)
+        t = _C133.get(s)
         if t is None:
-            _order("Object.id", s, _C128)
+            _order("Object.id", s, _C132)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -2517,17 +2578,17 @@ def _e16(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C130.get(s)
+        t = _C134.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C128)
+            _order("Object.mime_type", s, _C132)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C131.get(s)
+    t = _C135.get(s)
     if t is None:
-        _order("Object", s, _C128)
+        _order("Object", s, _C132)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2556,7 +2617,7 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C132, "PGPDataType")
+            _escape(r, 3, _C136, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -2566,7 +2627,7 @@ def _d17(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C133, "PGPDataType")
+            _escape(r, 1, _C137, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -2578,7 +2639,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C134, "PGPDataType")
+                _escape(r, 1, _C138, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -2596,7 +2657,7 @@ def _d17(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C135, "PGPDataType")
+            _escape(r, 1, _C139, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -2606,7 +2667,7 @@ def _d17(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C136, "PGPDataType")
+            _escape(r, 1, _C140, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -2618,7 +2679,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C137, "PGPDataType")
+                _escape(r, 1, _C141, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -2639,18 +2700,18 @@ def _e17(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C139.get(s)
+        t = _C143.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C138)
+            _order("PGPData.pgp_key_packet", s, _C142)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C140.get(s)
+    t = _C144.get(s)
     if t is None:
-        _order("PGPData", s, _C138)
+        _order("PGPData", s, _C142)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2668,22 +2729,46 @@ def _d18(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C141, "PowerDeliveryReqType")
+            _escape(r, 3, _C145, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(10)
-        if x & 825 == 0:
-            y = (x >> 6) & 3
+        x = r.bits(12)
+        if x & 3300 == 0:
+            y = (x >> 8) & 3
             if y >= 3:
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f1 = y
-            y = (x >> 1) & 3
-            y = _C142[y]
+            y = (x >> 3) & 3
+            y = _C146[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                f3 = _d68(r)
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f4 = _C148[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+                    else:
+                        f4 = r.bits(1)
+                        f4 = _C148[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C150, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2693,7 +2778,7 @@ def _d18(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVProcessing: enumeration index %d out of range" % x)
-                    f1 = _C13[x]
+                    f1 = _C14[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -2702,22 +2787,46 @@ def _d18(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C13[f1]
+                        f1 = _C14[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C144, "PowerDeliveryReqType")
+                _escape(r, 2, _C151, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
-            y = _C142[y]
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C146[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                f3 = _d68(r)
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f4 = _C148[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_ChannelSelection")
+                    else:
+                        f4 = r.bits(1)
+                        f4 = _C148[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C152, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2725,19 +2834,19 @@ def _d18(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C142[x]
+                    f2 = _C146[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ChargeProgress")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C142[f2]
+                        f2 = _C146[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C145, "PowerDeliveryReqType")
+                _escape(r, 2, _C153, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -2749,21 +2858,21 @@ def _d18(r):
             x = r.bits(3)
             if x & 5 == 0:
                 x = (x >> 1) & 1
-                f4 = _C146[x]
+                f4 = _C148[x]
             else:
                 r.pos -= 3
                 if r.bits(1):
                     f4 = _simple_escape(r, None, "BPT_ChannelSelection")
                 else:
                     f4 = r.bits(1)
-                    f4 = _C146[f4]
+                    f4 = _C148[f4]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C148, "PowerDeliveryReqType")
+            _escape(r, 1, _C154, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2772,21 +2881,21 @@ def _d18(r):
             x = r.bits(3)
             if x & 5 == 0:
                 x = (x >> 1) & 1
-                f4 = _C146[x]
+                f4 = _C148[x]
             else:
                 r.pos -= 3
                 if r.bits(1):
                     f4 = _simple_escape(r, None, "BPT_ChannelSelection")
                 else:
                     f4 = r.bits(1)
-                    f4 = _C146[f4]
+                    f4 = _C148[f4]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "BPT_ChannelSelection")
             s = 5
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C149, "PowerDeliveryReqType")
+            _escape(r, 1, _C155, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2794,7 +2903,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C150, "PowerDeliveryReqType")
+            _escape(r, 1, _C156, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryReq)
@@ -2809,21 +2918,21 @@ def _e18(w, o):
     """iso20.PowerDeliveryReq -> PowerDeliveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("PowerDeliveryReq.header", 0, _C151)
+        _order("PowerDeliveryReq.header", 0, _C157)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("PowerDeliveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("PowerDeliveryReq.ev_processing", 1, _C151)
-    i1 = _C14.get(v1)
+        _order("PowerDeliveryReq.ev_processing", 1, _C157)
+    i1 = _C15.get(v1)
     if i1 is None:
         _bad("PowerDeliveryReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.charge_progress
     if v2 is None:
-        _order("PowerDeliveryReq.charge_progress", 2, _C151)
-    i2 = _C143.get(v2)
+        _order("PowerDeliveryReq.charge_progress", 2, _C157)
+    i2 = _C147.get(v2)
     if i2 is None:
         _bad("PowerDeliveryReq.charge_progress", v2, "a member of _iso20.ChargeProgress")
     v3 = o.ev_power_profile
@@ -2837,17 +2946,17 @@ def _e18(w, o):
         s = 4
     v4 = o.bpt_channel_selection
     if v4 is not None:
-        t = _C152.get(s)
+        t = _C158.get(s)
         if t is None:
-            _order("PowerDeliveryReq.bpt_channel_selection", s, _C151)
-        i4 = _C147.get(v4)
+            _order("PowerDeliveryReq.bpt_channel_selection", s, _C157)
+        i4 = _C149.get(v4)
         if i4 is None:
             _bad("PowerDeliveryReq.bpt_channel_selection", v4, "a member of _iso20.ChannelSelection")
         w.bits(((((t[0]) << 1) << 1) | (i4)) << 1, t[1] + 1 + 1 + 1)
         s = 5
-    t = _C153.get(s)
+    t = _C159.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C151)
+        _order("PowerDeliveryReq", s, _C157)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2863,19 +2972,28 @@ def _d19(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C154, "PowerDeliveryResType")
+            _escape(r, 3, _C160, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(11)
+        if x & 1540 == 0:
+            y = (x >> 3) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d77(r)
+                s = 3
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C161, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2885,7 +3003,7 @@ def _d19(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -2894,12 +3012,12 @@ def _d19(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C155, "PowerDeliveryResType")
+                _escape(r, 2, _C162, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -2910,7 +3028,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C156, "PowerDeliveryResType")
+            _escape(r, 1, _C163, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -2918,7 +3036,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C157, "PowerDeliveryResType")
+            _escape(r, 1, _C164, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryRes)
@@ -2931,15 +3049,15 @@ def _e19(w, o):
     """iso20.PowerDeliveryRes -> PowerDeliveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("PowerDeliveryRes.header", 0, _C158)
+        _order("PowerDeliveryRes.header", 0, _C165)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("PowerDeliveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("PowerDeliveryRes.response_code", 1, _C158)
-    i1 = _C12.get(v1)
+        _order("PowerDeliveryRes.response_code", 1, _C165)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("PowerDeliveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_status
@@ -2951,9 +3069,9 @@ def _e19(w, o):
         w.bits(0, 2)
         _e77(w, v2)
         s = 3
-    t = _C159.get(s)
+    t = _C166.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C158)
+        _order("PowerDeliveryRes", s, _C165)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2997,7 +3115,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C160, "RSAKeyValueType")
+                _escape(r, 3, _C167, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3026,7 +3144,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C161, "RSAKeyValueType")
+                _escape(r, 2, _C168, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3034,7 +3152,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C162, "RSAKeyValueType")
+            _escape(r, 1, _C169, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -3046,14 +3164,14 @@ def _e20(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C163)
+        _order("RSAKeyValue.modulus", 0, _C170)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C163)
+        _order("RSAKeyValue.exponent", 1, _C170)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -3087,7 +3205,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C164, "ReferenceType")
+            _escape(r, 3, _C171, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -3105,7 +3223,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C165, "ReferenceType")
+            _escape(r, 3, _C172, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -3120,7 +3238,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C166, "ReferenceType")
+            _escape(r, 3, _C173, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -3132,7 +3250,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C167, "ReferenceType")
+            _escape(r, 3, _C174, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -3141,7 +3259,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C168, "ReferenceType")
+            _escape(r, 2, _C175, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -3170,7 +3288,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C169, "ReferenceType")
+                _escape(r, 2, _C176, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -3178,7 +3296,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C170, "ReferenceType")
+            _escape(r, 1, _C177, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -3202,9 +3320,9 @@ def _e21(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C172.get(s)
+        t = _C179.get(s)
         if t is None:
-            _order("Reference.type", s, _C171)
+            _order("Reference.type", s, _C178)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3212,9 +3330,9 @@ def _e21(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C173.get(s)
+        t = _C180.get(s)
         if t is None:
-            _order("Reference.uri", s, _C171)
+            _order("Reference.uri", s, _C178)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3222,9 +3340,9 @@ def _e21(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C174.get(s)
+        t = _C181.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C171)
+            _order("Reference.transforms", s, _C178)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -3232,17 +3350,17 @@ def _e21(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C171)
-    t = _C175.get(s)
+        _order("Reference.digest_method", s, _C178)
+    t = _C182.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C171)
+        _order("Reference.digest_method", s, _C178)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e10(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C171)
+        _order("Reference.digest_value", 2, _C178)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -3269,7 +3387,7 @@ def _d22(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C176, "RetrievalMethodType")
+            _escape(r, 3, _C183, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3283,7 +3401,7 @@ def _d22(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C177, "RetrievalMethodType")
+            _escape(r, 2, _C184, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3294,7 +3412,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C178, "RetrievalMethodType")
+            _escape(r, 2, _C185, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3302,7 +3420,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C179, "RetrievalMethodType")
+            _escape(r, 1, _C186, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -3323,9 +3441,9 @@ def _e22(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C181.get(s)
+        t = _C188.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C180)
+            _order("RetrievalMethod.uri", s, _C187)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3333,17 +3451,17 @@ def _e22(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C182.get(s)
+        t = _C189.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C180)
+            _order("RetrievalMethod.transforms", s, _C187)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e45(w, v2)
         s = 1
-    t = _C183.get(s)
+    t = _C190.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C180)
+        _order("RetrievalMethod", s, _C187)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3359,9 +3477,26 @@ def _d23(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C191, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -3380,7 +3515,7 @@ def _d23(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C184, "SPKIDataType")
+                    _escape(r, 3, _C192, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3399,7 +3534,7 @@ def _d23(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C185, "SPKIDataType")
+                _escape(r, 1, _C193, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3416,7 +3551,7 @@ def _d23(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C186, "SPKIDataType")
+                _escape(r, 1, _C194, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3434,18 +3569,18 @@ def _e23(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C188.get(s)
+        t = _C196.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C187)
+            _order("SPKIData.spki_sexp", s, _C195)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C189.get(s)
+    t = _C197.get(s)
     if t is None:
-        _order("SPKIData", s, _C187)
+        _order("SPKIData", s, _C195)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3462,18 +3597,28 @@ def _d24(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C190, "ScheduleExchangeReqType")
+            _escape(r, 3, _C198, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(13)
-        if x & 6145 == 0:
-            y = ((x >> 1) & 1023) + 12
+        x = r.bits(15)
+        if x & 24580 == 0:
+            y = ((x >> 3) & 1023) + 12
             if y > 1024:
                 r.facet("MaximumSupportingPoints: %d above maxInclusive 1024" % y)
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d61(r)
+                s = 4
+            elif ec == 1:
+                f3 = _d102(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C199, "ScheduleExchangeReqType")
+            else:
+                r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3495,7 +3640,7 @@ def _d24(r):
                             _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C191, "ScheduleExchangeReqType")
+                _escape(r, 2, _C200, "ScheduleExchangeReqType")
             else:
                 r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3507,7 +3652,7 @@ def _d24(r):
             f3 = _d102(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C192, "ScheduleExchangeReqType")
+            _escape(r, 2, _C201, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3515,7 +3660,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "ScheduleExchangeReqType")
+            _escape(r, 1, _C202, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3523,7 +3668,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C194, "ScheduleExchangeReqType")
+            _escape(r, 1, _C203, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeReq)
@@ -3537,14 +3682,14 @@ def _e24(w, o):
     """iso20.ScheduleExchangeReq -> ScheduleExchangeReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ScheduleExchangeReq.header", 0, _C195)
+        _order("ScheduleExchangeReq.header", 0, _C204)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ScheduleExchangeReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.maximum_supporting_points
     if v1 is None:
-        _order("ScheduleExchangeReq.maximum_supporting_points", 1, _C195)
+        _order("ScheduleExchangeReq.maximum_supporting_points", 1, _C204)
     if v1.__class__ is not int or not 12 <= v1 <= 1024:
         _bad("ScheduleExchangeReq.maximum_supporting_points", v1, "an integer in 12..1024")
     v2 = o.dynamic_se_req_control_mode
@@ -3558,17 +3703,17 @@ def _e24(w, o):
         s = 3
     v3 = o.scheduled_se_req_control_mode
     if v3 is not None:
-        t = _C196.get(s)
+        t = _C205.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C195)
+            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C204)
         if v3.__class__ is not _iso20.Scheduled_SEReqControlMode:
             _bad("ScheduleExchangeReq.scheduled_se_req_control_mode", v3, "a Scheduled_SEReqControlMode")
         w.bits(t[0], t[1])
         _e102(w, v3)
         s = 4
-    t = _C197.get(s)
+    t = _C206.get(s)
     if t is None:
-        _order("ScheduleExchangeReq", s, _C195)
+        _order("ScheduleExchangeReq", s, _C204)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3587,24 +3732,47 @@ def _d25(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "ScheduleExchangeResType")
+            _escape(r, 3, _C207, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(14)
-        if x & 12345 == 0:
-            y = (x >> 6) & 63
+        x = r.bits(16)
+        if x & 49380 == 0:
+            y = (x >> 8) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "GoToPause")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "GoToPause")
+                s = 4
+            elif ec == 1:
+                f4 = _d62(r)
+                s = 6
+            elif ec == 2:
+                f5 = _d103(r)
+                s = 5
+            elif ec == 3:
+                _escape(r, 2, _C208, "ScheduleExchangeResType")
+            else:
+                r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3614,7 +3782,7 @@ def _d25(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -3623,24 +3791,47 @@ def _d25(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C199, "ScheduleExchangeResType")
+                _escape(r, 2, _C209, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C14[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "GoToPause")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "GoToPause")
+                s = 4
+            elif ec == 1:
+                f4 = _d62(r)
+                s = 6
+            elif ec == 2:
+                f5 = _d103(r)
+                s = 5
+            elif ec == 3:
+                _escape(r, 2, _C210, "ScheduleExchangeResType")
+            else:
+                r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3650,7 +3841,7 @@ def _d25(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C13[x]
+                    f2 = _C14[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -3659,12 +3850,12 @@ def _d25(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C13[f2]
+                        f2 = _C14[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C200, "ScheduleExchangeResType")
+                _escape(r, 2, _C211, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3689,7 +3880,7 @@ def _d25(r):
             f5 = _d103(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C201, "ScheduleExchangeResType")
+            _escape(r, 2, _C212, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 4:
@@ -3701,7 +3892,7 @@ def _d25(r):
             f5 = _d103(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C202, "ScheduleExchangeResType")
+            _escape(r, 2, _C213, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 5:
@@ -3709,7 +3900,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C203, "ScheduleExchangeResType")
+            _escape(r, 1, _C214, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 6:
@@ -3717,7 +3908,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C204, "ScheduleExchangeResType")
+            _escape(r, 1, _C215, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeRes)
@@ -3733,21 +3924,21 @@ def _e25(w, o):
     """iso20.ScheduleExchangeRes -> ScheduleExchangeResType"""
     v0 = o.header
     if v0 is None:
-        _order("ScheduleExchangeRes.header", 0, _C205)
+        _order("ScheduleExchangeRes.header", 0, _C216)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ScheduleExchangeRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ScheduleExchangeRes.response_code", 1, _C205)
-    i1 = _C12.get(v1)
+        _order("ScheduleExchangeRes.response_code", 1, _C216)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("ScheduleExchangeRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("ScheduleExchangeRes.evse_processing", 2, _C205)
-    i2 = _C14.get(v2)
+        _order("ScheduleExchangeRes.evse_processing", 2, _C216)
+    i2 = _C15.get(v2)
     if i2 is None:
         _bad("ScheduleExchangeRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.go_to_pause
@@ -3760,9 +3951,9 @@ def _e25(w, o):
         s = 4
     v4 = o.dynamic_se_res_control_mode
     if v4 is not None:
-        t = _C206.get(s)
+        t = _C217.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C205)
+            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C216)
         if v4.__class__ is not _iso20.Dynamic_SEResControlMode:
             _bad("ScheduleExchangeRes.dynamic_se_res_control_mode", v4, "a Dynamic_SEResControlMode")
         w.bits(t[0], t[1])
@@ -3770,17 +3961,17 @@ def _e25(w, o):
         s = 5
     v5 = o.scheduled_se_res_control_mode
     if v5 is not None:
-        t = _C207.get(s)
+        t = _C218.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C205)
+            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C216)
         if v5.__class__ is not _iso20.Scheduled_SEResControlMode:
             _bad("ScheduleExchangeRes.scheduled_se_res_control_mode", v5, "a Scheduled_SEResControlMode")
         w.bits(t[0], t[1])
         _e103(w, v5)
         s = 6
-    t = _C208.get(s)
+    t = _C219.get(s)
     if t is None:
-        _order("ScheduleExchangeRes", s, _C205)
+        _order("ScheduleExchangeRes", s, _C216)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3795,7 +3986,7 @@ def _d26(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C209, "ServiceDetailReqType")
+            _escape(r, 3, _C220, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3828,7 +4019,7 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C210, "ServiceDetailReqType")
+                _escape(r, 2, _C221, "ServiceDetailReqType")
             else:
                 r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3836,7 +4027,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C211, "ServiceDetailReqType")
+            _escape(r, 1, _C222, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailReq)
@@ -3848,14 +4039,14 @@ def _e26(w, o):
     """iso20.ServiceDetailReq -> ServiceDetailReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDetailReq.header", 0, _C212)
+        _order("ServiceDetailReq.header", 0, _C223)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDetailReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.service_id
     if v1 is None:
-        _order("ServiceDetailReq.service_id", 1, _C212)
+        _order("ServiceDetailReq.service_id", 1, _C223)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("ServiceDetailReq.service_id", v1, "an integer in 0..65535")
     w.bits(0, 2)
@@ -3875,7 +4066,7 @@ def _d27(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C213, "ServiceDetailResType")
+            _escape(r, 3, _C224, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -3885,7 +4076,7 @@ def _d27(r):
             y = (x >> 3) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             f2 = r.uint(3)
             if f2 > 65535:
@@ -3915,7 +4106,7 @@ def _d27(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -3924,12 +4115,12 @@ def _d27(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C214, "ServiceDetailResType")
+                _escape(r, 2, _C225, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -3969,7 +4160,7 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C215, "ServiceDetailResType")
+                _escape(r, 2, _C226, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -3978,7 +4169,7 @@ def _d27(r):
             f3 = _d108(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C216, "ServiceDetailResType")
+            _escape(r, 2, _C227, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 4:
@@ -3986,7 +4177,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C217, "ServiceDetailResType")
+            _escape(r, 1, _C228, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailRes)
@@ -4000,27 +4191,27 @@ def _e27(w, o):
     """iso20.ServiceDetailRes -> ServiceDetailResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDetailRes.header", 0, _C218)
+        _order("ServiceDetailRes.header", 0, _C229)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDetailRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceDetailRes.response_code", 1, _C218)
-    i1 = _C12.get(v1)
+        _order("ServiceDetailRes.response_code", 1, _C229)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceDetailRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.service_id
     if v2 is None:
-        _order("ServiceDetailRes.service_id", 2, _C218)
+        _order("ServiceDetailRes.service_id", 2, _C229)
     if type(v2) is not int or v2 < 0 or v2 > 65535:
         _bad("ServiceDetailRes.service_id", v2, "an integer in 0..65535")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
     w.uint(v2)
     v3 = o.service_parameter_list
     if v3 is None:
-        _order("ServiceDetailRes.service_parameter_list", 3, _C218)
+        _order("ServiceDetailRes.service_parameter_list", 3, _C229)
     if v3.__class__ is not _iso20.ServiceParameterList:
         _bad("ServiceDetailRes.service_parameter_list", v3, "a ServiceParameterList")
     w.bits(0, 2)
@@ -4038,7 +4229,7 @@ def _d28(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C219, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C230, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4049,7 +4240,7 @@ def _d28(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C220, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C231, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4057,7 +4248,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C221, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C232, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryReq)
@@ -4069,7 +4260,7 @@ def _e28(w, o):
     """iso20.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDiscoveryReq.header", 0, _C222)
+        _order("ServiceDiscoveryReq.header", 0, _C233)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
@@ -4082,9 +4273,9 @@ def _e28(w, o):
         w.bits(0, 2)
         _e111(w, v1)
         s = 2
-    t = _C223.get(s)
+    t = _C234.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C222)
+        _order("ServiceDiscoveryReq", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4102,7 +4293,7 @@ def _d29(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C224, "ServiceDiscoveryResType")
+            _escape(r, 3, _C235, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4112,7 +4303,7 @@ def _d29(r):
             y = (x >> 6) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             y = ((x >> 2) & 1) == 1
             f2 = y
@@ -4127,7 +4318,7 @@ def _d29(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -4136,12 +4327,12 @@ def _d29(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C225, "ServiceDiscoveryResType")
+                _escape(r, 2, _C236, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4169,7 +4360,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C226, "ServiceDiscoveryResType")
+                _escape(r, 2, _C237, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -4178,7 +4369,7 @@ def _d29(r):
             f3 = _d78(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C227, "ServiceDiscoveryResType")
+            _escape(r, 2, _C238, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -4189,7 +4380,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C228, "ServiceDiscoveryResType")
+            _escape(r, 1, _C239, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4197,7 +4388,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C229, "ServiceDiscoveryResType")
+            _escape(r, 1, _C240, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryRes)
@@ -4212,25 +4403,25 @@ def _e29(w, o):
     """iso20.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDiscoveryRes.header", 0, _C230)
+        _order("ServiceDiscoveryRes.header", 0, _C241)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceDiscoveryRes.response_code", 1, _C230)
-    i1 = _C12.get(v1)
+        _order("ServiceDiscoveryRes.response_code", 1, _C241)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.service_renegotiation_supported
     if v2 is None:
-        _order("ServiceDiscoveryRes.service_renegotiation_supported", 2, _C230)
+        _order("ServiceDiscoveryRes.service_renegotiation_supported", 2, _C241)
     if v2.__class__ is not bool:
         _bad("ServiceDiscoveryRes.service_renegotiation_supported", v2, "a bool")
     v3 = o.energy_transfer_service_list
     if v3 is None:
-        _order("ServiceDiscoveryRes.energy_transfer_service_list", 3, _C230)
+        _order("ServiceDiscoveryRes.energy_transfer_service_list", 3, _C241)
     if v3.__class__ is not _iso20.ServiceList:
         _bad("ServiceDiscoveryRes.energy_transfer_service_list", v3, "a ServiceList")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 14)
@@ -4243,9 +4434,9 @@ def _e29(w, o):
         w.bits(0, 2)
         _e78(w, v4)
         s = 5
-    t = _C231.get(s)
+    t = _C242.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C230)
+        _order("ServiceDiscoveryRes", s, _C241)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4261,7 +4452,7 @@ def _d30(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C232, "ServiceSelectionReqType")
+            _escape(r, 3, _C243, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4270,7 +4461,7 @@ def _d30(r):
             f1 = _d105(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C233, "ServiceSelectionReqType")
+            _escape(r, 2, _C244, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4281,7 +4472,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C234, "ServiceSelectionReqType")
+            _escape(r, 1, _C245, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4289,7 +4480,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C235, "ServiceSelectionReqType")
+            _escape(r, 1, _C246, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionReq)
@@ -4302,14 +4493,14 @@ def _e30(w, o):
     """iso20.ServiceSelectionReq -> ServiceSelectionReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceSelectionReq.header", 0, _C236)
+        _order("ServiceSelectionReq.header", 0, _C247)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceSelectionReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.selected_energy_transfer_service
     if v1 is None:
-        _order("ServiceSelectionReq.selected_energy_transfer_service", 1, _C236)
+        _order("ServiceSelectionReq.selected_energy_transfer_service", 1, _C247)
     if v1.__class__ is not _iso20.SelectedService:
         _bad("ServiceSelectionReq.selected_energy_transfer_service", v1, "a SelectedService")
     w.bits(0, 1)
@@ -4322,9 +4513,9 @@ def _e30(w, o):
         w.bits(0, 2)
         _e106(w, v2)
         s = 3
-    t = _C237.get(s)
+    t = _C248.get(s)
     if t is None:
-        _order("ServiceSelectionReq", s, _C236)
+        _order("ServiceSelectionReq", s, _C247)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4339,7 +4530,7 @@ def _d31(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C238, "ServiceSelectionResType")
+            _escape(r, 3, _C249, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -4349,7 +4540,7 @@ def _d31(r):
             y = (x >> 2) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             s = -1
         else:
@@ -4361,7 +4552,7 @@ def _d31(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -4370,12 +4561,12 @@ def _d31(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C239, "ServiceSelectionResType")
+                _escape(r, 2, _C250, "ServiceSelectionResType")
             else:
                 r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -4383,7 +4574,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C240, "ServiceSelectionResType")
+            _escape(r, 1, _C251, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionRes)
@@ -4395,15 +4586,15 @@ def _e31(w, o):
     """iso20.ServiceSelectionRes -> ServiceSelectionResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceSelectionRes.header", 0, _C241)
+        _order("ServiceSelectionRes.header", 0, _C252)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceSelectionRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceSelectionRes.response_code", 1, _C241)
-    i1 = _C12.get(v1)
+        _order("ServiceSelectionRes.response_code", 1, _C252)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceSelectionRes.response_code", v1, "a member of _iso20.ResponseCode")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -4419,7 +4610,7 @@ def _d32(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C242, "SessionSetupReqType")
+            _escape(r, 3, _C253, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4448,7 +4639,7 @@ def _d32(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVCCID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C243, "SessionSetupReqType")
+                _escape(r, 2, _C254, "SessionSetupReqType")
             else:
                 r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4456,7 +4647,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C244, "SessionSetupReqType")
+            _escape(r, 1, _C255, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupReq)
@@ -4468,14 +4659,14 @@ def _e32(w, o):
     """iso20.SessionSetupReq -> SessionSetupReqType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionSetupReq.header", 0, _C245)
+        _order("SessionSetupReq.header", 0, _C256)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionSetupReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.evccid
     if v1 is None:
-        _order("SessionSetupReq.evccid", 1, _C245)
+        _order("SessionSetupReq.evccid", 1, _C256)
     if type(v1) is not str or len(v1) > 255:
         _bad("SessionSetupReq.evccid", v1, "a str of length 0..255")
     w.bits(0, 2)
@@ -4494,7 +4685,7 @@ def _d33(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C246, "SessionSetupResType")
+            _escape(r, 3, _C257, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -4504,7 +4695,7 @@ def _d33(r):
             y = (x >> 3) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             f2 = r.string(None, 255)
             p = r.pos
@@ -4525,7 +4716,7 @@ def _d33(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -4534,12 +4725,12 @@ def _d33(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C247, "SessionSetupResType")
+                _escape(r, 2, _C258, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -4568,7 +4759,7 @@ def _d33(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C248, "SessionSetupResType")
+                _escape(r, 2, _C259, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -4576,7 +4767,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C249, "SessionSetupResType")
+            _escape(r, 1, _C260, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupRes)
@@ -4589,20 +4780,20 @@ def _e33(w, o):
     """iso20.SessionSetupRes -> SessionSetupResType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionSetupRes.header", 0, _C250)
+        _order("SessionSetupRes.header", 0, _C261)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionSetupRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("SessionSetupRes.response_code", 1, _C250)
-    i1 = _C12.get(v1)
+        _order("SessionSetupRes.response_code", 1, _C261)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("SessionSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evseid
     if v2 is None:
-        _order("SessionSetupRes.evseid", 2, _C250)
+        _order("SessionSetupRes.evseid", 2, _C261)
     if type(v2) is not str or len(v2) > 255:
         _bad("SessionSetupRes.evseid", v2, "a str of length 0..255")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
@@ -4622,19 +4813,41 @@ def _d34(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C251, "SessionStopReqType")
+            _escape(r, 3, _C262, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("ChargingSession: enumeration index %d out of range" % y)
-            y = _C252[y]
+            y = _C263[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "EVTerminationCode")
+                else:
+                    f2 = r.string(None, 80)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTerminationCode")
+                s = 3
+            elif ec == 1:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "EVTerminationExplanation")
+                else:
+                    f3 = r.string(None, 160)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTerminationExplanation")
+                s = 4
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C265, "SessionStopReqType")
+            else:
+                r.fail("SessionStopReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -4644,7 +4857,7 @@ def _d34(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("ChargingSession: enumeration index %d out of range" % x)
-                    f1 = _C252[x]
+                    f1 = _C263[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4653,12 +4866,12 @@ def _d34(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("ChargingSession: enumeration index %d out of range" % f1)
-                        f1 = _C252[f1]
+                        f1 = _C263[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C254, "SessionStopReqType")
+                _escape(r, 2, _C266, "SessionStopReqType")
             else:
                 r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4682,7 +4895,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C255, "SessionStopReqType")
+            _escape(r, 1, _C267, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4698,7 +4911,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C256, "SessionStopReqType")
+            _escape(r, 1, _C268, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4706,7 +4919,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C257, "SessionStopReqType")
+            _escape(r, 1, _C269, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopReq)
@@ -4720,15 +4933,15 @@ def _e34(w, o):
     """iso20.SessionStopReq -> SessionStopReqType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionStopReq.header", 0, _C258)
+        _order("SessionStopReq.header", 0, _C270)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionStopReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.charging_session
     if v1 is None:
-        _order("SessionStopReq.charging_session", 1, _C258)
-    i1 = _C253.get(v1)
+        _order("SessionStopReq.charging_session", 1, _C270)
+    i1 = _C264.get(v1)
     if i1 is None:
         _bad("SessionStopReq.charging_session", v1, "a member of _iso20.ChargingSession")
     v2 = o.ev_termination_code
@@ -4743,18 +4956,18 @@ def _e34(w, o):
         s = 3
     v3 = o.ev_termination_explanation
     if v3 is not None:
-        t = _C259.get(s)
+        t = _C271.get(s)
         if t is None:
-            _order("SessionStopReq.ev_termination_explanation", s, _C258)
+            _order("SessionStopReq.ev_termination_explanation", s, _C270)
         if type(v3) is not str or len(v3) > 160:
             _bad("SessionStopReq.ev_termination_explanation", v3, "a str of length 0..160")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v3)
         w.bits(0, 1)
         s = 4
-    t = _C260.get(s)
+    t = _C272.get(s)
     if t is None:
-        _order("SessionStopReq", s, _C258)
+        _order("SessionStopReq", s, _C270)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4769,7 +4982,7 @@ def _d35(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C261, "SessionStopResType")
+            _escape(r, 3, _C273, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -4779,7 +4992,7 @@ def _d35(r):
             y = (x >> 2) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             s = -1
         else:
@@ -4791,7 +5004,7 @@ def _d35(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -4800,12 +5013,12 @@ def _d35(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C262, "SessionStopResType")
+                _escape(r, 2, _C274, "SessionStopResType")
             else:
                 r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 2:
@@ -4813,7 +5026,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C263, "SessionStopResType")
+            _escape(r, 1, _C275, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopRes)
@@ -4825,15 +5038,15 @@ def _e35(w, o):
     """iso20.SessionStopRes -> SessionStopResType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionStopRes.header", 0, _C264)
+        _order("SessionStopRes.header", 0, _C276)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionStopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("SessionStopRes.response_code", 1, _C264)
-    i1 = _C12.get(v1)
+        _order("SessionStopRes.response_code", 1, _C276)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("SessionStopRes.response_code", v1, "a member of _iso20.ResponseCode")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -4856,7 +5069,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C265, "SignatureType")
+            _escape(r, 3, _C277, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -4865,7 +5078,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C266, "SignatureType")
+            _escape(r, 3, _C278, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -4874,7 +5087,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C267, "SignatureType")
+            _escape(r, 2, _C279, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -4890,7 +5103,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C268, "SignatureType")
+            _escape(r, 1, _C280, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -4903,7 +5116,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C269, "SignatureType")
+            _escape(r, 1, _C281, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -4918,7 +5131,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C270, "SignatureType")
+                _escape(r, 1, _C282, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -4941,17 +5154,17 @@ def _e36(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C271)
-    t = _C272.get(s)
+        _order("Signature.signed_info", s, _C283)
+    t = _C284.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C271)
+        _order("Signature.signed_info", s, _C283)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e41(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C271)
+        _order("Signature.signature_value", 1, _C283)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -4970,17 +5183,17 @@ def _e36(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C273.get(s)
+        t = _C285.get(s)
         if t is None:
-            _order("Signature.object", s, _C271)
+            _order("Signature.object", s, _C283)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e16(w, v4)
         s = 4
-    t = _C274.get(s)
+    t = _C286.get(s)
     if t is None:
-        _order("Signature", s, _C271)
+        _order("Signature", s, _C283)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4996,7 +5209,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C275, "SignatureMethodType")
+            _escape(r, 3, _C287, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5016,7 +5229,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C276, "SignatureMethodType")
+            _escape(r, 2, _C288, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5036,7 +5249,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C277, "SignatureMethodType")
+            _escape(r, 1, _C289, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5048,7 +5261,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C278, "SignatureMethodType")
+            _escape(r, 1, _C290, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -5062,7 +5275,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C279, "SignatureMethodType")
+                _escape(r, 1, _C291, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -5074,7 +5287,7 @@ def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C280)
+        _order("SignatureMethod.algorithm", 0, _C292)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -5088,9 +5301,9 @@ def _e37(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C281.get(s)
+    t = _C293.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C280)
+        _order("SignatureMethod", s, _C292)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5111,7 +5324,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C282, "SignaturePropertiesType")
+            _escape(r, 3, _C294, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -5122,7 +5335,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C283, "SignaturePropertiesType")
+            _escape(r, 3, _C295, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -5137,7 +5350,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C284, "SignaturePropertiesType")
+                _escape(r, 1, _C296, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -5161,17 +5374,17 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C286.get(s)
+        t = _C298.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C285)
+            _order("SignatureProperties.signature_property", s, _C297)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v1)
         s = 1
-    t = _C287.get(s)
+    t = _C299.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C285)
+        _order("SignatureProperties", s, _C297)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5189,7 +5402,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C288, "SignaturePropertyType")
+            _escape(r, 3, _C300, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -5198,7 +5411,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C289, "SignaturePropertyType")
+            _escape(r, 3, _C301, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -5208,7 +5421,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C290, "SignaturePropertyType")
+            _escape(r, 3, _C302, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -5218,7 +5431,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C291, "SignaturePropertyType")
+            _escape(r, 2, _C303, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -5230,7 +5443,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C292, "SignaturePropertyType")
+            _escape(r, 1, _C304, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -5250,15 +5463,15 @@ def _e39(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C293)
-    t = _C294.get(s)
+        _order("SignatureProperty.target", s, _C305)
+    t = _C306.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C293)
+        _order("SignatureProperty.target", s, _C305)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C293)
+    _order("SignatureProperty", 3, _C305)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -5274,7 +5487,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C295, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C307, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5284,7 +5497,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C296, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C308, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5293,7 +5506,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C297, "SignatureValueType")
+            _escape(r, 1, _C309, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -5313,10 +5526,10 @@ def _e40(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C298)
-    t = _C299.get(s)
+        _order("SignatureValue.value", s, _C310)
+    t = _C311.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C298)
+        _order("SignatureValue.value", s, _C310)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -5340,7 +5553,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C300, "SignedInfoType")
+            _escape(r, 3, _C312, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -5349,7 +5562,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C301, "SignedInfoType")
+            _escape(r, 3, _C313, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -5358,7 +5571,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C302, "SignedInfoType")
+            _escape(r, 2, _C314, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -5369,7 +5582,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C303, "SignedInfoType")
+            _escape(r, 2, _C315, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -5384,7 +5597,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C304, "SignedInfoType")
+                _escape(r, 1, _C316, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -5406,17 +5619,17 @@ def _e41(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C305)
-    t = _C306.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C317)
+    t = _C318.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C305)
+        _order("SignedInfo.canonicalization_method", s, _C317)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e6(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C305)
+        _order("SignedInfo.signature_method", 1, _C317)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -5428,17 +5641,17 @@ def _e41(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C307.get(s)
+        t = _C319.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C305)
+            _order("SignedInfo.reference", s, _C317)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e21(w, v3)
         s = 3
-    t = _C308.get(s)
+    t = _C320.get(s)
     if t is None:
-        _order("SignedInfo", s, _C305)
+        _order("SignedInfo", s, _C317)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5458,7 +5671,7 @@ def _d42(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C309, "SignedInstallationDataType")
+            _escape(r, 3, _C321, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5467,7 +5680,7 @@ def _d42(r):
             f1 = _d58(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C310, "SignedInstallationDataType")
+            _escape(r, 3, _C322, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5475,13 +5688,41 @@ def _d42(r):
         x = r.bits(6)
         if x & 55 == 0:
             y = (x >> 3) & 1
-            y = _C311[y]
+            y = _C323[y]
             f2 = y
             f3 = r.binary(133, 133)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "SECP521_EncryptedPrivateKey")
+                    else:
+                        f4 = r.binary(94, 94)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SECP521_EncryptedPrivateKey")
+                    s = 7
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "X448_EncryptedPrivateKey")
+                    else:
+                        f5 = r.binary(84, 84)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "X448_EncryptedPrivateKey")
+                    s = 6
+                elif ec == 2:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "TPM_EncryptedPrivateKey")
+                    else:
+                        f6 = r.binary(206, 206)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
+                    s = 5
+                elif ec == 3:
+                    _escape(r, 2, _C325, "SignedInstallationDataType")
+                else:
+                    r.fail("SignedInstallationDataType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5494,19 +5735,19 @@ def _d42(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f2 = _C311[x]
+                    f2 = _C323[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ECDHCurve")
                     else:
                         f2 = r.bits(1)
-                        f2 = _C311[f2]
+                        f2 = _C323[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C313, "SignedInstallationDataType")
+                _escape(r, 2, _C326, "SignedInstallationDataType")
             else:
                 r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5515,9 +5756,37 @@ def _d42(r):
         if x & 3 == 0:
             f3 = r.binary(133, 133)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "SECP521_EncryptedPrivateKey")
+                    else:
+                        f4 = r.binary(94, 94)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SECP521_EncryptedPrivateKey")
+                    s = 7
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "X448_EncryptedPrivateKey")
+                    else:
+                        f5 = r.binary(84, 84)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "X448_EncryptedPrivateKey")
+                    s = 6
+                elif ec == 2:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "TPM_EncryptedPrivateKey")
+                    else:
+                        f6 = r.binary(206, 206)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
+                    s = 5
+                elif ec == 3:
+                    _escape(r, 2, _C327, "SignedInstallationDataType")
+                else:
+                    r.fail("SignedInstallationDataType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5535,7 +5804,7 @@ def _d42(r):
                         _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C314, "SignedInstallationDataType")
+                _escape(r, 2, _C328, "SignedInstallationDataType")
             else:
                 r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5565,7 +5834,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C315, "SignedInstallationDataType")
+            _escape(r, 2, _C329, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5573,7 +5842,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C316, "SignedInstallationDataType")
+            _escape(r, 1, _C330, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5581,7 +5850,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C317, "SignedInstallationDataType")
+            _escape(r, 1, _C331, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 7:
@@ -5589,7 +5858,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C318, "SignedInstallationDataType")
+            _escape(r, 1, _C332, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedInstallationData)
@@ -5606,27 +5875,27 @@ def _e42(w, o):
     """iso20.SignedInstallationData -> SignedInstallationDataType"""
     v0 = o.id
     if v0 is None:
-        _order("SignedInstallationData.id", 0, _C319)
+        _order("SignedInstallationData.id", 0, _C333)
     if type(v0) is not str:
         _bad("SignedInstallationData.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.contract_certificate_chain
     if v1 is None:
-        _order("SignedInstallationData.contract_certificate_chain", 7, _C319)
+        _order("SignedInstallationData.contract_certificate_chain", 7, _C333)
     if v1.__class__ is not _iso20.ContractCertificateChain:
         _bad("SignedInstallationData.contract_certificate_chain", v1, "a ContractCertificateChain")
     w.bits(0, 1)
     _e58(w, v1)
     v2 = o.ecdh_curve
     if v2 is None:
-        _order("SignedInstallationData.ecdh_curve", 1, _C319)
-    i2 = _C312.get(v2)
+        _order("SignedInstallationData.ecdh_curve", 1, _C333)
+    i2 = _C324.get(v2)
     if i2 is None:
         _bad("SignedInstallationData.ecdh_curve", v2, "a member of _iso20.EcdhCurve")
     v3 = o.dh_public_key
     if v3 is None:
-        _order("SignedInstallationData.dh_public_key", 2, _C319)
+        _order("SignedInstallationData.dh_public_key", 2, _C333)
     if not isinstance(v3, (bytes, bytearray)) or len(v3) < 133 or len(v3) > 133:
         _bad("SignedInstallationData.dh_public_key", v3, "bytes of length 133..133")
     w.bits(((((((0) << 1) << 1) | (i2)) << 1) << 1) << 1, 6)
@@ -5643,9 +5912,9 @@ def _e42(w, o):
         s = 4
     v5 = o.x448_encrypted_private_key
     if v5 is not None:
-        t = _C320.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("SignedInstallationData.x448_encrypted_private_key", s, _C319)
+            _order("SignedInstallationData.x448_encrypted_private_key", s, _C333)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) < 84 or len(v5) > 84:
             _bad("SignedInstallationData.x448_encrypted_private_key", v5, "bytes of length 84..84")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5654,18 +5923,18 @@ def _e42(w, o):
         s = 5
     v6 = o.tpm_encrypted_private_key
     if v6 is not None:
-        t = _C321.get(s)
+        t = _C335.get(s)
         if t is None:
-            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C319)
+            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C333)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) < 206 or len(v6) > 206:
             _bad("SignedInstallationData.tpm_encrypted_private_key", v6, "bytes of length 206..206")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 6
-    t = _C322.get(s)
+    t = _C336.get(s)
     if t is None:
-        _order("SignedInstallationData", s, _C319)
+        _order("SignedInstallationData", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5684,7 +5953,7 @@ def _d43(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C323, "SignedMeteringDataType")
+            _escape(r, 3, _C337, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5714,7 +5983,7 @@ def _d43(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C324, "SignedMeteringDataType")
+                _escape(r, 3, _C338, "SignedMeteringDataType")
             else:
                 r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5723,7 +5992,7 @@ def _d43(r):
             f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C325, "SignedMeteringDataType")
+            _escape(r, 2, _C339, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5738,7 +6007,7 @@ def _d43(r):
             f5 = _d104(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C326, "SignedMeteringDataType")
+            _escape(r, 2, _C340, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5750,7 +6019,7 @@ def _d43(r):
             f5 = _d104(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C327, "SignedMeteringDataType")
+            _escape(r, 2, _C341, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5758,7 +6027,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C328, "SignedMeteringDataType")
+            _escape(r, 1, _C342, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5766,7 +6035,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C329, "SignedMeteringDataType")
+            _escape(r, 1, _C343, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedMeteringData)
@@ -5782,21 +6051,21 @@ def _e43(w, o):
     """iso20.SignedMeteringData -> SignedMeteringDataType"""
     v0 = o.id
     if v0 is None:
-        _order("SignedMeteringData.id", 0, _C330)
+        _order("SignedMeteringData.id", 0, _C344)
     if type(v0) is not str:
         _bad("SignedMeteringData.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.session_id
     if v1 is None:
-        _order("SignedMeteringData.session_id", 6, _C330)
+        _order("SignedMeteringData.session_id", 6, _C344)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) < 8 or len(v1) > 8:
         _bad("SignedMeteringData.session_id", v1, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v1)
     v2 = o.meter_info
     if v2 is None:
-        _order("SignedMeteringData.meter_info", 1, _C330)
+        _order("SignedMeteringData.meter_info", 1, _C344)
     if v2.__class__ is not _iso20.MeterInfo:
         _bad("SignedMeteringData.meter_info", v2, "a MeterInfo")
     w.bits(0, 2)
@@ -5811,9 +6080,9 @@ def _e43(w, o):
         s = 3
     v4 = o.dynamic_smdt_control_mode
     if v4 is not None:
-        t = _C331.get(s)
+        t = _C345.get(s)
         if t is None:
-            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C330)
+            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C344)
         if v4.__class__ is not _iso20.Dynamic_SMDTControlMode:
             _bad("SignedMeteringData.dynamic_smdt_control_mode", v4, "a Dynamic_SMDTControlMode")
         w.bits(t[0], t[1])
@@ -5821,17 +6090,17 @@ def _e43(w, o):
         s = 4
     v5 = o.scheduled_smdt_control_mode
     if v5 is not None:
-        t = _C332.get(s)
+        t = _C346.get(s)
         if t is None:
-            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C330)
+            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C344)
         if v5.__class__ is not _iso20.Scheduled_SMDTControlMode:
             _bad("SignedMeteringData.scheduled_smdt_control_mode", v5, "a Scheduled_SMDTControlMode")
         w.bits(t[0], t[1])
         _e104(w, v5)
         s = 5
-    t = _C333.get(s)
+    t = _C347.get(s)
     if t is None:
-        _order("SignedMeteringData", s, _C330)
+        _order("SignedMeteringData", s, _C344)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5847,7 +6116,7 @@ def _d44(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C334, "TransformType")
+                _escape(r, 3, _C348, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -5868,7 +6137,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C335, "TransformType")
+                _escape(r, 2, _C349, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -5889,7 +6158,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C336, "TransformType")
+                _escape(r, 1, _C350, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -5910,7 +6179,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C337, "TransformType")
+                _escape(r, 1, _C351, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -5931,7 +6200,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C338, "TransformType")
+                _escape(r, 1, _C352, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -5943,7 +6212,7 @@ def _e44(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C339)
+        _order("Transform.algorithm", 0, _C353)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -5957,18 +6226,18 @@ def _e44(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C340.get(s)
+        t = _C354.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C339)
+            _order("Transform.x_path", s, _C353)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C341.get(s)
+    t = _C355.get(s)
     if t is None:
-        _order("Transform", s, _C339)
+        _order("Transform", s, _C353)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5985,7 +6254,7 @@ def _d45(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C342, "TransformsType")
+            _escape(r, 3, _C356, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -6000,7 +6269,7 @@ def _d45(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C343, "TransformsType")
+                _escape(r, 1, _C357, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -6016,17 +6285,17 @@ def _e45(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C345.get(s)
+        t = _C359.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C344)
+            _order("Transforms.transform", s, _C358)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e44(w, v0)
         s = 1
-    t = _C346.get(s)
+    t = _C360.get(s)
     if t is None:
-        _order("Transforms", s, _C344)
+        _order("Transforms", s, _C358)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6045,24 +6314,60 @@ def _d46(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C347, "VehicleCheckInReqType")
+            _escape(r, 3, _C361, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(10)
-        if x & 825 == 0:
-            y = (x >> 6) & 3
+        x = r.bits(13)
+        if x & 6600 == 0:
+            y = (x >> 9) & 3
             if y >= 3:
                 r.fail("EVCheckInStatus: enumeration index %d out of range" % y)
-            y = _C348[y]
+            y = _C362[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("ParkingMethod: enumeration index %d out of range" % y)
-            y = _C350[y]
+            y = _C364[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "VehicleFrame")
+                else:
+                    f3 = r.integer(3)
+                    if f3 < -32768 or f3 > 32767:
+                        r.facet("VehicleFrame: %d outside -32768..32767" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleFrame")
+                s = 4
+            elif ec == 1:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "DeviceOffset")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("DeviceOffset: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DeviceOffset")
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "VehicleTravel")
+                else:
+                    f5 = r.integer(3)
+                    if f5 < -32768 or f5 > 32767:
+                        r.facet("VehicleTravel: %d outside -32768..32767" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleTravel")
+                s = 6
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C366, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6072,7 +6377,7 @@ def _d46(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVCheckInStatus: enumeration index %d out of range" % x)
-                    f1 = _C348[x]
+                    f1 = _C362[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6081,24 +6386,60 @@ def _d46(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
-                        f1 = _C348[f1]
+                        f1 = _C362[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C352, "VehicleCheckInReqType")
+                _escape(r, 2, _C367, "VehicleCheckInReqType")
             else:
                 r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("ParkingMethod: enumeration index %d out of range" % y)
-            y = _C350[y]
+            y = _C364[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "VehicleFrame")
+                else:
+                    f3 = r.integer(3)
+                    if f3 < -32768 or f3 > 32767:
+                        r.facet("VehicleFrame: %d outside -32768..32767" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleFrame")
+                s = 4
+            elif ec == 1:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "DeviceOffset")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("DeviceOffset: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DeviceOffset")
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "VehicleTravel")
+                else:
+                    f5 = r.integer(3)
+                    if f5 < -32768 or f5 > 32767:
+                        r.facet("VehicleTravel: %d outside -32768..32767" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleTravel")
+                s = 6
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C368, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6108,7 +6449,7 @@ def _d46(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("ParkingMethod: enumeration index %d out of range" % x)
-                    f2 = _C350[x]
+                    f2 = _C364[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6117,12 +6458,12 @@ def _d46(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("ParkingMethod: enumeration index %d out of range" % f2)
-                        f2 = _C350[f2]
+                        f2 = _C364[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C353, "VehicleCheckInReqType")
+                _escape(r, 2, _C369, "VehicleCheckInReqType")
             else:
                 r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6160,7 +6501,7 @@ def _d46(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C354, "VehicleCheckInReqType")
+            _escape(r, 1, _C370, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6188,7 +6529,7 @@ def _d46(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C355, "VehicleCheckInReqType")
+            _escape(r, 1, _C371, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 5:
@@ -6206,7 +6547,7 @@ def _d46(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C356, "VehicleCheckInReqType")
+            _escape(r, 1, _C372, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 6:
@@ -6214,7 +6555,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C357, "VehicleCheckInReqType")
+            _escape(r, 1, _C373, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInReq)
@@ -6230,21 +6571,21 @@ def _e46(w, o):
     """iso20.VehicleCheckInReq -> VehicleCheckInReqType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckInReq.header", 0, _C358)
+        _order("VehicleCheckInReq.header", 0, _C374)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckInReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.ev_check_in_status
     if v1 is None:
-        _order("VehicleCheckInReq.ev_check_in_status", 1, _C358)
-    i1 = _C349.get(v1)
+        _order("VehicleCheckInReq.ev_check_in_status", 1, _C374)
+    i1 = _C363.get(v1)
     if i1 is None:
         _bad("VehicleCheckInReq.ev_check_in_status", v1, "a member of _iso20.EvCheckInStatus")
     v2 = o.parking_method
     if v2 is None:
-        _order("VehicleCheckInReq.parking_method", 2, _C358)
-    i2 = _C351.get(v2)
+        _order("VehicleCheckInReq.parking_method", 2, _C374)
+    i2 = _C365.get(v2)
     if i2 is None:
         _bad("VehicleCheckInReq.parking_method", v2, "a member of _iso20.ParkingMethod")
     v3 = o.vehicle_frame
@@ -6259,9 +6600,9 @@ def _e46(w, o):
         s = 4
     v4 = o.device_offset
     if v4 is not None:
-        t = _C359.get(s)
+        t = _C375.get(s)
         if t is None:
-            _order("VehicleCheckInReq.device_offset", s, _C358)
+            _order("VehicleCheckInReq.device_offset", s, _C374)
         if type(v4) is not int or v4 < -32768 or v4 > 32767:
             _bad("VehicleCheckInReq.device_offset", v4, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6270,18 +6611,18 @@ def _e46(w, o):
         s = 5
     v5 = o.vehicle_travel
     if v5 is not None:
-        t = _C360.get(s)
+        t = _C376.get(s)
         if t is None:
-            _order("VehicleCheckInReq.vehicle_travel", s, _C358)
+            _order("VehicleCheckInReq.vehicle_travel", s, _C374)
         if type(v5) is not int or v5 < -32768 or v5 > 32767:
             _bad("VehicleCheckInReq.vehicle_travel", v5, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v5)
         w.bits(0, 1)
         s = 6
-    t = _C361.get(s)
+    t = _C377.get(s)
     if t is None:
-        _order("VehicleCheckInReq", s, _C358)
+        _order("VehicleCheckInReq", s, _C374)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6299,19 +6640,55 @@ def _d47(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C362, "VehicleCheckInResType")
+            _escape(r, 3, _C378, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(12)
+        if x & 3080 == 0:
+            y = (x >> 4) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ParkingSpace")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("ParkingSpace: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParkingSpace")
+                s = 3
+            elif ec == 1:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "DeviceLocation")
+                else:
+                    f3 = r.integer(3)
+                    if f3 < -32768 or f3 > 32767:
+                        r.facet("DeviceLocation: %d outside -32768..32767" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DeviceLocation")
+                s = 4
+            elif ec == 2:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "TargetDistance")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("TargetDistance: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetDistance")
+                s = 5
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C379, "VehicleCheckInResType")
+            else:
+                r.fail("VehicleCheckInResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6321,7 +6698,7 @@ def _d47(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -6330,12 +6707,12 @@ def _d47(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C363, "VehicleCheckInResType")
+                _escape(r, 2, _C380, "VehicleCheckInResType")
             else:
                 r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 2:
@@ -6373,7 +6750,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C364, "VehicleCheckInResType")
+            _escape(r, 1, _C381, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 3:
@@ -6401,7 +6778,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C365, "VehicleCheckInResType")
+            _escape(r, 1, _C382, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 4:
@@ -6419,7 +6796,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C366, "VehicleCheckInResType")
+            _escape(r, 1, _C383, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 5:
@@ -6427,7 +6804,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C367, "VehicleCheckInResType")
+            _escape(r, 1, _C384, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInRes)
@@ -6442,15 +6819,15 @@ def _e47(w, o):
     """iso20.VehicleCheckInRes -> VehicleCheckInResType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckInRes.header", 0, _C368)
+        _order("VehicleCheckInRes.header", 0, _C385)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckInRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("VehicleCheckInRes.response_code", 1, _C368)
-    i1 = _C12.get(v1)
+        _order("VehicleCheckInRes.response_code", 1, _C385)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("VehicleCheckInRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.parking_space
@@ -6465,9 +6842,9 @@ def _e47(w, o):
         s = 3
     v3 = o.device_location
     if v3 is not None:
-        t = _C369.get(s)
+        t = _C386.get(s)
         if t is None:
-            _order("VehicleCheckInRes.device_location", s, _C368)
+            _order("VehicleCheckInRes.device_location", s, _C385)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("VehicleCheckInRes.device_location", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6476,18 +6853,18 @@ def _e47(w, o):
         s = 4
     v4 = o.target_distance
     if v4 is not None:
-        t = _C370.get(s)
+        t = _C387.get(s)
         if t is None:
-            _order("VehicleCheckInRes.target_distance", s, _C368)
+            _order("VehicleCheckInRes.target_distance", s, _C385)
         if type(v4) is not int or v4 < -32768 or v4 > 32767:
             _bad("VehicleCheckInRes.target_distance", v4, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v4)
         w.bits(0, 1)
         s = 5
-    t = _C371.get(s)
+    t = _C388.get(s)
     if t is None:
-        _order("VehicleCheckInRes", s, _C368)
+        _order("VehicleCheckInRes", s, _C385)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6503,7 +6880,7 @@ def _d48(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C372, "VehicleCheckOutReqType")
+            _escape(r, 3, _C389, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6513,7 +6890,7 @@ def _d48(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVCheckOutStatus: enumeration index %d out of range" % y)
-            y = _C373[y]
+            y = _C390[y]
             f1 = y
             f2 = r.uint(10)
             if f2 > 18446744073709551615:
@@ -6536,7 +6913,7 @@ def _d48(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVCheckOutStatus: enumeration index %d out of range" % x)
-                    f1 = _C373[x]
+                    f1 = _C390[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6545,12 +6922,12 @@ def _d48(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
-                        f1 = _C373[f1]
+                        f1 = _C390[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C375, "VehicleCheckOutReqType")
+                _escape(r, 2, _C392, "VehicleCheckOutReqType")
             else:
                 r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6583,7 +6960,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C376, "VehicleCheckOutReqType")
+                _escape(r, 2, _C393, "VehicleCheckOutReqType")
             else:
                 r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6591,7 +6968,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C377, "VehicleCheckOutReqType")
+            _escape(r, 1, _C394, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutReq)
@@ -6604,20 +6981,20 @@ def _e48(w, o):
     """iso20.VehicleCheckOutReq -> VehicleCheckOutReqType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckOutReq.header", 0, _C378)
+        _order("VehicleCheckOutReq.header", 0, _C395)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckOutReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.ev_check_out_status
     if v1 is None:
-        _order("VehicleCheckOutReq.ev_check_out_status", 1, _C378)
-    i1 = _C374.get(v1)
+        _order("VehicleCheckOutReq.ev_check_out_status", 1, _C395)
+    i1 = _C391.get(v1)
     if i1 is None:
         _bad("VehicleCheckOutReq.ev_check_out_status", v1, "a member of _iso20.EvCheckOutStatus")
     v2 = o.check_out_time
     if v2 is None:
-        _order("VehicleCheckOutReq.check_out_time", 2, _C378)
+        _order("VehicleCheckOutReq.check_out_time", 2, _C395)
     if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
         _bad("VehicleCheckOutReq.check_out_time", v2, "an integer in 0..18446744073709551615")
     w.bits(((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1, 7)
@@ -6636,7 +7013,7 @@ def _d49(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C379, "VehicleCheckOutResType")
+            _escape(r, 3, _C396, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 1:
@@ -6646,10 +7023,10 @@ def _d49(r):
             y = (x >> 6) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C11[y]
+            y = _C12[y]
             f1 = y
             y = (x >> 2) & 1
-            y = _C380[y]
+            y = _C397[y]
             f2 = y
             s = -1
         else:
@@ -6661,7 +7038,7 @@ def _d49(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C11[x]
+                    f1 = _C12[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -6670,12 +7047,12 @@ def _d49(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C11[f1]
+                        f1 = _C12[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C382, "VehicleCheckOutResType")
+                _escape(r, 2, _C399, "VehicleCheckOutResType")
             else:
                 r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 2:
@@ -6683,7 +7060,7 @@ def _d49(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C380[y]
+            y = _C397[y]
             f2 = y
             s = -1
         else:
@@ -6693,19 +7070,19 @@ def _d49(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f2 = _C380[x]
+                    f2 = _C397[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "EVSECheckOutStatus")
                     else:
                         f2 = r.bits(1)
-                        f2 = _C380[f2]
+                        f2 = _C397[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C383, "VehicleCheckOutResType")
+                _escape(r, 2, _C400, "VehicleCheckOutResType")
             else:
                 r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 3:
@@ -6713,7 +7090,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C384, "VehicleCheckOutResType")
+            _escape(r, 1, _C401, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutRes)
@@ -6726,21 +7103,21 @@ def _e49(w, o):
     """iso20.VehicleCheckOutRes -> VehicleCheckOutResType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckOutRes.header", 0, _C385)
+        _order("VehicleCheckOutRes.header", 0, _C402)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckOutRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("VehicleCheckOutRes.response_code", 1, _C385)
-    i1 = _C12.get(v1)
+        _order("VehicleCheckOutRes.response_code", 1, _C402)
+    i1 = _C13.get(v1)
     if i1 is None:
         _bad("VehicleCheckOutRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_check_out_status
     if v2 is None:
-        _order("VehicleCheckOutRes.evse_check_out_status", 2, _C385)
-    i2 = _C381.get(v2)
+        _order("VehicleCheckOutRes.evse_check_out_status", 2, _C402)
+    i2 = _C398.get(v2)
     if i2 is None:
         _bad("VehicleCheckOutRes.evse_check_out_status", v2, "a member of _iso20.EvseCheckOutStatus")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (i2)) << 1) << 1, 14)
@@ -6799,7 +7176,7 @@ def _d50(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C386, "X509DataType")
+                _escape(r, 3, _C403, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -6849,7 +7226,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C387, "X509DataType")
+                _escape(r, 1, _C404, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -6899,7 +7276,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C388, "X509DataType")
+                _escape(r, 1, _C405, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -6949,7 +7326,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C389, "X509DataType")
+                _escape(r, 1, _C406, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -6999,7 +7376,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C390, "X509DataType")
+                _escape(r, 1, _C407, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -7049,7 +7426,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C391, "X509DataType")
+                _escape(r, 1, _C408, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -7099,7 +7476,7 @@ def _d50(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C392, "X509DataType")
+                _escape(r, 1, _C409, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -7121,9 +7498,9 @@ def _e50(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C394.get(s)
+        t = _C411.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C393)
+            _order("X509Data.x509_issuer_serial", s, _C410)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7137,9 +7514,9 @@ def _e50(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C395.get(s)
+        t = _C412.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C393)
+            _order("X509Data.x509ski", s, _C410)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7154,9 +7531,9 @@ def _e50(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C396.get(s)
+        t = _C413.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C393)
+            _order("X509Data.x509_subject_name", s, _C410)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7171,9 +7548,9 @@ def _e50(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C397.get(s)
+        t = _C414.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C393)
+            _order("X509Data.x509_certificate", s, _C410)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7188,18 +7565,18 @@ def _e50(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C398.get(s)
+        t = _C415.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C393)
+            _order("X509Data.x509crl", s, _C410)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C399.get(s)
+    t = _C416.get(s)
     if t is None:
-        _order("X509Data", s, _C393)
+        _order("X509Data", s, _C410)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7235,7 +7612,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C400, "AbsolutePriceScheduleType")
+            _escape(r, 3, _C417, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -7252,9 +7629,29 @@ def _d51(r):
                 if f2 < 1 or f2 > 4294967295:
                     r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 3
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, "", "PriceScheduleDescription")
+                        else:
+                            f3 = r.string(None, 160)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+                        s = 4
+                    elif ec == 1:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, "", "Currency")
+                        else:
+                            f4 = r.string(None, 3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "Currency")
+                        s = 5
+                    elif ec == 2:
+                        _escape(r, 2, _C418, "AbsolutePriceScheduleType")
+                    else:
+                        r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -7279,7 +7676,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C401, "AbsolutePriceScheduleType")
+                _escape(r, 3, _C419, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -7290,9 +7687,29 @@ def _d51(r):
             if f2 < 1 or f2 > 4294967295:
                 r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 3
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, "", "PriceScheduleDescription")
+                    else:
+                        f3 = r.string(None, 160)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+                    s = 4
+                elif ec == 1:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, "", "Currency")
+                    else:
+                        f4 = r.string(None, 3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Currency")
+                    s = 5
+                elif ec == 2:
+                    _escape(r, 2, _C420, "AbsolutePriceScheduleType")
+                else:
+                    r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7312,7 +7729,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C402, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C421, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -7334,7 +7751,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C403, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C422, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -7351,9 +7768,25 @@ def _d51(r):
                 if x & 7 == 0:
                     f6 = r.string(None, 255)
                     p = r.pos
-                    x = r.bits(1)
-                    if x & 1 == 0:
-                        s = 7
+                    x = r.bits(4)
+                    if x & 8 == 0:
+                        ec = x & 7
+                        if ec == 0:
+                            f7 = _d55(r)
+                            s = 8
+                        elif ec == 1:
+                            f8 = _d55(r)
+                            s = 9
+                        elif ec == 2:
+                            f9 = _d114(r)
+                            s = 10
+                        elif ec == 3:
+                            f10 = _d96(r)
+                            s = 11
+                        elif ec == 4:
+                            _escape(r, 2, _C423, "AbsolutePriceScheduleType")
+                        else:
+                            r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                     else:
                         r.pos = p
                         if r.bits(1):
@@ -7381,7 +7814,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "Currency")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C404, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C424, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 5:
@@ -7394,9 +7827,25 @@ def _d51(r):
             if x & 7 == 0:
                 f6 = r.string(None, 255)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 7
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        f7 = _d55(r)
+                        s = 8
+                    elif ec == 1:
+                        f8 = _d55(r)
+                        s = 9
+                    elif ec == 2:
+                        f9 = _d114(r)
+                        s = 10
+                    elif ec == 3:
+                        f10 = _d96(r)
+                        s = 11
+                    elif ec == 4:
+                        _escape(r, 2, _C425, "AbsolutePriceScheduleType")
+                    else:
+                        r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -7419,7 +7868,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "Language")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C405, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C426, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 6:
@@ -7428,9 +7877,25 @@ def _d51(r):
         if x & 3 == 0:
             f6 = r.string(None, 255)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 7
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f7 = _d55(r)
+                    s = 8
+                elif ec == 1:
+                    f8 = _d55(r)
+                    s = 9
+                elif ec == 2:
+                    f9 = _d114(r)
+                    s = 10
+                elif ec == 3:
+                    f10 = _d96(r)
+                    s = 11
+                elif ec == 4:
+                    _escape(r, 2, _C427, "AbsolutePriceScheduleType")
+                else:
+                    r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -7448,7 +7913,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C406, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C428, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 7:
@@ -7466,7 +7931,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C407, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C429, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 8:
@@ -7481,7 +7946,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C408, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C430, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 9:
@@ -7493,7 +7958,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C409, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C431, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 10:
@@ -7502,7 +7967,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C410, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C432, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 11:
@@ -7516,7 +7981,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C411, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C433, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 12:
@@ -7527,7 +7992,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C412, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C434, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 13:
@@ -7535,7 +8000,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C413, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C435, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.AbsolutePriceSchedule)
@@ -7566,10 +8031,10 @@ def _e51(w, o):
         s = 13
     v1 = o.time_anchor
     if v1 is None:
-        _order("AbsolutePriceSchedule.time_anchor", s, _C414)
-    t = _C415.get(s)
+        _order("AbsolutePriceSchedule.time_anchor", s, _C436)
+    t = _C437.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.time_anchor", s, _C414)
+        _order("AbsolutePriceSchedule.time_anchor", s, _C436)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("AbsolutePriceSchedule.time_anchor", v1, "an integer in 0..18446744073709551615")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -7577,7 +8042,7 @@ def _e51(w, o):
     w.bits(0, 1)
     v2 = o.price_schedule_id
     if v2 is None:
-        _order("AbsolutePriceSchedule.price_schedule_id", 1, _C414)
+        _order("AbsolutePriceSchedule.price_schedule_id", 1, _C436)
     if type(v2) is not int or v2 < 1 or v2 > 4294967295:
         _bad("AbsolutePriceSchedule.price_schedule_id", v2, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -7594,10 +8059,10 @@ def _e51(w, o):
         s = 3
     v4 = o.currency
     if v4 is None:
-        _order("AbsolutePriceSchedule.currency", s, _C414)
-    t = _C416.get(s)
+        _order("AbsolutePriceSchedule.currency", s, _C436)
+    t = _C438.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.currency", s, _C414)
+        _order("AbsolutePriceSchedule.currency", s, _C436)
     if type(v4) is not str or len(v4) > 3:
         _bad("AbsolutePriceSchedule.currency", v4, "a str of length 0..3")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -7605,14 +8070,14 @@ def _e51(w, o):
     w.bits(0, 1)
     v5 = o.language
     if v5 is None:
-        _order("AbsolutePriceSchedule.language", 4, _C414)
+        _order("AbsolutePriceSchedule.language", 4, _C436)
     if type(v5) is not str or len(v5) > 3:
         _bad("AbsolutePriceSchedule.language", v5, "a str of length 0..3")
     w.bits(0, 2)
     w.string(v5)
     v6 = o.price_algorithm
     if v6 is None:
-        _order("AbsolutePriceSchedule.price_algorithm", 5, _C414)
+        _order("AbsolutePriceSchedule.price_algorithm", 5, _C436)
     if type(v6) is not str or len(v6) > 255:
         _bad("AbsolutePriceSchedule.price_algorithm", v6, "a str of length 0..255")
     w.bits(0, 3)
@@ -7628,9 +8093,9 @@ def _e51(w, o):
         s = 7
     v8 = o.maximum_cost
     if v8 is not None:
-        t = _C417.get(s)
+        t = _C439.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.maximum_cost", s, _C414)
+            _order("AbsolutePriceSchedule.maximum_cost", s, _C436)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("AbsolutePriceSchedule.maximum_cost", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7638,9 +8103,9 @@ def _e51(w, o):
         s = 8
     v9 = o.tax_rules
     if v9 is not None:
-        t = _C418.get(s)
+        t = _C440.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.tax_rules", s, _C414)
+            _order("AbsolutePriceSchedule.tax_rules", s, _C436)
         if v9.__class__ is not _iso20.TaxRuleList:
             _bad("AbsolutePriceSchedule.tax_rules", v9, "a TaxRuleList")
         w.bits(t[0], t[1])
@@ -7648,10 +8113,10 @@ def _e51(w, o):
         s = 9
     v10 = o.price_rule_stacks
     if v10 is None:
-        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C414)
-    t = _C419.get(s)
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C436)
+    t = _C441.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C414)
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C436)
     if v10.__class__ is not _iso20.PriceRuleStackList:
         _bad("AbsolutePriceSchedule.price_rule_stacks", v10, "a PriceRuleStackList")
     w.bits(t[0], t[1])
@@ -7666,17 +8131,17 @@ def _e51(w, o):
         s = 11
     v12 = o.additional_selected_services
     if v12 is not None:
-        t = _C420.get(s)
+        t = _C442.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.additional_selected_services", s, _C414)
+            _order("AbsolutePriceSchedule.additional_selected_services", s, _C436)
         if v12.__class__ is not _iso20.AdditionalServiceList:
             _bad("AbsolutePriceSchedule.additional_selected_services", v12, "a AdditionalServiceList")
         w.bits(t[0], t[1])
         _e52(w, v12)
         s = 12
-    t = _C421.get(s)
+    t = _C443.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule", s, _C414)
+        _order("AbsolutePriceSchedule", s, _C436)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7693,7 +8158,7 @@ def _d52(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C422, "AdditionalServiceListType")
+            _escape(r, 3, _C444, "AdditionalServiceListType")
         else:
             r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -7709,7 +8174,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C423, "AdditionalServiceListType")
+                    _escape(r, 1, _C445, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
             else:
@@ -7718,7 +8183,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C424, "AdditionalServiceListType")
+                    _escape(r, 1, _C446, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalServiceList)
@@ -7736,17 +8201,17 @@ def _e52(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C426.get(s)
+        t = _C448.get(s)
         if t is None:
-            _order("AdditionalServiceList.additional_service", s, _C425)
+            _order("AdditionalServiceList.additional_service", s, _C447)
         if v0.__class__ is not _iso20.AdditionalService:
             _bad("AdditionalServiceList.additional_service", v0, "a AdditionalService")
         w.bits(t[0], t[1])
         _e53(w, v0)
         s = (1 if n < 5 else 2)
-    t = _C427.get(s)
+    t = _C449.get(s)
     if t is None:
-        _order("AdditionalServiceList", s, _C425)
+        _order("AdditionalServiceList", s, _C447)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7788,7 +8253,7 @@ def _d53(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C428, "AdditionalServiceType")
+                _escape(r, 3, _C450, "AdditionalServiceType")
             else:
                 r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -7797,7 +8262,7 @@ def _d53(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C429, "AdditionalServiceType")
+            _escape(r, 2, _C451, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -7805,7 +8270,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C430, "AdditionalServiceType")
+            _escape(r, 1, _C452, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalService)
@@ -7817,14 +8282,14 @@ def _e53(w, o):
     """iso20.AdditionalService -> AdditionalServiceType"""
     v0 = o.service_name
     if v0 is None:
-        _order("AdditionalService.service_name", 0, _C431)
+        _order("AdditionalService.service_name", 0, _C453)
     if type(v0) is not str or len(v0) > 80:
         _bad("AdditionalService.service_name", v0, "a str of length 0..80")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.service_fee
     if v1 is None:
-        _order("AdditionalService.service_fee", 1, _C431)
+        _order("AdditionalService.service_fee", 1, _C453)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("AdditionalService.service_fee", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -7842,7 +8307,7 @@ def _d54(r):
             f0 = _d55(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C432, "DetailedCostType")
+            _escape(r, 3, _C454, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -7851,7 +8316,7 @@ def _d54(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C433, "DetailedCostType")
+            _escape(r, 2, _C455, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -7859,7 +8324,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C434, "DetailedCostType")
+            _escape(r, 1, _C456, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -7871,14 +8336,14 @@ def _e54(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C435)
+        _order("DetailedCost.amount", 0, _C457)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C435)
+        _order("DetailedCost.cost_per_unit", 1, _C457)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -7925,7 +8390,7 @@ def _d55(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C436, "RationalNumberType")
+                _escape(r, 3, _C458, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7958,7 +8423,7 @@ def _d55(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C437, "RationalNumberType")
+                _escape(r, 2, _C459, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7966,7 +8431,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C438, "RationalNumberType")
+            _escape(r, 1, _C460, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7978,12 +8443,12 @@ def _e55(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C439)
+        _order("RationalNumber.exponent", 0, _C461)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C439)
+        _order("RationalNumber.value", 1, _C461)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -8001,9 +8466,18 @@ def _d56(r):
         if x & 3 == 0:
             f0 = r.binary(None, 1600)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d109(r)
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C462, "CertificateChainType")
+                else:
+                    r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8021,7 +8495,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C440, "CertificateChainType")
+                _escape(r, 3, _C463, "CertificateChainType")
             else:
                 r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -8032,7 +8506,7 @@ def _d56(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C441, "CertificateChainType")
+            _escape(r, 1, _C464, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -8040,7 +8514,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C442, "CertificateChainType")
+            _escape(r, 1, _C465, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateChain)
@@ -8052,7 +8526,7 @@ def _e56(w, o):
     """iso20.CertificateChain -> CertificateChainType"""
     v0 = o.certificate
     if v0 is None:
-        _order("CertificateChain.certificate", 0, _C443)
+        _order("CertificateChain.certificate", 0, _C466)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
         _bad("CertificateChain.certificate", v0, "bytes of length 0..1600")
     w.bits(0, 2)
@@ -8066,9 +8540,9 @@ def _e56(w, o):
         w.bits(0, 2)
         _e109(w, v1)
         s = 2
-    t = _C444.get(s)
+    t = _C467.get(s)
     if t is None:
-        _order("CertificateChain", s, _C443)
+        _order("CertificateChain", s, _C466)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8084,7 +8558,7 @@ def _d57(r):
             f0 = _d89(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C445, "ChargingScheduleType")
+            _escape(r, 3, _C468, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -8098,7 +8572,7 @@ def _d57(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C446, "ChargingScheduleType")
+            _escape(r, 1, _C469, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -8106,7 +8580,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C447, "ChargingScheduleType")
+            _escape(r, 1, _C470, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -8114,7 +8588,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C448, "ChargingScheduleType")
+            _escape(r, 1, _C471, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.ChargingSchedule)
@@ -8127,7 +8601,7 @@ def _e57(w, o):
     """iso20.ChargingSchedule -> ChargingScheduleType"""
     v0 = o.power_schedule
     if v0 is None:
-        _order("ChargingSchedule.power_schedule", 0, _C449)
+        _order("ChargingSchedule.power_schedule", 0, _C472)
     if v0.__class__ is not _iso20.PowerSchedule:
         _bad("ChargingSchedule.power_schedule", v0, "a PowerSchedule")
     w.bits(0, 1)
@@ -8142,17 +8616,17 @@ def _e57(w, o):
         s = 2
     v2 = o.price_level_schedule
     if v2 is not None:
-        t = _C450.get(s)
+        t = _C473.get(s)
         if t is None:
-            _order("ChargingSchedule.price_level_schedule", s, _C449)
+            _order("ChargingSchedule.price_level_schedule", s, _C472)
         if v2.__class__ is not _iso20.PriceLevelSchedule:
             _bad("ChargingSchedule.price_level_schedule", v2, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e91(w, v2)
         s = 3
-    t = _C451.get(s)
+    t = _C474.get(s)
     if t is None:
-        _order("ChargingSchedule", s, _C449)
+        _order("ChargingSchedule", s, _C472)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8194,7 +8668,7 @@ def _d58(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C452, "ContractCertificateChainType")
+                _escape(r, 3, _C475, "ContractCertificateChainType")
             else:
                 r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -8203,7 +8677,7 @@ def _d58(r):
             f1 = _d109(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C453, "ContractCertificateChainType")
+            _escape(r, 2, _C476, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -8211,7 +8685,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C454, "ContractCertificateChainType")
+            _escape(r, 1, _C477, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.ContractCertificateChain)
@@ -8223,14 +8697,14 @@ def _e58(w, o):
     """iso20.ContractCertificateChain -> ContractCertificateChainType"""
     v0 = o.certificate
     if v0 is None:
-        _order("ContractCertificateChain.certificate", 0, _C455)
+        _order("ContractCertificateChain.certificate", 0, _C478)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
         _bad("ContractCertificateChain.certificate", v0, "bytes of length 0..1600")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.sub_certificates
     if v1 is None:
-        _order("ContractCertificateChain.sub_certificates", 1, _C455)
+        _order("ContractCertificateChain.sub_certificates", 1, _C478)
     if v1.__class__ is not _iso20.SubCertificates:
         _bad("ContractCertificateChain.sub_certificates", v1, "a SubCertificates")
     w.bits(0, 2)
@@ -8382,7 +8856,7 @@ def _d59(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C456, "DisplayParametersType")
+            _escape(r, 3, _C479, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8500,7 +8974,7 @@ def _d59(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C457, "DisplayParametersType")
+            _escape(r, 1, _C480, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8601,7 +9075,7 @@ def _d59(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C458, "DisplayParametersType")
+            _escape(r, 1, _C481, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8685,7 +9159,7 @@ def _d59(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C459, "DisplayParametersType")
+            _escape(r, 1, _C482, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8752,7 +9226,7 @@ def _d59(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C460, "DisplayParametersType")
+            _escape(r, 1, _C483, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8809,7 +9283,7 @@ def _d59(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C461, "DisplayParametersType")
+            _escape(r, 1, _C484, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8856,7 +9330,7 @@ def _d59(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C462, "DisplayParametersType")
+            _escape(r, 1, _C485, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8893,7 +9367,7 @@ def _d59(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C463, "DisplayParametersType")
+            _escape(r, 1, _C486, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -8917,7 +9391,7 @@ def _d59(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C464, "DisplayParametersType")
+            _escape(r, 1, _C487, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8938,7 +9412,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C465, "DisplayParametersType")
+            _escape(r, 1, _C488, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8946,7 +9420,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C466, "DisplayParametersType")
+            _escape(r, 1, _C489, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8973,36 +9447,36 @@ def _e59(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C468.get(s)
+        t = _C491.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C467)
+            _order("DisplayParameters.minimum_soc", s, _C490)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C469.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C467)
+            _order("DisplayParameters.target_soc", s, _C490)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C470.get(s)
+        t = _C493.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C467)
+            _order("DisplayParameters.maximum_soc", s, _C490)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C471.get(s)
+        t = _C494.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C467)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C490)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9011,9 +9485,9 @@ def _e59(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C472.get(s)
+        t = _C495.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C467)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C490)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9022,9 +9496,9 @@ def _e59(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C473.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C467)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C490)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9033,18 +9507,18 @@ def _e59(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C474.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C467)
+            _order("DisplayParameters.charging_complete", s, _C490)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C475.get(s)
+        t = _C498.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C467)
+            _order("DisplayParameters.battery_energy_capacity", s, _C490)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -9052,16 +9526,16 @@ def _e59(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C476.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C467)
+            _order("DisplayParameters.inlet_hot", s, _C490)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C477.get(s)
+    t = _C500.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C467)
+        _order("DisplayParameters", s, _C490)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9073,7 +9547,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C478, "Dynamic_EVPPTControlModeType")
+            _escape(r, 3, _C501, "Dynamic_EVPPTControlModeType")
         else:
             r.fail("Dynamic_EVPPTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_EVPPTControlMode)
@@ -9102,9 +9576,50 @@ def _d61(r):
             if f0 > 4294967295:
                 r.facet("DepartureTime: %d outside 0..4294967295" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(9)
+                    if x & 257 == 0:
+                        f1 = (x >> 1) & 127
+                        if f1 > 100:
+                            r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    else:
+                        r.pos -= 9
+                        if r.bits(1):
+                            f1 = _simple_escape(r, None, "MinimumSOC")
+                        else:
+                            f1 = r.bits(7)
+                            if f1 > 100:
+                                r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(9)
+                    if x & 257 == 0:
+                        f2 = (x >> 1) & 127
+                        if f2 > 100:
+                            r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    else:
+                        r.pos -= 9
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "TargetSOC")
+                        else:
+                            f2 = r.bits(7)
+                            if f2 > 100:
+                                r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    s = 3
+                elif ec == 2:
+                    f3 = _d55(r)
+                    s = 4
+                elif ec == 3:
+                    _escape(r, 2, _C503, "Dynamic_SEReqControlModeType")
+                else:
+                    r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9124,7 +9639,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C480, "Dynamic_SEReqControlModeType")
+                _escape(r, 3, _C504, "Dynamic_SEReqControlModeType")
             else:
                 r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9167,7 +9682,7 @@ def _d61(r):
             f3 = _d55(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C481, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C505, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -9193,7 +9708,7 @@ def _d61(r):
             f3 = _d55(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C482, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C506, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -9202,7 +9717,7 @@ def _d61(r):
             f3 = _d55(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C483, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C507, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -9211,7 +9726,7 @@ def _d61(r):
             f4 = _d55(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C484, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C508, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -9220,7 +9735,7 @@ def _d61(r):
             f5 = _d55(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C485, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C509, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -9234,7 +9749,7 @@ def _d61(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C486, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C510, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -9245,7 +9760,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C487, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C511, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -9253,7 +9768,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C488, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C512, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEReqControlMode)
@@ -9271,7 +9786,7 @@ def _e61(w, o):
     """iso20.Dynamic_SEReqControlMode -> Dynamic_SEReqControlModeType"""
     v0 = o.departure_time
     if v0 is None:
-        _order("Dynamic_SEReqControlMode.departure_time", 0, _C489)
+        _order("Dynamic_SEReqControlMode.departure_time", 0, _C513)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("Dynamic_SEReqControlMode.departure_time", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -9286,33 +9801,33 @@ def _e61(w, o):
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C490.get(s)
+        t = _C514.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.target_soc", s, _C489)
+            _order("Dynamic_SEReqControlMode.target_soc", s, _C513)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_SEReqControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ev_target_energy_request
     if v3 is None:
-        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C489)
-    t = _C491.get(s)
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C513)
+    t = _C515.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C489)
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C513)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_target_energy_request", v3, "a RationalNumber")
     w.bits(t[0], t[1])
     _e55(w, v3)
     v4 = o.ev_maximum_energy_request
     if v4 is None:
-        _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", 4, _C489)
+        _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", 4, _C513)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_maximum_energy_request", v4, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v4)
     v5 = o.ev_minimum_energy_request
     if v5 is None:
-        _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", 5, _C489)
+        _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", 5, _C513)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_minimum_energy_request", v5, "a RationalNumber")
     w.bits(0, 1)
@@ -9327,17 +9842,17 @@ def _e61(w, o):
         s = 7
     v7 = o.ev_minimum_v2x_energy_request
     if v7 is not None:
-        t = _C492.get(s)
+        t = _C516.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C489)
+            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C513)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", v7, "a RationalNumber")
         w.bits(t[0], t[1])
         _e55(w, v7)
         s = 8
-    t = _C493.get(s)
+    t = _C517.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode", s, _C489)
+        _order("Dynamic_SEReqControlMode", s, _C513)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9404,7 +9919,7 @@ def _d62(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C494, "Dynamic_SEResControlModeType")
+            _escape(r, 3, _C518, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9452,7 +9967,7 @@ def _d62(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C495, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C519, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -9483,7 +9998,7 @@ def _d62(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C496, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C520, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -9497,7 +10012,7 @@ def _d62(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C497, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C521, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -9505,7 +10020,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C498, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C522, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -9513,7 +10028,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C499, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C523, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEResControlMode)
@@ -9537,27 +10052,27 @@ def _e62(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C501.get(s)
+        t = _C525.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.minimum_soc", s, _C500)
+            _order("Dynamic_SEResControlMode.minimum_soc", s, _C524)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_SEResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C502.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.target_soc", s, _C500)
+            _order("Dynamic_SEResControlMode.target_soc", s, _C524)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_SEResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.absolute_price_schedule
     if v3 is not None:
-        t = _C503.get(s)
+        t = _C527.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C500)
+            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C524)
         if v3.__class__ is not _iso20.AbsolutePriceSchedule:
             _bad("Dynamic_SEResControlMode.absolute_price_schedule", v3, "a AbsolutePriceSchedule")
         w.bits(t[0], t[1])
@@ -9565,17 +10080,17 @@ def _e62(w, o):
         s = 4
     v4 = o.price_level_schedule
     if v4 is not None:
-        t = _C504.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C500)
+            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C524)
         if v4.__class__ is not _iso20.PriceLevelSchedule:
             _bad("Dynamic_SEResControlMode.price_level_schedule", v4, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e91(w, v4)
         s = 5
-    t = _C505.get(s)
+    t = _C529.get(s)
     if t is None:
-        _order("Dynamic_SEResControlMode", s, _C500)
+        _order("Dynamic_SEResControlMode", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9587,7 +10102,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C506, "Dynamic_SMDTControlModeType")
+            _escape(r, 3, _C530, "Dynamic_SMDTControlModeType")
         else:
             r.fail("Dynamic_SMDTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SMDTControlMode)
@@ -9605,7 +10120,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C508, "EIM_AReqAuthorizationModeType")
+            _escape(r, 3, _C532, "EIM_AReqAuthorizationModeType")
         else:
             r.fail("EIM_AReqAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_AReqAuthorizationMode)
@@ -9623,7 +10138,7 @@ def _d65(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C510, "EIM_ASResAuthorizationModeType")
+            _escape(r, 3, _C534, "EIM_ASResAuthorizationModeType")
         else:
             r.fail("EIM_ASResAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_ASResAuthorizationMode)
@@ -9695,7 +10210,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C512, "EVAbsolutePriceScheduleType")
+                _escape(r, 3, _C536, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -9740,7 +10255,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "Currency")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C513, "EVAbsolutePriceScheduleType")
+                _escape(r, 2, _C537, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -9776,7 +10291,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C514, "EVAbsolutePriceScheduleType")
+                _escape(r, 2, _C538, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -9785,7 +10300,7 @@ def _d66(r):
             f3 = _d76(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C515, "EVAbsolutePriceScheduleType")
+            _escape(r, 2, _C539, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -9793,7 +10308,7 @@ def _d66(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C516, "EVAbsolutePriceScheduleType")
+            _escape(r, 1, _C540, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVAbsolutePriceSchedule)
@@ -9807,28 +10322,28 @@ def _e66(w, o):
     """iso20.EVAbsolutePriceSchedule -> EVAbsolutePriceScheduleType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVAbsolutePriceSchedule.time_anchor", 0, _C517)
+        _order("EVAbsolutePriceSchedule.time_anchor", 0, _C541)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVAbsolutePriceSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.currency
     if v1 is None:
-        _order("EVAbsolutePriceSchedule.currency", 1, _C517)
+        _order("EVAbsolutePriceSchedule.currency", 1, _C541)
     if type(v1) is not str or len(v1) > 3:
         _bad("EVAbsolutePriceSchedule.currency", v1, "a str of length 0..3")
     w.bits(0, 3)
     w.string(v1)
     v2 = o.price_algorithm
     if v2 is None:
-        _order("EVAbsolutePriceSchedule.price_algorithm", 2, _C517)
+        _order("EVAbsolutePriceSchedule.price_algorithm", 2, _C541)
     if type(v2) is not str or len(v2) > 255:
         _bad("EVAbsolutePriceSchedule.price_algorithm", v2, "a str of length 0..255")
     w.bits(0, 3)
     w.string(v2)
     v3 = o.ev_price_rule_stacks
     if v3 is None:
-        _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", 3, _C517)
+        _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", 3, _C541)
     if v3.__class__ is not _iso20.EVPriceRuleStackList:
         _bad("EVAbsolutePriceSchedule.ev_price_rule_stacks", v3, "a EVPriceRuleStackList")
     w.bits(0, 2)
@@ -9846,7 +10361,7 @@ def _d67(r):
             f0 = _d71(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C518, "EVEnergyOfferType")
+            _escape(r, 3, _C542, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 1:
@@ -9855,7 +10370,7 @@ def _d67(r):
             f1 = _d66(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C519, "EVEnergyOfferType")
+            _escape(r, 2, _C543, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 2:
@@ -9863,7 +10378,7 @@ def _d67(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C520, "EVEnergyOfferType")
+            _escape(r, 1, _C544, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     o = _new(_iso20.EVEnergyOffer)
@@ -9875,14 +10390,14 @@ def _e67(w, o):
     """iso20.EVEnergyOffer -> EVEnergyOfferType"""
     v0 = o.ev_power_schedule
     if v0 is None:
-        _order("EVEnergyOffer.ev_power_schedule", 0, _C521)
+        _order("EVEnergyOffer.ev_power_schedule", 0, _C545)
     if v0.__class__ is not _iso20.EVPowerSchedule:
         _bad("EVEnergyOffer.ev_power_schedule", v0, "a EVPowerSchedule")
     w.bits(0, 1)
     _e71(w, v0)
     v1 = o.ev_absolute_price_schedule
     if v1 is None:
-        _order("EVEnergyOffer.ev_absolute_price_schedule", 1, _C521)
+        _order("EVEnergyOffer.ev_absolute_price_schedule", 1, _C545)
     if v1.__class__ is not _iso20.EVAbsolutePriceSchedule:
         _bad("EVEnergyOffer.ev_absolute_price_schedule", v1, "a EVAbsolutePriceSchedule")
     w.bits(0, 1)
@@ -9904,9 +10419,19 @@ def _d68(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d60(r)
+                    s = 3
+                elif ec == 1:
+                    f2 = _d101(r)
+                    s = 2
+                elif ec == 2:
+                    _escape(r, 2, _C546, "EVPowerProfileType")
+                else:
+                    r.fail("EVPowerProfileType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9926,7 +10451,7 @@ def _d68(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C522, "EVPowerProfileType")
+                _escape(r, 3, _C547, "EVPowerProfileType")
             else:
                 r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -9938,7 +10463,7 @@ def _d68(r):
             f2 = _d101(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C523, "EVPowerProfileType")
+            _escape(r, 2, _C548, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 2:
@@ -9947,7 +10472,7 @@ def _d68(r):
             f3 = _d69(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C524, "EVPowerProfileType")
+            _escape(r, 2, _C549, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 3:
@@ -9956,7 +10481,7 @@ def _d68(r):
             f3 = _d69(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C525, "EVPowerProfileType")
+            _escape(r, 2, _C550, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 4:
@@ -9964,7 +10489,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C526, "EVPowerProfileType")
+            _escape(r, 1, _C551, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerProfile)
@@ -9978,7 +10503,7 @@ def _e68(w, o):
     """iso20.EVPowerProfile -> EVPowerProfileType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVPowerProfile.time_anchor", 0, _C527)
+        _order("EVPowerProfile.time_anchor", 0, _C552)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVPowerProfile.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -9994,9 +10519,9 @@ def _e68(w, o):
         s = 2
     v2 = o.scheduled_evppt_control_mode
     if v2 is not None:
-        t = _C528.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C527)
+            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C552)
         if v2.__class__ is not _iso20.Scheduled_EVPPTControlMode:
             _bad("EVPowerProfile.scheduled_evppt_control_mode", v2, "a Scheduled_EVPPTControlMode")
         w.bits(t[0], t[1])
@@ -10004,10 +10529,10 @@ def _e68(w, o):
         s = 3
     v3 = o.ev_power_profile_entries
     if v3 is None:
-        _order("EVPowerProfile.ev_power_profile_entries", s, _C527)
-    t = _C529.get(s)
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C552)
+    t = _C554.get(s)
     if t is None:
-        _order("EVPowerProfile.ev_power_profile_entries", s, _C527)
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C552)
     if v3.__class__ is not _iso20.EVPowerProfileEntryList:
         _bad("EVPowerProfile.ev_power_profile_entries", v3, "a EVPowerProfileEntryList")
     w.bits(t[0], t[1])
@@ -10027,7 +10552,7 @@ def _d69(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C530, "EVPowerProfileEntryListType")
+            _escape(r, 3, _C555, "EVPowerProfileEntryListType")
         else:
             r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if s == 1:
@@ -10042,7 +10567,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C531, "EVPowerProfileEntryListType")
+                _escape(r, 1, _C556, "EVPowerProfileEntryListType")
             else:
                 r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if len(f0) > 2048:
@@ -10062,17 +10587,17 @@ def _e69(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C533.get(s)
+        t = _C558.get(s)
         if t is None:
-            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C532)
+            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C557)
         if v0.__class__ is not _iso20.PowerScheduleEntry:
             _bad("EVPowerProfileEntryList.ev_power_profile_entry", v0, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
         _e70(w, v0)
         s = 1
-    t = _C534.get(s)
+    t = _C559.get(s)
     if t is None:
-        _order("EVPowerProfileEntryList", s, _C532)
+        _order("EVPowerProfileEntryList", s, _C557)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10114,7 +10639,7 @@ def _d70(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C535, "PowerScheduleEntryType")
+                _escape(r, 3, _C560, "PowerScheduleEntryType")
             else:
                 r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -10123,7 +10648,7 @@ def _d70(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C536, "PowerScheduleEntryType")
+            _escape(r, 2, _C561, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -10137,7 +10662,7 @@ def _d70(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C537, "PowerScheduleEntryType")
+            _escape(r, 1, _C562, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -10148,7 +10673,7 @@ def _d70(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C538, "PowerScheduleEntryType")
+            _escape(r, 1, _C563, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 4:
@@ -10156,7 +10681,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C539, "PowerScheduleEntryType")
+            _escape(r, 1, _C564, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.PowerScheduleEntry)
@@ -10170,14 +10695,14 @@ def _e70(w, o):
     """iso20.PowerScheduleEntry -> PowerScheduleEntryType"""
     v0 = o.duration
     if v0 is None:
-        _order("PowerScheduleEntry.duration", 0, _C540)
+        _order("PowerScheduleEntry.duration", 0, _C565)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("PowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.power
     if v1 is None:
-        _order("PowerScheduleEntry.power", 1, _C540)
+        _order("PowerScheduleEntry.power", 1, _C565)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("PowerScheduleEntry.power", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -10192,17 +10717,17 @@ def _e70(w, o):
         s = 3
     v3 = o.power_l3
     if v3 is not None:
-        t = _C541.get(s)
+        t = _C566.get(s)
         if t is None:
-            _order("PowerScheduleEntry.power_l3", s, _C540)
+            _order("PowerScheduleEntry.power_l3", s, _C565)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("PowerScheduleEntry.power_l3", v3, "a RationalNumber")
         w.bits(t[0], t[1])
         _e55(w, v3)
         s = 4
-    t = _C542.get(s)
+    t = _C567.get(s)
     if t is None:
-        _order("PowerScheduleEntry", s, _C540)
+        _order("PowerScheduleEntry", s, _C565)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10248,7 +10773,7 @@ def _d71(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C543, "EVPowerScheduleType")
+                _escape(r, 3, _C568, "EVPowerScheduleType")
             else:
                 r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10257,7 +10782,7 @@ def _d71(r):
             f1 = _d72(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C544, "EVPowerScheduleType")
+            _escape(r, 2, _C569, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10265,7 +10790,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C545, "EVPowerScheduleType")
+            _escape(r, 1, _C570, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerSchedule)
@@ -10277,14 +10802,14 @@ def _e71(w, o):
     """iso20.EVPowerSchedule -> EVPowerScheduleType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVPowerSchedule.time_anchor", 0, _C546)
+        _order("EVPowerSchedule.time_anchor", 0, _C571)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVPowerSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.ev_power_schedule_entries
     if v1 is None:
-        _order("EVPowerSchedule.ev_power_schedule_entries", 1, _C546)
+        _order("EVPowerSchedule.ev_power_schedule_entries", 1, _C571)
     if v1.__class__ is not _iso20.EVPowerScheduleEntryList:
         _bad("EVPowerSchedule.ev_power_schedule_entries", v1, "a EVPowerScheduleEntryList")
     w.bits(0, 2)
@@ -10304,7 +10829,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C547, "EVPowerScheduleEntryListType")
+            _escape(r, 3, _C572, "EVPowerScheduleEntryListType")
         else:
             r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
@@ -10319,7 +10844,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C548, "EVPowerScheduleEntryListType")
+                _escape(r, 1, _C573, "EVPowerScheduleEntryListType")
             else:
                 r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -10339,17 +10864,17 @@ def _e72(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C550.get(s)
+        t = _C575.get(s)
         if t is None:
-            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C549)
+            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C574)
         if v0.__class__ is not _iso20.EVPowerScheduleEntry:
             _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", v0, "a EVPowerScheduleEntry")
         w.bits(t[0], t[1])
         _e73(w, v0)
         s = 1
-    t = _C551.get(s)
+    t = _C576.get(s)
     if t is None:
-        _order("EVPowerScheduleEntryList", s, _C549)
+        _order("EVPowerScheduleEntryList", s, _C574)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10395,7 +10920,7 @@ def _d73(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C552, "EVPowerScheduleEntryType")
+                _escape(r, 3, _C577, "EVPowerScheduleEntryType")
             else:
                 r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -10404,7 +10929,7 @@ def _d73(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C553, "EVPowerScheduleEntryType")
+            _escape(r, 2, _C578, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -10412,7 +10937,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C554, "EVPowerScheduleEntryType")
+            _escape(r, 1, _C579, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerScheduleEntry)
@@ -10424,14 +10949,14 @@ def _e73(w, o):
     """iso20.EVPowerScheduleEntry -> EVPowerScheduleEntryType"""
     v0 = o.duration
     if v0 is None:
-        _order("EVPowerScheduleEntry.duration", 0, _C555)
+        _order("EVPowerScheduleEntry.duration", 0, _C580)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("EVPowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.power
     if v1 is None:
-        _order("EVPowerScheduleEntry.power", 1, _C555)
+        _order("EVPowerScheduleEntry.power", 1, _C580)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("EVPowerScheduleEntry.power", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -10449,7 +10974,7 @@ def _d74(r):
             f0 = _d55(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C556, "EVPriceRuleType")
+            _escape(r, 3, _C581, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -10458,7 +10983,7 @@ def _d74(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C557, "EVPriceRuleType")
+            _escape(r, 2, _C582, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -10466,7 +10991,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C558, "EVPriceRuleType")
+            _escape(r, 1, _C583, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRule)
@@ -10478,14 +11003,14 @@ def _e74(w, o):
     """iso20.EVPriceRule -> EVPriceRuleType"""
     v0 = o.energy_fee
     if v0 is None:
-        _order("EVPriceRule.energy_fee", 0, _C559)
+        _order("EVPriceRule.energy_fee", 0, _C584)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("EVPriceRule.energy_fee", v0, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v0)
     v1 = o.power_range_start
     if v1 is None:
-        _order("EVPriceRule.power_range_start", 1, _C559)
+        _order("EVPriceRule.power_range_start", 1, _C584)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("EVPriceRule.power_range_start", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -10530,7 +11055,7 @@ def _d75(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C560, "EVPriceRuleStackType")
+                _escape(r, 3, _C585, "EVPriceRuleStackType")
             else:
                 r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
@@ -10541,7 +11066,7 @@ def _d75(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C561, "EVPriceRuleStackType")
+            _escape(r, 2, _C586, "EVPriceRuleStackType")
         else:
             r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 2:
@@ -10557,7 +11082,7 @@ def _d75(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C562, "EVPriceRuleStackType")
+                    _escape(r, 1, _C587, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
             else:
@@ -10566,7 +11091,7 @@ def _d75(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C563, "EVPriceRuleStackType")
+                    _escape(r, 1, _C588, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRuleStack)
@@ -10578,7 +11103,7 @@ def _e75(w, o):
     """iso20.EVPriceRuleStack -> EVPriceRuleStackType"""
     v0 = o.duration
     if v0 is None:
-        _order("EVPriceRuleStack.duration", 0, _C564)
+        _order("EVPriceRuleStack.duration", 0, _C589)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("EVPriceRuleStack.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -10593,17 +11118,17 @@ def _e75(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C565.get(s)
+        t = _C590.get(s)
         if t is None:
-            _order("EVPriceRuleStack.ev_price_rule", s, _C564)
+            _order("EVPriceRuleStack.ev_price_rule", s, _C589)
         if v1.__class__ is not _iso20.EVPriceRule:
             _bad("EVPriceRuleStack.ev_price_rule", v1, "a EVPriceRule")
         w.bits(t[0], t[1])
         _e74(w, v1)
         s = (2 if n < 8 else 3)
-    t = _C566.get(s)
+    t = _C591.get(s)
     if t is None:
-        _order("EVPriceRuleStack", s, _C564)
+        _order("EVPriceRuleStack", s, _C589)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10620,7 +11145,7 @@ def _d76(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C567, "EVPriceRuleStackListType")
+            _escape(r, 3, _C592, "EVPriceRuleStackListType")
         else:
             r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
     if s == 1:
@@ -10635,7 +11160,7 @@ def _d76(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C568, "EVPriceRuleStackListType")
+                _escape(r, 1, _C593, "EVPriceRuleStackListType")
             else:
                 r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -10655,17 +11180,17 @@ def _e76(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C570.get(s)
+        t = _C595.get(s)
         if t is None:
-            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C569)
+            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C594)
         if v0.__class__ is not _iso20.EVPriceRuleStack:
             _bad("EVPriceRuleStackList.ev_price_rule_stack", v0, "a EVPriceRuleStack")
         w.bits(t[0], t[1])
         _e75(w, v0)
         s = 1
-    t = _C571.get(s)
+    t = _C596.get(s)
     if t is None:
-        _order("EVPriceRuleStackList", s, _C569)
+        _order("EVPriceRuleStackList", s, _C594)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10687,7 +11212,7 @@ def _d77(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C572[y]
+                y = _C597[y]
                 f1 = y
                 s = -1
             else:
@@ -10709,7 +11234,7 @@ def _d77(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C574, "EVSEStatusType")
+                _escape(r, 3, _C599, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -10719,7 +11244,7 @@ def _d77(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C572[y]
+            y = _C597[y]
             f1 = y
             s = -1
         else:
@@ -10731,7 +11256,7 @@ def _d77(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C572[x]
+                    f1 = _C597[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -10740,12 +11265,12 @@ def _d77(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C572[f1]
+                        f1 = _C597[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C575, "EVSEStatusType")
+                _escape(r, 2, _C600, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -10753,7 +11278,7 @@ def _d77(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C576, "EVSEStatusType")
+            _escape(r, 1, _C601, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -10765,15 +11290,15 @@ def _e77(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C577)
+        _order("EVSEStatus.notification_max_delay", 0, _C602)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C577)
-    i1 = _C573.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C602)
+    i1 = _C598.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -10791,7 +11316,7 @@ def _d78(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C578, "ServiceListType")
+            _escape(r, 3, _C603, "ServiceListType")
         else:
             r.fail("ServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -10807,7 +11332,7 @@ def _d78(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C579, "ServiceListType")
+                    _escape(r, 1, _C604, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
             else:
@@ -10816,7 +11341,7 @@ def _d78(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C580, "ServiceListType")
+                    _escape(r, 1, _C605, "ServiceListType")
                 else:
                     r.fail("ServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceList)
@@ -10834,17 +11359,17 @@ def _e78(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C582.get(s)
+        t = _C607.get(s)
         if t is None:
-            _order("ServiceList.service", s, _C581)
+            _order("ServiceList.service", s, _C606)
         if v0.__class__ is not _iso20.Service:
             _bad("ServiceList.service", v0, "a Service")
         w.bits(t[0], t[1])
         _e107(w, v0)
         s = (1 if n < 8 else 2)
-    t = _C583.get(s)
+    t = _C608.get(s)
     if t is None:
-        _order("ServiceList", s, _C581)
+        _order("ServiceList", s, _C606)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10866,9 +11391,18 @@ def _d79(r):
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d36(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C609, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -10891,7 +11425,7 @@ def _d79(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C584, "MessageHeaderType")
+                _escape(r, 3, _C610, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -10902,9 +11436,18 @@ def _d79(r):
             if f1 > 18446744073709551615:
                 r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d36(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C611, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -10924,7 +11467,7 @@ def _d79(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C585, "MessageHeaderType")
+                _escape(r, 2, _C612, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -10935,7 +11478,7 @@ def _d79(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C586, "MessageHeaderType")
+            _escape(r, 1, _C613, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -10943,7 +11486,7 @@ def _d79(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C587, "MessageHeaderType")
+            _escape(r, 1, _C614, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -10956,14 +11499,14 @@ def _e79(w, o):
     """iso20.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C588)
+        _order("MessageHeader.session_id", 0, _C615)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.time_stamp
     if v1 is None:
-        _order("MessageHeader.time_stamp", 1, _C588)
+        _order("MessageHeader.time_stamp", 1, _C615)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -10977,9 +11520,9 @@ def _e79(w, o):
         w.bits(0, 2)
         _e36(w, v2)
         s = 3
-    t = _C589.get(s)
+    t = _C616.get(s)
     if t is None:
-        _order("MessageHeader", s, _C588)
+        _order("MessageHeader", s, _C615)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10996,7 +11539,7 @@ def _d80(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C590, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C617, "ListOfRootCertificateIDsType")
         else:
             r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
@@ -11012,7 +11555,7 @@ def _d80(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C591, "ListOfRootCertificateIDsType")
+                    _escape(r, 1, _C618, "ListOfRootCertificateIDsType")
                 else:
                     r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
             else:
@@ -11021,7 +11564,7 @@ def _d80(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C592, "ListOfRootCertificateIDsType")
+                    _escape(r, 1, _C619, "ListOfRootCertificateIDsType")
                 else:
                     r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     o = _new(_iso20.ListOfRootCertificateIDs)
@@ -11039,17 +11582,17 @@ def _e80(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C594.get(s)
+        t = _C621.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C593)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C620)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
         _e99(w, v0)
         s = (1 if n < 20 else 2)
-    t = _C595.get(s)
+    t = _C622.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C593)
+        _order("ListOfRootCertificateIDs", s, _C620)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11076,9 +11619,73 @@ def _d81(r):
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C623, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -11101,7 +11708,7 @@ def _d81(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C596, "MeterInfoType")
+                _escape(r, 3, _C624, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -11112,9 +11719,73 @@ def _d81(r):
             if f1 > 18446744073709551615:
                 r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C625, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -11134,7 +11805,7 @@ def _d81(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C597, "MeterInfoType")
+                _escape(r, 2, _C626, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -11200,7 +11871,7 @@ def _d81(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C598, "MeterInfoType")
+            _escape(r, 1, _C627, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -11256,7 +11927,7 @@ def _d81(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C599, "MeterInfoType")
+            _escape(r, 1, _C628, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -11302,7 +11973,7 @@ def _d81(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C600, "MeterInfoType")
+            _escape(r, 1, _C629, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -11338,7 +12009,7 @@ def _d81(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C601, "MeterInfoType")
+            _escape(r, 1, _C630, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -11366,7 +12037,7 @@ def _d81(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C602, "MeterInfoType")
+            _escape(r, 1, _C631, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -11384,7 +12055,7 @@ def _d81(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C603, "MeterInfoType")
+            _escape(r, 1, _C632, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -11392,7 +12063,7 @@ def _d81(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "MeterInfoType")
+            _escape(r, 1, _C633, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -11410,14 +12081,14 @@ def _e81(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C605)
+        _order("MeterInfo.meter_id", 0, _C634)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.charged_energy_reading_wh
     if v1 is None:
-        _order("MeterInfo.charged_energy_reading_wh", 1, _C605)
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C634)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -11434,9 +12105,9 @@ def _e81(w, o):
         s = 3
     v3 = o.capacitive_energy_reading_va_rh
     if v3 is not None:
-        t = _C606.get(s)
+        t = _C635.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C605)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C634)
         if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11445,9 +12116,9 @@ def _e81(w, o):
         s = 4
     v4 = o.bpt_inductive_energy_reading_va_rh
     if v4 is not None:
-        t = _C607.get(s)
+        t = _C636.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C605)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C634)
         if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11456,9 +12127,9 @@ def _e81(w, o):
         s = 5
     v5 = o.meter_signature
     if v5 is not None:
-        t = _C608.get(s)
+        t = _C637.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C605)
+            _order("MeterInfo.meter_signature", s, _C634)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
             _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11467,9 +12138,9 @@ def _e81(w, o):
         s = 6
     v6 = o.meter_status
     if v6 is not None:
-        t = _C609.get(s)
+        t = _C638.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C605)
+            _order("MeterInfo.meter_status", s, _C634)
         if type(v6) is not int or v6 < -32768 or v6 > 32767:
             _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -11478,18 +12149,18 @@ def _e81(w, o):
         s = 7
     v7 = o.meter_timestamp
     if v7 is not None:
-        t = _C610.get(s)
+        t = _C639.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C605)
+            _order("MeterInfo.meter_timestamp", s, _C634)
         if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v7)
         w.bits(0, 1)
         s = 8
-    t = _C611.get(s)
+    t = _C640.get(s)
     if t is None:
-        _order("MeterInfo", s, _C605)
+        _order("MeterInfo", s, _C634)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11505,7 +12176,7 @@ def _d82(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C612, "SignedCertificateChainType")
+            _escape(r, 3, _C641, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -11514,9 +12185,18 @@ def _d82(r):
         if x & 3 == 0:
             f1 = r.binary(None, 1600)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d109(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C642, "SignedCertificateChainType")
+                else:
+                    r.fail("SignedCertificateChainType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -11534,7 +12214,7 @@ def _d82(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C613, "SignedCertificateChainType")
+                _escape(r, 3, _C643, "SignedCertificateChainType")
             else:
                 r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -11545,7 +12225,7 @@ def _d82(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C614, "SignedCertificateChainType")
+            _escape(r, 1, _C644, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     if s == 3:
@@ -11553,7 +12233,7 @@ def _d82(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C615, "SignedCertificateChainType")
+            _escape(r, 1, _C645, "SignedCertificateChainType")
         else:
             r.fail("SignedCertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.SignedCertificateChain)
@@ -11566,14 +12246,14 @@ def _e82(w, o):
     """iso20.SignedCertificateChain -> SignedCertificateChainType"""
     v0 = o.id
     if v0 is None:
-        _order("SignedCertificateChain.id", 0, _C616)
+        _order("SignedCertificateChain.id", 0, _C646)
     if type(v0) is not str:
         _bad("SignedCertificateChain.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.certificate
     if v1 is None:
-        _order("SignedCertificateChain.certificate", 3, _C616)
+        _order("SignedCertificateChain.certificate", 3, _C646)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 1600:
         _bad("SignedCertificateChain.certificate", v1, "bytes of length 0..1600")
     w.bits(0, 2)
@@ -11587,9 +12267,9 @@ def _e82(w, o):
         w.bits(0, 2)
         _e109(w, v2)
         s = 2
-    t = _C617.get(s)
+    t = _C647.get(s)
     if t is None:
-        _order("SignedCertificateChain", s, _C616)
+        _order("SignedCertificateChain", s, _C646)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11621,7 +12301,7 @@ def _d83(r):
                     _escape(r, 1, _EV_ELEM_EE, "StartTime")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C618, "OverstayRuleType")
+            _escape(r, 3, _C648, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -11672,7 +12352,7 @@ def _d83(r):
                         _escape(r, 1, _EV_ELEM_EE, "StartTime")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C619, "OverstayRuleType")
+                _escape(r, 2, _C649, "OverstayRuleType")
             else:
                 r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -11681,7 +12361,7 @@ def _d83(r):
             f2 = _d55(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C620, "OverstayRuleType")
+            _escape(r, 2, _C650, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -11714,7 +12394,7 @@ def _d83(r):
                         _escape(r, 1, _EV_ELEM_EE, "OverstayFeePeriod")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C621, "OverstayRuleType")
+                _escape(r, 2, _C651, "OverstayRuleType")
             else:
                 r.fail("OverstayRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -11722,7 +12402,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C622, "OverstayRuleType")
+            _escape(r, 1, _C652, "OverstayRuleType")
         else:
             r.fail("OverstayRuleType: event code %d out of range" % ec)
     o = _new(_iso20.OverstayRule)
@@ -11745,10 +12425,10 @@ def _e83(w, o):
         s = 1
     v1 = o.start_time
     if v1 is None:
-        _order("OverstayRule.start_time", s, _C623)
-    t = _C624.get(s)
+        _order("OverstayRule.start_time", s, _C653)
+    t = _C654.get(s)
     if t is None:
-        _order("OverstayRule.start_time", s, _C623)
+        _order("OverstayRule.start_time", s, _C653)
     if type(v1) is not int or v1 < 0 or v1 > 4294967295:
         _bad("OverstayRule.start_time", v1, "an integer in 0..4294967295")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -11756,14 +12436,14 @@ def _e83(w, o):
     w.bits(0, 1)
     v2 = o.overstay_fee
     if v2 is None:
-        _order("OverstayRule.overstay_fee", 2, _C623)
+        _order("OverstayRule.overstay_fee", 2, _C653)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("OverstayRule.overstay_fee", v2, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v2)
     v3 = o.overstay_fee_period
     if v3 is None:
-        _order("OverstayRule.overstay_fee_period", 3, _C623)
+        _order("OverstayRule.overstay_fee_period", 3, _C653)
     if type(v3) is not int or v3 < 0 or v3 > 4294967295:
         _bad("OverstayRule.overstay_fee_period", v3, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -11798,7 +12478,7 @@ def _d84(r):
             s = 3
             k = 1
         elif ec == 3:
-            _escape(r, 3, _C625, "OverstayRuleListType")
+            _escape(r, 3, _C655, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 1:
@@ -11812,7 +12492,7 @@ def _d84(r):
             s = 3
             k = 1
         elif ec == 2:
-            _escape(r, 2, _C626, "OverstayRuleListType")
+            _escape(r, 2, _C656, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 2:
@@ -11823,7 +12503,7 @@ def _d84(r):
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C627, "OverstayRuleListType")
+            _escape(r, 2, _C657, "OverstayRuleListType")
         else:
             r.fail("OverstayRuleListType: event code %d out of range" % ec)
     if s == 3:
@@ -11839,7 +12519,7 @@ def _d84(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C628, "OverstayRuleListType")
+                    _escape(r, 1, _C658, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
             else:
@@ -11848,7 +12528,7 @@ def _d84(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C629, "OverstayRuleListType")
+                    _escape(r, 1, _C659, "OverstayRuleListType")
                 else:
                     r.fail("OverstayRuleListType: event code %d out of range" % ec)
     o = _new(_iso20.OverstayRuleList)
@@ -11870,9 +12550,9 @@ def _e84(w, o):
         s = 1
     v1 = o.overstay_power_threshold
     if v1 is not None:
-        t = _C631.get(s)
+        t = _C661.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_power_threshold", s, _C630)
+            _order("OverstayRuleList.overstay_power_threshold", s, _C660)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("OverstayRuleList.overstay_power_threshold", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -11886,17 +12566,17 @@ def _e84(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C632.get(s)
+        t = _C662.get(s)
         if t is None:
-            _order("OverstayRuleList.overstay_rule", s, _C630)
+            _order("OverstayRuleList.overstay_rule", s, _C660)
         if v2.__class__ is not _iso20.OverstayRule:
             _bad("OverstayRuleList.overstay_rule", v2, "a OverstayRule")
         w.bits(t[0], t[1])
         _e83(w, v2)
         s = (3 if n < 5 else 4)
-    t = _C633.get(s)
+    t = _C663.get(s)
     if t is None:
-        _order("OverstayRuleList", s, _C630)
+        _order("OverstayRuleList", s, _C660)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11916,7 +12596,7 @@ def _d85(r):
             f0 = r.string(None, 80)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C634, "ParameterType")
+            _escape(r, 3, _C664, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -11979,7 +12659,7 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "finiteString")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C635, "ParameterType")
+            _escape(r, 3, _C665, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -11987,7 +12667,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C636, "ParameterType")
+            _escape(r, 1, _C666, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11995,7 +12675,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C637, "ParameterType")
+            _escape(r, 1, _C667, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -12003,7 +12683,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C638, "ParameterType")
+            _escape(r, 1, _C668, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -12011,7 +12691,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C639, "ParameterType")
+            _escape(r, 1, _C669, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -12019,7 +12699,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C640, "ParameterType")
+            _escape(r, 1, _C670, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -12027,7 +12707,7 @@ def _d85(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C641, "ParameterType")
+            _escape(r, 1, _C671, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso20.Parameter)
@@ -12044,7 +12724,7 @@ def _e85(w, o):
     """iso20.Parameter -> ParameterType"""
     v0 = o.name
     if v0 is None:
-        _order("Parameter.name", 0, _C642)
+        _order("Parameter.name", 0, _C672)
     if type(v0) is not str or len(v0) > 80:
         _bad("Parameter.name", v0, "a str of length 0..80")
     w.bits(0, 1)
@@ -12058,18 +12738,18 @@ def _e85(w, o):
         s = 1
     v2 = o.byte_value
     if v2 is not None:
-        t = _C643.get(s)
+        t = _C673.get(s)
         if t is None:
-            _order("Parameter.byte_value", s, _C642)
+            _order("Parameter.byte_value", s, _C672)
         if v2.__class__ is not int or not -128 <= v2 <= 127:
             _bad("Parameter.byte_value", v2, "an integer in -128..127")
         w.bits(((((t[0]) << 1) << 8) | (v2 - -128)) << 1, t[1] + 1 + 8 + 1)
         s = 2
     v3 = o.short_value
     if v3 is not None:
-        t = _C644.get(s)
+        t = _C674.get(s)
         if t is None:
-            _order("Parameter.short_value", s, _C642)
+            _order("Parameter.short_value", s, _C672)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("Parameter.short_value", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -12078,9 +12758,9 @@ def _e85(w, o):
         s = 3
     v4 = o.int_value
     if v4 is not None:
-        t = _C645.get(s)
+        t = _C675.get(s)
         if t is None:
-            _order("Parameter.int_value", s, _C642)
+            _order("Parameter.int_value", s, _C672)
         if type(v4) is not int or v4 < -2147483648 or v4 > 2147483647:
             _bad("Parameter.int_value", v4, "an integer in -2147483648..2147483647")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -12089,9 +12769,9 @@ def _e85(w, o):
         s = 4
     v5 = o.rational_number
     if v5 is not None:
-        t = _C646.get(s)
+        t = _C676.get(s)
         if t is None:
-            _order("Parameter.rational_number", s, _C642)
+            _order("Parameter.rational_number", s, _C672)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("Parameter.rational_number", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -12099,18 +12779,18 @@ def _e85(w, o):
         s = 5
     v6 = o.finite_string
     if v6 is not None:
-        t = _C647.get(s)
+        t = _C677.get(s)
         if t is None:
-            _order("Parameter.finite_string", s, _C642)
+            _order("Parameter.finite_string", s, _C672)
         if type(v6) is not str or len(v6) > 80:
             _bad("Parameter.finite_string", v6, "a str of length 0..80")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v6)
         w.bits(0, 1)
         s = 6
-    t = _C648.get(s)
+    t = _C678.get(s)
     if t is None:
-        _order("Parameter", s, _C642)
+        _order("Parameter", s, _C672)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12152,7 +12832,7 @@ def _d86(r):
                         _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C649, "ParameterSetType")
+                _escape(r, 3, _C679, "ParameterSetType")
             else:
                 r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 1:
@@ -12163,7 +12843,7 @@ def _d86(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C650, "ParameterSetType")
+            _escape(r, 2, _C680, "ParameterSetType")
         else:
             r.fail("ParameterSetType: event code %d out of range" % ec)
     if s == 2:
@@ -12179,7 +12859,7 @@ def _d86(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C651, "ParameterSetType")
+                    _escape(r, 1, _C681, "ParameterSetType")
                 else:
                     r.fail("ParameterSetType: event code %d out of range" % ec)
             else:
@@ -12188,7 +12868,7 @@ def _d86(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C652, "ParameterSetType")
+                    _escape(r, 1, _C682, "ParameterSetType")
                 else:
                     r.fail("ParameterSetType: event code %d out of range" % ec)
     o = _new(_iso20.ParameterSet)
@@ -12200,7 +12880,7 @@ def _e86(w, o):
     """iso20.ParameterSet -> ParameterSetType"""
     v0 = o.parameter_set_id
     if v0 is None:
-        _order("ParameterSet.parameter_set_id", 0, _C653)
+        _order("ParameterSet.parameter_set_id", 0, _C683)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ParameterSet.parameter_set_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -12215,17 +12895,17 @@ def _e86(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C654.get(s)
+        t = _C684.get(s)
         if t is None:
-            _order("ParameterSet.parameter", s, _C653)
+            _order("ParameterSet.parameter", s, _C683)
         if v1.__class__ is not _iso20.Parameter:
             _bad("ParameterSet.parameter", v1, "a Parameter")
         w.bits(t[0], t[1])
         _e85(w, v1)
         s = (2 if n < 32 else 3)
-    t = _C655.get(s)
+    t = _C685.get(s)
     if t is None:
-        _order("ParameterSet", s, _C653)
+        _order("ParameterSet", s, _C683)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12241,7 +12921,7 @@ def _d87(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C656, "PnC_AReqAuthorizationModeType")
+            _escape(r, 3, _C686, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
@@ -12277,7 +12957,7 @@ def _d87(r):
                         _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C657, "PnC_AReqAuthorizationModeType")
+                _escape(r, 3, _C687, "PnC_AReqAuthorizationModeType")
             else:
                 r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 2:
@@ -12286,7 +12966,7 @@ def _d87(r):
             f2 = _d58(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C658, "PnC_AReqAuthorizationModeType")
+            _escape(r, 2, _C688, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     if s == 3:
@@ -12294,7 +12974,7 @@ def _d87(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C659, "PnC_AReqAuthorizationModeType")
+            _escape(r, 1, _C689, "PnC_AReqAuthorizationModeType")
         else:
             r.fail("PnC_AReqAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.PnC_AReqAuthorizationMode)
@@ -12307,21 +12987,21 @@ def _e87(w, o):
     """iso20.PnC_AReqAuthorizationMode -> PnC_AReqAuthorizationModeType"""
     v0 = o.id
     if v0 is None:
-        _order("PnC_AReqAuthorizationMode.id", 0, _C660)
+        _order("PnC_AReqAuthorizationMode.id", 0, _C690)
     if type(v0) is not str:
         _bad("PnC_AReqAuthorizationMode.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.gen_challenge
     if v1 is None:
-        _order("PnC_AReqAuthorizationMode.gen_challenge", 3, _C660)
+        _order("PnC_AReqAuthorizationMode.gen_challenge", 3, _C690)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
         _bad("PnC_AReqAuthorizationMode.gen_challenge", v1, "bytes of length 16..16")
     w.bits(0, 2)
     w.binary(v1)
     v2 = o.contract_certificate_chain
     if v2 is None:
-        _order("PnC_AReqAuthorizationMode.contract_certificate_chain", 1, _C660)
+        _order("PnC_AReqAuthorizationMode.contract_certificate_chain", 1, _C690)
     if v2.__class__ is not _iso20.ContractCertificateChain:
         _bad("PnC_AReqAuthorizationMode.contract_certificate_chain", v2, "a ContractCertificateChain")
     w.bits(0, 2)
@@ -12339,9 +13019,18 @@ def _d88(r):
         if x & 3 == 0:
             f0 = r.binary(16, 16)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d110(r)
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C691, "PnC_ASResAuthorizationModeType")
+                else:
+                    r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12359,7 +13048,7 @@ def _d88(r):
                         _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C661, "PnC_ASResAuthorizationModeType")
+                _escape(r, 3, _C692, "PnC_ASResAuthorizationModeType")
             else:
                 r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     if s == 1:
@@ -12370,7 +13059,7 @@ def _d88(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C662, "PnC_ASResAuthorizationModeType")
+            _escape(r, 1, _C693, "PnC_ASResAuthorizationModeType")
         else:
             r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     if s == 2:
@@ -12378,7 +13067,7 @@ def _d88(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C663, "PnC_ASResAuthorizationModeType")
+            _escape(r, 1, _C694, "PnC_ASResAuthorizationModeType")
         else:
             r.fail("PnC_ASResAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.PnC_ASResAuthorizationMode)
@@ -12390,7 +13079,7 @@ def _e88(w, o):
     """iso20.PnC_ASResAuthorizationMode -> PnC_ASResAuthorizationModeType"""
     v0 = o.gen_challenge
     if v0 is None:
-        _order("PnC_ASResAuthorizationMode.gen_challenge", 0, _C664)
+        _order("PnC_ASResAuthorizationMode.gen_challenge", 0, _C695)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 16 or len(v0) > 16:
         _bad("PnC_ASResAuthorizationMode.gen_challenge", v0, "bytes of length 16..16")
     w.bits(0, 2)
@@ -12404,9 +13093,9 @@ def _e88(w, o):
         w.bits(0, 2)
         _e110(w, v1)
         s = 2
-    t = _C665.get(s)
+    t = _C696.get(s)
     if t is None:
-        _order("PnC_ASResAuthorizationMode", s, _C664)
+        _order("PnC_ASResAuthorizationMode", s, _C695)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12425,9 +13114,22 @@ def _d89(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d55(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d55(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d90(r)
+                    s = 4
+                elif ec == 3:
+                    _escape(r, 2, _C697, "PowerScheduleType")
+                else:
+                    r.fail("PowerScheduleType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12447,7 +13149,7 @@ def _d89(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C666, "PowerScheduleType")
+                _escape(r, 3, _C698, "PowerScheduleType")
             else:
                 r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -12462,7 +13164,7 @@ def _d89(r):
             f3 = _d90(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C667, "PowerScheduleType")
+            _escape(r, 2, _C699, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -12474,7 +13176,7 @@ def _d89(r):
             f3 = _d90(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C668, "PowerScheduleType")
+            _escape(r, 2, _C700, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -12483,7 +13185,7 @@ def _d89(r):
             f3 = _d90(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C669, "PowerScheduleType")
+            _escape(r, 2, _C701, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -12491,7 +13193,7 @@ def _d89(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C670, "PowerScheduleType")
+            _escape(r, 1, _C702, "PowerScheduleType")
         else:
             r.fail("PowerScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.PowerSchedule)
@@ -12505,7 +13207,7 @@ def _e89(w, o):
     """iso20.PowerSchedule -> PowerScheduleType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("PowerSchedule.time_anchor", 0, _C671)
+        _order("PowerSchedule.time_anchor", 0, _C703)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("PowerSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -12521,9 +13223,9 @@ def _e89(w, o):
         s = 2
     v2 = o.power_tolerance
     if v2 is not None:
-        t = _C672.get(s)
+        t = _C704.get(s)
         if t is None:
-            _order("PowerSchedule.power_tolerance", s, _C671)
+            _order("PowerSchedule.power_tolerance", s, _C703)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("PowerSchedule.power_tolerance", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -12531,10 +13233,10 @@ def _e89(w, o):
         s = 3
     v3 = o.power_schedule_entries
     if v3 is None:
-        _order("PowerSchedule.power_schedule_entries", s, _C671)
-    t = _C673.get(s)
+        _order("PowerSchedule.power_schedule_entries", s, _C703)
+    t = _C705.get(s)
     if t is None:
-        _order("PowerSchedule.power_schedule_entries", s, _C671)
+        _order("PowerSchedule.power_schedule_entries", s, _C703)
     if v3.__class__ is not _iso20.PowerScheduleEntryList:
         _bad("PowerSchedule.power_schedule_entries", v3, "a PowerScheduleEntryList")
     w.bits(t[0], t[1])
@@ -12554,7 +13256,7 @@ def _d90(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C674, "PowerScheduleEntryListType")
+            _escape(r, 3, _C706, "PowerScheduleEntryListType")
         else:
             r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
@@ -12569,7 +13271,7 @@ def _d90(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C675, "PowerScheduleEntryListType")
+                _escape(r, 1, _C707, "PowerScheduleEntryListType")
             else:
                 r.fail("PowerScheduleEntryListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -12589,17 +13291,17 @@ def _e90(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C677.get(s)
+        t = _C709.get(s)
         if t is None:
-            _order("PowerScheduleEntryList.power_schedule_entry", s, _C676)
+            _order("PowerScheduleEntryList.power_schedule_entry", s, _C708)
         if v0.__class__ is not _iso20.PowerScheduleEntry:
             _bad("PowerScheduleEntryList.power_schedule_entry", v0, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
         _e70(w, v0)
         s = 1
-    t = _C678.get(s)
+    t = _C710.get(s)
     if t is None:
-        _order("PowerScheduleEntryList", s, _C676)
+        _order("PowerScheduleEntryList", s, _C708)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12628,7 +13330,7 @@ def _d91(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C679, "PriceLevelScheduleType")
+            _escape(r, 3, _C711, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -12645,9 +13347,34 @@ def _d91(r):
                 if f2 < 1 or f2 > 4294967295:
                     r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 3
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, "", "PriceScheduleDescription")
+                        else:
+                            f3 = r.string(None, 160)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+                        s = 4
+                    elif ec == 1:
+                        x = r.bits(10)
+                        if x & 513 == 0:
+                            f4 = (x >> 1) & 255
+                        else:
+                            r.pos -= 10
+                            if r.bits(1):
+                                f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+                            else:
+                                f4 = r.bits(8)
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+                        s = 5
+                    elif ec == 2:
+                        _escape(r, 2, _C712, "PriceLevelScheduleType")
+                    else:
+                        r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -12672,7 +13399,7 @@ def _d91(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C680, "PriceLevelScheduleType")
+                _escape(r, 3, _C713, "PriceLevelScheduleType")
             else:
                 r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -12683,9 +13410,34 @@ def _d91(r):
             if f2 < 1 or f2 > 4294967295:
                 r.facet("PriceScheduleID: %d outside 1..4294967295" % f2)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 3
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, "", "PriceScheduleDescription")
+                    else:
+                        f3 = r.string(None, 160)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PriceScheduleDescription")
+                    s = 4
+                elif ec == 1:
+                    x = r.bits(10)
+                    if x & 513 == 0:
+                        f4 = (x >> 1) & 255
+                    else:
+                        r.pos -= 10
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "NumberOfPriceLevels")
+                        else:
+                            f4 = r.bits(8)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
+                    s = 5
+                elif ec == 2:
+                    _escape(r, 2, _C714, "PriceLevelScheduleType")
+                else:
+                    r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -12705,7 +13457,7 @@ def _d91(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C681, "PriceLevelScheduleType")
+                _escape(r, 2, _C715, "PriceLevelScheduleType")
             else:
                 r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -12732,7 +13484,7 @@ def _d91(r):
                         _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C682, "PriceLevelScheduleType")
+            _escape(r, 2, _C716, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -12766,7 +13518,7 @@ def _d91(r):
                             _escape(r, 1, _EV_ELEM_EE, "NumberOfPriceLevels")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C683, "PriceLevelScheduleType")
+                _escape(r, 2, _C717, "PriceLevelScheduleType")
             else:
                 r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 5:
@@ -12775,7 +13527,7 @@ def _d91(r):
             f5 = _d92(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C684, "PriceLevelScheduleType")
+            _escape(r, 2, _C718, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     if s == 6:
@@ -12783,7 +13535,7 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C685, "PriceLevelScheduleType")
+            _escape(r, 1, _C719, "PriceLevelScheduleType")
         else:
             r.fail("PriceLevelScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.PriceLevelSchedule)
@@ -12807,10 +13559,10 @@ def _e91(w, o):
         s = 6
     v1 = o.time_anchor
     if v1 is None:
-        _order("PriceLevelSchedule.time_anchor", s, _C686)
-    t = _C687.get(s)
+        _order("PriceLevelSchedule.time_anchor", s, _C720)
+    t = _C721.get(s)
     if t is None:
-        _order("PriceLevelSchedule.time_anchor", s, _C686)
+        _order("PriceLevelSchedule.time_anchor", s, _C720)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("PriceLevelSchedule.time_anchor", v1, "an integer in 0..18446744073709551615")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -12818,7 +13570,7 @@ def _e91(w, o):
     w.bits(0, 1)
     v2 = o.price_schedule_id
     if v2 is None:
-        _order("PriceLevelSchedule.price_schedule_id", 1, _C686)
+        _order("PriceLevelSchedule.price_schedule_id", 1, _C720)
     if type(v2) is not int or v2 < 1 or v2 > 4294967295:
         _bad("PriceLevelSchedule.price_schedule_id", v2, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -12835,16 +13587,16 @@ def _e91(w, o):
         s = 3
     v4 = o.number_of_price_levels
     if v4 is None:
-        _order("PriceLevelSchedule.number_of_price_levels", s, _C686)
-    t = _C688.get(s)
+        _order("PriceLevelSchedule.number_of_price_levels", s, _C720)
+    t = _C722.get(s)
     if t is None:
-        _order("PriceLevelSchedule.number_of_price_levels", s, _C686)
+        _order("PriceLevelSchedule.number_of_price_levels", s, _C720)
     if v4.__class__ is not int or not 0 <= v4 <= 255:
         _bad("PriceLevelSchedule.number_of_price_levels", v4, "an integer in 0..255")
     w.bits(((((t[0]) << 1) << 8) | (v4)) << 1, t[1] + 1 + 8 + 1)
     v5 = o.price_level_schedule_entries
     if v5 is None:
-        _order("PriceLevelSchedule.price_level_schedule_entries", 4, _C686)
+        _order("PriceLevelSchedule.price_level_schedule_entries", 4, _C720)
     if v5.__class__ is not _iso20.PriceLevelScheduleEntryList:
         _bad("PriceLevelSchedule.price_level_schedule_entries", v5, "a PriceLevelScheduleEntryList")
     w.bits(0, 1)
@@ -12864,7 +13616,7 @@ def _d92(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C689, "PriceLevelScheduleEntryListType")
+            _escape(r, 3, _C723, "PriceLevelScheduleEntryListType")
         else:
             r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
@@ -12879,7 +13631,7 @@ def _d92(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C690, "PriceLevelScheduleEntryListType")
+                _escape(r, 1, _C724, "PriceLevelScheduleEntryListType")
             else:
                 r.fail("PriceLevelScheduleEntryListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -12899,17 +13651,17 @@ def _e92(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C692.get(s)
+        t = _C726.get(s)
         if t is None:
-            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C691)
+            _order("PriceLevelScheduleEntryList.price_level_schedule_entry", s, _C725)
         if v0.__class__ is not _iso20.PriceLevelScheduleEntry:
             _bad("PriceLevelScheduleEntryList.price_level_schedule_entry", v0, "a PriceLevelScheduleEntry")
         w.bits(t[0], t[1])
         _e93(w, v0)
         s = 1
-    t = _C693.get(s)
+    t = _C727.get(s)
     if t is None:
-        _order("PriceLevelScheduleEntryList", s, _C691)
+        _order("PriceLevelScheduleEntryList", s, _C725)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -12950,7 +13702,7 @@ def _d93(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C694, "PriceLevelScheduleEntryType")
+                _escape(r, 3, _C728, "PriceLevelScheduleEntryType")
             else:
                 r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -12977,7 +13729,7 @@ def _d93(r):
                             _escape(r, 1, _EV_ELEM_EE, "PriceLevel")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C695, "PriceLevelScheduleEntryType")
+                _escape(r, 2, _C729, "PriceLevelScheduleEntryType")
             else:
                 r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -12985,7 +13737,7 @@ def _d93(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C696, "PriceLevelScheduleEntryType")
+            _escape(r, 1, _C730, "PriceLevelScheduleEntryType")
         else:
             r.fail("PriceLevelScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.PriceLevelScheduleEntry)
@@ -12997,14 +13749,14 @@ def _e93(w, o):
     """iso20.PriceLevelScheduleEntry -> PriceLevelScheduleEntryType"""
     v0 = o.duration
     if v0 is None:
-        _order("PriceLevelScheduleEntry.duration", 0, _C697)
+        _order("PriceLevelScheduleEntry.duration", 0, _C731)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("PriceLevelScheduleEntry.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.price_level
     if v1 is None:
-        _order("PriceLevelScheduleEntry.price_level", 1, _C697)
+        _order("PriceLevelScheduleEntry.price_level", 1, _C731)
     if v1.__class__ is not int or not 0 <= v1 <= 255:
         _bad("PriceLevelScheduleEntry.price_level", v1, "an integer in 0..255")
     w.bits(((((((0) << 1) << 1) << 8) | (v1)) << 1) << 1, 13)
@@ -13024,7 +13776,7 @@ def _d94(r):
             f0 = _d55(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C698, "PriceRuleType")
+            _escape(r, 3, _C732, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -13069,7 +13821,7 @@ def _d94(r):
             f5 = _d55(r)
             s = 6
         elif ec == 5:
-            _escape(r, 2, _C699, "PriceRuleType")
+            _escape(r, 2, _C733, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -13111,7 +13863,7 @@ def _d94(r):
             f5 = _d55(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C700, "PriceRuleType")
+            _escape(r, 2, _C734, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -13143,7 +13895,7 @@ def _d94(r):
             f5 = _d55(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C701, "PriceRuleType")
+            _escape(r, 2, _C735, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -13165,7 +13917,7 @@ def _d94(r):
             f5 = _d55(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C702, "PriceRuleType")
+            _escape(r, 2, _C736, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 5:
@@ -13174,7 +13926,7 @@ def _d94(r):
             f5 = _d55(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C703, "PriceRuleType")
+            _escape(r, 2, _C737, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     if s == 6:
@@ -13182,7 +13934,7 @@ def _d94(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C704, "PriceRuleType")
+            _escape(r, 1, _C738, "PriceRuleType")
         else:
             r.fail("PriceRuleType: event code %d out of range" % ec)
     o = _new(_iso20.PriceRule)
@@ -13198,7 +13950,7 @@ def _e94(w, o):
     """iso20.PriceRule -> PriceRuleType"""
     v0 = o.energy_fee
     if v0 is None:
-        _order("PriceRule.energy_fee", 0, _C705)
+        _order("PriceRule.energy_fee", 0, _C739)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("PriceRule.energy_fee", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -13213,9 +13965,9 @@ def _e94(w, o):
         s = 2
     v2 = o.parking_fee_period
     if v2 is not None:
-        t = _C706.get(s)
+        t = _C740.get(s)
         if t is None:
-            _order("PriceRule.parking_fee_period", s, _C705)
+            _order("PriceRule.parking_fee_period", s, _C739)
         if type(v2) is not int or v2 < 0 or v2 > 4294967295:
             _bad("PriceRule.parking_fee_period", v2, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -13224,9 +13976,9 @@ def _e94(w, o):
         s = 3
     v3 = o.carbon_dioxide_emission
     if v3 is not None:
-        t = _C707.get(s)
+        t = _C741.get(s)
         if t is None:
-            _order("PriceRule.carbon_dioxide_emission", s, _C705)
+            _order("PriceRule.carbon_dioxide_emission", s, _C739)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("PriceRule.carbon_dioxide_emission", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -13235,19 +13987,19 @@ def _e94(w, o):
         s = 4
     v4 = o.renewable_generation_percentage
     if v4 is not None:
-        t = _C708.get(s)
+        t = _C742.get(s)
         if t is None:
-            _order("PriceRule.renewable_generation_percentage", s, _C705)
+            _order("PriceRule.renewable_generation_percentage", s, _C739)
         if v4.__class__ is not int or not 0 <= v4 <= 255:
             _bad("PriceRule.renewable_generation_percentage", v4, "an integer in 0..255")
         w.bits(((((t[0]) << 1) << 8) | (v4)) << 1, t[1] + 1 + 8 + 1)
         s = 5
     v5 = o.power_range_start
     if v5 is None:
-        _order("PriceRule.power_range_start", s, _C705)
-    t = _C709.get(s)
+        _order("PriceRule.power_range_start", s, _C739)
+    t = _C743.get(s)
     if t is None:
-        _order("PriceRule.power_range_start", s, _C705)
+        _order("PriceRule.power_range_start", s, _C739)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("PriceRule.power_range_start", v5, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -13292,7 +14044,7 @@ def _d95(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C710, "PriceRuleStackType")
+                _escape(r, 3, _C744, "PriceRuleStackType")
             else:
                 r.fail("PriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
@@ -13303,7 +14055,7 @@ def _d95(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C711, "PriceRuleStackType")
+            _escape(r, 2, _C745, "PriceRuleStackType")
         else:
             r.fail("PriceRuleStackType: event code %d out of range" % ec)
     if s == 2:
@@ -13319,7 +14071,7 @@ def _d95(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C712, "PriceRuleStackType")
+                    _escape(r, 1, _C746, "PriceRuleStackType")
                 else:
                     r.fail("PriceRuleStackType: event code %d out of range" % ec)
             else:
@@ -13328,7 +14080,7 @@ def _d95(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C713, "PriceRuleStackType")
+                    _escape(r, 1, _C747, "PriceRuleStackType")
                 else:
                     r.fail("PriceRuleStackType: event code %d out of range" % ec)
     o = _new(_iso20.PriceRuleStack)
@@ -13340,7 +14092,7 @@ def _e95(w, o):
     """iso20.PriceRuleStack -> PriceRuleStackType"""
     v0 = o.duration
     if v0 is None:
-        _order("PriceRuleStack.duration", 0, _C714)
+        _order("PriceRuleStack.duration", 0, _C748)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("PriceRuleStack.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -13355,17 +14107,17 @@ def _e95(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C715.get(s)
+        t = _C749.get(s)
         if t is None:
-            _order("PriceRuleStack.price_rule", s, _C714)
+            _order("PriceRuleStack.price_rule", s, _C748)
         if v1.__class__ is not _iso20.PriceRule:
             _bad("PriceRuleStack.price_rule", v1, "a PriceRule")
         w.bits(t[0], t[1])
         _e94(w, v1)
         s = (2 if n < 8 else 3)
-    t = _C716.get(s)
+    t = _C750.get(s)
     if t is None:
-        _order("PriceRuleStack", s, _C714)
+        _order("PriceRuleStack", s, _C748)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13382,7 +14134,7 @@ def _d96(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C717, "PriceRuleStackListType")
+            _escape(r, 3, _C751, "PriceRuleStackListType")
         else:
             r.fail("PriceRuleStackListType: event code %d out of range" % ec)
     if s == 1:
@@ -13397,7 +14149,7 @@ def _d96(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C718, "PriceRuleStackListType")
+                _escape(r, 1, _C752, "PriceRuleStackListType")
             else:
                 r.fail("PriceRuleStackListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -13417,17 +14169,17 @@ def _e96(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C720.get(s)
+        t = _C754.get(s)
         if t is None:
-            _order("PriceRuleStackList.price_rule_stack", s, _C719)
+            _order("PriceRuleStackList.price_rule_stack", s, _C753)
         if v0.__class__ is not _iso20.PriceRuleStack:
             _bad("PriceRuleStackList.price_rule_stack", v0, "a PriceRuleStack")
         w.bits(t[0], t[1])
         _e95(w, v0)
         s = 1
-    t = _C721.get(s)
+    t = _C755.get(s)
     if t is None:
-        _order("PriceRuleStackList", s, _C719)
+        _order("PriceRuleStackList", s, _C753)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13466,7 +14218,7 @@ def _d97(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C722, "EMAIDListType")
+                _escape(r, 3, _C756, "EMAIDListType")
             else:
                 r.fail("EMAIDListType: event code %d out of range" % ec)
     if s == 1:
@@ -13487,7 +14239,7 @@ def _d97(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C723, "EMAIDListType")
+                    _escape(r, 1, _C757, "EMAIDListType")
                 else:
                     r.fail("EMAIDListType: event code %d out of range" % ec)
             else:
@@ -13496,7 +14248,7 @@ def _d97(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C724, "EMAIDListType")
+                    _escape(r, 1, _C758, "EMAIDListType")
                 else:
                     r.fail("EMAIDListType: event code %d out of range" % ec)
     o = _new(_iso20.EMAIDList)
@@ -13514,18 +14266,18 @@ def _e97(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C726.get(s)
+        t = _C760.get(s)
         if t is None:
-            _order("EMAIDList.emaid", s, _C725)
+            _order("EMAIDList.emaid", s, _C759)
         if type(v0) is not str or len(v0) > 255:
             _bad("EMAIDList.emaid", v0, "a str of length 0..255")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v0)
         w.bits(0, 1)
         s = (1 if n < 8 else 2)
-    t = _C727.get(s)
+    t = _C761.get(s)
     if t is None:
-        _order("EMAIDList", s, _C725)
+        _order("EMAIDList", s, _C759)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13547,9 +14299,32 @@ def _d98(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d54(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d54(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d54(r)
+                    s = 4
+                elif ec == 3:
+                    f4 = _d54(r)
+                    s = 5
+                elif ec == 4:
+                    v = _d112(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C762, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -13569,7 +14344,7 @@ def _d98(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C728, "ReceiptType")
+                _escape(r, 3, _C763, "ReceiptType")
             else:
                 r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -13594,7 +14369,7 @@ def _d98(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C729, "ReceiptType")
+            _escape(r, 1, _C764, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -13616,7 +14391,7 @@ def _d98(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C730, "ReceiptType")
+            _escape(r, 1, _C765, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -13635,7 +14410,7 @@ def _d98(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C731, "ReceiptType")
+            _escape(r, 1, _C766, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -13651,7 +14426,7 @@ def _d98(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C732, "ReceiptType")
+            _escape(r, 1, _C767, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -13664,7 +14439,7 @@ def _d98(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C733, "ReceiptType")
+            _escape(r, 1, _C768, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -13680,7 +14455,7 @@ def _d98(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C734, "ReceiptType")
+                    _escape(r, 1, _C769, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -13689,7 +14464,7 @@ def _d98(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C735, "ReceiptType")
+                    _escape(r, 1, _C770, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -13705,7 +14480,7 @@ def _e98(w, o):
     """iso20.Receipt -> ReceiptType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("Receipt.time_anchor", 0, _C736)
+        _order("Receipt.time_anchor", 0, _C771)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -13721,9 +14496,9 @@ def _e98(w, o):
         s = 2
     v2 = o.occupancy_costs
     if v2 is not None:
-        t = _C737.get(s)
+        t = _C772.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C736)
+            _order("Receipt.occupancy_costs", s, _C771)
         if v2.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -13731,9 +14506,9 @@ def _e98(w, o):
         s = 3
     v3 = o.additional_services_costs
     if v3 is not None:
-        t = _C738.get(s)
+        t = _C773.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C736)
+            _order("Receipt.additional_services_costs", s, _C771)
         if v3.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -13741,9 +14516,9 @@ def _e98(w, o):
         s = 4
     v4 = o.overstay_costs
     if v4 is not None:
-        t = _C739.get(s)
+        t = _C774.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C736)
+            _order("Receipt.overstay_costs", s, _C771)
         if v4.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -13757,17 +14532,17 @@ def _e98(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C740.get(s)
+        t = _C775.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C736)
+            _order("Receipt.tax_costs", s, _C771)
         if v5.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
         _e112(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C741.get(s)
+    t = _C776.get(s)
     if t is None:
-        _order("Receipt", s, _C736)
+        _order("Receipt", s, _C771)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13811,7 +14586,7 @@ def _d99(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C742, "X509IssuerSerialType")
+                _escape(r, 3, _C777, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -13840,7 +14615,7 @@ def _d99(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C743, "X509IssuerSerialType")
+                _escape(r, 2, _C778, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -13848,7 +14623,7 @@ def _d99(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C744, "X509IssuerSerialType")
+            _escape(r, 1, _C779, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -13860,14 +14635,14 @@ def _e99(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C745)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C780)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C745)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C780)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -13911,7 +14686,7 @@ def _d100(r):
                         _escape(r, 1, _EV_ELEM_EE, "ScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C746, "ScheduleTupleType")
+                _escape(r, 3, _C781, "ScheduleTupleType")
             else:
                 r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 1:
@@ -13920,7 +14695,7 @@ def _d100(r):
             f1 = _d57(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C747, "ScheduleTupleType")
+            _escape(r, 2, _C782, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 2:
@@ -13931,7 +14706,7 @@ def _d100(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C748, "ScheduleTupleType")
+            _escape(r, 1, _C783, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     if s == 3:
@@ -13939,7 +14714,7 @@ def _d100(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C749, "ScheduleTupleType")
+            _escape(r, 1, _C784, "ScheduleTupleType")
         else:
             r.fail("ScheduleTupleType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleTuple)
@@ -13952,14 +14727,14 @@ def _e100(w, o):
     """iso20.ScheduleTuple -> ScheduleTupleType"""
     v0 = o.schedule_tuple_id
     if v0 is None:
-        _order("ScheduleTuple.schedule_tuple_id", 0, _C750)
+        _order("ScheduleTuple.schedule_tuple_id", 0, _C785)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("ScheduleTuple.schedule_tuple_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.charging_schedule
     if v1 is None:
-        _order("ScheduleTuple.charging_schedule", 1, _C750)
+        _order("ScheduleTuple.charging_schedule", 1, _C785)
     if v1.__class__ is not _iso20.ChargingSchedule:
         _bad("ScheduleTuple.charging_schedule", v1, "a ChargingSchedule")
     w.bits(0, 2)
@@ -13972,9 +14747,9 @@ def _e100(w, o):
         w.bits(0, 2)
         _e57(w, v2)
         s = 3
-    t = _C751.get(s)
+    t = _C786.get(s)
     if t is None:
-        _order("ScheduleTuple", s, _C750)
+        _order("ScheduleTuple", s, _C785)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -13991,9 +14766,30 @@ def _d101(r):
             if f0 < 1 or f0 > 4294967295:
                 r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        x = (x >> 1) & 1
+                        f1 = _C787[x]
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
+                        else:
+                            f1 = r.bits(1)
+                            f1 = _C787[f1]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C789, "Scheduled_EVPPTControlModeType")
+                else:
+                    r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -14013,7 +14809,7 @@ def _d101(r):
                         _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C752, "Scheduled_EVPPTControlModeType")
+                _escape(r, 3, _C790, "Scheduled_EVPPTControlModeType")
             else:
                 r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -14022,21 +14818,21 @@ def _d101(r):
             x = r.bits(3)
             if x & 5 == 0:
                 x = (x >> 1) & 1
-                f1 = _C753[x]
+                f1 = _C787[x]
             else:
                 r.pos -= 3
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "PowerToleranceAcceptance")
                 else:
                     f1 = r.bits(1)
-                    f1 = _C753[f1]
+                    f1 = _C787[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "PowerToleranceAcceptance")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C755, "Scheduled_EVPPTControlModeType")
+            _escape(r, 1, _C791, "Scheduled_EVPPTControlModeType")
         else:
             r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -14044,7 +14840,7 @@ def _d101(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C756, "Scheduled_EVPPTControlModeType")
+            _escape(r, 1, _C792, "Scheduled_EVPPTControlModeType")
         else:
             r.fail("Scheduled_EVPPTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_EVPPTControlMode)
@@ -14056,7 +14852,7 @@ def _e101(w, o):
     """iso20.Scheduled_EVPPTControlMode -> Scheduled_EVPPTControlModeType"""
     v0 = o.selected_schedule_tuple_id
     if v0 is None:
-        _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", 0, _C757)
+        _order("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", 0, _C793)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("Scheduled_EVPPTControlMode.selected_schedule_tuple_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -14065,14 +14861,14 @@ def _e101(w, o):
     w.bits(0, 1)
     s = 1
     if v1 is not None:
-        i1 = _C754.get(v1)
+        i1 = _C788.get(v1)
         if i1 is None:
             _bad("Scheduled_EVPPTControlMode.power_tolerance_acceptance", v1, "a member of _iso20.PowerToleranceAcceptance")
         w.bits(((((0) << 1) << 1) | (i1)) << 1, 5)
         s = 2
-    t = _C758.get(s)
+    t = _C794.get(s)
     if t is None:
-        _order("Scheduled_EVPPTControlMode", s, _C757)
+        _order("Scheduled_EVPPTControlMode", s, _C793)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14111,7 +14907,7 @@ def _d102(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C759, "Scheduled_SEReqControlModeType")
+            _escape(r, 3, _C795, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -14131,7 +14927,7 @@ def _d102(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C760, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C796, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -14148,7 +14944,7 @@ def _d102(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C761, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C797, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -14162,7 +14958,7 @@ def _d102(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C762, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C798, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -14173,7 +14969,7 @@ def _d102(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C763, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C799, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -14181,7 +14977,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C764, "Scheduled_SEReqControlModeType")
+            _escape(r, 1, _C800, "Scheduled_SEReqControlModeType")
         else:
             r.fail("Scheduled_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SEReqControlMode)
@@ -14205,9 +15001,9 @@ def _e102(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is not None:
-        t = _C766.get(s)
+        t = _C802.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C765)
+            _order("Scheduled_SEReqControlMode.ev_target_energy_request", s, _C801)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -14215,9 +15011,9 @@ def _e102(w, o):
         s = 2
     v2 = o.ev_maximum_energy_request
     if v2 is not None:
-        t = _C767.get(s)
+        t = _C803.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C765)
+            _order("Scheduled_SEReqControlMode.ev_maximum_energy_request", s, _C801)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -14225,9 +15021,9 @@ def _e102(w, o):
         s = 3
     v3 = o.ev_minimum_energy_request
     if v3 is not None:
-        t = _C768.get(s)
+        t = _C804.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C765)
+            _order("Scheduled_SEReqControlMode.ev_minimum_energy_request", s, _C801)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_SEReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -14235,17 +15031,17 @@ def _e102(w, o):
         s = 4
     v4 = o.ev_energy_offer
     if v4 is not None:
-        t = _C769.get(s)
+        t = _C805.get(s)
         if t is None:
-            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C765)
+            _order("Scheduled_SEReqControlMode.ev_energy_offer", s, _C801)
         if v4.__class__ is not _iso20.EVEnergyOffer:
             _bad("Scheduled_SEReqControlMode.ev_energy_offer", v4, "a EVEnergyOffer")
         w.bits(t[0], t[1])
         _e67(w, v4)
         s = 5
-    t = _C770.get(s)
+    t = _C806.get(s)
     if t is None:
-        _order("Scheduled_SEReqControlMode", s, _C765)
+        _order("Scheduled_SEReqControlMode", s, _C801)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14262,7 +15058,7 @@ def _d103(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C771, "Scheduled_SEResControlModeType")
+            _escape(r, 3, _C807, "Scheduled_SEResControlModeType")
         else:
             r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -14278,7 +15074,7 @@ def _d103(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C772, "Scheduled_SEResControlModeType")
+                    _escape(r, 1, _C808, "Scheduled_SEResControlModeType")
                 else:
                     r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
             else:
@@ -14287,7 +15083,7 @@ def _d103(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C773, "Scheduled_SEResControlModeType")
+                    _escape(r, 1, _C809, "Scheduled_SEResControlModeType")
                 else:
                     r.fail("Scheduled_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SEResControlMode)
@@ -14305,17 +15101,17 @@ def _e103(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C775.get(s)
+        t = _C811.get(s)
         if t is None:
-            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C774)
+            _order("Scheduled_SEResControlMode.schedule_tuple", s, _C810)
         if v0.__class__ is not _iso20.ScheduleTuple:
             _bad("Scheduled_SEResControlMode.schedule_tuple", v0, "a ScheduleTuple")
         w.bits(t[0], t[1])
         _e100(w, v0)
         s = (1 if n < 3 else 2)
-    t = _C776.get(s)
+    t = _C812.get(s)
     if t is None:
-        _order("Scheduled_SEResControlMode", s, _C774)
+        _order("Scheduled_SEResControlMode", s, _C810)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14353,7 +15149,7 @@ def _d104(r):
                         _escape(r, 1, _EV_ELEM_EE, "SelectedScheduleTupleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C777, "Scheduled_SMDTControlModeType")
+                _escape(r, 3, _C813, "Scheduled_SMDTControlModeType")
             else:
                 r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -14361,7 +15157,7 @@ def _d104(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C778, "Scheduled_SMDTControlModeType")
+            _escape(r, 1, _C814, "Scheduled_SMDTControlModeType")
         else:
             r.fail("Scheduled_SMDTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_SMDTControlMode)
@@ -14372,7 +15168,7 @@ def _e104(w, o):
     """iso20.Scheduled_SMDTControlMode -> Scheduled_SMDTControlModeType"""
     v0 = o.selected_schedule_tuple_id
     if v0 is None:
-        _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", 0, _C779)
+        _order("Scheduled_SMDTControlMode.selected_schedule_tuple_id", 0, _C815)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("Scheduled_SMDTControlMode.selected_schedule_tuple_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -14425,7 +15221,7 @@ def _d105(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C780, "SelectedServiceType")
+                _escape(r, 3, _C816, "SelectedServiceType")
             else:
                 r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -14458,7 +15254,7 @@ def _d105(r):
                         _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C781, "SelectedServiceType")
+                _escape(r, 2, _C817, "SelectedServiceType")
             else:
                 r.fail("SelectedServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -14466,7 +15262,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C782, "SelectedServiceType")
+            _escape(r, 1, _C818, "SelectedServiceType")
         else:
             r.fail("SelectedServiceType: event code %d out of range" % ec)
     o = _new(_iso20.SelectedService)
@@ -14478,14 +15274,14 @@ def _e105(w, o):
     """iso20.SelectedService -> SelectedServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("SelectedService.service_id", 0, _C783)
+        _order("SelectedService.service_id", 0, _C819)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("SelectedService.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.parameter_set_id
     if v1 is None:
-        _order("SelectedService.parameter_set_id", 1, _C783)
+        _order("SelectedService.parameter_set_id", 1, _C819)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("SelectedService.parameter_set_id", v1, "an integer in 0..65535")
     w.bits(0, 3)
@@ -14505,7 +15301,7 @@ def _d106(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C784, "SelectedServiceListType")
+            _escape(r, 3, _C820, "SelectedServiceListType")
         else:
             r.fail("SelectedServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -14521,7 +15317,7 @@ def _d106(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C785, "SelectedServiceListType")
+                    _escape(r, 1, _C821, "SelectedServiceListType")
                 else:
                     r.fail("SelectedServiceListType: event code %d out of range" % ec)
             else:
@@ -14530,7 +15326,7 @@ def _d106(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C786, "SelectedServiceListType")
+                    _escape(r, 1, _C822, "SelectedServiceListType")
                 else:
                     r.fail("SelectedServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.SelectedServiceList)
@@ -14548,17 +15344,17 @@ def _e106(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C788.get(s)
+        t = _C824.get(s)
         if t is None:
-            _order("SelectedServiceList.selected_service", s, _C787)
+            _order("SelectedServiceList.selected_service", s, _C823)
         if v0.__class__ is not _iso20.SelectedService:
             _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
         w.bits(t[0], t[1])
         _e105(w, v0)
         s = (1 if n < 16 else 2)
-    t = _C789.get(s)
+    t = _C825.get(s)
     if t is None:
-        _order("SelectedServiceList", s, _C787)
+        _order("SelectedServiceList", s, _C823)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14599,7 +15395,7 @@ def _d107(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C790, "ServiceType")
+                _escape(r, 3, _C826, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -14626,7 +15422,7 @@ def _d107(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C791, "ServiceType")
+                _escape(r, 2, _C827, "ServiceType")
             else:
                 r.fail("ServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -14634,7 +15430,7 @@ def _d107(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C792, "ServiceType")
+            _escape(r, 1, _C828, "ServiceType")
         else:
             r.fail("ServiceType: event code %d out of range" % ec)
     o = _new(_iso20.Service)
@@ -14646,14 +15442,14 @@ def _e107(w, o):
     """iso20.Service -> ServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("Service.service_id", 0, _C793)
+        _order("Service.service_id", 0, _C829)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("Service.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.free_service
     if v1 is None:
-        _order("Service.free_service", 1, _C793)
+        _order("Service.free_service", 1, _C829)
     if v1.__class__ is not bool:
         _bad("Service.free_service", v1, "a bool")
     w.bits(((((((0) << 1) << 1) << 1) | (v1)) << 1) << 1, 6)
@@ -14671,7 +15467,7 @@ def _d108(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C794, "ServiceParameterListType")
+            _escape(r, 3, _C830, "ServiceParameterListType")
         else:
             r.fail("ServiceParameterListType: event code %d out of range" % ec)
     if s == 1:
@@ -14687,7 +15483,7 @@ def _d108(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C795, "ServiceParameterListType")
+                    _escape(r, 1, _C831, "ServiceParameterListType")
                 else:
                     r.fail("ServiceParameterListType: event code %d out of range" % ec)
             else:
@@ -14696,7 +15492,7 @@ def _d108(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C796, "ServiceParameterListType")
+                    _escape(r, 1, _C832, "ServiceParameterListType")
                 else:
                     r.fail("ServiceParameterListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceParameterList)
@@ -14714,17 +15510,17 @@ def _e108(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C798.get(s)
+        t = _C834.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C797)
+            _order("ServiceParameterList.parameter_set", s, _C833)
         if v0.__class__ is not _iso20.ParameterSet:
             _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
         w.bits(t[0], t[1])
         _e86(w, v0)
         s = (1 if n < 32 else 2)
-    t = _C799.get(s)
+    t = _C835.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C797)
+        _order("ServiceParameterList", s, _C833)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14763,7 +15559,7 @@ def _d109(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C800, "SubCertificatesType")
+                _escape(r, 3, _C836, "SubCertificatesType")
             else:
                 r.fail("SubCertificatesType: event code %d out of range" % ec)
     if s == 1:
@@ -14784,7 +15580,7 @@ def _d109(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C801, "SubCertificatesType")
+                    _escape(r, 1, _C837, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
             else:
@@ -14793,7 +15589,7 @@ def _d109(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C802, "SubCertificatesType")
+                    _escape(r, 1, _C838, "SubCertificatesType")
                 else:
                     r.fail("SubCertificatesType: event code %d out of range" % ec)
     o = _new(_iso20.SubCertificates)
@@ -14811,18 +15607,18 @@ def _e109(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C804.get(s)
+        t = _C840.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C803)
+            _order("SubCertificates.certificate", s, _C839)
         if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
             _bad("SubCertificates.certificate", v0, "bytes of length 0..1600")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = (1 if n < 3 else 2)
-    t = _C805.get(s)
+    t = _C841.get(s)
     if t is None:
-        _order("SubCertificates", s, _C803)
+        _order("SubCertificates", s, _C839)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14861,7 +15657,7 @@ def _d110(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C806, "SupportedProvidersListType")
+                _escape(r, 3, _C842, "SupportedProvidersListType")
             else:
                 r.fail("SupportedProvidersListType: event code %d out of range" % ec)
     if s == 1:
@@ -14882,7 +15678,7 @@ def _d110(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C807, "SupportedProvidersListType")
+                    _escape(r, 1, _C843, "SupportedProvidersListType")
                 else:
                     r.fail("SupportedProvidersListType: event code %d out of range" % ec)
             else:
@@ -14891,7 +15687,7 @@ def _d110(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C808, "SupportedProvidersListType")
+                    _escape(r, 1, _C844, "SupportedProvidersListType")
                 else:
                     r.fail("SupportedProvidersListType: event code %d out of range" % ec)
     o = _new(_iso20.SupportedProvidersList)
@@ -14909,18 +15705,18 @@ def _e110(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C810.get(s)
+        t = _C846.get(s)
         if t is None:
-            _order("SupportedProvidersList.provider_id", s, _C809)
+            _order("SupportedProvidersList.provider_id", s, _C845)
         if type(v0) is not str or len(v0) > 80:
             _bad("SupportedProvidersList.provider_id", v0, "a str of length 0..80")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v0)
         w.bits(0, 1)
         s = (1 if n < 128 else 2)
-    t = _C811.get(s)
+    t = _C847.get(s)
     if t is None:
-        _order("SupportedProvidersList", s, _C809)
+        _order("SupportedProvidersList", s, _C845)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -14963,7 +15759,7 @@ def _d111(r):
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C812, "ServiceIDListType")
+                _escape(r, 3, _C848, "ServiceIDListType")
             else:
                 r.fail("ServiceIDListType: event code %d out of range" % ec)
     if s == 1:
@@ -14986,7 +15782,7 @@ def _d111(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C813, "ServiceIDListType")
+                    _escape(r, 1, _C849, "ServiceIDListType")
                 else:
                     r.fail("ServiceIDListType: event code %d out of range" % ec)
             else:
@@ -14995,7 +15791,7 @@ def _d111(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C814, "ServiceIDListType")
+                    _escape(r, 1, _C850, "ServiceIDListType")
                 else:
                     r.fail("ServiceIDListType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceIDList)
@@ -15013,18 +15809,18 @@ def _e111(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C816.get(s)
+        t = _C852.get(s)
         if t is None:
-            _order("ServiceIDList.service_id", s, _C815)
+            _order("ServiceIDList.service_id", s, _C851)
         if type(v0) is not int or v0 < 0 or v0 > 65535:
             _bad("ServiceIDList.service_id", v0, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v0)
         w.bits(0, 1)
         s = (1 if n < 16 else 2)
-    t = _C817.get(s)
+    t = _C853.get(s)
     if t is None:
-        _order("ServiceIDList", s, _C815)
+        _order("ServiceIDList", s, _C851)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -15070,7 +15866,7 @@ def _d112(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C818, "DetailedTaxType")
+                _escape(r, 3, _C854, "DetailedTaxType")
             else:
                 r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -15079,7 +15875,7 @@ def _d112(r):
             f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C819, "DetailedTaxType")
+            _escape(r, 2, _C855, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -15087,7 +15883,7 @@ def _d112(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C820, "DetailedTaxType")
+            _escape(r, 1, _C856, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -15099,14 +15895,14 @@ def _e112(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("DetailedTax.tax_rule_id", 0, _C821)
+        _order("DetailedTax.tax_rule_id", 0, _C857)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.amount
     if v1 is None:
-        _order("DetailedTax.amount", 1, _C821)
+        _order("DetailedTax.amount", 1, _C857)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedTax.amount", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -15132,9 +15928,24 @@ def _d113(r):
             if f0 < 1 or f0 > 4294967295:
                 r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "TaxRuleName")
+                    else:
+                        f1 = r.string(None, 80)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TaxRuleName")
+                    s = 2
+                elif ec == 1:
+                    f2 = _d55(r)
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C858, "TaxRuleType")
+                else:
+                    r.fail("TaxRuleType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -15154,7 +15965,7 @@ def _d113(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C822, "TaxRuleType")
+                _escape(r, 3, _C859, "TaxRuleType")
             else:
                 r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 1:
@@ -15171,7 +15982,7 @@ def _d113(r):
             f2 = _d55(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C823, "TaxRuleType")
+            _escape(r, 2, _C860, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -15180,7 +15991,7 @@ def _d113(r):
             f2 = _d55(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C824, "TaxRuleType")
+            _escape(r, 2, _C861, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 3:
@@ -15212,7 +16023,7 @@ def _d113(r):
                         _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C825, "TaxRuleType")
+            _escape(r, 2, _C862, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 4:
@@ -15245,7 +16056,7 @@ def _d113(r):
                             _escape(r, 1, _EV_ELEM_EE, "AppliesToEnergyFee")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C826, "TaxRuleType")
+                _escape(r, 2, _C863, "TaxRuleType")
             else:
                 r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 5:
@@ -15276,7 +16087,7 @@ def _d113(r):
                             _escape(r, 1, _EV_ELEM_EE, "AppliesToParkingFee")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C827, "TaxRuleType")
+                _escape(r, 2, _C864, "TaxRuleType")
             else:
                 r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 6:
@@ -15305,7 +16116,7 @@ def _d113(r):
                             _escape(r, 1, _EV_ELEM_EE, "AppliesToOverstayFee")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C828, "TaxRuleType")
+                _escape(r, 2, _C865, "TaxRuleType")
             else:
                 r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 7:
@@ -15332,7 +16143,7 @@ def _d113(r):
                             _escape(r, 1, _EV_ELEM_EE, "AppliesMinimumMaximumCost")
                 s = 8
             elif ec == 1:
-                _escape(r, 2, _C829, "TaxRuleType")
+                _escape(r, 2, _C866, "TaxRuleType")
             else:
                 r.fail("TaxRuleType: event code %d out of range" % ec)
     if s == 8:
@@ -15340,7 +16151,7 @@ def _d113(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C830, "TaxRuleType")
+            _escape(r, 1, _C867, "TaxRuleType")
         else:
             r.fail("TaxRuleType: event code %d out of range" % ec)
     o = _new(_iso20.TaxRule)
@@ -15358,7 +16169,7 @@ def _e113(w, o):
     """iso20.TaxRule -> TaxRuleType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("TaxRule.tax_rule_id", 0, _C831)
+        _order("TaxRule.tax_rule_id", 0, _C868)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("TaxRule.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -15375,10 +16186,10 @@ def _e113(w, o):
         s = 2
     v2 = o.tax_rate
     if v2 is None:
-        _order("TaxRule.tax_rate", s, _C831)
-    t = _C832.get(s)
+        _order("TaxRule.tax_rate", s, _C868)
+    t = _C869.get(s)
     if t is None:
-        _order("TaxRule.tax_rate", s, _C831)
+        _order("TaxRule.tax_rate", s, _C868)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("TaxRule.tax_rate", v2, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -15392,26 +16203,26 @@ def _e113(w, o):
         s = 4
     v4 = o.applies_to_energy_fee
     if v4 is None:
-        _order("TaxRule.applies_to_energy_fee", s, _C831)
-    t = _C833.get(s)
+        _order("TaxRule.applies_to_energy_fee", s, _C868)
+    t = _C870.get(s)
     if t is None:
-        _order("TaxRule.applies_to_energy_fee", s, _C831)
+        _order("TaxRule.applies_to_energy_fee", s, _C868)
     if v4.__class__ is not bool:
         _bad("TaxRule.applies_to_energy_fee", v4, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
     v5 = o.applies_to_parking_fee
     if v5 is None:
-        _order("TaxRule.applies_to_parking_fee", 5, _C831)
+        _order("TaxRule.applies_to_parking_fee", 5, _C868)
     if v5.__class__ is not bool:
         _bad("TaxRule.applies_to_parking_fee", v5, "a bool")
     v6 = o.applies_to_overstay_fee
     if v6 is None:
-        _order("TaxRule.applies_to_overstay_fee", 6, _C831)
+        _order("TaxRule.applies_to_overstay_fee", 6, _C868)
     if v6.__class__ is not bool:
         _bad("TaxRule.applies_to_overstay_fee", v6, "a bool")
     v7 = o.applies_minimum_maximum_cost
     if v7 is None:
-        _order("TaxRule.applies_minimum_maximum_cost", 7, _C831)
+        _order("TaxRule.applies_minimum_maximum_cost", 7, _C868)
     if v7.__class__ is not bool:
         _bad("TaxRule.applies_minimum_maximum_cost", v7, "a bool")
     w.bits((((((((((((((((0) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1) << 1) << 1) << 1) | (v7)) << 1) << 1, 13)
@@ -15429,7 +16240,7 @@ def _d114(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C834, "TaxRuleListType")
+            _escape(r, 3, _C871, "TaxRuleListType")
         else:
             r.fail("TaxRuleListType: event code %d out of range" % ec)
     if s == 1:
@@ -15445,7 +16256,7 @@ def _d114(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C835, "TaxRuleListType")
+                    _escape(r, 1, _C872, "TaxRuleListType")
                 else:
                     r.fail("TaxRuleListType: event code %d out of range" % ec)
             else:
@@ -15454,7 +16265,7 @@ def _d114(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C836, "TaxRuleListType")
+                    _escape(r, 1, _C873, "TaxRuleListType")
                 else:
                     r.fail("TaxRuleListType: event code %d out of range" % ec)
     o = _new(_iso20.TaxRuleList)
@@ -15472,17 +16283,17 @@ def _e114(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C838.get(s)
+        t = _C875.get(s)
         if t is None:
-            _order("TaxRuleList.tax_rule", s, _C837)
+            _order("TaxRuleList.tax_rule", s, _C874)
         if v0.__class__ is not _iso20.TaxRule:
             _bad("TaxRuleList.tax_rule", v0, "a TaxRule")
         w.bits(t[0], t[1])
         _e113(w, v0)
         s = (1 if n < 10 else 2)
-    t = _C839.get(s)
+    t = _C876.get(s)
     if t is None:
-        _order("TaxRuleList", s, _C837)
+        _order("TaxRuleList", s, _C874)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -15493,841 +16304,878 @@ _C1 = (_iso20.Authorization.EIM, _iso20.Authorization.PnC, )
 _C2 = {_iso20.Authorization.EIM: 0, _iso20.Authorization.PnC: 1}
 _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
-_C5 = ('SE_ANY', 'CH')
+_C5 = ('EE', 'SE_ANY', 'CH')
 _C6 = ('SE_ANY', 'CH')
-_C7 = {0: 'Header', 1: 'SelectedAuthorizationService', 2: 'EIM_AReqAuthorizationMode, PnC_AReqAuthorizationMode', 3: 'end of element', 4: 'end of element'}
-_C8 = {2: (1, 2, 4)}
-_C9 = {3: (0, 1), 4: (0, 1)}
-_C10 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C11 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C12 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C13 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C14 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C15 = ('EE', 'SE_ANY', 'CH')
+_C7 = ('SE_ANY', 'CH')
+_C8 = {0: 'Header', 1: 'SelectedAuthorizationService', 2: 'EIM_AReqAuthorizationMode, PnC_AReqAuthorizationMode', 3: 'end of element', 4: 'end of element'}
+_C9 = {2: (1, 2, 4)}
+_C10 = {3: (0, 1), 4: (0, 1)}
+_C11 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C12 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C13 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C14 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C15 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
 _C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('SE_ANY', 'CH')
-_C18 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C19 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'Header', 1: 'end of element'}
-_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C23 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('SE_ANY', 'CH')
+_C19 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
+_C20 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C21 = ('SE_ANY', 'CH')
+_C22 = {0: 'Header', 1: 'end of element'}
+_C23 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C24 = ('EE', 'SE_ANY', 'CH')
 _C25 = ('EE', 'SE_ANY', 'CH')
 _C26 = ('EE', 'SE_ANY', 'CH')
 _C27 = ('EE', 'SE_ANY', 'CH')
-_C28 = ('SE_ANY', 'CH')
+_C28 = ('EE', 'SE_ANY', 'CH')
 _C29 = ('SE_ANY', 'CH')
-_C30 = {0: 'Header', 1: 'ResponseCode', 2: 'AuthorizationServices', 3: 'AuthorizationServices, CertificateInstallationService', 4: 'CertificateInstallationService', 5: 'EIM_ASResAuthorizationMode, PnC_ASResAuthorizationMode', 6: 'end of element', 7: 'end of element'}
-_C31 = {2: (0, 1), 3: (0, 2)}
-_C32 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C33 = {5: (1, 2, 7)}
-_C34 = {6: (0, 1), 7: (0, 1)}
-_C35 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C36 = {0: 'end of element'}
-_C37 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C38 = {0: 'end of element'}
-_C39 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C40 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C41 = ('SE_ANY', 'CH')
+_C30 = ('SE_ANY', 'CH')
+_C31 = {0: 'Header', 1: 'ResponseCode', 2: 'AuthorizationServices', 3: 'AuthorizationServices, CertificateInstallationService', 4: 'CertificateInstallationService', 5: 'EIM_ASResAuthorizationMode, PnC_ASResAuthorizationMode', 6: 'end of element', 7: 'end of element'}
+_C32 = {2: (0, 1), 3: (0, 2)}
+_C33 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C34 = {5: (1, 2, 7)}
+_C35 = {6: (0, 1), 7: (0, 1)}
+_C36 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = {0: 'end of element'}
+_C38 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C39 = {0: 'end of element'}
+_C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C41 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C42 = ('SE_ANY', 'CH')
-_C43 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C45 = ('EE', 'SE_ANY', 'CH')
+_C43 = ('SE_ANY', 'CH')
+_C44 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C45 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C46 = ('EE', 'SE_ANY', 'CH')
 _C47 = ('EE', 'SE_ANY', 'CH')
 _C48 = ('SE_ANY', 'CH')
-_C49 = ('SE_ANY', 'CH')
-_C50 = {0: 'Header', 1: 'OEMProvisioningCertificateChain', 2: 'ListOfRootCertificateIDs', 3: 'MaximumContractCertificateChains', 4: 'PrioritizedEMAIDs, end of element', 5: 'end of element'}
-_C51 = {4: (1, 2), 5: (0, 1)}
-_C52 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C53 = ('EE', 'SE_ANY', 'CH')
-_C54 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = {0: 'Header', 1: 'OEMProvisioningCertificateChain', 2: 'ListOfRootCertificateIDs', 3: 'MaximumContractCertificateChains', 4: 'PrioritizedEMAIDs, end of element', 5: 'end of element'}
+_C53 = {4: (1, 2), 5: (0, 1)}
+_C54 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C55 = ('EE', 'SE_ANY', 'CH')
 _C56 = ('EE', 'SE_ANY', 'CH')
 _C57 = ('EE', 'SE_ANY', 'CH')
-_C58 = ('SE_ANY', 'CH')
-_C59 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'CPSCertificateChain', 4: 'SignedInstallationData', 5: 'RemainingContractCertificateChains', 6: 'end of element'}
-_C60 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('EE', 'SE_ANY', 'CH')
+_C58 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('EE', 'SE_ANY', 'CH')
+_C60 = ('SE_ANY', 'CH')
+_C61 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'CPSCertificateChain', 4: 'SignedInstallationData', 5: 'RemainingContractCertificateChains', 6: 'end of element'}
+_C62 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C63 = ('EE', 'SE_ANY', 'CH')
-_C64 = ('SE_ANY', 'CH')
-_C65 = ('SE_ANY', 'CH')
-_C66 = ('EE', 'SE_ANY', 'CH')
-_C67 = ('SE_ANY', 'CH')
-_C68 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C69 = {1: (0, 1, 2)}
-_C70 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C71 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C72 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C73 = {6: (0, 1, 7)}
-_C74 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('SE_ANY', 'CH')
-_C78 = ('SE_ANY', 'CH')
-_C79 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C81 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('SE_ANY', 'CH')
-_C84 = ('SE_ANY', 'CH')
-_C85 = ('SE_ANY', 'CH')
-_C86 = ('SE_ANY', 'CH')
+_C64 = ('EE', 'SE_ANY', 'CH')
+_C65 = ('EE', 'SE_ANY', 'CH')
+_C66 = ('SE_ANY', 'CH')
+_C67 = ('EE', 'SE_ANY', 'CH')
+_C68 = ('SE_ANY', 'CH')
+_C69 = ('SE_ANY', 'CH')
+_C70 = ('EE', 'SE_ANY', 'CH')
+_C71 = ('SE_ANY', 'CH')
+_C72 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C73 = {1: (0, 1, 2)}
+_C74 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C75 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C76 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C77 = {6: (0, 1, 7)}
+_C78 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C79 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C80 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('SE_ANY', 'CH')
+_C82 = ('SE_ANY', 'CH')
+_C83 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C85 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C86 = ('EE', 'SE_ANY', 'CH')
 _C87 = ('SE_ANY', 'CH')
 _C88 = ('SE_ANY', 'CH')
 _C89 = ('SE_ANY', 'CH')
 _C90 = ('SE_ANY', 'CH')
-_C91 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C92 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C93 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C94 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C95 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C96 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C97 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C98 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C99 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C100 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('EE', 'SE_ANY', 'CH')
-_C102 = ('SE_ANY', 'CH')
-_C103 = ('SE_ANY', 'CH')
-_C104 = ('SE_ANY', 'CH')
-_C105 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C106 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C107 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C109 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C110 = ('SE_ANY', 'CH')
-_C111 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C112 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C113 = {1: (1, 2)}
-_C114 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('SE_ANY', 'CH')
-_C117 = {0: 'Header', 1: 'SignedMeteringData', 2: 'end of element'}
+_C91 = ('SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
+_C93 = ('SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C96 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C97 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C98 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C99 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C100 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C101 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C102 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C103 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C104 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C105 = ('EE', 'SE_ANY', 'CH')
+_C106 = ('SE_ANY', 'CH')
+_C107 = ('SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C110 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C111 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C113 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('SE_ANY', 'CH')
+_C115 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C116 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C117 = {1: (1, 2)}
 _C118 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C119 = ('EE', 'SE_ANY', 'CH')
 _C120 = ('SE_ANY', 'CH')
-_C121 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C122 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C124 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C125 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C126 = ('SE_ANY', 'CH')
-_C127 = ('SE_ANY', 'CH')
-_C128 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C129 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C130 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C131 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C133 = ('SE_ANY', 'CH')
-_C134 = ('SE_ANY', 'CH')
-_C135 = ('SE_ANY', 'CH')
-_C136 = ('SE_ANY', 'CH')
+_C121 = {0: 'Header', 1: 'SignedMeteringData', 2: 'end of element'}
+_C122 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C126 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C127 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C128 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C130 = ('SE_ANY', 'CH')
+_C131 = ('SE_ANY', 'CH')
+_C132 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C133 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C134 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C135 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C136 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C137 = ('SE_ANY', 'CH')
-_C138 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C139 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C140 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C142 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
-_C143 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
-_C144 = ('EE', 'SE_ANY', 'CH')
-_C145 = ('EE', 'SE_ANY', 'CH')
-_C146 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
-_C147 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
-_C148 = ('SE_ANY', 'CH')
-_C149 = ('SE_ANY', 'CH')
+_C138 = ('SE_ANY', 'CH')
+_C139 = ('SE_ANY', 'CH')
+_C140 = ('SE_ANY', 'CH')
+_C141 = ('SE_ANY', 'CH')
+_C142 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C143 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C144 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C145 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = (_iso20.ChargeProgress.Start, _iso20.ChargeProgress.Stop, _iso20.ChargeProgress.Standby, _iso20.ChargeProgress.ScheduleRenegotiation, )
+_C147 = {_iso20.ChargeProgress.Start: 0, _iso20.ChargeProgress.Stop: 1, _iso20.ChargeProgress.Standby: 2, _iso20.ChargeProgress.ScheduleRenegotiation: 3}
+_C148 = (_iso20.ChannelSelection.Charge, _iso20.ChannelSelection.Discharge, )
+_C149 = {_iso20.ChannelSelection.Charge: 0, _iso20.ChannelSelection.Discharge: 1}
 _C150 = ('SE_ANY', 'CH')
-_C151 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
-_C152 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C153 = {3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C155 = ('EE', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('SE_ANY', 'CH')
+_C155 = ('SE_ANY', 'CH')
 _C156 = ('SE_ANY', 'CH')
-_C157 = ('SE_ANY', 'CH')
-_C158 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
-_C159 = {2: (1, 2), 3: (0, 1)}
+_C157 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile, BPT_ChannelSelection, end of element', 4: 'BPT_ChannelSelection, end of element', 5: 'end of element'}
+_C158 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C159 = {3: (2, 2), 4: (1, 2), 5: (0, 1)}
 _C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('EE', 'SE_ANY', 'CH')
-_C162 = ('SE_ANY', 'CH')
-_C163 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C166 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C167 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('EE', 'SE_ANY', 'CH')
+_C163 = ('SE_ANY', 'CH')
+_C164 = ('SE_ANY', 'CH')
+_C165 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
+_C166 = {2: (1, 2), 3: (0, 1)}
+_C167 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C168 = ('EE', 'SE_ANY', 'CH')
-_C169 = ('EE', 'SE_ANY', 'CH')
-_C170 = ('SE_ANY', 'CH')
-_C171 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C172 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C173 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C174 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C175 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C176 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C177 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C179 = ('SE_ANY', 'CH')
-_C180 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C181 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C182 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C183 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C184 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C185 = ('SE_ANY', 'CH')
+_C169 = ('SE_ANY', 'CH')
+_C170 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C172 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C173 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C174 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C175 = ('EE', 'SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
+_C177 = ('SE_ANY', 'CH')
+_C178 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C179 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C180 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C181 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C182 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C183 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C184 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C185 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C186 = ('SE_ANY', 'CH')
-_C187 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C188 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C189 = {1: (2, 2), 2: (1, 2)}
-_C190 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
-_C192 = ('EE', 'SE_ANY', 'CH')
+_C187 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C188 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C189 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C190 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C191 = ('SE_ANY', 'CH')
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C193 = ('SE_ANY', 'CH')
 _C194 = ('SE_ANY', 'CH')
-_C195 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
-_C196 = {2: (1, 2, 4)}
-_C197 = {3: (0, 1), 4: (0, 1)}
+_C195 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C196 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C197 = {1: (2, 2), 2: (1, 2)}
 _C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C199 = ('EE', 'SE_ANY', 'CH')
 _C200 = ('EE', 'SE_ANY', 'CH')
 _C201 = ('EE', 'SE_ANY', 'CH')
-_C202 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('SE_ANY', 'CH')
 _C203 = ('SE_ANY', 'CH')
-_C204 = ('SE_ANY', 'CH')
-_C205 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
-_C206 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C207 = {3: (2, 2, 6), 4: (1, 2, 6)}
-_C208 = {5: (0, 1), 6: (0, 1)}
-_C209 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C204 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
+_C205 = {2: (1, 2, 4)}
+_C206 = {3: (0, 1), 4: (0, 1)}
+_C207 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C208 = ('EE', 'SE_ANY', 'CH')
+_C209 = ('EE', 'SE_ANY', 'CH')
 _C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
-_C213 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C214 = ('EE', 'SE_ANY', 'CH')
-_C215 = ('EE', 'SE_ANY', 'CH')
-_C216 = ('EE', 'SE_ANY', 'CH')
-_C217 = ('SE_ANY', 'CH')
-_C218 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
-_C219 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C220 = ('SE_ANY', 'CH')
-_C221 = ('SE_ANY', 'CH')
-_C222 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
-_C223 = {1: (1, 2), 2: (0, 1)}
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
+_C217 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C218 = {3: (2, 2, 6), 4: (1, 2, 6)}
+_C219 = {5: (0, 1), 6: (0, 1)}
+_C220 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C221 = ('EE', 'SE_ANY', 'CH')
+_C222 = ('SE_ANY', 'CH')
+_C223 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
 _C224 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C225 = ('EE', 'SE_ANY', 'CH')
 _C226 = ('EE', 'SE_ANY', 'CH')
 _C227 = ('EE', 'SE_ANY', 'CH')
 _C228 = ('SE_ANY', 'CH')
-_C229 = ('SE_ANY', 'CH')
-_C230 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
-_C231 = {4: (1, 2), 5: (0, 1)}
-_C232 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C233 = ('EE', 'SE_ANY', 'CH')
-_C234 = ('SE_ANY', 'CH')
-_C235 = ('SE_ANY', 'CH')
-_C236 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
-_C237 = {2: (1, 2), 3: (0, 1)}
-_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('EE', 'SE_ANY', 'CH')
+_C229 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
+_C230 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
+_C234 = {1: (1, 2), 2: (0, 1)}
+_C235 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C236 = ('EE', 'SE_ANY', 'CH')
+_C237 = ('EE', 'SE_ANY', 'CH')
+_C238 = ('EE', 'SE_ANY', 'CH')
+_C239 = ('SE_ANY', 'CH')
 _C240 = ('SE_ANY', 'CH')
-_C241 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C242 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C243 = ('EE', 'SE_ANY', 'CH')
-_C244 = ('SE_ANY', 'CH')
-_C245 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
-_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C247 = ('EE', 'SE_ANY', 'CH')
-_C248 = ('EE', 'SE_ANY', 'CH')
-_C249 = ('SE_ANY', 'CH')
-_C250 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
-_C251 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C252 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
-_C253 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
+_C241 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
+_C242 = {4: (1, 2), 5: (0, 1)}
+_C243 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C244 = ('EE', 'SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
+_C247 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
+_C248 = {2: (1, 2), 3: (0, 1)}
+_C249 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C250 = ('EE', 'SE_ANY', 'CH')
+_C251 = ('SE_ANY', 'CH')
+_C252 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C254 = ('EE', 'SE_ANY', 'CH')
 _C255 = ('SE_ANY', 'CH')
-_C256 = ('SE_ANY', 'CH')
-_C257 = ('SE_ANY', 'CH')
-_C258 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
-_C259 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C260 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('SE_ANY', 'CH')
-_C264 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C265 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C266 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C267 = ('EE', 'SE_ANY', 'CH')
+_C256 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
+_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C258 = ('EE', 'SE_ANY', 'CH')
+_C259 = ('EE', 'SE_ANY', 'CH')
+_C260 = ('SE_ANY', 'CH')
+_C261 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
+_C264 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
+_C265 = ('SE_ANY', 'CH')
+_C266 = ('EE', 'SE_ANY', 'CH')
+_C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
-_C270 = ('SE_ANY', 'CH')
-_C271 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C272 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C273 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C274 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C275 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C276 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C277 = ('SE_ANY', 'CH')
-_C278 = ('SE_ANY', 'CH')
-_C279 = ('SE_ANY', 'CH')
-_C280 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C281 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C283 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C284 = ('SE_ANY', 'CH')
-_C285 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C286 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C287 = {1: (1, 2)}
-_C288 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C289 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('EE', 'SE_ANY', 'CH')
-_C292 = ('SE_ANY', 'CH')
-_C293 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C294 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C296 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C297 = ('SE_ANY', 'CH')
-_C298 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C299 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C270 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
+_C271 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C272 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('SE_ANY', 'CH')
+_C276 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C277 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C278 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C279 = ('EE', 'SE_ANY', 'CH')
+_C280 = ('SE_ANY', 'CH')
+_C281 = ('SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C284 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C285 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C286 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C287 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C288 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C289 = ('SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C293 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C295 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('SE_ANY', 'CH')
+_C297 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C298 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C299 = {1: (1, 2)}
 _C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C301 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C302 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C303 = ('EE', 'SE_ANY', 'CH')
 _C304 = ('SE_ANY', 'CH')
-_C305 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C306 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C307 = {2: (0, 1), 3: (0, 2)}
-_C308 = {3: (1, 2)}
-_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C310 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C311 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
-_C312 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
-_C313 = ('EE', 'SE_ANY', 'CH')
+_C305 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C306 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C308 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C311 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C314 = ('EE', 'SE_ANY', 'CH')
 _C315 = ('EE', 'SE_ANY', 'CH')
 _C316 = ('SE_ANY', 'CH')
-_C317 = ('SE_ANY', 'CH')
-_C318 = ('SE_ANY', 'CH')
-_C319 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
-_C320 = {3: (1, 2, 5)}
-_C321 = {3: (2, 2, 6)}
-_C322 = {4: (0, 1), 5: (0, 1), 6: (0, 1)}
-_C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C324 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C317 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C318 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C319 = {2: (0, 1), 3: (0, 2)}
+_C320 = {3: (1, 2)}
+_C321 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C322 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
+_C324 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
 _C325 = ('EE', 'SE_ANY', 'CH')
 _C326 = ('EE', 'SE_ANY', 'CH')
 _C327 = ('EE', 'SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
-_C329 = ('SE_ANY', 'CH')
-_C330 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
-_C331 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C332 = {2: (2, 2, 5), 3: (1, 2, 5)}
-_C333 = {4: (0, 1), 5: (0, 1)}
-_C334 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C335 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C336 = ('SE_ANY', 'CH')
-_C337 = ('SE_ANY', 'CH')
-_C338 = ('SE_ANY', 'CH')
-_C339 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C340 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C341 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C328 = ('EE', 'SE_ANY', 'CH')
+_C329 = ('EE', 'SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
+_C333 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
+_C334 = {3: (1, 2, 5)}
+_C335 = {3: (2, 2, 6)}
+_C336 = {4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C337 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C338 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C339 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
 _C343 = ('SE_ANY', 'CH')
-_C344 = {0: 'Transform', 1: 'Transform, end of element'}
-_C345 = {0: (0, 1), 1: (0, 2)}
-_C346 = {1: (1, 2)}
-_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C348 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
-_C349 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
-_C350 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
-_C351 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
-_C352 = ('EE', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('SE_ANY', 'CH')
-_C355 = ('SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
+_C344 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
+_C345 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C346 = {2: (2, 2, 5), 3: (1, 2, 5)}
+_C347 = {4: (0, 1), 5: (0, 1)}
+_C348 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C349 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C354 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C355 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C357 = ('SE_ANY', 'CH')
-_C358 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
-_C359 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C360 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C361 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C362 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C363 = ('EE', 'SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
+_C358 = {0: 'Transform', 1: 'Transform, end of element'}
+_C359 = {0: (0, 1), 1: (0, 2)}
+_C360 = {1: (1, 2)}
+_C361 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C362 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
+_C363 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
+_C364 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
+_C365 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
 _C366 = ('SE_ANY', 'CH')
-_C367 = ('SE_ANY', 'CH')
-_C368 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
-_C369 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C370 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C371 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C373 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
-_C374 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
-_C375 = ('EE', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('SE_ANY', 'CH')
-_C378 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
-_C379 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C380 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
-_C381 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
-_C382 = ('EE', 'SE_ANY', 'CH')
-_C383 = ('EE', 'SE_ANY', 'CH')
+_C367 = ('EE', 'SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = ('EE', 'SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
+_C372 = ('SE_ANY', 'CH')
+_C373 = ('SE_ANY', 'CH')
+_C374 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
+_C375 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C376 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C377 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C378 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('SE_ANY', 'CH')
+_C380 = ('EE', 'SE_ANY', 'CH')
+_C381 = ('SE_ANY', 'CH')
+_C382 = ('SE_ANY', 'CH')
+_C383 = ('SE_ANY', 'CH')
 _C384 = ('SE_ANY', 'CH')
-_C385 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
-_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('SE_ANY', 'CH')
-_C388 = ('SE_ANY', 'CH')
-_C389 = ('SE_ANY', 'CH')
-_C390 = ('SE_ANY', 'CH')
-_C391 = ('SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C394 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C395 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C396 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C397 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C398 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C399 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C400 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C401 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C402 = ('EE', 'SE_ANY', 'CH')
-_C403 = ('EE', 'SE_ANY', 'CH')
-_C404 = ('EE', 'SE_ANY', 'CH')
-_C405 = ('EE', 'SE_ANY', 'CH')
-_C406 = ('EE', 'SE_ANY', 'CH')
-_C407 = ('EE', 'SE_ANY', 'CH')
-_C408 = ('EE', 'SE_ANY', 'CH')
-_C409 = ('EE', 'SE_ANY', 'CH')
-_C410 = ('EE', 'SE_ANY', 'CH')
-_C411 = ('SE_ANY', 'CH')
-_C412 = ('SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
-_C415 = {0: (1, 2, 1), 13: (0, 1, 1)}
-_C416 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C417 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C418 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C419 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C420 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C421 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
-_C422 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
-_C426 = {0: (0, 1), 1: (0, 2)}
-_C427 = {1: (1, 2), 2: (0, 1)}
-_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C385 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
+_C386 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C387 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C388 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C390 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
+_C391 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
+_C392 = ('EE', 'SE_ANY', 'CH')
+_C393 = ('EE', 'SE_ANY', 'CH')
+_C394 = ('SE_ANY', 'CH')
+_C395 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
+_C396 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C397 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
+_C398 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C399 = ('EE', 'SE_ANY', 'CH')
+_C400 = ('EE', 'SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
+_C403 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C404 = ('SE_ANY', 'CH')
+_C405 = ('SE_ANY', 'CH')
+_C406 = ('SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = ('SE_ANY', 'CH')
+_C410 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C411 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C412 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C413 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C414 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C415 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C416 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C417 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C418 = ('EE', 'SE_ANY', 'CH')
+_C419 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('EE', 'SE_ANY', 'CH')
+_C421 = ('EE', 'SE_ANY', 'CH')
+_C422 = ('EE', 'SE_ANY', 'CH')
+_C423 = ('EE', 'SE_ANY', 'CH')
+_C424 = ('EE', 'SE_ANY', 'CH')
+_C425 = ('EE', 'SE_ANY', 'CH')
+_C426 = ('EE', 'SE_ANY', 'CH')
+_C427 = ('EE', 'SE_ANY', 'CH')
+_C428 = ('EE', 'SE_ANY', 'CH')
 _C429 = ('EE', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
-_C431 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
-_C432 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C433 = ('EE', 'SE_ANY', 'CH')
+_C430 = ('EE', 'SE_ANY', 'CH')
+_C431 = ('EE', 'SE_ANY', 'CH')
+_C432 = ('EE', 'SE_ANY', 'CH')
+_C433 = ('SE_ANY', 'CH')
 _C434 = ('SE_ANY', 'CH')
-_C435 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C437 = ('EE', 'SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
-_C439 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C440 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C444 = {1: (1, 2), 2: (0, 1)}
-_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C435 = ('SE_ANY', 'CH')
+_C436 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
+_C437 = {0: (1, 2, 1), 13: (0, 1, 1)}
+_C438 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C439 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C440 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C441 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C442 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C443 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C444 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C445 = ('SE_ANY', 'CH')
 _C446 = ('SE_ANY', 'CH')
-_C447 = ('SE_ANY', 'CH')
-_C448 = ('SE_ANY', 'CH')
-_C449 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
-_C450 = {1: (1, 2, 3)}
-_C451 = {1: (2, 2), 2: (0, 1), 3: (0, 1)}
-_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C453 = ('EE', 'SE_ANY', 'CH')
-_C454 = ('SE_ANY', 'CH')
-_C455 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
-_C456 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C457 = ('SE_ANY', 'CH')
-_C458 = ('SE_ANY', 'CH')
-_C459 = ('SE_ANY', 'CH')
+_C447 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
+_C448 = {0: (0, 1), 1: (0, 2)}
+_C449 = {1: (1, 2), 2: (0, 1)}
+_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C451 = ('EE', 'SE_ANY', 'CH')
+_C452 = ('SE_ANY', 'CH')
+_C453 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
+_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C455 = ('EE', 'SE_ANY', 'CH')
+_C456 = ('SE_ANY', 'CH')
+_C457 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C458 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C459 = ('EE', 'SE_ANY', 'CH')
 _C460 = ('SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
+_C461 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
 _C462 = ('SE_ANY', 'CH')
-_C463 = ('SE_ANY', 'CH')
+_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C464 = ('SE_ANY', 'CH')
 _C465 = ('SE_ANY', 'CH')
-_C466 = ('SE_ANY', 'CH')
-_C467 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C468 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C469 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C470 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C471 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C472 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C473 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C474 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C475 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C476 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C477 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C478 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C479 = {0: 'end of element'}
-_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C481 = ('EE', 'SE_ANY', 'CH')
-_C482 = ('EE', 'SE_ANY', 'CH')
-_C483 = ('EE', 'SE_ANY', 'CH')
-_C484 = ('EE', 'SE_ANY', 'CH')
-_C485 = ('EE', 'SE_ANY', 'CH')
+_C466 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C467 = {1: (1, 2), 2: (0, 1)}
+_C468 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C469 = ('SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
+_C473 = {1: (1, 2, 3)}
+_C474 = {1: (2, 2), 2: (0, 1), 3: (0, 1)}
+_C475 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C476 = ('EE', 'SE_ANY', 'CH')
+_C477 = ('SE_ANY', 'CH')
+_C478 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
+_C479 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C480 = ('SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
+_C483 = ('SE_ANY', 'CH')
+_C484 = ('SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
 _C486 = ('SE_ANY', 'CH')
 _C487 = ('SE_ANY', 'CH')
 _C488 = ('SE_ANY', 'CH')
-_C489 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
-_C490 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C491 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C492 = {6: (1, 2, 8), 7: (0, 2, 8)}
-_C493 = {6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C494 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
-_C496 = ('SE_ANY', 'CH')
-_C497 = ('SE_ANY', 'CH')
-_C498 = ('SE_ANY', 'CH')
-_C499 = ('SE_ANY', 'CH')
-_C500 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
-_C501 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C502 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
-_C503 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C504 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
-_C505 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (0, 1), 5: (0, 1)}
-_C506 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C507 = {0: 'end of element'}
-_C508 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C509 = {0: 'end of element'}
-_C510 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C511 = {0: 'end of element'}
-_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C513 = ('EE', 'SE_ANY', 'CH')
-_C514 = ('EE', 'SE_ANY', 'CH')
-_C515 = ('EE', 'SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
-_C517 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
-_C518 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C519 = ('EE', 'SE_ANY', 'CH')
+_C489 = ('SE_ANY', 'CH')
+_C490 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C491 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C492 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C493 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C494 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C495 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C496 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C497 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C498 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C499 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C500 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C501 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = {0: 'end of element'}
+_C503 = ('EE', 'SE_ANY', 'CH')
+_C504 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C505 = ('EE', 'SE_ANY', 'CH')
+_C506 = ('EE', 'SE_ANY', 'CH')
+_C507 = ('EE', 'SE_ANY', 'CH')
+_C508 = ('EE', 'SE_ANY', 'CH')
+_C509 = ('EE', 'SE_ANY', 'CH')
+_C510 = ('SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = ('SE_ANY', 'CH')
+_C513 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
+_C514 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C515 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C516 = {6: (1, 2, 8), 7: (0, 2, 8)}
+_C517 = {6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C518 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C519 = ('SE_ANY', 'CH')
 _C520 = ('SE_ANY', 'CH')
-_C521 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
-_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C523 = ('EE', 'SE_ANY', 'CH')
-_C524 = ('EE', 'SE_ANY', 'CH')
-_C525 = ('EE', 'SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
-_C528 = {1: (1, 2, 3)}
-_C529 = {2: (0, 1, 4), 3: (0, 1, 4)}
-_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C531 = ('SE_ANY', 'CH')
-_C532 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
-_C533 = {0: (0, 1), 1: (0, 2)}
-_C534 = {1: (1, 2)}
-_C535 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C536 = ('EE', 'SE_ANY', 'CH')
-_C537 = ('SE_ANY', 'CH')
-_C538 = ('SE_ANY', 'CH')
-_C539 = ('SE_ANY', 'CH')
-_C540 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
-_C541 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C542 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C544 = ('EE', 'SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
+_C521 = ('SE_ANY', 'CH')
+_C522 = ('SE_ANY', 'CH')
+_C523 = ('SE_ANY', 'CH')
+_C524 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
+_C525 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C526 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C527 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C528 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
+_C529 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (0, 1), 5: (0, 1)}
+_C530 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = {0: 'end of element'}
+_C532 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C533 = {0: 'end of element'}
+_C534 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C535 = {0: 'end of element'}
+_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C537 = ('EE', 'SE_ANY', 'CH')
+_C538 = ('EE', 'SE_ANY', 'CH')
+_C539 = ('EE', 'SE_ANY', 'CH')
+_C540 = ('SE_ANY', 'CH')
+_C541 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
+_C542 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C543 = ('EE', 'SE_ANY', 'CH')
+_C544 = ('SE_ANY', 'CH')
+_C545 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
+_C546 = ('EE', 'SE_ANY', 'CH')
 _C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C548 = ('SE_ANY', 'CH')
-_C549 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
-_C550 = {0: (0, 1), 1: (0, 2)}
-_C551 = {1: (1, 2)}
-_C552 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C553 = ('EE', 'SE_ANY', 'CH')
-_C554 = ('SE_ANY', 'CH')
-_C555 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
-_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C557 = ('EE', 'SE_ANY', 'CH')
-_C558 = ('SE_ANY', 'CH')
-_C559 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
+_C548 = ('EE', 'SE_ANY', 'CH')
+_C549 = ('EE', 'SE_ANY', 'CH')
+_C550 = ('EE', 'SE_ANY', 'CH')
+_C551 = ('SE_ANY', 'CH')
+_C552 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
+_C553 = {1: (1, 2, 3)}
+_C554 = {2: (0, 1, 4), 3: (0, 1, 4)}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C556 = ('SE_ANY', 'CH')
+_C557 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
+_C558 = {0: (0, 1), 1: (0, 2)}
+_C559 = {1: (1, 2)}
 _C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C561 = ('EE', 'SE_ANY', 'CH')
 _C562 = ('SE_ANY', 'CH')
 _C563 = ('SE_ANY', 'CH')
-_C564 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
-_C565 = {1: (0, 1), 2: (0, 2)}
-_C566 = {2: (1, 2), 3: (0, 1)}
-_C567 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
-_C570 = {0: (0, 1), 1: (0, 2)}
-_C571 = {1: (1, 2)}
-_C572 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C573 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('EE', 'SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C578 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C564 = ('SE_ANY', 'CH')
+_C565 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
+_C566 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C567 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C569 = ('EE', 'SE_ANY', 'CH')
+_C570 = ('SE_ANY', 'CH')
+_C571 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
+_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C573 = ('SE_ANY', 'CH')
+_C574 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
+_C575 = {0: (0, 1), 1: (0, 2)}
+_C576 = {1: (1, 2)}
+_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = ('EE', 'SE_ANY', 'CH')
 _C579 = ('SE_ANY', 'CH')
-_C580 = ('SE_ANY', 'CH')
-_C581 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C582 = {0: (0, 1), 1: (0, 2)}
-_C583 = {1: (1, 2), 2: (0, 1)}
-_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C585 = ('EE', 'SE_ANY', 'CH')
-_C586 = ('SE_ANY', 'CH')
+_C580 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
+_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C582 = ('EE', 'SE_ANY', 'CH')
+_C583 = ('SE_ANY', 'CH')
+_C584 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
+_C585 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C586 = ('EE', 'SE_ANY', 'CH')
 _C587 = ('SE_ANY', 'CH')
-_C588 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C589 = {2: (1, 2), 3: (0, 1)}
-_C590 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C591 = ('SE_ANY', 'CH')
-_C592 = ('SE_ANY', 'CH')
-_C593 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
-_C594 = {0: (0, 1), 1: (0, 2)}
-_C595 = {1: (1, 2), 2: (0, 1)}
-_C596 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C597 = ('EE', 'SE_ANY', 'CH')
-_C598 = ('SE_ANY', 'CH')
-_C599 = ('SE_ANY', 'CH')
-_C600 = ('SE_ANY', 'CH')
+_C588 = ('SE_ANY', 'CH')
+_C589 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
+_C590 = {1: (0, 1), 2: (0, 2)}
+_C591 = {2: (1, 2), 3: (0, 1)}
+_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C593 = ('SE_ANY', 'CH')
+_C594 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
+_C595 = {0: (0, 1), 1: (0, 2)}
+_C596 = {1: (1, 2)}
+_C597 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C598 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C599 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C600 = ('EE', 'SE_ANY', 'CH')
 _C601 = ('SE_ANY', 'CH')
-_C602 = ('SE_ANY', 'CH')
-_C603 = ('SE_ANY', 'CH')
+_C602 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C606 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C607 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C608 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C609 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C610 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C611 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C612 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C613 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C605 = ('SE_ANY', 'CH')
+_C606 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C607 = {0: (0, 1), 1: (0, 2)}
+_C608 = {1: (1, 2), 2: (0, 1)}
+_C609 = ('SE_ANY', 'CH')
+_C610 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
+_C612 = ('EE', 'SE_ANY', 'CH')
+_C613 = ('SE_ANY', 'CH')
 _C614 = ('SE_ANY', 'CH')
-_C615 = ('SE_ANY', 'CH')
-_C616 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C617 = {1: (1, 2), 2: (0, 1)}
-_C618 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C619 = ('EE', 'SE_ANY', 'CH')
-_C620 = ('EE', 'SE_ANY', 'CH')
-_C621 = ('EE', 'SE_ANY', 'CH')
-_C622 = ('SE_ANY', 'CH')
-_C623 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
-_C624 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C615 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C616 = {2: (1, 2), 3: (0, 1)}
+_C617 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C618 = ('SE_ANY', 'CH')
+_C619 = ('SE_ANY', 'CH')
+_C620 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element', 2: 'end of element'}
+_C621 = {0: (0, 1), 1: (0, 2)}
+_C622 = {1: (1, 2), 2: (0, 1)}
+_C623 = ('SE_ANY', 'CH')
+_C624 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C625 = ('SE_ANY', 'CH')
 _C626 = ('EE', 'SE_ANY', 'CH')
-_C627 = ('EE', 'SE_ANY', 'CH')
+_C627 = ('SE_ANY', 'CH')
 _C628 = ('SE_ANY', 'CH')
 _C629 = ('SE_ANY', 'CH')
-_C630 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
-_C631 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C632 = {0: (2, 2), 1: (1, 2), 2: (0, 1), 3: (0, 2)}
-_C633 = {3: (1, 2), 4: (0, 1)}
-_C634 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C635 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C636 = ('SE_ANY', 'CH')
-_C637 = ('SE_ANY', 'CH')
-_C638 = ('SE_ANY', 'CH')
-_C639 = ('SE_ANY', 'CH')
-_C640 = ('SE_ANY', 'CH')
-_C641 = ('SE_ANY', 'CH')
-_C642 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
-_C643 = {7: (1, 3, 2)}
-_C644 = {7: (2, 3, 3)}
-_C645 = {7: (3, 3, 4)}
-_C646 = {7: (4, 3, 5)}
-_C647 = {7: (5, 3, 6)}
-_C648 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
-_C649 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C630 = ('SE_ANY', 'CH')
+_C631 = ('SE_ANY', 'CH')
+_C632 = ('SE_ANY', 'CH')
+_C633 = ('SE_ANY', 'CH')
+_C634 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C635 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C636 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C637 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C638 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C639 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C640 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C642 = ('SE_ANY', 'CH')
+_C643 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = {0: '@Id', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C647 = {1: (1, 2), 2: (0, 1)}
+_C648 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C649 = ('EE', 'SE_ANY', 'CH')
 _C650 = ('EE', 'SE_ANY', 'CH')
-_C651 = ('SE_ANY', 'CH')
+_C651 = ('EE', 'SE_ANY', 'CH')
 _C652 = ('SE_ANY', 'CH')
-_C653 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
-_C654 = {1: (0, 1), 2: (0, 2)}
-_C655 = {2: (1, 2), 3: (0, 1)}
-_C656 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C657 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C658 = ('EE', 'SE_ANY', 'CH')
+_C653 = {0: 'OverstayRuleDescription, StartTime', 1: 'StartTime', 2: 'OverstayFee', 3: 'OverstayFeePeriod', 4: 'end of element'}
+_C654 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C655 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C656 = ('EE', 'SE_ANY', 'CH')
+_C657 = ('EE', 'SE_ANY', 'CH')
+_C658 = ('SE_ANY', 'CH')
 _C659 = ('SE_ANY', 'CH')
-_C660 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
-_C661 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
-_C663 = ('SE_ANY', 'CH')
-_C664 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
-_C665 = {1: (1, 2), 2: (0, 1)}
-_C666 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C667 = ('EE', 'SE_ANY', 'CH')
-_C668 = ('EE', 'SE_ANY', 'CH')
-_C669 = ('EE', 'SE_ANY', 'CH')
+_C660 = {0: 'OverstayTimeThreshold, OverstayPowerThreshold, OverstayRule', 1: 'OverstayPowerThreshold, OverstayRule', 2: 'OverstayRule', 3: 'OverstayRule, end of element', 4: 'end of element'}
+_C661 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C662 = {0: (2, 2), 1: (1, 2), 2: (0, 1), 3: (0, 2)}
+_C663 = {3: (1, 2), 4: (0, 1)}
+_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C665 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C666 = ('SE_ANY', 'CH')
+_C667 = ('SE_ANY', 'CH')
+_C668 = ('SE_ANY', 'CH')
+_C669 = ('SE_ANY', 'CH')
 _C670 = ('SE_ANY', 'CH')
-_C671 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
-_C672 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C673 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C674 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C675 = ('SE_ANY', 'CH')
-_C676 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element'}
-_C677 = {0: (0, 1), 1: (0, 2)}
-_C678 = {1: (1, 2)}
+_C671 = ('SE_ANY', 'CH')
+_C672 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, rationalNumber, finiteString'}
+_C673 = {7: (1, 3, 2)}
+_C674 = {7: (2, 3, 3)}
+_C675 = {7: (3, 3, 4)}
+_C676 = {7: (4, 3, 5)}
+_C677 = {7: (5, 3, 6)}
+_C678 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
 _C679 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C680 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C681 = ('EE', 'SE_ANY', 'CH')
-_C682 = ('EE', 'SE_ANY', 'CH')
-_C683 = ('EE', 'SE_ANY', 'CH')
-_C684 = ('EE', 'SE_ANY', 'CH')
-_C685 = ('SE_ANY', 'CH')
-_C686 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
-_C687 = {0: (1, 2, 1), 6: (0, 1, 1)}
-_C688 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C689 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C690 = ('SE_ANY', 'CH')
-_C691 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element'}
-_C692 = {0: (0, 1), 1: (0, 2)}
-_C693 = {1: (1, 2)}
-_C694 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C695 = ('EE', 'SE_ANY', 'CH')
-_C696 = ('SE_ANY', 'CH')
-_C697 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
+_C680 = ('EE', 'SE_ANY', 'CH')
+_C681 = ('SE_ANY', 'CH')
+_C682 = ('SE_ANY', 'CH')
+_C683 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element', 3: 'end of element'}
+_C684 = {1: (0, 1), 2: (0, 2)}
+_C685 = {2: (1, 2), 3: (0, 1)}
+_C686 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C687 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C688 = ('EE', 'SE_ANY', 'CH')
+_C689 = ('SE_ANY', 'CH')
+_C690 = {0: '@Id', 1: 'ContractCertificateChain', 2: 'end of element', 3: 'GenChallenge'}
+_C691 = ('SE_ANY', 'CH')
+_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C693 = ('SE_ANY', 'CH')
+_C694 = ('SE_ANY', 'CH')
+_C695 = {0: 'GenChallenge', 1: 'SupportedProviders, end of element', 2: 'end of element'}
+_C696 = {1: (1, 2), 2: (0, 1)}
+_C697 = ('EE', 'SE_ANY', 'CH')
 _C698 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C699 = ('EE', 'SE_ANY', 'CH')
 _C700 = ('EE', 'SE_ANY', 'CH')
 _C701 = ('EE', 'SE_ANY', 'CH')
-_C702 = ('EE', 'SE_ANY', 'CH')
-_C703 = ('EE', 'SE_ANY', 'CH')
-_C704 = ('SE_ANY', 'CH')
-_C705 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
-_C706 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C707 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C708 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C709 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C711 = ('EE', 'SE_ANY', 'CH')
-_C712 = ('SE_ANY', 'CH')
-_C713 = ('SE_ANY', 'CH')
-_C714 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
-_C715 = {1: (0, 1), 2: (0, 2)}
-_C716 = {2: (1, 2), 3: (0, 1)}
-_C717 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C718 = ('SE_ANY', 'CH')
-_C719 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element'}
-_C720 = {0: (0, 1), 1: (0, 2)}
-_C721 = {1: (1, 2)}
-_C722 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C723 = ('SE_ANY', 'CH')
+_C702 = ('SE_ANY', 'CH')
+_C703 = {0: 'TimeAnchor', 1: 'AvailableEnergy, PowerTolerance, PowerScheduleEntries', 2: 'PowerTolerance, PowerScheduleEntries', 3: 'PowerScheduleEntries', 4: 'end of element'}
+_C704 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C705 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C706 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C707 = ('SE_ANY', 'CH')
+_C708 = {0: 'PowerScheduleEntry', 1: 'PowerScheduleEntry, end of element'}
+_C709 = {0: (0, 1), 1: (0, 2)}
+_C710 = {1: (1, 2)}
+_C711 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C712 = ('EE', 'SE_ANY', 'CH')
+_C713 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C714 = ('EE', 'SE_ANY', 'CH')
+_C715 = ('EE', 'SE_ANY', 'CH')
+_C716 = ('EE', 'SE_ANY', 'CH')
+_C717 = ('EE', 'SE_ANY', 'CH')
+_C718 = ('EE', 'SE_ANY', 'CH')
+_C719 = ('SE_ANY', 'CH')
+_C720 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, NumberOfPriceLevels', 3: 'NumberOfPriceLevels', 4: 'PriceLevelScheduleEntries', 5: 'end of element', 6: 'TimeAnchor'}
+_C721 = {0: (1, 2, 1), 6: (0, 1, 1)}
+_C722 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C724 = ('SE_ANY', 'CH')
-_C725 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
+_C725 = {0: 'PriceLevelScheduleEntry', 1: 'PriceLevelScheduleEntry, end of element'}
 _C726 = {0: (0, 1), 1: (0, 2)}
-_C727 = {1: (1, 2), 2: (0, 1)}
+_C727 = {1: (1, 2)}
 _C728 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C729 = ('SE_ANY', 'CH')
+_C729 = ('EE', 'SE_ANY', 'CH')
 _C730 = ('SE_ANY', 'CH')
-_C731 = ('SE_ANY', 'CH')
-_C732 = ('SE_ANY', 'CH')
-_C733 = ('SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = ('SE_ANY', 'CH')
-_C736 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C737 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C738 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C739 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C740 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C741 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C742 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C743 = ('EE', 'SE_ANY', 'CH')
-_C744 = ('SE_ANY', 'CH')
-_C745 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C747 = ('EE', 'SE_ANY', 'CH')
-_C748 = ('SE_ANY', 'CH')
-_C749 = ('SE_ANY', 'CH')
-_C750 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
-_C751 = {2: (1, 2), 3: (0, 1)}
-_C752 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C753 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
-_C754 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
-_C755 = ('SE_ANY', 'CH')
-_C756 = ('SE_ANY', 'CH')
-_C757 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
-_C758 = {1: (1, 2), 2: (0, 1)}
-_C759 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C760 = ('SE_ANY', 'CH')
-_C761 = ('SE_ANY', 'CH')
+_C731 = {0: 'Duration', 1: 'PriceLevel', 2: 'end of element'}
+_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C733 = ('EE', 'SE_ANY', 'CH')
+_C734 = ('EE', 'SE_ANY', 'CH')
+_C735 = ('EE', 'SE_ANY', 'CH')
+_C736 = ('EE', 'SE_ANY', 'CH')
+_C737 = ('EE', 'SE_ANY', 'CH')
+_C738 = ('SE_ANY', 'CH')
+_C739 = {0: 'EnergyFee', 1: 'ParkingFee, ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 2: 'ParkingFeePeriod, CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 3: 'CarbonDioxideEmission, RenewableGenerationPercentage, PowerRangeStart', 4: 'RenewableGenerationPercentage, PowerRangeStart', 5: 'PowerRangeStart', 6: 'end of element'}
+_C740 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C741 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C742 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C743 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C744 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C745 = ('EE', 'SE_ANY', 'CH')
+_C746 = ('SE_ANY', 'CH')
+_C747 = ('SE_ANY', 'CH')
+_C748 = {0: 'Duration', 1: 'PriceRule', 2: 'PriceRule, end of element', 3: 'end of element'}
+_C749 = {1: (0, 1), 2: (0, 2)}
+_C750 = {2: (1, 2), 3: (0, 1)}
+_C751 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C752 = ('SE_ANY', 'CH')
+_C753 = {0: 'PriceRuleStack', 1: 'PriceRuleStack, end of element'}
+_C754 = {0: (0, 1), 1: (0, 2)}
+_C755 = {1: (1, 2)}
+_C756 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C757 = ('SE_ANY', 'CH')
+_C758 = ('SE_ANY', 'CH')
+_C759 = {0: 'EMAID', 1: 'EMAID, end of element', 2: 'end of element'}
+_C760 = {0: (0, 1), 1: (0, 2)}
+_C761 = {1: (1, 2), 2: (0, 1)}
 _C762 = ('SE_ANY', 'CH')
-_C763 = ('SE_ANY', 'CH')
+_C763 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C764 = ('SE_ANY', 'CH')
-_C765 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
-_C766 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C767 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
-_C768 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C769 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C770 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C771 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
-_C775 = {0: (0, 1), 1: (0, 2)}
-_C776 = {1: (1, 2), 2: (0, 1)}
+_C765 = ('SE_ANY', 'CH')
+_C766 = ('SE_ANY', 'CH')
+_C767 = ('SE_ANY', 'CH')
+_C768 = ('SE_ANY', 'CH')
+_C769 = ('SE_ANY', 'CH')
+_C770 = ('SE_ANY', 'CH')
+_C771 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C772 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C773 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C774 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C775 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C776 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
 _C777 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C778 = ('SE_ANY', 'CH')
-_C779 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
-_C780 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C781 = ('EE', 'SE_ANY', 'CH')
-_C782 = ('SE_ANY', 'CH')
-_C783 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
-_C784 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C785 = ('SE_ANY', 'CH')
-_C786 = ('SE_ANY', 'CH')
-_C787 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
-_C788 = {0: (0, 1), 1: (0, 2)}
-_C789 = {1: (1, 2), 2: (0, 1)}
+_C778 = ('EE', 'SE_ANY', 'CH')
+_C779 = ('SE_ANY', 'CH')
+_C780 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C781 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C782 = ('EE', 'SE_ANY', 'CH')
+_C783 = ('SE_ANY', 'CH')
+_C784 = ('SE_ANY', 'CH')
+_C785 = {0: 'ScheduleTupleID', 1: 'ChargingSchedule', 2: 'DischargingSchedule, end of element', 3: 'end of element'}
+_C786 = {2: (1, 2), 3: (0, 1)}
+_C787 = (_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed, )
+_C788 = {_iso20.PowerToleranceAcceptance.PowerToleranceNotConfirmed: 0, _iso20.PowerToleranceAcceptance.PowerToleranceConfirmed: 1}
+_C789 = ('SE_ANY', 'CH')
 _C790 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C791 = ('EE', 'SE_ANY', 'CH')
+_C791 = ('SE_ANY', 'CH')
 _C792 = ('SE_ANY', 'CH')
-_C793 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
-_C794 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C795 = ('SE_ANY', 'CH')
+_C793 = {0: 'SelectedScheduleTupleID', 1: 'PowerToleranceAcceptance, end of element', 2: 'end of element'}
+_C794 = {1: (1, 2), 2: (0, 1)}
+_C795 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C796 = ('SE_ANY', 'CH')
-_C797 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
-_C798 = {0: (0, 1), 1: (0, 2)}
-_C799 = {1: (1, 2), 2: (0, 1)}
-_C800 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C801 = ('SE_ANY', 'CH')
-_C802 = ('SE_ANY', 'CH')
-_C803 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C804 = {0: (0, 1), 1: (0, 2)}
-_C805 = {1: (1, 2), 2: (0, 1)}
-_C806 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C807 = ('SE_ANY', 'CH')
+_C797 = ('SE_ANY', 'CH')
+_C798 = ('SE_ANY', 'CH')
+_C799 = ('SE_ANY', 'CH')
+_C800 = ('SE_ANY', 'CH')
+_C801 = {0: 'DepartureTime, EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 1: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 2: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVEnergyOffer, end of element', 3: 'EVMinimumEnergyRequest, EVEnergyOffer, end of element', 4: 'EVEnergyOffer, end of element', 5: 'end of element'}
+_C802 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C803 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C804 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C805 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C806 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C807 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C808 = ('SE_ANY', 'CH')
-_C809 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
-_C810 = {0: (0, 1), 1: (0, 2)}
-_C811 = {1: (1, 2), 2: (0, 1)}
-_C812 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C813 = ('SE_ANY', 'CH')
+_C809 = ('SE_ANY', 'CH')
+_C810 = {0: 'ScheduleTuple', 1: 'ScheduleTuple, end of element', 2: 'end of element'}
+_C811 = {0: (0, 1), 1: (0, 2)}
+_C812 = {1: (1, 2), 2: (0, 1)}
+_C813 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C814 = ('SE_ANY', 'CH')
-_C815 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
-_C816 = {0: (0, 1), 1: (0, 2)}
-_C817 = {1: (1, 2), 2: (0, 1)}
-_C818 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C819 = ('EE', 'SE_ANY', 'CH')
-_C820 = ('SE_ANY', 'CH')
-_C821 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C822 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C823 = ('EE', 'SE_ANY', 'CH')
-_C824 = ('EE', 'SE_ANY', 'CH')
-_C825 = ('EE', 'SE_ANY', 'CH')
-_C826 = ('EE', 'SE_ANY', 'CH')
+_C815 = {0: 'SelectedScheduleTupleID', 1: 'end of element'}
+_C816 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C817 = ('EE', 'SE_ANY', 'CH')
+_C818 = ('SE_ANY', 'CH')
+_C819 = {0: 'ServiceID', 1: 'ParameterSetID', 2: 'end of element'}
+_C820 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C821 = ('SE_ANY', 'CH')
+_C822 = ('SE_ANY', 'CH')
+_C823 = {0: 'SelectedService', 1: 'SelectedService, end of element', 2: 'end of element'}
+_C824 = {0: (0, 1), 1: (0, 2)}
+_C825 = {1: (1, 2), 2: (0, 1)}
+_C826 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C827 = ('EE', 'SE_ANY', 'CH')
-_C828 = ('EE', 'SE_ANY', 'CH')
-_C829 = ('EE', 'SE_ANY', 'CH')
-_C830 = ('SE_ANY', 'CH')
-_C831 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
-_C832 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C833 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C834 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C835 = ('SE_ANY', 'CH')
-_C836 = ('SE_ANY', 'CH')
-_C837 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
-_C838 = {0: (0, 1), 1: (0, 2)}
-_C839 = {1: (1, 2), 2: (0, 1)}
+_C828 = ('SE_ANY', 'CH')
+_C829 = {0: 'ServiceID', 1: 'FreeService', 2: 'end of element'}
+_C830 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C831 = ('SE_ANY', 'CH')
+_C832 = ('SE_ANY', 'CH')
+_C833 = {0: 'ParameterSet', 1: 'ParameterSet, end of element', 2: 'end of element'}
+_C834 = {0: (0, 1), 1: (0, 2)}
+_C835 = {1: (1, 2), 2: (0, 1)}
+_C836 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C837 = ('SE_ANY', 'CH')
+_C838 = ('SE_ANY', 'CH')
+_C839 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C840 = {0: (0, 1), 1: (0, 2)}
+_C841 = {1: (1, 2), 2: (0, 1)}
+_C842 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C843 = ('SE_ANY', 'CH')
+_C844 = ('SE_ANY', 'CH')
+_C845 = {0: 'ProviderID', 1: 'ProviderID, end of element', 2: 'end of element'}
+_C846 = {0: (0, 1), 1: (0, 2)}
+_C847 = {1: (1, 2), 2: (0, 1)}
+_C848 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C849 = ('SE_ANY', 'CH')
+_C850 = ('SE_ANY', 'CH')
+_C851 = {0: 'ServiceID', 1: 'ServiceID, end of element', 2: 'end of element'}
+_C852 = {0: (0, 1), 1: (0, 2)}
+_C853 = {1: (1, 2), 2: (0, 1)}
+_C854 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C855 = ('EE', 'SE_ANY', 'CH')
+_C856 = ('SE_ANY', 'CH')
+_C857 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C858 = ('EE', 'SE_ANY', 'CH')
+_C859 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C860 = ('EE', 'SE_ANY', 'CH')
+_C861 = ('EE', 'SE_ANY', 'CH')
+_C862 = ('EE', 'SE_ANY', 'CH')
+_C863 = ('EE', 'SE_ANY', 'CH')
+_C864 = ('EE', 'SE_ANY', 'CH')
+_C865 = ('EE', 'SE_ANY', 'CH')
+_C866 = ('EE', 'SE_ANY', 'CH')
+_C867 = ('SE_ANY', 'CH')
+_C868 = {0: 'TaxRuleID', 1: 'TaxRuleName, TaxRate', 2: 'TaxRate', 3: 'TaxIncludedInPrice, AppliesToEnergyFee', 4: 'AppliesToEnergyFee', 5: 'AppliesToParkingFee', 6: 'AppliesToOverstayFee', 7: 'AppliesMinimumMaximumCost', 8: 'end of element'}
+_C869 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C870 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C871 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C872 = ('SE_ANY', 'CH')
+_C873 = ('SE_ANY', 'CH')
+_C874 = {0: 'TaxRule', 1: 'TaxRule, end of element', 2: 'end of element'}
+_C875 = {0: (0, 1), 1: (0, 2)}
+_C876 = {1: (1, 2), 2: (0, 1)}
 
 def _decode_document(r):
     ec = r.bits(6)

@@ -2618,14 +2618,30 @@ def _d14(r):
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(12)
+        if x & 3080 == 0:
+            y = (x >> 4) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C142[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d48(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d50(r)
+                s = 4
+            elif ec == 2:
+                f4 = _d51(r)
+                s = 5
+            elif ec == 3:
+                f5 = _d46(r)
+                s = 6
+            elif ec == 4:
+                _escape(r, 2, _C160, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2649,7 +2665,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C160, "DC_ChargeLoopResType")
+                _escape(r, 2, _C161, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -2667,7 +2683,7 @@ def _d14(r):
             f5 = _d46(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C161, "DC_ChargeLoopResType")
+            _escape(r, 2, _C162, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -2682,7 +2698,7 @@ def _d14(r):
             f5 = _d46(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C162, "DC_ChargeLoopResType")
+            _escape(r, 2, _C163, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -2694,7 +2710,7 @@ def _d14(r):
             f5 = _d46(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C163, "DC_ChargeLoopResType")
+            _escape(r, 2, _C164, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
@@ -2703,7 +2719,7 @@ def _d14(r):
             f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C164, "DC_ChargeLoopResType")
+            _escape(r, 2, _C165, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -2712,20 +2728,39 @@ def _d14(r):
             f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C165, "DC_ChargeLoopResType")
+            _escape(r, 2, _C166, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
         p = r.pos
-        x = r.bits(12)
-        if x & 3549 == 0:
-            y = ((x >> 9) & 1) == 1
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
             f7 = y
-            y = ((x >> 5) & 1) == 1
+            y = ((x >> 8) & 1) == 1
             f8 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f9 = y
-            s = 10
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C167, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2743,18 +2778,37 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
                 s = 8
             elif ec == 1:
-                _escape(r, 2, _C166, "DC_ChargeLoopResType")
+                _escape(r, 2, _C168, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
         p = r.pos
-        x = r.bits(8)
-        if x & 221 == 0:
-            y = ((x >> 5) & 1) == 1
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
             f8 = y
-            y = ((x >> 1) & 1) == 1
+            y = ((x >> 4) & 1) == 1
             f9 = y
-            s = 10
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C169, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2772,16 +2826,35 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
                 s = 9
             elif ec == 1:
-                _escape(r, 2, _C167, "DC_ChargeLoopResType")
+                _escape(r, 2, _C170, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
             f9 = y
-            s = 10
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C171, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2799,7 +2872,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
                 s = 10
             elif ec == 1:
-                _escape(r, 2, _C168, "DC_ChargeLoopResType")
+                _escape(r, 2, _C172, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
@@ -2820,7 +2893,7 @@ def _d14(r):
             f10 = _d35(r)
             s = 11
         elif ec == 5:
-            _escape(r, 2, _C169, "DC_ChargeLoopResType")
+            _escape(r, 2, _C173, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -2828,7 +2901,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C170, "DC_ChargeLoopResType")
+            _escape(r, 1, _C174, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopRes)
@@ -2849,14 +2922,14 @@ def _e14(w, o):
     """iso20.DC_ChargeLoopRes -> DC_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeLoopRes.header", 0, _C171)
+        _order("DC_ChargeLoopRes.header", 0, _C175)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_ChargeLoopRes.response_code", 1, _C171)
+        _order("DC_ChargeLoopRes.response_code", 1, _C175)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -2871,9 +2944,9 @@ def _e14(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C172.get(s)
+        t = _C176.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.meter_info", s, _C171)
+            _order("DC_ChargeLoopRes.meter_info", s, _C175)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("DC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -2881,9 +2954,9 @@ def _e14(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C173.get(s)
+        t = _C177.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.receipt", s, _C171)
+            _order("DC_ChargeLoopRes.receipt", s, _C175)
         if v4.__class__ is not _iso20.Receipt:
             _bad("DC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -2891,40 +2964,40 @@ def _e14(w, o):
         s = 5
     v5 = o.evse_present_current
     if v5 is None:
-        _order("DC_ChargeLoopRes.evse_present_current", s, _C171)
-    t = _C174.get(s)
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C175)
+    t = _C178.get(s)
     if t is None:
-        _order("DC_ChargeLoopRes.evse_present_current", s, _C171)
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C175)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("DC_ChargeLoopRes.evse_present_current", v5, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v5)
     v6 = o.evse_present_voltage
     if v6 is None:
-        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C171)
+        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C175)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("DC_ChargeLoopRes.evse_present_voltage", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.evse_power_limit_achieved
     if v7 is None:
-        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C171)
+        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C175)
     if v7.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v7, "a bool")
     v8 = o.evse_current_limit_achieved
     if v8 is None:
-        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C171)
+        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C175)
     if v8.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v8, "a bool")
     v9 = o.evse_voltage_limit_achieved
     if v9 is None:
-        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C171)
+        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C175)
     if v9.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v9, "a bool")
     v10 = o.cl_res_control_mode
     if v10 is None:
-        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C171)
-    d = _C175.get(v10.__class__)
+        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C175)
+    d = _C179.get(v10.__class__)
     if d is None:
         _bad("DC_ChargeLoopRes.cl_res_control_mode", v10, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
     w.bits(((((((((((((((((0) << 1) << 1) | (v7)) << 1) << 1) << 1) << 1) | (v8)) << 1) << 1) << 1) << 1) | (v9)) << 1) << 3) | (d[0]), 15)
@@ -2942,7 +3015,7 @@ def _d15(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C176, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C180, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2954,7 +3027,7 @@ def _d15(r):
             f1 = _d9(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C177, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C181, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2962,7 +3035,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C178, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C182, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryReq)
@@ -2974,15 +3047,15 @@ def _e15(w, o):
     """iso20.DC_ChargeParameterDiscoveryReq -> DC_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C179)
+        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C183)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.dc_cpd_req_energy_transfer_mode
     if v1 is None:
-        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C179)
-    d = _C180.get(v1.__class__)
+        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C183)
+    d = _C184.get(v1.__class__)
     if d is None:
         _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v1, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
     w.bits(d[0], 2)
@@ -3001,19 +3074,29 @@ def _d16(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C181, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C185, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(11)
+        if x & 1540 == 0:
+            y = (x >> 3) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C142[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d1(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d10(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C186, "DC_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3037,7 +3120,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C182, "DC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C187, "DC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -3049,7 +3132,7 @@ def _d16(r):
             f2 = _d10(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C183, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C188, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3057,7 +3140,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C184, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C189, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryRes)
@@ -3070,21 +3153,21 @@ def _e16(w, o):
     """iso20.DC_ChargeParameterDiscoveryRes -> DC_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C185)
+        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C190)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C185)
+        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C190)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.dc_cpd_res_energy_transfer_mode
     if v2 is None:
-        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C185)
-    d = _C186.get(v2.__class__)
+        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C190)
+    d = _C191.get(v2.__class__)
     if d is None:
         _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v2, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
@@ -3104,7 +3187,7 @@ def _d17(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C187, "DC_PreChargeReqType")
+            _escape(r, 3, _C192, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3154,7 +3237,7 @@ def _d17(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C188, "DC_PreChargeReqType")
+                _escape(r, 2, _C193, "DC_PreChargeReqType")
             else:
                 r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3163,7 +3246,7 @@ def _d17(r):
             f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C189, "DC_PreChargeReqType")
+            _escape(r, 2, _C194, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3172,7 +3255,7 @@ def _d17(r):
             f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C190, "DC_PreChargeReqType")
+            _escape(r, 2, _C195, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3180,7 +3263,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C191, "DC_PreChargeReqType")
+            _escape(r, 1, _C196, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeReq)
@@ -3194,27 +3277,27 @@ def _e17(w, o):
     """iso20.DC_PreChargeReq -> DC_PreChargeReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_PreChargeReq.header", 0, _C192)
+        _order("DC_PreChargeReq.header", 0, _C197)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_PreChargeReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("DC_PreChargeReq.ev_processing", 1, _C192)
+        _order("DC_PreChargeReq.ev_processing", 1, _C197)
     i1 = _C145.get(v1)
     if i1 is None:
         _bad("DC_PreChargeReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_present_voltage
     if v2 is None:
-        _order("DC_PreChargeReq.ev_present_voltage", 2, _C192)
+        _order("DC_PreChargeReq.ev_present_voltage", 2, _C197)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeReq.ev_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
     _e46(w, v2)
     v3 = o.ev_target_voltage
     if v3 is None:
-        _order("DC_PreChargeReq.ev_target_voltage", 3, _C192)
+        _order("DC_PreChargeReq.ev_target_voltage", 3, _C197)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeReq.ev_target_voltage", v3, "a RationalNumber")
     w.bits(0, 1)
@@ -3233,7 +3316,7 @@ def _d18(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C193, "DC_PreChargeResType")
+            _escape(r, 3, _C198, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3276,7 +3359,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C194, "DC_PreChargeResType")
+                _escape(r, 2, _C199, "DC_PreChargeResType")
             else:
                 r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 2:
@@ -3285,7 +3368,7 @@ def _d18(r):
             f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C195, "DC_PreChargeResType")
+            _escape(r, 2, _C200, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3293,7 +3376,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C196, "DC_PreChargeResType")
+            _escape(r, 1, _C201, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeRes)
@@ -3306,20 +3389,20 @@ def _e18(w, o):
     """iso20.DC_PreChargeRes -> DC_PreChargeResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_PreChargeRes.header", 0, _C197)
+        _order("DC_PreChargeRes.header", 0, _C202)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_PreChargeRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_PreChargeRes.response_code", 1, _C197)
+        _order("DC_PreChargeRes.response_code", 1, _C202)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_PreChargeRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("DC_PreChargeRes.evse_present_voltage", 2, _C197)
+        _order("DC_PreChargeRes.evse_present_voltage", 2, _C202)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeRes.evse_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -3337,7 +3420,7 @@ def _d19(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "DC_WeldingDetectionReqType")
+            _escape(r, 3, _C203, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3373,7 +3456,7 @@ def _d19(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C199, "DC_WeldingDetectionReqType")
+                _escape(r, 2, _C204, "DC_WeldingDetectionReqType")
             else:
                 r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3381,7 +3464,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C200, "DC_WeldingDetectionReqType")
+            _escape(r, 1, _C205, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionReq)
@@ -3393,14 +3476,14 @@ def _e19(w, o):
     """iso20.DC_WeldingDetectionReq -> DC_WeldingDetectionReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_WeldingDetectionReq.header", 0, _C201)
+        _order("DC_WeldingDetectionReq.header", 0, _C206)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_WeldingDetectionReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("DC_WeldingDetectionReq.ev_processing", 1, _C201)
+        _order("DC_WeldingDetectionReq.ev_processing", 1, _C206)
     i1 = _C145.get(v1)
     if i1 is None:
         _bad("DC_WeldingDetectionReq.ev_processing", v1, "a member of _iso20.Processing")
@@ -3418,7 +3501,7 @@ def _d20(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C202, "DC_WeldingDetectionResType")
+            _escape(r, 3, _C207, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -3461,7 +3544,7 @@ def _d20(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C203, "DC_WeldingDetectionResType")
+                _escape(r, 2, _C208, "DC_WeldingDetectionResType")
             else:
                 r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -3470,7 +3553,7 @@ def _d20(r):
             f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C204, "DC_WeldingDetectionResType")
+            _escape(r, 2, _C209, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -3478,7 +3561,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C205, "DC_WeldingDetectionResType")
+            _escape(r, 1, _C210, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionRes)
@@ -3491,20 +3574,20 @@ def _e20(w, o):
     """iso20.DC_WeldingDetectionRes -> DC_WeldingDetectionResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_WeldingDetectionRes.header", 0, _C206)
+        _order("DC_WeldingDetectionRes.header", 0, _C211)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_WeldingDetectionRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_WeldingDetectionRes.response_code", 1, _C206)
+        _order("DC_WeldingDetectionRes.response_code", 1, _C211)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_WeldingDetectionRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C206)
+        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C211)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_WeldingDetectionRes.evse_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -3548,7 +3631,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C207, "DSAKeyValueType")
+            _escape(r, 3, _C212, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3557,9 +3640,29 @@ def _d21(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C213, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -3577,7 +3680,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C208, "DSAKeyValueType")
+                _escape(r, 2, _C214, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3599,7 +3702,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C209, "DSAKeyValueType")
+            _escape(r, 2, _C215, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -3608,9 +3711,31 @@ def _d21(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C216, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -3628,7 +3753,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C210, "DSAKeyValueType")
+                _escape(r, 2, _C217, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -3652,7 +3777,7 @@ def _d21(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C211, "DSAKeyValueType")
+            _escape(r, 1, _C218, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3668,7 +3793,7 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C212, "DSAKeyValueType")
+            _escape(r, 1, _C219, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -3697,7 +3822,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C213, "DSAKeyValueType")
+                _escape(r, 2, _C220, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -3705,7 +3830,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C214, "DSAKeyValueType")
+            _escape(r, 1, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3731,9 +3856,9 @@ def _e21(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C216.get(s)
+        t = _C223.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C215)
+            _order("DSAKeyValue.q", s, _C222)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3742,9 +3867,9 @@ def _e21(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C217.get(s)
+        t = _C224.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C215)
+            _order("DSAKeyValue.g", s, _C222)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3753,10 +3878,10 @@ def _e21(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C215)
-    t = _C218.get(s)
+        _order("DSAKeyValue.y", s, _C222)
+    t = _C225.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C215)
+        _order("DSAKeyValue.y", s, _C222)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -3773,9 +3898,9 @@ def _e21(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C219.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C215)
+            _order("DSAKeyValue.seed", s, _C222)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3784,18 +3909,18 @@ def _e21(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C220.get(s)
+        t = _C227.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C215)
+            _order("DSAKeyValue.pgen_counter", s, _C222)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C221.get(s)
+    t = _C228.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C215)
+        _order("DSAKeyValue", s, _C222)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3810,7 +3935,7 @@ def _d22(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C222, "DigestMethodType")
+            _escape(r, 3, _C229, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3822,7 +3947,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C223, "DigestMethodType")
+            _escape(r, 2, _C230, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3834,7 +3959,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C224, "DigestMethodType")
+            _escape(r, 1, _C231, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3848,7 +3973,7 @@ def _d22(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C225, "DigestMethodType")
+                _escape(r, 1, _C232, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3859,7 +3984,7 @@ def _e22(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C226)
+        _order("DigestMethod.algorithm", 0, _C233)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -3894,7 +4019,7 @@ def _d23(r):
             f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C227, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C234, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -3903,7 +4028,7 @@ def _d23(r):
             f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C228, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C235, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -3912,7 +4037,7 @@ def _d23(r):
             f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C229, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C236, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -3921,7 +4046,7 @@ def _d23(r):
             f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C230, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C237, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -3930,7 +4055,7 @@ def _d23(r):
             f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C231, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C238, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -3939,7 +4064,7 @@ def _d23(r):
             f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C232, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C239, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -3948,7 +4073,7 @@ def _d23(r):
             f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C233, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C240, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -3957,7 +4082,7 @@ def _d23(r):
             f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C234, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C241, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -3966,7 +4091,7 @@ def _d23(r):
             f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C235, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C242, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -3974,7 +4099,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C236, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C243, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLReqControlMode)
@@ -4002,59 +4127,59 @@ def _e23(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C237)
-    t = _C238.get(s)
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C244)
+    t = _C245.get(s)
     if t is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C244)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C244)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C244)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C244)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v4)
     v5 = o.ev_minimum_charge_power
     if v5 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C244)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v5)
     v6 = o.ev_maximum_charge_current
     if v6 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C244)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.ev_maximum_voltage
     if v7 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C244)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v7)
     v8 = o.ev_minimum_voltage
     if v8 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C237)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C244)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
     w.bits(0, 1)
@@ -4132,7 +4257,7 @@ def _d24(r):
             f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C239, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C246, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -4185,7 +4310,7 @@ def _d24(r):
             f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C240, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C247, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -4221,7 +4346,7 @@ def _d24(r):
             f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C241, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C248, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -4240,7 +4365,7 @@ def _d24(r):
             f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C242, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C249, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -4249,7 +4374,7 @@ def _d24(r):
             f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C243, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C250, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -4258,7 +4383,7 @@ def _d24(r):
             f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C244, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C251, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -4267,7 +4392,7 @@ def _d24(r):
             f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C245, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C252, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -4276,7 +4401,7 @@ def _d24(r):
             f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C246, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C253, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -4284,7 +4409,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C247, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C254, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLResControlMode)
@@ -4311,27 +4436,27 @@ def _e24(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C249.get(s)
+        t = _C256.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C248)
+            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C255)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C250.get(s)
+        t = _C257.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C248)
+            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C255)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C251.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C248)
+            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C255)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4340,31 +4465,31 @@ def _e24(w, o):
         s = 4
     v4 = o.evse_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C248)
-    t = _C252.get(s)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C255)
+    t = _C259.get(s)
     if t is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C248)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C255)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v4)
     v5 = o.evse_minimum_charge_power
     if v5 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C248)
+        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C255)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v5)
     v6 = o.evse_maximum_charge_current
     if v6 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C248)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C255)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.evse_maximum_voltage
     if v7 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C248)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C255)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
     w.bits(0, 1)
@@ -4431,7 +4556,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C253, "KeyInfoType")
+                _escape(r, 3, _C260, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4479,7 +4604,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C254, "KeyInfoType")
+                _escape(r, 3, _C261, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4527,360 +4652,10 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C255, "KeyInfoType")
+                _escape(r, 2, _C262, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C256, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C257, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C258, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C259, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C260, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C261, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C262, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -4930,6 +4705,356 @@ def _d25(r):
                 _escape(r, 1, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 4:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C264, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C265, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C266, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 7:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C267, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 8:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C268, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C269, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C270, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -4959,9 +5084,9 @@ def _e25(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C265.get(s)
+        t = _C272.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C264)
+            _order("KeyInfo.key_name", s, _C271)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4976,9 +5101,9 @@ def _e25(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C266.get(s)
+        t = _C273.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C264)
+            _order("KeyInfo.key_value", s, _C271)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -4992,9 +5117,9 @@ def _e25(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C267.get(s)
+        t = _C274.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C264)
+            _order("KeyInfo.retrieval_method", s, _C271)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -5008,9 +5133,9 @@ def _e25(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C268.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C264)
+            _order("KeyInfo.x509_data", s, _C271)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -5024,9 +5149,9 @@ def _e25(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C269.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C264)
+            _order("KeyInfo.pgp_data", s, _C271)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -5040,9 +5165,9 @@ def _e25(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C270.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C264)
+            _order("KeyInfo.spki_data", s, _C271)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -5056,18 +5181,18 @@ def _e25(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C271.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C264)
+            _order("KeyInfo.mgmt_data", s, _C271)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C272.get(s)
+    t = _C279.get(s)
     if t is None:
-        _order("KeyInfo", s, _C264)
+        _order("KeyInfo", s, _C271)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5089,7 +5214,7 @@ def _d26(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C273, "KeyValueType")
+            _escape(r, 3, _C280, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5105,7 +5230,7 @@ def _d26(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C274, "KeyValueType")
+            _escape(r, 2, _C281, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5115,7 +5240,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C275, "KeyValueType")
+            _escape(r, 1, _C282, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5125,7 +5250,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C276, "KeyValueType")
+            _escape(r, 1, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5135,7 +5260,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C277, "KeyValueType")
+            _escape(r, 1, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5155,17 +5280,17 @@ def _e26(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C279.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C278)
+            _order("KeyValue.rsa_key_value", s, _C285)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e30(w, v1)
         s = 2
-    t = _C280.get(s)
+    t = _C287.get(s)
     if t is None:
-        _order("KeyValue", s, _C278)
+        _order("KeyValue", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5186,7 +5311,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C281, "ManifestType")
+            _escape(r, 3, _C288, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5197,7 +5322,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C282, "ManifestType")
+            _escape(r, 3, _C289, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5212,7 +5337,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C283, "ManifestType")
+                _escape(r, 1, _C290, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5236,17 +5361,17 @@ def _e27(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C285.get(s)
+        t = _C292.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C284)
+            _order("Manifest.reference", s, _C291)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e31(w, v1)
         s = 1
-    t = _C286.get(s)
+    t = _C293.get(s)
     if t is None:
-        _order("Manifest", s, _C284)
+        _order("Manifest", s, _C291)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5274,7 +5399,7 @@ def _d28(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C287, "ObjectType")
+            _escape(r, 3, _C294, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5292,7 +5417,7 @@ def _d28(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C288, "ObjectType")
+            _escape(r, 2, _C295, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5307,7 +5432,7 @@ def _d28(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C289, "ObjectType")
+            _escape(r, 2, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5319,7 +5444,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C290, "ObjectType")
+            _escape(r, 2, _C297, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5331,7 +5456,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C291, "ObjectType")
+            _escape(r, 1, _C298, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5343,7 +5468,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C292, "ObjectType")
+            _escape(r, 1, _C299, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5364,9 +5489,9 @@ def _e28(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C294.get(s)
+        t = _C301.get(s)
         if t is None:
-            _order("Object.id", s, _C293)
+            _order("Object.id", s, _C300)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5374,17 +5499,17 @@ def _e28(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C295.get(s)
+        t = _C302.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C293)
+            _order("Object.mime_type", s, _C300)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C296.get(s)
+    t = _C303.get(s)
     if t is None:
-        _order("Object", s, _C293)
+        _order("Object", s, _C300)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5413,7 +5538,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C297, "PGPDataType")
+            _escape(r, 3, _C304, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5423,7 +5548,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C298, "PGPDataType")
+            _escape(r, 1, _C305, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5435,7 +5560,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C299, "PGPDataType")
+                _escape(r, 1, _C306, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5453,7 +5578,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C300, "PGPDataType")
+            _escape(r, 1, _C307, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5463,7 +5588,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C301, "PGPDataType")
+            _escape(r, 1, _C308, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5475,7 +5600,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C302, "PGPDataType")
+                _escape(r, 1, _C309, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5496,18 +5621,18 @@ def _e29(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C304.get(s)
+        t = _C311.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C303)
+            _order("PGPData.pgp_key_packet", s, _C310)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C305.get(s)
+    t = _C312.get(s)
     if t is None:
-        _order("PGPData", s, _C303)
+        _order("PGPData", s, _C310)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5551,7 +5676,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C306, "RSAKeyValueType")
+                _escape(r, 3, _C313, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5580,7 +5705,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C307, "RSAKeyValueType")
+                _escape(r, 2, _C314, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5588,7 +5713,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C308, "RSAKeyValueType")
+            _escape(r, 1, _C315, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5600,14 +5725,14 @@ def _e30(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C309)
+        _order("RSAKeyValue.modulus", 0, _C316)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C309)
+        _order("RSAKeyValue.exponent", 1, _C316)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -5641,7 +5766,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C310, "ReferenceType")
+            _escape(r, 3, _C317, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -5659,7 +5784,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C311, "ReferenceType")
+            _escape(r, 3, _C318, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -5674,7 +5799,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C312, "ReferenceType")
+            _escape(r, 3, _C319, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -5686,7 +5811,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C313, "ReferenceType")
+            _escape(r, 3, _C320, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -5695,7 +5820,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C314, "ReferenceType")
+            _escape(r, 2, _C321, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -5724,7 +5849,7 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C315, "ReferenceType")
+                _escape(r, 2, _C322, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -5732,7 +5857,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C316, "ReferenceType")
+            _escape(r, 1, _C323, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -5756,9 +5881,9 @@ def _e31(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C318.get(s)
+        t = _C325.get(s)
         if t is None:
-            _order("Reference.type", s, _C317)
+            _order("Reference.type", s, _C324)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5766,9 +5891,9 @@ def _e31(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C319.get(s)
+        t = _C326.get(s)
         if t is None:
-            _order("Reference.uri", s, _C317)
+            _order("Reference.uri", s, _C324)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5776,9 +5901,9 @@ def _e31(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C320.get(s)
+        t = _C327.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C317)
+            _order("Reference.transforms", s, _C324)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -5786,17 +5911,17 @@ def _e31(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C317)
-    t = _C321.get(s)
+        _order("Reference.digest_method", s, _C324)
+    t = _C328.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C317)
+        _order("Reference.digest_method", s, _C324)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e22(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C317)
+        _order("Reference.digest_value", 2, _C324)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -5823,7 +5948,7 @@ def _d32(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C322, "RetrievalMethodType")
+            _escape(r, 3, _C329, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5837,7 +5962,7 @@ def _d32(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C323, "RetrievalMethodType")
+            _escape(r, 2, _C330, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5848,7 +5973,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C324, "RetrievalMethodType")
+            _escape(r, 2, _C331, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5856,7 +5981,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C325, "RetrievalMethodType")
+            _escape(r, 1, _C332, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -5877,9 +6002,9 @@ def _e32(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C327.get(s)
+        t = _C334.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C326)
+            _order("RetrievalMethod.uri", s, _C333)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5887,17 +6012,17 @@ def _e32(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C328.get(s)
+        t = _C335.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C326)
+            _order("RetrievalMethod.transforms", s, _C333)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e43(w, v2)
         s = 1
-    t = _C329.get(s)
+    t = _C336.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C326)
+        _order("RetrievalMethod", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5913,9 +6038,26 @@ def _d33(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C337, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -5934,7 +6076,7 @@ def _d33(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C330, "SPKIDataType")
+                    _escape(r, 3, _C338, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -5953,7 +6095,7 @@ def _d33(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C331, "SPKIDataType")
+                _escape(r, 1, _C339, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -5970,7 +6112,7 @@ def _d33(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C332, "SPKIDataType")
+                _escape(r, 1, _C340, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -5988,18 +6130,18 @@ def _e33(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C334.get(s)
+        t = _C342.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C333)
+            _order("SPKIData.spki_sexp", s, _C341)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C335.get(s)
+    t = _C343.get(s)
     if t is None:
-        _order("SPKIData", s, _C333)
+        _order("SPKIData", s, _C341)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6031,7 +6173,7 @@ def _d34(r):
             f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C336, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C344, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -6046,7 +6188,7 @@ def _d34(r):
             f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C337, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C345, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -6058,7 +6200,7 @@ def _d34(r):
             f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C338, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C346, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -6067,7 +6209,7 @@ def _d34(r):
             f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C339, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C347, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6076,7 +6218,7 @@ def _d34(r):
             f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C340, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C348, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -6099,7 +6241,7 @@ def _d34(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C341, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C349, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
@@ -6119,7 +6261,7 @@ def _d34(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C342, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C350, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
@@ -6136,7 +6278,7 @@ def _d34(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C343, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C351, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -6150,7 +6292,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C344, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C352, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -6161,7 +6303,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C345, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C353, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -6169,7 +6311,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C346, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C354, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLReqControlMode)
@@ -6197,9 +6339,9 @@ def _e34(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C348.get(s)
+        t = _C356.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C355)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6207,9 +6349,9 @@ def _e34(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C349.get(s)
+        t = _C357.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C355)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6217,17 +6359,17 @@ def _e34(w, o):
         s = 3
     v3 = o.ev_target_current
     if v3 is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C347)
-    t = _C350.get(s)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C355)
+    t = _C358.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C347)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C355)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v3)
     v4 = o.ev_target_voltage
     if v4 is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C347)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C355)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -6242,9 +6384,9 @@ def _e34(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C351.get(s)
+        t = _C359.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C355)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6252,9 +6394,9 @@ def _e34(w, o):
         s = 7
     v7 = o.ev_maximum_charge_current
     if v7 is not None:
-        t = _C352.get(s)
+        t = _C360.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C355)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6262,9 +6404,9 @@ def _e34(w, o):
         s = 8
     v8 = o.ev_maximum_voltage
     if v8 is not None:
-        t = _C353.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C355)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6272,17 +6414,17 @@ def _e34(w, o):
         s = 9
     v9 = o.ev_minimum_voltage
     if v9 is not None:
-        t = _C354.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C347)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C355)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
         w.bits(t[0], t[1])
         _e46(w, v9)
         s = 10
-    t = _C355.get(s)
+    t = _C363.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode", s, _C347)
+        _order("Scheduled_DC_CLReqControlMode", s, _C355)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6310,7 +6452,7 @@ def _d35(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C356, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C364, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -6327,7 +6469,7 @@ def _d35(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C357, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C365, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -6341,7 +6483,7 @@ def _d35(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C358, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C366, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -6352,7 +6494,7 @@ def _d35(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C359, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C367, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6360,7 +6502,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C360, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C368, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLResControlMode)
@@ -6382,9 +6524,9 @@ def _e35(w, o):
         s = 1
     v1 = o.evse_minimum_charge_power
     if v1 is not None:
-        t = _C362.get(s)
+        t = _C370.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C361)
+            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C369)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6392,9 +6534,9 @@ def _e35(w, o):
         s = 2
     v2 = o.evse_maximum_charge_current
     if v2 is not None:
-        t = _C363.get(s)
+        t = _C371.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C361)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C369)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6402,17 +6544,17 @@ def _e35(w, o):
         s = 3
     v3 = o.evse_maximum_voltage
     if v3 is not None:
-        t = _C364.get(s)
+        t = _C372.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C361)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C369)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
         _e46(w, v3)
         s = 4
-    t = _C365.get(s)
+    t = _C373.get(s)
     if t is None:
-        _order("Scheduled_DC_CLResControlMode", s, _C361)
+        _order("Scheduled_DC_CLResControlMode", s, _C369)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6434,7 +6576,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C366, "SignatureType")
+            _escape(r, 3, _C374, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -6443,7 +6585,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C367, "SignatureType")
+            _escape(r, 3, _C375, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -6452,7 +6594,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C368, "SignatureType")
+            _escape(r, 2, _C376, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -6468,7 +6610,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C369, "SignatureType")
+            _escape(r, 1, _C377, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -6481,7 +6623,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C370, "SignatureType")
+            _escape(r, 1, _C378, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -6496,7 +6638,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C371, "SignatureType")
+                _escape(r, 1, _C379, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -6519,17 +6661,17 @@ def _e36(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C372)
-    t = _C373.get(s)
+        _order("Signature.signed_info", s, _C380)
+    t = _C381.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C372)
+        _order("Signature.signed_info", s, _C380)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e41(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C372)
+        _order("Signature.signature_value", 1, _C380)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -6548,17 +6690,17 @@ def _e36(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C374.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("Signature.object", s, _C372)
+            _order("Signature.object", s, _C380)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e28(w, v4)
         s = 4
-    t = _C375.get(s)
+    t = _C383.get(s)
     if t is None:
-        _order("Signature", s, _C372)
+        _order("Signature", s, _C380)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6574,7 +6716,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C376, "SignatureMethodType")
+            _escape(r, 3, _C384, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6594,7 +6736,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C377, "SignatureMethodType")
+            _escape(r, 2, _C385, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6614,7 +6756,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C378, "SignatureMethodType")
+            _escape(r, 1, _C386, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6626,7 +6768,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C379, "SignatureMethodType")
+            _escape(r, 1, _C387, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -6640,7 +6782,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C380, "SignatureMethodType")
+                _escape(r, 1, _C388, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -6652,7 +6794,7 @@ def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C381)
+        _order("SignatureMethod.algorithm", 0, _C389)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -6666,9 +6808,9 @@ def _e37(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C382.get(s)
+    t = _C390.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C381)
+        _order("SignatureMethod", s, _C389)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6689,7 +6831,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C383, "SignaturePropertiesType")
+            _escape(r, 3, _C391, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -6700,7 +6842,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C384, "SignaturePropertiesType")
+            _escape(r, 3, _C392, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -6715,7 +6857,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C385, "SignaturePropertiesType")
+                _escape(r, 1, _C393, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -6739,17 +6881,17 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C387.get(s)
+        t = _C395.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C386)
+            _order("SignatureProperties.signature_property", s, _C394)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v1)
         s = 1
-    t = _C388.get(s)
+    t = _C396.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C386)
+        _order("SignatureProperties", s, _C394)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6767,7 +6909,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C389, "SignaturePropertyType")
+            _escape(r, 3, _C397, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -6776,7 +6918,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C390, "SignaturePropertyType")
+            _escape(r, 3, _C398, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -6786,7 +6928,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C391, "SignaturePropertyType")
+            _escape(r, 3, _C399, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -6796,7 +6938,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C392, "SignaturePropertyType")
+            _escape(r, 2, _C400, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -6808,7 +6950,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C393, "SignaturePropertyType")
+            _escape(r, 1, _C401, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -6828,15 +6970,15 @@ def _e39(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C394)
-    t = _C395.get(s)
+        _order("SignatureProperty.target", s, _C402)
+    t = _C403.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C394)
+        _order("SignatureProperty.target", s, _C402)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C394)
+    _order("SignatureProperty", 3, _C402)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -6852,7 +6994,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C396, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C404, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6862,7 +7004,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C397, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C405, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6871,7 +7013,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C398, "SignatureValueType")
+            _escape(r, 1, _C406, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -6891,10 +7033,10 @@ def _e40(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C399)
-    t = _C400.get(s)
+        _order("SignatureValue.value", s, _C407)
+    t = _C408.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C399)
+        _order("SignatureValue.value", s, _C407)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -6918,7 +7060,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C401, "SignedInfoType")
+            _escape(r, 3, _C409, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -6927,7 +7069,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C402, "SignedInfoType")
+            _escape(r, 3, _C410, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -6936,7 +7078,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C403, "SignedInfoType")
+            _escape(r, 2, _C411, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -6947,7 +7089,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C404, "SignedInfoType")
+            _escape(r, 2, _C412, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -6962,7 +7104,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C405, "SignedInfoType")
+                _escape(r, 1, _C413, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -6984,17 +7126,17 @@ def _e41(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C406)
-    t = _C407.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C414)
+    t = _C415.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C406)
+        _order("SignedInfo.canonicalization_method", s, _C414)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e8(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C406)
+        _order("SignedInfo.signature_method", 1, _C414)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -7006,17 +7148,17 @@ def _e41(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C408.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C406)
+            _order("SignedInfo.reference", s, _C414)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e31(w, v3)
         s = 3
-    t = _C409.get(s)
+    t = _C417.get(s)
     if t is None:
-        _order("SignedInfo", s, _C406)
+        _order("SignedInfo", s, _C414)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7032,7 +7174,7 @@ def _d42(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C410, "TransformType")
+                _escape(r, 3, _C418, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -7053,7 +7195,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C411, "TransformType")
+                _escape(r, 2, _C419, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -7074,7 +7216,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C412, "TransformType")
+                _escape(r, 1, _C420, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -7095,7 +7237,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C413, "TransformType")
+                _escape(r, 1, _C421, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -7116,7 +7258,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C414, "TransformType")
+                _escape(r, 1, _C422, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -7128,7 +7270,7 @@ def _e42(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C415)
+        _order("Transform.algorithm", 0, _C423)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -7142,18 +7284,18 @@ def _e42(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C416.get(s)
+        t = _C424.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C415)
+            _order("Transform.x_path", s, _C423)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C417.get(s)
+    t = _C425.get(s)
     if t is None:
-        _order("Transform", s, _C415)
+        _order("Transform", s, _C423)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7170,7 +7312,7 @@ def _d43(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C418, "TransformsType")
+            _escape(r, 3, _C426, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -7185,7 +7327,7 @@ def _d43(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C419, "TransformsType")
+                _escape(r, 1, _C427, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -7201,17 +7343,17 @@ def _e43(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C421.get(s)
+        t = _C429.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C420)
+            _order("Transforms.transform", s, _C428)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e42(w, v0)
         s = 1
-    t = _C422.get(s)
+    t = _C430.get(s)
     if t is None:
-        _order("Transforms", s, _C420)
+        _order("Transforms", s, _C428)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7269,7 +7411,7 @@ def _d44(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C423, "X509DataType")
+                _escape(r, 3, _C431, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -7319,7 +7461,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C424, "X509DataType")
+                _escape(r, 1, _C432, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -7369,7 +7511,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C425, "X509DataType")
+                _escape(r, 1, _C433, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -7419,7 +7561,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C426, "X509DataType")
+                _escape(r, 1, _C434, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -7469,7 +7611,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C427, "X509DataType")
+                _escape(r, 1, _C435, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -7519,7 +7661,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C428, "X509DataType")
+                _escape(r, 1, _C436, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -7569,7 +7711,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C429, "X509DataType")
+                _escape(r, 1, _C437, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -7591,9 +7733,9 @@ def _e44(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C431.get(s)
+        t = _C439.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C430)
+            _order("X509Data.x509_issuer_serial", s, _C438)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7607,9 +7749,9 @@ def _e44(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C432.get(s)
+        t = _C440.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C430)
+            _order("X509Data.x509ski", s, _C438)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7624,9 +7766,9 @@ def _e44(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C433.get(s)
+        t = _C441.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C430)
+            _order("X509Data.x509_subject_name", s, _C438)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7641,9 +7783,9 @@ def _e44(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C434.get(s)
+        t = _C442.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C430)
+            _order("X509Data.x509_certificate", s, _C438)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7658,18 +7800,18 @@ def _e44(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C435.get(s)
+        t = _C443.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C430)
+            _order("X509Data.x509crl", s, _C438)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C436.get(s)
+    t = _C444.get(s)
     if t is None:
-        _order("X509Data", s, _C430)
+        _order("X509Data", s, _C438)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7684,7 +7826,7 @@ def _d45(r):
             f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C437, "DetailedCostType")
+            _escape(r, 3, _C445, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -7693,7 +7835,7 @@ def _d45(r):
             f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C438, "DetailedCostType")
+            _escape(r, 2, _C446, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -7701,7 +7843,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C439, "DetailedCostType")
+            _escape(r, 1, _C447, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -7713,14 +7855,14 @@ def _e45(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C440)
+        _order("DetailedCost.amount", 0, _C448)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C440)
+        _order("DetailedCost.cost_per_unit", 1, _C448)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -7767,7 +7909,7 @@ def _d46(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C441, "RationalNumberType")
+                _escape(r, 3, _C449, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7800,7 +7942,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C442, "RationalNumberType")
+                _escape(r, 2, _C450, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7808,7 +7950,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C443, "RationalNumberType")
+            _escape(r, 1, _C451, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7820,12 +7962,12 @@ def _e46(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C444)
+        _order("RationalNumber.exponent", 0, _C452)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C444)
+        _order("RationalNumber.value", 1, _C452)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -7977,7 +8119,7 @@ def _d47(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C445, "DisplayParametersType")
+            _escape(r, 3, _C453, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8095,7 +8237,7 @@ def _d47(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C446, "DisplayParametersType")
+            _escape(r, 1, _C454, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8196,7 +8338,7 @@ def _d47(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C447, "DisplayParametersType")
+            _escape(r, 1, _C455, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8280,7 +8422,7 @@ def _d47(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C448, "DisplayParametersType")
+            _escape(r, 1, _C456, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8347,7 +8489,7 @@ def _d47(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C449, "DisplayParametersType")
+            _escape(r, 1, _C457, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8404,7 +8546,7 @@ def _d47(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C450, "DisplayParametersType")
+            _escape(r, 1, _C458, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8451,7 +8593,7 @@ def _d47(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C451, "DisplayParametersType")
+            _escape(r, 1, _C459, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8488,7 +8630,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C452, "DisplayParametersType")
+            _escape(r, 1, _C460, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -8512,7 +8654,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C453, "DisplayParametersType")
+            _escape(r, 1, _C461, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8533,7 +8675,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C454, "DisplayParametersType")
+            _escape(r, 1, _C462, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8541,7 +8683,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C455, "DisplayParametersType")
+            _escape(r, 1, _C463, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8568,36 +8710,36 @@ def _e47(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C457.get(s)
+        t = _C465.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C456)
+            _order("DisplayParameters.minimum_soc", s, _C464)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C458.get(s)
+        t = _C466.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C456)
+            _order("DisplayParameters.target_soc", s, _C464)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C459.get(s)
+        t = _C467.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C456)
+            _order("DisplayParameters.maximum_soc", s, _C464)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C460.get(s)
+        t = _C468.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C456)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C464)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8606,9 +8748,9 @@ def _e47(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C461.get(s)
+        t = _C469.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C456)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C464)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8617,9 +8759,9 @@ def _e47(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C462.get(s)
+        t = _C470.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C456)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C464)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8628,18 +8770,18 @@ def _e47(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C463.get(s)
+        t = _C471.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C456)
+            _order("DisplayParameters.charging_complete", s, _C464)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C464.get(s)
+        t = _C472.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C456)
+            _order("DisplayParameters.battery_energy_capacity", s, _C464)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8647,16 +8789,16 @@ def _e47(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C465.get(s)
+        t = _C473.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C456)
+            _order("DisplayParameters.inlet_hot", s, _C464)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C466.get(s)
+    t = _C474.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C456)
+        _order("DisplayParameters", s, _C464)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8678,7 +8820,7 @@ def _d48(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C467[y]
+                y = _C475[y]
                 f1 = y
                 s = -1
             else:
@@ -8700,7 +8842,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C469, "EVSEStatusType")
+                _escape(r, 3, _C477, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -8710,7 +8852,7 @@ def _d48(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C467[y]
+            y = _C475[y]
             f1 = y
             s = -1
         else:
@@ -8722,7 +8864,7 @@ def _d48(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C467[x]
+                    f1 = _C475[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8731,12 +8873,12 @@ def _d48(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C467[f1]
+                        f1 = _C475[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C470, "EVSEStatusType")
+                _escape(r, 2, _C478, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -8744,7 +8886,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C471, "EVSEStatusType")
+            _escape(r, 1, _C479, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -8756,15 +8898,15 @@ def _e48(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C472)
+        _order("EVSEStatus.notification_max_delay", 0, _C480)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C472)
-    i1 = _C468.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C480)
+    i1 = _C476.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -8787,9 +8929,18 @@ def _d49(r):
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d36(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C481, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -8812,7 +8963,7 @@ def _d49(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C473, "MessageHeaderType")
+                _escape(r, 3, _C482, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -8823,9 +8974,18 @@ def _d49(r):
             if f1 > 18446744073709551615:
                 r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d36(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C483, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8845,7 +9005,7 @@ def _d49(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C474, "MessageHeaderType")
+                _escape(r, 2, _C484, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -8856,7 +9016,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C475, "MessageHeaderType")
+            _escape(r, 1, _C485, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -8864,7 +9024,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C476, "MessageHeaderType")
+            _escape(r, 1, _C486, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -8877,14 +9037,14 @@ def _e49(w, o):
     """iso20.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C477)
+        _order("MessageHeader.session_id", 0, _C487)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.time_stamp
     if v1 is None:
-        _order("MessageHeader.time_stamp", 1, _C477)
+        _order("MessageHeader.time_stamp", 1, _C487)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -8898,9 +9058,9 @@ def _e49(w, o):
         w.bits(0, 2)
         _e36(w, v2)
         s = 3
-    t = _C478.get(s)
+    t = _C488.get(s)
     if t is None:
-        _order("MessageHeader", s, _C477)
+        _order("MessageHeader", s, _C487)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8927,9 +9087,73 @@ def _d50(r):
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C489, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -8952,7 +9176,7 @@ def _d50(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C479, "MeterInfoType")
+                _escape(r, 3, _C490, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8963,9 +9187,73 @@ def _d50(r):
             if f1 > 18446744073709551615:
                 r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C491, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8985,7 +9273,7 @@ def _d50(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C480, "MeterInfoType")
+                _escape(r, 2, _C492, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9051,7 +9339,7 @@ def _d50(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C481, "MeterInfoType")
+            _escape(r, 1, _C493, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9107,7 +9395,7 @@ def _d50(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C482, "MeterInfoType")
+            _escape(r, 1, _C494, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9153,7 +9441,7 @@ def _d50(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C483, "MeterInfoType")
+            _escape(r, 1, _C495, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9189,7 +9477,7 @@ def _d50(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C484, "MeterInfoType")
+            _escape(r, 1, _C496, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -9217,7 +9505,7 @@ def _d50(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C485, "MeterInfoType")
+            _escape(r, 1, _C497, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9235,7 +9523,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C486, "MeterInfoType")
+            _escape(r, 1, _C498, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9243,7 +9531,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C487, "MeterInfoType")
+            _escape(r, 1, _C499, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9261,14 +9549,14 @@ def _e50(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C488)
+        _order("MeterInfo.meter_id", 0, _C500)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.charged_energy_reading_wh
     if v1 is None:
-        _order("MeterInfo.charged_energy_reading_wh", 1, _C488)
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C500)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -9285,9 +9573,9 @@ def _e50(w, o):
         s = 3
     v3 = o.capacitive_energy_reading_va_rh
     if v3 is not None:
-        t = _C489.get(s)
+        t = _C501.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C488)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C500)
         if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9296,9 +9584,9 @@ def _e50(w, o):
         s = 4
     v4 = o.bpt_inductive_energy_reading_va_rh
     if v4 is not None:
-        t = _C490.get(s)
+        t = _C502.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C488)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C500)
         if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9307,9 +9595,9 @@ def _e50(w, o):
         s = 5
     v5 = o.meter_signature
     if v5 is not None:
-        t = _C491.get(s)
+        t = _C503.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C488)
+            _order("MeterInfo.meter_signature", s, _C500)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
             _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9318,9 +9606,9 @@ def _e50(w, o):
         s = 6
     v6 = o.meter_status
     if v6 is not None:
-        t = _C492.get(s)
+        t = _C504.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C488)
+            _order("MeterInfo.meter_status", s, _C500)
         if type(v6) is not int or v6 < -32768 or v6 > 32767:
             _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9329,18 +9617,18 @@ def _e50(w, o):
         s = 7
     v7 = o.meter_timestamp
     if v7 is not None:
-        t = _C493.get(s)
+        t = _C505.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C488)
+            _order("MeterInfo.meter_timestamp", s, _C500)
         if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v7)
         w.bits(0, 1)
         s = 8
-    t = _C494.get(s)
+    t = _C506.get(s)
     if t is None:
-        _order("MeterInfo", s, _C488)
+        _order("MeterInfo", s, _C500)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9362,9 +9650,32 @@ def _d51(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d45(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d45(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d45(r)
+                    s = 4
+                elif ec == 3:
+                    f4 = _d45(r)
+                    s = 5
+                elif ec == 4:
+                    v = _d53(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C507, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9384,7 +9695,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C495, "ReceiptType")
+                _escape(r, 3, _C508, "ReceiptType")
             else:
                 r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -9409,7 +9720,7 @@ def _d51(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C496, "ReceiptType")
+            _escape(r, 1, _C509, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -9431,7 +9742,7 @@ def _d51(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C497, "ReceiptType")
+            _escape(r, 1, _C510, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -9450,7 +9761,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C498, "ReceiptType")
+            _escape(r, 1, _C511, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -9466,7 +9777,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C499, "ReceiptType")
+            _escape(r, 1, _C512, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -9479,7 +9790,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C500, "ReceiptType")
+            _escape(r, 1, _C513, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -9495,7 +9806,7 @@ def _d51(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C501, "ReceiptType")
+                    _escape(r, 1, _C514, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -9504,7 +9815,7 @@ def _d51(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C502, "ReceiptType")
+                    _escape(r, 1, _C515, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -9520,7 +9831,7 @@ def _e51(w, o):
     """iso20.Receipt -> ReceiptType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("Receipt.time_anchor", 0, _C503)
+        _order("Receipt.time_anchor", 0, _C516)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -9536,9 +9847,9 @@ def _e51(w, o):
         s = 2
     v2 = o.occupancy_costs
     if v2 is not None:
-        t = _C504.get(s)
+        t = _C517.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C503)
+            _order("Receipt.occupancy_costs", s, _C516)
         if v2.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -9546,9 +9857,9 @@ def _e51(w, o):
         s = 3
     v3 = o.additional_services_costs
     if v3 is not None:
-        t = _C505.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C503)
+            _order("Receipt.additional_services_costs", s, _C516)
         if v3.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -9556,9 +9867,9 @@ def _e51(w, o):
         s = 4
     v4 = o.overstay_costs
     if v4 is not None:
-        t = _C506.get(s)
+        t = _C519.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C503)
+            _order("Receipt.overstay_costs", s, _C516)
         if v4.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -9572,17 +9883,17 @@ def _e51(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C507.get(s)
+        t = _C520.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C503)
+            _order("Receipt.tax_costs", s, _C516)
         if v5.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
         _e53(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C508.get(s)
+    t = _C521.get(s)
     if t is None:
-        _order("Receipt", s, _C503)
+        _order("Receipt", s, _C516)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9626,7 +9937,7 @@ def _d52(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C509, "X509IssuerSerialType")
+                _escape(r, 3, _C522, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -9655,7 +9966,7 @@ def _d52(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C510, "X509IssuerSerialType")
+                _escape(r, 2, _C523, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -9663,7 +9974,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C511, "X509IssuerSerialType")
+            _escape(r, 1, _C524, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -9675,14 +9986,14 @@ def _e52(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C512)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C525)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C512)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C525)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -9731,7 +10042,7 @@ def _d53(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C513, "DetailedTaxType")
+                _escape(r, 3, _C526, "DetailedTaxType")
             else:
                 r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -9740,7 +10051,7 @@ def _d53(r):
             f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C514, "DetailedTaxType")
+            _escape(r, 2, _C527, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -9748,7 +10059,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C515, "DetailedTaxType")
+            _escape(r, 1, _C528, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -9760,14 +10071,14 @@ def _e53(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("DetailedTax.tax_rule_id", 0, _C516)
+        _order("DetailedTax.tax_rule_id", 0, _C529)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.amount
     if v1 is None:
-        _order("DetailedTax.amount", 1, _C516)
+        _order("DetailedTax.amount", 1, _C529)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedTax.amount", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -9946,353 +10257,366 @@ _C166 = ('EE', 'SE_ANY', 'CH')
 _C167 = ('EE', 'SE_ANY', 'CH')
 _C168 = ('EE', 'SE_ANY', 'CH')
 _C169 = ('EE', 'SE_ANY', 'CH')
-_C170 = ('SE_ANY', 'CH')
-_C171 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
-_C172 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C173 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C174 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C175 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
-_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C177 = ('EE', 'SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C180 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
-_C181 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C182 = ('EE', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('SE_ANY', 'CH')
-_C185 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C186 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
-_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('EE', 'SE_ANY', 'CH')
+_C173 = ('EE', 'SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
+_C176 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C177 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C178 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C179 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
+_C180 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C181 = ('EE', 'SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C184 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
+_C185 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C186 = ('EE', 'SE_ANY', 'CH')
+_C187 = ('EE', 'SE_ANY', 'CH')
 _C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('SE_ANY', 'CH')
-_C192 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
-_C193 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
+_C190 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C191 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
 _C194 = ('EE', 'SE_ANY', 'CH')
 _C195 = ('EE', 'SE_ANY', 'CH')
 _C196 = ('SE_ANY', 'CH')
-_C197 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C197 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
 _C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('SE_ANY', 'CH')
-_C201 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
-_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('EE', 'SE_ANY', 'CH')
+_C201 = ('SE_ANY', 'CH')
+_C202 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C204 = ('EE', 'SE_ANY', 'CH')
 _C205 = ('SE_ANY', 'CH')
-_C206 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C206 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
 _C207 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C208 = ('EE', 'SE_ANY', 'CH')
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
+_C210 = ('SE_ANY', 'CH')
+_C211 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C212 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C213 = ('EE', 'SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C216 = {1: (0, 1, 2)}
-_C217 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C218 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C219 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C220 = {6: (0, 1, 7)}
-_C221 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C222 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C223 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C224 = ('SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
-_C226 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C227 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C228 = ('EE', 'SE_ANY', 'CH')
-_C229 = ('EE', 'SE_ANY', 'CH')
-_C230 = ('EE', 'SE_ANY', 'CH')
-_C231 = ('EE', 'SE_ANY', 'CH')
-_C232 = ('EE', 'SE_ANY', 'CH')
-_C233 = ('EE', 'SE_ANY', 'CH')
-_C234 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('EE', 'SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C223 = {1: (0, 1, 2)}
+_C224 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C225 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C226 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C227 = {6: (0, 1, 7)}
+_C228 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C230 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C235 = ('EE', 'SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
-_C237 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
-_C238 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C239 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C236 = ('EE', 'SE_ANY', 'CH')
+_C237 = ('EE', 'SE_ANY', 'CH')
+_C238 = ('EE', 'SE_ANY', 'CH')
+_C239 = ('EE', 'SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('EE', 'SE_ANY', 'CH')
 _C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = ('EE', 'SE_ANY', 'CH')
-_C244 = ('EE', 'SE_ANY', 'CH')
-_C245 = ('EE', 'SE_ANY', 'CH')
-_C246 = ('EE', 'SE_ANY', 'CH')
-_C247 = ('SE_ANY', 'CH')
-_C248 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
-_C249 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C250 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C251 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C252 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C254 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C255 = ('EE', 'SE_ANY', 'CH')
-_C256 = ('SE_ANY', 'CH')
-_C257 = ('SE_ANY', 'CH')
-_C258 = ('SE_ANY', 'CH')
-_C259 = ('SE_ANY', 'CH')
-_C260 = ('SE_ANY', 'CH')
-_C261 = ('SE_ANY', 'CH')
-_C262 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
+_C245 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C247 = ('EE', 'SE_ANY', 'CH')
+_C248 = ('EE', 'SE_ANY', 'CH')
+_C249 = ('EE', 'SE_ANY', 'CH')
+_C250 = ('EE', 'SE_ANY', 'CH')
+_C251 = ('EE', 'SE_ANY', 'CH')
+_C252 = ('EE', 'SE_ANY', 'CH')
+_C253 = ('EE', 'SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
+_C256 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C257 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C258 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C259 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C260 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C261 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C262 = ('EE', 'SE_ANY', 'CH')
 _C263 = ('SE_ANY', 'CH')
-_C264 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C265 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C266 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C267 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C268 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C269 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C270 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C271 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C272 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('EE', 'SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
-_C276 = ('SE_ANY', 'CH')
-_C277 = ('SE_ANY', 'CH')
-_C278 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C279 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C280 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
+_C266 = ('SE_ANY', 'CH')
+_C267 = ('SE_ANY', 'CH')
+_C268 = ('SE_ANY', 'CH')
+_C269 = ('SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C272 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C273 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C274 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C275 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C276 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C277 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C278 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C279 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C281 = ('EE', 'SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
 _C283 = ('SE_ANY', 'CH')
-_C284 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C285 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C286 = {1: (1, 2)}
-_C287 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C288 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C289 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('SE_ANY', 'CH')
-_C292 = ('SE_ANY', 'CH')
-_C293 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C294 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C295 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C296 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C286 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C287 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C288 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C289 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C292 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C293 = {1: (1, 2)}
+_C294 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C295 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C298 = ('SE_ANY', 'CH')
 _C299 = ('SE_ANY', 'CH')
-_C300 = ('SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
-_C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C304 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C305 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C307 = ('EE', 'SE_ANY', 'CH')
+_C300 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C301 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C302 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C303 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C304 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C305 = ('SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
 _C308 = ('SE_ANY', 'CH')
-_C309 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C311 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C312 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C313 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C311 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C312 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C313 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('EE', 'SE_ANY', 'CH')
-_C316 = ('SE_ANY', 'CH')
-_C317 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C318 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C319 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C320 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C321 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C322 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C323 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C324 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C327 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C328 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C329 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C330 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C331 = ('SE_ANY', 'CH')
+_C315 = ('SE_ANY', 'CH')
+_C316 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C318 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C319 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C320 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C321 = ('EE', 'SE_ANY', 'CH')
+_C322 = ('EE', 'SE_ANY', 'CH')
+_C323 = ('SE_ANY', 'CH')
+_C324 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C325 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C326 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C327 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C328 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C329 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C330 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C331 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C332 = ('SE_ANY', 'CH')
-_C333 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C334 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C335 = {1: (2, 2), 2: (1, 2)}
-_C336 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C337 = ('EE', 'SE_ANY', 'CH')
-_C338 = ('EE', 'SE_ANY', 'CH')
-_C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('EE', 'SE_ANY', 'CH')
-_C341 = ('SE_ANY', 'CH')
-_C342 = ('SE_ANY', 'CH')
-_C343 = ('SE_ANY', 'CH')
-_C344 = ('SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
-_C346 = ('SE_ANY', 'CH')
-_C347 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
-_C348 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C349 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C350 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C351 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C352 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C353 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C354 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C355 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C356 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C357 = ('SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = ('SE_ANY', 'CH')
-_C361 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
-_C362 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C363 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C364 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C365 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C366 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C367 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C368 = ('EE', 'SE_ANY', 'CH')
-_C369 = ('SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
-_C372 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C373 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C374 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C375 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C377 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C333 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C334 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C335 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C336 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C337 = ('SE_ANY', 'CH')
+_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C339 = ('SE_ANY', 'CH')
+_C340 = ('SE_ANY', 'CH')
+_C341 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C342 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C343 = {1: (2, 2), 2: (1, 2)}
+_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C345 = ('EE', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
+_C348 = ('EE', 'SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = ('SE_ANY', 'CH')
+_C355 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
+_C356 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C357 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C358 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C359 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C360 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C361 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C362 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C363 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C364 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = ('SE_ANY', 'CH')
+_C367 = ('SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
+_C370 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C371 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C372 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C373 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C374 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C375 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C376 = ('EE', 'SE_ANY', 'CH')
+_C377 = ('SE_ANY', 'CH')
 _C378 = ('SE_ANY', 'CH')
 _C379 = ('SE_ANY', 'CH')
-_C380 = ('SE_ANY', 'CH')
-_C381 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C382 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C384 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = ('SE_ANY', 'CH')
-_C386 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C387 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C388 = {1: (1, 2)}
-_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C392 = ('EE', 'SE_ANY', 'CH')
+_C380 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C381 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C382 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C383 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C385 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C390 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
-_C394 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C395 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C396 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C397 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('SE_ANY', 'CH')
-_C399 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C400 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C401 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C402 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'SE_ANY', 'CH')
-_C404 = ('EE', 'SE_ANY', 'CH')
-_C405 = ('SE_ANY', 'CH')
-_C406 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C407 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C408 = {2: (0, 1), 3: (0, 2)}
-_C409 = {3: (1, 2)}
-_C410 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C412 = ('SE_ANY', 'CH')
+_C394 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C395 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C396 = {1: (1, 2)}
+_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C398 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C399 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('EE', 'SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C403 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C404 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C405 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C406 = ('SE_ANY', 'CH')
+_C407 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C408 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C409 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C411 = ('EE', 'SE_ANY', 'CH')
+_C412 = ('EE', 'SE_ANY', 'CH')
 _C413 = ('SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C416 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C417 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C414 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C415 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C416 = {2: (0, 1), 3: (0, 2)}
+_C417 = {3: (1, 2)}
 _C418 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C419 = ('SE_ANY', 'CH')
-_C420 = {0: 'Transform', 1: 'Transform, end of element'}
-_C421 = {0: (0, 1), 1: (0, 2)}
-_C422 = {1: (1, 2)}
-_C423 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
+_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('SE_ANY', 'CH')
+_C421 = ('SE_ANY', 'CH')
+_C422 = ('SE_ANY', 'CH')
+_C423 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C424 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C425 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C426 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C427 = ('SE_ANY', 'CH')
-_C428 = ('SE_ANY', 'CH')
-_C429 = ('SE_ANY', 'CH')
-_C430 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C431 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C432 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C433 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C434 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C435 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C436 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C438 = ('EE', 'SE_ANY', 'CH')
-_C439 = ('SE_ANY', 'CH')
-_C440 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C442 = ('EE', 'SE_ANY', 'CH')
-_C443 = ('SE_ANY', 'CH')
-_C444 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C445 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C446 = ('SE_ANY', 'CH')
+_C428 = {0: 'Transform', 1: 'Transform, end of element'}
+_C429 = {0: (0, 1), 1: (0, 2)}
+_C430 = {1: (1, 2)}
+_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C432 = ('SE_ANY', 'CH')
+_C433 = ('SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = ('SE_ANY', 'CH')
+_C436 = ('SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
+_C438 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C439 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C440 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C441 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C442 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C443 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C444 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C446 = ('EE', 'SE_ANY', 'CH')
 _C447 = ('SE_ANY', 'CH')
-_C448 = ('SE_ANY', 'CH')
-_C449 = ('SE_ANY', 'CH')
-_C450 = ('SE_ANY', 'CH')
+_C448 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C449 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C450 = ('EE', 'SE_ANY', 'CH')
 _C451 = ('SE_ANY', 'CH')
-_C452 = ('SE_ANY', 'CH')
-_C453 = ('SE_ANY', 'CH')
+_C452 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C453 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C454 = ('SE_ANY', 'CH')
 _C455 = ('SE_ANY', 'CH')
-_C456 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C457 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C458 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C459 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C460 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C461 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C462 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C463 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C464 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C465 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C466 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C467 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C468 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C469 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C470 = ('EE', 'SE_ANY', 'CH')
-_C471 = ('SE_ANY', 'CH')
-_C472 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C474 = ('EE', 'SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
-_C476 = ('SE_ANY', 'CH')
-_C477 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C478 = {2: (1, 2), 3: (0, 1)}
-_C479 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C480 = ('EE', 'SE_ANY', 'CH')
+_C456 = ('SE_ANY', 'CH')
+_C457 = ('SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = ('SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
+_C464 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C465 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C466 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C467 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C468 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C469 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C470 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C471 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C472 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C473 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C474 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C475 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C476 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('EE', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
 _C481 = ('SE_ANY', 'CH')
-_C482 = ('SE_ANY', 'CH')
+_C482 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C483 = ('SE_ANY', 'CH')
-_C484 = ('SE_ANY', 'CH')
+_C484 = ('EE', 'SE_ANY', 'CH')
 _C485 = ('SE_ANY', 'CH')
 _C486 = ('SE_ANY', 'CH')
-_C487 = ('SE_ANY', 'CH')
-_C488 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C489 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C490 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C491 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C492 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C493 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C494 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C495 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C487 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C488 = {2: (1, 2), 3: (0, 1)}
+_C489 = ('SE_ANY', 'CH')
+_C490 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C491 = ('SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = ('SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
 _C496 = ('SE_ANY', 'CH')
 _C497 = ('SE_ANY', 'CH')
 _C498 = ('SE_ANY', 'CH')
 _C499 = ('SE_ANY', 'CH')
-_C500 = ('SE_ANY', 'CH')
-_C501 = ('SE_ANY', 'CH')
-_C502 = ('SE_ANY', 'CH')
-_C503 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C504 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C505 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C506 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C507 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C508 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C510 = ('EE', 'SE_ANY', 'CH')
+_C500 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C501 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C502 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C503 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C504 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C505 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C506 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C507 = ('SE_ANY', 'CH')
+_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('SE_ANY', 'CH')
+_C510 = ('SE_ANY', 'CH')
 _C511 = ('SE_ANY', 'CH')
-_C512 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C513 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C514 = ('EE', 'SE_ANY', 'CH')
+_C512 = ('SE_ANY', 'CH')
+_C513 = ('SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
 _C515 = ('SE_ANY', 'CH')
-_C516 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C516 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C517 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C518 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C519 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C520 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C521 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C523 = ('EE', 'SE_ANY', 'CH')
+_C524 = ('SE_ANY', 'CH')
+_C525 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C526 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C527 = ('EE', 'SE_ANY', 'CH')
+_C528 = ('SE_ANY', 'CH')
+_C529 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)

@@ -168,9 +168,29 @@ def _d3(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C10, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -188,7 +208,7 @@ def _d3(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C10, "DSAKeyValueType")
+                _escape(r, 2, _C11, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -210,7 +230,7 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C11, "DSAKeyValueType")
+            _escape(r, 2, _C12, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -219,9 +239,31 @@ def _d3(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C13, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -239,7 +281,7 @@ def _d3(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C12, "DSAKeyValueType")
+                _escape(r, 2, _C14, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -263,7 +305,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C13, "DSAKeyValueType")
+            _escape(r, 1, _C15, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -279,7 +321,7 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C14, "DSAKeyValueType")
+            _escape(r, 1, _C16, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -308,7 +350,7 @@ def _d3(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C15, "DSAKeyValueType")
+                _escape(r, 2, _C17, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -316,7 +358,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C16, "DSAKeyValueType")
+            _escape(r, 1, _C18, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -342,9 +384,9 @@ def _e3(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C18.get(s)
+        t = _C20.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C17)
+            _order("DSAKeyValue.q", s, _C19)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -353,9 +395,9 @@ def _e3(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C19.get(s)
+        t = _C21.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C17)
+            _order("DSAKeyValue.g", s, _C19)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -364,10 +406,10 @@ def _e3(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C17)
-    t = _C20.get(s)
+        _order("DSAKeyValue.y", s, _C19)
+    t = _C22.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C17)
+        _order("DSAKeyValue.y", s, _C19)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -384,9 +426,9 @@ def _e3(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C21.get(s)
+        t = _C23.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C17)
+            _order("DSAKeyValue.seed", s, _C19)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -395,18 +437,18 @@ def _e3(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C22.get(s)
+        t = _C24.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C17)
+            _order("DSAKeyValue.pgen_counter", s, _C19)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C23.get(s)
+    t = _C25.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C17)
+        _order("DSAKeyValue", s, _C19)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -421,7 +463,7 @@ def _d4(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C24, "DigestMethodType")
+            _escape(r, 3, _C26, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -433,7 +475,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C25, "DigestMethodType")
+            _escape(r, 2, _C27, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -445,7 +487,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C26, "DigestMethodType")
+            _escape(r, 1, _C28, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -459,7 +501,7 @@ def _d4(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C27, "DigestMethodType")
+                _escape(r, 1, _C29, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -470,7 +512,7 @@ def _e4(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C28)
+        _order("DigestMethod.algorithm", 0, _C30)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -537,7 +579,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C29, "KeyInfoType")
+                _escape(r, 3, _C31, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -585,7 +627,7 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C30, "KeyInfoType")
+                _escape(r, 3, _C32, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -633,110 +675,10 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C31, "KeyInfoType")
+                _escape(r, 2, _C33, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d6(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d12(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d34(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d9(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d13(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C32, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d6(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d12(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d34(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d9(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d13(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C33, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -786,7 +728,7 @@ def _d5(r):
                 _escape(r, 1, _C34, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -836,7 +778,7 @@ def _d5(r):
                 _escape(r, 1, _C35, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -886,7 +828,7 @@ def _d5(r):
                 _escape(r, 1, _C36, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -936,7 +878,7 @@ def _d5(r):
                 _escape(r, 1, _C37, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -986,7 +928,7 @@ def _d5(r):
                 _escape(r, 1, _C38, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -1036,6 +978,106 @@ def _d5(r):
                 _escape(r, 1, _C39, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d6(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d12(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d34(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d9(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d13(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C40, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d6(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d12(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d34(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d9(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d13(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C41, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -1065,9 +1107,9 @@ def _e5(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C41.get(s)
+        t = _C43.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C40)
+            _order("KeyInfo.key_name", s, _C42)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1082,9 +1124,9 @@ def _e5(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C42.get(s)
+        t = _C44.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C40)
+            _order("KeyInfo.key_value", s, _C42)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -1098,9 +1140,9 @@ def _e5(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C43.get(s)
+        t = _C45.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C40)
+            _order("KeyInfo.retrieval_method", s, _C42)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -1114,9 +1156,9 @@ def _e5(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C44.get(s)
+        t = _C46.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C40)
+            _order("KeyInfo.x509_data", s, _C42)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -1130,9 +1172,9 @@ def _e5(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C45.get(s)
+        t = _C47.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C40)
+            _order("KeyInfo.pgp_data", s, _C42)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -1146,9 +1188,9 @@ def _e5(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C46.get(s)
+        t = _C48.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C40)
+            _order("KeyInfo.spki_data", s, _C42)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -1162,18 +1204,18 @@ def _e5(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C47.get(s)
+        t = _C49.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C40)
+            _order("KeyInfo.mgmt_data", s, _C42)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C48.get(s)
+    t = _C50.get(s)
     if t is None:
-        _order("KeyInfo", s, _C40)
+        _order("KeyInfo", s, _C42)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1195,7 +1237,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C49, "KeyValueType")
+            _escape(r, 3, _C51, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1211,7 +1253,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C50, "KeyValueType")
+            _escape(r, 2, _C52, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1221,7 +1263,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C51, "KeyValueType")
+            _escape(r, 1, _C53, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1231,7 +1273,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C52, "KeyValueType")
+            _escape(r, 1, _C54, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1241,7 +1283,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C53, "KeyValueType")
+            _escape(r, 1, _C55, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -1261,17 +1303,17 @@ def _e6(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C55.get(s)
+        t = _C57.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C54)
+            _order("KeyValue.rsa_key_value", s, _C56)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e10(w, v1)
         s = 2
-    t = _C56.get(s)
+    t = _C58.get(s)
     if t is None:
-        _order("KeyValue", s, _C54)
+        _order("KeyValue", s, _C56)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1292,7 +1334,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C57, "ManifestType")
+            _escape(r, 3, _C59, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -1303,7 +1345,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C58, "ManifestType")
+            _escape(r, 3, _C60, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -1318,7 +1360,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C59, "ManifestType")
+                _escape(r, 1, _C61, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -1342,17 +1384,17 @@ def _e7(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C61.get(s)
+        t = _C63.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C60)
+            _order("Manifest.reference", s, _C62)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e11(w, v1)
         s = 1
-    t = _C62.get(s)
+    t = _C64.get(s)
     if t is None:
-        _order("Manifest", s, _C60)
+        _order("Manifest", s, _C62)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1380,7 +1422,7 @@ def _d8(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C63, "ObjectType")
+            _escape(r, 3, _C65, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -1398,7 +1440,7 @@ def _d8(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C64, "ObjectType")
+            _escape(r, 2, _C66, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -1413,7 +1455,7 @@ def _d8(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C65, "ObjectType")
+            _escape(r, 2, _C67, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -1425,7 +1467,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C66, "ObjectType")
+            _escape(r, 2, _C68, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -1437,7 +1479,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C67, "ObjectType")
+            _escape(r, 1, _C69, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -1449,7 +1491,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C68, "ObjectType")
+            _escape(r, 1, _C70, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -1470,9 +1512,9 @@ def _e8(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C70.get(s)
+        t = _C72.get(s)
         if t is None:
-            _order("Object.id", s, _C69)
+            _order("Object.id", s, _C71)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1480,17 +1522,17 @@ def _e8(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C71.get(s)
+        t = _C73.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C69)
+            _order("Object.mime_type", s, _C71)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C72.get(s)
+    t = _C74.get(s)
     if t is None:
-        _order("Object", s, _C69)
+        _order("Object", s, _C71)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1519,7 +1561,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C73, "PGPDataType")
+            _escape(r, 3, _C75, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -1529,7 +1571,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C74, "PGPDataType")
+            _escape(r, 1, _C76, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -1541,7 +1583,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C75, "PGPDataType")
+                _escape(r, 1, _C77, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -1559,7 +1601,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C76, "PGPDataType")
+            _escape(r, 1, _C78, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -1569,7 +1611,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C77, "PGPDataType")
+            _escape(r, 1, _C79, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -1581,7 +1623,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C78, "PGPDataType")
+                _escape(r, 1, _C80, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -1602,18 +1644,18 @@ def _e9(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C80.get(s)
+        t = _C82.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C79)
+            _order("PGPData.pgp_key_packet", s, _C81)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C81.get(s)
+    t = _C83.get(s)
     if t is None:
-        _order("PGPData", s, _C79)
+        _order("PGPData", s, _C81)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1657,7 +1699,7 @@ def _d10(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C82, "RSAKeyValueType")
+                _escape(r, 3, _C84, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1686,7 +1728,7 @@ def _d10(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C83, "RSAKeyValueType")
+                _escape(r, 2, _C85, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1694,7 +1736,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C84, "RSAKeyValueType")
+            _escape(r, 1, _C86, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1706,14 +1748,14 @@ def _e10(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C85)
+        _order("RSAKeyValue.modulus", 0, _C87)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C85)
+        _order("RSAKeyValue.exponent", 1, _C87)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -1747,7 +1789,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C86, "ReferenceType")
+            _escape(r, 3, _C88, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1765,7 +1807,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C87, "ReferenceType")
+            _escape(r, 3, _C89, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1780,7 +1822,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C88, "ReferenceType")
+            _escape(r, 3, _C90, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1792,7 +1834,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C89, "ReferenceType")
+            _escape(r, 3, _C91, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1801,7 +1843,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C90, "ReferenceType")
+            _escape(r, 2, _C92, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -1830,7 +1872,7 @@ def _d11(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C91, "ReferenceType")
+                _escape(r, 2, _C93, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -1838,7 +1880,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C92, "ReferenceType")
+            _escape(r, 1, _C94, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1862,9 +1904,9 @@ def _e11(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C94.get(s)
+        t = _C96.get(s)
         if t is None:
-            _order("Reference.type", s, _C93)
+            _order("Reference.type", s, _C95)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1872,9 +1914,9 @@ def _e11(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C95.get(s)
+        t = _C97.get(s)
         if t is None:
-            _order("Reference.uri", s, _C93)
+            _order("Reference.uri", s, _C95)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1882,9 +1924,9 @@ def _e11(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C96.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C93)
+            _order("Reference.transforms", s, _C95)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -1892,17 +1934,17 @@ def _e11(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C93)
-    t = _C97.get(s)
+        _order("Reference.digest_method", s, _C95)
+    t = _C99.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C93)
+        _order("Reference.digest_method", s, _C95)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e4(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C93)
+        _order("Reference.digest_value", 2, _C95)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -1929,7 +1971,7 @@ def _d12(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C98, "RetrievalMethodType")
+            _escape(r, 3, _C100, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1943,7 +1985,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C99, "RetrievalMethodType")
+            _escape(r, 2, _C101, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1954,7 +1996,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C100, "RetrievalMethodType")
+            _escape(r, 2, _C102, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1962,7 +2004,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C101, "RetrievalMethodType")
+            _escape(r, 1, _C103, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1983,9 +2025,9 @@ def _e12(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C103.get(s)
+        t = _C105.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C102)
+            _order("RetrievalMethod.uri", s, _C104)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1993,17 +2035,17 @@ def _e12(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C104.get(s)
+        t = _C106.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C102)
+            _order("RetrievalMethod.transforms", s, _C104)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e21(w, v2)
         s = 1
-    t = _C105.get(s)
+    t = _C107.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C102)
+        _order("RetrievalMethod", s, _C104)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2019,9 +2061,26 @@ def _d13(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C108, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -2040,7 +2099,7 @@ def _d13(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C106, "SPKIDataType")
+                    _escape(r, 3, _C109, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -2059,7 +2118,7 @@ def _d13(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C107, "SPKIDataType")
+                _escape(r, 1, _C110, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -2076,7 +2135,7 @@ def _d13(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C108, "SPKIDataType")
+                _escape(r, 1, _C111, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2094,18 +2153,18 @@ def _e13(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C110.get(s)
+        t = _C113.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C109)
+            _order("SPKIData.spki_sexp", s, _C112)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C111.get(s)
+    t = _C114.get(s)
     if t is None:
-        _order("SPKIData", s, _C109)
+        _order("SPKIData", s, _C112)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2127,7 +2186,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C112, "SignatureType")
+            _escape(r, 3, _C115, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2136,7 +2195,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C113, "SignatureType")
+            _escape(r, 3, _C116, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2145,7 +2204,7 @@ def _d14(r):
             f2 = _d18(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C114, "SignatureType")
+            _escape(r, 2, _C117, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2161,7 +2220,7 @@ def _d14(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C115, "SignatureType")
+            _escape(r, 1, _C118, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2174,7 +2233,7 @@ def _d14(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C116, "SignatureType")
+            _escape(r, 1, _C119, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2189,7 +2248,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C117, "SignatureType")
+                _escape(r, 1, _C120, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2212,17 +2271,17 @@ def _e14(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C118)
-    t = _C119.get(s)
+        _order("Signature.signed_info", s, _C121)
+    t = _C122.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C118)
+        _order("Signature.signed_info", s, _C121)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e19(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C118)
+        _order("Signature.signature_value", 1, _C121)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -2241,17 +2300,17 @@ def _e14(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C120.get(s)
+        t = _C123.get(s)
         if t is None:
-            _order("Signature.object", s, _C118)
+            _order("Signature.object", s, _C121)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e8(w, v4)
         s = 4
-    t = _C121.get(s)
+    t = _C124.get(s)
     if t is None:
-        _order("Signature", s, _C118)
+        _order("Signature", s, _C121)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2267,7 +2326,7 @@ def _d15(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C122, "SignatureMethodType")
+            _escape(r, 3, _C125, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2287,7 +2346,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C123, "SignatureMethodType")
+            _escape(r, 2, _C126, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2307,7 +2366,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C124, "SignatureMethodType")
+            _escape(r, 1, _C127, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2319,7 +2378,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C125, "SignatureMethodType")
+            _escape(r, 1, _C128, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2333,7 +2392,7 @@ def _d15(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C126, "SignatureMethodType")
+                _escape(r, 1, _C129, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2345,7 +2404,7 @@ def _e15(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C127)
+        _order("SignatureMethod.algorithm", 0, _C130)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -2359,9 +2418,9 @@ def _e15(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C128.get(s)
+    t = _C131.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C127)
+        _order("SignatureMethod", s, _C130)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2382,7 +2441,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C129, "SignaturePropertiesType")
+            _escape(r, 3, _C132, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2393,7 +2452,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C130, "SignaturePropertiesType")
+            _escape(r, 3, _C133, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2408,7 +2467,7 @@ def _d16(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C131, "SignaturePropertiesType")
+                _escape(r, 1, _C134, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2432,17 +2491,17 @@ def _e16(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C133.get(s)
+        t = _C136.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C132)
+            _order("SignatureProperties.signature_property", s, _C135)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e17(w, v1)
         s = 1
-    t = _C134.get(s)
+    t = _C137.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C132)
+        _order("SignatureProperties", s, _C135)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2460,7 +2519,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C135, "SignaturePropertyType")
+            _escape(r, 3, _C138, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2469,7 +2528,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C136, "SignaturePropertyType")
+            _escape(r, 3, _C139, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2479,7 +2538,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C137, "SignaturePropertyType")
+            _escape(r, 3, _C140, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2489,7 +2548,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C138, "SignaturePropertyType")
+            _escape(r, 2, _C141, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2501,7 +2560,7 @@ def _d17(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C139, "SignaturePropertyType")
+            _escape(r, 1, _C142, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2521,15 +2580,15 @@ def _e17(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C140)
-    t = _C141.get(s)
+        _order("SignatureProperty.target", s, _C143)
+    t = _C144.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C140)
+        _order("SignatureProperty.target", s, _C143)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C140)
+    _order("SignatureProperty", 3, _C143)
 
 def _d18(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -2545,7 +2604,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C142, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C145, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2555,7 +2614,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C143, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C146, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2564,7 +2623,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C144, "SignatureValueType")
+            _escape(r, 1, _C147, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2584,10 +2643,10 @@ def _e18(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C145)
-    t = _C146.get(s)
+        _order("SignatureValue.value", s, _C148)
+    t = _C149.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C145)
+        _order("SignatureValue.value", s, _C148)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -2611,7 +2670,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C147, "SignedInfoType")
+            _escape(r, 3, _C150, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2620,7 +2679,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C148, "SignedInfoType")
+            _escape(r, 3, _C151, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2629,7 +2688,7 @@ def _d19(r):
             f2 = _d15(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C149, "SignedInfoType")
+            _escape(r, 2, _C152, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2640,7 +2699,7 @@ def _d19(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C150, "SignedInfoType")
+            _escape(r, 2, _C153, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2655,7 +2714,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C151, "SignedInfoType")
+                _escape(r, 1, _C154, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2677,17 +2736,17 @@ def _e19(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C152)
-    t = _C153.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C155)
+    t = _C156.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C152)
+        _order("SignedInfo.canonicalization_method", s, _C155)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e2(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C152)
+        _order("SignedInfo.signature_method", 1, _C155)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -2699,17 +2758,17 @@ def _e19(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C154.get(s)
+        t = _C157.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C152)
+            _order("SignedInfo.reference", s, _C155)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e11(w, v3)
         s = 3
-    t = _C155.get(s)
+    t = _C158.get(s)
     if t is None:
-        _order("SignedInfo", s, _C152)
+        _order("SignedInfo", s, _C155)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2725,7 +2784,7 @@ def _d20(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C156, "TransformType")
+                _escape(r, 3, _C159, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2746,7 +2805,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C157, "TransformType")
+                _escape(r, 2, _C160, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2767,7 +2826,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C158, "TransformType")
+                _escape(r, 1, _C161, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2788,7 +2847,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C159, "TransformType")
+                _escape(r, 1, _C162, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2809,7 +2868,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C160, "TransformType")
+                _escape(r, 1, _C163, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2821,7 +2880,7 @@ def _e20(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C161)
+        _order("Transform.algorithm", 0, _C164)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -2835,18 +2894,18 @@ def _e20(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C162.get(s)
+        t = _C165.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C161)
+            _order("Transform.x_path", s, _C164)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C163.get(s)
+    t = _C166.get(s)
     if t is None:
-        _order("Transform", s, _C161)
+        _order("Transform", s, _C164)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2863,7 +2922,7 @@ def _d21(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C164, "TransformsType")
+            _escape(r, 3, _C167, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2878,7 +2937,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C165, "TransformsType")
+                _escape(r, 1, _C168, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2894,17 +2953,17 @@ def _e21(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C167.get(s)
+        t = _C170.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C166)
+            _order("Transforms.transform", s, _C169)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e20(w, v0)
         s = 1
-    t = _C168.get(s)
+    t = _C171.get(s)
     if t is None:
-        _order("Transforms", s, _C166)
+        _order("Transforms", s, _C169)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2923,19 +2982,45 @@ def _d22(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C169, "WPT_AlignmentCheckReqType")
+            _escape(r, 3, _C172, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                f2 = _d38(r)
+                s = 3
+            elif ec == 1:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C177, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -2945,7 +3030,7 @@ def _d22(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVProcessing: enumeration index %d out of range" % x)
-                    f1 = _C170[x]
+                    f1 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -2954,12 +3039,12 @@ def _d22(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C170[f1]
+                        f1 = _C173[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C172, "WPT_AlignmentCheckReqType")
+                _escape(r, 2, _C178, "WPT_AlignmentCheckReqType")
             else:
                 r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 2:
@@ -2973,7 +3058,7 @@ def _d22(r):
                 x = (x >> 1) & 3
                 if x >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % x)
-                f3 = _C173[x]
+                f3 = _C175[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
@@ -2982,24 +3067,40 @@ def _d22(r):
                     f3 = r.bits(2)
                     if f3 >= 3:
                         r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                    f3 = _C173[f3]
+                    f3 = _C175[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C175, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C179, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 3:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVResultCode: enumeration index %d out of range" % y)
-            y = _C173[y]
+            y = _C175[y]
             f3 = y
-            s = 4
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C180, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3009,7 +3110,7 @@ def _d22(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVResultCode: enumeration index %d out of range" % x)
-                    f3 = _C173[x]
+                    f3 = _C175[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -3018,12 +3119,12 @@ def _d22(r):
                         f3 = r.bits(2)
                         if f3 >= 3:
                             r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                        f3 = _C173[f3]
+                        f3 = _C175[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C176, "WPT_AlignmentCheckReqType")
+                _escape(r, 2, _C181, "WPT_AlignmentCheckReqType")
             else:
                 r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3041,7 +3142,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C177, "WPT_AlignmentCheckReqType")
+            _escape(r, 1, _C182, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3062,7 +3163,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C178, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C183, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
             else:
@@ -3071,7 +3172,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C179, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C184, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckReq)
@@ -3086,15 +3187,15 @@ def _e22(w, o):
     """iso20.WPT_AlignmentCheckReq -> WPT_AlignmentCheckReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_AlignmentCheckReq.header", 0, _C180)
+        _order("WPT_AlignmentCheckReq.header", 0, _C185)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_AlignmentCheckReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_AlignmentCheckReq.ev_processing", 1, _C180)
-    i1 = _C171.get(v1)
+        _order("WPT_AlignmentCheckReq.ev_processing", 1, _C185)
+    i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_AlignmentCheckReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.target_coil_current
@@ -3108,11 +3209,11 @@ def _e22(w, o):
         s = 3
     v3 = o.ev_result_code
     if v3 is None:
-        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C180)
-    t = _C181.get(s)
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C185)
+    t = _C186.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C180)
-    i3 = _C174.get(v3)
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C185)
+    i3 = _C176.get(v3)
     if i3 is None:
         _bad("WPT_AlignmentCheckReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
     w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
@@ -3125,18 +3226,18 @@ def _e22(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C182.get(s)
+        t = _C187.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C180)
+            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C185)
         if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
             _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v4, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C183.get(s)
+    t = _C188.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckReq", s, _C180)
+        _order("WPT_AlignmentCheckReq", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3156,24 +3257,46 @@ def _d23(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C184, "WPT_AlignmentCheckResType")
+            _escape(r, 3, _C189, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(14)
-        if x & 12345 == 0:
-            y = (x >> 6) & 63
+        x = r.bits(17)
+        if x & 98760 == 0:
+            y = (x >> 9) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                f3 = _d38(r)
+                s = 4
+            elif ec == 1:
+                f4 = _d38(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C192, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3183,7 +3306,7 @@ def _d23(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -3192,24 +3315,46 @@ def _d23(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C187, "WPT_AlignmentCheckResType")
+                _escape(r, 2, _C193, "WPT_AlignmentCheckResType")
             else:
                 r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                f3 = _d38(r)
+                s = 4
+            elif ec == 1:
+                f4 = _d38(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C194, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3219,7 +3364,7 @@ def _d23(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C170[x]
+                    f2 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -3228,12 +3373,12 @@ def _d23(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C170[f2]
+                        f2 = _C173[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C188, "WPT_AlignmentCheckResType")
+                _escape(r, 2, _C195, "WPT_AlignmentCheckResType")
             else:
                 r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -3257,7 +3402,7 @@ def _d23(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C189, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C196, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 4:
@@ -3278,7 +3423,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C190, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C197, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 5:
@@ -3296,7 +3441,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C191, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C198, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 6:
@@ -3317,7 +3462,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C192, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C199, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
             else:
@@ -3326,7 +3471,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C193, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C200, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckRes)
@@ -3342,21 +3487,21 @@ def _e23(w, o):
     """iso20.WPT_AlignmentCheckRes -> WPT_AlignmentCheckResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_AlignmentCheckRes.header", 0, _C194)
+        _order("WPT_AlignmentCheckRes.header", 0, _C201)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_AlignmentCheckRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_AlignmentCheckRes.response_code", 1, _C194)
-    i1 = _C186.get(v1)
+        _order("WPT_AlignmentCheckRes.response_code", 1, _C201)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_AlignmentCheckRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("WPT_AlignmentCheckRes.evse_processing", 2, _C194)
-    i2 = _C171.get(v2)
+        _order("WPT_AlignmentCheckRes.evse_processing", 2, _C201)
+    i2 = _C174.get(v2)
     if i2 is None:
         _bad("WPT_AlignmentCheckRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.power_transmitted
@@ -3370,9 +3515,9 @@ def _e23(w, o):
         s = 4
     v4 = o.supply_device_current
     if v4 is not None:
-        t = _C195.get(s)
+        t = _C202.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C194)
+            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C201)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("WPT_AlignmentCheckRes.supply_device_current", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3386,18 +3531,18 @@ def _e23(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C196.get(s)
+        t = _C203.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C194)
+            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C201)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
             _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v5, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C197.get(s)
+    t = _C204.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckRes", s, _C194)
+        _order("WPT_AlignmentCheckRes", s, _C201)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3420,7 +3565,7 @@ def _d24(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "WPT_ChargeLoopReqType")
+            _escape(r, 3, _C205, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3442,7 +3587,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C199, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C206, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3457,12 +3602,34 @@ def _d24(r):
             if x & 1 == 0:
                 f4 = _d38(r)
                 p = r.pos
-                x = r.bits(5)
-                if x & 25 == 0:
-                    y = (x >> 1) & 3
-                    y = _C200[y]
+                x = r.bits(8)
+                if x & 200 == 0:
+                    y = (x >> 4) & 3
+                    y = _C207[y]
                     f5 = y
-                    s = 6
+                    ec = x & 7
+                    if ec == 0:
+                        f6 = _d38(r)
+                        s = 7
+                    elif ec == 1:
+                        f7 = _d43(r)
+                        s = 8
+                    elif ec == 2:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                        else:
+                            v = r.binary(None, 256)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                        f8.append(v)
+                        s = 9
+                        k = 1
+                    elif ec == 3:
+                        s = -1
+                    elif ec == 4:
+                        _escape(r, 1, _C209, "WPT_ChargeLoopReqType")
+                    else:
+                        r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     s = 5
@@ -3486,7 +3653,7 @@ def _d24(r):
                             _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C202, "WPT_ChargeLoopReqType")
+                _escape(r, 2, _C210, "WPT_ChargeLoopReqType")
             else:
                 r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3495,7 +3662,7 @@ def _d24(r):
             f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C203, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C211, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3504,17 +3671,39 @@ def _d24(r):
             f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C204, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C212, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
-            y = _C200[y]
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            y = _C207[y]
             f5 = y
-            s = 6
+            ec = x & 7
+            if ec == 0:
+                f6 = _d38(r)
+                s = 7
+            elif ec == 1:
+                f7 = _d43(r)
+                s = 8
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                f8.append(v)
+                s = 9
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C213, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3522,19 +3711,19 @@ def _d24(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f5 = _C200[x]
+                    f5 = _C207[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
                     else:
                         f5 = r.bits(2)
-                        f5 = _C200[f5]
+                        f5 = _C207[f5]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C205, "WPT_ChargeLoopReqType")
+                _escape(r, 2, _C214, "WPT_ChargeLoopReqType")
             else:
                 r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 6:
@@ -3558,7 +3747,7 @@ def _d24(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C206, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C215, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 7:
@@ -3579,7 +3768,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C207, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C216, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 8:
@@ -3597,7 +3786,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C208, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C217, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 9:
@@ -3618,7 +3807,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C209, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C218, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
             else:
@@ -3627,7 +3816,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C210, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C219, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopReq)
@@ -3646,7 +3835,7 @@ def _e24(w, o):
     """iso20.WPT_ChargeLoopReq -> WPT_ChargeLoopReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeLoopReq.header", 0, _C211)
+        _order("WPT_ChargeLoopReq.header", 0, _C220)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeLoopReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
@@ -3661,31 +3850,31 @@ def _e24(w, o):
         s = 2
     v2 = o.meter_info_requested
     if v2 is None:
-        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C211)
-    t = _C212.get(s)
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C220)
+    t = _C221.get(s)
     if t is None:
-        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C211)
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C220)
     if v2.__class__ is not bool:
         _bad("WPT_ChargeLoopReq.meter_info_requested", v2, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
     v3 = o.evpc_power_request
     if v3 is None:
-        _order("WPT_ChargeLoopReq.evpc_power_request", 3, _C211)
+        _order("WPT_ChargeLoopReq.evpc_power_request", 3, _C220)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopReq.evpc_power_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v3)
     v4 = o.evpc_power_output
     if v4 is None:
-        _order("WPT_ChargeLoopReq.evpc_power_output", 4, _C211)
+        _order("WPT_ChargeLoopReq.evpc_power_output", 4, _C220)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopReq.evpc_power_output", v4, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v4)
     v5 = o.evpc_charge_diagnostics
     if v5 is None:
-        _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", 5, _C211)
-    i5 = _C201.get(v5)
+        _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", 5, _C220)
+    i5 = _C208.get(v5)
     if i5 is None:
         _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v5, "a member of _iso20.WPT_EVPCChargeDiagnostics")
     v6 = o.evpc_operating_frequency
@@ -3699,9 +3888,9 @@ def _e24(w, o):
         s = 7
     v7 = o.evpc_power_control_parameter
     if v7 is not None:
-        t = _C213.get(s)
+        t = _C222.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C211)
+            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C220)
         if v7.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
             _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v7, "a WPT_EVPCPowerControlParameter")
         w.bits(t[0], t[1])
@@ -3715,18 +3904,18 @@ def _e24(w, o):
     n = 0
     for v8 in items:
         n += 1
-        t = _C214.get(s)
+        t = _C223.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C211)
+            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C220)
         if not isinstance(v8, (bytes, bytearray)) or len(v8) > 256:
             _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v8, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v8)
         w.bits(0, 1)
         s = (9 if n < 16 else 10)
-    t = _C215.get(s)
+    t = _C224.get(s)
     if t is None:
-        _order("WPT_ChargeLoopReq", s, _C211)
+        _order("WPT_ChargeLoopReq", s, _C220)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3753,19 +3942,35 @@ def _d25(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C216, "WPT_ChargeLoopResType")
+            _escape(r, 3, _C225, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(9)
-        if x & 385 == 0:
-            y = (x >> 1) & 63
+        x = r.bits(12)
+        if x & 3080 == 0:
+            y = (x >> 4) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
-            s = 2
+            ec = x & 7
+            if ec == 0:
+                f2 = _d44(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d51(r)
+                s = 4
+            elif ec == 2:
+                f4 = _d55(r)
+                s = 5
+            elif ec == 3:
+                f5 = _d38(r)
+                s = 6
+            elif ec == 4:
+                _escape(r, 2, _C226, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3775,7 +3980,7 @@ def _d25(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -3784,12 +3989,12 @@ def _d25(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C217, "WPT_ChargeLoopResType")
+                _escape(r, 2, _C227, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
@@ -3807,7 +4012,7 @@ def _d25(r):
             f5 = _d38(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C218, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C228, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -3822,7 +4027,7 @@ def _d25(r):
             f5 = _d38(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C219, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C229, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -3834,7 +4039,7 @@ def _d25(r):
             f5 = _d38(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C220, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C230, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
@@ -3843,7 +4048,7 @@ def _d25(r):
             f5 = _d38(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C221, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C231, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -3855,7 +4060,7 @@ def _d25(r):
             f7 = _d38(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C222, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C232, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -3864,7 +4069,7 @@ def _d25(r):
             f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C223, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C233, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
@@ -3873,19 +4078,41 @@ def _d25(r):
             f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C224, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C234, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
         p = r.pos
-        x = r.bits(6)
-        if x & 49 == 0:
-            y = (x >> 1) & 7
+        x = r.bits(9)
+        if x & 392 == 0:
+            y = (x >> 4) & 7
             if y >= 6:
                 r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % y)
-            y = _C225[y]
+            y = _C235[y]
             f9 = y
-            s = 10
+            ec = x & 7
+            if ec == 0:
+                f10 = _d38(r)
+                s = 11
+            elif ec == 1:
+                f11 = _d58(r)
+                s = 12
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                f12.append(v)
+                s = 13
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C237, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -3895,7 +4122,7 @@ def _d25(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % x)
-                    f9 = _C225[x]
+                    f9 = _C235[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -3904,12 +4131,12 @@ def _d25(r):
                         f9 = r.bits(3)
                         if f9 >= 6:
                             r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                        f9 = _C225[f9]
+                        f9 = _C235[f9]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
                 s = 10
             elif ec == 1:
-                _escape(r, 2, _C227, "WPT_ChargeLoopResType")
+                _escape(r, 2, _C238, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
@@ -3933,7 +4160,7 @@ def _d25(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C228, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C239, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -3954,7 +4181,7 @@ def _d25(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C229, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C240, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 12:
@@ -3972,7 +4199,7 @@ def _d25(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C230, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C241, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 13:
@@ -3993,7 +4220,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C231, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C242, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
             else:
@@ -4002,7 +4229,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C232, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C243, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopRes)
@@ -4025,15 +4252,15 @@ def _e25(w, o):
     """iso20.WPT_ChargeLoopRes -> WPT_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeLoopRes.header", 0, _C233)
+        _order("WPT_ChargeLoopRes.header", 0, _C244)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_ChargeLoopRes.response_code", 1, _C233)
-    i1 = _C186.get(v1)
+        _order("WPT_ChargeLoopRes.response_code", 1, _C244)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_status
@@ -4047,9 +4274,9 @@ def _e25(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C234.get(s)
+        t = _C245.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.meter_info", s, _C233)
+            _order("WPT_ChargeLoopRes.meter_info", s, _C244)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("WPT_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -4057,9 +4284,9 @@ def _e25(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C235.get(s)
+        t = _C246.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.receipt", s, _C233)
+            _order("WPT_ChargeLoopRes.receipt", s, _C244)
         if v4.__class__ is not _iso20.Receipt:
             _bad("WPT_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -4067,10 +4294,10 @@ def _e25(w, o):
         s = 5
     v5 = o.evpc_power_request
     if v5 is None:
-        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C233)
-    t = _C236.get(s)
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C244)
+    t = _C247.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C233)
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C244)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.evpc_power_request", v5, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4085,25 +4312,25 @@ def _e25(w, o):
         s = 7
     v7 = o.spc_max_output_power_limit
     if v7 is None:
-        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C233)
-    t = _C237.get(s)
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C244)
+    t = _C248.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C233)
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C244)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v7, "a RationalNumber")
     w.bits(t[0], t[1])
     _e38(w, v7)
     v8 = o.spc_min_output_power_limit
     if v8 is None:
-        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C233)
+        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C244)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v8, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v8)
     v9 = o.spc_charge_diagnostics
     if v9 is None:
-        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C233)
-    i9 = _C226.get(v9)
+        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C244)
+    i9 = _C236.get(v9)
     if i9 is None:
         _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v9, "a member of _iso20.WPT_SPCChargeDiagnostics")
     v10 = o.spc_operating_frequency
@@ -4117,9 +4344,9 @@ def _e25(w, o):
         s = 11
     v11 = o.spc_power_control_parameter
     if v11 is not None:
-        t = _C238.get(s)
+        t = _C249.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C233)
+            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C244)
         if v11.__class__ is not _iso20.WPT_SPCPowerControlParameter:
             _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v11, "a WPT_SPCPowerControlParameter")
         w.bits(t[0], t[1])
@@ -4133,18 +4360,18 @@ def _e25(w, o):
     n = 0
     for v12 in items:
         n += 1
-        t = _C239.get(s)
+        t = _C250.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C233)
+            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C244)
         if not isinstance(v12, (bytes, bytearray)) or len(v12) > 256:
             _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v12, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v12)
         w.bits(0, 1)
         s = (13 if n < 16 else 14)
-    t = _C240.get(s)
+    t = _C251.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes", s, _C233)
+        _order("WPT_ChargeLoopRes", s, _C244)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4165,7 +4392,7 @@ def _d26(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C241, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C252, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4174,7 +4401,7 @@ def _d26(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C242, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C253, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4195,11 +4422,27 @@ def _d26(r):
                 if x & 3 == 0:
                     f4 = _d38(r)
                     p = r.pos
-                    x = r.bits(4)
-                    if x & 13 == 0:
-                        y = ((x >> 1) & 1) == 1
+                    x = r.bits(6)
+                    if x & 52 == 0:
+                        y = ((x >> 3) & 1) == 1
                         f5 = y
-                        s = 6
+                        ec = x & 3
+                        if ec == 0:
+                            if r.bits(1):
+                                v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                            else:
+                                v = r.binary(None, 256)
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                            f6.append(v)
+                            s = 7
+                            k = 1
+                        elif ec == 1:
+                            s = -1
+                        elif ec == 2:
+                            _escape(r, 1, _C254, "WPT_ChargeParameterDiscoveryReqType")
+                        else:
+                            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
                     else:
                         r.pos = p
                         s = 5
@@ -4227,7 +4470,7 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C243, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C255, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4242,11 +4485,27 @@ def _d26(r):
             if x & 3 == 0:
                 f4 = _d38(r)
                 p = r.pos
-                x = r.bits(4)
-                if x & 13 == 0:
-                    y = ((x >> 1) & 1) == 1
+                x = r.bits(6)
+                if x & 52 == 0:
+                    y = ((x >> 3) & 1) == 1
                     f5 = y
-                    s = 6
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                        else:
+                            v = r.binary(None, 256)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                        f6.append(v)
+                        s = 7
+                        k = 1
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C256, "WPT_ChargeParameterDiscoveryReqType")
+                    else:
+                        r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     s = 5
@@ -4269,7 +4528,7 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C244, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4278,16 +4537,32 @@ def _d26(r):
             f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C245, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C258, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
         p = r.pos
-        x = r.bits(4)
-        if x & 13 == 0:
-            y = ((x >> 1) & 1) == 1
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
             f5 = y
-            s = 6
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f6.append(v)
+                s = 7
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C259, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -4305,7 +4580,7 @@ def _d26(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C246, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
@@ -4323,7 +4598,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C247, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C261, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 7:
@@ -4344,7 +4619,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C248, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C262, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
             else:
@@ -4353,7 +4628,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C249, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C263, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryReq)
@@ -4370,42 +4645,42 @@ def _e26(w, o):
     """iso20.WPT_ChargeParameterDiscoveryReq -> WPT_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C264)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.evpc_max_receivable_power
     if v1 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C264)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v1, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v1)
     v2 = o.sd_max_ground_clearence
     if v2 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C264)
     if type(v2) is not int or v2 < 0 or v2 > 65535:
         _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v2, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v2)
     v3 = o.sd_min_ground_clearence
     if v3 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C264)
     if type(v3) is not int or v3 < 0 or v3 > 65535:
         _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v3, "an integer in 0..65535")
     w.bits(0, 3)
     w.uint(v3)
     v4 = o.evpc_natural_frequency
     if v4 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C264)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v4, "a RationalNumber")
     w.bits(0, 2)
     _e38(w, v4)
     v5 = o.evpc_device_local_control
     if v5 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C264)
     if v5.__class__ is not bool:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v5, "a bool")
     w.bits(((((0) << 1) << 1) | (v5)) << 1, 4)
@@ -4418,18 +4693,18 @@ def _e26(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C251.get(s)
+        t = _C265.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C250)
+            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C264)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    t = _C252.get(s)
+    t = _C266.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryReq", s, _C250)
+        _order("WPT_ChargeParameterDiscoveryReq", s, _C264)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4453,7 +4728,7 @@ def _d27(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C253, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C267, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4463,10 +4738,10 @@ def _d27(r):
             y = (x >> 7) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
             y = (x >> 2) & 3
-            y = _C254[y]
+            y = _C268[y]
             f2 = y
             f3 = _d38(r)
             p = r.pos
@@ -4522,7 +4797,7 @@ def _d27(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -4531,12 +4806,12 @@ def _d27(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C256, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C270, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4544,7 +4819,7 @@ def _d27(r):
         x = r.bits(6)
         if x & 51 == 0:
             y = (x >> 2) & 3
-            y = _C254[y]
+            y = _C268[y]
             f2 = y
             f3 = _d38(r)
             p = r.pos
@@ -4598,19 +4873,19 @@ def _d27(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C254[x]
+                    f2 = _C268[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "PDInputPowerClass")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C254[f2]
+                        f2 = _C268[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C271, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -4619,7 +4894,7 @@ def _d27(r):
             f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C258, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C272, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -4628,7 +4903,7 @@ def _d27(r):
             f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C259, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C273, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4680,7 +4955,7 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C274, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 6:
@@ -4721,7 +4996,7 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C261, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C275, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
@@ -4730,7 +5005,7 @@ def _d27(r):
             f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C262, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C276, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 8:
@@ -4739,7 +5014,7 @@ def _d27(r):
             f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C263, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C277, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 9:
@@ -4757,7 +5032,7 @@ def _d27(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C264, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C278, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 10:
@@ -4778,7 +5053,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C265, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C279, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
             else:
@@ -4787,7 +5062,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C266, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C280, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryRes)
@@ -4807,61 +5082,61 @@ def _e27(w, o):
     """iso20.WPT_ChargeParameterDiscoveryRes -> WPT_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C281)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C267)
-    i1 = _C186.get(v1)
+        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C281)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.pd_input_power_class
     if v2 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C267)
-    i2 = _C255.get(v2)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C281)
+    i2 = _C269.get(v2)
     if i2 is None:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v2, "a member of _iso20.WPT_PowerClass")
     v3 = o.sd_min_output_power
     if v3 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C281)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v3, "a RationalNumber")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
     _e38(w, v3)
     v4 = o.sd_max_output_power
     if v4 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C281)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v4, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v4)
     v5 = o.sd_max_ground_clearance_support
     if v5 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C281)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v5, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v5)
     v6 = o.sd_min_ground_clearance_support
     if v6 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C281)
     if type(v6) is not int or v6 < 0 or v6 > 65535:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v6, "an integer in 0..65535")
     w.bits(0, 3)
     w.uint(v6)
     v7 = o.pd_min_coil_current
     if v7 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C281)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v7, "a RationalNumber")
     w.bits(0, 2)
     _e38(w, v7)
     v8 = o.pd_max_coil_current
     if v8 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C281)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v8, "a RationalNumber")
     w.bits(0, 1)
@@ -4875,18 +5150,18 @@ def _e27(w, o):
     n = 0
     for v9 in items:
         n += 1
-        t = _C268.get(s)
+        t = _C282.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C267)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C281)
         if not isinstance(v9, (bytes, bytearray)) or len(v9) > 256:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v9, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v9)
         w.bits(0, 1)
         s = (10 if n < 16 else 11)
-    t = _C269.get(s)
+    t = _C283.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryRes", s, _C267)
+        _order("WPT_ChargeParameterDiscoveryRes", s, _C281)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4905,24 +5180,43 @@ def _d28(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C270, "WPT_FinePositioningReqType")
+            _escape(r, 3, _C284, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(10)
-        if x & 825 == 0:
-            y = (x >> 6) & 3
+        x = r.bits(12)
+        if x & 3300 == 0:
+            y = (x >> 8) & 3
             if y >= 3:
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVResultCode: enumeration index %d out of range" % y)
-            y = _C173[y]
+            y = _C175[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C285, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -4932,7 +5226,7 @@ def _d28(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVProcessing: enumeration index %d out of range" % x)
-                    f1 = _C170[x]
+                    f1 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4941,24 +5235,43 @@ def _d28(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C170[f1]
+                        f1 = _C173[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C271, "WPT_FinePositioningReqType")
+                _escape(r, 2, _C286, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVResultCode: enumeration index %d out of range" % y)
-            y = _C173[y]
+            y = _C175[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C287, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -4968,7 +5281,7 @@ def _d28(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVResultCode: enumeration index %d out of range" % x)
-                    f2 = _C173[x]
+                    f2 = _C175[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4977,12 +5290,12 @@ def _d28(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVResultCode: enumeration index %d out of range" % f2)
-                        f2 = _C173[f2]
+                        f2 = _C175[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C272, "WPT_FinePositioningReqType")
+                _escape(r, 2, _C288, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5003,7 +5316,7 @@ def _d28(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C273, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C289, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5028,7 +5341,7 @@ def _d28(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C274, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C290, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
             else:
@@ -5041,7 +5354,7 @@ def _d28(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C275, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C291, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5049,7 +5362,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C276, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C292, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningReq)
@@ -5064,21 +5377,21 @@ def _e28(w, o):
     """iso20.WPT_FinePositioningReq -> WPT_FinePositioningReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningReq.header", 0, _C277)
+        _order("WPT_FinePositioningReq.header", 0, _C293)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_FinePositioningReq.ev_processing", 1, _C277)
-    i1 = _C171.get(v1)
+        _order("WPT_FinePositioningReq.ev_processing", 1, _C293)
+    i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_result_code
     if v2 is None:
-        _order("WPT_FinePositioningReq.ev_result_code", 2, _C277)
-    i2 = _C174.get(v2)
+        _order("WPT_FinePositioningReq.ev_result_code", 2, _C293)
+    i2 = _C176.get(v2)
     if i2 is None:
         _bad("WPT_FinePositioningReq.ev_result_code", v2, "a member of _iso20.WPT_EVResult")
     w.bits((((((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 10)
@@ -5091,9 +5404,9 @@ def _e28(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C278.get(s)
+        t = _C294.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C277)
+            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C293)
         if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
             _bad("WPT_FinePositioningReq.vendor_specific_data_container", v3, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5102,17 +5415,17 @@ def _e28(w, o):
         s = (4 if n < 16 else 5)
     v4 = o.wpt_lf_data_package_list
     if v4 is not None:
-        t = _C279.get(s)
+        t = _C295.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C277)
+            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C293)
         if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e63(w, v4)
         s = 6
-    t = _C280.get(s)
+    t = _C296.get(s)
     if t is None:
-        _order("WPT_FinePositioningReq", s, _C277)
+        _order("WPT_FinePositioningReq", s, _C293)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5131,24 +5444,43 @@ def _d29(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C281, "WPT_FinePositioningResType")
+            _escape(r, 3, _C297, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(14)
-        if x & 12345 == 0:
-            y = (x >> 6) & 63
+        x = r.bits(16)
+        if x & 49380 == 0:
+            y = (x >> 8) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C298, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -5158,7 +5490,7 @@ def _d29(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -5167,24 +5499,43 @@ def _d29(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C282, "WPT_FinePositioningResType")
+                _escape(r, 2, _C299, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C300, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -5194,7 +5545,7 @@ def _d29(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C170[x]
+                    f2 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -5203,12 +5554,12 @@ def _d29(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C170[f2]
+                        f2 = _C173[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C283, "WPT_FinePositioningResType")
+                _escape(r, 2, _C301, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
@@ -5229,7 +5580,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C284, "WPT_FinePositioningResType")
+            _escape(r, 1, _C302, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 4:
@@ -5254,7 +5605,7 @@ def _d29(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C285, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C303, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
             else:
@@ -5267,7 +5618,7 @@ def _d29(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C286, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C304, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 5:
@@ -5275,7 +5626,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C287, "WPT_FinePositioningResType")
+            _escape(r, 1, _C305, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningRes)
@@ -5290,21 +5641,21 @@ def _e29(w, o):
     """iso20.WPT_FinePositioningRes -> WPT_FinePositioningResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningRes.header", 0, _C288)
+        _order("WPT_FinePositioningRes.header", 0, _C306)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_FinePositioningRes.response_code", 1, _C288)
-    i1 = _C186.get(v1)
+        _order("WPT_FinePositioningRes.response_code", 1, _C306)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("WPT_FinePositioningRes.evse_processing", 2, _C288)
-    i2 = _C171.get(v2)
+        _order("WPT_FinePositioningRes.evse_processing", 2, _C306)
+    i2 = _C174.get(v2)
     if i2 is None:
         _bad("WPT_FinePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
     w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
@@ -5317,9 +5668,9 @@ def _e29(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C289.get(s)
+        t = _C307.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C288)
+            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C306)
         if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
             _bad("WPT_FinePositioningRes.vendor_specific_data_container", v3, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5328,17 +5679,17 @@ def _e29(w, o):
         s = (4 if n < 16 else 5)
     v4 = o.wpt_lf_data_package_list
     if v4 is not None:
-        t = _C290.get(s)
+        t = _C308.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C288)
+            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C306)
         if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e63(w, v4)
         s = 6
-    t = _C291.get(s)
+    t = _C309.get(s)
     if t is None:
-        _order("WPT_FinePositioningRes", s, _C288)
+        _order("WPT_FinePositioningRes", s, _C306)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5360,7 +5711,7 @@ def _d30(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C292, "WPT_FinePositioningSetupReqType")
+            _escape(r, 3, _C310, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5370,7 +5721,7 @@ def _d30(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f1 = y
             f2 = _d41(r)
             p = r.pos
@@ -5388,9 +5739,28 @@ def _d30(r):
                         if f5 > 65535:
                             r.facet("NaturalOffset: %d outside 0..65535" % f5)
                         p = r.pos
-                        x = r.bits(1)
-                        if x & 1 == 0:
-                            s = 6
+                        x = r.bits(3)
+                        if x & 4 == 0:
+                            ec = x & 3
+                            if ec == 0:
+                                if r.bits(1):
+                                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                                else:
+                                    v = r.binary(None, 256)
+                                    if r.bits(1):
+                                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                                f6.append(v)
+                                s = 7
+                                k = 1
+                            elif ec == 1:
+                                f7 = _d48(r)
+                                s = 8
+                            elif ec == 2:
+                                s = -1
+                            elif ec == 3:
+                                _escape(r, 1, _C311, "WPT_FinePositioningSetupReqType")
+                            else:
+                                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
                         else:
                             r.pos = p
                             if r.bits(1):
@@ -5414,7 +5784,7 @@ def _d30(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVProcessing: enumeration index %d out of range" % x)
-                    f1 = _C170[x]
+                    f1 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -5423,12 +5793,12 @@ def _d30(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C170[f1]
+                        f1 = _C173[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C293, "WPT_FinePositioningSetupReqType")
+                _escape(r, 2, _C312, "WPT_FinePositioningSetupReqType")
             else:
                 r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5437,7 +5807,7 @@ def _d30(r):
             f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C294, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C313, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5446,7 +5816,7 @@ def _d30(r):
             f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C295, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C314, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5455,7 +5825,7 @@ def _d30(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C296, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C315, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5466,9 +5836,28 @@ def _d30(r):
             if f5 > 65535:
                 r.facet("NaturalOffset: %d outside 0..65535" % f5)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 6
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                    else:
+                        v = r.binary(None, 256)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                    f6.append(v)
+                    s = 7
+                    k = 1
+                elif ec == 1:
+                    f7 = _d48(r)
+                    s = 8
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C316, "WPT_FinePositioningSetupReqType")
+                else:
+                    r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5488,7 +5877,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C297, "WPT_FinePositioningSetupReqType")
+                _escape(r, 2, _C317, "WPT_FinePositioningSetupReqType")
             else:
                 r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5509,7 +5898,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C298, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C318, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 7:
@@ -5534,7 +5923,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C299, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C319, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
@@ -5547,7 +5936,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C300, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C320, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 8:
@@ -5555,7 +5944,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C301, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C321, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupReq)
@@ -5573,41 +5962,41 @@ def _e30(w, o):
     """iso20.WPT_FinePositioningSetupReq -> WPT_FinePositioningSetupReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningSetupReq.header", 0, _C302)
+        _order("WPT_FinePositioningSetupReq.header", 0, _C322)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningSetupReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C302)
-    i1 = _C171.get(v1)
+        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C322)
+    i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningSetupReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_device_fine_positioning_method_list
     if v2 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C302)
+        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C322)
     if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
     w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
     _e41(w, v2)
     v3 = o.ev_device_pairing_method_list
     if v3 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C302)
+        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C322)
     if v3.__class__ is not _iso20.WPT_PairingMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v3, "a WPT_PairingMethodList")
     w.bits(0, 1)
     _e42(w, v3)
     v4 = o.ev_device_alignment_check_method_list
     if v4 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C302)
+        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C322)
     if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
     w.bits(0, 1)
     _e40(w, v4)
     v5 = o.natural_offset
     if v5 is None:
-        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C302)
+        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C322)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_FinePositioningSetupReq.natural_offset", v5, "an integer in 0..65535")
     w.bits(0, 2)
@@ -5622,9 +6011,9 @@ def _e30(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C303.get(s)
+        t = _C323.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C302)
+            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C322)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5633,17 +6022,17 @@ def _e30(w, o):
         s = (7 if n < 16 else 8)
     v7 = o.lf_system_setup_data
     if v7 is not None:
-        t = _C304.get(s)
+        t = _C324.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C302)
+            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C322)
         if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e48(w, v7)
         s = 9
-    t = _C305.get(s)
+    t = _C325.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupReq", s, _C302)
+        _order("WPT_FinePositioningSetupReq", s, _C322)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5665,7 +6054,7 @@ def _d31(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C306, "WPT_FinePositioningSetupResType")
+            _escape(r, 3, _C326, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -5675,7 +6064,7 @@ def _d31(r):
             y = (x >> 2) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
             f2 = _d41(r)
             p = r.pos
@@ -5693,9 +6082,28 @@ def _d31(r):
                         if f5 > 65535:
                             r.facet("NaturalOffset: %d outside 0..65535" % f5)
                         p = r.pos
-                        x = r.bits(1)
-                        if x & 1 == 0:
-                            s = 6
+                        x = r.bits(3)
+                        if x & 4 == 0:
+                            ec = x & 3
+                            if ec == 0:
+                                if r.bits(1):
+                                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                                else:
+                                    v = r.binary(None, 256)
+                                    if r.bits(1):
+                                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                                f6.append(v)
+                                s = 7
+                                k = 1
+                            elif ec == 1:
+                                f7 = _d48(r)
+                                s = 8
+                            elif ec == 2:
+                                s = -1
+                            elif ec == 3:
+                                _escape(r, 1, _C327, "WPT_FinePositioningSetupResType")
+                            else:
+                                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
                         else:
                             r.pos = p
                             if r.bits(1):
@@ -5719,7 +6127,7 @@ def _d31(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -5728,12 +6136,12 @@ def _d31(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C307, "WPT_FinePositioningSetupResType")
+                _escape(r, 2, _C328, "WPT_FinePositioningSetupResType")
             else:
                 r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -5742,7 +6150,7 @@ def _d31(r):
             f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C308, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C329, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -5751,7 +6159,7 @@ def _d31(r):
             f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C309, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C330, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 4:
@@ -5760,7 +6168,7 @@ def _d31(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C310, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C331, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -5771,9 +6179,28 @@ def _d31(r):
             if f5 > 65535:
                 r.facet("NaturalOffset: %d outside 0..65535" % f5)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 6
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                    else:
+                        v = r.binary(None, 256)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                    f6.append(v)
+                    s = 7
+                    k = 1
+                elif ec == 1:
+                    f7 = _d48(r)
+                    s = 8
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C332, "WPT_FinePositioningSetupResType")
+                else:
+                    r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -5793,7 +6220,7 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C311, "WPT_FinePositioningSetupResType")
+                _escape(r, 2, _C333, "WPT_FinePositioningSetupResType")
             else:
                 r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -5814,7 +6241,7 @@ def _d31(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C312, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C334, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 7:
@@ -5839,7 +6266,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C313, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C335, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
@@ -5852,7 +6279,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C314, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C336, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 8:
@@ -5860,7 +6287,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C337, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupRes)
@@ -5878,41 +6305,41 @@ def _e31(w, o):
     """iso20.WPT_FinePositioningSetupRes -> WPT_FinePositioningSetupResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningSetupRes.header", 0, _C316)
+        _order("WPT_FinePositioningSetupRes.header", 0, _C338)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningSetupRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_FinePositioningSetupRes.response_code", 1, _C316)
-    i1 = _C186.get(v1)
+        _order("WPT_FinePositioningSetupRes.response_code", 1, _C338)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.primary_device_fine_positioning_method_list
     if v2 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C316)
+        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C338)
     if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
     _e41(w, v2)
     v3 = o.primary_device_pairing_method_list
     if v3 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C316)
+        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C338)
     if v3.__class__ is not _iso20.WPT_PairingMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v3, "a WPT_PairingMethodList")
     w.bits(0, 1)
     _e42(w, v3)
     v4 = o.primary_device_alignment_check_method_list
     if v4 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C316)
+        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C338)
     if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
     w.bits(0, 1)
     _e40(w, v4)
     v5 = o.natural_offset
     if v5 is None:
-        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C316)
+        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C338)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_FinePositioningSetupRes.natural_offset", v5, "an integer in 0..65535")
     w.bits(0, 2)
@@ -5927,9 +6354,9 @@ def _e31(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C317.get(s)
+        t = _C339.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C316)
+            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C338)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5938,17 +6365,17 @@ def _e31(w, o):
         s = (7 if n < 16 else 8)
     v7 = o.lf_system_setup_data
     if v7 is not None:
-        t = _C318.get(s)
+        t = _C340.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C316)
+            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C338)
         if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e48(w, v7)
         s = 9
-    t = _C319.get(s)
+    t = _C341.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupRes", s, _C316)
+        _order("WPT_FinePositioningSetupRes", s, _C338)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5967,19 +6394,52 @@ def _d32(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C320, "WPT_PairingReqType")
+            _escape(r, 3, _C342, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f1 = y
-            s = 2
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f2 = r.uint(5)
+                    if f2 < 1 or f2 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 3
+            elif ec == 1:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C343, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -5989,7 +6449,7 @@ def _d32(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVProcessing: enumeration index %d out of range" % x)
-                    f1 = _C170[x]
+                    f1 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -5998,12 +6458,12 @@ def _d32(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C170[f1]
+                        f1 = _C173[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C321, "WPT_PairingReqType")
+                _escape(r, 2, _C344, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6024,7 +6484,7 @@ def _d32(r):
                 x = (x >> 1) & 3
                 if x >= 3:
                     r.fail("EVResultCode: enumeration index %d out of range" % x)
-                f3 = _C173[x]
+                f3 = _C175[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
@@ -6033,24 +6493,40 @@ def _d32(r):
                     f3 = r.bits(2)
                     if f3 >= 3:
                         r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                    f3 = _C173[f3]
+                    f3 = _C175[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C322, "WPT_PairingReqType")
+            _escape(r, 2, _C345, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVResultCode: enumeration index %d out of range" % y)
-            y = _C173[y]
+            y = _C175[y]
             f3 = y
-            s = 4
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C346, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6060,7 +6536,7 @@ def _d32(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVResultCode: enumeration index %d out of range" % x)
-                    f3 = _C173[x]
+                    f3 = _C175[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6069,12 +6545,12 @@ def _d32(r):
                         f3 = r.bits(2)
                         if f3 >= 3:
                             r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                        f3 = _C173[f3]
+                        f3 = _C175[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C323, "WPT_PairingReqType")
+                _escape(r, 2, _C347, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6092,7 +6568,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C324, "WPT_PairingReqType")
+            _escape(r, 1, _C348, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 5:
@@ -6113,7 +6589,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C325, "WPT_PairingReqType")
+                    _escape(r, 1, _C349, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
             else:
@@ -6122,7 +6598,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C326, "WPT_PairingReqType")
+                    _escape(r, 1, _C350, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingReq)
@@ -6137,15 +6613,15 @@ def _e32(w, o):
     """iso20.WPT_PairingReq -> WPT_PairingReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_PairingReq.header", 0, _C327)
+        _order("WPT_PairingReq.header", 0, _C351)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_PairingReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_PairingReq.ev_processing", 1, _C327)
-    i1 = _C171.get(v1)
+        _order("WPT_PairingReq.ev_processing", 1, _C351)
+    i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_PairingReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.observed_id_code
@@ -6160,11 +6636,11 @@ def _e32(w, o):
         s = 3
     v3 = o.ev_result_code
     if v3 is None:
-        _order("WPT_PairingReq.ev_result_code", s, _C327)
-    t = _C328.get(s)
+        _order("WPT_PairingReq.ev_result_code", s, _C351)
+    t = _C352.get(s)
     if t is None:
-        _order("WPT_PairingReq.ev_result_code", s, _C327)
-    i3 = _C174.get(v3)
+        _order("WPT_PairingReq.ev_result_code", s, _C351)
+    i3 = _C176.get(v3)
     if i3 is None:
         _bad("WPT_PairingReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
     w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
@@ -6177,18 +6653,18 @@ def _e32(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C329.get(s)
+        t = _C353.get(s)
         if t is None:
-            _order("WPT_PairingReq.vendor_specific_data_container", s, _C327)
+            _order("WPT_PairingReq.vendor_specific_data_container", s, _C351)
         if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
             _bad("WPT_PairingReq.vendor_specific_data_container", v4, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C330.get(s)
+    t = _C354.get(s)
     if t is None:
-        _order("WPT_PairingReq", s, _C327)
+        _order("WPT_PairingReq", s, _C351)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6208,24 +6684,53 @@ def _d33(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C331, "WPT_PairingResType")
+            _escape(r, 3, _C355, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
         p = r.pos
-        x = r.bits(14)
-        if x & 12345 == 0:
-            y = (x >> 6) & 63
+        x = r.bits(17)
+        if x & 98760 == 0:
+            y = (x >> 9) & 63
             if y >= 40:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C185[y]
+            y = _C190[y]
             f1 = y
-            y = (x >> 1) & 3
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f3 = r.uint(5)
+                    if f3 < 1 or f3 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 4
+            elif ec == 1:
+                f4 = _d37(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C356, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6235,7 +6740,7 @@ def _d33(r):
                     x = (x >> 1) & 63
                     if x >= 40:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f1 = _C185[x]
+                    f1 = _C190[x]
                 else:
                     r.pos -= 8
                     if r.bits(1):
@@ -6244,24 +6749,53 @@ def _d33(r):
                         f1 = r.bits(6)
                         if f1 >= 40:
                             r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                        f1 = _C185[f1]
+                        f1 = _C190[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C332, "WPT_PairingResType")
+                _escape(r, 2, _C357, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 2:
         p = r.pos
-        x = r.bits(5)
-        if x & 25 == 0:
-            y = (x >> 1) & 3
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C170[y]
+            y = _C173[y]
             f2 = y
-            s = 3
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f3 = r.uint(5)
+                    if f3 < 1 or f3 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 4
+            elif ec == 1:
+                f4 = _d37(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C358, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -6271,7 +6805,7 @@ def _d33(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C170[x]
+                    f2 = _C173[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6280,12 +6814,12 @@ def _d33(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C170[f2]
+                        f2 = _C173[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C333, "WPT_PairingResType")
+                _escape(r, 2, _C359, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
@@ -6316,7 +6850,7 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C334, "WPT_PairingResType")
+            _escape(r, 1, _C360, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 4:
@@ -6337,7 +6871,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C335, "WPT_PairingResType")
+            _escape(r, 1, _C361, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 5:
@@ -6355,7 +6889,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C336, "WPT_PairingResType")
+            _escape(r, 1, _C362, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 6:
@@ -6376,7 +6910,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C337, "WPT_PairingResType")
+                    _escape(r, 1, _C363, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
             else:
@@ -6385,7 +6919,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C338, "WPT_PairingResType")
+                    _escape(r, 1, _C364, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingRes)
@@ -6401,21 +6935,21 @@ def _e33(w, o):
     """iso20.WPT_PairingRes -> WPT_PairingResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_PairingRes.header", 0, _C339)
+        _order("WPT_PairingRes.header", 0, _C365)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_PairingRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_PairingRes.response_code", 1, _C339)
-    i1 = _C186.get(v1)
+        _order("WPT_PairingRes.response_code", 1, _C365)
+    i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_PairingRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("WPT_PairingRes.evse_processing", 2, _C339)
-    i2 = _C171.get(v2)
+        _order("WPT_PairingRes.evse_processing", 2, _C365)
+    i2 = _C174.get(v2)
     if i2 is None:
         _bad("WPT_PairingRes.evse_processing", v2, "a member of _iso20.Processing")
     v3 = o.observed_id_code
@@ -6430,9 +6964,9 @@ def _e33(w, o):
         s = 4
     v4 = o.alternative_secc_list
     if v4 is not None:
-        t = _C340.get(s)
+        t = _C366.get(s)
         if t is None:
-            _order("WPT_PairingRes.alternative_secc_list", s, _C339)
+            _order("WPT_PairingRes.alternative_secc_list", s, _C365)
         if v4.__class__ is not _iso20.AlternativeSECCList:
             _bad("WPT_PairingRes.alternative_secc_list", v4, "a AlternativeSECCList")
         w.bits(t[0], t[1])
@@ -6446,18 +6980,18 @@ def _e33(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C341.get(s)
+        t = _C367.get(s)
         if t is None:
-            _order("WPT_PairingRes.vendor_specific_data_container", s, _C339)
+            _order("WPT_PairingRes.vendor_specific_data_container", s, _C365)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
             _bad("WPT_PairingRes.vendor_specific_data_container", v5, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C342.get(s)
+    t = _C368.get(s)
     if t is None:
-        _order("WPT_PairingRes", s, _C339)
+        _order("WPT_PairingRes", s, _C365)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6515,7 +7049,7 @@ def _d34(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C343, "X509DataType")
+                _escape(r, 3, _C369, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -6565,7 +7099,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C344, "X509DataType")
+                _escape(r, 1, _C370, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -6615,7 +7149,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C345, "X509DataType")
+                _escape(r, 1, _C371, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -6665,7 +7199,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C346, "X509DataType")
+                _escape(r, 1, _C372, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -6715,7 +7249,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C347, "X509DataType")
+                _escape(r, 1, _C373, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -6765,7 +7299,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C348, "X509DataType")
+                _escape(r, 1, _C374, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -6815,7 +7349,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C349, "X509DataType")
+                _escape(r, 1, _C375, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6837,9 +7371,9 @@ def _e34(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C351.get(s)
+        t = _C377.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C350)
+            _order("X509Data.x509_issuer_serial", s, _C376)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -6853,9 +7387,9 @@ def _e34(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C352.get(s)
+        t = _C378.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C350)
+            _order("X509Data.x509ski", s, _C376)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6870,9 +7404,9 @@ def _e34(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C353.get(s)
+        t = _C379.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C350)
+            _order("X509Data.x509_subject_name", s, _C376)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6887,9 +7421,9 @@ def _e34(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C354.get(s)
+        t = _C380.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C350)
+            _order("X509Data.x509_certificate", s, _C376)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6904,18 +7438,18 @@ def _e34(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C355.get(s)
+        t = _C381.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C350)
+            _order("X509Data.x509crl", s, _C376)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C356.get(s)
+    t = _C382.get(s)
     if t is None:
-        _order("X509Data", s, _C350)
+        _order("X509Data", s, _C376)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6930,7 +7464,7 @@ def _d35(r):
             f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C357, "DetailedCostType")
+            _escape(r, 3, _C383, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
@@ -6939,7 +7473,7 @@ def _d35(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C358, "DetailedCostType")
+            _escape(r, 2, _C384, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -6947,7 +7481,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C359, "DetailedCostType")
+            _escape(r, 1, _C385, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -6959,14 +7493,14 @@ def _e35(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C360)
+        _order("DetailedCost.amount", 0, _C386)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C360)
+        _order("DetailedCost.cost_per_unit", 1, _C386)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -7019,7 +7553,7 @@ def _d36(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C361, "AlternativeSECCType")
+            _escape(r, 3, _C387, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 1:
@@ -7053,7 +7587,7 @@ def _d36(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C362, "AlternativeSECCType")
+            _escape(r, 1, _C388, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 2:
@@ -7079,7 +7613,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C363, "AlternativeSECCType")
+            _escape(r, 1, _C389, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 3:
@@ -7097,7 +7631,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C364, "AlternativeSECCType")
+            _escape(r, 1, _C390, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 4:
@@ -7105,7 +7639,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C365, "AlternativeSECCType")
+            _escape(r, 1, _C391, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECC)
@@ -7128,9 +7662,9 @@ def _e36(w, o):
         s = 1
     v1 = o.bssid
     if v1 is not None:
-        t = _C367.get(s)
+        t = _C393.get(s)
         if t is None:
-            _order("AlternativeSECC.bssid", s, _C366)
+            _order("AlternativeSECC.bssid", s, _C392)
         if type(v1) is not str or len(v1) > 12:
             _bad("AlternativeSECC.bssid", v1, "a str of length 0..12")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7139,9 +7673,9 @@ def _e36(w, o):
         s = 2
     v2 = o.ip_address
     if v2 is not None:
-        t = _C368.get(s)
+        t = _C394.get(s)
         if t is None:
-            _order("AlternativeSECC.ip_address", s, _C366)
+            _order("AlternativeSECC.ip_address", s, _C392)
         if type(v2) is not str or len(v2) > 39:
             _bad("AlternativeSECC.ip_address", v2, "a str of length 0..39")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7150,18 +7684,18 @@ def _e36(w, o):
         s = 3
     v3 = o.port
     if v3 is not None:
-        t = _C369.get(s)
+        t = _C395.get(s)
         if t is None:
-            _order("AlternativeSECC.port", s, _C366)
+            _order("AlternativeSECC.port", s, _C392)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("AlternativeSECC.port", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v3)
         w.bits(0, 1)
         s = 4
-    t = _C370.get(s)
+    t = _C396.get(s)
     if t is None:
-        _order("AlternativeSECC", s, _C366)
+        _order("AlternativeSECC", s, _C392)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7178,7 +7712,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C371, "AlternativeSECCListType")
+            _escape(r, 3, _C397, "AlternativeSECCListType")
         else:
             r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     if s == 1:
@@ -7194,7 +7728,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C372, "AlternativeSECCListType")
+                    _escape(r, 1, _C398, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
             else:
@@ -7203,7 +7737,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C373, "AlternativeSECCListType")
+                    _escape(r, 1, _C399, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECCList)
@@ -7221,17 +7755,17 @@ def _e37(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C375.get(s)
+        t = _C401.get(s)
         if t is None:
-            _order("AlternativeSECCList.alternative_secc", s, _C374)
+            _order("AlternativeSECCList.alternative_secc", s, _C400)
         if v0.__class__ is not _iso20.AlternativeSECC:
             _bad("AlternativeSECCList.alternative_secc", v0, "a AlternativeSECC")
         w.bits(t[0], t[1])
         _e36(w, v0)
         s = (1 if n < 8 else 2)
-    t = _C376.get(s)
+    t = _C402.get(s)
     if t is None:
-        _order("AlternativeSECCList", s, _C374)
+        _order("AlternativeSECCList", s, _C400)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7275,7 +7809,7 @@ def _d38(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C377, "RationalNumberType")
+                _escape(r, 3, _C403, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7308,7 +7842,7 @@ def _d38(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C378, "RationalNumberType")
+                _escape(r, 2, _C404, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7316,7 +7850,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C379, "RationalNumberType")
+            _escape(r, 1, _C405, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7328,12 +7862,12 @@ def _e38(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C380)
+        _order("RationalNumber.exponent", 0, _C406)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C380)
+        _order("RationalNumber.value", 1, _C406)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -7485,7 +8019,7 @@ def _d39(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C381, "DisplayParametersType")
+            _escape(r, 3, _C407, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -7603,7 +8137,7 @@ def _d39(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C382, "DisplayParametersType")
+            _escape(r, 1, _C408, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -7704,7 +8238,7 @@ def _d39(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C383, "DisplayParametersType")
+            _escape(r, 1, _C409, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -7788,7 +8322,7 @@ def _d39(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C384, "DisplayParametersType")
+            _escape(r, 1, _C410, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -7855,7 +8389,7 @@ def _d39(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C385, "DisplayParametersType")
+            _escape(r, 1, _C411, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -7912,7 +8446,7 @@ def _d39(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C386, "DisplayParametersType")
+            _escape(r, 1, _C412, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -7959,7 +8493,7 @@ def _d39(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C387, "DisplayParametersType")
+            _escape(r, 1, _C413, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -7996,7 +8530,7 @@ def _d39(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C388, "DisplayParametersType")
+            _escape(r, 1, _C414, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
@@ -8020,7 +8554,7 @@ def _d39(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C389, "DisplayParametersType")
+            _escape(r, 1, _C415, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8041,7 +8575,7 @@ def _d39(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C390, "DisplayParametersType")
+            _escape(r, 1, _C416, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8049,7 +8583,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C391, "DisplayParametersType")
+            _escape(r, 1, _C417, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8076,36 +8610,36 @@ def _e39(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C393.get(s)
+        t = _C419.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C392)
+            _order("DisplayParameters.minimum_soc", s, _C418)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C394.get(s)
+        t = _C420.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C392)
+            _order("DisplayParameters.target_soc", s, _C418)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C395.get(s)
+        t = _C421.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C392)
+            _order("DisplayParameters.maximum_soc", s, _C418)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C396.get(s)
+        t = _C422.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C392)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C418)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8114,9 +8648,9 @@ def _e39(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C397.get(s)
+        t = _C423.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C392)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C418)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8125,9 +8659,9 @@ def _e39(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C398.get(s)
+        t = _C424.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C392)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C418)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8136,18 +8670,18 @@ def _e39(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C399.get(s)
+        t = _C425.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C392)
+            _order("DisplayParameters.charging_complete", s, _C418)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C400.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C392)
+            _order("DisplayParameters.battery_energy_capacity", s, _C418)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8155,16 +8689,16 @@ def _e39(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C401.get(s)
+        t = _C427.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C392)
+            _order("DisplayParameters.inlet_hot", s, _C418)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C402.get(s)
+    t = _C428.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C392)
+        _order("DisplayParameters", s, _C418)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8180,7 +8714,7 @@ def _d40(r):
             y = (x >> 1) & 3
             if y >= 3:
                 r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % y)
-            y = _C403[y]
+            y = _C429[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8193,7 +8727,7 @@ def _d40(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
-                    v = _C403[x]
+                    v = _C429[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -8202,14 +8736,14 @@ def _d40(r):
                         v = r.bits(2)
                         if v >= 3:
                             r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                        v = _C403[v]
+                        v = _C429[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C405, "WPT_AlignmentCheckMethodListType")
+                _escape(r, 3, _C431, "WPT_AlignmentCheckMethodListType")
             else:
                 r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8222,7 +8756,7 @@ def _d40(r):
                         x = (x >> 1) & 3
                         if x >= 3:
                             r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
-                        v = _C403[x]
+                        v = _C429[x]
                     else:
                         r.pos -= 4
                         if r.bits(1):
@@ -8231,7 +8765,7 @@ def _d40(r):
                             v = r.bits(2)
                             if v >= 3:
                                 r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                            v = _C403[v]
+                            v = _C429[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                     f0.append(v)
@@ -8241,7 +8775,7 @@ def _d40(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C406, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C432, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
             else:
@@ -8250,7 +8784,7 @@ def _d40(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C407, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C433, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckMethodList)
@@ -8268,17 +8802,17 @@ def _e40(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C409.get(s)
+        t = _C435.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C408)
-        i0 = _C404.get(v0)
+            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C434)
+        i0 = _C430.get(v0)
         if i0 is None:
             _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v0, "a member of _iso20.WPT_AlignmentCheckMethod")
         w.bits(((((t[0]) << 1) << 2) | (i0)) << 1, t[1] + 1 + 2 + 1)
         s = (1 if n < 8 else 2)
-    t = _C410.get(s)
+    t = _C436.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckMethodList", s, _C408)
+        _order("WPT_AlignmentCheckMethodList", s, _C434)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8294,7 +8828,7 @@ def _d41(r):
             y = (x >> 1) & 7
             if y >= 5:
                 r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % y)
-            y = _C411[y]
+            y = _C437[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8307,7 +8841,7 @@ def _d41(r):
                     x = (x >> 1) & 7
                     if x >= 5:
                         r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
-                    v = _C411[x]
+                    v = _C437[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8316,14 +8850,14 @@ def _d41(r):
                         v = r.bits(3)
                         if v >= 5:
                             r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                        v = _C411[v]
+                        v = _C437[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C413, "WPT_FinePositioningMethodListType")
+                _escape(r, 3, _C439, "WPT_FinePositioningMethodListType")
             else:
                 r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8336,7 +8870,7 @@ def _d41(r):
                         x = (x >> 1) & 7
                         if x >= 5:
                             r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
-                        v = _C411[x]
+                        v = _C437[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -8345,7 +8879,7 @@ def _d41(r):
                             v = r.bits(3)
                             if v >= 5:
                                 r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                            v = _C411[v]
+                            v = _C437[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                     f0.append(v)
@@ -8355,7 +8889,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C414, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C440, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
             else:
@@ -8364,7 +8898,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C415, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C441, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningMethodList)
@@ -8382,17 +8916,17 @@ def _e41(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C417.get(s)
+        t = _C443.get(s)
         if t is None:
-            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C416)
-        i0 = _C412.get(v0)
+            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C442)
+        i0 = _C438.get(v0)
         if i0 is None:
             _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v0, "a member of _iso20.WPT_FinePositioningMethod")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
         s = (1 if n < 8 else 2)
-    t = _C418.get(s)
+    t = _C444.get(s)
     if t is None:
-        _order("WPT_FinePositioningMethodList", s, _C416)
+        _order("WPT_FinePositioningMethodList", s, _C442)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8408,7 +8942,7 @@ def _d42(r):
             y = (x >> 1) & 7
             if y >= 6:
                 r.fail("WPT_PairingMethod: enumeration index %d out of range" % y)
-            y = _C419[y]
+            y = _C445[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8421,7 +8955,7 @@ def _d42(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
-                    v = _C419[x]
+                    v = _C445[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8430,14 +8964,14 @@ def _d42(r):
                         v = r.bits(3)
                         if v >= 6:
                             r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                        v = _C419[v]
+                        v = _C445[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C421, "WPT_PairingMethodListType")
+                _escape(r, 3, _C447, "WPT_PairingMethodListType")
             else:
                 r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8450,7 +8984,7 @@ def _d42(r):
                         x = (x >> 1) & 7
                         if x >= 6:
                             r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
-                        v = _C419[x]
+                        v = _C445[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -8459,7 +8993,7 @@ def _d42(r):
                             v = r.bits(3)
                             if v >= 6:
                                 r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                            v = _C419[v]
+                            v = _C445[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                     f0.append(v)
@@ -8469,7 +9003,7 @@ def _d42(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C422, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C448, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
             else:
@@ -8478,7 +9012,7 @@ def _d42(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C423, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C449, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingMethodList)
@@ -8496,17 +9030,17 @@ def _e42(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C425.get(s)
+        t = _C451.get(s)
         if t is None:
-            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C424)
-        i0 = _C420.get(v0)
+            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C450)
+        i0 = _C446.get(v0)
         if i0 is None:
             _bad("WPT_PairingMethodList.wpt_pairing_method", v0, "a member of _iso20.WPT_PairingMethod")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
         s = (1 if n < 8 else 2)
-    t = _C426.get(s)
+    t = _C452.get(s)
     if t is None:
-        _order("WPT_PairingMethodList", s, _C424)
+        _order("WPT_PairingMethodList", s, _C450)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8523,7 +9057,7 @@ def _d43(r):
             f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C427, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 3, _C453, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -8532,7 +9066,7 @@ def _d43(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C428, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C454, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -8541,7 +9075,7 @@ def _d43(r):
             f2 = _d38(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C429, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C455, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -8550,7 +9084,7 @@ def _d43(r):
             f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C430, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C456, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -8558,7 +9092,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C431, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 1, _C457, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_EVPCPowerControlParameter)
@@ -8572,28 +9106,28 @@ def _e43(w, o):
     """iso20.WPT_EVPCPowerControlParameter -> WPT_EVPCPowerControlParameterType"""
     v0 = o.evpc_coil_current_request
     if v0 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C432)
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C458)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v0, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v0)
     v1 = o.evpc_coil_current_information
     if v1 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C432)
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C458)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v1, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v1)
     v2 = o.evpc_current_output_information
     if v2 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C432)
+        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C458)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v2, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v2)
     v3 = o.evpc_voltage_output_information
     if v3 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C432)
+        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C458)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v3, "a RationalNumber")
     w.bits(0, 1)
@@ -8618,7 +9152,7 @@ def _d44(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C433[y]
+                y = _C459[y]
                 f1 = y
                 s = -1
             else:
@@ -8640,7 +9174,7 @@ def _d44(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C435, "EVSEStatusType")
+                _escape(r, 3, _C461, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -8650,7 +9184,7 @@ def _d44(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C433[y]
+            y = _C459[y]
             f1 = y
             s = -1
         else:
@@ -8662,7 +9196,7 @@ def _d44(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C433[x]
+                    f1 = _C459[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8671,12 +9205,12 @@ def _d44(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C433[f1]
+                        f1 = _C459[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C436, "EVSEStatusType")
+                _escape(r, 2, _C462, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -8684,7 +9218,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C437, "EVSEStatusType")
+            _escape(r, 1, _C463, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -8696,15 +9230,15 @@ def _e44(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C438)
+        _order("EVSEStatus.notification_max_delay", 0, _C464)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C438)
-    i1 = _C434.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C464)
+    i1 = _C460.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -8727,9 +9261,18 @@ def _d45(r):
                 if f1 > 18446744073709551615:
                     r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d14(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C465, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -8752,7 +9295,7 @@ def _d45(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C439, "MessageHeaderType")
+                _escape(r, 3, _C466, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 1:
@@ -8763,9 +9306,18 @@ def _d45(r):
             if f1 > 18446744073709551615:
                 r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d14(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C467, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -8785,7 +9337,7 @@ def _d45(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C440, "MessageHeaderType")
+                _escape(r, 2, _C468, "MessageHeaderType")
             else:
                 r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 2:
@@ -8796,7 +9348,7 @@ def _d45(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C441, "MessageHeaderType")
+            _escape(r, 1, _C469, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     if s == 3:
@@ -8804,7 +9356,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C442, "MessageHeaderType")
+            _escape(r, 1, _C470, "MessageHeaderType")
         else:
             r.fail("MessageHeaderType: event code %d out of range" % ec)
     o = _new(_iso20.MessageHeader)
@@ -8817,14 +9369,14 @@ def _e45(w, o):
     """iso20.MessageHeader -> MessageHeaderType"""
     v0 = o.session_id
     if v0 is None:
-        _order("MessageHeader.session_id", 0, _C443)
+        _order("MessageHeader.session_id", 0, _C471)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
         _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.time_stamp
     if v1 is None:
-        _order("MessageHeader.time_stamp", 1, _C443)
+        _order("MessageHeader.time_stamp", 1, _C471)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -8838,9 +9390,9 @@ def _e45(w, o):
         w.bits(0, 2)
         _e14(w, v2)
         s = 3
-    t = _C444.get(s)
+    t = _C472.get(s)
     if t is None:
-        _order("MessageHeader", s, _C443)
+        _order("MessageHeader", s, _C471)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8876,7 +9428,7 @@ def _d46(r):
                             _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C445, "WPT_LF_ReceiverDataType")
+                _escape(r, 3, _C473, "WPT_LF_ReceiverDataType")
             else:
                 r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if s == 1:
@@ -8887,7 +9439,7 @@ def _d46(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C446, "WPT_LF_ReceiverDataType")
+            _escape(r, 2, _C474, "WPT_LF_ReceiverDataType")
         else:
             r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if s == 2:
@@ -8900,7 +9452,7 @@ def _d46(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C447, "WPT_LF_ReceiverDataType")
+                    _escape(r, 2, _C475, "WPT_LF_ReceiverDataType")
                 else:
                     r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
             else:
@@ -8914,7 +9466,7 @@ def _d46(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C448, "WPT_LF_ReceiverDataType")
+                    _escape(r, 1, _C476, "WPT_LF_ReceiverDataType")
                 else:
                     r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
     if len(f1) > 255:
@@ -8928,7 +9480,7 @@ def _e46(w, o):
     """iso20.WPT_LF_ReceiverData -> WPT_LF_ReceiverDataType"""
     v0 = o.number_of_receivers
     if v0 is None:
-        _order("WPT_LF_ReceiverData.number_of_receivers", 0, _C449)
+        _order("WPT_LF_ReceiverData.number_of_receivers", 0, _C477)
     if v0.__class__ is not int or not 0 <= v0 <= 255:
         _bad("WPT_LF_ReceiverData.number_of_receivers", v0, "an integer in 0..255")
     w.bits(((((0) << 1) << 8) | (v0)) << 1, 11)
@@ -8941,17 +9493,17 @@ def _e46(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C450.get(s)
+        t = _C478.get(s)
         if t is None:
-            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C449)
+            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C477)
         if v1.__class__ is not _iso20.WPT_TxRxSpecData:
             _bad("WPT_LF_ReceiverData.rx_spec_data", v1, "a WPT_TxRxSpecData")
         w.bits(t[0], t[1])
         _e57(w, v1)
         s = (2 if n < 2 else 3)
-    t = _C451.get(s)
+    t = _C479.get(s)
     if t is None:
-        _order("WPT_LF_ReceiverData", s, _C449)
+        _order("WPT_LF_ReceiverData", s, _C477)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8965,7 +9517,7 @@ def _d47(r):
             f0 = _d64(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C452, "WPT_LF_RxDataListType")
+            _escape(r, 3, _C480, "WPT_LF_RxDataListType")
         else:
             r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
     if s == 1:
@@ -8973,7 +9525,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C453, "WPT_LF_RxDataListType")
+            _escape(r, 1, _C481, "WPT_LF_RxDataListType")
         else:
             r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxDataList)
@@ -8984,7 +9536,7 @@ def _e47(w, o):
     """iso20.WPT_LF_RxDataList -> WPT_LF_RxDataListType"""
     v0 = o.wpt_lf_rx_data_list
     if v0 is None:
-        _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", 0, _C454)
+        _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", 0, _C482)
     if v0.__class__ is not _iso20.WPT_LF_RxData:
         _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v0, "a WPT_LF_RxData")
     w.bits(0, 1)
@@ -9005,7 +9557,7 @@ def _d48(r):
             f1 = _d46(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C455, "WPT_LF_SystemSetupDataType")
+            _escape(r, 3, _C483, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9013,7 +9565,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C456, "WPT_LF_SystemSetupDataType")
+            _escape(r, 1, _C484, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9021,7 +9573,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C457, "WPT_LF_SystemSetupDataType")
+            _escape(r, 1, _C485, "WPT_LF_SystemSetupDataType")
         else:
             r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_SystemSetupData)
@@ -9041,17 +9593,17 @@ def _e48(w, o):
         s = 1
     v1 = o.lf_receiver_setup_data
     if v1 is not None:
-        t = _C459.get(s)
+        t = _C487.get(s)
         if t is None:
-            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C458)
+            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C486)
         if v1.__class__ is not _iso20.WPT_LF_ReceiverData:
             _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v1, "a WPT_LF_ReceiverData")
         w.bits(t[0], t[1])
         _e46(w, v1)
         s = 2
-    t = _C460.get(s)
+    t = _C488.get(s)
     if t is None:
-        _order("WPT_LF_SystemSetupData", s, _C458)
+        _order("WPT_LF_SystemSetupData", s, _C486)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9096,7 +9648,7 @@ def _d49(r):
                             _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C461, "WPT_LF_TransmitterDataType")
+                _escape(r, 3, _C489, "WPT_LF_TransmitterDataType")
             else:
                 r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9105,7 +9657,7 @@ def _d49(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C462, "WPT_LF_TransmitterDataType")
+            _escape(r, 2, _C490, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 2:
@@ -9116,7 +9668,7 @@ def _d49(r):
             s = 3
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C463, "WPT_LF_TransmitterDataType")
+            _escape(r, 2, _C491, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9129,7 +9681,7 @@ def _d49(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C464, "WPT_LF_TransmitterDataType")
+                    _escape(r, 2, _C492, "WPT_LF_TransmitterDataType")
                 else:
                     r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
             else:
@@ -9147,7 +9699,7 @@ def _d49(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C465, "WPT_LF_TransmitterDataType")
+                    _escape(r, 1, _C493, "WPT_LF_TransmitterDataType")
                 else:
                     r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if s == 4:
@@ -9155,7 +9707,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C466, "WPT_LF_TransmitterDataType")
+            _escape(r, 1, _C494, "WPT_LF_TransmitterDataType")
         else:
             r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
     if len(f2) > 255:
@@ -9171,12 +9723,12 @@ def _e49(w, o):
     """iso20.WPT_LF_TransmitterData -> WPT_LF_TransmitterDataType"""
     v0 = o.number_of_transmitters
     if v0 is None:
-        _order("WPT_LF_TransmitterData.number_of_transmitters", 0, _C467)
+        _order("WPT_LF_TransmitterData.number_of_transmitters", 0, _C495)
     if v0.__class__ is not int or not 0 <= v0 <= 255:
         _bad("WPT_LF_TransmitterData.number_of_transmitters", v0, "an integer in 0..255")
     v1 = o.signal_frequency
     if v1 is None:
-        _order("WPT_LF_TransmitterData.signal_frequency", 1, _C467)
+        _order("WPT_LF_TransmitterData.signal_frequency", 1, _C495)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_LF_TransmitterData.signal_frequency", v1, "a RationalNumber")
     w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
@@ -9190,9 +9742,9 @@ def _e49(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C468.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C467)
+            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C495)
         if v2.__class__ is not _iso20.WPT_TxRxSpecData:
             _bad("WPT_LF_TransmitterData.tx_spec_data", v2, "a WPT_TxRxSpecData")
         w.bits(t[0], t[1])
@@ -9200,17 +9752,17 @@ def _e49(w, o):
         s = (3 if n < 2 else 4)
     v3 = o.tx_package_spec_data
     if v3 is not None:
-        t = _C469.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C467)
+            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C495)
         if v3.__class__ is not _iso20.WPT_TxRxPackageSpecData:
             _bad("WPT_LF_TransmitterData.tx_package_spec_data", v3, "a WPT_TxRxPackageSpecData")
         w.bits(t[0], t[1])
         _e60(w, v3)
         s = 5
-    t = _C470.get(s)
+    t = _C498.get(s)
     if t is None:
-        _order("WPT_LF_TransmitterData", s, _C467)
+        _order("WPT_LF_TransmitterData", s, _C495)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9224,7 +9776,7 @@ def _d50(r):
             f0 = _d65(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C471, "WPT_LF_TxDataListType")
+            _escape(r, 3, _C499, "WPT_LF_TxDataListType")
         else:
             r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
     if s == 1:
@@ -9232,7 +9784,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C472, "WPT_LF_TxDataListType")
+            _escape(r, 1, _C500, "WPT_LF_TxDataListType")
         else:
             r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_TxDataList)
@@ -9243,7 +9795,7 @@ def _e50(w, o):
     """iso20.WPT_LF_TxDataList -> WPT_LF_TxDataListType"""
     v0 = o.wpt_lf_tx_data_list
     if v0 is None:
-        _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", 0, _C473)
+        _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", 0, _C501)
     if v0.__class__ is not _iso20.WPT_LF_TxData:
         _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v0, "a WPT_LF_TxData")
     w.bits(0, 1)
@@ -9273,9 +9825,73 @@ def _d51(r):
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 2
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C502, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -9298,7 +9914,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "MeterID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C474, "MeterInfoType")
+                _escape(r, 3, _C503, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -9309,9 +9925,73 @@ def _d51(r):
             if f1 > 18446744073709551615:
                 r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C504, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9331,7 +10011,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C475, "MeterInfoType")
+                _escape(r, 2, _C505, "MeterInfoType")
             else:
                 r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9397,7 +10077,7 @@ def _d51(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C476, "MeterInfoType")
+            _escape(r, 1, _C506, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9453,7 +10133,7 @@ def _d51(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C477, "MeterInfoType")
+            _escape(r, 1, _C507, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9499,7 +10179,7 @@ def _d51(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C478, "MeterInfoType")
+            _escape(r, 1, _C508, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9535,7 +10215,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C479, "MeterInfoType")
+            _escape(r, 1, _C509, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -9563,7 +10243,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C480, "MeterInfoType")
+            _escape(r, 1, _C510, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9581,7 +10261,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C481, "MeterInfoType")
+            _escape(r, 1, _C511, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9589,7 +10269,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C482, "MeterInfoType")
+            _escape(r, 1, _C512, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9607,14 +10287,14 @@ def _e51(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
     v0 = o.meter_id
     if v0 is None:
-        _order("MeterInfo.meter_id", 0, _C483)
+        _order("MeterInfo.meter_id", 0, _C513)
     if type(v0) is not str or len(v0) > 32:
         _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.charged_energy_reading_wh
     if v1 is None:
-        _order("MeterInfo.charged_energy_reading_wh", 1, _C483)
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C513)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
     w.bits(0, 3)
@@ -9631,9 +10311,9 @@ def _e51(w, o):
         s = 3
     v3 = o.capacitive_energy_reading_va_rh
     if v3 is not None:
-        t = _C484.get(s)
+        t = _C514.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C483)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C513)
         if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
             _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9642,9 +10322,9 @@ def _e51(w, o):
         s = 4
     v4 = o.bpt_inductive_energy_reading_va_rh
     if v4 is not None:
-        t = _C485.get(s)
+        t = _C515.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C483)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C513)
         if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
             _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9653,9 +10333,9 @@ def _e51(w, o):
         s = 5
     v5 = o.meter_signature
     if v5 is not None:
-        t = _C486.get(s)
+        t = _C516.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C483)
+            _order("MeterInfo.meter_signature", s, _C513)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
             _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9664,9 +10344,9 @@ def _e51(w, o):
         s = 6
     v6 = o.meter_status
     if v6 is not None:
-        t = _C487.get(s)
+        t = _C517.get(s)
         if t is None:
-            _order("MeterInfo.meter_status", s, _C483)
+            _order("MeterInfo.meter_status", s, _C513)
         if type(v6) is not int or v6 < -32768 or v6 > 32767:
             _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9675,18 +10355,18 @@ def _e51(w, o):
         s = 7
     v7 = o.meter_timestamp
     if v7 is not None:
-        t = _C488.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C483)
+            _order("MeterInfo.meter_timestamp", s, _C513)
         if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
             _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v7)
         w.bits(0, 1)
         s = 8
-    t = _C489.get(s)
+    t = _C519.get(s)
     if t is None:
-        _order("MeterInfo", s, _C483)
+        _order("MeterInfo", s, _C513)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9736,7 +10416,7 @@ def _d52(r):
                         _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C490, "WPT_TxRxPulseOrderType")
+                _escape(r, 3, _C520, "WPT_TxRxPulseOrderType")
             else:
                 r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     if s == 1:
@@ -9769,7 +10449,7 @@ def _d52(r):
                         _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C491, "WPT_TxRxPulseOrderType")
+                _escape(r, 2, _C521, "WPT_TxRxPulseOrderType")
             else:
                 r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     if s == 2:
@@ -9777,7 +10457,7 @@ def _d52(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C492, "WPT_TxRxPulseOrderType")
+            _escape(r, 1, _C522, "WPT_TxRxPulseOrderType")
         else:
             r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxPulseOrder)
@@ -9789,14 +10469,14 @@ def _e52(w, o):
     """iso20.WPT_TxRxPulseOrder -> WPT_TxRxPulseOrderType"""
     v0 = o.index_number
     if v0 is None:
-        _order("WPT_TxRxPulseOrder.index_number", 0, _C493)
+        _order("WPT_TxRxPulseOrder.index_number", 0, _C523)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("WPT_TxRxPulseOrder.index_number", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.tx_rx_identifier
     if v1 is None:
-        _order("WPT_TxRxPulseOrder.tx_rx_identifier", 1, _C493)
+        _order("WPT_TxRxPulseOrder.tx_rx_identifier", 1, _C523)
     if type(v1) is not int or v1 < 1 or v1 > 4294967295:
         _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v1, "an integer in 1..4294967295")
     w.bits(0, 3)
@@ -9813,7 +10493,7 @@ def _d53(r):
             f0 = _d54(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C494, "WPT_LF_RxRSSIListType")
+            _escape(r, 3, _C524, "WPT_LF_RxRSSIListType")
         else:
             r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
     if s == 1:
@@ -9821,7 +10501,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C495, "WPT_LF_RxRSSIListType")
+            _escape(r, 1, _C525, "WPT_LF_RxRSSIListType")
         else:
             r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxRSSIList)
@@ -9832,7 +10512,7 @@ def _e53(w, o):
     """iso20.WPT_LF_RxRSSIList -> WPT_LF_RxRSSIListType"""
     v0 = o.rssi_data_list
     if v0 is None:
-        _order("WPT_LF_RxRSSIList.rssi_data_list", 0, _C496)
+        _order("WPT_LF_RxRSSIList.rssi_data_list", 0, _C526)
     if v0.__class__ is not _iso20.WPT_LF_RxRSSI:
         _bad("WPT_LF_RxRSSIList.rssi_data_list", v0, "a WPT_LF_RxRSSI")
     w.bits(0, 1)
@@ -9881,7 +10561,7 @@ def _d54(r):
                         _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C497, "WPT_LF_RxRSSIType")
+                _escape(r, 3, _C527, "WPT_LF_RxRSSIType")
             else:
                 r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     if s == 1:
@@ -9890,7 +10570,7 @@ def _d54(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C498, "WPT_LF_RxRSSIType")
+            _escape(r, 2, _C528, "WPT_LF_RxRSSIType")
         else:
             r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     if s == 2:
@@ -9898,7 +10578,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C499, "WPT_LF_RxRSSIType")
+            _escape(r, 1, _C529, "WPT_LF_RxRSSIType")
         else:
             r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxRSSI)
@@ -9910,14 +10590,14 @@ def _e54(w, o):
     """iso20.WPT_LF_RxRSSI -> WPT_LF_RxRSSIType"""
     v0 = o.tx_identifier
     if v0 is None:
-        _order("WPT_LF_RxRSSI.tx_identifier", 0, _C500)
+        _order("WPT_LF_RxRSSI.tx_identifier", 0, _C530)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("WPT_LF_RxRSSI.tx_identifier", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.rssi
     if v1 is None:
-        _order("WPT_LF_RxRSSI.rssi", 1, _C500)
+        _order("WPT_LF_RxRSSI.rssi", 1, _C530)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_LF_RxRSSI.rssi", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -9942,9 +10622,32 @@ def _d55(r):
             if f0 > 18446744073709551615:
                 r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 1
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d35(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d35(r)
+                    s = 3
+                elif ec == 2:
+                    f3 = _d35(r)
+                    s = 4
+                elif ec == 3:
+                    f4 = _d35(r)
+                    s = 5
+                elif ec == 4:
+                    v = _d59(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C531, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -9964,7 +10667,7 @@ def _d55(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C501, "ReceiptType")
+                _escape(r, 3, _C532, "ReceiptType")
             else:
                 r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
@@ -9989,7 +10692,7 @@ def _d55(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C502, "ReceiptType")
+            _escape(r, 1, _C533, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
@@ -10011,7 +10714,7 @@ def _d55(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C503, "ReceiptType")
+            _escape(r, 1, _C534, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
@@ -10030,7 +10733,7 @@ def _d55(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C504, "ReceiptType")
+            _escape(r, 1, _C535, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
@@ -10046,7 +10749,7 @@ def _d55(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C505, "ReceiptType")
+            _escape(r, 1, _C536, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
@@ -10059,7 +10762,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C506, "ReceiptType")
+            _escape(r, 1, _C537, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -10075,7 +10778,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C507, "ReceiptType")
+                    _escape(r, 1, _C538, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -10084,7 +10787,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C508, "ReceiptType")
+                    _escape(r, 1, _C539, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -10100,7 +10803,7 @@ def _e55(w, o):
     """iso20.Receipt -> ReceiptType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("Receipt.time_anchor", 0, _C509)
+        _order("Receipt.time_anchor", 0, _C540)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -10116,9 +10819,9 @@ def _e55(w, o):
         s = 2
     v2 = o.occupancy_costs
     if v2 is not None:
-        t = _C510.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C509)
+            _order("Receipt.occupancy_costs", s, _C540)
         if v2.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -10126,9 +10829,9 @@ def _e55(w, o):
         s = 3
     v3 = o.additional_services_costs
     if v3 is not None:
-        t = _C511.get(s)
+        t = _C542.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C509)
+            _order("Receipt.additional_services_costs", s, _C540)
         if v3.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -10136,9 +10839,9 @@ def _e55(w, o):
         s = 4
     v4 = o.overstay_costs
     if v4 is not None:
-        t = _C512.get(s)
+        t = _C543.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C509)
+            _order("Receipt.overstay_costs", s, _C540)
         if v4.__class__ is not _iso20.DetailedCost:
             _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
@@ -10152,17 +10855,17 @@ def _e55(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C513.get(s)
+        t = _C544.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C509)
+            _order("Receipt.tax_costs", s, _C540)
         if v5.__class__ is not _iso20.DetailedTax:
             _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
         _e59(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C514.get(s)
+    t = _C545.get(s)
     if t is None:
-        _order("Receipt", s, _C509)
+        _order("Receipt", s, _C540)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10206,7 +10909,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C515, "X509IssuerSerialType")
+                _escape(r, 3, _C546, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -10235,7 +10938,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C516, "X509IssuerSerialType")
+                _escape(r, 2, _C547, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -10243,7 +10946,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C517, "X509IssuerSerialType")
+            _escape(r, 1, _C548, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -10255,14 +10958,14 @@ def _e56(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C518)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C549)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C518)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C549)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -10319,7 +11022,7 @@ def _d57(r):
                         _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C519, "WPT_TxRxSpecDataType")
+                _escape(r, 3, _C550, "WPT_TxRxSpecDataType")
             else:
                 r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -10328,7 +11031,7 @@ def _d57(r):
             f1 = _d61(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C520, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C551, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 2:
@@ -10337,7 +11040,7 @@ def _d57(r):
             f2 = _d61(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C521, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C552, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -10345,7 +11048,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C522, "WPT_TxRxSpecDataType")
+            _escape(r, 1, _C553, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxSpecData)
@@ -10358,21 +11061,21 @@ def _e57(w, o):
     """iso20.WPT_TxRxSpecData -> WPT_TxRxSpecDataType"""
     v0 = o.tx_rx_identifier
     if v0 is None:
-        _order("WPT_TxRxSpecData.tx_rx_identifier", 0, _C523)
+        _order("WPT_TxRxSpecData.tx_rx_identifier", 0, _C554)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("WPT_TxRxSpecData.tx_rx_identifier", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.tx_rx_position
     if v1 is None:
-        _order("WPT_TxRxSpecData.tx_rx_position", 1, _C523)
+        _order("WPT_TxRxSpecData.tx_rx_position", 1, _C554)
     if v1.__class__ is not _iso20.WPT_CoordinateXYZ:
         _bad("WPT_TxRxSpecData.tx_rx_position", v1, "a WPT_CoordinateXYZ")
     w.bits(0, 2)
     _e61(w, v1)
     v2 = o.tx_rx_orientation
     if v2 is None:
-        _order("WPT_TxRxSpecData.tx_rx_orientation", 2, _C523)
+        _order("WPT_TxRxSpecData.tx_rx_orientation", 2, _C554)
     if v2.__class__ is not _iso20.WPT_CoordinateXYZ:
         _bad("WPT_TxRxSpecData.tx_rx_orientation", v2, "a WPT_CoordinateXYZ")
     w.bits(0, 1)
@@ -10389,7 +11092,7 @@ def _d58(r):
             f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C524, "WPT_SPCPowerControlParameterType")
+            _escape(r, 3, _C555, "WPT_SPCPowerControlParameterType")
         else:
             r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -10397,7 +11100,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C525, "WPT_SPCPowerControlParameterType")
+            _escape(r, 1, _C556, "WPT_SPCPowerControlParameterType")
         else:
             r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_SPCPowerControlParameter)
@@ -10408,7 +11111,7 @@ def _e58(w, o):
     """iso20.WPT_SPCPowerControlParameter -> WPT_SPCPowerControlParameterType"""
     v0 = o.spc_primary_device_coil_current_information
     if v0 is None:
-        _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", 0, _C526)
+        _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", 0, _C557)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -10457,7 +11160,7 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C527, "DetailedTaxType")
+                _escape(r, 3, _C558, "DetailedTaxType")
             else:
                 r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
@@ -10466,7 +11169,7 @@ def _d59(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C528, "DetailedTaxType")
+            _escape(r, 2, _C559, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -10474,7 +11177,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C529, "DetailedTaxType")
+            _escape(r, 1, _C560, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -10486,14 +11189,14 @@ def _e59(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
     v0 = o.tax_rule_id
     if v0 is None:
-        _order("DetailedTax.tax_rule_id", 0, _C530)
+        _order("DetailedTax.tax_rule_id", 0, _C561)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.amount
     if v1 is None:
-        _order("DetailedTax.amount", 1, _C530)
+        _order("DetailedTax.amount", 1, _C561)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedTax.amount", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -10516,7 +11219,7 @@ def _d60(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C531, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 3, _C562, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -10529,7 +11232,7 @@ def _d60(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C532, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C563, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
             else:
@@ -10551,7 +11254,7 @@ def _d60(r):
                     s = 2
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C533, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C564, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 2:
@@ -10595,7 +11298,7 @@ def _d60(r):
                         _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C534, "WPT_TxRxPackageSpecDataType")
+                _escape(r, 2, _C565, "WPT_TxRxPackageSpecDataType")
             else:
                 r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -10628,7 +11331,7 @@ def _d60(r):
                         _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C535, "WPT_TxRxPackageSpecDataType")
+                _escape(r, 2, _C566, "WPT_TxRxPackageSpecDataType")
             else:
                 r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 4:
@@ -10636,7 +11339,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C536, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 1, _C567, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if len(f0) > 255:
@@ -10659,9 +11362,9 @@ def _e60(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C538.get(s)
+        t = _C569.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C537)
+            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C568)
         if v0.__class__ is not _iso20.WPT_TxRxPulseOrder:
             _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v0, "a WPT_TxRxPulseOrder")
         w.bits(t[0], t[1])
@@ -10669,10 +11372,10 @@ def _e60(w, o):
         s = (1 if n < 2 else 2)
     v1 = o.pulse_separation_time
     if v1 is None:
-        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C537)
-    t = _C539.get(s)
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C568)
+    t = _C570.get(s)
     if t is None:
-        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C537)
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C568)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v1, "an integer in 0..65535")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -10680,14 +11383,14 @@ def _e60(w, o):
     w.bits(0, 1)
     v2 = o.pulse_duration
     if v2 is None:
-        _order("WPT_TxRxPackageSpecData.pulse_duration", 3, _C537)
+        _order("WPT_TxRxPackageSpecData.pulse_duration", 3, _C568)
     if type(v2) is not int or v2 < 0 or v2 > 65535:
         _bad("WPT_TxRxPackageSpecData.pulse_duration", v2, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v2)
     v3 = o.package_separation_time
     if v3 is None:
-        _order("WPT_TxRxPackageSpecData.package_separation_time", 4, _C537)
+        _order("WPT_TxRxPackageSpecData.package_separation_time", 4, _C568)
     if type(v3) is not int or v3 < 0 or v3 > 65535:
         _bad("WPT_TxRxPackageSpecData.package_separation_time", v3, "an integer in 0..65535")
     w.bits(0, 3)
@@ -10752,7 +11455,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "Coord_X")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C540, "WPT_CoordinateXYZType")
+                _escape(r, 3, _C571, "WPT_CoordinateXYZType")
             else:
                 r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 1:
@@ -10796,7 +11499,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C541, "WPT_CoordinateXYZType")
+                _escape(r, 2, _C572, "WPT_CoordinateXYZType")
             else:
                 r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 2:
@@ -10829,7 +11532,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C542, "WPT_CoordinateXYZType")
+                _escape(r, 2, _C573, "WPT_CoordinateXYZType")
             else:
                 r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 3:
@@ -10837,7 +11540,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C543, "WPT_CoordinateXYZType")
+            _escape(r, 1, _C574, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_CoordinateXYZ)
@@ -10850,21 +11553,21 @@ def _e61(w, o):
     """iso20.WPT_CoordinateXYZ -> WPT_CoordinateXYZType"""
     v0 = o.coord_x
     if v0 is None:
-        _order("WPT_CoordinateXYZ.coord_x", 0, _C544)
+        _order("WPT_CoordinateXYZ.coord_x", 0, _C575)
     if type(v0) is not int or v0 < -32768 or v0 > 32767:
         _bad("WPT_CoordinateXYZ.coord_x", v0, "an integer in -32768..32767")
     w.bits(0, 2)
     w.integer(v0)
     v1 = o.coord_y
     if v1 is None:
-        _order("WPT_CoordinateXYZ.coord_y", 1, _C544)
+        _order("WPT_CoordinateXYZ.coord_y", 1, _C575)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("WPT_CoordinateXYZ.coord_y", v1, "an integer in -32768..32767")
     w.bits(0, 3)
     w.integer(v1)
     v2 = o.coord_z
     if v2 is None:
-        _order("WPT_CoordinateXYZ.coord_z", 2, _C544)
+        _order("WPT_CoordinateXYZ.coord_z", 2, _C575)
     if type(v2) is not int or v2 < -32768 or v2 > 32767:
         _bad("WPT_CoordinateXYZ.coord_z", v2, "an integer in -32768..32767")
     w.bits(0, 3)
@@ -10879,11 +11582,21 @@ def _d62(r):
     s = 0
     if s == 0:
         p = r.pos
-        x = r.bits(11)
-        if x & 1537 == 0:
-            y = (x >> 1) & 255
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = (x >> 3) & 255
             f0 = y
-            s = 1
+            ec = x & 3
+            if ec == 0:
+                f1 = _d50(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d47(r)
+                s = 2
+            elif ec == 2:
+                _escape(r, 2, _C576, "WPT_LF_DataPackageType")
+            else:
+                r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
         else:
             r.pos = p
             ec = r.bits(1)
@@ -10901,7 +11614,7 @@ def _d62(r):
                             _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C545, "WPT_LF_DataPackageType")
+                _escape(r, 3, _C577, "WPT_LF_DataPackageType")
             else:
                 r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 1:
@@ -10913,7 +11626,7 @@ def _d62(r):
             f2 = _d47(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C546, "WPT_LF_DataPackageType")
+            _escape(r, 2, _C578, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 2:
@@ -10921,7 +11634,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C547, "WPT_LF_DataPackageType")
+            _escape(r, 1, _C579, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     if s == 3:
@@ -10929,7 +11642,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C548, "WPT_LF_DataPackageType")
+            _escape(r, 1, _C580, "WPT_LF_DataPackageType")
         else:
             r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_DataPackage)
@@ -10942,7 +11655,7 @@ def _e62(w, o):
     """iso20.WPT_LF_DataPackage -> WPT_LF_DataPackageType"""
     v0 = o.package_index
     if v0 is None:
-        _order("WPT_LF_DataPackage.package_index", 0, _C549)
+        _order("WPT_LF_DataPackage.package_index", 0, _C581)
     if v0.__class__ is not int or not 0 <= v0 <= 255:
         _bad("WPT_LF_DataPackage.package_index", v0, "an integer in 0..255")
     v1 = o.lf_tx_data
@@ -10956,17 +11669,17 @@ def _e62(w, o):
         s = 2
     v2 = o.lf_rx_data
     if v2 is not None:
-        t = _C550.get(s)
+        t = _C582.get(s)
         if t is None:
-            _order("WPT_LF_DataPackage.lf_rx_data", s, _C549)
+            _order("WPT_LF_DataPackage.lf_rx_data", s, _C581)
         if v2.__class__ is not _iso20.WPT_LF_RxDataList:
             _bad("WPT_LF_DataPackage.lf_rx_data", v2, "a WPT_LF_RxDataList")
         w.bits(t[0], t[1])
         _e47(w, v2)
         s = 3
-    t = _C551.get(s)
+    t = _C583.get(s)
     if t is None:
-        _order("WPT_LF_DataPackage", s, _C549)
+        _order("WPT_LF_DataPackage", s, _C581)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11006,7 +11719,7 @@ def _d63(r):
                             _escape(r, 1, _EV_ELEM_EE, "NumPackages")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C552, "WPT_LF_DataPackageListType")
+                _escape(r, 3, _C584, "WPT_LF_DataPackageListType")
             else:
                 r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 1:
@@ -11015,7 +11728,7 @@ def _d63(r):
             f1 = _d62(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C553, "WPT_LF_DataPackageListType")
+            _escape(r, 2, _C585, "WPT_LF_DataPackageListType")
         else:
             r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 2:
@@ -11023,7 +11736,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C554, "WPT_LF_DataPackageListType")
+            _escape(r, 1, _C586, "WPT_LF_DataPackageListType")
         else:
             r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_DataPackageList)
@@ -11035,12 +11748,12 @@ def _e63(w, o):
     """iso20.WPT_LF_DataPackageList -> WPT_LF_DataPackageListType"""
     v0 = o.num_packages
     if v0 is None:
-        _order("WPT_LF_DataPackageList.num_packages", 0, _C555)
+        _order("WPT_LF_DataPackageList.num_packages", 0, _C587)
     if v0.__class__ is not int or not 0 <= v0 <= 255:
         _bad("WPT_LF_DataPackageList.num_packages", v0, "an integer in 0..255")
     v1 = o.wpt_lf_data_package
     if v1 is None:
-        _order("WPT_LF_DataPackageList.wpt_lf_data_package", 1, _C555)
+        _order("WPT_LF_DataPackageList.wpt_lf_data_package", 1, _C587)
     if v1.__class__ is not _iso20.WPT_LF_DataPackage:
         _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v1, "a WPT_LF_DataPackage")
     w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
@@ -11089,7 +11802,7 @@ def _d64(r):
                         _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C556, "WPT_LF_RxDataType")
+                _escape(r, 3, _C588, "WPT_LF_RxDataType")
             else:
                 r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 1:
@@ -11098,7 +11811,7 @@ def _d64(r):
             f1 = _d53(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C557, "WPT_LF_RxDataType")
+            _escape(r, 2, _C589, "WPT_LF_RxDataType")
         else:
             r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 2:
@@ -11106,7 +11819,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C558, "WPT_LF_RxDataType")
+            _escape(r, 1, _C590, "WPT_LF_RxDataType")
         else:
             r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_RxData)
@@ -11118,14 +11831,14 @@ def _e64(w, o):
     """iso20.WPT_LF_RxData -> WPT_LF_RxDataType"""
     v0 = o.rx_identifier
     if v0 is None:
-        _order("WPT_LF_RxData.rx_identifier", 0, _C559)
+        _order("WPT_LF_RxData.rx_identifier", 0, _C591)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("WPT_LF_RxData.rx_identifier", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.rssi_data
     if v1 is None:
-        _order("WPT_LF_RxData.rssi_data", 1, _C559)
+        _order("WPT_LF_RxData.rssi_data", 1, _C591)
     if v1.__class__ is not _iso20.WPT_LF_RxRSSIList:
         _bad("WPT_LF_RxData.rssi_data", v1, "a WPT_LF_RxRSSIList")
     w.bits(0, 2)
@@ -11174,7 +11887,7 @@ def _d65(r):
                         _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C560, "WPT_LF_TxDataType")
+                _escape(r, 3, _C592, "WPT_LF_TxDataType")
             else:
                 r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 1:
@@ -11183,7 +11896,7 @@ def _d65(r):
             f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C561, "WPT_LF_TxDataType")
+            _escape(r, 2, _C593, "WPT_LF_TxDataType")
         else:
             r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     if s == 2:
@@ -11191,7 +11904,7 @@ def _d65(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C562, "WPT_LF_TxDataType")
+            _escape(r, 1, _C594, "WPT_LF_TxDataType")
         else:
             r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_LF_TxData)
@@ -11203,14 +11916,14 @@ def _e65(w, o):
     """iso20.WPT_LF_TxData -> WPT_LF_TxDataType"""
     v0 = o.tx_identifier
     if v0 is None:
-        _order("WPT_LF_TxData.tx_identifier", 0, _C563)
+        _order("WPT_LF_TxData.tx_identifier", 0, _C595)
     if type(v0) is not int or v0 < 1 or v0 > 4294967295:
         _bad("WPT_LF_TxData.tx_identifier", v0, "an integer in 1..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.eirp
     if v1 is None:
-        _order("WPT_LF_TxData.eirp", 1, _C563)
+        _order("WPT_LF_TxData.eirp", 1, _C595)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_LF_TxData.eirp", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -11233,556 +11946,588 @@ _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('EE', 'SE_ANY', 'CH')
 _C12 = ('EE', 'SE_ANY', 'CH')
 _C13 = ('SE_ANY', 'CH')
-_C14 = ('SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('SE_ANY', 'CH')
 _C16 = ('SE_ANY', 'CH')
-_C17 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C18 = {1: (0, 1, 2)}
-_C19 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C20 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C21 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C22 = {6: (0, 1, 7)}
-_C23 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C25 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C26 = ('SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C29 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C30 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C31 = ('EE', 'SE_ANY', 'CH')
-_C32 = ('SE_ANY', 'CH')
-_C33 = ('SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('SE_ANY', 'CH')
+_C19 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C20 = {1: (0, 1, 2)}
+_C21 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C22 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C23 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C24 = {6: (0, 1, 7)}
+_C25 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C26 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C27 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C28 = ('SE_ANY', 'CH')
+_C29 = ('SE_ANY', 'CH')
+_C30 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C31 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C32 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C33 = ('EE', 'SE_ANY', 'CH')
 _C34 = ('SE_ANY', 'CH')
 _C35 = ('SE_ANY', 'CH')
 _C36 = ('SE_ANY', 'CH')
 _C37 = ('SE_ANY', 'CH')
 _C38 = ('SE_ANY', 'CH')
 _C39 = ('SE_ANY', 'CH')
-_C40 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C41 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C42 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C43 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C44 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C45 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C46 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C47 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C48 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C49 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C50 = ('EE', 'SE_ANY', 'CH')
-_C51 = ('SE_ANY', 'CH')
-_C52 = ('SE_ANY', 'CH')
+_C40 = ('SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C43 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C44 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C45 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C46 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C47 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C48 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C49 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C50 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C51 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C52 = ('EE', 'SE_ANY', 'CH')
 _C53 = ('SE_ANY', 'CH')
-_C54 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C55 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C56 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C57 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C58 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = ('SE_ANY', 'CH')
-_C60 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C61 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C62 = {1: (1, 2)}
-_C63 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C64 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C65 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C54 = ('SE_ANY', 'CH')
+_C55 = ('SE_ANY', 'CH')
+_C56 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C57 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C58 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C59 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C60 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C61 = ('SE_ANY', 'CH')
+_C62 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C63 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C64 = {1: (1, 2)}
+_C65 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C66 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C67 = ('SE_ANY', 'CH')
-_C68 = ('SE_ANY', 'CH')
-_C69 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C70 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C71 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C72 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C73 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C74 = ('SE_ANY', 'CH')
-_C75 = ('SE_ANY', 'CH')
+_C67 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C68 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C69 = ('SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C72 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C73 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C74 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C76 = ('SE_ANY', 'CH')
 _C77 = ('SE_ANY', 'CH')
 _C78 = ('SE_ANY', 'CH')
-_C79 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C80 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C81 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C82 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C83 = ('EE', 'SE_ANY', 'CH')
-_C84 = ('SE_ANY', 'CH')
-_C85 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C86 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C87 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C88 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C79 = ('SE_ANY', 'CH')
+_C80 = ('SE_ANY', 'CH')
+_C81 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C82 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C83 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
+_C86 = ('SE_ANY', 'CH')
+_C87 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C88 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C89 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
-_C92 = ('SE_ANY', 'CH')
-_C93 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C94 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C95 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C96 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C97 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C98 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C99 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('SE_ANY', 'CH')
-_C102 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C103 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C104 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C105 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C106 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C107 = ('SE_ANY', 'CH')
+_C90 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C91 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C92 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C96 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C97 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C98 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C99 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C100 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C101 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C102 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C103 = ('SE_ANY', 'CH')
+_C104 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C105 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C106 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C107 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C108 = ('SE_ANY', 'CH')
-_C109 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C110 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C111 = {1: (2, 2), 2: (1, 2)}
-_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C113 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C114 = ('EE', 'SE_ANY', 'CH')
-_C115 = ('SE_ANY', 'CH')
-_C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C119 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C120 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C121 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C122 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C124 = ('SE_ANY', 'CH')
-_C125 = ('SE_ANY', 'CH')
-_C126 = ('SE_ANY', 'CH')
-_C127 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C128 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C130 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C131 = ('SE_ANY', 'CH')
-_C132 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C133 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C134 = {1: (1, 2)}
-_C135 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C136 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C137 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C138 = ('EE', 'SE_ANY', 'CH')
-_C139 = ('SE_ANY', 'CH')
-_C140 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C141 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C144 = ('SE_ANY', 'CH')
-_C145 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C146 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C147 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C148 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C149 = ('EE', 'SE_ANY', 'CH')
-_C150 = ('EE', 'SE_ANY', 'CH')
-_C151 = ('SE_ANY', 'CH')
-_C152 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C153 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C154 = {2: (0, 1), 3: (0, 2)}
-_C155 = {3: (1, 2)}
-_C156 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C158 = ('SE_ANY', 'CH')
-_C159 = ('SE_ANY', 'CH')
-_C160 = ('SE_ANY', 'CH')
-_C161 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C162 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C163 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('SE_ANY', 'CH')
-_C166 = {0: 'Transform', 1: 'Transform, end of element'}
-_C167 = {0: (0, 1), 1: (0, 2)}
-_C168 = {1: (1, 2)}
-_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C171 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C172 = ('EE', 'SE_ANY', 'CH')
-_C173 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
-_C174 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
-_C175 = ('EE', 'SE_ANY', 'CH')
-_C176 = ('EE', 'SE_ANY', 'CH')
-_C177 = ('SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = ('SE_ANY', 'CH')
-_C180 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C181 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C182 = {4: (0, 2), 5: (0, 2)}
-_C183 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
-_C184 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C185 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C186 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C187 = ('EE', 'SE_ANY', 'CH')
-_C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('SE_ANY', 'CH')
-_C190 = ('SE_ANY', 'CH')
-_C191 = ('SE_ANY', 'CH')
+_C109 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = ('SE_ANY', 'CH')
+_C111 = ('SE_ANY', 'CH')
+_C112 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C113 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C114 = {1: (2, 2), 2: (1, 2)}
+_C115 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C116 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('SE_ANY', 'CH')
+_C119 = ('SE_ANY', 'CH')
+_C120 = ('SE_ANY', 'CH')
+_C121 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C122 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C123 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C124 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C125 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C126 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C127 = ('SE_ANY', 'CH')
+_C128 = ('SE_ANY', 'CH')
+_C129 = ('SE_ANY', 'CH')
+_C130 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C131 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C133 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C136 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C137 = {1: (1, 2)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C139 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C140 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C141 = ('EE', 'SE_ANY', 'CH')
+_C142 = ('SE_ANY', 'CH')
+_C143 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C144 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C145 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C147 = ('SE_ANY', 'CH')
+_C148 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C149 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C151 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('SE_ANY', 'CH')
+_C155 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C156 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C157 = {2: (0, 1), 3: (0, 2)}
+_C158 = {3: (1, 2)}
+_C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C160 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = ('SE_ANY', 'CH')
+_C164 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C165 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C166 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C167 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C168 = ('SE_ANY', 'CH')
+_C169 = {0: 'Transform', 1: 'Transform, end of element'}
+_C170 = {0: (0, 1), 1: (0, 2)}
+_C171 = {1: (1, 2)}
+_C172 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C173 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C174 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C175 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
+_C176 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
+_C179 = ('EE', 'SE_ANY', 'CH')
+_C180 = ('SE_ANY', 'CH')
+_C181 = ('EE', 'SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C186 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C187 = {4: (0, 2), 5: (0, 2)}
+_C188 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C190 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C191 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
 _C192 = ('SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C195 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C196 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C197 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
-_C201 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
-_C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('EE', 'SE_ANY', 'CH')
-_C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = ('SE_ANY', 'CH')
-_C207 = ('SE_ANY', 'CH')
-_C208 = ('SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
+_C194 = ('SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = ('SE_ANY', 'CH')
+_C198 = ('SE_ANY', 'CH')
+_C199 = ('SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C202 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C203 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C204 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C205 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
+_C208 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
 _C209 = ('SE_ANY', 'CH')
-_C210 = ('SE_ANY', 'CH')
-_C211 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
-_C212 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C213 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C214 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
-_C215 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (1, 2), 10: (0, 1)}
-_C216 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C217 = ('EE', 'SE_ANY', 'CH')
-_C218 = ('EE', 'SE_ANY', 'CH')
-_C219 = ('EE', 'SE_ANY', 'CH')
-_C220 = ('EE', 'SE_ANY', 'CH')
-_C221 = ('EE', 'SE_ANY', 'CH')
-_C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
-_C226 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C210 = ('EE', 'SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
+_C213 = ('SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
+_C221 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C222 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C223 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
+_C224 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (1, 2), 10: (0, 1)}
+_C225 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C226 = ('EE', 'SE_ANY', 'CH')
 _C227 = ('EE', 'SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = ('SE_ANY', 'CH')
-_C230 = ('SE_ANY', 'CH')
-_C231 = ('SE_ANY', 'CH')
-_C232 = ('SE_ANY', 'CH')
-_C233 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
-_C234 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C235 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C236 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C237 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C238 = {10: (1, 3, 12), 11: (0, 2, 12)}
-_C239 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
-_C240 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
-_C241 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = ('EE', 'SE_ANY', 'CH')
-_C244 = ('EE', 'SE_ANY', 'CH')
-_C245 = ('EE', 'SE_ANY', 'CH')
-_C246 = ('EE', 'SE_ANY', 'CH')
-_C247 = ('SE_ANY', 'CH')
-_C248 = ('SE_ANY', 'CH')
-_C249 = ('SE_ANY', 'CH')
-_C250 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
-_C251 = {6: (0, 2), 7: (0, 2)}
-_C252 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
-_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C254 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C255 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
-_C256 = ('EE', 'SE_ANY', 'CH')
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('EE', 'SE_ANY', 'CH')
+_C231 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('EE', 'SE_ANY', 'CH')
+_C233 = ('EE', 'SE_ANY', 'CH')
+_C234 = ('EE', 'SE_ANY', 'CH')
+_C235 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
+_C236 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C237 = ('SE_ANY', 'CH')
+_C238 = ('EE', 'SE_ANY', 'CH')
+_C239 = ('SE_ANY', 'CH')
+_C240 = ('SE_ANY', 'CH')
+_C241 = ('SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
+_C245 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C246 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C247 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C248 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C249 = {10: (1, 3, 12), 11: (0, 2, 12)}
+_C250 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
+_C251 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
+_C252 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C253 = ('EE', 'SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
 _C257 = ('EE', 'SE_ANY', 'CH')
 _C258 = ('EE', 'SE_ANY', 'CH')
-_C259 = ('EE', 'SE_ANY', 'CH')
+_C259 = ('SE_ANY', 'CH')
 _C260 = ('EE', 'SE_ANY', 'CH')
-_C261 = ('EE', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = ('SE_ANY', 'CH')
-_C267 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
-_C268 = {9: (0, 2), 10: (0, 2)}
-_C269 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
-_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C261 = ('SE_ANY', 'CH')
+_C262 = ('SE_ANY', 'CH')
+_C263 = ('SE_ANY', 'CH')
+_C264 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
+_C265 = {6: (0, 2), 7: (0, 2)}
+_C266 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
+_C267 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C268 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C269 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C270 = ('EE', 'SE_ANY', 'CH')
 _C271 = ('EE', 'SE_ANY', 'CH')
 _C272 = ('EE', 'SE_ANY', 'CH')
-_C273 = ('SE_ANY', 'CH')
-_C274 = ('SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
-_C276 = ('SE_ANY', 'CH')
-_C277 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C278 = {3: (0, 2), 4: (0, 2)}
-_C279 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C280 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('EE', 'SE_ANY', 'CH')
-_C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = ('SE_ANY', 'CH')
+_C273 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('EE', 'SE_ANY', 'CH')
+_C276 = ('EE', 'SE_ANY', 'CH')
+_C277 = ('EE', 'SE_ANY', 'CH')
+_C278 = ('SE_ANY', 'CH')
+_C279 = ('SE_ANY', 'CH')
+_C280 = ('SE_ANY', 'CH')
+_C281 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
+_C282 = {9: (0, 2), 10: (0, 2)}
+_C283 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
+_C284 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C285 = ('SE_ANY', 'CH')
-_C286 = ('SE_ANY', 'CH')
+_C286 = ('EE', 'SE_ANY', 'CH')
 _C287 = ('SE_ANY', 'CH')
-_C288 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C289 = {3: (0, 2), 4: (0, 2)}
-_C290 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C291 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C292 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C293 = ('EE', 'SE_ANY', 'CH')
-_C294 = ('EE', 'SE_ANY', 'CH')
-_C295 = ('EE', 'SE_ANY', 'CH')
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'SE_ANY', 'CH')
+_C288 = ('EE', 'SE_ANY', 'CH')
+_C289 = ('SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C294 = {3: (0, 2), 4: (0, 2)}
+_C295 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C296 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C298 = ('SE_ANY', 'CH')
-_C299 = ('SE_ANY', 'CH')
+_C299 = ('EE', 'SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
-_C302 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C303 = {6: (0, 2), 7: (0, 2)}
-_C304 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C305 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C307 = ('EE', 'SE_ANY', 'CH')
-_C308 = ('EE', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('EE', 'SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C317 = {6: (0, 2), 7: (0, 2)}
-_C318 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C319 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
-_C322 = ('EE', 'SE_ANY', 'CH')
-_C323 = ('EE', 'SE_ANY', 'CH')
-_C324 = ('SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = ('SE_ANY', 'CH')
-_C327 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C328 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C329 = {4: (0, 2), 5: (0, 2)}
-_C330 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
-_C331 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C332 = ('EE', 'SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('SE_ANY', 'CH')
+_C303 = ('SE_ANY', 'CH')
+_C304 = ('SE_ANY', 'CH')
+_C305 = ('SE_ANY', 'CH')
+_C306 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C307 = {3: (0, 2), 4: (0, 2)}
+_C308 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C309 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = ('EE', 'SE_ANY', 'CH')
+_C313 = ('EE', 'SE_ANY', 'CH')
+_C314 = ('EE', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = ('EE', 'SE_ANY', 'CH')
+_C318 = ('SE_ANY', 'CH')
+_C319 = ('SE_ANY', 'CH')
+_C320 = ('SE_ANY', 'CH')
+_C321 = ('SE_ANY', 'CH')
+_C322 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C323 = {6: (0, 2), 7: (0, 2)}
+_C324 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C325 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C326 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C327 = ('SE_ANY', 'CH')
+_C328 = ('EE', 'SE_ANY', 'CH')
+_C329 = ('EE', 'SE_ANY', 'CH')
+_C330 = ('EE', 'SE_ANY', 'CH')
+_C331 = ('EE', 'SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
 _C333 = ('EE', 'SE_ANY', 'CH')
 _C334 = ('SE_ANY', 'CH')
 _C335 = ('SE_ANY', 'CH')
 _C336 = ('SE_ANY', 'CH')
 _C337 = ('SE_ANY', 'CH')
-_C338 = ('SE_ANY', 'CH')
-_C339 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C340 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C341 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C342 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = ('SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
+_C338 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C339 = {6: (0, 2), 7: (0, 2)}
+_C340 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C341 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C343 = ('EE', 'SE_ANY', 'CH')
+_C344 = ('EE', 'SE_ANY', 'CH')
+_C345 = ('EE', 'SE_ANY', 'CH')
 _C346 = ('SE_ANY', 'CH')
-_C347 = ('SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
 _C349 = ('SE_ANY', 'CH')
-_C350 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C351 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C352 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C353 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C354 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C355 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C356 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C358 = ('EE', 'SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C361 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C352 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C353 = {4: (0, 2), 5: (0, 2)}
+_C354 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = ('EE', 'SE_ANY', 'CH')
+_C358 = ('SE_ANY', 'CH')
+_C359 = ('EE', 'SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = ('SE_ANY', 'CH')
 _C362 = ('SE_ANY', 'CH')
 _C363 = ('SE_ANY', 'CH')
 _C364 = ('SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
-_C366 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
-_C367 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C368 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C369 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C370 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C371 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C365 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C366 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C367 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C368 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C369 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = ('SE_ANY', 'CH')
 _C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
-_C374 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
-_C375 = {0: (0, 1), 1: (0, 2)}
-_C376 = {1: (1, 2), 2: (0, 1)}
-_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C378 = ('EE', 'SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C381 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C382 = ('SE_ANY', 'CH')
-_C383 = ('SE_ANY', 'CH')
-_C384 = ('SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = ('SE_ANY', 'CH')
+_C376 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C377 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C378 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C379 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C380 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C381 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C382 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = ('EE', 'SE_ANY', 'CH')
 _C385 = ('SE_ANY', 'CH')
-_C386 = ('SE_ANY', 'CH')
-_C387 = ('SE_ANY', 'CH')
+_C386 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C387 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C388 = ('SE_ANY', 'CH')
 _C389 = ('SE_ANY', 'CH')
 _C390 = ('SE_ANY', 'CH')
 _C391 = ('SE_ANY', 'CH')
-_C392 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C393 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C394 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C395 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C396 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C397 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C398 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C399 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C400 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C401 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C402 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C403 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
-_C404 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
-_C405 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C406 = ('SE_ANY', 'CH')
-_C407 = ('SE_ANY', 'CH')
-_C408 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
-_C409 = {0: (0, 1), 1: (0, 2)}
-_C410 = {1: (1, 2), 2: (0, 1)}
-_C411 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
-_C412 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
-_C413 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C392 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
+_C393 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C394 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C395 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C396 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C398 = ('SE_ANY', 'CH')
+_C399 = ('SE_ANY', 'CH')
+_C400 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
+_C401 = {0: (0, 1), 1: (0, 2)}
+_C402 = {1: (1, 2), 2: (0, 1)}
+_C403 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C404 = ('EE', 'SE_ANY', 'CH')
+_C405 = ('SE_ANY', 'CH')
+_C406 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C407 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = ('SE_ANY', 'CH')
+_C410 = ('SE_ANY', 'CH')
+_C411 = ('SE_ANY', 'CH')
+_C412 = ('SE_ANY', 'CH')
+_C413 = ('SE_ANY', 'CH')
 _C414 = ('SE_ANY', 'CH')
 _C415 = ('SE_ANY', 'CH')
-_C416 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
-_C417 = {0: (0, 1), 1: (0, 2)}
-_C418 = {1: (1, 2), 2: (0, 1)}
-_C419 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
-_C420 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
-_C421 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = ('SE_ANY', 'CH')
-_C423 = ('SE_ANY', 'CH')
-_C424 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
-_C425 = {0: (0, 1), 1: (0, 2)}
-_C426 = {1: (1, 2), 2: (0, 1)}
-_C427 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C428 = ('EE', 'SE_ANY', 'CH')
-_C429 = ('EE', 'SE_ANY', 'CH')
-_C430 = ('EE', 'SE_ANY', 'CH')
-_C431 = ('SE_ANY', 'CH')
-_C432 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C433 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C434 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C435 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C436 = ('EE', 'SE_ANY', 'CH')
-_C437 = ('SE_ANY', 'CH')
-_C438 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C416 = ('SE_ANY', 'CH')
+_C417 = ('SE_ANY', 'CH')
+_C418 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C419 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C420 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C421 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C422 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C423 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C424 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C425 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C426 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C427 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C428 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C429 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
+_C430 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
+_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C432 = ('SE_ANY', 'CH')
+_C433 = ('SE_ANY', 'CH')
+_C434 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
+_C435 = {0: (0, 1), 1: (0, 2)}
+_C436 = {1: (1, 2), 2: (0, 1)}
+_C437 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
+_C438 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
 _C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
+_C440 = ('SE_ANY', 'CH')
 _C441 = ('SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C444 = {2: (1, 2), 3: (0, 1)}
-_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C446 = ('EE', 'SE_ANY', 'CH')
-_C447 = ('EE', 'SE_ANY', 'CH')
+_C442 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
+_C443 = {0: (0, 1), 1: (0, 2)}
+_C444 = {1: (1, 2), 2: (0, 1)}
+_C445 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
+_C446 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
+_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C448 = ('SE_ANY', 'CH')
-_C449 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
-_C450 = {1: (0, 1), 2: (0, 1), 3: (0, 2)}
-_C451 = {3: (1, 2)}
-_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C453 = ('SE_ANY', 'CH')
-_C454 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
+_C451 = {0: (0, 1), 1: (0, 2)}
+_C452 = {1: (1, 2), 2: (0, 1)}
+_C453 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C454 = ('EE', 'SE_ANY', 'CH')
+_C455 = ('EE', 'SE_ANY', 'CH')
+_C456 = ('EE', 'SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
-_C458 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
-_C459 = {0: (1, 2, 2)}
-_C460 = {1: (0, 1), 2: (0, 1)}
+_C458 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
+_C459 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C460 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
 _C461 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C462 = ('EE', 'SE_ANY', 'CH')
-_C463 = ('EE', 'SE_ANY', 'CH')
-_C464 = ('EE', 'SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
+_C464 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
 _C465 = ('SE_ANY', 'CH')
-_C466 = ('SE_ANY', 'CH')
-_C467 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
-_C468 = {2: (0, 1), 3: (0, 1), 4: (0, 2)}
-_C469 = {4: (1, 2, 5)}
-_C470 = {4: (2, 2), 5: (0, 1)}
-_C471 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C472 = ('SE_ANY', 'CH')
-_C473 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
-_C474 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = ('SE_ANY', 'CH')
+_C468 = ('EE', 'SE_ANY', 'CH')
+_C469 = ('SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C472 = {2: (1, 2), 3: (0, 1)}
+_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('EE', 'SE_ANY', 'CH')
 _C475 = ('EE', 'SE_ANY', 'CH')
 _C476 = ('SE_ANY', 'CH')
-_C477 = ('SE_ANY', 'CH')
-_C478 = ('SE_ANY', 'CH')
-_C479 = ('SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
+_C477 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
+_C478 = {1: (0, 1), 2: (0, 1), 3: (0, 2)}
+_C479 = {3: (1, 2)}
+_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C481 = ('SE_ANY', 'CH')
-_C482 = ('SE_ANY', 'CH')
-_C483 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C484 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C485 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C486 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C487 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C488 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C489 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C490 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C482 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
+_C483 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
+_C487 = {0: (1, 2, 2)}
+_C488 = {1: (0, 1), 2: (0, 1)}
+_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('EE', 'SE_ANY', 'CH')
 _C491 = ('EE', 'SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
-_C493 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
-_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
-_C496 = {0: 'RSSIDataList', 1: 'end of element'}
-_C497 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C498 = ('EE', 'SE_ANY', 'CH')
-_C499 = ('SE_ANY', 'CH')
-_C500 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
-_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = ('SE_ANY', 'CH')
+_C495 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
+_C496 = {2: (0, 1), 3: (0, 1), 4: (0, 2)}
+_C497 = {4: (1, 2, 5)}
+_C498 = {4: (2, 2), 5: (0, 1)}
+_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C500 = ('SE_ANY', 'CH')
+_C501 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
 _C502 = ('SE_ANY', 'CH')
-_C503 = ('SE_ANY', 'CH')
+_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C504 = ('SE_ANY', 'CH')
-_C505 = ('SE_ANY', 'CH')
+_C505 = ('EE', 'SE_ANY', 'CH')
 _C506 = ('SE_ANY', 'CH')
 _C507 = ('SE_ANY', 'CH')
 _C508 = ('SE_ANY', 'CH')
-_C509 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C510 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C511 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C512 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C513 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C514 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C515 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C516 = ('EE', 'SE_ANY', 'CH')
-_C517 = ('SE_ANY', 'CH')
-_C518 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C520 = ('EE', 'SE_ANY', 'CH')
+_C509 = ('SE_ANY', 'CH')
+_C510 = ('SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = ('SE_ANY', 'CH')
+_C513 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C514 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C515 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C516 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C517 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C518 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C519 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C521 = ('EE', 'SE_ANY', 'CH')
 _C522 = ('SE_ANY', 'CH')
-_C523 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
+_C523 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
 _C524 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C525 = ('SE_ANY', 'CH')
-_C526 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
+_C526 = {0: 'RSSIDataList', 1: 'end of element'}
 _C527 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C528 = ('EE', 'SE_ANY', 'CH')
 _C529 = ('SE_ANY', 'CH')
-_C530 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C531 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('EE', 'SE_ANY', 'CH')
-_C533 = ('EE', 'SE_ANY', 'CH')
-_C534 = ('EE', 'SE_ANY', 'CH')
-_C535 = ('EE', 'SE_ANY', 'CH')
+_C530 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
+_C531 = ('SE_ANY', 'CH')
+_C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
+_C534 = ('SE_ANY', 'CH')
+_C535 = ('SE_ANY', 'CH')
 _C536 = ('SE_ANY', 'CH')
-_C537 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
-_C538 = {0: (0, 1), 1: (0, 1), 2: (0, 2)}
-_C539 = {2: (1, 2, 3)}
-_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C541 = ('EE', 'SE_ANY', 'CH')
-_C542 = ('EE', 'SE_ANY', 'CH')
-_C543 = ('SE_ANY', 'CH')
-_C544 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
-_C545 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C546 = ('EE', 'SE_ANY', 'CH')
-_C547 = ('SE_ANY', 'CH')
+_C537 = ('SE_ANY', 'CH')
+_C538 = ('SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C541 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C542 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C543 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C544 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C545 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C546 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C547 = ('EE', 'SE_ANY', 'CH')
 _C548 = ('SE_ANY', 'CH')
-_C549 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
-_C550 = {1: (1, 2, 3)}
-_C551 = {2: (0, 1), 3: (0, 1)}
-_C552 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C553 = ('EE', 'SE_ANY', 'CH')
-_C554 = ('SE_ANY', 'CH')
-_C555 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
-_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C557 = ('EE', 'SE_ANY', 'CH')
-_C558 = ('SE_ANY', 'CH')
-_C559 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
-_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C561 = ('EE', 'SE_ANY', 'CH')
-_C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
+_C549 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C550 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C551 = ('EE', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C556 = ('SE_ANY', 'CH')
+_C557 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
+_C558 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C559 = ('EE', 'SE_ANY', 'CH')
+_C560 = ('SE_ANY', 'CH')
+_C561 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C562 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C563 = ('EE', 'SE_ANY', 'CH')
+_C564 = ('EE', 'SE_ANY', 'CH')
+_C565 = ('EE', 'SE_ANY', 'CH')
+_C566 = ('EE', 'SE_ANY', 'CH')
+_C567 = ('SE_ANY', 'CH')
+_C568 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
+_C569 = {0: (0, 1), 1: (0, 1), 2: (0, 2)}
+_C570 = {2: (1, 2, 3)}
+_C571 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C572 = ('EE', 'SE_ANY', 'CH')
+_C573 = ('EE', 'SE_ANY', 'CH')
+_C574 = ('SE_ANY', 'CH')
+_C575 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
+_C576 = ('EE', 'SE_ANY', 'CH')
+_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = ('EE', 'SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
+_C580 = ('SE_ANY', 'CH')
+_C581 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
+_C582 = {1: (1, 2, 3)}
+_C583 = {2: (0, 1), 3: (0, 1)}
+_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C585 = ('EE', 'SE_ANY', 'CH')
+_C586 = ('SE_ANY', 'CH')
+_C587 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
+_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C589 = ('EE', 'SE_ANY', 'CH')
+_C590 = ('SE_ANY', 'CH')
+_C591 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
+_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C593 = ('EE', 'SE_ANY', 'CH')
+_C594 = ('SE_ANY', 'CH')
+_C595 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)

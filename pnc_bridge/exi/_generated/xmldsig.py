@@ -129,9 +129,29 @@ def _d1(r):
         if x & 3 == 0:
             f1 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 2
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C6, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -149,7 +169,7 @@ def _d1(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C6, "DSAKeyValueType")
+                _escape(r, 2, _C7, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -171,7 +191,7 @@ def _d1(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C7, "DSAKeyValueType")
+            _escape(r, 2, _C8, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -180,9 +200,31 @@ def _d1(r):
         if x & 3 == 0:
             f3 = r.binary(None, None)
             p = r.pos
-            x = r.bits(1)
-            if x & 1 == 0:
-                s = 4
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C9, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
                 r.pos = p
                 if r.bits(1):
@@ -200,7 +242,7 @@ def _d1(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C8, "DSAKeyValueType")
+                _escape(r, 2, _C10, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -224,7 +266,7 @@ def _d1(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C9, "DSAKeyValueType")
+            _escape(r, 1, _C11, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -240,7 +282,7 @@ def _d1(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C10, "DSAKeyValueType")
+            _escape(r, 1, _C12, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -269,7 +311,7 @@ def _d1(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C11, "DSAKeyValueType")
+                _escape(r, 2, _C13, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -277,7 +319,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C12, "DSAKeyValueType")
+            _escape(r, 1, _C14, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -303,9 +345,9 @@ def _e1(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C14.get(s)
+        t = _C16.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C13)
+            _order("DSAKeyValue.q", s, _C15)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -314,9 +356,9 @@ def _e1(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C15.get(s)
+        t = _C17.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C13)
+            _order("DSAKeyValue.g", s, _C15)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -325,10 +367,10 @@ def _e1(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C13)
-    t = _C16.get(s)
+        _order("DSAKeyValue.y", s, _C15)
+    t = _C18.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C13)
+        _order("DSAKeyValue.y", s, _C15)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -345,9 +387,9 @@ def _e1(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C17.get(s)
+        t = _C19.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C13)
+            _order("DSAKeyValue.seed", s, _C15)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -356,18 +398,18 @@ def _e1(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C18.get(s)
+        t = _C20.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C13)
+            _order("DSAKeyValue.pgen_counter", s, _C15)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C19.get(s)
+    t = _C21.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C13)
+        _order("DSAKeyValue", s, _C15)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -382,7 +424,7 @@ def _d2(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C20, "DigestMethodType")
+            _escape(r, 3, _C22, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -394,7 +436,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C21, "DigestMethodType")
+            _escape(r, 2, _C23, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -406,7 +448,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C22, "DigestMethodType")
+            _escape(r, 1, _C24, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -420,7 +462,7 @@ def _d2(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C23, "DigestMethodType")
+                _escape(r, 1, _C25, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -431,7 +473,7 @@ def _e2(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C24)
+        _order("DigestMethod.algorithm", 0, _C26)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -498,7 +540,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C25, "KeyInfoType")
+                _escape(r, 3, _C27, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -546,7 +588,7 @@ def _d3(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C26, "KeyInfoType")
+                _escape(r, 3, _C28, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -594,110 +636,10 @@ def _d3(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C27, "KeyInfoType")
+                _escape(r, 2, _C29, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d4(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d10(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d20(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d7(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d11(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C28, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d4(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d10(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d20(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d7(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d11(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C29, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -747,7 +689,7 @@ def _d3(r):
                 _escape(r, 1, _C30, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -797,7 +739,7 @@ def _d3(r):
                 _escape(r, 1, _C31, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -847,7 +789,7 @@ def _d3(r):
                 _escape(r, 1, _C32, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -897,7 +839,7 @@ def _d3(r):
                 _escape(r, 1, _C33, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -947,7 +889,7 @@ def _d3(r):
                 _escape(r, 1, _C34, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -997,6 +939,106 @@ def _d3(r):
                 _escape(r, 1, _C35, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d4(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d10(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d20(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d7(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d11(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C36, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d4(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d10(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d20(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d7(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d11(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C37, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -1026,9 +1068,9 @@ def _e3(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C37.get(s)
+        t = _C39.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C36)
+            _order("KeyInfo.key_name", s, _C38)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -1043,9 +1085,9 @@ def _e3(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C38.get(s)
+        t = _C40.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C36)
+            _order("KeyInfo.key_value", s, _C38)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -1059,9 +1101,9 @@ def _e3(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C39.get(s)
+        t = _C41.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C36)
+            _order("KeyInfo.retrieval_method", s, _C38)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -1075,9 +1117,9 @@ def _e3(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C40.get(s)
+        t = _C42.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C36)
+            _order("KeyInfo.x509_data", s, _C38)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -1091,9 +1133,9 @@ def _e3(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C41.get(s)
+        t = _C43.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C36)
+            _order("KeyInfo.pgp_data", s, _C38)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -1107,9 +1149,9 @@ def _e3(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C42.get(s)
+        t = _C44.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C36)
+            _order("KeyInfo.spki_data", s, _C38)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -1123,18 +1165,18 @@ def _e3(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C43.get(s)
+        t = _C45.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C36)
+            _order("KeyInfo.mgmt_data", s, _C38)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C44.get(s)
+    t = _C46.get(s)
     if t is None:
-        _order("KeyInfo", s, _C36)
+        _order("KeyInfo", s, _C38)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1156,7 +1198,7 @@ def _d4(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C45, "KeyValueType")
+            _escape(r, 3, _C47, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1172,7 +1214,7 @@ def _d4(r):
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C46, "KeyValueType")
+            _escape(r, 2, _C48, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1182,7 +1224,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C47, "KeyValueType")
+            _escape(r, 1, _C49, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1192,7 +1234,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C48, "KeyValueType")
+            _escape(r, 1, _C50, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1202,7 +1244,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C49, "KeyValueType")
+            _escape(r, 1, _C51, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -1222,17 +1264,17 @@ def _e4(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C51.get(s)
+        t = _C53.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C50)
+            _order("KeyValue.rsa_key_value", s, _C52)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e8(w, v1)
         s = 2
-    t = _C52.get(s)
+    t = _C54.get(s)
     if t is None:
-        _order("KeyValue", s, _C50)
+        _order("KeyValue", s, _C52)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1253,7 +1295,7 @@ def _d5(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C53, "ManifestType")
+            _escape(r, 3, _C55, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -1264,7 +1306,7 @@ def _d5(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C54, "ManifestType")
+            _escape(r, 3, _C56, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -1279,7 +1321,7 @@ def _d5(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C55, "ManifestType")
+                _escape(r, 1, _C57, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -1303,17 +1345,17 @@ def _e5(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C57.get(s)
+        t = _C59.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C56)
+            _order("Manifest.reference", s, _C58)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e9(w, v1)
         s = 1
-    t = _C58.get(s)
+    t = _C60.get(s)
     if t is None:
-        _order("Manifest", s, _C56)
+        _order("Manifest", s, _C58)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1341,7 +1383,7 @@ def _d6(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C59, "ObjectType")
+            _escape(r, 3, _C61, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -1359,7 +1401,7 @@ def _d6(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C60, "ObjectType")
+            _escape(r, 2, _C62, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -1374,7 +1416,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C61, "ObjectType")
+            _escape(r, 2, _C63, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -1386,7 +1428,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C62, "ObjectType")
+            _escape(r, 2, _C64, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -1398,7 +1440,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C63, "ObjectType")
+            _escape(r, 1, _C65, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -1410,7 +1452,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C64, "ObjectType")
+            _escape(r, 1, _C66, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -1431,9 +1473,9 @@ def _e6(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C66.get(s)
+        t = _C68.get(s)
         if t is None:
-            _order("Object.id", s, _C65)
+            _order("Object.id", s, _C67)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1441,17 +1483,17 @@ def _e6(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C67.get(s)
+        t = _C69.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C65)
+            _order("Object.mime_type", s, _C67)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C68.get(s)
+    t = _C70.get(s)
     if t is None:
-        _order("Object", s, _C65)
+        _order("Object", s, _C67)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1480,7 +1522,7 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C69, "PGPDataType")
+            _escape(r, 3, _C71, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -1490,7 +1532,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C70, "PGPDataType")
+            _escape(r, 1, _C72, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -1502,7 +1544,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C71, "PGPDataType")
+                _escape(r, 1, _C73, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -1520,7 +1562,7 @@ def _d7(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C72, "PGPDataType")
+            _escape(r, 1, _C74, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -1530,7 +1572,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C73, "PGPDataType")
+            _escape(r, 1, _C75, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -1542,7 +1584,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C74, "PGPDataType")
+                _escape(r, 1, _C76, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -1563,18 +1605,18 @@ def _e7(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C76.get(s)
+        t = _C78.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C75)
+            _order("PGPData.pgp_key_packet", s, _C77)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C77.get(s)
+    t = _C79.get(s)
     if t is None:
-        _order("PGPData", s, _C75)
+        _order("PGPData", s, _C77)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1618,7 +1660,7 @@ def _d8(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C78, "RSAKeyValueType")
+                _escape(r, 3, _C80, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1647,7 +1689,7 @@ def _d8(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C79, "RSAKeyValueType")
+                _escape(r, 2, _C81, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1655,7 +1697,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C80, "RSAKeyValueType")
+            _escape(r, 1, _C82, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1667,14 +1709,14 @@ def _e8(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C81)
+        _order("RSAKeyValue.modulus", 0, _C83)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C81)
+        _order("RSAKeyValue.exponent", 1, _C83)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -1708,7 +1750,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C82, "ReferenceType")
+            _escape(r, 3, _C84, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1726,7 +1768,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C83, "ReferenceType")
+            _escape(r, 3, _C85, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1741,7 +1783,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C84, "ReferenceType")
+            _escape(r, 3, _C86, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1753,7 +1795,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C85, "ReferenceType")
+            _escape(r, 3, _C87, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1762,7 +1804,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C86, "ReferenceType")
+            _escape(r, 2, _C88, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -1791,7 +1833,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C87, "ReferenceType")
+                _escape(r, 2, _C89, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -1799,7 +1841,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C88, "ReferenceType")
+            _escape(r, 1, _C90, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1823,9 +1865,9 @@ def _e9(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C90.get(s)
+        t = _C92.get(s)
         if t is None:
-            _order("Reference.type", s, _C89)
+            _order("Reference.type", s, _C91)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1833,9 +1875,9 @@ def _e9(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C91.get(s)
+        t = _C93.get(s)
         if t is None:
-            _order("Reference.uri", s, _C89)
+            _order("Reference.uri", s, _C91)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1843,9 +1885,9 @@ def _e9(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C92.get(s)
+        t = _C94.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C89)
+            _order("Reference.transforms", s, _C91)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -1853,17 +1895,17 @@ def _e9(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C89)
-    t = _C93.get(s)
+        _order("Reference.digest_method", s, _C91)
+    t = _C95.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C89)
+        _order("Reference.digest_method", s, _C91)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e2(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C89)
+        _order("Reference.digest_value", 2, _C91)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -1890,7 +1932,7 @@ def _d10(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C94, "RetrievalMethodType")
+            _escape(r, 3, _C96, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1904,7 +1946,7 @@ def _d10(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C95, "RetrievalMethodType")
+            _escape(r, 2, _C97, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1915,7 +1957,7 @@ def _d10(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C96, "RetrievalMethodType")
+            _escape(r, 2, _C98, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1923,7 +1965,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C97, "RetrievalMethodType")
+            _escape(r, 1, _C99, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1944,9 +1986,9 @@ def _e10(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C99.get(s)
+        t = _C101.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C98)
+            _order("RetrievalMethod.uri", s, _C100)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -1954,17 +1996,17 @@ def _e10(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C100.get(s)
+        t = _C102.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C98)
+            _order("RetrievalMethod.transforms", s, _C100)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e19(w, v2)
         s = 1
-    t = _C101.get(s)
+    t = _C103.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C98)
+        _order("RetrievalMethod", s, _C100)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1980,9 +2022,26 @@ def _d11(r):
                 y = r.binary(None, None)
                 f0.append(y)
                 p = r.pos
-                x = r.bits(1)
-                if x & 1 == 0:
-                    s = 1
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C104, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
                     r.pos = p
                     if r.bits(1):
@@ -2001,7 +2060,7 @@ def _d11(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C102, "SPKIDataType")
+                    _escape(r, 3, _C105, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -2020,7 +2079,7 @@ def _d11(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C103, "SPKIDataType")
+                _escape(r, 1, _C106, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -2037,7 +2096,7 @@ def _d11(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C104, "SPKIDataType")
+                _escape(r, 1, _C107, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2055,18 +2114,18 @@ def _e11(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C106.get(s)
+        t = _C109.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C105)
+            _order("SPKIData.spki_sexp", s, _C108)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C107.get(s)
+    t = _C110.get(s)
     if t is None:
-        _order("SPKIData", s, _C105)
+        _order("SPKIData", s, _C108)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2088,7 +2147,7 @@ def _d12(r):
             f1 = _d17(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C108, "SignatureType")
+            _escape(r, 3, _C111, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2097,7 +2156,7 @@ def _d12(r):
             f1 = _d17(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C109, "SignatureType")
+            _escape(r, 3, _C112, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2106,7 +2165,7 @@ def _d12(r):
             f2 = _d16(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C110, "SignatureType")
+            _escape(r, 2, _C113, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2122,7 +2181,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C111, "SignatureType")
+            _escape(r, 1, _C114, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2135,7 +2194,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C112, "SignatureType")
+            _escape(r, 1, _C115, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2150,7 +2209,7 @@ def _d12(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C113, "SignatureType")
+                _escape(r, 1, _C116, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2173,17 +2232,17 @@ def _e12(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C114)
-    t = _C115.get(s)
+        _order("Signature.signed_info", s, _C117)
+    t = _C118.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C114)
+        _order("Signature.signed_info", s, _C117)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e17(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C114)
+        _order("Signature.signature_value", 1, _C117)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -2202,17 +2261,17 @@ def _e12(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C116.get(s)
+        t = _C119.get(s)
         if t is None:
-            _order("Signature.object", s, _C114)
+            _order("Signature.object", s, _C117)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e6(w, v4)
         s = 4
-    t = _C117.get(s)
+    t = _C120.get(s)
     if t is None:
-        _order("Signature", s, _C114)
+        _order("Signature", s, _C117)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2228,7 +2287,7 @@ def _d13(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C118, "SignatureMethodType")
+            _escape(r, 3, _C121, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2248,7 +2307,7 @@ def _d13(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C119, "SignatureMethodType")
+            _escape(r, 2, _C122, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2268,7 +2327,7 @@ def _d13(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C120, "SignatureMethodType")
+            _escape(r, 1, _C123, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2280,7 +2339,7 @@ def _d13(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C121, "SignatureMethodType")
+            _escape(r, 1, _C124, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2294,7 +2353,7 @@ def _d13(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C122, "SignatureMethodType")
+                _escape(r, 1, _C125, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2306,7 +2365,7 @@ def _e13(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C123)
+        _order("SignatureMethod.algorithm", 0, _C126)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -2320,9 +2379,9 @@ def _e13(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C124.get(s)
+    t = _C127.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C123)
+        _order("SignatureMethod", s, _C126)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2343,7 +2402,7 @@ def _d14(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C125, "SignaturePropertiesType")
+            _escape(r, 3, _C128, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2354,7 +2413,7 @@ def _d14(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C126, "SignaturePropertiesType")
+            _escape(r, 3, _C129, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2369,7 +2428,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C127, "SignaturePropertiesType")
+                _escape(r, 1, _C130, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2393,17 +2452,17 @@ def _e14(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C129.get(s)
+        t = _C132.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C128)
+            _order("SignatureProperties.signature_property", s, _C131)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e15(w, v1)
         s = 1
-    t = _C130.get(s)
+    t = _C133.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C128)
+        _order("SignatureProperties", s, _C131)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2421,7 +2480,7 @@ def _d15(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C131, "SignaturePropertyType")
+            _escape(r, 3, _C134, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2430,7 +2489,7 @@ def _d15(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C132, "SignaturePropertyType")
+            _escape(r, 3, _C135, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2440,7 +2499,7 @@ def _d15(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C133, "SignaturePropertyType")
+            _escape(r, 3, _C136, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2450,7 +2509,7 @@ def _d15(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C134, "SignaturePropertyType")
+            _escape(r, 2, _C137, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2462,7 +2521,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C135, "SignaturePropertyType")
+            _escape(r, 1, _C138, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2482,15 +2541,15 @@ def _e15(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C136)
-    t = _C137.get(s)
+        _order("SignatureProperty.target", s, _C139)
+    t = _C140.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C136)
+        _order("SignatureProperty.target", s, _C139)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C136)
+    _order("SignatureProperty", 3, _C139)
 
 def _d16(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -2506,7 +2565,7 @@ def _d16(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C138, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C141, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2516,7 +2575,7 @@ def _d16(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C139, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C142, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2525,7 +2584,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C140, "SignatureValueType")
+            _escape(r, 1, _C143, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2545,10 +2604,10 @@ def _e16(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C141)
-    t = _C142.get(s)
+        _order("SignatureValue.value", s, _C144)
+    t = _C145.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C141)
+        _order("SignatureValue.value", s, _C144)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -2572,7 +2631,7 @@ def _d17(r):
             f1 = _d0(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C143, "SignedInfoType")
+            _escape(r, 3, _C146, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2581,7 +2640,7 @@ def _d17(r):
             f1 = _d0(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C144, "SignedInfoType")
+            _escape(r, 3, _C147, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2590,7 +2649,7 @@ def _d17(r):
             f2 = _d13(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C145, "SignedInfoType")
+            _escape(r, 2, _C148, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2601,7 +2660,7 @@ def _d17(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C146, "SignedInfoType")
+            _escape(r, 2, _C149, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2616,7 +2675,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C147, "SignedInfoType")
+                _escape(r, 1, _C150, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2638,17 +2697,17 @@ def _e17(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C148)
-    t = _C149.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C151)
+    t = _C152.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C148)
+        _order("SignedInfo.canonicalization_method", s, _C151)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e0(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C148)
+        _order("SignedInfo.signature_method", 1, _C151)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -2660,17 +2719,17 @@ def _e17(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C150.get(s)
+        t = _C153.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C148)
+            _order("SignedInfo.reference", s, _C151)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e9(w, v3)
         s = 3
-    t = _C151.get(s)
+    t = _C154.get(s)
     if t is None:
-        _order("SignedInfo", s, _C148)
+        _order("SignedInfo", s, _C151)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2686,7 +2745,7 @@ def _d18(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C152, "TransformType")
+                _escape(r, 3, _C155, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2707,7 +2766,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C153, "TransformType")
+                _escape(r, 2, _C156, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2728,7 +2787,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C154, "TransformType")
+                _escape(r, 1, _C157, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2749,7 +2808,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C155, "TransformType")
+                _escape(r, 1, _C158, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2770,7 +2829,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C156, "TransformType")
+                _escape(r, 1, _C159, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2782,7 +2841,7 @@ def _e18(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C157)
+        _order("Transform.algorithm", 0, _C160)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -2796,18 +2855,18 @@ def _e18(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C158.get(s)
+        t = _C161.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C157)
+            _order("Transform.x_path", s, _C160)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C159.get(s)
+    t = _C162.get(s)
     if t is None:
-        _order("Transform", s, _C157)
+        _order("Transform", s, _C160)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2824,7 +2883,7 @@ def _d19(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C160, "TransformsType")
+            _escape(r, 3, _C163, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2839,7 +2898,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C161, "TransformsType")
+                _escape(r, 1, _C164, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2855,17 +2914,17 @@ def _e19(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C163.get(s)
+        t = _C166.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C162)
+            _order("Transforms.transform", s, _C165)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e18(w, v0)
         s = 1
-    t = _C164.get(s)
+    t = _C167.get(s)
     if t is None:
-        _order("Transforms", s, _C162)
+        _order("Transforms", s, _C165)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2923,7 +2982,7 @@ def _d20(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C165, "X509DataType")
+                _escape(r, 3, _C168, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
@@ -2973,7 +3032,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C166, "X509DataType")
+                _escape(r, 1, _C169, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
@@ -3023,7 +3082,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C167, "X509DataType")
+                _escape(r, 1, _C170, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
@@ -3073,7 +3132,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C168, "X509DataType")
+                _escape(r, 1, _C171, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
@@ -3123,7 +3182,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C169, "X509DataType")
+                _escape(r, 1, _C172, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
@@ -3173,7 +3232,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C170, "X509DataType")
+                _escape(r, 1, _C173, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
@@ -3223,7 +3282,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C171, "X509DataType")
+                _escape(r, 1, _C174, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -3245,9 +3304,9 @@ def _e20(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C173.get(s)
+        t = _C176.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C172)
+            _order("X509Data.x509_issuer_serial", s, _C175)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -3261,9 +3320,9 @@ def _e20(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C174.get(s)
+        t = _C177.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C172)
+            _order("X509Data.x509ski", s, _C175)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3278,9 +3337,9 @@ def _e20(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C175.get(s)
+        t = _C178.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C172)
+            _order("X509Data.x509_subject_name", s, _C175)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3295,9 +3354,9 @@ def _e20(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C176.get(s)
+        t = _C179.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C172)
+            _order("X509Data.x509_certificate", s, _C175)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3312,18 +3371,18 @@ def _e20(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C177.get(s)
+        t = _C180.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C172)
+            _order("X509Data.x509crl", s, _C175)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C178.get(s)
+    t = _C181.get(s)
     if t is None:
-        _order("X509Data", s, _C172)
+        _order("X509Data", s, _C175)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3367,7 +3426,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C179, "X509IssuerSerialType")
+                _escape(r, 3, _C182, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 1:
@@ -3396,7 +3455,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C180, "X509IssuerSerialType")
+                _escape(r, 2, _C183, "X509IssuerSerialType")
             else:
                 r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
@@ -3404,7 +3463,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C181, "X509IssuerSerialType")
+            _escape(r, 1, _C184, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -3416,14 +3475,14 @@ def _e21(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
     v0 = o.x509_issuer_name
     if v0 is None:
-        _order("X509IssuerSerial.x509_issuer_name", 0, _C182)
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C185)
     if type(v0) is not str:
         _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.x509_serial_number
     if v1 is None:
-        _order("X509IssuerSerial.x509_serial_number", 1, _C182)
+        _order("X509IssuerSerial.x509_serial_number", 1, _C185)
     if type(v1) is not int:
         _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
     w.bits(0, 3)
@@ -3442,179 +3501,182 @@ _C6 = ('EE', 'SE_ANY', 'CH')
 _C7 = ('EE', 'SE_ANY', 'CH')
 _C8 = ('EE', 'SE_ANY', 'CH')
 _C9 = ('SE_ANY', 'CH')
-_C10 = ('SE_ANY', 'CH')
-_C11 = ('EE', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('SE_ANY', 'CH')
 _C12 = ('SE_ANY', 'CH')
-_C13 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C14 = {1: (0, 1, 2)}
-_C15 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C16 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C17 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C18 = {6: (0, 1, 7)}
-_C19 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C20 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C21 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C22 = ('SE_ANY', 'CH')
-_C23 = ('SE_ANY', 'CH')
-_C24 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C25 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C26 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C27 = ('EE', 'SE_ANY', 'CH')
-_C28 = ('SE_ANY', 'CH')
-_C29 = ('SE_ANY', 'CH')
+_C13 = ('EE', 'SE_ANY', 'CH')
+_C14 = ('SE_ANY', 'CH')
+_C15 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C16 = {1: (0, 1, 2)}
+_C17 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C18 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C19 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C20 = {6: (0, 1, 7)}
+_C21 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C23 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = ('SE_ANY', 'CH')
+_C26 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C27 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C28 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('SE_ANY', 'CH')
 _C31 = ('SE_ANY', 'CH')
 _C32 = ('SE_ANY', 'CH')
 _C33 = ('SE_ANY', 'CH')
 _C34 = ('SE_ANY', 'CH')
 _C35 = ('SE_ANY', 'CH')
-_C36 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C37 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C38 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C39 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C40 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C41 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C42 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C43 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C44 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C45 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C46 = ('EE', 'SE_ANY', 'CH')
-_C47 = ('SE_ANY', 'CH')
-_C48 = ('SE_ANY', 'CH')
+_C36 = ('SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C39 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C40 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C41 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C42 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C43 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C44 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C45 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C46 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
 _C49 = ('SE_ANY', 'CH')
-_C50 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C51 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C52 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C53 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C54 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C55 = ('SE_ANY', 'CH')
-_C56 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C57 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C58 = {1: (1, 2)}
-_C59 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C60 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C61 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C50 = ('SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C53 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C54 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C55 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C56 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C57 = ('SE_ANY', 'CH')
+_C58 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C59 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C60 = {1: (1, 2)}
+_C61 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C62 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C63 = ('SE_ANY', 'CH')
-_C64 = ('SE_ANY', 'CH')
-_C65 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C66 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C67 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C68 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C69 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C70 = ('SE_ANY', 'CH')
-_C71 = ('SE_ANY', 'CH')
+_C63 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C65 = ('SE_ANY', 'CH')
+_C66 = ('SE_ANY', 'CH')
+_C67 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C68 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C69 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C70 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C72 = ('SE_ANY', 'CH')
 _C73 = ('SE_ANY', 'CH')
 _C74 = ('SE_ANY', 'CH')
-_C75 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C76 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C77 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C78 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C79 = ('EE', 'SE_ANY', 'CH')
-_C80 = ('SE_ANY', 'CH')
-_C81 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C82 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C83 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C84 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C78 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C79 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('EE', 'SE_ANY', 'CH')
+_C82 = ('SE_ANY', 'CH')
+_C83 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C85 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C86 = ('EE', 'SE_ANY', 'CH')
-_C87 = ('EE', 'SE_ANY', 'CH')
-_C88 = ('SE_ANY', 'CH')
-_C89 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C90 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C91 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C92 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C93 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C94 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C95 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C96 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C97 = ('SE_ANY', 'CH')
-_C98 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C99 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C100 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C101 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C103 = ('SE_ANY', 'CH')
+_C86 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C87 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C88 = ('EE', 'SE_ANY', 'CH')
+_C89 = ('EE', 'SE_ANY', 'CH')
+_C90 = ('SE_ANY', 'CH')
+_C91 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C92 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C93 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C94 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C95 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C96 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C97 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C98 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C99 = ('SE_ANY', 'CH')
+_C100 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C101 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C102 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C103 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C104 = ('SE_ANY', 'CH')
-_C105 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C106 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C107 = {1: (2, 2), 2: (1, 2)}
-_C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C109 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C110 = ('EE', 'SE_ANY', 'CH')
-_C111 = ('SE_ANY', 'CH')
-_C112 = ('SE_ANY', 'CH')
-_C113 = ('SE_ANY', 'CH')
-_C114 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C115 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C116 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C117 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C118 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C119 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C120 = ('SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = ('SE_ANY', 'CH')
-_C123 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C124 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C125 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C126 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C127 = ('SE_ANY', 'CH')
-_C128 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C129 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C130 = {1: (1, 2)}
-_C131 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C132 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C133 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('SE_ANY', 'CH')
-_C136 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C137 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C139 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C140 = ('SE_ANY', 'CH')
-_C141 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C142 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C143 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C144 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C145 = ('EE', 'SE_ANY', 'CH')
-_C146 = ('EE', 'SE_ANY', 'CH')
-_C147 = ('SE_ANY', 'CH')
-_C148 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C149 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C150 = {2: (0, 1), 3: (0, 2)}
-_C151 = {3: (1, 2)}
-_C152 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C153 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C154 = ('SE_ANY', 'CH')
-_C155 = ('SE_ANY', 'CH')
-_C156 = ('SE_ANY', 'CH')
-_C157 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C158 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C159 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('SE_ANY', 'CH')
-_C162 = {0: 'Transform', 1: 'Transform, end of element'}
-_C163 = {0: (0, 1), 1: (0, 2)}
-_C164 = {1: (1, 2)}
-_C165 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C166 = ('SE_ANY', 'CH')
-_C167 = ('SE_ANY', 'CH')
-_C168 = ('SE_ANY', 'CH')
+_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C106 = ('SE_ANY', 'CH')
+_C107 = ('SE_ANY', 'CH')
+_C108 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C109 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C110 = {1: (2, 2), 2: (1, 2)}
+_C111 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C112 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = ('SE_ANY', 'CH')
+_C117 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C118 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C119 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C120 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C121 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C122 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = ('SE_ANY', 'CH')
+_C126 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C127 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C130 = ('SE_ANY', 'CH')
+_C131 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C132 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C133 = {1: (1, 2)}
+_C134 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C135 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C136 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C137 = ('EE', 'SE_ANY', 'CH')
+_C138 = ('SE_ANY', 'CH')
+_C139 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C140 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C142 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C143 = ('SE_ANY', 'CH')
+_C144 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C145 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C146 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C147 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C148 = ('EE', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
+_C150 = ('SE_ANY', 'CH')
+_C151 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C152 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C153 = {2: (0, 1), 3: (0, 2)}
+_C154 = {3: (1, 2)}
+_C155 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C156 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('SE_ANY', 'CH')
+_C160 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C161 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C162 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C163 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('SE_ANY', 'CH')
+_C165 = {0: 'Transform', 1: 'Transform, end of element'}
+_C166 = {0: (0, 1), 1: (0, 2)}
+_C167 = {1: (1, 2)}
+_C168 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C169 = ('SE_ANY', 'CH')
 _C170 = ('SE_ANY', 'CH')
 _C171 = ('SE_ANY', 'CH')
-_C172 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C173 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C174 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C175 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C176 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C177 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C178 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C179 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('SE_ANY', 'CH')
-_C182 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C172 = ('SE_ANY', 'CH')
+_C173 = ('SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C176 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C177 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C178 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C179 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C180 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C181 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(5)

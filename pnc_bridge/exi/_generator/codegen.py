@@ -824,26 +824,40 @@ class CodecWriter:
         self._emit_run(c, ind, runs, 0, st0, g, cls, var, block_of)
         return True
 
+    def _dispatch_target(self, term) -> State | None:
+        """A run that ends in a state with several productions can read that state's
+        event code in the same call."""
+        if term[0] != "stop" or term[1] is None:
+            return None
+        t = term[1]
+        if len(t.prods) < 2 or not t.bits1 or any(p.repeat for p in t.prods):
+            return None
+        if t.leaf is not None and (t.leaf.grammar_max is None or t.leaf.grammar_max > 1 or t.leaf.min_occurs > 1):
+            return None
+        return t
+
     def _emit_run(self, c: _Code, ind: int, runs, i: int, st0: State, g, cls, var, block_of) -> None:
         start, pending, segs, term = runs[i]
         k = sum(s[1] for s in segs)
         if k == 0:
             self._emit_terminal(c, ind, runs, i, st0, g, cls, var, block_of)
             return
+        then = self._dispatch_target(term)
+        extra = then.bits1 if then is not None else 0
         mask = 0
         off = 0
         for s in segs:
             if s[0] == "ctl":
-                mask |= ((1 << s[1]) - 1) << (k - off - s[1])
+                mask |= ((1 << s[1]) - 1) << (k - off - s[1] + extra)
             off += s[1]
         c(ind, "p = r.pos")
-        c(ind, f"x = r.bits({k})")
+        c(ind, f"x = r.bits({k + extra})")
         c(ind, f"if x & {mask} == 0:")
         off = 0
         for s in segs:
             if s[0] == "val":
                 _, n, p, dt, f = s
-                sh = k - off - n
+                sh = k - off - n + extra
                 target = var[f.name]
                 expr = f"(x >> {sh}) & {(1 << n) - 1}" if sh else f"x & {(1 << n) - 1}"
                 tmp = "y"
@@ -870,7 +884,11 @@ class CodecWriter:
                 else:
                     c(ind + 1, f"{target} = {tmp}")
             off += s[1]
-        self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of)
+        if then is not None:
+            c(ind + 1, f"ec = x & {(1 << extra) - 1}")
+            self.dispatch(c, ind + 1, then, g, cls, var, block_of, in_loop=False, read_ec=False)
+        else:
+            self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of)
         c(ind, "else:")
         c(ind + 1, "r.pos = p")
         if i == 0:
@@ -969,10 +987,11 @@ class CodecWriter:
         c(1, "return o")
         return c.lines
 
-    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool, fast: bool = True) -> None:
+    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool, fast: bool = True, read_ec: bool = True) -> None:
         prods = st.prods
         esc = len(prods)
-        c(ind, f"ec = r.bits({st.bits1})" if st.bits1 else "ec = 0")
+        if read_ec:
+            c(ind, f"ec = r.bits({st.bits1})" if st.bits1 else "ec = 0")
         # a choice among many elements of one field (a substitution group such as ISO-2's
         # BodyElement): one table lookup instead of a chain of comparisons
         if (
